@@ -1,0 +1,127 @@
+# outbound: one non-recursive Makefile for the services, the shared library,
+# the tests and the local stack. `make run` and `make test` are the two
+# commands a newcomer needs; both install what is missing first.
+
+CC       ?= cc
+PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl
+BUILD    := build
+ifneq ($(SANITIZE),)
+BUILD    := build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+ifneq ($(CI),)
+WARN     += -Werror
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
+              -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+# Criterion re-executes the test binary for each test; parameter tables that
+# point at string literals stay valid only in a position-dependent binary.
+TEST_LDFLAGS := -no-pie
+
+COMMON_SRC := $(wildcard common/*.c) $(wildcard proto/*.c)
+MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
+GEN_SRC    := $(BUILD)/gen/ob_migrations.c
+LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) $(BUILD)/obj/gen/ob_migrations.o
+LIB        := $(BUILD)/libob.a
+
+SERVICES   := ingest scheduler dialer
+BINS       := $(addprefix $(BUILD)/bin/outbound-,$(SERVICES))
+
+UNIT_SRC   := $(shell find tests/unit -name 'test_*.c' 2>/dev/null)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+INTEG_SRC  := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
+HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
+
+FORMAT_SRC := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+.PHONY: all deps run test unit-test integration-test stack-up stack-down format format-check \
+        clean tests-build
+
+all: $(BINS)
+
+deps:
+	@deploy/local/deps.sh
+
+$(GEN_SRC): tools/embed_migrations.sh $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	tools/embed_migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/obj/gen/ob_migrations.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Each service links its own folder's objects with the shared library.
+define service_rule
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$(1)/*.c))
+$(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+# Unit tests of a service link that service's modules (all but main.o).
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
+		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices/$(firstword $(subst /, ,$*)) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
+		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) -lcriterion
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcriterion
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+
+unit-test: $(UNIT_BINS)
+	@tools/run_unit.sh $(UNIT_BINS)
+
+integration-test: $(BINS) $(INTEG_BINS)
+	@tools/run_integration.sh $(INTEG_BINS)
+
+stack-up:
+	@deploy/local/stack.sh up
+
+stack-down:
+	@deploy/local/stack.sh down
+
+# The two commands of the quick start.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@$(MAKE) --no-print-directory format-check
+	@tools/test.sh
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format: ok"
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

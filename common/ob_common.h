@@ -1,0 +1,69 @@
+/*
+ * Shared basics for every outbound module: the return-code enum, the
+ * caller-owned error buffer, always-on assertions, aborting allocators and
+ * the documented process exit codes.
+ */
+#ifndef OB_COMMON_H
+#define OB_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OB_MUSTCHECK      __attribute__((warn_unused_result))
+#define OB_PRINTF(fmt, a) __attribute__((format(printf, fmt, a)))
+#define OB_NORETURN       __attribute__((noreturn))
+#define OB_COUNTOF(a)     (sizeof(a) / sizeof((a)[0]))
+
+/* Small result codes; the human detail goes into an ob_err_t. */
+typedef enum {
+    OB_OK = 0,
+    OB_ERR,         /* generic failure, see ob_err_t */
+    OB_EINVAL,      /* bad input from a client or a message */
+    OB_ENOTFOUND,   /* the thing asked for does not exist */
+    OB_ECONFLICT,   /* a guarded transition or uniqueness check failed */
+    OB_EAGAIN,      /* back-pressure: try again later */
+    OB_ETIMEOUT,    /* a deadline passed */
+    OB_EDEPENDENCY, /* Kafka or Postgres unavailable */
+} ob_rc_t;
+
+/* Caller-owned error detail, filled at the library boundary. */
+typedef struct {
+    char msg[512]; /* NUL-terminated human-readable detail */
+} ob_err_t;
+
+/* Process exit codes (documented in the README). */
+enum {
+    OB_EXIT_OK = 0,          /* clean drain */
+    OB_EXIT_UNDRAINED = 3,   /* drain deadline passed or second signal */
+    OB_EXIT_DEPENDENCY = 69, /* Kafka or Postgres unusable at start */
+    OB_EXIT_CONFIG = 78,     /* bad configuration */
+};
+
+/* Fills err (if not NULL) with a formatted message. */
+void ob_err_set(ob_err_t *err, const char *fmt, ...) OB_PRINTF(2, 3);
+
+/* Always-on assertion for programmer errors: logs and aborts. */
+#define OB_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ob_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+OB_NORETURN void ob_assert_fail(const char *expr, const char *file, int line);
+
+/* Allocators that abort on out-of-memory; free with free(). */
+void *ob_xmalloc(size_t n);
+void *ob_xcalloc(size_t n, size_t size);
+void *ob_xrealloc(void *p, size_t n);
+char *ob_xstrdup(const char *s);
+char *ob_xstrndup(const char *s, size_t n);
+char *ob_xasprintf(const char *fmt, ...) OB_PRINTF(1, 2);
+
+/* Wall-clock time in milliseconds since the epoch, and monotonic ms. */
+int64_t ob_now_ms(void);
+int64_t ob_mono_ms(void);
+
+/* Formats unix ms as RFC 3339 UTC with milliseconds into buf (>= 25 bytes). */
+void ob_time_format_rfc3339(int64_t unix_ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * Outbox implementation. The CloudEvent text is built from the same struct
+ * for the live path and the relay (which rebuilds the struct from the row),
+ * so both publish identical messages.
+ */
+#include "ob_events.h"
+#include "ob_log.h"
+#include "ob_pg.h"
+#include "ob_uuid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
+{
+    char ms[32];
+    if (!ev->id) {
+        ev->id = ob_xmalloc(OB_UUID_STRLEN + 1);
+        ob_uuid_v7(ev->id);
+    }
+    if (!ev->time_ms)
+        ev->time_ms = ob_now_ms();
+    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
+    char *data = ob_call_event_data_encode(ev);
+    const char *params[] = {ev->id, ev->call_id, ev->deployment_id, ev->type, ev->source, ms, data};
+    ob_rc_t rc = ob_pg_exec(conn,
+                            "INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
+                            " occurred_at, data) VALUES ($1, $2, $3, $4, $5,"
+                            " to_timestamp($6::bigint / 1000.0), $7::jsonb)",
+                            7, params, NULL, err);
+    free(data);
+    return rc;
+}
+
+static ob_rc_t mark_published(PGconn *conn, const ob_call_event_t *evs, size_t n, ob_err_t *err)
+{
+    /* One statement for the batch: a Postgres array literal of the ids. */
+    size_t cap = n * (OB_UUID_STRLEN + 1) + 3;
+    char *ids = ob_xmalloc(cap);
+    size_t o = 0;
+    ids[o++] = '{';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", evs[i].id);
+    ids[o++] = '}';
+    ids[o] = '\0';
+    const char *params[] = {ids};
+    ob_rc_t rc = ob_pg_exec(conn,
+                            "UPDATE call_events SET published_at = now()"
+                            " WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
+                            1, params, NULL, err);
+    free(ids);
+    return rc;
+}
+
+ob_rc_t ob_events_publish(ob_producer_t *p, const char *topic, PGconn *conn,
+                          const ob_call_event_t *evs, size_t n, ob_err_t *err)
+{
+    if (n == 0)
+        return OB_OK;
+    ob_produce_batch_t *b = ob_produce_batch_new();
+    ob_rc_t rc = OB_OK;
+    for (size_t i = 0; i < n && rc == OB_OK; i++) {
+        char *text = ob_call_event_encode(&evs[i]);
+        rc = ob_produce_batch_add(p, b, topic, evs[i].deployment_id, text, strlen(text), 5000, err);
+        free(text);
+    }
+    ob_err_t wait_err = {{0}};
+    ob_rc_t wrc = ob_produce_batch_wait(b, 30000, &wait_err);
+    if (rc != OB_OK)
+        return rc;
+    if (wrc != OB_OK) {
+        ob_err_set(err, "%s", wait_err.msg);
+        return wrc;
+    }
+    return mark_published(conn, evs, n, err);
+}
+
+int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older_than_ms, int limit,
+                    ob_err_t *err)
+{
+    char age[32], lim[32];
+    PGresult *res = NULL;
+    snprintf(age, sizeof(age), "%d", older_than_ms);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *params[] = {age, lim};
+    if (ob_pg_exec(conn,
+                   "SELECT event_id, type, source,"
+                   " (extract(epoch FROM occurred_at) * 1000)::bigint, data::text"
+                   " FROM call_events WHERE published_at IS NULL"
+                   " AND occurred_at < now() - make_interval(secs => $1::int / 1000.0)"
+                   " ORDER BY occurred_at LIMIT $2::int",
+                   2, params, &res, err) != OB_OK)
+        return -1;
+    int rows = PQntuples(res);
+    ob_call_event_t *evs = ob_xcalloc((size_t)rows, sizeof(*evs));
+    int n = 0;
+    for (int i = 0; i < rows; i++) {
+        ob_call_event_t *ev = &evs[n];
+        const char *data = PQgetvalue(res, i, 4);
+        ob_err_t derr = {{0}};
+        if (ob_call_event_data_decode(data, strlen(data), ev, &derr) != OB_OK) {
+            OB_WARN("events", "event %s has undecodable data (%s); skipped",
+                    PQgetvalue(res, i, 0), derr.msg);
+            continue;
+        }
+        ev->id = ob_xstrdup(PQgetvalue(res, i, 0));
+        ev->type = ob_xstrdup(PQgetvalue(res, i, 1));
+        ev->source = ob_xstrdup(PQgetvalue(res, i, 2));
+        ev->time_ms = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        n++;
+    }
+    PQclear(res);
+    ob_rc_t rc = ob_events_publish(p, topic, conn, evs, (size_t)n, err);
+    for (int i = 0; i < n; i++)
+        ob_call_event_clear(&evs[i]);
+    free(evs);
+    return rc == OB_OK ? n : -1;
+}

@@ -1,0 +1,97 @@
+/*
+ * Kafka helpers over librdkafka. The producer is idempotent with acks=all and
+ * owns a poll thread that serves delivery reports, so callers can either wait
+ * for the broker's acknowledgement (ob_producer_send_sync) or be called back.
+ * The consumer stores offsets only when the caller says the effect is durable
+ * (enable.auto.offset.store=false), and librdkafka commits what was stored.
+ */
+#ifndef OB_KAFKA_H
+#define OB_KAFKA_H
+
+#include "ob_common.h"
+#include "ob_config.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+typedef struct ob_producer ob_producer_t;
+
+/* Delivery callback, run on the producer's poll thread. rc is OB_OK when the
+ * broker acknowledged the message; err holds the reason otherwise. */
+typedef void (*ob_delivery_fn)(void *opaque, ob_rc_t rc, const char *err);
+
+/* Creates a producer from the base config's OB_KAFKA_* settings. */
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err_t *err) OB_MUSTCHECK;
+
+/* Queues one message; cb (may be NULL) is called exactly once with the
+ * outcome. Returns OB_EAGAIN when the local queue stays full for queue_wait_ms,
+ * OB_ERR for other immediate failures (cb is then not called). Thread-safe. */
+ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, const void *value,
+                         size_t len, int queue_wait_ms, ob_delivery_fn cb, void *opaque,
+                         ob_err_t *err) OB_MUSTCHECK;
+
+/* Sends and blocks until the broker acknowledged or failed the message, or
+ * timeout_ms passed (OB_ETIMEOUT: the message may still be delivered later). */
+ob_rc_t ob_producer_send_sync(ob_producer_t *p, const char *topic, const char *key,
+                              const void *value, size_t len, int timeout_ms, ob_err_t *err) OB_MUSTCHECK;
+
+/* A group of messages whose acknowledgements are awaited together. */
+typedef struct ob_produce_batch ob_produce_batch_t;
+
+/* Starts an empty batch; it is freed by ob_produce_batch_wait. */
+ob_produce_batch_t *ob_produce_batch_new(void);
+
+/* Queues one message of the batch (see ob_producer_send for the codes). */
+ob_rc_t ob_produce_batch_add(ob_producer_t *p, ob_produce_batch_t *b, const char *topic,
+                             const char *key, const void *value, size_t len, int queue_wait_ms,
+                             ob_err_t *err) OB_MUSTCHECK;
+
+/* Blocks until every message of the batch was acknowledged (OB_OK), one
+ * failed (OB_ERR) or timeout_ms passed (OB_ETIMEOUT), then releases the batch
+ * (late delivery reports are absorbed safely). */
+ob_rc_t ob_produce_batch_wait(ob_produce_batch_t *b, int timeout_ms, ob_err_t *err) OB_MUSTCHECK;
+
+/* Waits until every queued message was delivered or failed; returns the
+ * number still outstanding after timeout_ms. */
+int ob_producer_flush(ob_producer_t *p, int timeout_ms);
+
+/* Messages that failed delivery since start (changes the exit code). */
+long ob_producer_failures(const ob_producer_t *p);
+
+/* True after a fatal idempotence error: the service must drain. */
+bool ob_producer_fatal(const ob_producer_t *p);
+
+/* Flushes for up to timeout_ms, stops the poll thread and frees; NULL-safe.
+ * Returns the number of messages that were never delivered. */
+int ob_producer_free(ob_producer_t *p, int timeout_ms);
+
+/* Rebalance notification: assigned is true for an assignment, false for a
+ * revocation; parts lists the partitions concerned. */
+typedef void (*ob_rebalance_fn)(void *opaque, bool assigned,
+                                const rd_kafka_topic_partition_list_t *parts);
+
+/* Creates a consumer in group_id subscribed to topics (NULL-terminated).
+ * offset_reset is "earliest" or "latest". on_rebalance may be NULL. */
+ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
+                        const char *const *topics, const char *offset_reset,
+                        ob_rebalance_fn on_rebalance, void *opaque, rd_kafka_t **out,
+                        ob_err_t *err) OB_MUSTCHECK;
+
+/* Marks msg as processed: its offset will be committed. */
+void ob_consumer_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);
+
+/* Commits stored offsets synchronously, leaves the group and destroys. */
+void ob_consumer_close(rd_kafka_t *rk);
+
+/* Creates each topic that does not exist yet with the configured partition
+ * count (replication factor -1: the broker's default). */
+ob_rc_t ob_kafka_ensure_topics(const ob_base_config_t *cfg, const char *const *topics,
+                               ob_err_t *err) OB_MUSTCHECK;
+
+/* True when the cluster answers a metadata request within timeout_ms. */
+bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
+
+/* Returns the librdkafka handle of a producer (for metadata checks). */
+rd_kafka_t *ob_producer_handle(ob_producer_t *p);
+
+#endif

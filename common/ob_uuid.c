@@ -1,0 +1,48 @@
+/*
+ * UUIDv7 generation from the real-time clock and getrandom(2).
+ */
+#include "ob_uuid.h"
+#include "ob_common.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+void ob_uuid_v7_from(int64_t unix_ms, const uint8_t rnd[10], char out[OB_UUID_STRLEN + 1])
+{
+    uint8_t b[16];
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)((uint64_t)unix_ms >> (40 - 8 * i));
+    memcpy(b + 6, rnd, 10);
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* RFC 9562 variant */
+    snprintf(out, OB_UUID_STRLEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+void ob_uuid_v7(char out[OB_UUID_STRLEN + 1])
+{
+    uint8_t rnd[10];
+    size_t got = 0;
+    while (got < sizeof(rnd)) {
+        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+        OB_ASSERT(n > 0);
+        got += (size_t)n;
+    }
+    ob_uuid_v7_from(ob_now_ms(), rnd, out);
+}
+
+bool ob_uuid_valid(const char *s)
+{
+    if (!s || strlen(s) != OB_UUID_STRLEN)
+        return false;
+    for (int i = 0; i < OB_UUID_STRLEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}

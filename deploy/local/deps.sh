@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running outbound locally needs on Debian
+# 12: the Debian packages below (only the missing ones) and the Kafka broker's
+# classpath, copied by Maven into .cache/kafka/libs and kept until the pom
+# changes. Idempotent; prints only "deps: ok" when nothing was missing.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=env.sh
+. "$root/deploy/local/env.sh"
+# shellcheck source=lib.sh
+. "$root/deploy/local/lib.sh"
+export OB_SELF=deps
+
+packages=(
+	build-essential pkg-config clang-format
+	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
+	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
+	postgresql kcat maven
+)
+jre_package=openjdk-17-jre-headless
+pom=$root/deploy/local/kafka/pom.xml
+cache=$root/.cache/kafka
+libs=$cache/libs
+stamp=$cache/libs.stamp
+
+# Debian packages. Any JRE >= 17 will do for Kafka 4; only install one if the
+# java on PATH (or in JAVA_HOME) is older or absent.
+install_packages() {
+	local java missing=() sudo=() pkg
+	java=$(ob_java || true)
+	if [[ -z $java || $(ob_java_major "$java") -lt 17 ]]; then
+		packages+=("$jre_package")
+	fi
+	# One dpkg-query for all: it prints the known ones, unknown ones are missing.
+	declare -A state=()
+	while read -r pkg status; do
+		state[$pkg]=$status
+	done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+	for pkg in "${packages[@]}"; do
+		[[ ${state[$pkg]:-} == installed ]] || missing+=("$pkg")
+	done
+	((${#missing[@]} > 0)) || return 0
+
+	if ((EUID != 0)); then
+		command -v sudo >/dev/null ||
+			ob_die "not root and no sudo; install as root: apt-get install --no-install-recommends ${missing[*]}"
+		sudo=(sudo)
+	fi
+	ob_say "installing ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	did_something=1
+}
+
+# Kafka classpath: re-resolved only when the pom's hash differs from the stamp.
+# Copied into a temporary dir first so an interrupted run leaves no half set.
+install_kafka_libs() {
+	local hash tmp
+	hash=$(sha256sum "$pom" | cut -d' ' -f1)
+	if [[ -d $libs && -f $stamp && $(<"$stamp") == "$hash" ]]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || ob_die "mvn not found (package maven)"
+	mkdir -p "$cache"
+	exec 8>"$cache/.lock"
+	flock 8
+	# Another deps.sh may have finished while this one waited for the lock.
+	if [[ -d $libs && -f $stamp && $(<"$stamp") == "$hash" ]]; then
+		return 0
+	fi
+	ob_say "resolving the Kafka classpath with Maven into ${libs#"$root"/}"
+	tmp=$cache/libs.tmp.$$
+	rm -rf "$tmp"
+	# Maven reports errors on stdout (and Debian's emits colour codes even with
+	# -B), so keep its output in a log and show it only on failure.
+	if ! mvn -q -B -f "$pom" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$tmp" >"$cache/mvn.log" 2>&1; then
+		rm -rf "$tmp"
+		tail -n 40 "$cache/mvn.log" >&2
+		ob_die "mvn dependency:copy-dependencies failed (full log: $cache/mvn.log)"
+	fi
+	rm -rf "$libs" "$stamp"
+	mv "$tmp" "$libs"
+	printf '%s\n' "$hash" >"$stamp"
+	did_something=1
+}
+
+did_something=0
+install_packages
+install_kafka_libs
+if ((did_something)); then
+	ob_say "ok ($(find "$libs" -name '*.jar' | wc -l) jars in ${libs#"$root"/})"
+else
+	ob_say ok
+fi

@@ -1,0 +1,75 @@
+/*
+ * The dialer worker's context: dial jobs in, carrier calls, state
+ * transitions written to Postgres and published as events
+ * (dialer_worker.c), driven by the loop in main.c.
+ */
+#ifndef DIALER_H
+#define DIALER_H
+
+#include "dialer_carrier.h"
+#include "ob_config.h"
+#include "ob_kafka.h"
+#include "ob_metrics.h"
+#include "ob_proto.h"
+
+#include <libpq-fe.h>
+
+typedef struct {
+    ob_base_config_t base;   /* shared settings (must be first) */
+    long long channels;      /* OB_DIALER_CHANNELS */
+    char *carrier;           /* OB_DIALER_CARRIER */
+    double sim_time_scale;   /* OB_SIM_TIME_SCALE */
+    long long sim_seed;      /* OB_SIM_SEED */
+} dialer_config_t;
+
+enum {
+    M_JOBS,          /* outbound_dial_jobs_taken_total */
+    M_STALE_JOBS,    /* outbound_dial_jobs_refused_total */
+    M_IN_FLIGHT,     /* outbound_calls_in_flight */
+    M_CHANNELS,      /* outbound_dialer_channels */
+    M_R_VOICE,       /* outbound_results_total{result=...} */
+    M_R_MACHINE,
+    M_R_FAX,
+    M_R_BUSY,
+    M_R_NOANSWER,
+    M_R_INFOTONE,
+    M_R_LINEFAILURE,
+    M_R_UNKNOWN,
+    M_READY,         /* outbound_ready */
+    M_COUNT,
+};
+
+/* One call the worker holds. */
+typedef struct {
+    ob_dial_job_t job;  /* the job it came from (owned) */
+    bool in_use;        /* slot taken */
+    bool answered;      /* connected was recorded */
+} dialer_call_t;
+
+typedef struct {
+    const dialer_config_t *cfg;   /* read-only configuration */
+    PGconn *pg;                   /* main thread only */
+    rd_kafka_t *jobs;             /* consumer of outbound.dial-jobs */
+    ob_producer_t *producer;      /* events */
+    carrier_t *carrier;           /* sim or sip */
+    char *topic_events;           /* full topic name */
+    char *source;                 /* CloudEvents source of this worker */
+    dialer_call_t *calls;         /* one slot per channel */
+    int active;                   /* slots in use */
+    int pg_up;                    /* Postgres answered last time (atomic) */
+    ob_metric_t metrics[M_COUNT]; /* Prometheus registry */
+} dialer_ctx_t;
+
+/* Takes one dial job: records dialing (guarded on the job id, so a stale or
+ * duplicate job is refused) and starts the carrier call. Returns true when
+ * the message is done with (started or refused) and its offset may be
+ * stored; false when it must be retried (Postgres unavailable). */
+bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg);
+
+/* Ends every call still in progress (drain deadline): the carrier hangs up
+ * and the attempts are recorded as they ended. */
+void dialer_hangup_all(dialer_ctx_t *ctx);
+
+extern const carrier_events_t dialer_carrier_events;
+
+#endif

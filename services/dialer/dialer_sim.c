@@ -1,0 +1,228 @@
+/*
+ * The sim carrier: reproduces every result type with realistic timing.
+ * Documented test numbers (+1 NPA 555-01DX, D choosing the outcome) always
+ * give the same result; any other number draws from a realistic mix seeded by
+ * call id and attempt, so a run can be replayed. Times are nominal seconds
+ * divided by the time scale.
+ */
+#include "dialer_carrier.h"
+#include "ob_common.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    void *call;         /* worker's handle; NULL when the slot is free */
+    bool answers;       /* the outcome is an answer */
+    bool connected;     /* answer already reported */
+    const char *result; /* outcome */
+    int ring_ms;        /* nominal ring time */
+    int talk_ms;        /* nominal talk time */
+    int64_t answer_at;  /* when ringing ends (scaled) */
+    int64_t end_at;     /* when the call ends (scaled) */
+    int64_t started_at; /* when the call started */
+} sim_call_t;
+
+typedef struct {
+    carrier_t base;     /* must be first */
+    sim_call_t *calls;  /* one slot per channel */
+    int channels;       /* slots */
+    int active;         /* slots in use */
+    double scale;       /* time compression */
+    uint64_t seed;      /* outcome seed */
+} sim_t;
+
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t splitmix(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int between(uint64_t *rng, int lo, int hi)
+{
+    return lo + (int)(splitmix(rng) % (uint64_t)(hi - lo + 1));
+}
+
+/* Outcome table: result, answers, weight in the random mix. */
+static const struct {
+    const char *result; /* callee type or failure */
+    bool answers;       /* connected before ending */
+    int weight;         /* share of random numbers, in percent */
+} outcomes[] = {
+    {"voice", true, 60},          /* D = 0 */
+    {"answeringmachine", true, 15}, /* D = 1 */
+    {"fax", true, 2},             /* D = 2 */
+    {"busy", false, 8},           /* D = 3 */
+    {"noanswer", false, 10},      /* D = 4 */
+    {"informationtone", false, 2}, /* D = 5 */
+    {"linefailure", false, 2},    /* D = 6 */
+    {"unknown", true, 1},         /* D = 7 */
+};
+
+void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, uint64_t seed,
+                         const char **result, bool *answers, int *ring_ms, int *talk_ms)
+{
+    uint64_t rng = fnv1a(call_id, fnv1a(phone, seed ^ 14695981039346656037ULL)) + (uint64_t)attempt;
+    size_t len = strlen(phone);
+    int pick = -1;
+
+    /* Test numbers: ...55501DX, as in +1 212 555 0130 (busy). */
+    if (len >= 8 && strncmp(phone + len - 7, "55501", 5) == 0 && phone[len - 2] >= '0' &&
+        phone[len - 2] <= '7')
+        pick = phone[len - 2] - '0';
+    if (pick < 0) {
+        int roll = between(&rng, 0, 99), acc = 0;
+        for (size_t i = 0; i < OB_COUNTOF(outcomes) && pick < 0; i++) {
+            acc += outcomes[i].weight;
+            if (roll < acc)
+                pick = (int)i;
+        }
+    }
+    *result = outcomes[pick].result;
+    *answers = outcomes[pick].answers;
+    if (strcmp(*result, "noanswer") == 0)
+        *ring_ms = 30000; /* rings out to the ring timeout */
+    else if (strcmp(*result, "busy") == 0 || strcmp(*result, "linefailure") == 0)
+        *ring_ms = between(&rng, 300, 1500);
+    else if (strcmp(*result, "informationtone") == 0)
+        *ring_ms = between(&rng, 2000, 4000);
+    else
+        *ring_ms = between(&rng, 3000, 9000);
+    if (strcmp(*result, "voice") == 0)
+        *talk_ms = between(&rng, 10000, 45000);
+    else if (strcmp(*result, "answeringmachine") == 0)
+        *talk_ms = between(&rng, 15000, 30000);
+    else if (*answers)
+        *talk_ms = between(&rng, 4000, 8000);
+    else
+        *talk_ms = 0;
+}
+
+static int64_t scaled(const sim_t *s, int ms)
+{
+    return (int64_t)((double)ms / s->scale);
+}
+
+static bool sim_start(carrier_t *c, void *call, const char *call_id, int attempt, const char *phone)
+{
+    sim_t *s = (sim_t *)c;
+    if (s->active == s->channels)
+        return false;
+    for (int i = 0; i < s->channels; i++) {
+        sim_call_t *sc = &s->calls[i];
+        if (sc->call)
+            continue;
+        memset(sc, 0, sizeof(*sc));
+        sc->call = call;
+        carrier_sim_outcome(phone, call_id, attempt, s->seed, &sc->result, &sc->answers,
+                            &sc->ring_ms, &sc->talk_ms);
+        sc->started_at = ob_mono_ms();
+        sc->answer_at = sc->started_at + scaled(s, sc->ring_ms);
+        sc->end_at = sc->answer_at + scaled(s, sc->talk_ms);
+        s->active++;
+        return true;
+    }
+    return false;
+}
+
+static void finish(sim_t *s, sim_call_t *sc, int talk_ms)
+{
+    void *call = sc->call;
+    bool connected = sc->connected;
+    const char *result = sc->result;
+    int ring_ms = sc->ring_ms;
+    sc->call = NULL;
+    s->active--;
+    s->base.events->ended(s->base.worker, call, connected, result, ring_ms, talk_ms);
+}
+
+static void sim_hangup(carrier_t *c, void *call)
+{
+    sim_t *s = (sim_t *)c;
+    for (int i = 0; i < s->channels; i++) {
+        sim_call_t *sc = &s->calls[i];
+        if (sc->call != call)
+            continue;
+        int64_t now = ob_mono_ms();
+        int talk = sc->connected ? (int)((double)(now - sc->answer_at) * s->scale) : 0;
+        if (!sc->connected)
+            sc->result = "noanswer"; /* hung up while ringing */
+        finish(s, sc, talk);
+        return;
+    }
+}
+
+static int64_t sim_run(carrier_t *c, int64_t now)
+{
+    sim_t *s = (sim_t *)c;
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < s->channels; i++) {
+        sim_call_t *sc = &s->calls[i];
+        if (!sc->call)
+            continue;
+        if (!sc->connected && now >= sc->answer_at) {
+            if (!sc->answers) {
+                finish(s, sc, 0);
+                continue;
+            }
+            sc->connected = true;
+            s->base.events->answered(s->base.worker, sc->call, sc->result);
+        }
+        if (sc->call && sc->connected && now >= sc->end_at) {
+            finish(s, sc, sc->talk_ms);
+            continue;
+        }
+        if (sc->call) {
+            int64_t due = sc->connected ? sc->end_at : sc->answer_at;
+            next = due < next ? due : next;
+        }
+    }
+    return next;
+}
+
+static int sim_active(const carrier_t *c)
+{
+    return ((const sim_t *)c)->active;
+}
+
+static void sim_destroy(carrier_t *c)
+{
+    sim_t *s = (sim_t *)c;
+    if (!s)
+        return;
+    free(s->calls);
+    free(s);
+}
+
+static const carrier_ops_t sim_ops = {
+    .name = "sim",
+    .start = sim_start,
+    .hangup = sim_hangup,
+    .run = sim_run,
+    .active = sim_active,
+    .destroy = sim_destroy,
+};
+
+carrier_t *carrier_sim_new(int channels, double time_scale, uint64_t seed,
+                           const carrier_events_t *events, void *worker)
+{
+    sim_t *s = ob_xcalloc(1, sizeof(*s));
+    s->base.ops = &sim_ops;
+    s->base.events = events;
+    s->base.worker = worker;
+    s->calls = ob_xcalloc((size_t)channels, sizeof(sim_call_t));
+    s->channels = channels;
+    s->scale = time_scale;
+    s->seed = seed;
+    return &s->base;
+}

@@ -1,0 +1,270 @@
+/*
+ * Dialer state transitions. For each transition the order is: write
+ * Postgres (guarded UPDATE ... WHERE state = expected, with the event row in
+ * the same transaction), then publish the event. A crash between the two
+ * leaves an unpublished row that the relay sends later.
+ */
+#include "dialer.h"
+#include "ob_events.h"
+#include "ob_log.h"
+#include "ob_pg.h"
+#include "ob_service.h"
+#include "ob_signal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One guarded statement; it uses the first nparams of the transition's
+ * parameters ($1..$n). */
+typedef struct {
+    const char *sql; /* must touch exactly one row */
+    int nparams;     /* parameters it uses */
+} stmt_t;
+
+/* A transition: guarded statements plus the event they produce. */
+typedef struct {
+    const char *type;   /* event type suffix: "dialing", "connected", ... */
+    const char *state;  /* call state after it */
+    const char *status; /* final status, or NULL */
+    const char *result; /* attempt result, or NULL */
+    const char *reason; /* why, or NULL */
+} transition_t;
+
+static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const transition_t *t)
+{
+    ob_call_event_t ev = {0};
+    ev.source = ob_xstrdup(ctx->source);
+    ev.type = ob_xasprintf("outbound.call.%s", t->type);
+    ev.call_id = ob_xstrdup(job->call_id);
+    ev.deployment_id = ob_xstrdup(job->deployment_id);
+    ev.account_id = ob_xstrdup(job->account_id);
+    ev.state = ob_xstrdup(t->state);
+    ev.status = t->status ? ob_xstrdup(t->status) : NULL;
+    ev.result = t->result ? ob_xstrdup(t->result) : NULL;
+    ev.reason = t->reason ? ob_xstrdup(t->reason) : NULL;
+    ev.phone_number = ob_xstrdup(job->phone_number);
+    ev.message_reference = job->message_reference ? ob_xstrdup(job->message_reference) : NULL;
+    ev.attempt = job->attempt;
+    ev.max_attempts = job->max_attempts;
+    return ev;
+}
+
+/* Runs stmts (each must touch one row, else the transition is stale), records
+ * the event and commits; then publishes. Returns OB_ECONFLICT when a guard did
+ * not match, OB_EDEPENDENCY/OB_ERR when Postgres failed. */
+static ob_rc_t apply(dialer_ctx_t *ctx, const ob_dial_job_t *job, const transition_t *t,
+                     const stmt_t *stmts, const char *const *params)
+{
+    ob_err_t err = {{0}};
+    ob_call_event_t ev = event_for(ctx, job, t);
+    ob_rc_t rc = ob_pg_begin(ctx->pg, &err);
+    for (const stmt_t *s = stmts; s->sql && rc == OB_OK; s++) {
+        PGresult *res = NULL;
+        rc = ob_pg_exec(ctx->pg, s->sql, s->nparams, params, &res, &err);
+        if (rc == OB_OK && atoi(PQcmdTuples(res)) != 1) {
+            rc = OB_ECONFLICT;
+            ob_err_set(&err, "guard did not match (stale or duplicate transition)");
+        }
+        PQclear(res);
+    }
+    if (rc == OB_OK)
+        rc = ob_events_record(ctx->pg, &ev, &err);
+    if (rc == OB_OK)
+        rc = ob_pg_commit(ctx->pg, &err);
+    if (rc != OB_OK) {
+        ob_pg_rollback(ctx->pg);
+        if (rc != OB_ECONFLICT) {
+            __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+            OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", job->call_id),
+                   "%s not recorded: %s", t->type, err.msg);
+        }
+        ob_call_event_clear(&ev);
+        return rc;
+    }
+    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, &ev, 1, &err) != OB_OK)
+        OB_WARN("worker", "event left for the relay: %s", err.msg);
+    ob_call_event_clear(&ev);
+    return OB_OK;
+}
+
+/* Retries a transition until Postgres takes it (or a guard says it is moot);
+ * losing a result is never an option. */
+static ob_rc_t apply_until_durable(dialer_ctx_t *ctx, const ob_dial_job_t *job,
+                                   const transition_t *t, const stmt_t *stmts,
+                                   const char *const *params)
+{
+    ob_err_t err = {{0}};
+    for (;;) {
+        ob_rc_t rc = apply(ctx, job, t, stmts, params);
+        if (rc == OB_OK || rc == OB_ECONFLICT)
+            return rc;
+        ob_service_sleep(1000);
+        if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK)
+            OB_WARN("worker", "waiting for Postgres: %s", err.msg);
+    }
+}
+
+static dialer_call_t *free_slot(dialer_ctx_t *ctx)
+{
+    for (int i = 0; i < (int)ctx->cfg->channels; i++)
+        if (!ctx->calls[i].in_use)
+            return &ctx->calls[i];
+    return NULL;
+}
+
+bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
+{
+    static const stmt_t stmts[] = {
+        {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4"
+         " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'", 4},
+        {"UPDATE calls SET state = 'dialing', updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'", 2},
+        {NULL, 0},
+    };
+    static const transition_t dialing = {"dialing", "dialing", NULL, NULL, NULL};
+    ob_err_t err = {{0}};
+    dialer_call_t *slot = free_slot(ctx);
+    char attempt[16];
+
+    OB_ASSERT(slot != NULL); /* the loop only takes jobs with a free channel */
+    if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK) {
+        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+        return false;
+    }
+    if (ob_dial_job_decode(msg->payload, msg->len, &slot->job, &err) != OB_OK) {
+        ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+        OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
+                 (long long)msg->offset, err.msg);
+        return true;
+    }
+    snprintf(attempt, sizeof(attempt), "%lld", (long long)slot->job.attempt);
+    const char *params[] = {slot->job.call_id, attempt, slot->job.job_id, ctx->cfg->base.instance_id};
+    ob_rc_t rc = apply(ctx, &slot->job, &dialing, stmts, params);
+    if (rc == OB_ECONFLICT) {
+        ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", slot->job.call_id),
+               "refused dial job %s: its attempt is not waiting for it", slot->job.job_id);
+    }
+    if (rc != OB_OK) {
+        ob_dial_job_clear(&slot->job);
+        return rc == OB_ECONFLICT;
+    }
+    slot->in_use = true;
+    slot->answered = false;
+    ctx->active++;
+    ob_metric_add(&ctx->metrics[M_JOBS], 1);
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+    OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", slot->job.call_id), "dialing %s",
+           slot->job.phone_number);
+    bool started = ctx->carrier->ops->start(ctx->carrier, slot, slot->job.call_id,
+                                            (int)slot->job.attempt, slot->job.phone_number);
+    OB_ASSERT(started); /* channels and carrier slots are the same count */
+    return true;
+}
+
+static void on_answered(void *worker, void *call, const char *callee_type)
+{
+    static const stmt_t stmts[] = {
+        {"UPDATE attempts SET state = 'connected', connected_at = now()"
+         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'", 2},
+        {"UPDATE calls SET state = 'connected', updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'dialing'", 2},
+        {NULL, 0},
+    };
+    dialer_ctx_t *ctx = worker;
+    dialer_call_t *c = call;
+    transition_t t = {"connected", "connected", NULL, callee_type, NULL};
+    char attempt[16];
+    snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
+    const char *params[] = {c->job.call_id, attempt};
+    c->answered = apply_until_durable(ctx, &c->job, &t, stmts, params) == OB_OK;
+}
+
+static void count_result(dialer_ctx_t *ctx, const char *result)
+{
+    static const char *const names[] = {"voice", "answeringmachine", "fax", "busy", "noanswer",
+                                        "informationtone", "linefailure", "unknown"};
+    for (size_t i = 0; i < OB_COUNTOF(names); i++)
+        if (strcmp(result, names[i]) == 0)
+            ob_metric_add(&ctx->metrics[M_R_VOICE + (int)i], 1);
+}
+
+/* Ends the attempt: answered calls complete; unanswered ones are queued for
+ * the next attempt when one is left and fits before expiry, else fail. */
+static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
+                     int talk_ms)
+{
+    static const char END_ATTEMPT[] =
+        "UPDATE attempts SET state = 'ended', ended_at = now(), result = $3, reason = $4,"
+        " ring_ms = $5, talk_ms = $6"
+        " WHERE call_id = $1 AND attempt = $2 AND state IN ('dialing', 'connected')";
+    static const stmt_t complete[] = {
+        {END_ATTEMPT, 6},
+        {"UPDATE calls SET state = 'completed', status = 'completed', result = $3, reason = $4,"
+         " active_attempt = NULL, completed_at = now(), updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2", 4},
+        {NULL, 0},
+    };
+    static const stmt_t retry[] = {
+        {END_ATTEMPT, 6},
+        {"UPDATE calls SET state = 'queued', result = $3, active_attempt = NULL,"
+         " next_attempt_at = now() + make_interval(secs => retry_interval_s), updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2 AND attempts_made < max_attempts"
+         " AND (expires_at IS NULL OR now() + make_interval(secs => retry_interval_s) < expires_at)",
+         3},
+        {NULL, 0},
+    };
+    static const stmt_t fail[] = {
+        {END_ATTEMPT, 6},
+        {"UPDATE calls SET state = 'completed', status = 'failed', result = $3,"
+         " reason = CASE WHEN attempts_made >= max_attempts THEN 'max_attempts' ELSE 'expired' END,"
+         " active_attempt = NULL, completed_at = now(), updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2", 3},
+        {NULL, 0},
+    };
+    dialer_ctx_t *ctx = worker;
+    dialer_call_t *c = call;
+    char attempt[16], ring[16], talk[16];
+    snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
+    snprintf(ring, sizeof(ring), "%d", ring_ms);
+    snprintf(talk, sizeof(talk), "%d", talk_ms);
+    const char *reason = was_answered ? "answered" : result;
+    const char *params[] = {c->job.call_id, attempt, result, reason, ring, talk};
+    ob_rc_t rc;
+
+    count_result(ctx, result);
+    if (was_answered) {
+        transition_t t = {"completed", "completed", "completed", result, "answered"};
+        rc = apply_until_durable(ctx, &c->job, &t, complete, params);
+    } else {
+        transition_t t = {"retry_scheduled", "queued", NULL, result, result};
+        rc = apply_until_durable(ctx, &c->job, &t, retry, params);
+        if (rc == OB_ECONFLICT) {
+            bool last = c->job.attempt >= c->job.max_attempts;
+            transition_t f = {"completed", "completed", "failed", result,
+                              last ? "max_attempts" : "expired"};
+            rc = apply_until_durable(ctx, &c->job, &f, fail, params);
+        }
+    }
+    if (rc == OB_ECONFLICT)
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
+               "attempt %lld had already been concluded elsewhere", (long long)c->job.attempt);
+    ob_dial_job_clear(&c->job);
+    c->in_use = false;
+    ctx->active--;
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+}
+
+void dialer_hangup_all(dialer_ctx_t *ctx)
+{
+    for (int i = 0; i < (int)ctx->cfg->channels; i++)
+        if (ctx->calls[i].in_use)
+            ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
+}
+
+const carrier_events_t dialer_carrier_events = {
+    .answered = on_answered,
+    .ended = on_ended,
+};

@@ -1,0 +1,235 @@
+/*
+ * outbound-dialer: a worker that consumes dial jobs, places the calls
+ * through its carrier on one event loop, and records and publishes every
+ * state change. Several workers share the jobs as one consumer group.
+ */
+#include "dialer.h"
+#include "ob_events.h"
+#include "ob_http.h"
+#include "ob_log.h"
+#include "ob_pg.h"
+#include "ob_service.h"
+#include "ob_signal.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CFG(field) offsetof(dialer_config_t, field)
+static const ob_cfg_spec_t dialer_specs[] = {
+    {"OB_DIALER_CHANNELS", OB_CFG_INT, "100", 1, 100000, NULL, CFG(channels),
+     "concurrent calls this worker places"},
+    {"OB_DIALER_CARRIER", OB_CFG_ENUM, "sim", 0, 0, "sim", CFG(carrier),
+     "carrier that places the calls"},
+    {"OB_SIM_TIME_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(sim_time_scale),
+     "sim carrier: how many times faster than real time calls run"},
+    {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
+     "sim carrier: seed of the outcomes of non-test numbers"},
+    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+#define RESULT_METRIC(r) {"outbound_results_total", "result=\"" r "\"", "attempt results by callee type or failure", OB_METRIC_COUNTER, 0}
+static const ob_metric_t metric_defs[M_COUNT] = {
+    [M_JOBS] = {"outbound_dial_jobs_taken_total", NULL, "dial jobs started by this worker", OB_METRIC_COUNTER, 0},
+    [M_STALE_JOBS] = {"outbound_dial_jobs_refused_total", NULL, "dial jobs refused as stale, duplicate or invalid", OB_METRIC_COUNTER, 0},
+    [M_IN_FLIGHT] = {"outbound_calls_in_flight", NULL, "calls this worker holds now", OB_METRIC_GAUGE, 0},
+    [M_CHANNELS] = {"outbound_dialer_channels", NULL, "channels of this worker", OB_METRIC_GAUGE, 0},
+    [M_R_VOICE] = RESULT_METRIC("voice"),
+    [M_R_MACHINE] = RESULT_METRIC("answeringmachine"),
+    [M_R_FAX] = RESULT_METRIC("fax"),
+    [M_R_BUSY] = RESULT_METRIC("busy"),
+    [M_R_NOANSWER] = RESULT_METRIC("noanswer"),
+    [M_R_INFOTONE] = RESULT_METRIC("informationtone"),
+    [M_R_LINEFAILURE] = RESULT_METRIC("linefailure"),
+    [M_R_UNKNOWN] = RESULT_METRIC("unknown"),
+    [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+};
+
+static bool dialer_ready(void *arg, const char **why)
+{
+    dialer_ctx_t *ctx = arg;
+    if (ob_stop_requested)
+        *why = "draining";
+    else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
+        *why = "postgres unreachable";
+    else
+        return true;
+    return false;
+}
+
+static char *dialer_metrics(void *arg)
+{
+    dialer_ctx_t *ctx = arg;
+    ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
+    return ob_metrics_render(ctx->metrics, M_COUNT);
+}
+
+/* Pauses or resumes fetching of the whole assignment, so that jobs wait in
+ * Kafka, where an idle worker can take them, rather than in a busy worker's
+ * memory. */
+static void set_fetching(dialer_ctx_t *ctx, bool on)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(ctx->jobs, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (on)
+        rd_kafka_resume_partitions(ctx->jobs, parts);
+    else
+        rd_kafka_pause_partitions(ctx->jobs, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Puts a job back: the partition is rewound to it, so it is fetched again
+ * (by this worker or, after a rebalance, by another). */
+static void give_back(dialer_ctx_t *ctx, rd_kafka_message_t *m)
+{
+    rd_kafka_resp_err_t e = rd_kafka_seek(m->rkt, m->partition, m->offset, 1000);
+    if (e)
+        OB_WARN("main", "cannot rewind partition %d: %s", m->partition, rd_kafka_err2str(e));
+    (void)ctx;
+}
+
+/* Runs the carrier and takes jobs while channels are free, until stopped. */
+static void serve(dialer_ctx_t *ctx)
+{
+    bool fetching = true;
+    int64_t next_relay = ob_mono_ms() + 5000;
+    ob_err_t err = {{0}};
+
+    while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
+        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        bool full = ctx->active >= (int)ctx->cfg->channels;
+        if (full == fetching) {
+            set_fetching(ctx, !full);
+            fetching = !full;
+        }
+        int64_t wait = due == INT64_MAX ? 100 : due - ob_mono_ms();
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(ctx->jobs, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
+        if (!m) {
+            /* nothing to take */
+        } else if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                OB_WARN("main", "consumer: %s", rd_kafka_message_errstr(m));
+        } else if (full) {
+            /* A partition assigned while we were full: pause it too. */
+            give_back(ctx, m);
+            set_fetching(ctx, false);
+        } else if (dialer_take_job(ctx, m)) {
+            ob_consumer_store(ctx->jobs, m);
+        } else {
+            give_back(ctx, m); /* Postgres is down: try again shortly */
+            ob_service_sleep(500);
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+        if (ob_mono_ms() >= next_relay) {
+            if (ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
+                OB_WARN("main", "event relay: %s", err.msg);
+            next_relay = ob_mono_ms() + 5000;
+        }
+    }
+}
+
+/* Lets calls in progress finish until the deadline, then hangs up the rest.
+ * Returns true when every call ended by itself. */
+static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
+{
+    while (ctx->active > 0 && ob_mono_ms() < deadline) {
+        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
+        struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
+        nanosleep(&ts, NULL);
+    }
+    if (ctx->active == 0)
+        return true;
+    OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
+    dialer_hangup_all(ctx);
+    return false;
+}
+
+int main(void)
+{
+    dialer_config_t cfg = {0};
+    dialer_ctx_t ctx = {0};
+    ob_http_server_t *http = NULL;
+    ob_err_t err = {{0}};
+    int code = ob_service_configure("dialer", dialer_specs, &cfg);
+
+    if (code != OB_EXIT_OK)
+        goto out;
+    ctx.cfg = &cfg;
+    memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
+    ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
+    ctx.source = ob_xasprintf("/outbound/dialer/%s", cfg.base.instance_id);
+    ctx.calls = ob_xcalloc((size_t)cfg.channels, sizeof(dialer_call_t));
+    ctx.carrier = carrier_sim_new((int)cfg.channels, cfg.sim_time_scale, (uint64_t)cfg.sim_seed,
+                                  &dialer_carrier_events, &ctx);
+
+    code = OB_EXIT_DEPENDENCY;
+    if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
+        ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
+        goto out;
+    ctx.pg_up = 1;
+    char *group = ob_xasprintf("%sdialers", cfg.base.topic_prefix);
+    char *topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
+    const char *topics[] = {topic_jobs, NULL};
+    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", NULL, NULL, &ctx.jobs, &err);
+    free(group);
+    free(topic_jobs);
+    if (rc != OB_OK || ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        goto out;
+    }
+    ob_http_opts_t opts = {
+        .addr = cfg.base.http_addr,
+        .port = (int)cfg.base.http_port,
+        .threads = 1,
+        .max_body = 4096,
+        .ready = dialer_ready,
+        .metrics = dialer_metrics,
+        .ctx = &ctx,
+    };
+    if (ob_http_start(&opts, &http, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        code = OB_EXIT_CONFIG;
+        goto out;
+    }
+    OB_INFO("main", "dialing with the %s carrier on %lld channel(s); health on http://%s:%lld",
+            cfg.carrier, cfg.channels, cfg.base.http_addr, cfg.base.http_port);
+
+    serve(&ctx);
+
+    /* Drain: take no new jobs, let calls finish, record them, commit. */
+    code = OB_EXIT_OK;
+    int64_t deadline = ob_mono_ms() + cfg.base.drain_ms;
+    OB_INFO("main", "drain 1/4: no new jobs; %d call(s) in progress", ctx.active);
+    set_fetching(&ctx, false);
+    OB_INFO("main", "drain 2/4: letting calls in progress finish");
+    if (!finish_calls(&ctx, deadline))
+        code = OB_EXIT_UNDRAINED;
+    OB_INFO("main", "drain 3/4: committing job offsets and leaving the group");
+    ob_consumer_close(ctx.jobs);
+    ctx.jobs = NULL;
+    OB_INFO("main", "drain 4/4: flushing Kafka");
+    bool fatal = ob_producer_fatal(ctx.producer);
+    if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
+        code = OB_EXIT_UNDRAINED;
+    ctx.producer = NULL;
+    OB_INFO("main", "drained; exit %d", code);
+out:
+    ob_http_free(http);
+    ob_consumer_close(ctx.jobs);
+    ob_producer_free(ctx.producer, 1000);
+    if (ctx.carrier)
+        ctx.carrier->ops->destroy(ctx.carrier);
+    free(ctx.calls);
+    PQfinish(ctx.pg);
+    free(ctx.topic_events);
+    free(ctx.source);
+    ob_config_free(dialer_specs, &cfg);
+    ob_base_config_free(&cfg.base);
+    return code;
+}

@@ -1,0 +1,152 @@
+/*
+ * outbound-ingest: the HTTP front door. Validates requests, assigns call ids
+ * and produces each accepted call to outbound.call-requests keyed by its
+ * deployment, answering only after the broker acknowledged it.
+ */
+#include "ingest.h"
+#include "ob_log.h"
+#include "ob_service.h"
+#include "ob_signal.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CFG(field) offsetof(ingest_config_t, field)
+static const ob_cfg_spec_t ingest_specs[] = {
+    {"OB_INGEST_THREADS", OB_CFG_INT, "16", 1, 1024, NULL, CFG(threads),
+     "HTTP worker threads (each may wait for one Kafka acknowledgement)"},
+    {"OB_INGEST_MAX_BODY_BYTES", OB_CFG_INT, "1048576", 1024, 1073741824, NULL, CFG(max_body),
+     "largest accepted request body"},
+    {"OB_INGEST_MAX_CONNECTIONS", OB_CFG_INT, "4096", 1, 1000000, NULL, CFG(conn_limit),
+     "concurrent HTTP connections"},
+    {"OB_INGEST_ACK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(ack_timeout_ms),
+     "how long a request waits for Kafka's acknowledgement before 503"},
+    {"OB_INGEST_PG_POOL", OB_CFG_INT, "8", 1, 256, NULL, CFG(pg_pool),
+     "Postgres connections for authentication and queries"},
+    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static const ob_metric_t metric_defs[M_COUNT] = {
+    [M_CALLS_QUEUED] = {"outbound_calls_queued_total", NULL, "calls accepted (acknowledged by Kafka)", OB_METRIC_COUNTER, 0},
+    [M_HTTP_2XX] = {"outbound_http_requests_total", "code=\"2xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
+    [M_HTTP_4XX] = {"outbound_http_requests_total", "code=\"4xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
+    [M_HTTP_5XX] = {"outbound_http_requests_total", "code=\"5xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
+    [M_KAFKA_FAILURES] = {"outbound_kafka_produce_failures_total", NULL, "call requests Kafka did not acknowledge", OB_METRIC_COUNTER, 0},
+    [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+};
+
+static bool ingest_ready(void *arg, const char **why)
+{
+    ingest_ctx_t *ctx = arg;
+    if (!__atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED))
+        *why = "kafka unreachable";
+    else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
+        *why = "postgres unreachable";
+    else if (ob_stop_requested)
+        *why = "draining";
+    else
+        return true;
+    return false;
+}
+
+static char *ingest_metrics(void *arg)
+{
+    ingest_ctx_t *ctx = arg;
+    return ob_metrics_render(ctx->metrics, M_COUNT);
+}
+
+/* Refreshes the readiness flags; runs once a second on the main thread. */
+static void check_dependencies(ingest_ctx_t *ctx)
+{
+    PGconn *conn = NULL;
+    ob_err_t err = {{0}};
+    bool kafka = ob_kafka_reachable(ob_producer_handle(ctx->producer), 1000);
+    bool pg = ob_pg_pool_get(ctx->pg, 1000, &conn, &err) == OB_OK &&
+              ob_pg_exec(conn, "SELECT 1", 0, NULL, NULL, &err) == OB_OK;
+    if (conn)
+        ob_pg_pool_put(ctx->pg, conn);
+    if (kafka != (bool)ctx->kafka_up || pg != (bool)ctx->pg_up)
+        OB_INFO("main", "dependencies: kafka %s, postgres %s%s%s", kafka ? "up" : "down",
+                pg ? "up" : "down", pg ? "" : ": ", pg ? "" : err.msg);
+    __atomic_store_n(&ctx->kafka_up, kafka, __ATOMIC_RELAXED);
+    __atomic_store_n(&ctx->pg_up, pg, __ATOMIC_RELAXED);
+    ob_metric_set(&ctx->metrics[M_READY], kafka && pg);
+}
+
+int main(void)
+{
+    ingest_config_t cfg = {0};
+    ingest_ctx_t ctx = {0};
+    ob_http_server_t *http = NULL;
+    PGconn *boot = NULL;
+    ob_err_t err = {{0}};
+    int code = ob_service_configure("ingest", ingest_specs, &cfg);
+
+    if (code != OB_EXIT_OK)
+        goto out;
+    ctx.cfg = &cfg;
+    memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
+
+    code = OB_EXIT_DEPENDENCY;
+    if (ob_service_connect_pg(&cfg.base, 30000, &boot) != OB_OK ||
+        ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
+        goto out;
+    PQfinish(boot);
+    boot = NULL;
+    ctx.pg = ob_pg_pool_new(cfg.base.pg_dsn, (size_t)cfg.pg_pool);
+    if (ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        goto out;
+    }
+    check_dependencies(&ctx);
+
+    ob_http_opts_t opts = {
+        .addr = cfg.base.http_addr,
+        .port = (int)cfg.base.http_port,
+        .threads = (unsigned)cfg.threads,
+        .connection_limit = (unsigned)cfg.conn_limit,
+        .timeout_s = 30,
+        .max_body = (size_t)cfg.max_body,
+        .handler = ingest_api_handle,
+        .ready = ingest_ready,
+        .metrics = ingest_metrics,
+        .ctx = &ctx,
+    };
+    if (ob_http_start(&opts, &http, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        code = OB_EXIT_CONFIG;
+        goto out;
+    }
+    OB_INFO("main", "listening on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
+
+    while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
+        check_dependencies(&ctx);
+        ob_service_sleep(1000);
+    }
+
+    /* Drain: stop accepting, let requests in progress get their answer,
+     * then make sure nothing acknowledged is left in the producer. */
+    code = OB_EXIT_OK;
+    OB_INFO("main", "drain 1/3: no new connections");
+    ob_http_quiesce(http);
+    OB_INFO("main", "drain 2/3: finishing requests in progress");
+    ob_http_free(http);
+    http = NULL;
+    OB_INFO("main", "drain 3/3: flushing Kafka");
+    bool fatal = ob_producer_fatal(ctx.producer);
+    if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
+        code = OB_EXIT_UNDRAINED;
+    ctx.producer = NULL;
+    OB_INFO("main", "drained; exit %d", code);
+out:
+    ob_http_free(http);
+    ob_producer_free(ctx.producer, 1000);
+    ob_pg_pool_free(ctx.pg);
+    PQfinish(boot);
+    free(ctx.topic_requests);
+    ob_config_free(ingest_specs, &cfg);
+    ob_base_config_free(&cfg.base);
+    return code;
+}

@@ -1,0 +1,156 @@
+/*
+ * outbound-scheduler: owns deployments by their call-requests partition,
+ * records accepted calls in Postgres and releases dial jobs when a
+ * deployment has free capacity and a call is due.
+ */
+#include "ob_events.h"
+#include "ob_http.h"
+#include "ob_log.h"
+#include "ob_pg.h"
+#include "ob_service.h"
+#include "ob_signal.h"
+#include "scheduler.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CFG(field) offsetof(scheduler_config_t, field)
+static const ob_cfg_spec_t scheduler_specs[] = {
+    {"OB_SCHEDULER_TICK_MS", OB_CFG_INT, "100", 5, 60000, NULL, CFG(tick_ms),
+     "interval between release passes"},
+    {"OB_SCHEDULER_LEASE_S", OB_CFG_INT, "900", 10, 86400, NULL, CFG(lease_s),
+     "lease of a released attempt"},
+    {"OB_SCHEDULER_BATCH", OB_CFG_INT, "500", 1, 2000, NULL, CFG(batch),
+     "call requests recorded per Postgres transaction"},
+    {"OB_SCHEDULER_RELEASE_MAX", OB_CFG_INT, "500", 1, 10000, NULL, CFG(release_max),
+     "dial jobs released per deployment per pass"},
+    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static const ob_metric_t metric_defs[M_COUNT] = {
+    [M_RECORDED] = {"outbound_calls_recorded_total", NULL, "accepted calls recorded in Postgres", OB_METRIC_COUNTER, 0},
+    [M_RELEASED] = {"outbound_dial_jobs_released_total", NULL, "dial jobs released to dialers", OB_METRIC_COUNTER, 0},
+    [M_EXPIRED] = {"outbound_calls_expired_total", NULL, "calls ended because they expired before dialing", OB_METRIC_COUNTER, 0},
+    [M_POISON] = {"outbound_request_messages_invalid_total", NULL, "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
+    [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL, "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
+    [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+};
+
+static bool scheduler_ready(void *arg, const char **why)
+{
+    scheduler_ctx_t *ctx = arg;
+    if (ob_stop_requested)
+        *why = "draining";
+    else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
+        *why = "postgres unreachable";
+    else
+        return true;
+    return false;
+}
+
+static char *scheduler_metrics(void *arg)
+{
+    scheduler_ctx_t *ctx = arg;
+    ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
+    return ob_metrics_render(ctx->metrics, M_COUNT);
+}
+
+static void relay_events(scheduler_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    int n = ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err);
+    if (n > 0)
+        OB_INFO("main", "relayed %d unpublished event(s)", n);
+    else if (n < 0)
+        OB_WARN("main", "event relay: %s", err.msg);
+}
+
+int main(void)
+{
+    scheduler_config_t cfg = {0};
+    scheduler_ctx_t ctx = {0};
+    ob_http_server_t *http = NULL;
+    ob_err_t err = {{0}};
+    int code = ob_service_configure("scheduler", scheduler_specs, &cfg);
+
+    if (code != OB_EXIT_OK)
+        goto out;
+    ctx.cfg = &cfg;
+    memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
+    ctx.topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
+    ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
+    ctx.source = ob_xasprintf("/outbound/scheduler/%s", cfg.base.instance_id);
+
+    code = OB_EXIT_DEPENDENCY;
+    if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
+        ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
+        goto out;
+    ctx.pg_up = 1;
+    char *group = ob_xasprintf("%sscheduler", cfg.base.topic_prefix);
+    const char *topics[] = {ctx.topic_requests, NULL};
+    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", scheduler_on_rebalance, &ctx,
+                                 &ctx.requests, &err);
+    free(group);
+    if (rc != OB_OK || ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        goto out;
+    }
+    ob_http_opts_t opts = {
+        .addr = cfg.base.http_addr,
+        .port = (int)cfg.base.http_port,
+        .threads = 1,
+        .max_body = 4096,
+        .ready = scheduler_ready,
+        .metrics = scheduler_metrics,
+        .ctx = &ctx,
+    };
+    if (ob_http_start(&opts, &http, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        code = OB_EXIT_CONFIG;
+        goto out;
+    }
+    OB_INFO("main", "scheduling; health on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
+
+    int64_t next_release = 0, next_relay = ob_mono_ms() + 5000;
+    while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
+        int64_t now = ob_mono_ms();
+        int wait = next_release > now ? (int)(next_release - now) : 0;
+        scheduler_record_poll(&ctx, wait);
+        now = ob_mono_ms();
+        if (now >= next_release) {
+            scheduler_release_pass(&ctx);
+            next_release = now + cfg.tick_ms;
+        }
+        if (now >= next_relay) {
+            relay_events(&ctx);
+            next_relay = now + 5000;
+        }
+    }
+
+    /* Drain: nothing is held in memory between passes, so stopping means
+     * committing what was recorded and flushing what was produced. */
+    code = OB_EXIT_OK;
+    OB_INFO("main", "drain 1/3: leaving the consumer group (commits recorded offsets)");
+    ob_consumer_close(ctx.requests);
+    ctx.requests = NULL;
+    OB_INFO("main", "drain 2/3: flushing Kafka");
+    bool fatal = ob_producer_fatal(ctx.producer);
+    if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
+        code = OB_EXIT_UNDRAINED;
+    ctx.producer = NULL;
+    OB_INFO("main", "drain 3/3: closing Postgres and HTTP; exit %d", code);
+out:
+    ob_http_free(http);
+    ob_consumer_close(ctx.requests);
+    ob_producer_free(ctx.producer, 1000);
+    PQfinish(ctx.pg);
+    free(ctx.topic_requests);
+    free(ctx.topic_jobs);
+    free(ctx.topic_events);
+    free(ctx.source);
+    ob_config_free(scheduler_specs, &cfg);
+    ob_base_config_free(&cfg.base);
+    return code;
+}

@@ -1,0 +1,480 @@
+/*
+ * Implementation of the integration harness. Processes are started with
+ * posix_spawn and their stderr goes to build/test-logs/<prefix>-<name>.log,
+ * which the test prints on failure.
+ */
+#include "harness.h"
+#include "ob_common.h"
+#include "ob_pg.h"
+#include "ob_uuid.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+const char *h_kafka(void)
+{
+    return env_or("OB_TEST_KAFKA", "127.0.0.1:19092");
+}
+
+const char *h_pg_dsn(void)
+{
+    return env_or("OB_TEST_PG_DSN", "postgresql://outbound@127.0.0.1:19432/outbound");
+}
+
+static const char *bin_dir(void)
+{
+    return env_or("OB_TEST_BIN_DIR", "build/bin");
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert(fd >= 0);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void h_unique(char *out, size_t len, const char *stem)
+{
+    char id[OB_UUID_STRLEN + 1];
+    ob_uuid_v7(id);
+    /* The random tail of a UUIDv7 is unique enough for names. */
+    snprintf(out, len, "%s%d%.12s", stem, (int)getpid(), id + 24);
+}
+
+static char **build_env(const char *const *base, const char *const *extra)
+{
+    size_t n = 0, m = 0;
+    for (const char *const *e = base; e && *e; e++)
+        n++;
+    for (const char *const *e = extra; e && *e; e++)
+        m++;
+    char **env = ob_xcalloc(n + m + 1, sizeof(char *));
+    size_t o = 0;
+    /* Extra settings replace inherited ones of the same name. */
+    for (const char *const *e = base; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        bool replaced = false;
+        for (const char *const *x = extra; x && *x && eq; x++)
+            replaced |= strncmp(*x, *e, (size_t)(eq - *e) + 1) == 0;
+        if (!replaced)
+            env[o++] = (char *)*e;
+    }
+    for (const char *const *e = extra; e && *e; e++)
+        env[o++] = (char *)*e;
+    env[o] = NULL;
+    return env;
+}
+
+static pid_t spawn(const char *service, char **env, const char *log)
+{
+    char path[512];
+    pid_t pid = 0;
+    posix_spawn_file_actions_t fa;
+    snprintf(path, sizeof(path), "%s/outbound-%s", bin_dir(), service);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {path, NULL};
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert(rc == 0, "cannot start %s: %s", path, strerror(rc));
+    return pid;
+}
+
+void h_stack_init(h_stack_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    h_unique(s->prefix, sizeof(s->prefix), "t");
+    const char *base = h_pg_dsn();
+    snprintf(s->dsn, sizeof(s->dsn), "%s%coptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? '&' : '?', s->prefix);
+    PGconn *c = PQconnectdb(base);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "postgres: %s", PQerrorMessage(c));
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", s->prefix);
+    PGresult *res = PQexec(c, sql);
+    cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+}
+
+h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const char *const *extra_env)
+{
+    cr_assert(s->nprocs < H_MAX_PROCS);
+    cr_assert(s->prefix[0], "call h_stack_init first");
+    h_proc_t *p = &s->procs[s->nprocs++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->port = h_free_port();
+    mkdir("build/test-logs", 0755);
+    char stem[128];
+    snprintf(stem, sizeof(stem), "%s-%s", s->prefix, name);
+    snprintf(p->log, sizeof(p->log), "build/test-logs/%s.log", stem);
+
+    char port[32], prefix[96], kafka[256], dsn[600], instance[96];
+    snprintf(port, sizeof(port), "OB_HTTP_PORT=%d", p->port);
+    snprintf(prefix, sizeof(prefix), "OB_TOPIC_PREFIX=%s.", s->prefix);
+    snprintf(kafka, sizeof(kafka), "OB_KAFKA_BOOTSTRAP_SERVERS=%s", h_kafka());
+    snprintf(dsn, sizeof(dsn), "OB_PG_DSN=%s", s->dsn);
+    snprintf(instance, sizeof(instance), "OB_INSTANCE_ID=%s-%s", s->prefix, name);
+    const char *settings[] = {port, prefix, kafka, dsn, instance, "OB_TOPIC_PARTITIONS=4",
+                              "OB_LOG_LEVEL=debug", NULL};
+    char **with_settings = build_env((const char *const *)environ, settings);
+    char **env = build_env((const char *const *)with_settings, extra_env);
+    p->pid = spawn(service, env, p->log);
+    free(with_settings);
+    free(env);
+    if (strcmp(service, "ingest") == 0)
+        s->ingest_port = p->port;
+    return p;
+}
+
+static long http_status(int port, const char *path)
+{
+    h_resp_t r = h_http(port, "GET", path, NULL, NULL);
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+bool h_wait_ready(const h_proc_t *p, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            cr_log_error("%s exited early (code %d); see %s", p->name,
+                         WIFEXITED(status) ? WEXITSTATUS(status) : -1, p->log);
+            return false;
+        }
+        if (http_status(p->port, "/readyz") == 200)
+            return true;
+        sleep_ms(100);
+    }
+    cr_log_error("%s not ready after %d ms; see %s", p->name, timeout_ms, p->log);
+    return false;
+}
+
+int h_stop(h_proc_t *p, int timeout_ms)
+{
+    int status = 0;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        sleep_ms(20);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+    return -1;
+}
+
+bool h_stack_up(h_stack_t *s, int ndialers, const char *const *dialer_env)
+{
+    h_start(s, "scheduler", "scheduler", NULL);
+    for (int i = 0; i < ndialers; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "dialer-%d", i + 1);
+        h_start(s, "dialer", name, dialer_env);
+    }
+    h_start(s, "ingest", "ingest", NULL);
+    for (int i = 0; i < s->nprocs; i++)
+        if (!h_wait_ready(&s->procs[i], 60000))
+            return false;
+    return true;
+}
+
+bool h_stack_down(h_stack_t *s)
+{
+    bool ok = true;
+    /* Front to back: ingest first, dialers last, as an operator would. */
+    for (int i = s->nprocs - 1; i >= 0; i--) {
+        h_proc_t *p = &s->procs[i];
+        if (!p->pid)
+            continue;
+        int code = h_stop(p, 60000);
+        if (code != 0) {
+            cr_log_error("%s exited %d after SIGTERM; see %s", p->name, code, p->log);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+int h_run_env(const char *service, const char *const *envp, char **err_out)
+{
+    char log[256];
+    int status = 0;
+    mkdir("build/test-logs", 0755);
+    h_unique(log, sizeof(log), "build/test-logs/run-");
+    strncat(log, ".log", sizeof(log) - strlen(log) - 1);
+    pid_t pid = spawn(service, (char **)envp, log);
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(log, "r");
+    char *buf = ob_xcalloc(1, 65536);
+    if (f) {
+        size_t n = fread(buf, 1, 65535, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    *err_out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+typedef struct {
+    char *data; /* accumulated bytes */
+    size_t len; /* bytes used */
+} buf_t;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    buf_t *b = ud;
+    size_t n = size * nmemb;
+    b->data = ob_xrealloc(b->data, b->len + n + 1);
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+h_resp_t h_http(int port, const char *method, const char *path, const char *const *headers,
+                const char *body)
+{
+    h_resp_t r = {0};
+    buf_t b = {ob_xcalloc(1, 1), 0};
+    char url[1024];
+    struct curl_slist *hl = NULL;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    for (const char *const *h = headers; h && *h; h++)
+        hl = curl_slist_append(hl, *h);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        r.content_type = ct ? ob_xstrdup(ct) : NULL;
+    }
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r.body = b.data;
+    return r;
+}
+
+void h_resp_free(h_resp_t *r)
+{
+    free(r->body);
+    free(r->content_type);
+    r->body = r->content_type = NULL;
+}
+
+PGconn *h_pg(const h_stack_t *s)
+{
+    ob_err_t err = {{0}};
+    PGconn *c = NULL;
+    cr_assert(ob_pg_connect(s->dsn, &c, &err) == OB_OK, "%s", err.msg);
+    /* Tenants are seeded before any service starts, so migrate here too. */
+    cr_assert(ob_pg_migrate(c, NULL, &err) == OB_OK, "migrations: %s", err.msg);
+    return c;
+}
+
+char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
+              PQresultErrorMessage(res));
+    char *v = NULL;
+    if (st == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        v = ob_xstrdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+void h_tenant(PGconn *c, h_tenant_t *t, int capacity)
+{
+    char app[37], key_id[37], email[128], cap[16], hash[65];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    ob_uuid_v7(t->account_id);
+    ob_uuid_v7(app);
+    ob_uuid_v7(t->deployment_id);
+    ob_uuid_v7(key_id);
+    snprintf(email, sizeof(email), "%s@test.invalid", t->account_id);
+    snprintf(t->api_key, sizeof(t->api_key), "obk_test_%s", key_id);
+    snprintf(cap, sizeof(cap), "%d", capacity);
+    EVP_Digest(t->api_key, strlen(t->api_key), md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < 32; i++)
+        snprintf(hash + 2 * i, 3, "%02x", md[i]);
+
+    const char *acc[] = {t->account_id, email};
+    free(h_pg_value(c, "INSERT INTO accounts (account_id, email, name) VALUES ($1, $2, 'test')", 2,
+                    acc));
+    const char *ap[] = {app, t->account_id};
+    free(h_pg_value(c,
+                    "INSERT INTO applications (application_id, account_id, name)"
+                    " VALUES ($1, $2, 'test app')",
+                    2, ap));
+    const char *dep[] = {t->deployment_id, app, t->account_id, cap};
+    free(h_pg_value(c,
+                    "INSERT INTO deployments (deployment_id, application_id, account_id, name,"
+                    " capacity, retry_interval_s) VALUES ($1, $2, $3, 'test deployment', $4, 60)",
+                    4, dep));
+    const char *key[] = {key_id, t->account_id, hash};
+    free(h_pg_value(c,
+                    "INSERT INTO api_keys (key_id, account_id, key_hash, key_prefix)"
+                    " VALUES ($1, $2, $3, 'obk_test')",
+                    3, key));
+}
+
+char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms)
+{
+    char errstr[512], topic[128], group[128];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(topic, sizeof(topic), "%s.call-events", s->prefix);
+    h_unique(group, sizeof(group), "probe-");
+    rd_kafka_conf_set(conf, "bootstrap.servers", h_kafka(), errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    cr_assert(rk != NULL, "%s", errstr);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+
+    char *types = ob_xcalloc(1, 1);
+    int64_t deadline = ob_mono_ms() + timeout_ms;
+    bool done = false;
+    while (!done && ob_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (!m->err) {
+            cJSON *ev = cJSON_ParseWithLength(m->payload, m->len);
+            const cJSON *subject = cJSON_GetObjectItem(ev, "subject");
+            const cJSON *type = cJSON_GetObjectItem(ev, "type");
+            if (cJSON_IsString(subject) && strcmp(subject->valuestring, call_id) == 0 &&
+                cJSON_IsString(type)) {
+                char *next = ob_xasprintf("%s%s%s", types, types[0] ? "," : "", type->valuestring);
+                free(types);
+                types = next;
+                done = strcmp(type->valuestring, want_last) == 0;
+            }
+            cJSON_Delete(ev);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return types;
+}
+
+char *h_json_str(const char *json, const char *member)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, member);
+    char *v = cJSON_IsString(item) ? ob_xstrdup(item->valuestring) : NULL;
+    cJSON_Delete(root);
+    return v;
+}
+
+char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_key);
+    snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
+    const char *headers[] = {auth, NULL};
+    int64_t deadline = ob_mono_ms() + timeout_ms;
+    while (ob_mono_ms() < deadline) {
+        h_resp_t r = h_http(port, "GET", path, headers, NULL);
+        if (r.status == 200) {
+            char *state = h_json_str(r.body, "state");
+            bool done = state && strcmp(state, "completed") == 0;
+            free(state);
+            if (done) {
+                free(r.content_type);
+                return r.body; /* ownership passes to the caller */
+            }
+        }
+        h_resp_free(&r);
+        sleep_ms(100);
+    }
+    return NULL;
+}
+
+char *h_json_path(const char *json, const char *path)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *item = root;
+    char *copy = ob_xstrdup(path), *save = NULL;
+    for (char *tok = strtok_r(copy, ".", &save); tok && item; tok = strtok_r(NULL, ".", &save)) {
+        char *end = NULL;
+        long idx = strtol(tok, &end, 10);
+        item = cJSON_IsArray(item) && *end == '\0' ? cJSON_GetArrayItem(item, (int)idx)
+                                                    : cJSON_GetObjectItemCaseSensitive(item, tok);
+    }
+    char *v = NULL;
+    if (cJSON_IsString(item)) {
+        v = ob_xstrdup(item->valuestring);
+    } else if (item && !cJSON_IsNull(item)) {
+        char *text = cJSON_PrintUnformatted(item);
+        v = ob_xstrdup(text);
+        cJSON_free(text);
+    }
+    cJSON_Delete(root);
+    free(copy);
+    return v;
+}

@@ -1,0 +1,102 @@
+/*
+ * Integration-test harness: spawns the real service binaries against the
+ * real Kafka and Postgres of the local stack (OB_TEST_KAFKA, OB_TEST_PG_DSN),
+ * talks HTTP to them with libcurl, reads Postgres and the events topic, and
+ * stops them with SIGTERM so every test also checks a clean drain.
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define H_MAX_PROCS 8
+
+typedef struct {
+    pid_t pid;          /* child process */
+    char name[32];      /* "ingest", "dialer-1", ... */
+    int port;           /* its HTTP port */
+    char log[256];      /* where its stderr goes */
+} h_proc_t;
+
+/* A stack of services isolated like a separate installation: its own topic
+ * prefix and its own Postgres schema, both named by prefix. */
+typedef struct {
+    char prefix[64];              /* topic prefix and schema name, unique per test */
+    char dsn[512];                /* Postgres DSN selecting the schema */
+    h_proc_t procs[H_MAX_PROCS];  /* started services */
+    int nprocs;                   /* entries in procs */
+    int ingest_port;              /* the API port */
+} h_stack_t;
+
+/* A tenant created directly in Postgres. */
+typedef struct {
+    char account_id[37];    /* new account */
+    char deployment_id[37]; /* its deployment */
+    char api_key[80];       /* plaintext key (stored hashed) */
+} h_tenant_t;
+
+typedef struct {
+    long status;        /* HTTP status, 0 if the request failed */
+    char *body;         /* response body (malloc'd, NUL-terminated) */
+    char *content_type; /* response Content-Type (malloc'd) or NULL */
+} h_resp_t;
+
+/* Environment and paths. */
+const char *h_kafka(void);
+const char *h_pg_dsn(void);
+/* A free TCP port on 127.0.0.1. */
+int h_free_port(void);
+/* A unique lower-case name with the given stem. */
+void h_unique(char *out, size_t len, const char *stem);
+
+/* Names the stack and creates its schema; call first. */
+void h_stack_init(h_stack_t *s);
+
+/* Starts a service binary ("ingest", "scheduler", "dialer") with the stack's
+ * settings plus extra "NAME=value" strings (NULL-terminated, may be NULL). */
+h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const char *const *extra_env);
+/* Waits until GET /readyz answers 200; false on timeout or if it died. */
+bool h_wait_ready(const h_proc_t *p, int timeout_ms);
+/* Sends SIGTERM and waits; returns the exit code (or 128+signal, or -1 on timeout). */
+int h_stop(h_proc_t *p, int timeout_ms);
+/* Starts ingest, scheduler and ndialers dialers and waits for them all. */
+bool h_stack_up(h_stack_t *s, int ndialers, const char *const *dialer_env);
+/* Stops every process; returns true if all exited 0. */
+bool h_stack_down(h_stack_t *s);
+
+/* Runs a binary to completion with exactly the given environment; returns the
+ * exit code and the captured stderr (malloc'd) in *err_out. */
+int h_run_env(const char *service, const char *const *envp, char **err_out);
+
+/* HTTP against 127.0.0.1:port. headers is NULL-terminated "Name: value". */
+h_resp_t h_http(int port, const char *method, const char *path, const char *const *headers,
+                const char *body);
+void h_resp_free(h_resp_t *r);
+
+/* A migrated connection to the stack's schema. */
+PGconn *h_pg(const h_stack_t *s);
+/* First column of the first row as a malloc'd string (NULL if no row). */
+char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params);
+/* Creates an account, application, deployment (capacity) and API key. */
+void h_tenant(PGconn *c, h_tenant_t *t, int capacity);
+
+/* Collects events of the stack's call-events topic for call_id until one of
+ * type want_last arrives or timeout; returns the types seen in order as a
+ * comma-separated malloc'd string. */
+char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms);
+
+/* Polls GET /api/v1/calls/{id} until its state is "completed"; returns the
+ * last body (malloc'd) or NULL on timeout. */
+char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms);
+
+/* Follows a dotted path ("attempts.0.connected_at", numbers index arrays)
+ * and returns the value as text: strings as they are, other values as JSON
+ * (malloc'd; NULL if the path does not exist or the value is null). */
+char *h_json_path(const char *json, const char *path);
+
+/* Extracts a top-level string member of a JSON text (malloc'd, NULL if absent). */
+char *h_json_str(const char *json, const char *member);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * The first call end to end through the three real binaries on the real
+ * broker and database: POST a call, watch it complete through the API, and
+ * check the row in Postgres and the events on the topic. Every test ends with
+ * SIGTERM and asserts a clean drain (exit 0).
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Calls run 200 times faster than real time on the sim carrier. */
+static const char *const fast_sim[] = {"OB_SIM_TIME_SCALE=200", NULL};
+
+static char *queue(const h_stack_t *s, const h_tenant_t *t, const char *body, long want_status)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s->ingest_port, "POST", path, headers, body);
+    cr_assert_eq(r.status, want_status, "POST %s -> %ld: %s", path, r.status, r.body);
+    char *call_id = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    return call_id;
+}
+
+Test(first_call, queued_call_completes_everywhere, .timeout = 180)
+{
+    h_stack_t s;
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    cr_assert(h_stack_up(&s, 2, fast_sim), "stack did not become ready");
+
+    /* +1 212 555 0100 is the sim carrier's "answers, voice" test number. */
+    char *call_id = queue(&s, &t, "{\"phone_number\": \"+1 (212) 555-0100\","
+                                  " \"message_reference\": \"order-42\"}", 202);
+    cr_assert_not_null(call_id);
+
+    char *body = h_wait_call_completed(s.ingest_port, t.api_key, call_id, 60000);
+    cr_assert_not_null(body, "call %s did not complete", call_id);
+    char *status = h_json_str(body, "status");
+    char *result = h_json_str(body, "result");
+    char *phone = h_json_str(body, "phone_number");
+    cr_expect_str_eq(status, "completed");
+    cr_expect_str_eq(result, "voice");
+    cr_expect_str_eq(phone, "+12125550100");
+    char *connected_at = h_json_path(body, "attempts.0.connected_at");
+    char *talk_ms = h_json_path(body, "attempts.0.talk_ms");
+    char *n_attempts = h_json_path(body, "attempts_made");
+    cr_expect(connected_at && connected_at[0] == '2', "attempt has no connected_at: %s", body);
+    cr_expect(talk_ms && atoi(talk_ms) > 0, "attempt has no talk time: %s", body);
+    cr_expect_str_eq(n_attempts, "1");
+    free(connected_at);
+    free(talk_ms);
+    free(n_attempts);
+
+    /* The truth in Postgres. */
+    const char *p[] = {call_id};
+    char *row = h_pg_value(pg,
+                           "SELECT state || '/' || status || '/' || result || '/' || attempts_made"
+                           " || '/' || coalesce(message_reference, '') FROM calls WHERE call_id = $1",
+                           1, p);
+    cr_expect_str_eq(row, "completed/completed/voice/1/order-42");
+    char *attempt = h_pg_value(pg,
+                               "SELECT state || '/' || result || '/' || (talk_ms > 0)::text"
+                               " FROM attempts WHERE call_id = $1 AND attempt = 1",
+                               1, p);
+    cr_expect_str_eq(attempt, "ended/voice/true");
+
+    /* The events topic carries every transition, in order. */
+    char *types = h_event_types(&s, call_id, "outbound.call.completed", 30000);
+    cr_expect_str_eq(types, "outbound.call.queued,outbound.call.dialing,outbound.call.connected,"
+                            "outbound.call.completed");
+    char *unpublished = h_pg_value(
+        pg, "SELECT count(*) FROM call_events WHERE call_id = $1 AND published_at IS NULL", 1, p);
+    cr_expect_str_eq(unpublished, "0");
+
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    free(call_id);
+    free(body);
+    free(status);
+    free(result);
+    free(phone);
+    free(row);
+    free(attempt);
+    free(types);
+    free(unpublished);
+    PQfinish(pg);
+}
+
+Test(first_call, unanswered_call_fails_after_its_attempts, .timeout = 180)
+{
+    h_stack_t s;
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
+
+    /* ...555 0130 is the "busy" test number. */
+    char *call_id = queue(&s, &t, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 1}", 202);
+    char *body = h_wait_call_completed(s.ingest_port, t.api_key, call_id, 60000);
+    cr_assert_not_null(body, "call %s did not complete", call_id);
+    char *status = h_json_str(body, "status");
+    char *result = h_json_str(body, "result");
+    char *reason = h_json_str(body, "reason");
+    cr_expect_str_eq(status, "failed");
+    cr_expect_str_eq(result, "busy");
+    cr_expect_str_eq(reason, "max_attempts");
+
+    char *types = h_event_types(&s, call_id, "outbound.call.completed", 30000);
+    cr_expect_str_eq(types, "outbound.call.queued,outbound.call.dialing,outbound.call.completed");
+
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    free(call_id);
+    free(body);
+    free(status);
+    free(result);
+    free(reason);
+    free(types);
+    PQfinish(pg);
+}
+
+Test(first_call, api_refuses_what_it_cannot_accept, .timeout = 180)
+{
+    h_stack_t s;
+    h_tenant_t t, other;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_tenant(pg, &other, 5);
+    h_start(&s, "ingest", "ingest", NULL);
+    cr_assert(h_wait_ready(&s.procs[0], 60000));
+
+    char path[128], auth[128], other_auth[128];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    snprintf(other_auth, sizeof(other_auth), "Authorization: Bearer %s", other.api_key);
+    const char *no_key[] = {"Content-Type: application/json", NULL};
+    const char *bad_key[] = {"Authorization: Bearer obk_nope", NULL};
+    const char *mine[] = {auth, "Content-Type: application/json", NULL};
+    const char *form[] = {auth, "Content-Type: application/x-www-form-urlencoded", NULL};
+    const char *theirs[] = {other_auth, NULL};
+    const char *good = "{\"phone_number\": \"+12125550100\"}";
+
+    h_resp_t r = h_http(s.ingest_port, "POST", path, no_key, good);
+    cr_expect_eq(r.status, 401);
+    cr_expect(r.content_type && strstr(r.content_type, "application/problem+json"));
+    h_resp_free(&r);
+
+    r = h_http(s.ingest_port, "POST", path, bad_key, good);
+    cr_expect_eq(r.status, 401);
+    cr_expect(strstr(r.body, "\"code\":\"invalid_api_key\""), "%s", r.body);
+    h_resp_free(&r);
+
+    /* Another account's deployment looks exactly like a missing one. */
+    r = h_http(s.ingest_port, "POST", path, theirs, good);
+    cr_expect_eq(r.status, 404);
+    cr_expect(strstr(r.body, "\"code\":\"deployment_not_found\""), "%s", r.body);
+    h_resp_free(&r);
+
+    r = h_http(s.ingest_port, "POST", path, mine, "{\"phone_number\": \"555-0100\", \"max_attempts\": 0,"
+                                                  " \"colour\": \"blue\"}");
+    cr_expect_eq(r.status, 422);
+    cr_expect(strstr(r.body, "\"field\":\"phone_number\""), "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"max_attempts\""), "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"colour\""), "%s", r.body);
+    h_resp_free(&r);
+
+    r = h_http(s.ingest_port, "POST", path, form, good);
+    cr_expect_eq(r.status, 415);
+    cr_expect(strstr(r.body, "application/json"), "%s", r.body);
+    h_resp_free(&r);
+
+    r = h_http(s.ingest_port, "POST", path, mine, "[1, 2");
+    cr_expect_eq(r.status, 400);
+    cr_expect(strstr(r.body, "\"code\":\"invalid_json\""), "%s", r.body);
+    h_resp_free(&r);
+
+    /* A call queued by one account is invisible to another. */
+    char *call_id = queue(&s, &t, good, 202);
+    char call_path[128];
+    snprintf(call_path, sizeof(call_path), "/api/v1/calls/%s", call_id);
+    r = h_http(s.ingest_port, "GET", call_path, theirs, NULL);
+    cr_expect_eq(r.status, 404);
+    h_resp_free(&r);
+
+    r = h_http(s.ingest_port, "DELETE", path, mine, NULL);
+    cr_expect_eq(r.status, 405);
+    h_resp_free(&r);
+
+    cr_expect_eq(h_stop(&s.procs[0], 30000), 0, "ingest did not drain cleanly");
+    free(call_id);
+    PQfinish(pg);
+}
+
+/* Each service names every bad variable at once and exits 78. */
+static const char *const services[] = {"ingest", "scheduler", "dialer"};
+
+Test(config, every_bad_variable_is_named_and_exit_is_78)
+{
+    const char *env[] = {"OB_HTTP_PORT=99999", "OB_LOG_LEVEL=loud", "OB_TOPIC_PARTITIONS=x",
+                         "OB_KAFKA_NO_SUCH_SETTING=1", "OB_DIALER_CHANNELS=0",
+                         "OB_SCHEDULER_TICK_MS=-5", "OB_INGEST_THREADS=none", NULL};
+    for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+        char *err = NULL;
+        int code = h_run_env(services[i], env, &err);
+        cr_expect_eq(code, 78, "%s exited %d", services[i], code);
+        const char *named[] = {"OB_HTTP_PORT", "OB_LOG_LEVEL", "OB_TOPIC_PARTITIONS",
+                               "OB_KAFKA_NO_SUCH_SETTING", "OB_KAFKA_BOOTSTRAP_SERVERS"};
+        for (size_t j = 0; j < sizeof(named) / sizeof(named[0]); j++)
+            cr_expect(strstr(err, named[j]) != NULL, "%s did not name %s:\n%s", services[i],
+                      named[j], err);
+        const char *own = i == 0 ? "OB_INGEST_THREADS" : i == 1 ? "OB_SCHEDULER_TICK_MS" : "OB_DIALER_CHANNELS";
+        cr_expect(strstr(err, own) != NULL, "%s did not name %s:\n%s", services[i], own, err);
+        free(err);
+    }
+}

@@ -1,0 +1,149 @@
+/* Message codecs (proto/ob_proto.c): round trips, the example messages of
+ * the JSON Schemas, and decode errors that name the field. */
+#include "ob_proto.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CALL "0190a6f2-0b7e-7c3a-9f1e-2d3c4b5a6978"
+#define DEP  "0190a6f2-0b7e-7c3a-9f1e-000000000001"
+#define ACC  "0190a6f2-0b7e-7c3a-9f1e-000000000002"
+
+static char *read_example(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "proto/examples/%s", name);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+Test(proto, call_request_round_trip)
+{
+    ob_call_request_t in = {
+        .call_id = CALL, .deployment_id = DEP, .account_id = ACC,
+        .phone_number = "+12125550100", .caller_id = "+12125550199", .post_dial = "12#",
+        .message_reference = "order \"42\"", .call_parameters = "{\"name\":\"Sam\"}",
+        .max_attempts = 3, .retry_interval_s = 600, .priority = 5,
+        .not_before_ms = 1764200000123, .expires_at_ms = 1764300000000, .accepted_at_ms = 1764200000000,
+    };
+    char *json = ob_call_request_encode(&in);
+    ob_call_request_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_request_decode(json, strlen(json), &out, &err), OB_OK, "%s", err.msg);
+    cr_expect_str_eq(out.call_id, CALL);
+    cr_expect_str_eq(out.phone_number, "+12125550100");
+    cr_expect_str_eq(out.caller_id, "+12125550199");
+    cr_expect_str_eq(out.post_dial, "12#");
+    cr_expect_str_eq(out.message_reference, "order \"42\"");
+    cr_expect_str_eq(out.call_parameters, "{\"name\":\"Sam\"}");
+    cr_expect_null(out.result_url);
+    cr_expect_eq(out.max_attempts, 3);
+    cr_expect_eq(out.priority, 5);
+    cr_expect_eq(out.not_before_ms, 1764200000123);
+    cr_expect_eq(out.expires_at_ms, 1764300000000);
+    ob_call_request_clear(&out);
+    free(json);
+}
+
+Test(proto, dial_job_round_trip)
+{
+    ob_dial_job_t in = {
+        .job_id = CALL, .call_id = CALL, .deployment_id = DEP, .account_id = ACC,
+        .phone_number = "+12125550100", .attempt = 2, .max_attempts = 3, .retry_interval_s = 60,
+        .lease_until_ms = 1764200900000, .start_url = "https://app.example/start",
+    };
+    char *json = ob_dial_job_encode(&in);
+    ob_dial_job_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_dial_job_decode(json, strlen(json), &out, &err), OB_OK, "%s", err.msg);
+    cr_expect_eq(out.attempt, 2);
+    cr_expect_eq(out.lease_until_ms, 1764200900000);
+    cr_expect_str_eq(out.start_url, "https://app.example/start");
+    cr_expect_null(out.caller_id);
+    ob_dial_job_clear(&out);
+    free(json);
+}
+
+Test(proto, call_event_is_a_cloudevent_and_round_trips)
+{
+    ob_call_event_t in = {
+        .id = CALL, .source = "/outbound/dialer/d1", .type = "outbound.call.completed",
+        .call_id = CALL, .deployment_id = DEP, .account_id = ACC, .state = "completed",
+        .status = "completed", .result = "voice", .reason = "answered",
+        .phone_number = "+12125550100", .attempt = 1, .max_attempts = 1, .time_ms = 1764200000123,
+    };
+    char *json = ob_call_event_encode(&in);
+    cr_expect(strstr(json, "\"specversion\":\"1.0\"") != NULL, "%s", json);
+    cr_expect(strstr(json, "\"subject\":\"" CALL "\"") != NULL, "%s", json);
+    cr_expect(strstr(json, "\"time\":\"2025-11-26T23:33:20.123Z\"") != NULL, "%s", json);
+    ob_call_event_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_event_decode(json, strlen(json), &out, &err), OB_OK, "%s", err.msg);
+    cr_expect_str_eq(out.type, "outbound.call.completed");
+    cr_expect_str_eq(out.result, "voice");
+    cr_expect_eq(out.time_ms, 1764200000123);
+    ob_call_event_clear(&out);
+    free(json);
+}
+
+/* The schema examples are what external consumers code against. */
+Test(proto, schema_examples_decode)
+{
+    ob_err_t err = {{0}};
+    char *req = read_example("call-request.json");
+    char *job = read_example("dial-job.json");
+    char *ev = read_example("call-event.json");
+    ob_call_request_t r;
+    ob_dial_job_t j;
+    ob_call_event_t e;
+    cr_expect_eq(ob_call_request_decode(req, strlen(req), &r, &err), OB_OK, "request: %s", err.msg);
+    cr_expect_eq(ob_dial_job_decode(job, strlen(job), &j, &err), OB_OK, "job: %s", err.msg);
+    cr_expect_eq(ob_call_event_decode(ev, strlen(ev), &e, &err), OB_OK, "event: %s", err.msg);
+    ob_call_request_clear(&r);
+    ob_dial_job_clear(&j);
+    ob_call_event_clear(&e);
+    free(req);
+    free(job);
+    free(ev);
+}
+
+typedef struct {
+    const char *json;  /* a broken call request */
+    const char *error; /* substring the error must contain */
+} bad_request_t;
+
+static bad_request_t bad[] = {
+    {"[]", "not a JSON object"},
+    {"{\"v\":2,\"kind\":\"queue\"}", "v must be 1"},
+    {"{\"v\":1,\"kind\":\"dial\"}", "kind must be \"queue\""},
+    {"{\"v\":1,\"kind\":\"queue\"}", "call_id is required"},
+    {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"nope\"}", "call_id must be a UUID"},
+    {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
+     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":11}",
+     "max_attempts must be an integer from 1 to 10"},
+    {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
+     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":1,"
+     "\"retry_interval_s\":60,\"not_before\":1,\"accepted_at\":1,\"call_parameters\":[1]}",
+     "call_parameters must be an object"},
+};
+
+ParameterizedTestParameters(proto, bad_requests_name_the_problem)
+{
+    return cr_make_param_array(bad_request_t, bad, sizeof(bad) / sizeof(bad[0]));
+}
+
+ParameterizedTest(bad_request_t *c, proto, bad_requests_name_the_problem)
+{
+    ob_call_request_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_request_decode(c->json, strlen(c->json), &out, &err), OB_EINVAL);
+    cr_expect(strstr(err.msg, c->error) != NULL, "\"%s\" lacks \"%s\"", err.msg, c->error);
+}
