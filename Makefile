@@ -96,8 +96,9 @@ tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
 unit-test: $(UNIT_BINS)
 	@tools/run_unit.sh $(UNIT_BINS)
 
+# Needs the local stack (make stack-up).
 integration-test: $(BINS) $(INTEG_BINS)
-	@tools/run_integration.sh $(INTEG_BINS)
+	@BUILD=$(BUILD) tools/run_integration.sh $(INTEG_BINS)
 
 stack-up:
 	@deploy/local/stack.sh up
@@ -110,10 +111,13 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@deploy/local/run.sh
 
+# Every test runs twice: as built, and under AddressSanitizer and
+# UndefinedBehaviorSanitizer (build/san).
 test: deps
-	@$(MAKE) --no-print-directory tests-build
 	@$(MAKE) --no-print-directory format-check
-	@tools/test.sh
+	@$(MAKE) --no-print-directory tests-build
+	@$(MAKE) --no-print-directory tests-build SANITIZE=address,undefined
+	@tools/test.sh build build/san
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -176,7 +176,8 @@ static void load_kafka_passthrough(ob_base_config_t *cfg, ob_cfg_errors_t *errs)
     }
     rd_kafka_conf_destroy(scratch);
     if (n == 0)
-        ob_cfg_errors_add(errs, "OB_KAFKA_BOOTSTRAP_SERVERS is required (Kafka brokers, host:port)");
+        ob_cfg_errors_add(errs,
+                          "OB_KAFKA_BOOTSTRAP_SERVERS is required (Kafka brokers, host:port)");
 }
 
 void ob_base_config_load(ob_base_config_t *cfg, ob_cfg_errors_t *errs)
@@ -187,7 +188,8 @@ void ob_base_config_load(ob_base_config_t *cfg, ob_cfg_errors_t *errs)
     for (char **kv = cfg->kafka_kv; kv && kv[0]; kv += 2)
         has_bootstrap |= strcmp(kv[0], "bootstrap.servers") == 0;
     if (cfg->kafka_kv && cfg->kafka_kv[0] && !has_bootstrap)
-        ob_cfg_errors_add(errs, "OB_KAFKA_BOOTSTRAP_SERVERS is required (Kafka brokers, host:port)");
+        ob_cfg_errors_add(errs,
+                          "OB_KAFKA_BOOTSTRAP_SERVERS is required (Kafka brokers, host:port)");
     if (cfg->instance_id && !cfg->instance_id[0]) {
         char host[64] = "host";
         gethostname(host, sizeof(host) - 1);

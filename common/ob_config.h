@@ -39,15 +39,15 @@ typedef struct {
 /* Settings every service shares; embedded at the start of each service's
  * config struct. */
 typedef struct {
-    char *log_level;       /* OB_LOG_LEVEL */
-    char *instance_id;     /* OB_INSTANCE_ID: names this process in events and groups */
-    char *http_addr;       /* OB_HTTP_ADDR: address for the HTTP listener */
-    long long http_port;   /* OB_HTTP_PORT */
-    char *pg_dsn;          /* OB_PG_DSN: libpq connection string */
-    char *topic_prefix;    /* OB_TOPIC_PREFIX: prefix of the three topic names */
-    long long partitions;  /* OB_TOPIC_PARTITIONS: partitions when a topic is created */
-    long long drain_ms;    /* OB_DRAIN_TIMEOUT_MS: drain deadline after SIGTERM */
-    char **kafka_kv;       /* OB_KAFKA_* pass-through as key, value pairs, NULL-ended */
+    char *log_level;      /* OB_LOG_LEVEL */
+    char *instance_id;    /* OB_INSTANCE_ID: names this process in events and groups */
+    char *http_addr;      /* OB_HTTP_ADDR: address for the HTTP listener */
+    long long http_port;  /* OB_HTTP_PORT */
+    char *pg_dsn;         /* OB_PG_DSN: libpq connection string */
+    char *topic_prefix;   /* OB_TOPIC_PREFIX: prefix of the three topic names */
+    long long partitions; /* OB_TOPIC_PARTITIONS: partitions when a topic is created */
+    long long drain_ms;   /* OB_DRAIN_TIMEOUT_MS: drain deadline after SIGTERM */
+    char **kafka_kv;      /* OB_KAFKA_* pass-through as key, value pairs, NULL-ended */
 } ob_base_config_t;
 
 /* The spec table for ob_base_config_t, terminated by an entry with env NULL. */

@@ -24,11 +24,12 @@ ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
     snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
     char *data = ob_call_event_data_encode(ev);
     const char *params[] = {ev->id, ev->call_id, ev->deployment_id, ev->type, ev->source, ms, data};
-    ob_rc_t rc = ob_pg_exec(conn,
-                            "INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
-                            " occurred_at, data) VALUES ($1, $2, $3, $4, $5,"
-                            " to_timestamp($6::bigint / 1000.0), $7::jsonb)",
-                            7, params, NULL, err);
+    ob_rc_t rc =
+        ob_pg_exec(conn,
+                   "INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
+                   " occurred_at, data) VALUES ($1, $2, $3, $4, $5,"
+                   " to_timestamp($6::bigint / 1000.0), $7::jsonb)",
+                   7, params, NULL, err);
     free(data);
     return rc;
 }
@@ -100,8 +101,8 @@ int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older
         const char *data = PQgetvalue(res, i, 4);
         ob_err_t derr = {{0}};
         if (ob_call_event_data_decode(data, strlen(data), ev, &derr) != OB_OK) {
-            OB_WARN("events", "event %s has undecodable data (%s); skipped",
-                    PQgetvalue(res, i, 0), derr.msg);
+            OB_WARN("events", "event %s has undecodable data (%s); skipped", PQgetvalue(res, i, 0),
+                    derr.msg);
             continue;
         }
         ev->id = ob_xstrdup(PQgetvalue(res, i, 0));

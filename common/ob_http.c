@@ -70,7 +70,8 @@ void ob_http_problem(ob_http_req_t *req, unsigned status, const char *code, cJSO
     va_end(ap);
 
     cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "type", ob_pool_printf(req->pool, "https://outbound.dev/problems/%s", code));
+    cJSON_AddStringToObject(p, "type",
+                            ob_pool_printf(req->pool, "https://outbound.dev/problems/%s", code));
     cJSON_AddStringToObject(p, "title", MHD_get_reason_phrase_for(status));
     cJSON_AddNumberToObject(p, "status", status);
     cJSON_AddStringToObject(p, "code", code);
@@ -214,10 +215,10 @@ ob_rc_t ob_http_start(const ob_http_opts_t *opts, ob_http_server_t **out, ob_err
     srv->opts = *opts;
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)opts->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1,
-        MHD_OPTION_CONNECTION_LIMIT, opts->connection_limit ? opts->connection_limit : 1024,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : 30,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1, MHD_OPTION_CONNECTION_LIMIT,
+        opts->connection_limit ? opts->connection_limit : 1024, MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->timeout_s ? opts->timeout_s : 30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
         ob_err_set(err, "cannot listen on %s:%d (port in use or address unavailable)", opts->addr,

@@ -18,18 +18,18 @@ struct MHD_Connection;
 #define OB_HTTP_MAX_HEADERS 8
 
 typedef struct {
-    struct MHD_Connection *conn; /* libmicrohttpd connection (for header lookups) */
-    ob_pool_t *pool;             /* per-request memory, freed after the response */
-    const char *method;          /* "GET", "POST", ... */
-    const char *path;            /* URL path without the query string */
-    char *body;                  /* request body, NUL-terminated, pool-owned */
-    size_t body_len;             /* bytes in body */
-    bool body_too_large;         /* the body exceeded max_body and was dropped */
-    char req_id[37];             /* correlation id, echoed as X-Request-Id */
-    unsigned status;             /* response status set by the handler */
-    const char *content_type;    /* response content type */
-    const char *resp_body;       /* response body, pool-owned or static */
-    size_t resp_len;             /* bytes in resp_body */
+    struct MHD_Connection *conn;                /* libmicrohttpd connection (for header lookups) */
+    ob_pool_t *pool;                            /* per-request memory, freed after the response */
+    const char *method;                         /* "GET", "POST", ... */
+    const char *path;                           /* URL path without the query string */
+    char *body;                                 /* request body, NUL-terminated, pool-owned */
+    size_t body_len;                            /* bytes in body */
+    bool body_too_large;                        /* the body exceeded max_body and was dropped */
+    char req_id[37];                            /* correlation id, echoed as X-Request-Id */
+    unsigned status;                            /* response status set by the handler */
+    const char *content_type;                   /* response content type */
+    const char *resp_body;                      /* response body, pool-owned or static */
+    size_t resp_len;                            /* bytes in resp_body */
     const char *hdr_name[OB_HTTP_MAX_HEADERS];  /* extra response header names */
     const char *hdr_value[OB_HTTP_MAX_HEADERS]; /* and their values */
     int nhdr;                                   /* extra headers in use */
@@ -59,7 +59,8 @@ typedef struct {
 typedef struct ob_http_server ob_http_server_t;
 
 /* Starts listening; returns OB_ERR with detail if the port cannot be bound. */
-ob_rc_t ob_http_start(const ob_http_opts_t *opts, ob_http_server_t **out, ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ob_http_start(const ob_http_opts_t *opts, ob_http_server_t **out,
+                      ob_err_t *err) OB_MUSTCHECK;
 
 /* Stops accepting new connections (first drain step); requests in progress finish. */
 void ob_http_quiesce(ob_http_server_t *srv);

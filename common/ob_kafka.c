@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 struct ob_producer {
-    rd_kafka_t *rk;       /* librdkafka producer */
-    pthread_t poller;     /* serves delivery reports */
-    int stop;             /* tells the poller to exit (atomic) */
-    long failures;        /* failed deliveries (atomic) */
-    int fatal;            /* a fatal error was raised (atomic) */
+    rd_kafka_t *rk;   /* librdkafka producer */
+    pthread_t poller; /* serves delivery reports */
+    int stop;         /* tells the poller to exit (atomic) */
+    long failures;    /* failed deliveries (atomic) */
+    int fatal;        /* a fatal error was raised (atomic) */
 };
 
 typedef struct {
@@ -72,7 +72,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *con
         __atomic_add_fetch(&p->failures, 1, __ATOMIC_RELAXED);
     if (d) {
         if (d->cb)
-            d->cb(d->opaque, msg->err ? OB_ERR : OB_OK, msg->err ? rd_kafka_err2str(msg->err) : NULL);
+            d->cb(d->opaque, msg->err ? OB_ERR : OB_OK,
+                  msg->err ? rd_kafka_err2str(msg->err) : NULL);
         free(d);
     }
 }
@@ -102,8 +103,17 @@ static void *poll_loop(void *arg)
 ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err_t *err)
 {
     static const char *const defaults[] = {
-        "enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-        "message.timeout.ms", "30000", "compression.type", "lz4", NULL,
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "linger.ms",
+        "5",
+        "message.timeout.ms",
+        "30000",
+        "compression.type",
+        "lz4",
+        NULL,
     };
     char errstr[512];
     ob_producer_t *p = ob_xcalloc(1, sizeof(*p));
@@ -209,7 +219,8 @@ ob_rc_t ob_produce_batch_add(ob_producer_t *p, ob_produce_batch_t *b, const char
     b->refs++;
     b->pending++;
     pthread_mutex_unlock(&b->mu);
-    ob_rc_t rc = ob_producer_send(p, topic, key, value, len, queue_wait_ms, on_batch_delivery, b, err);
+    ob_rc_t rc =
+        ob_producer_send(p, topic, key, value, len, queue_wait_ms, on_batch_delivery, b, err);
     if (rc != OB_OK) {
         pthread_mutex_lock(&b->mu);
         b->pending--;
@@ -317,14 +328,27 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 }
 
 ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
-                        const char *const *topics, const char *offset_reset,
-                        ob_rebalance_fn fn, void *opaque, rd_kafka_t **out, ob_err_t *err)
+                        const char *const *topics, const char *offset_reset, ob_rebalance_fn fn,
+                        void *opaque, rd_kafka_t **out, ob_err_t *err)
 {
     const char *const settings[] = {
-        "group.id", group_id, "enable.auto.offset.store", "false", "enable.auto.commit", "true",
-        "auto.commit.interval.ms", "1000", "auto.offset.reset", offset_reset,
-        "enable.partition.eof", "false", "session.timeout.ms", "10000",
-        "heartbeat.interval.ms", "1000", NULL,
+        "group.id",
+        group_id,
+        "enable.auto.offset.store",
+        "false",
+        "enable.auto.commit",
+        "true",
+        "auto.commit.interval.ms",
+        "1000",
+        "auto.offset.reset",
+        offset_reset,
+        "enable.partition.eof",
+        "false",
+        "session.timeout.ms",
+        "10000",
+        "heartbeat.interval.ms",
+        "1000",
+        NULL,
     };
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -21,7 +21,8 @@ typedef struct ob_producer ob_producer_t;
 typedef void (*ob_delivery_fn)(void *opaque, ob_rc_t rc, const char *err);
 
 /* Creates a producer from the base config's OB_KAFKA_* settings. */
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out,
+                        ob_err_t *err) OB_MUSTCHECK;
 
 /* Queues one message; cb (may be NULL) is called exactly once with the
  * outcome. Returns OB_EAGAIN when the local queue stays full for queue_wait_ms,
@@ -33,7 +34,8 @@ ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, c
 /* Sends and blocks until the broker acknowledged or failed the message, or
  * timeout_ms passed (OB_ETIMEOUT: the message may still be delivered later). */
 ob_rc_t ob_producer_send_sync(ob_producer_t *p, const char *topic, const char *key,
-                              const void *value, size_t len, int timeout_ms, ob_err_t *err) OB_MUSTCHECK;
+                              const void *value, size_t len, int timeout_ms,
+                              ob_err_t *err) OB_MUSTCHECK;
 
 /* A group of messages whose acknowledgements are awaited together. */
 typedef struct ob_produce_batch ob_produce_batch_t;

@@ -76,8 +76,7 @@ size_t ob_json_escape(char *buf, size_t len, const char *s)
     return o;
 }
 
-void ob_log_emit(ob_log_level_t level, const char *mod, const char *const *kv, const char *fmt,
-                 ...)
+void ob_log_emit(ob_log_level_t level, const char *mod, const char *const *kv, const char *fmt, ...)
 {
     char msg[2048], line[4096], ts[32];
     size_t o;
@@ -88,8 +87,9 @@ void ob_log_emit(ob_log_level_t level, const char *mod, const char *const *kv, c
     va_end(ap);
     ob_time_format_rfc3339(ob_now_ms(), ts, sizeof(ts));
 
-    o = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"svc\":\"%s\",\"mod\":\"",
-                         ts, level_names[level], log_settings.svc);
+    o = (size_t)snprintf(line, sizeof(line),
+                         "{\"ts\":\"%s\",\"level\":\"%s\",\"svc\":\"%s\",\"mod\":\"", ts,
+                         level_names[level], log_settings.svc);
     o += ob_json_escape(line + o, sizeof(line) - o, mod);
     o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"msg\":\"");
     o += ob_json_escape(line + o, sizeof(line) - o, msg);

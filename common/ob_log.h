@@ -26,8 +26,8 @@ int ob_log_enabled(ob_log_level_t level);
 
 /* kv is NULL or a NULL-terminated array of key, value strings (a NULL value
  * skips that key). Thread-safe: each line is written with one write(2). */
-void ob_log_emit(ob_log_level_t level, const char *mod, const char *const *kv, const char *fmt,
-                 ...) OB_PRINTF(4, 5);
+void ob_log_emit(ob_log_level_t level, const char *mod, const char *const *kv, const char *fmt, ...)
+    OB_PRINTF(4, 5);
 
 #define OB_LOG(level, mod, kv, ...)                                                                \
     do {                                                                                           \

@@ -152,12 +152,12 @@ out:
 }
 
 struct ob_pg_pool {
-    pthread_mutex_t mu;  /* guards the arrays */
-    pthread_cond_t cv;   /* signalled when a slot is returned */
-    char *dsn;           /* connection string */
-    size_t size;         /* number of slots */
-    PGconn **idle;       /* stack of idle connections (NULL = not opened yet) */
-    size_t nidle;        /* entries in idle */
+    pthread_mutex_t mu; /* guards the arrays */
+    pthread_cond_t cv;  /* signalled when a slot is returned */
+    char *dsn;          /* connection string */
+    size_t size;        /* number of slots */
+    PGconn **idle;      /* stack of idle connections (NULL = not opened yet) */
+    size_t nidle;       /* entries in idle */
 };
 
 ob_pg_pool_t *ob_pg_pool_new(const char *dsn, size_t size)
@@ -208,8 +208,7 @@ ob_rc_t ob_pg_pool_get(ob_pg_pool_t *p, int wait_ms, PGconn **out, ob_err_t *err
 
 void ob_pg_pool_put(ob_pg_pool_t *p, PGconn *conn)
 {
-    if (conn && (PQstatus(conn) != CONNECTION_OK ||
-                 PQtransactionStatus(conn) != PQTRANS_IDLE)) {
+    if (conn && (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)) {
         PQfinish(conn); /* broken or left mid-transaction: reopen on next use */
         conn = NULL;
     }

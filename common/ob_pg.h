@@ -14,7 +14,7 @@
 
 /* One embedded migration (generated from common/migrations/NNN_name.sql). */
 typedef struct {
-    int version;     /* NNN */
+    int version;      /* NNN */
     const char *name; /* file name */
     const char *sql;  /* file contents */
 } ob_migration_t;

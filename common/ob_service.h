@@ -19,7 +19,8 @@ int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg)
 
 /* Connects to Postgres, retrying until timeout_ms or a stop signal, then
  * applies pending migrations. On failure logs why and returns non-OK. */
-ob_rc_t ob_service_connect_pg(const ob_base_config_t *base, int timeout_ms, PGconn **out) OB_MUSTCHECK;
+ob_rc_t ob_service_connect_pg(const ob_base_config_t *base, int timeout_ms,
+                              PGconn **out) OB_MUSTCHECK;
 
 /* Creates the three topics if they are missing, retrying until timeout_ms. */
 ob_rc_t ob_service_ensure_topics(const ob_base_config_t *base, int timeout_ms) OB_MUSTCHECK;

@@ -28,7 +28,10 @@ typedef struct {
     int64_t min, max; /* bounds for F_INT */
 } field_t;
 
-#define END {NULL, 0, 0, 0, 0, 0}
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, 0                                                                        \
+    }
 #define I64_MAX INT64_MAX
 
 #define R(f) offsetof(ob_call_request_t, f)
@@ -258,8 +261,7 @@ char *ob_call_event_encode(const ob_call_event_t *m)
     return print_and_delete(obj);
 }
 
-ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *out,
-                               ob_err_t *err)
+ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *out, ob_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     cJSON *root = parse_object(json, len, err);
@@ -348,8 +350,7 @@ ob_rc_t ob_call_event_decode(const char *json, size_t len, ob_call_event_t *out,
     return rc;
 }
 
-ob_rc_t ob_call_event_data_decode(const char *json, size_t len, ob_call_event_t *out,
-                                  ob_err_t *err)
+ob_rc_t ob_call_event_data_decode(const char *json, size_t len, ob_call_event_t *out, ob_err_t *err)
 {
     cJSON *root = parse_object(json, len, err);
     if (!root)

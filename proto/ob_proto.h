@@ -19,16 +19,16 @@
 
 /* outbound.call-requests, kind "queue": one accepted call. */
 typedef struct {
-    char *call_id;           /* UUIDv7 assigned by ingest */
-    char *deployment_id;     /* message key */
-    char *account_id;        /* owner */
-    char *phone_number;      /* E.164 */
-    char *caller_id;         /* ;ani= or deployment default, may be NULL */
-    char *post_dial;         /* ;postd= digits, may be NULL */
-    char *message_reference; /* client reference, may be NULL */
-    char *call_parameters;   /* JSON object text, may be NULL */
-    char *result_url;        /* per-call webhook override, may be NULL */
-    char *request_id;        /* HTTP request that accepted it, may be NULL */
+    char *call_id;            /* UUIDv7 assigned by ingest */
+    char *deployment_id;      /* message key */
+    char *account_id;         /* owner */
+    char *phone_number;       /* E.164 */
+    char *caller_id;          /* ;ani= or deployment default, may be NULL */
+    char *post_dial;          /* ;postd= digits, may be NULL */
+    char *message_reference;  /* client reference, may be NULL */
+    char *call_parameters;    /* JSON object text, may be NULL */
+    char *result_url;         /* per-call webhook override, may be NULL */
+    char *request_id;         /* HTTP request that accepted it, may be NULL */
     int64_t max_attempts;     /* 1..10 */
     int64_t retry_interval_s; /* seconds between attempts */
     int64_t priority;         /* higher first */
@@ -39,27 +39,28 @@ typedef struct {
 
 /* outbound.dial-jobs: one attempt released to a dialer. */
 typedef struct {
-    char *job_id;            /* UUIDv7, names the attempt row's job */
-    char *call_id;           /* call to dial */
-    char *deployment_id;     /* for capacity accounting and logs */
-    char *account_id;        /* owner */
-    char *phone_number;      /* E.164 */
-    char *caller_id;         /* may be NULL */
-    char *post_dial;         /* may be NULL */
-    char *message_reference; /* may be NULL */
-    char *call_parameters;   /* JSON object text, may be NULL */
-    char *start_url;         /* application to run on answer, may be NULL */
-    int64_t attempt;         /* 1..max_attempts */
-    int64_t max_attempts;    /* for the retry decision at the end */
+    char *job_id;             /* UUIDv7, names the attempt row's job */
+    char *call_id;            /* call to dial */
+    char *deployment_id;      /* for capacity accounting and logs */
+    char *account_id;         /* owner */
+    char *phone_number;       /* E.164 */
+    char *caller_id;          /* may be NULL */
+    char *post_dial;          /* may be NULL */
+    char *message_reference;  /* may be NULL */
+    char *call_parameters;    /* JSON object text, may be NULL */
+    char *start_url;          /* application to run on answer, may be NULL */
+    int64_t attempt;          /* 1..max_attempts */
+    int64_t max_attempts;     /* for the retry decision at the end */
     int64_t retry_interval_s; /* seconds until the next attempt */
-    int64_t lease_until_ms;  /* unix ms; the scheduler reclaims the attempt after */
+    int64_t lease_until_ms;   /* unix ms; the scheduler reclaims the attempt after */
 } ob_dial_job_t;
 
 /* outbound.call-events: a CloudEvents 1.0 envelope around the call's state. */
 typedef struct {
     char *id;                /* event id (UUIDv7), for consumer deduplication */
     char *source;            /* "/outbound/<service>/<instance>" */
-    char *type;              /* "outbound.call.queued", ".dialing", ".connected", ".completed", ".retry_scheduled" */
+    char *type;              /* "outbound.call.queued", ".dialing", ".connected", ".completed",
+                                ".retry_scheduled" */
     char *call_id;           /* subject */
     char *deployment_id;     /* data.deployment_id, also the message key */
     char *account_id;        /* data.account_id */

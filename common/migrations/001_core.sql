@@ -88,7 +88,9 @@ CREATE INDEX calls_partition_pending ON calls (request_partition, deployment_id)
 CREATE INDEX calls_deployment_recent ON calls (deployment_id, call_id DESC);
 
 -- One row per released attempt. job_id names the dial job that may start it,
--- so a stale or duplicated job can never start a second dial.
+-- so a stale or duplicated job can never start a second dial. The row is
+-- also the dial job's outbox: job_published_at is set once the broker
+-- acknowledged the job, and released rows without it are sent again.
 CREATE TABLE attempts (
     call_id         uuid NOT NULL REFERENCES calls,
     attempt         int  NOT NULL,
@@ -100,6 +102,7 @@ CREATE TABLE attempts (
     result          text,
     reason          text,
     released_at     timestamptz NOT NULL DEFAULT now(),
+    job_published_at timestamptz,
     lease_until     timestamptz NOT NULL,
     dialing_at      timestamptz,
     connected_at    timestamptz,
@@ -108,6 +111,8 @@ CREATE TABLE attempts (
     talk_ms         int,
     PRIMARY KEY (call_id, attempt)
 );
+CREATE INDEX attempts_unpublished_jobs ON attempts (released_at)
+    WHERE state = 'released' AND job_published_at IS NULL;
 
 CREATE TABLE call_events (
     event_id      uuid PRIMARY KEY,
@@ -121,3 +126,16 @@ CREATE TABLE call_events (
 );
 CREATE INDEX call_events_call ON call_events (call_id, occurred_at);
 CREATE INDEX call_events_unpublished ON call_events (occurred_at) WHERE published_at IS NULL;
+
+-- Everything a dial job carries, for the scheduler that publishes it.
+CREATE VIEW dial_jobs AS
+SELECT a.job_id, a.call_id, a.deployment_id, c.account_id, a.attempt, c.phone_number,
+       c.caller_id, c.post_dial, c.message_reference, c.call_parameters::text AS call_parameters,
+       c.max_attempts, c.retry_interval_s,
+       (extract(epoch FROM a.lease_until) * 1000)::bigint AS lease_until_ms,
+       coalesce(d.start_url, ap.start_url) AS start_url,
+       c.request_partition, a.state, a.released_at, a.job_published_at
+FROM attempts a
+JOIN calls c USING (call_id)
+JOIN deployments d ON d.deployment_id = a.deployment_id
+JOIN applications ap ON ap.application_id = d.application_id;

@@ -15,19 +15,19 @@
 #include <libpq-fe.h>
 
 typedef struct {
-    ob_base_config_t base;   /* shared settings (must be first) */
-    long long channels;      /* OB_DIALER_CHANNELS */
-    char *carrier;           /* OB_DIALER_CARRIER */
-    double sim_time_scale;   /* OB_SIM_TIME_SCALE */
-    long long sim_seed;      /* OB_SIM_SEED */
+    ob_base_config_t base; /* shared settings (must be first) */
+    long long channels;    /* OB_DIALER_CHANNELS */
+    char *carrier;         /* OB_DIALER_CARRIER */
+    double sim_time_scale; /* OB_SIM_TIME_SCALE */
+    long long sim_seed;    /* OB_SIM_SEED */
 } dialer_config_t;
 
 enum {
-    M_JOBS,          /* outbound_dial_jobs_taken_total */
-    M_STALE_JOBS,    /* outbound_dial_jobs_refused_total */
-    M_IN_FLIGHT,     /* outbound_calls_in_flight */
-    M_CHANNELS,      /* outbound_dialer_channels */
-    M_R_VOICE,       /* outbound_results_total{result=...} */
+    M_JOBS,       /* outbound_dial_jobs_taken_total */
+    M_STALE_JOBS, /* outbound_dial_jobs_refused_total */
+    M_IN_FLIGHT,  /* outbound_calls_in_flight */
+    M_CHANNELS,   /* outbound_dialer_channels */
+    M_R_VOICE,    /* outbound_results_total{result=...} */
     M_R_MACHINE,
     M_R_FAX,
     M_R_BUSY,
@@ -35,15 +35,15 @@ enum {
     M_R_INFOTONE,
     M_R_LINEFAILURE,
     M_R_UNKNOWN,
-    M_READY,         /* outbound_ready */
+    M_READY, /* outbound_ready */
     M_COUNT,
 };
 
 /* One call the worker holds. */
 typedef struct {
-    ob_dial_job_t job;  /* the job it came from (owned) */
-    bool in_use;        /* slot taken */
-    bool answered;      /* connected was recorded */
+    ob_dial_job_t job; /* the job it came from (owned) */
+    bool in_use;       /* slot taken */
+    bool answered;     /* connected was recorded */
 } dialer_call_t;
 
 typedef struct {

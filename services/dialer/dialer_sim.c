@@ -25,12 +25,12 @@ typedef struct {
 } sim_call_t;
 
 typedef struct {
-    carrier_t base;     /* must be first */
-    sim_call_t *calls;  /* one slot per channel */
-    int channels;       /* slots */
-    int active;         /* slots in use */
-    double scale;       /* time compression */
-    uint64_t seed;      /* outcome seed */
+    carrier_t base;    /* must be first */
+    sim_call_t *calls; /* one slot per channel */
+    int channels;      /* slots */
+    int active;        /* slots in use */
+    double scale;      /* time compression */
+    uint64_t seed;     /* outcome seed */
 } sim_t;
 
 static uint64_t fnv1a(const char *s, uint64_t h)
@@ -59,14 +59,14 @@ static const struct {
     bool answers;       /* connected before ending */
     int weight;         /* share of random numbers, in percent */
 } outcomes[] = {
-    {"voice", true, 60},          /* D = 0 */
+    {"voice", true, 60},            /* D = 0 */
     {"answeringmachine", true, 15}, /* D = 1 */
-    {"fax", true, 2},             /* D = 2 */
-    {"busy", false, 8},           /* D = 3 */
-    {"noanswer", false, 10},      /* D = 4 */
-    {"informationtone", false, 2}, /* D = 5 */
-    {"linefailure", false, 2},    /* D = 6 */
-    {"unknown", true, 1},         /* D = 7 */
+    {"fax", true, 2},               /* D = 2 */
+    {"busy", false, 8},             /* D = 3 */
+    {"noanswer", false, 10},        /* D = 4 */
+    {"informationtone", false, 2},  /* D = 5 */
+    {"linefailure", false, 2},      /* D = 6 */
+    {"unknown", true, 1},           /* D = 7 */
 };
 
 void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, uint64_t seed,

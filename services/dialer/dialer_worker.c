@@ -76,8 +76,8 @@ static ob_rc_t apply(dialer_ctx_t *ctx, const ob_dial_job_t *job, const transiti
         ob_pg_rollback(ctx->pg);
         if (rc != OB_ECONFLICT) {
             __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-            OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", job->call_id),
-                   "%s not recorded: %s", t->type, err.msg);
+            OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", job->call_id), "%s not recorded: %s",
+                   t->type, err.msg);
         }
         ob_call_event_clear(&ev);
         return rc;
@@ -118,9 +118,11 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
 {
     static const stmt_t stmts[] = {
         {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4"
-         " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'", 4},
+         " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'",
+         4},
         {"UPDATE calls SET state = 'dialing', updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'", 2},
+         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'",
+         2},
         {NULL, 0},
     };
     static const transition_t dialing = {"dialing", "dialing", NULL, NULL, NULL};
@@ -140,7 +142,8 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
         return true;
     }
     snprintf(attempt, sizeof(attempt), "%lld", (long long)slot->job.attempt);
-    const char *params[] = {slot->job.call_id, attempt, slot->job.job_id, ctx->cfg->base.instance_id};
+    const char *params[] = {slot->job.call_id, attempt, slot->job.job_id,
+                            ctx->cfg->base.instance_id};
     ob_rc_t rc = apply(ctx, &slot->job, &dialing, stmts, params);
     if (rc == OB_ECONFLICT) {
         ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
@@ -168,9 +171,11 @@ static void on_answered(void *worker, void *call, const char *callee_type)
 {
     static const stmt_t stmts[] = {
         {"UPDATE attempts SET state = 'connected', connected_at = now()"
-         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'", 2},
+         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'",
+         2},
         {"UPDATE calls SET state = 'connected', updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'dialing'", 2},
+         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'dialing'",
+         2},
         {NULL, 0},
     };
     dialer_ctx_t *ctx = worker;
@@ -184,8 +189,8 @@ static void on_answered(void *worker, void *call, const char *callee_type)
 
 static void count_result(dialer_ctx_t *ctx, const char *result)
 {
-    static const char *const names[] = {"voice", "answeringmachine", "fax", "busy", "noanswer",
-                                        "informationtone", "linefailure", "unknown"};
+    static const char *const names[] = {"voice",    "answeringmachine", "fax",         "busy",
+                                        "noanswer", "informationtone",  "linefailure", "unknown"};
     for (size_t i = 0; i < OB_COUNTOF(names); i++)
         if (strcmp(result, names[i]) == 0)
             ob_metric_add(&ctx->metrics[M_R_VOICE + (int)i], 1);
@@ -204,7 +209,8 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         {END_ATTEMPT, 6},
         {"UPDATE calls SET state = 'completed', status = 'completed', result = $3, reason = $4,"
          " active_attempt = NULL, completed_at = now(), updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2", 4},
+         " WHERE call_id = $1 AND active_attempt = $2",
+         4},
         {NULL, 0},
     };
     static const stmt_t retry[] = {
@@ -212,7 +218,8 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         {"UPDATE calls SET state = 'queued', result = $3, active_attempt = NULL,"
          " next_attempt_at = now() + make_interval(secs => retry_interval_s), updated_at = now()"
          " WHERE call_id = $1 AND active_attempt = $2 AND attempts_made < max_attempts"
-         " AND (expires_at IS NULL OR now() + make_interval(secs => retry_interval_s) < expires_at)",
+         " AND (expires_at IS NULL OR now() + make_interval(secs => retry_interval_s) < "
+         "expires_at)",
          3},
         {NULL, 0},
     };
@@ -221,7 +228,8 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         {"UPDATE calls SET state = 'completed', status = 'failed', result = $3,"
          " reason = CASE WHEN attempts_made >= max_attempts THEN 'max_attempts' ELSE 'expired' END,"
          " active_attempt = NULL, completed_at = now(), updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2", 3},
+         " WHERE call_id = $1 AND active_attempt = $2",
+         3},
         {NULL, 0},
     };
     dialer_ctx_t *ctx = worker;

@@ -29,12 +29,20 @@ static const ob_cfg_spec_t dialer_specs[] = {
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
-#define RESULT_METRIC(r) {"outbound_results_total", "result=\"" r "\"", "attempt results by callee type or failure", OB_METRIC_COUNTER, 0}
+#define RESULT_METRIC(r)                                                                           \
+    {                                                                                              \
+        "outbound_results_total", "result=\"" r "\"", "attempt results by callee type or failure", \
+            OB_METRIC_COUNTER, 0                                                                   \
+    }
 static const ob_metric_t metric_defs[M_COUNT] = {
-    [M_JOBS] = {"outbound_dial_jobs_taken_total", NULL, "dial jobs started by this worker", OB_METRIC_COUNTER, 0},
-    [M_STALE_JOBS] = {"outbound_dial_jobs_refused_total", NULL, "dial jobs refused as stale, duplicate or invalid", OB_METRIC_COUNTER, 0},
-    [M_IN_FLIGHT] = {"outbound_calls_in_flight", NULL, "calls this worker holds now", OB_METRIC_GAUGE, 0},
-    [M_CHANNELS] = {"outbound_dialer_channels", NULL, "channels of this worker", OB_METRIC_GAUGE, 0},
+    [M_JOBS] = {"outbound_dial_jobs_taken_total", NULL, "dial jobs started by this worker",
+                OB_METRIC_COUNTER, 0},
+    [M_STALE_JOBS] = {"outbound_dial_jobs_refused_total", NULL,
+                      "dial jobs refused as stale, duplicate or invalid", OB_METRIC_COUNTER, 0},
+    [M_IN_FLIGHT] = {"outbound_calls_in_flight", NULL, "calls this worker holds now",
+                     OB_METRIC_GAUGE, 0},
+    [M_CHANNELS] = {"outbound_dialer_channels", NULL, "channels of this worker", OB_METRIC_GAUGE,
+                    0},
     [M_R_VOICE] = RESULT_METRIC("voice"),
     [M_R_MACHINE] = RESULT_METRIC("answeringmachine"),
     [M_R_FAX] = RESULT_METRIC("fax"),
@@ -105,8 +113,9 @@ static void serve(dialer_ctx_t *ctx)
             fetching = !full;
         }
         int64_t wait = due == INT64_MAX ? 100 : due - ob_mono_ms();
-        rd_kafka_message_t *m =
-            rd_kafka_consumer_poll(ctx->jobs, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->jobs, (int)(wait < 0     ? 0
+                                                                        : wait > 100 ? 100
+                                                                                     : wait));
         if (!m) {
             /* nothing to take */
         } else if (m->err) {

@@ -21,12 +21,12 @@
 
 /* The deployment a call is queued to, with its defaults. */
 typedef struct {
-    char account_id[37];    /* owner */
-    bool active;            /* accepting calls */
-    bool deleted;           /* soft-deleted */
-    long max_attempts;      /* default attempts */
-    long retry_interval_s;  /* default wait between attempts */
-    char *caller_id;        /* default caller id or NULL (pool-owned) */
+    char account_id[37];   /* owner */
+    bool active;           /* accepting calls */
+    bool deleted;          /* soft-deleted */
+    long max_attempts;     /* default attempts */
+    long retry_interval_s; /* default wait between attempts */
+    char *caller_id;       /* default caller id or NULL (pool-owned) */
 } deployment_t;
 
 static void add_error(cJSON *errors, const char *field, const char *code, const char *msg)
@@ -95,7 +95,8 @@ static bool int_in(const cJSON *item, long lo, long hi, long *out)
 static bool is_http_url(const char *s)
 {
     return strlen(s) <= MAX_URL_LEN &&
-           (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) && !strpbrk(s, " \r\n");
+           (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) &&
+           !strpbrk(s, " \r\n");
 }
 
 /* Validates one call object into m (strings pool-owned via req). Every
@@ -104,8 +105,8 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
                           ob_call_request_t *m, cJSON *errors)
 {
     static const char *const known[] = {
-        "phone_number", "message_reference", "call_parameters", "max_attempts",
-        "retry_interval_s", "priority", "not_before", "expires_at", "result_url",
+        "phone_number", "message_reference", "call_parameters", "max_attempts", "retry_interval_s",
+        "priority",     "not_before",        "expires_at",      "result_url",
     };
     int before = cJSON_GetArraySize(errors);
     const cJSON *item;
@@ -132,8 +133,8 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
         add_error(errors, "phone_number", "invalid_phone_number", err.msg);
     else {
         m->phone_number = ob_pool_strdup(req->pool, phone.e164);
-        m->caller_id = phone.caller_id[0] ? ob_pool_strdup(req->pool, phone.caller_id)
-                                          : dep->caller_id;
+        m->caller_id =
+            phone.caller_id[0] ? ob_pool_strdup(req->pool, phone.caller_id) : dep->caller_id;
         m->post_dial = phone.post_dial[0] ? ob_pool_strdup(req->pool, phone.post_dial) : NULL;
     }
 
@@ -160,7 +161,8 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
     m->max_attempts = dep->max_attempts;
     item = cJSON_GetObjectItemCaseSensitive(body, "max_attempts");
     if (item && !int_in(item, 1, 10, &v))
-        add_error(errors, "max_attempts", "out_of_range", "max_attempts must be an integer from 1 to 10");
+        add_error(errors, "max_attempts", "out_of_range",
+                  "max_attempts must be an integer from 1 to 10");
     else if (item)
         m->max_attempts = v;
 
@@ -174,7 +176,8 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
 
     item = cJSON_GetObjectItemCaseSensitive(body, "priority");
     if (item && !int_in(item, -1000, 1000, &v))
-        add_error(errors, "priority", "out_of_range", "priority must be an integer from -1000 to 1000");
+        add_error(errors, "priority", "out_of_range",
+                  "priority must be an integer from -1000 to 1000");
     else if (item)
         m->priority = v;
 
@@ -234,7 +237,8 @@ static bool load_deployment(ob_http_req_t *req, PGconn *conn, const char *deploy
     dep->deleted = PQgetvalue(res, 0, 2)[0] == 't';
     dep->max_attempts = atol(PQgetvalue(res, 0, 3));
     dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
-    dep->caller_id = PQgetisnull(res, 0, 5) ? NULL : ob_pool_strdup(req->pool, PQgetvalue(res, 0, 5));
+    dep->caller_id =
+        PQgetisnull(res, 0, 5) ? NULL : ob_pool_strdup(req->pool, PQgetvalue(res, 0, 5));
     PQclear(res);
     if (dep->deleted) {
         ob_http_problem(req, 404, "deployment_not_found", NULL, "deployment %s was deleted",
@@ -256,8 +260,8 @@ static bool json_content_type(ob_http_req_t *req)
     return !ct || strncmp(ct, "application/json", 16) == 0;
 }
 
-static void queue_call(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn,
-                       const char *account_id, const char *deployment_id)
+static void queue_call(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, const char *account_id,
+                       const char *deployment_id)
 {
     deployment_t dep;
     memset(&dep, 0, sizeof(dep));
@@ -384,7 +388,8 @@ static int split_path(ob_http_req_t *req, char **seg, int max)
 {
     char *copy = ob_pool_strdup(req->pool, req->path);
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+    for (char *save = NULL, *tok = strtok_r(copy, "/", &save); tok;
+         tok = strtok_r(NULL, "/", &save)) {
         if (n == max)
             return -1;
         seg[n++] = tok;
@@ -416,7 +421,8 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
     bool is_call = n == 4 && strcmp(seg[2], "calls") == 0;
     bool is_queue = n == 5 && strcmp(seg[2], "deployments") == 0 && strcmp(seg[4], "calls") == 0;
 
-    if (n < 2 || strcmp(seg[0], "api") != 0 || strcmp(seg[1], "v1") != 0 || !(is_call || is_queue)) {
+    if (n < 2 || strcmp(seg[0], "api") != 0 || strcmp(seg[1], "v1") != 0 ||
+        !(is_call || is_queue)) {
         ob_http_problem(req, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
         goto out;
     }

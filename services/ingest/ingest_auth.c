@@ -35,9 +35,9 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
     }
     ingest_key_hash(h + 7, hash);
     const char *params[] = {hash};
-    ob_rc_t rc = ob_pg_exec(conn,
-                            "SELECT account_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-                            1, params, &res, &err);
+    ob_rc_t rc = ob_pg_exec(
+        conn, "SELECT account_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", 1,
+        params, &res, &err);
     if (rc != OB_OK) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "database_unavailable", NULL, "cannot check the API key now");
@@ -45,7 +45,8 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
     }
     if (PQntuples(res) != 1) {
         PQclear(res);
-        ob_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"outbound\", error=\"invalid_token\"");
+        ob_http_add_header(req, "WWW-Authenticate",
+                           "Bearer realm=\"outbound\", error=\"invalid_token\"");
         ob_http_problem(req, 401, "invalid_api_key", NULL, "the API key is unknown or revoked");
         return false;
     }

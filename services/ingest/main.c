@@ -28,11 +28,16 @@ static const ob_cfg_spec_t ingest_specs[] = {
 };
 
 static const ob_metric_t metric_defs[M_COUNT] = {
-    [M_CALLS_QUEUED] = {"outbound_calls_queued_total", NULL, "calls accepted (acknowledged by Kafka)", OB_METRIC_COUNTER, 0},
-    [M_HTTP_2XX] = {"outbound_http_requests_total", "code=\"2xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
-    [M_HTTP_4XX] = {"outbound_http_requests_total", "code=\"4xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
-    [M_HTTP_5XX] = {"outbound_http_requests_total", "code=\"5xx\"", "API requests by status class", OB_METRIC_COUNTER, 0},
-    [M_KAFKA_FAILURES] = {"outbound_kafka_produce_failures_total", NULL, "call requests Kafka did not acknowledge", OB_METRIC_COUNTER, 0},
+    [M_CALLS_QUEUED] = {"outbound_calls_queued_total", NULL,
+                        "calls accepted (acknowledged by Kafka)", OB_METRIC_COUNTER, 0},
+    [M_HTTP_2XX] = {"outbound_http_requests_total", "code=\"2xx\"", "API requests by status class",
+                    OB_METRIC_COUNTER, 0},
+    [M_HTTP_4XX] = {"outbound_http_requests_total", "code=\"4xx\"", "API requests by status class",
+                    OB_METRIC_COUNTER, 0},
+    [M_HTTP_5XX] = {"outbound_http_requests_total", "code=\"5xx\"", "API requests by status class",
+                    OB_METRIC_COUNTER, 0},
+    [M_KAFKA_FAILURES] = {"outbound_kafka_produce_failures_total", NULL,
+                          "call requests Kafka did not acknowledge", OB_METRIC_COUNTER, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
 

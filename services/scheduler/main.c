@@ -29,11 +29,16 @@ static const ob_cfg_spec_t scheduler_specs[] = {
 };
 
 static const ob_metric_t metric_defs[M_COUNT] = {
-    [M_RECORDED] = {"outbound_calls_recorded_total", NULL, "accepted calls recorded in Postgres", OB_METRIC_COUNTER, 0},
-    [M_RELEASED] = {"outbound_dial_jobs_released_total", NULL, "dial jobs released to dialers", OB_METRIC_COUNTER, 0},
-    [M_EXPIRED] = {"outbound_calls_expired_total", NULL, "calls ended because they expired before dialing", OB_METRIC_COUNTER, 0},
-    [M_POISON] = {"outbound_request_messages_invalid_total", NULL, "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
-    [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL, "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
+    [M_RECORDED] = {"outbound_calls_recorded_total", NULL, "accepted calls recorded in Postgres",
+                    OB_METRIC_COUNTER, 0},
+    [M_RELEASED] = {"outbound_dial_jobs_released_total", NULL, "dial jobs released to dialers",
+                    OB_METRIC_COUNTER, 0},
+    [M_EXPIRED] = {"outbound_calls_expired_total", NULL,
+                   "calls ended because they expired before dialing", OB_METRIC_COUNTER, 0},
+    [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
+                  "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
+    [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
+                 "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
 

@@ -16,36 +16,36 @@
 #define SCHEDULER_MAX_PARTITIONS 1024
 
 typedef struct {
-    ob_base_config_t base;  /* shared settings (must be first) */
-    long long tick_ms;      /* OB_SCHEDULER_TICK_MS: release pass interval */
-    long long lease_s;      /* OB_SCHEDULER_LEASE_S: dial job lease */
-    long long batch;        /* OB_SCHEDULER_BATCH: requests recorded per transaction */
-    long long release_max;  /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
+    ob_base_config_t base; /* shared settings (must be first) */
+    long long tick_ms;     /* OB_SCHEDULER_TICK_MS: release pass interval */
+    long long lease_s;     /* OB_SCHEDULER_LEASE_S: dial job lease */
+    long long batch;       /* OB_SCHEDULER_BATCH: requests recorded per transaction */
+    long long release_max; /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
 } scheduler_config_t;
 
 enum {
-    M_RECORDED,      /* outbound_calls_recorded_total */
-    M_RELEASED,      /* outbound_dial_jobs_released_total */
-    M_EXPIRED,       /* outbound_calls_expired_total */
-    M_POISON,        /* outbound_request_messages_invalid_total */
-    M_OWNED,         /* outbound_scheduler_partitions_owned */
-    M_READY,         /* outbound_ready */
+    M_RECORDED, /* outbound_calls_recorded_total */
+    M_RELEASED, /* outbound_dial_jobs_released_total */
+    M_EXPIRED,  /* outbound_calls_expired_total */
+    M_POISON,   /* outbound_request_messages_invalid_total */
+    M_OWNED,    /* outbound_scheduler_partitions_owned */
+    M_READY,    /* outbound_ready */
     M_COUNT,
 };
 
 typedef struct {
-    const scheduler_config_t *cfg;  /* read-only configuration */
-    PGconn *pg;                     /* the scheduler's connection (main thread only) */
-    rd_kafka_t *requests;           /* consumer of outbound.call-requests */
-    ob_producer_t *producer;        /* dial jobs and events */
-    char *topic_requests;           /* full topic names */
+    const scheduler_config_t *cfg; /* read-only configuration */
+    PGconn *pg;                    /* the scheduler's connection (main thread only) */
+    rd_kafka_t *requests;          /* consumer of outbound.call-requests */
+    ob_producer_t *producer;       /* dial jobs and events */
+    char *topic_requests;          /* full topic names */
     char *topic_jobs;
     char *topic_events;
-    char *source;                   /* CloudEvents source of this instance */
+    char *source;                         /* CloudEvents source of this instance */
     bool owned[SCHEDULER_MAX_PARTITIONS]; /* call-requests partitions assigned to us */
-    int owned_count;                /* number of true entries in owned */
-    int pg_up;                      /* last Postgres operation succeeded (atomic) */
-    ob_metric_t metrics[M_COUNT];   /* Prometheus registry */
+    int owned_count;                      /* number of true entries in owned */
+    int pg_up;                            /* last Postgres operation succeeded (atomic) */
+    ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
 } scheduler_ctx_t;
 
 /* Consumer rebalance notification: tracks owned partitions. */

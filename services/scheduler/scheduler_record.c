@@ -66,13 +66,16 @@ static ob_rc_t check_duplicate(scheduler_ctx_t *ctx, const rd_kafka_message_t *m
 {
     PGresult *res = NULL;
     const char *params[] = {m->call_id};
-    ob_rc_t rc = ob_pg_exec(ctx->pg, "SELECT 1 FROM calls WHERE call_id = $1", 1, params, &res, err);
+    ob_rc_t rc =
+        ob_pg_exec(ctx->pg, "SELECT 1 FROM calls WHERE call_id = $1", 1, params, &res, err);
     if (rc != OB_OK)
         return rc;
     if (PQntuples(res) == 0) {
         ob_metric_add(&ctx->metrics[M_POISON], 1);
-        OB_LOG(OB_LOG_ERROR, "record", OB_KV("call_id", m->call_id, "deployment_id", m->deployment_id),
-               "call names a deployment that does not exist for its account (partition %d offset %lld)",
+        OB_LOG(OB_LOG_ERROR, "record",
+               OB_KV("call_id", m->call_id, "deployment_id", m->deployment_id),
+               "call names a deployment that does not exist for its account (partition %d offset "
+               "%lld)",
                msg->partition, (long long)msg->offset);
     }
     PQclear(res);
@@ -94,9 +97,22 @@ static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
     snprintf(exp, sizeof(exp), "%lld", (long long)m->expires_at_ms);
     snprintf(acc, sizeof(acc), "%lld", (long long)m->accepted_at_ms);
     const char *params[] = {
-        m->call_id, m->deployment_id, m->account_id, part, m->phone_number, m->caller_id,
-        m->post_dial, m->message_reference, m->call_parameters, m->result_url, prio, attempts,
-        interval, nb, m->expires_at_ms ? exp : NULL, acc,
+        m->call_id,
+        m->deployment_id,
+        m->account_id,
+        part,
+        m->phone_number,
+        m->caller_id,
+        m->post_dial,
+        m->message_reference,
+        m->call_parameters,
+        m->result_url,
+        prio,
+        attempts,
+        interval,
+        nb,
+        m->expires_at_ms ? exp : NULL,
+        acc,
     };
     ob_rc_t rc = ob_pg_exec(ctx->pg, INSERT_CALL_SQL, 16, params, &res, err);
     if (rc != OB_OK)
@@ -119,8 +135,8 @@ static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
 
 /* Records the decoded batch in one transaction; returns events in evs. */
 static ob_rc_t record_batch(scheduler_ctx_t *ctx, rd_kafka_message_t **msgs,
-                            ob_call_request_t *reqs, const bool *valid, int n,
-                            ob_call_event_t *evs, int *nevs, ob_err_t *err)
+                            ob_call_request_t *reqs, const bool *valid, int n, ob_call_event_t *evs,
+                            int *nevs, ob_err_t *err)
 {
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
     *nevs = 0;

@@ -1,10 +1,12 @@
 /*
  * Releasing dial jobs. For each deployment of an owned partition with due
  * calls and free capacity, one transaction picks the calls (SKIP LOCKED),
- * marks their attempt active and inserts the attempt rows; the jobs are
- * produced and acknowledged before that transaction commits. A crash between
- * the two leaves jobs whose job_id matches no attempt row, which dialers
- * refuse, so a call is never dialed twice and never lost.
+ * marks their attempt active and inserts the attempt rows, each naming its
+ * job_id. Only after the commit are the jobs produced (the attempt row is the
+ * job's outbox): a job is never seen by a dialer before its attempt exists,
+ * and a job lost to a crash or a broker error is produced again by the relay
+ * pass. Duplicates are harmless, since a dialer starts an attempt only while
+ * it is still 'released'.
  */
 #include "ob_events.h"
 #include "ob_log.h"
@@ -37,18 +39,24 @@ static const char RELEASE_SQL[] =
     "  UPDATE calls c SET active_attempt = c.attempts_made + 1,"
     "   attempts_made = c.attempts_made + 1, updated_at = now()"
     "  FROM picked WHERE c.call_id = picked.call_id"
-    "  RETURNING c.call_id, c.deployment_id, c.account_id, c.active_attempt, c.phone_number,"
-    "   c.caller_id, c.post_dial, c.message_reference, c.call_parameters::text,"
-    "   c.max_attempts, c.retry_interval_s),"
-    " ins AS ("
-    "  INSERT INTO attempts (call_id, attempt, deployment_id, job_id, lease_until)"
-    "  SELECT call_id, active_attempt, deployment_id, gen_random_uuid(),"
-    "   now() + make_interval(secs => $3::int) FROM upd"
-    "  RETURNING call_id, job_id, (extract(epoch FROM lease_until) * 1000)::bigint AS lease_ms)"
-    " SELECT upd.*, ins.job_id, ins.lease_ms,"
-    "  (SELECT coalesce(d.start_url, a.start_url) FROM deployments d"
-    "   JOIN applications a USING (application_id) WHERE d.deployment_id = upd.deployment_id)"
-    " FROM upd JOIN ins USING (call_id)";
+    "  RETURNING c.call_id, c.deployment_id, c.active_attempt)"
+    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, lease_until)"
+    " SELECT call_id, active_attempt, deployment_id, gen_random_uuid(),"
+    "  now() + make_interval(secs => $3::int) FROM upd"
+    " RETURNING job_id";
+
+/* Jobs to (re)publish; $1 selects them (see callers). */
+static const char JOBS_BY_ID_SQL[] =
+    "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
+    " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
+    " lease_until_ms, start_url FROM dial_jobs WHERE job_id = ANY($1::uuid[])";
+static const char JOBS_UNPUBLISHED_SQL[] =
+    "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
+    " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
+    " lease_until_ms, start_url FROM dial_jobs"
+    " WHERE state = 'released' AND job_published_at IS NULL"
+    " AND released_at < now() - interval '5 seconds' AND request_partition = ANY($1::int[])"
+    " ORDER BY released_at LIMIT 1000";
 
 /* Calls that can no longer be dialed before their expiry end now. */
 static const char EXPIRE_SQL[] =
@@ -106,7 +114,8 @@ static void expire_calls(scheduler_ctx_t *ctx, const char *owned)
     } else if (n > 0) {
         ob_metric_add(&ctx->metrics[M_EXPIRED], n);
         OB_INFO("release", "%d call(s) expired before they could be dialed", n);
-        if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)n, &err) != OB_OK)
+        if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)n, &err) !=
+            OB_OK)
             OB_WARN("release", "expiry events left for the relay: %s", err.msg);
     }
     for (int i = 0; i <= n; i++)
@@ -114,7 +123,7 @@ static void expire_calls(scheduler_ctx_t *ctx, const char *owned)
     free(evs);
 }
 
-/* Encodes row i of RELEASE_SQL's answer as a dial job. */
+/* Encodes row i of a JOBS_*_SQL answer as a dial job. */
 static char *job_from_row(PGresult *res, int i)
 {
     ob_dial_job_t job = {
@@ -136,53 +145,93 @@ static char *job_from_row(PGresult *res, int i)
     return ob_dial_job_encode(&job);
 }
 
-/* Releases up to free jobs of one deployment; returns how many. */
+/* Postgres array literal of column c of every row: "{a,b,c}" (caller frees). */
+static char *column_array(PGresult *res, int c)
+{
+    size_t cap = 3, o = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        cap += strlen(PQgetvalue(res, i, c)) + 1;
+    char *s = ob_xmalloc(cap);
+    s[o++] = '{';
+    for (int i = 0; i < PQntuples(res); i++)
+        o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? "," : "", PQgetvalue(res, i, c));
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+/* Produces the jobs that sql (with one parameter) selects, waits for the
+ * broker and marks them published. Returns how many were acknowledged. */
+static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {param};
+    ob_rc_t rc = ob_pg_exec(ctx->pg, sql, 1, params, &res, &err);
+    int n = rc == OB_OK ? PQntuples(res) : 0;
+    if (rc != OB_OK || n == 0)
+        goto out;
+    ob_produce_batch_t *batch = ob_produce_batch_new();
+    for (int i = 0; i < n && rc == OB_OK; i++) {
+        char *text = job_from_row(res, i);
+        /* Keyed by call: any idle dialer of the group may take it. */
+        rc = ob_produce_batch_add(ctx->producer, batch, ctx->topic_jobs, PQgetvalue(res, i, 0),
+                                  text, strlen(text), 5000, &err);
+        free(text);
+    }
+    ob_err_t wait_err = {{0}};
+    ob_rc_t wrc = ob_produce_batch_wait(batch, 30000, &wait_err);
+    if (rc == OB_OK && wrc != OB_OK) {
+        rc = wrc;
+        ob_err_set(&err, "%s", wait_err.msg);
+    }
+    if (rc == OB_OK) {
+        char *ids = column_array(res, 11);
+        const char *mark[] = {ids};
+        rc = ob_pg_exec(ctx->pg,
+                        "UPDATE attempts SET job_published_at = now()"
+                        " WHERE job_id = ANY($1::uuid[]) AND job_published_at IS NULL",
+                        1, mark, NULL, &err);
+        free(ids);
+    }
+out:
+    if (rc != OB_OK) {
+        OB_WARN("release", "dial jobs left for the relay: %s", err.msg);
+        n = 0;
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Releases up to free_slots jobs of one deployment; returns how many. */
 static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, long free_slots)
 {
     char limit[16], lease[16];
     PGresult *res = NULL;
     ob_err_t err = {{0}};
-    ob_produce_batch_t *batch = NULL;
-    int n = 0;
     ob_rc_t rc;
 
     snprintf(limit, sizeof(limit), "%ld",
              free_slots < ctx->cfg->release_max ? free_slots : (long)ctx->cfg->release_max);
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
     const char *params[] = {deployment_id, limit, lease};
-    if ((rc = ob_pg_begin(ctx->pg, &err)) != OB_OK ||
-        (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 3, params, &res, &err)) != OB_OK)
-        goto out;
-    n = PQntuples(res);
-    if (n == 0)
-        goto out;
-    batch = ob_produce_batch_new();
-    for (int i = 0; i < n && rc == OB_OK; i++) {
-        char *text = job_from_row(res, i);
-        /* Keyed by call: any idle dialer of the group may take it. */
-        rc = ob_produce_batch_add(ctx->producer, batch, ctx->topic_jobs, PQgetvalue(res, i, 0), text,
-                                  strlen(text), 5000, &err);
-        free(text);
-    }
-    ob_err_t wait_err = {{0}};
-    ob_rc_t wrc = ob_produce_batch_wait(batch, 30000, &wait_err);
-    batch = NULL;
-    if (rc == OB_OK && wrc != OB_OK) {
-        rc = wrc;
-        ob_err_set(&err, "%s", wait_err.msg);
-    }
-    if (rc == OB_OK)
+    if ((rc = ob_pg_begin(ctx->pg, &err)) == OB_OK &&
+        (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 3, params, &res, &err)) == OB_OK)
         rc = ob_pg_commit(ctx->pg, &err);
-out:
-    PQclear(res);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
+        PQclear(res);
         OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),
-               "release rolled back, will retry: %s", err.msg);
+               "release failed, will retry: %s", err.msg);
         return 0;
     }
-    if (n == 0)
-        ob_pg_rollback(ctx->pg);
+    int n = PQntuples(res);
+    if (n > 0) {
+        char *ids = column_array(res, 0);
+        publish_jobs(ctx, JOBS_BY_ID_SQL, ids);
+        free(ids);
+    }
+    PQclear(res);
     ob_metric_add(&ctx->metrics[M_RELEASED], n);
     return n;
 }
@@ -197,6 +246,9 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     const char *params[] = {owned};
 
     expire_calls(ctx, owned);
+    int resent = publish_jobs(ctx, JOBS_UNPUBLISHED_SQL, owned);
+    if (resent > 0)
+        OB_INFO("release", "published %d dial job(s) left unpublished", resent);
     if (ob_pg_exec(ctx->pg, DUE_SQL, 1, params, &res, &err) != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
         OB_WARN("release", "due deployments: %s", err.msg);

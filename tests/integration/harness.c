@@ -153,8 +153,8 @@ h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const cha
     snprintf(kafka, sizeof(kafka), "OB_KAFKA_BOOTSTRAP_SERVERS=%s", h_kafka());
     snprintf(dsn, sizeof(dsn), "OB_PG_DSN=%s", s->dsn);
     snprintf(instance, sizeof(instance), "OB_INSTANCE_ID=%s-%s", s->prefix, name);
-    const char *settings[] = {port, prefix, kafka, dsn, instance, "OB_TOPIC_PARTITIONS=4",
-                              "OB_LOG_LEVEL=debug", NULL};
+    const char *settings[] = {
+        port, prefix, kafka, dsn, instance, "OB_TOPIC_PARTITIONS=4", "OB_LOG_LEVEL=debug", NULL};
     char **with_settings = build_env((const char *const *)environ, settings);
     char **env = build_env((const char *const *)with_settings, extra_env);
     p->pid = spawn(service, env, p->log);
@@ -377,16 +377,16 @@ void h_tenant(PGconn *c, h_tenant_t *t, int capacity)
                     3, key));
 }
 
-char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms)
+static rd_kafka_t *probe_consumer(const char *topic)
 {
-    char errstr[512], topic[128], group[128];
+    char errstr[512], group[128];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    snprintf(topic, sizeof(topic), "%s.call-events", s->prefix);
     h_unique(group, sizeof(group), "probe-");
     rd_kafka_conf_set(conf, "bootstrap.servers", h_kafka(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     cr_assert(rk != NULL, "%s", errstr);
     rd_kafka_poll_set_consumer(rk);
@@ -394,7 +394,46 @@ char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_la
     rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
+    return rk;
+}
 
+int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema)
+{
+    char topic[128], path[256];
+    snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
+    snprintf(path, sizeof(path), "build/test-logs/%s-messages.jsonl", s->prefix);
+    FILE *out = fopen(path, "a");
+    cr_assert_not_null(out, "cannot write %s", path);
+    rd_kafka_t *rk = probe_consumer(topic);
+    int n = 0, eofs = 0, partitions = -1;
+    int64_t deadline = ob_mono_ms() + 20000;
+    while (ob_mono_ms() < deadline && (partitions < 0 || eofs < partitions)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_topic_partition_list_t *parts = NULL;
+            rd_kafka_assignment(rk, &parts);
+            partitions = parts ? parts->cnt : 0;
+            rd_kafka_topic_partition_list_destroy(parts);
+            eofs++;
+        } else if (!m->err) {
+            fprintf(out, "%s %.*s\n", schema, (int)m->len, (const char *)m->payload);
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fclose(out);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms)
+{
+    char topic[128];
+    snprintf(topic, sizeof(topic), "%s.call-events", s->prefix);
+    rd_kafka_t *rk = probe_consumer(topic);
     char *types = ob_xcalloc(1, 1);
     int64_t deadline = ob_mono_ms() + timeout_ms;
     bool done = false;
@@ -464,7 +503,7 @@ char *h_json_path(const char *json, const char *path)
         char *end = NULL;
         long idx = strtol(tok, &end, 10);
         item = cJSON_IsArray(item) && *end == '\0' ? cJSON_GetArrayItem(item, (int)idx)
-                                                    : cJSON_GetObjectItemCaseSensitive(item, tok);
+                                                   : cJSON_GetObjectItemCaseSensitive(item, tok);
     }
     char *v = NULL;
     if (cJSON_IsString(item)) {

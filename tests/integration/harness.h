@@ -14,20 +14,20 @@
 #define H_MAX_PROCS 8
 
 typedef struct {
-    pid_t pid;          /* child process */
-    char name[32];      /* "ingest", "dialer-1", ... */
-    int port;           /* its HTTP port */
-    char log[256];      /* where its stderr goes */
+    pid_t pid;     /* child process */
+    char name[32]; /* "ingest", "dialer-1", ... */
+    int port;      /* its HTTP port */
+    char log[256]; /* where its stderr goes */
 } h_proc_t;
 
 /* A stack of services isolated like a separate installation: its own topic
  * prefix and its own Postgres schema, both named by prefix. */
 typedef struct {
-    char prefix[64];              /* topic prefix and schema name, unique per test */
-    char dsn[512];                /* Postgres DSN selecting the schema */
-    h_proc_t procs[H_MAX_PROCS];  /* started services */
-    int nprocs;                   /* entries in procs */
-    int ingest_port;              /* the API port */
+    char prefix[64];             /* topic prefix and schema name, unique per test */
+    char dsn[512];               /* Postgres DSN selecting the schema */
+    h_proc_t procs[H_MAX_PROCS]; /* started services */
+    int nprocs;                  /* entries in procs */
+    int ingest_port;             /* the API port */
 } h_stack_t;
 
 /* A tenant created directly in Postgres. */
@@ -56,7 +56,8 @@ void h_stack_init(h_stack_t *s);
 
 /* Starts a service binary ("ingest", "scheduler", "dialer") with the stack's
  * settings plus extra "NAME=value" strings (NULL-terminated, may be NULL). */
-h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const char *const *extra_env);
+h_proc_t *h_start(h_stack_t *s, const char *service, const char *name,
+                  const char *const *extra_env);
 /* Waits until GET /readyz answers 200; false on timeout or if it died. */
 bool h_wait_ready(const h_proc_t *p, int timeout_ms);
 /* Sends SIGTERM and waits; returns the exit code (or 128+signal, or -1 on timeout). */
@@ -86,6 +87,11 @@ void h_tenant(PGconn *c, h_tenant_t *t, int capacity);
  * type want_last arrives or timeout; returns the types seen in order as a
  * comma-separated malloc'd string. */
 char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms);
+
+/* Appends every message of the stack's topic <prefix>.<suffix> to
+ * build/test-logs/<prefix>-messages.jsonl as "<schema> <json>" lines, for
+ * tools/check_schemas.py; returns how many were captured. */
+int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema);
 
 /* Polls GET /api/v1/calls/{id} until its state is "completed"; returns the
  * last body (malloc'd) or NULL on timeout. */

@@ -37,8 +37,10 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180)
     cr_assert(h_stack_up(&s, 2, fast_sim), "stack did not become ready");
 
     /* +1 212 555 0100 is the sim carrier's "answers, voice" test number. */
-    char *call_id = queue(&s, &t, "{\"phone_number\": \"+1 (212) 555-0100\","
-                                  " \"message_reference\": \"order-42\"}", 202);
+    char *call_id = queue(&s, &t,
+                          "{\"phone_number\": \"+1 (212) 555-0100\","
+                          " \"message_reference\": \"order-42\"}",
+                          202);
     cr_assert_not_null(call_id);
 
     char *body = h_wait_call_completed(s.ingest_port, t.api_key, call_id, 60000);
@@ -61,10 +63,11 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180)
 
     /* The truth in Postgres. */
     const char *p[] = {call_id};
-    char *row = h_pg_value(pg,
-                           "SELECT state || '/' || status || '/' || result || '/' || attempts_made"
-                           " || '/' || coalesce(message_reference, '') FROM calls WHERE call_id = $1",
-                           1, p);
+    char *row =
+        h_pg_value(pg,
+                   "SELECT state || '/' || status || '/' || result || '/' || attempts_made"
+                   " || '/' || coalesce(message_reference, '') FROM calls WHERE call_id = $1",
+                   1, p);
     cr_expect_str_eq(row, "completed/completed/voice/1/order-42");
     char *attempt = h_pg_value(pg,
                                "SELECT state || '/' || result || '/' || (talk_ms > 0)::text"
@@ -79,6 +82,11 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180)
     char *unpublished = h_pg_value(
         pg, "SELECT count(*) FROM call_events WHERE call_id = $1 AND published_at IS NULL", 1, p);
     cr_expect_str_eq(unpublished, "0");
+
+    /* What went over the wire, for tools/check_schemas.py. */
+    cr_expect_eq(h_capture_topic(&s, "call-requests", "call-request"), 1);
+    cr_expect_eq(h_capture_topic(&s, "dial-jobs", "dial-job"), 1);
+    cr_expect_eq(h_capture_topic(&s, "call-events", "call-event"), 4);
 
     cr_expect(h_stack_down(&s), "a service did not drain cleanly");
     free(call_id);
@@ -164,8 +172,9 @@ Test(first_call, api_refuses_what_it_cannot_accept, .timeout = 180)
     cr_expect(strstr(r.body, "\"code\":\"deployment_not_found\""), "%s", r.body);
     h_resp_free(&r);
 
-    r = h_http(s.ingest_port, "POST", path, mine, "{\"phone_number\": \"555-0100\", \"max_attempts\": 0,"
-                                                  " \"colour\": \"blue\"}");
+    r = h_http(s.ingest_port, "POST", path, mine,
+               "{\"phone_number\": \"555-0100\", \"max_attempts\": 0,"
+               " \"colour\": \"blue\"}");
     cr_expect_eq(r.status, 422);
     cr_expect(strstr(r.body, "\"field\":\"phone_number\""), "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"max_attempts\""), "%s", r.body);
@@ -204,9 +213,10 @@ static const char *const services[] = {"ingest", "scheduler", "dialer"};
 
 Test(config, every_bad_variable_is_named_and_exit_is_78)
 {
-    const char *env[] = {"OB_HTTP_PORT=99999", "OB_LOG_LEVEL=loud", "OB_TOPIC_PARTITIONS=x",
-                         "OB_KAFKA_NO_SUCH_SETTING=1", "OB_DIALER_CHANNELS=0",
-                         "OB_SCHEDULER_TICK_MS=-5", "OB_INGEST_THREADS=none", NULL};
+    const char *env[] = {"OB_HTTP_PORT=99999",     "OB_LOG_LEVEL=loud",
+                         "OB_TOPIC_PARTITIONS=x",  "OB_KAFKA_NO_SUCH_SETTING=1",
+                         "OB_DIALER_CHANNELS=0",   "OB_SCHEDULER_TICK_MS=-5",
+                         "OB_INGEST_THREADS=none", NULL};
     for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
         char *err = NULL;
         int code = h_run_env(services[i], env, &err);
@@ -216,7 +226,9 @@ Test(config, every_bad_variable_is_named_and_exit_is_78)
         for (size_t j = 0; j < sizeof(named) / sizeof(named[0]); j++)
             cr_expect(strstr(err, named[j]) != NULL, "%s did not name %s:\n%s", services[i],
                       named[j], err);
-        const char *own = i == 0 ? "OB_INGEST_THREADS" : i == 1 ? "OB_SCHEDULER_TICK_MS" : "OB_DIALER_CHANNELS";
+        const char *own = i == 0   ? "OB_INGEST_THREADS"
+                          : i == 1 ? "OB_SCHEDULER_TICK_MS"
+                                   : "OB_DIALER_CHANNELS";
         cr_expect(strstr(err, own) != NULL, "%s did not name %s:\n%s", services[i], own, err);
         free(err);
     }

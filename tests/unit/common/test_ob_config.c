@@ -70,7 +70,7 @@ typedef struct {
 } bad_case_t;
 
 static bad_case_t bad[] = {
-    {"OB_T_N", "11"}, {"OB_T_N", "0"}, {"OB_T_N", "3x"}, {"OB_T_N", ""},
+    {"OB_T_N", "11"},   {"OB_T_N", "0"},        {"OB_T_N", "3x"},      {"OB_T_N", ""},
     {"OB_T_WORD", "d"}, {"OB_T_FLAG", "maybe"}, {"OB_T_RATIO", "1.5"}, {"OB_T_RATIO", "nan?"},
 };
 

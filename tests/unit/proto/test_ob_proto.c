@@ -28,11 +28,20 @@ static char *read_example(const char *name)
 Test(proto, call_request_round_trip)
 {
     ob_call_request_t in = {
-        .call_id = CALL, .deployment_id = DEP, .account_id = ACC,
-        .phone_number = "+12125550100", .caller_id = "+12125550199", .post_dial = "12#",
-        .message_reference = "order \"42\"", .call_parameters = "{\"name\":\"Sam\"}",
-        .max_attempts = 3, .retry_interval_s = 600, .priority = 5,
-        .not_before_ms = 1764200000123, .expires_at_ms = 1764300000000, .accepted_at_ms = 1764200000000,
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .phone_number = "+12125550100",
+        .caller_id = "+12125550199",
+        .post_dial = "12#",
+        .message_reference = "order \"42\"",
+        .call_parameters = "{\"name\":\"Sam\"}",
+        .max_attempts = 3,
+        .retry_interval_s = 600,
+        .priority = 5,
+        .not_before_ms = 1764200000123,
+        .expires_at_ms = 1764300000000,
+        .accepted_at_ms = 1764200000000,
     };
     char *json = ob_call_request_encode(&in);
     ob_call_request_t out;
@@ -56,9 +65,16 @@ Test(proto, call_request_round_trip)
 Test(proto, dial_job_round_trip)
 {
     ob_dial_job_t in = {
-        .job_id = CALL, .call_id = CALL, .deployment_id = DEP, .account_id = ACC,
-        .phone_number = "+12125550100", .attempt = 2, .max_attempts = 3, .retry_interval_s = 60,
-        .lease_until_ms = 1764200900000, .start_url = "https://app.example/start",
+        .job_id = CALL,
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .phone_number = "+12125550100",
+        .attempt = 2,
+        .max_attempts = 3,
+        .retry_interval_s = 60,
+        .lease_until_ms = 1764200900000,
+        .start_url = "https://app.example/start",
     };
     char *json = ob_dial_job_encode(&in);
     ob_dial_job_t out;
@@ -75,10 +91,20 @@ Test(proto, dial_job_round_trip)
 Test(proto, call_event_is_a_cloudevent_and_round_trips)
 {
     ob_call_event_t in = {
-        .id = CALL, .source = "/outbound/dialer/d1", .type = "outbound.call.completed",
-        .call_id = CALL, .deployment_id = DEP, .account_id = ACC, .state = "completed",
-        .status = "completed", .result = "voice", .reason = "answered",
-        .phone_number = "+12125550100", .attempt = 1, .max_attempts = 1, .time_ms = 1764200000123,
+        .id = CALL,
+        .source = "/outbound/dialer/d1",
+        .type = "outbound.call.completed",
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .state = "completed",
+        .status = "completed",
+        .result = "voice",
+        .reason = "answered",
+        .phone_number = "+12125550100",
+        .attempt = 1,
+        .max_attempts = 1,
+        .time_ms = 1764200000123,
     };
     char *json = ob_call_event_encode(&in);
     cr_expect(strstr(json, "\"specversion\":\"1.0\"") != NULL, "%s", json);

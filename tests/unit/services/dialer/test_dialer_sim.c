@@ -15,11 +15,16 @@ typedef struct {
 } sim_case_t;
 
 static sim_case_t numbers[] = {
-    {"+12125550100", "voice", true},           {"+12125550109", "voice", true},
-    {"+12125550110", "answeringmachine", true}, {"+442075550110", "answeringmachine", true},
-    {"+12125550120", "fax", true},             {"+12125550130", "busy", false},
-    {"+12125550140", "noanswer", false},       {"+12125550150", "informationtone", false},
-    {"+12125550160", "linefailure", false},    {"+12125550170", "unknown", true},
+    {"+12125550100", "voice", true},
+    {"+12125550109", "voice", true},
+    {"+12125550110", "answeringmachine", true},
+    {"+442075550110", "answeringmachine", true},
+    {"+12125550120", "fax", true},
+    {"+12125550130", "busy", false},
+    {"+12125550140", "noanswer", false},
+    {"+12125550150", "informationtone", false},
+    {"+12125550160", "linefailure", false},
+    {"+12125550170", "unknown", true},
 };
 
 ParameterizedTestParameters(sim, test_numbers_have_fixed_outcomes)
@@ -45,8 +50,8 @@ ParameterizedTest(sim_case_t *c, sim, test_numbers_have_fixed_outcomes)
 Test(sim, other_numbers_follow_a_realistic_seeded_mix)
 {
     int counts[8] = {0};
-    const char *names[] = {"voice", "answeringmachine", "fax", "busy", "noanswer",
-                           "informationtone", "linefailure", "unknown"};
+    const char *names[] = {"voice",    "answeringmachine", "fax",         "busy",
+                           "noanswer", "informationtone",  "linefailure", "unknown"};
     char call_id[40];
     for (int i = 0; i < 10000; i++) {
         const char *result, *again;
@@ -78,7 +83,8 @@ static void rec_answered(void *w, void *call, const char *type)
     ((recorder_t *)w)->answered++;
 }
 
-static void rec_ended(void *w, void *call, bool was_answered, const char *result, int ring, int talk)
+static void rec_ended(void *w, void *call, bool was_answered, const char *result, int ring,
+                      int talk)
 {
     recorder_t *r = w;
     (void)call;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: brings up Kafka, PostgreSQL, ingest, the scheduler and two
+# dialers, creates the demo tenant, prints where to look, and on Ctrl-C stops
+# everything it started (services drained by SIGTERM, then the stack).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=env.sh
+. "$root/deploy/local/env.sh"
+# shellcheck source=lib.sh
+. "$root/deploy/local/lib.sh"
+export OB_SELF=run
+here=$root/deploy/local
+
+stop_all() {
+	trap - INT TERM EXIT
+	echo
+	ob_say "stopping"
+	"$here/services.sh" stop || true
+	"$here/stack.sh" down || true
+}
+trap stop_all INT TERM EXIT
+
+"$here/stack.sh" up
+"$here/services.sh" start
+key=$("$here/seed.sh")
+api=http://127.0.0.1:$((OB_LOCAL_PORT_BASE + 80))
+deployment=00000000-0000-7000-8000-00000000d003
+
+cat <<EOT
+
+  outbound is running.
+
+  API            $api/api/v1
+  Health         $api/healthz   $api/readyz   $api/metrics
+  Demo API key   $key
+  Deployment     $deployment  (demo-outbound, capacity 10)
+  Logs           $OB_LOCAL_LOGS/{ingest,scheduler,dialer-1,dialer-2,kafka,postgres}.log
+
+  Queue a call (+1 212 555 0100 is the sim carrier's "a person answers" number):
+
+    curl -sS -X POST $api/api/v1/deployments/$deployment/calls \\
+      -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' \\
+      -d '{"phone_number": "+12125550100", "message_reference": "hello"}'
+
+  Then follow it (the call takes about half a minute at real-time speed):
+
+    curl -sS $api/api/v1/calls/CALL_ID -H 'Authorization: Bearer $key'
+
+  Ctrl-C stops everything.
+
+EOT
+
+# Stay in the foreground while the services run.
+while "$here/services.sh" status >/dev/null; do sleep 2; done
+ob_warn "a service stopped unexpectedly; see $OB_LOCAL_LOGS"

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Starts and stops the outbound services of the local stack (ingest, the
+# scheduler and two dialers) from build/bin, each with its pid file in
+# $OB_LOCAL_RUN and its JSON log in $OB_LOCAL_LOGS. Ports: ingest BASE+80,
+# scheduler BASE+81, dialers BASE+82 and up. Usage: services.sh start | stop | status.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=env.sh
+. "$root/deploy/local/env.sh"
+# shellcheck source=lib.sh
+. "$root/deploy/local/lib.sh"
+export OB_SELF=services
+
+bin=${OB_LOCAL_BIN:-$root/build/bin}
+dialers=${OB_LOCAL_DIALERS:-2}
+names=(ingest scheduler)
+for ((i = 1; i <= dialers; i++)); do names+=("dialer-$i"); done
+
+port_of() {
+	case $1 in
+	ingest) echo $((OB_LOCAL_PORT_BASE + 80)) ;;
+	scheduler) echo $((OB_LOCAL_PORT_BASE + 81)) ;;
+	dialer-*) echo $((OB_LOCAL_PORT_BASE + 81 + ${1#dialer-})) ;;
+	esac
+}
+
+start_one() {
+	local name=$1 svc=${1%%-*} port pid
+	port=$(port_of "$name")
+	if pid=$(ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" "outbound-$svc"); then
+		ob_say "$name already running (pid $pid, port $port)"
+		return 0
+	fi
+	ob_port_busy "$port" && ob_die "port $port for $name is taken; set OB_LOCAL_PORT_BASE"
+	mkdir -p "$OB_LOCAL_RUN" "$OB_LOCAL_LOGS"
+	# Settings already in the environment (OB_SIM_TIME_SCALE, OB_LOG_LEVEL, ...)
+	# pass through; these are the stack's own.
+	OB_HTTP_PORT=$port OB_INSTANCE_ID=$name \
+		OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP OB_PG_DSN=$OB_LOCAL_PG_DSN \
+		OB_TOPIC_PARTITIONS=$OB_LOCAL_REQUEST_PARTITIONS \
+		setsid "$bin/outbound-$svc" </dev/null >>"$OB_LOCAL_LOGS/$name.log" 2>&1 &
+	echo $! >"$OB_LOCAL_RUN/$name.pid"
+}
+
+wait_ready() {
+	local name=$1 port deadline
+	port=$(port_of "$name")
+	deadline=$((SECONDS + 60))
+	until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
+		if ! ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" >/dev/null; then
+			tail -n 20 "$OB_LOCAL_LOGS/$name.log" >&2 || true
+			ob_die "$name exited; log: $OB_LOCAL_LOGS/$name.log"
+		fi
+		((SECONDS < deadline)) || ob_die "$name not ready after 60 s; log: $OB_LOCAL_LOGS/$name.log"
+		sleep 0.1
+	done
+}
+
+cmd_start() {
+	local name
+	for name in "${names[@]}"; do start_one "$name"; done
+	for name in "${names[@]}"; do wait_ready "$name"; done
+	ob_say "ready: ${names[*]}"
+}
+
+# SIGTERM each by pid, front door first; report any unclean exit.
+cmd_stop() {
+	local name pid rc=0 deadline
+	for name in "${names[@]}"; do
+		pid=$(ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" "outbound-") || continue
+		kill -TERM "$pid"
+		deadline=$((SECONDS + 60))
+		while ob_pid_running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+		if ob_pid_running "$pid"; then
+			ob_warn "$name did not drain in 60 s; killing"
+			kill -KILL "$pid"
+			rc=1
+		fi
+		rm -f "$OB_LOCAL_RUN/$name.pid"
+	done
+	ob_say "stopped"
+	return "$rc"
+}
+
+cmd_status() {
+	local name pid rc=0
+	for name in "${names[@]}"; do
+		if pid=$(ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" "outbound-"); then
+			ob_say "$name: running pid $pid on http://127.0.0.1:$(port_of "$name")"
+		else
+			ob_say "$name: stopped"
+			rc=3
+		fi
+	done
+	return "$rc"
+}
+
+case ${1:-} in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+*)
+	echo "usage: $0 start | stop | status" >&2
+	exit 64
+	;;
+esac

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make test` after the builds: for each build directory given (build,
+# build/san), the unit tests and then the integration tests against the local
+# stack (real Kafka and PostgreSQL, brought up here if it is not running and
+# brought down again), then the JSON Schema check of every message the tests
+# captured. Ends with one line summing every run; exits non-zero on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+builds=("$@")
+((${#builds[@]})) || builds=(build)
+
+status=0
+started_stack=0
+if ! deploy/local/stack.sh status >/dev/null 2>&1; then
+    deploy/local/stack.sh up || exit 1
+    started_stack=1
+fi
+
+for build in "${builds[@]}"; do
+    echo "==== tests of $build"
+    rm -rf "$build/test-logs"
+    mapfile -t unit < <(find "$build/tests/unit" -type f -perm -u+x | sort)
+    mapfile -t integ < <(find "$build/tests/integration" -type f -perm -u+x | sort)
+    tools/run_unit.sh "${unit[@]}" 2>&1 | tee -a "$log" || status=1
+    BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
+done
+
+if ((started_stack)); then
+    deploy/local/stack.sh down || status=1
+fi
+
+# Every message the integration tests captured must match its schema.
+/usr/bin/python3 tools/check_schemas.py 2>&1 | tee -a "$log" || status=1
+
+# Criterion prints "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C";
+# the schema check prints "schemas: P passed, F failed".
+read -r passed failed < <(
+    {
+        sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
+        sed -n 's/^schemas: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log"
+    } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
+)
+((failed == 0)) || status=1
+if ((passed == 0)); then
+    echo "no test ran" >&2
+    status=1
+fi
+echo "total: $passed passed, $failed failed"
+exit $status
