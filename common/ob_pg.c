@@ -99,7 +99,7 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
         return rc;
     rc = ob_pg_exec(conn,
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version int PRIMARY KEY, name text NOT NULL,"
+                    " version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                     " applied_at timestamptz NOT NULL DEFAULT now())",
                     0, NULL, NULL, err);
     if (rc != OB_OK)
@@ -115,10 +115,29 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
     for (size_t i = 0; i < ob_migrations_count; i++) {
         const ob_migration_t *m = &ob_migrations[i];
         char version[16];
-        if (m->version <= current)
-            continue;
         snprintf(version, sizeof(version), "%d", m->version);
-        const char *params[] = {version, m->name};
+        const char *params[] = {version, m->name, m->sql};
+        if (m->version <= current) {
+            /* An applied migration must never change: refuse to run on a
+             * schema that differs from what this binary expects. */
+            const char *check[] = {version, m->sql};
+            rc = ob_pg_exec(conn,
+                            "SELECT name FROM schema_migrations WHERE version = $1"
+                            " AND checksum IS DISTINCT FROM md5($2)",
+                            2, check, &res, err);
+            if (rc == OB_OK && PQntuples(res) > 0) {
+                ob_err_set(err,
+                           "migration %s was applied with different contents than this build's %s;"
+                           " migrations must not be edited once applied",
+                           PQgetvalue(res, 0, 0), m->name);
+                rc = OB_ERR;
+            }
+            PQclear(res);
+            res = NULL;
+            if (rc != OB_OK)
+                goto out;
+            continue;
+        }
         if ((rc = ob_pg_begin(conn, err)) != OB_OK)
             goto out;
         /* PQexec (not PQexecParams) so a migration may hold many statements. */
@@ -131,8 +150,10 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
         }
         PQclear(res);
         res = NULL;
-        rc = ob_pg_exec(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                        params, NULL, err);
+        rc = ob_pg_exec(conn,
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES ($1, $2, md5($3))",
+                        3, params, NULL, err);
         if (rc == OB_OK)
             rc = ob_pg_commit(conn, err);
         if (rc != OB_OK) {

@@ -16,8 +16,10 @@ stop_all() {
 	trap - INT TERM EXIT
 	echo
 	ob_say "stopping"
-	"$here/services.sh" stop || true
-	"$here/stack.sh" down || true
+	local rc=0
+	"$here/services.sh" stop || rc=1
+	"$here/stack.sh" down || rc=1
+	exit "$rc"
 }
 trap stop_all INT TERM EXIT
 

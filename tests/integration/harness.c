@@ -18,7 +18,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,19 +101,32 @@ static char **build_env(const char *const *base, const char *const *extra)
     return env;
 }
 
+/* fork + exec rather than posix_spawn so the child can ask to be sent
+ * SIGTERM when the test process dies: a failed or timed-out test never
+ * leaves services running. */
 static pid_t spawn(const char *service, char **env, const char *log)
 {
     char path[512];
-    pid_t pid = 0;
-    posix_spawn_file_actions_t fa;
     snprintf(path, sizeof(path), "%s/outbound-%s", bin_dir(), service);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    char *argv[] = {path, NULL};
-    int rc = posix_spawn(&pid, path, &fa, NULL, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert(rc == 0, "cannot start %s: %s", path, strerror(rc));
+    cr_assert(access(path, X_OK) == 0, "cannot run %s", path);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int devnull = open("/dev/null", O_RDWR);
+        if (fd < 0 || devnull < 0)
+            _exit(127);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(fd, 2);
+        char *argv[] = {path, NULL};
+        execve(path, argv, env);
+        _exit(127);
+    }
     return pid;
 }
 
@@ -240,6 +253,17 @@ bool h_stack_down(h_stack_t *s)
         }
     }
     return ok;
+}
+
+void h_stack_kill(h_stack_t *s)
+{
+    for (int i = 0; i < s->nprocs; i++) {
+        if (s->procs[i].pid > 0) {
+            kill(s->procs[i].pid, SIGKILL);
+            waitpid(s->procs[i].pid, NULL, 0);
+            s->procs[i].pid = 0;
+        }
+    }
 }
 
 int h_run_env(const char *service, const char *const *envp, char **err_out)

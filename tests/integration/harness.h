@@ -66,6 +66,8 @@ int h_stop(h_proc_t *p, int timeout_ms);
 bool h_stack_up(h_stack_t *s, int ndialers, const char *const *dialer_env);
 /* Stops every process; returns true if all exited 0. */
 bool h_stack_down(h_stack_t *s);
+/* Kills whatever a failed test left running (for .fini). */
+void h_stack_kill(h_stack_t *s);
 
 /* Runs a binary to completion with exactly the given environment; returns the
  * exit code and the captured stderr (malloc'd) in *err_out. */
