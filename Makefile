@@ -42,6 +42,9 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 
 FORMAT_SRC := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
+# Objects built on the way to a test binary are kept, not treated as intermediate.
+.SECONDARY:
+
 .PHONY: all deps run test unit-test integration-test stack-up stack-down format format-check \
         clean tests-build
 

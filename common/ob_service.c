@@ -9,8 +9,36 @@
 #include "ob_pg.h"
 #include "ob_signal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+extern char **environ;
+
+static bool spec_knows(const ob_cfg_spec_t *specs, const char *name, size_t len)
+{
+    for (const ob_cfg_spec_t *s = specs; s && s->env; s++)
+        if (strlen(s->env) == len && strncmp(s->env, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* A typo such as OB_HTTP_PROT would otherwise be silently ignored. Settings
+ * of other services are common in a shared environment, hence a warning. */
+static void warn_unknown_settings(const ob_cfg_spec_t *specs)
+{
+    static const char *const other_prefixes[] = {"OB_KAFKA_", "OB_LOCAL_", "OB_TEST_"};
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        bool skip = strncmp(*e, "OB_", 3) != 0 || !eq;
+        for (size_t i = 0; i < OB_COUNTOF(other_prefixes) && !skip; i++)
+            skip = strncmp(*e, other_prefixes[i], strlen(other_prefixes[i])) == 0;
+        size_t len = skip ? 0 : (size_t)(eq - *e);
+        if (!skip && !spec_knows(ob_base_config_specs, *e, len) && !spec_knows(specs, *e, len))
+            OB_WARN("config", "%.*s is not a setting of this service; ignored", (int)len, *e);
+    }
+}
 
 int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg)
 {
@@ -30,6 +58,7 @@ int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg)
     if (ob_log_level_parse(base->log_level, &level) != OB_OK)
         level = OB_LOG_INFO; /* unreachable: the ENUM spec validated it */
     ob_log_init(svc, level);
+    warn_unknown_settings(specs);
     ob_signal_install();
     return OB_EXIT_OK;
 }

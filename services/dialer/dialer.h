@@ -41,9 +41,10 @@ enum {
 
 /* One call the worker holds. */
 typedef struct {
-    ob_dial_job_t job; /* the job it came from (owned) */
-    bool in_use;       /* slot taken */
-    bool answered;     /* connected was recorded */
+    ob_dial_job_t job;  /* the job it came from (owned) */
+    bool in_use;        /* slot taken */
+    bool answered;      /* connected was recorded */
+    const char *cut_by; /* reason when we hung up before the call ended, else NULL */
 } dialer_call_t;
 
 typedef struct {
@@ -67,7 +68,8 @@ typedef struct {
 bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg);
 
 /* Ends every call still in progress (drain deadline): the carrier hangs up
- * and the attempts are recorded as they ended. */
+ * and the attempts are recorded with reason "dialer_shutdown"; one that had
+ * not been answered counts as an attempt with result unknown. */
 void dialer_hangup_all(dialer_ctx_t *ctx);
 
 extern const carrier_events_t dialer_carrier_events;

@@ -156,6 +156,7 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
     }
     slot->in_use = true;
     slot->answered = false;
+    slot->cut_by = NULL;
     ctx->active++;
     ob_metric_add(&ctx->metrics[M_JOBS], 1);
     ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
@@ -238,16 +239,18 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
     snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
     snprintf(ring, sizeof(ring), "%d", ring_ms);
     snprintf(talk, sizeof(talk), "%d", talk_ms);
-    const char *reason = was_answered ? "answered" : result;
+    if (c->cut_by && !was_answered)
+        result = "unknown"; /* we do not know how it would have ended */
+    const char *reason = c->cut_by ? c->cut_by : was_answered ? "answered" : result;
     const char *params[] = {c->job.call_id, attempt, result, reason, ring, talk};
     ob_rc_t rc;
 
     count_result(ctx, result);
     if (was_answered) {
-        transition_t t = {"completed", "completed", "completed", result, "answered"};
+        transition_t t = {"completed", "completed", "completed", result, reason};
         rc = apply_until_durable(ctx, &c->job, &t, complete, params);
     } else {
-        transition_t t = {"retry_scheduled", "queued", NULL, result, result};
+        transition_t t = {"retry_scheduled", "queued", NULL, result, reason};
         rc = apply_until_durable(ctx, &c->job, &t, retry, params);
         if (rc == OB_ECONFLICT) {
             bool last = c->job.attempt >= c->job.max_attempts;
@@ -267,9 +270,12 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
 
 void dialer_hangup_all(dialer_ctx_t *ctx)
 {
-    for (int i = 0; i < (int)ctx->cfg->channels; i++)
-        if (ctx->calls[i].in_use)
+    for (int i = 0; i < (int)ctx->cfg->channels; i++) {
+        if (ctx->calls[i].in_use) {
+            ctx->calls[i].cut_by = "dialer_shutdown";
             ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
+        }
+    }
 }
 
 const carrier_events_t dialer_carrier_events = {
