@@ -55,6 +55,16 @@ static const field_t request_fields[] = {
     END,
 };
 
+#define C(f) offsetof(ob_cancel_deployment_t, f)
+static const field_t cancel_fields[] = {
+    {"command_id", F_UUID, C(command_id), 1, 0, 0},
+    {"deployment_id", F_UUID, C(deployment_id), 1, 0, 0},
+    {"account_id", F_UUID, C(account_id), 1, 0, 0},
+    {"request_id", F_STR, C(request_id), 0, 0, 0},
+    {"requested_at", F_INT, C(requested_at_ms), 1, 0, I64_MAX},
+    END,
+};
+
 #define J(f) offsetof(ob_dial_job_t, f)
 static const field_t job_fields[] = {
     {"job_id", F_UUID, J(job_id), 1, 0, 0},
@@ -276,6 +286,37 @@ ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *
     return rc;
 }
 
+char *ob_cancel_deployment_encode(const ob_cancel_deployment_t *m)
+{
+    cJSON *obj = envelope("cancel_deployment");
+    encode_fields(obj, cancel_fields, m);
+    return print_and_delete(obj);
+}
+
+ob_rc_t ob_cancel_deployment_decode(const char *json, size_t len, ob_cancel_deployment_t *out,
+                                    ob_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *root = parse_object(json, len, err);
+    if (!root)
+        return OB_EINVAL;
+    ob_rc_t rc = check_envelope(root, "cancel_deployment", err);
+    if (rc == OB_OK)
+        rc = decode_fields(root, cancel_fields, out, "", err);
+    cJSON_Delete(root);
+    if (rc != OB_OK)
+        ob_cancel_deployment_clear(out);
+    return rc;
+}
+
+void ob_request_kind(const char *json, size_t len, char buf[32])
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "kind");
+    snprintf(buf, 32, "%s", cJSON_IsString(k) ? k->valuestring : "");
+    cJSON_Delete(root);
+}
+
 ob_rc_t ob_dial_job_decode(const char *json, size_t len, ob_dial_job_t *out, ob_err_t *err)
 {
     memset(out, 0, sizeof(*out));
@@ -365,6 +406,11 @@ ob_rc_t ob_call_event_data_decode(const char *json, size_t len, ob_call_event_t 
 void ob_call_request_clear(ob_call_request_t *m)
 {
     clear_fields(request_fields, m);
+}
+
+void ob_cancel_deployment_clear(ob_cancel_deployment_t *m)
+{
+    clear_fields(cancel_fields, m);
 }
 
 void ob_dial_job_clear(ob_dial_job_t *m)

@@ -37,6 +37,17 @@ typedef struct {
     int64_t accepted_at_ms;   /* unix ms when ingest accepted it */
 } ob_call_request_t;
 
+/* outbound.call-requests, kind "cancel_deployment": cancels every call of the
+ * deployment accepted up to requested_at that has not started dialing. It
+ * travels on the deployment's partition, behind the calls it concerns. */
+typedef struct {
+    char *command_id;        /* UUIDv7, names the command */
+    char *deployment_id;     /* message key */
+    char *account_id;        /* owner */
+    char *request_id;        /* HTTP request that asked for it, may be NULL */
+    int64_t requested_at_ms; /* unix ms; calls accepted later are not touched */
+} ob_cancel_deployment_t;
+
 /* outbound.dial-jobs: one attempt released to a dialer. */
 typedef struct {
     char *job_id;             /* UUIDv7, names the attempt row's job */
@@ -76,6 +87,7 @@ typedef struct {
 } ob_call_event_t;
 
 /* Encoders return a malloc'd JSON text (caller frees with free). */
+char *ob_cancel_deployment_encode(const ob_cancel_deployment_t *m);
 char *ob_call_request_encode(const ob_call_request_t *m);
 char *ob_dial_job_encode(const ob_dial_job_t *m);
 char *ob_call_event_encode(const ob_call_event_t *m);
@@ -86,6 +98,8 @@ char *ob_call_event_data_encode(const ob_call_event_t *m);
  * err names the field and what is wrong, and *out holds nothing. */
 ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *out,
                                ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ob_cancel_deployment_decode(const char *json, size_t len, ob_cancel_deployment_t *out,
+                                    ob_err_t *err) OB_MUSTCHECK;
 ob_rc_t ob_dial_job_decode(const char *json, size_t len, ob_dial_job_t *out,
                            ob_err_t *err) OB_MUSTCHECK;
 ob_rc_t ob_call_event_decode(const char *json, size_t len, ob_call_event_t *out,
@@ -96,7 +110,12 @@ ob_rc_t ob_call_event_decode(const char *json, size_t len, ob_call_event_t *out,
 ob_rc_t ob_call_event_data_decode(const char *json, size_t len, ob_call_event_t *out,
                                   ob_err_t *err) OB_MUSTCHECK;
 
+/* The "kind" of a call-requests message ("queue", "cancel_deployment") copied
+ * into buf, or "" when the message has none. */
+void ob_request_kind(const char *json, size_t len, char buf[32]);
+
 void ob_call_request_clear(ob_call_request_t *m);
+void ob_cancel_deployment_clear(ob_cancel_deployment_t *m);
 void ob_dial_job_clear(ob_dial_job_t *m);
 void ob_call_event_clear(ob_call_event_t *m);
 

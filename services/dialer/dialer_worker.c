@@ -116,13 +116,17 @@ static dialer_call_t *free_slot(dialer_ctx_t *ctx)
 
 bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
 {
+    /* The call row is locked first, as cancel_pending() does, so the two
+     * cannot deadlock; whichever commits first wins and the other's guard
+     * does not match. */
     static const stmt_t stmts[] = {
+        {"UPDATE calls SET state = 'dialing', updated_at = now()"
+         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'"
+         " AND (expires_at IS NULL OR expires_at > now())",
+         2},
         {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4"
          " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'",
          4},
-        {"UPDATE calls SET state = 'dialing', updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'",
-         2},
         {NULL, 0},
     };
     static const transition_t dialing = {"dialing", "dialing", NULL, NULL, NULL};

@@ -35,6 +35,8 @@ typedef struct {
     ob_producer_t *producer;      /* call-requests producer */
     ob_pg_pool_t *pg;             /* connections for auth and queries */
     char *topic_requests;         /* full name of outbound.call-requests */
+    char *topic_events;           /* full name of outbound.call-events */
+    char *source;                 /* CloudEvents source of this instance */
     int kafka_up;                 /* last metadata check answered (atomic) */
     int pg_up;                    /* last Postgres check answered (atomic) */
     ob_metric_t metrics[M_COUNT]; /* Prometheus registry */
@@ -42,6 +44,62 @@ typedef struct {
 
 /* The HTTP handler for every /api route. */
 void ingest_api_handle(void *ctx, ob_http_req_t *req);
+
+/* What a route handler gets: the authenticated account, a borrowed Postgres
+ * connection and the path parameters ({} in the route pattern). */
+typedef struct {
+    ingest_ctx_t *ctx;      /* service context */
+    ob_http_req_t *req;     /* the request; set the response here */
+    PGconn *conn;           /* borrowed for the request */
+    const char *account_id; /* authenticated account */
+    const char *param[2];   /* path parameters in order */
+} ingest_call_t;
+
+typedef void (*ingest_route_fn)(ingest_call_t *c);
+
+/* The deployment a call is queued to, with its defaults. */
+typedef struct {
+    char account_id[37];   /* owner */
+    bool active;           /* accepting calls */
+    bool deleted;          /* soft-deleted */
+    long max_attempts;     /* default attempts */
+    long retry_interval_s; /* default wait between attempts */
+    char *caller_id;       /* default caller id or NULL (pool-owned) */
+} deployment_t;
+
+/* Loads a deployment of the account; on failure the problem response is set
+ * (an unknown deployment and another account's look the same: 404). With
+ * for_queueing, an inactive deployment is refused with 409. */
+bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool for_queueing,
+                            deployment_t *dep);
+
+/* Appends {field, code, message} to a problem's errors array. */
+void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg);
+
+/* A time given as unix seconds (number or digit string) or RFC 3339 text. */
+bool ingest_parse_time(const cJSON *item, int64_t *unix_ms);
+bool ingest_parse_time_text(const char *s, int64_t *unix_ms);
+
+/* True when the request body is declared as JSON (or undeclared); otherwise
+ * sets a 415 problem. */
+bool ingest_require_json(ob_http_req_t *req);
+
+/* Sets a 503 problem for a failed Postgres operation and logs why. */
+void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err);
+
+/* Route handlers (ingest_calls.c). */
+void ingest_queue_call(ingest_call_t *c);
+void ingest_get_call(ingest_call_t *c);
+void ingest_list_calls(ingest_call_t *c);
+void ingest_cancel_call(ingest_call_t *c);
+
+/* Route handlers (ingest_queue.c): a deployment's queue as a whole. */
+void ingest_cancel_queue(ingest_call_t *c);
+void ingest_pause_queue(ingest_call_t *c);
+void ingest_resume_queue(ingest_call_t *c);
+void ingest_queue_summary(ingest_call_t *c);
+
+#include <stdbool.h>
 
 /* Resolves the request's bearer key to its account (account_id, 37 bytes).
  * On failure the problem response is already set and false is returned. */

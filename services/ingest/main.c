@@ -93,6 +93,8 @@ int main(void)
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
+    ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
+    ctx.source = ob_xasprintf("/outbound/ingest/%s", cfg.base.instance_id);
 
     code = OB_EXIT_DEPENDENCY;
     if (ob_service_connect_pg(&cfg.base, 30000, &boot) != OB_OK ||
@@ -151,6 +153,8 @@ out:
     ob_pg_pool_free(ctx.pg);
     PQfinish(boot);
     free(ctx.topic_requests);
+    free(ctx.topic_events);
+    free(ctx.source);
     ob_config_free(ingest_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;

@@ -5,6 +5,7 @@
  * batch instead of losing it. A batch that Postgres refuses is retried, not
  * skipped, for as long as the service runs.
  */
+#include "ob_calls.h"
 #include "ob_events.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -133,39 +134,97 @@ static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
     return ob_events_record(ctx->pg, ev, err);
 }
 
-/* Records the decoded batch in one transaction; returns events in evs. */
-static ob_rc_t record_batch(scheduler_ctx_t *ctx, rd_kafka_message_t **msgs,
-                            ob_call_request_t *reqs, const bool *valid, int n, ob_call_event_t *evs,
-                            int *nevs, ob_err_t *err)
+/* One consumed message and what it decoded to. */
+typedef struct {
+    rd_kafka_message_t *msg; /* owned until the batch ends */
+    enum { QUEUE, CANCEL, INVALID } kind;
+    ob_call_request_t req;         /* kind QUEUE */
+    ob_cancel_deployment_t cancel; /* kind CANCEL */
+} item_t;
+
+/* Records the calls of items[from, to) in one transaction, then publishes
+ * their queued events. Recording is idempotent, so a retry changes nothing. */
+static ob_rc_t record_run(scheduler_ctx_t *ctx, item_t *items, int from, int to, ob_err_t *err)
 {
+    ob_call_event_t *evs = ob_xcalloc((size_t)(to - from) + 1, sizeof(*evs));
+    int nevs = 0;
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
-    *nevs = 0;
-    for (int i = 0; i < n && rc == OB_OK; i++) {
+    for (int i = from; i < to && rc == OB_OK; i++) {
         bool inserted = false;
-        if (!valid[i])
+        if (items[i].kind != QUEUE)
             continue;
-        rc = record_one(ctx, msgs[i], &reqs[i], &evs[*nevs], &inserted, err);
+        rc = record_one(ctx, items[i].msg, &items[i].req, &evs[nevs], &inserted, err);
         if (inserted)
-            (*nevs)++;
+            nevs++;
     }
     if (rc == OB_OK)
         rc = ob_pg_commit(ctx->pg, err);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
-        for (int i = 0; i <= *nevs && i < n; i++)
-            ob_call_event_clear(&evs[i]);
-        *nevs = 0;
+    } else {
+        ob_metric_add(&ctx->metrics[M_RECORDED], nevs);
+        ob_err_t perr = {{0}};
+        if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)nevs,
+                              &perr) != OB_OK)
+            OB_WARN("record", "queued events left for the relay: %s", perr.msg);
     }
+    for (int i = 0; i <= nevs; i++)
+        ob_call_event_clear(&evs[i]);
+    free(evs);
     return rc;
+}
+
+/* Applies the batch in order: runs of calls recorded together, each command
+ * after the calls that preceded it on the partition. */
+static ob_rc_t apply_batch(scheduler_ctx_t *ctx, item_t *items, int n, ob_err_t *err)
+{
+    int from = 0;
+    for (int i = 0; i <= n; i++) {
+        if (i < n && items[i].kind != CANCEL)
+            continue;
+        ob_rc_t rc = record_run(ctx, items, from, i, err);
+        if (rc != OB_OK || i == n)
+            return rc;
+        const ob_cancel_deployment_t *c = &items[i].cancel;
+        int cancelled = 0;
+        rc = ob_calls_cancel(ctx->pg, ctx->producer, ctx->topic_events, ctx->source,
+                             c->deployment_id, NULL, c->requested_at_ms, &cancelled, err);
+        if (rc != OB_OK)
+            return rc;
+        OB_LOG(OB_LOG_INFO, "record",
+               OB_KV("deployment_id", c->deployment_id, "req_id", c->request_id),
+               "queue cancelled: %d pending call(s) ended", cancelled);
+        from = i + 1;
+    }
+    return OB_OK;
+}
+
+static void decode_item(scheduler_ctx_t *ctx, item_t *it)
+{
+    char kind[32];
+    ob_err_t err = {{0}};
+    const rd_kafka_message_t *msg = it->msg;
+    ob_request_kind(msg->payload, msg->len, kind);
+    if (strcmp(kind, "cancel_deployment") == 0)
+        it->kind = ob_cancel_deployment_decode(msg->payload, msg->len, &it->cancel, &err) == OB_OK
+                       ? CANCEL
+                       : INVALID;
+    else
+        it->kind = ob_call_request_decode(msg->payload, msg->len, &it->req, &err) == OB_OK
+                       ? QUEUE
+                       : INVALID;
+    if (it->kind == INVALID) {
+        /* Ingest never produces such a message; keep a trace and move on. */
+        ob_metric_add(&ctx->metrics[M_POISON], 1);
+        OB_ERROR("record", "skipping invalid request message at partition %d offset %lld: %s",
+                 msg->partition, (long long)msg->offset, err.msg);
+    }
 }
 
 int scheduler_record_poll(scheduler_ctx_t *ctx, int wait_ms)
 {
-    rd_kafka_message_t *msgs[MAX_BATCH];
-    ob_call_request_t reqs[MAX_BATCH];
-    ob_call_event_t evs[MAX_BATCH];
-    bool valid[MAX_BATCH];
-    int n = 0, nevs = 0, max = (int)(ctx->cfg->batch < MAX_BATCH ? ctx->cfg->batch : MAX_BATCH);
+    int max = (int)(ctx->cfg->batch < MAX_BATCH ? ctx->cfg->batch : MAX_BATCH), n = 0;
+    item_t *items = ob_xcalloc((size_t)max, sizeof(item_t));
     ob_err_t err = {{0}};
 
     while (n < max) {
@@ -178,47 +237,32 @@ int scheduler_record_poll(scheduler_ctx_t *ctx, int wait_ms)
             rd_kafka_message_destroy(msg);
             continue;
         }
-        msgs[n] = msg;
-        valid[n] = ob_call_request_decode(msg->payload, msg->len, &reqs[n], &err) == OB_OK;
-        if (!valid[n]) {
-            /* Ingest never produces such a message; keep a trace and move on. */
-            ob_metric_add(&ctx->metrics[M_POISON], 1);
-            OB_ERROR("record", "skipping invalid request message at partition %d offset %lld: %s",
-                     msg->partition, (long long)msg->offset, err.msg);
-        }
-        n++;
+        items[n].msg = msg;
+        decode_item(ctx, &items[n++]);
     }
-    if (n == 0)
-        return 0;
-    memset(evs, 0, sizeof(ob_call_event_t) * (size_t)n);
 
     /* The batch is held until Postgres takes it: never skip accepted calls. */
-    while (record_batch(ctx, msgs, reqs, valid, n, evs, &nevs, &err) != OB_OK) {
+    while (n > 0 && apply_batch(ctx, items, n, &err) != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-        OB_ERROR("record", "recording %d call(s) failed, retrying: %s", n, err.msg);
+        OB_ERROR("record", "recording %d message(s) failed, retrying: %s", n, err.msg);
         ob_service_sleep(1000);
-        if (ob_stop_requested) {
-            /* Offsets stay unstored: the next owner replays these messages. */
-            nevs = 0;
-            goto out;
-        }
+        if (ob_stop_requested)
+            goto out; /* offsets stay unstored: the next owner replays these */
         if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK)
             continue;
     }
-    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    if (n > 0)
+        __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++)
-        ob_consumer_store(ctx->requests, msgs[i]);
-    ob_metric_add(&ctx->metrics[M_RECORDED], nevs);
-    if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)nevs, &err) !=
-        OB_OK)
-        OB_WARN("record", "queued events left for the relay: %s", err.msg);
+        ob_consumer_store(ctx->requests, items[i].msg);
 out:
-    for (int i = 0; i < nevs; i++)
-        ob_call_event_clear(&evs[i]);
     for (int i = 0; i < n; i++) {
-        if (valid[i])
-            ob_call_request_clear(&reqs[i]);
-        rd_kafka_message_destroy(msgs[i]);
+        if (items[i].kind == QUEUE)
+            ob_call_request_clear(&items[i].req);
+        else if (items[i].kind == CANCEL)
+            ob_cancel_deployment_clear(&items[i].cancel);
+        rd_kafka_message_destroy(items[i].msg);
     }
+    free(items);
     return n;
 }

@@ -8,7 +8,7 @@
  * pass. Duplicates are harmless, since a dialer starts an attempt only while
  * it is still 'released'.
  */
-#include "ob_events.h"
+#include "ob_calls.h"
 #include "ob_log.h"
 #include "ob_pg.h"
 #include "ob_proto.h"
@@ -26,7 +26,7 @@ static const char DUE_SQL[] =
     "   SELECT DISTINCT deployment_id FROM calls"
     "   WHERE state = 'queued' AND active_attempt IS NULL AND next_attempt_at <= now()"
     "   AND request_partition = ANY($1::int[]))"
-    " AND d.active";
+    " AND d.active AND NOT d.paused";
 
 static const char RELEASE_SQL[] =
     "WITH picked AS ("
@@ -58,69 +58,21 @@ static const char JOBS_UNPUBLISHED_SQL[] =
     " AND released_at < now() - interval '5 seconds' AND request_partition = ANY($1::int[])"
     " ORDER BY released_at LIMIT 1000";
 
-/* Calls that can no longer be dialed before their expiry end now. */
-static const char EXPIRE_SQL[] =
-    "UPDATE calls SET state = 'completed',"
-    "  status = CASE WHEN attempts_made = 0 THEN 'uncalled' ELSE 'failed' END,"
-    "  result = CASE WHEN attempts_made = 0 THEN 'noattempt' ELSE result END,"
-    "  reason = 'expired', completed_at = now(), updated_at = now()"
-    " WHERE state = 'queued' AND active_attempt IS NULL AND expires_at <= now()"
-    " AND request_partition = ANY($1::int[])"
-    " RETURNING call_id, deployment_id, account_id, status, result, phone_number,"
-    "  message_reference, attempts_made, max_attempts";
-
-static char *col(PGresult *res, int row, int c)
-{
-    return PQgetisnull(res, row, c) ? NULL : ob_xstrdup(PQgetvalue(res, row, c));
-}
+/* Calls whose expiry came before they could be dialed end now. */
+static const char EXPIRE_SQL[] = "SELECT * FROM expire_pending($1::int[])";
 
 static void expire_calls(scheduler_ctx_t *ctx, const char *owned)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
     const char *params[] = {owned};
-    if (ob_pg_begin(ctx->pg, &err) != OB_OK ||
-        ob_pg_exec(ctx->pg, EXPIRE_SQL, 1, params, &res, &err) != OB_OK) {
-        ob_pg_rollback(ctx->pg);
+    int n = 0;
+    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, "expired", EXPIRE_SQL,
+                     1, params, &n, &err) != OB_OK)
         OB_WARN("release", "expiry pass: %s", err.msg);
-        return;
-    }
-    int n = PQntuples(res);
-    ob_call_event_t *evs = ob_xcalloc((size_t)n + 1, sizeof(*evs));
-    ob_rc_t rc = OB_OK;
-    for (int i = 0; i < n && rc == OB_OK; i++) {
-        ob_call_event_t *ev = &evs[i];
-        ev->source = ob_xstrdup(ctx->source);
-        ev->type = ob_xstrdup("outbound.call.completed");
-        ev->call_id = col(res, i, 0);
-        ev->deployment_id = col(res, i, 1);
-        ev->account_id = col(res, i, 2);
-        ev->state = ob_xstrdup("completed");
-        ev->status = col(res, i, 3);
-        ev->result = col(res, i, 4);
-        ev->reason = ob_xstrdup("expired");
-        ev->phone_number = col(res, i, 5);
-        ev->message_reference = col(res, i, 6);
-        ev->attempt = atoi(PQgetvalue(res, i, 7));
-        ev->max_attempts = atoi(PQgetvalue(res, i, 8));
-        rc = ob_events_record(ctx->pg, ev, &err);
-    }
-    PQclear(res);
-    if (rc == OB_OK)
-        rc = ob_pg_commit(ctx->pg, &err);
-    if (rc != OB_OK) {
-        ob_pg_rollback(ctx->pg);
-        OB_WARN("release", "expiry pass: %s", err.msg);
-    } else if (n > 0) {
+    if (n > 0) {
         ob_metric_add(&ctx->metrics[M_EXPIRED], n);
         OB_INFO("release", "%d call(s) expired before they could be dialed", n);
-        if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)n, &err) !=
-            OB_OK)
-            OB_WARN("release", "expiry events left for the relay: %s", err.msg);
     }
-    for (int i = 0; i <= n; i++)
-        ob_call_event_clear(&evs[i]);
-    free(evs);
 }
 
 /* Encodes row i of a JOBS_*_SQL answer as a dial job. */

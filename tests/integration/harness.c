@@ -453,15 +453,15 @@ int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema)
     return n;
 }
 
-char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms)
+char *h_event_types(const h_stack_t *s, const char *call_id, int count, int timeout_ms)
 {
     char topic[128];
     snprintf(topic, sizeof(topic), "%s.call-events", s->prefix);
     rd_kafka_t *rk = probe_consumer(topic);
     char *types = ob_xcalloc(1, 1);
     int64_t deadline = ob_mono_ms() + timeout_ms;
-    bool done = false;
-    while (!done && ob_mono_ms() < deadline) {
+    int seen = 0;
+    while (seen < count && ob_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -474,7 +474,7 @@ char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_la
                 char *next = ob_xasprintf("%s%s%s", types, types[0] ? "," : "", type->valuestring);
                 free(types);
                 types = next;
-                done = strcmp(type->valuestring, want_last) == 0;
+                seen++;
             }
             cJSON_Delete(ev);
         }

@@ -85,10 +85,10 @@ char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params);
 /* Creates an account, application, deployment (capacity) and API key. */
 void h_tenant(PGconn *c, h_tenant_t *t, int capacity);
 
-/* Collects events of the stack's call-events topic for call_id until one of
- * type want_last arrives or timeout; returns the types seen in order as a
+/* Collects events of the stack's call-events topic for call_id until count
+ * of them arrived or timeout; returns their types in arrival order as a
  * comma-separated malloc'd string. */
-char *h_event_types(const h_stack_t *s, const char *call_id, const char *want_last, int timeout_ms);
+char *h_event_types(const h_stack_t *s, const char *call_id, int count, int timeout_ms);
 
 /* Appends every message of the stack's topic <prefix>.<suffix> to
  * build/test-logs/<prefix>-messages.jsonl as "<schema> <json>" lines, for

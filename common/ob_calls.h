@@ -1,0 +1,31 @@
+/*
+ * Ending calls that never reach a dialer (cancelled, expired): the one place
+ * that turns the rows such a statement returns into call state and
+ * outbound.call.completed events, shared by ingest and the scheduler.
+ */
+#ifndef OB_CALLS_H
+#define OB_CALLS_H
+
+#include "ob_common.h"
+#include "ob_kafka.h"
+#include "ob_proto.h"
+
+#include <libpq-fe.h>
+
+/* Runs sql in its own transaction. The statement must end calls and return
+ * (call_id, deployment_id, account_id, status, result, phone_number,
+ * message_reference, attempts_made, max_attempts) for each. Records one
+ * completed event per row with the given reason, commits, then publishes
+ * the events (those that fail are left for the relay). *ended gets the row
+ * count. */
+ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_topic,
+                     const char *source, const char *reason, const char *sql, int nparams,
+                     const char *const *params, int *ended, ob_err_t *err) OB_MUSTCHECK;
+
+/* cancel_pending() for one call (call_id) or every call of the deployment
+ * accepted up to before_ms (call_id NULL), through ob_calls_end. */
+ob_rc_t ob_calls_cancel(PGconn *conn, ob_producer_t *producer, const char *events_topic,
+                        const char *source, const char *deployment_id, const char *call_id,
+                        int64_t before_ms, int *cancelled, ob_err_t *err) OB_MUSTCHECK;
+
+#endif

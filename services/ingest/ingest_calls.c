@@ -1,0 +1,418 @@
+/*
+ * Handlers for single calls: queue one, read one, list a deployment's calls,
+ * cancel one. A call is answered 202 only after the broker acknowledged its
+ * request message, so an accepted call_id is always durably in Kafka.
+ */
+#include "ingest.h"
+#include "ob_calls.h"
+#include "ob_log.h"
+#include "ob_phone.h"
+#include "ob_proto.h"
+#include "ob_uuid.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REFERENCE_LEN  1024
+#define MAX_PARAMETERS_LEN 65536
+#define MAX_URL_LEN        2048
+
+static bool int_in(const cJSON *item, long lo, long hi, long *out)
+{
+    if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) ||
+        item->valuedouble < lo || item->valuedouble > hi)
+        return false;
+    *out = (long)item->valuedouble;
+    return true;
+}
+
+static bool is_http_url(const char *s)
+{
+    return strlen(s) <= MAX_URL_LEN &&
+           (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) &&
+           !strpbrk(s, " \r\n");
+}
+
+/* Validates one call object into m (strings pool-owned via req). Every
+ * problem is appended to errors; returns true when there were none. */
+static bool validate_call(ob_http_req_t *req, const cJSON *body, const deployment_t *dep,
+                          ob_call_request_t *m, cJSON *errors)
+{
+    static const char *const known[] = {
+        "phone_number", "message_reference", "call_parameters", "max_attempts", "retry_interval_s",
+        "priority",     "not_before",        "expires_at",      "result_url",
+    };
+    int before = cJSON_GetArraySize(errors);
+    const cJSON *item;
+    ob_phone_t phone;
+    ob_err_t err = {{0}};
+    long v = 0;
+
+    cJSON_ArrayForEach(item, body)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < OB_COUNTOF(known) && !ok; i++)
+            ok = strcmp(item->string, known[i]) == 0;
+        if (!ok)
+            ingest_add_error(errors, item->string, "unknown_field",
+                             ob_pool_printf(req->pool, "'%s' is not a call field", item->string));
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "phone_number");
+    if (!item)
+        ingest_add_error(errors, "phone_number", "required", "phone_number is required");
+    else if (!cJSON_IsString(item))
+        ingest_add_error(errors, "phone_number", "invalid_type", "phone_number must be a string");
+    else if (ob_phone_parse(item->valuestring, &phone, &err) != OB_OK)
+        ingest_add_error(errors, "phone_number", "invalid_phone_number", err.msg);
+    else {
+        m->phone_number = ob_pool_strdup(req->pool, phone.e164);
+        m->caller_id =
+            phone.caller_id[0] ? ob_pool_strdup(req->pool, phone.caller_id) : dep->caller_id;
+        m->post_dial = phone.post_dial[0] ? ob_pool_strdup(req->pool, phone.post_dial) : NULL;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "message_reference");
+    if (item && (!cJSON_IsString(item) || strlen(item->valuestring) > MAX_REFERENCE_LEN))
+        ingest_add_error(errors, "message_reference", "invalid_value",
+                         "message_reference must be a string of at most 1024 bytes");
+    else if (item)
+        m->message_reference = ob_pool_strdup(req->pool, item->valuestring);
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "call_parameters");
+    if (item && !cJSON_IsObject(item)) {
+        ingest_add_error(errors, "call_parameters", "invalid_type",
+                         "call_parameters must be an object");
+    } else if (item) {
+        char *text = cJSON_PrintUnformatted(item);
+        if (strlen(text) > MAX_PARAMETERS_LEN)
+            ingest_add_error(errors, "call_parameters", "too_large",
+                             "call_parameters must be at most 65536 bytes of JSON");
+        else
+            m->call_parameters = ob_pool_strdup(req->pool, text);
+        cJSON_free(text);
+    }
+
+    m->max_attempts = dep->max_attempts;
+    item = cJSON_GetObjectItemCaseSensitive(body, "max_attempts");
+    if (item && !int_in(item, 1, 10, &v))
+        ingest_add_error(errors, "max_attempts", "out_of_range",
+                         "max_attempts must be an integer from 1 to 10");
+    else if (item)
+        m->max_attempts = v;
+
+    m->retry_interval_s = dep->retry_interval_s;
+    item = cJSON_GetObjectItemCaseSensitive(body, "retry_interval_s");
+    if (item && !int_in(item, 60, 172800, &v))
+        ingest_add_error(errors, "retry_interval_s", "out_of_range",
+                         "retry_interval_s must be an integer from 60 to 172800 (seconds)");
+    else if (item)
+        m->retry_interval_s = v;
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    if (item && !int_in(item, -1000, 1000, &v))
+        ingest_add_error(errors, "priority", "out_of_range",
+                         "priority must be an integer from -1000 to 1000");
+    else if (item)
+        m->priority = v;
+
+    m->not_before_ms = m->accepted_at_ms;
+    item = cJSON_GetObjectItemCaseSensitive(body, "not_before");
+    if (item && !ingest_parse_time(item, &m->not_before_ms))
+        ingest_add_error(errors, "not_before", "invalid_time",
+                         "not_before must be unix seconds or an RFC 3339 time with offset");
+    item = cJSON_GetObjectItemCaseSensitive(body, "expires_at");
+    if (item && !ingest_parse_time(item, &m->expires_at_ms))
+        ingest_add_error(errors, "expires_at", "invalid_time",
+                         "expires_at must be unix seconds or an RFC 3339 time with offset");
+    else if (item && m->expires_at_ms <= (m->not_before_ms > m->accepted_at_ms ? m->not_before_ms
+                                                                               : m->accepted_at_ms))
+        ingest_add_error(errors, "expires_at", "already_expired",
+                         "expires_at must be later than now and than not_before");
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "result_url");
+    if (item && (!cJSON_IsString(item) || !is_http_url(item->valuestring)))
+        ingest_add_error(errors, "result_url", "invalid_url",
+                         "result_url must be an http or https URL");
+    else if (item)
+        m->result_url = ob_pool_strdup(req->pool, item->valuestring);
+
+    return cJSON_GetArraySize(errors) == before;
+}
+
+void ingest_queue_call(ingest_call_t *c)
+{
+    ingest_ctx_t *ctx = c->ctx;
+    ob_http_req_t *req = c->req;
+    const char *account_id = c->account_id;
+    const char *deployment_id = c->param[0];
+    deployment_t dep;
+    memset(&dep, 0, sizeof(dep));
+    ob_call_request_t m = {0};
+    char call_id[OB_UUID_STRLEN + 1];
+    ob_err_t err = {{0}};
+    cJSON *body = NULL, *errors = NULL;
+
+    if (!ingest_load_deployment(c, deployment_id, true, &dep) || !ingest_require_json(req))
+        return;
+    body = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!body || !cJSON_IsObject(body)) {
+        ob_http_problem(req, 400, "invalid_json", NULL,
+                        "the body must be a JSON object such as {\"phone_number\": \"+15550100\"}");
+        goto out;
+    }
+    ob_uuid_v7(call_id);
+    m.call_id = call_id;
+    m.deployment_id = (char *)deployment_id;
+    m.account_id = (char *)account_id;
+    m.request_id = req->req_id;
+    m.accepted_at_ms = ob_now_ms();
+    errors = cJSON_CreateArray();
+    if (!validate_call(req, body, &dep, &m, errors)) {
+        ob_http_problem(req, 422, "validation_failed", errors, "the call has %d invalid field(s)",
+                        cJSON_GetArraySize(errors));
+        errors = NULL;
+        goto out;
+    }
+    char *msg = ob_pool_adopt(req->pool, ob_call_request_encode(&m));
+    ob_rc_t rc = ob_producer_send_sync(ctx->producer, ctx->topic_requests, deployment_id, msg,
+                                       strlen(msg), (int)ctx->cfg->ack_timeout_ms, &err);
+    if (rc != OB_OK) {
+        ob_metric_add(&ctx->metrics[M_KAFKA_FAILURES], 1);
+        OB_LOG(OB_LOG_WARN, "api", OB_KV("req_id", req->req_id, "deployment_id", deployment_id),
+               "call not accepted: %s", err.msg);
+        ob_http_add_header(req, "Retry-After", "1");
+        ob_http_problem(req, 503, rc == OB_EAGAIN ? "overloaded" : "queue_unavailable", NULL,
+                        "the call was not accepted (%s); retry later", err.msg);
+        goto out;
+    }
+    ob_metric_add(&ctx->metrics[M_CALLS_QUEUED], 1);
+    cJSON *ans = cJSON_CreateObject();
+    char *self = ob_pool_printf(req->pool, "/api/v1/calls/%s", call_id);
+    cJSON_AddStringToObject(ans, "call_id", call_id);
+    cJSON_AddStringToObject(ans, "state", "queued");
+    cJSON_AddStringToObject(ans, "deployment_id", deployment_id);
+    cJSON_AddStringToObject(ans, "phone_number", m.phone_number);
+    cJSON_AddItemToObject(ans, "links", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItem(ans, "links"), "self", self);
+    ob_http_add_header(req, "Location", self);
+    ob_http_reply_json(req, 202, ans);
+    cJSON_Delete(ans);
+    OB_LOG(OB_LOG_DEBUG, "api", OB_KV("call_id", call_id, "deployment_id", deployment_id),
+           "call accepted");
+out:
+    cJSON_Delete(errors);
+    cJSON_Delete(body);
+}
+
+/* The whole call view is assembled by Postgres in one query. */
+static const char CALL_VIEW_SQL[] =
+    "SELECT json_build_object("
+    " 'call_id', c.call_id, 'deployment_id', c.deployment_id, 'state', c.state,"
+    " 'status', c.status, 'result', c.result, 'reason', c.reason,"
+    " 'phone_number', c.phone_number, 'caller_id', c.caller_id, 'post_dial', c.post_dial,"
+    " 'message_reference', c.message_reference, 'call_parameters', c.call_parameters,"
+    " 'priority', c.priority, 'max_attempts', c.max_attempts,"
+    " 'retry_interval_s', c.retry_interval_s, 'attempts_made', c.attempts_made,"
+    " 'accepted_at', c.accepted_at, 'not_before', c.not_before, 'expires_at', c.expires_at,"
+    " 'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
+    " 'updated_at', c.updated_at, 'completed_at', c.completed_at,"
+    " 'duration_s', (SELECT round(sum(a.talk_ms) / 1000.0, 3)::float8 FROM attempts a"
+    "   WHERE a.call_id = c.call_id),"
+    " 'attempts', coalesce((SELECT json_agg(json_build_object("
+    "   'attempt', a.attempt, 'state', a.state, 'result', a.result, 'reason', a.reason,"
+    "   'released_at', a.released_at, 'dialing_at', a.dialing_at,"
+    "   'connected_at', a.connected_at, 'ended_at', a.ended_at,"
+    "   'ring_ms', a.ring_ms, 'talk_ms', a.talk_ms) ORDER BY a.attempt)"
+    "   FROM attempts a WHERE a.call_id = c.call_id), '[]'::json),"
+    " 'events', coalesce((SELECT json_agg(json_build_object("
+    "   'id', e.event_id, 'type', e.type, 'time', e.occurred_at, 'data', e.data)"
+    "   ORDER BY e.occurred_at, e.event_id)"
+    "   FROM call_events e WHERE e.call_id = c.call_id), '[]'::json)"
+    ")::text FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
+
+void ingest_get_call(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    const char *call_id = c->param[0];
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {call_id, c->account_id};
+
+    if (!ob_uuid_valid(call_id)) {
+        ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
+        return;
+    }
+    if (ob_pg_exec(c->conn, CALL_VIEW_SQL, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        /* A call accepted a moment ago may still be on its way to the store. */
+        ob_http_problem(req, 404, "call_not_found", NULL,
+                        "no call %s (a call accepted in the last seconds may not be recorded yet)",
+                        call_id);
+        return;
+    }
+    char *json = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(req, 200, "application/json", json, strlen(json));
+}
+
+/* One page of a deployment's calls, newest first. The cursor is the last
+ * call_id of the previous page (call ids are time-ordered UUIDv7). */
+static const char LIST_SQL[] =
+    "SELECT coalesce(json_agg(json_build_object("
+    "  'call_id', c.call_id, 'state', c.state, 'status', c.status, 'result', c.result,"
+    "  'reason', c.reason, 'phone_number', c.phone_number,"
+    "  'message_reference', c.message_reference, 'attempts_made', c.attempts_made,"
+    "  'max_attempts', c.max_attempts, 'accepted_at', c.accepted_at,"
+    "  'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
+    "  'completed_at', c.completed_at) ORDER BY c.call_id DESC), '[]'::json)::text,"
+    " count(*), min(c.call_id::text)"
+    " FROM (SELECT * FROM calls c"
+    "  WHERE c.deployment_id = $1 AND c.account_id = $2"
+    "  AND ($3::text IS NULL OR ($3 = 'pending' AND c.state <> 'completed') OR c.state = $3)"
+    "  AND ($4::text IS NULL OR c.status = $4) AND ($5::text IS NULL OR c.result = $5)"
+    "  AND ($6::text IS NULL OR c.message_reference = $6)"
+    "  AND ($7::bigint IS NULL OR c.accepted_at >= to_timestamp($7::bigint / 1000.0))"
+    "  AND ($8::bigint IS NULL OR c.accepted_at < to_timestamp($8::bigint / 1000.0))"
+    "  AND ($9::uuid IS NULL OR c.call_id < $9::uuid)"
+    "  ORDER BY c.call_id DESC LIMIT $10::int) c";
+
+/* Checks an enumerated filter; on failure the error is appended. */
+static const char *enum_filter(ingest_call_t *c, const char *name, const char *const *allowed,
+                               cJSON *errors)
+{
+    const char *v = ob_http_query(c->req, name);
+    if (!v)
+        return NULL;
+    for (const char *const *a = allowed; *a; a++)
+        if (strcmp(v, *a) == 0)
+            return v;
+    ingest_add_error(errors, name, "invalid_value",
+                     ob_pool_printf(c->req->pool, "%s \"%.40s\" is not a known value", name, v));
+    return NULL;
+}
+
+void ingest_list_calls(ingest_call_t *c)
+{
+    static const char *const states[] = {"pending",   "queued",    "dialing",
+                                         "connected", "completed", NULL};
+    static const char *const statuses[] = {"completed", "failed", "uncalled", NULL};
+    static const char *const results[] = {
+        "voice",           "answeringmachine", "fax",       "busy",    "noanswer",
+        "informationtone", "linefailure",      "noattempt", "unknown", NULL};
+    ob_http_req_t *req = c->req;
+    deployment_t dep;
+    cJSON *errors = cJSON_CreateArray();
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    char since[32] = "", until[32] = "", limit[16];
+    int64_t ms = 0;
+    long n = 50;
+
+    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+        goto out;
+    const char *state = enum_filter(c, "state", states, errors);
+    const char *status = enum_filter(c, "status", statuses, errors);
+    const char *result = enum_filter(c, "result", results, errors);
+    const char *ref = ob_http_query(req, "message_reference");
+    const char *cursor = ob_http_query(req, "cursor");
+    const char *v;
+    if ((v = ob_http_query(req, "since")) && !ingest_parse_time_text(v, &ms))
+        ingest_add_error(errors, "since", "invalid_time", "since must be unix seconds or RFC 3339");
+    else if (v)
+        snprintf(since, sizeof(since), "%lld", (long long)ms);
+    if ((v = ob_http_query(req, "until")) && !ingest_parse_time_text(v, &ms))
+        ingest_add_error(errors, "until", "invalid_time", "until must be unix seconds or RFC 3339");
+    else if (v)
+        snprintf(until, sizeof(until), "%lld", (long long)ms);
+    if (cursor && !ob_uuid_valid(cursor))
+        ingest_add_error(errors, "cursor", "invalid_cursor",
+                         "cursor must be the next_cursor of a previous page");
+    if ((v = ob_http_query(req, "limit")) && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
+        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
+    if (cJSON_GetArraySize(errors) > 0) {
+        ob_http_problem(req, 400, "invalid_query", errors, "the query has %d invalid parameter(s)",
+                        cJSON_GetArraySize(errors));
+        errors = NULL;
+        goto out;
+    }
+    snprintf(limit, sizeof(limit), "%ld", n);
+    const char *params[] = {c->param[0],
+                            c->account_id,
+                            state,
+                            status,
+                            result,
+                            ref,
+                            since[0] ? since : NULL,
+                            until[0] ? until : NULL,
+                            cursor,
+                            limit};
+    if (ob_pg_exec(c->conn, LIST_SQL, 10, params, &res, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        goto out;
+    }
+    /* A full page may have a next one; a short page is the last. */
+    bool more = atol(PQgetvalue(res, 0, 1)) == n;
+    char *body =
+        ob_pool_printf(req->pool, "{\"calls\":%s,\"next_cursor\":%s%s%s}", PQgetvalue(res, 0, 0),
+                       more ? "\"" : "", more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");
+    ob_http_reply(req, 200, "application/json", body, strlen(body));
+out:
+    PQclear(res);
+    cJSON_Delete(errors);
+}
+
+void ingest_cancel_call(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    const char *call_id = c->param[0];
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    int cancelled = 0;
+
+    if (!ob_uuid_valid(call_id)) {
+        ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
+        return;
+    }
+    const char *params[] = {call_id, c->account_id};
+    if (ob_pg_exec(c->conn,
+                   "SELECT deployment_id, state, reason FROM calls"
+                   " WHERE call_id = $1 AND account_id = $2",
+                   2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(req, 404, "call_not_found", NULL,
+                        "no call %s (a call accepted in the last seconds may not be recorded yet;"
+                        " retry shortly)",
+                        call_id);
+        return;
+    }
+    char *deployment_id = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));
+    bool done_before = strcmp(PQgetvalue(res, 0, 1), "completed") == 0;
+    bool cancelled_before = done_before && strcmp(PQgetvalue(res, 0, 2), "cancelled") == 0;
+    PQclear(res);
+    if (!done_before &&
+        ob_calls_cancel(c->conn, c->ctx->producer, c->ctx->topic_events, c->ctx->source,
+                        deployment_id, call_id, ob_now_ms(), &cancelled, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        return;
+    }
+    if (cancelled == 0 && !cancelled_before) {
+        /* Dialing had started (or the call had already ended): too late. */
+        ob_http_problem(req, 409, done_before ? "call_completed" : "call_in_progress", NULL,
+                        done_before ? "call %s has already completed"
+                                    : "call %s is already being dialed and cannot be cancelled",
+                        call_id);
+        return;
+    }
+    ingest_get_call(c); /* 200 with the cancelled call */
+}

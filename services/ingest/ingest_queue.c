@@ -1,0 +1,117 @@
+/*
+ * Handlers for a deployment's queue as a whole: cancel every pending call,
+ * pause and resume releasing, and the counts per state. Cancelling the queue
+ * travels through outbound.call-requests behind the calls it concerns, so it
+ * covers every call accepted before it, recorded yet or not.
+ */
+#include "ingest.h"
+#include "ob_log.h"
+#include "ob_proto.h"
+#include "ob_uuid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ingest_cancel_queue(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    deployment_t dep;
+    ob_err_t err = {{0}};
+    char command_id[OB_UUID_STRLEN + 1], at[32];
+
+    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+        return;
+    ob_uuid_v7(command_id);
+    ob_cancel_deployment_t m = {
+        .command_id = command_id,
+        .deployment_id = (char *)c->param[0],
+        .account_id = (char *)c->account_id,
+        .request_id = req->req_id,
+        .requested_at_ms = ob_now_ms(),
+    };
+    char *msg = ob_pool_adopt(req->pool, ob_cancel_deployment_encode(&m));
+    ob_rc_t rc = ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id,
+                                       msg, strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err);
+    if (rc != OB_OK) {
+        ob_http_add_header(req, "Retry-After", "1");
+        ob_http_problem(req, 503, "queue_unavailable", NULL,
+                        "the cancellation was not accepted (%s); retry", err.msg);
+        return;
+    }
+    ob_time_format_rfc3339(m.requested_at_ms, at, sizeof(at));
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddStringToObject(ans, "command_id", command_id);
+    cJSON_AddStringToObject(ans, "deployment_id", m.deployment_id);
+    cJSON_AddStringToObject(ans, "requested_at", at);
+    cJSON_AddStringToObject(ans, "detail",
+                            "every call accepted before requested_at that has not started "
+                            "dialing ends as uncalled with reason cancelled");
+    ob_http_reply_json(req, 202, ans);
+    cJSON_Delete(ans);
+}
+
+static void set_paused(ingest_call_t *c, bool paused)
+{
+    deployment_t dep;
+    ob_err_t err = {{0}};
+    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+        return;
+    const char *params[] = {c->param[0], c->account_id, paused ? "true" : "false"};
+    if (ob_pg_exec(c->conn,
+                   "UPDATE deployments SET paused = $3 WHERE deployment_id = $1"
+                   " AND account_id = $2",
+                   3, params, NULL, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    OB_LOG(OB_LOG_INFO, "api", OB_KV("deployment_id", c->param[0], "req_id", c->req->req_id),
+           "queue %s", paused ? "paused" : "resumed");
+    ingest_queue_summary(c);
+}
+
+void ingest_pause_queue(ingest_call_t *c)
+{
+    set_paused(c, true);
+}
+
+void ingest_resume_queue(ingest_call_t *c)
+{
+    set_paused(c, false);
+}
+
+static const char SUMMARY_SQL[] =
+    "SELECT json_build_object("
+    " 'deployment_id', d.deployment_id, 'name', d.name, 'active', d.active, 'paused', d.paused,"
+    " 'capacity', d.capacity,"
+    " 'in_flight', (SELECT count(*) FROM calls c WHERE c.deployment_id = d.deployment_id"
+    "   AND c.active_attempt IS NOT NULL),"
+    " 'states', (SELECT json_build_object("
+    "   'queued', count(*) FILTER (WHERE state = 'queued'),"
+    "   'dialing', count(*) FILTER (WHERE state = 'dialing'),"
+    "   'connected', count(*) FILTER (WHERE state = 'connected'),"
+    "   'completed', count(*) FILTER (WHERE state = 'completed'))"
+    "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
+    " 'statuses', (SELECT json_build_object("
+    "   'completed', count(*) FILTER (WHERE status = 'completed'),"
+    "   'failed', count(*) FILTER (WHERE status = 'failed'),"
+    "   'uncalled', count(*) FILTER (WHERE status = 'uncalled'))"
+    "   FROM calls c WHERE c.deployment_id = d.deployment_id))::text"
+    " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2";
+
+void ingest_queue_summary(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    deployment_t dep;
+    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+        return;
+    const char *params[] = {c->param[0], c->account_id};
+    if (ob_pg_exec(c->conn, SUMMARY_SQL, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+}

@@ -1,0 +1,210 @@
+/*
+ * Cancelling, pausing and listing through the real services: a cancelled
+ * call that has not started dialing is never dialed and ends uncalled with
+ * reason cancelled; a paused queue releases nothing until resumed; lists
+ * filter and paginate; the summary counts what the lists show.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static h_stack_t s;
+static h_tenant_t t;
+static PGconn *pg;
+static char auth[128];
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+    if (pg)
+        PQfinish(pg);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts a stack whose calls run at the given speed. */
+static void up(const char *scale)
+{
+    char env[64];
+    snprintf(env, sizeof(env), "OB_SIM_TIME_SCALE=%s", scale);
+    const char *const dialer_env[] = {env, NULL};
+    h_stack_init(&s);
+    pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+}
+
+static h_resp_t api(const char *method, const char *path, const char *body)
+{
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return h_http(s.ingest_port, method, path, headers, body);
+}
+
+static h_resp_t deployment_api(const char *method, const char *suffix, const char *body)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s%s", t.deployment_id, suffix);
+    return api(method, path, body);
+}
+
+static char *queue(const char *phone)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"phone_number\": \"%s\", \"max_attempts\": 1}", phone);
+    h_resp_t r = deployment_api("POST", "/calls", body);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char *id = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    return id;
+}
+
+/* Polls the call row until the SQL condition holds (or fails the test). */
+static void wait_row(const char *call_id, const char *condition)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM calls WHERE call_id = $1 AND %s", condition);
+    const char *p[] = {call_id};
+    for (int i = 0; i < 600; i++) {
+        char *v = h_pg_value(pg, sql, 1, p);
+        free(v);
+        if (v)
+            return;
+        sleep_ms(100);
+    }
+    cr_assert_fail("call %s never satisfied %s", call_id, condition);
+}
+
+static char *field(const char *call_id, const char *path)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "/api/v1/calls/%s", call_id);
+    h_resp_t r = api("GET", url, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char *v = h_json_path(r.body, path);
+    h_resp_free(&r);
+    return v;
+}
+
+Test(queue_control, cancelled_call_is_never_dialed, .timeout = 180, .fini = teardown)
+{
+    up("200");
+    h_resp_t r = deployment_api("POST", ":pause", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "true");
+    h_resp_free(&r);
+
+    char *id = queue("+12125550100");
+    wait_row(id, "state = 'queued'");
+    char url[128];
+    snprintf(url, sizeof(url), "/api/v1/calls/%s:cancel", id);
+    r = api("POST", url, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "status"), "uncalled");
+    cr_expect_str_eq(h_json_path(r.body, "reason"), "cancelled");
+    cr_expect_str_eq(h_json_path(r.body, "result"), "noattempt");
+    h_resp_free(&r);
+
+    /* Cancelling again is harmless; resuming does not bring it back. */
+    r = api("POST", url, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+    r = deployment_api("POST", ":resume", NULL);
+    cr_expect_eq(r.status, 200);
+    h_resp_free(&r);
+    char *other = queue("+12125550100");
+    wait_row(other, "state = 'completed'");
+    cr_expect_str_eq(field(id, "attempts"), "[]");
+    cr_expect_str_eq(field(id, "status"), "uncalled");
+
+    /* Written by two services a moment apart, the two events may arrive in
+     * either order; both arrive. */
+    char *types = h_event_types(&s, id, 2, 30000);
+    cr_expect(strcmp(types, "outbound.call.queued,outbound.call.completed") == 0 ||
+                  strcmp(types, "outbound.call.completed,outbound.call.queued") == 0,
+              "%s", types);
+    cr_expect(h_stack_down(&s));
+}
+
+Test(queue_control, call_already_dialing_cannot_be_cancelled, .timeout = 180, .fini = teardown)
+{
+    up("1"); /* the noanswer number rings for 30 s */
+    char *id = queue("+12125550140");
+    wait_row(id, "state = 'dialing'");
+    char url[128];
+    snprintf(url, sizeof(url), "/api/v1/calls/%s:cancel", id);
+    h_resp_t r = api("POST", url, NULL);
+    cr_expect_eq(r.status, 409, "%s", r.body);
+    cr_expect(strstr(r.body, "\"code\":\"call_in_progress\""), "%s", r.body);
+    h_resp_free(&r);
+    cr_expect_str_eq(field(id, "state"), "dialing");
+    /* The drain deadline passes with the call ringing: exit 3 is expected. */
+    cr_expect_eq(h_stop(&s.procs[1], 60000), 3);
+    cr_expect(h_stack_down(&s));
+}
+
+Test(queue_control, cancelling_the_queue_spares_later_calls, .timeout = 180, .fini = teardown)
+{
+    up("200");
+    h_resp_t r = deployment_api("POST", ":pause", NULL);
+    h_resp_free(&r);
+    char *ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = queue("+12125550100");
+    r = deployment_api("POST", ":cancel", NULL);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    h_resp_free(&r);
+    char *later = queue("+12125550100");
+    for (int i = 0; i < 4; i++)
+        wait_row(ids[i], "status = 'uncalled' AND reason = 'cancelled'");
+
+    r = deployment_api("POST", ":resume", NULL);
+    h_resp_free(&r);
+    wait_row(later, "status = 'completed'");
+
+    /* Lists: filters and pagination. */
+    r = deployment_api("GET", "/calls?status=uncalled&limit=3", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char *cursor = h_json_path(r.body, "next_cursor");
+    cr_expect_str_eq(h_json_path(r.body, "calls.2.reason"), "cancelled");
+    cr_expect_null(h_json_path(r.body, "calls.3"));
+    cr_assert_not_null(cursor);
+    h_resp_free(&r);
+    char q[256];
+    snprintf(q, sizeof(q), "/calls?status=uncalled&limit=3&cursor=%s", cursor);
+    r = deployment_api("GET", q, NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_not_null(h_json_path(r.body, "calls.0.call_id"));
+    cr_expect_null(h_json_path(r.body, "calls.1"));
+    cr_expect_null(h_json_path(r.body, "next_cursor"));
+    h_resp_free(&r);
+
+    r = deployment_api("GET", "/calls?state=pending", NULL);
+    cr_expect_str_eq(h_json_path(r.body, "calls"), "[]");
+    h_resp_free(&r);
+    r = deployment_api("GET", "/calls?status=completed&result=voice", NULL);
+    cr_expect_str_eq(h_json_path(r.body, "calls.0.call_id"), later);
+    h_resp_free(&r);
+    r = deployment_api("GET", "/calls?status=lost&limit=0", NULL);
+    cr_expect_eq(r.status, 400);
+    cr_expect(strstr(r.body, "\"field\":\"status\"") && strstr(r.body, "\"field\":\"limit\""), "%s",
+              r.body);
+    h_resp_free(&r);
+
+    r = deployment_api("GET", "/summary", NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(h_json_path(r.body, "statuses.uncalled"), "4");
+    cr_expect_str_eq(h_json_path(r.body, "statuses.completed"), "1");
+    cr_expect_str_eq(h_json_path(r.body, "states.queued"), "0");
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "false");
+    h_resp_free(&r);
+    cr_expect(h_stack_down(&s));
+}
