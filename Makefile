@@ -11,24 +11,32 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+CXXWARN  := -Wall -Wextra
 ifneq ($(CI),)
 WARN     += -Werror
+CXXWARN  += -Werror
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
               -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lpthread -lm
+# common/*.cc is the libphonenumber boundary, the only C++ (compiled with $(CXX)).
+CXXFLAGS ?= -O2 -g
+ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(CXXWARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
+                -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 # Criterion re-executes the test binary for each test; parameter tables that
 # point at string literals stay valid only in a position-dependent binary.
 TEST_LDFLAGS := -no-pie
 
 COMMON_SRC := $(wildcard common/*.c) $(wildcard proto/*.c)
+COMMON_CXX_SRC := $(wildcard common/*.cc)
 MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
 GEN_SRC    := $(BUILD)/gen/ob_migrations.c
-LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) $(BUILD)/obj/gen/ob_migrations.o
+LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
+              $(patsubst %.cc,$(BUILD)/obj/%.o,$(COMMON_CXX_SRC)) $(BUILD)/obj/gen/ob_migrations.o
 LIB        := $(BUILD)/libob.a
 
 SERVICES   := ingest scheduler dialer
@@ -40,7 +48,7 @@ INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 
-FORMAT_SRC := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_SRC := $(shell git ls-files '*.c' '*.h' '*.cc' 2>/dev/null)
 
 # Objects built on the way to a test binary are kept, not treated as intermediate.
 .SECONDARY:
@@ -64,6 +72,10 @@ $(BUILD)/obj/gen/ob_migrations.o: $(GEN_SRC)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

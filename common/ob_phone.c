@@ -1,32 +1,78 @@
 /*
- * Syntactic E.164 normalisation: strips visual separators and checks the
- * digit count and country-code rules of ITU-T E.164 (at most 15 digits, no
- * leading zero). Numbers must be international (+ or 00); national forms need
- * a region and are handled by the libphonenumber-backed parser of the ingest
- * issue.
+ * The C side of phone number parsing: the tel: scheme, the Plum ;ani= and
+ * ;postd= parameters and the characters a number may contain. Deciding what
+ * a number means (country, national format, validity) is left to
+ * libphonenumber behind ob_phonenumber_normalise (common/ob_phonenumber.cc).
  */
 #include "ob_phone.h"
 
 #include <ctype.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-static ob_rc_t digits_only(const char *s, size_t len, char *out, size_t cap, const char *allowed,
-                           const char *what, ob_err_t *err)
+#define SEPARATORS ".-()/"
+#define POST_DIAL  "*#wWpP,ABCD"
+
+static bool is_separator(unsigned char c)
 {
+    return isspace(c) || strchr(SEPARATORS, c);
+}
+
+static void bad_char(ob_err_t *err, const char *what, unsigned char c)
+{
+    /* The message goes back to clients in JSON; keep raw bytes out of it. */
+    if (isprint(c))
+        ob_err_set(err, "%s contains '%c', which is not a digit or separator", what, c);
+    else
+        ob_err_set(err, "%s contains the byte 0x%02X, which is not a digit or separator", what, c);
+}
+
+/*
+ * Only digits, separators and one + before the first digit get as far as
+ * libphonenumber, which would otherwise read letters as a vanity number
+ * ("1-800-FLOWERS") or an extension ("x12") and drop what it cannot use.
+ */
+static ob_rc_t check_number(const char *s, size_t len, const char *what, ob_err_t *err)
+{
+    size_t digits = 0;
+    bool plus = false, blank = true;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        blank = blank && isspace(c);
+        if (isdigit(c)) {
+            digits++;
+        } else if (c == '+' && !plus && digits == 0) {
+            plus = true;
+        } else if (c == '+') {
+            ob_err_set(err, "%s may contain '+' only once, before the country code", what);
+            return OB_EINVAL;
+        } else if (!is_separator(c)) {
+            bad_char(err, what, c);
+            return OB_EINVAL;
+        }
+    }
+    if (digits == 0) {
+        ob_err_set(err, blank ? "%s is empty" : "%s has no digits", what);
+        return OB_EINVAL;
+    }
+    return OB_OK;
+}
+
+static ob_rc_t copy_post_dial(const char *s, size_t len, char out[OB_PHONE_MAX], ob_err_t *err)
+{
+    const char *what = "postd (post-dial digits)";
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (isdigit(c) || (allowed && strchr(allowed, c))) {
-            if (o + 1 >= cap) {
-                ob_err_set(err, "%s is too long", what);
+        if (isdigit(c) || strchr(POST_DIAL, c)) {
+            if (o + 1 >= OB_PHONE_MAX) {
+                ob_err_set(err, "%s is too long (at most %d characters)", what, OB_PHONE_MAX - 1);
                 return OB_EINVAL;
             }
             out[o++] = (char)c;
-        } else if (!strchr(" .-()/", c)) {
-            ob_err_set(err, "%s contains '%c', which is not a digit or separator", what, c);
+        } else if (!is_separator(c)) {
+            ob_err_set(err, "%s may contain only 0-9 * # w W p P , A-D", what);
             return OB_EINVAL;
         }
     }
@@ -34,71 +80,74 @@ static ob_rc_t digits_only(const char *s, size_t len, char *out, size_t cap, con
     return OB_OK;
 }
 
-static ob_rc_t normalise(const char *s, size_t len, char out[OB_PHONE_MAX], const char *what,
-                         ob_err_t *err)
+/* Maps "no region" spellings to libphonenumber's "ZZ" and upper-cases the rest. */
+static ob_rc_t resolve_region(const char *given, char region[3], ob_err_t *err)
 {
-    char digits[OB_PHONE_MAX];
-    while (len && isspace((unsigned char)*s)) {
-        s++;
-        len--;
+    if (!given || !*given || strcasecmp(given, "ZZ") == 0) {
+        memcpy(region, "ZZ", 3);
+        return OB_OK;
     }
-    bool plus = len && *s == '+';
-    if (plus) {
-        s++;
-        len--;
-    }
-    if (digits_only(s, len, digits, sizeof(digits), NULL, what, err) != OB_OK)
-        return OB_EINVAL;
-    const char *d = digits;
-    if (!plus && strncmp(d, "00", 2) == 0)
-        d += 2;
-    else if (!plus) {
-        ob_err_set(err, "%s must be in international format (+ and country code)", what);
+    if (!ob_phone_region_valid(given)) {
+        ob_err_set(err,
+                   "the deployment's default region \"%.8s\" is not an ISO 3166 alpha-2 code "
+                   "libphonenumber supports",
+                   given);
         return OB_EINVAL;
     }
-    size_t n = strlen(d);
-    if (n == 0) {
-        ob_err_set(err, "%s has no digits", what);
-        return OB_EINVAL;
-    }
-    if (d[0] == '0') {
-        ob_err_set(err, "%s has no valid country code (it starts with 0)", what);
-        return OB_EINVAL;
-    }
-    if (n < 7 || n > 15) {
-        ob_err_set(err, "%s has %zu digits; E.164 numbers have 7 to 15", what, n);
-        return OB_EINVAL;
-    }
-    snprintf(out, OB_PHONE_MAX, "+%s", d);
+    region[0] = (char)toupper((unsigned char)given[0]);
+    region[1] = (char)toupper((unsigned char)given[1]);
+    region[2] = '\0';
     return OB_OK;
+}
+
+static ob_rc_t parse_number(const char *s, size_t len, const char *region, const char *what,
+                            char e164[OB_PHONE_MAX], char *region_out, ob_err_t *err)
+{
+    if (check_number(s, len, what, err) != OB_OK)
+        return OB_EINVAL;
+    return ob_phonenumber_normalise(s, len, region, what, e164, region_out, err);
+}
+
+ob_rc_t ob_phone_parse_region(const char *input, const char *default_region, ob_phone_t *out,
+                              ob_err_t *err)
+{
+    ob_rc_t rc = OB_EINVAL;
+    char region[3];
+    const char *s = input;
+    const char *semi;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = resolve_region(default_region, region, err)) != OB_OK)
+        goto out;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (strncasecmp(s, "tel:", 4) == 0)
+        s += 4;
+    semi = strchr(s, ';');
+    rc = parse_number(s, semi ? (size_t)(semi - s) : strlen(s), region, "phone_number", out->e164,
+                      out->region, err);
+    while (rc == OB_OK && semi) {
+        const char *p = semi + 1;
+        semi = strchr(p, ';');
+        size_t len = semi ? (size_t)(semi - p) : strlen(p);
+        if (len >= 4 && strncasecmp(p, "ani=", 4) == 0) {
+            rc = parse_number(p + 4, len - 4, region, "ani (caller id)", out->caller_id, NULL, err);
+        } else if (len >= 6 && strncasecmp(p, "postd=", 6) == 0) {
+            rc = copy_post_dial(p + 6, len - 6, out->post_dial, err);
+        } else if (len > 0) {
+            size_t name = strcspn(p, "=;");
+            ob_err_set(err, "unknown phone_number parameter \"%.*s\" (expected ;ani= or ;postd=)",
+                       (int)(name > 32 ? 32 : name), p);
+            rc = OB_EINVAL;
+        }
+    }
+out:
+    if (rc != OB_OK)
+        memset(out, 0, sizeof(*out));
+    return rc;
 }
 
 ob_rc_t ob_phone_parse(const char *input, ob_phone_t *out, ob_err_t *err)
 {
-    memset(out, 0, sizeof(*out));
-    const char *s = input;
-    if (strncasecmp(s, "tel:", 4) == 0)
-        s += 4;
-    const char *semi = strchr(s, ';');
-    size_t main_len = semi ? (size_t)(semi - s) : strlen(s);
-    if (normalise(s, main_len, out->e164, "phone_number", err) != OB_OK)
-        return OB_EINVAL;
-    while (semi) {
-        const char *p = semi + 1;
-        semi = strchr(p, ';');
-        size_t len = semi ? (size_t)(semi - p) : strlen(p);
-        if (strncasecmp(p, "ani=", 4) == 0) {
-            if (normalise(p + 4, len - 4, out->caller_id, "ani (caller id)", err) != OB_OK)
-                return OB_EINVAL;
-        } else if (strncasecmp(p, "postd=", 6) == 0) {
-            if (digits_only(p + 6, len - 6, out->post_dial, sizeof(out->post_dial), "*#wWpP,ABCD",
-                            "postd (post-dial digits)", err) != OB_OK)
-                return OB_EINVAL;
-        } else if (len > 0) {
-            ob_err_set(err, "unknown phone_number parameter \"%.*s\" (expected ;ani= or ;postd=)",
-                       (int)(len > 32 ? 32 : len), p);
-            return OB_EINVAL;
-        }
-    }
-    return OB_OK;
+    return ob_phone_parse_region(input, NULL, out, err);
 }

@@ -65,6 +65,7 @@ typedef struct {
     long max_attempts;     /* default attempts */
     long retry_interval_s; /* default wait between attempts */
     char *caller_id;       /* default caller id or NULL (pool-owned) */
+    char region[3];        /* default region for national numbers, "" if none */
 } deployment_t;
 
 /* Loads a deployment of the account; on failure the problem response is set

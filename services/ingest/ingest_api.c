@@ -100,7 +100,7 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
     }
     if (ob_pg_exec(conn,
                    "SELECT account_id, active, deleted_at IS NOT NULL, max_attempts,"
-                   " retry_interval_s, caller_id FROM deployments"
+                   " retry_interval_s, caller_id, default_region FROM deployments"
                    " WHERE deployment_id = $1 AND account_id = $2",
                    2, params, &res, &err) != OB_OK) {
         ingest_database_problem(req, &err);
@@ -118,6 +118,7 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
     dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
     dep->caller_id =
         PQgetisnull(res, 0, 5) ? NULL : ob_pool_strdup(req->pool, PQgetvalue(res, 0, 5));
+    snprintf(dep->region, sizeof(dep->region), "%s", PQgetvalue(res, 0, 6));
     PQclear(res);
     if (dep->deleted) {
         ob_http_problem(req, 404, "deployment_not_found", NULL, "deployment %s was deleted",

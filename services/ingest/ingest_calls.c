@@ -65,7 +65,7 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
         ingest_add_error(errors, "phone_number", "required", "phone_number is required");
     else if (!cJSON_IsString(item))
         ingest_add_error(errors, "phone_number", "invalid_type", "phone_number must be a string");
-    else if (ob_phone_parse(item->valuestring, &phone, &err) != OB_OK)
+    else if (ob_phone_parse_region(item->valuestring, dep->region, &phone, &err) != OB_OK)
         ingest_add_error(errors, "phone_number", "invalid_phone_number", err.msg);
     else {
         m->phone_number = ob_pool_strdup(req->pool, phone.e164);
@@ -159,8 +159,9 @@ void ingest_queue_call(ingest_call_t *c)
         return;
     body = cJSON_ParseWithLength(req->body, req->body_len);
     if (!body || !cJSON_IsObject(body)) {
-        ob_http_problem(req, 400, "invalid_json", NULL,
-                        "the body must be a JSON object such as {\"phone_number\": \"+15550100\"}");
+        ob_http_problem(
+            req, 400, "invalid_json", NULL,
+            "the body must be a JSON object such as {\"phone_number\": \"+12125550100\"}");
         goto out;
     }
     ob_uuid_v7(call_id);
