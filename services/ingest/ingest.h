@@ -18,6 +18,7 @@ typedef struct {
     long long conn_limit;     /* OB_INGEST_MAX_CONNECTIONS */
     long long ack_timeout_ms; /* OB_INGEST_ACK_TIMEOUT_MS */
     long long pg_pool;        /* OB_INGEST_PG_POOL */
+    char *admin_key;          /* OB_INGEST_ADMIN_KEY: bootstrap key for /accounts, "" = off */
 } ingest_config_t;
 
 enum {
@@ -93,6 +94,26 @@ void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);
 void ingest_list_calls(ingest_call_t *c);
 void ingest_cancel_call(ingest_call_t *c);
+
+/* Route handlers (ingest_resources.c): applications and deployments. */
+void ingest_create_application(ingest_call_t *c);
+void ingest_list_applications(ingest_call_t *c);
+void ingest_get_application(ingest_call_t *c);
+void ingest_update_application(ingest_call_t *c);
+void ingest_delete_application(ingest_call_t *c);
+void ingest_create_deployment(ingest_call_t *c);
+void ingest_list_deployments(ingest_call_t *c);
+void ingest_get_deployment(ingest_call_t *c);
+void ingest_update_deployment(ingest_call_t *c);
+void ingest_delete_deployment(ingest_call_t *c);
+
+/* Route handlers (ingest_accounts.c): accounts (admin key) and API keys. */
+void ingest_create_account(ingest_call_t *c);
+void ingest_create_key(ingest_call_t *c);
+void ingest_list_keys(ingest_call_t *c);
+void ingest_revoke_key(ingest_call_t *c);
+/* True when the request carries the configured admin key. */
+bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req);
 
 /* Route handlers (ingest_queue.c): a deployment's queue as a whole. */
 void ingest_cancel_queue(ingest_call_t *c);

@@ -148,17 +148,33 @@ typedef struct {
     const char *method;  /* HTTP method */
     const char *pattern; /* "/api/v1/calls/{}:cancel"; {} captures a segment */
     ingest_route_fn fn;  /* handler */
+    bool admin;          /* needs the bootstrap admin key instead of an account key */
 } route_t;
 
 static const route_t routes[] = {
-    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call},
-    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls},
-    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary},
-    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue},
-    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue},
-    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue},
-    {"GET", "/api/v1/calls/{}", ingest_get_call},
-    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call},
+    {"POST", "/api/v1/accounts", ingest_create_account, true},
+    {"POST", "/api/v1/api-keys", ingest_create_key, false},
+    {"GET", "/api/v1/api-keys", ingest_list_keys, false},
+    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, false},
+    {"POST", "/api/v1/applications", ingest_create_application, false},
+    {"GET", "/api/v1/applications", ingest_list_applications, false},
+    {"GET", "/api/v1/applications/{}", ingest_get_application, false},
+    {"PATCH", "/api/v1/applications/{}", ingest_update_application, false},
+    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, false},
+    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, false},
+    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, false},
+    {"GET", "/api/v1/deployments", ingest_list_deployments, false},
+    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, false},
+    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, false},
+    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, false},
+    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, false},
+    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, false},
+    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, false},
+    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, false},
+    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, false},
+    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, false},
+    {"GET", "/api/v1/calls/{}", ingest_get_call, false},
+    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, false},
 };
 
 /* Matches path against pattern segment by segment; a "{}" segment (or the
@@ -233,8 +249,15 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
         ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
         goto out;
     }
-    if (ingest_auth(ctx, req, call.conn, account_id))
+    if (found->admin) {
+        if (ingest_is_admin(ctx, req))
+            found->fn(&call);
+        else
+            ob_http_problem(req, 403, "admin_key_required", NULL,
+                            "this operation needs the admin key (OB_INGEST_ADMIN_KEY)");
+    } else if (ingest_auth(ctx, req, call.conn, account_id)) {
         found->fn(&call);
+    }
 out:
     if (call.conn)
         ob_pg_pool_put(ctx->pg, call.conn);

@@ -24,6 +24,8 @@ static const ob_cfg_spec_t ingest_specs[] = {
      "how long a request waits for Kafka's acknowledgement before 503"},
     {"OB_INGEST_PG_POOL", OB_CFG_INT, "8", 1, 256, NULL, CFG(pg_pool),
      "Postgres connections for authentication and queries"},
+    {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
+     "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -88,6 +90,10 @@ int main(void)
     ob_err_t err = {{0}};
     int code = ob_service_configure("ingest", ingest_specs, &cfg);
 
+    if (code == OB_EXIT_OK && cfg.admin_key[0] && strlen(cfg.admin_key) < 32) {
+        OB_ERROR("config", "bad configuration: OB_INGEST_ADMIN_KEY must be at least 32 characters");
+        code = OB_EXIT_CONFIG;
+    }
     if (code != OB_EXIT_OK)
         goto out;
     ctx.cfg = &cfg;

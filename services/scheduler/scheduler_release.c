@@ -26,7 +26,7 @@ static const char DUE_SQL[] =
     "   SELECT DISTINCT deployment_id FROM calls"
     "   WHERE state = 'queued' AND active_attempt IS NULL AND next_attempt_at <= now()"
     "   AND request_partition = ANY($1::int[]))"
-    " AND d.active AND NOT d.paused";
+    " AND NOT d.paused";
 
 static const char RELEASE_SQL[] =
     "WITH picked AS ("

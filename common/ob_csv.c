@@ -1,0 +1,600 @@
+/*
+ * CSV for call uploads over libcsv. libcsv reports fields and rows but not
+ * where they are, so the reader hands it one physical line at a time: the
+ * line count is then exact at every callback, because a row can only end at
+ * a line break or at the end of input. Each row is copied into a buffer the
+ * reader reuses, so memory is bounded by the largest row the limits allow.
+ */
+#include "ob_csv.h"
+
+#include <cjson/cJSON.h>
+#include <csv.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* libcsv grows its field buffer through a realloc hook that has no context
+ * pointer, so the cap is a constant. Refusing to grow past it makes
+ * csv_parse stop with CSV_ENOMEM, reported as an oversize field; fields
+ * between the limit and the cap are caught by the length check in on_field. */
+#define PARSER_BLOCK   4096
+#define PARSER_BUF_MAX (OB_CSV_FIELD_MAX + PARSER_BLOCK)
+
+/* The fields of one row, stored back to back; reused from row to row. */
+typedef struct {
+    char *bytes;         /* field values, each followed by a NUL */
+    size_t used;         /* bytes of `bytes` in use */
+    size_t cap;          /* bytes allocated */
+    size_t *offsets;     /* where each field starts in bytes */
+    size_t *lengths;     /* length of each field, without its NUL */
+    const char **fields; /* pointers into bytes, set when the row is delivered */
+    size_t n;            /* fields stored */
+    size_t fcap;         /* entries allocated in offsets, lengths and fields */
+} rowbuf_t;
+
+struct ob_csv_reader {
+    struct csv_parser parser;   /* libcsv state: the field being read */
+    ob_csv_header_fn on_header; /* may be NULL */
+    ob_csv_row_fn on_row;       /* never NULL */
+    void *opaque;               /* passed to both callbacks */
+    rowbuf_t cur;               /* the row being read */
+    rowbuf_t header;            /* the header row, kept for on_row */
+    ob_csv_row_t header_view;   /* the header as passed to on_row */
+    bool have_header;           /* the header has been delivered */
+    size_t rows;                /* data rows delivered */
+    size_t line;                /* physical line of the next input byte */
+    bool after_cr;              /* the last byte was CR: an LF now ends no line */
+    size_t row_line;            /* line where the current row starts; 0 before it starts */
+    bool row_nonempty;          /* some field of the current row is not empty */
+    bool row_too_wide;          /* the current row passed OB_CSV_FIELDS_MAX */
+    size_t row_bad_utf8;        /* 1-based column of the first bad field, or 0 */
+    unsigned bom_seen;          /* leading bytes that matched the BOM so far */
+    bool bom_done;              /* the BOM was skipped or cannot come any more */
+    bool finished;              /* ob_csv_finish was called */
+    ob_rc_t rc;                 /* first failure; every later call returns it */
+    ob_err_t fail;              /* its message, also handed to the callbacks */
+};
+
+static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
+
+static void *bounded_realloc(void *p, size_t n)
+{
+    return n > PARSER_BUF_MAX ? NULL : ob_xrealloc(p, n);
+}
+
+static void fail(ob_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...) OB_PRINTF(3, 4);
+
+static void fail(ob_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->fail.msg, sizeof(r->fail.msg), fmt, ap);
+    va_end(ap);
+    r->rc = rc;
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. NUL
+ * is refused too, because fields are handed out as C strings. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        unsigned char lo = 0x80, hi = 0xBF;
+        size_t more;
+        if (c >= 0x01 && c <= 0x7F) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            more = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            more = 3;
+        else
+            return false;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (n - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+        i += more + 1;
+    }
+    return true;
+}
+
+static void rowbuf_add(rowbuf_t *b, const void *s, size_t len)
+{
+    if (b->n == b->fcap) {
+        b->fcap = b->fcap ? b->fcap * 2 : 16;
+        if (b->fcap > OB_CSV_FIELDS_MAX)
+            b->fcap = OB_CSV_FIELDS_MAX;
+        b->offsets = ob_xrealloc(b->offsets, b->fcap * sizeof(*b->offsets));
+        b->lengths = ob_xrealloc(b->lengths, b->fcap * sizeof(*b->lengths));
+        b->fields = ob_xrealloc(b->fields, b->fcap * sizeof(*b->fields));
+    }
+    if (b->used + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->used + len + 1)
+            cap *= 2;
+        b->bytes = ob_xrealloc(b->bytes, cap);
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->bytes + b->used, s, len);
+    b->bytes[b->used + len] = '\0';
+    b->offsets[b->n] = b->used;
+    b->lengths[b->n] = len;
+    b->n++;
+    b->used += len + 1;
+}
+
+static ob_csv_row_t rowbuf_view(rowbuf_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        b->fields[i] = b->bytes + b->offsets[i];
+    return (ob_csv_row_t){.nfields = b->n, .fields = b->fields, .lengths = b->lengths};
+}
+
+static void rowbuf_free(rowbuf_t *b)
+{
+    free(b->bytes);
+    free(b->offsets);
+    free(b->lengths);
+    free(b->fields);
+}
+
+static void reset_row(ob_csv_reader_t *r)
+{
+    r->cur.n = 0;
+    r->cur.used = 0;
+    r->row_line = 0;
+    r->row_nonempty = false;
+    r->row_too_wide = false;
+    r->row_bad_utf8 = 0;
+}
+
+/* libcsv field callback. Past OB_CSV_FIELDS_MAX fields are only looked at,
+ * not stored, so that a blank ",,,," row of any width is still skipped. */
+static void on_field(void *data, size_t len, void *opaque)
+{
+    ob_csv_reader_t *r = opaque;
+    if (r->rc != OB_OK)
+        return;
+    if (len > OB_CSV_FIELD_MAX) {
+        fail(r, OB_EINVAL, "line %zu: a field is longer than %d bytes", r->row_line,
+             OB_CSV_FIELD_MAX);
+        return;
+    }
+    if (len)
+        r->row_nonempty = true;
+    if (r->cur.n == OB_CSV_FIELDS_MAX) {
+        r->row_too_wide = true;
+        return;
+    }
+    rowbuf_add(&r->cur, data, len);
+    if (!r->row_bad_utf8 && !utf8_valid(data, len))
+        r->row_bad_utf8 = r->cur.n;
+}
+
+static void deliver(ob_csv_reader_t *r)
+{
+    ob_csv_row_t view = rowbuf_view(&r->cur);
+    ob_rc_t rc = OB_OK;
+    rowbuf_t swap;
+
+    view.line = r->row_line;
+    view.bad_utf8_col = r->row_bad_utf8;
+    r->fail.msg[0] = '\0';
+    if (r->have_header) {
+        view.row = ++r->rows;
+        rc = r->on_row(&view, &r->header_view, r->opaque, &r->fail);
+    } else {
+        if (r->on_header)
+            rc = r->on_header(&view, r->opaque, &r->fail);
+        /* Keep the header by swapping buffers; view points into the arrays
+         * that move to r->header, so it stays valid as the header view. */
+        swap = r->header;
+        r->header = r->cur;
+        r->cur = swap;
+        r->header_view = view;
+        r->have_header = true;
+    }
+    if (rc != OB_OK) {
+        r->rc = rc;
+        if (!r->fail.msg[0])
+            ob_err_set(&r->fail, "line %zu: the upload was stopped at this row", view.line);
+    }
+}
+
+/* libcsv row callback (c is the terminator, or -1 at the end of input). */
+static void on_record(int c, void *opaque)
+{
+    ob_csv_reader_t *r = opaque;
+    (void)c;
+    if (r->rc != OB_OK)
+        return;
+    if (r->row_too_wide && r->row_nonempty)
+        fail(r, OB_EINVAL, "line %zu: the row has more than %d fields", r->row_line,
+             OB_CSV_FIELDS_MAX);
+    else if (r->row_nonempty)
+        deliver(r);
+    reset_row(r);
+}
+
+static void parse_piece(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+{
+    size_t done = csv_parse(&r->parser, s, n, on_field, on_record, r);
+    if (done == n || r->rc != OB_OK)
+        return;
+    if (csv_error(&r->parser) == CSV_ENOMEM)
+        fail(r, OB_EINVAL, "line %zu: a field is longer than %d bytes", r->row_line,
+             OB_CSV_FIELD_MAX);
+    else
+        fail(r, OB_EINVAL, "line %zu: %s", r->row_line, csv_strerror(csv_error(&r->parser)));
+}
+
+/* Feeds libcsv up to and including each line break, counting lines: CR, LF
+ * and CRLF each end one line, also inside quoted fields, as an editor counts.
+ * A row starts at its first byte that libcsv does not skip as blank. */
+static void parse_lines(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n && r->rc == OB_OK; i++) {
+        unsigned char c = s[i];
+        if (c == '\r' || c == '\n') {
+            parse_piece(r, s + start, i + 1 - start);
+            if (c == '\r' || !r->after_cr)
+                r->line++;
+            r->after_cr = c == '\r';
+            start = i + 1;
+        } else {
+            r->after_cr = false;
+            if (!r->row_line && c != ' ' && c != '\t')
+                r->row_line = r->line;
+        }
+    }
+    if (start < n && r->rc == OB_OK)
+        parse_piece(r, s + start, n - start);
+}
+
+/* The input did not start with a whole BOM: the bytes held back were data. */
+static void end_bom(ob_csv_reader_t *r)
+{
+    r->bom_done = true;
+    parse_lines(r, utf8_bom, r->bom_seen);
+}
+
+/* Consumes the BOM bytes at the start of s, however the BOM is split. */
+static size_t skip_bom(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (!r->bom_done && i < n) {
+        if (s[i] == utf8_bom[r->bom_seen]) {
+            i++;
+            r->bom_seen++;
+            r->bom_done = r->bom_seen == sizeof(utf8_bom);
+        } else {
+            end_bom(r);
+        }
+    }
+    return i;
+}
+
+static ob_rc_t result(const ob_csv_reader_t *r, ob_err_t *err)
+{
+    if (r->rc != OB_OK)
+        ob_err_set(err, "%s", r->fail.msg);
+    return r->rc;
+}
+
+ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_row, void *opaque)
+{
+    OB_ASSERT(on_row != NULL);
+    ob_csv_reader_t *r = ob_xcalloc(1, sizeof(*r));
+    /* Options stay 0 while parsing: CSV_STRICT would refuse the stray quotes
+     * spreadsheets write; we copy every field, so CSV_APPEND_NULL is moot. */
+    OB_ASSERT(csv_init(&r->parser, 0) == 0);
+    csv_set_realloc_func(&r->parser, bounded_realloc);
+    csv_set_blk_size(&r->parser, PARSER_BLOCK);
+    r->on_header = on_header;
+    r->on_row = on_row;
+    r->opaque = opaque;
+    r->line = 1;
+    r->rc = OB_OK;
+    return r;
+}
+
+ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *err)
+{
+    OB_ASSERT(!r->finished);
+    if (r->rc == OB_OK && len) {
+        const unsigned char *s = (const unsigned char *)data;
+        size_t skipped = skip_bom(r, s, len);
+        if (r->rc == OB_OK)
+            parse_lines(r, s + skipped, len - skipped);
+    }
+    return result(r, err);
+}
+
+ob_rc_t ob_csv_finish(ob_csv_reader_t *r, ob_err_t *err)
+{
+    OB_ASSERT(!r->finished);
+    r->finished = true;
+    if (r->rc == OB_OK && !r->bom_done)
+        end_bom(r);
+    if (r->rc == OB_OK) {
+        /* libcsv checks for a quoted field left open (CSV_STRICT_FINI) only
+         * in strict mode, and reads the options only at the start of
+         * csv_fini, so strictness is switched on for the end alone. */
+        csv_set_opts(&r->parser, CSV_STRICT | CSV_STRICT_FINI);
+        if (csv_fini(&r->parser, on_field, on_record, r) != 0 && r->rc == OB_OK)
+            fail(r, OB_EINVAL, "line %zu: a quoted field is never closed (a '\"' is missing)",
+                 r->row_line);
+    }
+    if (r->rc == OB_OK && !r->have_header)
+        fail(r, OB_EINVAL, "the file is empty: there is no header row");
+    return result(r, err);
+}
+
+void ob_csv_reader_free(ob_csv_reader_t *r)
+{
+    if (!r)
+        return;
+    csv_free(&r->parser);
+    rowbuf_free(&r->cur);
+    rowbuf_free(&r->header);
+    free(r);
+}
+
+ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err)
+{
+    bool extra = false;
+    for (size_t i = ncolumns; i < row->nfields; i++)
+        extra = extra || row->lengths[i] > 0;
+    if (row->bad_utf8_col)
+        ob_err_set(err, "row %zu (line %zu): column %zu is not valid UTF-8 text", row->row,
+                   row->line, row->bad_utf8_col);
+    else if (row->nfields < ncolumns || extra)
+        ob_err_set(err, "row %zu (line %zu) has %zu fields but the header has %zu columns",
+                   row->row, row->line, row->nfields, ncolumns);
+    return row->bad_utf8_col || row->nfields < ncolumns || extra ? OB_EINVAL : OB_OK;
+}
+
+/* ---- header mapping ---- */
+
+typedef struct {
+    const char *name; /* header name, lower case */
+    ob_csv_col_t col; /* its role */
+} alias_t;
+
+static const alias_t aliases[] = {
+    {"phone_number", OB_CSV_COL_PHONE},
+    {"destination", OB_CSV_COL_PHONE},
+    {"phone", OB_CSV_COL_PHONE},
+    {"number", OB_CSV_COL_PHONE},
+    {"message_reference", OB_CSV_COL_MESSAGE_REFERENCE},
+    {"max_attempts", OB_CSV_COL_MAX_ATTEMPTS},
+    {"retry_interval_s", OB_CSV_COL_RETRY_INTERVAL},
+    {"retry_interval", OB_CSV_COL_RETRY_INTERVAL},
+    {"max_retries", OB_CSV_COL_MAX_RETRIES},
+    {"reattempt_wait", OB_CSV_COL_RETRY_INTERVAL_PLUM},
+    {"start_timestamp", OB_CSV_COL_NOT_BEFORE},
+    {"scheduled_timestamp", OB_CSV_COL_NOT_BEFORE},
+    {"not_before", OB_CSV_COL_NOT_BEFORE},
+    {"scheduled_time", OB_CSV_COL_NOT_BEFORE},
+    {"end_timestamp", OB_CSV_COL_EXPIRES_AT},
+    {"expiration_timestamp", OB_CSV_COL_EXPIRES_AT},
+    {"expires_at", OB_CSV_COL_EXPIRES_AT},
+    {"expiration_time", OB_CSV_COL_EXPIRES_AT},
+    {"priority", OB_CSV_COL_PRIORITY},
+    {"result_url", OB_CSV_COL_RESULT_URL},
+    {"ani", OB_CSV_COL_CALLER_ID},
+    {"caller_id", OB_CSV_COL_CALLER_ID},
+};
+
+static const char *const col_names[] = {
+    [OB_CSV_COL_PHONE] = "phone_number",
+    [OB_CSV_COL_MESSAGE_REFERENCE] = "message_reference",
+    [OB_CSV_COL_MAX_ATTEMPTS] = "max_attempts",
+    [OB_CSV_COL_RETRY_INTERVAL] = "retry_interval_s",
+    [OB_CSV_COL_MAX_RETRIES] = "max_retries",
+    [OB_CSV_COL_RETRY_INTERVAL_PLUM] = "reattempt_wait",
+    [OB_CSV_COL_NOT_BEFORE] = "not_before",
+    [OB_CSV_COL_EXPIRES_AT] = "expires_at",
+    [OB_CSV_COL_PRIORITY] = "priority",
+    [OB_CSV_COL_RESULT_URL] = "result_url",
+    [OB_CSV_COL_CALLER_ID] = "caller_id",
+    [OB_CSV_COL_PARAMETER] = "call parameter",
+    [OB_CSV_COL_IGNORED] = "ignored",
+};
+
+const char *ob_csv_col_name(ob_csv_col_t col)
+{
+    OB_ASSERT((size_t)col < OB_COUNTOF(col_names));
+    return col_names[col];
+}
+
+/* The call field a role sets: the Plum columns set the same fields as ours,
+ * so a header may not carry both. */
+static ob_csv_col_t call_field(ob_csv_col_t col)
+{
+    if (col == OB_CSV_COL_MAX_RETRIES)
+        return OB_CSV_COL_MAX_ATTEMPTS;
+    if (col == OB_CSV_COL_RETRY_INTERVAL_PLUM)
+        return OB_CSV_COL_RETRY_INTERVAL;
+    return col;
+}
+
+static const char *trim(const char *s, size_t len, size_t *out_len)
+{
+    while (len && (*s == ' ' || *s == '\t')) {
+        s++;
+        len--;
+    }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    *out_len = len;
+    return s;
+}
+
+static ob_csv_col_t role_of(const char *name, size_t len)
+{
+    for (size_t i = 0; i < OB_COUNTOF(aliases); i++)
+        if (strncasecmp(name, aliases[i].name, len) == 0 && aliases[i].name[len] == '\0')
+            return aliases[i].col;
+    return OB_CSV_COL_PARAMETER;
+}
+
+/* Header names are client data and may be 64 KiB long: messages quote at
+ * most this much of one. */
+#define NAME_SHOWN 64
+
+static int shown(size_t len)
+{
+    return len > NAME_SHOWN ? NAME_SHOWN : (int)len;
+}
+
+ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles, ob_err_t *err)
+{
+    size_t first[OB_CSV_COL_PARAMETER]; /* 1-based column setting each call field, or 0 */
+    ob_rc_t rc = OB_EINVAL;
+    size_t len, other_len;
+    const char *name, *other;
+
+    memset(first, 0, sizeof(first));
+    if (header->bad_utf8_col) {
+        ob_err_set(err, "header column %zu is not valid UTF-8 text", header->bad_utf8_col);
+        goto out;
+    }
+    for (size_t i = 0; i < header->nfields; i++) {
+        name = trim(header->fields[i], header->lengths[i], &len);
+        if (!len) {
+            ob_err_set(err, "header column %zu has no name", i + 1);
+            goto out;
+        }
+        roles[i] = role_of(name, len);
+        if (roles[i] != OB_CSV_COL_PARAMETER) {
+            size_t *seen = &first[call_field(roles[i])];
+            if (*seen) {
+                other = trim(header->fields[*seen - 1], header->lengths[*seen - 1], &other_len);
+                ob_err_set(
+                    err, "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both give %s; keep one",
+                    *seen, shown(other_len), other, i + 1, shown(len), name,
+                    ob_csv_col_name(call_field(roles[i])));
+                goto out;
+            }
+            *seen = i + 1;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            other = trim(header->fields[j], header->lengths[j], &other_len);
+            if (roles[j] == OB_CSV_COL_PARAMETER && other_len == len &&
+                memcmp(other, name, len) == 0) {
+                ob_err_set(err, "header columns %zu and %zu are both named \"%.*s\"; keep one",
+                           j + 1, i + 1, shown(len), name);
+                goto out;
+            }
+        }
+    }
+    if (!first[OB_CSV_COL_PHONE]) {
+        ob_err_set(err, "the header has no phone number column: name one phone_number, "
+                        "destination, phone or number");
+        goto out;
+    }
+    rc = OB_OK;
+out:
+    return rc;
+}
+
+char *ob_csv_parameters_json(const ob_csv_row_t *row, const ob_csv_row_t *header,
+                             const ob_csv_col_t *roles)
+{
+    size_t n = row->nfields < header->nfields ? row->nfields : header->nfields;
+    size_t len;
+    char *text, *out;
+    /* cJSON returns NULL only when out of memory, which aborts, as elsewhere. */
+    cJSON *obj = cJSON_CreateObject();
+
+    OB_ASSERT(obj != NULL);
+    OB_ASSERT(!row->bad_utf8_col && !header->bad_utf8_col);
+    for (size_t i = 0; i < n; i++) {
+        if (roles[i] != OB_CSV_COL_PARAMETER || !row->lengths[i])
+            continue;
+        const char *name = trim(header->fields[i], header->lengths[i], &len);
+        char *key = ob_xstrndup(name, len);
+        OB_ASSERT(cJSON_AddStringToObject(obj, key, row->fields[i]) != NULL);
+        free(key);
+    }
+    text = cJSON_PrintUnformatted(obj);
+    OB_ASSERT(text != NULL);
+    out = ob_xstrdup(text);
+    cJSON_free(text);
+    cJSON_Delete(obj);
+    return out;
+}
+
+/* ---- writer ---- */
+
+/* An optional sign, digits, and optionally '.' and digits. */
+static bool plain_number(const char *s, size_t n)
+{
+    size_t i = 0, digits = 0, fraction = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        digits++;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            fraction++;
+    return digits && i == n && (fraction || s[n - 1] != '.');
+}
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+void ob_csv_write_cell(FILE *f, const char *value)
+{
+    const char *v = value ? value : "";
+    size_t n = strlen(v);
+    size_t lead = strspn(v, " ");
+    size_t end = n;
+    while (end > lead && v[end - 1] == ' ')
+        end--;
+    bool formula = lead < n && strchr("=+-@\t\r\n", v[lead]) && !plain_number(v + lead, end - lead);
+    bool quote = strpbrk(v, ",\"\r\n") || (n && (blank(v[0]) || blank(v[n - 1])));
+
+    if (quote)
+        fputc('"', f);
+    if (formula)
+        fputc('\'', f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    if (quote)
+        fputc('"', f);
+}
+
+void ob_csv_write_row(FILE *f, const char *const *cells, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        ob_csv_write_cell(f, cells[i]);
+    }
+    fputs("\r\n", f);
+}

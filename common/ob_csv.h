@@ -1,0 +1,145 @@
+/*
+ * CSV for call uploads and upload reports: a streaming reader over libcsv
+ * that takes input in chunks of any size and holds at most one row, the
+ * mapping of the upload's header row to call fields, and a writer for cells
+ * that spreadsheets open safely.
+ */
+#ifndef OB_CSV_H
+#define OB_CSV_H
+
+#include "ob_common.h"
+
+#include <stdio.h>
+
+#define OB_CSV_FIELD_MAX  65536          /* bytes in one field, after unquoting */
+#define OB_CSV_FIELDS_MAX 1000           /* fields in one row */
+#define OB_CSV_UTF8_BOM   "\xEF\xBB\xBF" /* write it first so Excel reads a report as UTF-8 */
+
+/* One record, valid only during the callback that receives it (the header
+ * passed to on_row stays valid until ob_csv_reader_free). */
+typedef struct {
+    size_t row;                /* 1-based data row, not counting blank lines; the header is 0 */
+    size_t line;               /* 1-based physical line where the row starts, for messages */
+    size_t nfields;            /* fields in this row; may differ from the header's */
+    const char *const *fields; /* NUL-terminated values, unquoted and unescaped */
+    const size_t *lengths;     /* byte length of each value, without the NUL */
+    size_t bad_utf8_col;       /* 0, or 1-based column of the first field that is not UTF-8 */
+} ob_csv_row_t;
+
+/* Callbacks return OB_OK to go on; any other code stops the parse, and
+ * ob_csv_feed or ob_csv_finish returns it with the message the callback put
+ * in err (err is never NULL). */
+typedef ob_rc_t (*ob_csv_header_fn)(const ob_csv_row_t *header, void *opaque, ob_err_t *err);
+typedef ob_rc_t (*ob_csv_row_fn)(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+                                 ob_err_t *err);
+
+typedef struct ob_csv_reader ob_csv_reader_t;
+
+/*
+ * Creates a reader (RFC 4180 with the leniency of spreadsheet exports):
+ * - a UTF-8 BOM at the very start is skipped, however the input is chunked;
+ * - CRLF, LF and CR end lines; quoted fields may hold commas, newlines and
+ *   quotes written as "";
+ * - unquoted fields lose surrounding spaces and tabs, quoted fields keep
+ *   everything between the quotes;
+ * - a quote inside an unquoted field is kept as a literal character (Excel);
+ * - blank lines, and rows whose fields are all empty (",,," as spreadsheets
+ *   write empty rows), are skipped: they count as lines, never as rows;
+ * - the first remaining row is the header, passed to on_header (may be NULL);
+ *   every later row goes to on_row (required), whatever its field count;
+ * - a field that is not valid UTF-8 (or holds a NUL byte) does not stop the
+ *   parse: the row is delivered with bad_utf8_col set, to be rejected alone.
+ * Never returns NULL (out of memory aborts). Not thread-safe; free with
+ * ob_csv_reader_free.
+ */
+ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_row, void *opaque);
+
+/*
+ * Parses the next len bytes of input, calling back for every row they
+ * complete; chunk boundaries may fall anywhere, even inside a field or the
+ * BOM. Does no I/O. Returns OB_OK; OB_EINVAL (err names the line) for a
+ * field longer than OB_CSV_FIELD_MAX or a row with more than
+ * OB_CSV_FIELDS_MAX fields; or a callback's code. After a failure the reader
+ * only returns that failure again.
+ */
+ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *err) OB_MUSTCHECK;
+
+/*
+ * Ends the input: delivers the last row (with or without a final newline).
+ * Returns what ob_csv_feed returns, or OB_EINVAL when a quoted field is never
+ * closed (err names the line where its row starts) or there is no header.
+ * Call once; feeding after it is a programmer error.
+ */
+ob_rc_t ob_csv_finish(ob_csv_reader_t *r, ob_err_t *err) OB_MUSTCHECK;
+
+/* Frees the reader and the rows it holds; NULL is fine. */
+void ob_csv_reader_free(ob_csv_reader_t *r);
+
+/*
+ * The row checks every upload applies, as one message: OB_EINVAL when a field
+ * is not UTF-8, when the row has fewer fields than the header's ncolumns, or
+ * more unless the extra ones are empty (trailing commas); OB_OK otherwise.
+ * err reads "row 7 (line 9): ...".
+ */
+ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err) OB_MUSTCHECK;
+
+/* Column roles for the call upload format. */
+typedef enum {
+    OB_CSV_COL_PHONE,               /* phone_number, destination, phone, number */
+    OB_CSV_COL_MESSAGE_REFERENCE,   /* message_reference */
+    OB_CSV_COL_MAX_ATTEMPTS,        /* max_attempts */
+    OB_CSV_COL_RETRY_INTERVAL,      /* retry_interval_s, retry_interval (seconds) */
+    OB_CSV_COL_MAX_RETRIES,         /* max_retries (Plum: attempts after the first) */
+    OB_CSV_COL_RETRY_INTERVAL_PLUM, /* reattempt_wait (Plum) */
+    OB_CSV_COL_NOT_BEFORE,          /* start_timestamp, scheduled_timestamp, not_before,
+                                       scheduled_time */
+    OB_CSV_COL_EXPIRES_AT,          /* end_timestamp, expiration_timestamp, expires_at,
+                                       expiration_time */
+    OB_CSV_COL_PRIORITY,            /* priority */
+    OB_CSV_COL_RESULT_URL,          /* result_url */
+    OB_CSV_COL_CALLER_ID,           /* ani, caller_id */
+    OB_CSV_COL_PARAMETER,           /* any other name: a call_parameters member */
+    OB_CSV_COL_IGNORED,             /* never assigned here; a caller sets it to drop a column */
+} ob_csv_col_t;
+
+/* The canonical name of a role ("phone_number", ...), for messages. Static. */
+const char *ob_csv_col_name(ob_csv_col_t col);
+
+/*
+ * Fills roles[0 .. header->nfields-1] from the header names, compared
+ * case-insensitively after trimming spaces and tabs. Returns OB_EINVAL with a
+ * message a client can act on when a name is empty or not UTF-8, a known
+ * column or a parameter name appears twice, or there is no phone column.
+ */
+ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles,
+                          ob_err_t *err) OB_MUSTCHECK;
+
+/*
+ * The row's OB_CSV_COL_PARAMETER cells as JSON object text, keyed by their
+ * trimmed header names, values as strings; empty cells are left out, so a
+ * row without parameters gives "{}". Fields beyond the header are ignored.
+ * row and header must have passed the UTF-8 checks (asserted). Never NULL;
+ * the caller frees the result with free().
+ */
+char *ob_csv_parameters_json(const ob_csv_row_t *row, const ob_csv_row_t *header,
+                             const ob_csv_col_t *roles);
+
+/*
+ * Writes one cell (NULL as empty) for a spreadsheet, RFC 4180-quoted when it
+ * holds a comma, quote, CR or LF or starts or ends with a space or tab.
+ * Formula injection (OWASP): when the first character after any leading
+ * spaces is '=', '+', '-', '@', TAB, CR or LF, a single quote is written in
+ * front, unless the whole value (spaces trimmed) is a plain number: an
+ * optional sign, digits, and optionally '.' and digits. So "-5", "12.50" and
+ * E.164 "+12125550100" stay as they are (a spreadsheet reads them as numbers,
+ * which runs nothing), while "=1+2", "-2+3", "@SUM(A1)" and also
+ * "+1 212 555 0100" become "'=1+2", ...: with spaces a spreadsheet would
+ * evaluate a phone number as a formula and show an error, the apostrophe
+ * keeps it readable. Write errors are left in f: check ferror(f) at the end.
+ */
+void ob_csv_write_cell(FILE *f, const char *value);
+
+/* Writes n cells separated by commas and ended by CRLF (RFC 4180). */
+void ob_csv_write_row(FILE *f, const char *const *cells, size_t n);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * Accounts and API keys. Keys are 160 random bits shown once, at creation;
+ * only their SHA-256 is stored. Creating an account needs the bootstrap admin
+ * key from configuration (OB_INGEST_ADMIN_KEY); everything else is done by an
+ * account's own keys.
+ */
+#include "ingest.h"
+#include "ob_log.h"
+#include "ob_uuid.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define KEY_PREFIX_LEN 12
+
+/* Writes a new key "obk_" + 40 hex digits into out (45 bytes). */
+static void new_key(char out[45])
+{
+    uint8_t rnd[20];
+    size_t got = 0;
+    while (got < sizeof(rnd)) {
+        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+        OB_ASSERT(n > 0);
+        got += (size_t)n;
+    }
+    memcpy(out, "obk_", 4);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);
+}
+
+bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req)
+{
+    const char *admin = ctx->cfg->admin_key;
+    const char *h = ob_http_header(req, "Authorization");
+    if (!admin[0] || !h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    size_t n = strlen(admin);
+    return strlen(h + 7) == n && CRYPTO_memcmp(h + 7, admin, n) == 0;
+}
+
+/* Inserts a key for the account; fills key (plaintext) and key_id. */
+static ob_rc_t insert_key(PGconn *conn, const char *account_id, const char *label, char key[45],
+                          char key_id[OB_UUID_STRLEN + 1], ob_err_t *err)
+{
+    char hash[65], prefix[KEY_PREFIX_LEN + 1];
+    new_key(key);
+    ob_uuid_v7(key_id);
+    ingest_key_hash(key, hash);
+    snprintf(prefix, sizeof(prefix), "%s", key);
+    const char *params[] = {key_id, account_id, hash, prefix, label ? label : ""};
+    return ob_pg_exec(conn,
+                      "INSERT INTO api_keys (key_id, account_id, key_hash, key_prefix, label)"
+                      " VALUES ($1, $2, $3, $4, $5)",
+                      5, params, NULL, err);
+}
+
+static cJSON *key_json(const char *key_id, const char *key, const char *label)
+{
+    cJSON *k = cJSON_CreateObject();
+    cJSON_AddStringToObject(k, "key_id", key_id);
+    char prefix[KEY_PREFIX_LEN + 1];
+    snprintf(prefix, sizeof(prefix), "%s", key);
+    cJSON_AddStringToObject(k, "key", key);
+    cJSON_AddStringToObject(k, "prefix", prefix);
+    cJSON_AddStringToObject(k, "label", label ? label : "");
+    cJSON_AddStringToObject(k, "detail", "store the key now: it is not shown again");
+    return k;
+}
+
+/* Parses an optional string member of at most max bytes; false with the
+ * problem set when it is present but wrong. */
+static bool optional_text(ob_http_req_t *req, const cJSON *body, const char *name, size_t max,
+                          bool required, const char **out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(body, name);
+    *out = NULL;
+    if (!item && !required)
+        return true;
+    if (!cJSON_IsString(item) || strlen(item->valuestring) > max ||
+        (required && !item->valuestring[0])) {
+        cJSON *errors = cJSON_CreateArray();
+        ingest_add_error(errors, name, required && !item ? "required" : "invalid_value",
+                         ob_pool_printf(req->pool, "%s must be a string of at most %zu bytes%s",
+                                        name, max, required ? " (required)" : ""));
+        ob_http_problem(req, 422, "validation_failed", errors, "invalid %s", name);
+        return false;
+    }
+    *out = ob_pool_strdup(req->pool, item->valuestring);
+    return true;
+}
+
+static cJSON *json_object_body(ob_http_req_t *req)
+{
+    if (!ingest_require_json(req))
+        return NULL;
+    cJSON *body =
+        req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : cJSON_CreateObject();
+    if (!cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        ob_http_problem(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+void ingest_create_account(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    cJSON *body = json_object_body(req);
+    const char *email = NULL, *name = NULL;
+    char account_id[OB_UUID_STRLEN + 1], key_id[OB_UUID_STRLEN + 1], key[45];
+    ob_err_t err = {{0}};
+    ob_rc_t rc;
+
+    if (!body || !optional_text(req, body, "email", 320, true, &email) ||
+        !optional_text(req, body, "name", 200, false, &name))
+        goto out;
+    if (!strchr(email, '@')) {
+        ob_http_problem(req, 422, "validation_failed", NULL, "email must be an email address");
+        goto out;
+    }
+    ob_uuid_v7(account_id);
+    const char *params[] = {account_id, email, name ? name : email};
+    rc = ob_pg_begin(c->conn, &err);
+    if (rc == OB_OK)
+        rc = ob_pg_exec(c->conn,
+                        "INSERT INTO accounts (account_id, email, name) VALUES ($1, $2, $3)", 3,
+                        params, NULL, &err);
+    if (rc == OB_OK)
+        rc = insert_key(c->conn, account_id, "first key", key, key_id, &err);
+    if (rc == OB_OK)
+        rc = ob_pg_commit(c->conn, &err);
+    if (rc != OB_OK) {
+        ob_pg_rollback(c->conn);
+        if (rc == OB_ECONFLICT)
+            ob_http_problem(req, 409, "account_exists", NULL, "an account with this email exists");
+        else
+            ingest_database_problem(req, &err);
+        goto out;
+    }
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddStringToObject(ans, "account_id", account_id);
+    cJSON_AddStringToObject(ans, "email", email);
+    cJSON_AddStringToObject(ans, "name", name ? name : email);
+    cJSON_AddItemToObject(ans, "api_key", key_json(key_id, key, "first key"));
+    ob_http_reply_json(req, 201, ans);
+    cJSON_Delete(ans);
+    OB_LOG(OB_LOG_INFO, "api", OB_KV("req_id", req->req_id), "account %s created", account_id);
+out:
+    cJSON_Delete(body);
+}
+
+void ingest_create_key(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    cJSON *body = json_object_body(req);
+    const char *label = NULL;
+    char key_id[OB_UUID_STRLEN + 1], key[45];
+    ob_err_t err = {{0}};
+    if (!body || !optional_text(req, body, "label", 200, false, &label))
+        goto out;
+    if (insert_key(c->conn, c->account_id, label, key, key_id, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        goto out;
+    }
+    cJSON *ans = key_json(key_id, key, label);
+    ob_http_reply_json(req, 201, ans);
+    cJSON_Delete(ans);
+out:
+    cJSON_Delete(body);
+}
+
+void ingest_list_keys(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {c->account_id};
+    if (ob_pg_exec(c->conn,
+                   "SELECT json_build_object('api_keys', coalesce(json_agg(json_build_object("
+                   " 'key_id', key_id, 'prefix', key_prefix, 'label', label,"
+                   " 'created_at', created_at, 'revoked_at', revoked_at) ORDER BY key_id), '[]'))"
+                   "::text FROM api_keys WHERE account_id = $1",
+                   1, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+}
+
+void ingest_revoke_key(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {c->param[0], c->account_id};
+    if (!ob_uuid_valid(c->param[0])) {
+        ob_http_problem(c->req, 404, "api_key_not_found", NULL, "no API key %s", c->param[0]);
+        return;
+    }
+    if (ob_pg_exec(c->conn,
+                   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+                   " WHERE key_id = $1 AND account_id = $2",
+                   2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    bool found = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!found)
+        ob_http_problem(c->req, 404, "api_key_not_found", NULL, "no API key %s", c->param[0]);
+    else
+        ob_http_reply(c->req, 204, "application/json", "", 0);
+}

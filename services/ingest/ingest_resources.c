@@ -1,0 +1,487 @@
+/*
+ * Applications and deployments: create, read, list, update and delete, for
+ * the authenticated account only. One small table-driven engine serves both:
+ * each resource names its table, its fields (JSON name = column name) and the
+ * SQL that renders a row, so validation and rendering cannot drift apart.
+ * Column names in generated SQL come from these tables only; every value is
+ * a parameter.
+ */
+#include "ingest.h"
+#include "ob_log.h"
+#include "ob_phone.h"
+#include "ob_proto.h"
+#include "ob_uuid.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    FT_TEXT,   /* string of min..max bytes */
+    FT_INT,    /* integer in min..max */
+    FT_BOOL,   /* true or false */
+    FT_URL,    /* http(s) URL */
+    FT_REGION, /* region code libphonenumber knows ("US") */
+    FT_PHONE,  /* E.164 number, normalised */
+} ftype_t;
+
+typedef struct {
+    const char *name; /* JSON member and column */
+    ftype_t type;     /* validation */
+    long min, max;    /* bounds: length for text, value for int */
+    bool required;    /* on create */
+} rfield_t;
+
+typedef struct {
+    const char *kind;   /* "application", for messages and codes */
+    const char *table;  /* SQL table */
+    const char *id_col; /* primary key column */
+    const char *view;   /* SELECT json text WHERE <alias>.<id_col> = $1 AND account_id = $2 */
+    const char *list; /* SELECT json array text, count, last id; $1 account, $2 cursor, $3 limit, $4
+                         filter */
+    const rfield_t *fields; /* updatable fields */
+} resource_t;
+
+static const rfield_t app_fields[] = {
+    {"name", FT_TEXT, 1, 200, true},
+    {"start_url", FT_URL, 0, 2048, false},
+    {NULL, 0, 0, 0, false},
+};
+
+static const rfield_t dep_fields[] = {
+    {"name", FT_TEXT, 1, 200, true},
+    {"active", FT_BOOL, 0, 0, false},
+    {"capacity", FT_INT, 1, 100000, false},
+    {"max_attempts", FT_INT, 1, 10, false},
+    {"retry_interval_s", FT_INT, 60, 172800, false},
+    {"default_region", FT_REGION, 0, 0, false},
+    {"start_url", FT_URL, 0, 2048, false},
+    {"result_url", FT_URL, 0, 2048, false},
+    {"caller_id", FT_PHONE, 0, 0, false},
+    {NULL, 0, 0, 0, false},
+};
+
+#define APP_JSON                                                                                   \
+    "json_build_object('application_id', a.application_id, 'name', a.name,"                        \
+    " 'start_url', a.start_url, 'created_at', a.created_at)"
+#define DEP_JSON                                                                                   \
+    "json_build_object('deployment_id', d.deployment_id, 'application_id', d.application_id,"      \
+    " 'name', d.name, 'active', d.active, 'paused', d.paused, 'capacity', d.capacity,"             \
+    " 'max_attempts', d.max_attempts, 'retry_interval_s', d.retry_interval_s,"                     \
+    " 'default_region', d.default_region, 'start_url', d.start_url, 'result_url', d.result_url,"   \
+    " 'caller_id', d.caller_id, 'created_at', d.created_at)"
+
+static const resource_t applications = {
+    "application",
+    "applications",
+    "application_id",
+    "SELECT " APP_JSON "::text FROM applications a"
+    " WHERE a.application_id = $1 AND a.account_id = $2 AND a.deleted_at IS NULL",
+    "SELECT coalesce(json_agg(j ORDER BY id), '[]')::text, count(*), max(id::text) FROM ("
+    " SELECT a.application_id AS id, " APP_JSON " AS j FROM applications a"
+    " WHERE a.account_id = $1 AND a.deleted_at IS NULL AND ($2::uuid IS NULL OR a.application_id > "
+    "$2)"
+    " AND $4::uuid IS NULL ORDER BY a.application_id LIMIT $3::int) x",
+    app_fields,
+};
+
+static const resource_t deployments = {
+    "deployment",
+    "deployments",
+    "deployment_id",
+    "SELECT " DEP_JSON "::text FROM deployments d"
+    " WHERE d.deployment_id = $1 AND d.account_id = $2 AND d.deleted_at IS NULL",
+    "SELECT coalesce(json_agg(j ORDER BY id), '[]')::text, count(*), max(id::text) FROM ("
+    " SELECT d.deployment_id AS id, " DEP_JSON " AS j FROM deployments d"
+    " WHERE d.account_id = $1 AND d.deleted_at IS NULL AND ($2::uuid IS NULL OR d.deployment_id > "
+    "$2)"
+    " AND ($4::uuid IS NULL OR d.application_id = $4) ORDER BY d.deployment_id LIMIT $3::int) x",
+    dep_fields,
+};
+
+/* Validates body against the fields; values[i] gets the text to store for
+ * each field present (pool-owned; NULL for an explicit JSON null). */
+static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields, bool creating,
+                     const char **values, bool *present, cJSON *errors)
+{
+    ob_pool_t *pool = c->req->pool;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, body)
+    {
+        bool known = false;
+        for (const rfield_t *f = fields; f->name && !known; f++)
+            known = strcmp(f->name, item->string) == 0;
+        if (!known)
+            ingest_add_error(errors, item->string, "unknown_field",
+                             ob_pool_printf(pool, "'%s' is not a field here", item->string));
+    }
+    for (int i = 0; fields[i].name; i++) {
+        const rfield_t *f = &fields[i];
+        ob_phone_t phone;
+        ob_err_t err = {{0}};
+        item = cJSON_GetObjectItemCaseSensitive(body, f->name);
+        present[i] = item != NULL;
+        values[i] = NULL;
+        if (!item) {
+            if (creating && f->required)
+                ingest_add_error(errors, f->name, "required",
+                                 ob_pool_printf(pool, "%s is required", f->name));
+            continue;
+        }
+        if (cJSON_IsNull(item) && !f->required && (f->type == FT_URL || f->type == FT_PHONE))
+            continue; /* clears an optional value */
+        const char *bad = NULL;
+        switch (f->type) {
+        case FT_TEXT:
+            if (!cJSON_IsString(item) || (long)strlen(item->valuestring) < f->min ||
+                (long)strlen(item->valuestring) > f->max)
+                bad = ob_pool_printf(pool, "%s must be a string of %ld to %ld bytes", f->name,
+                                     f->min, f->max);
+            else
+                values[i] = ob_pool_strdup(pool, item->valuestring);
+            break;
+        case FT_INT:
+            if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) ||
+                item->valuedouble < f->min || item->valuedouble > f->max)
+                bad = ob_pool_printf(pool, "%s must be an integer from %ld to %ld", f->name, f->min,
+                                     f->max);
+            else
+                values[i] = ob_pool_printf(pool, "%ld", (long)item->valuedouble);
+            break;
+        case FT_BOOL:
+            if (!cJSON_IsBool(item))
+                bad = ob_pool_printf(pool, "%s must be true or false", f->name);
+            else
+                values[i] = cJSON_IsTrue(item) ? "true" : "false";
+            break;
+        case FT_URL:
+            if (!cJSON_IsString(item) || strlen(item->valuestring) > (size_t)f->max ||
+                (strncmp(item->valuestring, "https://", 8) != 0 &&
+                 strncmp(item->valuestring, "http://", 7) != 0) ||
+                strpbrk(item->valuestring, " \r\n\t"))
+                bad = ob_pool_printf(pool, "%s must be an http or https URL", f->name);
+            else
+                values[i] = ob_pool_strdup(pool, item->valuestring);
+            break;
+        case FT_REGION:
+            if (!cJSON_IsString(item) || !ob_phone_region_valid(item->valuestring))
+                bad = ob_pool_printf(pool, "%s must be a region code such as \"US\" or \"GB\"",
+                                     f->name);
+            else
+                values[i] = ob_pool_strdup(pool, item->valuestring);
+            break;
+        case FT_PHONE:
+            if (!cJSON_IsString(item) || ob_phone_parse(item->valuestring, &phone, &err) != OB_OK)
+                bad = cJSON_IsString(item) ? ob_pool_printf(pool, "%s: %s", f->name, err.msg)
+                                           : ob_pool_printf(pool, "%s must be a string", f->name);
+            else
+                values[i] = ob_pool_strdup(pool, phone.e164);
+            break;
+        }
+        if (bad)
+            ingest_add_error(errors, f->name, "invalid_value", bad);
+    }
+    return cJSON_GetArraySize(errors) == 0;
+}
+
+/* Parses the JSON object body; on failure the problem is set. */
+static cJSON *object_body(ob_http_req_t *req)
+{
+    if (!ingest_require_json(req))
+        return NULL;
+    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        ob_http_problem(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+/* Answers with the resource's view of id (status on success). */
+static void render(ingest_call_t *c, const resource_t *r, const char *id, unsigned status)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {id, c->account_id};
+    if (!ob_uuid_valid(id)) {
+        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
+        return;
+    }
+    if (ob_pg_exec(c->conn, r->view, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
+                        "no %s %s", r->kind, id);
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, status, "application/json", body, strlen(body));
+}
+
+/* INSERT of the present fields plus the fixed leading columns. */
+static void create(ingest_call_t *c, const resource_t *r, const char *const *lead_cols,
+                   const char *const *lead_vals, int nlead)
+{
+    const char *values[16];
+    bool present[16];
+    char id[OB_UUID_STRLEN + 1];
+    cJSON *errors = cJSON_CreateArray();
+    cJSON *body = object_body(c->req);
+    ob_err_t err = {{0}};
+    if (!body)
+        goto out;
+    if (!validate(c, body, r->fields, true, values, present, errors)) {
+        ob_http_problem(c->req, 422, "validation_failed", errors, "the %s has %d invalid field(s)",
+                        r->kind, cJSON_GetArraySize(errors));
+        errors = NULL;
+        goto out;
+    }
+    ob_uuid_v7(id);
+    char *cols = ob_pool_printf(c->req->pool, "%s, account_id", r->id_col);
+    char *args = ob_pool_strdup(c->req->pool, "$1, $2");
+    const char *params[24] = {id, c->account_id};
+    int n = 2;
+    for (int i = 0; i < nlead; i++) {
+        cols = ob_pool_printf(c->req->pool, "%s, %s", cols, lead_cols[i]);
+        params[n++] = lead_vals[i];
+        args = ob_pool_printf(c->req->pool, "%s, $%d", args, n);
+    }
+    for (int i = 0; r->fields[i].name; i++) {
+        if (!present[i])
+            continue;
+        cols = ob_pool_printf(c->req->pool, "%s, %s", cols, r->fields[i].name);
+        params[n++] = values[i];
+        args = ob_pool_printf(c->req->pool, "%s, $%d", args, n);
+    }
+    char *sql =
+        ob_pool_printf(c->req->pool, "INSERT INTO %s (%s) VALUES (%s)", r->table, cols, args);
+    if (ob_pg_exec(c->conn, sql, n, params, NULL, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        goto out;
+    }
+    ob_http_add_header(c->req, "Location",
+                       ob_pool_printf(c->req->pool, "/api/v1/%s/%s", r->table, id));
+    render(c, r, id, 201);
+out:
+    cJSON_Delete(errors);
+    cJSON_Delete(body);
+}
+
+static void update(ingest_call_t *c, const resource_t *r, const char *id)
+{
+    const char *values[16];
+    bool present[16];
+    cJSON *errors = cJSON_CreateArray();
+    cJSON *body = NULL;
+    ob_err_t err = {{0}};
+    PGresult *res = NULL;
+    if (!ob_uuid_valid(id) || !(body = object_body(c->req)))
+        goto out_missing;
+    if (!validate(c, body, r->fields, false, values, present, errors)) {
+        ob_http_problem(c->req, 422, "validation_failed", errors, "%d invalid field(s)",
+                        cJSON_GetArraySize(errors));
+        errors = NULL;
+        goto out;
+    }
+    char *sets = ob_pool_strdup(c->req->pool, "");
+    const char *params[24] = {id, c->account_id};
+    int n = 2;
+    for (int i = 0; r->fields[i].name; i++) {
+        if (!present[i])
+            continue;
+        params[n++] = values[i];
+        sets = ob_pool_printf(c->req->pool, "%s, %s = $%d", sets, r->fields[i].name, n);
+    }
+    char *sql = ob_pool_printf(c->req->pool,
+                               "UPDATE %s SET %s = %s%s WHERE %s = $1 AND account_id = $2"
+                               " AND deleted_at IS NULL",
+                               r->table, r->id_col, r->id_col, sets, r->id_col);
+    if (ob_pg_exec(c->conn, sql, n, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        goto out;
+    }
+    PQclear(res);
+    render(c, r, id, 200);
+    goto out;
+out_missing:
+    if (!ob_uuid_valid(id))
+        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
+out:
+    cJSON_Delete(errors);
+    cJSON_Delete(body);
+}
+
+static void list(ingest_call_t *c, const resource_t *r, const char *filter)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *cursor = ob_http_query(c->req, "cursor");
+    const char *lim = ob_http_query(c->req, "limit");
+    long n = lim ? atol(lim) : 100;
+    if ((cursor && !ob_uuid_valid(cursor)) || (filter && !ob_uuid_valid(filter)) || n < 1 ||
+        n > 1000) {
+        ob_http_problem(c->req, 400, "invalid_query", NULL,
+                        "cursor and ids must be ids from this API and limit from 1 to 1000");
+        return;
+    }
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%ld", n);
+    const char *params[] = {c->account_id, cursor, limit, filter};
+    if (ob_pg_exec(c->conn, r->list, 4, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    bool more = atol(PQgetvalue(res, 0, 1)) == n;
+    char *body = ob_pool_printf(c->req->pool, "{\"%s\":%s,\"next_cursor\":%s%s%s}", r->table,
+                                PQgetvalue(res, 0, 0), more ? "\"" : "",
+                                more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");
+    PQclear(res);
+    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+}
+
+/* Soft delete; returns false (problem set) when there was nothing to delete. */
+static bool remove_row(ingest_call_t *c, const resource_t *r, const char *id, const char *extra_set)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    if (!ob_uuid_valid(id)) {
+        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
+        return false;
+    }
+    char *sql =
+        ob_pool_printf(c->req->pool,
+                       "UPDATE %s SET deleted_at = now()%s WHERE %s = $1 AND account_id = $2"
+                       " AND deleted_at IS NULL",
+                       r->table, extra_set, r->id_col);
+    const char *params[] = {id, c->account_id};
+    if (ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return false;
+    }
+    bool done = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!done)
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
+                        "no %s %s", r->kind, id);
+    return done;
+}
+
+void ingest_create_application(ingest_call_t *c)
+{
+    create(c, &applications, NULL, NULL, 0);
+}
+
+void ingest_list_applications(ingest_call_t *c)
+{
+    list(c, &applications, NULL);
+}
+
+void ingest_get_application(ingest_call_t *c)
+{
+    render(c, &applications, c->param[0], 200);
+}
+
+void ingest_update_application(ingest_call_t *c)
+{
+    update(c, &applications, c->param[0]);
+}
+
+void ingest_delete_application(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {c->param[0], c->account_id};
+    if (ob_uuid_valid(c->param[0])) {
+        if (ob_pg_exec(c->conn,
+                       "SELECT 1 FROM deployments WHERE application_id = $1"
+                       " AND account_id = $2 AND deleted_at IS NULL LIMIT 1",
+                       2, params, &res, &err) != OB_OK) {
+            ingest_database_problem(c->req, &err);
+            return;
+        }
+        bool has_deployments = PQntuples(res) > 0;
+        PQclear(res);
+        if (has_deployments) {
+            ob_http_problem(c->req, 409, "application_has_deployments", NULL,
+                            "delete the application's deployments first");
+            return;
+        }
+    }
+    if (remove_row(c, &applications, c->param[0], ""))
+        ob_http_reply(c->req, 204, "application/json", "", 0);
+}
+
+void ingest_create_deployment(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *app = c->param[0];
+    const char *params[] = {app, c->account_id};
+    if (!ob_uuid_valid(app) ||
+        ob_pg_exec(c->conn,
+                   "SELECT 1 FROM applications WHERE application_id = $1"
+                   " AND account_id = $2 AND deleted_at IS NULL",
+                   2, params, &res, &err) != OB_OK ||
+        PQntuples(res) == 0) {
+        if (err.msg[0])
+            ingest_database_problem(c->req, &err);
+        else
+            ob_http_problem(c->req, 404, "application_not_found", NULL, "no application %s", app);
+        PQclear(res);
+        return;
+    }
+    PQclear(res);
+    const char *cols[] = {"application_id"};
+    create(c, &deployments, cols, &app, 1);
+}
+
+void ingest_list_deployments(ingest_call_t *c)
+{
+    list(c, &deployments, c->param[0] ? c->param[0] : ob_http_query(c->req, "application_id"));
+}
+
+void ingest_get_deployment(ingest_call_t *c)
+{
+    render(c, &deployments, c->param[0], 200);
+}
+
+void ingest_update_deployment(ingest_call_t *c)
+{
+    update(c, &deployments, c->param[0]);
+}
+
+/* Deleting a deployment refuses new calls and cancels its pending ones
+ * (through the queue, behind the calls already accepted); calls in progress
+ * finish. The cancel goes first: if Kafka does not take it, nothing changes. */
+void ingest_delete_deployment(ingest_call_t *c)
+{
+    ob_err_t err = {{0}};
+    deployment_t dep;
+    char command_id[OB_UUID_STRLEN + 1];
+    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+        return;
+    ob_uuid_v7(command_id);
+    ob_cancel_deployment_t m = {
+        .command_id = command_id,
+        .deployment_id = (char *)c->param[0],
+        .account_id = (char *)c->account_id,
+        .request_id = c->req->req_id,
+        .requested_at_ms = ob_now_ms(),
+    };
+    char *msg = ob_pool_adopt(c->req->pool, ob_cancel_deployment_encode(&m));
+    if (ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id, msg,
+                              strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err) != OB_OK) {
+        ob_http_add_header(c->req, "Retry-After", "1");
+        ob_http_problem(c->req, 503, "queue_unavailable", NULL,
+                        "the deployment was not deleted (%s); retry", err.msg);
+        return;
+    }
+    if (remove_row(c, &deployments, c->param[0], ", active = false"))
+        ob_http_reply(c->req, 204, "application/json", "", 0);
+}
