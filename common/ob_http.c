@@ -123,6 +123,15 @@ static enum MHD_Result respond(struct MHD_Connection *conn, ob_http_req_t *req)
     return rc;
 }
 
+static bool discard_body(void *ctx, ob_http_req_t *req, const char *data, size_t len)
+{
+    (void)ctx;
+    (void)req;
+    (void)data;
+    (void)len;
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -148,6 +157,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->req.content_type = "text/plain";
         st->req.resp_body = "";
         *con_cls = st;
+        if (srv->opts.stream)
+            srv->opts.stream(srv->opts.ctx, &st->req);
+        return MHD_YES;
+    }
+    if (*upload_size && st->req.on_body) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (!st->req.on_body(srv->opts.ctx, &st->req, upload, n))
+            st->req.on_body = discard_body;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -186,6 +204,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)toe;
+    if (st && st->req.on_close)
+        st->req.on_close(&st->req);
     if (st)
         ob_pool_free(st->req.pool);
     *con_cls = NULL;

@@ -17,7 +17,7 @@ struct MHD_Connection;
 
 #define OB_HTTP_MAX_HEADERS 8
 
-typedef struct {
+typedef struct ob_http_req {
     struct MHD_Connection *conn;                /* libmicrohttpd connection (for header lookups) */
     ob_pool_t *pool;                            /* per-request memory, freed after the response */
     const char *method;                         /* "GET", "POST", ... */
@@ -33,6 +33,11 @@ typedef struct {
     const char *hdr_name[OB_HTTP_MAX_HEADERS];  /* extra response header names */
     const char *hdr_value[OB_HTTP_MAX_HEADERS]; /* and their values */
     int nhdr;                                   /* extra headers in use */
+    /* Streaming (see ob_http_stream_fn): body chunks go to on_body instead of
+     * body; on_close runs when the request is over, whatever happened. */
+    bool (*on_body)(void *ctx, struct ob_http_req *req, const char *data, size_t len);
+    void (*on_close)(struct ob_http_req *req);
+    void *stream; /* the streaming handler's state */
 } ob_http_req_t;
 
 /* Handles one request by filling status and body. Runs on a server thread;
@@ -40,6 +45,11 @@ typedef struct {
 typedef void (*ob_http_handler_fn)(void *ctx, ob_http_req_t *req);
 /* True when the service can take work; otherwise *why says what is missing. */
 typedef bool (*ob_http_ready_fn)(void *ctx, const char **why);
+/* Called once per request when its headers have arrived. To take the body
+ * as a stream (large uploads), it sets req->on_body (and optionally
+ * req->on_close and req->stream); on_body returning false discards the rest
+ * of the body. The handler then runs when the body is complete, as usual. */
+typedef void (*ob_http_stream_fn)(void *ctx, ob_http_req_t *req);
 /* Renders the service's metrics as Prometheus text; caller frees. */
 typedef char *(*ob_http_metrics_fn)(void *ctx);
 
@@ -51,6 +61,7 @@ typedef struct {
     unsigned timeout_s;         /* idle connection timeout */
     size_t max_body;            /* request bodies above this are refused with 413 */
     ob_http_handler_fn handler; /* for paths other than the built-in ones; may be NULL */
+    ob_http_stream_fn stream;   /* decides which requests stream their body; may be NULL */
     ob_http_ready_fn ready;     /* /readyz; NULL means always ready */
     ob_http_metrics_fn metrics; /* /metrics; NULL means empty */
     void *ctx;                  /* passed to the callbacks */

@@ -23,6 +23,12 @@ void ob_uuid_v7_from(int64_t unix_ms, const uint8_t rnd[10], char out[OB_UUID_ST
              b[15]);
 }
 
+/* Milliseconds << 12 | sequence of the last id this process made: ids made
+ * in the same millisecond count up in the 12 bits after the timestamp
+ * (RFC 9562 section 6.2, method 1), so a process's ids sort in the order it
+ * made them. The generator's only state; updated with compare-and-swap. */
+static uint64_t last_stamp;
+
 void ob_uuid_v7(char out[OB_UUID_STRLEN + 1])
 {
     uint8_t rnd[10];
@@ -32,7 +38,15 @@ void ob_uuid_v7(char out[OB_UUID_STRLEN + 1])
         OB_ASSERT(n > 0);
         got += (size_t)n;
     }
-    ob_uuid_v7_from(ob_now_ms(), rnd, out);
+    uint64_t prev = __atomic_load_n(&last_stamp, __ATOMIC_RELAXED), next;
+    do {
+        uint64_t now = (uint64_t)ob_now_ms() << 12;
+        next = now > prev ? now : prev + 1;
+    } while (!__atomic_compare_exchange_n(&last_stamp, &prev, next, false, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    rnd[0] = (uint8_t)((next >> 8) & 0x0f); /* the version nibble replaces the top 4 bits */
+    rnd[1] = (uint8_t)(next & 0xff);
+    ob_uuid_v7_from((int64_t)(next >> 12), rnd, out);
 }
 
 bool ob_uuid_valid(const char *s)

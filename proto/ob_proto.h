@@ -29,6 +29,7 @@ typedef struct {
     char *call_parameters;    /* JSON object text, may be NULL */
     char *result_url;         /* per-call webhook override, may be NULL */
     char *request_id;         /* HTTP request that accepted it, may be NULL */
+    char *upload_id;          /* CSV upload it came from, may be NULL */
     int64_t max_attempts;     /* 1..10 */
     int64_t retry_interval_s; /* seconds between attempts */
     int64_t priority;         /* higher first */

@@ -10,6 +10,7 @@
 #include "ob_kafka.h"
 #include "ob_metrics.h"
 #include "ob_pg.h"
+#include "ob_proto.h"
 
 typedef struct {
     ob_base_config_t base;    /* shared settings (must be first) */
@@ -89,6 +90,14 @@ bool ingest_require_json(ob_http_req_t *req);
 /* Sets a 503 problem for a failed Postgres operation and logs why. */
 void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err);
 
+/* Validates one call object (the body of a single call, a batch element or
+ * a CSV row turned into JSON) into m, with the deployment's defaults for
+ * what is absent. Strings in m are allocated from pool; every problem is
+ * appended to errors; returns true when there were none. m->accepted_at_ms
+ * must be set first. */
+bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
+                          ob_call_request_t *m, cJSON *errors);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);
@@ -114,6 +123,16 @@ void ingest_list_keys(ingest_call_t *c);
 void ingest_revoke_key(ingest_call_t *c);
 /* True when the request carries the configured admin key. */
 bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req);
+
+/* CSV uploads (ingest_uploads.c): begin runs when the headers arrive and
+ * sets the request up to stream its body; finish answers when it is over. */
+void ingest_upload_begin(ingest_call_t *c);
+void ingest_upload_finish(ingest_call_t *c);
+void ingest_get_upload(ingest_call_t *c);
+void ingest_get_upload_report(ingest_call_t *c);
+
+/* ob_http_stream_fn: starts the streaming routes (uploads). */
+void ingest_stream(void *ctx, ob_http_req_t *req);
 
 /* Route handlers (ingest_queue.c): a deployment's queue as a whole. */
 void ingest_cancel_queue(ingest_call_t *c);

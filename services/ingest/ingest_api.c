@@ -145,36 +145,40 @@ bool ingest_require_json(ob_http_req_t *req)
 }
 
 typedef struct {
-    const char *method;  /* HTTP method */
-    const char *pattern; /* "/api/v1/calls/{}:cancel"; {} captures a segment */
-    ingest_route_fn fn;  /* handler */
-    bool admin;          /* needs the bootstrap admin key instead of an account key */
+    const char *method;    /* HTTP method */
+    const char *pattern;   /* "/api/v1/calls/{}:cancel"; {} captures a segment */
+    ingest_route_fn fn;    /* handler */
+    bool admin;            /* needs the bootstrap admin key instead of an account key */
+    ingest_route_fn begin; /* streaming routes: runs when the headers arrive */
 } route_t;
 
 static const route_t routes[] = {
-    {"POST", "/api/v1/accounts", ingest_create_account, true},
-    {"POST", "/api/v1/api-keys", ingest_create_key, false},
-    {"GET", "/api/v1/api-keys", ingest_list_keys, false},
-    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, false},
-    {"POST", "/api/v1/applications", ingest_create_application, false},
-    {"GET", "/api/v1/applications", ingest_list_applications, false},
-    {"GET", "/api/v1/applications/{}", ingest_get_application, false},
-    {"PATCH", "/api/v1/applications/{}", ingest_update_application, false},
-    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, false},
-    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, false},
-    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, false},
-    {"GET", "/api/v1/deployments", ingest_list_deployments, false},
-    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, false},
-    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, false},
-    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, false},
-    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, false},
-    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, false},
-    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, false},
-    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, false},
-    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, false},
-    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, false},
-    {"GET", "/api/v1/calls/{}", ingest_get_call, false},
-    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, false},
+    {"POST", "/api/v1/accounts", ingest_create_account, true, NULL},
+    {"POST", "/api/v1/api-keys", ingest_create_key, false, NULL},
+    {"GET", "/api/v1/api-keys", ingest_list_keys, false, NULL},
+    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, false, NULL},
+    {"POST", "/api/v1/applications", ingest_create_application, false, NULL},
+    {"GET", "/api/v1/applications", ingest_list_applications, false, NULL},
+    {"GET", "/api/v1/applications/{}", ingest_get_application, false, NULL},
+    {"PATCH", "/api/v1/applications/{}", ingest_update_application, false, NULL},
+    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, false, NULL},
+    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, false, NULL},
+    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, false, NULL},
+    {"GET", "/api/v1/deployments", ingest_list_deployments, false, NULL},
+    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, false, NULL},
+    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, false, NULL},
+    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, false, NULL},
+    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, false, NULL},
+    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, false, NULL},
+    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, false, NULL},
+    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, false, NULL},
+    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, false, NULL},
+    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, false, NULL},
+    {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, false, ingest_upload_begin},
+    {"GET", "/api/v1/uploads/{}", ingest_get_upload, false, NULL},
+    {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, false, NULL},
+    {"GET", "/api/v1/calls/{}", ingest_get_call, false, NULL},
+    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, false, NULL},
 };
 
 /* Matches path against pattern segment by segment; a "{}" segment (or the
@@ -212,6 +216,58 @@ static void count_status(ingest_ctx_t *ctx, unsigned status)
     ob_metric_add(&ctx->metrics[m], 1);
 }
 
+/* Finds the route for the request; sets allow to the methods the path
+ * accepts when only the method is wrong. */
+static const route_t *find_route(ob_http_req_t *req, const char **params, char *allow, size_t len)
+{
+    const route_t *found = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < OB_COUNTOF(routes) && !found; i++) {
+        const char *p[2] = {NULL, NULL};
+        if (!match(req, routes[i].pattern, p))
+            continue;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            found = &routes[i];
+            params[0] = p[0];
+            params[1] = p[1];
+        } else {
+            size_t o = strlen(allow);
+            snprintf(allow + o, len - o, "%s%s", o ? ", " : "", routes[i].method);
+        }
+    }
+    return found;
+}
+
+static bool ignore_body(void *ctx, ob_http_req_t *req, const char *data, size_t len)
+{
+    (void)ctx;
+    (void)req;
+    (void)data;
+    (void)len;
+    return false;
+}
+
+void ingest_stream(void *arg, ob_http_req_t *req)
+{
+    ingest_ctx_t *ctx = arg;
+    char allow[64], account_id[37];
+    ob_err_t err = {{0}};
+    ingest_call_t call = {.ctx = ctx, .req = req, .account_id = account_id};
+    const route_t *r = find_route(req, call.param, allow, sizeof(allow));
+    if (!r || !r->begin)
+        return;
+    /* From here on the body is never buffered: it streams or is dropped. */
+    req->on_body = ignore_body;
+    if (ob_pg_pool_get(ctx->pg, 2000, &call.conn, &err) != OB_OK) {
+        ob_http_add_header(req, "Retry-After", "1");
+        ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
+        return;
+    }
+    if (ingest_auth(ctx, req, call.conn, account_id))
+        r->begin(&call);
+    ob_pg_pool_put(ctx->pg, call.conn);
+}
+
 void ingest_api_handle(void *arg, ob_http_req_t *req)
 {
     ingest_ctx_t *ctx = arg;
@@ -221,19 +277,7 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
     ob_err_t err = {{0}};
     ingest_call_t call = {.ctx = ctx, .req = req, .account_id = account_id};
 
-    for (size_t i = 0; i < OB_COUNTOF(routes) && !found; i++) {
-        const char *params[2] = {NULL, NULL};
-        if (!match(req, routes[i].pattern, params))
-            continue;
-        if (strcmp(routes[i].method, req->method) == 0) {
-            found = &routes[i];
-            call.param[0] = params[0];
-            call.param[1] = params[1];
-        } else {
-            size_t o = strlen(allow);
-            snprintf(allow + o, sizeof(allow) - o, "%s%s", o ? ", " : "", routes[i].method);
-        }
-    }
+    found = find_route(req, call.param, allow, sizeof(allow));
     if (!found && allow[0]) {
         ob_http_add_header(req, "Allow", allow);
         ob_http_problem(req, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
@@ -242,6 +286,16 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
     }
     if (!found) {
         ob_http_problem(req, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
+        goto out;
+    }
+    if (req->on_body) {
+        /* A streamed request: authenticated when it began; answer it. */
+        if (ob_pg_pool_get(ctx->pg, 5000, &call.conn, &err) != OB_OK) {
+            ob_http_add_header(req, "Retry-After", "1");
+            ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
+            goto out;
+        }
+        found->fn(&call);
         goto out;
     }
     if (ob_pg_pool_get(ctx->pg, 2000, &call.conn, &err) != OB_OK) {

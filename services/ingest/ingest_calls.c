@@ -35,9 +35,9 @@ static bool is_http_url(const char *s)
            !strpbrk(s, " \r\n");
 }
 
-/* Validates one call object into m (strings pool-owned via req). Every
+/* Validates one call object into m (strings pool-owned). Every
  * problem is appended to errors; returns true when there were none. */
-static bool validate_call(ob_http_req_t *req, const cJSON *body, const deployment_t *dep,
+bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
                           ob_call_request_t *m, cJSON *errors)
 {
     static const char *const known[] = {
@@ -57,7 +57,7 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
             ok = strcmp(item->string, known[i]) == 0;
         if (!ok)
             ingest_add_error(errors, item->string, "unknown_field",
-                             ob_pool_printf(req->pool, "'%s' is not a call field", item->string));
+                             ob_pool_printf(pool, "'%s' is not a call field", item->string));
     }
 
     item = cJSON_GetObjectItemCaseSensitive(body, "phone_number");
@@ -68,10 +68,9 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
     else if (ob_phone_parse_region(item->valuestring, dep->region, &phone, &err) != OB_OK)
         ingest_add_error(errors, "phone_number", "invalid_phone_number", err.msg);
     else {
-        m->phone_number = ob_pool_strdup(req->pool, phone.e164);
-        m->caller_id =
-            phone.caller_id[0] ? ob_pool_strdup(req->pool, phone.caller_id) : dep->caller_id;
-        m->post_dial = phone.post_dial[0] ? ob_pool_strdup(req->pool, phone.post_dial) : NULL;
+        m->phone_number = ob_pool_strdup(pool, phone.e164);
+        m->caller_id = phone.caller_id[0] ? ob_pool_strdup(pool, phone.caller_id) : dep->caller_id;
+        m->post_dial = phone.post_dial[0] ? ob_pool_strdup(pool, phone.post_dial) : NULL;
     }
 
     item = cJSON_GetObjectItemCaseSensitive(body, "message_reference");
@@ -79,7 +78,7 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
         ingest_add_error(errors, "message_reference", "invalid_value",
                          "message_reference must be a string of at most 1024 bytes");
     else if (item)
-        m->message_reference = ob_pool_strdup(req->pool, item->valuestring);
+        m->message_reference = ob_pool_strdup(pool, item->valuestring);
 
     item = cJSON_GetObjectItemCaseSensitive(body, "call_parameters");
     if (item && !cJSON_IsObject(item)) {
@@ -91,7 +90,7 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
             ingest_add_error(errors, "call_parameters", "too_large",
                              "call_parameters must be at most 65536 bytes of JSON");
         else
-            m->call_parameters = ob_pool_strdup(req->pool, text);
+            m->call_parameters = ob_pool_strdup(pool, text);
         cJSON_free(text);
     }
 
@@ -137,7 +136,7 @@ static bool validate_call(ob_http_req_t *req, const cJSON *body, const deploymen
         ingest_add_error(errors, "result_url", "invalid_url",
                          "result_url must be an http or https URL");
     else if (item)
-        m->result_url = ob_pool_strdup(req->pool, item->valuestring);
+        m->result_url = ob_pool_strdup(pool, item->valuestring);
 
     return cJSON_GetArraySize(errors) == before;
 }
@@ -171,7 +170,7 @@ void ingest_queue_call(ingest_call_t *c)
     m.request_id = req->req_id;
     m.accepted_at_ms = ob_now_ms();
     errors = cJSON_CreateArray();
-    if (!validate_call(req, body, &dep, &m, errors)) {
+    if (!ingest_validate_call(req->pool, body, &dep, &m, errors)) {
         ob_http_problem(req, 422, "validation_failed", errors, "the call has %d invalid field(s)",
                         cJSON_GetArraySize(errors));
         errors = NULL;
@@ -282,6 +281,7 @@ static const char LIST_SQL[] =
     "  AND ($7::bigint IS NULL OR c.accepted_at >= to_timestamp($7::bigint / 1000.0))"
     "  AND ($8::bigint IS NULL OR c.accepted_at < to_timestamp($8::bigint / 1000.0))"
     "  AND ($9::uuid IS NULL OR c.call_id < $9::uuid)"
+    "  AND ($11::uuid IS NULL OR c.upload_id = $11::uuid)"
     "  ORDER BY c.call_id DESC LIMIT $10::int) c";
 
 /* Checks an enumerated filter; on failure the error is appended. */
@@ -332,6 +332,9 @@ void ingest_list_calls(ingest_call_t *c)
         ingest_add_error(errors, "until", "invalid_time", "until must be unix seconds or RFC 3339");
     else if (v)
         snprintf(until, sizeof(until), "%lld", (long long)ms);
+    const char *upload = ob_http_query(req, "upload_id");
+    if (upload && !ob_uuid_valid(upload))
+        ingest_add_error(errors, "upload_id", "invalid_value", "upload_id must be an upload's id");
     if (cursor && !ob_uuid_valid(cursor))
         ingest_add_error(errors, "cursor", "invalid_cursor",
                          "cursor must be the next_cursor of a previous page");
@@ -353,8 +356,9 @@ void ingest_list_calls(ingest_call_t *c)
                             since[0] ? since : NULL,
                             until[0] ? until : NULL,
                             cursor,
-                            limit};
-    if (ob_pg_exec(c->conn, LIST_SQL, 10, params, &res, &err) != OB_OK) {
+                            limit,
+                            upload};
+    if (ob_pg_exec(c->conn, LIST_SQL, 11, params, &res, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         goto out;
     }

@@ -123,6 +123,7 @@ int main(void)
         .timeout_s = 30,
         .max_body = (size_t)cfg.max_body,
         .handler = ingest_api_handle,
+        .stream = ingest_stream,
         .ready = ingest_ready,
         .metrics = ingest_metrics,
         .ctx = &ctx,

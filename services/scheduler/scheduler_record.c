@@ -23,10 +23,11 @@
 static const char INSERT_CALL_SQL[] =
     "INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,"
     " caller_id, post_dial, message_reference, call_parameters, result_url, priority,"
-    " max_attempts, retry_interval_s, not_before, expires_at, next_attempt_at, accepted_at)"
+    " max_attempts, retry_interval_s, not_before, expires_at, next_attempt_at, accepted_at,"
+    " upload_id)"
     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12, $13,"
     " to_timestamp($14::bigint / 1000.0), to_timestamp($15::bigint / 1000.0),"
-    " to_timestamp($14::bigint / 1000.0), to_timestamp($16::bigint / 1000.0)"
+    " to_timestamp($14::bigint / 1000.0), to_timestamp($16::bigint / 1000.0), $17::uuid"
     " FROM deployments d WHERE d.deployment_id = $2 AND d.account_id = $3"
     " ON CONFLICT (call_id) DO NOTHING RETURNING call_id";
 
@@ -114,8 +115,9 @@ static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
         nb,
         m->expires_at_ms ? exp : NULL,
         acc,
+        m->upload_id,
     };
-    ob_rc_t rc = ob_pg_exec(ctx->pg, INSERT_CALL_SQL, 16, params, &res, err);
+    ob_rc_t rc = ob_pg_exec(ctx->pg, INSERT_CALL_SQL, 17, params, &res, err);
     if (rc != OB_OK)
         return rc;
     *inserted = PQntuples(res) == 1;

@@ -166,8 +166,15 @@ h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const cha
     snprintf(kafka, sizeof(kafka), "OB_KAFKA_BOOTSTRAP_SERVERS=%s", h_kafka());
     snprintf(dsn, sizeof(dsn), "OB_PG_DSN=%s", s->dsn);
     snprintf(instance, sizeof(instance), "OB_INSTANCE_ID=%s-%s", s->prefix, name);
-    const char *settings[] = {
-        port, prefix, kafka, dsn, instance, "OB_TOPIC_PARTITIONS=4", "OB_LOG_LEVEL=debug", NULL};
+    const char *settings[] = {port,
+                              prefix,
+                              kafka,
+                              dsn,
+                              instance,
+                              "OB_TOPIC_PARTITIONS=4",
+                              "OB_LOG_LEVEL=debug",
+                              "ASAN_OPTIONS=detect_leaks=1",
+                              NULL};
     char **with_settings = build_env((const char *const *)environ, settings);
     char **env = build_env((const char *const *)with_settings, extra_env);
     p->pid = spawn(service, env, p->log);

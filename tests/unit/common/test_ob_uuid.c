@@ -37,3 +37,14 @@ Test(uuid, validation_rejects_malformed)
     cr_expect_not(ob_uuid_valid(""));
     cr_expect_not(ob_uuid_valid(NULL));
 }
+
+Test(uuid, ids_of_one_process_sort_in_creation_order)
+{
+    char prev[OB_UUID_STRLEN + 1], next[OB_UUID_STRLEN + 1];
+    ob_uuid_v7(prev);
+    for (int i = 0; i < 100000; i++) {
+        ob_uuid_v7(next);
+        cr_assert(strcmp(prev, next) < 0, "%s then %s", prev, next);
+        memcpy(prev, next, sizeof(prev));
+    }
+}

@@ -1,0 +1,538 @@
+/*
+ * CSV uploads, streamed: the body goes through the CSV reader as it arrives
+ * (text/csv, or the "file"/"csv" part of multipart/form-data), each row is
+ * validated like a single call and produced to Kafka at once, so memory does
+ * not grow with the file. Bad rows are reported with row, line, field and
+ * reason and never stop the good ones. The upload and its rejected rows are
+ * stored, so the report can be fetched again as JSON or CSV.
+ */
+#include "ingest.h"
+#include "ob_csv.h"
+#include "ob_log.h"
+#include "ob_uuid.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_STORED_ERRORS 100000 /* rejected rows kept for the report */
+#define ANSWER_ERRORS     100    /* rejected rows listed in the upload's answer */
+
+typedef struct {
+    size_t row, line; /* where */
+    char *field;      /* call field, or NULL for the whole row */
+    char *code;       /* stable code */
+    char *message;    /* human detail */
+} row_error_t;
+
+typedef struct {
+    ingest_ctx_t *ctx;                  /* service */
+    bool failed;                        /* a problem response is set; the body is ignored */
+    char account_id[37];                /* uploader */
+    char upload_id[OB_UUID_STRLEN + 1]; /* this upload */
+    deployment_t dep;                   /* target (pool strings) */
+    const char *deployment_id;          /* path parameter */
+    const char *file_name;              /* multipart file name or NULL */
+    cJSON *defaults;                    /* options from the query string, applied to rows */
+    ob_csv_reader_t *csv;               /* the parser */
+    ob_csv_col_t *roles;                /* column roles from the header */
+    struct MHD_PostProcessor *form;     /* multipart parser, or NULL for text/csv */
+    ob_produce_batch_t *batch;          /* acknowledgements of the rows produced */
+    size_t rows, queued;                /* counts */
+    row_error_t *errors;                /* rejected rows (first MAX_STORED_ERRORS) */
+    size_t nerrors, cap_errors;         /* used and allocated */
+    size_t rejected;                    /* rejected rows, stored or not */
+    ob_err_t stop;                      /* why the parse stopped, if it did */
+    ob_rc_t stop_rc;                    /* OB_OK, or the stopping code */
+} upload_t;
+
+static void reject(upload_t *u, const ob_csv_row_t *row, const char *field, const char *code,
+                   const char *message)
+{
+    if (u->nerrors == MAX_STORED_ERRORS)
+        return;
+    if (u->nerrors == u->cap_errors) {
+        u->cap_errors = u->cap_errors ? u->cap_errors * 2 : 64;
+        u->errors = ob_xrealloc(u->errors, u->cap_errors * sizeof(row_error_t));
+    }
+    row_error_t *e = &u->errors[u->nerrors++];
+    e->row = row->row;
+    e->line = row->line;
+    e->field = field ? ob_xstrdup(field) : NULL;
+    e->code = ob_xstrdup(code);
+    e->message = ob_xstrdup(message);
+}
+
+static ob_rc_t on_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+{
+    upload_t *u = opaque;
+    u->roles = ob_xcalloc(header->nfields, sizeof(ob_csv_col_t));
+    return ob_csv_map_header(header, u->roles, err);
+}
+
+/* Integer-looking cells become JSON numbers so validation checks ranges. */
+static cJSON *cell_value(const char *text)
+{
+    char *end = NULL;
+    double d = strtod(text, &end);
+    if (end != text && *end == '\0' && text[strspn(text, "0123456789-+.")] == '\0')
+        return cJSON_CreateNumber(d);
+    return cJSON_CreateString(text);
+}
+
+/* Turns a CSV row into the JSON a single call would have sent. */
+static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row_t *header)
+{
+    cJSON *call = cJSON_CreateObject();
+    const char *caller = NULL, *phone = NULL;
+    for (size_t i = 0; i < header->nfields && i < row->nfields; i++) {
+        const char *v = row->fields[i];
+        if (!v[0])
+            continue;
+        switch (u->roles[i]) {
+        case OB_CSV_COL_PHONE:
+            phone = v;
+            break;
+        case OB_CSV_COL_CALLER_ID:
+            caller = v;
+            break;
+        case OB_CSV_COL_MESSAGE_REFERENCE:
+            cJSON_AddStringToObject(call, "message_reference", v);
+            break;
+        case OB_CSV_COL_MAX_ATTEMPTS:
+            cJSON_AddItemToObject(call, "max_attempts", cell_value(v));
+            break;
+        case OB_CSV_COL_MAX_RETRIES: {
+            /* Plum: retries after the first attempt. */
+            cJSON *n = cell_value(v);
+            if (cJSON_IsNumber(n))
+                cJSON_SetNumberValue(n, n->valuedouble + 1);
+            cJSON_AddItemToObject(call, "max_attempts", n);
+            break;
+        }
+        case OB_CSV_COL_RETRY_INTERVAL:
+        case OB_CSV_COL_RETRY_INTERVAL_PLUM:
+            cJSON_AddItemToObject(call, "retry_interval_s", cell_value(v));
+            break;
+        case OB_CSV_COL_NOT_BEFORE:
+            cJSON_AddStringToObject(call, "not_before", v);
+            break;
+        case OB_CSV_COL_EXPIRES_AT:
+            cJSON_AddStringToObject(call, "expires_at", v);
+            break;
+        case OB_CSV_COL_PRIORITY:
+            cJSON_AddItemToObject(call, "priority", cell_value(v));
+            break;
+        case OB_CSV_COL_RESULT_URL:
+            cJSON_AddStringToObject(call, "result_url", v);
+            break;
+        case OB_CSV_COL_PARAMETER:
+        case OB_CSV_COL_IGNORED:
+            break;
+        }
+    }
+    if (phone && caller) {
+        char *both = ob_xasprintf("%s;ani=%s", phone, caller);
+        cJSON_AddStringToObject(call, "phone_number", both);
+        free(both);
+    } else if (phone) {
+        cJSON_AddStringToObject(call, "phone_number", phone);
+    }
+    char *params = ob_csv_parameters_json(row, header, u->roles);
+    if (strcmp(params, "{}") != 0)
+        cJSON_AddItemToObject(call, "call_parameters", cJSON_Parse(params));
+    free(params);
+    const cJSON *d;
+    cJSON_ArrayForEach(d, u->defaults)
+    {
+        if (!cJSON_HasObjectItem(call, d->string))
+            cJSON_AddItemToObject(call, d->string, cJSON_Duplicate(d, true));
+    }
+    return call;
+}
+
+static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+                      ob_err_t *err)
+{
+    upload_t *u = opaque;
+    ob_err_t row_err = {{0}};
+    ob_rc_t rc = OB_OK;
+    u->rows++;
+    if (ob_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
+        u->rejected++;
+        reject(u, row, NULL, "invalid_row", row_err.msg);
+        return OB_OK;
+    }
+    ob_pool_t *pool = ob_pool_new();
+    cJSON *call = row_to_call(u, row, header);
+    cJSON *errors = cJSON_CreateArray();
+    char call_id[OB_UUID_STRLEN + 1];
+    ob_call_request_t m = {0};
+    ob_uuid_v7(call_id);
+    m.call_id = call_id;
+    m.deployment_id = (char *)u->deployment_id;
+    m.account_id = u->account_id;
+    m.upload_id = u->upload_id;
+    m.accepted_at_ms = ob_now_ms();
+    if (!ingest_validate_call(pool, call, &u->dep, &m, errors)) {
+        u->rejected++;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, errors)
+        {
+            reject(u, row, cJSON_GetObjectItem(e, "field")->valuestring,
+                   cJSON_GetObjectItem(e, "code")->valuestring,
+                   cJSON_GetObjectItem(e, "message")->valuestring);
+        }
+    } else {
+        char *msg = ob_call_request_encode(&m);
+        rc = ob_produce_batch_add(u->ctx->producer, u->batch, u->ctx->topic_requests,
+                                  u->deployment_id, msg, strlen(msg), 30000, err);
+        free(msg);
+        if (rc == OB_OK)
+            u->queued++;
+    }
+    cJSON_Delete(errors);
+    cJSON_Delete(call);
+    ob_pool_free(pool);
+    return rc;
+}
+
+static bool feed(upload_t *u, const char *data, size_t len)
+{
+    if (u->stop_rc != OB_OK)
+        return false;
+    u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
+    return u->stop_rc == OB_OK;
+}
+
+static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *filename, const char *content_type,
+                                    const char *transfer_encoding, const char *data, uint64_t off,
+                                    size_t size)
+{
+    upload_t *u = cls;
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    (void)off;
+    if (strcmp(key, "file") == 0 || strcmp(key, "csv") == 0) {
+        if (filename && !u->file_name)
+            u->file_name = ob_xstrdup(filename);
+        return size == 0 || feed(u, data, size) ? MHD_YES : MHD_NO;
+    }
+    return MHD_YES; /* other form fields: options go in the query string */
+}
+
+static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
+{
+    upload_t *u = req->stream;
+    (void)arg;
+    if (u->failed)
+        return false;
+    if (u->form)
+        return MHD_post_process(u->form, data, len) == MHD_YES && u->stop_rc == OB_OK;
+    return feed(u, data, len);
+}
+
+static void on_close(ob_http_req_t *req)
+{
+    upload_t *u = req->stream;
+    if (!u)
+        return;
+    if (u->form)
+        MHD_destroy_post_processor(u->form);
+    ob_csv_reader_free(u->csv);
+    if (u->batch) {
+        ob_err_t ignored = {{0}};
+        ob_rc_t unused = ob_produce_batch_wait(u->batch, 0, &ignored);
+        (void)unused;
+    }
+    for (size_t i = 0; i < u->nerrors; i++) {
+        free(u->errors[i].field);
+        free(u->errors[i].code);
+        free(u->errors[i].message);
+    }
+    free(u->errors);
+    free(u->roles);
+    free((char *)u->file_name);
+    cJSON_Delete(u->defaults);
+}
+
+/* Upload options from the query string, as call fields for every row that
+ * does not set them itself. */
+static bool read_options(ob_http_req_t *req, upload_t *u)
+{
+    static const char *const numeric[] = {"max_attempts", "retry_interval_s", "priority"};
+    static const char *const text[] = {"not_before", "expires_at"};
+    u->defaults = cJSON_CreateObject();
+    for (size_t i = 0; i < OB_COUNTOF(numeric); i++) {
+        const char *v = ob_http_query(req, numeric[i]);
+        if (v)
+            cJSON_AddItemToObject(u->defaults, numeric[i], cell_value(v));
+    }
+    for (size_t i = 0; i < OB_COUNTOF(text); i++) {
+        const char *v = ob_http_query(req, text[i]);
+        if (v)
+            cJSON_AddStringToObject(u->defaults, text[i], v);
+    }
+    /* Check them once, as a call with a valid number would be. */
+    ob_pool_t *pool = ob_pool_new();
+    cJSON *probe = cJSON_Duplicate(u->defaults, true);
+    cJSON *errors = cJSON_CreateArray();
+    ob_call_request_t m = {.accepted_at_ms = ob_now_ms()};
+    cJSON_AddStringToObject(probe, "phone_number", "+12125550100");
+    bool ok = ingest_validate_call(pool, probe, &u->dep, &m, errors);
+    if (!ok)
+        ob_http_problem(req, 422, "validation_failed", errors, "invalid upload options");
+    else
+        cJSON_Delete(errors);
+    cJSON_Delete(probe);
+    ob_pool_free(pool);
+    return ok;
+}
+
+void ingest_upload_begin(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    upload_t *u = ob_pool_alloc(req->pool, sizeof(*u));
+    const char *ct = ob_http_header(req, "Content-Type");
+    ob_err_t err = {{0}};
+
+    u->ctx = c->ctx;
+    u->failed = true; /* until everything below succeeded */
+    u->deployment_id = c->param[0];
+    snprintf(u->account_id, sizeof(u->account_id), "%s", c->account_id);
+    req->stream = u;
+    req->on_body = on_body;
+    req->on_close = on_close;
+    if (!ingest_load_deployment(c, c->param[0], true, &u->dep) || !read_options(req, u))
+        return;
+    if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+        u->form = MHD_create_post_processor(req->conn, 65536, on_form_part, u);
+        if (!u->form) {
+            ob_http_problem(req, 400, "invalid_multipart", NULL,
+                            "the multipart body has no boundary");
+            return;
+        }
+    } else if (ct && strncasecmp(ct, "text/csv", 8) != 0 &&
+               strncasecmp(ct, "application/csv", 15) != 0 &&
+               strncasecmp(ct, "text/plain", 10) != 0) {
+        ob_http_problem(
+            req, 415, "unsupported_media_type", NULL,
+            "send the file as text/csv, or as the \"file\" part of multipart/form-data");
+        return;
+    }
+    ob_uuid_v7(u->upload_id);
+    const char *params[] = {u->upload_id, c->account_id, c->param[0]};
+    if (ob_pg_exec(c->conn,
+                   "INSERT INTO uploads (upload_id, account_id, deployment_id)"
+                   " VALUES ($1, $2, $3)",
+                   3, params, NULL, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        return;
+    }
+    u->csv = ob_csv_reader_new(on_header, on_row, u);
+    u->batch = ob_produce_batch_new();
+    u->failed = false;
+}
+
+/* Stores the outcome and the rejected rows (one multi-row INSERT per 500). */
+static ob_rc_t store(ingest_call_t *c, upload_t *u, const char *status, const char *detail,
+                     ob_err_t *err)
+{
+    char rows[24], queued[24], rejected[24];
+    snprintf(rows, sizeof(rows), "%zu", u->rows);
+    snprintf(queued, sizeof(queued), "%zu", u->queued);
+    snprintf(rejected, sizeof(rejected), "%zu", u->rejected);
+    const char *params[] = {u->upload_id, status, detail, rows, queued, rejected, u->file_name};
+    ob_rc_t rc = ob_pg_begin(c->conn, err);
+    if (rc == OB_OK)
+        rc = ob_pg_exec(c->conn,
+                        "UPDATE uploads SET status = $2, detail = $3, rows_total = $4,"
+                        " rows_queued = $5, rows_rejected = $6, file_name = $7,"
+                        " finished_at = now() WHERE upload_id = $1",
+                        7, params, NULL, err);
+    for (size_t at = 0; at < u->nerrors && rc == OB_OK; at += 500) {
+        size_t n = u->nerrors - at < 500 ? u->nerrors - at : 500;
+        /* Arrays of each column, unnested by Postgres: one statement per chunk. */
+        cJSON *cols[5] = {cJSON_CreateArray(), cJSON_CreateArray(), cJSON_CreateArray(),
+                          cJSON_CreateArray(), cJSON_CreateArray()};
+        for (size_t i = at; i < at + n; i++) {
+            cJSON_AddItemToArray(cols[0], cJSON_CreateNumber((double)u->errors[i].row));
+            cJSON_AddItemToArray(cols[1], cJSON_CreateNumber((double)u->errors[i].line));
+            cJSON_AddItemToArray(cols[2], u->errors[i].field
+                                              ? cJSON_CreateString(u->errors[i].field)
+                                              : cJSON_CreateNull());
+            cJSON_AddItemToArray(cols[3], cJSON_CreateString(u->errors[i].code));
+            cJSON_AddItemToArray(cols[4], cJSON_CreateString(u->errors[i].message));
+        }
+        char *text[5];
+        for (int k = 0; k < 5; k++) {
+            text[k] = cJSON_PrintUnformatted(cols[k]);
+            cJSON_Delete(cols[k]);
+        }
+        const char *ep[] = {u->upload_id, text[0], text[1], text[2], text[3], text[4]};
+        rc = ob_pg_exec(
+            c->conn,
+            "INSERT INTO upload_errors (upload_id, row_number, line, field, code, message)"
+            " SELECT $1, r::int, l::int, f, co, m FROM"
+            " json_array_elements_text($2::json) WITH ORDINALITY a(r, i)"
+            " JOIN json_array_elements_text($3::json) WITH ORDINALITY b(l, i) USING (i)"
+            " JOIN json_array_elements_text($4::json) WITH ORDINALITY f(f, i) USING (i)"
+            " JOIN json_array_elements_text($5::json) WITH ORDINALITY d(co, i) USING (i)"
+            " JOIN json_array_elements_text($6::json) WITH ORDINALITY e(m, i) USING (i)"
+            " ON CONFLICT DO NOTHING",
+            6, ep, NULL, err);
+        for (int k = 0; k < 5; k++)
+            cJSON_free(text[k]);
+    }
+    if (rc == OB_OK)
+        rc = ob_pg_commit(c->conn, err);
+    if (rc != OB_OK)
+        ob_pg_rollback(c->conn);
+    return rc;
+}
+
+void ingest_upload_finish(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    upload_t *u = req->stream;
+    ob_err_t err = {{0}}, ack_err = {{0}};
+    if (!u || u->failed)
+        return; /* the problem was set when the request began */
+    if (u->stop_rc == OB_OK)
+        u->stop_rc = ob_csv_finish(u->csv, &u->stop);
+    ob_rc_t ack = ob_produce_batch_wait(u->batch, 60000, &ack_err);
+    u->batch = NULL;
+    const char *status = "completed";
+    char *detail = NULL;
+    if (ack != OB_OK) {
+        status = "failed";
+        detail = ob_pool_printf(req->pool,
+                                "Kafka did not acknowledge every row (%s): rows may not"
+                                " all be queued; check the calls of this upload before uploading"
+                                " again",
+                                ack_err.msg);
+    } else if (u->stop_rc != OB_OK) {
+        status = "failed";
+        detail = ob_pool_printf(req->pool, "the file could not be read past this point: %s%s",
+                                u->stop.msg, u->queued ? "; the rows before it were queued" : "");
+    }
+    if (store(c, u, status, detail, &err) != OB_OK) {
+        ingest_database_problem(req, &err);
+        return;
+    }
+    OB_LOG(OB_LOG_INFO, "upload", OB_KV("deployment_id", u->deployment_id, "req_id", req->req_id),
+           "upload %s: %zu row(s), %zu queued, %zu rejected (%s)", u->upload_id, u->rows, u->queued,
+           u->rejected, status);
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddStringToObject(ans, "upload_id", u->upload_id);
+    cJSON_AddStringToObject(ans, "deployment_id", u->deployment_id);
+    cJSON_AddStringToObject(ans, "status", status);
+    if (detail)
+        cJSON_AddStringToObject(ans, "detail", detail);
+    cJSON_AddNumberToObject(ans, "rows", (double)u->rows);
+    cJSON_AddNumberToObject(ans, "queued", (double)u->queued);
+    cJSON_AddNumberToObject(ans, "rejected", (double)u->rejected);
+    cJSON *errors = cJSON_AddArrayToObject(ans, "errors");
+    for (size_t i = 0; i < u->nerrors && i < ANSWER_ERRORS; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "row", (double)u->errors[i].row);
+        cJSON_AddNumberToObject(e, "line", (double)u->errors[i].line);
+        if (u->errors[i].field)
+            cJSON_AddStringToObject(e, "field", u->errors[i].field);
+        cJSON_AddStringToObject(e, "code", u->errors[i].code);
+        cJSON_AddStringToObject(e, "message", u->errors[i].message);
+        cJSON_AddItemToArray(errors, e);
+    }
+    cJSON *links = cJSON_AddObjectToObject(ans, "links");
+    cJSON_AddStringToObject(links, "self",
+                            ob_pool_printf(req->pool, "/api/v1/uploads/%s", u->upload_id));
+    cJSON_AddStringToObject(
+        links, "report_csv",
+        ob_pool_printf(req->pool, "/api/v1/uploads/%s/report.csv", u->upload_id));
+    cJSON_AddStringToObject(links, "calls",
+                            ob_pool_printf(req->pool, "/api/v1/deployments/%s/calls?upload_id=%s",
+                                           u->deployment_id, u->upload_id));
+    unsigned code = ack != OB_OK ? 503 : u->stop_rc != OB_OK ? 422 : 201;
+    ob_http_reply_json(req, code, ans);
+    cJSON_Delete(ans);
+}
+
+void ingest_get_upload(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {c->param[0], c->account_id};
+    if (!ob_uuid_valid(c->param[0])) {
+        ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
+        return;
+    }
+    if (ob_pg_exec(c->conn,
+                   "SELECT json_build_object('upload_id', u.upload_id, 'deployment_id',"
+                   " u.deployment_id, 'file_name', u.file_name, 'status', u.status, 'detail',"
+                   " u.detail, 'rows', u.rows_total, 'queued', u.rows_queued, 'rejected',"
+                   " u.rows_rejected, 'created_at', u.created_at, 'finished_at', u.finished_at,"
+                   " 'errors', coalesce((SELECT json_agg(json_build_object('row', e.row_number,"
+                   " 'line', e.line, 'field', e.field, 'code', e.code, 'message', e.message)"
+                   " ORDER BY e.row_number, e.line) FROM upload_errors e"
+                   " WHERE e.upload_id = u.upload_id), '[]'))::text"
+                   " FROM uploads u WHERE u.upload_id = $1 AND u.account_id = $2",
+                   2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+}
+
+/* The rejected rows as a spreadsheet-safe CSV file. */
+void ingest_get_upload_report(ingest_call_t *c)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {c->param[0], c->account_id};
+    if (!ob_uuid_valid(c->param[0]) ||
+        ob_pg_exec(c->conn,
+                   "SELECT e.row_number::text, e.line::text, e.field, e.code, e.message"
+                   " FROM uploads u LEFT JOIN upload_errors e USING (upload_id)"
+                   " WHERE u.upload_id = $1 AND u.account_id = $2 ORDER BY e.row_number, e.line",
+                   2, params, &res, &err) != OB_OK ||
+        PQntuples(res) == 0) {
+        if (err.msg[0])
+            ingest_database_problem(c->req, &err);
+        else
+            ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
+        PQclear(res);
+        return;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    static const char *const head[] = {"row", "line", "field", "code", "message"};
+    fputs(OB_CSV_UTF8_BOM, f);
+    ob_csv_write_row(f, head, 5);
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, 0))
+            continue; /* an upload without errors */
+        const char *cells[5];
+        for (int k = 0; k < 5; k++)
+            cells[k] = PQgetisnull(res, i, k) ? "" : PQgetvalue(res, i, k);
+        ob_csv_write_row(f, cells, 5);
+    }
+    fclose(f);
+    PQclear(res);
+    ob_pool_adopt(c->req->pool, buf);
+    ob_http_add_header(
+        c->req, "Content-Disposition",
+        ob_pool_printf(c->req->pool, "attachment; filename=\"upload-%s-report.csv\"", c->param[0]));
+    ob_http_reply(c->req, 200, "text/csv; charset=utf-8", buf, len);
+}
