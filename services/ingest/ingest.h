@@ -98,6 +98,31 @@ void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err);
 bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
                           ob_call_request_t *m, cJSON *errors);
 
+/* Idempotency-Key handling (ingest_idempotency.c). */
+typedef enum {
+    INGEST_IDEM_NONE,    /* no key: handle the request normally */
+    INGEST_IDEM_CLAIMED, /* first use: handle it, then ingest_idem_store */
+    INGEST_IDEM_DONE,    /* answered: the stored answer (or a problem) is set */
+} ingest_idem_t;
+
+/* Claims the request's Idempotency-Key for this route. body_hash may be NULL
+ * when the body is not known yet (streamed uploads). On a replay the first
+ * answer is set on the request; on misuse a 409/422 problem is. *created_ms
+ * (may be NULL) gets when the key was first used. */
+ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t *created_ms);
+
+/* Stores the request's answer under its claimed key, or releases the key when
+ * the answer was a 5xx (so that a retry is handled afresh). */
+void ingest_idem_store(ingest_call_t *c);
+
+/* The call id for item row (0 for a single call) of a request under a
+ * claimed key: a UUIDv7 at the key's first use whose random bits come from
+ * the account, the key and the row, so every retry names the same calls. */
+void ingest_idem_call_id(ingest_call_t *c, int64_t created_ms, size_t row, char out[37]);
+
+/* Lower-case hex SHA-256 of len bytes into out (65 bytes). */
+void ingest_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);

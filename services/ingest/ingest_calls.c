@@ -154,7 +154,14 @@ void ingest_queue_call(ingest_call_t *c)
     ob_err_t err = {{0}};
     cJSON *body = NULL, *errors = NULL;
 
+    char hash[65] = "";
+    int64_t key_ms = 0;
+    ingest_idem_t idem = INGEST_IDEM_NONE;
+
     if (!ingest_load_deployment(c, deployment_id, true, &dep) || !ingest_require_json(req))
+        return;
+    ingest_sha256_hex(req->body, req->body_len, hash);
+    if ((idem = ingest_idem_claim(c, hash, &key_ms)) == INGEST_IDEM_DONE)
         return;
     body = cJSON_ParseWithLength(req->body, req->body_len);
     if (!body || !cJSON_IsObject(body)) {
@@ -163,7 +170,10 @@ void ingest_queue_call(ingest_call_t *c)
             "the body must be a JSON object such as {\"phone_number\": \"+12125550100\"}");
         goto out;
     }
-    ob_uuid_v7(call_id);
+    if (idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_call_id(c, key_ms, 0, call_id);
+    else
+        ob_uuid_v7(call_id);
     m.call_id = call_id;
     m.deployment_id = (char *)deployment_id;
     m.account_id = (char *)account_id;
@@ -203,6 +213,8 @@ void ingest_queue_call(ingest_call_t *c)
     OB_LOG(OB_LOG_DEBUG, "api", OB_KV("call_id", call_id, "deployment_id", deployment_id),
            "call accepted");
 out:
+    if (idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_store(c);
     cJSON_Delete(errors);
     cJSON_Delete(body);
 }

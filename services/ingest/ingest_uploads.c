@@ -44,6 +44,9 @@ typedef struct {
     row_error_t *errors;                /* rejected rows (first MAX_STORED_ERRORS) */
     size_t nerrors, cap_errors;         /* used and allocated */
     size_t rejected;                    /* rejected rows, stored or not */
+    ingest_call_t call;                 /* request, account and key, for ingest_idem_call_id */
+    ingest_idem_t idem;                 /* whether an Idempotency-Key was claimed */
+    int64_t idem_ms;                    /* the key's first use */
     ob_err_t stop;                      /* why the parse stopped, if it did */
     ob_rc_t stop_rc;                    /* OB_OK, or the stopping code */
 } upload_t;
@@ -170,7 +173,10 @@ static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void 
     cJSON *errors = cJSON_CreateArray();
     char call_id[OB_UUID_STRLEN + 1];
     ob_call_request_t m = {0};
-    ob_uuid_v7(call_id);
+    if (u->idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_call_id(&u->call, u->idem_ms, row->row, call_id);
+    else
+        ob_uuid_v7(call_id);
     m.call_id = call_id;
     m.deployment_id = (char *)u->deployment_id;
     m.account_id = u->account_id;
@@ -309,6 +315,13 @@ void ingest_upload_begin(ingest_call_t *c)
     req->on_close = on_close;
     if (!ingest_load_deployment(c, c->param[0], true, &u->dep) || !read_options(req, u))
         return;
+    /* A replayed key answers at once; the body is not read. The same file
+     * sent again under the key gets the same call ids, so nothing doubles. */
+    u->call = *c;
+    u->call.account_id = u->account_id;
+    u->call.conn = NULL;
+    if ((u->idem = ingest_idem_claim(c, NULL, &u->idem_ms)) == INGEST_IDEM_DONE)
+        return;
     if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
         u->form = MHD_create_post_processor(req->conn, 65536, on_form_part, u);
         if (!u->form) {
@@ -401,7 +414,8 @@ void ingest_upload_finish(ingest_call_t *c)
     upload_t *u = req->stream;
     ob_err_t err = {{0}}, ack_err = {{0}};
     if (!u || u->failed)
-        return; /* the problem was set when the request began */
+        return; /* the answer was set when the request began */
+    c->account_id = u->account_id;
     if (u->stop_rc == OB_OK)
         u->stop_rc = ob_csv_finish(u->csv, &u->stop);
     ob_rc_t ack = ob_produce_batch_wait(u->batch, 60000, &ack_err);
@@ -459,6 +473,8 @@ void ingest_upload_finish(ingest_call_t *c)
     unsigned code = ack != OB_OK ? 503 : u->stop_rc != OB_OK ? 422 : 201;
     ob_http_reply_json(req, code, ans);
     cJSON_Delete(ans);
+    if (u->idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_store(c);
 }
 
 void ingest_get_upload(ingest_call_t *c)

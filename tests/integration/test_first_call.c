@@ -238,3 +238,38 @@ Test(config, every_bad_variable_is_named_and_exit_is_78)
         free(err);
     }
 }
+
+Test(first_call, idempotency_key_replays_the_first_answer, .timeout = 120, .fini = teardown)
+{
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_start(&s, "ingest", "ingest", NULL);
+    cr_assert(h_wait_ready(&s.procs[0], 60000));
+
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", "Idempotency-Key: order-42",
+                             NULL};
+    const char *body = "{\"phone_number\": \"+12125550100\"}";
+    h_resp_t first = h_http(s.ingest_port, "POST", path, headers, body);
+    h_resp_t again = h_http(s.ingest_port, "POST", path, headers, body);
+    cr_assert_eq(first.status, 202, "%s", first.body);
+    cr_expect_eq(again.status, 202, "%s", again.body);
+    cr_expect_str_eq(again.body, first.body);
+
+    h_resp_t other =
+        h_http(s.ingest_port, "POST", path, headers, "{\"phone_number\": \"+12125550101\"}");
+    cr_expect_eq(other.status, 409, "%s", other.body);
+    cr_expect(strstr(other.body, "idempotency_key_reused"), "%s", other.body);
+
+    /* Exactly one request message went to Kafka. */
+    cr_expect_eq(h_capture_topic(&s, "call-requests", "call-request"), 1);
+    cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
+    h_resp_free(&first);
+    h_resp_free(&again);
+    h_resp_free(&other);
+    PQfinish(pg);
+}
