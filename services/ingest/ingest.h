@@ -123,6 +123,14 @@ void ingest_idem_call_id(ingest_call_t *c, int64_t created_ms, size_t row, char 
 /* Lower-case hex SHA-256 of len bytes into out (65 bytes). */
 void ingest_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* For streams of calls (batches, uploads): validates call and, when valid,
+ * produces it into batch, whose acknowledgements the caller awaits. m comes
+ * with its ids set. Returns OB_OK with *queued false and errors filled for an
+ * invalid call; any other code is a Kafka failure that ends the stream. */
+ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJSON *call,
+                          const deployment_t *dep, ob_call_request_t *m, cJSON *errors,
+                          bool *queued, ob_err_t *err);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);
@@ -155,6 +163,10 @@ void ingest_upload_begin(ingest_call_t *c);
 void ingest_upload_finish(ingest_call_t *c);
 void ingest_get_upload(ingest_call_t *c);
 void ingest_get_upload_report(ingest_call_t *c);
+
+/* Batches of calls (ingest_batch.c), streamed like uploads. */
+void ingest_batch_begin(ingest_call_t *c);
+void ingest_batch_finish(ingest_call_t *c);
 
 /* ob_http_stream_fn: starts the streaming routes (uploads). */
 void ingest_stream(void *ctx, ob_http_req_t *req);

@@ -175,6 +175,7 @@ static const route_t routes[] = {
     {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, false, NULL},
     {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, false, NULL},
     {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, false, ingest_upload_begin},
+    {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, false, ingest_batch_begin},
     {"GET", "/api/v1/uploads/{}", ingest_get_upload, false, NULL},
     {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, false, NULL},
     {"GET", "/api/v1/calls/{}", ingest_get_call, false, NULL},

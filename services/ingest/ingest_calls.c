@@ -433,3 +433,24 @@ void ingest_cancel_call(ingest_call_t *c)
     }
     ingest_get_call(c); /* 200 with the cancelled call */
 }
+
+ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJSON *call,
+                          const deployment_t *dep, ob_call_request_t *m, cJSON *errors,
+                          bool *queued, ob_err_t *err)
+{
+    ob_pool_t *pool = ob_pool_new(); /* per call, so a long stream does not grow */
+    ob_rc_t rc = OB_OK;
+    *queued = false;
+    m->accepted_at_ms = ob_now_ms();
+    if (ingest_validate_call(pool, call, dep, m, errors)) {
+        char *msg = ob_call_request_encode(m);
+        rc = ob_produce_batch_add(ctx->producer, batch, ctx->topic_requests, m->deployment_id, msg,
+                                  strlen(msg), 30000, err);
+        free(msg);
+        *queued = rc == OB_OK;
+        if (*queued)
+            ob_metric_add(&ctx->metrics[M_CALLS_QUEUED], 1);
+    }
+    ob_pool_free(pool);
+    return rc;
+}

@@ -168,21 +168,24 @@ static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void 
         reject(u, row, NULL, "invalid_row", row_err.msg);
         return OB_OK;
     }
-    ob_pool_t *pool = ob_pool_new();
     cJSON *call = row_to_call(u, row, header);
     cJSON *errors = cJSON_CreateArray();
     char call_id[OB_UUID_STRLEN + 1];
-    ob_call_request_t m = {0};
     if (u->idem == INGEST_IDEM_CLAIMED)
         ingest_idem_call_id(&u->call, u->idem_ms, row->row, call_id);
     else
         ob_uuid_v7(call_id);
-    m.call_id = call_id;
-    m.deployment_id = (char *)u->deployment_id;
-    m.account_id = u->account_id;
-    m.upload_id = u->upload_id;
-    m.accepted_at_ms = ob_now_ms();
-    if (!ingest_validate_call(pool, call, &u->dep, &m, errors)) {
+    ob_call_request_t m = {
+        .call_id = call_id,
+        .deployment_id = (char *)u->deployment_id,
+        .account_id = u->account_id,
+        .upload_id = u->upload_id,
+    };
+    bool queued = false;
+    rc = ingest_offer_call(u->ctx, u->batch, call, &u->dep, &m, errors, &queued, err);
+    if (queued) {
+        u->queued++;
+    } else if (rc == OB_OK) {
         u->rejected++;
         const cJSON *e;
         cJSON_ArrayForEach(e, errors)
@@ -191,17 +194,9 @@ static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void 
                    cJSON_GetObjectItem(e, "code")->valuestring,
                    cJSON_GetObjectItem(e, "message")->valuestring);
         }
-    } else {
-        char *msg = ob_call_request_encode(&m);
-        rc = ob_produce_batch_add(u->ctx->producer, u->batch, u->ctx->topic_requests,
-                                  u->deployment_id, msg, strlen(msg), 30000, err);
-        free(msg);
-        if (rc == OB_OK)
-            u->queued++;
     }
     cJSON_Delete(errors);
     cJSON_Delete(call);
-    ob_pool_free(pool);
     return rc;
 }
 

@@ -1,0 +1,197 @@
+/*
+ * Batches of calls in one request (a JSON array or NDJSON, up to 100,000),
+ * streamed: each element is validated like a single call and produced as it
+ * arrives. Good elements are queued even when others are bad; the answer
+ * lists, per element, its call_id or its errors.
+ */
+#include "ingest.h"
+#include "ob_jsonstream.h"
+#include "ob_log.h"
+#include "ob_uuid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_CALLS   100000
+#define MAX_ELEMENT (128 * 1024)
+
+typedef struct {
+    ingest_ctx_t *ctx;         /* service */
+    bool failed;               /* the answer is already set; the body is ignored */
+    char account_id[37];       /* caller */
+    const char *deployment_id; /* path parameter */
+    deployment_t dep;          /* target */
+    ob_jsonstream_t *json;     /* the splitter */
+    ob_produce_batch_t *batch; /* acknowledgements */
+    FILE *out;                 /* the results array being written */
+    char *out_buf;             /* its memory (open_memstream) */
+    size_t out_len;            /* and length */
+    size_t queued, rejected;   /* counts */
+    ingest_call_t call;        /* for derived call ids */
+    ingest_idem_t idem;        /* Idempotency-Key state */
+    int64_t idem_ms;           /* the key's first use */
+    ob_err_t stop;             /* why the stream stopped */
+    ob_rc_t stop_rc;           /* OB_OK or the stopping code */
+} batch_t;
+
+static void write_result(batch_t *b, size_t index, const char *call_id, const cJSON *errors)
+{
+    char *errs = errors ? cJSON_PrintUnformatted(errors) : NULL;
+    fprintf(b->out, "%s{\"row\":%zu,", b->queued + b->rejected > 1 ? "," : "", index);
+    if (call_id)
+        fprintf(b->out, "\"call_id\":\"%s\"}", call_id);
+    else
+        fprintf(b->out, "\"errors\":%s}", errs);
+    cJSON_free(errs);
+}
+
+static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *text, size_t len,
+                          ob_err_t *err)
+{
+    batch_t *b = opaque;
+    const char *end = NULL;
+    ob_rc_t rc = OB_OK;
+    (void)line;
+    if (index > MAX_CALLS) {
+        ob_err_set(err, "a batch holds at most %d calls; element %zu and the rest were not read",
+                   MAX_CALLS, index);
+        return OB_EINVAL;
+    }
+    cJSON *call = cJSON_ParseWithOpts(text, &end, 1);
+    cJSON *errors = cJSON_CreateArray();
+    char call_id[OB_UUID_STRLEN + 1];
+    bool queued = false;
+    if (!cJSON_IsObject(call) || (size_t)(end - text) != len) {
+        ingest_add_error(errors, "", "invalid_json", "the element is not a JSON object");
+    } else {
+        if (b->idem == INGEST_IDEM_CLAIMED)
+            ingest_idem_call_id(&b->call, b->idem_ms, index, call_id);
+        else
+            ob_uuid_v7(call_id);
+        ob_call_request_t m = {
+            .call_id = call_id,
+            .deployment_id = (char *)b->deployment_id,
+            .account_id = b->account_id,
+        };
+        rc = ingest_offer_call(b->ctx, b->batch, call, &b->dep, &m, errors, &queued, err);
+    }
+    if (rc == OB_OK) {
+        if (queued)
+            b->queued++;
+        else
+            b->rejected++;
+        write_result(b, index, queued ? call_id : NULL, errors);
+    }
+    cJSON_Delete(errors);
+    cJSON_Delete(call);
+    return rc;
+}
+
+static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
+{
+    batch_t *b = req->stream;
+    (void)arg;
+    if (b->failed || b->stop_rc != OB_OK)
+        return false;
+    b->stop_rc = ob_jsonstream_feed(b->json, data, len, &b->stop);
+    return b->stop_rc == OB_OK;
+}
+
+static void on_close(ob_http_req_t *req)
+{
+    batch_t *b = req->stream;
+    if (!b)
+        return;
+    ob_jsonstream_free(b->json);
+    if (b->batch) {
+        ob_err_t ignored = {{0}};
+        ob_rc_t unused = ob_produce_batch_wait(b->batch, 0, &ignored);
+        (void)unused;
+    }
+    if (b->out)
+        fclose(b->out);
+    free(b->out_buf);
+}
+
+void ingest_batch_begin(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    batch_t *b = ob_pool_alloc(req->pool, sizeof(*b));
+    const char *ct = ob_http_header(req, "Content-Type");
+    ob_jsonstream_mode_t mode = OB_JSONSTREAM_AUTO;
+
+    b->ctx = c->ctx;
+    b->failed = true; /* until everything below succeeded */
+    b->deployment_id = c->param[0];
+    snprintf(b->account_id, sizeof(b->account_id), "%s", c->account_id);
+    req->stream = b;
+    req->on_body = on_body;
+    req->on_close = on_close;
+    if (!ingest_load_deployment(c, c->param[0], true, &b->dep))
+        return;
+    if (ct && strncasecmp(ct, "application/json", 16) == 0)
+        mode = OB_JSONSTREAM_ARRAY;
+    else if (ct && (strncasecmp(ct, "application/x-ndjson", 20) == 0 ||
+                    strncasecmp(ct, "application/jsonl", 17) == 0))
+        mode = OB_JSONSTREAM_NDJSON;
+    else if (ct) {
+        ob_http_problem(req, 415, "unsupported_media_type", NULL,
+                        "send a JSON array as application/json, or NDJSON as"
+                        " application/x-ndjson");
+        return;
+    }
+    b->call = *c;
+    b->call.account_id = b->account_id;
+    b->call.conn = NULL;
+    if ((b->idem = ingest_idem_claim(c, NULL, &b->idem_ms)) == INGEST_IDEM_DONE)
+        return;
+    b->json = ob_jsonstream_new(mode, MAX_ELEMENT, on_element, b);
+    b->batch = ob_produce_batch_new();
+    b->out = open_memstream(&b->out_buf, &b->out_len);
+    OB_ASSERT(b->out != NULL);
+    b->failed = false;
+}
+
+void ingest_batch_finish(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    batch_t *b = req->stream;
+    ob_err_t ack_err = {{0}};
+    if (!b || b->failed)
+        return; /* the answer was set when the request began */
+    c->account_id = b->account_id;
+    if (b->stop_rc == OB_OK)
+        b->stop_rc = ob_jsonstream_finish(b->json, &b->stop);
+    ob_rc_t ack = ob_produce_batch_wait(b->batch, 60000, &ack_err);
+    b->batch = NULL;
+    fflush(b->out);
+    unsigned code = 202;
+    const char *detail = NULL;
+    if (ack != OB_OK) {
+        code = 503;
+        detail = ob_pool_printf(req->pool,
+                                "Kafka did not acknowledge every call (%s); retry the"
+                                " batch with the same Idempotency-Key",
+                                ack_err.msg);
+    } else if (b->stop_rc != OB_OK) {
+        code = b->stop_rc == OB_EINVAL ? 400 : 503;
+        detail = ob_pool_printf(req->pool, "%s%s", b->stop.msg,
+                                b->queued ? "; the calls listed before it were queued" : "");
+    }
+    cJSON *d = detail ? cJSON_CreateString(detail) : cJSON_CreateNull();
+    char *dtext = cJSON_PrintUnformatted(d);
+    char *body = ob_pool_printf(req->pool,
+                                "{\"deployment_id\":\"%s\",\"accepted\":%zu,\"rejected\":%zu,"
+                                "\"detail\":%s,\"results\":[%.*s]}",
+                                b->deployment_id, b->queued, b->rejected, dtext, (int)b->out_len,
+                                b->out_buf);
+    cJSON_free(dtext);
+    cJSON_Delete(d);
+    ob_http_reply(req, code, "application/json", body, strlen(body));
+    OB_LOG(OB_LOG_INFO, "batch", OB_KV("deployment_id", b->deployment_id, "req_id", req->req_id),
+           "batch: %zu accepted, %zu rejected (%u)", b->queued, b->rejected, code);
+    if (b->idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_store(c);
+}
