@@ -131,6 +131,12 @@ ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJ
                           const deployment_t *dep, ob_call_request_t *m, cJSON *errors,
                           bool *queued, ob_err_t *err);
 
+/* Queues the call given as JSON object body to the deployment c->param[0]
+ * (already loaded into dep), under the request's Idempotency-Key if any
+ * (body_hash identifies the request); sets the 202 answer or the problem. */
+void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *body,
+                       const char *body_hash);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);
@@ -167,6 +173,12 @@ void ingest_get_upload_report(ingest_call_t *c);
 /* Batches of calls (ingest_batch.c), streamed like uploads. */
 void ingest_batch_begin(ingest_call_t *c);
 void ingest_batch_finish(ingest_call_t *c);
+
+/* Plum-compatible routes (ingest_plum.c); {app}/{dep} come as param[0..1]. */
+void ingest_plum_queue(ingest_call_t *c);
+void ingest_plum_bulk_begin(ingest_call_t *c);
+void ingest_plum_cancel(ingest_call_t *c);
+void ingest_plum_get_call(ingest_call_t *c);
 
 /* ob_http_stream_fn: starts the streaming routes (uploads). */
 void ingest_stream(void *ctx, ob_http_req_t *req);

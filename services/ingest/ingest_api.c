@@ -178,6 +178,10 @@ static const route_t routes[] = {
     {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, false, ingest_batch_begin},
     {"GET", "/api/v1/uploads/{}", ingest_get_upload, false, NULL},
     {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, false, NULL},
+    {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, false, NULL},
+    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, false, ingest_plum_bulk_begin},
+    {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, false, NULL},
+    {"GET", "/api/outbound/{}", ingest_plum_get_call, false, NULL},
     {"GET", "/api/v1/calls/{}", ingest_get_call, false, NULL},
     {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, false, NULL},
 };

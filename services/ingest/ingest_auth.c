@@ -19,25 +19,59 @@ void ingest_key_hash(const char *key, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* Splits "Basic base64(email:key)" into email and key (pool-owned). */
+static bool basic_credentials(ob_http_req_t *req, const char *h, char **email, char **key)
+{
+    const char *b64 = h + 6;
+    size_t len = strlen(b64);
+    if (len == 0 || len > 1024 || len % 4 != 0)
+        return false;
+    unsigned char *out = ob_pool_alloc(req->pool, len + 1);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
+    if (n < 0)
+        return false;
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    for (const char *p = b64 + len; p > b64 && p[-1] == '='; p--)
+        n--;
+    out[n] = '\0';
+    char *colon = memchr(out, ':', (size_t)n);
+    if (!colon || strlen((char *)out) != (size_t)n)
+        return false;
+    *colon = '\0';
+    *email = (char *)out;
+    *key = colon + 1;
+    return **email && **key;
+}
+
 bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *account_id)
 {
     const char *h = ob_http_header(req, "Authorization");
     char hash[65] = {0};
+    char *email = NULL, *key = NULL;
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     (void)ctx;
 
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+    /* Bearer keys for the native API; HTTP Basic (account email and key) as
+     * Plum's API takes them, so its clients work unchanged. */
+    if (h && strncasecmp(h, "Bearer ", 7) == 0 && h[7])
+        key = (char *)h + 7;
+    else if (!h || strncasecmp(h, "Basic ", 6) != 0 || !basic_credentials(req, h, &email, &key))
+        key = NULL;
+    if (!key) {
         ob_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"outbound\"");
         ob_http_problem(req, 401, "unauthenticated", NULL,
-                        "send your API key as 'Authorization: Bearer <key>'");
+                        "send your API key as 'Authorization: Bearer <key>' (or HTTP Basic with"
+                        " the account email and the key)");
         return false;
     }
-    ingest_key_hash(h + 7, hash);
-    const char *params[] = {hash};
-    ob_rc_t rc = ob_pg_exec(
-        conn, "SELECT account_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", 1,
-        params, &res, &err);
+    ingest_key_hash(key, hash);
+    const char *params[] = {hash, email};
+    ob_rc_t rc = ob_pg_exec(conn,
+                            "SELECT k.account_id FROM api_keys k JOIN accounts a USING (account_id)"
+                            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+                            " AND ($2::text IS NULL OR lower(a.email) = lower($2))",
+                            2, params, &res, &err);
     if (rc != OB_OK) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "database_unavailable", NULL, "cannot check the API key now");
@@ -47,7 +81,8 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
         PQclear(res);
         ob_http_add_header(req, "WWW-Authenticate",
                            "Bearer realm=\"outbound\", error=\"invalid_token\"");
-        ob_http_problem(req, 401, "invalid_api_key", NULL, "the API key is unknown or revoked");
+        ob_http_problem(req, 401, "invalid_api_key", NULL,
+                        "the API key is unknown or revoked (or not the email's)");
         return false;
     }
     snprintf(account_id, 37, "%s", PQgetvalue(res, 0, 0));

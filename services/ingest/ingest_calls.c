@@ -141,46 +141,32 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
     return cJSON_GetArraySize(errors) == before;
 }
 
-void ingest_queue_call(ingest_call_t *c)
+void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *body,
+                       const char *body_hash)
 {
     ingest_ctx_t *ctx = c->ctx;
     ob_http_req_t *req = c->req;
-    const char *account_id = c->account_id;
     const char *deployment_id = c->param[0];
-    deployment_t dep;
-    memset(&dep, 0, sizeof(dep));
     ob_call_request_t m = {0};
     char call_id[OB_UUID_STRLEN + 1];
     ob_err_t err = {{0}};
-    cJSON *body = NULL, *errors = NULL;
-
-    char hash[65] = "";
+    cJSON *errors = NULL;
     int64_t key_ms = 0;
-    ingest_idem_t idem = INGEST_IDEM_NONE;
+    ingest_idem_t idem = ingest_idem_claim(c, body_hash, &key_ms);
 
-    if (!ingest_load_deployment(c, deployment_id, true, &dep) || !ingest_require_json(req))
+    if (idem == INGEST_IDEM_DONE)
         return;
-    ingest_sha256_hex(req->body, req->body_len, hash);
-    if ((idem = ingest_idem_claim(c, hash, &key_ms)) == INGEST_IDEM_DONE)
-        return;
-    body = cJSON_ParseWithLength(req->body, req->body_len);
-    if (!body || !cJSON_IsObject(body)) {
-        ob_http_problem(
-            req, 400, "invalid_json", NULL,
-            "the body must be a JSON object such as {\"phone_number\": \"+12125550100\"}");
-        goto out;
-    }
     if (idem == INGEST_IDEM_CLAIMED)
         ingest_idem_call_id(c, key_ms, 0, call_id);
     else
         ob_uuid_v7(call_id);
     m.call_id = call_id;
     m.deployment_id = (char *)deployment_id;
-    m.account_id = (char *)account_id;
+    m.account_id = (char *)c->account_id;
     m.request_id = req->req_id;
     m.accepted_at_ms = ob_now_ms();
     errors = cJSON_CreateArray();
-    if (!ingest_validate_call(req->pool, body, &dep, &m, errors)) {
+    if (!ingest_validate_call(req->pool, body, dep, &m, errors)) {
         ob_http_problem(req, 422, "validation_failed", errors, "the call has %d invalid field(s)",
                         cJSON_GetArraySize(errors));
         errors = NULL;
@@ -216,6 +202,26 @@ out:
     if (idem == INGEST_IDEM_CLAIMED)
         ingest_idem_store(c);
     cJSON_Delete(errors);
+}
+
+void ingest_queue_call(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    deployment_t dep;
+    char hash[65] = "";
+
+    if (!ingest_load_deployment(c, c->param[0], true, &dep) || !ingest_require_json(req))
+        return;
+    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!body || !cJSON_IsObject(body)) {
+        ob_http_problem(
+            req, 400, "invalid_json", NULL,
+            "the body must be a JSON object such as {\"phone_number\": \"+12125550100\"}");
+        cJSON_Delete(body);
+        return;
+    }
+    ingest_sha256_hex(req->body, req->body_len, hash);
+    ingest_queue_json(c, &dep, body, hash);
     cJSON_Delete(body);
 }
 

@@ -373,7 +373,7 @@ char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params)
 
 void h_tenant(PGconn *c, h_tenant_t *t, int capacity)
 {
-    char app[37], key_id[37], email[128], cap[16], hash[65];
+    char *app = t->application_id, *email = t->email, key_id[37], cap[16], hash[65];
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
 
@@ -381,7 +381,7 @@ void h_tenant(PGconn *c, h_tenant_t *t, int capacity)
     ob_uuid_v7(app);
     ob_uuid_v7(t->deployment_id);
     ob_uuid_v7(key_id);
-    snprintf(email, sizeof(email), "%s@test.invalid", t->account_id);
+    snprintf(t->email, sizeof(t->email), "%s@test.invalid", t->account_id);
     snprintf(t->api_key, sizeof(t->api_key), "obk_test_%s", key_id);
     snprintf(cap, sizeof(cap), "%d", capacity);
     EVP_Digest(t->api_key, strlen(t->api_key), md, &mdlen, EVP_sha256(), NULL);

@@ -32,9 +32,11 @@ typedef struct {
 
 /* A tenant created directly in Postgres. */
 typedef struct {
-    char account_id[37];    /* new account */
-    char deployment_id[37]; /* its deployment */
-    char api_key[80];       /* plaintext key (stored hashed) */
+    char account_id[37];     /* new account */
+    char application_id[37]; /* its application */
+    char email[128];         /* its email */
+    char deployment_id[37];  /* its deployment */
+    char api_key[80];        /* plaintext key (stored hashed) */
 } h_tenant_t;
 
 typedef struct {

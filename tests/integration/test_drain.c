@@ -64,8 +64,10 @@ Test(drain, dialer_finishes_calls_in_progress_then_exits_0, .timeout = 180, .fin
     cr_expect_eq(h_stop(dialer, 60000), 0, "dialer did not drain cleanly; see %s", dialer->log);
 
     const char *p[] = {call_id};
-    char *row = h_pg_value(pg, "SELECT state || '/' || status || '/' || result FROM calls"
-                               " WHERE call_id = $1", 1, p);
+    char *row = h_pg_value(pg,
+                           "SELECT state || '/' || status || '/' || result FROM calls"
+                           " WHERE call_id = $1",
+                           1, p);
     cr_expect_str_eq(row, "completed/completed/voice");
     cr_expect(h_stack_down(&s));
     free(call_id);
@@ -89,10 +91,14 @@ Test(drain, deadline_hangs_up_and_records_why, .timeout = 180, .fini = teardown)
     cr_expect_eq(h_stop(dialer, 60000), 3, "an undrained dialer exits 3; see %s", dialer->log);
 
     const char *p[] = {call_id};
-    char *call = h_pg_value(pg, "SELECT state || '/' || status || '/' || result FROM calls"
-                                " WHERE call_id = $1", 1, p);
-    char *attempt = h_pg_value(pg, "SELECT state || '/' || result || '/' || reason FROM attempts"
-                                   " WHERE call_id = $1", 1, p);
+    char *call = h_pg_value(pg,
+                            "SELECT state || '/' || status || '/' || result FROM calls"
+                            " WHERE call_id = $1",
+                            1, p);
+    char *attempt = h_pg_value(pg,
+                               "SELECT state || '/' || result || '/' || reason FROM attempts"
+                               " WHERE call_id = $1",
+                               1, p);
     cr_expect_str_eq(call, "completed/failed/unknown");
     cr_expect_str_eq(attempt, "ended/unknown/dialer_shutdown");
     cr_expect(h_stack_down(&s));
