@@ -36,6 +36,7 @@ cat <<EOT
   API            $api/api/v1
   Health         $api/healthz   $api/readyz   $api/metrics
   Demo API key   $key
+  Admin key      $(<"$OB_LOCAL_STATE/admin-key")  (creates accounts: POST /api/v1/accounts)
   Deployment     $deployment  (demo-outbound, capacity 10)
   Logs           $OB_LOCAL_LOGS/{ingest,scheduler,dialer-1,dialer-2,kafka,postgres}.log
 

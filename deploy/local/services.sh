@@ -13,6 +13,14 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 export OB_SELF=services
 
 bin=${OB_LOCAL_BIN:-$root/build/bin}
+# The local stack's bootstrap admin key (creates accounts), kept with the state.
+admin_key_file=$OB_LOCAL_STATE/admin-key
+if [[ -z ${OB_INGEST_ADMIN_KEY:-} ]]; then
+	mkdir -p "$OB_LOCAL_STATE"
+	[[ -s $admin_key_file ]] || (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$admin_key_file")
+	OB_INGEST_ADMIN_KEY=$(<"$admin_key_file")
+	export OB_INGEST_ADMIN_KEY
+fi
 dialers=${OB_LOCAL_DIALERS:-2}
 names=(ingest scheduler)
 for ((i = 1; i <= dialers; i++)); do names+=("dialer-$i"); done
