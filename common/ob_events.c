@@ -8,30 +8,57 @@
 #include "ob_pg.h"
 #include "ob_uuid.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
+ob_rc_t ob_events_record_many(PGconn *conn, ob_call_event_t *evs, size_t n, ob_err_t *err)
 {
-    char ms[32];
-    if (!ev->id) {
-        ev->id = ob_xmalloc(OB_UUID_STRLEN + 1);
-        ob_uuid_v7(ev->id);
+    if (n == 0)
+        return OB_OK;
+    /* One statement for the batch: the rows travel as a JSON array. */
+    cJSON *rows = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        ob_call_event_t *ev = &evs[i];
+        if (!ev->id) {
+            ev->id = ob_xmalloc(OB_UUID_STRLEN + 1);
+            ob_uuid_v7(ev->id);
+        }
+        if (!ev->time_ms)
+            ev->time_ms = ob_now_ms();
+        char *data = ob_call_event_data_encode(ev);
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "event_id", ev->id);
+        cJSON_AddStringToObject(row, "call_id", ev->call_id);
+        cJSON_AddStringToObject(row, "deployment_id", ev->deployment_id);
+        cJSON_AddStringToObject(row, "type", ev->type);
+        cJSON_AddStringToObject(row, "source", ev->source);
+        cJSON_AddNumberToObject(row, "at", (double)ev->time_ms);
+        cJSON_AddItemToObject(row, "data", cJSON_Parse(data));
+        cJSON_AddItemToArray(rows, row);
+        free(data);
     }
-    if (!ev->time_ms)
-        ev->time_ms = ob_now_ms();
-    snprintf(ms, sizeof(ms), "%lld", (long long)ev->time_ms);
-    char *data = ob_call_event_data_encode(ev);
-    const char *params[] = {ev->id, ev->call_id, ev->deployment_id, ev->type, ev->source, ms, data};
+    char *text = cJSON_PrintUnformatted(rows);
+    cJSON_Delete(rows);
+    const char *params[] = {text};
     ob_rc_t rc =
         ob_pg_exec(conn,
                    "INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
-                   " occurred_at, data) VALUES ($1, $2, $3, $4, $5,"
-                   " to_timestamp($6::bigint / 1000.0), $7::jsonb)",
-                   7, params, NULL, err);
-    free(data);
+                   " occurred_at, data)"
+                   " SELECT event_id, call_id, deployment_id, type, source,"
+                   " to_timestamp(at / 1000.0), data FROM json_to_recordset($1::json)"
+                   " AS r(event_id uuid, call_id uuid, deployment_id uuid, type text,"
+                   " source text, at bigint, data jsonb)",
+                   1, params, NULL, err);
+    cJSON_free(text);
     return rc;
+}
+
+ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
+{
+    return ob_events_record_many(conn, ev, 1, err);
 }
 
 static ob_rc_t mark_published(PGconn *conn, const ob_call_event_t *evs, size_t n, ob_err_t *err)

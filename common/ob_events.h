@@ -19,6 +19,10 @@
  * strings it sets are owned by ev. */
 ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err) OB_MUSTCHECK;
 
+/* The same for n events in one statement. */
+ob_rc_t ob_events_record_many(PGconn *conn, ob_call_event_t *evs, size_t n,
+                              ob_err_t *err) OB_MUSTCHECK;
+
 /* After the transaction committed: publishes the n events keyed by their
  * deployment, waits for the acknowledgements and marks them published.
  * Failures leave the rows for the relay and are returned. */

@@ -14,22 +14,32 @@
 #include "ob_signal.h"
 #include "scheduler.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_BATCH 2000
 
-static const char INSERT_CALL_SQL[] =
+/* A run of calls in one statement: the rows travel as a JSON array. A call
+ * whose deployment is not its account's is left out (and reported). */
+static const char INSERT_CALLS_SQL[] =
     "INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,"
     " caller_id, post_dial, message_reference, call_parameters, result_url, priority,"
     " max_attempts, retry_interval_s, not_before, expires_at, next_attempt_at, accepted_at,"
     " upload_id)"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12, $13,"
-    " to_timestamp($14::bigint / 1000.0), to_timestamp($15::bigint / 1000.0),"
-    " to_timestamp($14::bigint / 1000.0), to_timestamp($16::bigint / 1000.0), $17::uuid"
-    " FROM deployments d WHERE d.deployment_id = $2 AND d.account_id = $3"
-    " ON CONFLICT (call_id) DO NOTHING RETURNING call_id";
+    " SELECT r.call_id, r.deployment_id, r.account_id, r.request_partition, r.phone_number,"
+    " r.caller_id, r.post_dial, r.message_reference, coalesce(r.call_parameters, '{}'),"
+    " r.result_url, r.priority, r.max_attempts, r.retry_interval_s,"
+    " to_timestamp(r.not_before / 1000.0), to_timestamp(r.expires_at / 1000.0),"
+    " to_timestamp(r.not_before / 1000.0), to_timestamp(r.accepted_at / 1000.0), r.upload_id"
+    " FROM json_to_recordset($1::json) AS r(call_id uuid, deployment_id uuid, account_id uuid,"
+    "  request_partition int, phone_number text, caller_id text, post_dial text,"
+    "  message_reference text, call_parameters jsonb, result_url text, priority int,"
+    "  max_attempts int, retry_interval_s int, not_before bigint, expires_at bigint,"
+    "  accepted_at bigint, upload_id uuid)"
+    " JOIN deployments d ON d.deployment_id = r.deployment_id AND d.account_id = r.account_id"
+    " ON CONFLICT (call_id) DO NOTHING RETURNING call_id::text";
 
 void scheduler_on_rebalance(void *opaque, bool assigned,
                             const rd_kafka_topic_partition_list_t *parts)
@@ -61,69 +71,38 @@ char *scheduler_owned_array(const scheduler_ctx_t *ctx)
     return s;
 }
 
-/* A call that was not inserted is either a replay (fine) or names a
- * deployment of another account, which ingest never produces: say so. */
-static ob_rc_t check_duplicate(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
-                               const ob_call_request_t *m, ob_err_t *err)
+static cJSON *call_row(const rd_kafka_message_t *msg, const ob_call_request_t *m)
 {
-    PGresult *res = NULL;
-    const char *params[] = {m->call_id};
-    ob_rc_t rc =
-        ob_pg_exec(ctx->pg, "SELECT 1 FROM calls WHERE call_id = $1", 1, params, &res, err);
-    if (rc != OB_OK)
-        return rc;
-    if (PQntuples(res) == 0) {
-        ob_metric_add(&ctx->metrics[M_POISON], 1);
-        OB_LOG(OB_LOG_ERROR, "record",
-               OB_KV("call_id", m->call_id, "deployment_id", m->deployment_id),
-               "call names a deployment that does not exist for its account (partition %d offset "
-               "%lld)",
-               msg->partition, (long long)msg->offset);
-    }
-    PQclear(res);
-    return OB_OK;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "call_id", m->call_id);
+    cJSON_AddStringToObject(r, "deployment_id", m->deployment_id);
+    cJSON_AddStringToObject(r, "account_id", m->account_id);
+    cJSON_AddNumberToObject(r, "request_partition", msg->partition);
+    cJSON_AddStringToObject(r, "phone_number", m->phone_number);
+    if (m->caller_id)
+        cJSON_AddStringToObject(r, "caller_id", m->caller_id);
+    if (m->post_dial)
+        cJSON_AddStringToObject(r, "post_dial", m->post_dial);
+    if (m->message_reference)
+        cJSON_AddStringToObject(r, "message_reference", m->message_reference);
+    if (m->call_parameters)
+        cJSON_AddItemToObject(r, "call_parameters", cJSON_Parse(m->call_parameters));
+    if (m->result_url)
+        cJSON_AddStringToObject(r, "result_url", m->result_url);
+    if (m->upload_id)
+        cJSON_AddStringToObject(r, "upload_id", m->upload_id);
+    cJSON_AddNumberToObject(r, "priority", (double)m->priority);
+    cJSON_AddNumberToObject(r, "max_attempts", (double)m->max_attempts);
+    cJSON_AddNumberToObject(r, "retry_interval_s", (double)m->retry_interval_s);
+    cJSON_AddNumberToObject(r, "not_before", (double)m->not_before_ms);
+    if (m->expires_at_ms)
+        cJSON_AddNumberToObject(r, "expires_at", (double)m->expires_at_ms);
+    cJSON_AddNumberToObject(r, "accepted_at", (double)m->accepted_at_ms);
+    return r;
 }
 
-/* Inserts one call and, if it is new, records its queued event into ev. */
-static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
-                          const ob_call_request_t *m, ob_call_event_t *ev, bool *inserted,
-                          ob_err_t *err)
+static void queued_event(scheduler_ctx_t *ctx, const ob_call_request_t *m, ob_call_event_t *ev)
 {
-    char part[16], prio[16], attempts[16], interval[16], nb[32], exp[32], acc[32];
-    PGresult *res = NULL;
-    snprintf(part, sizeof(part), "%d", msg->partition);
-    snprintf(prio, sizeof(prio), "%lld", (long long)m->priority);
-    snprintf(attempts, sizeof(attempts), "%lld", (long long)m->max_attempts);
-    snprintf(interval, sizeof(interval), "%lld", (long long)m->retry_interval_s);
-    snprintf(nb, sizeof(nb), "%lld", (long long)m->not_before_ms);
-    snprintf(exp, sizeof(exp), "%lld", (long long)m->expires_at_ms);
-    snprintf(acc, sizeof(acc), "%lld", (long long)m->accepted_at_ms);
-    const char *params[] = {
-        m->call_id,
-        m->deployment_id,
-        m->account_id,
-        part,
-        m->phone_number,
-        m->caller_id,
-        m->post_dial,
-        m->message_reference,
-        m->call_parameters,
-        m->result_url,
-        prio,
-        attempts,
-        interval,
-        nb,
-        m->expires_at_ms ? exp : NULL,
-        acc,
-        m->upload_id,
-    };
-    ob_rc_t rc = ob_pg_exec(ctx->pg, INSERT_CALL_SQL, 17, params, &res, err);
-    if (rc != OB_OK)
-        return rc;
-    *inserted = PQntuples(res) == 1;
-    PQclear(res);
-    if (!*inserted)
-        return check_duplicate(ctx, msg, m, err);
     ev->source = ob_xstrdup(ctx->source);
     ev->type = ob_xstrdup("outbound.call.queued");
     ev->call_id = ob_xstrdup(m->call_id);
@@ -133,7 +112,6 @@ static ob_rc_t record_one(scheduler_ctx_t *ctx, const rd_kafka_message_t *msg,
     ev->phone_number = ob_xstrdup(m->phone_number);
     ev->message_reference = m->message_reference ? ob_xstrdup(m->message_reference) : NULL;
     ev->max_attempts = m->max_attempts;
-    return ob_events_record(ctx->pg, ev, err);
 }
 
 /* One consumed message and what it decoded to. */
@@ -144,23 +122,78 @@ typedef struct {
     ob_cancel_deployment_t cancel; /* kind CANCEL */
 } item_t;
 
-/* Records the calls of items[from, to) in one transaction, then publishes
- * their queued events. Recording is idempotent, so a retry changes nothing. */
+/* Calls of items[from, to) that were neither inserted now nor before name a
+ * deployment that is not their account's: ingest never produces such a
+ * message, so say so (they cannot be recorded, and are skipped). */
+static ob_rc_t report_unrecorded(scheduler_ctx_t *ctx, item_t *items, int from, int to,
+                                 ob_err_t *err)
+{
+    cJSON *ids = cJSON_CreateArray();
+    for (int i = from; i < to; i++)
+        if (items[i].kind == QUEUE)
+            cJSON_AddItemToArray(ids, cJSON_CreateString(items[i].req.call_id));
+    char *text = cJSON_PrintUnformatted(ids);
+    cJSON_Delete(ids);
+    PGresult *res = NULL;
+    const char *params[] = {text};
+    ob_rc_t rc =
+        ob_pg_exec(ctx->pg,
+                   "SELECT id FROM json_array_elements_text($1::json) AS j(id)"
+                   " WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = j.id::uuid)",
+                   1, params, &res, err);
+    cJSON_free(text);
+    for (int i = 0; rc == OB_OK && i < PQntuples(res); i++) {
+        ob_metric_add(&ctx->metrics[M_POISON], 1);
+        OB_LOG(OB_LOG_ERROR, "record", OB_KV("call_id", PQgetvalue(res, i, 0)),
+               "call names a deployment that does not exist for its account; not recorded");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Records the calls of items[from, to) in one transaction (one statement
+ * for the calls, one for their queued events), then publishes the events.
+ * Recording is idempotent, so a retry changes nothing. */
 static ob_rc_t record_run(scheduler_ctx_t *ctx, item_t *items, int from, int to, ob_err_t *err)
 {
-    ob_call_event_t *evs = ob_xcalloc((size_t)(to - from) + 1, sizeof(*evs));
-    int nevs = 0;
-    ob_rc_t rc = ob_pg_begin(ctx->pg, err);
-    for (int i = from; i < to && rc == OB_OK; i++) {
-        bool inserted = false;
-        if (items[i].kind != QUEUE)
-            continue;
-        rc = record_one(ctx, items[i].msg, &items[i].req, &evs[nevs], &inserted, err);
-        if (inserted)
-            nevs++;
+    cJSON *rows = cJSON_CreateArray();
+    int candidates = 0, nevs = 0;
+    for (int i = from; i < to; i++) {
+        if (items[i].kind == QUEUE) {
+            cJSON_AddItemToArray(rows, call_row(items[i].msg, &items[i].req));
+            candidates++;
+        }
     }
+    if (candidates == 0) {
+        cJSON_Delete(rows);
+        return OB_OK;
+    }
+    char *text = cJSON_PrintUnformatted(rows);
+    cJSON_Delete(rows);
+    ob_call_event_t *evs = ob_xcalloc((size_t)candidates, sizeof(*evs));
+    PGresult *res = NULL;
+    const char *params[] = {text};
+    ob_rc_t rc = ob_pg_begin(ctx->pg, err);
+    if (rc == OB_OK)
+        rc = ob_pg_exec(ctx->pg, INSERT_CALLS_SQL, 1, params, &res, err);
+    cJSON_free(text);
+    /* Events for the calls inserted now (a replay inserts none). */
+    for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        for (int i = from; i < to; i++) {
+            if (items[i].kind == QUEUE && strcmp(items[i].req.call_id, id) == 0) {
+                queued_event(ctx, &items[i].req, &evs[nevs++]);
+                break;
+            }
+        }
+    }
+    if (rc == OB_OK && nevs < candidates)
+        rc = report_unrecorded(ctx, items, from, to, err);
+    if (rc == OB_OK)
+        rc = ob_events_record_many(ctx->pg, evs, (size_t)nevs, err);
     if (rc == OB_OK)
         rc = ob_pg_commit(ctx->pg, err);
+    PQclear(res);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
     } else {
@@ -170,7 +203,7 @@ static ob_rc_t record_run(scheduler_ctx_t *ctx, item_t *items, int from, int to,
                               &perr) != OB_OK)
             OB_WARN("record", "queued events left for the relay: %s", perr.msg);
     }
-    for (int i = 0; i <= nevs; i++)
+    for (int i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
     return rc;
