@@ -81,13 +81,23 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The ingest serves its OpenAPI document from the binary.
+$(BUILD)/gen/ingest_openapi.c: tools/embed_text.sh services/ingest/openapi.json
+	@mkdir -p $(dir $@)
+	tools/embed_text.sh $@ ingest_openapi_json services/ingest/openapi.json
+
+$(BUILD)/obj/gen/ingest_openapi.o: $(BUILD)/gen/ingest_openapi.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
 # Each service links its own folder's objects with the shared library.
 define service_rule
 $(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$(1)/*.c))
-$(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $(LIB)
+$(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $$($(1)_OBJ_EXTRA) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
+ingest_OBJ_EXTRA := $(BUILD)/obj/gen/ingest_openapi.o
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
 # Unit tests of a service link that service's modules (all but main.o).

@@ -180,6 +180,9 @@ void ingest_plum_bulk_begin(ingest_call_t *c);
 void ingest_plum_cancel(ingest_call_t *c);
 void ingest_plum_get_call(ingest_call_t *c);
 
+/* GET /api/v1/openapi.json (ingest_openapi.c): the API's OpenAPI document. */
+void ingest_openapi(ingest_call_t *c);
+
 /* ob_http_stream_fn: starts the streaming routes (uploads). */
 void ingest_stream(void *ctx, ob_http_req_t *req);
 

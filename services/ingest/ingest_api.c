@@ -144,46 +144,51 @@ bool ingest_require_json(ob_http_req_t *req)
     return false;
 }
 
+/* Who may call a route. */
+enum { ACCOUNT, ADMIN, PUBLIC };
+
 typedef struct {
     const char *method;    /* HTTP method */
     const char *pattern;   /* "/api/v1/calls/{}:cancel"; {} captures a segment */
     ingest_route_fn fn;    /* handler */
-    bool admin;            /* needs the bootstrap admin key instead of an account key */
+    int auth;              /* ACCOUNT key, ADMIN key, or PUBLIC (no key) */
     ingest_route_fn begin; /* streaming routes: runs when the headers arrive */
 } route_t;
 
 static const route_t routes[] = {
-    {"POST", "/api/v1/accounts", ingest_create_account, true, NULL},
-    {"POST", "/api/v1/api-keys", ingest_create_key, false, NULL},
-    {"GET", "/api/v1/api-keys", ingest_list_keys, false, NULL},
-    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, false, NULL},
-    {"POST", "/api/v1/applications", ingest_create_application, false, NULL},
-    {"GET", "/api/v1/applications", ingest_list_applications, false, NULL},
-    {"GET", "/api/v1/applications/{}", ingest_get_application, false, NULL},
-    {"PATCH", "/api/v1/applications/{}", ingest_update_application, false, NULL},
-    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, false, NULL},
-    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, false, NULL},
-    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, false, NULL},
-    {"GET", "/api/v1/deployments", ingest_list_deployments, false, NULL},
-    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, false, NULL},
-    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, false, NULL},
-    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, false, NULL},
-    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, false, NULL},
-    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, false, NULL},
-    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, false, NULL},
-    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, false, NULL},
-    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, false, NULL},
-    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, false, NULL},
-    {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, false, ingest_upload_begin},
-    {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, false, ingest_batch_begin},
-    {"GET", "/api/v1/uploads/{}", ingest_get_upload, false, NULL},
-    {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, false, NULL},
-    {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, false, NULL},
-    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, false, ingest_plum_bulk_begin},
-    {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, false, NULL},
-    {"GET", "/api/outbound/{}", ingest_plum_get_call, false, NULL},
-    {"GET", "/api/v1/calls/{}", ingest_get_call, false, NULL},
-    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, false, NULL},
+    {"GET", "/api/v1/openapi.json", ingest_openapi, PUBLIC, NULL},
+    {"POST", "/api/v1/accounts", ingest_create_account, ADMIN, NULL},
+    {"POST", "/api/v1/api-keys", ingest_create_key, ACCOUNT, NULL},
+    {"GET", "/api/v1/api-keys", ingest_list_keys, ACCOUNT, NULL},
+    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, ACCOUNT, NULL},
+    {"POST", "/api/v1/applications", ingest_create_application, ACCOUNT, NULL},
+    {"GET", "/api/v1/applications", ingest_list_applications, ACCOUNT, NULL},
+    {"GET", "/api/v1/applications/{}", ingest_get_application, ACCOUNT, NULL},
+    {"PATCH", "/api/v1/applications/{}", ingest_update_application, ACCOUNT, NULL},
+    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, ACCOUNT, NULL},
+    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, ACCOUNT, NULL},
+    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, ACCOUNT, NULL},
+    {"GET", "/api/v1/deployments", ingest_list_deployments, ACCOUNT, NULL},
+    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, ACCOUNT, NULL},
+    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, ACCOUNT, NULL},
+    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, ACCOUNT, NULL},
+    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, ACCOUNT, NULL},
+    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, ACCOUNT, NULL},
+    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, ACCOUNT, NULL},
+    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, ACCOUNT, NULL},
+    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, ACCOUNT, NULL},
+    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, ACCOUNT, NULL},
+    {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, ACCOUNT, ingest_upload_begin},
+    {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, ACCOUNT,
+     ingest_batch_begin},
+    {"GET", "/api/v1/uploads/{}", ingest_get_upload, ACCOUNT, NULL},
+    {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, ACCOUNT, NULL},
+    {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, ACCOUNT, NULL},
+    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_plum_bulk_begin},
+    {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, ACCOUNT, NULL},
+    {"GET", "/api/outbound/{}", ingest_plum_get_call, ACCOUNT, NULL},
+    {"GET", "/api/v1/calls/{}", ingest_get_call, ACCOUNT, NULL},
+    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, ACCOUNT, NULL},
 };
 
 /* Matches path against pattern segment by segment; a "{}" segment (or the
@@ -308,7 +313,9 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
         ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
         goto out;
     }
-    if (found->admin) {
+    if (found->auth == PUBLIC) {
+        found->fn(&call);
+    } else if (found->auth == ADMIN) {
         if (ingest_is_admin(ctx, req))
             found->fn(&call);
         else
