@@ -13,13 +13,17 @@
 #include "ob_proto.h"
 
 typedef struct {
-    ob_base_config_t base;    /* shared settings (must be first) */
-    long long threads;        /* OB_INGEST_THREADS */
-    long long max_body;       /* OB_INGEST_MAX_BODY_BYTES */
-    long long conn_limit;     /* OB_INGEST_MAX_CONNECTIONS */
-    long long ack_timeout_ms; /* OB_INGEST_ACK_TIMEOUT_MS */
-    long long pg_pool;        /* OB_INGEST_PG_POOL */
-    char *admin_key;          /* OB_INGEST_ADMIN_KEY: bootstrap key for /accounts, "" = off */
+    ob_base_config_t base;     /* shared settings (must be first) */
+    long long threads;         /* OB_INGEST_THREADS */
+    long long max_body;        /* OB_INGEST_MAX_BODY_BYTES */
+    long long conn_limit;      /* OB_INGEST_MAX_CONNECTIONS */
+    long long ack_timeout_ms;  /* OB_INGEST_ACK_TIMEOUT_MS */
+    long long pg_pool;         /* OB_INGEST_PG_POOL */
+    char *admin_key;           /* OB_INGEST_ADMIN_KEY: bootstrap key for /accounts, "" = off */
+    double key_rate;           /* OB_INGEST_KEY_RATE: requests/s per API key */
+    long long key_concurrency; /* OB_INGEST_KEY_CONCURRENCY: requests in progress per key */
+    long long max_pending;     /* OB_INGEST_MAX_PENDING: queued calls per deployment */
+    long long max_upload;      /* OB_INGEST_MAX_UPLOAD_BYTES: largest streamed body */
 } ingest_config_t;
 
 enum {
@@ -36,6 +40,7 @@ typedef struct {
     const ingest_config_t *cfg;   /* read-only configuration */
     ob_producer_t *producer;      /* call-requests producer */
     ob_pg_pool_t *pg;             /* connections for auth and queries */
+    struct ingest_limits *limits; /* admission limits (ingest_limits.h) */
     char *topic_requests;         /* full name of outbound.call-requests */
     char *topic_events;           /* full name of outbound.call-events */
     char *source;                 /* CloudEvents source of this instance */
@@ -137,6 +142,10 @@ ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJ
 void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *body,
                        const char *body_hash);
 
+/* False (with a 429 problem set) when the deployment already holds the most
+ * pending calls allowed; adding is how many the request would add. */
+bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);
@@ -194,9 +203,11 @@ void ingest_queue_summary(ingest_call_t *c);
 
 #include <stdbool.h>
 
-/* Resolves the request's bearer key to its account (account_id, 37 bytes).
- * On failure the problem response is already set and false is returned. */
-bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *account_id);
+/* Resolves the request's key (Bearer, or Basic email:key) to its account
+ * (account_id, 37 bytes); key_hash gets the key's SHA-256 for the per-key
+ * limits. On failure the problem response is set and false is returned. */
+bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *account_id,
+                 char key_hash[65]);
 
 /* Lower-case hex SHA-256 of key into out (65 bytes). */
 void ingest_key_hash(const char *key, char out[65]);

@@ -4,6 +4,7 @@
  * and ingest_queue.c (a deployment's queue).
  */
 #include "ingest.h"
+#include "ingest_limits.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -56,8 +57,42 @@ static bool parse_rfc3339(const char *s, int64_t *unix_ms)
     return true;
 }
 
+/* Plum DEV's relative times: "now", "+3 days", "+90 minutes", "+1 hour". */
+static bool parse_relative(const char *s, int64_t *unix_ms)
+{
+    static const struct {
+        const char *unit; /* singular */
+        int64_t ms;       /* length */
+    } units[] = {{"second", 1000},
+                 {"minute", 60000},
+                 {"hour", 3600000},
+                 {"day", 86400000},
+                 {"week", 604800000}};
+    long n = 0;
+    char unit[16] = "";
+    int used = 0;
+    if (strcmp(s, "now") == 0) {
+        *unix_ms = ob_now_ms();
+        return true;
+    }
+    if (sscanf(s, "+%ld %15[a-z]%n", &n, unit, &used) != 2 || s[used] || n < 0 || n > 1000000)
+        return false;
+    size_t len = strlen(unit);
+    if (len > 1 && unit[len - 1] == 's')
+        unit[len - 1] = '\0'; /* plural */
+    for (size_t i = 0; i < OB_COUNTOF(units); i++) {
+        if (strcmp(unit, units[i].unit) == 0) {
+            *unix_ms = ob_now_ms() + (int64_t)n * units[i].ms;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms)
 {
+    if (parse_relative(s, unix_ms))
+        return true;
     char *end = NULL;
     double secs = strtod(s, &end);
     if (end != s && *end == '\0' && secs >= 0 && secs < 32503680000.0) {
@@ -257,6 +292,58 @@ static bool ignore_body(void *ctx, ob_http_req_t *req, const char *data, size_t 
     return false;
 }
 
+/* The per-key limits; false with a 429 problem set when one is hit. */
+static bool admit(ingest_ctx_t *ctx, ob_http_req_t *req, const char *key_hash)
+{
+    int retry = 1;
+    char after[16];
+    ingest_limit_t l = ingest_limits_admit(ctx->limits, key_hash, &retry);
+    if (l == INGEST_LIMIT_OK)
+        return true;
+    snprintf(after, sizeof(after), "%d", retry);
+    ob_http_add_header(req, "Retry-After", after);
+    if (l == INGEST_LIMIT_RATE)
+        ob_http_problem(req, 429, "rate_limited", NULL,
+                        "this API key sent more than %.0f requests per second; slow down and"
+                        " retry after %d s",
+                        ctx->cfg->key_rate, retry);
+    else
+        ob_http_problem(req, 429, "too_many_concurrent_requests", NULL,
+                        "this API key has %lld requests in progress, the most allowed; wait for"
+                        " answers before sending more",
+                        ctx->cfg->key_concurrency);
+    return false;
+}
+
+bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding)
+{
+    ingest_limits_t *l = c->ctx->limits;
+    long n = ingest_limits_pending(l, deployment_id, 1000);
+    if (n < 0) {
+        PGresult *res = NULL;
+        ob_err_t err = {{0}};
+        const char *params[] = {deployment_id};
+        if (ob_pg_exec(c->conn,
+                       "SELECT count(*) FROM calls WHERE deployment_id = $1"
+                       " AND state <> 'completed'",
+                       1, params, &res, &err) != OB_OK) {
+            ingest_database_problem(c->req, &err);
+            return false;
+        }
+        n = atol(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        ingest_limits_set_pending(l, deployment_id, n);
+    }
+    if (n + adding <= ingest_limits_max_pending(l))
+        return true;
+    ob_http_add_header(c->req, "Retry-After", "60");
+    ob_http_problem(c->req, 429, "deployment_pending_limit", NULL,
+                    "deployment %s already has %ld pending calls, the most allowed (%ld); wait"
+                    " for some to complete",
+                    deployment_id, n, ingest_limits_max_pending(l));
+    return false;
+}
+
 void ingest_stream(void *arg, ob_http_req_t *req)
 {
     ingest_ctx_t *ctx = arg;
@@ -273,8 +360,11 @@ void ingest_stream(void *arg, ob_http_req_t *req)
         ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
         return;
     }
-    if (ingest_auth(ctx, req, call.conn, account_id))
+    char key_hash[65] = "";
+    if (ingest_auth(ctx, req, call.conn, account_id, key_hash) && admit(ctx, req, key_hash)) {
+        ingest_limits_release(ctx->limits, key_hash); /* streams count by rate only */
         r->begin(&call);
+    }
     ob_pg_pool_put(ctx->pg, call.conn);
 }
 
@@ -282,7 +372,7 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
 {
     ingest_ctx_t *ctx = arg;
     const route_t *found = NULL;
-    char allow[64] = "";
+    char allow[64] = "", key_hash[65] = "";
     char account_id[37];
     ob_err_t err = {{0}};
     ingest_call_t call = {.ctx = ctx, .req = req, .account_id = account_id};
@@ -321,8 +411,10 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
         else
             ob_http_problem(req, 403, "admin_key_required", NULL,
                             "this operation needs the admin key (OB_INGEST_ADMIN_KEY)");
-    } else if (ingest_auth(ctx, req, call.conn, account_id)) {
+    } else if (ingest_auth(ctx, req, call.conn, account_id, key_hash) &&
+               admit(ctx, req, key_hash)) {
         found->fn(&call);
+        ingest_limits_release(ctx->limits, key_hash);
     }
 out:
     if (call.conn)

@@ -43,10 +43,10 @@ static bool basic_credentials(ob_http_req_t *req, const char *h, char **email, c
     return **email && **key;
 }
 
-bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *account_id)
+bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *account_id,
+                 char hash[65])
 {
     const char *h = ob_http_header(req, "Authorization");
-    char hash[65] = {0};
     char *email = NULL, *key = NULL;
     PGresult *res = NULL;
     ob_err_t err = {{0}};

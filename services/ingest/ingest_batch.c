@@ -34,6 +34,7 @@ typedef struct {
     int64_t idem_ms;           /* the key's first use */
     ob_err_t stop;             /* why the stream stopped */
     ob_rc_t stop_rc;           /* OB_OK or the stopping code */
+    size_t bytes;              /* body bytes received */
 } batch_t;
 
 static void write_result(batch_t *b, size_t index, const char *call_id, const cJSON *errors)
@@ -95,6 +96,12 @@ static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
     (void)arg;
     if (b->failed || b->stop_rc != OB_OK)
         return false;
+    b->bytes += len;
+    if (b->bytes > (size_t)b->ctx->cfg->max_upload) {
+        b->stop_rc = OB_EAGAIN; /* answered 413 */
+        ob_err_set(&b->stop, "the batch is larger than %lld bytes", b->ctx->cfg->max_upload);
+        return false;
+    }
     b->stop_rc = ob_jsonstream_feed(b->json, data, len, &b->stop);
     return b->stop_rc == OB_OK;
 }
@@ -129,6 +136,8 @@ void ingest_batch_begin(ingest_call_t *c)
     req->stream = b;
     req->on_body = on_body;
     req->on_close = on_close;
+    if (!ingest_check_pending(c, c->param[0], 0))
+        return;
     if (!ingest_load_deployment(c, c->param[0], true, &b->dep))
         return;
     if (ct && strncasecmp(ct, "application/json", 16) == 0)
@@ -176,7 +185,7 @@ void ingest_batch_finish(ingest_call_t *c)
                                 " batch with the same Idempotency-Key",
                                 ack_err.msg);
     } else if (b->stop_rc != OB_OK) {
-        code = b->stop_rc == OB_EINVAL ? 400 : 503;
+        code = b->stop_rc == OB_EINVAL ? 400 : b->stop_rc == OB_EAGAIN ? 413 : 503;
         detail = ob_pool_printf(req->pool, "%s%s", b->stop.msg,
                                 b->queued ? "; the calls listed before it were queued" : "");
     }

@@ -4,6 +4,7 @@
  * request message, so an accepted call_id is always durably in Kafka.
  */
 #include "ingest.h"
+#include "ingest_limits.h"
 #include "ob_calls.h"
 #include "ob_log.h"
 #include "ob_phone.h"
@@ -15,9 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_REFERENCE_LEN  1024
-#define MAX_PARAMETERS_LEN 65536
-#define MAX_URL_LEN        2048
+#define MAX_REFERENCE_LEN    1024
+#define MAX_PARAMETERS_LEN   65536
+#define MAX_URL_LEN          2048
+#define MAX_PARAMETERS_DEPTH 16
+
+static int json_depth(const cJSON *item)
+{
+    int deepest = 0;
+    const cJSON *child;
+    cJSON_ArrayForEach(child, item)
+    {
+        int d = json_depth(child);
+        deepest = d > deepest ? d : deepest;
+    }
+    return (cJSON_IsObject(item) || cJSON_IsArray(item)) ? deepest + 1 : 0;
+}
 
 static bool int_in(const cJSON *item, long lo, long hi, long *out)
 {
@@ -84,6 +98,9 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
     if (item && !cJSON_IsObject(item)) {
         ingest_add_error(errors, "call_parameters", "invalid_type",
                          "call_parameters must be an object");
+    } else if (item && json_depth(item) > MAX_PARAMETERS_DEPTH) {
+        ingest_add_error(errors, "call_parameters", "too_deep",
+                         "call_parameters must not nest deeper than 16 levels");
     } else if (item) {
         char *text = cJSON_PrintUnformatted(item);
         if (strlen(text) > MAX_PARAMETERS_LEN)
@@ -156,6 +173,8 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
 
     if (idem == INGEST_IDEM_DONE)
         return;
+    if (!ingest_check_pending(c, deployment_id, 1))
+        goto out;
     if (idem == INGEST_IDEM_CLAIMED)
         ingest_idem_call_id(c, key_ms, 0, call_id);
     else
@@ -185,6 +204,7 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
         goto out;
     }
     ob_metric_add(&ctx->metrics[M_CALLS_QUEUED], 1);
+    ingest_limits_add_pending(ctx->limits, deployment_id, 1);
     cJSON *ans = cJSON_CreateObject();
     char *self = ob_pool_printf(req->pool, "/api/v1/calls/%s", call_id);
     cJSON_AddStringToObject(ans, "call_id", call_id);
@@ -454,8 +474,10 @@ ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJ
                                   strlen(msg), 30000, err);
         free(msg);
         *queued = rc == OB_OK;
-        if (*queued)
+        if (*queued) {
             ob_metric_add(&ctx->metrics[M_CALLS_QUEUED], 1);
+            ingest_limits_add_pending(ctx->limits, m->deployment_id, 1);
+        }
     }
     ob_pool_free(pool);
     return rc;

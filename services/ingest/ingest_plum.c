@@ -33,6 +33,8 @@ static const struct {
     {"scheduled_timestamp", "not_before", false},
     {"end_timestamp", "expires_at", false},
     {"expiration_timestamp", "expires_at", false},
+    {"scheduled_time", "not_before", false},
+    {"expiration_time", "expires_at", false},
     {"priority", "priority", true},
 };
 

@@ -49,6 +49,7 @@ typedef struct {
     int64_t idem_ms;                    /* the key's first use */
     ob_err_t stop;                      /* why the parse stopped, if it did */
     ob_rc_t stop_rc;                    /* OB_OK, or the stopping code */
+    size_t bytes;                       /* file bytes received */
 } upload_t;
 
 static void reject(upload_t *u, const ob_csv_row_t *row, const char *field, const char *code,
@@ -204,6 +205,13 @@ static bool feed(upload_t *u, const char *data, size_t len)
 {
     if (u->stop_rc != OB_OK)
         return false;
+    u->bytes += len;
+    if (u->bytes > (size_t)u->ctx->cfg->max_upload) {
+        u->stop_rc = OB_EAGAIN; /* answered 413 */
+        ob_err_set(&u->stop, "the upload is larger than %lld bytes; split the file",
+                   u->ctx->cfg->max_upload);
+        return false;
+    }
     u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
     return u->stop_rc == OB_OK;
 }
@@ -308,6 +316,8 @@ void ingest_upload_begin(ingest_call_t *c)
     req->stream = u;
     req->on_body = on_body;
     req->on_close = on_close;
+    if (!ingest_check_pending(c, c->param[0], 0))
+        return;
     if (!ingest_load_deployment(c, c->param[0], true, &u->dep) || !read_options(req, u))
         return;
     /* A replayed key answers at once; the body is not read. The same file
@@ -465,7 +475,10 @@ void ingest_upload_finish(ingest_call_t *c)
     cJSON_AddStringToObject(links, "calls",
                             ob_pool_printf(req->pool, "/api/v1/deployments/%s/calls?upload_id=%s",
                                            u->deployment_id, u->upload_id));
-    unsigned code = ack != OB_OK ? 503 : u->stop_rc != OB_OK ? 422 : 201;
+    unsigned code = ack != OB_OK              ? 503
+                    : u->stop_rc == OB_EAGAIN ? 413
+                    : u->stop_rc != OB_OK     ? 422
+                                              : 201;
     ob_http_reply_json(req, code, ans);
     cJSON_Delete(ans);
     if (u->idem == INGEST_IDEM_CLAIMED)

@@ -4,6 +4,7 @@
  * deployment, answering only after the broker acknowledged it.
  */
 #include "ingest.h"
+#include "ingest_limits.h"
 #include "ob_log.h"
 #include "ob_service.h"
 #include "ob_signal.h"
@@ -24,6 +25,14 @@ static const ob_cfg_spec_t ingest_specs[] = {
      "how long a request waits for Kafka's acknowledgement before 503"},
     {"OB_INGEST_PG_POOL", OB_CFG_INT, "8", 1, 256, NULL, CFG(pg_pool),
      "Postgres connections for authentication and queries"},
+    {"OB_INGEST_KEY_RATE", OB_CFG_DOUBLE, "5000", 1, 1000000, NULL, CFG(key_rate),
+     "requests per second one API key may send (429 above)"},
+    {"OB_INGEST_KEY_CONCURRENCY", OB_CFG_INT, "256", 1, 100000, NULL, CFG(key_concurrency),
+     "requests one API key may have in progress (429 above)"},
+    {"OB_INGEST_MAX_PENDING", OB_CFG_INT, "10000000", 1, 1000000000, NULL, CFG(max_pending),
+     "pending calls one deployment may hold (429 above)"},
+    {"OB_INGEST_MAX_UPLOAD_BYTES", OB_CFG_INT, "2147483648", 1024, 1099511627776.0, NULL,
+     CFG(max_upload), "largest CSV upload or batch body (413 above)"},
     {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
      "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
@@ -109,6 +118,7 @@ int main(void)
     PQfinish(boot);
     boot = NULL;
     ctx.pg = ob_pg_pool_new(cfg.base.pg_dsn, (size_t)cfg.pg_pool);
+    ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
     if (ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
@@ -158,6 +168,7 @@ out:
     ob_http_free(http);
     ob_producer_free(ctx.producer, 1000);
     ob_pg_pool_free(ctx.pg);
+    ingest_limits_free(ctx.limits);
     PQfinish(boot);
     free(ctx.topic_requests);
     free(ctx.topic_events);

@@ -1,0 +1,100 @@
+/*
+ * Admission limits through real HTTP: a key over its request rate, a
+ * deployment at its pending limit and an oversized upload are refused with
+ * 429/413 and a code that names the limit; other keys are not affected.
+ * Also the input limits of a call (nesting) and Plum DEV's relative times.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static h_stack_t s;
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+}
+
+static h_resp_t req(const h_tenant_t *t, const char *method, const char *suffix, const char *ct,
+                    const char *body)
+{
+    char auth[128], path[256], ctype[96];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s%s", t->deployment_id, suffix);
+    snprintf(ctype, sizeof(ctype), "Content-Type: %s", ct);
+    const char *headers[] = {auth, ctype, NULL};
+    return h_http(s.ingest_port, method, path, headers, body);
+}
+
+Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teardown)
+{
+    h_tenant_t t, other;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_tenant(pg, &other, 5);
+    const char *const env[] = {"OB_INGEST_KEY_RATE=5", "OB_INGEST_MAX_PENDING=2",
+                               "OB_INGEST_MAX_UPLOAD_BYTES=2000", NULL};
+    h_start(&s, "ingest", "ingest", env);
+    cr_assert(h_wait_ready(&s.procs[0], 60000));
+
+    /* The deployment holds at most 2 pending calls. */
+    const char *call = "{\"phone_number\": \"+12125550100\", \"not_before\": \"+2 hours\"}";
+    h_resp_t r = req(&t, "POST", "/calls", "application/json", call);
+    cr_expect_eq(r.status, 202, "%s", r.body);
+    h_resp_free(&r);
+    r = req(&t, "POST", "/calls", "application/json",
+            "{\"phone_number\": \"+12125550100\", \"expires_at\": \"+3 days\"}");
+    cr_expect_eq(r.status, 202, "%s", r.body);
+    h_resp_free(&r);
+    r = req(&t, "POST", "/calls", "application/json", call);
+    cr_expect_eq(r.status, 429, "%s", r.body);
+    cr_expect(strstr(r.body, "\"code\":\"deployment_pending_limit\""), "%s", r.body);
+    h_resp_free(&r);
+
+    /* Over 5 requests a second, the key is throttled; another key is not. */
+    int throttled = 0;
+    for (int i = 0; i < 20; i++) {
+        r = req(&t, "GET", "/summary", "application/json", NULL);
+        if (r.status == 429) {
+            throttled++;
+            cr_expect(strstr(r.body, "\"code\":\"rate_limited\""), "%s", r.body);
+        } else {
+            cr_expect_eq(r.status, 200, "%s", r.body);
+        }
+        h_resp_free(&r);
+    }
+    cr_expect(throttled >= 10, "only %d of 20 requests were throttled", throttled);
+    r = req(&other, "GET", "/summary", "application/json", NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+
+    /* Input limits, with the second key. */
+    r = req(&other, "POST", "/calls", "application/json",
+            "{\"phone_number\": \"+12125550100\", \"call_parameters\":"
+            " {\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\"j\":{\"k\":{\"l\":"
+            "{\"m\":{\"n\":{\"o\":{\"p\":{\"q\":1}}}}}}}}}}}}}}}}}}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "\"code\":\"too_deep\""), "%s", r.body);
+    h_resp_free(&r);
+    r = req(&other, "POST", "/calls", "application/json",
+            "{\"phone_number\": \"+12125550100\", \"not_before\": \"next week\"}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"not_before\""), "%s", r.body);
+    h_resp_free(&r);
+
+    char big[3100];
+    strcpy(big, "phone_number\n");
+    while (strlen(big) < 3000)
+        strcat(big, "+12125550100\n");
+    r = req(&other, "POST", "/uploads", "text/csv", big);
+    cr_expect_eq(r.status, 413, "%s", r.body);
+    cr_expect(strstr(r.body, "larger than 2000 bytes"), "%s", r.body);
+    h_resp_free(&r);
+
+    cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
+    PQfinish(pg);
+}
