@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 void ob_err_set(ob_err_t *err, const char *fmt, ...)
@@ -74,6 +75,16 @@ char *ob_xasprintf(const char *fmt, ...)
     if (n < 0)
         oom(0);
     return out;
+}
+
+void ob_random_bytes(void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom((char *)buf + got, n - got, 0);
+        OB_ASSERT(r > 0);
+        got += (size_t)r;
+    }
 }
 
 int64_t ob_now_ms(void)

@@ -59,6 +59,10 @@ char *ob_xstrdup(const char *s);
 char *ob_xstrndup(const char *s, size_t n);
 char *ob_xasprintf(const char *fmt, ...) OB_PRINTF(1, 2);
 
+/* Fills buf with n bytes from the kernel's CSPRNG (getrandom); aborts if it
+ * cannot, as there is no safe fallback for key and id material. */
+void ob_random_bytes(void *buf, size_t n);
+
 /* Wall-clock time in milliseconds since the epoch, and monotonic ms. */
 int64_t ob_now_ms(void);
 int64_t ob_mono_ms(void);

@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 void ob_uuid_v7_from(int64_t unix_ms, const uint8_t rnd[10], char out[OB_UUID_STRLEN + 1])
 {
@@ -32,12 +31,7 @@ static uint64_t last_stamp;
 void ob_uuid_v7(char out[OB_UUID_STRLEN + 1])
 {
     uint8_t rnd[10];
-    size_t got = 0;
-    while (got < sizeof(rnd)) {
-        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
-        OB_ASSERT(n > 0);
-        got += (size_t)n;
-    }
+    ob_random_bytes(rnd, sizeof(rnd));
     uint64_t prev = __atomic_load_n(&last_stamp, __ATOMIC_RELAXED), next;
     do {
         uint64_t now = (uint64_t)ob_now_ms() << 12;

@@ -92,6 +92,12 @@ bool ingest_parse_time_text(const char *s, int64_t *unix_ms);
  * sets a 415 problem. */
 bool ingest_require_json(ob_http_req_t *req);
 
+/* Answers status with the JSON text that sql ($1 = id, $2 = the account)
+ * returns in its first row; an invalid or unknown id (or another account's)
+ * is a 404 "<what>_not_found" saying "no <what> <id><hint>". */
+void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,
+                        const char *what, const char *hint);
+
 /* Sets a 503 problem for a failed Postgres operation and logs why. */
 void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err);
 
@@ -196,6 +202,11 @@ void ingest_openapi(ingest_call_t *c);
 void ingest_stream(void *ctx, ob_http_req_t *req);
 
 /* Route handlers (ingest_queue.c): a deployment's queue as a whole. */
+/* Produces the command that cancels the pending calls of deployment
+ * c->param[0] accepted until now; false with a 503 problem (starting with
+ * what) when Kafka did not take it. */
+bool ingest_send_cancel(ingest_call_t *c, const char *what, char command_id[37],
+                        int64_t *requested_at_ms);
 void ingest_cancel_queue(ingest_call_t *c);
 void ingest_pause_queue(ingest_call_t *c);
 void ingest_resume_queue(ingest_call_t *c);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define KEY_PREFIX_LEN 12
 
@@ -21,12 +20,7 @@
 static void new_key(char out[45])
 {
     uint8_t rnd[20];
-    size_t got = 0;
-    while (got < sizeof(rnd)) {
-        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
-        OB_ASSERT(n > 0);
-        got += (size_t)n;
-    }
+    ob_random_bytes(rnd, sizeof(rnd));
     memcpy(out, "obk_", 4);
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);

@@ -169,6 +169,27 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
     return true;
 }
 
+void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,
+                        const char *what, const char *hint)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {id, c->account_id};
+    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    if (!res || PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", what), NULL,
+                        "no %s %s%s", what, id, hint ? hint : "");
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, status, "application/json", body, strlen(body));
+}
+
 bool ingest_require_json(ob_http_req_t *req)
 {
     const char *ct = ob_http_header(req, "Content-Type");

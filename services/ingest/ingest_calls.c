@@ -273,31 +273,9 @@ static const char CALL_VIEW_SQL[] =
 
 void ingest_get_call(ingest_call_t *c)
 {
-    ob_http_req_t *req = c->req;
-    const char *call_id = c->param[0];
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {call_id, c->account_id};
-
-    if (!ob_uuid_valid(call_id)) {
-        ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
-        return;
-    }
-    if (ob_pg_exec(c->conn, CALL_VIEW_SQL, 2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(req, &err);
-        return;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        /* A call accepted a moment ago may still be on its way to the store. */
-        ob_http_problem(req, 404, "call_not_found", NULL,
-                        "no call %s (a call accepted in the last seconds may not be recorded yet)",
-                        call_id);
-        return;
-    }
-    char *json = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(req, 200, "application/json", json, strlen(json));
+    /* A call accepted a moment ago may still be on its way to the store. */
+    ingest_reply_owned(c, CALL_VIEW_SQL, c->param[0], 200, "call",
+                       " (a call accepted in the last seconds may not be recorded yet)");
 }
 
 /* One page of a deployment's calls, newest first. The cursor is the last

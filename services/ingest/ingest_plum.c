@@ -245,23 +245,5 @@ static const char PLUM_CALL_SQL[] =
 
 void ingest_plum_get_call(ingest_call_t *c)
 {
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {c->param[0], c->account_id};
-    if (!ob_uuid_valid(c->param[0])) {
-        ob_http_problem(c->req, 404, "call_not_found", NULL, "no call %s", c->param[0]);
-        return;
-    }
-    if (ob_pg_exec(c->conn, PLUM_CALL_SQL, 2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(c->req, &err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ob_http_problem(c->req, 404, "call_not_found", NULL, "no call %s", c->param[0]);
-        return;
-    }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+    ingest_reply_owned(c, PLUM_CALL_SQL, c->param[0], 200, "call", NULL);
 }

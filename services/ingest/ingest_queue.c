@@ -13,36 +13,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ingest_cancel_queue(ingest_call_t *c)
+bool ingest_send_cancel(ingest_call_t *c, const char *what, char command_id[37],
+                        int64_t *requested_at_ms)
 {
-    ob_http_req_t *req = c->req;
-    deployment_t dep;
     ob_err_t err = {{0}};
-    char command_id[OB_UUID_STRLEN + 1], at[32];
-
-    if (!ingest_load_deployment(c, c->param[0], false, &dep))
-        return;
     ob_uuid_v7(command_id);
     ob_cancel_deployment_t m = {
         .command_id = command_id,
         .deployment_id = (char *)c->param[0],
         .account_id = (char *)c->account_id,
-        .request_id = req->req_id,
+        .request_id = c->req->req_id,
         .requested_at_ms = ob_now_ms(),
     };
-    char *msg = ob_pool_adopt(req->pool, ob_cancel_deployment_encode(&m));
-    ob_rc_t rc = ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id,
-                                       msg, strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err);
-    if (rc != OB_OK) {
-        ob_http_add_header(req, "Retry-After", "1");
-        ob_http_problem(req, 503, "queue_unavailable", NULL,
-                        "the cancellation was not accepted (%s); retry", err.msg);
-        return;
+    char *msg = ob_pool_adopt(c->req->pool, ob_cancel_deployment_encode(&m));
+    if (ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id, msg,
+                              strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err) != OB_OK) {
+        ob_http_add_header(c->req, "Retry-After", "1");
+        ob_http_problem(c->req, 503, "queue_unavailable", NULL, "%s (%s); retry", what, err.msg);
+        return false;
     }
-    ob_time_format_rfc3339(m.requested_at_ms, at, sizeof(at));
+    *requested_at_ms = m.requested_at_ms;
+    return true;
+}
+
+void ingest_cancel_queue(ingest_call_t *c)
+{
+    ob_http_req_t *req = c->req;
+    deployment_t dep;
+    char command_id[OB_UUID_STRLEN + 1], at[32];
+    int64_t requested_at_ms = 0;
+
+    if (!ingest_load_deployment(c, c->param[0], false, &dep) ||
+        !ingest_send_cancel(c, "the cancellation was not accepted", command_id, &requested_at_ms))
+        return;
+    ob_time_format_rfc3339(requested_at_ms, at, sizeof(at));
     cJSON *ans = cJSON_CreateObject();
     cJSON_AddStringToObject(ans, "command_id", command_id);
-    cJSON_AddStringToObject(ans, "deployment_id", m.deployment_id);
+    cJSON_AddStringToObject(ans, "deployment_id", c->param[0]);
     cJSON_AddStringToObject(ans, "requested_at", at);
     cJSON_AddStringToObject(ans, "detail",
                             "every call accepted before requested_at that has not started "
@@ -97,21 +104,10 @@ static const char SUMMARY_SQL[] =
     "   'failed', count(*) FILTER (WHERE status = 'failed'),"
     "   'uncalled', count(*) FILTER (WHERE status = 'uncalled'))"
     "   FROM calls c WHERE c.deployment_id = d.deployment_id))::text"
-    " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2";
+    " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
+    " AND d.deleted_at IS NULL";
 
 void ingest_queue_summary(ingest_call_t *c)
 {
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    deployment_t dep;
-    if (!ingest_load_deployment(c, c->param[0], false, &dep))
-        return;
-    const char *params[] = {c->param[0], c->account_id};
-    if (ob_pg_exec(c->conn, SUMMARY_SQL, 2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(c->req, &err);
-        return;
-    }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+    ingest_reply_owned(c, SUMMARY_SQL, c->param[0], 200, "deployment", NULL);
 }

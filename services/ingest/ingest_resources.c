@@ -202,26 +202,7 @@ static cJSON *object_body(ob_http_req_t *req)
 /* Answers with the resource's view of id (status on success). */
 static void render(ingest_call_t *c, const resource_t *r, const char *id, unsigned status)
 {
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {id, c->account_id};
-    if (!ob_uuid_valid(id)) {
-        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
-        return;
-    }
-    if (ob_pg_exec(c->conn, r->view, 2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(c->req, &err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
-                        "no %s %s", r->kind, id);
-        return;
-    }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(c->req, status, "application/json", body, strlen(body));
+    ingest_reply_owned(c, r->view, id, status, r->kind, NULL);
 }
 
 /* INSERT of the present fields plus the fixed leading columns. */
@@ -461,27 +442,12 @@ void ingest_update_deployment(ingest_call_t *c)
  * finish. The cancel goes first: if Kafka does not take it, nothing changes. */
 void ingest_delete_deployment(ingest_call_t *c)
 {
-    ob_err_t err = {{0}};
     deployment_t dep;
     char command_id[OB_UUID_STRLEN + 1];
-    if (!ingest_load_deployment(c, c->param[0], false, &dep))
+    int64_t at = 0;
+    if (!ingest_load_deployment(c, c->param[0], false, &dep) ||
+        !ingest_send_cancel(c, "the deployment was not deleted", command_id, &at))
         return;
-    ob_uuid_v7(command_id);
-    ob_cancel_deployment_t m = {
-        .command_id = command_id,
-        .deployment_id = (char *)c->param[0],
-        .account_id = (char *)c->account_id,
-        .request_id = c->req->req_id,
-        .requested_at_ms = ob_now_ms(),
-    };
-    char *msg = ob_pool_adopt(c->req->pool, ob_cancel_deployment_encode(&m));
-    if (ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id, msg,
-                              strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err) != OB_OK) {
-        ob_http_add_header(c->req, "Retry-After", "1");
-        ob_http_problem(c->req, 503, "queue_unavailable", NULL,
-                        "the deployment was not deleted (%s); retry", err.msg);
-        return;
-    }
     if (remove_row(c, &deployments, c->param[0], ", active = false"))
         ob_http_reply(c->req, 204, "application/json", "", 0);
 }

@@ -485,37 +485,20 @@ void ingest_upload_finish(ingest_call_t *c)
         ingest_idem_store(c);
 }
 
+static const char UPLOAD_SQL[] =
+    "SELECT json_build_object('upload_id', u.upload_id, 'deployment_id', u.deployment_id,"
+    " 'file_name', u.file_name, 'status', u.status, 'detail', u.detail, 'rows', u.rows_total,"
+    " 'queued', u.rows_queued, 'rejected', u.rows_rejected, 'created_at', u.created_at,"
+    " 'finished_at', u.finished_at,"
+    " 'errors', coalesce((SELECT json_agg(json_build_object('row', e.row_number,"
+    " 'line', e.line, 'field', e.field, 'code', e.code, 'message', e.message)"
+    " ORDER BY e.row_number, e.line) FROM upload_errors e"
+    " WHERE e.upload_id = u.upload_id), '[]'))::text"
+    " FROM uploads u WHERE u.upload_id = $1 AND u.account_id = $2";
+
 void ingest_get_upload(ingest_call_t *c)
 {
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {c->param[0], c->account_id};
-    if (!ob_uuid_valid(c->param[0])) {
-        ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
-        return;
-    }
-    if (ob_pg_exec(c->conn,
-                   "SELECT json_build_object('upload_id', u.upload_id, 'deployment_id',"
-                   " u.deployment_id, 'file_name', u.file_name, 'status', u.status, 'detail',"
-                   " u.detail, 'rows', u.rows_total, 'queued', u.rows_queued, 'rejected',"
-                   " u.rows_rejected, 'created_at', u.created_at, 'finished_at', u.finished_at,"
-                   " 'errors', coalesce((SELECT json_agg(json_build_object('row', e.row_number,"
-                   " 'line', e.line, 'field', e.field, 'code', e.code, 'message', e.message)"
-                   " ORDER BY e.row_number, e.line) FROM upload_errors e"
-                   " WHERE e.upload_id = u.upload_id), '[]'))::text"
-                   " FROM uploads u WHERE u.upload_id = $1 AND u.account_id = $2",
-                   2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(c->req, &err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
-        return;
-    }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+    ingest_reply_owned(c, UPLOAD_SQL, c->param[0], 200, "upload", NULL);
 }
 
 /* The rejected rows as a spreadsheet-safe CSV file. */
