@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Validates the message examples in proto/examples and every message the
-integration tests captured from the topics (build*/test-logs/*.jsonl, one
+integration tests captured from the topics (build*/test-logs/*-messages.jsonl, one
 "<schema-name> <json>" per line) against the JSON Schemas in proto/schemas.
 Prints one line per file and a final 'schemas: N passed, N failed'."""
 import glob
@@ -37,7 +37,7 @@ for path in sorted(glob.glob(os.path.join(root, "proto/examples/*.json"))):
     with open(path) as f:
         check(os.path.basename(path).removesuffix(".json"), json.load(f), path)
 
-for path in sorted(glob.glob(os.path.join(root, "build*/**/test-logs/*.jsonl"), recursive=True)):
+for path in sorted(glob.glob(os.path.join(root, "build*/**/test-logs/*-messages.jsonl"), recursive=True)):
     with open(path) as f:
         for n, line in enumerate(f, 1):
             name, _, text = line.partition(" ")

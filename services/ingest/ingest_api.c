@@ -419,14 +419,16 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
         found->fn(&call);
         goto out;
     }
+    if (found->auth == PUBLIC) {
+        found->fn(&call);
+        goto out;
+    }
     if (ob_pg_pool_get(ctx->pg, 2000, &call.conn, &err) != OB_OK) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
         goto out;
     }
-    if (found->auth == PUBLIC) {
-        found->fn(&call);
-    } else if (found->auth == ADMIN) {
+    if (found->auth == ADMIN) {
         if (ingest_is_admin(ctx, req))
             found->fn(&call);
         else

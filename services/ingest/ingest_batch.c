@@ -136,8 +136,6 @@ void ingest_batch_begin(ingest_call_t *c)
     req->stream = b;
     req->on_body = on_body;
     req->on_close = on_close;
-    if (!ingest_check_pending(c, c->param[0], 0))
-        return;
     if (!ingest_load_deployment(c, c->param[0], true, &b->dep))
         return;
     if (ct && strncasecmp(ct, "application/json", 16) == 0)
@@ -156,6 +154,11 @@ void ingest_batch_begin(ingest_call_t *c)
     b->call.conn = NULL;
     if ((b->idem = ingest_idem_claim(c, NULL, &b->idem_ms)) == INGEST_IDEM_DONE)
         return;
+    if (!ingest_check_pending(c, c->param[0], 0)) {
+        if (b->idem == INGEST_IDEM_CLAIMED)
+            ingest_idem_store(c); /* a 429 leaves the key usable */
+        return;
+    }
     b->json = ob_jsonstream_new(mode, MAX_ELEMENT, on_element, b);
     b->batch = ob_produce_batch_new();
     b->out = open_memstream(&b->out_buf, &b->out_len);

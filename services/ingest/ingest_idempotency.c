@@ -29,6 +29,14 @@ void ingest_sha256_hex(const void *data, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+static void in_progress(ob_http_req_t *req)
+{
+    ob_http_add_header(req, "Retry-After", "1");
+    ob_http_problem(req, 409, "idempotency_key_in_progress", NULL,
+                    "the first request with this Idempotency-Key is still being handled;"
+                    " retry shortly");
+}
+
 ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t *created_ms)
 {
     ob_http_req_t *req = c->req;
@@ -63,8 +71,7 @@ ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t
         if (err.msg[0])
             ingest_database_problem(req, &err);
         else
-            ob_http_problem(req, 409, "idempotency_key_in_progress", NULL,
-                            "a request with this Idempotency-Key is being handled; retry shortly");
+            in_progress(req);
         PQclear(res);
         return INGEST_IDEM_DONE;
     }
@@ -82,10 +89,7 @@ ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t
                         " for a new request",
                         PQgetvalue(res, 0, 1));
     } else if (PQgetisnull(res, 0, 3)) {
-        ob_http_add_header(req, "Retry-After", "1");
-        ob_http_problem(req, 409, "idempotency_key_in_progress", NULL,
-                        "the first request with this Idempotency-Key is still being handled;"
-                        " retry shortly");
+        in_progress(req);
     } else {
         char *body = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 4));
         ob_http_reply(req, (unsigned)atoi(PQgetvalue(res, 0, 3)), "application/json", body,
@@ -109,18 +113,18 @@ void ingest_idem_store(ingest_call_t *c)
     snprintf(status, sizeof(status), "%u", req->status);
     char *body = ob_pool_strndup(req->pool, req->resp_body, req->resp_len);
     const char *params[] = {c->account_id, key, status, body};
-    /* A 5xx leaves the key claimable again (status 0) with its first time,
+    /* A 5xx or 429 leaves the key claimable again (status 0) with its first time,
      * so a retry derives the same call ids and the scheduler, which records
      * calls idempotently, never sees a call twice. */
-    ob_rc_t rc = req->status >= 500
-                     ? ob_pg_exec(c->conn,
-                                  "UPDATE idempotency_keys SET status_code = 0,"
-                                  " response = NULL WHERE account_id = $1 AND key = $2",
-                                  2, params, NULL, &err)
-                     : ob_pg_exec(c->conn,
-                                  "UPDATE idempotency_keys SET status_code = $3,"
-                                  " response = $4 WHERE account_id = $1 AND key = $2",
-                                  4, params, NULL, &err);
+    bool retryable = req->status >= 500 || req->status == 429;
+    ob_rc_t rc = retryable ? ob_pg_exec(c->conn,
+                                        "UPDATE idempotency_keys SET status_code = 0,"
+                                        " response = NULL WHERE account_id = $1 AND key = $2",
+                                        2, params, NULL, &err)
+                           : ob_pg_exec(c->conn,
+                                        "UPDATE idempotency_keys SET status_code = $3,"
+                                        " response = $4 WHERE account_id = $1 AND key = $2",
+                                        4, params, NULL, &err);
     if (rc != OB_OK)
         OB_LOG(OB_LOG_ERROR, "api", OB_KV("req_id", req->req_id),
                "the answer to an idempotent request was not kept: %s", err.msg);

@@ -105,7 +105,13 @@ static cJSON *to_native(const cJSON *form)
         const char *v = cJSON_IsString(f) ? f->valuestring : "";
         char *end = NULL;
         double d = strtod(v, &end);
-        if (strcmp(native, "call_parameters") == 0) {
+        if (!cJSON_IsString(f)) {
+            /* A JSON body: numbers and objects are already typed. */
+            cJSON *copy = cJSON_Duplicate(f, true);
+            if (retries && cJSON_IsNumber(copy))
+                cJSON_SetNumberValue(copy, copy->valuedouble + 1);
+            cJSON_AddItemToObject(call, native, copy);
+        } else if (strcmp(native, "call_parameters") == 0) {
             cJSON *obj = cJSON_Parse(v);
             cJSON_AddItemToObject(call, native, obj ? obj : cJSON_CreateString(v));
         } else if (number && end != v && *end == '\0') {

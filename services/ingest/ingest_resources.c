@@ -292,7 +292,8 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
     goto out;
 out_missing:
     if (!ob_uuid_valid(id))
-        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
+                        "no %s %s", r->kind, id);
 out:
     cJSON_Delete(errors);
     cJSON_Delete(body);
@@ -332,7 +333,8 @@ static bool remove_row(ingest_call_t *c, const resource_t *r, const char *id, co
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     if (!ob_uuid_valid(id)) {
-        ob_http_problem(c->req, 404, "not_found", NULL, "no %s %s", r->kind, id);
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
+                        "no %s %s", r->kind, id);
         return false;
     }
     char *sql =
@@ -424,6 +426,12 @@ void ingest_create_deployment(ingest_call_t *c)
 
 void ingest_list_deployments(ingest_call_t *c)
 {
+    if (c->param[0]) {
+        /* Under an application: it must be one of the account's. */
+        ingest_reply_owned(c, applications.view, c->param[0], 200, "application", NULL);
+        if (c->req->status != 200)
+            return;
+    }
     list(c, &deployments, c->param[0] ? c->param[0] : ob_http_query(c->req, "application_id"));
 }
 

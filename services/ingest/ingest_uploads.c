@@ -316,8 +316,6 @@ void ingest_upload_begin(ingest_call_t *c)
     req->stream = u;
     req->on_body = on_body;
     req->on_close = on_close;
-    if (!ingest_check_pending(c, c->param[0], 0))
-        return;
     if (!ingest_load_deployment(c, c->param[0], true, &u->dep) || !read_options(req, u))
         return;
     /* A replayed key answers at once; the body is not read. The same file
@@ -327,6 +325,11 @@ void ingest_upload_begin(ingest_call_t *c)
     u->call.conn = NULL;
     if ((u->idem = ingest_idem_claim(c, NULL, &u->idem_ms)) == INGEST_IDEM_DONE)
         return;
+    if (!ingest_check_pending(c, c->param[0], 0)) {
+        if (u->idem == INGEST_IDEM_CLAIMED)
+            ingest_idem_store(c); /* a 429 leaves the key usable */
+        return;
+    }
     if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
         u->form = MHD_create_post_processor(req->conn, 65536, on_form_part, u);
         if (!u->form) {

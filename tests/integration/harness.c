@@ -338,6 +338,41 @@ h_resp_t h_http(int port, const char *method, const char *path, const char *cons
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
     r.body = b.data;
+    if (r.status != 0) {
+        /* One line per answer, for tools/check_openapi.py. A single write(2)
+         * on an O_APPEND descriptor keeps lines whole across test processes. */
+        cJSON *rec = cJSON_CreateObject();
+        size_t plen = strcspn(path, "?");
+        char *p = ob_xstrndup(path, plen);
+        cJSON_AddStringToObject(rec, "method", method);
+        cJSON_AddStringToObject(rec, "path", p);
+        cJSON_AddNumberToObject(rec, "status", (double)r.status);
+        if (r.content_type)
+            cJSON_AddStringToObject(rec, "content_type", r.content_type);
+        else
+            cJSON_AddNullToObject(rec, "content_type");
+        cJSON_AddStringToObject(rec, "body", b.data);
+        char *text = cJSON_PrintUnformatted(rec);
+        if (text) {
+            size_t n = strlen(text);
+            char *line = ob_xcalloc(1, n + 2);
+            memcpy(line, text, n);
+            line[n] = '\n';
+            mkdir("build", 0755);
+            mkdir("build/test-logs", 0755);
+            int fd =
+                open("build/test-logs/http.jsonl", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (fd >= 0) {
+                ssize_t w = write(fd, line, n + 1);
+                (void)w;
+                close(fd);
+            }
+            free(line);
+            cJSON_free(text);
+        }
+        free(p);
+        cJSON_Delete(rec);
+    }
     return r;
 }
 

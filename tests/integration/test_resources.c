@@ -67,6 +67,13 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
     h_start(&s, "ingest", "ingest", env);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
+    /* The OpenAPI document is public. */
+    h_resp_t doc = h_http(s.ingest_port, "GET", "/api/v1/openapi.json", NULL, NULL);
+    cr_expect_eq(doc.status, 200);
+    cr_expect_str_eq(h_json_path(doc.body, "openapi"), "3.1.0");
+    cr_expect_not_null(h_json_path(doc.body, "paths./api/v1/deployments/{deployment_id}/calls"));
+    h_resp_free(&doc);
+
     /* Only the admin key creates accounts. */
     snprintf(email, sizeof(email), "%s@a.test", s.prefix);
     cr_expect_eq(status_of("obk_nope", "POST", "/api/v1/accounts", "{\"email\":\"x@y.z\"}"), 403);
