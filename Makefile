@@ -144,6 +144,15 @@ test: deps
 	@$(MAKE) --no-print-directory tests-build SANITIZE=address,undefined
 	@tools/test.sh build build/san
 
+# Ingest benchmarks (issue 3) on a stack of their own; results in BENCHMARKS.md.
+# bench-quick runs the same harness with small sizes (a smoke run, < 60 s).
+.PHONY: bench bench-quick
+bench: deps all
+	@bench/run.sh
+
+bench-quick: deps all
+	@bench/run.sh --quick
+
 format:
 	clang-format -i $(FORMAT_SRC)
 

@@ -3,6 +3,9 @@
 # scheduler and two dialers) from build/bin, each with its pid file in
 # $OB_LOCAL_RUN and its JSON log in $OB_LOCAL_LOGS. Ports: ingest BASE+80,
 # scheduler BASE+81, dialers BASE+82 and up. Usage: services.sh start | stop | status.
+# OB_LOCAL_SERVICES picks a subset (space or comma separated: ingest,
+# scheduler, dialer for all OB_LOCAL_DIALERS dialers, or dialer-N), e.g.
+# OB_LOCAL_SERVICES=ingest for make bench; unset or empty means all of them.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,8 +25,26 @@ if [[ -z ${OB_INGEST_ADMIN_KEY:-} ]]; then
 	export OB_INGEST_ADMIN_KEY
 fi
 dialers=${OB_LOCAL_DIALERS:-2}
-names=(ingest scheduler)
-for ((i = 1; i <= dialers; i++)); do names+=("dialer-$i"); done
+all=(ingest scheduler)
+for ((i = 1; i <= dialers; i++)); do all+=("dialer-$i"); done
+names=("${all[@]}")
+if [[ -n ${OB_LOCAL_SERVICES:-} ]]; then
+	declare -A wanted=()
+	for want in ${OB_LOCAL_SERVICES//,/ }; do
+		case $want in
+		dialer | dialers) for ((i = 1; i <= dialers; i++)); do wanted[dialer-$i]=1; done ;;
+		*)
+			[[ " ${all[*]} " == *" $want "* ]] ||
+				ob_die "OB_LOCAL_SERVICES: unknown service '$want' (known: ${all[*]}, dialer)"
+			wanted[$want]=1
+			;;
+		esac
+	done
+	# Kept in the usual order, so that stop still takes the front door first.
+	names=()
+	for name in "${all[@]}"; do [[ -z ${wanted[$name]:-} ]] || names+=("$name"); done
+	((${#names[@]} > 0)) || ob_die "OB_LOCAL_SERVICES='$OB_LOCAL_SERVICES' names no service"
+fi
 
 port_of() {
 	case $1 in
