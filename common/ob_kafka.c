@@ -108,7 +108,7 @@ ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err
         "acks",
         "all",
         "linger.ms",
-        "5",
+        "2",
         "message.timeout.ms",
         "30000",
         "compression.type",

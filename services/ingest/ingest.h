@@ -41,6 +41,8 @@ typedef struct {
     ob_producer_t *producer;      /* call-requests producer */
     ob_pg_pool_t *pg;             /* connections for auth and queries */
     struct ingest_limits *limits; /* admission limits (ingest_limits.h) */
+    struct ingest_cache *keys;    /* key hash -> account (ingest_cache.h) */
+    struct ingest_cache *deps;    /* deployment|account -> deployment_t */
     char *topic_requests;         /* full name of outbound.call-requests */
     char *topic_events;           /* full name of outbound.call-events */
     char *source;                 /* CloudEvents source of this instance */
@@ -71,9 +73,20 @@ typedef struct {
     bool deleted;          /* soft-deleted */
     long max_attempts;     /* default attempts */
     long retry_interval_s; /* default wait between attempts */
-    char *caller_id;       /* default caller id or NULL (pool-owned) */
+    char caller_id[64];    /* default caller id, "" if none */
     char region[3];        /* default region for national numbers, "" if none */
 } deployment_t;
+
+/* What the key cache holds for an API key. */
+typedef struct {
+    char account_id[37]; /* the key's account */
+    char email[321];     /* the account's email, for HTTP Basic */
+} ingest_key_entry_t;
+
+/* Forgets what this ingest cached about a deployment or a key (after a
+ * change through the API). */
+void ingest_forget_deployment(ingest_call_t *c, const char *deployment_id);
+void ingest_forget_key(ingest_ctx_t *ctx, const char *key_hash);
 
 /* Loads a deployment of the account; on failure the problem response is set
  * (an unknown deployment and another account's look the same: 404). With

@@ -198,12 +198,14 @@ void ingest_revoke_key(ingest_call_t *c)
     }
     if (ob_pg_exec(c->conn,
                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-                   " WHERE key_id = $1 AND account_id = $2",
+                   " WHERE key_id = $1 AND account_id = $2 RETURNING key_hash",
                    2, params, &res, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    bool found = atoi(PQcmdTuples(res)) == 1;
+    bool found = PQntuples(res) == 1;
+    if (found)
+        ingest_forget_key(c->ctx, PQgetvalue(res, 0, 0));
     PQclear(res);
     if (!found)
         ob_http_problem(c->req, 404, "api_key_not_found", NULL, "no API key %s", c->param[0]);

@@ -4,6 +4,7 @@
  * and ingest_queue.c (a deployment's queue).
  */
 #include "ingest.h"
+#include "ingest_cache.h"
 #include "ingest_limits.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
@@ -133,28 +134,34 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
         ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s", deployment_id);
         return false;
     }
-    if (ob_pg_exec(conn,
-                   "SELECT account_id, active, deleted_at IS NOT NULL, max_attempts,"
-                   " retry_interval_s, caller_id, default_region FROM deployments"
-                   " WHERE deployment_id = $1 AND account_id = $2",
-                   2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(req, &err);
-        return false;
-    }
-    if (PQntuples(res) != 1) {
+    char cache_key[80];
+    snprintf(cache_key, sizeof(cache_key), "%s|%s", deployment_id, account_id);
+    if (!ingest_cache_get(c->ctx->deps, cache_key, dep)) {
+        if (ob_pg_exec(conn,
+                       "SELECT account_id, active, deleted_at IS NOT NULL, max_attempts,"
+                       " retry_interval_s, coalesce(caller_id, ''), default_region FROM deployments"
+                       " WHERE deployment_id = $1 AND account_id = $2",
+                       2, params, &res, &err) != OB_OK) {
+            ingest_database_problem(req, &err);
+            return false;
+        }
+        if (PQntuples(res) != 1) {
+            PQclear(res);
+            ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s",
+                            deployment_id);
+            return false;
+        }
+        memset(dep, 0, sizeof(*dep));
+        snprintf(dep->account_id, sizeof(dep->account_id), "%s", PQgetvalue(res, 0, 0));
+        dep->active = PQgetvalue(res, 0, 1)[0] == 't';
+        dep->deleted = PQgetvalue(res, 0, 2)[0] == 't';
+        dep->max_attempts = atol(PQgetvalue(res, 0, 3));
+        dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
+        snprintf(dep->caller_id, sizeof(dep->caller_id), "%s", PQgetvalue(res, 0, 5));
+        snprintf(dep->region, sizeof(dep->region), "%s", PQgetvalue(res, 0, 6));
         PQclear(res);
-        ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s", deployment_id);
-        return false;
+        ingest_cache_put(c->ctx->deps, cache_key, dep);
     }
-    snprintf(dep->account_id, sizeof(dep->account_id), "%s", PQgetvalue(res, 0, 0));
-    dep->active = PQgetvalue(res, 0, 1)[0] == 't';
-    dep->deleted = PQgetvalue(res, 0, 2)[0] == 't';
-    dep->max_attempts = atol(PQgetvalue(res, 0, 3));
-    dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
-    dep->caller_id =
-        PQgetisnull(res, 0, 5) ? NULL : ob_pool_strdup(req->pool, PQgetvalue(res, 0, 5));
-    snprintf(dep->region, sizeof(dep->region), "%s", PQgetvalue(res, 0, 6));
-    PQclear(res);
     if (dep->deleted) {
         ob_http_problem(req, 404, "deployment_not_found", NULL, "deployment %s was deleted",
                         deployment_id);
@@ -167,6 +174,13 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
         return false;
     }
     return true;
+}
+
+void ingest_forget_deployment(ingest_call_t *c, const char *deployment_id)
+{
+    char cache_key[80];
+    snprintf(cache_key, sizeof(cache_key), "%s|%s", deployment_id, c->account_id);
+    ingest_cache_drop(c->ctx->deps, cache_key);
 }
 
 void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,

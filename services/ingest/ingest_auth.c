@@ -4,6 +4,7 @@
  * an unknown key get the same answer.
  */
 #include "ingest.h"
+#include "ingest_cache.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -50,7 +51,6 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
     char *email = NULL, *key = NULL;
     PGresult *res = NULL;
     ob_err_t err = {{0}};
-    (void)ctx;
 
     /* Bearer keys for the native API; HTTP Basic (account email and key) as
      * Plum's API takes them, so its clients work unchanged. */
@@ -66,9 +66,15 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
         return false;
     }
     ingest_key_hash(key, hash);
+    ingest_key_entry_t hit;
+    if (ingest_cache_get(ctx->keys, hash, &hit) && (!email || strcasecmp(email, hit.email) == 0)) {
+        snprintf(account_id, 37, "%s", hit.account_id);
+        return true;
+    }
     const char *params[] = {hash, email};
     ob_rc_t rc = ob_pg_exec(conn,
-                            "SELECT k.account_id FROM api_keys k JOIN accounts a USING (account_id)"
+                            "SELECT k.account_id, a.email FROM api_keys k"
+                            " JOIN accounts a USING (account_id)"
                             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
                             " AND ($2::text IS NULL OR lower(a.email) = lower($2))",
                             2, params, &res, &err);
@@ -86,6 +92,15 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
         return false;
     }
     snprintf(account_id, 37, "%s", PQgetvalue(res, 0, 0));
+    memset(&hit, 0, sizeof(hit));
+    snprintf(hit.account_id, sizeof(hit.account_id), "%s", account_id);
+    snprintf(hit.email, sizeof(hit.email), "%s", PQgetvalue(res, 0, 1));
+    ingest_cache_put(ctx->keys, hash, &hit);
     PQclear(res);
     return true;
+}
+
+void ingest_forget_key(ingest_ctx_t *ctx, const char *key_hash)
+{
+    ingest_cache_drop(ctx->keys, key_hash);
 }

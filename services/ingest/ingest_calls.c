@@ -83,7 +83,9 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
         ingest_add_error(errors, "phone_number", "invalid_phone_number", err.msg);
     else {
         m->phone_number = ob_pool_strdup(pool, phone.e164);
-        m->caller_id = phone.caller_id[0] ? ob_pool_strdup(pool, phone.caller_id) : dep->caller_id;
+        m->caller_id = phone.caller_id[0]  ? ob_pool_strdup(pool, phone.caller_id)
+                       : dep->caller_id[0] ? ob_pool_strdup(pool, dep->caller_id)
+                                           : NULL;
         m->post_dial = phone.post_dial[0] ? ob_pool_strdup(pool, phone.post_dial) : NULL;
     }
 
@@ -192,6 +194,10 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
         goto out;
     }
     char *msg = ob_pool_adopt(req->pool, ob_call_request_encode(&m));
+    /* The database connection is not needed while Kafka acknowledges: hand
+     * it back so other requests can use it meanwhile. */
+    ob_pg_pool_put(ctx->pg, c->conn);
+    c->conn = NULL;
     ob_rc_t rc = ob_producer_send_sync(ctx->producer, ctx->topic_requests, deployment_id, msg,
                                        strlen(msg), (int)ctx->cfg->ack_timeout_ms, &err);
     if (rc != OB_OK) {

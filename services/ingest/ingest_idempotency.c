@@ -110,6 +110,11 @@ void ingest_idem_store(ingest_call_t *c)
     char status[8];
     if (!key)
         return;
+    if (!c->conn && ob_pg_pool_get(c->ctx->pg, 5000, &c->conn, &err) != OB_OK) {
+        OB_LOG(OB_LOG_ERROR, "api", OB_KV("req_id", req->req_id),
+               "the answer to an idempotent request was not kept: %s", err.msg);
+        return;
+    }
     snprintf(status, sizeof(status), "%u", req->status);
     char *body = ob_pool_strndup(req->pool, req->resp_body, req->resp_len);
     const char *params[] = {c->account_id, key, status, body};

@@ -288,6 +288,8 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
         goto out;
     }
     PQclear(res);
+    if (r == &deployments)
+        ingest_forget_deployment(c, id);
     render(c, r, id, 200);
     goto out;
 out_missing:
@@ -456,6 +458,7 @@ void ingest_delete_deployment(ingest_call_t *c)
     if (!ingest_load_deployment(c, c->param[0], false, &dep) ||
         !ingest_send_cancel(c, "the deployment was not deleted", command_id, &at))
         return;
+    ingest_forget_deployment(c, c->param[0]);
     if (remove_row(c, &deployments, c->param[0], ", active = false"))
         ob_http_reply(c->req, 204, "application/json", "", 0);
 }

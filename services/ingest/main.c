@@ -4,6 +4,7 @@
  * deployment, answering only after the broker acknowledged it.
  */
 #include "ingest.h"
+#include "ingest_cache.h"
 #include "ingest_limits.h"
 #include "ob_log.h"
 #include "ob_service.h"
@@ -15,7 +16,7 @@
 
 #define CFG(field) offsetof(ingest_config_t, field)
 static const ob_cfg_spec_t ingest_specs[] = {
-    {"OB_INGEST_THREADS", OB_CFG_INT, "16", 1, 1024, NULL, CFG(threads),
+    {"OB_INGEST_THREADS", OB_CFG_INT, "64", 1, 1024, NULL, CFG(threads),
      "HTTP worker threads (each may wait for one Kafka acknowledgement)"},
     {"OB_INGEST_MAX_BODY_BYTES", OB_CFG_INT, "1048576", 1024, 1073741824, NULL, CFG(max_body),
      "largest accepted request body"},
@@ -23,7 +24,7 @@ static const ob_cfg_spec_t ingest_specs[] = {
      "concurrent HTTP connections"},
     {"OB_INGEST_ACK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(ack_timeout_ms),
      "how long a request waits for Kafka's acknowledgement before 503"},
-    {"OB_INGEST_PG_POOL", OB_CFG_INT, "8", 1, 256, NULL, CFG(pg_pool),
+    {"OB_INGEST_PG_POOL", OB_CFG_INT, "16", 1, 256, NULL, CFG(pg_pool),
      "Postgres connections for authentication and queries"},
     {"OB_INGEST_KEY_RATE", OB_CFG_DOUBLE, "5000", 1, 1000000, NULL, CFG(key_rate),
      "requests per second one API key may send (429 above)"},
@@ -118,6 +119,10 @@ int main(void)
     PQfinish(boot);
     boot = NULL;
     ctx.pg = ob_pg_pool_new(cfg.base.pg_dsn, (size_t)cfg.pg_pool);
+    /* A revoked key or changed deployment is seen by other ingest
+     * instances within these times (at once by this one). */
+    ctx.keys = ingest_cache_new(sizeof(ingest_key_entry_t), 5000);
+    ctx.deps = ingest_cache_new(sizeof(deployment_t), 2000);
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
     if (ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
@@ -169,6 +174,8 @@ out:
     ob_producer_free(ctx.producer, 1000);
     ob_pg_pool_free(ctx.pg);
     ingest_limits_free(ctx.limits);
+    ingest_cache_free(ctx.keys);
+    ingest_cache_free(ctx.deps);
     PQfinish(boot);
     free(ctx.topic_requests);
     free(ctx.topic_events);
