@@ -47,6 +47,11 @@ esac
 export OB_LOCAL_PORT_BASE=${OB_BENCH_PORT_BASE:-23000}
 export OB_LOCAL_STATE=${OB_BENCH_STATE:-$root/.local-bench}
 export OB_LOCAL_SERVICES=ingest
+# One client key drives all the load, so the per-key admission limits (meant
+# to keep one tenant from crowding out others) would measure themselves:
+# lift them unless the caller sets them.
+export OB_INGEST_KEY_RATE=${OB_INGEST_KEY_RATE:-1000000}
+export OB_INGEST_KEY_CONCURRENCY=${OB_INGEST_KEY_CONCURRENCY:-100000}
 # shellcheck source=deploy/local/env.sh
 . "$local_dir/env.sh"
 # shellcheck source=deploy/local/lib.sh

@@ -100,7 +100,8 @@ static void *poll_loop(void *arg)
     return NULL;
 }
 
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err_t *err)
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning, ob_producer_t **out,
+                        ob_err_t *err)
 {
     static const char *const defaults[] = {
         "enable.idempotence",
@@ -119,7 +120,10 @@ ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out, ob_err
     ob_producer_t *p = ob_xcalloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    if (conf_set_all(conf, defaults, err) != OB_OK || conf_from_base(cfg, conf, err) != OB_OK)
+    /* Defaults, then the service's tuning, then the operator's OB_KAFKA_*. */
+    if (conf_set_all(conf, defaults, err) != OB_OK ||
+        (tuning && conf_set_all(conf, tuning, err) != OB_OK) ||
+        conf_from_base(cfg, conf, err) != OB_OK)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);

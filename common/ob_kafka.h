@@ -20,8 +20,10 @@ typedef struct ob_producer ob_producer_t;
  * broker acknowledged the message; err holds the reason otherwise. */
 typedef void (*ob_delivery_fn)(void *opaque, ob_rc_t rc, const char *err);
 
-/* Creates a producer from the base config's OB_KAFKA_* settings. */
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, ob_producer_t **out,
+/* Creates a producer: idempotent, acks=all, then the service's tuning
+ * (NULL or key, value pairs, NULL-terminated), then the base config's
+ * OB_KAFKA_* settings, which win. */
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning, ob_producer_t **out,
                         ob_err_t *err) OB_MUSTCHECK;
 
 /* Queues one message; cb (may be NULL) is called exactly once with the

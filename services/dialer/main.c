@@ -188,7 +188,7 @@ int main(void)
     ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", NULL, NULL, &ctx.jobs, &err);
     free(group);
     free(topic_jobs);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK || ob_producer_new(&cfg.base, NULL, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }

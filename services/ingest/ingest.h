@@ -38,7 +38,8 @@ enum {
 
 typedef struct {
     const ingest_config_t *cfg;   /* read-only configuration */
-    ob_producer_t *producer;      /* call-requests producer */
+    ob_producer_t *producer;      /* single requests: sends at once (no linger) */
+    ob_producer_t *bulk;          /* batches and uploads: lingers to fill batches */
     ob_pg_pool_t *pg;             /* connections for auth and queries */
     struct ingest_limits *limits; /* admission limits (ingest_limits.h) */
     struct ingest_cache *keys;    /* key hash -> account (ingest_cache.h) */

@@ -15,7 +15,7 @@
 #define WINDOW 8    /* probe window */
 
 typedef struct {
-    char name[72];        /* key; "" = free */
+    char name[96];        /* key; "" = free */
     int64_t stored;       /* when the value was put (monotonic ms) */
     int64_t used;         /* last use, for reuse */
     unsigned char *value; /* value_size bytes */

@@ -454,7 +454,7 @@ ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJ
     m->accepted_at_ms = ob_now_ms();
     if (ingest_validate_call(pool, call, dep, m, errors)) {
         char *msg = ob_call_request_encode(m);
-        rc = ob_produce_batch_add(ctx->producer, batch, ctx->topic_requests, m->deployment_id, msg,
+        rc = ob_produce_batch_add(ctx->bulk, batch, ctx->topic_requests, m->deployment_id, msg,
                                   strlen(msg), 30000, err);
         free(msg);
         *queued = rc == OB_OK;

@@ -124,7 +124,12 @@ int main(void)
     ctx.keys = ingest_cache_new(sizeof(ingest_key_entry_t), 5000);
     ctx.deps = ingest_cache_new(sizeof(deployment_t), 2000);
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
-    if (ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+    /* A client waits for each acknowledgement: send at once rather than
+     * linger (messages that queue meanwhile still go out in batches). */
+    static const char *const tuning[] = {"linger.ms", "0", NULL};
+    static const char *const bulk_tuning[] = {"linger.ms", "5", NULL};
+    if (ob_producer_new(&cfg.base, tuning, &ctx.producer, &err) != OB_OK ||
+        ob_producer_new(&cfg.base, bulk_tuning, &ctx.bulk, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
@@ -150,7 +155,7 @@ int main(void)
     }
     OB_INFO("main", "listening on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
 
-    while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
+    while (!ob_stop_requested && !ob_producer_fatal(ctx.producer) && !ob_producer_fatal(ctx.bulk)) {
         check_dependencies(&ctx);
         ob_service_sleep(1000);
     }
@@ -164,14 +169,18 @@ int main(void)
     ob_http_free(http);
     http = NULL;
     OB_INFO("main", "drain 3/3: flushing Kafka");
-    bool fatal = ob_producer_fatal(ctx.producer);
+    bool fatal = ob_producer_fatal(ctx.producer) || ob_producer_fatal(ctx.bulk);
     if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
         code = OB_EXIT_UNDRAINED;
+    if (ob_producer_free(ctx.bulk, (int)cfg.base.drain_ms) > 0)
+        code = OB_EXIT_UNDRAINED;
+    ctx.bulk = NULL;
     ctx.producer = NULL;
     OB_INFO("main", "drained; exit %d", code);
 out:
     ob_http_free(http);
     ob_producer_free(ctx.producer, 1000);
+    ob_producer_free(ctx.bulk, 1000);
     ob_pg_pool_free(ctx.pg);
     ingest_limits_free(ctx.limits);
     ingest_cache_free(ctx.keys);

@@ -98,7 +98,7 @@ int main(void)
     ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", scheduler_on_rebalance, &ctx,
                                  &ctx.requests, &err);
     free(group);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK || ob_producer_new(&cfg.base, NULL, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
