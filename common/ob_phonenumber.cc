@@ -155,7 +155,10 @@ static ob_rc_t normalise(const std::string &input, const std::string &region, co
         return rc;
     if ((rc = length_error(util().IsPossibleNumberWithReason(n), n, what, err)) != OB_OK)
         return rc;
-    if (!util().IsValidNumber(n)) {
+    /* IsValidNumber is GetRegionCodeForNumber plus IsValidNumberForRegion;
+     * the region search is the costly part, so it is done once. */
+    util().GetRegionCodeForNumber(n, &number_region);
+    if (!util().IsValidNumberForRegion(n, number_region)) {
         ob_err_set(err, "%s is not a valid number for %s", what, country(n.country_code()).c_str());
         return OB_EINVAL;
     }
@@ -173,7 +176,6 @@ static ob_rc_t normalise(const std::string &input, const std::string &region, co
     std::snprintf(e164, OB_PHONE_MAX, "%s", formatted.c_str());
     if (region_out) {
         /* "ZZ" means unknown and "001" a non-geographic code such as +800. */
-        util().GetRegionCodeForNumber(n, &number_region);
         bool geographic = number_region.size() == 2 && number_region != "ZZ";
         std::snprintf(region_out, 3, "%s", geographic ? number_region.c_str() : "");
     }

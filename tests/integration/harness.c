@@ -5,6 +5,7 @@
  */
 #include "harness.h"
 #include "ob_common.h"
+#include "ob_log.h"
 #include "ob_pg.h"
 #include "ob_uuid.h"
 
@@ -388,7 +389,9 @@ PGconn *h_pg(const h_stack_t *s)
     ob_err_t err = {{0}};
     PGconn *c = NULL;
     cr_assert(ob_pg_connect(s->dsn, &c, &err) == OB_OK, "%s", err.msg);
-    /* Tenants are seeded before any service starts, so migrate here too. */
+    /* Tenants are seeded before any service starts, so migrate here too
+     * (quietly: the services log the migrations of their own). */
+    ob_log_init("test", OB_LOG_WARN);
     cr_assert(ob_pg_migrate(c, NULL, &err) == OB_OK, "migrations: %s", err.msg);
     return c;
 }
