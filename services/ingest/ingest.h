@@ -166,6 +166,17 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
  * pending calls allowed; adding is how many the request would add. */
 bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding);
 
+/* Streams of calls (batches, uploads) take options in the query string
+ * (max_attempts, retry_interval_s, priority, not_before, expires_at) as
+ * defaults for every call that does not set them. Returns them as call
+ * fields (caller deletes), or NULL with a 422 problem set when invalid. */
+cJSON *ingest_stream_defaults(ob_http_req_t *req, const deployment_t *dep);
+/* Adds each default the call does not set itself. */
+void ingest_apply_defaults(cJSON *call, const cJSON *defaults);
+/* A text cell as a JSON value: numbers become numbers (so validation checks
+ * their range), anything else stays a string. */
+cJSON *ingest_cell_value(const char *text);
+
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);
 void ingest_get_call(ingest_call_t *c);

@@ -35,6 +35,7 @@ typedef struct {
     ob_err_t stop;             /* why the stream stopped */
     ob_rc_t stop_rc;           /* OB_OK or the stopping code */
     size_t bytes;              /* body bytes received */
+    cJSON *defaults;           /* query options applied to every call */
 } batch_t;
 
 static void write_result(batch_t *b, size_t index, const char *call_id, const cJSON *errors)
@@ -67,6 +68,7 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
     if (!cJSON_IsObject(call) || (size_t)(end - text) != len) {
         ingest_add_error(errors, "", "invalid_json", "the element is not a JSON object");
     } else {
+        ingest_apply_defaults(call, b->defaults);
         if (b->idem == INGEST_IDEM_CLAIMED)
             ingest_idem_call_id(&b->call, b->idem_ms, index, call_id);
         else
@@ -119,6 +121,7 @@ static void on_close(ob_http_req_t *req)
     }
     if (b->out)
         fclose(b->out);
+    cJSON_Delete(b->defaults);
     free(b->out_buf);
 }
 
@@ -136,7 +139,8 @@ void ingest_batch_begin(ingest_call_t *c)
     req->stream = b;
     req->on_body = on_body;
     req->on_close = on_close;
-    if (!ingest_load_deployment(c, c->param[0], true, &b->dep))
+    if (!ingest_load_deployment(c, c->param[0], true, &b->dep) ||
+        !(b->defaults = ingest_stream_defaults(req, &b->dep)))
         return;
     if (ct && strncasecmp(ct, "application/json", 16) == 0)
         mode = OB_JSONSTREAM_ARRAY;

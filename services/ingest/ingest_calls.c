@@ -466,3 +466,55 @@ ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJ
     ob_pool_free(pool);
     return rc;
 }
+
+cJSON *ingest_cell_value(const char *text)
+{
+    char *end = NULL;
+    double d = strtod(text, &end);
+    if (end != text && *end == '\0' && text[strspn(text, "0123456789-+.")] == '\0')
+        return cJSON_CreateNumber(d);
+    return cJSON_CreateString(text);
+}
+
+cJSON *ingest_stream_defaults(ob_http_req_t *req, const deployment_t *dep)
+{
+    static const char *const numeric[] = {"max_attempts", "retry_interval_s", "priority"};
+    static const char *const text[] = {"not_before", "expires_at"};
+    cJSON *defaults = cJSON_CreateObject();
+    for (size_t i = 0; i < OB_COUNTOF(numeric); i++) {
+        const char *v = ob_http_query(req, numeric[i]);
+        if (v)
+            cJSON_AddItemToObject(defaults, numeric[i], ingest_cell_value(v));
+    }
+    for (size_t i = 0; i < OB_COUNTOF(text); i++) {
+        const char *v = ob_http_query(req, text[i]);
+        if (v)
+            cJSON_AddStringToObject(defaults, text[i], v);
+    }
+    /* Checked once, as part of a call with a valid number. */
+    ob_pool_t *pool = ob_pool_new();
+    cJSON *probe = cJSON_Duplicate(defaults, true);
+    cJSON *errors = cJSON_CreateArray();
+    ob_call_request_t m = {.accepted_at_ms = ob_now_ms()};
+    cJSON_AddStringToObject(probe, "phone_number", "+12125550100");
+    if (!ingest_validate_call(pool, probe, dep, &m, errors)) {
+        ob_http_problem(req, 422, "validation_failed", errors, "invalid options in the query");
+        cJSON_Delete(defaults);
+        defaults = NULL;
+    } else {
+        cJSON_Delete(errors);
+    }
+    cJSON_Delete(probe);
+    ob_pool_free(pool);
+    return defaults;
+}
+
+void ingest_apply_defaults(cJSON *call, const cJSON *defaults)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, defaults)
+    {
+        if (!cJSON_HasObjectItem(call, d->string))
+            cJSON_AddItemToObject(call, d->string, cJSON_Duplicate(d, true));
+    }
+}

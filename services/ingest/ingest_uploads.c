@@ -76,16 +76,6 @@ static ob_rc_t on_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err
     return ob_csv_map_header(header, u->roles, err);
 }
 
-/* Integer-looking cells become JSON numbers so validation checks ranges. */
-static cJSON *cell_value(const char *text)
-{
-    char *end = NULL;
-    double d = strtod(text, &end);
-    if (end != text && *end == '\0' && text[strspn(text, "0123456789-+.")] == '\0')
-        return cJSON_CreateNumber(d);
-    return cJSON_CreateString(text);
-}
-
 /* Turns a CSV row into the JSON a single call would have sent. */
 static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row_t *header)
 {
@@ -106,11 +96,11 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
             cJSON_AddStringToObject(call, "message_reference", v);
             break;
         case OB_CSV_COL_MAX_ATTEMPTS:
-            cJSON_AddItemToObject(call, "max_attempts", cell_value(v));
+            cJSON_AddItemToObject(call, "max_attempts", ingest_cell_value(v));
             break;
         case OB_CSV_COL_MAX_RETRIES: {
             /* Plum: retries after the first attempt. */
-            cJSON *n = cell_value(v);
+            cJSON *n = ingest_cell_value(v);
             if (cJSON_IsNumber(n))
                 cJSON_SetNumberValue(n, n->valuedouble + 1);
             cJSON_AddItemToObject(call, "max_attempts", n);
@@ -118,7 +108,7 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
         }
         case OB_CSV_COL_RETRY_INTERVAL:
         case OB_CSV_COL_RETRY_INTERVAL_PLUM:
-            cJSON_AddItemToObject(call, "retry_interval_s", cell_value(v));
+            cJSON_AddItemToObject(call, "retry_interval_s", ingest_cell_value(v));
             break;
         case OB_CSV_COL_NOT_BEFORE:
             cJSON_AddStringToObject(call, "not_before", v);
@@ -127,7 +117,7 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
             cJSON_AddStringToObject(call, "expires_at", v);
             break;
         case OB_CSV_COL_PRIORITY:
-            cJSON_AddItemToObject(call, "priority", cell_value(v));
+            cJSON_AddItemToObject(call, "priority", ingest_cell_value(v));
             break;
         case OB_CSV_COL_RESULT_URL:
             cJSON_AddStringToObject(call, "result_url", v);
@@ -148,12 +138,7 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
     if (strcmp(params, "{}") != 0)
         cJSON_AddItemToObject(call, "call_parameters", cJSON_Parse(params));
     free(params);
-    const cJSON *d;
-    cJSON_ArrayForEach(d, u->defaults)
-    {
-        if (!cJSON_HasObjectItem(call, d->string))
-            cJSON_AddItemToObject(call, d->string, cJSON_Duplicate(d, true));
-    }
+    ingest_apply_defaults(call, u->defaults);
     return call;
 }
 
@@ -269,39 +254,6 @@ static void on_close(ob_http_req_t *req)
     cJSON_Delete(u->defaults);
 }
 
-/* Upload options from the query string, as call fields for every row that
- * does not set them itself. */
-static bool read_options(ob_http_req_t *req, upload_t *u)
-{
-    static const char *const numeric[] = {"max_attempts", "retry_interval_s", "priority"};
-    static const char *const text[] = {"not_before", "expires_at"};
-    u->defaults = cJSON_CreateObject();
-    for (size_t i = 0; i < OB_COUNTOF(numeric); i++) {
-        const char *v = ob_http_query(req, numeric[i]);
-        if (v)
-            cJSON_AddItemToObject(u->defaults, numeric[i], cell_value(v));
-    }
-    for (size_t i = 0; i < OB_COUNTOF(text); i++) {
-        const char *v = ob_http_query(req, text[i]);
-        if (v)
-            cJSON_AddStringToObject(u->defaults, text[i], v);
-    }
-    /* Check them once, as a call with a valid number would be. */
-    ob_pool_t *pool = ob_pool_new();
-    cJSON *probe = cJSON_Duplicate(u->defaults, true);
-    cJSON *errors = cJSON_CreateArray();
-    ob_call_request_t m = {.accepted_at_ms = ob_now_ms()};
-    cJSON_AddStringToObject(probe, "phone_number", "+12125550100");
-    bool ok = ingest_validate_call(pool, probe, &u->dep, &m, errors);
-    if (!ok)
-        ob_http_problem(req, 422, "validation_failed", errors, "invalid upload options");
-    else
-        cJSON_Delete(errors);
-    cJSON_Delete(probe);
-    ob_pool_free(pool);
-    return ok;
-}
-
 void ingest_upload_begin(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
@@ -316,7 +268,8 @@ void ingest_upload_begin(ingest_call_t *c)
     req->stream = u;
     req->on_body = on_body;
     req->on_close = on_close;
-    if (!ingest_load_deployment(c, c->param[0], true, &u->dep) || !read_options(req, u))
+    if (!ingest_load_deployment(c, c->param[0], true, &u->dep) ||
+        !(u->defaults = ingest_stream_defaults(req, &u->dep)))
         return;
     /* A replayed key answers at once; the body is not read. The same file
      * sent again under the key gets the same call ids, so nothing doubles. */

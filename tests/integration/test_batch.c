@@ -66,6 +66,17 @@ Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini
     cr_expect(strstr(r.body, "missing"), "%s", r.body);
     h_resp_free(&r);
 
+    /* Query options apply to every call; bad ones are refused up front. */
+    char path[256], auth[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    const char *json[] = {auth, "Content-Type: application/json", NULL};
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch?max_attempts=99",
+             t.deployment_id);
+    r = h_http(s.ingest_port, "POST", path, json, "[{\"phone_number\": \"+12125550100\"}]");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"max_attempts\""), "%s", r.body);
+    h_resp_free(&r);
+
     r = batch("text/csv", NULL, "phone\n");
     cr_expect_eq(r.status, 415, "%s", r.body);
     h_resp_free(&r);
