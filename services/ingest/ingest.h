@@ -24,6 +24,7 @@ typedef struct {
     long long key_concurrency; /* OB_INGEST_KEY_CONCURRENCY: requests in progress per key */
     long long max_pending;     /* OB_INGEST_MAX_PENDING: queued calls per deployment */
     long long max_upload;      /* OB_INGEST_MAX_UPLOAD_BYTES: largest streamed body */
+    long long upload_lanes;    /* OB_INGEST_UPLOAD_LANES: threads validating one upload */
 } ingest_config_t;
 
 enum {
@@ -142,8 +143,10 @@ void ingest_idem_store(ingest_call_t *c);
 
 /* The call id for item row (0 for a single call) of a request under a
  * claimed key: a UUIDv7 at the key's first use whose random bits come from
- * the account, the key and the row, so every retry names the same calls. */
-void ingest_idem_call_id(ingest_call_t *c, int64_t created_ms, size_t row, char out[37]);
+ * the account, the key and the row, so every retry names the same calls.
+ * A pure function: safe from any thread. */
+void ingest_idem_call_id(const char *account_id, const char *key, int64_t created_ms, size_t row,
+                         char out[37]);
 
 /* Lower-case hex SHA-256 of len bytes into out (65 bytes). */
 void ingest_sha256_hex(const void *data, size_t len, char out[65]);

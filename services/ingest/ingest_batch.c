@@ -29,7 +29,7 @@ typedef struct {
     char *out_buf;             /* its memory (open_memstream) */
     size_t out_len;            /* and length */
     size_t queued, rejected;   /* counts */
-    ingest_call_t call;        /* for derived call ids */
+    const char *idem_key;      /* the request's Idempotency-Key */
     ingest_idem_t idem;        /* Idempotency-Key state */
     int64_t idem_ms;           /* the key's first use */
     ob_err_t stop;             /* why the stream stopped */
@@ -70,7 +70,7 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
     } else {
         ingest_apply_defaults(call, b->defaults);
         if (b->idem == INGEST_IDEM_CLAIMED)
-            ingest_idem_call_id(&b->call, b->idem_ms, index, call_id);
+            ingest_idem_call_id(b->account_id, b->idem_key, b->idem_ms, index, call_id);
         else
             ob_uuid_v7(call_id);
         ob_call_request_t m = {
@@ -153,9 +153,7 @@ void ingest_batch_begin(ingest_call_t *c)
                         " application/x-ndjson");
         return;
     }
-    b->call = *c;
-    b->call.account_id = b->account_id;
-    b->call.conn = NULL;
+    b->idem_key = ob_http_header(req, "Idempotency-Key");
     if ((b->idem = ingest_idem_claim(c, NULL, &b->idem_ms)) == INGEST_IDEM_DONE)
         return;
     if (!ingest_check_pending(c, c->param[0], 0)) {

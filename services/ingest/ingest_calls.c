@@ -178,7 +178,8 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
     if (!ingest_check_pending(c, deployment_id, 1))
         goto out;
     if (idem == INGEST_IDEM_CLAIMED)
-        ingest_idem_call_id(c, key_ms, 0, call_id);
+        ingest_idem_call_id(c->account_id, ob_http_header(req, "Idempotency-Key"), key_ms, 0,
+                            call_id);
     else
         ob_uuid_v7(call_id);
     m.call_id = call_id;

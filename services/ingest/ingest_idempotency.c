@@ -135,14 +135,13 @@ void ingest_idem_store(ingest_call_t *c)
                "the answer to an idempotent request was not kept: %s", err.msg);
 }
 
-void ingest_idem_call_id(ingest_call_t *c, int64_t created_ms, size_t row,
+void ingest_idem_call_id(const char *account_id, const char *key, int64_t created_ms, size_t row,
                          char out[OB_UUID_STRLEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     char seed[MAX_KEY_LEN + 80];
-    int len = snprintf(seed, sizeof(seed), "%s|%s|%zu", c->account_id,
-                       ob_http_header(c->req, "Idempotency-Key"), row);
+    int len = snprintf(seed, sizeof(seed), "%s|%s|%zu", account_id, key, row);
     EVP_Digest(seed, (size_t)len, md, &n, EVP_sha256(), NULL);
     ob_uuid_v7_from(created_ms, md, out);
 }

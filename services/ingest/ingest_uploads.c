@@ -12,6 +12,7 @@
 #include "ob_uuid.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +45,44 @@ typedef struct {
     row_error_t *errors;                /* rejected rows (first MAX_STORED_ERRORS) */
     size_t nerrors, cap_errors;         /* used and allocated */
     size_t rejected;                    /* rejected rows, stored or not */
-    ingest_call_t call;                 /* request, account and key, for ingest_idem_call_id */
+    const char *idem_key;               /* the request's Idempotency-Key */
     ingest_idem_t idem;                 /* whether an Idempotency-Key was claimed */
     int64_t idem_ms;                    /* the key's first use */
     ob_err_t stop;                      /* why the parse stopped, if it did */
     ob_rc_t stop_rc;                    /* OB_OK, or the stopping code */
     size_t bytes;                       /* file bytes received */
+    pthread_mutex_t mu;                 /* guards counts and errors once lanes run */
+    struct lane *lanes;                 /* validation lanes, or NULL: rows handled inline */
+    int nlanes;                         /* entries in lanes */
+    int lanes_failed;                   /* a lane hit a Kafka failure (atomic) */
+    ob_rc_t lane_rc;                    /* that failure */
+    ob_err_t lane_err;                  /* and its detail */
 } upload_t;
 
-static void reject(upload_t *u, const ob_csv_row_t *row, const char *field, const char *code,
+/* A row handed to a lane. */
+typedef struct {
+    cJSON *call;                      /* the row as a call (owned) */
+    size_t row, line;                 /* where it came from */
+    char call_id[OB_UUID_STRLEN + 1]; /* given by the reader, so ids follow the file */
+} work_t;
+
+#define LANE_DEPTH 256 /* rows waiting per lane: bounds memory */
+
+/* Validating and producing a row costs far more than reading it (the phone
+ * number check dominates), so rows are spread over lanes, one thread each,
+ * and the reader blocks when a lane is full. */
+typedef struct lane {
+    upload_t *u;          /* owner */
+    pthread_t thread;     /* the lane's worker */
+    pthread_mutex_t mu;   /* guards the queue */
+    pthread_cond_t cv;    /* signalled on push, pop and close */
+    work_t q[LANE_DEPTH]; /* ring of waiting rows */
+    size_t head, count;   /* ring position and fill */
+    bool closed;          /* no more rows will come */
+} lane_t;
+
+/* Records a rejected row; called with u->mu held. */
+static void reject(upload_t *u, size_t row, size_t line, const char *field, const char *code,
                    const char *message)
 {
     if (u->nerrors == MAX_STORED_ERRORS)
@@ -62,8 +92,8 @@ static void reject(upload_t *u, const ob_csv_row_t *row, const char *field, cons
         u->errors = ob_xrealloc(u->errors, u->cap_errors * sizeof(row_error_t));
     }
     row_error_t *e = &u->errors[u->nerrors++];
-    e->row = row->row;
-    e->line = row->line;
+    e->row = row;
+    e->line = line;
     e->field = field ? ob_xstrdup(field) : NULL;
     e->code = ob_xstrdup(code);
     e->message = ob_xstrdup(message);
@@ -142,33 +172,29 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
     return call;
 }
 
-static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
-                      ob_err_t *err)
+/* The call id of a row: derived from the Idempotency-Key when there is one. */
+static void row_call_id(const upload_t *u, size_t row, char call_id[OB_UUID_STRLEN + 1])
 {
-    upload_t *u = opaque;
-    ob_err_t row_err = {{0}};
-    ob_rc_t rc = OB_OK;
-    u->rows++;
-    if (ob_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
-        u->rejected++;
-        reject(u, row, NULL, "invalid_row", row_err.msg);
-        return OB_OK;
-    }
-    cJSON *call = row_to_call(u, row, header);
-    cJSON *errors = cJSON_CreateArray();
-    char call_id[OB_UUID_STRLEN + 1];
     if (u->idem == INGEST_IDEM_CLAIMED)
-        ingest_idem_call_id(&u->call, u->idem_ms, row->row, call_id);
+        ingest_idem_call_id(u->account_id, u->idem_key, u->idem_ms, row, call_id);
     else
         ob_uuid_v7(call_id);
+}
+
+/* Validates one row's call and produces it, counting the outcome. */
+static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, size_t line,
+                     ob_err_t *err)
+{
+    cJSON *errors = cJSON_CreateArray();
     ob_call_request_t m = {
-        .call_id = call_id,
+        .call_id = (char *)call_id,
         .deployment_id = (char *)u->deployment_id,
         .account_id = u->account_id,
         .upload_id = u->upload_id,
     };
     bool queued = false;
-    rc = ingest_offer_call(u->ctx, u->batch, call, &u->dep, &m, errors, &queued, err);
+    ob_rc_t rc = ingest_offer_call(u->ctx, u->batch, call, &u->dep, &m, errors, &queued, err);
+    pthread_mutex_lock(&u->mu);
     if (queued) {
         u->queued++;
     } else if (rc == OB_OK) {
@@ -176,14 +202,124 @@ static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void 
         const cJSON *e;
         cJSON_ArrayForEach(e, errors)
         {
-            reject(u, row, cJSON_GetObjectItem(e, "field")->valuestring,
+            reject(u, row, line, cJSON_GetObjectItem(e, "field")->valuestring,
                    cJSON_GetObjectItem(e, "code")->valuestring,
                    cJSON_GetObjectItem(e, "message")->valuestring);
         }
     }
+    pthread_mutex_unlock(&u->mu);
     cJSON_Delete(errors);
-    cJSON_Delete(call);
     return rc;
+}
+
+static void *lane_main(void *arg)
+{
+    lane_t *l = arg;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (l->count == 0 && !l->closed)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->count == 0) {
+            pthread_mutex_unlock(&l->mu);
+            return NULL;
+        }
+        work_t w = l->q[l->head];
+        l->head = (l->head + 1) % LANE_DEPTH;
+        l->count--;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        ob_err_t err = {{0}};
+        bool failed = __atomic_load_n(&l->u->lanes_failed, __ATOMIC_RELAXED);
+        ob_rc_t rc = failed ? OB_OK : offer(l->u, w.call, w.call_id, w.row, w.line, &err);
+        cJSON_Delete(w.call);
+        if (rc != OB_OK) {
+            pthread_mutex_lock(&l->u->mu);
+            if (!l->u->lanes_failed) {
+                l->u->lane_rc = rc;
+                l->u->lane_err = err;
+            }
+            __atomic_store_n(&l->u->lanes_failed, 1, __ATOMIC_RELAXED);
+            pthread_mutex_unlock(&l->u->mu);
+        }
+    }
+}
+
+/* Hands a row to its lane, waiting while the lane is full. */
+static void push(lane_t *l, const work_t *w)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->count == LANE_DEPTH)
+        pthread_cond_wait(&l->cv, &l->mu);
+    l->q[(l->head + l->count) % LANE_DEPTH] = *w;
+    l->count++;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void start_lanes(upload_t *u, int n)
+{
+    u->lanes = ob_xcalloc((size_t)n, sizeof(lane_t));
+    for (int i = 0; i < n; i++) {
+        lane_t *l = &u->lanes[i];
+        l->u = u;
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        OB_ASSERT(pthread_create(&l->thread, NULL, lane_main, l) == 0);
+        u->nlanes++;
+    }
+}
+
+/* Closes the lanes and waits for the rows they hold; idempotent. */
+static void stop_lanes(upload_t *u)
+{
+    for (int i = 0; i < u->nlanes; i++) {
+        lane_t *l = &u->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        l->closed = true;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+    for (int i = 0; i < u->nlanes; i++) {
+        pthread_join(u->lanes[i].thread, NULL);
+        pthread_mutex_destroy(&u->lanes[i].mu);
+        pthread_cond_destroy(&u->lanes[i].cv);
+    }
+    free(u->lanes);
+    u->lanes = NULL;
+    u->nlanes = 0;
+}
+
+static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+                      ob_err_t *err)
+{
+    upload_t *u = opaque;
+    ob_err_t row_err = {{0}};
+    pthread_mutex_lock(&u->mu);
+    u->rows++;
+    if (ob_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
+        u->rejected++;
+        reject(u, row->row, row->line, NULL, "invalid_row", row_err.msg);
+        pthread_mutex_unlock(&u->mu);
+        return OB_OK;
+    }
+    pthread_mutex_unlock(&u->mu);
+    work_t w = {.call = row_to_call(u, row, header), .row = row->row, .line = row->line};
+    row_call_id(u, row->row, w.call_id);
+    if (!u->nlanes) {
+        ob_rc_t rc = offer(u, w.call, w.call_id, w.row, w.line, err);
+        cJSON_Delete(w.call);
+        return rc;
+    }
+    if (__atomic_load_n(&u->lanes_failed, __ATOMIC_RELAXED)) {
+        cJSON_Delete(w.call);
+        pthread_mutex_lock(&u->mu);
+        *err = u->lane_err;
+        ob_rc_t rc = u->lane_rc;
+        pthread_mutex_unlock(&u->mu);
+        return rc; /* Kafka failed in a lane: stop reading */
+    }
+    push(&u->lanes[row->row % (size_t)u->nlanes], &w);
+    return OB_OK;
 }
 
 static bool feed(upload_t *u, const char *data, size_t len)
@@ -235,6 +371,10 @@ static void on_close(ob_http_req_t *req)
     upload_t *u = req->stream;
     if (!u)
         return;
+    /* Normally finish stopped them; after a broken connection the rows still
+     * waiting are dropped rather than queued for a client that is gone. */
+    __atomic_store_n(&u->lanes_failed, 1, __ATOMIC_RELAXED);
+    stop_lanes(u);
     if (u->form)
         MHD_destroy_post_processor(u->form);
     ob_csv_reader_free(u->csv);
@@ -252,6 +392,7 @@ static void on_close(ob_http_req_t *req)
     free(u->roles);
     free((char *)u->file_name);
     cJSON_Delete(u->defaults);
+    pthread_mutex_destroy(&u->mu);
 }
 
 void ingest_upload_begin(ingest_call_t *c)
@@ -262,6 +403,7 @@ void ingest_upload_begin(ingest_call_t *c)
     ob_err_t err = {{0}};
 
     u->ctx = c->ctx;
+    pthread_mutex_init(&u->mu, NULL);
     u->failed = true; /* until everything below succeeded */
     u->deployment_id = c->param[0];
     snprintf(u->account_id, sizeof(u->account_id), "%s", c->account_id);
@@ -273,9 +415,7 @@ void ingest_upload_begin(ingest_call_t *c)
         return;
     /* A replayed key answers at once; the body is not read. The same file
      * sent again under the key gets the same call ids, so nothing doubles. */
-    u->call = *c;
-    u->call.account_id = u->account_id;
-    u->call.conn = NULL;
+    u->idem_key = ob_http_header(req, "Idempotency-Key");
     if ((u->idem = ingest_idem_claim(c, NULL, &u->idem_ms)) == INGEST_IDEM_DONE)
         return;
     if (!ingest_check_pending(c, c->param[0], 0)) {
@@ -309,6 +449,8 @@ void ingest_upload_begin(ingest_call_t *c)
     }
     u->csv = ob_csv_reader_new(on_header, on_row, u);
     u->batch = ob_produce_batch_new();
+    if (u->ctx->cfg->upload_lanes > 1)
+        start_lanes(u, (int)u->ctx->cfg->upload_lanes);
     u->failed = false;
 }
 
@@ -369,6 +511,14 @@ static ob_rc_t store(ingest_call_t *c, upload_t *u, const char *status, const ch
     return rc;
 }
 
+static int by_row(const void *a, const void *b)
+{
+    const row_error_t *x = a, *y = b;
+    if (x->row != y->row)
+        return x->row < y->row ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
 void ingest_upload_finish(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
@@ -379,6 +529,17 @@ void ingest_upload_finish(ingest_call_t *c)
     c->account_id = u->account_id;
     if (u->stop_rc == OB_OK)
         u->stop_rc = ob_csv_finish(u->csv, &u->stop);
+    bool laned = u->nlanes > 0;
+    stop_lanes(u); /* every row has been offered once this returns */
+    if (laned) {
+        if (u->lanes_failed && u->stop_rc == OB_OK) {
+            u->stop_rc = u->lane_rc;
+            u->stop = u->lane_err;
+        }
+        /* Lanes finish rows out of order: report them in file order. */
+        if (u->nerrors > 1)
+            qsort(u->errors, u->nerrors, sizeof(row_error_t), by_row);
+    }
     ob_rc_t ack = ob_produce_batch_wait(u->batch, 60000, &ack_err);
     u->batch = NULL;
     const char *status = "completed";

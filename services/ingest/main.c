@@ -34,6 +34,8 @@ static const ob_cfg_spec_t ingest_specs[] = {
      "pending calls one deployment may hold (429 above)"},
     {"OB_INGEST_MAX_UPLOAD_BYTES", OB_CFG_INT, "2147483648", 1024, 1099511627776.0, NULL,
      CFG(max_upload), "largest CSV upload or batch body (413 above)"},
+    {"OB_INGEST_UPLOAD_LANES", OB_CFG_INT, "2", 1, 64, NULL, CFG(upload_lanes),
+     "threads that validate the rows of one CSV upload (1: the request's own thread)"},
     {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
      "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
