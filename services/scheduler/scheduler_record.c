@@ -239,15 +239,16 @@ static void decode_item(scheduler_ctx_t *ctx, item_t *it)
     char kind[32];
     ob_err_t err = {{0}};
     const rd_kafka_message_t *msg = it->msg;
-    ob_request_kind(msg->payload, msg->len, kind);
-    if (strcmp(kind, "cancel_deployment") == 0)
-        it->kind = ob_cancel_deployment_decode(msg->payload, msg->len, &it->cancel, &err) == OB_OK
-                       ? CANCEL
-                       : INVALID;
-    else
-        it->kind = ob_call_request_decode(msg->payload, msg->len, &it->req, &err) == OB_OK
-                       ? QUEUE
-                       : INVALID;
+    /* Nearly every message is a call: decode it as one, and look at the kind
+     * (a second parse) only when that fails. */
+    it->kind =
+        ob_call_request_decode(msg->payload, msg->len, &it->req, &err) == OB_OK ? QUEUE : INVALID;
+    if (it->kind == INVALID) {
+        ob_request_kind(msg->payload, msg->len, kind);
+        if (strcmp(kind, "cancel_deployment") == 0 &&
+            ob_cancel_deployment_decode(msg->payload, msg->len, &it->cancel, &err) == OB_OK)
+            it->kind = CANCEL;
+    }
     if (it->kind == INVALID) {
         /* Ingest never produces such a message; keep a trace and move on. */
         ob_metric_add(&ctx->metrics[M_POISON], 1);
