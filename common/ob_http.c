@@ -123,7 +123,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, ob_http_req_t *req)
     return rc;
 }
 
-static bool discard_body(void *ctx, ob_http_req_t *req, const char *data, size_t len)
+bool ob_http_discard_body(void *ctx, ob_http_req_t *req, const char *data, size_t len)
 {
     (void)ctx;
     (void)req;
@@ -165,7 +165,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_size;
         *upload_size = 0;
         if (!st->req.on_body(srv->opts.ctx, &st->req, upload, n))
-            st->req.on_body = discard_body;
+            st->req.on_body = ob_http_discard_body;
         return MHD_YES;
     }
     if (*upload_size) {

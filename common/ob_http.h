@@ -79,6 +79,10 @@ void ob_http_quiesce(ob_http_server_t *srv);
 /* Stops the server and frees it; NULL-safe. */
 void ob_http_free(ob_http_server_t *srv);
 
+/* An on_body that drops the body: for a streamed request answered before
+ * its body arrives. */
+bool ob_http_discard_body(void *ctx, ob_http_req_t *req, const char *data, size_t len);
+
 /* Request helpers. */
 const char *ob_http_header(ob_http_req_t *req, const char *name);
 const char *ob_http_query(ob_http_req_t *req, const char *name);

@@ -318,15 +318,6 @@ static const route_t *find_route(ob_http_req_t *req, const char **params, char *
     return found;
 }
 
-static bool ignore_body(void *ctx, ob_http_req_t *req, const char *data, size_t len)
-{
-    (void)ctx;
-    (void)req;
-    (void)data;
-    (void)len;
-    return false;
-}
-
 /* The per-key limits; false with a 429 problem set when one is hit. */
 static bool admit(ingest_ctx_t *ctx, ob_http_req_t *req, const char *key_hash)
 {
@@ -389,7 +380,7 @@ void ingest_stream(void *arg, ob_http_req_t *req)
     if (!r || !r->begin)
         return;
     /* From here on the body is never buffered: it streams or is dropped. */
-    req->on_body = ignore_body;
+    req->on_body = ob_http_discard_body;
     if (ob_pg_pool_get(ctx->pg, 2000, &call.conn, &err) != OB_OK) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "database_unavailable", NULL, "%s", err.msg);
