@@ -36,7 +36,8 @@ COMMON_CXX_SRC := $(wildcard common/*.cc)
 MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
 GEN_SRC    := $(BUILD)/gen/ob_migrations.c
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
-              $(patsubst %.cc,$(BUILD)/obj/%.o,$(COMMON_CXX_SRC)) $(BUILD)/obj/gen/ob_migrations.o
+              $(patsubst %.cc,$(BUILD)/obj/%.o,$(COMMON_CXX_SRC)) $(BUILD)/obj/gen/ob_migrations.o \
+              $(BUILD)/obj/gen/ob_phone_data.o
 LIB        := $(BUILD)/libob.a
 
 SERVICES   := ingest scheduler dialer
@@ -66,6 +67,15 @@ $(GEN_SRC): tools/embed_migrations.sh $(MIGRATIONS)
 	tools/embed_migrations.sh $@ $(MIGRATIONS)
 
 $(BUILD)/obj/gen/ob_migrations.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Metadata facts libphonenumber's C++ API keeps private, from python3-phonenumbers.
+$(BUILD)/gen/ob_phone_data.c: tools/gen_phone_data.py
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 tools/gen_phone_data.py $@
+
+$(BUILD)/obj/gen/ob_phone_data.o: $(BUILD)/gen/ob_phone_data.c common/ob_phone_data.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -107,6 +117,13 @@ $(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iservices/$(firstword $(subst /, ,$*)) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
 		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) -lcriterion
+
+# test_ob_phone checks every example number against python3-phonenumbers.
+$(BUILD)/gen/phone_examples.h: tests/unit/common/gen_phone_examples.py
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 $< $@
+
+$(BUILD)/tests/unit/common/test_ob_phone: $(BUILD)/gen/phone_examples.h
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

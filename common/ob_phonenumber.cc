@@ -8,16 +8,22 @@ extern "C" {
 /* ob_common.h and ob_phone.h are C headers without C++ guards. */
 #include "ob_phone.h"
 }
+#include "ob_phone_data.h"
 
 #include <phonenumbers/phonenumberutil.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <list>
+#include <memory>
 #include <new>
+#include <regex.h>
 #include <string>
+#include <vector>
 
 using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
@@ -32,39 +38,14 @@ static const PhoneNumberUtil &util()
     return *PhoneNumberUtil::GetInstance();
 }
 
-/* The separators ob_phone.c lets through (its SEPARATORS plus white space). */
-static bool is_separator(char c)
-{
-    return std::isspace(static_cast<unsigned char>(c)) || std::strchr(".-()/", c);
-}
-
 /*
  * Without a region libphonenumber knows no international prefix. 00 is the
  * one most countries use and the one ob_phone_parse has always accepted, so
- * it is read as + when no region is given.
+ * it is read as + when no region is given. s is compact (see compact()).
  */
 static std::string plus_for_00(const std::string &s)
 {
-    size_t i = 0;
-    int zeros = 0;
-    for (; i < s.size() && zeros < 2; i++) {
-        if (s[i] == '0')
-            zeros++;
-        else if (!is_separator(s[i]))
-            return s;
-    }
-    return zeros == 2 ? "+" + s.substr(i) : s;
-}
-
-static bool starts_with_plus(const std::string &s)
-{
-    for (char c : s) {
-        if (c == '+')
-            return true;
-        if (!is_separator(c))
-            return false;
-    }
-    return false;
+    return s.compare(0, 2, "00") == 0 ? "+" + s.substr(2) : s;
 }
 
 /* "+44 (GB)" for the country code's main region, "+800" when it has none. */
@@ -85,7 +66,7 @@ static ob_rc_t parse_error(PhoneNumberUtil::ErrorType e, const std::string &text
     case PhoneNumberUtil::NO_PARSING_ERROR:
         return OB_OK;
     case PhoneNumberUtil::INVALID_COUNTRY_CODE_ERROR:
-        if (no_region && !starts_with_plus(text))
+        if (no_region && text[0] != '+')
             ob_err_set(err,
                        "%s must be in international format (+ and country code) or the "
                        "deployment needs a default region",
@@ -142,6 +123,132 @@ static ob_rc_t length_error(PhoneNumberUtil::ValidationResult v, const PhoneNumb
     return OB_EINVAL;
 }
 
+/*
+ * The digits and the + alone: ob_phone.c has let only those and separators
+ * through, libphonenumber drops the separators too, and its parse runs
+ * regular expressions over every character it is given, so handing it the
+ * compact form gives the same number for about 40% less work.
+ */
+static std::string compact(const char *number, size_t len)
+{
+    std::string s;
+    s.reserve(len);
+    for (size_t i = 0; i < len; i++)
+        if (std::isdigit(static_cast<unsigned char>(number[i])) || number[i] == '+')
+            s += number[i];
+    return s;
+}
+
+/*
+ * True if the country code's main region (the first of its list) may claim a
+ * number by its leading digits alone, without validating it.
+ */
+static bool main_region_has_leading_digits(int code)
+{
+    const int *end = ob_phone_cc_main_leading_digits + ob_phone_cc_main_leading_digits_len;
+    return std::binary_search(ob_phone_cc_main_leading_digits, end, code);
+}
+
+/*
+ * IsValidNumber, with the region it found: GetRegionCodeForNumber, which for
+ * a code several regions share validates the number against each in turn,
+ * then IsValidNumberForRegion, which validates it again. Most numbers are
+ * their country code's main region's (+1 numbers are mostly US), and the
+ * region search tries that one first: when the main region has no leading
+ * digits, a number valid for it is its number, and one validation is enough.
+ */
+static bool valid_number(const PhoneNumber &n, std::string *region)
+{
+    int code = n.country_code();
+    util().GetRegionCodeForCountryCode(code, region);
+    if (!main_region_has_leading_digits(code) && util().IsValidNumberForRegion(n, *region))
+        return true;
+    util().GetRegionCodeForNumber(n, region);
+    return util().IsValidNumberForRegion(n, *region);
+}
+
+/*
+ * The national prefix patterns of ob_phone_data.h, compiled on first use by
+ * each thread (glibc's regexec takes a lock on the pattern it runs).
+ */
+class PrefixRules
+{
+  public:
+    PrefixRules() : compiled_(ob_phone_national_prefix_for_parsing_len)
+    {
+    }
+    PrefixRules(const PrefixRules &) = delete;
+    PrefixRules &operator=(const PrefixRules &) = delete;
+    ~PrefixRules()
+    {
+        for (auto &re : compiled_)
+            if (re)
+                regfree(re.get());
+    }
+
+    /* True if libphonenumber may strip a national prefix from nsn (or if the
+     * pattern would not compile, which only means the slow path is taken). */
+    bool may_strip(int code, const char *nsn)
+    {
+        const ob_phone_prefix_rule_t *begin = ob_phone_national_prefix_for_parsing;
+        const ob_phone_prefix_rule_t *end = begin + ob_phone_national_prefix_for_parsing_len;
+        const ob_phone_prefix_rule_t *rule = std::lower_bound(
+            begin, end, code, [](const ob_phone_prefix_rule_t &r, int c) { return r.code < c; });
+        if (rule == end || rule->code != code)
+            return false;
+        std::unique_ptr<regex_t> &re = compiled_[rule - begin];
+        if (!re) {
+            re.reset(new regex_t);
+            if (regcomp(re.get(), rule->ere, REG_EXTENDED | REG_NOSUB) != 0) {
+                re.reset();
+                return true;
+            }
+        }
+        return regexec(re.get(), nsn, 0, nullptr, 0) == 0;
+    }
+
+  private:
+    std::vector<std::unique_ptr<regex_t>> compiled_;
+};
+
+/*
+ * Parse, for the common case of + and digits, in a tenth of the time: the
+ * same steps libphonenumber takes for such a number (the country code is
+ * the shortest 1-3 digit prefix that is one, and the rest is the national
+ * number, with Italian leading zeros kept), taken only when its national
+ * prefix for parsing cannot apply. Returns false, leaving n alone, whenever
+ * the input needs libphonenumber's Parse (and its error messages).
+ */
+static bool parse_plus_digits(const std::string &text, PhoneNumber *n)
+{
+    static thread_local PrefixRules rules;
+    if (text.size() < 4 || text[0] != '+' || text[1] == '0')
+        return false;
+    for (size_t len = 1; len <= 3; len++) {
+        int code = std::atoi(text.substr(1, len).c_str());
+        std::list<std::string> regions;
+        util().GetRegionCodesForCountryCallingCode(code, &regions);
+        if (regions.empty())
+            continue;
+        std::string nsn = text.substr(1 + len);
+        /* libphonenumber's MIN_LENGTH_FOR_NSN and MAX_LENGTH_FOR_NSN. */
+        if (nsn.size() < 2 || nsn.size() > 17 || rules.may_strip(code, nsn.c_str()))
+            return false;
+        n->set_country_code(code);
+        n->set_national_number(std::strtoull(nsn.c_str(), nullptr, 10));
+        if (nsn.size() > 1 && nsn[0] == '0') {
+            n->set_italian_leading_zero(true);
+            int zeros = 1;
+            while ((size_t)zeros < nsn.size() - 1 && nsn[zeros] == '0')
+                zeros++;
+            if (zeros != 1)
+                n->set_number_of_leading_zeros(zeros);
+        }
+        return true;
+    }
+    return false;
+}
+
 static ob_rc_t normalise(const std::string &input, const std::string &region, const char *what,
                          char *e164, char *region_out, ob_err_t *err)
 {
@@ -150,15 +257,15 @@ static ob_rc_t normalise(const std::string &input, const std::string &region, co
     PhoneNumber n;
     std::string formatted, number_region;
 
-    ob_rc_t rc = parse_error(util().Parse(text, region, &n), text, no_region, what, err);
-    if (rc != OB_OK)
-        return rc;
+    if (!parse_plus_digits(text, &n)) {
+        ob_rc_t rc = parse_error(util().Parse(text, region, &n), text, no_region, what, err);
+        if (rc != OB_OK)
+            return rc;
+    }
+    ob_rc_t rc;
     if ((rc = length_error(util().IsPossibleNumberWithReason(n), n, what, err)) != OB_OK)
         return rc;
-    /* IsValidNumber is GetRegionCodeForNumber plus IsValidNumberForRegion;
-     * the region search is the costly part, so it is done once. */
-    util().GetRegionCodeForNumber(n, &number_region);
-    if (!util().IsValidNumberForRegion(n, number_region)) {
+    if (!valid_number(n, &number_region)) {
         ob_err_set(err, "%s is not a valid number for %s", what, country(n.country_code()).c_str());
         return OB_EINVAL;
     }
@@ -198,7 +305,7 @@ extern "C" ob_rc_t ob_phonenumber_normalise(const char *number, size_t len, cons
     if (region_out)
         region_out[0] = '\0';
     try {
-        rc = normalise(std::string(number, len), region, what, e164, region_out, err);
+        rc = normalise(compact(number, len), region, what, e164, region_out, err);
     } catch (const std::bad_alloc &) {
         oom();
     } catch (const std::exception &e) {

@@ -5,7 +5,6 @@
 #include "ob_common.h"
 
 #include <ctype.h>
-#include <stdio.h>
 #include <string.h>
 
 void ob_uuid_v7_from(int64_t unix_ms, const uint8_t rnd[10], char out[OB_UUID_STRLEN + 1])
@@ -16,10 +15,32 @@ void ob_uuid_v7_from(int64_t unix_ms, const uint8_t rnd[10], char out[OB_UUID_ST
     memcpy(b + 6, rnd, 10);
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* RFC 9562 variant */
-    snprintf(out, OB_UUID_STRLEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
+/*
+ * Random bytes for ids, read from getrandom(2) a few hundred at a time per
+ * thread rather than one system call per id (the ingest makes one id per
+ * accepted call). Secrets such as API keys use ob_random_bytes directly.
+ */
+static void id_random(uint8_t *out, size_t n)
+{
+    static __thread uint8_t buf[320];
+    static __thread size_t left;
+    if (left < n) {
+        ob_random_bytes(buf, sizeof(buf));
+        left = sizeof(buf);
+    }
+    memcpy(out, buf + sizeof(buf) - left, n);
+    left -= n;
 }
 
 /* Milliseconds << 12 | sequence of the last id this process made: ids made
@@ -31,7 +52,7 @@ static uint64_t last_stamp;
 void ob_uuid_v7(char out[OB_UUID_STRLEN + 1])
 {
     uint8_t rnd[10];
-    ob_random_bytes(rnd, sizeof(rnd));
+    id_random(rnd, sizeof(rnd));
     uint64_t prev = __atomic_load_n(&last_stamp, __ATOMIC_RELAXED), next;
     do {
         uint64_t now = (uint64_t)ob_now_ms() << 12;

@@ -7,6 +7,7 @@
 #include "ob_uuid.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -102,36 +103,129 @@ static const field_t event_data_fields[] = {
     END,
 };
 
-static void encode_fields(cJSON *obj, const field_t *fields, const void *m)
+/*
+ * Encoding writes JSON text directly: every accepted call is encoded once on
+ * the ingest's hot path, and building a cJSON tree to print it cost more
+ * allocations than the rest of the request.
+ */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} out_t;
+
+static void out_reserve(out_t *o, size_t n)
+{
+    if (o->len + n + 1 <= o->cap)
+        return;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1)
+        cap *= 2;
+    o->p = ob_xrealloc(o->p, cap);
+    o->cap = cap;
+}
+
+static void out_raw(out_t *o, const char *s, size_t n)
+{
+    out_reserve(o, n);
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+}
+
+static void out_str(out_t *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    out_reserve(o, strlen(s) + 2);
+    o->p[o->len++] = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 0x20 && *c != '"' && *c != '\\') {
+            if (o->len + 2 > o->cap)
+                out_reserve(o, 2);
+            o->p[o->len++] = (char)*c;
+            continue;
+        }
+        char esc[7] = {'\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15], 0};
+        const char *e = *c == '"'    ? "\\\""
+                        : *c == '\\' ? "\\\\"
+                        : *c == '\n' ? "\\n"
+                        : *c == '\r' ? "\\r"
+                        : *c == '\t' ? "\\t"
+                                     : esc;
+        out_raw(o, e, strlen(e));
+    }
+    out_raw(o, "\"", 1);
+}
+
+static void out_int(out_t *o, int64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+    out_raw(o, buf, (size_t)n);
+}
+
+/* Appends ,"name": (no comma before the first member of an object). */
+static void out_key(out_t *o, const char *name)
+{
+    if (o->p[o->len - 1] != '{')
+        out_raw(o, ",", 1);
+    out_str(o, name);
+    out_raw(o, ":", 1);
+}
+
+/* True for text that is one JSON object. */
+static bool is_object_text(const char *s)
+{
+    cJSON *item = cJSON_ParseWithOpts(s, NULL, 1);
+    bool ok = cJSON_IsObject(item);
+    cJSON_Delete(item);
+    return ok;
+}
+
+/*
+ * Writes the fields' members. Optional integers that are 0 and strings that
+ * are NULL are left out (decode reads them back as 0 and NULL). F_OBJ text
+ * is copied as it is if it is one JSON object; producers validate it, so
+ * anything else is dropped rather than sent broken.
+ */
+static void encode_fields(out_t *o, const field_t *fields, const void *m)
 {
     const char *base = m;
     for (const field_t *f = fields; f->name; f++) {
         const void *p = base + f->off;
         if (f->kind == F_INT) {
-            cJSON_AddNumberToObject(obj, f->name, (double)*(const int64_t *)p);
+            int64_t v = *(const int64_t *)p;
+            if (v == 0 && !f->required)
+                continue;
+            out_key(o, f->name);
+            out_int(o, v);
             continue;
         }
         const char *s = *(char *const *)p;
-        if (!s)
+        if (!s || (f->kind == F_OBJ && !is_object_text(s)))
             continue;
-        cJSON *item = f->kind == F_OBJ ? cJSON_Parse(s) : NULL;
-        if (f->kind == F_OBJ && cJSON_IsObject(item))
-            cJSON_AddItemToObject(obj, f->name, item);
-        else if (f->kind == F_OBJ)
-            cJSON_Delete(item); /* not an object: the producer validated, so drop it */
+        out_key(o, f->name);
+        if (f->kind == F_OBJ)
+            out_raw(o, s, strlen(s));
         else
-            cJSON_AddStringToObject(obj, f->name, s);
+            out_str(o, s);
     }
 }
 
-static char *print_and_delete(cJSON *obj)
+/* Starts {"v":1,"kind":"<kind>" */
+static out_t envelope(const char *kind)
 {
-    char *text = cJSON_PrintUnformatted(obj);
-    OB_ASSERT(text != NULL);
-    char *out = ob_xstrdup(text);
-    cJSON_free(text);
-    cJSON_Delete(obj);
-    return out;
+    out_t o = {0};
+    out_raw(&o, "{\"v\":", 5);
+    out_int(&o, OB_PROTO_VERSION);
+    out_key(&o, "kind");
+    out_str(&o, kind);
+    return o;
+}
+
+static char *finish(out_t *o)
+{
+    out_raw(o, "}", 1);
+    return o->p;
 }
 
 static void clear_fields(const field_t *fields, void *m)
@@ -223,53 +317,46 @@ static ob_rc_t check_envelope(const cJSON *root, const char *kind, ob_err_t *err
     return OB_OK;
 }
 
-static cJSON *envelope(const char *kind)
-{
-    cJSON *obj = cJSON_CreateObject();
-    cJSON_AddNumberToObject(obj, "v", OB_PROTO_VERSION);
-    cJSON_AddStringToObject(obj, "kind", kind);
-    return obj;
-}
-
 char *ob_call_request_encode(const ob_call_request_t *m)
 {
-    cJSON *obj = envelope("queue");
-    encode_fields(obj, request_fields, m);
-    if (!m->expires_at_ms)
-        cJSON_DeleteItemFromObjectCaseSensitive(obj, "expires_at");
-    return print_and_delete(obj);
+    out_t o = envelope("queue");
+    encode_fields(&o, request_fields, m);
+    return finish(&o);
 }
 
 char *ob_dial_job_encode(const ob_dial_job_t *m)
 {
-    cJSON *obj = envelope("dial");
-    encode_fields(obj, job_fields, m);
-    return print_and_delete(obj);
+    out_t o = envelope("dial");
+    encode_fields(&o, job_fields, m);
+    return finish(&o);
 }
 
 char *ob_call_event_data_encode(const ob_call_event_t *m)
 {
-    cJSON *data = cJSON_CreateObject();
-    encode_fields(data, event_data_fields, m);
-    return print_and_delete(data);
+    out_t o = {0};
+    out_raw(&o, "{", 1);
+    encode_fields(&o, event_data_fields, m);
+    return finish(&o);
 }
 
 char *ob_call_event_encode(const ob_call_event_t *m)
 {
     char time[32];
-    cJSON *obj = cJSON_CreateObject();
-    cJSON *data = cJSON_CreateObject();
+    out_t o = {0};
     ob_time_format_rfc3339(m->time_ms, time, sizeof(time));
-    cJSON_AddStringToObject(obj, "specversion", "1.0");
-    cJSON_AddStringToObject(obj, "id", m->id);
-    cJSON_AddStringToObject(obj, "source", m->source);
-    cJSON_AddStringToObject(obj, "type", m->type);
-    cJSON_AddStringToObject(obj, "subject", m->call_id);
-    cJSON_AddStringToObject(obj, "time", time);
-    cJSON_AddStringToObject(obj, "datacontenttype", "application/json");
-    encode_fields(data, event_data_fields, m);
-    cJSON_AddItemToObject(obj, "data", data);
-    return print_and_delete(obj);
+    out_raw(&o, "{", 1);
+    static const char *const names[] = {"specversion", "id",   "source",         "type",
+                                        "subject",     "time", "datacontenttype"};
+    const char *values[] = {"1.0", m->id, m->source, m->type, m->call_id, time, "application/json"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        out_key(&o, names[i]);
+        out_str(&o, values[i] ? values[i] : "");
+    }
+    out_key(&o, "data");
+    out_raw(&o, "{", 1);
+    encode_fields(&o, event_data_fields, m);
+    out_raw(&o, "}", 1);
+    return finish(&o);
 }
 
 ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *out, ob_err_t *err)
@@ -289,9 +376,9 @@ ob_rc_t ob_call_request_decode(const char *json, size_t len, ob_call_request_t *
 
 char *ob_cancel_deployment_encode(const ob_cancel_deployment_t *m)
 {
-    cJSON *obj = envelope("cancel_deployment");
-    encode_fields(obj, cancel_fields, m);
-    return print_and_delete(obj);
+    out_t o = envelope("cancel_deployment");
+    encode_fields(&o, cancel_fields, m);
+    return finish(&o);
 }
 
 ob_rc_t ob_cancel_deployment_decode(const char *json, size_t len, ob_cancel_deployment_t *out,

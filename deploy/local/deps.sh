@@ -16,7 +16,7 @@ packages=(
 	build-essential pkg-config clang-format
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
-	postgresql kcat maven python3-jsonschema wrk
+	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
 )
 jre_package=openjdk-17-jre-headless
 pom=$root/deploy/local/kafka/pom.xml

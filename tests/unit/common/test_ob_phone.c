@@ -169,3 +169,43 @@ ParameterizedTest(region_case_t *c, phone, region_valid)
     cr_expect_eq(ob_phone_region_valid(c->region), c->valid, "%s",
                  c->region ? c->region : "(null)");
 }
+
+/*
+ * libphonenumber's example number for every region and number type, and
+ * variants of each (national prefix after the country code, a digit changed,
+ * dropped or added), as python3-phonenumbers (another implementation over the
+ * same metadata) reads them. ob_phone_parse must agree on each: this covers
+ * ob_phonenumber.cc's shortcuts (its own reading of + and digits, and the
+ * region found once) for every country code.
+ */
+typedef struct {
+    const char *input;
+    const char *e164;   /* "" when rejected */
+    const char *region; /* "" for non-geographic codes */
+    bool accepted;      /* valid, and not possible only as a local number */
+} example_t;
+
+static const example_t examples[] = {
+#include "phone_examples.h"
+};
+
+Test(phone, every_example_number_and_variant_agrees_with_python_phonenumbers)
+{
+    size_t n = sizeof(examples) / sizeof(examples[0]), accepted = 0;
+    cr_assert_gt(n, 5000, "the example table has %zu numbers", n);
+    for (size_t i = 0; i < n; i++) {
+        const example_t *x = &examples[i];
+        ob_phone_t out;
+        ob_err_t err = {{0}};
+        ob_rc_t rc = ob_phone_parse(x->input, &out, &err);
+        if (!x->accepted) {
+            cr_expect_eq(rc, OB_EINVAL, "%s was accepted as %s", x->input, out.e164);
+            continue;
+        }
+        accepted++;
+        cr_expect_eq(rc, OB_OK, "%s: %s", x->input, err.msg);
+        cr_expect_str_eq(out.e164, x->e164, "%s", x->input);
+        cr_expect_str_eq(out.region, x->region, "%s", x->input);
+    }
+    cr_expect_gt(accepted, 1000, "only %zu of %zu numbers are valid", accepted, n);
+}

@@ -62,6 +62,58 @@ Test(proto, call_request_round_trip)
     free(json);
 }
 
+/* Every byte a client may put in a string survives encoding (as JSON text
+ * another parser reads back) and decoding. */
+Test(proto, strings_with_control_characters_and_utf8_round_trip)
+{
+    const char *reference =
+        "tab\t nl\n cr\r bell\x07 quote\" backslash\\ slash/ \xc3\xa9\xe2\x82\xac\x7f";
+    ob_call_request_t in = {
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .phone_number = "+12125550100",
+        .message_reference = (char *)reference,
+        .call_parameters = "{\"nested\":{\"a\":[1,2,\"\\u0001\"]}}",
+        .max_attempts = 1,
+        .not_before_ms = 1,
+        .accepted_at_ms = 1,
+    };
+    char *json = ob_call_request_encode(&in);
+    cr_expect(strstr(json, "bell\\u0007") != NULL, "%s", json);
+    ob_call_request_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_request_decode(json, strlen(json), &out, &err), OB_OK, "%s: %s", json,
+                 err.msg);
+    cr_expect_str_eq(out.message_reference, reference);
+    cr_expect_str_eq(out.call_parameters, "{\"nested\":{\"a\":[1,2,\"\\u0001\"]}}");
+    ob_call_request_clear(&out);
+    free(json);
+}
+
+/* call_parameters that are not one JSON object are left out, never sent broken. */
+Test(proto, call_parameters_that_are_not_an_object_are_dropped)
+{
+    ob_call_request_t in = {
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .phone_number = "+12125550100",
+        .call_parameters = "{\"a\":1} trailing",
+        .max_attempts = 1,
+        .not_before_ms = 1,
+        .accepted_at_ms = 1,
+    };
+    char *json = ob_call_request_encode(&in);
+    ob_call_request_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_request_decode(json, strlen(json), &out, &err), OB_OK, "%s: %s", json,
+                 err.msg);
+    cr_expect_null(out.call_parameters, "%s", json);
+    ob_call_request_clear(&out);
+    free(json);
+}
+
 Test(proto, dial_job_round_trip)
 {
     ob_dial_job_t in = {
