@@ -189,11 +189,11 @@ def phase_common(work, name):
     return res
 
 
-def single_phase(work):
-    w = load(f"{work}/single.wrk.json")
+def single_phase(work, name):
+    w = load(f"{work}/{name}.wrk.json")
     if not w:
         return None
-    res = phase_common(work, "single")
+    res = phase_common(work, name)
     dur = w["duration_us"] / 1e6
     ok = sum(n for s, n in w["statuses"].items() if 200 <= int(s) < 300)
     non2xx = {s: n for s, n in w["statuses"].items() if not 200 <= int(s) < 300}
@@ -347,7 +347,7 @@ def cmd_assemble(work, params_path, out):
         "targets": TARGETS,
     }
     res.update(params)
-    phases = {"single": single_phase(work)}
+    phases = {name: single_phase(work, name) for name in ("single", "single_load")}
     for name in ("batch_sequential", "batch_concurrent"):
         phases[name] = batch_phase(work, name)
     phases["csv"] = csv_phase(work)
@@ -374,30 +374,48 @@ def rows(r):
     out = []
     if r.get("mode") == "quick":
         return [row[:3] + ("n/a (quick run)",) for row in rows(dict(r, mode="full"))]
-    s = p.get("single")
-    if s:
+    sp = r.get("params", {}).get("single", {})
+    for name, conns in (("single", sp.get("connections")), ("single_load", sp.get("load_connections"))):
+        s = p.get(name)
+        if not s:
+            continue
         lat = s["latency_ms"]
-        out.append(
-            (
-                "single call: requests/s",
-                f"{s['requests_per_s']:,.0f} ({s['accepted']:,} accepted in {s['duration_s']} s)",
-                f">= {TARGETS['single_rps']:,}",
-                verdict(s["requests_per_s"] >= TARGETS["single_rps"]),
+        rps_ok = s["requests_per_s"] >= TARGETS["single_rps"]
+        p99_ok = lat["p99"] < TARGETS["single_p99_ms"]
+        what = f"single call, {conns} connections"
+        if name == "single":
+            # Saturation: the throughput target; its p99 is reported, and
+            # held against the target only by the lighter run below.
+            out.append(
+                (
+                    f"{what} (saturation): requests/s",
+                    f"{s['requests_per_s']:,.0f} ({s['accepted']:,} accepted in {s['duration_s']} s)",
+                    f">= {TARGETS['single_rps']:,}",
+                    verdict(rps_ok),
+                )
             )
-        )
-        out.append(
-            (
-                "single call: latency p50 / p99",
-                f"{lat['p50']:.1f} ms / {lat['p99']:.1f} ms",
-                f"p99 < {TARGETS['single_p99_ms']} ms",
-                verdict(lat["p99"] < TARGETS["single_p99_ms"]),
+            out.append(
+                (
+                    f"{what} (saturation): latency p50 / p99",
+                    f"{lat['p50']:.1f} ms / {lat['p99']:.1f} ms",
+                    "(reported)",
+                    "-",
+                )
             )
-        )
+        else:
+            out.append(
+                (
+                    f"{what}: requests/s, latency p50 / p99",
+                    f"{s['requests_per_s']:,.0f}/s; {lat['p50']:.1f} ms / {lat['p99']:.1f} ms",
+                    f">= {TARGETS['single_rps']:,}/s with p99 < {TARGETS['single_p99_ms']} ms",
+                    verdict(rps_ok and p99_ok),
+                )
+            )
         non = ", ".join(f"{k}: {v}" for k, v in sorted(s["non_2xx"].items())) or "none"
         sock = sum(s["socket_errors"].values())
         out.append(
             (
-                "single call: non-2xx answers",
+                f"{what}: non-2xx answers",
                 f"{s['non_2xx_total']} ({non}); socket errors {sock}",
                 "0, or 429/503 only",
                 verdict(s["non_2xx_only_429_503"] and sock == 0),
@@ -460,7 +478,8 @@ def rows(r):
 def cpu_rows(r):
     out = []
     for name, label in (
-        ("single", "single call"),
+        ("single", "single call, saturation"),
+        ("single_load", "single call, lighter load"),
         ("batch_sequential", "batch, sequential"),
         ("batch_concurrent", "batch, concurrent"),
         ("csv", "CSV upload"),
@@ -582,8 +601,10 @@ the demo tenant (`$KEY`: its API key, `$DEP`: `00000000-0000-7000-8000-00000000d
 `$API`: `http://127.0.0.1:{int(r.get('port_base', 23000)) + 80}`):
 
 ```sh
-# single call: keep-alive, {s.get('connections')} connections, {s.get('duration_s')} s (after a {s.get('warmup_s')} s warm-up)
+# single call: keep-alive, {s.get('duration_s')} s (after a {s.get('warmup_s')} s warm-up), with
+# {s.get('connections')} connections (saturation) and then {s.get('load_connections')} (the p99 target's load)
 BENCH_KEY=$KEY wrk -t{s.get('threads')} -c{s.get('connections')} -d{s.get('duration_s')}s --latency -s bench/wrk_queue.lua $API/api/v1/deployments/$DEP/calls
+BENCH_KEY=$KEY wrk -t{s.get('threads')} -c{s.get('load_connections')} -d{s.get('duration_s')}s --latency -s bench/wrk_queue.lua $API/api/v1/deployments/$DEP/calls
 
 # batch: {b.get('requests')} requests of {b.get('size'):,} calls per client, 1 client then {b.get('clients')} clients at once
 bench/gen.py batch {b.get('size')} batch.json
@@ -598,7 +619,7 @@ curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: text/csv' -H 'Expect:
 ```
 
 Settings (environment or make variables): `BENCH_DURATION`, `BENCH_WARMUP`,
-`BENCH_CONNECTIONS`, `BENCH_WRK_THREADS`, `BENCH_BATCH_SIZE`,
+`BENCH_CONNECTIONS`, `BENCH_LOAD_CONNECTIONS`, `BENCH_WRK_THREADS`, `BENCH_BATCH_SIZE`,
 `BENCH_BATCH_REQUESTS`, `BENCH_BATCH_CLIENTS`, `BENCH_CSV_ROWS`,
 `BENCH_QUIET_TIMEOUT`, `BENCH_PHASES` (a subset of `single batch csv`; such a
 run leaves this file alone), `BENCH_KEEP_STACK=1`. Any `OB_INGEST_*` or

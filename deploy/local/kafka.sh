@@ -31,7 +31,7 @@ java=
 # Broker JVM: the heap the brief allots a dev broker, plus kafka-run-class's
 # G1 settings. Short-lived tools get a small heap and the C1 JIT only, which
 # roughly halves their start-up time.
-broker_jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+broker_jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "-Xlog:gc:file=$OB_LOCAL_LOGS/kafka-gc.log"
 	-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
 	-Djava.awt.headless=true)
 tool_jvm=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
