@@ -3,7 +3,7 @@
 # commands a newcomer needs; both install what is missing first.
 
 CC       ?= cc
-PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl
+PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl icu-i18n
 BUILD    := build
 ifneq ($(SANITIZE),)
 BUILD    := build/san
@@ -37,7 +37,7 @@ MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
 GEN_SRC    := $(BUILD)/gen/ob_migrations.c
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
               $(patsubst %.cc,$(BUILD)/obj/%.o,$(COMMON_CXX_SRC)) $(BUILD)/obj/gen/ob_migrations.o \
-              $(BUILD)/obj/gen/ob_phone_data.o
+              $(BUILD)/obj/gen/ob_phone_data.o $(BUILD)/obj/gen/ob_phone_tz.o
 LIB        := $(BUILD)/libob.a
 
 SERVICES   := ingest scheduler dialer
@@ -76,6 +76,15 @@ $(BUILD)/gen/ob_phone_data.c: tools/gen_phone_data.py
 	/usr/bin/python3 tools/gen_phone_data.py $@
 
 $(BUILD)/obj/gen/ob_phone_data.o: $(BUILD)/gen/ob_phone_data.c common/ob_phone_data.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Phone number prefix to IANA time zones, also from python3-phonenumbers.
+$(BUILD)/gen/ob_phone_tz.c: tools/gen_phone_tz.py
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 tools/gen_phone_tz.py $@
+
+$(BUILD)/obj/gen/ob_phone_tz.o: $(BUILD)/gen/ob_phone_tz.c common/ob_phone_tz.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 

@@ -1,7 +1,7 @@
 /*
- * Ending calls that never reach a dialer (cancelled, expired): the one place
- * that turns the rows such a statement returns into call state and
- * outbound.call.completed events, shared by ingest and the scheduler.
+ * Ending calls and attempts: the one place that turns the rows such a
+ * statement returns into call state and events, shared by ingest (cancel),
+ * the scheduler (expiry, expired leases) and the dialers (attempt results).
  */
 #ifndef OB_CALLS_H
 #define OB_CALLS_H
@@ -11,6 +11,7 @@
 #include "ob_proto.h"
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /* Runs sql in its own transaction. The statement must end calls and return
  * (call_id, deployment_id, account_id, status, result, phone_number,
@@ -21,6 +22,20 @@
 ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_topic,
                      const char *source, const char *reason, const char *sql, int nparams,
                      const char *const *params, int *ended, ob_err_t *err) OB_MUSTCHECK;
+
+/*
+ * Concludes attempt `attempt` of call_id (dialing or connected) with result
+ * and reason through conclude_attempt(): the call completes (answered), is
+ * queued for its next attempt by its retry rules (event
+ * outbound.call.retry_scheduled) or fails; the event is recorded in the same
+ * transaction and then published. Returns OB_ECONFLICT when the attempt had
+ * already been concluded (nothing changed), OB_EDEPENDENCY/OB_ERR when
+ * Postgres failed.
+ */
+ob_rc_t ob_calls_conclude(PGconn *conn, ob_producer_t *producer, const char *events_topic,
+                          const char *source, const char *call_id, int attempt, const char *result,
+                          const char *reason, bool answered, int ring_ms, int talk_ms,
+                          ob_err_t *err) OB_MUSTCHECK;
 
 /* cancel_pending() for one call (call_id) or every call of the deployment
  * accepted up to before_ms (call_id NULL), through ob_calls_end. */

@@ -17,6 +17,9 @@
 
 #define OB_PROTO_VERSION 1
 
+/* The most attempts a call may have: 10, or 11 through Plum's max_retries (0-10). */
+#define OB_MAX_ATTEMPTS 11
+
 /* outbound.call-requests, kind "queue": one accepted call. */
 typedef struct {
     char *call_id;            /* UUIDv7 assigned by ingest */
@@ -27,10 +30,11 @@ typedef struct {
     char *post_dial;          /* ;postd= digits, may be NULL */
     char *message_reference;  /* client reference, may be NULL */
     char *call_parameters;    /* JSON object text, may be NULL */
+    char *retry_rules;        /* JSON object text: result -> seconds or "never", may be NULL */
     char *result_url;         /* per-call webhook override, may be NULL */
     char *request_id;         /* HTTP request that accepted it, may be NULL */
     char *upload_id;          /* CSV upload it came from, may be NULL */
-    int64_t max_attempts;     /* 1..10 */
+    int64_t max_attempts;     /* 1..OB_MAX_ATTEMPTS */
     int64_t retry_interval_s; /* seconds between attempts */
     int64_t priority;         /* higher first */
     int64_t not_before_ms;    /* unix ms; not dialed before */

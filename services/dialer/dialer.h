@@ -17,6 +17,7 @@
 typedef struct {
     ob_base_config_t base; /* shared settings (must be first) */
     long long channels;    /* OB_DIALER_CHANNELS */
+    long long lease_s;     /* OB_DIALER_LEASE_S */
     char *carrier;         /* OB_DIALER_CARRIER */
     double sim_time_scale; /* OB_SIM_TIME_SCALE */
     long long sim_seed;    /* OB_SIM_SEED */
@@ -57,6 +58,7 @@ typedef struct {
     char *source;                 /* CloudEvents source of this worker */
     dialer_call_t *calls;         /* one slot per channel */
     int active;                   /* slots in use */
+    int64_t next_renew_ms;        /* monotonic time of the next lease renewal */
     int pg_up;                    /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT]; /* Prometheus registry */
 } dialer_ctx_t;
@@ -66,6 +68,10 @@ typedef struct {
  * the message is done with (started or refused) and its offset may be
  * stored; false when it must be retried (Postgres unavailable). */
 bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg);
+
+/* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
+ * worker is dialing; cheap to call on every loop turn. */
+void dialer_renew_leases(dialer_ctx_t *ctx);
 
 /* Ends every call still in progress (drain deadline): the carrier hangs up
  * and the attempts are recorded with reason "dialer_shutdown"; one that had

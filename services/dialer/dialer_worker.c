@@ -5,6 +5,7 @@
  * leaves an unpublished row that the relay sends later.
  */
 #include "dialer.h"
+#include "ob_calls.h"
 #include "ob_events.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -124,9 +125,10 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
          " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'"
          " AND (expires_at IS NULL OR expires_at > now())",
          2},
-        {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4"
+        {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4,"
+         " lease_until = now() + make_interval(secs => $5::int)"
          " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'",
-         4},
+         5},
         {NULL, 0},
     };
     static const transition_t dialing = {"dialing", "dialing", NULL, NULL, NULL};
@@ -145,9 +147,11 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
                  (long long)msg->offset, err.msg);
         return true;
     }
+    char lease[16];
     snprintf(attempt, sizeof(attempt), "%lld", (long long)slot->job.attempt);
+    snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
     const char *params[] = {slot->job.call_id, attempt, slot->job.job_id,
-                            ctx->cfg->base.instance_id};
+                            ctx->cfg->base.instance_id, lease};
     ob_rc_t rc = apply(ctx, &slot->job, &dialing, stmts, params);
     if (rc == OB_ECONFLICT) {
         ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
@@ -174,12 +178,13 @@ bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
 
 static void on_answered(void *worker, void *call, const char *callee_type)
 {
+    /* The call row first, as everywhere. */
     static const stmt_t stmts[] = {
-        {"UPDATE attempts SET state = 'connected', connected_at = now()"
-         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'",
-         2},
         {"UPDATE calls SET state = 'connected', updated_at = now()"
          " WHERE call_id = $1 AND active_attempt = $2 AND state = 'dialing'",
+         2},
+        {"UPDATE attempts SET state = 'connected', connected_at = now()"
+         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'",
          2},
         {NULL, 0},
     };
@@ -201,75 +206,64 @@ static void count_result(dialer_ctx_t *ctx, const char *result)
             ob_metric_add(&ctx->metrics[M_R_VOICE + (int)i], 1);
 }
 
-/* Ends the attempt: answered calls complete; unanswered ones are queued for
- * the next attempt when one is left and fits before expiry, else fail. */
+/* Ends the attempt through ob_calls_conclude (answered calls complete;
+ * unanswered ones get their next attempt by the call's retry rules, or
+ * fail), retrying until Postgres takes it: losing a result is never an option. */
 static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
                      int talk_ms)
 {
-    static const char END_ATTEMPT[] =
-        "UPDATE attempts SET state = 'ended', ended_at = now(), result = $3, reason = $4,"
-        " ring_ms = $5, talk_ms = $6"
-        " WHERE call_id = $1 AND attempt = $2 AND state IN ('dialing', 'connected')";
-    static const stmt_t complete[] = {
-        {END_ATTEMPT, 6},
-        {"UPDATE calls SET state = 'completed', status = 'completed', result = $3, reason = $4,"
-         " active_attempt = NULL, completed_at = now(), updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2",
-         4},
-        {NULL, 0},
-    };
-    static const stmt_t retry[] = {
-        {END_ATTEMPT, 6},
-        {"UPDATE calls SET state = 'queued', result = $3, active_attempt = NULL,"
-         " next_attempt_at = now() + make_interval(secs => retry_interval_s), updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND attempts_made < max_attempts"
-         " AND (expires_at IS NULL OR now() + make_interval(secs => retry_interval_s) < "
-         "expires_at)",
-         3},
-        {NULL, 0},
-    };
-    static const stmt_t fail[] = {
-        {END_ATTEMPT, 6},
-        {"UPDATE calls SET state = 'completed', status = 'failed', result = $3,"
-         " reason = CASE WHEN attempts_made >= max_attempts THEN 'max_attempts' ELSE 'expired' END,"
-         " active_attempt = NULL, completed_at = now(), updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2",
-         3},
-        {NULL, 0},
-    };
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
-    char attempt[16], ring[16], talk[16];
-    snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
-    snprintf(ring, sizeof(ring), "%d", ring_ms);
-    snprintf(talk, sizeof(talk), "%d", talk_ms);
+    ob_err_t err = {{0}};
     if (c->cut_by && !was_answered)
         result = "unknown"; /* we do not know how it would have ended */
     const char *reason = c->cut_by ? c->cut_by : was_answered ? "answered" : result;
-    const char *params[] = {c->job.call_id, attempt, result, reason, ring, talk};
-    ob_rc_t rc;
 
     count_result(ctx, result);
-    if (was_answered) {
-        transition_t t = {"completed", "completed", "completed", result, reason};
-        rc = apply_until_durable(ctx, &c->job, &t, complete, params);
-    } else {
-        transition_t t = {"retry_scheduled", "queued", NULL, result, reason};
-        rc = apply_until_durable(ctx, &c->job, &t, retry, params);
+    for (;;) {
+        ob_rc_t rc = ob_calls_conclude(ctx->pg, ctx->producer, ctx->topic_events, ctx->source,
+                                       c->job.call_id, (int)c->job.attempt, result, reason,
+                                       was_answered, ring_ms, talk_ms, &err);
+        if (rc == OB_OK)
+            break;
         if (rc == OB_ECONFLICT) {
-            bool last = c->job.attempt >= c->job.max_attempts;
-            transition_t f = {"completed", "completed", "failed", result,
-                              last ? "max_attempts" : "expired"};
-            rc = apply_until_durable(ctx, &c->job, &f, fail, params);
+            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "%s", err.msg);
+            break;
         }
+        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+        OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", c->job.call_id),
+               "result not recorded, retrying: %s", err.msg);
+        ob_service_sleep(1000);
+        if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK)
+            OB_WARN("worker", "waiting for Postgres: %s", err.msg);
     }
-    if (rc == OB_ECONFLICT)
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
-               "attempt %lld had already been concluded elsewhere", (long long)c->job.attempt);
+    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
     ob_dial_job_clear(&c->job);
     c->in_use = false;
     ctx->active--;
     ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+}
+
+void dialer_renew_leases(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    int64_t now = ob_mono_ms();
+    if (now < ctx->next_renew_ms)
+        return;
+    ctx->next_renew_ms = now + ctx->cfg->lease_s * 1000 / 3;
+    if (ctx->active == 0)
+        return;
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
+    const char *params[] = {ctx->cfg->base.instance_id, lease};
+    if (ob_pg_exec(ctx->pg,
+                   "UPDATE attempts SET lease_until = now() + make_interval(secs => $2::int)"
+                   " WHERE worker = $1 AND state IN ('dialing', 'connected')",
+                   2, params, NULL, &err) != OB_OK) {
+        /* Retried at the next renewal; the lease has two more thirds to go. */
+        OB_WARN("worker", "leases not renewed: %s", err.msg);
+        ctx->next_renew_ms = now + 1000;
+    }
 }
 
 void dialer_hangup_all(dialer_ctx_t *ctx)

@@ -20,6 +20,9 @@
 static const ob_cfg_spec_t dialer_specs[] = {
     {"OB_DIALER_CHANNELS", OB_CFG_INT, "100", 1, 100000, NULL, CFG(channels),
      "concurrent calls this worker places"},
+    {"OB_DIALER_LEASE_S", OB_CFG_INT, "60", 3, 3600, NULL, CFG(lease_s),
+     "lease this worker holds on each call it dials, renewed every third of it; when a worker "
+     "dies the scheduler concludes its calls once their leases expire"},
     {"OB_DIALER_CARRIER", OB_CFG_ENUM, "sim", 0, 0, "sim", CFG(carrier),
      "carrier that places the calls"},
     {"OB_SIM_TIME_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(sim_time_scale),
@@ -106,6 +109,7 @@ static void serve(dialer_ctx_t *ctx)
     ob_err_t err = {{0}};
 
     while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
+        dialer_renew_leases(ctx);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         bool full = ctx->active >= (int)ctx->cfg->channels;
         if (full == fetching) {
@@ -146,6 +150,7 @@ static void serve(dialer_ctx_t *ctx)
 static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
 {
     while (ctx->active > 0 && ob_mono_ms() < deadline) {
+        dialer_renew_leases(ctx);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};

@@ -124,6 +124,12 @@ void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err);
 bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
                           ob_call_request_t *m, cJSON *errors);
 
+/* Validates retry rules (an object mapping busy, noanswer, informationtone,
+ * linefailure or unknown to seconds from 60 to 172800, or "never"), naming
+ * problems as field.result in errors. Returns the rules as compact JSON text
+ * from pool, or NULL if there were problems. */
+char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field, cJSON *errors);
+
 /* Idempotency-Key handling (ingest_idempotency.c). */
 typedef enum {
     INGEST_IDEM_NONE,    /* no key: handle the request normally */

@@ -49,14 +49,58 @@ static bool is_http_url(const char *s)
            !strpbrk(s, " \r\n");
 }
 
+char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field, cJSON *errors)
+{
+    static const char *const results[] = {"busy", "noanswer", "informationtone", "linefailure",
+                                          "unknown"};
+    int before = cJSON_GetArraySize(errors);
+    const cJSON *rule;
+    long v = 0;
+    if (!cJSON_IsObject(rules)) {
+        ingest_add_error(errors, field, "invalid_type",
+                         ob_pool_printf(pool,
+                                        "%s must be an object mapping a result (busy, noanswer,"
+                                        " informationtone, linefailure, unknown) to seconds or"
+                                        " \"never\"",
+                                        field));
+        return NULL;
+    }
+    cJSON_ArrayForEach(rule, rules)
+    {
+        const char *name = ob_pool_printf(pool, "%s.%s", field, rule->string);
+        bool known = false;
+        for (size_t i = 0; i < OB_COUNTOF(results) && !known; i++)
+            known = strcmp(rule->string, results[i]) == 0;
+        if (!known)
+            ingest_add_error(errors, name, "unknown_result",
+                             ob_pool_printf(pool,
+                                            "'%s' is not a result that is retried (busy, noanswer,"
+                                            " informationtone, linefailure, unknown); answered"
+                                            " calls are never retried",
+                                            rule->string));
+        else if (!(cJSON_IsString(rule) && strcmp(rule->valuestring, "never") == 0) &&
+                 !int_in(rule, 60, 172800, &v))
+            ingest_add_error(
+                errors, name, "out_of_range",
+                ob_pool_printf(pool, "%s must be seconds from 60 to 172800, or \"never\"", name));
+    }
+    if (cJSON_GetArraySize(errors) != before)
+        return NULL;
+    char *printed = cJSON_PrintUnformatted(rules);
+    char *out = ob_pool_strdup(pool, printed);
+    cJSON_free(printed);
+    return out;
+}
+
 /* Validates one call object into m (strings pool-owned). Every
  * problem is appended to errors; returns true when there were none. */
 bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
                           ob_call_request_t *m, cJSON *errors)
 {
     static const char *const known[] = {
-        "phone_number", "message_reference", "call_parameters", "max_attempts", "retry_interval_s",
-        "priority",     "not_before",        "expires_at",      "result_url",
+        "phone_number", "message_reference", "call_parameters", "max_attempts",
+        "max_retries",  "retry_interval_s",  "retry_rules",     "priority",
+        "not_before",   "expires_at",        "result_url",
     };
     int before = cJSON_GetArraySize(errors);
     const cJSON *item;
@@ -115,11 +159,25 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
 
     m->max_attempts = dep->max_attempts;
     item = cJSON_GetObjectItemCaseSensitive(body, "max_attempts");
+    const cJSON *retries = cJSON_GetObjectItemCaseSensitive(body, "max_retries");
     if (item && !int_in(item, 1, 10, &v))
         ingest_add_error(errors, "max_attempts", "out_of_range",
                          "max_attempts must be an integer from 1 to 10");
     else if (item)
         m->max_attempts = v;
+    /* Plum DEV's max_retries counts the attempts after the first. */
+    if (retries && item)
+        ingest_add_error(errors, "max_retries", "conflict",
+                         "give max_attempts or max_retries (attempts after the first), not both");
+    else if (retries && !int_in(retries, 0, 10, &v))
+        ingest_add_error(errors, "max_retries", "out_of_range",
+                         "max_retries must be an integer from 0 to 10");
+    else if (retries)
+        m->max_attempts = v + 1;
+
+    item = cJSON_GetObjectItemCaseSensitive(body, "retry_rules");
+    if (item)
+        m->retry_rules = ingest_retry_rules(pool, item, "retry_rules", errors);
 
     m->retry_interval_s = dep->retry_interval_s;
     item = cJSON_GetObjectItemCaseSensitive(body, "retry_interval_s");
@@ -260,7 +318,8 @@ static const char CALL_VIEW_SQL[] =
     " 'phone_number', c.phone_number, 'caller_id', c.caller_id, 'post_dial', c.post_dial,"
     " 'message_reference', c.message_reference, 'call_parameters', c.call_parameters,"
     " 'priority', c.priority, 'max_attempts', c.max_attempts,"
-    " 'retry_interval_s', c.retry_interval_s, 'attempts_made', c.attempts_made,"
+    " 'retry_interval_s', c.retry_interval_s, 'retry_rules', c.retry_rules,"
+    " 'attempts_made', c.attempts_made,"
     " 'accepted_at', c.accepted_at, 'not_before', c.not_before, 'expires_at', c.expires_at,"
     " 'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
     " 'updated_at', c.updated_at, 'completed_at', c.completed_at,"

@@ -96,10 +96,8 @@ static cJSON *to_native(const cJSON *form)
                 number = field_map[i].number;
             }
         }
-        if (retries) {
-            native = "max_attempts"; /* Plum DEV: attempts after the first */
-            number = true;
-        }
+        if (retries)
+            number = true; /* native too, with Plum DEV's meaning */
         if (cJSON_HasObjectItem(call, native))
             continue;
         const char *v = cJSON_IsString(f) ? f->valuestring : "";
@@ -107,15 +105,12 @@ static cJSON *to_native(const cJSON *form)
         double d = strtod(v, &end);
         if (!cJSON_IsString(f)) {
             /* A JSON body: numbers and objects are already typed. */
-            cJSON *copy = cJSON_Duplicate(f, true);
-            if (retries && cJSON_IsNumber(copy))
-                cJSON_SetNumberValue(copy, copy->valuedouble + 1);
-            cJSON_AddItemToObject(call, native, copy);
+            cJSON_AddItemToObject(call, native, cJSON_Duplicate(f, true));
         } else if (strcmp(native, "call_parameters") == 0) {
             cJSON *obj = cJSON_Parse(v);
             cJSON_AddItemToObject(call, native, obj ? obj : cJSON_CreateString(v));
         } else if (number && end != v && *end == '\0') {
-            cJSON_AddNumberToObject(call, native, retries ? d + 1 : d);
+            cJSON_AddNumberToObject(call, native, d);
         } else {
             cJSON_AddStringToObject(call, native, v);
         }

@@ -24,6 +24,7 @@ typedef enum {
     FT_URL,    /* http(s) URL */
     FT_REGION, /* region code libphonenumber knows ("US") */
     FT_PHONE,  /* E.164 number, normalised */
+    FT_RULES,  /* retry rules object (ingest_retry_rules) */
 } ftype_t;
 
 typedef struct {
@@ -55,6 +56,7 @@ static const rfield_t dep_fields[] = {
     {"capacity", FT_INT, 1, 100000, false},
     {"max_attempts", FT_INT, 1, 10, false},
     {"retry_interval_s", FT_INT, 60, 172800, false},
+    {"retry_rules", FT_RULES, 0, 0, false},
     {"default_region", FT_REGION, 0, 0, false},
     {"start_url", FT_URL, 0, 2048, false},
     {"result_url", FT_URL, 0, 2048, false},
@@ -69,7 +71,8 @@ static const rfield_t dep_fields[] = {
     "json_build_object('deployment_id', d.deployment_id, 'application_id', d.application_id,"      \
     " 'name', d.name, 'active', d.active, 'paused', d.paused, 'capacity', d.capacity,"             \
     " 'max_attempts', d.max_attempts, 'retry_interval_s', d.retry_interval_s,"                     \
-    " 'default_region', d.default_region, 'start_url', d.start_url, 'result_url', d.result_url,"   \
+    " 'retry_rules', d.retry_rules, 'default_region', d.default_region, 'start_url', "             \
+    "d.start_url, 'result_url', d.result_url,"                                                     \
     " 'caller_id', d.caller_id, 'created_at', d.created_at)"
 
 static const resource_t applications = {
@@ -170,6 +173,10 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                                      f->name);
             else
                 values[i] = ob_pool_strdup(pool, item->valuestring);
+            break;
+        case FT_RULES:
+            /* names its own problems (retry_rules.busy, ...) */
+            values[i] = ingest_retry_rules(pool, item, f->name, errors);
             break;
         case FT_PHONE:
             if (!cJSON_IsString(item) || ob_phone_parse(item->valuestring, &phone, &err) != OB_OK)

@@ -27,6 +27,7 @@ enum {
     M_RECORDED, /* outbound_calls_recorded_total */
     M_RELEASED, /* outbound_dial_jobs_released_total */
     M_EXPIRED,  /* outbound_calls_expired_total */
+    M_LEASES,   /* outbound_leases_expired_total */
     M_POISON,   /* outbound_request_messages_invalid_total */
     M_OWNED,    /* outbound_scheduler_partitions_owned */
     M_READY,    /* outbound_ready */

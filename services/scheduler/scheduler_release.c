@@ -75,6 +75,65 @@ static void expire_calls(scheduler_ctx_t *ctx, const char *owned)
     }
 }
 
+/* Attempts of the owned partitions whose lease ran out. */
+static const char EXPIRED_LEASES_SQL[] =
+    "SELECT a.call_id, a.attempt, a.state FROM attempts a JOIN calls c USING (call_id)"
+    " WHERE a.state IN ('released', 'dialing', 'connected') AND a.lease_until < now()"
+    " AND c.request_partition = ANY($1::int[]) ORDER BY a.lease_until LIMIT 500";
+
+/* A job no dialer took in time: the attempt never happened, so its row goes
+ * (a late dialer's guard on it then matches nothing) and the call waits for
+ * the next release as if it had not been released. The call row is locked
+ * first, as everywhere else, so this cannot deadlock with a dialer. */
+static const char UNRELEASE_SQL[] =
+    "WITH locked AS (SELECT call_id FROM calls WHERE call_id = $1 AND active_attempt = $2::int"
+    "  AND state = 'queued' FOR UPDATE),"
+    " gone AS (DELETE FROM attempts a USING locked WHERE a.call_id = locked.call_id"
+    "  AND a.attempt = $2::int AND a.state = 'released' RETURNING a.call_id, a.attempt)"
+    " UPDATE calls c SET active_attempt = NULL, attempts_made = c.attempts_made - 1,"
+    "  updated_at = now() FROM gone"
+    " WHERE c.call_id = gone.call_id AND c.active_attempt = gone.attempt AND c.state = 'queued'";
+
+/*
+ * Concludes the attempts whose lease expired, from what Postgres says of
+ * them: never taken (released) -> not counted, released again; dialing (the
+ * dialer died before an answer) -> linefailure, an attempt, then the call's
+ * retry rules; connected (it died mid-call) -> answered, result unknown.
+ */
+static void conclude_expired_leases(scheduler_ctx_t *ctx, const char *owned)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {owned};
+    if (ob_pg_exec(ctx->pg, EXPIRED_LEASES_SQL, 1, params, &res, &err) != OB_OK) {
+        OB_WARN("release", "expired leases: %s", err.msg);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *call_id = PQgetvalue(res, i, 0), *attempt = PQgetvalue(res, i, 1);
+        const char *state = PQgetvalue(res, i, 2);
+        bool connected = strcmp(state, "connected") == 0;
+        ob_rc_t rc;
+        if (strcmp(state, "released") == 0) {
+            const char *p[] = {call_id, attempt};
+            rc = ob_pg_exec(ctx->pg, UNRELEASE_SQL, 2, p, NULL, &err);
+        } else {
+            rc = ob_calls_conclude(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, call_id,
+                                   atoi(attempt), connected ? "unknown" : "linefailure",
+                                   "lease_expired", connected, 0, 0, &err);
+        }
+        if (rc == OB_OK) {
+            ob_metric_add(&ctx->metrics[M_LEASES], 1);
+            OB_LOG(OB_LOG_WARN, "release", OB_KV("call_id", call_id),
+                   "lease of attempt %s (%s) expired: concluded by the scheduler", attempt, state);
+        } else if (rc != OB_ECONFLICT) {
+            OB_LOG(OB_LOG_WARN, "release", OB_KV("call_id", call_id),
+                   "expired lease of attempt %s not concluded, will retry: %s", attempt, err.msg);
+        }
+    }
+    PQclear(res);
+}
+
 /* Encodes row i of a JOBS_*_SQL answer as a dial job. */
 static char *job_from_row(PGresult *res, int i)
 {
@@ -198,6 +257,7 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     const char *params[] = {owned};
 
     expire_calls(ctx, owned);
+    conclude_expired_leases(ctx, owned);
     int resent = publish_jobs(ctx, JOBS_UNPUBLISHED_SQL, owned);
     if (resent > 0)
         OB_INFO("release", "published %d dial job(s) left unpublished", resent);
