@@ -206,6 +206,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (st && st->req.on_close)
         st->req.on_close(&st->req);
+    if (st && st->req.on_finish)
+        st->req.on_finish(st->req.finish_arg, &st->req);
     if (st)
         ob_pool_free(st->req.pool);
     *con_cls = NULL;

@@ -38,6 +38,10 @@ typedef struct ob_http_req {
     bool (*on_body)(void *ctx, struct ob_http_req *req, const char *data, size_t len);
     void (*on_close)(struct ob_http_req *req);
     void *stream; /* the streaming handler's state */
+    /* Runs last when the request is over, after on_close (for what the
+     * service holds for the whole request, such as an admission slot). */
+    void (*on_finish)(void *arg, struct ob_http_req *req);
+    void *finish_arg;
 } ob_http_req_t;
 
 /* Handles one request by filling status and body. Runs on a server thread;

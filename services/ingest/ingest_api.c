@@ -370,6 +370,19 @@ bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long addi
     return false;
 }
 
+/* An admission slot a streamed request holds until it is over. */
+typedef struct {
+    ingest_ctx_t *ctx;
+    char key_hash[65];
+} held_slot_t;
+
+static void release_slot(void *arg, ob_http_req_t *req)
+{
+    held_slot_t *h = arg;
+    (void)req;
+    ingest_limits_release(h->ctx->limits, h->key_hash);
+}
+
 void ingest_stream(void *arg, ob_http_req_t *req)
 {
     ingest_ctx_t *ctx = arg;
@@ -388,7 +401,13 @@ void ingest_stream(void *arg, ob_http_req_t *req)
     }
     char key_hash[65] = "";
     if (ingest_auth(ctx, req, call.conn, account_id, key_hash) && admit(ctx, req, key_hash)) {
-        ingest_limits_release(ctx->limits, key_hash); /* streams count by rate only */
+        /* A stream holds its key's slot until it is over: a key cannot open
+         * more uploads or batches at once than OB_INGEST_KEY_CONCURRENCY. */
+        held_slot_t *h = ob_pool_alloc(req->pool, sizeof(*h));
+        h->ctx = ctx;
+        memcpy(h->key_hash, key_hash, sizeof(h->key_hash));
+        req->on_finish = release_slot;
+        req->finish_arg = h;
         r->begin(&call);
     }
     ob_pg_pool_put(ctx->pg, call.conn);

@@ -2,14 +2,19 @@
  * Admission limits through real HTTP: a key over its request rate, a
  * deployment at its pending limit and an oversized upload are refused with
  * 429/413 and a code that names the limit; other keys are not affected.
- * Also the input limits of a call (nesting) and Plum DEV's relative times.
+ * Also the input limits of a call (nesting) and Plum DEV's relative times,
+ * and a key's limit on requests in progress at once.
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static h_stack_t s;
 
@@ -93,6 +98,67 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
     r = req(&other, "POST", "/uploads", "text/csv", big);
     cr_expect_eq(r.status, 413, "%s", r.body);
     cr_expect(strstr(r.body, "larger than 2000 bytes"), "%s", r.body);
+    h_resp_free(&r);
+
+    cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
+    PQfinish(pg);
+}
+
+/* Opens a request whose body is still coming: it stays in progress. */
+static int start_slow_upload(int port, const h_tenant_t *t)
+{
+    char head[512];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    int n = snprintf(head, sizeof(head),
+                     "POST /api/v1/deployments/%s/uploads HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+                     "Content-Length: 100000\r\n\r\nphone_number\n+12125550100\n",
+                     t->deployment_id, t->api_key);
+    cr_assert_eq(write(fd, head, (size_t)n), n);
+    return fd;
+}
+
+Test(limits, a_key_with_too_many_requests_in_progress_waits, .timeout = 120, .fini = teardown)
+{
+    h_tenant_t t, other;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_tenant(pg, &other, 5);
+    const char *const env[] = {"OB_INGEST_KEY_CONCURRENCY=1", NULL};
+    h_start(&s, "ingest", "ingest", env);
+    cr_assert(h_wait_ready(&s.procs[0], 60000));
+
+    int fd = start_slow_upload(s.ingest_port, &t);
+    h_resp_t r = {0};
+    /* The upload is admitted once ingest has read its headers. */
+    for (int i = 0; i < 50; i++) {
+        h_resp_free(&r);
+        r = req(&t, "GET", "/summary", "application/json", NULL);
+        if (r.status == 429)
+            break;
+        usleep(100000);
+    }
+    cr_expect_eq(r.status, 429, "%s", r.body);
+    cr_expect(strstr(r.body, "\"code\":\"too_many_concurrent_requests\""), "%s", r.body);
+    h_resp_free(&r);
+    r = req(&other, "GET", "/summary", "application/json", NULL);
+    cr_expect_eq(r.status, 200, "another key is not held back: %s", r.body);
+    h_resp_free(&r);
+
+    /* When the slow request goes, the key may send again. */
+    close(fd);
+    for (int i = 0; i < 50; i++) {
+        h_resp_free(&r);
+        r = req(&t, "GET", "/summary", "application/json", NULL);
+        if (r.status == 200)
+            break;
+        usleep(100000);
+    }
+    cr_expect_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 
     cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
