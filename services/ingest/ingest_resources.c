@@ -11,6 +11,7 @@
 #include "ob_phone.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"
+#include "ob_window.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ typedef enum {
     FT_REGION, /* region code libphonenumber knows ("US") */
     FT_PHONE,  /* E.164 number, normalised */
     FT_RULES,  /* retry rules object (ingest_retry_rules) */
+    FT_WINDOW, /* campaign window object (ob_window.h), or null */
 } ftype_t;
 
 typedef struct {
@@ -57,6 +59,7 @@ static const rfield_t dep_fields[] = {
     {"max_attempts", FT_INT, 1, 10, false},
     {"retry_interval_s", FT_INT, 60, 172800, false},
     {"retry_rules", FT_RULES, 0, 0, false},
+    {"campaign_window", FT_WINDOW, 0, 0, false},
     {"default_region", FT_REGION, 0, 0, false},
     {"start_url", FT_URL, 0, 2048, false},
     {"result_url", FT_URL, 0, 2048, false},
@@ -71,7 +74,8 @@ static const rfield_t dep_fields[] = {
     "json_build_object('deployment_id', d.deployment_id, 'application_id', d.application_id,"      \
     " 'name', d.name, 'active', d.active, 'paused', d.paused, 'capacity', d.capacity,"             \
     " 'max_attempts', d.max_attempts, 'retry_interval_s', d.retry_interval_s,"                     \
-    " 'retry_rules', d.retry_rules, 'default_region', d.default_region, 'start_url', "             \
+    " 'retry_rules', d.retry_rules, 'campaign_window', d.campaign_window,"                         \
+    " 'default_region', d.default_region, 'start_url', "                                           \
     "d.start_url, 'result_url', d.result_url,"                                                     \
     " 'caller_id', d.caller_id, 'created_at', d.created_at)"
 
@@ -132,7 +136,8 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                                  ob_pool_printf(pool, "%s is required", f->name));
             continue;
         }
-        if (cJSON_IsNull(item) && !f->required && (f->type == FT_URL || f->type == FT_PHONE))
+        if (cJSON_IsNull(item) && !f->required &&
+            (f->type == FT_URL || f->type == FT_PHONE || f->type == FT_WINDOW))
             continue; /* clears an optional value */
         const char *bad = NULL;
         switch (f->type) {
@@ -174,6 +179,19 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
             else
                 values[i] = ob_pool_strdup(pool, item->valuestring);
             break;
+        case FT_WINDOW: {
+            ob_window_t *w = NULL;
+            if (ob_window_from_cjson(item, &w, &err) != OB_OK) {
+                /* err names the member ("window.hours.mon[1]: ..."). */
+                bad = ob_pool_printf(pool, "campaign_%s", err.msg);
+            } else {
+                char *text = cJSON_PrintUnformatted(item);
+                values[i] = ob_pool_strdup(pool, text);
+                cJSON_free(text);
+            }
+            ob_window_free(w);
+            break;
+        }
         case FT_RULES:
             /* names its own problems (retry_rules.busy, ...) */
             values[i] = ingest_retry_rules(pool, item, f->name, errors);

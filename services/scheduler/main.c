@@ -25,6 +25,11 @@ static const ob_cfg_spec_t scheduler_specs[] = {
      "call requests recorded per Postgres transaction"},
     {"OB_SCHEDULER_RELEASE_MAX", OB_CFG_INT, "500", 1, 10000, NULL, CFG(release_max),
      "dial jobs released per deployment per pass"},
+    {"OB_SCHEDULER_CLOCK_START_MS", OB_CFG_INT, "0", 0, 9007199254740991.0, NULL,
+     CFG(clock_start_ms),
+     "for tests: the Unix ms the scheduler's clock reads at start-up (0: the real clock)"},
+    {"OB_SCHEDULER_CLOCK_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(clock_scale),
+     "for tests: how many times faster than real time the scheduler's clock runs"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -38,12 +43,25 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_LEASES] = {"outbound_leases_expired_total", NULL,
                   "attempts concluded by the scheduler because their lease ran out",
                   OB_METRIC_COUNTER, 0},
+    [M_DEFERRED] = {"outbound_calls_deferred_window_total", NULL,
+                    "due calls moved to their campaign window's next opening", OB_METRIC_COUNTER,
+                    0},
+    [M_WINDOW_CLOSED] = {"outbound_calls_window_closed_total", NULL,
+                         "calls ended because no campaign window opens before their expiry",
+                         OB_METRIC_COUNTER, 0},
     [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
                   "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
     [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
                  "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
+
+int64_t scheduler_now_ms(const scheduler_ctx_t *ctx)
+{
+    int64_t real = ob_now_ms();
+    int64_t start = ctx->cfg->clock_start_ms ? ctx->cfg->clock_start_ms : ctx->clock_real0_ms;
+    return start + (int64_t)((double)(real - ctx->clock_real0_ms) * ctx->cfg->clock_scale);
+}
 
 static bool scheduler_ready(void *arg, const char **why)
 {
@@ -90,6 +108,10 @@ int main(void)
     ctx.topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/scheduler/%s", cfg.base.instance_id);
+    ctx.clock_real0_ms = ob_now_ms();
+    if (cfg.clock_start_ms || cfg.clock_scale != 1)
+        OB_WARN("main", "test clock: starts at %lld ms and runs %gx real time", cfg.clock_start_ms,
+                cfg.clock_scale);
 
     code = OB_EXIT_DEPENDENCY;
     if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
@@ -158,6 +180,7 @@ out:
     free(ctx.topic_jobs);
     free(ctx.topic_events);
     free(ctx.source);
+    scheduler_windows_free(&ctx);
     ob_config_free(scheduler_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;

@@ -16,21 +16,25 @@
 #define SCHEDULER_MAX_PARTITIONS 1024
 
 typedef struct {
-    ob_base_config_t base; /* shared settings (must be first) */
-    long long tick_ms;     /* OB_SCHEDULER_TICK_MS: release pass interval */
-    long long lease_s;     /* OB_SCHEDULER_LEASE_S: dial job lease */
-    long long batch;       /* OB_SCHEDULER_BATCH: requests recorded per transaction */
-    long long release_max; /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
+    ob_base_config_t base;    /* shared settings (must be first) */
+    long long tick_ms;        /* OB_SCHEDULER_TICK_MS: release pass interval */
+    long long lease_s;        /* OB_SCHEDULER_LEASE_S: dial job lease */
+    long long batch;          /* OB_SCHEDULER_BATCH: requests recorded per transaction */
+    long long release_max;    /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
+    long long clock_start_ms; /* OB_SCHEDULER_CLOCK_START_MS: 0 = the real clock */
+    double clock_scale;       /* OB_SCHEDULER_CLOCK_SCALE: its speed */
 } scheduler_config_t;
 
 enum {
-    M_RECORDED, /* outbound_calls_recorded_total */
-    M_RELEASED, /* outbound_dial_jobs_released_total */
-    M_EXPIRED,  /* outbound_calls_expired_total */
-    M_LEASES,   /* outbound_leases_expired_total */
-    M_POISON,   /* outbound_request_messages_invalid_total */
-    M_OWNED,    /* outbound_scheduler_partitions_owned */
-    M_READY,    /* outbound_ready */
+    M_RECORDED,      /* outbound_calls_recorded_total */
+    M_RELEASED,      /* outbound_dial_jobs_released_total */
+    M_EXPIRED,       /* outbound_calls_expired_total */
+    M_LEASES,        /* outbound_leases_expired_total */
+    M_DEFERRED,      /* outbound_calls_deferred_window_total */
+    M_WINDOW_CLOSED, /* outbound_calls_window_closed_total */
+    M_POISON,        /* outbound_request_messages_invalid_total */
+    M_OWNED,         /* outbound_scheduler_partitions_owned */
+    M_READY,         /* outbound_ready */
     M_COUNT,
 };
 
@@ -46,12 +50,26 @@ typedef struct {
     bool owned[SCHEDULER_MAX_PARTITIONS]; /* call-requests partitions assigned to us */
     int owned_count;                      /* number of true entries in owned */
     int pg_up;                            /* last Postgres operation succeeded (atomic) */
+    int64_t clock_real0_ms;               /* real time the scheduler clock started */
+    struct window_cache *windows;         /* parsed campaign windows by text */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
 } scheduler_ctx_t;
+
+/*
+ * The scheduler's clock in Unix ms: the real clock, or for tests (campaign
+ * windows across a weekend or a DST change without waiting for one)
+ * OB_SCHEDULER_CLOCK_START_MS at start-up, running OB_SCHEDULER_CLOCK_SCALE
+ * times faster. Start times, expiry, windows and releases follow it; leases
+ * and the dialers keep real time.
+ */
+int64_t scheduler_now_ms(const scheduler_ctx_t *ctx);
 
 /* Consumer rebalance notification: tracks owned partitions. */
 void scheduler_on_rebalance(void *opaque, bool assigned,
                             const rd_kafka_topic_partition_list_t *parts);
+
+/* Frees the parsed campaign windows (scheduler_release.c). */
+void scheduler_windows_free(scheduler_ctx_t *ctx);
 
 /* Polls up to cfg->batch request messages (waiting at most wait_ms for the
  * first), records them in Postgres in one transaction, publishes their

@@ -9,6 +9,8 @@
  * it is still 'released'.
  */
 #include "ob_calls.h"
+#include "ob_phone_tz.h"
+#include "ob_window.h"
 #include "ob_log.h"
 #include "ob_pg.h"
 #include "ob_proto.h"
@@ -18,32 +20,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Deployments with due calls in the owned partitions and their free capacity. */
+/* Deployments with due calls in the owned partitions ($1) at the
+ * scheduler's time ($2, Unix ms): free capacity and campaign window. */
 static const char DUE_SQL[] =
     "SELECT d.deployment_id, d.capacity - (SELECT count(*) FROM calls f"
-    "   WHERE f.deployment_id = d.deployment_id AND f.active_attempt IS NOT NULL)"
+    "   WHERE f.deployment_id = d.deployment_id AND f.active_attempt IS NOT NULL),"
+    " d.campaign_window::text"
     " FROM deployments d WHERE d.deployment_id IN ("
     "   SELECT DISTINCT deployment_id FROM calls"
-    "   WHERE state = 'queued' AND active_attempt IS NULL AND next_attempt_at <= now()"
+    "   WHERE state = 'queued' AND active_attempt IS NULL"
+    "   AND next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
     "   AND request_partition = ANY($1::int[]))"
     " AND NOT d.paused";
 
+/* A deployment's due calls, first to be dialed first: $1 deployment, $2
+ * now (Unix ms), $3 how many. */
+static const char CANDIDATES_SQL[] =
+    "SELECT call_id, phone_number,"
+    " coalesce((extract(epoch FROM expires_at) * 1000)::bigint, 0)"
+    " FROM calls WHERE deployment_id = $1 AND state = 'queued' AND active_attempt IS NULL"
+    " AND next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
+    " AND (expires_at IS NULL OR expires_at > to_timestamp($2::bigint / 1000.0))"
+    " AND attempts_made < max_attempts"
+    " ORDER BY priority DESC, next_attempt_at, call_id LIMIT $3::int";
+
+/* Releases the calls $1 (still due at $3, Unix ms; those that changed
+ * meanwhile are skipped): marks their attempt active and inserts the
+ * attempt rows, leased for $2 seconds. */
 static const char RELEASE_SQL[] =
     "WITH picked AS ("
     "  SELECT call_id FROM calls"
-    "  WHERE deployment_id = $1 AND state = 'queued' AND active_attempt IS NULL"
-    "  AND next_attempt_at <= now() AND (expires_at IS NULL OR expires_at > now())"
+    "  WHERE call_id = ANY($1::uuid[]) AND state = 'queued' AND active_attempt IS NULL"
+    "  AND next_attempt_at <= to_timestamp($3::bigint / 1000.0)"
+    "  AND (expires_at IS NULL OR expires_at > to_timestamp($3::bigint / 1000.0))"
     "  AND attempts_made < max_attempts"
-    "  ORDER BY priority DESC, next_attempt_at, call_id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    "  ORDER BY call_id FOR UPDATE SKIP LOCKED),"
     " upd AS ("
     "  UPDATE calls c SET active_attempt = c.attempts_made + 1,"
-    "   attempts_made = c.attempts_made + 1, updated_at = now()"
+    "   attempts_made = c.attempts_made + 1, waiting_for = NULL, updated_at = now()"
     "  FROM picked WHERE c.call_id = picked.call_id"
     "  RETURNING c.call_id, c.deployment_id, c.active_attempt)"
-    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, lease_until)"
+    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until)"
     " SELECT call_id, active_attempt, deployment_id, gen_random_uuid(),"
-    "  now() + make_interval(secs => $3::int) FROM upd"
+    "  to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int) FROM upd"
     " RETURNING job_id";
+
+/* Moves the calls $1 to the next opening of their window, $2 (Unix ms). */
+static const char DEFER_SQL[] =
+    "UPDATE calls c SET next_attempt_at = to_timestamp(d.at / 1000.0), waiting_for = 'window',"
+    " updated_at = now()"
+    " FROM unnest($1::uuid[], $2::bigint[]) AS d(call_id, at)"
+    " WHERE c.call_id = d.call_id AND c.state = 'queued' AND c.active_attempt IS NULL";
 
 /* Jobs to (re)publish; $1 selects them (see callers). */
 static const char JOBS_BY_ID_SQL[] =
@@ -59,15 +86,16 @@ static const char JOBS_UNPUBLISHED_SQL[] =
     " ORDER BY released_at LIMIT 1000";
 
 /* Calls whose expiry came before they could be dialed end now. */
-static const char EXPIRE_SQL[] = "SELECT * FROM expire_pending($1::int[])";
+static const char EXPIRE_SQL[] =
+    "SELECT * FROM expire_pending($1::int[], to_timestamp($2::bigint / 1000.0))";
 
-static void expire_calls(scheduler_ctx_t *ctx, const char *owned)
+static void expire_calls(scheduler_ctx_t *ctx, const char *owned, const char *now)
 {
     ob_err_t err = {{0}};
-    const char *params[] = {owned};
+    const char *params[] = {owned, now};
     int n = 0;
     if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, "expired", EXPIRE_SQL,
-                     1, params, &n, &err) != OB_OK)
+                     2, params, &n, &err) != OB_OK)
         OB_WARN("release", "expiry pass: %s", err.msg);
     if (n > 0) {
         ob_metric_add(&ctx->metrics[M_EXPIRED], n);
@@ -156,18 +184,30 @@ static char *job_from_row(PGresult *res, int i)
     return ob_dial_job_encode(&job);
 }
 
+/* Postgres array literal of ids: "{a,b,c}" (caller frees). */
+static char *id_array(char *const *ids, int n)
+{
+    size_t cap = 3, o = 0;
+    for (int i = 0; i < n; i++)
+        cap += strlen(ids[i]) + 1;
+    char *s = ob_xmalloc(cap);
+    s[o++] = '{';
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? "," : "", ids[i]);
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
 /* Postgres array literal of column c of every row: "{a,b,c}" (caller frees). */
 static char *column_array(PGresult *res, int c)
 {
-    size_t cap = 3, o = 0;
-    for (int i = 0; i < PQntuples(res); i++)
-        cap += strlen(PQgetvalue(res, i, c)) + 1;
-    char *s = ob_xmalloc(cap);
-    s[o++] = '{';
-    for (int i = 0; i < PQntuples(res); i++)
-        o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? "," : "", PQgetvalue(res, i, c));
-    s[o++] = '}';
-    s[o] = '\0';
+    int n = PQntuples(res);
+    char **values = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        values[i] = PQgetvalue(res, i, c);
+    char *s = id_array(values, n);
+    free(values);
     return s;
 }
 
@@ -214,21 +254,170 @@ out:
     return n;
 }
 
-/* Releases up to free_slots jobs of one deployment; returns how many. */
-static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, long free_slots)
+/*
+ * Parsed campaign windows, by their JSON text (a deployment's window is
+ * parsed once, not on every pass). Bounded: emptied when full.
+ */
+#define WINDOW_BUCKETS 1024
+#define WINDOW_MAX     4096
+
+typedef struct window_entry {
+    struct window_entry *next;
+    char *text;
+    ob_window_t *window; /* NULL: the text did not parse (logged once) */
+} window_entry_t;
+
+struct window_cache {
+    window_entry_t *buckets[WINDOW_BUCKETS];
+    int count;
+};
+
+void scheduler_windows_free(scheduler_ctx_t *ctx)
 {
-    char limit[16], lease[16];
+    struct window_cache *c = ctx->windows;
+    if (!c)
+        return;
+    for (int i = 0; i < WINDOW_BUCKETS; i++) {
+        for (window_entry_t *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            ob_window_free(e->window);
+            free(e->text);
+            free(e);
+        }
+    }
+    free(c);
+    ctx->windows = NULL;
+}
+
+/* The parsed window of text; *bad is set when it does not parse (ingest
+ * validated it, so only a hand-edited row gets here). */
+static const ob_window_t *window_for(scheduler_ctx_t *ctx, const char *text, bool *bad)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = text; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    if (!ctx->windows || ctx->windows->count >= WINDOW_MAX) {
+        scheduler_windows_free(ctx);
+        ctx->windows = ob_xcalloc(1, sizeof(*ctx->windows));
+    }
+    window_entry_t **bucket = &ctx->windows->buckets[h % WINDOW_BUCKETS];
+    for (window_entry_t *e = *bucket; e; e = e->next) {
+        if (strcmp(e->text, text) == 0) {
+            *bad = e->window == NULL;
+            return e->window;
+        }
+    }
+    window_entry_t *e = ob_xcalloc(1, sizeof(*e));
+    ob_err_t err = {{0}};
+    e->text = ob_xstrdup(text);
+    if (ob_window_parse(text, &e->window, &err) != OB_OK)
+        OB_ERROR("release", "a deployment's campaign_window does not parse; its calls wait: %s",
+                 err.msg);
+    e->next = *bucket;
+    *bucket = e;
+    ctx->windows->count++;
+    *bad = e->window == NULL;
+    return e->window;
+}
+
+/* What to do with each candidate call of a deployment. */
+typedef struct {
+    char **release;  /* call ids to release now */
+    int nrelease;    /* entries in release */
+    char **defer;    /* call ids whose window is closed now */
+    char **defer_at; /* and the Unix ms it opens, as text */
+    int ndefer;      /* entries in defer */
+    char **closed;   /* call ids no window opens for before expiry */
+    int nclosed;     /* entries in closed */
+} plan_t;
+
+/* Decides, for each candidate row of CANDIDATES_SQL, release, defer or end. */
+static void plan_calls(const ob_window_t *w, PGresult *res, long free_slots, int64_t now,
+                       plan_t *plan)
+{
+    int n = PQntuples(res);
+    bool callee = ob_window_uses_callee_zone(w);
+    plan->release = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan->defer = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan->defer_at = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan->closed = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n && plan->nrelease < free_slots; i++) {
+        char *call_id = PQgetvalue(res, i, 0);
+        const char *zones[OB_PHONE_TZ_MAX];
+        size_t nzones =
+            callee ? ob_phone_tz_lookup(PQgetvalue(res, i, 1), zones, OB_PHONE_TZ_MAX) : 0;
+        if (nzones > OB_PHONE_TZ_MAX)
+            nzones = OB_PHONE_TZ_MAX;
+        int64_t expires = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        int64_t opens = ob_window_next_open(w, zones, nzones, now);
+        if (opens == now) {
+            plan->release[plan->nrelease++] = call_id;
+        } else if (opens < 0 || (expires && opens >= expires)) {
+            plan->closed[plan->nclosed++] = call_id;
+        } else {
+            plan->defer[plan->ndefer] = call_id;
+            plan->defer_at[plan->ndefer++] = ob_xasprintf("%lld", (long long)opens);
+        }
+    }
+}
+
+static void plan_free(plan_t *plan)
+{
+    for (int i = 0; i < plan->ndefer; i++)
+        free(plan->defer_at[i]);
+    free(plan->release);
+    free(plan->defer);
+    free(plan->defer_at);
+    free(plan->closed);
+}
+
+/* Moves the deferred calls to their window's next opening. */
+static void defer_calls(scheduler_ctx_t *ctx, const char *deployment_id, const plan_t *plan)
+{
+    ob_err_t err = {{0}};
+    char *ids = id_array(plan->defer, plan->ndefer);
+    char *ats = id_array(plan->defer_at, plan->ndefer);
+    const char *params[] = {ids, ats};
+    if (ob_pg_exec(ctx->pg, DEFER_SQL, 2, params, NULL, &err) == OB_OK)
+        ob_metric_add(&ctx->metrics[M_DEFERRED], plan->ndefer);
+    else
+        OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),
+               "calls outside their window not deferred, will retry: %s", err.msg);
+    free(ids);
+    free(ats);
+}
+
+/* Ends the calls no window opens for before their expiry. */
+static void end_closed_calls(scheduler_ctx_t *ctx, const char *deployment_id, const plan_t *plan)
+{
+    ob_err_t err = {{0}};
+    int n = 0;
+    char *ids = id_array(plan->closed, plan->nclosed);
+    const char *params[] = {ids};
+    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, "window_closed",
+                     "SELECT * FROM end_window_closed($1::uuid[])", 1, params, &n, &err) == OB_OK)
+        ob_metric_add(&ctx->metrics[M_WINDOW_CLOSED], n);
+    else
+        OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),
+               "calls without a window before expiry not ended, will retry: %s", err.msg);
+    free(ids);
+}
+
+/* Releases the planned calls in one transaction; returns how many. */
+static int release_calls(scheduler_ctx_t *ctx, const char *deployment_id, const plan_t *plan,
+                         const char *now)
+{
+    char lease[16];
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     ob_rc_t rc;
-
-    snprintf(limit, sizeof(limit), "%ld",
-             free_slots < ctx->cfg->release_max ? free_slots : (long)ctx->cfg->release_max);
+    char *ids = id_array(plan->release, plan->nrelease);
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
-    const char *params[] = {deployment_id, limit, lease};
+    const char *params[] = {ids, lease, now};
     if ((rc = ob_pg_begin(ctx->pg, &err)) == OB_OK &&
         (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 3, params, &res, &err)) == OB_OK)
         rc = ob_pg_commit(ctx->pg, &err);
+    free(ids);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
         PQclear(res);
@@ -238,13 +427,55 @@ static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, l
     }
     int n = PQntuples(res);
     if (n > 0) {
-        char *ids = column_array(res, 0);
-        publish_jobs(ctx, JOBS_BY_ID_SQL, ids);
-        free(ids);
+        char *jobs = column_array(res, 0);
+        publish_jobs(ctx, JOBS_BY_ID_SQL, jobs);
+        free(jobs);
     }
     PQclear(res);
     ob_metric_add(&ctx->metrics[M_RELEASED], n);
     return n;
+}
+
+/*
+ * One deployment's turn: its first due calls are read; with a campaign
+ * window, those outside it are moved to its next opening (or ended, when it
+ * does not open before they expire); up to free_slots of the rest are
+ * released. Returns how many were released.
+ */
+static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, long free_slots,
+                              const char *window_text, int64_t now_ms, const char *now)
+{
+    char limit[16];
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    bool bad = false;
+    const ob_window_t *w = window_text ? window_for(ctx, window_text, &bad) : NULL;
+    plan_t plan = {0};
+    int released = 0;
+
+    if (bad)
+        return 0;
+    /* Without a window every candidate goes; with one, read further, since
+     * some may have to wait. */
+    long long want = w ? ctx->cfg->release_max : free_slots;
+    snprintf(limit, sizeof(limit), "%lld",
+             want < ctx->cfg->release_max ? want : ctx->cfg->release_max);
+    const char *params[] = {deployment_id, now, limit};
+    if (ob_pg_exec(ctx->pg, CANDIDATES_SQL, 3, params, &res, &err) != OB_OK) {
+        OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),
+               "due calls not read, will retry: %s", err.msg);
+        return 0;
+    }
+    plan_calls(w, res, free_slots, now_ms, &plan);
+    if (plan.ndefer > 0)
+        defer_calls(ctx, deployment_id, &plan);
+    if (plan.nclosed > 0)
+        end_closed_calls(ctx, deployment_id, &plan);
+    if (plan.nrelease > 0)
+        released = release_calls(ctx, deployment_id, &plan, now);
+    plan_free(&plan);
+    PQclear(res);
+    return released;
 }
 
 void scheduler_release_pass(scheduler_ctx_t *ctx)
@@ -254,14 +485,17 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     if (ctx->owned_count == 0)
         return;
     char *owned = scheduler_owned_array(ctx);
-    const char *params[] = {owned};
+    char now[24];
+    int64_t now_ms = scheduler_now_ms(ctx);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    const char *params[] = {owned, now};
 
-    expire_calls(ctx, owned);
+    expire_calls(ctx, owned, now);
     conclude_expired_leases(ctx, owned);
     int resent = publish_jobs(ctx, JOBS_UNPUBLISHED_SQL, owned);
     if (resent > 0)
         OB_INFO("release", "published %d dial job(s) left unpublished", resent);
-    if (ob_pg_exec(ctx->pg, DUE_SQL, 1, params, &res, &err) != OB_OK) {
+    if (ob_pg_exec(ctx->pg, DUE_SQL, 2, params, &res, &err) != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
         OB_WARN("release", "due deployments: %s", err.msg);
         ob_rc_t unused = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
@@ -272,7 +506,8 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     for (int i = 0; i < PQntuples(res); i++) {
         long free_slots = atol(PQgetvalue(res, i, 1));
         if (free_slots > 0)
-            release_deployment(ctx, PQgetvalue(res, i, 0), free_slots);
+            release_deployment(ctx, PQgetvalue(res, i, 0), free_slots,
+                               PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2), now_ms, now);
     }
 out:
     PQclear(res);

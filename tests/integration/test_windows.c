@@ -1,0 +1,185 @@
+/*
+ * Campaign windows with the real binaries. The scheduler runs on a test
+ * clock (OB_SCHEDULER_CLOCK_START_MS, OB_SCHEDULER_CLOCK_SCALE): it starts
+ * on Saturday 2027-03-13 23:30 in New York, the night the US springs forward,
+ * and runs an hour per real second, so a weekend passes in seconds. Every
+ * release must fall inside its window: a named zone across the DST change,
+ * the callee's own zone, a number whose two zones never share an open hour,
+ * and a call that expires before its window opens.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static h_stack_t s;
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+}
+
+/* 2027-03-14T04:30:00Z: Saturday 23:30 EST in New York. */
+#define CLOCK_START_MS "1804998600000"
+
+static h_resp_t api(const h_tenant_t *t, const char *method, const char *path, const char *body)
+{
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return h_http(s.ingest_port, method, path, headers, body);
+}
+
+static void set_window(const h_tenant_t *t, const char *window)
+{
+    char path[128], body[512];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t->deployment_id);
+    snprintf(body, sizeof(body), "{\"campaign_window\": %s, \"capacity\": 20}", window);
+    h_resp_t r = api(t, "PATCH", path, body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+}
+
+static char *queue_one(const h_tenant_t *t, const char *body)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
+    h_resp_t r = api(t, "POST", path, body);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char *id = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    return id;
+}
+
+/* Waits for the call to complete; returns "status/result/reason". */
+static char * final(PGconn *pg, const char *call_id)
+{
+    const char *p[] = {call_id};
+    for (int i = 0; i < 600; i++) {
+        char *v = h_pg_value(pg,
+                             "SELECT status || '/' || result || '/' || reason FROM calls"
+                             " WHERE call_id = $1 AND state = 'completed'",
+                             1, p);
+        if (v)
+            return v;
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("call %s did not complete", call_id);
+    return NULL;
+}
+
+/* The attempt's release time (scheduler clock), as UTC "YYYY-MM-DDTHH:MI". */
+static char *released(PGconn *pg, const char *call_id)
+{
+    const char *p[] = {call_id};
+    return h_pg_value(pg,
+                      "SELECT to_char(released_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')"
+                      " FROM attempts WHERE call_id = $1 AND attempt = 1",
+                      1, p);
+}
+
+/* True if the call's first release fell in [from, to) (UTC RFC 3339). */
+static bool released_within(PGconn *pg, const char *call_id, const char *from, const char *to)
+{
+    const char *p[] = {call_id, from, to};
+    char *v = h_pg_value(pg,
+                         "SELECT 1 FROM attempts WHERE call_id = $1 AND attempt = 1"
+                         " AND released_at >= $2::timestamptz AND released_at < $3::timestamptz",
+                         3, p);
+    free(v);
+    return v != NULL;
+}
+
+Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
+{
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
+    const char *const scheduler_env[] = {"OB_SCHEDULER_CLOCK_START_MS=" CLOCK_START_MS,
+                                         "OB_SCHEDULER_CLOCK_SCALE=3600", NULL};
+    h_tenant_t named, callee;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &named, 20);
+    h_tenant(pg, &callee, 20);
+    h_start(&s, "ingest", "ingest", NULL);
+    h_start(&s, "dialer", "dialer-1", dialer_env);
+    cr_assert(h_wait_ready(&s.procs[0], 60000) && h_wait_ready(&s.procs[1], 60000));
+
+    /* A window is checked like any field. */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", named.deployment_id);
+    h_resp_t r = api(&named, "PATCH", path,
+                     "{\"campaign_window\": {\"time_zone\": \"Mars/Base\", \"hours\": {}}}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "campaign_window.time_zone"), "%s", r.body);
+    h_resp_free(&r);
+
+    /* New York, Sunday 01:30-03:00 (the clock skips 02:00-03:00 that night,
+     * so it is open 06:30Z-07:00Z) and Monday 09:00-10:00 EDT. */
+    set_window(&named, "{\"time_zone\": \"America/New_York\", \"hours\":"
+                       " {\"sun\": [[\"01:30\", \"03:00\"]], \"mon\": [[\"09:00\", \"10:00\"]]}}");
+    set_window(&callee,
+               "{\"time_zone\": \"callee\", \"hours\": {\"mon\": [[\"09:00\", \"10:00\"]]}}");
+
+    /* Queued before the scheduler starts: it finds them at its Saturday night. */
+    char *sunday[3];
+    for (int i = 0; i < 3; i++)
+        sunday[i] = queue_one(&named, "{\"phone_number\": \"+12125550100\", \"max_attempts\": 1}");
+    char *new_york =
+        queue_one(&callee, "{\"phone_number\": \"+12125550101\", \"max_attempts\": 1}");
+    char *los_angeles =
+        queue_one(&callee, "{\"phone_number\": \"+12135550100\", \"max_attempts\": 1}");
+    /* +1 208 5xx: Boise and Los Angeles; 09:00-10:00 in both never overlaps. */
+    char *two_zones = queue_one(&callee, "{\"phone_number\": \"+12085550100\"}");
+    /* Expires Monday 08:00 EDT, before New York's window opens at 09:00. */
+    char *expiring = queue_one(&callee, "{\"phone_number\": \"+12125550102\","
+                                        " \"expires_at\": \"2027-03-15T08:00:00-04:00\"}");
+
+    h_start(&s, "scheduler", "scheduler", scheduler_env);
+    cr_assert(h_wait_ready(&s.procs[2], 60000));
+
+    for (int i = 0; i < 3; i++) {
+        char *f = final(pg, sunday[i]), *at = released(pg, sunday[i]);
+        cr_expect_str_eq(f, "completed/voice/answered");
+        cr_expect(released_within(pg, sunday[i], "2027-03-14T06:30:00Z", "2027-03-14T07:00:00Z"),
+                  "released at %s, outside Sunday 01:30 EST-03:00 EDT", at);
+        free(f);
+        free(at);
+    }
+    char *f = final(pg, new_york), *at = released(pg, new_york);
+    cr_expect_str_eq(f, "completed/voice/answered");
+    cr_expect(released_within(pg, new_york, "2027-03-15T13:00:00Z", "2027-03-15T14:00:00Z"),
+              "New York callee released at %s", at);
+    free(f);
+    free(at);
+    f = final(pg, los_angeles), at = released(pg, los_angeles);
+    cr_expect_str_eq(f, "completed/voice/answered");
+    cr_expect(released_within(pg, los_angeles, "2027-03-15T16:00:00Z", "2027-03-15T17:00:00Z"),
+              "Los Angeles callee released at %s", at);
+    free(f);
+    free(at);
+    f = final(pg, two_zones);
+    cr_expect_str_eq(f, "uncalled/noattempt/window_closed");
+    free(f);
+    f = final(pg, expiring);
+    cr_expect_str_eq(f, "uncalled/noattempt/window_closed");
+    free(f);
+
+    /* Those never released were never dialed. */
+    const char *p[] = {two_zones, expiring};
+    char *none = h_pg_value(pg, "SELECT 1 FROM attempts WHERE call_id IN ($1, $2)", 2, p);
+    cr_expect_null(none, "a call whose window never opens got an attempt");
+    free(none);
+
+    cr_expect(h_stack_down(&s));
+    for (int i = 0; i < 3; i++)
+        free(sunday[i]);
+    free(new_york);
+    free(los_angeles);
+    free(two_zones);
+    free(expiring);
+    PQfinish(pg);
+}
