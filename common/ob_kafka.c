@@ -148,9 +148,10 @@ fail:
     return OB_ERR;
 }
 
-ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, const void *value,
-                         size_t len, int queue_wait_ms, ob_delivery_fn cb, void *opaque,
-                         ob_err_t *err)
+/* ob_producer_send to an explicit partition (RD_KAFKA_PARTITION_UA: by key). */
+static ob_rc_t send_to(ob_producer_t *p, const char *topic, int32_t partition, const char *key,
+                       const void *value, size_t len, int queue_wait_ms, ob_delivery_fn cb,
+                       void *opaque, ob_err_t *err)
 {
     delivery_t *d = ob_xmalloc(sizeof(*d));
     int64_t deadline = ob_mono_ms() + queue_wait_ms;
@@ -158,9 +159,9 @@ ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, c
     d->opaque = opaque;
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return OB_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -176,6 +177,14 @@ ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, c
         }
         usleep(2000);
     }
+}
+
+ob_rc_t ob_producer_send(ob_producer_t *p, const char *topic, const char *key, const void *value,
+                         size_t len, int queue_wait_ms, ob_delivery_fn cb, void *opaque,
+                         ob_err_t *err)
+{
+    return send_to(p, topic, RD_KAFKA_PARTITION_UA, key, value, len, queue_wait_ms, cb, opaque,
+                   err);
 }
 
 ob_produce_batch_t *ob_produce_batch_new(void)
@@ -219,12 +228,20 @@ ob_rc_t ob_produce_batch_add(ob_producer_t *p, ob_produce_batch_t *b, const char
                              const char *key, const void *value, size_t len, int queue_wait_ms,
                              ob_err_t *err)
 {
+    return ob_produce_batch_add_to(p, b, topic, RD_KAFKA_PARTITION_UA, key, value, len,
+                                   queue_wait_ms, err);
+}
+
+ob_rc_t ob_produce_batch_add_to(ob_producer_t *p, ob_produce_batch_t *b, const char *topic,
+                                int32_t partition, const char *key, const void *value, size_t len,
+                                int queue_wait_ms, ob_err_t *err)
+{
     pthread_mutex_lock(&b->mu);
     b->refs++;
     b->pending++;
     pthread_mutex_unlock(&b->mu);
     ob_rc_t rc =
-        ob_producer_send(p, topic, key, value, len, queue_wait_ms, on_batch_delivery, b, err);
+        send_to(p, topic, partition, key, value, len, queue_wait_ms, on_batch_delivery, b, err);
     if (rc != OB_OK) {
         pthread_mutex_lock(&b->mu);
         b->pending--;

@@ -50,6 +50,12 @@ ob_rc_t ob_produce_batch_add(ob_producer_t *p, ob_produce_batch_t *b, const char
                              const char *key, const void *value, size_t len, int queue_wait_ms,
                              ob_err_t *err) OB_MUSTCHECK;
 
+/* ob_produce_batch_add to an explicit partition of topic, or with
+ * RD_KAFKA_PARTITION_UA to the one its key picks. */
+ob_rc_t ob_produce_batch_add_to(ob_producer_t *p, ob_produce_batch_t *b, const char *topic,
+                                int32_t partition, const char *key, const void *value, size_t len,
+                                int queue_wait_ms, ob_err_t *err) OB_MUSTCHECK;
+
 /* Blocks until every message of the batch was acknowledged (OB_OK), one
  * failed (OB_ERR) or timeout_ms passed (OB_ETIMEOUT), then releases the batch
  * (late delivery reports are absorbed safely). */

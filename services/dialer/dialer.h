@@ -1,6 +1,7 @@
 /*
  * The dialer worker's context: dial jobs in, carrier calls, state
- * transitions written to Postgres and published as events
+ * transitions written to Postgres and published as events, and the row in
+ * the dialers table by which the scheduler routes jobs here
  * (dialer_worker.c), driven by the loop in main.c.
  */
 #ifndef DIALER_H
@@ -13,6 +14,8 @@
 #include "ob_proto.h"
 
 #include <libpq-fe.h>
+
+#define DIALER_MAX_PARTITIONS 1024 /* dial-jobs partitions tracked (OB_TOPIC_PARTITIONS bound) */
 
 typedef struct {
     ob_base_config_t base; /* shared settings (must be first) */
@@ -49,18 +52,22 @@ typedef struct {
 } dialer_call_t;
 
 typedef struct {
-    const dialer_config_t *cfg;   /* read-only configuration */
-    PGconn *pg;                   /* main thread only */
-    rd_kafka_t *jobs;             /* consumer of outbound.dial-jobs */
-    ob_producer_t *producer;      /* events */
-    carrier_t *carrier;           /* sim or sip */
-    char *topic_events;           /* full topic name */
-    char *source;                 /* CloudEvents source of this worker */
-    dialer_call_t *calls;         /* one slot per channel */
-    int active;                   /* slots in use */
-    int64_t next_renew_ms;        /* monotonic time of the next lease renewal */
-    int pg_up;                    /* Postgres answered last time (atomic) */
-    ob_metric_t metrics[M_COUNT]; /* Prometheus registry */
+    const dialer_config_t *cfg;           /* read-only configuration */
+    PGconn *pg;                           /* main thread only */
+    rd_kafka_t *jobs;                     /* consumer of outbound.dial-jobs */
+    ob_producer_t *producer;              /* events */
+    carrier_t *carrier;                   /* sim or sip */
+    char *topic_events;                   /* full topic name */
+    char *source;                         /* CloudEvents source of this worker */
+    dialer_call_t *calls;                 /* one slot per channel */
+    int active;                           /* slots in use */
+    int64_t next_renew_ms;                /* monotonic time of the next lease renewal */
+    int64_t next_announce_ms;             /* monotonic time of the next heartbeat */
+    bool announcing;                      /* the dialers row is kept up (false once draining) */
+    bool announced;                       /* this process's row was written once */
+    bool assigned[DIALER_MAX_PARTITIONS]; /* dial-jobs partitions assigned to us */
+    int pg_up;                            /* Postgres answered last time (atomic) */
+    ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
 } dialer_ctx_t;
 
 /* Takes one dial job: records dialing (guarded on the job id, so a stale or
@@ -77,6 +84,23 @@ void dialer_renew_leases(dialer_ctx_t *ctx);
  * and the attempts are recorded with reason "dialer_shutdown"; one that had
  * not been answered counts as an attempt with result unknown. */
 void dialer_hangup_all(dialer_ctx_t *ctx);
+
+/* Consumer rebalance notification: tracks the assigned dial-jobs partitions
+ * and announces the change at once (a revocation before the partitions go),
+ * so the scheduler stops routing to partitions we no longer consume. */
+void dialer_on_rebalance(void *opaque, bool assigned, const rd_kafka_topic_partition_list_t *parts);
+
+/* Upserts this worker's dialers row (carrier, channels, calls in progress,
+ * assigned partitions, seen_at = now()) once a second, or at once when now
+ * is true; cheap to call on every loop turn. Does nothing once
+ * ctx->announcing is false. One short statement on ctx->pg (reconnecting
+ * if the connection broke); a failure is logged and retried a second later. */
+void dialer_announce(dialer_ctx_t *ctx, bool now);
+
+/* Stops announcing and deletes the row, so the scheduler routes nothing more
+ * here (drain). A failure is logged: the row then goes stale within the
+ * scheduler's staleness bound. */
+void dialer_withdraw(dialer_ctx_t *ctx);
 
 extern const carrier_events_t dialer_carrier_events;
 

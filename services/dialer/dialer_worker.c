@@ -2,7 +2,8 @@
  * Dialer state transitions. For each transition the order is: write
  * Postgres (guarded UPDATE ... WHERE state = expected, with the event row in
  * the same transaction), then publish the event. A crash between the two
- * leaves an unpublished row that the relay sends later.
+ * leaves an unpublished row that the relay sends later. Also the worker's
+ * announcement (its dialers row), which the scheduler routes jobs by.
  */
 #include "dialer.h"
 #include "ob_calls.h"
@@ -274,6 +275,97 @@ void dialer_hangup_all(dialer_ctx_t *ctx)
             ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
         }
     }
+}
+
+/* The row's started_at is this process's start: reset by its first upsert
+ * (an instance id can come back after a restart), kept by the next ones. */
+static const char ANNOUNCE_SQL[] =
+    "INSERT INTO dialers (instance_id, carrier, channels, active, partitions)"
+    " VALUES ($1, $2, $3::int, $4::int, $5::int[])"
+    " ON CONFLICT (instance_id) DO UPDATE SET carrier = EXCLUDED.carrier,"
+    "  channels = EXCLUDED.channels, active = EXCLUDED.active,"
+    "  partitions = EXCLUDED.partitions, seen_at = now(),"
+    "  started_at = CASE WHEN $6::boolean THEN now() ELSE dialers.started_at END";
+
+/* Rows of dialers that died without withdrawing; long past any staleness
+ * bound, removed so the table stays small. */
+static const char FORGET_DEAD_SQL[] =
+    "DELETE FROM dialers WHERE seen_at < now() - interval '1 hour'";
+
+/* Postgres array literal of the assigned partitions, "{0,3}" (caller frees). */
+static char *assigned_array(const dialer_ctx_t *ctx)
+{
+    size_t cap = 3, o = 0;
+    for (int p = 0; p < DIALER_MAX_PARTITIONS; p++)
+        if (ctx->assigned[p])
+            cap += 6;
+    char *s = ob_xmalloc(cap);
+    s[o++] = '{';
+    for (int p = 0; p < DIALER_MAX_PARTITIONS; p++)
+        if (ctx->assigned[p])
+            o += (size_t)snprintf(s + o, cap - o, "%s%d", o > 1 ? "," : "", p);
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+void dialer_announce(dialer_ctx_t *ctx, bool now)
+{
+    ob_err_t err = {{0}};
+    int64_t t = ob_mono_ms();
+    if (!ctx->announcing || (!now && t < ctx->next_announce_ms))
+        return;
+    ctx->next_announce_ms = t + 1000;
+    char channels[16], active[16];
+    snprintf(channels, sizeof(channels), "%lld", ctx->cfg->channels);
+    snprintf(active, sizeof(active), "%d", ctx->active);
+    char *parts = assigned_array(ctx);
+    const char *first = ctx->announced ? "false" : "true";
+    const char *params[] = {
+        ctx->cfg->base.instance_id, ctx->cfg->carrier, channels, active, parts, first};
+    ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
+    if (rc == OB_OK)
+        rc = ob_pg_exec(ctx->pg, ANNOUNCE_SQL, 6, params, NULL, &err);
+    __atomic_store_n(&ctx->pg_up, rc == OB_OK, __ATOMIC_RELAXED);
+    if (rc == OB_OK && !ctx->announced) {
+        ctx->announced = true;
+        if (ob_pg_exec(ctx->pg, FORGET_DEAD_SQL, 0, NULL, NULL, &err) != OB_OK)
+            OB_WARN("worker", "dead dialers not forgotten: %s", err.msg);
+        OB_INFO("worker", "announced %lld channel(s) on partitions %s", ctx->cfg->channels, parts);
+    } else if (rc != OB_OK) {
+        /* Retried at the next heartbeat; the scheduler keeps routing here
+         * until the row is older than its staleness bound. */
+        OB_WARN("worker", "dialer not announced: %s", err.msg);
+    }
+    free(parts);
+}
+
+void dialer_on_rebalance(void *opaque, bool assigned, const rd_kafka_topic_partition_list_t *parts)
+{
+    dialer_ctx_t *ctx = opaque;
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p >= 0 && p < DIALER_MAX_PARTITIONS)
+            ctx->assigned[p] = assigned;
+        else
+            OB_WARN("worker", "partition %d is beyond the %d the scheduler can route to", p,
+                    DIALER_MAX_PARTITIONS);
+    }
+    OB_INFO("worker", "%s %d dial-jobs partition(s)", assigned ? "assigned" : "revoked",
+            parts->cnt);
+    dialer_announce(ctx, true);
+}
+
+void dialer_withdraw(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    if (!ctx->announcing)
+        return; /* also before the configuration was read */
+    ctx->announcing = false;
+    const char *params[] = {ctx->cfg->base.instance_id};
+    if (ob_pg_exec(ctx->pg, "DELETE FROM dialers WHERE instance_id = $1", 1, params, NULL, &err) !=
+        OB_OK)
+        OB_WARN("worker", "dialer row not deleted (it goes stale instead): %s", err.msg);
 }
 
 const carrier_events_t dialer_carrier_events = {

@@ -110,6 +110,7 @@ static void serve(dialer_ctx_t *ctx)
 
     while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
         dialer_renew_leases(ctx);
+        dialer_announce(ctx, false);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         bool full = ctx->active >= (int)ctx->cfg->channels;
         if (full == fetching) {
@@ -187,10 +188,13 @@ int main(void)
         ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
         goto out;
     ctx.pg_up = 1;
+    ctx.announcing = true; /* the row exists before any partition is assigned */
+    dialer_announce(&ctx, true);
     char *group = ob_xasprintf("%sdialers", cfg.base.topic_prefix);
     char *topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
     const char *topics[] = {topic_jobs, NULL};
-    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", NULL, NULL, &ctx.jobs, &err);
+    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", dialer_on_rebalance, &ctx,
+                                 &ctx.jobs, &err);
     free(group);
     free(topic_jobs);
     if (rc != OB_OK || ob_producer_new(&cfg.base, NULL, &ctx.producer, &err) != OB_OK) {
@@ -219,7 +223,9 @@ int main(void)
     /* Drain: take no new jobs, let calls finish, record them, commit. */
     code = OB_EXIT_OK;
     int64_t deadline = ob_mono_ms() + cfg.base.drain_ms;
-    OB_INFO("main", "drain 1/4: no new jobs; %d call(s) in progress", ctx.active);
+    OB_INFO("main", "drain 1/4: no new jobs, withdrawn from routing; %d call(s) in progress",
+            ctx.active);
+    dialer_withdraw(&ctx);
     set_fetching(&ctx, false);
     OB_INFO("main", "drain 2/4: letting calls in progress finish");
     if (!finish_calls(&ctx, deadline))
@@ -234,6 +240,7 @@ int main(void)
     ctx.producer = NULL;
     OB_INFO("main", "drained; exit %d", code);
 out:
+    dialer_withdraw(&ctx); /* before the consumer's revocation could announce again */
     ob_http_free(http);
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);

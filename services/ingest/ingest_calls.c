@@ -322,6 +322,8 @@ static const char CALL_VIEW_SQL[] =
     " 'attempts_made', c.attempts_made,"
     " 'accepted_at', c.accepted_at, 'not_before', c.not_before, 'expires_at', c.expires_at,"
     " 'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
+    " 'waiting_for', wait_reason(c, (SELECT d.paused FROM deployments d"
+    "   WHERE d.deployment_id = c.deployment_id), now()),"
     " 'updated_at', c.updated_at, 'completed_at', c.completed_at,"
     " 'duration_s', (SELECT round(sum(a.talk_ms) / 1000.0, 3)::float8 FROM attempts a"
     "   WHERE a.call_id = c.call_id),"

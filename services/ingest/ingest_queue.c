@@ -8,6 +8,9 @@
 #include "ob_log.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"
+#include "ob_window.h"
+
+#include <cjson/cJSON.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,11 +106,80 @@ static const char SUMMARY_SQL[] =
     "   'completed', count(*) FILTER (WHERE status = 'completed'),"
     "   'failed', count(*) FILTER (WHERE status = 'failed'),"
     "   'uncalled', count(*) FILTER (WHERE status = 'uncalled'))"
-    "   FROM calls c WHERE c.deployment_id = d.deployment_id))::text"
+    "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
+    " 'pending', (SELECT json_build_object("
+    "   'total', count(*), 'scheduled_later', count(*) FILTER (WHERE next_attempt_at > now()),"
+    "   'waiting_for', json_build_object("
+    "     'capacity', count(*) FILTER (WHERE r = 'capacity'),"
+    "     'window', count(*) FILTER (WHERE r = 'window'),"
+    "     'scheduled', count(*) FILTER (WHERE r = 'scheduled'),"
+    "     'retry_wait', count(*) FILTER (WHERE r = 'retry_wait'),"
+    "     'paused', count(*) FILTER (WHERE r = 'paused')))"
+    "   FROM (SELECT c.next_attempt_at, wait_reason(c, d.paused, now()) AS r FROM calls c"
+    "    WHERE c.deployment_id = d.deployment_id AND c.state = 'queued'"
+    "    AND c.active_attempt IS NULL) p))::text,"
+    " d.campaign_window::text"
     " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
     " AND d.deleted_at IS NULL";
 
+/* An instant as RFC 3339 UTC for a JSON answer, or null for -1. */
+static cJSON *instant(int64_t ms)
+{
+    char text[40];
+    if (ms < 0)
+        return cJSON_CreateNull();
+    ob_time_format_rfc3339(ms, text, sizeof(text));
+    return cJSON_CreateString(text);
+}
+
+/*
+ * The campaign window as users see it: whether it is open now and when it
+ * next opens and closes (null when that depends on each callee's zone, or
+ * does not happen within a year), and its definition (null: always open).
+ */
+static cJSON *window_state(const char *text)
+{
+    ob_window_t *w = NULL;
+    ob_err_t err = {{0}};
+    cJSON *out = cJSON_CreateObject();
+    int64_t now = ob_now_ms();
+    bool parsed = ob_window_parse(text, &w, &err) == OB_OK;
+    if (!parsed || ob_window_uses_callee_zone(w)) {
+        /* Open or not depends on each callee's zones. */
+        cJSON_AddNullToObject(out, "open");
+        cJSON_AddNullToObject(out, "next_open");
+        cJSON_AddNullToObject(out, "next_close");
+    } else {
+        bool open = ob_window_open_at(w, NULL, 0, now);
+        cJSON_AddBoolToObject(out, "open", open);
+        cJSON_AddItemToObject(out, "next_open",
+                              instant(open ? now : ob_window_next_open(w, NULL, 0, now)));
+        cJSON_AddItemToObject(out, "next_close", instant(ob_window_next_close(w, NULL, 0, now)));
+    }
+    cJSON_AddItemToObject(out, "definition", text ? cJSON_Parse(text) : cJSON_CreateNull());
+    ob_window_free(w);
+    return out;
+}
+
 void ingest_queue_summary(ingest_call_t *c)
 {
-    ingest_reply_owned(c, SUMMARY_SQL, c->param[0], 200, "deployment", NULL);
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *id = c->param[0];
+    const char *params[] = {id, c->account_id};
+    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, SUMMARY_SQL, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    if (!res || PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(c->req, 404, "deployment_not_found", NULL, "no deployment %s", id);
+        return;
+    }
+    cJSON *summary = cJSON_Parse(PQgetvalue(res, 0, 0));
+    cJSON_AddItemToObject(summary, "window",
+                          window_state(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)));
+    PQclear(res);
+    ob_http_reply_json(c->req, 200, summary);
+    cJSON_Delete(summary);
 }

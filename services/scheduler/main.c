@@ -10,6 +10,7 @@
 #include "ob_service.h"
 #include "ob_signal.h"
 #include "scheduler.h"
+#include "scheduler_route.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -55,13 +56,6 @@ static const ob_metric_t metric_defs[M_COUNT] = {
                  "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
-
-int64_t scheduler_now_ms(const scheduler_ctx_t *ctx)
-{
-    int64_t real = ob_now_ms();
-    int64_t start = ctx->cfg->clock_start_ms ? ctx->cfg->clock_start_ms : ctx->clock_real0_ms;
-    return start + (int64_t)((double)(real - ctx->clock_real0_ms) * ctx->cfg->clock_scale);
-}
 
 static bool scheduler_ready(void *arg, const char **why)
 {
@@ -109,6 +103,7 @@ int main(void)
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/scheduler/%s", cfg.base.instance_id);
     ctx.clock_real0_ms = ob_now_ms();
+    ctx.route = scheduler_route_new();
     if (cfg.clock_start_ms || cfg.clock_scale != 1)
         OB_WARN("main", "test clock: starts at %lld ms and runs %gx real time", cfg.clock_start_ms,
                 cfg.clock_scale);
@@ -181,6 +176,7 @@ out:
     free(ctx.topic_events);
     free(ctx.source);
     scheduler_windows_free(&ctx);
+    scheduler_route_free(ctx.route);
     ob_config_free(scheduler_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;

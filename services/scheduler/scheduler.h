@@ -52,6 +52,7 @@ typedef struct {
     int pg_up;                            /* last Postgres operation succeeded (atomic) */
     int64_t clock_real0_ms;               /* real time the scheduler clock started */
     struct window_cache *windows;         /* parsed campaign windows by text */
+    struct scheduler_route *route;        /* live dialers and their free channels */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
 } scheduler_ctx_t;
 

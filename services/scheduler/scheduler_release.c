@@ -1,16 +1,22 @@
 /*
  * Releasing dial jobs. For each deployment of an owned partition with due
- * calls and free capacity, one transaction picks the calls (SKIP LOCKED),
- * marks their attempt active and inserts the attempt rows, each naming its
- * job_id. Only after the commit are the jobs produced (the attempt row is the
- * job's outbox): a job is never seen by a dialer before its attempt exists,
- * and a job lost to a crash or a broker error is produced again by the relay
+ * calls and free capacity, its first due calls are read; a campaign window
+ * sends those outside it to their next opening (or ends them, when it opens
+ * too late for them), and up to the free capacity of the rest, and no more
+ * than the live dialers' free channels, are released in one transaction:
+ * SKIP LOCKED, the attempt marked active, the attempt row inserted naming its
+ * job_id and the dial-jobs partition of the dialer it is routed to. Only
+ * after the commit are the jobs produced (the attempt row is the job's
+ * outbox): a job is never seen by a dialer before its attempt exists, and a
+ * job lost to a crash or a broker error is produced again by the relay
  * pass. Duplicates are harmless, since a dialer starts an attempt only while
- * it is still 'released'.
+ * it is still 'released'. The same pass expires calls and concludes attempts
+ * whose lease ran out.
  */
 #include "ob_calls.h"
 #include "ob_phone_tz.h"
 #include "ob_window.h"
+#include "scheduler_route.h"
 #include "ob_log.h"
 #include "ob_pg.h"
 #include "ob_proto.h"
@@ -46,9 +52,11 @@ static const char CANDIDATES_SQL[] =
 
 /* Releases the calls $1 (still due at $3, Unix ms; those that changed
  * meanwhile are skipped): marks their attempt active and inserts the
- * attempt rows, leased for $2 seconds. */
+ * attempt rows, leased for $2 seconds, each routed to the dial-jobs
+ * partition at the same place in $4. */
 static const char RELEASE_SQL[] =
-    "WITH picked AS ("
+    "WITH routes AS (SELECT * FROM unnest($1::uuid[], $4::int[]) AS r(call_id, part)),"
+    " picked AS ("
     "  SELECT call_id FROM calls"
     "  WHERE call_id = ANY($1::uuid[]) AND state = 'queued' AND active_attempt IS NULL"
     "  AND next_attempt_at <= to_timestamp($3::bigint / 1000.0)"
@@ -60,9 +68,11 @@ static const char RELEASE_SQL[] =
     "   attempts_made = c.attempts_made + 1, waiting_for = NULL, updated_at = now()"
     "  FROM picked WHERE c.call_id = picked.call_id"
     "  RETURNING c.call_id, c.deployment_id, c.active_attempt)"
-    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until)"
-    " SELECT call_id, active_attempt, deployment_id, gen_random_uuid(),"
-    "  to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int) FROM upd"
+    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until,"
+    "  job_partition)"
+    " SELECT upd.call_id, upd.active_attempt, upd.deployment_id, gen_random_uuid(),"
+    "  to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int), routes.part"
+    " FROM upd JOIN routes USING (call_id)"
     " RETURNING job_id";
 
 /* Moves the calls $1 to the next opening of their window, $2 (Unix ms). */
@@ -72,15 +82,18 @@ static const char DEFER_SQL[] =
     " FROM unnest($1::uuid[], $2::bigint[]) AS d(call_id, at)"
     " WHERE c.call_id = d.call_id AND c.state = 'queued' AND c.active_attempt IS NULL";
 
+/* A dialer that has not announced itself for this long is taken for dead. */
+#define ROUTE_STALE_MS 5000
+
 /* Jobs to (re)publish; $1 selects them (see callers). */
 static const char JOBS_BY_ID_SQL[] =
     "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
     " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
-    " lease_until_ms, start_url FROM dial_jobs WHERE job_id = ANY($1::uuid[])";
+    " lease_until_ms, start_url, job_partition FROM dial_jobs WHERE job_id = ANY($1::uuid[])";
 static const char JOBS_UNPUBLISHED_SQL[] =
     "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
     " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
-    " lease_until_ms, start_url FROM dial_jobs"
+    " lease_until_ms, start_url, job_partition FROM dial_jobs"
     " WHERE state = 'released' AND job_published_at IS NULL"
     " AND released_at < now() - interval '5 seconds' AND request_partition = ANY($1::int[])"
     " ORDER BY released_at LIMIT 1000";
@@ -225,9 +238,12 @@ static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param
     ob_produce_batch_t *batch = ob_produce_batch_new();
     for (int i = 0; i < n && rc == OB_OK; i++) {
         char *text = job_from_row(res, i);
-        /* Keyed by call: any idle dialer of the group may take it. */
-        rc = ob_produce_batch_add(ctx->producer, batch, ctx->topic_jobs, PQgetvalue(res, i, 0),
-                                  text, strlen(text), 5000, &err);
+        /* To the partition of the dialer it was routed to (keyed by call if
+         * it was released before routing). */
+        int32_t partition =
+            PQgetisnull(res, i, 14) ? RD_KAFKA_PARTITION_UA : atoi(PQgetvalue(res, i, 14));
+        rc = ob_produce_batch_add_to(ctx->producer, batch, ctx->topic_jobs, partition,
+                                     PQgetvalue(res, i, 0), text, strlen(text), 5000, &err);
         free(text);
     }
     ob_err_t wait_err = {{0}};
@@ -412,11 +428,19 @@ static int release_calls(scheduler_ctx_t *ctx, const char *deployment_id, const 
     ob_err_t err = {{0}};
     ob_rc_t rc;
     char *ids = id_array(plan->release, plan->nrelease);
+    char **parts = ob_xcalloc((size_t)plan->nrelease + 1, sizeof(char *));
+    for (int i = 0; i < plan->nrelease; i++)
+        parts[i] = ob_xasprintf("%d", scheduler_route_pick(ctx->route));
+    char *routes = id_array(parts, plan->nrelease);
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
-    const char *params[] = {ids, lease, now};
+    const char *params[] = {ids, lease, now, routes};
     if ((rc = ob_pg_begin(ctx->pg, &err)) == OB_OK &&
-        (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 3, params, &res, &err)) == OB_OK)
+        (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 4, params, &res, &err)) == OB_OK)
         rc = ob_pg_commit(ctx->pg, &err);
+    for (int i = 0; i < plan->nrelease; i++)
+        free(parts[i]);
+    free(parts);
+    free(routes);
     free(ids);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
@@ -453,7 +477,12 @@ static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, l
     plan_t plan = {0};
     int released = 0;
 
-    if (bad)
+    /* The carrier's bound: no more jobs than the live dialers have free
+     * channels (scheduler_route_pick never answers -1 below it). */
+    long channels = scheduler_route_free_channels(ctx->route);
+    if (channels < free_slots)
+        free_slots = channels;
+    if (bad || free_slots <= 0)
         return 0;
     /* Without a window every candidate goes; with one, read further, since
      * some may have to wait. */
@@ -503,6 +532,9 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
         goto out;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    if (PQntuples(res) > 0 &&
+        scheduler_route_refresh(ctx->route, ctx->pg, ROUTE_STALE_MS, &err) != OB_OK)
+        OB_WARN("release", "dialers not read, nothing released this pass: %s", err.msg);
     for (int i = 0; i < PQntuples(res); i++) {
         long free_slots = atol(PQgetvalue(res, i, 1));
         if (free_slots > 0)

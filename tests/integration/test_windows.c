@@ -141,6 +141,40 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     h_start(&s, "scheduler", "scheduler", scheduler_env);
     cr_assert(h_wait_ready(&s.procs[2], 60000));
 
+    /* Until Monday morning the callee calls wait for their window, and the
+     * summary and the call say so. */
+    char summary[160], call_path[128];
+    snprintf(summary, sizeof(summary), "/api/v1/deployments/%s/summary", callee.deployment_id);
+    snprintf(call_path, sizeof(call_path), "/api/v1/calls/%s", los_angeles);
+    char *waiting = NULL, *reason = NULL;
+    for (int i = 0; i < 80; i++) {
+        free(waiting);
+        r = api(&callee, "GET", summary, NULL);
+        waiting = h_json_path(r.body, "pending.waiting_for.window");
+        h_resp_free(&r);
+        if (waiting && strcmp(waiting, "0") != 0)
+            break;
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    r = api(&callee, "GET", call_path, NULL);
+    reason = h_json_path(r.body, "waiting_for");
+    cr_expect_str_eq(reason, "window", "%s", r.body);
+    h_resp_free(&r);
+    cr_expect(waiting && strcmp(waiting, "0") != 0, "no call was ever waiting for its window");
+    free(waiting);
+    free(reason);
+    snprintf(summary, sizeof(summary), "/api/v1/deployments/%s/summary", named.deployment_id);
+    r = api(&named, "GET", summary, NULL);
+    cr_expect_str_eq(h_json_path(r.body, "window.definition.time_zone"), "America/New_York");
+    char *open = h_json_path(r.body, "window.open");
+    char *next =
+        h_json_path(r.body, strcmp(open, "true") == 0 ? "window.next_close" : "window.next_open");
+    cr_expect(next && strlen(next) >= 20, "%s", r.body);
+    free(open);
+    free(next);
+    h_resp_free(&r);
+
     for (int i = 0; i < 3; i++) {
         char *f = final(pg, sunday[i]), *at = released(pg, sunday[i]);
         cr_expect_str_eq(f, "completed/voice/answered");

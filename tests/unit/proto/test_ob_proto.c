@@ -205,8 +205,8 @@ static bad_request_t bad[] = {
     {"{\"v\":1,\"kind\":\"queue\"}", "call_id is required"},
     {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"nope\"}", "call_id must be a UUID"},
     {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
-     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":11}",
-     "max_attempts must be an integer from 1 to 10"},
+     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":12}",
+     "max_attempts must be an integer from 1 to 11"},
     {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
      "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":1,"
      "\"retry_interval_s\":60,\"not_before\":1,\"accepted_at\":1,\"call_parameters\":[1]}",
