@@ -117,13 +117,26 @@ void ingest_create_account(ingest_call_t *c)
         ob_http_problem(req, 422, "validation_failed", NULL, "email must be an email address");
         goto out;
     }
+    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(body, "capacity");
+    char capacity[16] = "";
+    if (cap && !cJSON_IsNull(cap)) {
+        if (!cJSON_IsNumber(cap) || cap->valuedouble != (double)(long)cap->valuedouble ||
+            cap->valuedouble < 1 || cap->valuedouble > 1000000) {
+            ob_http_problem(req, 422, "validation_failed", NULL,
+                            "capacity (the account's concurrent calls) must be an integer from 1"
+                            " to 1000000, or null for no account-wide limit");
+            goto out;
+        }
+        snprintf(capacity, sizeof(capacity), "%ld", (long)cap->valuedouble);
+    }
     ob_uuid_v7(account_id);
-    const char *params[] = {account_id, email, name ? name : email};
+    const char *params[] = {account_id, email, name ? name : email, capacity[0] ? capacity : NULL};
     rc = ob_pg_begin(c->conn, &err);
     if (rc == OB_OK)
         rc = ob_pg_exec(c->conn,
-                        "INSERT INTO accounts (account_id, email, name) VALUES ($1, $2, $3)", 3,
-                        params, NULL, &err);
+                        "INSERT INTO accounts (account_id, email, name, capacity)"
+                        " VALUES ($1, $2, $3, $4::int)",
+                        4, params, NULL, &err);
     if (rc == OB_OK)
         rc = insert_key(c->conn, account_id, "first key", key, key_id, &err);
     if (rc == OB_OK)
@@ -140,6 +153,10 @@ void ingest_create_account(ingest_call_t *c)
     cJSON_AddStringToObject(ans, "account_id", account_id);
     cJSON_AddStringToObject(ans, "email", email);
     cJSON_AddStringToObject(ans, "name", name ? name : email);
+    if (capacity[0])
+        cJSON_AddNumberToObject(ans, "capacity", atol(capacity));
+    else
+        cJSON_AddNullToObject(ans, "capacity");
     cJSON_AddItemToObject(ans, "api_key", key_json(key_id, key, "first key"));
     ob_http_reply_json(req, 201, ans);
     cJSON_Delete(ans);

@@ -36,6 +36,16 @@ bool ingest_send_cancel(ingest_call_t *c, const char *what, char command_id[37],
         return false;
     }
     *requested_at_ms = m.requested_at_ms;
+    /* Releases stop at once for the calls it covers (migration 009); if this
+     * fails, the command still cancels them when the scheduler reaches it. */
+    char at[24];
+    snprintf(at, sizeof(at), "%lld", (long long)m.requested_at_ms);
+    const char *params[] = {m.deployment_id, at};
+    if (ob_pg_exec(c->conn,
+                   "UPDATE deployments SET cancel_before = greatest(cancel_before,"
+                   " to_timestamp($2::bigint / 1000.0)) WHERE deployment_id = $1",
+                   2, params, NULL, &err) != OB_OK)
+        OB_WARN("api", "cancel marker not set (the command still applies): %s", err.msg);
     return true;
 }
 

@@ -53,6 +53,7 @@ typedef struct {
     int64_t clock_real0_ms;               /* real time the scheduler clock started */
     struct window_cache *windows;         /* parsed campaign windows by text */
     struct scheduler_route *route;        /* live dialers and their free channels */
+    unsigned long passes;                 /* release passes so far (rotates fair shares) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
 } scheduler_ctx_t;
 

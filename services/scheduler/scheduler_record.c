@@ -230,6 +230,16 @@ static ob_rc_t apply_batch(scheduler_ctx_t *ctx, item_t *items, int n, ob_err_t 
                              c->deployment_id, NULL, c->requested_at_ms, &cancelled, err);
         if (rc != OB_OK)
             return rc;
+        /* Applied: the calls it covers are ended, so lift ingest's marker. */
+        char at[24];
+        snprintf(at, sizeof(at), "%lld", (long long)c->requested_at_ms);
+        const char *params[] = {c->deployment_id, at};
+        rc = ob_pg_exec(ctx->pg,
+                        "UPDATE deployments SET cancel_before = NULL WHERE deployment_id = $1"
+                        " AND cancel_before <= to_timestamp($2::bigint / 1000.0)",
+                        2, params, NULL, err);
+        if (rc != OB_OK)
+            return rc;
         OB_LOG(OB_LOG_INFO, "record",
                OB_KV("deployment_id", c->deployment_id, "req_id", c->request_id),
                "queue cancelled: %d pending call(s) ended", cancelled);

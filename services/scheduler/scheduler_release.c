@@ -16,6 +16,7 @@
 #include "ob_calls.h"
 #include "ob_phone_tz.h"
 #include "ob_window.h"
+#include "scheduler_fair.h"
 #include "scheduler_route.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -27,17 +28,22 @@
 #include <string.h>
 
 /* Deployments with due calls in the owned partitions ($1) at the
- * scheduler's time ($2, Unix ms): free capacity and campaign window. */
+ * scheduler's time ($2, Unix ms): free capacity, campaign window, capacity
+ * (the weight of its fair share), account and the account's free capacity
+ * (NULL: no account-wide limit). */
 static const char DUE_SQL[] =
     "SELECT d.deployment_id, d.capacity - (SELECT count(*) FROM calls f"
     "   WHERE f.deployment_id = d.deployment_id AND f.active_attempt IS NOT NULL),"
-    " d.campaign_window::text"
-    " FROM deployments d WHERE d.deployment_id IN ("
+    " d.campaign_window::text, d.capacity, d.account_id,"
+    " a.capacity - (SELECT count(*) FROM calls f"
+    "   WHERE f.account_id = d.account_id AND f.active_attempt IS NOT NULL)"
+    " FROM deployments d JOIN accounts a ON a.account_id = d.account_id"
+    " WHERE d.deployment_id IN ("
     "   SELECT DISTINCT deployment_id FROM calls"
     "   WHERE state = 'queued' AND active_attempt IS NULL"
     "   AND next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
     "   AND request_partition = ANY($1::int[]))"
-    " AND NOT d.paused";
+    " AND NOT d.paused ORDER BY d.account_id, d.deployment_id";
 
 /* A deployment's due calls, first to be dialed first: $1 deployment, $2
  * now (Unix ms), $3 how many. */
@@ -46,6 +52,8 @@ static const char CANDIDATES_SQL[] =
     " coalesce((extract(epoch FROM expires_at) * 1000)::bigint, 0)"
     " FROM calls WHERE deployment_id = $1 AND state = 'queued' AND active_attempt IS NULL"
     " AND next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
+    " AND accepted_at > coalesce((SELECT cancel_before FROM deployments"
+    "  WHERE deployment_id = $1), '-infinity')"
     " AND (expires_at IS NULL OR expires_at > to_timestamp($2::bigint / 1000.0))"
     " AND attempts_made < max_attempts"
     " ORDER BY priority DESC, next_attempt_at, call_id LIMIT $3::int";
@@ -59,6 +67,8 @@ static const char RELEASE_SQL[] =
     " picked AS ("
     "  SELECT call_id FROM calls"
     "  WHERE call_id = ANY($1::uuid[]) AND state = 'queued' AND active_attempt IS NULL"
+    "  AND accepted_at > coalesce((SELECT d.cancel_before FROM deployments d"
+    "   WHERE d.deployment_id = calls.deployment_id), '-infinity')"
     "  AND next_attempt_at <= to_timestamp($3::bigint / 1000.0)"
     "  AND (expires_at IS NULL OR expires_at > to_timestamp($3::bigint / 1000.0))"
     "  AND attempts_made < max_attempts"
@@ -477,11 +487,6 @@ static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, l
     plan_t plan = {0};
     int released = 0;
 
-    /* The carrier's bound: no more jobs than the live dialers have free
-     * channels (scheduler_route_pick never answers -1 below it). */
-    long channels = scheduler_route_free_channels(ctx->route);
-    if (channels < free_slots)
-        free_slots = channels;
     if (bad || free_slots <= 0)
         return 0;
     /* Without a window every candidate goes; with one, read further, since
@@ -532,15 +537,37 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
         goto out;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
-    if (PQntuples(res) > 0 &&
-        scheduler_route_refresh(ctx->route, ctx->pg, ROUTE_STALE_MS, &err) != OB_OK)
+    int n = PQntuples(res);
+    if (n > 0 && scheduler_route_refresh(ctx->route, ctx->pg, ROUTE_STALE_MS, &err) != OB_OK)
         OB_WARN("release", "dialers not read, nothing released this pass: %s", err.msg);
-    for (int i = 0; i < PQntuples(res); i++) {
-        long free_slots = atol(PQgetvalue(res, i, 1));
-        if (free_slots > 0)
-            release_deployment(ctx, PQgetvalue(res, i, 0), free_slots,
-                               PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2), now_ms, now);
+    long *demand = ob_xcalloc((size_t)n + 1, sizeof(long));
+    long *weight = ob_xcalloc((size_t)n + 1, sizeof(long));
+    long *share = ob_xcalloc((size_t)n + 1, sizeof(long));
+    for (int i = 0; i < n; i++) {
+        demand[i] = atol(PQgetvalue(res, i, 1));
+        if (demand[i] < 0)
+            demand[i] = 0;
+        weight[i] = atol(PQgetvalue(res, i, 3));
     }
+    /* The live dialers' free channels, shared fairly by capacity. */
+    scheduler_fair_share(demand, weight, n, scheduler_route_free_channels(ctx->route),
+                         (int)(ctx->passes++ % (n > 0 ? (unsigned)n : 1u)), share);
+    long account_used = 0; /* released this pass for the account of row i (rows by account) */
+    for (int i = 0; i < n; i++) {
+        long slots = share[i];
+        if (i > 0 && strcmp(PQgetvalue(res, i, 4), PQgetvalue(res, i - 1, 4)) != 0)
+            account_used = 0;
+        /* The account's own limit, spent as its deployments are served. */
+        if (!PQgetisnull(res, i, 5) && slots > atol(PQgetvalue(res, i, 5)) - account_used)
+            slots = atol(PQgetvalue(res, i, 5)) - account_used;
+        if (slots > 0)
+            account_used += release_deployment(
+                ctx, PQgetvalue(res, i, 0), slots,
+                PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2), now_ms, now);
+    }
+    free(demand);
+    free(weight);
+    free(share);
 out:
     PQclear(res);
     free(owned);

@@ -208,3 +208,53 @@ Test(queue_control, cancelling_the_queue_spares_later_calls, .timeout = 180, .fi
     h_resp_free(&r);
     cr_expect(h_stack_down(&s));
 }
+
+/* A cancellation holds at once, even against a resume that overtakes it:
+ * the scheduler is down when both arrive, so the new one finds the queue
+ * resumed before it has read the cancel command. */
+Test(queue_control, a_resume_right_after_a_cancel_releases_nothing_it_covers, .timeout = 180,
+     .fini = teardown)
+{
+    up("200");
+    h_resp_t r = deployment_api("POST", ":pause", NULL);
+    h_resp_free(&r);
+    char *ids[10];
+    for (int i = 0; i < 10; i++) {
+        ids[i] = queue("+12125550100");
+        wait_row(ids[i], "state = 'queued'");
+    }
+    h_proc_t *scheduler = NULL;
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "scheduler") == 0)
+            scheduler = &s.procs[i];
+    cr_assert_not_null(scheduler);
+    cr_assert_eq(h_stop(scheduler, 30000), 0);
+
+    r = deployment_api("POST", ":cancel", NULL);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    h_resp_free(&r);
+    r = deployment_api("POST", ":resume", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+    h_proc_t *next = h_start(&s, "scheduler", "scheduler-2", NULL);
+    cr_assert(h_wait_ready(next, 60000));
+
+    for (int i = 0; i < 10; i++) {
+        wait_row(ids[i], "state = 'completed'");
+        char *status = field(ids[i], "status"), *reason = field(ids[i], "reason");
+        cr_expect_str_eq(status, "uncalled");
+        cr_expect_str_eq(reason, "cancelled");
+        free(status);
+        free(reason);
+    }
+    char *dialed = h_pg_value(pg, "SELECT count(*) FROM attempts", 0, NULL);
+    cr_expect_str_eq(dialed, "0", "calls covered by the cancellation were released");
+    free(dialed);
+    /* The queue runs again for what comes after. */
+    char *later = queue("+12125550100");
+    wait_row(later, "status = 'completed'");
+    free(later);
+    for (int i = 0; i < 10; i++)
+        free(ids[i]);
+    cr_expect(h_stack_down(&s));
+}

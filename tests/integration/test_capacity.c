@@ -1,0 +1,158 @@
+/*
+ * Capacity beyond a deployment's own: an account's limit across its
+ * deployments, and the carrier's channels shared fairly, so a deployment
+ * with a huge backlog does not starve a small one.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static h_stack_t s;
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Queues n voice calls of calls_s seconds-ish to the deployment in one batch. */
+static void queue_batch(const h_tenant_t *t, const char *deployment_id, int n)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", deployment_id);
+    size_t cap = (size_t)n * 64 + 8, o = 0;
+    char *body = malloc(cap);
+    o += (size_t)snprintf(body + o, cap - o, "[");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(body + o, cap - o, "%s{\"phone_number\":\"+1212555010%d\"}",
+                              i ? "," : "", i % 10);
+    snprintf(body + o, cap - o, "]");
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char want[32];
+    snprintf(want, sizeof(want), "%d", n);
+    cr_assert_str_eq(h_json_path(r.body, "accepted"), want, "%s", r.body);
+    h_resp_free(&r);
+    free(body);
+}
+
+/* Waits until all `calls` calls of the account are recorded and completed. */
+static void wait_all_done(PGconn *pg, const char *account_id, int calls, int timeout_s)
+{
+    char n[16];
+    snprintf(n, sizeof(n), "%d", calls);
+    const char *p[] = {account_id, n};
+    for (int i = 0; i < timeout_s * 10; i++) {
+        char *row = h_pg_value(pg,
+                               "SELECT 1 FROM calls WHERE account_id = $1 HAVING count(*) = $2::int"
+                               " AND count(*) FILTER (WHERE state = 'completed') = $2::int",
+                               2, p);
+        bool done = row != NULL;
+        free(row);
+        if (done)
+            return;
+        sleep_ms(100);
+    }
+    cr_assert_fail("calls of account %s still running after %d s", account_id, timeout_s);
+}
+
+/* The most attempts of the account (or of one deployment, if given) that
+ * were dialing or connected at the same moment. */
+static long peak_overlap(PGconn *pg, const char *column, const char *id)
+{
+    char sql[768];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(max(running), 0) FROM (SELECT sum(delta) OVER (ORDER BY at, delta)"
+             " AS running FROM (SELECT a.dialing_at AS at, 1 AS delta FROM attempts a"
+             " JOIN calls c USING (call_id) WHERE c.%s = $1 AND a.dialing_at IS NOT NULL"
+             " UNION ALL SELECT a.ended_at, -1 FROM attempts a JOIN calls c USING (call_id)"
+             " WHERE c.%s = $1 AND a.dialing_at IS NOT NULL) e) x",
+             column, column);
+    const char *p[] = {id};
+    char *v = h_pg_value(pg, sql, 1, p);
+    long n = v ? atol(v) : -1;
+    free(v);
+    return n;
+}
+
+Test(capacity, an_account_limit_holds_across_its_deployments, .timeout = 180, .fini = teardown)
+{
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=20", NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    /* A second deployment of the same account, and an account limit of 3. */
+    const char *p[] = {t.account_id, t.application_id, t.deployment_id};
+    char *second = h_pg_value(pg,
+                              "INSERT INTO deployments (deployment_id, application_id, account_id,"
+                              " name, capacity) VALUES (gen_random_uuid(), $2, $1, 'second', 5)"
+                              " RETURNING deployment_id",
+                              2, p);
+    free(
+        h_pg_value(pg, "UPDATE accounts SET capacity = 3 WHERE account_id = $1 RETURNING 1", 1, p));
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    queue_batch(&t, t.deployment_id, 15);
+    queue_batch(&t, second, 15);
+    wait_all_done(pg, t.account_id, 30, 120);
+
+    long account_peak = peak_overlap(pg, "account_id", t.account_id);
+    cr_expect_leq(account_peak, 3, "the account had %ld calls at once, its limit is 3",
+                  account_peak);
+    cr_expect_geq(account_peak, 2, "the account never used its capacity (peak %ld)", account_peak);
+    cr_expect(h_stack_down(&s));
+    free(second);
+    PQfinish(pg);
+}
+
+Test(capacity, scarce_channels_are_shared_so_a_small_deployment_is_not_starved, .timeout = 180,
+     .fini = teardown)
+{
+    /* One dialer with 4 channels for a deployment of capacity 100 with 120
+     * calls and one of capacity 20 with 12 calls queued after them. */
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=20", "OB_DIALER_CHANNELS=4", NULL};
+    h_tenant_t big, small;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &big, 100);
+    h_tenant(pg, &small, 20);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    queue_batch(&big, big.deployment_id, 120);
+    queue_batch(&small, small.deployment_id, 12);
+    wait_all_done(pg, small.account_id, 12, 120);
+
+    /* The small deployment finished while the big one still had a backlog. */
+    const char *p[] = {big.account_id};
+    char *big_left = h_pg_value(pg,
+                                "SELECT 120 - count(*) FILTER (WHERE state = 'completed')"
+                                " FROM calls WHERE account_id = $1",
+                                1, p);
+    cr_expect(big_left && atol(big_left) > 0,
+              "the big deployment had finished too (%s left): nothing was shown", big_left);
+    free(big_left);
+    /* And the carrier never had more than its 4 channels busy. */
+    char *peak = h_pg_value(pg,
+                            "SELECT coalesce(max(running), 0) FROM (SELECT sum(delta) OVER"
+                            " (ORDER BY at, delta) AS running FROM (SELECT dialing_at AS at,"
+                            " 1 AS delta FROM attempts WHERE dialing_at IS NOT NULL UNION ALL"
+                            " SELECT ended_at, -1 FROM attempts WHERE dialing_at IS NOT NULL) e) x",
+                            0, NULL);
+    cr_expect_leq(atol(peak), 4, "%s calls at once on 4 channels", peak);
+    free(peak);
+    wait_all_done(pg, big.account_id, 120, 120);
+    cr_expect(h_stack_down(&s));
+    PQfinish(pg);
+}
