@@ -1,8 +1,8 @@
 /*
  * Campaign windows with the real binaries. The scheduler runs on a test
  * clock (OB_SCHEDULER_CLOCK_START_MS, OB_SCHEDULER_CLOCK_SCALE): it starts
- * on Saturday 2027-03-13 23:30 in New York, the night the US springs forward,
- * and runs an hour per real second, so a weekend passes in seconds. Every
+ * on Sunday 2027-03-14 00:30 in New York, the night the US springs forward,
+ * and runs half an hour per real second, so the night passes in seconds. Every
  * release must fall inside its window: a named zone across the DST change,
  * the callee's own zone, a number whose two zones never share an open hour,
  * and a call that expires before its window opens.
@@ -22,8 +22,8 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-/* 2027-03-14T04:30:00Z: Saturday 23:30 EST in New York. */
-#define CLOCK_START_MS "1804998600000"
+/* 2027-03-14T05:30:00Z: Sunday 00:30 EST in New York. */
+#define CLOCK_START_MS "1805002200000"
 
 static h_resp_t api(const h_tenant_t *t, const char *method, const char *path, const char *body)
 {
@@ -98,7 +98,7 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
 {
     const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
     const char *const scheduler_env[] = {"OB_SCHEDULER_CLOCK_START_MS=" CLOCK_START_MS,
-                                         "OB_SCHEDULER_CLOCK_SCALE=3600", NULL};
+                                         "OB_SCHEDULER_CLOCK_SCALE=1800", NULL};
     h_tenant_t named, callee;
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
@@ -118,11 +118,13 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     h_resp_free(&r);
 
     /* New York, Sunday 01:30-03:00 (the clock skips 02:00-03:00 that night,
-     * so it is open 06:30Z-07:00Z) and Monday 09:00-10:00 EDT. */
-    set_window(&named, "{\"time_zone\": \"America/New_York\", \"hours\":"
-                       " {\"sun\": [[\"01:30\", \"03:00\"]], \"mon\": [[\"09:00\", \"10:00\"]]}}");
+     * so it is open 06:30Z-07:00Z). */
+    set_window(
+        &named,
+        "{\"time_zone\": \"America/New_York\", \"hours\": {\"sun\": [[\"01:30\", \"03:00\"]]}}");
+    /* Each callee's Sunday 05:00-06:00: New York 09:00Z, Los Angeles 12:00Z. */
     set_window(&callee,
-               "{\"time_zone\": \"callee\", \"hours\": {\"mon\": [[\"09:00\", \"10:00\"]]}}");
+               "{\"time_zone\": \"callee\", \"hours\": {\"sun\": [[\"05:00\", \"06:00\"]]}}");
 
     /* Queued before the scheduler starts: it finds them at its Saturday night. */
     char *sunday[3];
@@ -132,16 +134,16 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
         queue_one(&callee, "{\"phone_number\": \"+12125550101\", \"max_attempts\": 1}");
     char *los_angeles =
         queue_one(&callee, "{\"phone_number\": \"+12135550100\", \"max_attempts\": 1}");
-    /* +1 208 5xx: Boise and Los Angeles; 09:00-10:00 in both never overlaps. */
+    /* +1 208 5xx: Boise and Los Angeles; 05:00-06:00 in both never overlaps. */
     char *two_zones = queue_one(&callee, "{\"phone_number\": \"+12085550100\"}");
-    /* Expires Monday 08:00 EDT, before New York's window opens at 09:00. */
+    /* Expires Sunday 04:00 EDT, before New York's window opens at 05:00. */
     char *expiring = queue_one(&callee, "{\"phone_number\": \"+12125550102\","
-                                        " \"expires_at\": \"2027-03-15T08:00:00-04:00\"}");
+                                        " \"expires_at\": \"2027-03-14T04:00:00-04:00\"}");
 
     h_start(&s, "scheduler", "scheduler", scheduler_env);
     cr_assert(h_wait_ready(&s.procs[2], 60000));
 
-    /* Until Monday morning the callee calls wait for their window, and the
+    /* Until Sunday morning the callee calls wait for their window, and the
      * summary and the call say so. */
     char summary[160], call_path[128];
     snprintf(summary, sizeof(summary), "/api/v1/deployments/%s/summary", callee.deployment_id);
@@ -185,13 +187,13 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     }
     char *f = final(pg, new_york), *at = released(pg, new_york);
     cr_expect_str_eq(f, "completed/voice/answered");
-    cr_expect(released_within(pg, new_york, "2027-03-15T13:00:00Z", "2027-03-15T14:00:00Z"),
+    cr_expect(released_within(pg, new_york, "2027-03-14T09:00:00Z", "2027-03-14T10:00:00Z"),
               "New York callee released at %s", at);
     free(f);
     free(at);
     f = final(pg, los_angeles), at = released(pg, los_angeles);
     cr_expect_str_eq(f, "completed/voice/answered");
-    cr_expect(released_within(pg, los_angeles, "2027-03-15T16:00:00Z", "2027-03-15T17:00:00Z"),
+    cr_expect(released_within(pg, los_angeles, "2027-03-14T12:00:00Z", "2027-03-14T13:00:00Z"),
               "Los Angeles callee released at %s", at);
     free(f);
     free(at);
