@@ -16,7 +16,8 @@ the results (bench/results/<timestamp>.json, the table, BENCHMARKS.md).
         prints the results table.
     report.py markdown RESULTS_JSON BENCHMARKS_MD
         rewrites BENCHMARKS.md from the results, keeping its hand-written
-        notes (between the "notes" markers) as they are.
+        notes (between the "notes" markers) and the scheduler benchmark's
+        block (bench/scheduler.sh's, between its markers) as they are.
 """
 import datetime
 import glob
@@ -31,6 +32,8 @@ import time
 HZ = os.sysconf("SC_CLK_TCK")
 NOTES_BEGIN = "<!-- notes:begin (kept when bench/run.sh rewrites this file) -->"
 NOTES_END = "<!-- notes:end -->"
+SCHEDULER_BEGIN = "<!-- scheduler-bench:begin"
+SCHEDULER_END = "<!-- scheduler-bench:end -->"
 
 TARGETS = {
     "single_rps": 10000,
@@ -540,13 +543,17 @@ def cmd_table(path):
 def cmd_markdown(path, md_path):
     r = load(path)
     m, v, p = r["machine"], r["versions"], r["params"]
-    notes = ""
+    notes = scheduler_block = ""
     try:
         with open(md_path) as f:
             old = f.read()
         i, j = old.find(NOTES_BEGIN), old.find(NOTES_END)
         if i >= 0 and j > i:
             notes = old[i + len(NOTES_BEGIN) : j].strip("\n")
+        # bench/scheduler.sh's block is its own: kept as it is, at the end.
+        i, j = old.find(SCHEDULER_BEGIN), old.find(SCHEDULER_END)
+        if i >= 0 and j > i:
+            scheduler_block = "\n" + old[i : j + len(SCHEDULER_END)] + "\n"
     except OSError:
         pass
     if not notes:
@@ -639,7 +646,7 @@ OB_INGEST_PG_POOL=64` or `OB_KAFKA_LINGER_MS=0` (librdkafka's `linger.ms`).
 {NOTES_BEGIN}
 {notes}
 {NOTES_END}
-"""
+{scheduler_block}"""
     with open(md_path + ".tmp", "w") as f:
         f.write(doc)
     os.replace(md_path + ".tmp", md_path)

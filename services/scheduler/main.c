@@ -16,6 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define WAIT_METRIC(reason)                                                                        \
+    {                                                                                              \
+        "outbound_calls_pending", "waiting_for=\"" reason "\"",                                    \
+            "pending calls of the owned partitions by what they wait for", OB_METRIC_GAUGE, 0      \
+    }
+
+/* How often the pending gauges are counted. */
+#define COUNT_PENDING_MS 5000
+
+/* The soonest a pass follows the previous one when new calls were recorded. */
+#define RECORD_PASS_MS 10
+
 #define CFG(field) offsetof(scheduler_config_t, field)
 static const ob_cfg_spec_t scheduler_specs[] = {
     {"OB_SCHEDULER_TICK_MS", OB_CFG_INT, "100", 5, 60000, NULL, CFG(tick_ms),
@@ -50,6 +62,14 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_WINDOW_CLOSED] = {"outbound_calls_window_closed_total", NULL,
                          "calls ended because no campaign window opens before their expiry",
                          OB_METRIC_COUNTER, 0},
+    [M_WAIT_CAPACITY] = WAIT_METRIC("capacity"),
+    [M_WAIT_WINDOW] = WAIT_METRIC("window"),
+    [M_WAIT_SCHEDULED] = WAIT_METRIC("scheduled"),
+    [M_WAIT_RETRY] = WAIT_METRIC("retry_wait"),
+    [M_WAIT_PAUSED] = WAIT_METRIC("paused"),
+    [M_IN_FLIGHT] = {"outbound_calls_in_flight", NULL,
+                     "calls of the owned partitions released to a dialer and not ended",
+                     OB_METRIC_GAUGE, 0},
     [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
                   "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
     [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
@@ -138,19 +158,27 @@ int main(void)
     }
     OB_INFO("main", "scheduling; health on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
 
-    int64_t next_release = 0, next_relay = ob_mono_ms() + 5000;
+    int64_t next_release = 0, last_release = 0, next_relay = ob_mono_ms() + 5000;
+    int64_t next_count = ob_mono_ms() + 1000;
     while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
         int64_t now = ob_mono_ms();
         int wait = next_release > now ? (int)(next_release - now) : 0;
-        scheduler_record_poll(&ctx, wait);
+        /* New calls may be due now: a pass soon, not at the next tick. */
+        if (scheduler_record_poll(&ctx, wait) > 0 && next_release > last_release + RECORD_PASS_MS)
+            next_release = last_release + RECORD_PASS_MS;
         now = ob_mono_ms();
         if (now >= next_release) {
             scheduler_release_pass(&ctx);
+            last_release = now;
             next_release = now + cfg.tick_ms;
         }
         if (now >= next_relay) {
             relay_events(&ctx);
             next_relay = now + 5000;
+        }
+        if (now >= next_count) {
+            scheduler_count_pending(&ctx);
+            next_count = ob_mono_ms() + COUNT_PENDING_MS;
         }
     }
 

@@ -32,9 +32,15 @@ enum {
     M_LEASES,        /* outbound_leases_expired_total */
     M_DEFERRED,      /* outbound_calls_deferred_window_total */
     M_WINDOW_CLOSED, /* outbound_calls_window_closed_total */
-    M_POISON,        /* outbound_request_messages_invalid_total */
-    M_OWNED,         /* outbound_scheduler_partitions_owned */
-    M_READY,         /* outbound_ready */
+    M_WAIT_CAPACITY, /* outbound_calls_pending{waiting_for=...}, owned partitions */
+    M_WAIT_WINDOW,
+    M_WAIT_SCHEDULED,
+    M_WAIT_RETRY,
+    M_WAIT_PAUSED,
+    M_IN_FLIGHT, /* outbound_calls_in_flight, owned partitions */
+    M_POISON,    /* outbound_request_messages_invalid_total */
+    M_OWNED,     /* outbound_scheduler_partitions_owned */
+    M_READY,     /* outbound_ready */
     M_COUNT,
 };
 
@@ -69,6 +75,11 @@ int64_t scheduler_now_ms(const scheduler_ctx_t *ctx);
 /* Consumer rebalance notification: tracks owned partitions. */
 void scheduler_on_rebalance(void *opaque, bool assigned,
                             const rd_kafka_topic_partition_list_t *parts);
+
+/* Refreshes the pending and in-flight gauges of the owned partitions
+ * (scheduler_release.c); a few hundred ms at a million pending calls, so
+ * called every few seconds. */
+void scheduler_count_pending(scheduler_ctx_t *ctx);
 
 /* Frees the parsed campaign windows (scheduler_release.c). */
 void scheduler_windows_free(scheduler_ctx_t *ctx);

@@ -20,6 +20,7 @@
 #include "scheduler_route.h"
 #include "ob_log.h"
 #include "ob_pg.h"
+#include "ob_signal.h"
 #include "ob_proto.h"
 #include "scheduler.h"
 
@@ -35,15 +36,15 @@ static const char DUE_SQL[] =
     "SELECT d.deployment_id, d.capacity - (SELECT count(*) FROM calls f"
     "   WHERE f.deployment_id = d.deployment_id AND f.active_attempt IS NOT NULL),"
     " d.campaign_window::text, d.capacity, d.account_id,"
-    " a.capacity - (SELECT count(*) FROM calls f"
-    "   WHERE f.account_id = d.account_id AND f.active_attempt IS NOT NULL)"
+    " CASE WHEN a.capacity IS NOT NULL THEN a.capacity - (SELECT count(*) FROM calls f"
+    "   WHERE f.account_id = d.account_id AND f.active_attempt IS NOT NULL) END"
     " FROM deployments d JOIN accounts a ON a.account_id = d.account_id"
-    " WHERE d.deployment_id IN ("
-    "   SELECT DISTINCT deployment_id FROM calls"
-    "   WHERE state = 'queued' AND active_attempt IS NULL"
-    "   AND next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
-    "   AND request_partition = ANY($1::int[]))"
-    " AND NOT d.paused ORDER BY d.account_id, d.deployment_id";
+    " WHERE NOT d.paused AND EXISTS ("
+    "   SELECT 1 FROM calls c WHERE c.deployment_id = d.deployment_id"
+    "   AND c.state = 'queued' AND c.active_attempt IS NULL"
+    "   AND c.next_attempt_at <= to_timestamp($2::bigint / 1000.0)"
+    "   AND c.request_partition = ANY($1::int[]))"
+    " ORDER BY d.account_id, d.deployment_id";
 
 /* A deployment's due calls, first to be dialed first: $1 deployment, $2
  * now (Unix ms), $3 how many. */
@@ -61,7 +62,8 @@ static const char CANDIDATES_SQL[] =
 /* Releases the calls $1 (still due at $3, Unix ms; those that changed
  * meanwhile are skipped): marks their attempt active and inserts the
  * attempt rows, leased for $2 seconds, each routed to the dial-jobs
- * partition at the same place in $4. */
+ * partition at the same place in $4. Returns the dial jobs, as the JOBS_*
+ * queries do. */
 static const char RELEASE_SQL[] =
     "WITH routes AS (SELECT * FROM unnest($1::uuid[], $4::int[]) AS r(call_id, part)),"
     " picked AS ("
@@ -77,13 +79,21 @@ static const char RELEASE_SQL[] =
     "  UPDATE calls c SET active_attempt = c.attempts_made + 1,"
     "   attempts_made = c.attempts_made + 1, waiting_for = NULL, updated_at = now()"
     "  FROM picked WHERE c.call_id = picked.call_id"
-    "  RETURNING c.call_id, c.deployment_id, c.active_attempt)"
-    " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until,"
-    "  job_partition)"
-    " SELECT upd.call_id, upd.active_attempt, upd.deployment_id, gen_random_uuid(),"
-    "  to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int), routes.part"
-    " FROM upd JOIN routes USING (call_id)"
-    " RETURNING job_id";
+    "  RETURNING c.call_id, c.deployment_id, c.active_attempt),"
+    " ins AS ("
+    "  INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until,"
+    "   job_partition)"
+    "  SELECT upd.call_id, upd.active_attempt, upd.deployment_id, gen_random_uuid(),"
+    "   to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int), routes.part"
+    "  FROM upd JOIN routes USING (call_id)"
+    "  RETURNING call_id, attempt, job_id, lease_until, job_partition)"
+    " SELECT c.call_id, c.deployment_id, c.account_id, ins.attempt, c.phone_number, c.caller_id,"
+    " c.post_dial, c.message_reference, c.call_parameters::text, c.max_attempts,"
+    " c.retry_interval_s, ins.job_id, (extract(epoch FROM ins.lease_until) * 1000)::bigint,"
+    " coalesce(d.start_url, ap.start_url), ins.job_partition"
+    " FROM ins JOIN calls c USING (call_id)"
+    " JOIN deployments d ON d.deployment_id = c.deployment_id"
+    " JOIN applications ap ON ap.application_id = d.application_id";
 
 /* Moves the calls $1 to the next opening of their window, $2 (Unix ms). */
 static const char DEFER_SQL[] =
@@ -95,11 +105,7 @@ static const char DEFER_SQL[] =
 /* A dialer that has not announced itself for this long is taken for dead. */
 #define ROUTE_STALE_MS 5000
 
-/* Jobs to (re)publish; $1 selects them (see callers). */
-static const char JOBS_BY_ID_SQL[] =
-    "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
-    " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
-    " lease_until_ms, start_url, job_partition FROM dial_jobs WHERE job_id = ANY($1::uuid[])";
+/* Dial jobs a crash or a broker error left unpublished ($1: owned partitions). */
 static const char JOBS_UNPUBLISHED_SQL[] =
     "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
     " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
@@ -234,17 +240,16 @@ static char *column_array(PGresult *res, int c)
     return s;
 }
 
-/* Produces the jobs that sql (with one parameter) selects, waits for the
- * broker and marks them published. Returns how many were acknowledged. */
-static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param)
+/* Produces the dial jobs of res (rows as JOBS_UNPUBLISHED_SQL returns them),
+ * waits for the broker and marks them published. Returns how many were
+ * acknowledged. */
+static int publish_rows(scheduler_ctx_t *ctx, PGresult *res)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {param};
-    ob_rc_t rc = ob_pg_exec(ctx->pg, sql, 1, params, &res, &err);
-    int n = rc == OB_OK ? PQntuples(res) : 0;
-    if (rc != OB_OK || n == 0)
-        goto out;
+    ob_rc_t rc = OB_OK;
+    int n = PQntuples(res);
+    if (n == 0)
+        return 0;
     ob_produce_batch_t *batch = ob_produce_batch_new();
     for (int i = 0; i < n && rc == OB_OK; i++) {
         char *text = job_from_row(res, i);
@@ -265,17 +270,33 @@ static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param
     if (rc == OB_OK) {
         char *ids = column_array(res, 11);
         const char *mark[] = {ids};
+        /* Not waiting for the flush: a mark lost to a crash only makes the
+         * relay send the job again, which its dialer then refuses. */
         rc = ob_pg_exec(ctx->pg,
-                        "UPDATE attempts SET job_published_at = now()"
+                        "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
+                        " UPDATE attempts SET job_published_at = now() FROM s"
                         " WHERE job_id = ANY($1::uuid[]) AND job_published_at IS NULL",
                         1, mark, NULL, &err);
         free(ids);
     }
-out:
     if (rc != OB_OK) {
         OB_WARN("release", "dial jobs left for the relay: %s", err.msg);
         n = 0;
     }
+    return n;
+}
+
+/* Produces the jobs that sql (with one parameter) selects; see publish_rows. */
+static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {param};
+    int n = 0;
+    if (ob_pg_exec(ctx->pg, sql, 1, params, &res, &err) == OB_OK)
+        n = publish_rows(ctx, res);
+    else
+        OB_WARN("release", "dial jobs to relay not read: %s", err.msg);
     PQclear(res);
     return n;
 }
@@ -429,55 +450,82 @@ static void end_closed_calls(scheduler_ctx_t *ctx, const char *deployment_id, co
     free(ids);
 }
 
-/* Releases the planned calls in one transaction; returns how many. */
-static int release_calls(scheduler_ctx_t *ctx, const char *deployment_id, const plan_t *plan,
-                         const char *now)
+/*
+ * The calls a pass decided to release, across deployments: released in one
+ * transaction per RELEASE_BATCH calls rather than one per deployment.
+ */
+#define RELEASE_BATCH 2000
+
+typedef struct {
+    char **ids;   /* call ids (copies) */
+    char **parts; /* their dial-jobs partitions, as text */
+    int n, cap;
+} release_buf_t;
+
+/* Releases the buffered calls in one transaction and publishes their jobs.
+ * Its commit does not wait for the WAL flush: if Postgres loses it, the jobs
+ * already sent are refused by the dialers (their attempts do not exist) and
+ * the calls, still queued, are released again. */
+static void release_flush(scheduler_ctx_t *ctx, release_buf_t *buf, const char *now)
 {
     char lease[16];
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     ob_rc_t rc;
-    char *ids = id_array(plan->release, plan->nrelease);
-    char **parts = ob_xcalloc((size_t)plan->nrelease + 1, sizeof(char *));
-    for (int i = 0; i < plan->nrelease; i++)
-        parts[i] = ob_xasprintf("%d", scheduler_route_pick(ctx->route));
-    char *routes = id_array(parts, plan->nrelease);
+    if (buf->n == 0)
+        return;
+    char *ids = id_array(buf->ids, buf->n);
+    char *routes = id_array(buf->parts, buf->n);
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
     const char *params[] = {ids, lease, now, routes};
     if ((rc = ob_pg_begin(ctx->pg, &err)) == OB_OK &&
+        (rc = ob_pg_exec(ctx->pg, "SET LOCAL synchronous_commit = off", 0, NULL, NULL, &err)) ==
+            OB_OK &&
         (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 4, params, &res, &err)) == OB_OK)
         rc = ob_pg_commit(ctx->pg, &err);
-    for (int i = 0; i < plan->nrelease; i++)
-        free(parts[i]);
-    free(parts);
-    free(routes);
+    for (int i = 0; i < buf->n; i++) {
+        free(buf->ids[i]);
+        free(buf->parts[i]);
+    }
     free(ids);
+    free(routes);
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
-        PQclear(res);
-        OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),
-               "release failed, will retry: %s", err.msg);
-        return 0;
+        OB_WARN("release", "releasing %d call(s) failed, will retry: %s", buf->n, err.msg);
+    } else {
+        ob_metric_add(&ctx->metrics[M_RELEASED], PQntuples(res));
+        publish_rows(ctx, res);
     }
-    int n = PQntuples(res);
-    if (n > 0) {
-        char *jobs = column_array(res, 0);
-        publish_jobs(ctx, JOBS_BY_ID_SQL, jobs);
-        free(jobs);
-    }
+    buf->n = 0;
     PQclear(res);
-    ob_metric_add(&ctx->metrics[M_RELEASED], n);
-    return n;
+}
+
+/* Adds the planned calls, each routed to a dialer, flushing when full. */
+static void release_add(scheduler_ctx_t *ctx, release_buf_t *buf, const plan_t *plan,
+                        const char *now)
+{
+    for (int i = 0; i < plan->nrelease; i++) {
+        if (buf->n == buf->cap) {
+            buf->cap = buf->cap ? buf->cap * 2 : 256;
+            buf->ids = ob_xrealloc(buf->ids, (size_t)buf->cap * sizeof(char *));
+            buf->parts = ob_xrealloc(buf->parts, (size_t)buf->cap * sizeof(char *));
+        }
+        buf->ids[buf->n] = ob_xstrdup(plan->release[i]);
+        buf->parts[buf->n++] = ob_xasprintf("%d", scheduler_route_pick(ctx->route));
+        if (buf->n >= RELEASE_BATCH)
+            release_flush(ctx, buf, now);
+    }
 }
 
 /*
  * One deployment's turn: its first due calls are read; with a campaign
  * window, those outside it are moved to its next opening (or ended, when it
- * does not open before they expire); up to free_slots of the rest are
- * released. Returns how many were released.
+ * does not open before they expire); up to free_slots of the rest go to
+ * the pass's release buffer. Returns how many.
  */
-static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, long free_slots,
-                              const char *window_text, int64_t now_ms, const char *now)
+static int release_deployment(scheduler_ctx_t *ctx, release_buf_t *buf, const char *deployment_id,
+                              long free_slots, const char *window_text, int64_t now_ms,
+                              const char *now)
 {
     char limit[16];
     PGresult *res = NULL;
@@ -505,11 +553,47 @@ static int release_deployment(scheduler_ctx_t *ctx, const char *deployment_id, l
         defer_calls(ctx, deployment_id, &plan);
     if (plan.nclosed > 0)
         end_closed_calls(ctx, deployment_id, &plan);
-    if (plan.nrelease > 0)
-        released = release_calls(ctx, deployment_id, &plan, now);
+    release_add(ctx, buf, &plan, now);
+    released = plan.nrelease;
     plan_free(&plan);
     PQclear(res);
     return released;
+}
+
+void scheduler_count_pending(scheduler_ctx_t *ctx)
+{
+    static const char *const reasons[] = {"capacity", "window", "scheduled", "retry_wait",
+                                          "paused"};
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)scheduler_now_ms(ctx));
+    char *owned = scheduler_owned_array(ctx);
+    const char *params[] = {owned, now};
+    /* Rows: one per wait reason, and NULL for the calls in flight. */
+    if (ob_pg_exec(ctx->pg,
+                   "SELECT wait_reason(c, d.paused, to_timestamp($2::bigint / 1000.0)), count(*)"
+                   " FROM calls c JOIN deployments d USING (deployment_id)"
+                   " WHERE c.request_partition = ANY($1::int[]) AND c.state <> 'completed'"
+                   " GROUP BY 1",
+                   2, params, &res, &err) != OB_OK) {
+        OB_WARN("release", "pending calls not counted: %s", err.msg);
+        free(owned);
+        return;
+    }
+    int64_t counts[OB_COUNTOF(reasons) + 1] = {0};
+    for (int i = 0; i < PQntuples(res); i++) {
+        size_t r = 0;
+        while (r < OB_COUNTOF(reasons) &&
+               (PQgetisnull(res, i, 0) || strcmp(PQgetvalue(res, i, 0), reasons[r]) != 0))
+            r++;
+        counts[PQgetisnull(res, i, 0) ? OB_COUNTOF(reasons) : r] += atoll(PQgetvalue(res, i, 1));
+    }
+    for (size_t r = 0; r < OB_COUNTOF(reasons); r++)
+        ob_metric_set(&ctx->metrics[M_WAIT_CAPACITY + (int)r], counts[r]);
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], counts[OB_COUNTOF(reasons)]);
+    PQclear(res);
+    free(owned);
 }
 
 void scheduler_release_pass(scheduler_ctx_t *ctx)
@@ -552,8 +636,9 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     /* The live dialers' free channels, shared fairly by capacity. */
     scheduler_fair_share(demand, weight, n, scheduler_route_free_channels(ctx->route),
                          (int)(ctx->passes++ % (n > 0 ? (unsigned)n : 1u)), share);
+    release_buf_t buf = {0};
     long account_used = 0; /* released this pass for the account of row i (rows by account) */
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !ob_stop_requested; i++) {
         long slots = share[i];
         if (i > 0 && strcmp(PQgetvalue(res, i, 4), PQgetvalue(res, i - 1, 4)) != 0)
             account_used = 0;
@@ -562,9 +647,12 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
             slots = atol(PQgetvalue(res, i, 5)) - account_used;
         if (slots > 0)
             account_used += release_deployment(
-                ctx, PQgetvalue(res, i, 0), slots,
+                ctx, &buf, PQgetvalue(res, i, 0), slots,
                 PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2), now_ms, now);
     }
+    release_flush(ctx, &buf, now);
+    free(buf.ids);
+    free(buf.parts);
     free(demand);
     free(weight);
     free(share);

@@ -586,3 +586,20 @@ char *h_json_path(const char *json, const char *path)
     free(copy);
     return v;
 }
+
+long h_metric(const h_proc_t *p, const char *name)
+{
+    h_resp_t r = h_http(p->port, "GET", "/metrics", NULL, NULL);
+    long v = -1;
+    size_t len = strlen(name);
+    for (const char *line = r.body; r.status == 200 && line && *line;) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            v = atol(line + len + 1);
+            break;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    h_resp_free(&r);
+    return v;
+}

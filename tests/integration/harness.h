@@ -97,6 +97,10 @@ char *h_event_types(const h_stack_t *s, const char *call_id, int count, int time
  * tools/check_schemas.py; returns how many were captured. */
 int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema);
 
+/* A gauge or counter of the process's /metrics, by its name with labels as
+ * rendered ("outbound_calls_pending{waiting_for=\"window\"}"); -1 if absent. */
+long h_metric(const h_proc_t *p, const char *name);
+
 /* Polls GET /api/v1/calls/{id} until its state is "completed"; returns the
  * last body (malloc'd) or NULL on timeout. */
 char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms);

@@ -67,24 +67,6 @@ static h_proc_t *find_proc(const char *name)
     return NULL;
 }
 
-/* A gauge or counter of the process's /metrics (-1 if absent). */
-static long metric(const h_proc_t *p, const char *name)
-{
-    h_resp_t r = h_http(p->port, "GET", "/metrics", NULL, NULL);
-    long v = -1;
-    size_t len = strlen(name);
-    for (const char *line = r.body; r.status == 200 && line && *line;) {
-        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
-            v = atol(line + len + 1);
-            break;
-        }
-        line = strchr(line, '\n');
-        line = line ? line + 1 : NULL;
-    }
-    h_resp_free(&r);
-    return v;
-}
-
 static h_resp_t api(const h_tenant_t *t, const char *method, const char *suffix, const char *body)
 {
     char auth[128], path[256];
@@ -261,7 +243,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     long owned[2] = {0, 0};
     while (ob_mono_ms() < deadline) {
         for (int i = 0; i < 2; i++)
-            owned[i] = metric(sched[i], "outbound_scheduler_partitions_owned");
+            owned[i] = h_metric(sched[i], "outbound_scheduler_partitions_owned");
         if (owned[0] > 0 && owned[1] > 0 && owned[0] + owned[1] == 4)
             break;
         sleep_ms(200);

@@ -164,6 +164,16 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     cr_expect_str_eq(reason, "window", "%s", r.body);
     h_resp_free(&r);
     cr_expect(waiting && strcmp(waiting, "0") != 0, "no call was ever waiting for its window");
+    /* Operators see it in the scheduler's gauges (counted every 5 s). */
+    long gauge = -1;
+    for (int i = 0; i < 120 && gauge < 1; i++) {
+        gauge = h_metric(&s.procs[2], "outbound_calls_pending{waiting_for=\"window\"}");
+        if (gauge < 1) {
+            struct timespec ts = {0, 100000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect_geq(gauge, 1, "the scheduler's gauge never showed calls waiting for their window");
     free(waiting);
     free(reason);
     snprintf(summary, sizeof(summary), "/api/v1/deployments/%s/summary", named.deployment_id);
