@@ -73,8 +73,11 @@ static ob_rc_t mark_published(PGconn *conn, const ob_call_event_t *evs, size_t n
     ids[o++] = '}';
     ids[o] = '\0';
     const char *params[] = {ids};
+    /* Not waiting for the WAL flush: a mark lost to a crash only makes the
+     * relay send the event again, and consumers deduplicate by id. */
     ob_rc_t rc = ob_pg_exec(conn,
-                            "UPDATE call_events SET published_at = now()"
+                            "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
+                            " UPDATE call_events SET published_at = now() FROM s"
                             " WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
                             1, params, NULL, err);
     free(ids);

@@ -164,6 +164,9 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
+/* Each event waits for its acknowledgement on the dialing thread: no linger. */
+static const char *const producer_tuning[] = {"linger.ms", "0", NULL};
+
 int main(void)
 {
     dialer_config_t cfg = {0};
@@ -197,7 +200,7 @@ int main(void)
                                  &ctx.jobs, &err);
     free(group);
     free(topic_jobs);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, NULL, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK || ob_producer_new(&cfg.base, producer_tuning, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
