@@ -199,6 +199,7 @@ out:
     ob_consumer_close(ctx.requests);
     ob_producer_free(ctx.producer, 1000);
     PQfinish(ctx.pg);
+    PQfinish(ctx.pg2);
     free(ctx.topic_requests);
     free(ctx.topic_jobs);
     free(ctx.topic_events);

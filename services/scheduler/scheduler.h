@@ -47,6 +47,7 @@ enum {
 typedef struct {
     const scheduler_config_t *cfg; /* read-only configuration */
     PGconn *pg;                    /* the scheduler's connection (main thread only) */
+    PGconn *pg2;                   /* a second one, for releases in parallel (or NULL) */
     rd_kafka_t *requests;          /* consumer of outbound.call-requests */
     ob_producer_t *producer;       /* dial jobs and events */
     char *topic_requests;          /* full topic names */

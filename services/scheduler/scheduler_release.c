@@ -24,6 +24,7 @@
 #include "ob_proto.h"
 #include "scheduler.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +64,22 @@ static const char CANDIDATES_SQL[] =
  * meanwhile are skipped): marks their attempt active and inserts the
  * attempt rows, leased for $2 seconds, each routed to the dial-jobs
  * partition at the same place in $4. Returns the dial jobs, as the JOBS_*
- * queries do. */
+ * queries do. One statement, so one transaction; its commit does not wait
+ * for the WAL flush: if Postgres loses it, the jobs already sent are refused
+ * by the dialers (their attempts do not exist) and the calls, still queued,
+ * are released again. */
 static const char RELEASE_SQL[] =
-    "WITH routes AS (SELECT * FROM unnest($1::uuid[], $4::int[]) AS r(call_id, part)),"
+    "WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS v),"
+    " routes AS (SELECT * FROM unnest($1::uuid[], $4::int[]) AS r(call_id, part)),"
     " picked AS ("
-    "  SELECT call_id FROM calls"
+    "  SELECT call_id FROM calls, async"
     "  WHERE call_id = ANY($1::uuid[]) AND state = 'queued' AND active_attempt IS NULL"
     "  AND accepted_at > coalesce((SELECT d.cancel_before FROM deployments d"
     "   WHERE d.deployment_id = calls.deployment_id), '-infinity')"
     "  AND next_attempt_at <= to_timestamp($3::bigint / 1000.0)"
     "  AND (expires_at IS NULL OR expires_at > to_timestamp($3::bigint / 1000.0))"
-    "  AND attempts_made < max_attempts"
-    "  ORDER BY call_id FOR UPDATE SKIP LOCKED),"
+    "  AND attempts_made < max_attempts AND async.v = 'off'"
+    "  ORDER BY call_id FOR UPDATE OF calls SKIP LOCKED),"
     " upd AS ("
     "  UPDATE calls c SET active_attempt = c.attempts_made + 1,"
     "   attempts_made = c.attempts_made + 1, waiting_for = NULL, updated_at = now()"
@@ -243,7 +248,7 @@ static char *column_array(PGresult *res, int c)
 /* Produces the dial jobs of res (rows as JOBS_UNPUBLISHED_SQL returns them),
  * waits for the broker and marks them published. Returns how many were
  * acknowledged. */
-static int publish_rows(scheduler_ctx_t *ctx, PGresult *res)
+static int publish_rows(scheduler_ctx_t *ctx, PGconn *conn, PGresult *res)
 {
     ob_err_t err = {{0}};
     ob_rc_t rc = OB_OK;
@@ -272,7 +277,7 @@ static int publish_rows(scheduler_ctx_t *ctx, PGresult *res)
         const char *mark[] = {ids};
         /* Not waiting for the flush: a mark lost to a crash only makes the
          * relay send the job again, which its dialer then refuses. */
-        rc = ob_pg_exec(ctx->pg,
+        rc = ob_pg_exec(conn,
                         "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
                         " UPDATE attempts SET job_published_at = now() FROM s"
                         " WHERE job_id = ANY($1::uuid[]) AND job_published_at IS NULL",
@@ -294,7 +299,7 @@ static int publish_jobs(scheduler_ctx_t *ctx, const char *sql, const char *param
     const char *params[] = {param};
     int n = 0;
     if (ob_pg_exec(ctx->pg, sql, 1, params, &res, &err) == OB_OK)
-        n = publish_rows(ctx, res);
+        n = publish_rows(ctx, ctx->pg, res);
     else
         OB_WARN("release", "dial jobs to relay not read: %s", err.msg);
     PQclear(res);
@@ -462,42 +467,77 @@ typedef struct {
     int n, cap;
 } release_buf_t;
 
-/* Releases the buffered calls in one transaction and publishes their jobs.
- * Its commit does not wait for the WAL flush: if Postgres loses it, the jobs
- * already sent are refused by the dialers (their attempts do not exist) and
- * the calls, still queued, are released again. */
+/* Part of a buffer, released and published on its own connection. */
+typedef struct {
+    scheduler_ctx_t *ctx;
+    PGconn *conn;
+    char *ids, *routes; /* array literals */
+    const char *lease, *now;
+    int n;         /* calls in this part */
+    PGresult *res; /* the dial jobs */
+    ob_rc_t rc;
+    ob_err_t err;
+} release_part_t;
+
+static void *release_part(void *arg)
+{
+    release_part_t *p = arg;
+    const char *params[] = {p->ids, p->lease, p->now, p->routes};
+    p->rc = ob_pg_exec(p->conn, RELEASE_SQL, 4, params, &p->res, &p->err);
+    if (p->rc == OB_OK) {
+        ob_metric_add(&p->ctx->metrics[M_RELEASED], PQntuples(p->res));
+        publish_rows(p->ctx, p->conn, p->res);
+    }
+    return NULL;
+}
+
+/*
+ * Releases the buffered calls and publishes their jobs. A large buffer is
+ * released and published in two halves at once, on the scheduler's two
+ * connections: Postgres does the work of a release, so that uses both cores.
+ */
 static void release_flush(scheduler_ctx_t *ctx, release_buf_t *buf, const char *now)
 {
     char lease[16];
-    PGresult *res = NULL;
+    release_part_t parts[2];
+    pthread_t helper;
     ob_err_t err = {{0}};
-    ob_rc_t rc;
     if (buf->n == 0)
         return;
-    char *ids = id_array(buf->ids, buf->n);
-    char *routes = id_array(buf->parts, buf->n);
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
-    const char *params[] = {ids, lease, now, routes};
-    if ((rc = ob_pg_begin(ctx->pg, &err)) == OB_OK &&
-        (rc = ob_pg_exec(ctx->pg, "SET LOCAL synchronous_commit = off", 0, NULL, NULL, &err)) ==
-            OB_OK &&
-        (rc = ob_pg_exec(ctx->pg, RELEASE_SQL, 4, params, &res, &err)) == OB_OK)
-        rc = ob_pg_commit(ctx->pg, &err);
+    int nparts = 1;
+    if (buf->n >= 200 && ob_pg_ensure(&ctx->pg2, ctx->cfg->base.pg_dsn, &err) == OB_OK)
+        nparts = 2;
+    int from = 0;
+    for (int k = 0; k < nparts; k++) {
+        release_part_t *p = &parts[k];
+        int to = k == nparts - 1 ? buf->n : buf->n / 2;
+        *p = (release_part_t){
+            .ctx = ctx, .conn = k ? ctx->pg2 : ctx->pg, .lease = lease, .now = now};
+        p->n = to - from;
+        p->ids = id_array(buf->ids + from, p->n);
+        p->routes = id_array(buf->parts + from, p->n);
+        from = to;
+    }
+    bool threaded = nparts == 2 && pthread_create(&helper, NULL, release_part, &parts[1]) == 0;
+    release_part(&parts[0]);
+    if (threaded)
+        pthread_join(helper, NULL);
+    else if (nparts == 2)
+        release_part(&parts[1]);
+    for (int k = 0; k < nparts; k++) {
+        release_part_t *p = &parts[k];
+        if (p->rc != OB_OK)
+            OB_WARN("release", "releasing %d call(s) failed, will retry: %s", p->n, p->err.msg);
+        PQclear(p->res);
+        free(p->ids);
+        free(p->routes);
+    }
     for (int i = 0; i < buf->n; i++) {
         free(buf->ids[i]);
         free(buf->parts[i]);
     }
-    free(ids);
-    free(routes);
-    if (rc != OB_OK) {
-        ob_pg_rollback(ctx->pg);
-        OB_WARN("release", "releasing %d call(s) failed, will retry: %s", buf->n, err.msg);
-    } else {
-        ob_metric_add(&ctx->metrics[M_RELEASED], PQntuples(res));
-        publish_rows(ctx, res);
-    }
     buf->n = 0;
-    PQclear(res);
 }
 
 /* Adds the planned calls, each routed to a dialer, flushing when full. */
