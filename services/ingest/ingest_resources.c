@@ -27,6 +27,7 @@ typedef enum {
     FT_PHONE,  /* E.164 number, normalised */
     FT_RULES,  /* retry rules object (ingest_retry_rules) */
     FT_WINDOW, /* campaign window object (ob_window.h), or null */
+    FT_RATE,   /* calls per second: a number from 0.01 to 10000, or null */
 } ftype_t;
 
 typedef struct {
@@ -60,6 +61,7 @@ static const rfield_t dep_fields[] = {
     {"retry_interval_s", FT_INT, 60, 172800, false},
     {"retry_rules", FT_RULES, 0, 0, false},
     {"campaign_window", FT_WINDOW, 0, 0, false},
+    {"calls_per_second", FT_RATE, 0, 0, false},
     {"default_region", FT_REGION, 0, 0, false},
     {"start_url", FT_URL, 0, 2048, false},
     {"result_url", FT_URL, 0, 2048, false},
@@ -75,6 +77,7 @@ static const rfield_t dep_fields[] = {
     " 'name', d.name, 'active', d.active, 'paused', d.paused, 'capacity', d.capacity,"             \
     " 'max_attempts', d.max_attempts, 'retry_interval_s', d.retry_interval_s,"                     \
     " 'retry_rules', d.retry_rules, 'campaign_window', d.campaign_window,"                         \
+    " 'calls_per_second', d.calls_per_second,"                                                     \
     " 'default_region', d.default_region, 'start_url', "                                           \
     "d.start_url, 'result_url', d.result_url,"                                                     \
     " 'caller_id', d.caller_id, 'created_at', d.created_at)"
@@ -137,7 +140,8 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
             continue;
         }
         if (cJSON_IsNull(item) && !f->required &&
-            (f->type == FT_URL || f->type == FT_PHONE || f->type == FT_WINDOW))
+            (f->type == FT_URL || f->type == FT_PHONE || f->type == FT_WINDOW ||
+             f->type == FT_RATE))
             continue; /* clears an optional value */
         const char *bad = NULL;
         switch (f->type) {
@@ -156,6 +160,15 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                                      f->max);
             else
                 values[i] = ob_pool_printf(pool, "%ld", (long)item->valuedouble);
+            break;
+        case FT_RATE:
+            if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0.01) || item->valuedouble > 10000)
+                bad = ob_pool_printf(pool,
+                                     "%s must be a number of calls per second from 0.01 to 10000,"
+                                     " or null for no pacing",
+                                     f->name);
+            else
+                values[i] = ob_pool_printf(pool, "%.6g", item->valuedouble);
             break;
         case FT_BOOL:
             if (!cJSON_IsBool(item))

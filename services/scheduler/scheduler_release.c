@@ -31,14 +31,20 @@
 
 /* Deployments with due calls in the owned partitions ($1) at the
  * scheduler's time ($2, Unix ms): free capacity, campaign window, capacity
- * (the weight of its fair share), account and the account's free capacity
- * (NULL: no account-wide limit). */
+ * (the weight of its fair share), account, the account's free capacity
+ * (NULL: no account-wide limit) and how many more its calls_per_second
+ * allows now (NULL: not paced). */
 static const char DUE_SQL[] =
     "SELECT d.deployment_id, d.capacity - (SELECT count(*) FROM calls f"
     "   WHERE f.deployment_id = d.deployment_id AND f.active_attempt IS NOT NULL),"
     " d.campaign_window::text, d.capacity, d.account_id,"
     " CASE WHEN a.capacity IS NOT NULL THEN a.capacity - (SELECT count(*) FROM calls f"
-    "   WHERE f.account_id = d.account_id AND f.active_attempt IS NOT NULL) END"
+    "   WHERE f.account_id = d.account_id AND f.active_attempt IS NOT NULL) END,"
+    " CASE WHEN d.calls_per_second IS NOT NULL THEN"
+    "   floor(d.calls_per_second * greatest(1, 1 / d.calls_per_second))::int"
+    "   - (SELECT count(*) FROM attempts r WHERE r.deployment_id = d.deployment_id"
+    "   AND r.released_at > to_timestamp($2::bigint / 1000.0)"
+    "    - make_interval(secs => greatest(1, 1 / d.calls_per_second)::float8)) END"
     " FROM deployments d JOIN accounts a ON a.account_id = d.account_id"
     " WHERE NOT d.paused AND EXISTS ("
     "   SELECT 1 FROM calls c WHERE c.deployment_id = d.deployment_id"
@@ -669,6 +675,9 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     long *share = ob_xcalloc((size_t)n + 1, sizeof(long));
     for (int i = 0; i < n; i++) {
         demand[i] = atol(PQgetvalue(res, i, 1));
+        /* Pacing: no more than its rate allows in the current window. */
+        if (!PQgetisnull(res, i, 6) && atol(PQgetvalue(res, i, 6)) < demand[i])
+            demand[i] = atol(PQgetvalue(res, i, 6));
         if (demand[i] < 0)
             demand[i] = 0;
         weight[i] = atol(PQgetvalue(res, i, 3));

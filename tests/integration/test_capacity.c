@@ -156,3 +156,47 @@ Test(capacity, scarce_channels_are_shared_so_a_small_deployment_is_not_starved, 
     cr_expect(h_stack_down(&s));
     PQfinish(pg);
 }
+
+Test(capacity, calls_per_second_paces_releases, .timeout = 180, .fini = teardown)
+{
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 50);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers, "{\"calls_per_second\": 0}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"calls_per_second\""), "%s", r.body);
+    h_resp_free(&r);
+    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"calls_per_second\": 5}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "calls_per_second"), "5");
+    h_resp_free(&r);
+
+    queue_batch(&t, t.deployment_id, 25);
+    wait_all_done(pg, t.account_id, 25, 120);
+
+    /* No second holds more than 5 releases, so 25 take 4 s or more. */
+    char *busiest = h_pg_value(pg,
+                               "SELECT max((SELECT count(*) FROM attempts b"
+                               " WHERE b.released_at >= a.released_at"
+                               " AND b.released_at < a.released_at + interval '1 second'))"
+                               " FROM attempts a",
+                               0, NULL);
+    char *span = h_pg_value(pg,
+                            "SELECT extract(epoch FROM max(released_at) - min(released_at))"
+                            " FROM attempts",
+                            0, NULL);
+    cr_expect_leq(atol(busiest), 5, "%s releases within one second at 5 calls/s", busiest);
+    cr_expect_geq(atof(span), 3.9, "25 calls at 5/s released within %s s", span);
+    free(busiest);
+    free(span);
+    cr_expect(h_stack_down(&s));
+    PQfinish(pg);
+}
