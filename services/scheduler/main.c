@@ -22,6 +22,9 @@
             "pending calls of the owned partitions by what they wait for", OB_METRIC_GAUGE, 0      \
     }
 
+/* How often scheduled calls are checked against their campaign window. */
+#define PRECHECK_MS 1000
+
 /* How often the pending gauges are counted. */
 #define COUNT_PENDING_MS 5000
 
@@ -159,7 +162,7 @@ int main(void)
     OB_INFO("main", "scheduling; health on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
 
     int64_t next_release = 0, last_release = 0, next_relay = ob_mono_ms() + 5000;
-    int64_t next_count = ob_mono_ms() + 1000;
+    int64_t next_count = ob_mono_ms() + 1000, next_precheck = 0;
     while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
         int64_t now = ob_mono_ms();
         int wait = next_release > now ? (int)(next_release - now) : 0;
@@ -175,6 +178,10 @@ int main(void)
         if (now >= next_relay) {
             relay_events(&ctx);
             next_relay = now + 5000;
+        }
+        if (now >= next_precheck) {
+            scheduler_precheck_windows(&ctx);
+            next_precheck = ob_mono_ms() + PRECHECK_MS;
         }
         if (now >= next_count) {
             scheduler_count_pending(&ctx);

@@ -77,6 +77,12 @@ int64_t scheduler_now_ms(const scheduler_ctx_t *ctx);
 void scheduler_on_rebalance(void *opaque, bool assigned,
                             const rd_kafka_topic_partition_list_t *parts);
 
+/* Checks scheduled calls (a retry waiting, a later start) against their
+ * campaign window as soon as they are scheduled: one whose window does not
+ * open before its expiry ends now (window_closed), one due while the window
+ * is closed is moved to its opening. Up to 2,000 calls per call. */
+void scheduler_precheck_windows(scheduler_ctx_t *ctx);
+
 /* Refreshes the pending and in-flight gauges of the owned partitions
  * (scheduler_release.c); a few hundred ms at a million pending calls, so
  * called every few seconds. */

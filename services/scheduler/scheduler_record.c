@@ -62,7 +62,7 @@ void scheduler_on_rebalance(void *opaque, bool assigned,
 
 char *scheduler_owned_array(const scheduler_ctx_t *ctx)
 {
-    size_t cap = 2 + (size_t)ctx->owned_count * 6, o = 0;
+    size_t cap = 3 + (size_t)ctx->owned_count * 6, o = 0; /* "{" "}" NUL, "nnnn," each */
     char *s = ob_xmalloc(cap);
     s[o++] = '{';
     for (int p = 0; p < SCHEDULER_MAX_PARTITIONS; p++)

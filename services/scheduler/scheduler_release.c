@@ -106,10 +106,28 @@ static const char RELEASE_SQL[] =
     " JOIN deployments d ON d.deployment_id = c.deployment_id"
     " JOIN applications ap ON ap.application_id = d.application_id";
 
+/* Scheduled calls of the owned partitions ($1) not due yet at $2 (Unix ms)
+ * whose next attempt time was not checked against their window. */
+static const char UNCHECKED_SQL[] =
+    "SELECT c.call_id, c.phone_number,"
+    " coalesce((extract(epoch FROM c.expires_at) * 1000)::bigint, 0),"
+    " (extract(epoch FROM c.next_attempt_at) * 1000)::bigint, d.campaign_window::text"
+    " FROM calls c JOIN deployments d USING (deployment_id)"
+    " WHERE c.request_partition = ANY($1::int[]) AND c.state = 'queued'"
+    " AND c.active_attempt IS NULL AND c.window_checked IS DISTINCT FROM c.next_attempt_at"
+    " AND c.next_attempt_at > to_timestamp($2::bigint / 1000.0)"
+    " AND d.campaign_window IS NOT NULL LIMIT 2000";
+
+/* Records that the calls $1 were checked at their next attempt time $2. */
+static const char CHECKED_SQL[] = "UPDATE calls c SET window_checked = c.next_attempt_at"
+                                  " FROM unnest($1::uuid[], $2::bigint[]) AS d(call_id, at)"
+                                  " WHERE c.call_id = d.call_id"
+                                  " AND c.next_attempt_at = to_timestamp(d.at / 1000.0)";
+
 /* Moves the calls $1 to the next opening of their window, $2 (Unix ms). */
 static const char DEFER_SQL[] =
     "UPDATE calls c SET next_attempt_at = to_timestamp(d.at / 1000.0), waiting_for = 'window',"
-    " updated_at = now()"
+    " window_checked = to_timestamp(d.at / 1000.0), updated_at = now()"
     " FROM unnest($1::uuid[], $2::bigint[]) AS d(call_id, at)"
     " WHERE c.call_id = d.call_id AND c.state = 'queued' AND c.active_attempt IS NULL";
 
@@ -604,6 +622,73 @@ static int release_deployment(scheduler_ctx_t *ctx, release_buf_t *buf, const ch
     plan_free(&plan);
     PQclear(res);
     return released;
+}
+
+void scheduler_precheck_windows(scheduler_ctx_t *ctx)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    char now[24];
+    if (ctx->owned_count == 0)
+        return;
+    snprintf(now, sizeof(now), "%lld", (long long)scheduler_now_ms(ctx));
+    char *owned = scheduler_owned_array(ctx);
+    const char *params[] = {owned, now};
+    if (ob_pg_exec(ctx->pg, UNCHECKED_SQL, 2, params, &res, &err) != OB_OK) {
+        OB_WARN("release", "scheduled calls not checked against their window: %s", err.msg);
+        free(owned);
+        return;
+    }
+    int n = PQntuples(res);
+    plan_t plan = {0};
+    char **ok = ob_xcalloc((size_t)n + 1, sizeof(char *)),
+         **ok_at = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    int nok = 0;
+    plan.defer = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan.defer_at = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan.closed = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        bool bad = false;
+        const ob_window_t *w = window_for(ctx, PQgetvalue(res, i, 4), &bad);
+        if (bad)
+            continue;
+        const char *zones[OB_PHONE_TZ_MAX];
+        size_t nzones = ob_window_uses_callee_zone(w)
+                            ? ob_phone_tz_lookup(PQgetvalue(res, i, 1), zones, OB_PHONE_TZ_MAX)
+                            : 0;
+        if (nzones > OB_PHONE_TZ_MAX)
+            nzones = OB_PHONE_TZ_MAX;
+        int64_t expires = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        int64_t due = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        int64_t opens = ob_window_next_open(w, zones, nzones, due);
+        char *call_id = PQgetvalue(res, i, 0);
+        if (opens < 0 || (expires && opens >= expires)) {
+            plan.closed[plan.nclosed++] = call_id;
+        } else if (opens > due) {
+            plan.defer[plan.ndefer] = call_id;
+            plan.defer_at[plan.ndefer++] = ob_xasprintf("%lld", (long long)opens);
+        } else {
+            ok[nok] = call_id;
+            ok_at[nok++] = PQgetvalue(res, i, 3);
+        }
+    }
+    if (plan.ndefer > 0)
+        defer_calls(ctx, "(scheduled)", &plan);
+    if (plan.nclosed > 0)
+        end_closed_calls(ctx, "(scheduled)", &plan);
+    if (nok > 0) {
+        char *ids = id_array(ok, nok), *ats = id_array(ok_at, nok);
+        const char *p[] = {ids, ats};
+        if (ob_pg_exec(ctx->pg, CHECKED_SQL, 2, p, NULL, &err) != OB_OK)
+            OB_WARN("release", "window checks not recorded: %s", err.msg);
+        free(ids);
+        free(ats);
+    }
+    free(ok);
+    free(ok_at);
+    plan_free(&plan);
+    PQclear(res);
+    free(owned);
 }
 
 void scheduler_count_pending(scheduler_ctx_t *ctx)

@@ -242,3 +242,42 @@ Test(retries, killed_dialer_lease_expires_and_the_rules_decide, .timeout = 180, 
     free(last);
     PQfinish(pg);
 }
+
+/* The wait after each result, by rule source: the call's rule, else the
+ * deployment's, else the interval; "never" is NULL (no retry). Run by
+ * Postgres's retry_wait_s(), which conclude_attempt() uses. */
+typedef struct {
+    const char *call_rules, *deployment_rules, *interval, *result;
+    const char *wait; /* NULL: never */
+} wait_case_t;
+
+static const wait_case_t waits[] = {
+    {"{}", "{}", "600", "busy", "600"},
+    {"{\"busy\": 60}", "{}", "600", "busy", "60"},
+    {"{\"busy\": 60}", "{\"busy\": 900}", "600", "busy", "60"},
+    {"{}", "{\"busy\": 900}", "600", "busy", "900"},
+    {"{\"noanswer\": 3600}", "{\"busy\": 900}", "600", "busy", "900"},
+    {"{\"noanswer\": 3600}", "{}", "600", "noanswer", "3600"},
+    {"{\"informationtone\": \"never\"}", "{\"informationtone\": 60}", "600", "informationtone",
+     NULL},
+    {"{}", "{\"fax\": \"never\", \"linefailure\": \"never\"}", "600", "linefailure", NULL},
+    {"{\"busy\": \"never\"}", "{}", "600", "unknown", "600"},
+};
+
+Test(retries, wait_by_rule_source_table)
+{
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+        const wait_case_t *w = &waits[i];
+        const char *p[] = {w->call_rules, w->deployment_rules, w->interval, w->result};
+        char *got = h_pg_value(pg,
+                               "SELECT coalesce(retry_wait_s($1::jsonb, $2::jsonb, $3::int, $4)"
+                               "::text, 'never')",
+                               4, p);
+        cr_expect_str_eq(got, w->wait ? w->wait : "never", "case %zu: %s / %s / %s after %s", i,
+                         w->call_rules, w->deployment_rules, w->interval, w->result);
+        free(got);
+    }
+    PQfinish(pg);
+}

@@ -229,3 +229,56 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     free(expiring);
     PQfinish(pg);
 }
+
+/*
+ * On the real clock: a busy call whose retry (in 2 minutes) would come after
+ * today's window has closed, and which expires before the window opens
+ * again, ends at once as failed/window_closed, not when the retry comes due.
+ */
+Test(windows, a_retry_that_cannot_come_before_expiry_ends_at_once, .timeout = 120, .fini = teardown)
+{
+    static const char *const days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    /* Open today (UTC) until the start of the minute after next. */
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    int end = utc.tm_hour * 60 + utc.tm_min + 2;
+    char window[256], end_text[24];
+    if (end >= 24 * 60)
+        snprintf(end_text, sizeof(end_text), "24:00");
+    else
+        snprintf(end_text, sizeof(end_text), "%02d:%02d", end / 60, end % 60);
+    snprintf(window, sizeof(window),
+             "{\"time_zone\": \"UTC\", \"hours\": {\"%s\": [[\"00:00\", \"%s\"]]}}",
+             days[utc.tm_wday], end_text);
+    set_window(&t, window);
+
+    char *busy =
+        queue_one(&t, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 3,"
+                      " \"retry_rules\": {\"busy\": 120}, \"expires_at\": \"+5 minutes\"}");
+    const char *p[] = {busy};
+    char *row = NULL;
+    for (int i = 0; i < 300 && !row; i++) {
+        row = h_pg_value(pg,
+                         "SELECT status || '/' || result || '/' || reason || '/' || attempts_made"
+                         " FROM calls WHERE call_id = $1 AND state = 'completed'",
+                         1, p);
+        if (!row) {
+            struct timespec ts = {0, 100000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect_str_eq(row, "failed/busy/window_closed/1",
+                     "window %s: the call did not end within 30 s of its attempt", window);
+    free(row);
+    free(busy);
+    cr_expect(h_stack_down(&s));
+    PQfinish(pg);
+}
