@@ -8,6 +8,7 @@
 #define DIALER_H
 
 #include "dialer_carrier.h"
+#include "dialer_webhooks.h"
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
@@ -24,6 +25,14 @@ typedef struct {
     char *carrier;         /* OB_DIALER_CARRIER */
     double sim_time_scale; /* OB_SIM_TIME_SCALE */
     long long sim_seed;    /* OB_SIM_SEED */
+
+    /* result_url webhooks (dialer_webhooks.c) */
+    bool webhook_enabled;            /* OB_WEBHOOK_ENABLED */
+    long long webhook_concurrency;   /* OB_WEBHOOK_CONCURRENCY */
+    long long webhook_timeout_ms;    /* OB_WEBHOOK_TIMEOUT_MS */
+    long long webhook_retry_base_ms; /* OB_WEBHOOK_RETRY_BASE_MS */
+    long long webhook_retry_max_ms;  /* OB_WEBHOOK_RETRY_MAX_MS */
+    long long webhook_max_age_s;     /* OB_WEBHOOK_MAX_AGE_S */
 } dialer_config_t;
 
 enum {
@@ -68,6 +77,8 @@ typedef struct {
     bool assigned[DIALER_MAX_PARTITIONS]; /* dial-jobs partitions assigned to us */
     int pg_up;                            /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
+    struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
+    ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
 } dialer_ctx_t;
 
 /* Takes one dial job: records dialing (guarded on the job id, so a stale or

@@ -4,6 +4,7 @@
  * state change. Several workers share the jobs as one consumer group.
  */
 #include "dialer.h"
+#include "dialer_webhooks.h"
 #include "ob_events.h"
 #include "ob_http.h"
 #include "ob_log.h"
@@ -29,6 +30,18 @@ static const ob_cfg_spec_t dialer_specs[] = {
      "sim carrier: how many times faster than real time calls run"},
     {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
      "sim carrier: seed of the outcomes of non-test numbers"},
+    {"OB_WEBHOOK_ENABLED", OB_CFG_BOOL, "true", 0, 0, NULL, CFG(webhook_enabled),
+     "send result_url webhooks from this worker (the workers share the deliveries)"},
+    {"OB_WEBHOOK_CONCURRENCY", OB_CFG_INT, "256", 1, 10000, NULL, CFG(webhook_concurrency),
+     "webhook transfers in flight at once"},
+    {"OB_WEBHOOK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(webhook_timeout_ms),
+     "time one webhook try may take, connecting included"},
+    {"OB_WEBHOOK_RETRY_BASE_MS", OB_CFG_INT, "5000", 10, 3600000, NULL, CFG(webhook_retry_base_ms),
+     "wait after a webhook's first failed try; doubles each time"},
+    {"OB_WEBHOOK_RETRY_MAX_MS", OB_CFG_INT, "3600000", 10, 86400000, NULL,
+     CFG(webhook_retry_max_ms), "longest wait between two tries of a webhook"},
+    {"OB_WEBHOOK_MAX_AGE_S", OB_CFG_INT, "86400", 1, 2592000, NULL, CFG(webhook_max_age_s),
+     "a webhook not delivered this long after its call completed is given up"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -73,7 +86,12 @@ static char *dialer_metrics(void *arg)
 {
     dialer_ctx_t *ctx = arg;
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
-    return ob_metrics_render(ctx->metrics, M_COUNT);
+    char *own = ob_metrics_render(ctx->metrics, M_COUNT);
+    char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
+    char *text = ob_xasprintf("%s%s", own, webhooks);
+    free(own);
+    free(webhooks);
+    return text;
 }
 
 /* Pauses or resumes fetching of the whole assignment, so that jobs wait in
@@ -180,6 +198,7 @@ int main(void)
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
+    dialer_webhooks_metrics_init(ctx.webhook_metrics);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/dialer/%s", cfg.base.instance_id);
     ctx.calls = ob_xcalloc((size_t)cfg.channels, sizeof(dialer_call_t));
@@ -218,6 +237,19 @@ int main(void)
         code = OB_EXIT_CONFIG;
         goto out;
     }
+    dialer_webhooks_opts_t wopts = {
+        .base = &cfg.base,
+        .metrics = ctx.webhook_metrics,
+        .concurrency = (int)cfg.webhook_concurrency,
+        .timeout_ms = (int)cfg.webhook_timeout_ms,
+        .retry_base_ms = cfg.webhook_retry_base_ms,
+        .retry_max_ms = cfg.webhook_retry_max_ms,
+        .max_age_ms = cfg.webhook_max_age_s * 1000,
+    };
+    if (cfg.webhook_enabled && dialer_webhooks_start(&wopts, &ctx.webhooks, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        goto out;
+    }
     OB_INFO("main", "dialing with the %s carrier on %lld channel(s); health on http://%s:%lld",
             cfg.carrier, cfg.channels, cfg.base.http_addr, cfg.base.http_port);
 
@@ -233,6 +265,9 @@ int main(void)
     OB_INFO("main", "drain 2/4: letting calls in progress finish");
     if (!finish_calls(&ctx, deadline))
         code = OB_EXIT_UNDRAINED;
+    OB_INFO("main", "drain: stopping the webhook sender (unfinished deliveries stay pending)");
+    dialer_webhooks_stop(ctx.webhooks, deadline);
+    ctx.webhooks = NULL;
     OB_INFO("main", "drain 3/4: committing job offsets and leaving the group");
     ob_consumer_close(ctx.jobs);
     ctx.jobs = NULL;
@@ -245,6 +280,7 @@ int main(void)
 out:
     dialer_withdraw(&ctx); /* before the consumer's revocation could announce again */
     ob_http_free(http);
+    dialer_webhooks_stop(ctx.webhooks, ob_mono_ms());
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);
     if (ctx.carrier)

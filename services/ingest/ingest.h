@@ -192,6 +192,10 @@ void ingest_get_call(ingest_call_t *c);
 void ingest_list_calls(ingest_call_t *c);
 void ingest_cancel_call(ingest_call_t *c);
 
+/* Route handlers (ingest_deliveries.c): the result_url webhook delivery log. */
+void ingest_list_call_deliveries(ingest_call_t *c);
+void ingest_list_deployment_deliveries(ingest_call_t *c);
+
 /* Route handlers (ingest_resources.c): applications and deployments. */
 void ingest_create_application(ingest_call_t *c);
 void ingest_list_applications(ingest_call_t *c);

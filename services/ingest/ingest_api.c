@@ -245,6 +245,7 @@ static const route_t routes[] = {
     {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, ACCOUNT, NULL},
     {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, ACCOUNT, NULL},
     {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, ACCOUNT, NULL},
+    {"GET", "/api/v1/deployments/{}/deliveries", ingest_list_deployment_deliveries, ACCOUNT, NULL},
     {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, ACCOUNT, NULL},
     {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, ACCOUNT, NULL},
     {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, ACCOUNT, NULL},
@@ -258,6 +259,7 @@ static const route_t routes[] = {
     {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, ACCOUNT, NULL},
     {"GET", "/api/outbound/{}", ingest_plum_get_call, ACCOUNT, NULL},
     {"GET", "/api/v1/calls/{}", ingest_get_call, ACCOUNT, NULL},
+    {"GET", "/api/v1/calls/{}/deliveries", ingest_list_call_deliveries, ACCOUNT, NULL},
     {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, ACCOUNT, NULL},
 };
 

@@ -66,6 +66,7 @@ static const rfield_t dep_fields[] = {
     {"start_url", FT_URL, 0, 2048, false},
     {"result_url", FT_URL, 0, 2048, false},
     {"caller_id", FT_PHONE, 0, 0, false},
+    {"webhook_secret", FT_TEXT, 32, 200, false},
     {NULL, 0, 0, 0, false},
 };
 
@@ -80,7 +81,7 @@ static const rfield_t dep_fields[] = {
     " 'calls_per_second', d.calls_per_second,"                                                     \
     " 'default_region', d.default_region, 'start_url', "                                           \
     "d.start_url, 'result_url', d.result_url,"                                                     \
-    " 'caller_id', d.caller_id, 'created_at', d.created_at)"
+    " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret, 'created_at', d.created_at)"
 
 static const resource_t applications = {
     "application",

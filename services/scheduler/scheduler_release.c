@@ -107,7 +107,8 @@ static const char RELEASE_SQL[] =
     " JOIN applications ap ON ap.application_id = d.application_id";
 
 /* Scheduled calls of the owned partitions ($1) not due yet at $2 (Unix ms)
- * whose next attempt time was not checked against their window. */
+ * whose next attempt time was not checked against their window (calls
+ * without one are marked checked too, so they are read once). */
 static const char UNCHECKED_SQL[] =
     "SELECT c.call_id, c.phone_number,"
     " coalesce((extract(epoch FROM c.expires_at) * 1000)::bigint, 0),"
@@ -115,8 +116,7 @@ static const char UNCHECKED_SQL[] =
     " FROM calls c JOIN deployments d USING (deployment_id)"
     " WHERE c.request_partition = ANY($1::int[]) AND c.state = 'queued'"
     " AND c.active_attempt IS NULL AND c.window_checked IS DISTINCT FROM c.next_attempt_at"
-    " AND c.next_attempt_at > to_timestamp($2::bigint / 1000.0)"
-    " AND d.campaign_window IS NOT NULL LIMIT 2000";
+    " AND c.next_attempt_at > to_timestamp($2::bigint / 1000.0) LIMIT 2000";
 
 /* Records that the calls $1 were checked at their next attempt time $2. */
 static const char CHECKED_SQL[] = "UPDATE calls c SET window_checked = c.next_attempt_at"
@@ -649,7 +649,8 @@ void scheduler_precheck_windows(scheduler_ctx_t *ctx)
     plan.closed = ob_xcalloc((size_t)n + 1, sizeof(char *));
     for (int i = 0; i < n; i++) {
         bool bad = false;
-        const ob_window_t *w = window_for(ctx, PQgetvalue(res, i, 4), &bad);
+        const ob_window_t *w =
+            PQgetisnull(res, i, 4) ? NULL : window_for(ctx, PQgetvalue(res, i, 4), &bad);
         if (bad)
             continue;
         const char *zones[OB_PHONE_TZ_MAX];

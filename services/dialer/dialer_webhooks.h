@@ -1,0 +1,77 @@
+/*
+ * The result_url webhook sender: a thread of the dialer with its own
+ * consumer of outbound.call-events, its own Postgres connection and a libcurl
+ * multi handle. Each completed event becomes a webhook_deliveries row; due
+ * deliveries are POSTed, signed, many at once on keep-alive connections, and
+ * retried with exponential backoff and jitter until the maximum age.
+ */
+#ifndef DIALER_WEBHOOKS_H
+#define DIALER_WEBHOOKS_H
+
+#include "ob_common.h"
+#include "ob_config.h"
+#include "ob_metrics.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "v1=" plus 64 hex digits plus NUL. */
+#define DIALER_WEBHOOK_SIG_LEN 68
+
+/* The sender's Prometheus metrics (dialer_webhooks_metrics_init). */
+enum {
+    DIALER_WM_CREATED,    /* outbound_webhook_deliveries_created_total */
+    DIALER_WM_DELIVERED,  /* outbound_webhooks_delivered_total */
+    DIALER_WM_TRY_FAILED, /* outbound_webhook_tries_failed_total */
+    DIALER_WM_GAVE_UP,    /* outbound_webhooks_failed_total */
+    DIALER_WM_IN_FLIGHT,  /* outbound_webhooks_in_flight */
+    DIALER_WM_COUNT,
+};
+
+/* Fills m with the metric definitions, all zero. */
+void dialer_webhooks_metrics_init(ob_metric_t m[DIALER_WM_COUNT]);
+
+/* What the sender needs from the dialer's configuration. */
+typedef struct {
+    const ob_base_config_t *base; /* Kafka, Postgres, topic prefix, instance id */
+    ob_metric_t *metrics;         /* DIALER_WM_COUNT metrics it updates; must outlive it */
+    int concurrency;              /* transfers in flight at once */
+    int timeout_ms;               /* whole-transfer timeout of one try */
+    int64_t retry_base_ms;        /* wait after the first failed try; doubles */
+    int64_t retry_max_ms;         /* longest wait between tries */
+    int64_t max_age_ms;           /* give up this long after the delivery was created */
+} dialer_webhooks_opts_t;
+
+typedef struct dialer_webhooks dialer_webhooks_t;
+
+/* Writes "v1=" + lower-case hex HMAC-SHA256(secret, timestamp "." body) into
+ * out: the X-Outbound-Signature header's value. Pure. */
+void dialer_webhook_sign(const char *secret, const char *timestamp, const char *body,
+                         size_t body_len, char out[DIALER_WEBHOOK_SIG_LEN]);
+
+/* The wait before try attempt + 1 after try `attempt` (1-based) failed:
+ * base * 2^(attempt - 1), capped at max, then scaled by 0.5 + jitter / 2
+ * ("equal jitter", jitter in [0, 1)), so waits still grow but receivers that
+ * failed together are not retried together. Pure. */
+int64_t dialer_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter);
+
+/* When to try next (unix ms) after try `attempt` failed at now_ms, or -1
+ * when that would be later than created_ms + max_age_ms (give up). Pure. */
+int64_t dialer_webhook_next_ms(int64_t created_ms, int64_t now_ms, int attempt,
+                               const dialer_webhooks_opts_t *o, double jitter);
+
+/* Starts the sender thread (opts is copied; opts->base must outlive it).
+ * Connects to Postgres and Kafka on the thread, retrying while they are
+ * down. Call from the main thread before other threads use libcurl
+ * (curl_global_init). Returns OB_ERR with err set if the thread or the
+ * libcurl handle cannot be created. */
+ob_rc_t dialer_webhooks_start(const dialer_webhooks_opts_t *opts, dialer_webhooks_t **out,
+                              ob_err_t *err) OB_MUSTCHECK;
+
+/* Stops taking new events and deliveries, lets transfers in flight finish
+ * until deadline_ms (monotonic) or their timeout, hands the rest back (they
+ * stay pending and come due again at once), commits the consumed offsets and
+ * joins the thread. NULL-safe; frees ws. */
+void dialer_webhooks_stop(dialer_webhooks_t *ws, int64_t deadline_ms);
+
+#endif

@@ -1,0 +1,544 @@
+/*
+ * result_url webhooks end to end: a receiver started by the test checks
+ * every signature with the deployment's secret, fails the first tries to
+ * force retries and counts duplicates; each final result (completed, failed,
+ * uncalled by cancellation) must arrive once with the call's details, and
+ * the delivery log must show every try. A receiver that is down while its
+ * dialer restarts still gets every result once it comes back.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static h_stack_t s;
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+}
+
+#define MAX_EVENTS 32
+
+/* What the receiver saw of one event id. */
+typedef struct {
+    char event_id[64]; /* X-Outbound-Event-Id */
+    char path[64];     /* request path of the last try */
+    int requests;      /* tries received */
+    int accepted;      /* tries answered 200 (more than 1: a duplicate) */
+    int bad;           /* tries with a missing or wrong signature or timestamp */
+    char *body;        /* body of the accepted try (malloc'd) */
+} rx_event_t;
+
+/* The test's webhook receiver: one thread per connection (keep-alive). */
+typedef struct {
+    int port;                      /* where it listens */
+    int fd;                        /* listening socket, -1 while down */
+    char secret[256];              /* the deployment's webhook secret */
+    int fail_first;                /* tries of each event answered 500 first */
+    volatile int stop;             /* ends the accept loop */
+    pthread_t thread;              /* accept loop */
+    pthread_mutex_t mu;            /* guards what follows */
+    rx_event_t events[MAX_EVENTS]; /* by event id */
+    int nevents;                   /* entries in events */
+} receiver_t;
+
+static receiver_t rx;
+
+typedef struct {
+    receiver_t *r; /* its receiver */
+    int fd;        /* the connection */
+} conn_t;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Finds a header's value in the head (NUL-terminated, CRLF lines). */
+static bool header(const char *head, const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t vlen = strcspn(v, "\r\n");
+            snprintf(out, len, "%.*s", (int)(vlen < len ? vlen : len - 1), v);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks "v1=" + hex HMAC-SHA256(secret, timestamp "." body). */
+static bool signature_ok(const char *secret, const char *ts, const char *body, size_t len,
+                         const char *sig)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char want[80] = "v1=";
+    size_t tlen = strlen(ts);
+    unsigned char *msg = malloc(tlen + 1 + len);
+    memcpy(msg, ts, tlen);
+    msg[tlen] = '.';
+    memcpy(msg + tlen + 1, body, len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, tlen + 1 + len, md, &mdlen);
+    free(msg);
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(want + 3 + 2 * i, 3, "%02x", md[i]);
+    return strcmp(want, sig) == 0;
+}
+
+/* Accounts for one request and returns the status to answer. */
+static int on_request(receiver_t *r, const char *head, const char *body, size_t len)
+{
+    char id[64] = "", ts[32] = "", sig[128] = "", path[64] = "";
+    header(head, "X-Outbound-Event-Id", id, sizeof(id));
+    header(head, "X-Outbound-Timestamp", ts, sizeof(ts));
+    header(head, "X-Outbound-Signature", sig, sizeof(sig));
+    sscanf(head, "POST %63s", path);
+    long skew = labs((long)time(NULL) - atol(ts));
+    bool good = id[0] && ts[0] && skew < 60 && signature_ok(r->secret, ts, body, len, sig);
+
+    pthread_mutex_lock(&r->mu);
+    rx_event_t *e = NULL;
+    for (int i = 0; i < r->nevents && !e; i++)
+        if (strcmp(r->events[i].event_id, id) == 0)
+            e = &r->events[i];
+    if (!e && r->nevents < MAX_EVENTS) {
+        e = &r->events[r->nevents++];
+        snprintf(e->event_id, sizeof(e->event_id), "%s", id);
+    }
+    int status = 500;
+    if (e) {
+        e->requests++;
+        snprintf(e->path, sizeof(e->path), "%s", path);
+        if (!good)
+            e->bad++;
+        else if (e->requests > r->fail_first) {
+            status = 200;
+            if (e->accepted++ == 0)
+                e->body = strndup(body, len);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return good ? status : 401;
+}
+
+/* Serves the requests of one keep-alive connection. */
+static void *serve_conn(void *arg)
+{
+    conn_t *c = arg;
+    size_t cap = 1 << 20, used = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        char *end = NULL;
+        while (!(end = (buf[used] = '\0', strstr(buf, "\r\n\r\n")))) {
+            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
+            if (n <= 0)
+                goto out;
+            used += (size_t)n;
+        }
+        size_t head_len = (size_t)(end - buf) + 4;
+        char cl[32] = "0";
+        end[2] = '\0'; /* the head ends with its last CRLF */
+        header(buf, "Content-Length", cl, sizeof(cl));
+        size_t body_len = strtoul(cl, NULL, 10);
+        while (used < head_len + body_len) {
+            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
+            if (n <= 0)
+                goto out;
+            used += (size_t)n;
+        }
+        int status = on_request(c->r, buf, buf + head_len, body_len);
+        char resp[128];
+        int rl = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n", status);
+        if (write(c->fd, resp, (size_t)rl) != rl)
+            goto out;
+        memmove(buf, buf + head_len + body_len, used - head_len - body_len);
+        used -= head_len + body_len;
+    }
+out:
+    free(buf);
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    receiver_t *r = arg;
+    while (!r->stop) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int fd = accept(r->fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        conn_t *c = malloc(sizeof(*c));
+        c->r = r;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, serve_conn, c);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+/* Starts listening on r->port. */
+static void receiver_up(receiver_t *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    a.sin_port = htons((uint16_t)r->port);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(r->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    cr_assert(bind(r->fd, (struct sockaddr *)&a, sizeof(a)) == 0, "receiver port %d", r->port);
+    cr_assert(listen(r->fd, 128) == 0);
+    pthread_create(&r->thread, NULL, accept_loop, r);
+}
+
+/* Prepares the receiver with the deployment's secret (not listening yet). */
+static void receiver_init(receiver_t *r, PGconn *pg, const h_tenant_t *t, int fail_first)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    r->fd = -1;
+    r->port = h_free_port();
+    r->fail_first = fail_first;
+    const char *p[] = {t->deployment_id};
+    char *secret =
+        h_pg_value(pg, "SELECT webhook_secret FROM deployments WHERE deployment_id = $1", 1, p);
+    cr_assert(secret && strlen(secret) >= 32, "deployment secret: %s", secret);
+    snprintf(r->secret, sizeof(r->secret), "%s", secret);
+    free(secret);
+}
+
+/* Events answered 200 at least once. */
+static int receiver_accepted(receiver_t *r)
+{
+    int n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->nevents; i++)
+        n += r->events[i].accepted > 0;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void wait_accepted(receiver_t *r, int want, int timeout_ms)
+{
+    for (int waited = 0; receiver_accepted(r) < want && waited < timeout_ms; waited += 100)
+        sleep_ms(100);
+    cr_assert_eq(receiver_accepted(r), want, "%d of %d results delivered in %d ms",
+                 receiver_accepted(r), want, timeout_ms);
+}
+
+/* The receiver's record of the event whose accepted body names call_id. */
+static rx_event_t *event_of(receiver_t *r, const char *call_id)
+{
+    for (int i = 0; i < r->nevents; i++) {
+        char *id = r->events[i].body ? h_json_str(r->events[i].body, "call_id") : NULL;
+        bool match = id && strcmp(id, call_id) == 0;
+        free(id);
+        if (match)
+            return &r->events[i];
+    }
+    return NULL;
+}
+
+static void receiver_down(receiver_t *r)
+{
+    if (r->fd >= 0) {
+        r->stop = 1;
+        pthread_join(r->thread, NULL);
+        close(r->fd);
+        r->fd = -1;
+    }
+    for (int i = 0; i < r->nevents; i++)
+        free(r->events[i].body);
+}
+
+static char *queue_one(const h_tenant_t *t, const char *body)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char *id = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    return id;
+}
+
+static h_resp_t get(const h_tenant_t *t, const char *path)
+{
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    const char *headers[] = {auth, NULL};
+    return h_http(s.ingest_port, "GET", path, headers, NULL);
+}
+
+/* Cancels a call not yet dialed, once the scheduler has recorded it. */
+static void cancel(const h_tenant_t *t, const char *call_id)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/calls/%s:cancel", call_id);
+    const char *headers[] = {auth, NULL};
+    long status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        h_resp_t r = h_http(s.ingest_port, "POST", path, headers, NULL);
+        status = r.status;
+        h_resp_free(&r);
+        if (status != 200)
+            sleep_ms(100);
+    }
+    cr_assert_eq(status, 200, "cancel %s", call_id);
+}
+
+static void set_result_url(PGconn *pg, const h_tenant_t *t, const char *url)
+{
+    const char *p[] = {t->deployment_id, url};
+    free(h_pg_value(pg, "UPDATE deployments SET result_url = $2 WHERE deployment_id = $1", 2, p));
+}
+
+/* Short retries: 200 ms doubling up to 1 s; calls 100 times faster. */
+static const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", "OB_WEBHOOK_RETRY_BASE_MS=200",
+                                         "OB_WEBHOOK_RETRY_MAX_MS=1000", NULL};
+
+Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeout = 120,
+     .fini = teardown)
+{
+    h_tenant_t t, other;
+    char url[128], own[128];
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 10);
+    h_tenant(pg, &other, 1);
+    receiver_init(&rx, pg, &t, 2);
+    receiver_up(&rx);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/deployment-hook", rx.port);
+    snprintf(own, sizeof(own), "http://127.0.0.1:%d/own-hook", rx.port);
+    set_result_url(pg, &t, url);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    /* voice, busy, noanswer and line failure end completed or failed; one
+     * voice call has its own result_url; one is cancelled (uncalled). The
+     * other tenant's call has no result_url anywhere: no webhook. */
+    static const char *const numbers[] = {"+12125550100", "+12125550130", "+12125550140",
+                                          "+12125550160"};
+    char *calls[6], body[256];
+    for (int i = 0; i < 4; i++) {
+        snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"max_attempts\":1}", numbers[i]);
+        calls[i] = queue_one(&t, body);
+    }
+    snprintf(body, sizeof(body),
+             "{\"phone_number\":\"+12125550101\",\"max_attempts\":1,\"result_url\":\"%s\"}", own);
+    calls[4] = queue_one(&t, body);
+    calls[5] = queue_one(&t, "{\"phone_number\":\"+12125550102\",\"not_before\":\"+1 hour\"}");
+    cancel(&t, calls[5]);
+    char *silent = queue_one(&other, "{\"phone_number\":\"+12125550100\",\"max_attempts\":1}");
+
+    wait_accepted(&rx, 6, 40000);
+    sleep_ms(1500); /* time for any duplicate to show up */
+
+    static const char *const statuses[] = {"completed", "failed",    "failed",
+                                           "failed",    "completed", "uncalled"};
+    pthread_mutex_lock(&rx.mu);
+    cr_expect_eq(rx.nevents, 6, "one event id per final result");
+    for (int i = 0; i < 6; i++) {
+        rx_event_t *e = event_of(&rx, calls[i]);
+        cr_assert_not_null(e, "no webhook for call %s", calls[i]);
+        cr_expect_eq(e->bad, 0, "%s: %d tries with a bad signature", calls[i], e->bad);
+        cr_expect_eq(e->accepted, 1, "%s: delivered %d times", calls[i], e->accepted);
+        cr_expect_eq(e->requests, 3, "%s: 2 failures then the success, got %d", calls[i],
+                     e->requests);
+        cr_expect_str_eq(e->path, i == 4 ? "/own-hook" : "/deployment-hook", "%s", calls[i]);
+        char *status = h_json_str(e->body, "status");
+        char *event_id = h_json_str(e->body, "event_id");
+        cr_expect_str_eq(status, statuses[i], "%s", e->body);
+        cr_expect_str_eq(event_id, e->event_id, "the body names the event");
+        free(status);
+        free(event_id);
+
+        /* The same call details as GET /api/v1/calls/{id}, after the event id. */
+        char path[128];
+        snprintf(path, sizeof(path), "/api/v1/calls/%s", calls[i]);
+        h_resp_t r = get(&t, path);
+        cr_assert_eq(r.status, 200);
+        const char *details = strchr(e->body, ',') + 1;
+        cr_expect_str_eq(details, r.body + 1, "webhook body differs from the status API");
+        h_resp_free(&r);
+    }
+    pthread_mutex_unlock(&rx.mu);
+
+    /* The delivery log: two failed tries, then the success. */
+    char path[160];
+    snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[1]);
+    h_resp_t r = get(&t, path);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.state"), "delivered", "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts_made"), "3");
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.url"), url);
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts.0.http_status"), "500");
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts.0.error"), "HTTP 500");
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts.1.http_status"), "500");
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts.2.http_status"), "200");
+    cr_expect_null(h_json_path(r.body, "deliveries.0.attempts.2.error"));
+    h_resp_free(&r);
+
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries?limit=4", t.deployment_id);
+    r = get(&t, path);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_not_null(h_json_path(r.body, "deliveries.3.delivery_id"));
+    char *cursor = h_json_str(r.body, "next_cursor");
+    cr_assert_not_null(cursor, "a full page has a next one: %s", r.body);
+    h_resp_free(&r);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries?limit=4&cursor=%s",
+             t.deployment_id, cursor);
+    r = get(&t, path);
+    cr_expect_not_null(h_json_path(r.body, "deliveries.1.delivery_id"), "%s", r.body);
+    cr_expect_null(h_json_path(r.body, "deliveries.2"), "6 deliveries in all: %s", r.body);
+    h_resp_free(&r);
+    free(cursor);
+
+    /* The secret is shown to its own account, which may verify with it. */
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
+    r = get(&t, path);
+    cr_expect_str_eq(h_json_path(r.body, "webhook_secret"), rx.secret);
+    h_resp_free(&r);
+
+    /* Another account sees neither the call's nor the deployment's log. */
+    snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[0]);
+    r = get(&other, path);
+    cr_expect_eq(r.status, 404, "%s", r.body);
+    h_resp_free(&r);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries", t.deployment_id);
+    r = get(&other, path);
+    cr_expect_eq(r.status, 404, "%s", r.body);
+    h_resp_free(&r);
+
+    /* No result_url anywhere: the call completes without a delivery. */
+    char *done = h_wait_call_completed(s.ingest_port, other.api_key, silent, 30000);
+    cr_expect_not_null(done);
+    free(done);
+    snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", silent);
+    r = get(&other, path);
+    cr_expect_eq(r.status, 200);
+    cr_expect_null(h_json_path(r.body, "deliveries.0"), "%s", r.body);
+    h_resp_free(&r);
+
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "dialer-1") == 0) {
+            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_delivered_total"), 6);
+            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhook_tries_failed_total"), 12);
+        }
+
+    cr_expect(h_stack_down(&s));
+    receiver_down(&rx);
+    for (int i = 0; i < 6; i++)
+        free(calls[i]);
+    free(silent);
+    PQfinish(pg);
+}
+
+Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout = 120,
+     .fini = teardown)
+{
+    h_tenant_t t;
+    char url[128];
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 10);
+    receiver_init(&rx, pg, &t, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", rx.port);
+    set_result_url(pg, &t, url);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    static const char *const numbers[] = {"+12125550100", "+12125550130", "+12125550160",
+                                          "+12125550110"};
+    char *calls[4], body[128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"max_attempts\":1}", numbers[i]);
+        calls[i] = queue_one(&t, body);
+    }
+    for (int i = 0; i < 4; i++)
+        free(h_wait_call_completed(s.ingest_port, t.api_key, calls[i], 30000));
+
+    /* Nobody listens: every delivery fails its first tries and waits. */
+    const char *p[] = {t.deployment_id};
+    char *tried = NULL;
+    for (int waited = 0; waited < 15000; waited += 200) {
+        free(tried);
+        tried = h_pg_value(pg,
+                           "SELECT count(*) FILTER (WHERE attempts >= 2 AND state = 'pending')"
+                           " FROM webhook_deliveries WHERE deployment_id = $1",
+                           1, p);
+        if (tried && strcmp(tried, "4") == 0)
+            break;
+        sleep_ms(200);
+    }
+    cr_assert_str_eq(tried, "4", "every delivery was tried and is still pending");
+    free(tried);
+    char path[160];
+    snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[0]);
+    h_resp_t r = get(&t, path);
+    cr_expect_str_eq(h_json_path(r.body, "deliveries.0.state"), "pending", "%s", r.body);
+    cr_expect_null(h_json_path(r.body, "deliveries.0.attempts.0.http_status"), "no answer");
+    cr_expect_not_null(h_json_path(r.body, "deliveries.0.attempts.0.error"), "%s", r.body);
+    h_resp_free(&r);
+
+    /* The dialer restarts meanwhile: a clean drain leaves them pending, and
+     * the next dialer takes them over. */
+    h_proc_t *dialer = NULL;
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "dialer-1") == 0)
+            dialer = &s.procs[i];
+    cr_assert_not_null(dialer);
+    cr_expect_eq(h_stop(dialer, 30000), 0, "the dialer drains with webhooks pending");
+    dialer->pid = 0;
+    receiver_up(&rx);
+    h_proc_t *again = h_start(&s, "dialer", "dialer-2", dialer_env);
+    cr_assert(h_wait_ready(again, 60000));
+
+    wait_accepted(&rx, 4, 20000);
+    sleep_ms(1500);
+    pthread_mutex_lock(&rx.mu);
+    cr_expect_eq(rx.nevents, 4);
+    for (int i = 0; i < 4; i++) {
+        rx_event_t *e = event_of(&rx, calls[i]);
+        cr_assert_not_null(e, "no webhook for call %s", calls[i]);
+        cr_expect_eq(e->accepted, 1, "%s: delivered %d times", calls[i], e->accepted);
+        cr_expect_eq(e->bad, 0);
+    }
+    pthread_mutex_unlock(&rx.mu);
+    char *delivered = h_pg_value(pg,
+                                 "SELECT count(*) FROM webhook_deliveries"
+                                 " WHERE deployment_id = $1 AND state = 'delivered'",
+                                 1, p);
+    cr_expect_str_eq(delivered, "4");
+    free(delivered);
+
+    cr_expect(h_stack_down(&s));
+    receiver_down(&rx);
+    for (int i = 0; i < 4; i++)
+        free(calls[i]);
+    PQfinish(pg);
+}
