@@ -26,6 +26,10 @@ typedef struct {
     double sim_time_scale; /* OB_SIM_TIME_SCALE */
     long long sim_seed;    /* OB_SIM_SEED */
 
+    /* start_url requests (dialer_app.c) */
+    long long app_timeout_ms;  /* OB_DIALER_APP_TIMEOUT_MS */
+    long long app_concurrency; /* OB_DIALER_APP_CONCURRENCY */
+
     /* result_url webhooks (dialer_webhooks.c) */
     bool webhook_enabled;            /* OB_WEBHOOK_ENABLED */
     long long webhook_concurrency;   /* OB_WEBHOOK_CONCURRENCY */
@@ -77,6 +81,7 @@ typedef struct {
     bool assigned[DIALER_MAX_PARTITIONS]; /* dial-jobs partitions assigned to us */
     int pg_up;                            /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
+    struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
 } dialer_ctx_t;

@@ -20,6 +20,9 @@ typedef struct {
      * informationtone, linefailure). */
     void (*ended)(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
                   int talk_ms);
+    /* The callee type of a call answered as "processing" is decided (before
+     * ended); may be NULL. */
+    void (*decided)(void *worker, void *call, const char *callee_type);
 } carrier_events_t;
 
 typedef struct carrier carrier_t;
@@ -31,6 +34,9 @@ typedef struct {
     /* Ends a call now (the application or a drain asked for it); the carrier
      * reports it through ended. */
     void (*hangup)(carrier_t *c, void *call);
+    /* Keeps an answered call up talk_ms (nominal) from now, then ends it as
+     * usual (the application asked to stay connected); no-op otherwise. */
+    void (*extend)(carrier_t *c, void *call, int talk_ms);
     /* Advances the carrier to now_ms, firing callbacks; returns the time of
      * its next deadline, or INT64_MAX when idle. */
     int64_t (*run)(carrier_t *c, int64_t now_ms);

@@ -16,10 +16,12 @@ typedef struct {
     void *call;         /* worker's handle; NULL when the slot is free */
     bool answers;       /* the outcome is an answer */
     bool connected;     /* answer already reported */
+    bool decided;       /* callee type already reported */
     const char *result; /* outcome */
     int ring_ms;        /* nominal ring time */
     int talk_ms;        /* nominal talk time */
     int64_t answer_at;  /* when ringing ends (scaled) */
+    int64_t decide_at;  /* when the callee type is known (scaled) */
     int64_t end_at;     /* when the call ends (scaled) */
     int64_t started_at; /* when the call started */
 } sim_call_t;
@@ -129,6 +131,10 @@ static bool sim_start(carrier_t *c, void *call, const char *call_id, int attempt
         sc->started_at = ob_mono_ms();
         sc->answer_at = sc->started_at + scaled(s, sc->ring_ms);
         sc->end_at = sc->answer_at + scaled(s, sc->talk_ms);
+        /* Detection takes 2-5 s after the answer, as a real one listens
+         * first; the type is the outcome's, so results do not change. */
+        int detect_ms = 2000 + (int)(fnv1a(call_id, s->seed + (uint64_t)attempt) % 3001);
+        sc->decide_at = sc->answer_at + scaled(s, detect_ms);
         s->active++;
         return true;
     }
@@ -162,6 +168,19 @@ static void sim_hangup(carrier_t *c, void *call)
     }
 }
 
+static void sim_extend(carrier_t *c, void *call, int talk_ms)
+{
+    sim_t *s = (sim_t *)c;
+    for (int i = 0; i < s->channels; i++) {
+        sim_call_t *sc = &s->calls[i];
+        if (sc->call != call || !sc->connected)
+            continue;
+        sc->end_at = ob_mono_ms() + scaled(s, talk_ms);
+        sc->talk_ms = (int)((double)(sc->end_at - sc->answer_at) * s->scale);
+        return;
+    }
+}
+
 static int64_t sim_run(carrier_t *c, int64_t now)
 {
     sim_t *s = (sim_t *)c;
@@ -176,7 +195,14 @@ static int64_t sim_run(carrier_t *c, int64_t now)
                 continue;
             }
             sc->connected = true;
-            s->base.events->answered(s->base.worker, sc->call, sc->result);
+            s->base.events->answered(s->base.worker, sc->call, "processing");
+        }
+        /* Decided before the call ends, even when it ends early. */
+        if (sc->call && sc->connected && !sc->decided &&
+            (now >= sc->decide_at || now >= sc->end_at)) {
+            sc->decided = true;
+            if (s->base.events->decided)
+                s->base.events->decided(s->base.worker, sc->call, sc->result);
         }
         if (sc->call && sc->connected && now >= sc->end_at) {
             finish(s, sc, sc->talk_ms);
@@ -184,6 +210,8 @@ static int64_t sim_run(carrier_t *c, int64_t now)
         }
         if (sc->call) {
             int64_t due = sc->connected ? sc->end_at : sc->answer_at;
+            if (sc->connected && !sc->decided && sc->decide_at < due)
+                due = sc->decide_at;
             next = due < next ? due : next;
         }
     }
@@ -208,6 +236,7 @@ static const carrier_ops_t sim_ops = {
     .name = "sim",
     .start = sim_start,
     .hangup = sim_hangup,
+    .extend = sim_extend,
     .run = sim_run,
     .active = sim_active,
     .destroy = sim_destroy,

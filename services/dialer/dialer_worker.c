@@ -6,6 +6,7 @@
  * announcement (its dialers row), which the scheduler routes jobs by.
  */
 #include "dialer.h"
+#include "dialer_app.h"
 #include "ob_calls.h"
 #include "ob_events.h"
 #include "ob_log.h"
@@ -191,11 +192,25 @@ static void on_answered(void *worker, void *call, const char *callee_type)
     };
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
-    transition_t t = {"connected", "connected", NULL, callee_type, NULL};
+    /* "processing" is no result: the event carries none until the end. */
+    bool known = strcmp(callee_type, "processing") != 0;
+    transition_t t = {"connected", "connected", NULL, known ? callee_type : NULL, NULL};
     char attempt[16];
     snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
     const char *params[] = {c->job.call_id, attempt};
     c->answered = apply_until_durable(ctx, &c->job, &t, stmts, params) == OB_OK;
+    if (c->answered)
+        dialer_app_notify(ctx->app, c, "connected", callee_type);
+}
+
+/* The callee type is known: the application hears it too (the attempt
+ * records it with the result at the end). */
+static void on_decided(void *worker, void *call, const char *callee_type)
+{
+    dialer_ctx_t *ctx = worker;
+    dialer_call_t *c = call;
+    if (c->answered)
+        dialer_app_notify(ctx->app, c, "callee_type", callee_type);
 }
 
 static void count_result(dialer_ctx_t *ctx, const char *result)
@@ -371,4 +386,5 @@ void dialer_withdraw(dialer_ctx_t *ctx)
 const carrier_events_t dialer_carrier_events = {
     .answered = on_answered,
     .ended = on_ended,
+    .decided = on_decided,
 };

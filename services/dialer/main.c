@@ -4,6 +4,7 @@
  * state change. Several workers share the jobs as one consumer group.
  */
 #include "dialer.h"
+#include "dialer_app.h"
 #include "dialer_webhooks.h"
 #include "ob_events.h"
 #include "ob_http.h"
@@ -30,6 +31,10 @@ static const ob_cfg_spec_t dialer_specs[] = {
      "sim carrier: how many times faster than real time calls run"},
     {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
      "sim carrier: seed of the outcomes of non-test numbers"},
+    {"OB_DIALER_APP_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 120000, NULL, CFG(app_timeout_ms),
+     "time a start_url request may take, connecting included, before it is recorded as failed"},
+    {"OB_DIALER_APP_CONCURRENCY", OB_CFG_INT, "500", 1, 100000, NULL, CFG(app_concurrency),
+     "start_url requests in flight at once; more wait in a queue"},
     {"OB_WEBHOOK_ENABLED", OB_CFG_BOOL, "true", 0, 0, NULL, CFG(webhook_enabled),
      "send result_url webhooks from this worker (the workers share the deliveries)"},
     {"OB_WEBHOOK_CONCURRENCY", OB_CFG_INT, "256", 1, 10000, NULL, CFG(webhook_concurrency),
@@ -130,6 +135,8 @@ static void serve(dialer_ctx_t *ctx)
         dialer_renew_leases(ctx);
         dialer_announce(ctx, false);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
+        due = app_due < due ? app_due : due;
         bool full = ctx->active >= (int)ctx->cfg->channels;
         if (full == fetching) {
             set_fetching(ctx, !full);
@@ -171,6 +178,8 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     while (ctx->active > 0 && ob_mono_ms() < deadline) {
         dialer_renew_leases(ctx);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
+        due = app_due < due ? app_due : due;
         int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
         nanosleep(&ts, NULL);
@@ -204,6 +213,12 @@ int main(void)
     ctx.calls = ob_xcalloc((size_t)cfg.channels, sizeof(dialer_call_t));
     ctx.carrier = carrier_sim_new((int)cfg.channels, cfg.sim_time_scale, (uint64_t)cfg.sim_seed,
                                   &dialer_carrier_events, &ctx);
+    if (dialer_app_new(&ctx, (int)cfg.app_concurrency, (int)cfg.app_timeout_ms, &ctx.app, &err) !=
+        OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        code = OB_EXIT_DEPENDENCY;
+        goto out;
+    }
 
     code = OB_EXIT_DEPENDENCY;
     if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
@@ -265,6 +280,7 @@ int main(void)
     OB_INFO("main", "drain 2/4: letting calls in progress finish");
     if (!finish_calls(&ctx, deadline))
         code = OB_EXIT_UNDRAINED;
+    dialer_app_finish(ctx.app, deadline); /* start_url requests still in flight */
     OB_INFO("main", "drain: stopping the webhook sender (unfinished deliveries stay pending)");
     dialer_webhooks_stop(ctx.webhooks, deadline);
     ctx.webhooks = NULL;
@@ -283,6 +299,7 @@ out:
     dialer_webhooks_stop(ctx.webhooks, ob_mono_ms());
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);
+    dialer_app_free(ctx.app);
     if (ctx.carrier)
         ctx.carrier->ops->destroy(ctx.carrier);
     free(ctx.calls);

@@ -310,34 +310,10 @@ void ingest_queue_call(ingest_call_t *c)
     cJSON_Delete(body);
 }
 
-/* The whole call view is assembled by Postgres in one query. */
+/* The call details, assembled by Postgres's call_view() (migrations 014 and
+ * 015), which the webhooks send too. */
 static const char CALL_VIEW_SQL[] =
-    "SELECT json_build_object("
-    " 'call_id', c.call_id, 'deployment_id', c.deployment_id, 'state', c.state,"
-    " 'status', c.status, 'result', c.result, 'reason', c.reason,"
-    " 'phone_number', c.phone_number, 'caller_id', c.caller_id, 'post_dial', c.post_dial,"
-    " 'message_reference', c.message_reference, 'call_parameters', c.call_parameters,"
-    " 'priority', c.priority, 'max_attempts', c.max_attempts,"
-    " 'retry_interval_s', c.retry_interval_s, 'retry_rules', c.retry_rules,"
-    " 'attempts_made', c.attempts_made,"
-    " 'accepted_at', c.accepted_at, 'not_before', c.not_before, 'expires_at', c.expires_at,"
-    " 'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
-    " 'waiting_for', wait_reason(c, (SELECT d.paused FROM deployments d"
-    "   WHERE d.deployment_id = c.deployment_id), now()),"
-    " 'updated_at', c.updated_at, 'completed_at', c.completed_at,"
-    " 'duration_s', (SELECT round(sum(a.talk_ms) / 1000.0, 3)::float8 FROM attempts a"
-    "   WHERE a.call_id = c.call_id),"
-    " 'attempts', coalesce((SELECT json_agg(json_build_object("
-    "   'attempt', a.attempt, 'state', a.state, 'result', a.result, 'reason', a.reason,"
-    "   'released_at', a.released_at, 'dialing_at', a.dialing_at,"
-    "   'connected_at', a.connected_at, 'ended_at', a.ended_at,"
-    "   'ring_ms', a.ring_ms, 'talk_ms', a.talk_ms) ORDER BY a.attempt)"
-    "   FROM attempts a WHERE a.call_id = c.call_id), '[]'::json),"
-    " 'events', coalesce((SELECT json_agg(json_build_object("
-    "   'id', e.event_id, 'type', e.type, 'time', e.occurred_at, 'data', e.data)"
-    "   ORDER BY e.occurred_at, e.event_id)"
-    "   FROM call_events e WHERE e.call_id = c.call_id), '[]'::json)"
-    ")::text FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
+    "SELECT call_view(c.call_id)::text FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
 
 void ingest_get_call(ingest_call_t *c)
 {
