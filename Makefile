@@ -71,7 +71,7 @@ $(BUILD)/obj/gen/ob_migrations.o: $(GEN_SRC)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Metadata facts libphonenumber's C++ API keeps private, from python3-phonenumbers.
-$(BUILD)/gen/ob_phone_data.c: tools/gen_phone_data.py
+$(BUILD)/gen/ob_phone_data.c: tools/gen_phone_data.py tools/phone_gen.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 tools/gen_phone_data.py $@
 
@@ -80,7 +80,7 @@ $(BUILD)/obj/gen/ob_phone_data.o: $(BUILD)/gen/ob_phone_data.c common/ob_phone_d
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Phone number prefix to IANA time zones, also from python3-phonenumbers.
-$(BUILD)/gen/ob_phone_tz.c: tools/gen_phone_tz.py
+$(BUILD)/gen/ob_phone_tz.c: tools/gen_phone_tz.py tools/phone_gen.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 tools/gen_phone_tz.py $@
 

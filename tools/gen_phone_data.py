@@ -16,10 +16,11 @@ It defines what common/ob_phone_data.h declares:
   extended regular expression anchored at the start. A number given as + and
   digits that this does not match is parsed without libphonenumber's Parse.
 """
-import os
 import re
 import subprocess
 import sys
+
+from phone_gen import c_string, write_lines
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
@@ -63,10 +64,6 @@ def national_prefixes_for_parsing():
     return out
 
 
-def c_string(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def main(argv):
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
@@ -100,10 +97,7 @@ def main(argv):
         "const size_t ob_phone_national_prefix_for_parsing_len = %d;" % len(prefixes),
         "",
     ]
-    tmp = argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(out))
-    os.replace(tmp, argv[1])
+    write_lines(argv[1], out)
     return 0
 
 

@@ -11,8 +11,9 @@ each list is stored once, as indexes into the names) and the prefixes, sorted
 by strcmp order of their digit strings so that an exact prefix can be found by
 binary search.
 """
-import os
 import sys
+
+from phone_gen import c_string, write_lines
 
 import phonenumbers
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
@@ -20,10 +21,6 @@ from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 # Keep in step with common/ob_phone_tz.h.
 PREFIX_MAX = 15  # E.164 numbers have at most 15 digits
 LIST_MAX = 64  # OB_PHONE_TZ_MAX
-
-
-def c_string(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def check(data):
@@ -86,10 +83,7 @@ def main(argv):
         "const size_t ob_phone_tz_prefixes_len = %d;" % len(prefixes),
         "",
     ]
-    tmp = argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(out))
-    os.replace(tmp, argv[1])
+    write_lines(argv[1], out)
     return 0
 
 

@@ -103,6 +103,12 @@ void ingest_add_error(cJSON *errors, const char *field, const char *code, const 
 bool ingest_parse_time(const cJSON *item, int64_t *unix_ms);
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms);
 
+/* Reads a list's paging query: cursor (a previous page's next_cursor, a
+ * UUID, or NULL) and limit (1-1000, default_limit when absent, as text for
+ * a query parameter); appends a problem to errors for each bad one. */
+void ingest_page_query(ob_http_req_t *req, long default_limit, const char **cursor, char limit[16],
+                       cJSON *errors);
+
 /* True when the request body is declared as JSON (or undeclared); otherwise
  * sets a 415 problem. */
 bool ingest_require_json(ob_http_req_t *req);

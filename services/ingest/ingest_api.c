@@ -204,6 +204,20 @@ void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsig
     ob_http_reply(c->req, status, "application/json", body, strlen(body));
 }
 
+void ingest_page_query(ob_http_req_t *req, long default_limit, const char **cursor, char limit[16],
+                       cJSON *errors)
+{
+    long n = default_limit;
+    const char *v = ob_http_query(req, "limit");
+    *cursor = ob_http_query(req, "cursor");
+    if (*cursor && !ob_uuid_valid(*cursor))
+        ingest_add_error(errors, "cursor", "invalid_cursor",
+                         "cursor must be the next_cursor of a previous page");
+    if (v && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
+        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
+    snprintf(limit, 16, "%ld", n);
+}
+
 bool ingest_require_json(ob_http_req_t *req)
 {
     const char *ct = ob_http_header(req, "Content-Type");

@@ -374,7 +374,6 @@ void ingest_list_calls(ingest_call_t *c)
     ob_err_t err = {{0}};
     char since[32] = "", until[32] = "", limit[16];
     int64_t ms = 0;
-    long n = 50;
 
     if (!ingest_load_deployment(c, c->param[0], false, &dep))
         goto out;
@@ -382,7 +381,7 @@ void ingest_list_calls(ingest_call_t *c)
     const char *status = enum_filter(c, "status", statuses, errors);
     const char *result = enum_filter(c, "result", results, errors);
     const char *ref = ob_http_query(req, "message_reference");
-    const char *cursor = ob_http_query(req, "cursor");
+    const char *cursor = NULL;
     const char *v;
     if ((v = ob_http_query(req, "since")) && !ingest_parse_time_text(v, &ms))
         ingest_add_error(errors, "since", "invalid_time", "since must be unix seconds or RFC 3339");
@@ -395,18 +394,13 @@ void ingest_list_calls(ingest_call_t *c)
     const char *upload = ob_http_query(req, "upload_id");
     if (upload && !ob_uuid_valid(upload))
         ingest_add_error(errors, "upload_id", "invalid_value", "upload_id must be an upload's id");
-    if (cursor && !ob_uuid_valid(cursor))
-        ingest_add_error(errors, "cursor", "invalid_cursor",
-                         "cursor must be the next_cursor of a previous page");
-    if ((v = ob_http_query(req, "limit")) && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
-        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
+    ingest_page_query(req, 50, &cursor, limit, errors);
     if (cJSON_GetArraySize(errors) > 0) {
         ob_http_problem(req, 400, "invalid_query", errors, "the query has %d invalid parameter(s)",
                         cJSON_GetArraySize(errors));
         errors = NULL;
         goto out;
     }
-    snprintf(limit, sizeof(limit), "%ld", n);
     const char *params[] = {c->param[0],
                             c->account_id,
                             state,
@@ -423,7 +417,7 @@ void ingest_list_calls(ingest_call_t *c)
         goto out;
     }
     /* A full page may have a next one; a short page is the last. */
-    bool more = atol(PQgetvalue(res, 0, 1)) == n;
+    bool more = atol(PQgetvalue(res, 0, 1)) == atol(limit);
     char *body =
         ob_pool_printf(req->pool, "{\"calls\":%s,\"next_cursor\":%s%s%s}", PQgetvalue(res, 0, 0),
                        more ? "\"" : "", more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");

@@ -51,36 +51,29 @@ void ingest_list_deployment_deliveries(ingest_call_t *c)
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     char limit[16];
-    long n = 50;
+    const char *cursor = NULL;
 
     if (!ingest_load_deployment(c, c->param[0], false, &dep))
         goto out;
     const char *state = ob_http_query(req, "state");
-    const char *cursor = ob_http_query(req, "cursor");
-    const char *v = ob_http_query(req, "limit");
     if (state && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
         strcmp(state, "failed") != 0)
         ingest_add_error(errors, "state", "invalid_value",
                          "state must be pending, delivered or failed");
-    if (cursor && !ob_uuid_valid(cursor))
-        ingest_add_error(errors, "cursor", "invalid_cursor",
-                         "cursor must be the next_cursor of a previous page");
-    if (v && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
-        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
+    ingest_page_query(req, 50, &cursor, limit, errors);
     if (cJSON_GetArraySize(errors) > 0) {
         ob_http_problem(req, 400, "invalid_query", errors, "the query has %d invalid parameter(s)",
                         cJSON_GetArraySize(errors));
         errors = NULL;
         goto out;
     }
-    snprintf(limit, sizeof(limit), "%ld", n);
     const char *params[] = {c->param[0], c->account_id, state, cursor, limit};
     if (ob_pg_exec(c->conn, SQL, 5, params, &res, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         goto out;
     }
     /* A full page may have a next one; a short page is the last. */
-    bool more = atol(PQgetvalue(res, 0, 1)) == n;
+    bool more = atol(PQgetvalue(res, 0, 1)) == atol(limit);
     char *body = ob_pool_printf(req->pool, "{\"deliveries\":%s,\"next_cursor\":%s%s%s}",
                                 PQgetvalue(res, 0, 0), more ? "\"" : "",
                                 more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,7 +53,7 @@ static const char *bin_dir(void)
     return env_or("OB_TEST_BIN_DIR", "build/bin");
 }
 
-static void sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -205,7 +206,7 @@ bool h_wait_ready(const h_proc_t *p, int timeout_ms)
         }
         if (http_status(p->port, "/readyz") == 200)
             return true;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     cr_log_error("%s not ready after %d ms; see %s", p->name, timeout_ms, p->log);
     return false;
@@ -223,7 +224,7 @@ int h_stop(h_proc_t *p, int timeout_ms)
             p->pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &status, 0);
@@ -558,7 +559,7 @@ char *h_wait_call_completed(int port, const char *api_key, const char *call_id, 
             }
         }
         h_resp_free(&r);
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     return NULL;
 }
@@ -602,4 +603,21 @@ long h_metric(const h_proc_t *p, const char *name)
     }
     h_resp_free(&r);
     return v;
+}
+
+bool h_header(const char *head, const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t vlen = strcspn(v, "\r\n");
+            snprintf(out, len, "%.*s", (int)(vlen < len ? vlen : len - 1), v);
+            return true;
+        }
+    }
+    return false;
 }

@@ -97,6 +97,14 @@ char *h_event_types(const h_stack_t *s, const char *call_id, int count, int time
  * tools/check_schemas.py; returns how many were captured. */
 int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema);
 
+/* Sleeps ms milliseconds. */
+void h_sleep_ms(int ms);
+
+/* Finds header `name` (case-insensitive) in an HTTP head (NUL-terminated,
+ * CRLF lines, the request or status line first) and copies its value,
+ * truncated to len - 1, to out. False if it is absent. */
+bool h_header(const char *head, const char *name, char *out, size_t len);
+
 /* A gauge or counter of the process's /metrics, by its name with labels as
  * rendered ("outbound_calls_pending{waiting_for=\"window\"}"); -1 if absent. */
 long h_metric(const h_proc_t *p, const char *name);

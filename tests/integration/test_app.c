@@ -46,29 +46,6 @@ typedef struct {
 
 static app_t app;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool header(const char *head, const char *name, char *out, size_t len)
-{
-    size_t n = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-            while (*v == ' ')
-                v++;
-            size_t vlen = strcspn(v, "\r\n");
-            snprintf(out, len, "%.*s", (int)(vlen < len ? vlen : len - 1), v);
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Records one request; returns the status and sets *answer. */
 static int on_request(app_t *a, const char *head, const char *body, size_t len, const char **answer)
 {
@@ -91,7 +68,7 @@ static int on_request(app_t *a, const char *head, const char *body, size_t len, 
     else if (ref && strcmp(ref, "stay") == 0 && connected)
         *answer = "{\"stay_connected_s\": 5}";
     else if (ref && strcmp(ref, "slow") == 0)
-        sleep_ms(SLOW_MS);
+        h_sleep_ms(SLOW_MS);
     else if (ref && strcmp(ref, "fail") == 0)
         status = 500;
     free(ref);
@@ -116,7 +93,7 @@ static void *serve_conn(void *arg)
         size_t head_len = (size_t)(end - buf) + 4;
         char cl[32] = "0";
         end[2] = '\0';
-        header(buf, "Content-Length", cl, sizeof(cl));
+        h_header(buf, "Content-Length", cl, sizeof(cl));
         size_t body_len = strtoul(cl, NULL, 10);
         while (used < head_len + body_len) {
             ssize_t n = used < cap ? read(fd, buf + used, cap - used) : 0;
@@ -230,7 +207,7 @@ static char *wait_outcome(const h_tenant_t *t, const char *call_id)
         if (done)
             return body;
         free(body);
-        sleep_ms(100);
+        h_sleep_ms(100);
         h_resp_t r = h_http(s.ingest_port, "GET", path, headers, NULL);
         body = r.body;
         r.body = NULL;

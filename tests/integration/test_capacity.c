@@ -18,12 +18,6 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Queues n voice calls of calls_s seconds-ish to the deployment in one batch. */
 static void queue_batch(const h_tenant_t *t, const char *deployment_id, int n)
 {
@@ -62,7 +56,7 @@ static void wait_all_done(PGconn *pg, const char *account_id, int calls, int tim
         free(row);
         if (done)
             return;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     cr_assert_fail("calls of account %s still running after %d s", account_id, timeout_s);
 }

@@ -30,12 +30,6 @@ static void teardown(void)
     pg = NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The first column of sql's first row as a number (-1 if no row). */
 static long pg_long(const char *sql, int n, const char *const *params)
 {
@@ -52,7 +46,7 @@ static long wait_at_least(const char *sql, int n, const char *const *params, lon
     int64_t deadline = ob_mono_ms() + timeout_ms;
     long v = pg_long(sql, n, params);
     while (v < want && ob_mono_ms() < deadline) {
-        sleep_ms(100);
+        h_sleep_ms(100);
         v = pg_long(sql, n, params);
     }
     return v;
@@ -246,7 +240,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
             owned[i] = h_metric(sched[i], "outbound_scheduler_partitions_owned");
         if (owned[0] > 0 && owned[1] > 0 && owned[0] + owned[1] == 4)
             break;
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     cr_assert(owned[0] > 0 && owned[1] > 0 && owned[0] + owned[1] == 4,
               "partitions not shared by the two schedulers: %ld + %ld", owned[0], owned[1]);
@@ -264,7 +258,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     /* The victim is the scheduler that records (so releases) deployment a. */
     const char *dep_a[] = {a.deployment_id};
     char *source = NULL;
-    for (int i = 0; i < 100 && !source; i++, sleep_ms(100))
+    for (int i = 0; i < 100 && !source; i++, h_sleep_ms(100))
         source = h_pg_value(pg,
                             "SELECT source FROM call_events WHERE deployment_id = $1"
                             " AND type = 'outbound.call.queued' LIMIT 1",
@@ -290,7 +284,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     kill(victim->pid, SIGKILL);
     waitpid(victim->pid, NULL, 0);
     victim->pid = 0;
-    sleep_ms(2000);
+    h_sleep_ms(2000);
     cr_assert(h_wait_ready(h_start(&s, "scheduler", "scheduler-3", NULL), 60000));
 
     /* Every accepted call ends (calls of either deployment). */
@@ -393,7 +387,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     while ((unpublished = pg_long("SELECT count(*) FROM call_events WHERE published_at IS NULL", 0,
                                   NULL)) > 0 &&
            ob_mono_ms() < deadline)
-        sleep_ms(200);
+        h_sleep_ms(200);
     cr_expect_eq(unpublished, 0, "events never published");
     char *subjects = NULL, *event_ids = NULL;
     completed_on_topic(&subjects, &event_ids);
@@ -461,7 +455,7 @@ Test(failover, a_paused_deployment_releases_nothing_and_cancel_wins, .timeout = 
         "SELECT count(*) FROM attempts WHERE call_id = ANY($1::uuid[])";
     for (int i = 0; i < 20; i++) {
         cr_assert_eq(pg_long(ATTEMPTS_SQL, 1, all), 0, "a paused deployment released a call");
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
 
     /* Cancel, then resume at once: the cancellation covers every call

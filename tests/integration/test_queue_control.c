@@ -24,12 +24,6 @@ static void teardown(void)
         PQfinish(pg);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Starts a stack whose calls run at the given speed. */
 static void up(const char *scale)
 {
@@ -78,7 +72,7 @@ static void wait_row(const char *call_id, const char *condition)
         free(v);
         if (v)
             return;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     cr_assert_fail("call %s never satisfied %s", call_id, condition);
 }

@@ -39,12 +39,6 @@ static char *queue_one(const h_tenant_t *t, const char *body)
     return id;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Polls sql (one parameter: call_id) until it returns a row; returns it. */
 static char *wait_row(PGconn *pg, const char *sql, const char *call_id, int timeout_ms)
 {
@@ -53,7 +47,7 @@ static char *wait_row(PGconn *pg, const char *sql, const char *call_id, int time
         char *v = h_pg_value(pg, sql, 1, p);
         if (v)
             return v;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     cr_assert_fail("no row for %s after %d ms: %s", call_id, timeout_ms, sql);
     return NULL;
@@ -205,7 +199,7 @@ Test(retries, killed_dialer_lease_expires_and_the_rules_decide, .timeout = 180, 
     free(wait_row(pg, "SELECT 1 FROM calls WHERE call_id = $1 AND state = 'dialing'", last, 60000));
 
     /* Renewal keeps a live dialer's lease from running out. */
-    sleep_ms(4500);
+    h_sleep_ms(4500);
     const char *p[] = {again};
     char *state = h_pg_value(pg, "SELECT state FROM calls WHERE call_id = $1", 1, p);
     cr_expect_str_eq(state, "dialing", "a live dialer's lease was renewed");

@@ -62,30 +62,6 @@ typedef struct {
     int fd;        /* the connection */
 } conn_t;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Finds a header's value in the head (NUL-terminated, CRLF lines). */
-static bool header(const char *head, const char *name, char *out, size_t len)
-{
-    size_t n = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-            while (*v == ' ')
-                v++;
-            size_t vlen = strcspn(v, "\r\n");
-            snprintf(out, len, "%.*s", (int)(vlen < len ? vlen : len - 1), v);
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Checks "v1=" + hex HMAC-SHA256(secret, timestamp "." body). */
 static bool signature_ok(const char *secret, const char *ts, const char *body, size_t len,
                          const char *sig)
@@ -109,9 +85,9 @@ static bool signature_ok(const char *secret, const char *ts, const char *body, s
 static int on_request(receiver_t *r, const char *head, const char *body, size_t len)
 {
     char id[64] = "", ts[32] = "", sig[128] = "", path[64] = "";
-    header(head, "X-Outbound-Event-Id", id, sizeof(id));
-    header(head, "X-Outbound-Timestamp", ts, sizeof(ts));
-    header(head, "X-Outbound-Signature", sig, sizeof(sig));
+    h_header(head, "X-Outbound-Event-Id", id, sizeof(id));
+    h_header(head, "X-Outbound-Timestamp", ts, sizeof(ts));
+    h_header(head, "X-Outbound-Signature", sig, sizeof(sig));
     sscanf(head, "POST %63s", path);
     long skew = labs((long)time(NULL) - atol(ts));
     bool good = id[0] && ts[0] && skew < 60 && signature_ok(r->secret, ts, body, len, sig);
@@ -158,7 +134,7 @@ static void *serve_conn(void *arg)
         size_t head_len = (size_t)(end - buf) + 4;
         char cl[32] = "0";
         end[2] = '\0'; /* the head ends with its last CRLF */
-        header(buf, "Content-Length", cl, sizeof(cl));
+        h_header(buf, "Content-Length", cl, sizeof(cl));
         size_t body_len = strtoul(cl, NULL, 10);
         while (used < head_len + body_len) {
             ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
@@ -244,7 +220,7 @@ static int receiver_accepted(receiver_t *r)
 static void wait_accepted(receiver_t *r, int want, int timeout_ms)
 {
     for (int waited = 0; receiver_accepted(r) < want && waited < timeout_ms; waited += 100)
-        sleep_ms(100);
+        h_sleep_ms(100);
     cr_assert_eq(receiver_accepted(r), want, "%d of %d results delivered in %d ms",
                  receiver_accepted(r), want, timeout_ms);
 }
@@ -308,7 +284,7 @@ static void cancel(const h_tenant_t *t, const char *call_id)
         status = r.status;
         h_resp_free(&r);
         if (status != 200)
-            sleep_ms(100);
+            h_sleep_ms(100);
     }
     cr_assert_eq(status, 200, "cancel %s", call_id);
 }
@@ -357,7 +333,7 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     char *silent = queue_one(&other, "{\"phone_number\":\"+12125550100\",\"max_attempts\":1}");
 
     wait_accepted(&rx, 6, 40000);
-    sleep_ms(1500); /* time for any duplicate to show up */
+    h_sleep_ms(1500); /* time for any duplicate to show up */
 
     static const char *const statuses[] = {"completed", "failed",    "failed",
                                            "failed",    "completed", "uncalled"};
@@ -493,7 +469,7 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
                            1, p);
         if (tried && strcmp(tried, "4") == 0)
             break;
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     cr_assert_str_eq(tried, "4", "every delivery was tried and is still pending");
     free(tried);
@@ -519,7 +495,7 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
     cr_assert(h_wait_ready(again, 60000));
 
     wait_accepted(&rx, 4, 20000);
-    sleep_ms(1500);
+    h_sleep_ms(1500);
     pthread_mutex_lock(&rx.mu);
     cr_expect_eq(rx.nevents, 4);
     for (int i = 0; i < 4; i++) {
