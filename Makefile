@@ -185,6 +185,12 @@ bench-quick: deps all
 bench-scheduler: deps all
 	@bench/scheduler.sh
 
+# Dialer benchmark (sim calls in flight on one worker, events/s to Postgres
+# and Kafka, webhooks/s) on its own stack; bench/dialer.sh --quick for a smoke run.
+.PHONY: bench-dialer
+bench-dialer: deps all
+	@bench/dialer.sh
+
 format:
 	clang-format -i $(FORMAT_SRC)
 

@@ -16,8 +16,9 @@ the results (bench/results/<timestamp>.json, the table, BENCHMARKS.md).
         prints the results table.
     report.py markdown RESULTS_JSON BENCHMARKS_MD
         rewrites BENCHMARKS.md from the results, keeping its hand-written
-        notes (between the "notes" markers) and the scheduler benchmark's
-        block (bench/scheduler.sh's, between its markers) as they are.
+        notes (between the "notes" markers) and the scheduler and dialer
+        benchmarks' blocks (bench/scheduler.sh's and bench/dialer.sh's,
+        between their markers) as they are.
 """
 import datetime
 import glob
@@ -34,6 +35,8 @@ NOTES_BEGIN = "<!-- notes:begin (kept when bench/run.sh rewrites this file) -->"
 NOTES_END = "<!-- notes:end -->"
 SCHEDULER_BEGIN = "<!-- scheduler-bench:begin"
 SCHEDULER_END = "<!-- scheduler-bench:end -->"
+DIALER_BEGIN = "<!-- dialer-bench:begin"
+DIALER_END = "<!-- dialer-bench:end -->"
 
 TARGETS = {
     "single_rps": 10000,
@@ -550,10 +553,12 @@ def cmd_markdown(path, md_path):
         i, j = old.find(NOTES_BEGIN), old.find(NOTES_END)
         if i >= 0 and j > i:
             notes = old[i + len(NOTES_BEGIN) : j].strip("\n")
-        # bench/scheduler.sh's block is its own: kept as it is, at the end.
-        i, j = old.find(SCHEDULER_BEGIN), old.find(SCHEDULER_END)
-        if i >= 0 and j > i:
-            scheduler_block = "\n" + old[i : j + len(SCHEDULER_END)] + "\n"
+        # bench/scheduler.sh's and bench/dialer.sh's blocks are their own:
+        # kept as they are, at the end.
+        for begin, end in ((SCHEDULER_BEGIN, SCHEDULER_END), (DIALER_BEGIN, DIALER_END)):
+            i, j = old.find(begin), old.find(end)
+            if i >= 0 and j > i:
+                scheduler_block += "\n" + old[i : j + len(end)] + "\n"
     except OSError:
         pass
     if not notes:
