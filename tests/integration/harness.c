@@ -467,15 +467,10 @@ static rd_kafka_t *probe_consumer(const char *topic)
     return rk;
 }
 
-int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema)
+bool h_read_topic(const char *topic, h_message_fn fn, void *arg)
 {
-    char topic[128], path[256];
-    snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
-    snprintf(path, sizeof(path), "build/test-logs/%s-messages.jsonl", s->prefix);
-    FILE *out = fopen(path, "a");
-    cr_assert_not_null(out, "cannot write %s", path);
     rd_kafka_t *rk = probe_consumer(topic);
-    int n = 0, eofs = 0, partitions = -1;
+    int eofs = 0, partitions = -1;
     int64_t deadline = ob_mono_ms() + 20000;
     while (ob_mono_ms() < deadline && (partitions < 0 || eofs < partitions)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
@@ -488,15 +483,39 @@ int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema)
             rd_kafka_topic_partition_list_destroy(parts);
             eofs++;
         } else if (!m->err) {
-            fprintf(out, "%s %.*s\n", schema, (int)m->len, (const char *)m->payload);
-            n++;
+            fn(arg, m->payload, m->len);
         }
         rd_kafka_message_destroy(m);
     }
-    fclose(out);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    return n;
+    return partitions > 0 && eofs >= partitions;
+}
+
+typedef struct {
+    FILE *out;
+    const char *schema;
+    int n;
+} capture_t;
+
+static void capture_one(void *arg, const void *payload, size_t len)
+{
+    capture_t *c = arg;
+    fprintf(c->out, "%s %.*s\n", c->schema, (int)len, (const char *)payload);
+    c->n++;
+}
+
+int h_capture_topic(const h_stack_t *s, const char *suffix, const char *schema)
+{
+    char topic[128], path[256];
+    snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
+    snprintf(path, sizeof(path), "build/test-logs/%s-messages.jsonl", s->prefix);
+    capture_t c = {fopen(path, "a"), schema, 0};
+    cr_assert_not_null(c.out, "cannot write %s", path);
+    bool unused = h_read_topic(topic, capture_one, &c);
+    (void)unused;
+    fclose(c.out);
+    return c.n;
 }
 
 char *h_event_types(const h_stack_t *s, const char *call_id, int count, int timeout_ms)

@@ -92,6 +92,14 @@ void h_tenant(PGconn *c, h_tenant_t *t, int capacity);
  * comma-separated malloc'd string. */
 char *h_event_types(const h_stack_t *s, const char *call_id, int count, int timeout_ms);
 
+/* Called with each message of a topic read by h_read_topic. */
+typedef void (*h_message_fn)(void *arg, const void *payload, size_t len);
+
+/* Reads topic from its beginning to its current end (at most 20 s), in a
+ * new consumer group, calling fn for each message. Returns true if every
+ * partition was read to its end. */
+bool h_read_topic(const char *topic, h_message_fn fn, void *arg);
+
 /* Appends every message of the stack's topic <prefix>.<suffix> to
  * build/test-logs/<prefix>-messages.jsonl as "<schema> <json>" lines, for
  * tools/check_schemas.py; returns how many were captured. */

@@ -139,24 +139,24 @@ static void queue_mix(const h_tenant_t *t, int n, char **ids, char **expected, i
     h_resp_free(&r);
 }
 
-static rd_kafka_t *topic_reader(const char *topic)
+typedef struct {
+    char **subjects, **ids; /* comma-separated lists being built */
+} completed_t;
+
+/* Adds a completed event's subject and id to the lists. */
+static void completed_one(void *arg, const void *payload, size_t len)
 {
-    char errstr[512], group[128];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    h_unique(group, sizeof(group), "failover-");
-    rd_kafka_conf_set(conf, "bootstrap.servers", h_kafka(), errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    cr_assert_not_null(rk, "%s", errstr);
-    rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(rk, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    return rk;
+    completed_t *c = arg;
+    cJSON *ev = cJSON_ParseWithLength(payload, len);
+    const cJSON *type = cJSON_GetObjectItem(ev, "type");
+    const cJSON *subject = cJSON_GetObjectItem(ev, "subject");
+    const cJSON *id = cJSON_GetObjectItem(ev, "id");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "outbound.call.completed") == 0 &&
+        cJSON_IsString(subject) && cJSON_IsString(id)) {
+        append(c->subjects, subject->valuestring);
+        append(c->ids, id->valuestring);
+    }
+    cJSON_Delete(ev);
 }
 
 /* Reads the whole call-events topic; returns the subjects and ids of its
@@ -165,37 +165,9 @@ static void completed_on_topic(char **subjects, char **ids)
 {
     char topic[128];
     snprintf(topic, sizeof(topic), "%s.call-events", s.prefix);
-    rd_kafka_t *rk = topic_reader(topic);
-    int eofs = 0, partitions = -1;
-    int64_t deadline = ob_mono_ms() + 20000;
+    completed_t c = {subjects, ids};
     *subjects = *ids = NULL;
-    while (ob_mono_ms() < deadline && (partitions < 0 || eofs < partitions)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m)
-            continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            rd_kafka_topic_partition_list_t *parts = NULL;
-            rd_kafka_assignment(rk, &parts);
-            partitions = parts ? parts->cnt : 0;
-            rd_kafka_topic_partition_list_destroy(parts);
-            eofs++;
-        } else if (!m->err) {
-            cJSON *ev = cJSON_ParseWithLength(m->payload, m->len);
-            const cJSON *type = cJSON_GetObjectItem(ev, "type");
-            const cJSON *subject = cJSON_GetObjectItem(ev, "subject");
-            const cJSON *id = cJSON_GetObjectItem(ev, "id");
-            if (cJSON_IsString(type) && strcmp(type->valuestring, "outbound.call.completed") == 0 &&
-                cJSON_IsString(subject) && cJSON_IsString(id)) {
-                append(subjects, subject->valuestring);
-                append(ids, id->valuestring);
-            }
-            cJSON_Delete(ev);
-        }
-        rd_kafka_message_destroy(m);
-    }
-    cr_expect(partitions > 0 && eofs >= partitions, "call-events topic not read to its end");
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    cr_expect(h_read_topic(topic, completed_one, &c), "call-events topic not read to its end");
     char *sub = ob_xasprintf("{%s}", *subjects ? *subjects : "");
     char *idl = ob_xasprintf("{%s}", *ids ? *ids : "");
     free(*subjects);
