@@ -8,6 +8,8 @@
 #include "ob_log.h"
 #include "ob_pg.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,27 @@ static const layout_t ENDED = {-1, 3, 4, -1, 5, 6, 7, 8};
  * max_attempts, next_attempt_at). */
 static const layout_t CONCLUDED = {3, 4, 5, 6, 7, 8, 9, 10};
 
+/* The event of row i of res, whose columns start at column `first`. */
+static void event_from_row(ob_call_event_t *ev, PGresult *res, int i, int first, const layout_t *l,
+                           const char *source, const char *reason)
+{
+    const char *state = l->state < 0 ? "completed" : PQgetvalue(res, i, first + l->state);
+    ev->source = ob_xstrdup(source);
+    ev->type = ob_xasprintf("outbound.call.%s",
+                            strcmp(state, "queued") == 0 ? "retry_scheduled" : "completed");
+    ev->call_id = col(res, i, first);
+    ev->deployment_id = col(res, i, first + 1);
+    ev->account_id = col(res, i, first + 2);
+    ev->state = ob_xstrdup(state);
+    ev->status = col(res, i, first + l->status);
+    ev->result = col(res, i, first + l->result);
+    ev->reason = l->reason < 0 ? ob_xstrdup(reason) : col(res, i, first + l->reason);
+    ev->phone_number = col(res, i, first + l->phone);
+    ev->message_reference = col(res, i, first + l->reference);
+    ev->attempt = atoi(PQgetvalue(res, i, first + l->attempt));
+    ev->max_attempts = atoi(PQgetvalue(res, i, first + l->max_attempts));
+}
+
 /* Runs sql in its own transaction, records one event per returned row and
  * commits, then publishes the events (those that fail wait for the relay). */
 static ob_rc_t run(PGconn *conn, ob_producer_t *producer, const char *events_topic,
@@ -49,25 +72,10 @@ static ob_rc_t run(PGconn *conn, ob_producer_t *producer, const char *events_top
         n = PQntuples(res);
         evs = ob_xcalloc((size_t)n + 1, sizeof(*evs));
     }
-    for (int i = 0; i < n && rc == OB_OK; i++) {
-        ob_call_event_t *ev = &evs[i];
-        const char *state = l->state < 0 ? "completed" : PQgetvalue(res, i, l->state);
-        ev->source = ob_xstrdup(source);
-        ev->type = ob_xasprintf("outbound.call.%s",
-                                strcmp(state, "queued") == 0 ? "retry_scheduled" : "completed");
-        ev->call_id = col(res, i, 0);
-        ev->deployment_id = col(res, i, 1);
-        ev->account_id = col(res, i, 2);
-        ev->state = ob_xstrdup(state);
-        ev->status = col(res, i, l->status);
-        ev->result = col(res, i, l->result);
-        ev->reason = l->reason < 0 ? ob_xstrdup(reason) : col(res, i, l->reason);
-        ev->phone_number = col(res, i, l->phone);
-        ev->message_reference = col(res, i, l->reference);
-        ev->attempt = atoi(PQgetvalue(res, i, l->attempt));
-        ev->max_attempts = atoi(PQgetvalue(res, i, l->max_attempts));
-        rc = ob_events_record(conn, ev, err);
-    }
+    for (int i = 0; i < n; i++)
+        event_from_row(&evs[i], res, i, 0, l, source, reason);
+    if (rc == OB_OK)
+        rc = ob_events_record_many(conn, evs, (size_t)n, err);
     if (rc == OB_OK)
         rc = ob_pg_commit(conn, err);
     if (rc != OB_OK) {
@@ -93,26 +101,85 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
                err);
 }
 
-ob_rc_t ob_calls_conclude(PGconn *conn, ob_producer_t *producer, const char *events_topic,
-                          const char *source, const char *call_id, int attempt, const char *result,
-                          const char *reason, bool answered, int ring_ms, int talk_ms,
-                          ob_err_t *err)
+/* The attempts travel as one JSON array; "i" maps each concluded row back to
+ * its input. decision_ms is set after conclude_attempt() locked the call, so
+ * the locks are taken in the same order (call, then attempt) as everywhere. */
+static const char CONCLUDE_MANY_SQL[] =
+    "SELECT j.i, r.* FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int,"
+    " result text, reason text, answered boolean, ring_ms int, talk_ms int)"
+    " CROSS JOIN LATERAL conclude_attempt(j.call_id, j.attempt, j.result, j.reason, j.answered,"
+    " j.ring_ms, j.talk_ms) r";
+static const char DECISION_SQL[] =
+    "UPDATE attempts a SET decision_ms = j.decision_ms"
+    " FROM json_to_recordset($1::json) AS j(call_id uuid, attempt int, decision_ms int)"
+    " WHERE a.call_id = j.call_id AND a.attempt = j.attempt AND j.decision_ms IS NOT NULL";
+
+ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_end_t *ends,
+                             size_t n, ob_call_event_t *evs, bool *done, ob_err_t *err)
 {
-    char attempt_s[16], ring[16], talk[16];
-    int rows = 0;
-    snprintf(attempt_s, sizeof(attempt_s), "%d", attempt);
-    snprintf(ring, sizeof(ring), "%d", ring_ms);
-    snprintf(talk, sizeof(talk), "%d", talk_ms);
-    const char *params[] = {call_id, attempt_s, result, reason, answered ? "true" : "false",
-                            ring,    talk};
-    ob_rc_t rc = run(conn, producer, events_topic, source, &CONCLUDED, NULL,
-                     "SELECT * FROM conclude_attempt($1::uuid, $2::int, $3, $4, $5::boolean,"
-                     " $6::int, $7::int)",
-                     7, params, &rows, err);
-    if (rc == OB_OK && rows == 0) {
-        ob_err_set(err, "attempt %d of call %s had already been concluded", attempt, call_id);
-        rc = OB_ECONFLICT;
+    cJSON *rows = cJSON_CreateArray();
+    bool decisions = false;
+    for (size_t i = 0; i < n; i++) {
+        const ob_attempt_end_t *e = &ends[i];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "i", (double)i);
+        cJSON_AddStringToObject(row, "call_id", e->call_id);
+        cJSON_AddNumberToObject(row, "attempt", e->attempt);
+        cJSON_AddStringToObject(row, "result", e->result);
+        cJSON_AddStringToObject(row, "reason", e->reason);
+        cJSON_AddBoolToObject(row, "answered", e->answered);
+        cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
+        cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
+        if (e->decision_ms >= 0) {
+            cJSON_AddNumberToObject(row, "decision_ms", e->decision_ms);
+            decisions = true;
+        }
+        cJSON_AddItemToArray(rows, row);
+        done[i] = false;
     }
+    char *text = cJSON_PrintUnformatted(rows);
+    cJSON_Delete(rows);
+    const char *params[] = {text};
+    PGresult *res = NULL;
+    ob_rc_t rc = ob_pg_exec(conn, CONCLUDE_MANY_SQL, 1, params, &res, err);
+    if (rc == OB_OK && decisions)
+        rc = ob_pg_exec(conn, DECISION_SQL, 1, params, NULL, err);
+    cJSON_free(text);
+    for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
+        size_t i = (size_t)atoi(PQgetvalue(res, r, 0));
+        if (i >= n || done[i])
+            continue;
+        event_from_row(&evs[i], res, r, 1, &CONCLUDED, source, NULL);
+        done[i] = true;
+    }
+    PQclear(res);
+    return rc;
+}
+
+ob_rc_t ob_calls_conclude(PGconn *conn, ob_producer_t *producer, const char *events_topic,
+                          const char *source, const ob_attempt_end_t *end, ob_err_t *err)
+{
+    ob_call_event_t ev = {0};
+    bool done = false;
+    ob_rc_t rc = ob_pg_begin(conn, err);
+    if (rc == OB_OK)
+        rc = ob_calls_conclude_tx(conn, source, end, 1, &ev, &done, err);
+    if (rc == OB_OK && done)
+        rc = ob_events_record(conn, &ev, err);
+    if (rc == OB_OK)
+        rc = ob_pg_commit(conn, err);
+    if (rc != OB_OK) {
+        ob_pg_rollback(conn);
+    } else if (!done) {
+        ob_err_set(err, "attempt %d of call %s had already been concluded", end->attempt,
+                   end->call_id);
+        rc = OB_ECONFLICT;
+    } else {
+        ob_err_t perr = {{0}};
+        if (ob_events_publish(producer, events_topic, conn, &ev, 1, &perr) != OB_OK)
+            OB_WARN("calls", "%s event left for the relay: %s", ev.type, perr.msg);
+    }
+    ob_call_event_clear(&ev);
     return rc;
 }
 

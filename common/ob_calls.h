@@ -23,18 +23,37 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
                      const char *source, const char *reason, const char *sql, int nparams,
                      const char *const *params, int *ended, ob_err_t *err) OB_MUSTCHECK;
 
+/* How one attempt ended, for the conclusions below. */
+typedef struct {
+    const char *call_id; /* the call */
+    int attempt;         /* its attempt that ended */
+    const char *result;  /* voice, busy, ..., noattempt */
+    const char *reason;  /* why it ended ("answered", the result, "dialer_shutdown", ...) */
+    bool answered;       /* it was connected */
+    int ring_ms;         /* until the answer or the end */
+    int talk_ms;         /* connected time */
+    int decision_ms;     /* callee type decided this long after the answer, or -1 */
+} ob_attempt_end_t;
+
 /*
- * Concludes attempt `attempt` of call_id (dialing or connected) with result
- * and reason through conclude_attempt(): the call completes (answered), is
+ * Inside the caller's open transaction, concludes the n attempts in one
+ * statement through conclude_attempt() (dialing or connected ones; released
+ * ones only with result noattempt): each call completes (answered), is
  * queued for its next attempt by its retry rules (event
- * outbound.call.retry_scheduled) or fails; the event is recorded in the same
- * transaction and then published. Returns OB_ECONFLICT when the attempt had
- * already been concluded (nothing changed), OB_EDEPENDENCY/OB_ERR when
- * Postgres failed.
+ * outbound.call.retry_scheduled) or fails. For each concluded attempt
+ * done[i] is set and evs[i] filled (its event, to be recorded by the
+ * caller; owned by evs[i]); an attempt already concluded gets done[i] false.
  */
+ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_end_t *ends,
+                             size_t n, ob_call_event_t *evs, bool *done,
+                             ob_err_t *err) OB_MUSTCHECK;
+
+/* One attempt in its own transaction, its event recorded, committed and
+ * published. Returns OB_ECONFLICT when the attempt had already been
+ * concluded (nothing changed), OB_EDEPENDENCY/OB_ERR/OB_EAGAIN when Postgres
+ * failed. */
 ob_rc_t ob_calls_conclude(PGconn *conn, ob_producer_t *producer, const char *events_topic,
-                          const char *source, const char *call_id, int attempt, const char *result,
-                          const char *reason, bool answered, int ring_ms, int talk_ms,
+                          const char *source, const ob_attempt_end_t *end,
                           ob_err_t *err) OB_MUSTCHECK;
 
 /* cancel_pending() for one call (call_id) or every call of the deployment

@@ -56,10 +56,13 @@ ob_rc_t ob_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const
     if (err)
         trim_newline(err->msg);
     bool conflict = state && strcmp(state, "23505") == 0;
+    /* Deadlock and serialization failures: the transaction may simply run
+     * again. */
+    bool transient = state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
     PQclear(res);
     if (PQstatus(conn) != CONNECTION_OK)
         return OB_EDEPENDENCY;
-    return conflict ? OB_ECONFLICT : OB_ERR;
+    return conflict ? OB_ECONFLICT : transient ? OB_EAGAIN : OB_ERR;
 }
 
 ob_rc_t ob_pg_begin(PGconn *conn, ob_err_t *err)

@@ -34,7 +34,8 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err) OB_MUSTCHECK;
 /* Runs a parameterised statement (text parameters, NULL for SQL NULL).
  * On OB_OK *out (if not NULL) holds the result, which the caller PQclears;
  * on failure nothing is returned and err holds PQerrorMessage. A lost
- * connection yields OB_EDEPENDENCY. */
+ * connection yields OB_EDEPENDENCY, a unique violation OB_ECONFLICT, a
+ * deadlock or serialization failure OB_EAGAIN (run the transaction again). */
 ob_rc_t ob_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                    PGresult **out, ob_err_t *err) OB_MUSTCHECK;
 

@@ -124,6 +124,8 @@ logging_collector = off
 log_destination = 'stderr'
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
+	# Extra settings for one run (profiling, e.g. pg_stat_statements), one per line.
+	[[ -z ${OB_LOCAL_PG_EXTRA_CONF:-} ]] || printf '%s\n' "$OB_LOCAL_PG_EXTRA_CONF" >>"$conf"
 	grep -q "^include 'outbound.conf'" "$data/postgresql.conf" ||
 		printf "\n# Local-stack settings (deploy/local/postgres.sh)\ninclude 'outbound.conf'\n" \
 			>>"$data/postgresql.conf"

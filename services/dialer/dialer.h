@@ -9,6 +9,7 @@
 
 #include "dialer_carrier.h"
 #include "dialer_webhooks.h"
+#include "ob_calls.h"
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
@@ -56,12 +57,31 @@ enum {
     M_COUNT,
 };
 
+/* Where a slot is. Transitions are written to Postgres in batches, once per
+ * turn of the loop (dialer_flush), so a slot can wait for the flush. */
+typedef enum {
+    DIALER_SLOT_FREE,   /* no call */
+    DIALER_SLOT_TAKING, /* a dial job was read; its dialing waits for the flush */
+    DIALER_SLOT_LIVE,   /* the carrier has the call */
+    DIALER_SLOT_ENDING, /* the carrier ended it; its conclusion waits for the flush */
+} dialer_slot_t;
+
 /* One call the worker holds. */
 typedef struct {
-    ob_dial_job_t job;  /* the job it came from (owned) */
-    bool in_use;        /* slot taken */
-    bool answered;      /* connected was recorded */
-    const char *cut_by; /* reason when we hung up before the call ended, else NULL */
+    ob_dial_job_t job;       /* the job it came from (owned) */
+    bool in_use;             /* slot taken (state is not FREE) */
+    dialer_slot_t state;     /* see dialer_slot_t */
+    bool answered;           /* connected was recorded */
+    bool connecting;         /* connected waits for the flush */
+    const char *answered_as; /* callee type reported with the answer */
+    const char *decided_as;  /* callee type once decided, else NULL */
+    int decision_ms;         /* decided this long after the answer (nominal), or -1 */
+    const char *cut_by;      /* reason when we hung up before the call ended, else NULL */
+    rd_kafka_message_t *msg; /* TAKING: the job's message (owned) */
+    bool invalid;            /* TAKING: the message is no dial job */
+    bool excluded;           /* flush: a guard half-matched; refused without a retry */
+    bool refused;            /* flush: the transition's guard did not match */
+    ob_attempt_end_t end;    /* ENDING: how it ended */
 } dialer_call_t;
 
 typedef struct {
@@ -74,6 +94,12 @@ typedef struct {
     char *source;                         /* CloudEvents source of this worker */
     dialer_call_t *calls;                 /* one slot per channel */
     int active;                           /* slots in use */
+    int *free_slots;                      /* indexes of the free slots (a stack) */
+    int nfree;                            /* its size */
+    int *taking, ntaking;                 /* slots whose dialing waits for the flush */
+    int *connecting, nconnecting;         /* slots whose connected waits for the flush */
+    int *ending, nending;                 /* slots whose conclusion waits for the flush */
+    int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
     int64_t next_renew_ms;                /* monotonic time of the next lease renewal */
     int64_t next_announce_ms;             /* monotonic time of the next heartbeat */
     bool announcing;                      /* the dialers row is kept up (false once draining) */
@@ -86,11 +112,33 @@ typedef struct {
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
 } dialer_ctx_t;
 
-/* Takes one dial job: records dialing (guarded on the job id, so a stale or
- * duplicate job is refused) and starts the carrier call. Returns true when
- * the message is done with (started or refused) and its offset may be
- * stored; false when it must be retried (Postgres unavailable). */
-bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg);
+/* Most dial jobs read in one turn of the loop (one flush). */
+#define DIALER_TAKE_BATCH 500
+
+/* Allocates the slots and the flush queues for cfg->channels calls. */
+void dialer_slots_init(dialer_ctx_t *ctx);
+void dialer_slots_free(dialer_ctx_t *ctx);
+
+/* Takes one dial job message (owned from now on) into a free slot; its
+ * dialing transition is written by the next dialer_flush. The caller makes
+ * sure a slot is free (ctx->nfree > 0). */
+void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg);
+
+/* Transitions waiting for Postgres (dialing, connected, concluded). */
+int dialer_pending(const dialer_ctx_t *ctx);
+
+/*
+ * Writes every waiting transition in one transaction: the guarded dialing
+ * of the taken jobs (a stale or duplicate job is refused), the connected
+ * calls, the concluded attempts (ob_calls_conclude_tx) and their events;
+ * commits, publishes the events (one produce, one acknowledgement wait, one
+ * mark) and then acts: starts the carrier calls of the jobs taken (storing
+ * their offsets), tells the application of the calls connected, frees the
+ * slots of the calls concluded. When Postgres fails the taken jobs are given
+ * back to Kafka (their partitions rewound) and the rest waits a second.
+ * Returns false when it failed.
+ */
+bool dialer_flush(dialer_ctx_t *ctx);
 
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
  * worker is dialing; cheap to call on every loop turn. */

@@ -21,8 +21,8 @@ typedef struct {
     void (*ended)(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
                   int talk_ms);
     /* The callee type of a call answered as "processing" is decided (before
-     * ended); may be NULL. */
-    void (*decided)(void *worker, void *call, const char *callee_type);
+     * ended), decision_ms (nominal) after the answer; may be NULL. */
+    void (*decided)(void *worker, void *call, const char *callee_type, int decision_ms);
 } carrier_events_t;
 
 typedef struct carrier carrier_t;

@@ -20,6 +20,7 @@ typedef struct {
     const char *result; /* outcome */
     int ring_ms;        /* nominal ring time */
     int talk_ms;        /* nominal talk time */
+    int detect_ms;      /* nominal callee-type decision time after the answer */
     int64_t answer_at;  /* when ringing ends (scaled) */
     int64_t decide_at;  /* when the callee type is known (scaled) */
     int64_t end_at;     /* when the call ends (scaled) */
@@ -133,8 +134,8 @@ static bool sim_start(carrier_t *c, void *call, const char *call_id, int attempt
         sc->end_at = sc->answer_at + scaled(s, sc->talk_ms);
         /* Detection takes 2-5 s after the answer, as a real one listens
          * first; the type is the outcome's, so results do not change. */
-        int detect_ms = 2000 + (int)(fnv1a(call_id, s->seed + (uint64_t)attempt) % 3001);
-        sc->decide_at = sc->answer_at + scaled(s, detect_ms);
+        sc->detect_ms = 2000 + (int)(fnv1a(call_id, s->seed + (uint64_t)attempt) % 3001);
+        sc->decide_at = sc->answer_at + scaled(s, sc->detect_ms);
         s->active++;
         return true;
     }
@@ -201,8 +202,10 @@ static int64_t sim_run(carrier_t *c, int64_t now)
         if (sc->call && sc->connected && !sc->decided &&
             (now >= sc->decide_at || now >= sc->end_at)) {
             sc->decided = true;
+            /* A call that ends first is decided at its end. */
+            int decision_ms = sc->detect_ms < sc->talk_ms ? sc->detect_ms : sc->talk_ms;
             if (s->base.events->decided)
-                s->base.events->decided(s->base.worker, sc->call, sc->result);
+                s->base.events->decided(s->base.worker, sc->call, sc->result, decision_ms);
         }
         if (sc->call && sc->connected && now >= sc->end_at) {
             finish(s, sc, sc->talk_ms);

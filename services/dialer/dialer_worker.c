@@ -1,9 +1,11 @@
 /*
- * Dialer state transitions. For each transition the order is: write
- * Postgres (guarded UPDATE ... WHERE state = expected, with the event row in
- * the same transaction), then publish the event. A crash between the two
- * leaves an unpublished row that the relay sends later. Also the worker's
- * announcement (its dialers row), which the scheduler routes jobs by.
+ * Dialer state transitions, written in batches: the carrier's callbacks and
+ * the dial jobs read only queue a transition on the call's slot, and once
+ * per turn of the loop dialer_flush writes them all in one transaction
+ * (guarded UPDATE ... WHERE state = expected, with the event rows), then
+ * publishes the events. A crash between the two leaves unpublished rows that
+ * the relay sends later. Also the worker's announcement (its dialers row),
+ * which the scheduler routes jobs by.
  */
 #include "dialer.h"
 #include "dialer_app.h"
@@ -14,38 +16,55 @@
 #include "ob_service.h"
 #include "ob_signal.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* One guarded statement; it uses the first nparams of the transition's
- * parameters ($1..$n). */
-typedef struct {
-    const char *sql; /* must touch exactly one row */
-    int nparams;     /* parameters it uses */
-} stmt_t;
+/* The dialing of the taken jobs. The call row is changed first (locked as
+ * cancel_pending() locks it, so the two cannot deadlock; whichever commits
+ * first wins and the other's guard does not match), then the job's attempt,
+ * which must still be released to this very job. Returns, per call row
+ * changed, the job's index and whether its attempt matched too. */
+static const char DIALING_SQL[] =
+    "WITH j AS (SELECT * FROM json_to_recordset($1::json)"
+    "  AS j(i int, call_id uuid, attempt int, job_id uuid)),"
+    " c AS (UPDATE calls SET state = 'dialing', updated_at = now() FROM j"
+    "  WHERE calls.call_id = j.call_id AND calls.active_attempt = j.attempt"
+    "  AND calls.state = 'queued' AND (calls.expires_at IS NULL OR calls.expires_at > now())"
+    "  RETURNING j.i, calls.call_id, j.attempt, j.job_id),"
+    " a AS (UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $2,"
+    "  lease_until = now() + make_interval(secs => $3::int) FROM c"
+    "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
+    "  AND attempts.job_id = c.job_id AND attempts.state = 'released'"
+    "  RETURNING attempts.call_id)"
+    " SELECT c.i, a.call_id IS NOT NULL FROM c LEFT JOIN a USING (call_id)";
 
-/* A transition: guarded statements plus the event they produce. */
-typedef struct {
-    const char *type;   /* event type suffix: "dialing", "connected", ... */
-    const char *state;  /* call state after it */
-    const char *status; /* final status, or NULL */
-    const char *result; /* attempt result, or NULL */
-    const char *reason; /* why, or NULL */
-} transition_t;
+/* The connected calls, call row first as everywhere. */
+static const char CONNECTED_SQL[] =
+    "WITH j AS (SELECT * FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int)),"
+    " c AS (UPDATE calls SET state = 'connected', updated_at = now() FROM j"
+    "  WHERE calls.call_id = j.call_id AND calls.active_attempt = j.attempt"
+    "  AND calls.state = 'dialing'"
+    "  RETURNING j.i, calls.call_id, j.attempt),"
+    " a AS (UPDATE attempts SET state = 'connected', connected_at = now() FROM c"
+    "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
+    "  AND attempts.state = 'dialing'"
+    "  RETURNING attempts.call_id)"
+    " SELECT c.i, a.call_id IS NOT NULL FROM c LEFT JOIN a USING (call_id)";
 
-static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const transition_t *t)
+static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const char *type,
+                                 const char *state, const char *result)
 {
     ob_call_event_t ev = {0};
     ev.source = ob_xstrdup(ctx->source);
-    ev.type = ob_xasprintf("outbound.call.%s", t->type);
+    ev.type = ob_xasprintf("outbound.call.%s", type);
     ev.call_id = ob_xstrdup(job->call_id);
     ev.deployment_id = ob_xstrdup(job->deployment_id);
     ev.account_id = ob_xstrdup(job->account_id);
-    ev.state = ob_xstrdup(t->state);
-    ev.status = t->status ? ob_xstrdup(t->status) : NULL;
-    ev.result = t->result ? ob_xstrdup(t->result) : NULL;
-    ev.reason = t->reason ? ob_xstrdup(t->reason) : NULL;
+    ev.state = ob_xstrdup(state);
+    ev.result = result ? ob_xstrdup(result) : NULL;
     ev.phone_number = ob_xstrdup(job->phone_number);
     ev.message_reference = job->message_reference ? ob_xstrdup(job->message_reference) : NULL;
     ev.attempt = job->attempt;
@@ -53,162 +72,90 @@ static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, co
     return ev;
 }
 
-/* Runs stmts (each must touch one row, else the transition is stale), records
- * the event and commits; then publishes. Returns OB_ECONFLICT when a guard did
- * not match, OB_EDEPENDENCY/OB_ERR when Postgres failed. */
-static ob_rc_t apply(dialer_ctx_t *ctx, const ob_dial_job_t *job, const transition_t *t,
-                     const stmt_t *stmts, const char *const *params)
+void dialer_slots_init(dialer_ctx_t *ctx)
 {
-    ob_err_t err = {{0}};
-    ob_call_event_t ev = event_for(ctx, job, t);
-    ob_rc_t rc = ob_pg_begin(ctx->pg, &err);
-    for (const stmt_t *s = stmts; s->sql && rc == OB_OK; s++) {
-        PGresult *res = NULL;
-        rc = ob_pg_exec(ctx->pg, s->sql, s->nparams, params, &res, &err);
-        if (rc == OB_OK && atoi(PQcmdTuples(res)) != 1) {
-            rc = OB_ECONFLICT;
-            ob_err_set(&err, "guard did not match (stale or duplicate transition)");
-        }
-        PQclear(res);
-    }
-    if (rc == OB_OK)
-        rc = ob_events_record(ctx->pg, &ev, &err);
-    if (rc == OB_OK)
-        rc = ob_pg_commit(ctx->pg, &err);
-    if (rc != OB_OK) {
-        ob_pg_rollback(ctx->pg);
-        if (rc != OB_ECONFLICT) {
-            __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-            OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", job->call_id), "%s not recorded: %s",
-                   t->type, err.msg);
-        }
-        ob_call_event_clear(&ev);
-        return rc;
-    }
-    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
-    if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, &ev, 1, &err) != OB_OK)
-        OB_WARN("worker", "event left for the relay: %s", err.msg);
-    ob_call_event_clear(&ev);
-    return OB_OK;
+    size_t n = (size_t)ctx->cfg->channels;
+    ctx->calls = ob_xcalloc(n, sizeof(dialer_call_t));
+    ctx->free_slots = ob_xcalloc(n, sizeof(int));
+    ctx->taking = ob_xcalloc(n, sizeof(int));
+    ctx->connecting = ob_xcalloc(n, sizeof(int));
+    ctx->ending = ob_xcalloc(n, sizeof(int));
+    /* Popped from the top: slot 0 first. */
+    for (int i = 0; i < (int)n; i++)
+        ctx->free_slots[i] = (int)n - 1 - i;
+    ctx->nfree = (int)n;
 }
 
-/* Retries a transition until Postgres takes it (or a guard says it is moot);
- * losing a result is never an option. */
-static ob_rc_t apply_until_durable(dialer_ctx_t *ctx, const ob_dial_job_t *job,
-                                   const transition_t *t, const stmt_t *stmts,
-                                   const char *const *params)
+void dialer_slots_free(dialer_ctx_t *ctx)
 {
-    ob_err_t err = {{0}};
-    for (;;) {
-        ob_rc_t rc = apply(ctx, job, t, stmts, params);
-        if (rc == OB_OK || rc == OB_ECONFLICT)
-            return rc;
-        ob_service_sleep(1000);
-        if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK)
-            OB_WARN("worker", "waiting for Postgres: %s", err.msg);
+    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
+        if (ctx->calls[i].msg)
+            rd_kafka_message_destroy(ctx->calls[i].msg);
+        ob_dial_job_clear(&ctx->calls[i].job);
     }
+    free(ctx->calls);
+    free(ctx->free_slots);
+    free(ctx->taking);
+    free(ctx->connecting);
+    free(ctx->ending);
 }
 
-static dialer_call_t *free_slot(dialer_ctx_t *ctx)
+int dialer_pending(const dialer_ctx_t *ctx)
 {
-    for (int i = 0; i < (int)ctx->cfg->channels; i++)
-        if (!ctx->calls[i].in_use)
-            return &ctx->calls[i];
-    return NULL;
+    return ctx->ntaking + ctx->nconnecting + ctx->nending;
 }
 
-bool dialer_take_job(dialer_ctx_t *ctx, const rd_kafka_message_t *msg)
+static int slot_index(const dialer_ctx_t *ctx, const dialer_call_t *c)
 {
-    /* The call row is locked first, as cancel_pending() does, so the two
-     * cannot deadlock; whichever commits first wins and the other's guard
-     * does not match. */
-    static const stmt_t stmts[] = {
-        {"UPDATE calls SET state = 'dialing', updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'queued'"
-         " AND (expires_at IS NULL OR expires_at > now())",
-         2},
-        {"UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $4,"
-         " lease_until = now() + make_interval(secs => $5::int)"
-         " WHERE call_id = $1 AND attempt = $2 AND job_id = $3 AND state = 'released'",
-         5},
-        {NULL, 0},
-    };
-    static const transition_t dialing = {"dialing", "dialing", NULL, NULL, NULL};
-    ob_err_t err = {{0}};
-    dialer_call_t *slot = free_slot(ctx);
-    char attempt[16];
+    return (int)(c - ctx->calls);
+}
 
-    OB_ASSERT(slot != NULL); /* the loop only takes jobs with a free channel */
-    if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK) {
-        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-        return false;
-    }
-    if (ob_dial_job_decode(msg->payload, msg->len, &slot->job, &err) != OB_OK) {
-        ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+static void release_slot(dialer_ctx_t *ctx, dialer_call_t *c)
+{
+    ob_dial_job_clear(&c->job);
+    memset(c, 0, sizeof(*c));
+    ctx->free_slots[ctx->nfree++] = slot_index(ctx, c);
+    ctx->active--;
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+}
+
+void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
+{
+    ob_err_t err = {{0}};
+    OB_ASSERT(ctx->nfree > 0); /* the loop only takes jobs with a free channel */
+    dialer_call_t *c = &ctx->calls[ctx->free_slots[--ctx->nfree]];
+    memset(c, 0, sizeof(*c));
+    c->in_use = true;
+    c->state = DIALER_SLOT_TAKING;
+    c->decision_ms = -1;
+    c->msg = msg;
+    ctx->active++;
+    if (ob_dial_job_decode(msg->payload, msg->len, &c->job, &err) != OB_OK) {
         OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
                  (long long)msg->offset, err.msg);
-        return true;
+        c->invalid = true; /* its offset is stored with the others' after the flush */
     }
-    char lease[16];
-    snprintf(attempt, sizeof(attempt), "%lld", (long long)slot->job.attempt);
-    snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
-    const char *params[] = {slot->job.call_id, attempt, slot->job.job_id,
-                            ctx->cfg->base.instance_id, lease};
-    ob_rc_t rc = apply(ctx, &slot->job, &dialing, stmts, params);
-    if (rc == OB_ECONFLICT) {
-        ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", slot->job.call_id),
-               "refused dial job %s: its attempt is not waiting for it", slot->job.job_id);
-    }
-    if (rc != OB_OK) {
-        ob_dial_job_clear(&slot->job);
-        return rc == OB_ECONFLICT;
-    }
-    slot->in_use = true;
-    slot->answered = false;
-    slot->cut_by = NULL;
-    ctx->active++;
-    ob_metric_add(&ctx->metrics[M_JOBS], 1);
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
-    OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", slot->job.call_id), "dialing %s",
-           slot->job.phone_number);
-    bool started = ctx->carrier->ops->start(ctx->carrier, slot, slot->job.call_id,
-                                            (int)slot->job.attempt, slot->job.phone_number);
-    OB_ASSERT(started); /* channels and carrier slots are the same count */
-    return true;
+    ctx->taking[ctx->ntaking++] = slot_index(ctx, c);
 }
 
 static void on_answered(void *worker, void *call, const char *callee_type)
 {
-    /* The call row first, as everywhere. */
-    static const stmt_t stmts[] = {
-        {"UPDATE calls SET state = 'connected', updated_at = now()"
-         " WHERE call_id = $1 AND active_attempt = $2 AND state = 'dialing'",
-         2},
-        {"UPDATE attempts SET state = 'connected', connected_at = now()"
-         " WHERE call_id = $1 AND attempt = $2 AND state = 'dialing'",
-         2},
-        {NULL, 0},
-    };
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
-    /* "processing" is no result: the event carries none until the end. */
-    bool known = strcmp(callee_type, "processing") != 0;
-    transition_t t = {"connected", "connected", NULL, known ? callee_type : NULL, NULL};
-    char attempt[16];
-    snprintf(attempt, sizeof(attempt), "%lld", (long long)c->job.attempt);
-    const char *params[] = {c->job.call_id, attempt};
-    c->answered = apply_until_durable(ctx, &c->job, &t, stmts, params) == OB_OK;
-    if (c->answered)
-        dialer_app_notify(ctx->app, c, "connected", callee_type);
+    c->connecting = true;
+    c->answered_as = callee_type;
+    ctx->connecting[ctx->nconnecting++] = slot_index(ctx, c);
 }
 
 /* The callee type is known: the application hears it too (the attempt
- * records it with the result at the end). */
-static void on_decided(void *worker, void *call, const char *callee_type)
+ * records it with the result at the end), at once or right after the
+ * connected transition it waits for. */
+static void on_decided(void *worker, void *call, const char *callee_type, int decision_ms)
 {
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
+    c->decided_as = callee_type;
+    c->decision_ms = decision_ms;
     if (c->answered)
         dialer_app_notify(ctx->app, c, "callee_type", callee_type);
 }
@@ -222,42 +169,281 @@ static void count_result(dialer_ctx_t *ctx, const char *result)
             ob_metric_add(&ctx->metrics[M_R_VOICE + (int)i], 1);
 }
 
-/* Ends the attempt through ob_calls_conclude (answered calls complete;
- * unanswered ones get their next attempt by the call's retry rules, or
- * fail), retrying until Postgres takes it: losing a result is never an option. */
+/* Queues the attempt's conclusion (ob_calls_conclude_tx: answered calls
+ * complete; unanswered ones get their next attempt by the call's retry
+ * rules, or fail); the slot is freed once Postgres took it. */
 static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
                      int talk_ms)
 {
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
-    ob_err_t err = {{0}};
     if (c->cut_by && !was_answered)
         result = "unknown"; /* we do not know how it would have ended */
-    const char *reason = c->cut_by ? c->cut_by : was_answered ? "answered" : result;
-
     count_result(ctx, result);
-    for (;;) {
-        ob_rc_t rc = ob_calls_conclude(ctx->pg, ctx->producer, ctx->topic_events, ctx->source,
-                                       c->job.call_id, (int)c->job.attempt, result, reason,
-                                       was_answered, ring_ms, talk_ms, &err);
+    c->state = DIALER_SLOT_ENDING;
+    c->end = (ob_attempt_end_t){
+        .call_id = c->job.call_id,
+        .attempt = (int)c->job.attempt,
+        .result = result,
+        .reason = c->cut_by      ? c->cut_by
+                  : was_answered ? "answered"
+                                 : result,
+        .answered = was_answered,
+        .ring_ms = ring_ms,
+        .talk_ms = talk_ms,
+        .decision_ms = was_answered ? c->decision_ms : -1,
+    };
+    ctx->ending[ctx->nending++] = slot_index(ctx, c);
+}
+
+/* Runs a DIALING_SQL or CONNECTED_SQL batch over the slots idx[0..n) not
+ * excluded: sets each slot's refused flag. A call row changed whose attempt
+ * did not match (the two disagree: a race with the scheduler) excludes that
+ * slot and returns OB_EAGAIN, so the transaction runs again without it. */
+static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, const int *idx,
+                             int n, ob_err_t *err)
+{
+    cJSON *rows = cJSON_CreateArray();
+    int used = 0;
+    for (int k = 0; k < n; k++) {
+        dialer_call_t *c = &ctx->calls[idx[k]];
+        c->refused = true;
+        if (c->excluded || c->invalid)
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "i", k);
+        cJSON_AddStringToObject(row, "call_id", c->job.call_id);
+        cJSON_AddNumberToObject(row, "attempt", (double)c->job.attempt);
+        if (with_job)
+            cJSON_AddStringToObject(row, "job_id", c->job.job_id);
+        cJSON_AddItemToArray(rows, row);
+        used++;
+    }
+    if (used == 0) {
+        cJSON_Delete(rows);
+        return OB_OK;
+    }
+    char *text = cJSON_PrintUnformatted(rows);
+    cJSON_Delete(rows);
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
+    const char *params[] = {text, ctx->cfg->base.instance_id, lease};
+    PGresult *res = NULL;
+    ob_rc_t rc = ob_pg_exec(ctx->pg, sql, with_job ? 3 : 1, params, &res, err);
+    cJSON_free(text);
+    for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
+        int k = atoi(PQgetvalue(res, r, 0));
+        if (k < 0 || k >= n)
+            continue;
+        dialer_call_t *c = &ctx->calls[idx[k]];
+        if (strcmp(PQgetvalue(res, r, 1), "t") == 0) {
+            c->refused = false;
+        } else {
+            c->excluded = true;
+            ob_err_set(err, "call %s: its call and attempt rows disagree", c->job.call_id);
+            rc = OB_EAGAIN;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Appends an event to evs (capacity checked by the caller). */
+#define PUSH_EVENT(evs, n, ev) ((evs)[(n)++] = (ev))
+
+/* One transaction over everything waiting; fills evs/nevs with the events
+ * recorded and done[] (per ending slot) with whether it was concluded. */
+static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, bool *done,
+                        ob_err_t *err)
+{
+    size_t n = 0;
+    memset(evs, 0, (size_t)dialer_pending(ctx) * sizeof(*evs));
+    ob_rc_t rc = ob_pg_begin(ctx->pg, err);
+    if (rc == OB_OK)
+        rc = guarded_batch(ctx, DIALING_SQL, true, ctx->taking, ctx->ntaking, err);
+    if (rc == OB_OK)
+        rc = guarded_batch(ctx, CONNECTED_SQL, false, ctx->connecting, ctx->nconnecting, err);
+    ob_attempt_end_t *ends = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ends));
+    for (int k = 0; k < ctx->nending; k++)
+        ends[k] = ctx->calls[ctx->ending[k]].end;
+    if (rc == OB_OK && ctx->nending > 0)
+        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, (size_t)ctx->nending, evs, done, err);
+    free(ends);
+    if (rc == OB_OK) {
+        /* The conclusions' events sit at evs[0..nending), concluded or not:
+         * compact them, then add the dialing and connected ones. */
+        for (int k = 0; k < ctx->nending; k++) {
+            ob_call_event_t ev = evs[k];
+            memset(&evs[k], 0, sizeof(ev));
+            if (done[k])
+                PUSH_EVENT(evs, n, ev);
+        }
+        for (int k = 0; k < ctx->ntaking; k++) {
+            dialer_call_t *c = &ctx->calls[ctx->taking[k]];
+            if (!c->refused)
+                PUSH_EVENT(evs, n, event_for(ctx, &c->job, "dialing", "dialing", NULL));
+        }
+        for (int k = 0; k < ctx->nconnecting; k++) {
+            dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
+            /* "processing" is no result: the event carries none until the end. */
+            bool known = strcmp(c->answered_as, "processing") != 0;
+            if (!c->refused)
+                PUSH_EVENT(evs, n,
+                           event_for(ctx, &c->job, "connected", "connected",
+                                     known ? c->answered_as : NULL));
+        }
+        *nevs = n;
+        rc = ob_events_record_many(ctx->pg, evs, n, err);
+    }
+    if (rc == OB_OK)
+        rc = ob_pg_commit(ctx->pg, err);
+    if (rc != OB_OK)
+        ob_pg_rollback(ctx->pg);
+    return rc;
+}
+
+/* Rewinds each partition of the taken jobs to the first of them, so they are
+ * fetched again (by this worker or, after a rebalance, by another), and
+ * frees their slots. */
+static void give_back_taken(dialer_ctx_t *ctx)
+{
+    for (int k = 0; k < ctx->ntaking; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
+        bool first = true;
+        for (int e = 0; e < k && first; e++) {
+            const rd_kafka_message_t *m = ctx->calls[ctx->taking[e]].msg;
+            first = !(m->rkt == c->msg->rkt && m->partition == c->msg->partition);
+        }
+        if (first) {
+            rd_kafka_resp_err_t e =
+                rd_kafka_seek(c->msg->rkt, c->msg->partition, c->msg->offset, 1000);
+            if (e)
+                OB_WARN("worker", "cannot rewind partition %d: %s", c->msg->partition,
+                        rd_kafka_err2str(e));
+        }
+    }
+    for (int k = 0; k < ctx->ntaking; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
+        rd_kafka_message_destroy(c->msg);
+        c->msg = NULL;
+        release_slot(ctx, c);
+    }
+    ctx->ntaking = 0;
+}
+
+/* After the commit: the jobs taken start their carrier calls. */
+static void start_taken(dialer_ctx_t *ctx)
+{
+    for (int k = 0; k < ctx->ntaking; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
+        ob_consumer_store(ctx->jobs, c->msg);
+        rd_kafka_message_destroy(c->msg);
+        c->msg = NULL;
+        if (c->refused) {
+            ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+            if (!c->invalid)
+                OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id),
+                       "refused dial job %s: its attempt is not waiting for it", c->job.job_id);
+            release_slot(ctx, c);
+            continue;
+        }
+        c->state = DIALER_SLOT_LIVE;
+        ob_metric_add(&ctx->metrics[M_JOBS], 1);
+        OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", c->job.call_id), "dialing %s",
+               c->job.phone_number);
+        bool started = ctx->carrier->ops->start(ctx->carrier, c, c->job.call_id,
+                                                (int)c->job.attempt, c->job.phone_number);
+        OB_ASSERT(started); /* channels and carrier slots are the same count */
+    }
+    ctx->ntaking = 0;
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+}
+
+/* After the commit: the application hears of the calls connected (and of
+ * a callee type decided while the transition waited). */
+static void tell_connected(dialer_ctx_t *ctx)
+{
+    for (int k = 0; k < ctx->nconnecting; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
+        c->connecting = false;
+        c->answered = !c->refused;
+        if (!c->answered)
+            continue;
+        if (c->state != DIALER_SLOT_LIVE)
+            continue; /* ended already: there is no call left to run */
+        dialer_app_notify(ctx->app, c, "connected", c->answered_as);
+        if (c->decided_as)
+            dialer_app_notify(ctx->app, c, "callee_type", c->decided_as);
+    }
+    ctx->nconnecting = 0;
+}
+
+/* After the commit: the slots of the calls concluded are free again. */
+static void free_ended(dialer_ctx_t *ctx, const bool *done)
+{
+    for (int k = 0; k < ctx->nending; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->ending[k]];
+        if (!done[k])
+            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
+                   "attempt %lld had already been concluded", (long long)c->job.attempt);
+        release_slot(ctx, c);
+    }
+    ctx->nending = 0;
+}
+
+bool dialer_flush(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    if (dialer_pending(ctx) == 0)
+        return true;
+    if (ob_mono_ms() < ctx->flush_after_ms) {
+        give_back_taken(ctx); /* jobs wait in Kafka while Postgres is away */
+        return false;
+    }
+    size_t cap = (size_t)dialer_pending(ctx);
+    ob_call_event_t *evs = ob_xcalloc(cap, sizeof(*evs));
+    bool *done = ob_xcalloc((size_t)ctx->nending + 1, sizeof(bool));
+    size_t nevs = 0;
+    ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
+    /* A half-matched guard or a deadlock: run again (each rerun excludes
+     * one more job or call at least, or lost a deadlock; both are rare). */
+    for (int tries = 0; rc == OB_OK || (rc == OB_EAGAIN && tries < 5); tries++) {
+        for (size_t i = 0; i < nevs; i++)
+            ob_call_event_clear(&evs[i]);
+        nevs = 0;
+        rc = flush_tx(ctx, evs, &nevs, done, &err);
         if (rc == OB_OK)
             break;
-        if (rc == OB_ECONFLICT) {
-            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "%s", err.msg);
-            break;
-        }
+        if (rc == OB_EAGAIN)
+            OB_WARN("worker", "transitions written again: %s", err.msg);
+    }
+    if (rc != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-        OB_LOG(OB_LOG_ERROR, "worker", OB_KV("call_id", c->job.call_id),
-               "result not recorded, retrying: %s", err.msg);
-        ob_service_sleep(1000);
-        if (ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err) != OB_OK)
-            OB_WARN("worker", "waiting for Postgres: %s", err.msg);
+        OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s",
+                 dialer_pending(ctx), err.msg);
+        ctx->flush_after_ms = ob_mono_ms() + 1000;
+        for (size_t i = 0; i < nevs; i++)
+            ob_call_event_clear(&evs[i]);
+        for (int k = 0; k < ctx->ntaking; k++)
+            ctx->calls[ctx->taking[k]].excluded = false;
+        for (int k = 0; k < ctx->nconnecting; k++)
+            ctx->calls[ctx->connecting[k]].excluded = false;
+        give_back_taken(ctx);
+        free(evs);
+        free(done);
+        return false;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
-    ob_dial_job_clear(&c->job);
-    c->in_use = false;
-    ctx->active--;
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+    if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, nevs, &err) != OB_OK)
+        OB_WARN("worker", "%zu event(s) left for the relay: %s", nevs, err.msg);
+    for (size_t i = 0; i < nevs; i++)
+        ob_call_event_clear(&evs[i]);
+    free(evs);
+    start_taken(ctx);
+    tell_connected(ctx);
+    free_ended(ctx, done);
+    free(done);
+    return true;
 }
 
 void dialer_renew_leases(dialer_ctx_t *ctx)
@@ -285,7 +471,7 @@ void dialer_renew_leases(dialer_ctx_t *ctx)
 void dialer_hangup_all(dialer_ctx_t *ctx)
 {
     for (int i = 0; i < (int)ctx->cfg->channels; i++) {
-        if (ctx->calls[i].in_use) {
+        if (ctx->calls[i].state == DIALER_SLOT_LIVE) {
             ctx->calls[i].cut_by = "dialer_shutdown";
             ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
         }

@@ -116,15 +116,39 @@ static void set_fetching(dialer_ctx_t *ctx, bool on)
 
 /* Puts a job back: the partition is rewound to it, so it is fetched again
  * (by this worker or, after a rebalance, by another). */
-static void give_back(dialer_ctx_t *ctx, rd_kafka_message_t *m)
+static void give_back(rd_kafka_message_t *m)
 {
     rd_kafka_resp_err_t e = rd_kafka_seek(m->rkt, m->partition, m->offset, 1000);
     if (e)
         OB_WARN("main", "cannot rewind partition %d: %s", m->partition, rd_kafka_err2str(e));
-    (void)ctx;
 }
 
-/* Runs the carrier and takes jobs while channels are free, until stopped. */
+/* Reads up to DIALER_TAKE_BATCH dial jobs, waiting wait_ms for the first,
+ * into free slots; the next flush records them. A job that arrives when no
+ * slot is free (a partition assigned while full) is given back. */
+static void take_jobs(dialer_ctx_t *ctx, int wait_ms)
+{
+    for (int n = 0; n < DIALER_TAKE_BATCH; n++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->jobs, n == 0 ? wait_ms : 0);
+        if (!m)
+            return;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                OB_WARN("main", "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            return;
+        }
+        if (ctx->nfree == 0 || ob_mono_ms() < ctx->flush_after_ms) {
+            give_back(m);
+            rd_kafka_message_destroy(m);
+            return;
+        }
+        dialer_take_job(ctx, m);
+    }
+}
+
+/* Runs the carrier and takes jobs while channels are free, until stopped;
+ * every turn ends with one flush of the transitions it gathered. */
 static void serve(dialer_ctx_t *ctx)
 {
     bool fetching = true;
@@ -137,32 +161,18 @@ static void serve(dialer_ctx_t *ctx)
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
         due = app_due < due ? app_due : due;
-        bool full = ctx->active >= (int)ctx->cfg->channels;
-        if (full == fetching) {
-            set_fetching(ctx, !full);
-            fetching = !full;
+        /* Jobs wait in Kafka, where an idle worker can take them, rather
+         * than in a busy worker's memory (or while Postgres is away). */
+        bool take = ctx->nfree > 0 && ob_mono_ms() >= ctx->flush_after_ms;
+        if (take != fetching) {
+            set_fetching(ctx, take);
+            fetching = take;
         }
         int64_t wait = due == INT64_MAX ? 100 : due - ob_mono_ms();
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->jobs, (int)(wait < 0     ? 0
-                                                                        : wait > 100 ? 100
-                                                                                     : wait));
-        if (!m) {
-            /* nothing to take */
-        } else if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                OB_WARN("main", "consumer: %s", rd_kafka_message_errstr(m));
-        } else if (full) {
-            /* A partition assigned while we were full: pause it too. */
-            give_back(ctx, m);
-            set_fetching(ctx, false);
-        } else if (dialer_take_job(ctx, m)) {
-            ob_consumer_store(ctx->jobs, m);
-        } else {
-            give_back(ctx, m); /* Postgres is down: try again shortly */
-            ob_service_sleep(500);
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
+        if (dialer_pending(ctx) > 0 && ob_mono_ms() >= ctx->flush_after_ms)
+            wait = 0;
+        take_jobs(ctx, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
+        dialer_flush(ctx);
         if (ob_mono_ms() >= next_relay) {
             if (ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
                 OB_WARN("main", "event relay: %s", err.msg);
@@ -180,6 +190,7 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
         due = app_due < due ? app_due : due;
+        dialer_flush(ctx);
         int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
         nanosleep(&ts, NULL);
@@ -188,6 +199,14 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         return true;
     OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
     dialer_hangup_all(ctx);
+    /* Their results are recorded before exiting; while Postgres is away for
+     * longer, the scheduler concludes them when their leases run out. */
+    int64_t last = ob_mono_ms() + 10000;
+    while (!dialer_flush(ctx) && ob_mono_ms() < last)
+        ob_service_sleep(200);
+    if (dialer_pending(ctx) > 0)
+        OB_ERROR("main", "%d transition(s) left to the scheduler's lease expiry",
+                 dialer_pending(ctx));
     return false;
 }
 
@@ -210,7 +229,7 @@ int main(void)
     dialer_webhooks_metrics_init(ctx.webhook_metrics);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/dialer/%s", cfg.base.instance_id);
-    ctx.calls = ob_xcalloc((size_t)cfg.channels, sizeof(dialer_call_t));
+    dialer_slots_init(&ctx);
     ctx.carrier = carrier_sim_new((int)cfg.channels, cfg.sim_time_scale, (uint64_t)cfg.sim_seed,
                                   &dialer_carrier_events, &ctx);
     if (dialer_app_new(&ctx, (int)cfg.app_concurrency, (int)cfg.app_timeout_ms, &ctx.app, &err) !=
@@ -302,7 +321,7 @@ out:
     dialer_app_free(ctx.app);
     if (ctx.carrier)
         ctx.carrier->ops->destroy(ctx.carrier);
-    free(ctx.calls);
+    dialer_slots_free(&ctx);
     PQfinish(ctx.pg);
     free(ctx.topic_events);
     free(ctx.source);

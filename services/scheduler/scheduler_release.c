@@ -204,9 +204,16 @@ static void conclude_expired_leases(scheduler_ctx_t *ctx, const char *owned)
             const char *p[] = {call_id, attempt};
             rc = ob_pg_exec(ctx->pg, UNRELEASE_SQL, 2, p, NULL, &err);
         } else {
-            rc = ob_calls_conclude(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, call_id,
-                                   atoi(attempt), connected ? "unknown" : "linefailure",
-                                   "lease_expired", connected, 0, 0, &err);
+            ob_attempt_end_t end = {
+                .call_id = call_id,
+                .attempt = atoi(attempt),
+                .result = connected ? "unknown" : "linefailure",
+                .reason = "lease_expired",
+                .answered = connected,
+                .decision_ms = -1,
+            };
+            rc = ob_calls_conclude(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, &end,
+                                   &err);
         }
         if (rc == OB_OK) {
             ob_metric_add(&ctx->metrics[M_LEASES], 1);

@@ -135,6 +135,7 @@ typedef struct {
     const char *answered_as;      /* callee type at answer */
     const char *decided_as;       /* callee type decided */
     int ended_talk_ms;            /* talk time reported */
+    int decision_ms;              /* decision time reported */
     bool decided_before_end;      /* order of the callbacks */
 } recorder_t;
 
@@ -145,12 +146,13 @@ static void rec_answered(void *w, void *call, const char *type)
     ((recorder_t *)w)->answered_as = type;
 }
 
-static void rec_decided(void *w, void *call, const char *type)
+static void rec_decided(void *w, void *call, const char *type, int decision_ms)
 {
     recorder_t *r = w;
     (void)call;
     r->decided++;
     r->decided_as = type;
+    r->decision_ms = decision_ms;
     r->decided_before_end = r->ended == 0;
 }
 
@@ -186,6 +188,8 @@ Test(app, sim_answers_processing_then_decides_before_the_end)
     cr_expect_str_eq(rec.answered_as, "processing");
     cr_expect_eq(rec.decided, 1);
     cr_expect_str_eq(rec.decided_as, "answeringmachine");
+    /* Nominal: 2-5 s after the answer, as a real detector listens first. */
+    cr_expect(rec.decision_ms >= 2000 && rec.decision_ms <= 5000, "%d ms", rec.decision_ms);
     cr_expect(rec.decided_before_end);
     c->ops->destroy(c);
 }
