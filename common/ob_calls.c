@@ -102,23 +102,17 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
 }
 
 /* The attempts travel as one JSON array; "i" maps each concluded row back to
- * its input. decision_ms is set after conclude_attempt() locked the call, so
- * the locks are taken in the same order (call, then attempt) as everywhere. */
+ * its input. */
 static const char CONCLUDE_MANY_SQL[] =
     "SELECT j.i, r.* FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int,"
-    " result text, reason text, answered boolean, ring_ms int, talk_ms int)"
+    " result text, reason text, answered boolean, ring_ms int, talk_ms int, decision_ms int)"
     " CROSS JOIN LATERAL conclude_attempt(j.call_id, j.attempt, j.result, j.reason, j.answered,"
-    " j.ring_ms, j.talk_ms) r";
-static const char DECISION_SQL[] =
-    "UPDATE attempts a SET decision_ms = j.decision_ms"
-    " FROM json_to_recordset($1::json) AS j(call_id uuid, attempt int, decision_ms int)"
-    " WHERE a.call_id = j.call_id AND a.attempt = j.attempt AND j.decision_ms IS NOT NULL";
+    " j.ring_ms, j.talk_ms, j.decision_ms) r";
 
 ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_end_t *ends,
                              size_t n, ob_call_event_t *evs, bool *done, ob_err_t *err)
 {
     cJSON *rows = cJSON_CreateArray();
-    bool decisions = false;
     for (size_t i = 0; i < n; i++) {
         const ob_attempt_end_t *e = &ends[i];
         cJSON *row = cJSON_CreateObject();
@@ -130,10 +124,8 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         cJSON_AddBoolToObject(row, "answered", e->answered);
         cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
         cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
-        if (e->decision_ms >= 0) {
+        if (e->decision_ms >= 0)
             cJSON_AddNumberToObject(row, "decision_ms", e->decision_ms);
-            decisions = true;
-        }
         cJSON_AddItemToArray(rows, row);
         done[i] = false;
     }
@@ -142,8 +134,6 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
     const char *params[] = {text};
     PGresult *res = NULL;
     ob_rc_t rc = ob_pg_exec(conn, CONCLUDE_MANY_SQL, 1, params, &res, err);
-    if (rc == OB_OK && decisions)
-        rc = ob_pg_exec(conn, DECISION_SQL, 1, params, NULL, err);
     cJSON_free(text);
     for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
         size_t i = (size_t)atoi(PQgetvalue(res, r, 0));

@@ -4,11 +4,14 @@
 -- answeringmachine, fax, unknown) was decided; NULL for unanswered attempts.
 ALTER TABLE attempts ADD COLUMN decision_ms int;
 
--- conclude_attempt() as in 005, and it also ends a released attempt the
--- dialer never tried (result noattempt: its deployment's start_url or
--- result_url did not answer 200 when it asked first).
-CREATE OR REPLACE FUNCTION conclude_attempt(p_call uuid, p_attempt int, p_result text, p_reason text,
-                                 p_answered boolean, p_ring_ms int, p_talk_ms int)
+-- conclude_attempt() as in 005, with the attempt's decision_ms (NULL when
+-- none), and it also ends a released attempt the dialer never tried (result
+-- noattempt: its deployment's start_url or result_url did not answer 200
+-- when it asked first).
+DROP FUNCTION conclude_attempt(uuid, int, text, text, boolean, int, int);
+CREATE FUNCTION conclude_attempt(p_call uuid, p_attempt int, p_result text, p_reason text,
+                                 p_answered boolean, p_ring_ms int, p_talk_ms int,
+                                 p_decision_ms int)
 RETURNS SETOF concluded_call LANGUAGE plpgsql AS $$
 DECLARE
     c calls;
@@ -21,7 +24,7 @@ BEGIN
         RETURN;
     END IF;
     UPDATE attempts a SET state = 'ended', ended_at = now(), result = p_result,
-        reason = p_reason, ring_ms = p_ring_ms, talk_ms = p_talk_ms
+        reason = p_reason, ring_ms = p_ring_ms, talk_ms = p_talk_ms, decision_ms = p_decision_ms
     WHERE a.call_id = p_call AND a.attempt = p_attempt
       AND (a.state IN ('dialing', 'connected') OR (a.state = 'released' AND p_result = 'noattempt'));
     IF NOT FOUND THEN
