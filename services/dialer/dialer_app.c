@@ -3,6 +3,8 @@
  * A request holds copies of what it needs (call id, attempt), not the call:
  * the call may end while its request is queued or in flight, and its slot be
  * reused; the answer acts on the slot only while it still holds that attempt.
+ * The same multi handle runs the URL checks of deployments with verify_urls,
+ * and a per-deployment cache holds what the requests and checks need.
  */
 #include "dialer_app.h"
 #include "ob_log.h"
@@ -15,19 +17,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Deployment -> application id cache slots (direct-mapped). */
-#define APP_CACHE 256
+/* Buckets of the deployment cache (chained: a collision never evicts). */
+#define DEP_BUCKETS 1024
+/* After a failed read of a deployment's settings, the next waits this long,
+ * so a Postgres outage is not asked about on every job. */
+#define DEP_REREAD_MS 1000
+/* Deployments not asked about this long leave the cache. */
+#define DEP_IDLE_MS 600000
 /* Loop wake-up while transfers are in flight: libcurl is polled, not waited on. */
 #define APP_TICK_MS 2
 
+/* What a transfer's CURLOPT_PRIVATE points at: its first member says which. */
+typedef enum { XFER_REQUEST, XFER_CHECK } xfer_kind_t;
+
 typedef struct app_req {
+    xfer_kind_t kind;            /* XFER_REQUEST (must be first) */
     struct app_req *prev, *next; /* in flight list, or queue (next only) */
     dialer_call_t *call;         /* the worker's slot it is about */
     char *call_id;               /* the call it is about (owned) */
     int64_t attempt;             /* and its attempt */
     bool connected;              /* the connected request: its outcome is recorded */
+    bool form;                   /* body is form-encoded, not JSON */
     char *url;                   /* start_url (owned) */
-    char *body;                  /* JSON body (owned) */
+    char *body;                  /* request body (owned) */
     CURL *easy;                  /* transfer, once started */
     char *answer;                /* answer body so far (owned) */
     size_t answer_len;           /* bytes in answer */
@@ -36,56 +48,159 @@ typedef struct app_req {
     char error[CURL_ERROR_SIZE]; /* libcurl's detail */
 } app_req_t;
 
-typedef struct {
-    char deployment_id[40];  /* key, "" when empty */
-    char application_id[40]; /* value */
-} app_cache_t;
+/* One deployment as the dialer knows it. Entries with GETs in flight are
+ * never freed: the GETs point at them. */
+typedef struct dep {
+    struct dep *next;         /* in its bucket */
+    char *deployment_id;      /* key (owned) */
+    dialer_deployment_t set;  /* its settings (owned), once known */
+    bool known;               /* set was read at least once */
+    int64_t next_read_ms;     /* monotonic: read set again from then */
+    int64_t used_ms;          /* monotonic: last asked about */
+    dialer_url_check_t check; /* its URL check */
+    int gets;                 /* GETs of the running check in flight */
+    unsigned gen;             /* bumped when its URLs change: older checks are void */
+    char *failing;            /* first failure of the running check (owned) */
+    char *why;                /* failure of the latest failed check (owned) */
+} dep_t;
+
+/* One GET of a URL check. */
+typedef struct url_get {
+    xfer_kind_t kind;            /* XFER_CHECK (must be first) */
+    struct url_get *prev, *next; /* in app->gets */
+    dep_t *dep;                  /* the deployment checked */
+    unsigned gen;                /* dep->gen when started */
+    const char *which;           /* "start_url" or "result_url" */
+    char *url;                   /* owned */
+    CURL *easy;                  /* transfer */
+    size_t got;                  /* body bytes read (and dropped) */
+    char error[CURL_ERROR_SIZE]; /* libcurl's detail */
+} url_get_t;
 
 struct dialer_app {
-    dialer_ctx_t *ctx;             /* the worker */
-    CURLM *multi;                  /* transfers */
-    struct curl_slist *headers;    /* request headers, shared */
-    int concurrency;               /* transfers at once */
-    int timeout_ms;                /* per transfer */
-    app_req_t *running;            /* transfers in flight */
-    int nrunning;                  /* their count */
-    app_req_t *queue, *queue_tail; /* waiting for a transfer slot */
-    int nqueued;                   /* their count */
-    app_cache_t cache[APP_CACHE];  /* application ids by deployment */
+    dialer_ctx_t *ctx;               /* the worker */
+    CURLM *multi;                    /* transfers */
+    struct curl_slist *headers;      /* JSON request headers, shared */
+    struct curl_slist *form_headers; /* form request headers, shared */
+    int concurrency;                 /* requests at once */
+    int timeout_ms;                  /* per transfer */
+    app_req_t *running;              /* requests in flight */
+    int nrunning;                    /* their count */
+    app_req_t *queue, *queue_tail;   /* waiting for a transfer slot */
+    int nqueued;                     /* their count */
+    url_get_t *gets;                 /* URL check GETs in flight */
+    int ngets;                       /* their count */
+    dep_t *deps[DEP_BUCKETS];        /* deployment cache */
+    int64_t next_sweep_ms;           /* monotonic: next idle sweep of deps */
+    dialer_app_lookup_fn lookup;     /* reads a deployment's settings */
+    void *lookup_arg;                /* its argument */
 };
+
+/* One member of a start_url request, as both encodings send it. */
+typedef struct {
+    const char *name; /* member or field name */
+    const char *text; /* value as text; NULL: null */
+    bool raw;         /* in JSON, text is a number or object, not a string */
+} member_t;
+
+#define MEMBERS 12
+
+/* The members of a request, in their order: the one list both bodies are
+ * built from, so the two formats cannot drift apart. nums receives the
+ * attempt numbers' text and *params the call_parameters object text
+ * (malloc'd, {} when the job has none or it is not an object). */
+static int members(const ob_dial_job_t *job, const char *application_id, const char *event,
+                   const char *callee_type, char nums[2][24], char **params, member_t *out)
+{
+    cJSON *o = job->call_parameters ? cJSON_Parse(job->call_parameters) : NULL;
+    char *text = cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
+    *params = ob_xstrdup(text ? text : "{}");
+    cJSON_free(text);
+    cJSON_Delete(o);
+    snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)job->attempt);
+    snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)job->max_attempts);
+    int n = 0;
+    out[n++] = (member_t){"event", event, false};
+    out[n++] = (member_t){"call_id", job->call_id, false};
+    out[n++] = (member_t){"phone_number", job->phone_number, false};
+    out[n++] = (member_t){"message_reference", job->message_reference, false};
+    out[n++] = (member_t){"call_parameters", *params, true};
+    out[n++] = (member_t){"callee_type", callee_type, false};
+    out[n++] = (member_t){"attempt", nums[0], true};
+    out[n++] = (member_t){"max_attempts", nums[1], true};
+    out[n++] = (member_t){"deployment_id", job->deployment_id, false};
+    out[n++] = (member_t){"application_id", application_id, false};
+    out[n++] = (member_t){"account_id", job->account_id, false};
+    OB_ASSERT(n <= MEMBERS);
+    return n;
+}
 
 char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                       const char *callee_type)
 {
+    member_t m[MEMBERS];
+    char nums[2][24], *params = NULL;
+    int n = members(job, application_id, event, callee_type, nums, &params, m);
     cJSON *o = cJSON_CreateObject();
-    cJSON *params = job->call_parameters ? cJSON_Parse(job->call_parameters) : NULL;
-    if (!cJSON_IsObject(params)) {
-        cJSON_Delete(params);
-        params = cJSON_CreateObject();
+    for (int i = 0; i < n; i++) {
+        if (!m[i].text)
+            cJSON_AddNullToObject(o, m[i].name);
+        else if (m[i].raw)
+            cJSON_AddRawToObject(o, m[i].name, m[i].text);
+        else
+            cJSON_AddStringToObject(o, m[i].name, m[i].text);
     }
-    cJSON_AddStringToObject(o, "event", event);
-    cJSON_AddStringToObject(o, "call_id", job->call_id);
-    cJSON_AddStringToObject(o, "phone_number", job->phone_number);
-    if (job->message_reference)
-        cJSON_AddStringToObject(o, "message_reference", job->message_reference);
-    else
-        cJSON_AddNullToObject(o, "message_reference");
-    cJSON_AddItemToObject(o, "call_parameters", params);
-    cJSON_AddStringToObject(o, "callee_type", callee_type);
-    cJSON_AddNumberToObject(o, "attempt", (double)job->attempt);
-    cJSON_AddNumberToObject(o, "max_attempts", (double)job->max_attempts);
-    cJSON_AddStringToObject(o, "deployment_id", job->deployment_id);
-    if (application_id)
-        cJSON_AddStringToObject(o, "application_id", application_id);
-    else
-        cJSON_AddNullToObject(o, "application_id");
-    cJSON_AddStringToObject(o, "account_id", job->account_id);
     char *text = cJSON_PrintUnformatted(o);
     OB_ASSERT(text != NULL);
     char *copy = ob_xstrdup(text); /* one owner, freed with free */
     cJSON_free(text);
     cJSON_Delete(o);
+    free(params);
     return copy;
+}
+
+/* Appends s to buf (len bytes used, cap allocated), percent-encoded when
+ * encode: everything but RFC 3986's unreserved characters, so "+" (every
+ * E.164 number starts with one) is not read back as a space. */
+static void append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t need = *len + 3 * strlen(s) + 1;
+    if (need > *cap) {
+        *cap = need * 2;
+        *buf = ob_xrealloc(*buf, *cap);
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+        if (plain || !encode) {
+            (*buf)[(*len)++] = (char)*p;
+        } else {
+            (*buf)[(*len)++] = '%';
+            (*buf)[(*len)++] = hex[*p >> 4];
+            (*buf)[(*len)++] = hex[*p & 15];
+        }
+    }
+    (*buf)[*len] = '\0';
+}
+
+char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
+                           const char *callee_type)
+{
+    member_t m[MEMBERS];
+    char nums[2][24], *params = NULL;
+    int n = members(job, application_id, event, callee_type, nums, &params, m);
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
+    for (int i = 0; i < n; i++) {
+        append(&buf, &len, &cap, i > 0 ? "&" : "", false);
+        append(&buf, &len, &cap, m[i].name, true);
+        append(&buf, &len, &cap, "=", false);
+        append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
+    }
+    free(params);
+    return buf;
 }
 
 ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_t *out,
@@ -275,7 +390,7 @@ static void start_queued(dialer_app_t *app)
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(r->body));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, app->headers);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->form ? app->form_headers : app->headers);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "outbound-dialer/1");
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->timeout_ms);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* the resolver must not raise SIGALRM */
@@ -293,6 +408,37 @@ static void start_queued(dialer_app_t *app)
         app->nrunning++;
         curl_multi_add_handle(app->multi, e);
     }
+}
+
+static char *value_or_null(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? NULL : ob_xstrdup(PQgetvalue(res, 0, col));
+}
+
+/* The dialer's lookup: one row of deployments and its application. */
+static ob_rc_t read_deployment(void *arg, const char *deployment_id, dialer_deployment_t *out,
+                               ob_err_t *err)
+{
+    static const char SQL[] =
+        "SELECT d.application_id::text, coalesce(d.start_url, ap.start_url), d.result_url,"
+        " d.start_url_format = 'form', d.verify_urls"
+        " FROM deployments d JOIN applications ap ON ap.application_id = d.application_id"
+        " WHERE d.deployment_id = $1";
+    dialer_app_t *app = arg;
+    PGresult *res = NULL;
+    const char *p[] = {deployment_id};
+    memset(out, 0, sizeof(*out));
+    if (ob_pg_exec(app->ctx->pg, SQL, 1, p, &res, err) != OB_OK)
+        return OB_ERR;
+    if (PQntuples(res) == 1) {
+        out->application_id = value_or_null(res, 0);
+        out->start_url = value_or_null(res, 1);
+        out->result_url = value_or_null(res, 2);
+        out->form = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+        out->verify_urls = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    }
+    PQclear(res);
+    return OB_OK;
 }
 
 ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, dialer_app_t **out,
@@ -319,38 +465,111 @@ ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, diale
     app->headers = curl_slist_append(app->headers, "Accept: application/json");
     app->headers = curl_slist_append(app->headers, "Expect:"); /* no 100-continue round trip */
     OB_ASSERT(app->headers != NULL);
+    app->form_headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+    app->form_headers = curl_slist_append(app->form_headers, "Accept: application/json");
+    app->form_headers = curl_slist_append(app->form_headers, "Expect:");
+    OB_ASSERT(app->form_headers != NULL);
+    app->lookup = read_deployment;
+    app->lookup_arg = app;
+    app->next_sweep_ms = ob_mono_ms() + DEP_IDLE_MS;
     *out = app;
     return OB_OK;
 }
 
-/* The deployment's application id, from the cache or one query; NULL when
- * Postgres cannot say (the body then carries null). */
-static const char *application_of(dialer_app_t *app, const char *deployment_id)
+void dialer_app_set_lookup(dialer_app_t *app, dialer_app_lookup_fn fn, void *arg)
+{
+    app->lookup = fn;
+    app->lookup_arg = arg;
+}
+
+static void settings_free(dialer_deployment_t *set)
+{
+    free(set->application_id);
+    free(set->start_url);
+    free(set->result_url);
+    memset(set, 0, sizeof(*set));
+}
+
+static bool same_url(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Reads d's settings again. A failed read keeps what was known (a
+ * deployment's settings rarely change; its calls should not stop because
+ * Postgres blinked). New URLs void the standing check: it verified others. */
+static void reread(dialer_app_t *app, dep_t *d, int64_t now_ms)
+{
+    dialer_deployment_t set;
+    ob_err_t err = {{0}};
+    if (app->lookup(app->lookup_arg, d->deployment_id, &set, &err) != OB_OK) {
+        OB_LOG(OB_LOG_WARN, "app", OB_KV("deployment_id", d->deployment_id),
+               "deployment settings not read: %s", err.msg);
+        d->next_read_ms = now_ms + DEP_REREAD_MS;
+        return;
+    }
+    if (!d->known || !same_url(set.start_url, d->set.start_url) ||
+        !same_url(set.result_url, d->set.result_url)) {
+        d->gen++;
+        d->check.ok_ms = d->check.failed_ms = 0;
+    }
+    settings_free(&d->set);
+    d->set = set;
+    d->known = true;
+    d->next_read_ms = now_ms + DIALER_APP_SETTINGS_TTL_MS;
+}
+
+/* The deployment's cache entry (created when missing), its settings read
+ * when they are due. */
+static dep_t *dep_of(dialer_app_t *app, const char *deployment_id, int64_t now_ms)
 {
     uint64_t h = 14695981039346656037ULL;
     for (const char *p = deployment_id; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    app_cache_t *slot = &app->cache[h % APP_CACHE];
-    if (strcmp(slot->deployment_id, deployment_id) == 0)
-        return slot->application_id;
-    ob_err_t err = {{0}};
-    PGresult *res = NULL;
-    const char *p[] = {deployment_id};
-    if (ob_pg_exec(app->ctx->pg,
-                   "SELECT application_id::text FROM deployments WHERE deployment_id = $1", 1, p,
-                   &res, &err) != OB_OK) {
-        OB_WARN("app", "application of deployment %s not found: %s", deployment_id, err.msg);
-        return NULL;
+    dep_t **bucket = &app->deps[h % DEP_BUCKETS];
+    dep_t *d = *bucket;
+    while (d && strcmp(d->deployment_id, deployment_id) != 0)
+        d = d->next;
+    if (!d) {
+        d = ob_xcalloc(1, sizeof(*d));
+        d->deployment_id = ob_xstrdup(deployment_id);
+        d->next = *bucket;
+        *bucket = d;
     }
-    const char *found = NULL;
-    if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 0)) < sizeof(slot->application_id) &&
-        strlen(deployment_id) < sizeof(slot->deployment_id)) {
-        snprintf(slot->deployment_id, sizeof(slot->deployment_id), "%s", deployment_id);
-        snprintf(slot->application_id, sizeof(slot->application_id), "%s", PQgetvalue(res, 0, 0));
-        found = slot->application_id;
+    d->used_ms = now_ms;
+    if (now_ms >= d->next_read_ms)
+        reread(app, d, now_ms);
+    return d;
+}
+
+static void dep_free(dep_t *d)
+{
+    settings_free(&d->set);
+    free(d->deployment_id);
+    free(d->failing);
+    free(d->why);
+    free(d);
+}
+
+/* Drops the entries of deployments nobody asked about for DEP_IDLE_MS,
+ * but never one whose GETs are in flight. */
+static void sweep(dialer_app_t *app, int64_t now_ms)
+{
+    if (now_ms < app->next_sweep_ms)
+        return;
+    app->next_sweep_ms = now_ms + DEP_IDLE_MS;
+    for (int i = 0; i < DEP_BUCKETS; i++) {
+        dep_t **link = &app->deps[i];
+        while (*link) {
+            dep_t *d = *link;
+            if (d->gets == 0 && now_ms - d->used_ms >= DEP_IDLE_MS) {
+                *link = d->next;
+                dep_free(d);
+            } else {
+                link = &d->next;
+            }
+        }
     }
-    PQclear(res);
-    return found;
 }
 
 void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
@@ -358,14 +577,19 @@ void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event
 {
     if (!app || !call->job.start_url || !call->job.start_url[0])
         return;
+    const dep_t *d = dep_of(app, call->job.deployment_id, ob_mono_ms());
+    /* Unknown settings (Postgres down from the start): JSON, application null. */
+    const char *application_id = d->known ? d->set.application_id : NULL;
     app_req_t *r = ob_xcalloc(1, sizeof(*r));
+    r->kind = XFER_REQUEST;
     r->call = call;
     r->call_id = ob_xstrdup(call->job.call_id);
     r->attempt = call->job.attempt;
     r->connected = strcmp(event, "connected") == 0;
+    r->form = d->known && d->set.form;
     r->url = ob_xstrdup(call->job.start_url);
-    r->body = dialer_app_body(&call->job, application_of(app, call->job.deployment_id), event,
-                              callee_type);
+    r->body = r->form ? dialer_app_form_body(&call->job, application_id, event, callee_type)
+                      : dialer_app_body(&call->job, application_id, event, callee_type);
     if (app->queue_tail)
         app->queue_tail->next = r;
     else
@@ -374,9 +598,173 @@ void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event
     app->nqueued++;
 }
 
+dialer_urls_t dialer_url_state(const dialer_url_check_t *c, int64_t now_ms, bool *start)
+{
+    bool ok =
+        c->ok_ms > 0 && c->ok_ms >= c->failed_ms && now_ms - c->ok_ms < DIALER_URL_CHECK_TTL_MS;
+    bool failed = c->failed_ms > c->ok_ms && now_ms - c->failed_ms < DIALER_URL_RETRY_MS;
+    *start = false;
+    if (failed)
+        return DIALER_URLS_FAILED;
+    if (ok) {
+        *start = !c->in_flight && now_ms - c->ok_ms >= DIALER_URL_REFRESH_MS;
+        return DIALER_URLS_OK;
+    }
+    *start = !c->in_flight;
+    return DIALER_URLS_WAIT;
+}
+
+/* The body of a checked URL is not wanted: read (so the connection can be
+ * kept) up to DIALER_APP_MAX_ANSWER, then the transfer is cut. */
+static size_t drop(char *data, size_t size, size_t n, void *arg)
+{
+    url_get_t *g = arg;
+    (void)data;
+    g->got += size * n;
+    return g->got > DIALER_APP_MAX_ANSWER ? 0 : size * n;
+}
+
+static void get_start(dialer_app_t *app, dep_t *d, const char *which, const char *url)
+{
+    url_get_t *g = ob_xcalloc(1, sizeof(*g));
+    g->kind = XFER_CHECK;
+    g->dep = d;
+    g->gen = d->gen;
+    g->which = which;
+    g->url = ob_xstrdup(url);
+    CURL *e = curl_easy_init();
+    OB_ASSERT(e != NULL); /* fails only without memory */
+    g->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, g->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is not a 200 */
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "outbound-dialer/1");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, drop);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, g);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, g->error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, g);
+    g->next = app->gets;
+    if (app->gets)
+        app->gets->prev = g;
+    app->gets = g;
+    app->ngets++;
+    d->gets++;
+    curl_multi_add_handle(app->multi, e);
+}
+
+static void check_start(dialer_app_t *app, dep_t *d)
+{
+    free(d->failing);
+    d->failing = NULL;
+    d->check.in_flight = true;
+    if (d->set.start_url && d->set.start_url[0])
+        get_start(app, d, "start_url", d->set.start_url);
+    if (d->set.result_url && d->set.result_url[0])
+        get_start(app, d, "result_url", d->set.result_url);
+    OB_LOG(OB_LOG_DEBUG, "app", OB_KV("deployment_id", d->deployment_id), "checking its URLs (%d)",
+           d->gets);
+}
+
+dialer_urls_t dialer_app_check_urls(dialer_app_t *app, const ob_dial_job_t *job, const char **why)
+{
+    if (!app)
+        return DIALER_URLS_OK;
+    int64_t now = ob_mono_ms();
+    dep_t *d = dep_of(app, job->deployment_id, now);
+    if (!d->known)
+        return DIALER_URLS_WAIT; /* whether to verify is unknown: not dialed on a guess */
+    bool has_start = d->set.start_url && d->set.start_url[0];
+    bool has_result = d->set.result_url && d->set.result_url[0];
+    if (!d->set.verify_urls || (!has_start && !has_result))
+        return DIALER_URLS_OK;
+    bool start = false;
+    dialer_urls_t st = dialer_url_state(&d->check, now, &start);
+    if (start)
+        check_start(app, d);
+    if (st == DIALER_URLS_FAILED && why)
+        *why = d->why ? d->why : "URL check failed";
+    return st;
+}
+
+/* A GET of a check ended. The check ends with its last GET: failed if any
+ * failed (the first failure is its reason), unless its URLs changed since. */
+static void get_finish(dialer_app_t *app, url_get_t *g, CURLcode code)
+{
+    dep_t *d = g->dep;
+    long status = 0;
+    char *failure = NULL;
+    curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool cut = code == CURLE_WRITE_ERROR && g->got > DIALER_APP_MAX_ANSWER;
+    if (code == CURLE_OPERATION_TIMEDOUT)
+        failure =
+            ob_xasprintf("%s %s did not answer within %d ms", g->which, g->url, app->timeout_ms);
+    else if (code != CURLE_OK && !cut)
+        failure = ob_xasprintf("%s %s could not be fetched: %s", g->which, g->url,
+                               g->error[0] ? g->error : curl_easy_strerror(code));
+    else if (status != 200)
+        failure = ob_xasprintf("%s %s answered %ld%s", g->which, g->url, status,
+                               status >= 300 && status < 400 ? " (redirects are not followed)"
+                                                             : ", not 200");
+    if (failure && g->gen == d->gen && !d->failing)
+        d->failing = failure;
+    else
+        free(failure);
+    if (--d->gets > 0)
+        return;
+    d->check.in_flight = false;
+    if (g->gen != d->gen)
+        return; /* it checked URLs the deployment no longer has */
+    if (d->failing) {
+        OB_LOG(OB_LOG_WARN, "app", OB_KV("deployment_id", d->deployment_id),
+               "URL check failed, its calls are not dialed: %s", d->failing);
+        free(d->why);
+        d->why = d->failing;
+        d->failing = NULL;
+        d->check.failed_ms = ob_mono_ms();
+    } else {
+        OB_LOG(OB_LOG_DEBUG, "app", OB_KV("deployment_id", d->deployment_id), "URL check passed");
+        d->check.ok_ms = ob_mono_ms();
+    }
+}
+
+static void unlink_get(dialer_app_t *app, url_get_t *g)
+{
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        app->gets = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    app->ngets--;
+}
+
+static void get_free(dialer_app_t *app, url_get_t *g)
+{
+    curl_multi_remove_handle(app->multi, g->easy);
+    curl_easy_cleanup(g->easy);
+    free(g->url);
+    free(g);
+}
+
+/* A finished request: recorded and acted on. */
+static void request_done(dialer_app_t *app, app_req_t *r, CURLcode code)
+{
+    curl_multi_remove_handle(app->multi, r->easy);
+    unlink_running(app, r);
+    finish(app, r, code); /* may end the call through the carrier */
+    curl_easy_cleanup(r->easy);
+    req_free(r);
+}
+
 int64_t dialer_app_run(dialer_app_t *app, int64_t now_ms)
 {
-    if (!app || (app->nrunning == 0 && app->nqueued == 0))
+    if (!app)
+        return INT64_MAX;
+    sweep(app, now_ms);
+    if (app->nrunning == 0 && app->nqueued == 0 && app->ngets == 0)
         return INT64_MAX;
     int still = 0, left = 0;
     CURLMsg *msg;
@@ -385,17 +773,21 @@ int64_t dialer_app_run(dialer_app_t *app, int64_t now_ms)
     while ((msg = curl_multi_info_read(app->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        app_req_t *r = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        void *priv = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&priv);
         CURLcode code = msg->data.result;
-        curl_multi_remove_handle(app->multi, r->easy);
-        unlink_running(app, r);
-        finish(app, r, code); /* may end the call through the carrier */
-        curl_easy_cleanup(r->easy);
-        req_free(r);
+        if (*(xfer_kind_t *)priv == XFER_REQUEST) {
+            request_done(app, priv, code);
+        } else {
+            url_get_t *g = priv;
+            unlink_get(app, g);
+            get_finish(app, g, code);
+            get_free(app, g);
+        }
     }
     start_queued(app);
-    return app->nrunning > 0 || app->nqueued > 0 ? now_ms + APP_TICK_MS : INT64_MAX;
+    bool busy = app->nrunning > 0 || app->nqueued > 0 || app->ngets > 0;
+    return busy ? now_ms + APP_TICK_MS : INT64_MAX;
 }
 
 int dialer_app_pending(const dialer_app_t *app)
@@ -430,7 +822,20 @@ void dialer_app_free(dialer_app_t *app)
         record(app, r, 0, "not sent: the dialer stopped", 0);
         req_free(r);
     }
+    while (app->gets) {
+        url_get_t *g = app->gets;
+        unlink_get(app, g);
+        get_free(app, g);
+    }
+    for (int i = 0; i < DEP_BUCKETS; i++) {
+        while (app->deps[i]) {
+            dep_t *d = app->deps[i];
+            app->deps[i] = d->next;
+            dep_free(d);
+        }
+    }
     curl_slist_free_all(app->headers);
+    curl_slist_free_all(app->form_headers);
     curl_multi_cleanup(app->multi);
     curl_global_cleanup();
     free(app);

@@ -1,11 +1,13 @@
 /*
  * The application on answer: when a call connects, the worker POSTs the
- * call's context to its deployment's start_url, and again when the callee
- * type is decided. The requests run on libcurl's multi interface, driven
- * without blocking from the worker's event loop (dialer_app_run), so one
- * worker holds thousands of them. The application's answer may hang the call
- * up or keep it connected; its failure is recorded on the attempt and never
- * changes the call's result.
+ * call's context to its deployment's start_url (as JSON, or form-encoded for
+ * Plum-style applications), and again when the callee type is decided. The
+ * requests run on libcurl's multi interface, driven without blocking from
+ * the worker's event loop (dialer_app_run), so one worker holds thousands of
+ * them. The application's answer may hang the call up or keep it connected;
+ * its failure is recorded on the attempt and never changes the call's
+ * result. A deployment may also require that its URLs answer 200 before its
+ * calls are dialed (dialer_app_check_urls), checked on the same loop.
  */
 #ifndef DIALER_APP_H
 #define DIALER_APP_H
@@ -21,6 +23,16 @@
 #define DIALER_APP_MAX_ANSWER 65536
 /* Longest stay_connected_s an application may ask for. */
 #define DIALER_APP_MAX_STAY_S 86400
+/* A successful URL check holds this long (monotonic ms). */
+#define DIALER_URL_CHECK_TTL_MS 60000
+/* A failed URL check holds this long before the URLs are checked again. */
+#define DIALER_URL_RETRY_MS 10000
+/* A successful check is renewed this long after it ended, while it still
+ * holds, so the calls of a busy deployment do not wait every minute. */
+#define DIALER_URL_REFRESH_MS 45000
+/* A deployment's settings are read again after this long, so a change
+ * through the API reaches running dialers. */
+#define DIALER_APP_SETTINGS_TTL_MS 30000
 
 typedef struct dialer_app dialer_app_t;
 
@@ -30,6 +42,30 @@ typedef struct {
     int64_t stay_connected_ms; /* "stay_connected_s" in ms, or -1 when absent */
 } dialer_app_answer_t;
 
+typedef enum { DIALER_URLS_OK, DIALER_URLS_WAIT, DIALER_URLS_FAILED } dialer_urls_t;
+
+/* Where one deployment's URL check stands (monotonic ms; 0: never). */
+typedef struct {
+    bool in_flight;    /* a check is running */
+    int64_t ok_ms;     /* when the last successful check ended */
+    int64_t failed_ms; /* when the last failed check ended */
+} dialer_url_check_t;
+
+/* What the dialer needs of a deployment (strings malloc'd, or NULL). */
+typedef struct {
+    char *application_id; /* its application; NULL when unknown */
+    char *start_url;      /* its start_url, else its application's; NULL: none */
+    char *result_url;     /* its result_url; NULL: none */
+    bool form;            /* start_url_format "form" */
+    bool verify_urls;     /* its URLs must answer 200 before its calls are dialed */
+} dialer_deployment_t;
+
+/* Reads the settings of deployment_id into *out (zeroed first; a deployment
+ * that does not exist leaves it zeroed). Returns OB_ERR with err set when
+ * the store cannot say. The dialer's own reads one Postgres row. */
+typedef ob_rc_t (*dialer_app_lookup_fn)(void *arg, const char *deployment_id,
+                                        dialer_deployment_t *out, ob_err_t *err);
+
 /* The JSON body of one request: event ("connected" or "callee_type"), the
  * job's call context, callee_type ("processing" until decided) and
  * application_id (may be NULL, sent as null). call_parameters is sent as an
@@ -38,12 +74,29 @@ typedef struct {
 char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                       const char *callee_type);
 
+/* The same request as an application/x-www-form-urlencoded body: the JSON
+ * body's members in its order and with its names, percent-encoded (space
+ * as %20, "+" as %2B); call_parameters is its JSON object text, numbers are
+ * decimal, and null values (message_reference, application_id) are sent
+ * empty. Pure; caller frees with free. */
+char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
+                           const char *callee_type);
+
 /* Parses an application's 2xx answer body of len bytes. An empty (or blank)
  * body asks for nothing. Returns OB_EINVAL with err set when the body is not
  * a JSON object, or "hangup" is not a boolean, or "stay_connected_s" not a
  * number in 0..DIALER_APP_MAX_STAY_S; unknown members are ignored. Pure. */
 ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_t *out,
                                 ob_err_t *err) OB_MUSTCHECK;
+
+/* The answer about a deployment requiring verified URLs whose check
+ * stands as c at now_ms: OK while its latest check succeeded within
+ * DIALER_URL_CHECK_TTL_MS, FAILED while its latest check failed within
+ * DIALER_URL_RETRY_MS, else WAIT. *start is set when a check should start
+ * now: none is in flight and there is no standing answer, or the success is
+ * older than DIALER_URL_REFRESH_MS (renewed early; the answer stays OK).
+ * Pure. */
+dialer_urls_t dialer_url_state(const dialer_url_check_t *c, int64_t now_ms, bool *start);
 
 /* Creates the requester of the worker ctx (which must outlive it): at most
  * concurrency transfers at once (more wait in a queue), each bounded by
@@ -52,29 +105,50 @@ ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_
 ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, dialer_app_t **out,
                        ob_err_t *err) OB_MUSTCHECK;
 
+/* Replaces the Postgres read of deployment settings with fn (tests). */
+void dialer_app_set_lookup(dialer_app_t *app, dialer_app_lookup_fn fn, void *arg);
+
 /* Queues a POST about call (a slot of ctx whose job has a start_url, just
- * connected or just decided) for event "connected" or "callee_type". Does no
- * I/O but a cached lookup of the deployment's application id (one Postgres
- * query per deployment). The connected request's outcome is recorded on the
- * attempt. NULL-safe (app off). */
+ * connected or just decided) for event "connected" or "callee_type", in the
+ * deployment's start_url_format. Does no I/O but the cached lookup of the
+ * deployment's settings (one Postgres query per deployment every
+ * DIALER_APP_SETTINGS_TTL_MS). The connected request's outcome is recorded
+ * on the attempt. NULL-safe (app off). */
 void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
                        const char *callee_type);
 
-/* Starts queued requests, advances transfers without blocking and handles
- * finished ones (recording outcomes, hanging up or extending calls through
- * the carrier). Returns when it wants to be called again (monotonic ms):
- * soon while transfers are in flight, INT64_MAX when idle. NULL-safe. */
+/* For the job's deployment: OK when it does not require verified URLs or
+ * both its start_url and result_url (those set) answered 200 to a GET
+ * within the last DIALER_URL_CHECK_TTL_MS; WAIT while a check is in flight
+ * (started by this call when none is), or while the deployment's settings
+ * cannot be read; FAILED with *why set (app-owned, valid until the next
+ * dialer_app_run, e.g. "result_url http://... answered 503") when the latest
+ * check failed less than DIALER_URL_RETRY_MS ago. One check per deployment
+ * is in flight however many jobs ask; its GETs (no redirects followed, 200
+ * required, bounded by the app timeout) run in dialer_app_run and do not
+ * count against the request concurrency. The URLs checked are the
+ * deployment's current ones, not a call's own result_url. Does no blocking
+ * I/O except the cached per-deployment Postgres lookup. NULL-safe (app off:
+ * OK). */
+dialer_urls_t dialer_app_check_urls(dialer_app_t *app, const ob_dial_job_t *job, const char **why);
+
+/* Starts queued requests, advances transfers (URL checks included) without
+ * blocking and handles finished ones (recording outcomes, hanging up or
+ * extending calls through the carrier). Returns when it wants to be called
+ * again (monotonic ms): soon while transfers are in flight, INT64_MAX when
+ * idle. NULL-safe. */
 int64_t dialer_app_run(dialer_app_t *app, int64_t now_ms);
 
-/* Requests queued or in flight. NULL-safe. */
+/* Requests queued or in flight (URL checks are not counted: a drain drops
+ * them). NULL-safe. */
 int dialer_app_pending(const dialer_app_t *app);
 
 /* Drain: lets requests in flight and queued finish until deadline_ms
  * (monotonic). NULL-safe. */
 void dialer_app_finish(dialer_app_t *app, int64_t deadline_ms);
 
-/* Aborts what is left (a connected request's attempt records the abort)
- * and frees app. NULL-safe. */
+/* Aborts what is left (a connected request's attempt records the abort;
+ * URL checks are dropped) and frees app. NULL-safe. */
 void dialer_app_free(dialer_app_t *app);
 
 #endif

@@ -28,14 +28,19 @@ typedef enum {
     FT_RULES,  /* retry rules object (ingest_retry_rules) */
     FT_WINDOW, /* campaign window object (ob_window.h), or null */
     FT_RATE,   /* calls per second: a number from 0.01 to 10000, or null */
+    FT_CHOICE, /* one of the field's choices */
 } ftype_t;
 
 typedef struct {
-    const char *name; /* JSON member and column */
-    ftype_t type;     /* validation */
-    long min, max;    /* bounds: length for text, value for int */
-    bool required;    /* on create */
+    const char *name;           /* JSON member and column */
+    ftype_t type;               /* validation */
+    long min, max;              /* bounds: length for text, value for int */
+    bool required;              /* on create */
+    const char *const *choices; /* FT_CHOICE: the allowed strings, NULL-terminated */
 } rfield_t;
+
+/* Most fields a resource may have (sizes the value arrays). */
+#define MAX_FIELDS 24
 
 typedef struct {
     const char *kind;   /* "application", for messages and codes */
@@ -48,26 +53,31 @@ typedef struct {
 } resource_t;
 
 static const rfield_t app_fields[] = {
-    {"name", FT_TEXT, 1, 200, true},
-    {"start_url", FT_URL, 0, 2048, false},
-    {NULL, 0, 0, 0, false},
+    {"name", FT_TEXT, 1, 200, true, NULL},
+    {"start_url", FT_URL, 0, 2048, false, NULL},
+    {NULL, 0, 0, 0, false, NULL},
 };
 
+/* How start_url requests carry the call's context (dialer_app.c). */
+static const char *const start_url_formats[] = {"json", "form", NULL};
+
 static const rfield_t dep_fields[] = {
-    {"name", FT_TEXT, 1, 200, true},
-    {"active", FT_BOOL, 0, 0, false},
-    {"capacity", FT_INT, 1, 100000, false},
-    {"max_attempts", FT_INT, 1, 10, false},
-    {"retry_interval_s", FT_INT, 60, 172800, false},
-    {"retry_rules", FT_RULES, 0, 0, false},
-    {"campaign_window", FT_WINDOW, 0, 0, false},
-    {"calls_per_second", FT_RATE, 0, 0, false},
-    {"default_region", FT_REGION, 0, 0, false},
-    {"start_url", FT_URL, 0, 2048, false},
-    {"result_url", FT_URL, 0, 2048, false},
-    {"caller_id", FT_PHONE, 0, 0, false},
-    {"webhook_secret", FT_TEXT, 32, 200, false},
-    {NULL, 0, 0, 0, false},
+    {"name", FT_TEXT, 1, 200, true, NULL},
+    {"active", FT_BOOL, 0, 0, false, NULL},
+    {"capacity", FT_INT, 1, 100000, false, NULL},
+    {"max_attempts", FT_INT, 1, 10, false, NULL},
+    {"retry_interval_s", FT_INT, 60, 172800, false, NULL},
+    {"retry_rules", FT_RULES, 0, 0, false, NULL},
+    {"campaign_window", FT_WINDOW, 0, 0, false, NULL},
+    {"calls_per_second", FT_RATE, 0, 0, false, NULL},
+    {"default_region", FT_REGION, 0, 0, false, NULL},
+    {"start_url", FT_URL, 0, 2048, false, NULL},
+    {"result_url", FT_URL, 0, 2048, false, NULL},
+    {"caller_id", FT_PHONE, 0, 0, false, NULL},
+    {"webhook_secret", FT_TEXT, 32, 200, false, NULL},
+    {"start_url_format", FT_CHOICE, 0, 0, false, start_url_formats},
+    {"verify_urls", FT_BOOL, 0, 0, false, NULL},
+    {NULL, 0, 0, 0, false, NULL},
 };
 
 #define APP_JSON                                                                                   \
@@ -81,7 +91,9 @@ static const rfield_t dep_fields[] = {
     " 'calls_per_second', d.calls_per_second,"                                                     \
     " 'default_region', d.default_region, 'start_url', "                                           \
     "d.start_url, 'result_url', d.result_url,"                                                     \
-    " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret, 'created_at', d.created_at)"
+    " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret,"                               \
+    " 'start_url_format', d.start_url_format, 'verify_urls', d.verify_urls,"                       \
+    " 'created_at', d.created_at)"
 
 static const resource_t applications = {
     "application",
@@ -111,6 +123,17 @@ static const resource_t deployments = {
     dep_fields,
 };
 
+/* "\"json\" or \"form\"": the choices, quoted, for error messages. */
+static const char *choices_text(ob_pool_t *pool, const char *const *choices)
+{
+    const char *text = "";
+    for (const char *const *ch = choices; *ch; ch++) {
+        const char *sep = ch == choices ? "" : ch[1] ? ", " : " or ";
+        text = ob_pool_printf(pool, "%s%s\"%s\"", text, sep, *ch);
+    }
+    return text;
+}
+
 /* Validates body against the fields; values[i] gets the text to store for
  * each field present (pool-owned; NULL for an explicit JSON null). */
 static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields, bool creating,
@@ -129,6 +152,7 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
     }
     for (int i = 0; fields[i].name; i++) {
         const rfield_t *f = &fields[i];
+        OB_ASSERT(i < MAX_FIELDS);
         ob_phone_t phone;
         ob_err_t err = {{0}};
         item = cJSON_GetObjectItemCaseSensitive(body, f->name);
@@ -170,6 +194,15 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                                      f->name);
             else
                 values[i] = ob_pool_printf(pool, "%.6g", item->valuedouble);
+            break;
+        case FT_CHOICE:
+            if (cJSON_IsString(item))
+                for (const char *const *ch = f->choices; *ch && !values[i]; ch++)
+                    if (strcmp(item->valuestring, *ch) == 0)
+                        values[i] = *ch;
+            if (!values[i])
+                bad =
+                    ob_pool_printf(pool, "%s must be %s", f->name, choices_text(pool, f->choices));
             break;
         case FT_BOOL:
             if (!cJSON_IsBool(item))
@@ -248,8 +281,8 @@ static void render(ingest_call_t *c, const resource_t *r, const char *id, unsign
 static void create(ingest_call_t *c, const resource_t *r, const char *const *lead_cols,
                    const char *const *lead_vals, int nlead)
 {
-    const char *values[16];
-    bool present[16];
+    const char *values[MAX_FIELDS];
+    bool present[MAX_FIELDS];
     char id[OB_UUID_STRLEN + 1];
     cJSON *errors = cJSON_CreateArray();
     cJSON *body = object_body(c->req);
@@ -265,7 +298,7 @@ static void create(ingest_call_t *c, const resource_t *r, const char *const *lea
     ob_uuid_v7(id);
     char *cols = ob_pool_printf(c->req->pool, "%s, account_id", r->id_col);
     char *args = ob_pool_strdup(c->req->pool, "$1, $2");
-    const char *params[24] = {id, c->account_id};
+    const char *params[MAX_FIELDS + 8] = {id, c->account_id};
     int n = 2;
     for (int i = 0; i < nlead; i++) {
         cols = ob_pool_printf(c->req->pool, "%s, %s", cols, lead_cols[i]);
@@ -295,8 +328,8 @@ out:
 
 static void update(ingest_call_t *c, const resource_t *r, const char *id)
 {
-    const char *values[16];
-    bool present[16];
+    const char *values[MAX_FIELDS];
+    bool present[MAX_FIELDS];
     cJSON *errors = cJSON_CreateArray();
     cJSON *body = NULL;
     ob_err_t err = {{0}};
@@ -310,7 +343,7 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
         goto out;
     }
     char *sets = ob_pool_strdup(c->req->pool, "");
-    const char *params[24] = {id, c->account_id};
+    const char *params[MAX_FIELDS + 8] = {id, c->account_id};
     int n = 2;
     for (int i = 0; r->fields[i].name; i++) {
         if (!present[i])

@@ -1,15 +1,17 @@
 /*
  * The application on answer end to end: the test is the application behind
- * start_url. It records every POST and answers by the call's
- * message_reference: "fields" 200 {}, "hangup" {"hangup": true}, "stay"
- * {"stay_connected_s": 5}, "slow" after the dialer's timeout, "fail" 500.
- * The calls must carry their context, get their callee-type update, be cut
- * or kept by the answers, and end with their result whatever the
- * application did, its failures recorded on the attempt.
+ * start_url. It records every POST (a form-encoded one decoded into the
+ * same JSON shape) and answers by the call's message_reference: "fields"
+ * 200 {}, "hangup" {"hangup": true}, "stay" {"stay_connected_s": 5}, "slow"
+ * after the dialer's timeout, "fail" 500. The calls must carry their
+ * context, in the deployment's start_url_format, get their callee-type
+ * update, be cut or kept by the answers, and end with their result whatever
+ * the application did, its failures recorded on the attempt.
  */
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -39,22 +41,75 @@ typedef struct {
     volatile int stop;         /* ends the accept loop */
     pthread_t thread;          /* accept loop */
     pthread_mutex_t mu;        /* guards what follows */
-    char *posts[MAX_POSTS];    /* bodies received, in order (malloc'd) */
+    char *posts[MAX_POSTS];    /* bodies received, in order, as JSON (malloc'd) */
     char paths[MAX_POSTS][64]; /* their request paths */
+    char types[MAX_POSTS][80]; /* their Content-Type */
     int nposts;                /* entries in posts */
 } app_t;
 
 static app_t app;
 
+/* Decodes one form-encoded name or value (malloc'd): %XX, and "+" is a space. */
+static char *form_decode(const char *text, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '%' && i + 2 < len) {
+            char hex[3] = {text[i + 1], text[i + 2], 0};
+            out[n++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            out[n++] = text[i] == '+' ? ' ' : text[i];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* An application/x-www-form-urlencoded body as the JSON object a JSON
+ * request would have sent (malloc'd): every field a string but
+ * call_parameters, whose JSON text is parsed (a string when it is not JSON,
+ * so the checks on it fail). */
+static char *form_as_json(const char *body, size_t len)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        char *name = form_decode(p, (size_t)((eq ? eq : stop) - p));
+        char *value = eq ? form_decode(eq + 1, (size_t)(stop - eq - 1)) : strdup("");
+        cJSON *params = strcmp(name, "call_parameters") == 0 ? cJSON_Parse(value) : NULL;
+        if (params)
+            cJSON_AddItemToObject(o, name, params);
+        else
+            cJSON_AddStringToObject(o, name, value);
+        free(name);
+        free(value);
+        p = stop + 1;
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    char *copy = strdup(text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return copy;
+}
+
 /* Records one request; returns the status and sets *answer. */
 static int on_request(app_t *a, const char *head, const char *body, size_t len, const char **answer)
 {
-    char *copy = strndup(body, len);
-    char path[64] = "";
+    char path[64] = "", type[80] = "";
     sscanf(head, "POST %63s", path);
+    h_header(head, "Content-Type", type, sizeof(type));
+    char *copy = strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0
+                     ? form_as_json(body, len)
+                     : strndup(body, len);
     pthread_mutex_lock(&a->mu);
     if (a->nposts < MAX_POSTS) {
         snprintf(a->paths[a->nposts], sizeof(a->paths[0]), "%s", path);
+        snprintf(a->types[a->nposts], sizeof(a->types[0]), "%s", type);
         a->posts[a->nposts++] = strdup(copy);
     }
     pthread_mutex_unlock(&a->mu);
@@ -152,8 +207,10 @@ static void app_up(app_t *a)
     pthread_create(&a->thread, NULL, accept_loop, a);
 }
 
-/* The body of the POST about call_id for event (malloc'd), or NULL. */
-static char *post_of(app_t *a, const char *call_id, const char *event, char *path, size_t plen)
+/* The body of the POST about call_id for event (malloc'd), or NULL; its
+ * path and Content-Type too when asked. */
+static char *post_of(app_t *a, const char *call_id, const char *event, char *path, size_t plen,
+                     char *type, size_t tlen)
 {
     char *found = NULL;
     pthread_mutex_lock(&a->mu);
@@ -164,6 +221,8 @@ static char *post_of(app_t *a, const char *call_id, const char *event, char *pat
             found = strdup(a->posts[i]);
             if (path)
                 snprintf(path, plen, "%s", a->paths[i]);
+            if (type)
+                snprintf(type, tlen, "%s", a->types[i]);
         }
         free(id);
         free(ev);
@@ -172,14 +231,15 @@ static char *post_of(app_t *a, const char *call_id, const char *event, char *pat
     return found;
 }
 
-static char *queue_call(const h_tenant_t *t, const char *phone, const char *ref)
+static char *queue_to(const h_tenant_t *t, const char *deployment_id, const char *phone,
+                      const char *ref)
 {
     char auth[128], path[128], body[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", deployment_id);
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"%s\",\"message_reference\":\"%s\","
-             "\"call_parameters\":{\"name\":\"Ann\",\"n\":2}}",
+             "\"call_parameters\":{\"name\":\"Ann Lee & co\",\"n\":2}}",
              phone, ref);
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
     h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
@@ -187,6 +247,11 @@ static char *queue_call(const h_tenant_t *t, const char *phone, const char *ref)
     char *id = h_json_str(r.body, "call_id");
     h_resp_free(&r);
     return id;
+}
+
+static char *queue_call(const h_tenant_t *t, const char *phone, const char *ref)
+{
+    return queue_to(t, t->deployment_id, phone, ref);
 }
 
 /* The completed call once its attempt's application outcome is recorded. */
@@ -272,13 +337,16 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     cr_expect_geq(path_long(call, "attempts.0.app_ms"), 0, "%s", call);
     free(call);
     char start_path[64] = "";
-    char *post = post_of(&app, fields, "connected", start_path, sizeof(start_path));
+    char type[80] = "";
+    char *post =
+        post_of(&app, fields, "connected", start_path, sizeof(start_path), type, sizeof(type));
     cr_assert_not_null(post, "no connected POST for %s", fields);
     cr_expect_str_eq(start_path, "/start?x=1");
+    cr_expect_str_eq(type, "application/json");
     expect_path(post, "call_id", fields);
     expect_path(post, "phone_number", "+12125550100");
     expect_path(post, "message_reference", "fields");
-    expect_path(post, "call_parameters.name", "Ann");
+    expect_path(post, "call_parameters.name", "Ann Lee & co");
     expect_path(post, "call_parameters.n", "2");
     expect_path(post, "callee_type", "processing");
     expect_path(post, "attempt", "1");
@@ -287,7 +355,7 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     expect_path(post, "application_id", t.application_id);
     expect_path(post, "account_id", t.account_id);
     free(post);
-    post = post_of(&app, fields, "callee_type", NULL, 0);
+    post = post_of(&app, fields, "callee_type", NULL, 0, NULL, 0);
     cr_assert_not_null(post, "no callee_type update for %s", fields);
     expect_path(post, "callee_type", "voice");
     expect_path(post, "call_id", fields);
@@ -339,5 +407,88 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     free(stay);
     free(slow);
     free(fail);
+    PQfinish(pg);
+}
+
+/* A deployment created through the API, as a user would; its id (malloc'd). */
+static char *create_deployment(const h_tenant_t *t, const char *body)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", t->application_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    expect_path(r.body, "start_url_format", "form");
+    expect_path(r.body, "verify_urls", "false");
+    char *id = h_json_str(r.body, "deployment_id");
+    h_resp_free(&r);
+    return id;
+}
+
+Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fini = teardown)
+{
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000",
+                                      NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 10);
+    app_up(&app);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"name\": \"plum-style\", \"capacity\": 5, \"start_url_format\": \"form\","
+             " \"start_url\": \"http://127.0.0.1:%d/plum\"}",
+             app.port);
+    char *dep = create_deployment(&t, body);
+    char *fields = queue_to(&t, dep, "+12125550100", "fields");
+    char *hangup = queue_to(&t, dep, "+12125550101", "hangup");
+
+    char *call = wait_outcome(&t, fields);
+    expect_path(call, "result", "voice");
+    expect_path(call, "attempts.0.app_status", "200");
+    expect_path(call, "attempts.0.app_error", NULL);
+    free(call);
+    char start_path[64] = "", type[80] = "";
+    char *post =
+        post_of(&app, fields, "connected", start_path, sizeof(start_path), type, sizeof(type));
+    cr_assert_not_null(post, "no connected POST for %s", fields);
+    cr_expect_str_eq(start_path, "/plum");
+    cr_expect_str_eq(type, "application/x-www-form-urlencoded");
+    expect_path(post, "call_id", fields);
+    expect_path(post, "phone_number", "+12125550100"); /* "+" survives the encoding */
+    expect_path(post, "message_reference", "fields");
+    expect_path(post, "call_parameters.name", "Ann Lee & co");
+    expect_path(post, "call_parameters.n", "2");
+    expect_path(post, "callee_type", "processing");
+    expect_path(post, "attempt", "1");
+    expect_path(post, "max_attempts", "1");
+    expect_path(post, "deployment_id", dep);
+    expect_path(post, "application_id", t.application_id);
+    expect_path(post, "account_id", t.account_id);
+    free(post);
+    post = post_of(&app, fields, "callee_type", NULL, 0, type, sizeof(type));
+    cr_assert_not_null(post, "no callee_type update for %s", fields);
+    cr_expect_str_eq(type, "application/x-www-form-urlencoded");
+    expect_path(post, "callee_type", "voice");
+    free(post);
+
+    /* The answer is read as for JSON requests. */
+    call = wait_outcome(&t, hangup);
+    expect_path(call, "result", "voice");
+    expect_path(call, "attempts.0.app_status", "200");
+    long talk = path_long(call, "attempts.0.talk_ms");
+    cr_expect(talk >= 0 && talk < 3000, "hung up by the application, talk %ld ms: %s", talk, call);
+    free(call);
+
+    cr_expect(h_stack_down(&s));
+    app.stop = 1;
+    pthread_join(app.thread, NULL);
+    close(app.fd);
+    free(dep);
+    free(fields);
+    free(hangup);
     PQfinish(pg);
 }

@@ -115,6 +115,39 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
     cr_expect_str_eq(h_json_path(r.body, "deployments.0.deployment_id"), dep);
     h_resp_free(&r);
 
+    /* The application options: JSON and unverified by default, set by PATCH,
+     * and a bad value is named with what is allowed. */
+    r = call_api(key, "GET", path, NULL);
+    cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "json", "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "false", "%s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"form\", \"verify_urls\": true}");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "GET", path, NULL);
+    cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "form", "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "true", "%s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"xml\", \"verify_urls\": \"yes\"}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "\"field\":\"start_url_format\""), "%s", r.body);
+    cr_expect(strstr(r.body, "start_url_format must be \\\"json\\\" or \\\"form\\\""), "%s",
+              r.body);
+    cr_expect(strstr(r.body, "\"field\":\"verify_urls\""), "%s", r.body);
+    cr_expect(strstr(r.body, "verify_urls must be true or false"), "%s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "PATCH", path, "{\"start_url_format\": null}");
+    cr_expect_eq(r.status, 422, "null is no format: %s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "GET", path, NULL);
+    cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "form", "unchanged: %s", r.body);
+    h_resp_free(&r);
+    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"json\", \"verify_urls\": false}");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "json", "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "false", "%s", r.body);
+    h_resp_free(&r);
+
     /* National numbers use the deployment's region. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", dep);
     r = call_api(key, "POST", path, "{\"phone_number\": \"020 7555 0100\"}");
