@@ -226,9 +226,6 @@ if want events; then
 		"$work/events.batch.json" || ob_warn "events: not every call was queued"
 	wait_until 120 "SELECT count(*) >= $events_calls FROM calls WHERE deployment_id = '$dep_events'" ||
 		ob_warn "events: the scheduler did not record every call in 120 s"
-	# Statistics as autovacuum would have them in a running system: plans
-	# cached for the run (plpgsql functions) are made with real row counts.
-	q -c 'ANALYZE'
 	quiet events
 	ob_say "events: $dialers dialers x $channels channels, OB_SIM_TIME_SCALE=$fast (at most $limit s)"
 	"$py" "$here/dialer_report.py" events "$dsn" "$OB_LOCAL_KAFKA_BOOTSTRAP" "${prefix}call-events" "$event_parts" \
@@ -253,7 +250,6 @@ if want webhooks; then
 	                     WHERE deployment_id = '$dep_hooks'" ||
 		ob_warn "webhooks: not every call completed in $limit s"
 	services "$all_dialers" stop || true
-	q -c 'ANALYZE'
 
 	"$py" "$here/dialer_report.py" receiver "$receiver_port" "$work/receiver.json" &
 	receiver=$!

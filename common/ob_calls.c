@@ -101,13 +101,12 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
                err);
 }
 
-/* The attempts travel as one JSON array; "i" maps each concluded row back to
- * its input. */
+/* The attempts travel as one JSON array (conclude_attempts(), migration
+ * 017); "i" maps each concluded row back to its input. */
 static const char CONCLUDE_MANY_SQL[] =
-    "SELECT j.i, r.* FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int,"
-    " result text, reason text, answered boolean, ring_ms int, talk_ms int, decision_ms int)"
-    " CROSS JOIN LATERAL conclude_attempt(j.call_id, j.attempt, j.result, j.reason, j.answered,"
-    " j.ring_ms, j.talk_ms, j.decision_ms) r";
+    "SELECT i, call_id, deployment_id, account_id, state, status, result, reason, phone_number,"
+    " message_reference, attempts_made, max_attempts, next_attempt_at"
+    " FROM conclude_attempts($1::json)";
 
 ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_end_t *ends,
                              size_t n, ob_call_event_t *evs, bool *done, ob_err_t *err)

@@ -37,7 +37,7 @@ typedef struct {
 
 /*
  * Inside the caller's open transaction, concludes the n attempts in one
- * statement through conclude_attempt() (dialing or connected ones; released
+ * statement through conclude_attempts() (dialing or connected ones; released
  * ones only with result noattempt): each call completes (answered), is
  * queued for its next attempt by its retry rules (event
  * outbound.call.retry_scheduled) or fails. For each concluded attempt

@@ -43,14 +43,18 @@ ob_rc_t ob_events_record_many(PGconn *conn, ob_call_event_t *evs, size_t n, ob_e
     char *text = cJSON_PrintUnformatted(rows);
     cJSON_Delete(rows);
     const char *params[] = {text};
+    /* Each event waits in the outbox until the broker acknowledged it. */
     ob_rc_t rc =
         ob_pg_exec(conn,
-                   "INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
+                   "WITH r AS (SELECT * FROM json_to_recordset($1::json)"
+                   "  AS r(event_id uuid, call_id uuid, deployment_id uuid, type text,"
+                   "  source text, at bigint, data jsonb)),"
+                   " o AS (INSERT INTO call_events_outbox (event_id, occurred_at)"
+                   "  SELECT event_id, to_timestamp(at / 1000.0) FROM r)"
+                   " INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
                    " occurred_at, data)"
                    " SELECT event_id, call_id, deployment_id, type, source,"
-                   " to_timestamp(at / 1000.0), data FROM json_to_recordset($1::json)"
-                   " AS r(event_id uuid, call_id uuid, deployment_id uuid, type text,"
-                   " source text, at bigint, data jsonb)",
+                   " to_timestamp(at / 1000.0), data FROM r",
                    1, params, NULL, err);
     cJSON_free(text);
     return rc;
@@ -61,9 +65,8 @@ ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
     return ob_events_record_many(conn, ev, 1, err);
 }
 
-static ob_rc_t mark_published(PGconn *conn, const ob_call_event_t *evs, size_t n, ob_err_t *err)
+char *ob_events_ids(const ob_call_event_t *evs, size_t n)
 {
-    /* One statement for the batch: a Postgres array literal of the ids. */
     size_t cap = n * (OB_UUID_STRLEN + 1) + 3;
     char *ids = ob_xmalloc(cap);
     size_t o = 0;
@@ -72,15 +75,35 @@ static ob_rc_t mark_published(PGconn *conn, const ob_call_event_t *evs, size_t n
         o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", evs[i].id);
     ids[o++] = '}';
     ids[o] = '\0';
+    return ids;
+}
+
+ob_rc_t ob_events_mark(PGconn *conn, const char *ids, bool in_transaction, ob_err_t *err)
+{
     const char *params[] = {ids};
-    /* Not waiting for the WAL flush: a mark lost to a crash only makes the
-     * relay send the event again, and consumers deduplicate by id. */
-    ob_rc_t rc = ob_pg_exec(conn,
-                            "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
-                            " UPDATE call_events SET published_at = now() FROM s"
-                            " WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
-                            1, params, NULL, err);
-    free(ids);
+    /* On its own, not waiting for the WAL flush: a mark lost to a crash only
+     * makes the relay send the event again, and consumers deduplicate by id.
+     * (Inside the caller's transaction it commits as that one does.) */
+    return ob_pg_exec(conn,
+                      in_transaction
+                          ? "DELETE FROM call_events_outbox WHERE event_id = ANY($1::uuid[])"
+                          : "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
+                            " DELETE FROM call_events_outbox USING s"
+                            " WHERE event_id = ANY($1::uuid[])",
+                      1, params, NULL, err);
+}
+
+ob_rc_t ob_events_send(ob_producer_t *p, const char *topic, const ob_call_event_t *evs, size_t n,
+                       ob_produce_batch_t **out, ob_err_t *err)
+{
+    ob_produce_batch_t *b = ob_produce_batch_new();
+    ob_rc_t rc = OB_OK;
+    for (size_t i = 0; i < n && rc == OB_OK; i++) {
+        char *text = ob_call_event_encode(&evs[i]);
+        rc = ob_produce_batch_add(p, b, topic, evs[i].deployment_id, text, strlen(text), 5000, err);
+        free(text);
+    }
+    *out = b; /* waited for (and freed) by the caller even when a message failed */
     return rc;
 }
 
@@ -89,13 +112,8 @@ ob_rc_t ob_events_publish(ob_producer_t *p, const char *topic, PGconn *conn,
 {
     if (n == 0)
         return OB_OK;
-    ob_produce_batch_t *b = ob_produce_batch_new();
-    ob_rc_t rc = OB_OK;
-    for (size_t i = 0; i < n && rc == OB_OK; i++) {
-        char *text = ob_call_event_encode(&evs[i]);
-        rc = ob_produce_batch_add(p, b, topic, evs[i].deployment_id, text, strlen(text), 5000, err);
-        free(text);
-    }
+    ob_produce_batch_t *b = NULL;
+    ob_rc_t rc = ob_events_send(p, topic, evs, n, &b, err);
     ob_err_t wait_err = {{0}};
     ob_rc_t wrc = ob_produce_batch_wait(b, 30000, &wait_err);
     if (rc != OB_OK)
@@ -104,7 +122,10 @@ ob_rc_t ob_events_publish(ob_producer_t *p, const char *topic, PGconn *conn,
         ob_err_set(err, "%s", wait_err.msg);
         return wrc;
     }
-    return mark_published(conn, evs, n, err);
+    char *ids = ob_events_ids(evs, n);
+    rc = ob_events_mark(conn, ids, false, err);
+    free(ids);
+    return rc;
 }
 
 int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older_than_ms, int limit,
@@ -116,11 +137,11 @@ int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *params[] = {age, lim};
     if (ob_pg_exec(conn,
-                   "SELECT event_id, type, source,"
-                   " (extract(epoch FROM occurred_at) * 1000)::bigint, data::text"
-                   " FROM call_events WHERE published_at IS NULL"
-                   " AND occurred_at < now() - make_interval(secs => $1::int / 1000.0)"
-                   " ORDER BY occurred_at LIMIT $2::int",
+                   "SELECT e.event_id, e.type, e.source,"
+                   " (extract(epoch FROM e.occurred_at) * 1000)::bigint, e.data::text"
+                   " FROM call_events_outbox o JOIN call_events e USING (event_id)"
+                   " WHERE o.occurred_at < now() - make_interval(secs => $1::int / 1000.0)"
+                   " ORDER BY o.occurred_at LIMIT $2::int",
                    2, params, &res, err) != OB_OK)
         return -1;
     int rows = PQntuples(res);

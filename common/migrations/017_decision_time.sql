@@ -4,66 +4,100 @@
 -- answeringmachine, fax, unknown) was decided; NULL for unanswered attempts.
 ALTER TABLE attempts ADD COLUMN decision_ms int;
 
--- conclude_attempt() as in 005, with the attempt's decision_ms (NULL when
--- none), and it also ends a released attempt the dialer never tried (result
--- noattempt: its deployment's start_url or result_url did not answer 200
--- when it asked first).
+-- conclude_attempts(): conclude_attempt() of 005 for a batch of attempts in
+-- one statement, as the dialers write their transitions (a plpgsql call per
+-- attempt cost 120 us an attempt in make bench-dialer). Each element of
+-- p_ends: {i, call_id, attempt, result, reason, answered, ring_ms, talk_ms,
+-- decision_ms}. The same rules as 005: an answered attempt completes the call;
+-- an unanswered one queues the next attempt after retry_wait_s() when attempts
+-- and the expiry allow, else fails the call (reason max_attempts, retry_rule
+-- or expired). New: the attempt's decision_ms (NULL when none), and a
+-- released attempt the dialer never tried can end with result noattempt (its
+-- deployment's start_url or result_url did not answer 200 when it asked
+-- first). Returns one row per attempt concluded, with its index i; an attempt
+-- already concluded (a duplicate or a race) returns none.
+CREATE FUNCTION conclude_attempts(p_ends json)
+RETURNS TABLE (i int, call_id uuid, deployment_id uuid, account_id uuid, state text,
+               status text, result text, reason text, phone_number text,
+               message_reference text, attempts_made int, max_attempts int,
+               next_attempt_at timestamptz)
+LANGUAGE sql AS $$
+    WITH e AS (
+        SELECT * FROM json_to_recordset(p_ends) AS e(i int, call_id uuid, attempt int,
+            result text, reason text, answered boolean, ring_ms int, talk_ms int,
+            decision_ms int)),
+    -- The calls first, locked in call_id order as cancel_pending() locks them.
+    c AS (
+        SELECT c.*, e.i AS e_i, e.attempt AS e_attempt, e.result AS e_result,
+            e.reason AS e_reason, e.answered AS e_answered, e.ring_ms AS e_ring_ms,
+            e.talk_ms AS e_talk_ms, e.decision_ms AS e_decision_ms
+        FROM calls c JOIN e ON c.call_id = e.call_id AND c.active_attempt = e.attempt
+        ORDER BY c.call_id FOR UPDATE OF c),
+    a AS (
+        UPDATE attempts a SET state = 'ended', ended_at = now(), result = c.e_result,
+            reason = c.e_reason, ring_ms = c.e_ring_ms, talk_ms = c.e_talk_ms,
+            decision_ms = c.e_decision_ms
+        FROM c
+        WHERE a.call_id = c.call_id AND a.attempt = c.e_attempt
+          AND (a.state IN ('dialing', 'connected')
+               OR (a.state = 'released' AND c.e_result = 'noattempt'))
+        RETURNING c.*),
+    -- From a alone: the planner sees one row in each CTE, so a join of c and
+    -- a would be a quadratic nested loop.
+    w AS (
+        SELECT a.*, CASE WHEN a.e_answered THEN NULL
+                         ELSE retry_wait_s(a.retry_rules, d.retry_rules, a.retry_interval_s,
+                                           a.e_result) END AS wait_s
+        FROM a JOIN deployments d ON d.deployment_id = a.deployment_id),
+    o AS (
+        SELECT w.*, now() + make_interval(secs => coalesce(w.wait_s, 0)) AS next_at,
+            CASE WHEN w.e_answered THEN 'completed'
+                 WHEN w.wait_s IS NOT NULL AND w.attempts_made < w.max_attempts
+                      AND (w.expires_at IS NULL
+                           OR now() + make_interval(secs => w.wait_s) < w.expires_at)
+                 THEN 'queued'
+                 ELSE 'failed' END AS outcome,
+            CASE WHEN w.attempts_made >= w.max_attempts THEN 'max_attempts'
+                 WHEN w.wait_s IS NULL THEN 'retry_rule'
+                 ELSE 'expired' END AS failed_reason
+        FROM w),
+    u AS (
+        UPDATE calls SET
+            state = CASE WHEN o.outcome = 'queued' THEN 'queued' ELSE 'completed' END,
+            status = CASE o.outcome WHEN 'queued' THEN calls.status ELSE o.outcome END,
+            result = o.e_result,
+            reason = CASE o.outcome WHEN 'completed' THEN o.e_reason
+                                    WHEN 'failed' THEN o.failed_reason
+                                    ELSE calls.reason END,
+            active_attempt = NULL,
+            next_attempt_at = CASE WHEN o.outcome = 'queued' THEN o.next_at
+                                   ELSE calls.next_attempt_at END,
+            completed_at = CASE WHEN o.outcome = 'queued' THEN calls.completed_at ELSE now() END,
+            updated_at = now()
+        FROM o WHERE calls.call_id = o.call_id
+        RETURNING o.e_i, calls.call_id, calls.deployment_id, calls.account_id, calls.state,
+            CASE WHEN o.outcome = 'queued' THEN NULL ELSE calls.status END AS status,
+            o.e_result,
+            CASE o.outcome WHEN 'failed' THEN o.failed_reason ELSE o.e_reason END AS reason,
+            calls.phone_number, calls.message_reference, o.attempts_made, o.max_attempts,
+            CASE WHEN o.outcome = 'queued' THEN o.next_at END AS next_attempt_at)
+    SELECT * FROM u
+$$;
+
+-- conclude_attempt() of 005 for one attempt, through conclude_attempts(), so
+-- the two cannot disagree (the scheduler's expired leases use it too).
 DROP FUNCTION conclude_attempt(uuid, int, text, text, boolean, int, int);
 CREATE FUNCTION conclude_attempt(p_call uuid, p_attempt int, p_result text, p_reason text,
                                  p_answered boolean, p_ring_ms int, p_talk_ms int,
                                  p_decision_ms int)
-RETURNS SETOF concluded_call LANGUAGE plpgsql AS $$
-DECLARE
-    c calls;
-    wait_s int;
-    next_at timestamptz;
-    final_reason text;
-BEGIN
-    SELECT * INTO c FROM calls WHERE call_id = p_call AND active_attempt = p_attempt FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    UPDATE attempts a SET state = 'ended', ended_at = now(), result = p_result,
-        reason = p_reason, ring_ms = p_ring_ms, talk_ms = p_talk_ms, decision_ms = p_decision_ms
-    WHERE a.call_id = p_call AND a.attempt = p_attempt
-      AND (a.state IN ('dialing', 'connected') OR (a.state = 'released' AND p_result = 'noattempt'));
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    IF p_answered THEN
-        UPDATE calls SET state = 'completed', status = 'completed', result = p_result,
-            reason = p_reason, active_attempt = NULL, completed_at = now(), updated_at = now()
-        WHERE call_id = p_call;
-        RETURN QUERY SELECT c.call_id, c.deployment_id, c.account_id, 'completed'::text,
-            'completed'::text, p_result, p_reason, c.phone_number, c.message_reference,
-            c.attempts_made, c.max_attempts, NULL::timestamptz;
-        RETURN;
-    END IF;
-    wait_s := retry_wait_s(c.retry_rules,
-                           (SELECT d.retry_rules FROM deployments d
-                            WHERE d.deployment_id = c.deployment_id),
-                           c.retry_interval_s, p_result);
-    next_at := now() + make_interval(secs => coalesce(wait_s, 0));
-    IF wait_s IS NOT NULL AND c.attempts_made < c.max_attempts
-       AND (c.expires_at IS NULL OR next_at < c.expires_at) THEN
-        UPDATE calls SET state = 'queued', result = p_result, active_attempt = NULL,
-            next_attempt_at = next_at, updated_at = now()
-        WHERE call_id = p_call;
-        RETURN QUERY SELECT c.call_id, c.deployment_id, c.account_id, 'queued'::text, NULL::text,
-            p_result, p_reason, c.phone_number, c.message_reference, c.attempts_made,
-            c.max_attempts, next_at;
-        RETURN;
-    END IF;
-    final_reason := CASE WHEN c.attempts_made >= c.max_attempts THEN 'max_attempts'
-                         WHEN wait_s IS NULL THEN 'retry_rule'
-                         ELSE 'expired' END;
-    UPDATE calls SET state = 'completed', status = 'failed', result = p_result,
-        reason = final_reason, active_attempt = NULL, completed_at = now(), updated_at = now()
-    WHERE call_id = p_call;
-    RETURN QUERY SELECT c.call_id, c.deployment_id, c.account_id, 'completed'::text,
-        'failed'::text, p_result, final_reason, c.phone_number, c.message_reference,
-        c.attempts_made, c.max_attempts, NULL::timestamptz;
-END
+RETURNS SETOF concluded_call LANGUAGE sql AS $$
+    SELECT r.call_id, r.deployment_id, r.account_id, r.state, r.status, r.result, r.reason,
+        r.phone_number, r.message_reference, r.attempts_made, r.max_attempts,
+        r.next_attempt_at
+    FROM conclude_attempts(json_build_array(json_build_object(
+        'i', 0, 'call_id', p_call, 'attempt', p_attempt, 'result', p_result,
+        'reason', p_reason, 'answered', p_answered, 'ring_ms', p_ring_ms,
+        'talk_ms', p_talk_ms, 'decision_ms', p_decision_ms))) r
 $$;
 
 -- call_view() as in 015, with each attempt's decision_ms.

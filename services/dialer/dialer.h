@@ -100,6 +100,9 @@ typedef struct {
     int *connecting, nconnecting;         /* slots whose connected waits for the flush */
     int *ending, nending;                 /* slots whose conclusion waits for the flush */
     int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
+    ob_produce_batch_t *unacked;          /* the last flush's events, not yet acknowledged */
+    char *unacked_ids;                    /* their ids (Postgres array literal) */
+    char *to_mark;                        /* ids acknowledged, marked by the next flush */
     int64_t next_renew_ms;                /* monotonic time of the next lease renewal */
     int64_t next_announce_ms;             /* monotonic time of the next heartbeat */
     bool announcing;                      /* the dialers row is kept up (false once draining) */
@@ -113,7 +116,7 @@ typedef struct {
 } dialer_ctx_t;
 
 /* Most dial jobs read in one turn of the loop (one flush). */
-#define DIALER_TAKE_BATCH 500
+#define DIALER_TAKE_BATCH 2000
 
 /* Allocates the slots and the flush queues for cfg->channels calls. */
 void dialer_slots_init(dialer_ctx_t *ctx);
@@ -131,14 +134,18 @@ int dialer_pending(const dialer_ctx_t *ctx);
  * Writes every waiting transition in one transaction: the guarded dialing
  * of the taken jobs (a stale or duplicate job is refused), the connected
  * calls, the concluded attempts (ob_calls_conclude_tx) and their events;
- * commits, publishes the events (one produce, one acknowledgement wait, one
- * mark) and then acts: starts the carrier calls of the jobs taken (storing
- * their offsets), tells the application of the calls connected, frees the
- * slots of the calls concluded. When Postgres fails the taken jobs are given
- * back to Kafka (their partitions rewound) and the rest waits a second.
- * Returns false when it failed.
+ * commits, publishes the events (one produce; their acknowledgements are
+ * awaited by the next flush, which marks them in its transaction, so the
+ * broker's round trip overlaps the next turn) and then acts: starts the carrier calls of the jobs
+ * taken (storing their offsets), tells the application of the calls connected, frees the slots of
+ * the calls concluded. When Postgres fails the taken jobs are given back to Kafka (their partitions
+ * rewound) and the rest waits a second. Returns false when it failed.
  */
 bool dialer_flush(dialer_ctx_t *ctx);
+
+/* Waits for the acknowledgements of the last flush's events and marks them
+ * published (before exiting; a flush does it for the one before). */
+void dialer_settle(dialer_ctx_t *ctx);
 
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
  * worker is dialing; cheap to call on every loop turn. */

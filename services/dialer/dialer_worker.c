@@ -25,8 +25,12 @@
 /* The dialing of the taken jobs. The call row is changed first (locked as
  * cancel_pending() locks it, so the two cannot deadlock; whichever commits
  * first wins and the other's guard does not match), then the job's attempt,
- * which must still be released to this very job. Returns, per call row
- * changed, the job's index and whether its attempt matched too. */
+ * which must still be released to this very job; the job came through
+ * Kafka, so it is marked published too (the scheduler skips attempts a
+ * dialer holds rather than wait for them). Returns (i, false) for
+ * each call row changed and (i, true) for each attempt changed, i being the
+ * job's index in the batch (a join of the two would be quadratic: the
+ * planner sees one row in each). */
 static const char DIALING_SQL[] =
     "WITH j AS (SELECT * FROM json_to_recordset($1::json)"
     "  AS j(i int, call_id uuid, attempt int, job_id uuid)),"
@@ -35,13 +39,14 @@ static const char DIALING_SQL[] =
     "  AND calls.state = 'queued' AND (calls.expires_at IS NULL OR calls.expires_at > now())"
     "  RETURNING j.i, calls.call_id, j.attempt, j.job_id),"
     " a AS (UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $2,"
-    "  lease_until = now() + make_interval(secs => $3::int) FROM c"
+    "  lease_until = now() + make_interval(secs => $3::int),"
+    "  job_published_at = coalesce(attempts.job_published_at, now()) FROM c"
     "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
     "  AND attempts.job_id = c.job_id AND attempts.state = 'released'"
-    "  RETURNING attempts.call_id)"
-    " SELECT c.i, a.call_id IS NOT NULL FROM c LEFT JOIN a USING (call_id)";
+    "  RETURNING c.i)"
+    " SELECT i, false FROM c UNION ALL SELECT i, true FROM a";
 
-/* The connected calls, call row first as everywhere. */
+/* The connected calls, call row first as everywhere; rows as DIALING_SQL. */
 static const char CONNECTED_SQL[] =
     "WITH j AS (SELECT * FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int)),"
     " c AS (UPDATE calls SET state = 'connected', updated_at = now() FROM j"
@@ -51,8 +56,8 @@ static const char CONNECTED_SQL[] =
     " a AS (UPDATE attempts SET state = 'connected', connected_at = now() FROM c"
     "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
     "  AND attempts.state = 'dialing'"
-    "  RETURNING attempts.call_id)"
-    " SELECT c.i, a.call_id IS NOT NULL FROM c LEFT JOIN a USING (call_id)";
+    "  RETURNING c.i)"
+    " SELECT i, false FROM c UNION ALL SELECT i, true FROM a";
 
 static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const char *type,
                                  const char *state, const char *result)
@@ -93,6 +98,13 @@ void dialer_slots_free(dialer_ctx_t *ctx)
             rd_kafka_message_destroy(ctx->calls[i].msg);
         ob_dial_job_clear(&ctx->calls[i].job);
     }
+    if (ctx->unacked) {
+        ob_err_t err = {{0}};
+        if (ob_produce_batch_wait(ctx->unacked, 0, &err) != OB_OK) /* frees it */
+            OB_WARN("worker", "events left for the relay: %s", err.msg);
+    }
+    free(ctx->unacked_ids);
+    free(ctx->to_mark);
     free(ctx->calls);
     free(ctx->free_slots);
     free(ctx->taking);
@@ -231,25 +243,79 @@ static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, 
     PGresult *res = NULL;
     ob_rc_t rc = ob_pg_exec(ctx->pg, sql, with_job ? 3 : 1, params, &res, err);
     cJSON_free(text);
+    /* refused stays set unless both rows changed: count per slot. */
+    unsigned char *changed = ob_xcalloc((size_t)n, 1);
     for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
         int k = atoi(PQgetvalue(res, r, 0));
-        if (k < 0 || k >= n)
-            continue;
+        if (k >= 0 && k < n)
+            changed[k] |= strcmp(PQgetvalue(res, r, 1), "t") == 0 ? 2 : 1;
+    }
+    for (int k = 0; rc == OB_OK && k < n; k++) {
         dialer_call_t *c = &ctx->calls[idx[k]];
-        if (strcmp(PQgetvalue(res, r, 1), "t") == 0) {
+        if (changed[k] == 3) {
             c->refused = false;
-        } else {
+        } else if (changed[k] == 1) {
             c->excluded = true;
             ob_err_set(err, "call %s: its call and attempt rows disagree", c->job.call_id);
-            rc = OB_EAGAIN;
         }
     }
+    for (int k = 0; rc == OB_OK && k < n; k++)
+        if (changed[k] == 1)
+            rc = OB_EAGAIN;
+    free(changed);
     PQclear(res);
     return rc;
 }
 
 /* Appends an event to evs (capacity checked by the caller). */
 #define PUSH_EVENT(evs, n, ev) ((evs)[(n)++] = (ev))
+
+/* Appends the ids of the array literal more to the array literal *ids. */
+static void append_ids(char **ids, char *more)
+{
+    if (!*ids) {
+        *ids = more;
+        return;
+    }
+    size_t a = strlen(*ids), b = strlen(more);
+    char *joined = ob_xmalloc(a + b + 1);
+    memcpy(joined, *ids, a - 1); /* without its '}' */
+    joined[a - 1] = ',';
+    memcpy(joined + a, more + 1, b); /* without its '{' */
+    joined[a + b - 1] = '\0';
+    free(*ids);
+    free(more);
+    *ids = joined;
+}
+
+/* The previous flush's events: once the broker acknowledged them, their
+ * ids wait in ctx->to_mark; a failure leaves them to the relay. */
+static void collect_acks(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    if (!ctx->unacked)
+        return;
+    if (ob_produce_batch_wait(ctx->unacked, 30000, &err) == OB_OK) {
+        append_ids(&ctx->to_mark, ctx->unacked_ids);
+    } else {
+        OB_WARN("worker", "events left for the relay: %s", err.msg);
+        free(ctx->unacked_ids);
+    }
+    ctx->unacked = NULL;
+    ctx->unacked_ids = NULL;
+}
+
+void dialer_settle(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    collect_acks(ctx);
+    if (!ctx->to_mark)
+        return;
+    if (ob_events_mark(ctx->pg, ctx->to_mark, false, &err) != OB_OK)
+        OB_WARN("worker", "events not marked published (the relay sends them again): %s", err.msg);
+    free(ctx->to_mark);
+    ctx->to_mark = NULL;
+}
 
 /* One transaction over everything waiting; fills evs/nevs with the events
  * recorded and done[] (per ending slot) with whether it was concluded. */
@@ -259,25 +325,23 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
     size_t n = 0;
     memset(evs, 0, (size_t)dialer_pending(ctx) * sizeof(*evs));
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
+    if (rc == OB_OK && ctx->to_mark)
+        rc = ob_events_mark(ctx->pg, ctx->to_mark, true, err);
     if (rc == OB_OK)
         rc = guarded_batch(ctx, DIALING_SQL, true, ctx->taking, ctx->ntaking, err);
     if (rc == OB_OK)
         rc = guarded_batch(ctx, CONNECTED_SQL, false, ctx->connecting, ctx->nconnecting, err);
     ob_attempt_end_t *ends = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ends));
+    ob_call_event_t *ended = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ended));
     for (int k = 0; k < ctx->nending; k++)
         ends[k] = ctx->calls[ctx->ending[k]].end;
     if (rc == OB_OK && ctx->nending > 0)
-        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, (size_t)ctx->nending, evs, done, err);
+        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, (size_t)ctx->nending, ended, done,
+                                  err);
     free(ends);
     if (rc == OB_OK) {
-        /* The conclusions' events sit at evs[0..nending), concluded or not:
-         * compact them, then add the dialing and connected ones. */
-        for (int k = 0; k < ctx->nending; k++) {
-            ob_call_event_t ev = evs[k];
-            memset(&evs[k], 0, sizeof(ev));
-            if (done[k])
-                PUSH_EVENT(evs, n, ev);
-        }
+        /* In the order of the transitions, a call's connected before its
+         * end (both can come in one turn): the events' ids follow it. */
         for (int k = 0; k < ctx->ntaking; k++) {
             dialer_call_t *c = &ctx->calls[ctx->taking[k]];
             if (!c->refused)
@@ -292,9 +356,17 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
                            event_for(ctx, &c->job, "connected", "connected",
                                      known ? c->answered_as : NULL));
         }
+        for (int k = 0; k < ctx->nending; k++)
+            if (done[k]) {
+                PUSH_EVENT(evs, n, ended[k]);
+                memset(&ended[k], 0, sizeof(ended[k]));
+            }
         *nevs = n;
         rc = ob_events_record_many(ctx->pg, evs, n, err);
     }
+    for (int k = 0; k < ctx->nending; k++)
+        ob_call_event_clear(&ended[k]); /* those not moved to evs */
+    free(ended);
     if (rc == OB_OK)
         rc = ob_pg_commit(ctx->pg, err);
     if (rc != OB_OK)
@@ -394,8 +466,11 @@ static void free_ended(dialer_ctx_t *ctx, const bool *done)
 bool dialer_flush(dialer_ctx_t *ctx)
 {
     ob_err_t err = {{0}};
-    if (dialer_pending(ctx) == 0)
+    collect_acks(ctx);
+    if (dialer_pending(ctx) == 0) {
+        dialer_settle(ctx);
         return true;
+    }
     if (ob_mono_ms() < ctx->flush_after_ms) {
         give_back_taken(ctx); /* jobs wait in Kafka while Postgres is away */
         return false;
@@ -434,8 +509,14 @@ bool dialer_flush(dialer_ctx_t *ctx)
         return false;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
-    if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, nevs, &err) != OB_OK)
-        OB_WARN("worker", "%zu event(s) left for the relay: %s", nevs, err.msg);
+    free(ctx->to_mark);
+    ctx->to_mark = NULL;
+    if (nevs > 0) {
+        if (ob_events_send(ctx->producer, ctx->topic_events, evs, nevs, &ctx->unacked, &err) !=
+            OB_OK)
+            OB_WARN("worker", "%zu event(s) may be left for the relay: %s", nevs, err.msg);
+        ctx->unacked_ids = ob_events_ids(evs, nevs);
+    }
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);

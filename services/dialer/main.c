@@ -299,6 +299,7 @@ int main(void)
     OB_INFO("main", "drain 2/4: letting calls in progress finish");
     if (!finish_calls(&ctx, deadline))
         code = OB_EXIT_UNDRAINED;
+    dialer_settle(&ctx);                  /* the last events' acknowledgements */
     dialer_app_finish(ctx.app, deadline); /* start_url requests still in flight */
     OB_INFO("main", "drain: stopping the webhook sender (unfinished deliveries stay pending)");
     dialer_webhooks_stop(ctx.webhooks, deadline);

@@ -307,11 +307,17 @@ static int publish_rows(scheduler_ctx_t *ctx, PGconn *conn, PGresult *res)
         char *ids = column_array(res, 11);
         const char *mark[] = {ids};
         /* Not waiting for the flush: a mark lost to a crash only makes the
-         * relay send the job again, which its dialer then refuses. */
+         * relay send the job again, which its dialer then refuses. Attempts
+         * a dialer holds are skipped, not waited for: it already took the
+         * job and marks it itself (dialer_worker.c), and waiting for its
+         * batch held this pass up for the length of that transaction. */
         rc = ob_pg_exec(conn,
-                        "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
-                        " UPDATE attempts SET job_published_at = now() FROM s"
-                        " WHERE job_id = ANY($1::uuid[]) AND job_published_at IS NULL",
+                        "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)),"
+                        " t AS (SELECT a.call_id, a.attempt FROM attempts a"
+                        "  WHERE a.job_id = ANY($1::uuid[]) AND a.job_published_at IS NULL"
+                        "  FOR UPDATE SKIP LOCKED)"
+                        " UPDATE attempts SET job_published_at = now() FROM s, t"
+                        " WHERE attempts.call_id = t.call_id AND attempts.attempt = t.attempt",
                         1, mark, NULL, &err);
         free(ids);
     }

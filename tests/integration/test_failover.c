@@ -356,8 +356,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
      * carry its id, so a consumer sees one completion per call. */
     long unpublished = -1;
     deadline = ob_mono_ms() + 30000;
-    while ((unpublished = pg_long("SELECT count(*) FROM call_events WHERE published_at IS NULL", 0,
-                                  NULL)) > 0 &&
+    while ((unpublished = pg_long("SELECT count(*) FROM call_events_outbox", 0, NULL)) > 0 &&
            ob_mono_ms() < deadline)
         h_sleep_ms(200);
     cr_expect_eq(unpublished, 0, "events never published");
