@@ -43,18 +43,20 @@ ob_rc_t ob_events_record_many(PGconn *conn, ob_call_event_t *evs, size_t n, ob_e
     char *text = cJSON_PrintUnformatted(rows);
     cJSON_Delete(rows);
     const char *params[] = {text};
-    /* Each event waits in the outbox until the broker acknowledged it. */
+    /* Each event waits in the outbox until the broker acknowledged it. data
+     * is read as text and then cast: json_to_recordset's own conversion of a
+     * nested object to jsonb costs twice as much. */
     ob_rc_t rc =
         ob_pg_exec(conn,
                    "WITH r AS (SELECT * FROM json_to_recordset($1::json)"
                    "  AS r(event_id uuid, call_id uuid, deployment_id uuid, type text,"
-                   "  source text, at bigint, data jsonb)),"
+                   "  source text, at bigint, data text)),"
                    " o AS (INSERT INTO call_events_outbox (event_id, occurred_at)"
                    "  SELECT event_id, to_timestamp(at / 1000.0) FROM r)"
                    " INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
                    " occurred_at, data)"
                    " SELECT event_id, call_id, deployment_id, type, source,"
-                   " to_timestamp(at / 1000.0), data FROM r",
+                   " to_timestamp(at / 1000.0), data::jsonb FROM r",
                    1, params, NULL, err);
     cJSON_free(text);
     return rc;

@@ -5,11 +5,12 @@
 -- Now the event's id waits in call_events_outbox from the transaction that
 -- records it until the broker acknowledged it, and the mark is a DELETE of
 -- that narrow row. The relay reads what the outbox still holds.
+-- No index but its key: the outbox holds only what is being published (and
+-- what a crash left behind), so the relay reads all of it.
 CREATE TABLE call_events_outbox (
     event_id    uuid PRIMARY KEY,
     occurred_at timestamptz NOT NULL
 );
-CREATE INDEX call_events_outbox_age ON call_events_outbox (occurred_at);
 
 INSERT INTO call_events_outbox (event_id, occurred_at)
     SELECT event_id, occurred_at FROM call_events WHERE published_at IS NULL;
