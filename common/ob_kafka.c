@@ -250,6 +250,14 @@ ob_rc_t ob_produce_batch_add_to(ob_producer_t *p, ob_produce_batch_t *b, const c
     return rc;
 }
 
+bool ob_produce_batch_pending(ob_produce_batch_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    bool pending = b->pending > 0;
+    pthread_mutex_unlock(&b->mu);
+    return pending;
+}
+
 ob_rc_t ob_produce_batch_wait(ob_produce_batch_t *b, int timeout_ms, ob_err_t *err)
 {
     struct timespec ts;

@@ -56,6 +56,10 @@ ob_rc_t ob_produce_batch_add_to(ob_producer_t *p, ob_produce_batch_t *b, const c
                                 int32_t partition, const char *key, const void *value, size_t len,
                                 int queue_wait_ms, ob_err_t *err) OB_MUSTCHECK;
 
+/* True while a message of the batch has no delivery report yet; does not
+ * block (a batch no longer pending is waited for at once). */
+bool ob_produce_batch_pending(ob_produce_batch_t *b);
+
 /* Blocks until every message of the batch was acknowledged (OB_OK), one
  * failed (OB_ERR) or timeout_ms passed (OB_ETIMEOUT), then releases the batch
  * (late delivery reports are absorbed safely). */

@@ -60,10 +60,11 @@ enum {
 /* Where a slot is. Transitions are written to Postgres in batches, once per
  * turn of the loop (dialer_flush), so a slot can wait for the flush. */
 typedef enum {
-    DIALER_SLOT_FREE,   /* no call */
-    DIALER_SLOT_TAKING, /* a dial job was read; its dialing waits for the flush */
-    DIALER_SLOT_LIVE,   /* the carrier has the call */
-    DIALER_SLOT_ENDING, /* the carrier ended it; its conclusion waits for the flush */
+    DIALER_SLOT_FREE,      /* no call */
+    DIALER_SLOT_VERIFYING, /* a dial job was read; its deployment's URLs are being checked */
+    DIALER_SLOT_TAKING,    /* a dial job was read; its dialing waits for the flush */
+    DIALER_SLOT_LIVE,      /* the carrier has the call */
+    DIALER_SLOT_ENDING,    /* the carrier ended it; its conclusion waits for the flush */
 } dialer_slot_t;
 
 /* One call the worker holds. */
@@ -77,7 +78,7 @@ typedef struct {
     const char *decided_as;  /* callee type once decided, else NULL */
     int decision_ms;         /* decided this long after the answer (nominal), or -1 */
     const char *cut_by;      /* reason when we hung up before the call ended, else NULL */
-    rd_kafka_message_t *msg; /* TAKING: the job's message (owned) */
+    rd_kafka_message_t *msg; /* the job's message (owned) until it is stored */
     bool invalid;            /* TAKING: the message is no dial job */
     bool excluded;           /* flush: a guard half-matched; refused without a retry */
     bool refused;            /* flush: the transition's guard did not match */
@@ -96,12 +97,13 @@ typedef struct {
     int active;                           /* slots in use */
     int *free_slots;                      /* indexes of the free slots (a stack) */
     int nfree;                            /* its size */
+    int *verifying, nverifying;           /* slots waiting for their deployment's URL check */
     int *taking, ntaking;                 /* slots whose dialing waits for the flush */
     int *connecting, nconnecting;         /* slots whose connected waits for the flush */
     int *ending, nending;                 /* slots whose conclusion waits for the flush */
     int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
-    ob_produce_batch_t *unacked;          /* the last flush's events, not yet acknowledged */
-    char *unacked_ids;                    /* their ids (Postgres array literal) */
+    struct dialer_unacked *unacked;       /* flushes' events not yet acknowledged, oldest first */
+    struct dialer_unacked *unacked_tail;  /* the newest of them */
     char *to_mark;                        /* ids acknowledged, marked by the next flush */
     int64_t next_renew_ms;                /* monotonic time of the next lease renewal */
     int64_t next_announce_ms;             /* monotonic time of the next heartbeat */
@@ -124,8 +126,20 @@ void dialer_slots_free(dialer_ctx_t *ctx);
 
 /* Takes one dial job message (owned from now on) into a free slot; its
  * dialing transition is written by the next dialer_flush. The caller makes
- * sure a slot is free (ctx->nfree > 0). */
+ * sure a slot is free (ctx->nfree > 0). A deployment that requires verified
+ * URLs (verify_urls) has them checked first (dialer_app_check_urls): the job
+ * waits in its slot for the answer, and when they do not answer 200 its
+ * attempt ends untried, result noattempt, reason url_check_failed. */
 void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg);
+
+/* Moves the jobs whose URL check has answered on: to dialing, or to their
+ * noattempt conclusion; cheap to call on every loop turn. */
+void dialer_verify(dialer_ctx_t *ctx);
+
+/* Drain: frees the slots of jobs still waiting for a URL check, which were
+ * never started; the scheduler releases their attempts again once their
+ * leases run out. */
+void dialer_drop_unverified(dialer_ctx_t *ctx);
 
 /* Transitions waiting for Postgres (dialing, connected, concluded). */
 int dialer_pending(const dialer_ctx_t *ctx);
@@ -134,17 +148,17 @@ int dialer_pending(const dialer_ctx_t *ctx);
  * Writes every waiting transition in one transaction: the guarded dialing
  * of the taken jobs (a stale or duplicate job is refused), the connected
  * calls, the concluded attempts (ob_calls_conclude_tx) and their events;
- * commits, publishes the events (one produce; their acknowledgements are
- * awaited by the next flush, which marks them in its transaction, so the
- * broker's round trip overlaps the next turn) and then acts: starts the carrier calls of the jobs
+ * commits, publishes the events (one produce, not waited for: a later flush
+ * marks them in its transaction once the broker acknowledged them) and then
+ * acts: starts the carrier calls of the jobs
  * taken (storing their offsets), tells the application of the calls connected, frees the slots of
  * the calls concluded. When Postgres fails the taken jobs are given back to Kafka (their partitions
  * rewound) and the rest waits a second. Returns false when it failed.
  */
 bool dialer_flush(dialer_ctx_t *ctx);
 
-/* Waits for the acknowledgements of the last flush's events and marks them
- * published (before exiting; a flush does it for the one before). */
+/* Waits for the acknowledgements of the flushes' events and marks them
+ * published (before exiting; each flush marks those acknowledged by then). */
 void dialer_settle(dialer_ctx_t *ctx);
 
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this

@@ -22,6 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A flush's events on their way to the broker. */
+struct dialer_unacked {
+    ob_produce_batch_t *batch;   /* their delivery reports */
+    char *ids;                   /* their ids (Postgres array literal) */
+    struct dialer_unacked *next; /* the next flush's */
+};
+
 /* The dialing of the taken jobs. The call row is changed first (locked as
  * cancel_pending() locks it, so the two cannot deadlock; whichever commits
  * first wins and the other's guard does not match), then the job's attempt,
@@ -82,6 +89,7 @@ void dialer_slots_init(dialer_ctx_t *ctx)
     size_t n = (size_t)ctx->cfg->channels;
     ctx->calls = ob_xcalloc(n, sizeof(dialer_call_t));
     ctx->free_slots = ob_xcalloc(n, sizeof(int));
+    ctx->verifying = ob_xcalloc(n, sizeof(int));
     ctx->taking = ob_xcalloc(n, sizeof(int));
     ctx->connecting = ob_xcalloc(n, sizeof(int));
     ctx->ending = ob_xcalloc(n, sizeof(int));
@@ -98,15 +106,19 @@ void dialer_slots_free(dialer_ctx_t *ctx)
             rd_kafka_message_destroy(ctx->calls[i].msg);
         ob_dial_job_clear(&ctx->calls[i].job);
     }
-    if (ctx->unacked) {
+    while (ctx->unacked) {
+        struct dialer_unacked *u = ctx->unacked;
         ob_err_t err = {{0}};
-        if (ob_produce_batch_wait(ctx->unacked, 0, &err) != OB_OK) /* frees it */
+        if (ob_produce_batch_wait(u->batch, 0, &err) != OB_OK) /* frees it */
             OB_WARN("worker", "events left for the relay: %s", err.msg);
+        ctx->unacked = u->next;
+        free(u->ids);
+        free(u);
     }
-    free(ctx->unacked_ids);
     free(ctx->to_mark);
     free(ctx->calls);
     free(ctx->free_slots);
+    free(ctx->verifying);
     free(ctx->taking);
     free(ctx->connecting);
     free(ctx->ending);
@@ -131,6 +143,44 @@ static void release_slot(dialer_ctx_t *ctx, dialer_call_t *c)
     ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
 }
 
+/* The job's deployment's URLs did not answer 200: its attempt ends untried
+ * (conclude_attempts() lets a released attempt end as noattempt), and the
+ * call's retry rules decide what comes next. */
+static void fail_url_check(dialer_ctx_t *ctx, dialer_call_t *c, const char *why)
+{
+    OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "attempt %lld not dialed: %s",
+           (long long)c->job.attempt, why ? why : "URL check failed");
+    c->state = DIALER_SLOT_ENDING;
+    c->end = (ob_attempt_end_t){
+        .call_id = c->job.call_id,
+        .attempt = (int)c->job.attempt,
+        .result = "noattempt",
+        .reason = "url_check_failed",
+        .decision_ms = -1,
+    };
+    ctx->ending[ctx->nending++] = slot_index(ctx, c);
+}
+
+/* Moves slot i on by its deployment's URL check: to dialing, or to its
+ * noattempt conclusion. Returns true while the check is still running. */
+static bool verify_one(dialer_ctx_t *ctx, int i)
+{
+    dialer_call_t *c = &ctx->calls[i];
+    const char *why = NULL;
+    switch (dialer_app_check_urls(ctx->app, &c->job, &why)) {
+    case DIALER_URLS_OK:
+        c->state = DIALER_SLOT_TAKING;
+        ctx->taking[ctx->ntaking++] = i;
+        return false;
+    case DIALER_URLS_FAILED:
+        fail_url_check(ctx, c, why);
+        return false;
+    case DIALER_URLS_WAIT:
+        break;
+    }
+    return true;
+}
+
 void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
 {
     ob_err_t err = {{0}};
@@ -146,8 +196,34 @@ void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
         OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
                  (long long)msg->offset, err.msg);
         c->invalid = true; /* its offset is stored with the others' after the flush */
+        ctx->taking[ctx->ntaking++] = slot_index(ctx, c);
+        return;
     }
-    ctx->taking[ctx->ntaking++] = slot_index(ctx, c);
+    c->state = DIALER_SLOT_VERIFYING;
+    if (verify_one(ctx, slot_index(ctx, c)))
+        ctx->verifying[ctx->nverifying++] = slot_index(ctx, c);
+}
+
+void dialer_verify(dialer_ctx_t *ctx)
+{
+    int kept = 0;
+    for (int k = 0; k < ctx->nverifying; k++)
+        if (verify_one(ctx, ctx->verifying[k]))
+            ctx->verifying[kept++] = ctx->verifying[k];
+    ctx->nverifying = kept;
+}
+
+void dialer_drop_unverified(dialer_ctx_t *ctx)
+{
+    if (ctx->nverifying > 0)
+        OB_WARN("worker", "%d job(s) waiting for a URL check not started (drain)", ctx->nverifying);
+    for (int k = 0; k < ctx->nverifying; k++) {
+        dialer_call_t *c = &ctx->calls[ctx->verifying[k]];
+        rd_kafka_message_destroy(c->msg);
+        c->msg = NULL;
+        release_slot(ctx, c);
+    }
+    ctx->nverifying = 0;
 }
 
 static void on_answered(void *worker, void *call, const char *callee_type)
@@ -288,27 +364,33 @@ static void append_ids(char **ids, char *more)
     *ids = joined;
 }
 
-/* The previous flush's events: once the broker acknowledged them, their
- * ids wait in ctx->to_mark; a failure leaves them to the relay. */
-static void collect_acks(dialer_ctx_t *ctx)
+/* Takes the events the broker has acknowledged (in flush order; all of them
+ * when block is set) off the list: their ids wait in ctx->to_mark for the
+ * next transaction. A failure leaves those events to the relay. Not
+ * blocking, a slow acknowledgement (the first produce fetches metadata)
+ * never holds a turn up. */
+static void collect_acks(dialer_ctx_t *ctx, bool block)
 {
-    ob_err_t err = {{0}};
-    if (!ctx->unacked)
-        return;
-    if (ob_produce_batch_wait(ctx->unacked, 30000, &err) == OB_OK) {
-        append_ids(&ctx->to_mark, ctx->unacked_ids);
-    } else {
-        OB_WARN("worker", "events left for the relay: %s", err.msg);
-        free(ctx->unacked_ids);
+    while (ctx->unacked && (block || !ob_produce_batch_pending(ctx->unacked->batch))) {
+        struct dialer_unacked *u = ctx->unacked;
+        ob_err_t err = {{0}};
+        if (ob_produce_batch_wait(u->batch, 30000, &err) == OB_OK) {
+            append_ids(&ctx->to_mark, u->ids);
+        } else {
+            OB_WARN("worker", "events left for the relay: %s", err.msg);
+            free(u->ids);
+        }
+        ctx->unacked = u->next;
+        if (!ctx->unacked)
+            ctx->unacked_tail = NULL;
+        free(u);
     }
-    ctx->unacked = NULL;
-    ctx->unacked_ids = NULL;
 }
 
 void dialer_settle(dialer_ctx_t *ctx)
 {
     ob_err_t err = {{0}};
-    collect_acks(ctx);
+    collect_acks(ctx, true);
     if (!ctx->to_mark)
         return;
     if (ob_events_mark(ctx->pg, ctx->to_mark, false, &err) != OB_OK)
@@ -458,6 +540,10 @@ static void free_ended(dialer_ctx_t *ctx, const bool *done)
         if (!done[k])
             OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
                    "attempt %lld had already been concluded", (long long)c->job.attempt);
+        if (c->msg) { /* a job that failed its URL check: done with */
+            ob_consumer_store(ctx->jobs, c->msg);
+            rd_kafka_message_destroy(c->msg);
+        }
         release_slot(ctx, c);
     }
     ctx->nending = 0;
@@ -466,9 +552,15 @@ static void free_ended(dialer_ctx_t *ctx, const bool *done)
 bool dialer_flush(dialer_ctx_t *ctx)
 {
     ob_err_t err = {{0}};
-    collect_acks(ctx);
+    collect_acks(ctx, false);
     if (dialer_pending(ctx) == 0) {
-        dialer_settle(ctx);
+        if (ctx->to_mark) { /* nothing else to write: mark them on their own */
+            if (ob_events_mark(ctx->pg, ctx->to_mark, false, &err) != OB_OK)
+                OB_WARN("worker", "events not marked published (the relay sends them again): %s",
+                        err.msg);
+            free(ctx->to_mark);
+            ctx->to_mark = NULL;
+        }
         return true;
     }
     if (ob_mono_ms() < ctx->flush_after_ms) {
@@ -512,10 +604,15 @@ bool dialer_flush(dialer_ctx_t *ctx)
     free(ctx->to_mark);
     ctx->to_mark = NULL;
     if (nevs > 0) {
-        if (ob_events_send(ctx->producer, ctx->topic_events, evs, nevs, &ctx->unacked, &err) !=
-            OB_OK)
+        struct dialer_unacked *u = ob_xcalloc(1, sizeof(*u));
+        if (ob_events_send(ctx->producer, ctx->topic_events, evs, nevs, &u->batch, &err) != OB_OK)
             OB_WARN("worker", "%zu event(s) may be left for the relay: %s", nevs, err.msg);
-        ctx->unacked_ids = ob_events_ids(evs, nevs);
+        u->ids = ob_events_ids(evs, nevs);
+        if (ctx->unacked_tail)
+            ctx->unacked_tail->next = u;
+        else
+            ctx->unacked = u;
+        ctx->unacked_tail = u;
     }
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);

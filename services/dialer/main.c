@@ -172,6 +172,7 @@ static void serve(dialer_ctx_t *ctx)
         if (dialer_pending(ctx) > 0 && ob_mono_ms() >= ctx->flush_after_ms)
             wait = 0;
         take_jobs(ctx, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
+        dialer_verify(ctx);
         dialer_flush(ctx);
         if (ob_mono_ms() >= next_relay) {
             if (ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
@@ -296,6 +297,7 @@ int main(void)
             ctx.active);
     dialer_withdraw(&ctx);
     set_fetching(&ctx, false);
+    dialer_drop_unverified(&ctx);
     OB_INFO("main", "drain 2/4: letting calls in progress finish");
     if (!finish_calls(&ctx, deadline))
         code = OB_EXIT_UNDRAINED;
