@@ -124,6 +124,10 @@ typedef struct {
 void dialer_slots_init(dialer_ctx_t *ctx);
 void dialer_slots_free(dialer_ctx_t *ctx);
 
+/* Destroys the dial job messages slots still hold (an exit without a
+ * drain), before their consumer is closed; their offsets are not stored. */
+void dialer_slots_drop_messages(dialer_ctx_t *ctx);
+
 /* Takes one dial job message (owned from now on) into a free slot; its
  * dialing transition is written by the next dialer_flush. The caller makes
  * sure a slot is free (ctx->nfree > 0). A deployment that requires verified

@@ -99,13 +99,19 @@ void dialer_slots_init(dialer_ctx_t *ctx)
     ctx->nfree = (int)n;
 }
 
-void dialer_slots_free(dialer_ctx_t *ctx)
+void dialer_slots_drop_messages(dialer_ctx_t *ctx)
 {
     for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
         if (ctx->calls[i].msg)
             rd_kafka_message_destroy(ctx->calls[i].msg);
-        ob_dial_job_clear(&ctx->calls[i].job);
+        ctx->calls[i].msg = NULL;
     }
+}
+
+void dialer_slots_free(dialer_ctx_t *ctx)
+{
+    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++)
+        ob_dial_job_clear(&ctx->calls[i].job);
     while (ctx->unacked) {
         struct dialer_unacked *u = ctx->unacked;
         ob_err_t err = {{0}};

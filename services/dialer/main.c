@@ -319,6 +319,7 @@ out:
     dialer_withdraw(&ctx); /* before the consumer's revocation could announce again */
     ob_http_free(http);
     dialer_webhooks_stop(ctx.webhooks, ob_mono_ms());
+    dialer_slots_drop_messages(&ctx); /* they belong to the consumer */
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);
     dialer_app_free(ctx.app);
