@@ -121,8 +121,10 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         cJSON_AddStringToObject(row, "result", e->result);
         cJSON_AddStringToObject(row, "reason", e->reason);
         cJSON_AddBoolToObject(row, "answered", e->answered);
-        cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
-        cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
+        if (strcmp(e->result, "noattempt") != 0) { /* never dialed: no ring, no talk */
+            cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
+            cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
+        }
         if (e->decision_ms >= 0)
             cJSON_AddNumberToObject(row, "decision_ms", e->decision_ms);
         cJSON_AddItemToArray(rows, row);

@@ -14,8 +14,9 @@ ALTER TABLE attempts ADD COLUMN decision_ms int;
 -- or expired). New: the attempt's decision_ms (NULL when none), and a
 -- released attempt the dialer never tried can end with result noattempt (its
 -- deployment's start_url or result_url did not answer 200 when it asked
--- first). Returns one row per attempt concluded, with its index i; an attempt
--- already concluded (a duplicate or a race) returns none.
+-- first); a call that fails without any attempt dialed is uncalled, not
+-- failed. Returns one row per attempt concluded, with its index i; an
+-- attempt already concluded (a duplicate or a race) returns none.
 CREATE FUNCTION conclude_attempts(p_ends json)
 RETURNS TABLE (i int, call_id uuid, deployment_id uuid, account_id uuid, state text,
                status text, result text, reason text, phone_number text,
@@ -59,12 +60,19 @@ LANGUAGE sql AS $$
                  ELSE 'failed' END AS outcome,
             CASE WHEN w.attempts_made >= w.max_attempts THEN 'max_attempts'
                  WHEN w.wait_s IS NULL THEN 'retry_rule'
-                 ELSE 'expired' END AS failed_reason
+                 ELSE 'expired' END AS failed_reason,
+            -- A call none of whose attempts was dialed ends uncalled, not
+            -- failed (as end_pending_calls() decides for pending calls).
+            w.e_result <> 'noattempt' OR EXISTS (
+                SELECT 1 FROM attempts p WHERE p.call_id = w.call_id
+                AND p.dialing_at IS NOT NULL) AS dialed
         FROM w),
     u AS (
         UPDATE calls SET
             state = CASE WHEN o.outcome = 'queued' THEN 'queued' ELSE 'completed' END,
-            status = CASE o.outcome WHEN 'queued' THEN calls.status ELSE o.outcome END,
+            status = CASE WHEN o.outcome = 'queued' THEN calls.status
+                          WHEN o.outcome = 'failed' AND NOT o.dialed THEN 'uncalled'
+                          ELSE o.outcome END,
             result = o.e_result,
             reason = CASE o.outcome WHEN 'completed' THEN o.e_reason
                                     WHEN 'failed' THEN o.failed_reason

@@ -640,3 +640,34 @@ bool h_header(const char *head, const char *name, char *out, size_t len)
     }
     return false;
 }
+
+long h_json_long(const char *json, const char *path)
+{
+    char *v = h_json_path(json, path);
+    long n = v ? atol(v) : -1;
+    free(v);
+    return n;
+}
+
+void h_expect_path(const char *json, const char *path, const char *want)
+{
+    char *got = h_json_path(json, path);
+    if (want)
+        cr_expect(got && strcmp(got, want) == 0, "%s is %s, want %s in %s", path, got, want, json);
+    else
+        cr_expect_null(got, "%s is %s, want null in %s", path, got, json);
+    free(got);
+}
+
+char *h_queue(int port, const char *api_key, const char *deployment_id, const char *body)
+{
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(port, "POST", path, headers, body);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char *id = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    return id;
+}

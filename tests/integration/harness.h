@@ -129,4 +129,14 @@ char *h_json_path(const char *json, const char *path);
 /* Extracts a top-level string member of a JSON text (malloc'd, NULL if absent). */
 char *h_json_str(const char *json, const char *member);
 
+/* h_json_path as a number; -1 when absent or null. */
+long h_json_long(const char *json, const char *path);
+
+/* Expects h_json_path(json, path) to be want (NULL: absent or null). */
+void h_expect_path(const char *json, const char *path, const char *want);
+
+/* POSTs one call (body, JSON) to deployment_id through the ingest on port,
+ * asserts 202 and returns its call_id (malloc'd). */
+char *h_queue(int port, const char *api_key, const char *deployment_id, const char *body);
+
 #endif

@@ -6,9 +6,12 @@
  * after the dialer's timeout, "fail" 500. The calls must carry their
  * context, in the deployment's start_url_format, get their callee-type
  * update, be cut or kept by the answers, and end with their result whatever
- * the application did, its failures recorded on the attempt.
+ * the application did, its failures recorded on the attempt. A deployment
+ * with verify_urls has its calls dialed only while its URLs answer the
+ * app's GETs with 200; one without is never checked.
  */
 #include "harness.h"
+#include "ob_common.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -32,7 +35,10 @@ static void teardown(void)
 }
 
 #define MAX_POSTS 64
+#define MAX_GETS  64
 #define SLOW_MS   2500 /* the slow answer; the dialer gives up after 1000 */
+/* Requests to paths starting so are answered a->checked_status. */
+#define CHECKED_RESULT "/checked-result"
 
 /* The test's application: one thread per connection (keep-alive). */
 typedef struct {
@@ -45,6 +51,11 @@ typedef struct {
     char paths[MAX_POSTS][64]; /* their request paths */
     char types[MAX_POSTS][80]; /* their Content-Type */
     int nposts;                /* entries in posts */
+    char gets[MAX_GETS][64];   /* paths of the GETs received, in order */
+    int get_status[MAX_GETS];  /* what each was answered */
+    int64_t get_ms[MAX_GETS];  /* when each was answered (monotonic ms) */
+    int ngets;                 /* entries in gets */
+    int checked_status;        /* answer to CHECKED_RESULT requests (200 unless set) */
 } app_t;
 
 static app_t app;
@@ -97,11 +108,30 @@ static char *form_as_json(const char *body, size_t len)
     return copy;
 }
 
+/* Records a GET (a URL check) and returns the status to answer. */
+static int on_get(app_t *a, const char *path)
+{
+    pthread_mutex_lock(&a->mu);
+    bool checked = strncmp(path, CHECKED_RESULT, strlen(CHECKED_RESULT)) == 0;
+    int status = checked && a->checked_status ? a->checked_status : 200;
+    if (a->ngets < MAX_GETS) {
+        snprintf(a->gets[a->ngets], sizeof(a->gets[0]), "%s", path);
+        a->get_status[a->ngets] = status;
+        a->get_ms[a->ngets] = ob_mono_ms();
+        a->ngets++;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return status;
+}
+
 /* Records one request; returns the status and sets *answer. */
 static int on_request(app_t *a, const char *head, const char *body, size_t len, const char **answer)
 {
-    char path[64] = "", type[80] = "";
-    sscanf(head, "POST %63s", path);
+    char method[8] = "", path[64] = "", type[80] = "";
+    sscanf(head, "%7s %63s", method, path);
+    *answer = "";
+    if (strcmp(method, "GET") == 0)
+        return on_get(a, path);
     h_header(head, "Content-Type", type, sizeof(type));
     char *copy = strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0
                      ? form_as_json(body, len)
@@ -129,6 +159,10 @@ static int on_request(app_t *a, const char *head, const char *body, size_t len, 
     free(ref);
     free(event);
     free(copy);
+    pthread_mutex_lock(&a->mu);
+    if (strncmp(path, CHECKED_RESULT, strlen(CHECKED_RESULT)) == 0 && a->checked_status)
+        status = a->checked_status; /* webhooks to it, like its GETs */
+    pthread_mutex_unlock(&a->mu);
     return status;
 }
 
@@ -234,19 +268,12 @@ static char *post_of(app_t *a, const char *call_id, const char *event, char *pat
 static char *queue_to(const h_tenant_t *t, const char *deployment_id, const char *phone,
                       const char *ref)
 {
-    char auth[128], path[128], body[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", deployment_id);
+    char body[256];
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"%s\",\"message_reference\":\"%s\","
              "\"call_parameters\":{\"name\":\"Ann Lee & co\",\"n\":2}}",
              phone, ref);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
+    return h_queue(s.ingest_port, t->api_key, deployment_id, body);
 }
 
 static char *queue_call(const h_tenant_t *t, const char *phone, const char *ref)
@@ -282,36 +309,58 @@ static char *wait_outcome(const h_tenant_t *t, const char *call_id)
     return NULL;
 }
 
-static void expect_path(const char *json, const char *path, const char *want)
+/* The test's application, a tenant and the services with one dialer at 10x
+ * (a voice call rings 0.3-0.9 s and talks 1-4.5 s; its type is decided
+ * 0.2-0.5 s after the answer). checked_status, when not 0, is what the
+ * application's /checked-result* paths answer at first. */
+static PGconn *stack_up(h_tenant_t *t, int checked_status)
 {
-    char *got = h_json_path(json, path);
-    if (want)
-        cr_expect(got && strcmp(got, want) == 0, "%s is %s, want %s in %s", path, got, want, json);
-    else
-        cr_expect_null(got, "%s is %s, want null in %s", path, got, json);
-    free(got);
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000",
+                                      NULL};
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, t, 10);
+    app_up(&app);
+    if (checked_status) {
+        pthread_mutex_lock(&app.mu);
+        app.checked_status = checked_status;
+        pthread_mutex_unlock(&app.mu);
+    }
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+    return pg;
 }
 
-static long path_long(const char *json, const char *path)
+/* The connected request's context, as documented, of the call queued by
+ * queue_call(t, "+12125550100", "fields") to deployment_id. */
+static void expect_context(const char *post, const char *call_id, const char *deployment_id,
+                           const h_tenant_t *t)
 {
-    char *v = h_json_path(json, path);
-    long n = v ? atol(v) : -1;
-    free(v);
-    return n;
+    h_expect_path(post, "call_id", call_id);
+    h_expect_path(post, "phone_number", "+12125550100");
+    h_expect_path(post, "message_reference", "fields");
+    h_expect_path(post, "call_parameters.name", "Ann Lee & co");
+    h_expect_path(post, "call_parameters.n", "2");
+    h_expect_path(post, "callee_type", "processing");
+    h_expect_path(post, "attempt", "1");
+    h_expect_path(post, "max_attempts", "1");
+    h_expect_path(post, "deployment_id", deployment_id);
+    h_expect_path(post, "application_id", t->application_id);
+    h_expect_path(post, "account_id", t->account_id);
+}
+
+/* Stops the services (each must drain) and the test's application. */
+static void stack_down(void)
+{
+    cr_expect(h_stack_down(&s));
+    app.stop = 1;
+    pthread_join(app.thread, NULL);
+    close(app.fd);
 }
 
 Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = teardown)
 {
-    /* 10x: a voice call rings 0.3-0.9 s and talks 1-4.5 s; its type is
-     * decided 0.2-0.5 s after the answer. */
-    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000",
-                                      NULL};
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 10);
-    app_up(&app);
-    cr_assert(h_stack_up(&s, 1, dialer_env));
+    PGconn *pg = stack_up(&t, 0);
 
     /* The application's start_url, set as a user would. */
     char auth[128], path[128], body[256];
@@ -331,10 +380,10 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
 
     /* The context, as documented, at connect; the decided type after. */
     char *call = wait_outcome(&t, fields);
-    expect_path(call, "result", "voice");
-    expect_path(call, "attempts.0.app_status", "200");
-    expect_path(call, "attempts.0.app_error", NULL);
-    cr_expect_geq(path_long(call, "attempts.0.app_ms"), 0, "%s", call);
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    h_expect_path(call, "attempts.0.app_error", NULL);
+    cr_expect_geq(h_json_long(call, "attempts.0.app_ms"), 0, "%s", call);
     free(call);
     char start_path[64] = "";
     char type[80] = "";
@@ -343,65 +392,52 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     cr_assert_not_null(post, "no connected POST for %s", fields);
     cr_expect_str_eq(start_path, "/start?x=1");
     cr_expect_str_eq(type, "application/json");
-    expect_path(post, "call_id", fields);
-    expect_path(post, "phone_number", "+12125550100");
-    expect_path(post, "message_reference", "fields");
-    expect_path(post, "call_parameters.name", "Ann Lee & co");
-    expect_path(post, "call_parameters.n", "2");
-    expect_path(post, "callee_type", "processing");
-    expect_path(post, "attempt", "1");
-    expect_path(post, "max_attempts", "1");
-    expect_path(post, "deployment_id", t.deployment_id);
-    expect_path(post, "application_id", t.application_id);
-    expect_path(post, "account_id", t.account_id);
+    expect_context(post, fields, t.deployment_id, &t);
     free(post);
     post = post_of(&app, fields, "callee_type", NULL, 0, NULL, 0);
     cr_assert_not_null(post, "no callee_type update for %s", fields);
-    expect_path(post, "callee_type", "voice");
-    expect_path(post, "call_id", fields);
+    h_expect_path(post, "callee_type", "voice");
+    h_expect_path(post, "call_id", fields);
     free(post);
 
     /* {"hangup": true}: cut at once (voice talks 10 s or more nominal). */
     call = wait_outcome(&t, hangup);
-    expect_path(call, "status", "completed");
-    expect_path(call, "result", "voice");
-    expect_path(call, "reason", "answered");
-    expect_path(call, "attempts.0.app_status", "200");
-    long talk = path_long(call, "attempts.0.talk_ms");
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "reason", "answered");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    long talk = h_json_long(call, "attempts.0.talk_ms");
     cr_expect(talk >= 0 && talk < 3000, "hung up by the application, talk %ld ms: %s", talk, call);
     free(call);
 
     /* {"stay_connected_s": 5}: 5 s nominal from the answer, not 10-45 s. */
     call = wait_outcome(&t, stay);
-    expect_path(call, "result", "voice");
-    talk = path_long(call, "attempts.0.talk_ms");
+    h_expect_path(call, "result", "voice");
+    talk = h_json_long(call, "attempts.0.talk_ms");
     cr_expect(talk >= 5000 && talk < 8000, "kept 5 s by the application, talk %ld ms: %s", talk,
               call);
     free(call);
 
     /* Failures are recorded and change nothing else. */
     call = wait_outcome(&t, slow);
-    expect_path(call, "status", "completed");
-    expect_path(call, "result", "voice");
-    expect_path(call, "attempts.0.app_status", NULL);
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", NULL);
     char *error = h_json_path(call, "attempts.0.app_error");
     cr_expect(error && strstr(error, "timeout after 1000 ms"), "%s", call);
     free(error);
-    talk = path_long(call, "attempts.0.talk_ms");
+    talk = h_json_long(call, "attempts.0.talk_ms");
     cr_expect_geq(talk, 10000, "the sim's own talk time: %s", call);
     free(call);
 
     call = wait_outcome(&t, fail);
-    expect_path(call, "status", "completed");
-    expect_path(call, "result", "voice");
-    expect_path(call, "attempts.0.app_status", "500");
-    expect_path(call, "attempts.0.app_error", "HTTP 500");
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", "500");
+    h_expect_path(call, "attempts.0.app_error", "HTTP 500");
     free(call);
 
-    cr_expect(h_stack_down(&s));
-    app.stop = 1;
-    pthread_join(app.thread, NULL);
-    close(app.fd);
+    stack_down();
     free(fields);
     free(hangup);
     free(stay);
@@ -410,8 +446,10 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     PQfinish(pg);
 }
 
-/* A deployment created through the API, as a user would; its id (malloc'd). */
-static char *create_deployment(const h_tenant_t *t, const char *body)
+/* A deployment created through the API, as a user would; its id (malloc'd).
+ * Its answer must show the start_url_format and verify_urls given. */
+static char *create_deployment(const h_tenant_t *t, const char *body, const char *format,
+                               const char *verify_urls)
 {
     char auth[128], path[128];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
@@ -419,8 +457,8 @@ static char *create_deployment(const h_tenant_t *t, const char *body)
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
     h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
-    expect_path(r.body, "start_url_format", "form");
-    expect_path(r.body, "verify_urls", "false");
+    h_expect_path(r.body, "start_url_format", format);
+    h_expect_path(r.body, "verify_urls", verify_urls);
     char *id = h_json_str(r.body, "deployment_id");
     h_resp_free(&r);
     return id;
@@ -428,28 +466,22 @@ static char *create_deployment(const h_tenant_t *t, const char *body)
 
 Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fini = teardown)
 {
-    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000",
-                                      NULL};
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 10);
-    app_up(&app);
-    cr_assert(h_stack_up(&s, 1, dialer_env));
+    PGconn *pg = stack_up(&t, 0);
 
     char body[256];
     snprintf(body, sizeof(body),
              "{\"name\": \"plum-style\", \"capacity\": 5, \"start_url_format\": \"form\","
              " \"start_url\": \"http://127.0.0.1:%d/plum\"}",
              app.port);
-    char *dep = create_deployment(&t, body);
+    char *dep = create_deployment(&t, body, "form", "false");
     char *fields = queue_to(&t, dep, "+12125550100", "fields");
     char *hangup = queue_to(&t, dep, "+12125550101", "hangup");
 
     char *call = wait_outcome(&t, fields);
-    expect_path(call, "result", "voice");
-    expect_path(call, "attempts.0.app_status", "200");
-    expect_path(call, "attempts.0.app_error", NULL);
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    h_expect_path(call, "attempts.0.app_error", NULL);
     free(call);
     char start_path[64] = "", type[80] = "";
     char *post =
@@ -457,38 +489,202 @@ Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fin
     cr_assert_not_null(post, "no connected POST for %s", fields);
     cr_expect_str_eq(start_path, "/plum");
     cr_expect_str_eq(type, "application/x-www-form-urlencoded");
-    expect_path(post, "call_id", fields);
-    expect_path(post, "phone_number", "+12125550100"); /* "+" survives the encoding */
-    expect_path(post, "message_reference", "fields");
-    expect_path(post, "call_parameters.name", "Ann Lee & co");
-    expect_path(post, "call_parameters.n", "2");
-    expect_path(post, "callee_type", "processing");
-    expect_path(post, "attempt", "1");
-    expect_path(post, "max_attempts", "1");
-    expect_path(post, "deployment_id", dep);
-    expect_path(post, "application_id", t.application_id);
-    expect_path(post, "account_id", t.account_id);
+    expect_context(post, fields, dep, &t); /* "+" of the number survives the encoding */
     free(post);
     post = post_of(&app, fields, "callee_type", NULL, 0, type, sizeof(type));
     cr_assert_not_null(post, "no callee_type update for %s", fields);
     cr_expect_str_eq(type, "application/x-www-form-urlencoded");
-    expect_path(post, "callee_type", "voice");
+    h_expect_path(post, "callee_type", "voice");
     free(post);
 
     /* The answer is read as for JSON requests. */
     call = wait_outcome(&t, hangup);
-    expect_path(call, "result", "voice");
-    expect_path(call, "attempts.0.app_status", "200");
-    long talk = path_long(call, "attempts.0.talk_ms");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    long talk = h_json_long(call, "attempts.0.talk_ms");
     cr_expect(talk >= 0 && talk < 3000, "hung up by the application, talk %ld ms: %s", talk, call);
     free(call);
 
-    cr_expect(h_stack_down(&s));
-    app.stop = 1;
-    pthread_join(app.thread, NULL);
-    close(app.fd);
+    stack_down();
     free(dep);
     free(fields);
     free(hangup);
+    PQfinish(pg);
+}
+
+/* One call of one attempt to deployment_id; its id (malloc'd). */
+static char *queue_once(const h_tenant_t *t, const char *deployment_id, const char *ref)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"phone_number\":\"+12125550100\",\"message_reference\":\"%s\","
+             "\"max_attempts\":1}",
+             ref);
+    return h_queue(s.ingest_port, t->api_key, deployment_id, body);
+}
+
+/* GETs received on paths starting with prefix; the last one's time and
+ * status when asked. */
+static int gets_of(app_t *a, const char *prefix, int64_t *last_ms, int *last_status)
+{
+    int n = 0;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->ngets; i++) {
+        if (strncmp(a->gets[i], prefix, strlen(prefix)) != 0)
+            continue;
+        n++;
+        if (last_ms)
+            *last_ms = a->get_ms[i];
+        if (last_status)
+            *last_status = a->get_status[i];
+    }
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
+/* Whether the file at path contains needle. */
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini = teardown)
+{
+    /* The URL checks keep their real timing (a failure holds
+     * DIALER_URL_RETRY_MS, 10 s). */
+    h_tenant_t t;
+    PGconn *pg = stack_up(&t, 503); /* the verified deployment's result_url is down */
+
+    char body[512], result_url[128];
+    snprintf(result_url, sizeof(result_url), "http://127.0.0.1:%d%s", app.port, CHECKED_RESULT);
+    snprintf(body, sizeof(body),
+             "{\"name\": \"verified\", \"capacity\": 5, \"verify_urls\": true,"
+             " \"start_url\": \"http://127.0.0.1:%d/checked-start\", \"result_url\": \"%s\"}",
+             app.port, result_url);
+    char *checked = create_deployment(&t, body, "json", "true");
+    snprintf(body, sizeof(body),
+             "{\"name\": \"unverified\", \"capacity\": 5, \"verify_urls\": false,"
+             " \"start_url\": \"http://127.0.0.1:%d/unchecked-start\","
+             " \"result_url\": \"http://127.0.0.1:%d/unchecked-result\"}",
+             app.port, app.port);
+    char *unchecked = create_deployment(&t, body, "json", "false");
+
+    /* The result_url answers 503: the call is not dialed. Its attempt ends
+     * untried (result noattempt, reason url_check_failed, no ring or talk
+     * time) and, its last allowed attempt used, the call ends: status
+     * uncalled (no attempt was dialed), result noattempt, reason
+     * max_attempts. */
+    char *refused = queue_once(&t, checked, "refused");
+    char *free_call = queue_once(&t, unchecked, "fields");
+    char *call = h_wait_call_completed(s.ingest_port, t.api_key, refused, 30000);
+    cr_assert_not_null(call, "call %s did not complete", refused);
+    h_expect_path(call, "status", "uncalled");
+    h_expect_path(call, "result", "noattempt");
+    h_expect_path(call, "reason", "max_attempts");
+    h_expect_path(call, "attempts.0.ring_ms", NULL);
+    h_expect_path(call, "attempts.0.talk_ms", NULL);
+    h_expect_path(call, "attempts_made", "1");
+    h_expect_path(call, "attempts.0.result", "noattempt");
+    h_expect_path(call, "attempts.0.reason", "url_check_failed");
+    h_expect_path(call, "attempts.0.dialing_at", NULL);
+    h_expect_path(call, "attempts.0.connected_at", NULL);
+    h_expect_path(call, "attempts.0.app_status", NULL);
+    h_expect_path(call, "attempts.1", NULL);
+    free(call);
+    char *types = h_event_types(&s, refused, 2, 20000);
+    cr_expect_str_eq(types, "outbound.call.queued,outbound.call.completed", "never dialing");
+    free(types);
+    char *post = post_of(&app, refused, "connected", NULL, 0, NULL, 0);
+    cr_expect_null(post, "start_url POSTed for an undialed call: %s", post);
+    free(post);
+
+    /* Both URLs were fetched once; the dialer's log names the failing one. */
+    int64_t failed_get_ms = 0;
+    int failed_status = 0;
+    cr_expect_eq(gets_of(&app, CHECKED_RESULT, &failed_get_ms, &failed_status), 1);
+    cr_expect_eq(failed_status, 503);
+    cr_expect_eq(gets_of(&app, "/checked-start", NULL, NULL), 1);
+    char why[256];
+    snprintf(why, sizeof(why), "result_url %s answered 503, not 200", result_url);
+    const char *dialer_log = NULL;
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "dialer-1") == 0)
+            dialer_log = s.procs[i].log;
+    cr_assert_not_null(dialer_log);
+    cr_expect(log_has(dialer_log, why), "no \"%s\" in %s", why, dialer_log);
+
+    /* The result_url answers 200 now, but the failure holds 10 s: a call
+     * that reaches the dialer meanwhile is refused without a new check. */
+    pthread_mutex_lock(&app.mu);
+    app.checked_status = 200;
+    pthread_mutex_unlock(&app.mu);
+    char *cached = queue_once(&t, checked, "cached");
+    call = h_wait_call_completed(s.ingest_port, t.api_key, cached, 30000);
+    cr_assert_not_null(call, "call %s did not complete", cached);
+    if (ob_mono_ms() - failed_get_ms < 9000) {
+        h_expect_path(call, "result", "noattempt");
+        h_expect_path(call, "attempts.0.reason", "url_check_failed");
+        cr_expect_eq(gets_of(&app, CHECKED_RESULT, NULL, NULL), 1, "checked again within 10 s");
+    } else {
+        cr_log_warn("%s took %lld ms after the failed check: not checked against the cache", cached,
+                    (long long)(ob_mono_ms() - failed_get_ms));
+    }
+    free(call);
+
+    /* Once the failure expired, the next call checks the URLs again, is
+     * dialed, connects and POSTs to start_url. */
+    int64_t expires = failed_get_ms + 10000 + 500;
+    while (ob_mono_ms() < expires)
+        h_sleep_ms(50);
+    char *dialed = queue_once(&t, checked, "fields");
+    call = wait_outcome(&t, dialed);
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "reason", "answered");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    char *dialing_at = h_json_path(call, "attempts.0.dialing_at");
+    cr_expect_not_null(dialing_at, "never dialing: %s", call);
+    free(dialing_at);
+    free(call);
+    types = h_event_types(&s, dialed, 4, 20000);
+    cr_expect_str_eq(types, "outbound.call.queued,outbound.call.dialing,outbound.call.connected,"
+                            "outbound.call.completed");
+    free(types);
+    char start_path[64] = "";
+    post = post_of(&app, dialed, "connected", start_path, sizeof(start_path), NULL, 0);
+    cr_expect_not_null(post, "no connected POST for %s", dialed);
+    cr_expect_str_eq(start_path, "/checked-start");
+    free(post);
+    int last_status = 0;
+    cr_expect_eq(gets_of(&app, CHECKED_RESULT, NULL, &last_status), 2, "checked once more");
+    cr_expect_eq(last_status, 200);
+    cr_expect_eq(gets_of(&app, "/checked-start", NULL, NULL), 2);
+
+    /* verify_urls false: dialed at once, its URLs never fetched. */
+    call = wait_outcome(&t, free_call);
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", "200");
+    free(call);
+    post = post_of(&app, free_call, "connected", start_path, sizeof(start_path), NULL, 0);
+    cr_expect_not_null(post, "no connected POST for %s", free_call);
+    cr_expect_str_eq(start_path, "/unchecked-start");
+    free(post);
+    cr_expect_eq(gets_of(&app, "/unchecked", NULL, NULL), 0, "an unverified deployment checked");
+
+    stack_down();
+    free(checked);
+    free(unchecked);
+    free(refused);
+    free(free_call);
+    free(cached);
+    free(dialed);
     PQfinish(pg);
 }

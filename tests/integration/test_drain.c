@@ -20,15 +20,7 @@ static void teardown(void)
 
 static char *queue_one(const h_tenant_t *t, const char *body)
 {
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
+    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
 }
 
 /* Waits until the call's row reaches state (dialing or connected). */

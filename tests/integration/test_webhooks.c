@@ -4,11 +4,14 @@
  * force retries and counts duplicates; each final result (completed, failed,
  * uncalled by cancellation) must arrive once with the call's details, and
  * the delivery log must show every try. A receiver that is down while its
- * dialer restarts still gets every result once it comes back.
+ * dialer restarts still gets every result once it comes back. Every
+ * result type of the sim's test numbers is followed from the status API
+ * through the events topic to its webhook.
  */
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -252,15 +255,7 @@ static void receiver_down(receiver_t *r)
 
 static char *queue_one(const h_tenant_t *t, const char *body)
 {
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
+    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
 }
 
 static h_resp_t get(const h_tenant_t *t, const char *path)
@@ -299,16 +294,25 @@ static void set_result_url(PGconn *pg, const h_tenant_t *t, const char *url)
 static const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", "OB_WEBHOOK_RETRY_BASE_MS=200",
                                          "OB_WEBHOOK_RETRY_MAX_MS=1000", NULL};
 
+/* A fresh stack's tenant (capacity 10) and the receiver, set up (not yet
+ * listening) with its secret; it answers the first fail_first tries of each
+ * event 500. */
+static PGconn *tenant_with_receiver(h_tenant_t *t, int fail_first)
+{
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, t, 10);
+    receiver_init(&rx, pg, t, fail_first);
+    return pg;
+}
+
 Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeout = 120,
      .fini = teardown)
 {
     h_tenant_t t, other;
     char url[128], own[128];
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 10);
+    PGconn *pg = tenant_with_receiver(&t, 2);
     h_tenant(pg, &other, 1);
-    receiver_init(&rx, pg, &t, 2);
     receiver_up(&rx);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/deployment-hook", rx.port);
     snprintf(own, sizeof(own), "http://127.0.0.1:%d/own-hook", rx.port);
@@ -440,10 +444,7 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
 {
     h_tenant_t t;
     char url[128];
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 10);
-    receiver_init(&rx, pg, &t, 0);
+    PGconn *pg = tenant_with_receiver(&t, 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", rx.port);
     set_result_url(pg, &t, url);
     cr_assert(h_stack_up(&s, 1, dialer_env));
@@ -515,6 +516,211 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
     cr_expect(h_stack_down(&s));
     receiver_down(&rx);
     for (int i = 0; i < 4; i++)
+        free(calls[i]);
+    PQfinish(pg);
+}
+
+/* The sim's test numbers, by the D of +1 212 555-01DX (README, "The sim
+ * carrier"): the result each one gives and whether it is answered. */
+static const struct {
+    const char *phone;  /* test number */
+    const char *result; /* its documented result */
+    bool answered;      /* connected before ending */
+} sim_numbers[] = {
+    {"+12125550100", "voice", true},        {"+12125550110", "answeringmachine", true},
+    {"+12125550120", "fax", true},          {"+12125550130", "busy", false},
+    {"+12125550140", "noanswer", false},    {"+12125550150", "informationtone", false},
+    {"+12125550160", "linefailure", false}, {"+12125550170", "unknown", true},
+};
+
+#define NTYPES ((int)(sizeof(sim_numbers) / sizeof(sim_numbers[0])))
+
+/* One call's events as read from the topic. */
+typedef struct {
+    const char *call_id; /* the call (not owned) */
+    char types[256];     /* its event types in topic order, comma-separated */
+    char *result;        /* data.result of its completed event (malloc'd) */
+    char *status;        /* data.status of its completed event (malloc'd) */
+} topic_call_t;
+
+/* Files one call-events message under its call (the subject). */
+static void topic_one(void *arg, const void *payload, size_t len)
+{
+    topic_call_t *calls = arg;
+    cJSON *ev = cJSON_ParseWithLength(payload, len);
+    const cJSON *subject = cJSON_GetObjectItem(ev, "subject");
+    const cJSON *type = cJSON_GetObjectItem(ev, "type");
+    const cJSON *data = cJSON_GetObjectItem(ev, "data");
+    for (int i = 0; i < NTYPES && cJSON_IsString(subject) && cJSON_IsString(type); i++) {
+        topic_call_t *c = &calls[i];
+        if (strcmp(c->call_id, subject->valuestring) != 0)
+            continue;
+        const char *t = type->valuestring;
+        if (strncmp(t, "outbound.call.", 14) == 0)
+            t += 14; /* "queued,dialing,..." reads better in a failure */
+        size_t used = strlen(c->types);
+        snprintf(c->types + used, sizeof(c->types) - used, "%s%s", used ? "," : "", t);
+        if (strcmp(t, "completed") == 0) {
+            const cJSON *result = cJSON_GetObjectItem(data, "result");
+            const cJSON *status = cJSON_GetObjectItem(data, "status");
+            free(c->result);
+            free(c->status);
+            c->result = cJSON_IsString(result) ? strdup(result->valuestring) : NULL;
+            c->status = cJSON_IsString(status) ? strdup(status->valuestring) : NULL;
+        }
+    }
+    cJSON_Delete(ev);
+}
+
+/* Reads the stack's call-events topic into calls until each has its
+ * completed event (a few reads at most: the webhooks were sent from the
+ * completed events, so they are on the topic already). */
+static void read_call_events(topic_call_t *calls)
+{
+    char topic[128];
+    snprintf(topic, sizeof(topic), "%s.call-events", s.prefix);
+    for (int tries = 0; tries < 3; tries++) {
+        for (int i = 0; i < NTYPES; i++) {
+            calls[i].types[0] = '\0';
+            free(calls[i].result);
+            free(calls[i].status);
+            calls[i].result = calls[i].status = NULL;
+        }
+        cr_expect(h_read_topic(topic, topic_one, calls), "call-events not read to its end");
+        bool all = true;
+        for (int i = 0; i < NTYPES; i++)
+            all &= calls[i].result != NULL;
+        if (all)
+            return;
+        h_sleep_ms(500);
+    }
+}
+
+Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .timeout = 90,
+     .fini = teardown)
+{
+    h_tenant_t t;
+    char url[128];
+    PGconn *pg = tenant_with_receiver(&t, 1); /* the first try of each event answers 500 */
+    receiver_up(&rx);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/results", rx.port);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+
+    /* Each call names the receiver as its own result_url; one attempt each,
+     * so an unanswered result is final. */
+    char *calls[NTYPES], body[256];
+    for (int i = 0; i < NTYPES; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"phone_number\":\"%s\",\"max_attempts\":1,\"result_url\":\"%s\"}",
+                 sim_numbers[i].phone, url);
+        calls[i] = queue_one(&t, body);
+    }
+
+    /* At 100x the longest call (a voice call: ring 9 s and talk 45 s) takes
+     * about half a second, and each webhook's retry 200 ms. */
+    wait_accepted(&rx, NTYPES, 30000);
+    h_sleep_ms(1500); /* time for any duplicate to show up */
+
+    /* The status API: the final status and the attempt's timings. A
+     * decision_ms is the sim's detection time, 2-5 s nominal after the
+     * answer, or the call's end when it is shorter; never after the call. */
+    for (int i = 0; i < NTYPES; i++) {
+        const char *type = sim_numbers[i].result;
+        char *call = h_wait_call_completed(s.ingest_port, t.api_key, calls[i], 10000);
+        cr_assert_not_null(call, "%s (%s) did not complete", calls[i], type);
+        h_expect_path(call, "status", sim_numbers[i].answered ? "completed" : "failed");
+        h_expect_path(call, "result", type);
+        /* Unanswered with its only attempt used: max_attempts. */
+        h_expect_path(call, "reason", sim_numbers[i].answered ? "answered" : "max_attempts");
+        h_expect_path(call, "attempts_made", "1");
+        h_expect_path(call, "attempts.0.result", type);
+        h_expect_path(call, "attempts.1", NULL);
+        long ring = h_json_long(call, "attempts.0.ring_ms");
+        long talk = h_json_long(call, "attempts.0.talk_ms");
+        long decision = h_json_long(call, "attempts.0.decision_ms");
+        char *connected = h_json_path(call, "attempts.0.connected_at");
+        cr_expect_gt(ring, 0, "%s: ring_ms %ld in %s", type, ring, call);
+        if (sim_numbers[i].answered) {
+            /* A person's phone rings 3-9 s before the answer. */
+            cr_expect(ring >= 3000 && ring <= 9000, "%s: ring_ms %ld", type, ring);
+            cr_expect_gt(talk, 0, "%s: talk_ms %ld in %s", type, talk, call);
+            cr_expect(decision >= 2000 && decision <= 5000 && decision <= talk,
+                      "%s: decision_ms %ld (talk %ld) in %s", type, decision, talk, call);
+            cr_expect_not_null(connected, "%s: no connected_at in %s", type, call);
+        } else {
+            cr_expect(talk <= 0, "%s: unanswered but talk_ms %ld in %s", type, talk, call);
+            h_expect_path(call, "attempts.0.decision_ms", NULL);
+            cr_expect_null(connected, "%s: unanswered but connected_at in %s", type, call);
+        }
+        if (strcmp(type, "noanswer") == 0)
+            cr_expect_eq(ring, 30000, "noanswer rings out after 30 s, ring_ms %ld", ring);
+        free(connected);
+        free(call);
+    }
+
+    /* The events topic: every transition in order, connected only for the
+     * answered, and the completed event carries the result. */
+    topic_call_t on_topic[NTYPES];
+    memset(on_topic, 0, sizeof(on_topic));
+    for (int i = 0; i < NTYPES; i++)
+        on_topic[i].call_id = calls[i];
+    read_call_events(on_topic);
+    for (int i = 0; i < NTYPES; i++) {
+        const char *type = sim_numbers[i].result;
+        cr_expect_str_eq(on_topic[i].types,
+                         sim_numbers[i].answered ? "queued,dialing,connected,completed"
+                                                 : "queued,dialing,completed",
+                         "%s: events %s", type, on_topic[i].types);
+        cr_expect(on_topic[i].result && strcmp(on_topic[i].result, type) == 0,
+                  "%s: completed event's result %s", type, on_topic[i].result);
+        cr_expect(
+            on_topic[i].status &&
+                strcmp(on_topic[i].status, sim_numbers[i].answered ? "completed" : "failed") == 0,
+            "%s: completed event's status %s", type, on_topic[i].status);
+        free(on_topic[i].result);
+        free(on_topic[i].status);
+    }
+
+    /* The receiver: one event per call, its first try refused, the second
+     * accepted, every try signed; the body has the call's result. */
+    pthread_mutex_lock(&rx.mu);
+    cr_expect_eq(rx.nevents, NTYPES, "one event id per call, got %d", rx.nevents);
+    for (int i = 0; i < NTYPES; i++) {
+        const char *type = sim_numbers[i].result;
+        rx_event_t *e = event_of(&rx, calls[i]);
+        cr_assert_not_null(e, "no webhook for %s (%s)", calls[i], type);
+        cr_expect_eq(e->bad, 0, "%s: %d tries with a bad signature", type, e->bad);
+        cr_expect_eq(e->accepted, 1, "%s: delivered %d times", type, e->accepted);
+        cr_expect_eq(e->requests, 2, "%s: a 500 then the success, got %d tries", type, e->requests);
+        cr_expect_str_eq(e->path, "/results", "%s", type);
+        h_expect_path(e->body, "call_id", calls[i]);
+        h_expect_path(e->body, "result", type);
+        h_expect_path(e->body, "status", sim_numbers[i].answered ? "completed" : "failed");
+        h_expect_path(e->body, "event_id", e->event_id);
+    }
+    pthread_mutex_unlock(&rx.mu);
+
+    /* The delivery log shows both tries of each. */
+    for (int i = 0; i < NTYPES; i++) {
+        char path[160];
+        snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[i]);
+        h_resp_t r = get(&t, path);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        h_expect_path(r.body, "deliveries.0.state", "delivered");
+        h_expect_path(r.body, "deliveries.0.url", url);
+        h_expect_path(r.body, "deliveries.0.attempts_made", "2");
+        h_expect_path(r.body, "deliveries.0.attempts.0.http_status", "500");
+        h_expect_path(r.body, "deliveries.0.attempts.0.error", "HTTP 500");
+        h_expect_path(r.body, "deliveries.0.attempts.1.http_status", "200");
+        h_expect_path(r.body, "deliveries.0.attempts.1.error", NULL);
+        h_expect_path(r.body, "deliveries.0.attempts.2", NULL);
+        h_expect_path(r.body, "deliveries.1", NULL);
+        h_resp_free(&r);
+    }
+
+    cr_expect(h_stack_down(&s));
+    receiver_down(&rx);
+    for (int i = 0; i < NTYPES; i++)
         free(calls[i]);
     PQfinish(pg);
 }
