@@ -28,11 +28,16 @@ LANGUAGE sql AS $$
             result text, reason text, answered boolean, ring_ms int, talk_ms int,
             decision_ms int)),
     -- The calls first, locked in call_id order as cancel_pending() locks them.
+    -- The guards are wrapped in IS TRUE so that rows are found by primary
+    -- key: a bare active_attempt = ... lets the planner pick a partial index
+    -- of the calls in flight, which statistics taken while nothing was in
+    -- flight call empty, and read it whole for every batch.
     c AS (
         SELECT c.*, e.i AS e_i, e.attempt AS e_attempt, e.result AS e_result,
             e.reason AS e_reason, e.answered AS e_answered, e.ring_ms AS e_ring_ms,
             e.talk_ms AS e_talk_ms, e.decision_ms AS e_decision_ms
-        FROM calls c JOIN e ON c.call_id = e.call_id AND c.active_attempt = e.attempt
+        FROM calls c JOIN e ON c.call_id = e.call_id
+        WHERE (c.active_attempt = e.attempt) IS TRUE
         ORDER BY c.call_id FOR UPDATE OF c),
     a AS (
         UPDATE attempts a SET state = 'ended', ended_at = now(), result = c.e_result,
@@ -41,7 +46,7 @@ LANGUAGE sql AS $$
         FROM c
         WHERE a.call_id = c.call_id AND a.attempt = c.e_attempt
           AND (a.state IN ('dialing', 'connected')
-               OR (a.state = 'released' AND c.e_result = 'noattempt'))
+               OR (a.state = 'released' AND c.e_result = 'noattempt')) IS TRUE
         RETURNING c.*),
     -- From a alone: the planner sees one row in each CTE, so a join of c and
     -- a would be a quadratic nested loop.

@@ -211,8 +211,10 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
-/* Each event waits for its acknowledgement on the dialing thread: no linger. */
-static const char *const producer_tuning[] = {"linger.ms", "0", NULL};
+/* A flush's events are produced together and their acknowledgements
+ * collected by a later turn, so a short linger costs no turn any time and
+ * lets the flushes of a busy worker share requests. */
+static const char *const producer_tuning[] = {"linger.ms", "5", NULL};
 
 int main(void)
 {
