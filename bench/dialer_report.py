@@ -600,9 +600,12 @@ raw results in `bench/results/{os.path.basename(path)}` (not committed).
   `outbound_calls_in_flight` sampled every 0.5 s, with its RSS and CPU.
 - **events**: {prm.get('dialers')} dialers with {prm.get('events_channels'):,} channels each, webhooks off,
   `OB_SIM_TIME_SCALE={prm.get('fast_time_scale')}`; {prm.get('events_calls'):,} calls to the voice number queued
-  and recorded before the dialers start; `count(*)` of `call_events` and the
-  end offsets of the call-events topic sampled every second, rates over the
-  busy period (first to last second that grew).
+  and recorded before the dialers start (`OB_SCHEDULER_RELEASE_MAX=2000`: one
+  deployment holds all the channels); `count(*)` of `call_events` and the
+  end offsets of the call-events topic sampled every second. The verdict is
+  the sustained rate, between 10% and 90% of the total (interpolated); the
+  rate over the whole busy period (first to last second that grew) includes
+  the dialers' start-up.
 - **webhooks**: {prm.get('webhook_calls'):,} calls with a `result_url` on a local receiver
   (Python asyncio, answers 200 at once, keep-alive) completed with webhooks
   off; then {prm.get('dialers')} dialers with webhooks on (`OB_WEBHOOK_CONCURRENCY` default)
