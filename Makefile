@@ -109,6 +109,16 @@ $(BUILD)/obj/gen/ingest_openapi.o: $(BUILD)/gen/ingest_openapi.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# ... and the web console's static files.
+CONSOLE_FILES := $(sort $(wildcard services/ingest/console/*))
+$(BUILD)/gen/ingest_console_files.c: tools/embed_console.sh $(CONSOLE_FILES)
+	@mkdir -p $(dir $@)
+	tools/embed_console.sh $@ $(CONSOLE_FILES)
+
+$(BUILD)/obj/gen/ingest_console_files.o: $(BUILD)/gen/ingest_console_files.c services/ingest/ingest_console.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices/ingest -c -o $@ $<
+
 # Each service links its own folder's objects with the shared library.
 define service_rule
 $(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$(1)/*.c))
@@ -116,7 +126,7 @@ $(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $$($(1)_OBJ_EXTRA) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
-ingest_OBJ_EXTRA := $(BUILD)/obj/gen/ingest_openapi.o
+ingest_OBJ_EXTRA := $(BUILD)/obj/gen/ingest_openapi.o $(BUILD)/obj/gen/ingest_console_files.o
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
 # Unit tests of a service link that service's modules (all but main.o).

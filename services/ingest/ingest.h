@@ -242,6 +242,11 @@ void ingest_plum_get_call(ingest_call_t *c);
 /* GET /api/v1/openapi.json (ingest_openapi.c): the API's OpenAPI document. */
 void ingest_openapi(ingest_call_t *c);
 
+/* GET / and GET /console/{file} (ingest_console.c): the web console's static
+ * files, public, with a strict Content-Security-Policy. */
+void ingest_console_index(ingest_call_t *c);
+void ingest_console_file(ingest_call_t *c);
+
 /* ob_http_stream_fn: starts the streaming routes (uploads). */
 void ingest_stream(void *ctx, ob_http_req_t *req);
 

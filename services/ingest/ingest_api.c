@@ -241,6 +241,10 @@ typedef struct {
 
 static const route_t routes[] = {
     {"GET", "/api/v1/openapi.json", ingest_openapi, PUBLIC, NULL},
+    {"GET", "/", ingest_console_index, PUBLIC, NULL},
+    {"GET", "/console/{}", ingest_console_file, PUBLIC, NULL},
+    {"HEAD", "/", ingest_console_index, PUBLIC, NULL},
+    {"HEAD", "/console/{}", ingest_console_file, PUBLIC, NULL},
     {"POST", "/api/v1/accounts", ingest_create_account, ADMIN, NULL},
     {"POST", "/api/v1/api-keys", ingest_create_key, ACCOUNT, NULL},
     {"GET", "/api/v1/api-keys", ingest_list_keys, ACCOUNT, NULL},

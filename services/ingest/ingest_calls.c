@@ -342,6 +342,7 @@ static const char LIST_SQL[] =
     "  AND ($8::bigint IS NULL OR c.accepted_at < to_timestamp($8::bigint / 1000.0))"
     "  AND ($9::uuid IS NULL OR c.call_id < $9::uuid)"
     "  AND ($11::uuid IS NULL OR c.upload_id = $11::uuid)"
+    "  AND ($12::text IS NULL OR c.phone_number = $12)"
     "  ORDER BY c.call_id DESC LIMIT $10::int) c";
 
 /* Checks an enumerated filter; on failure the error is appended. */
@@ -394,6 +395,16 @@ void ingest_list_calls(ingest_call_t *c)
     const char *upload = ob_http_query(req, "upload_id");
     if (upload && !ob_uuid_valid(upload))
         ingest_add_error(errors, "upload_id", "invalid_value", "upload_id must be an upload's id");
+    /* A number is matched in E.164, read as the deployment reads its calls'. */
+    const char *number = NULL;
+    ob_phone_t phone;
+    if ((v = ob_http_query(req, "phone_number"))) {
+        ob_err_t perr = {{0}};
+        if (ob_phone_parse_region(v, dep.region, &phone, &perr) != OB_OK)
+            ingest_add_error(errors, "phone_number", "invalid_phone_number", perr.msg);
+        else
+            number = phone.e164;
+    }
     ingest_page_query(req, 50, &cursor, limit, errors);
     if (cJSON_GetArraySize(errors) > 0) {
         ob_http_problem(req, 400, "invalid_query", errors, "the query has %d invalid parameter(s)",
@@ -411,8 +422,9 @@ void ingest_list_calls(ingest_call_t *c)
                             until[0] ? until : NULL,
                             cursor,
                             limit,
-                            upload};
-    if (ob_pg_exec(c->conn, LIST_SQL, 11, params, &res, &err) != OB_OK) {
+                            upload,
+                            number};
+    if (ob_pg_exec(c->conn, LIST_SQL, 12, params, &res, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         goto out;
     }
