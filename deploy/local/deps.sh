@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running outbound locally needs on Debian
-# 12: the Debian packages below (only the missing ones) and the Kafka broker's
+# 12: the Debian packages below (only the missing ones), the Kafka broker's
 # classpath, copied by Maven into .cache/kafka/libs and kept until the pom
-# changes. Idempotent; prints only "deps: ok" when nothing was missing.
+# changes, and the browser tests' npm packages (tests/browser/node_modules). Idempotent; prints only "deps: ok" when nothing was missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,6 +17,7 @@ packages=(
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
+	chromium
 )
 jre_package=openjdk-17-jre-headless
 pom=$root/deploy/local/kafka/pom.xml
@@ -28,6 +29,8 @@ stamp=$cache/libs.stamp
 # java on PATH (or in JAVA_HOME) is older or absent.
 install_packages() {
 	local java missing=() sudo=() pkg
+	# Node and npm run the browser tests; any install on PATH will do.
+	command -v npm >/dev/null || packages+=(nodejs npm)
 	java=$(ob_java || true)
 	if [[ -z $java || $(ob_java_major "$java") -lt 17 ]]; then
 		packages+=("$jre_package")
@@ -87,9 +90,20 @@ install_kafka_libs() {
 	did_something=1
 }
 
+# playwright-core for the browser tests (tests/browser), pinned by its
+# package-lock.json; it drives the Debian chromium, so it downloads no browser.
+install_browser_tests() {
+	[[ -d $root/tests/browser/node_modules/playwright-core ]] && return 0
+	ob_say "installing tests/browser's npm packages (npm ci)"
+	(cd "$root/tests/browser" && npm ci --no-audit --no-fund --silent) ||
+		ob_die "npm ci in tests/browser failed"
+	did_something=1
+}
+
 did_something=0
 install_packages
 install_kafka_libs
+install_browser_tests
 if ((did_something)); then
 	ob_say "ok ($(find "$libs" -name '*.jar' | wc -l) jars in ${libs#"$root"/})"
 else

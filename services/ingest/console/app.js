@@ -101,7 +101,7 @@
     return sessionStorage.getItem(KEY_ITEM);
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, checkingKey) {
     const headers = { Authorization: 'Bearer ' + apiKey() };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const resp = await fetch(path, {
@@ -111,7 +111,7 @@
     const text = await resp.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (resp.status === 401) {
+    if (resp.status === 401 && !checkingKey) {
       signOut('Your API key was refused; sign in again.');
       throw new ApiError(401, data);
     }
@@ -159,7 +159,7 @@
       if (!key) return;
       sessionStorage.setItem(KEY_ITEM, key);
       try {
-        await api('GET', '/api/v1/applications?limit=1');
+        await api('GET', '/api/v1/applications?limit=1', undefined, true);
         notice('');
         route();
       } catch (e) {
@@ -212,8 +212,7 @@
               el('td', null, el('a', { href: '#/deployments/' + d.deployment_id, text: d.name })),
               el('td', { class: 'num', text: fmtNum(d.capacity) }),
               el('td', null, badge(!d.active ? 'inactive' : d.paused ? 'paused' : 'running')),
-              el('td', null, badge(winText === 'closed' ? 'closed' : winText === 'open' ? 'open' : ''), ' ',
-                winText === 'open' || winText === 'closed' ? '' : winText),
+              el('td', null, winText === 'open' || winText === 'closed' ? badge(winText) : winText),
               el('td', { class: 'num', text: fmtNum(s && s.pending ? s.pending.total : null) }),
               el('td', { class: 'num', text: fmtNum(s ? s.in_flight : null) }),
               el('td', { class: 'num', text: fmtNum(st.completed) }),
@@ -361,9 +360,10 @@
     const newer = el('button', { type: 'button', class: 'secondary', id: 'newer', text: '← Newer' });
     const pageInfo = el('span', { class: 'muted' });
     const head = el('thead');
+    const table = el('table', { id: 'calls' }, head, tbody);
     const panel = el('div', { id: 'calls-panel', role: 'tabpanel', 'aria-labelledby': 'tab-pending' },
       filters, error,
-      el('div', { class: 'table-wrap' }, el('table', { id: 'calls' }, head, tbody)),
+      el('div', { class: 'table-wrap' }, table),
       el('div', { class: 'pager' }, newer, older, pageInfo));
 
     filters.addEventListener('submit', (ev) => { ev.preventDefault(); cursors = [null]; refresh(); });
@@ -377,6 +377,10 @@
       for (const [k, b] of Object.entries(tabs)) b.setAttribute('aria-selected', k === id ? 'true' : 'false');
       panel.setAttribute('aria-labelledby', 'tab-' + id);
       statusWrap.hidden = id === 'pending';
+      table.removeAttribute('data-tab');
+      lastPage = null;
+      clear(tbody);
+      tbody.appendChild(el('tr', null, el('td', { colspan: 8, class: 'muted', text: 'Loading…' })));
       refresh();
     }
     statusWrap.hidden = true;
@@ -389,7 +393,10 @@
         el('th', { text: tab === 'pending' ? 'Next attempt' : 'Completed' }), el('th', { text: '' })));
     }
 
+    let lastPage = null;
+    let seq = 0; // only the latest request's answer is shown (tabs, filters and polls overlap)
     async function refresh() {
+      const mine = ++seq;
       const params = {
         state: tab, result: result.value, phone_number: number.value.trim(),
         message_reference: ref.value, cursor: cursors[cursors.length - 1], limit: 25,
@@ -399,16 +406,22 @@
       try {
         page = await api('GET', '/api/v1/deployments/' + enc(depId) + '/calls' + query(params));
       } catch (e) {
-        if (token !== viewToken) return;
+        if (token !== viewToken || mine !== seq) return;
         const errs = (e.problem.errors || []).map((x) => x.message).join('; ');
         error.textContent = errs || e.message;
         return;
       }
-      if (token !== viewToken) return;
+      if (token !== viewToken || mine !== seq) return;
       error.textContent = '';
       next = page.next_cursor;
+      pageInfo.textContent = 'Page ' + cursors.length + ' · refreshed ' + new Date().toLocaleTimeString();
+      // Rebuilt only when something changed, so keyboard focus stays put.
+      const snapshot = JSON.stringify([tab, page]);
+      if (snapshot === lastPage) return;
+      lastPage = snapshot;
       header();
       clear(tbody);
+      table.setAttribute('data-tab', tab);
       if (!page.calls.length) {
         tbody.appendChild(el('tr', null, el('td', { colspan: 8, class: 'muted', text: 'No calls.' })));
       }
@@ -429,7 +442,6 @@
       }
       newer.disabled = cursors.length <= 1;
       older.disabled = !next;
-      pageInfo.textContent = 'Page ' + cursors.length + ' · refreshed ' + new Date().toLocaleTimeString();
     }
 
     return { node: el('section', { 'aria-label': 'Calls' }, tabBar, panel), refresh };
@@ -652,6 +664,7 @@
 
   async function renderCall(token, callId) {
     const wrap = el('div', { id: 'call' });
+    let last = null;
     clear(main);
     main.appendChild(wrap);
     async function load() {
@@ -660,9 +673,14 @@
         api('GET', '/api/v1/calls/' + enc(callId) + '/deliveries').catch(() => ({ deliveries: [] })),
       ]);
       if (token !== viewToken) return c;
+      // Rebuilt only when something changed, so focus and selection stay put.
+      const snapshot = JSON.stringify([c, dels]);
+      if (snapshot === last) return c;
+      last = snapshot;
       clear(wrap);
+      const add = (...nodes) => append(wrap, nodes);
       const kv = (k, v) => [el('dt', { text: k }), el('dd', null, v instanceof Node ? v : String(v === null || v === undefined || v === '' ? '—' : v))];
-      wrap.append(
+      add(
         el('p', { class: 'sub' }, el('a', { href: '#/deployments/' + c.deployment_id, text: '← Queue' })),
         el('h1', null, 'Call to ', el('span', { class: 'mono', text: c.phone_number })),
         el('p', { class: 'sub mono', text: c.call_id }),
