@@ -187,6 +187,19 @@ Test(queue_control, cancelling_the_queue_spares_later_calls, .timeout = 180, .fi
     r = deployment_api("GET", "/calls?status=completed&result=voice", NULL);
     cr_expect_str_eq(h_json_path(r.body, "calls.0.call_id"), later);
     h_resp_free(&r);
+    /* A number in any form the deployment reads, matched in E.164. */
+    r = deployment_api("GET", "/calls?phone_number=%2B1%20(212)%20555-0100", NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_not_null(h_json_path(r.body, "calls.4.call_id"), "%s", r.body);
+    cr_expect_null(h_json_path(r.body, "calls.5"));
+    h_resp_free(&r);
+    r = deployment_api("GET", "/calls?phone_number=%2B12125550110", NULL);
+    cr_expect_str_eq(h_json_path(r.body, "calls"), "[]");
+    h_resp_free(&r);
+    r = deployment_api("GET", "/calls?phone_number=12", NULL);
+    cr_expect_eq(r.status, 400);
+    cr_expect(strstr(r.body, "\"field\":\"phone_number\""), "%s", r.body);
+    h_resp_free(&r);
     r = deployment_api("GET", "/calls?status=lost&limit=0", NULL);
     cr_expect_eq(r.status, 400);
     cr_expect(strstr(r.body, "\"field\":\"status\"") && strstr(r.body, "\"field\":\"limit\""), "%s",
