@@ -74,6 +74,20 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
     cr_expect_not_null(h_json_path(doc.body, "paths./api/v1/deployments/{deployment_id}/calls"));
     h_resp_free(&doc);
 
+    /* So is the web console (tests/browser tests it in a browser). */
+    h_resp_t page = h_http(s.ingest_port, "GET", "/", NULL, NULL);
+    cr_expect_eq(page.status, 200);
+    cr_expect(page.content_type && strncmp(page.content_type, "text/html", 9) == 0);
+    cr_expect(page.body && strstr(page.body, "/console/app.js"));
+    h_resp_free(&page);
+    page = h_http(s.ingest_port, "GET", "/console/app.js", NULL, NULL);
+    cr_expect_eq(page.status, 200);
+    cr_expect(page.content_type && strncmp(page.content_type, "text/javascript", 15) == 0);
+    h_resp_free(&page);
+    page = h_http(s.ingest_port, "GET", "/console/nope.js", NULL, NULL);
+    cr_expect_eq(page.status, 404);
+    h_resp_free(&page);
+
     /* Only the admin key creates accounts. */
     snprintf(email, sizeof(email), "%s@a.test", s.prefix);
     cr_expect_eq(status_of("obk_nope", "POST", "/api/v1/accounts", "{\"email\":\"x@y.z\"}"), 403);
