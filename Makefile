@@ -54,7 +54,7 @@ FORMAT_SRC := $(shell git ls-files '*.c' '*.h' '*.cc' 2>/dev/null)
 # Objects built on the way to a test binary are kept, not treated as intermediate.
 .SECONDARY:
 
-.PHONY: all deps run test unit-test integration-test stack-up stack-down format format-check \
+.PHONY: all deps run test unit-test integration-test browser-test stack-up stack-down format format-check \
         clean tests-build
 
 all: $(BINS)
@@ -160,6 +160,10 @@ unit-test: $(UNIT_BINS)
 # Needs the local stack (make stack-up).
 integration-test: $(BINS) $(INTEG_BINS)
 	@BUILD=$(BUILD) tools/run_integration.sh $(INTEG_BINS)
+
+# The web console in headless chromium; needs the local stack (make stack-up).
+browser-test: $(BINS)
+	@tools/run_browser.sh $(BUILD)
 
 stack-up:
 	@deploy/local/stack.sh up

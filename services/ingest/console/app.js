@@ -140,6 +140,7 @@
   }
 
   function renderSignIn() {
+    document.title = 'Sign in · outbound';
     signOutButton.hidden = true;
     navDeployments.hidden = true;
     const input = el('input', { type: 'password', id: 'api-key', name: 'api-key', autocomplete: 'off',
@@ -176,11 +177,13 @@
   /* ---- deployments ---- */
 
   async function renderDeployments(token) {
+    document.title = 'Deployments · outbound';
     const body = el('div', { id: 'deployments' }, el('p', { class: 'muted', text: 'Loading…' }));
     clear(main);
     main.append(el('h1', { text: 'Deployments' }),
       el('p', { class: 'sub', text: 'Every application of your account and the outbound queues of its deployments.' }),
       body);
+    let last = null;
     async function load() {
       const [apps, deps] = await Promise.all([
         api('GET', '/api/v1/applications?limit=1000'),
@@ -189,6 +192,10 @@
       const summaries = await Promise.all(deps.deployments.map((d) =>
         api('GET', '/api/v1/deployments/' + enc(d.deployment_id) + '/summary').catch(() => null)));
       if (token !== viewToken) return;
+      // Rebuilt only when something changed, so keyboard focus stays put.
+      const snapshot = JSON.stringify([apps, deps, summaries]);
+      if (snapshot === last) return;
+      last = snapshot;
       clear(body);
       if (!apps.applications.length) {
         body.appendChild(el('p', { class: 'panel', text: 'This account has no applications yet.' }));
@@ -241,6 +248,7 @@
     const app = await api('GET', '/api/v1/applications/' + enc(dep.application_id)).catch(() => null);
     if (token !== viewToken) return;
     const appName = app ? app.name : 'Application';
+    document.title = appName + ' · ' + dep.name + ' · outbound';
     const stats = el('div', { class: 'stats', id: 'stats' });
     const pauseBtn = el('button', { type: 'button', class: 'secondary', id: 'pause', text: 'Pause' });
     const actions = el('div', { class: 'actions' },
@@ -677,6 +685,7 @@
       const snapshot = JSON.stringify([c, dels]);
       if (snapshot === last) return c;
       last = snapshot;
+      document.title = 'Call to ' + c.phone_number + ' · outbound';
       clear(wrap);
       const add = (...nodes) => append(wrap, nodes);
       const kv = (k, v) => [el('dt', { text: k }), el('dd', null, v instanceof Node ? v : String(v === null || v === undefined || v === '' ? '—' : v))];
