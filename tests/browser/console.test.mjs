@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { chromium } from 'playwright-core';
 
 const base = process.env.OB_BROWSER_URL;
@@ -14,7 +15,8 @@ const adminKey = process.env.OB_BROWSER_ADMIN_KEY;
 const shots = process.env.OB_BROWSER_SCREENSHOTS || 'build/test-logs/screenshots';
 const XSS = '<script>window.__xss = 1; alert("xss")</script><img src=x onerror="window.__xss=2">';
 
-let browser, page, key;
+let browser, page, key, receiver;
+const webhooks = []; // bodies the result_url receiver got
 const dialogs = [];  // window.alert/confirm/prompt: none may ever open
 const pageErrors = [];
 const ids = {};
@@ -63,11 +65,21 @@ before(async () => {
   const account = await api('POST', '/api/v1/accounts',
     { email: `browser-${Date.now()}@example.com`, name: 'Browser test' }, adminKey);
   key = account.api_key.key;
+  // The live deployment's result_url: a receiver that answers 200.
+  receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { webhooks.push(body); res.end('ok'); });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const app = await api('POST', '/api/v1/applications', { name: 'Reminders' });
   ids.live = (await api('POST', `/api/v1/applications/${app.application_id}/deployments`,
-    { name: 'live', capacity: 5, max_attempts: 1 })).deployment_id;
+    { name: 'live', capacity: 5, max_attempts: 1,
+      result_url: `http://127.0.0.1:${receiver.address().port}/results` })).deployment_id;
   ids.later = (await api('POST', `/api/v1/applications/${app.application_id}/deployments`,
     { name: 'later', capacity: 5 })).deployment_id;
+  ids.many = (await api('POST', `/api/v1/applications/${app.application_id}/deployments`,
+    { name: 'many', capacity: 5 })).deployment_id;
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-background-networking'],
@@ -81,6 +93,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  receiver?.close();
 });
 
 test('the console is served with a strict Content-Security-Policy', async () => {
@@ -204,7 +217,11 @@ test('call detail: attempts with times, the timeline, the callee type', async ()
   assert.match(attempt, /\d+(\.\d)? (ms|s)/);
   const timeline = await page.textContent('#timeline');
   for (const step of ['queued', 'dialing', 'connected', 'completed']) assert.match(timeline, new RegExp(step));
-  await page.waitForSelector('#no-deliveries, #deliveries');
+  // Its result webhook was delivered to the receiver, and the page shows it.
+  await page.waitForSelector('#deliveries', { timeout: 30000 });
+  await page.waitForFunction(() => /delivered/.test(document.querySelector('#deliveries tbody').textContent));
+  assert.match(await page.textContent('#deliveries tbody'), /\/results.*delivered.*200/s);
+  assert.ok(webhooks.some((b) => b.includes('ref-machine')));
   await shot('call');
   await page.click('text=← Queue');
   await page.waitForSelector('#app-name');
@@ -239,14 +256,36 @@ test('cancel one call, then the whole queue', async () => {
   assert.deepEqual(statuses, ['uncalled', 'uncalled', 'uncalled']);
 });
 
+test('pages of 25 calls, older and newer', async () => {
+  await page.goto(`${base}/#/deployments/${ids.many}`);
+  await page.waitForSelector('#app-name');
+  const rows = Array.from({ length: 30 }, (_, i) => `+12125550100,page-${i + 1}`).join('\n');
+  await uploadCsv(`phone_number,message_reference\n${rows}\n`, { start: '2099-01-01T09:00' });
+  assert.equal(await page.textContent('#report-queued'), '30');
+  await page.keyboard.press('Escape');
+  const refs = () => page.locator('#calls tbody td.ref').allTextContents();
+  await waitRows('pending', 25, 30000);
+  assert.equal(await page.isDisabled('#newer'), true);
+  const first = await refs();
+  await page.click('#older');
+  await waitRows('pending', 5);
+  assert.equal(await page.isDisabled('#older'), true);
+  assert.match(await page.textContent('#calls-panel .pager'), /Page 2/);
+  const second = await refs();
+  assert.equal(new Set([...first, ...second]).size, 30, 'every call once, on one page or the other');
+  await page.click('#newer');
+  await waitRows('pending', 25);
+  assert.deepEqual(await refs(), first);
+});
+
 test('pause and resume the queue', async () => {
   await page.click('#pause');
   await page.waitForFunction(() => document.querySelector('[data-stat="State"] .v').textContent === 'paused');
   assert.equal(await page.textContent('#pause'), 'Resume');
-  assert.equal((await api('GET', `/api/v1/deployments/${ids.later}/summary`)).paused, true);
+  assert.equal((await api('GET', `/api/v1/deployments/${ids.many}/summary`)).paused, true);
   await page.click('#pause');
   await page.waitForFunction(() => document.querySelector('[data-stat="State"] .v').textContent === 'running');
-  assert.equal((await api('GET', `/api/v1/deployments/${ids.later}/summary`)).paused, false);
+  assert.equal((await api('GET', `/api/v1/deployments/${ids.many}/summary`)).paused, false);
 });
 
 test('a tablet-sized window shows the same queue page', async () => {
