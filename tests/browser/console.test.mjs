@@ -18,7 +18,7 @@ const XSS = '<script>window.__xss = 1; alert("xss")</script><img src=x onerror="
 let browser, page, key, receiver;
 const webhooks = []; // bodies the result_url receiver got
 const dialogs = [];  // window.alert/confirm/prompt: none may ever open
-const pageErrors = [];
+const pageErrors = []; // uncaught errors and Content-Security-Policy violations
 const ids = {};
 
 async function api(method, p, body, k = key) {
@@ -89,6 +89,7 @@ before(async () => {
   page.setDefaultTimeout(20000);
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) pageErrors.push(m.text()); });
 });
 
 after(async () => {
