@@ -113,8 +113,11 @@ void ctl_http(const ctl_t *c, const char *method, const char *path, const char *
 
 /* Upload progress: redrawn at most ten times a second. */
 typedef struct {
-    int64_t last_ms; /* when the bar was last drawn */
-    bool drawn;      /* something is on the line */
+    int64_t last_ms;    /* when the bar was last drawn */
+    bool drawn;         /* something is on the line */
+    long long size;     /* the body's size if known (libcurl reports 0 at first) */
+    long long last_now; /* bytes sent when last drawn */
+    bool draw;          /* draw the bar (stderr is a terminal) */
 } progress_t;
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -126,13 +129,16 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     int64_t now = ob_mono_ms();
     if (ctl_stop)
         return 1; /* aborts the transfer */
-    if (now - p->last_ms < 100 && ulnow != ultotal)
+    if (!p->draw)
+        return 0;
+    long long total = ultotal > 0 ? (long long)ultotal : p->size;
+    if ((now - p->last_ms < 100 && ulnow != ultotal) || (p->drawn && ulnow == p->last_now))
         return 0;
     char line[256];
-    ctl_progress_line((long long)ulnow, (long long)ultotal, 30, line, sizeof(line));
-    fprintf(stderr, "\r%s%s", line,
-            ulnow == ultotal && ultotal > 0 ? "  waiting for the report" : "");
+    ctl_progress_line((long long)ulnow, total, 30, line, sizeof(line));
+    fprintf(stderr, "\r%s%s", line, total > 0 && ulnow >= total ? "  waiting for the answer" : "");
     p->last_ms = now;
+    p->last_now = (long long)ulnow;
     p->drawn = true;
     return 0;
 }
@@ -150,17 +156,16 @@ void ctl_http_upload(const ctl_t *c, const char *path, const char *content_type,
                      long long size, bool progress, const char *const *headers, ctl_resp_t *r)
 {
     struct curl_slist *hl = NULL;
-    progress_t p = {0, false};
+    progress_t p = {0, false, size, 0, progress};
     CURL *h = prepare(c, "POST", path, content_type, headers, r, &hl);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, f);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-    if (progress) {
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &p);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    }
+    /* Also without a bar: the callback is where Ctrl-C stops the transfer. */
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &p);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     perform(h, r);
     if (p.drawn)
         fputs("\r\033[K", stderr); /* clears the bar before the summary */

@@ -295,8 +295,17 @@ int ctl_cmd_queue_status(const ctl_t *c, const ctl_args_t *a)
         printf("statuses    completed %s, failed %s, uncalled %s\n",
                ctl_cell(statuses, "completed", b[0], 256), ctl_cell(statuses, "failed", b[1], 256),
                ctl_cell(statuses, "uncalled", b[2], 256));
-        printf("pending     %s, waiting for %s\n", ctl_cell(pending, "total", b[0], 256),
-               ctl_cell(pending, "waiting_for", b[1], 256));
+        printf("pending     %s", ctl_cell(pending, "total", b[0], 256));
+        const cJSON *w;
+        const char *sep = ", waiting for ";
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(pending, "waiting_for"))
+        {
+            if (cJSON_IsNumber(w) && w->valuedouble > 0) {
+                printf("%s%s %.0f", sep, w->string, w->valuedouble);
+                sep = ", ";
+            }
+        }
+        putchar('\n');
     }
     cJSON_Delete(s);
     free(path);

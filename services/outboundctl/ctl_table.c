@@ -110,13 +110,13 @@ void ctl_bytes(long long n, char *buf, size_t len)
 void ctl_progress_line(long long now, long long total, int width, char *buf, size_t len)
 {
     char sent[32], all[32];
+    if (total > 0 && now > total)
+        now = total;
     ctl_bytes(now, sent, sizeof(sent));
     if (total <= 0 || width <= 0 || width > 200) {
         snprintf(buf, len, "%s sent", sent);
         return;
     }
-    if (now > total)
-        now = total;
     ctl_bytes(total, all, sizeof(all));
     char bar[201];
     int filled = (int)(now * width / total);

@@ -189,9 +189,9 @@ int ctl_cmd_calls_upload(const ctl_t *c, const ctl_args_t *a)
     ctl_http_upload(c, path, ct, f, size, progress, headers, &r);
     if (r.status == 0 && ctl_stop) {
         fprintf(stderr,
-                "outboundctl %s: interrupted; rows sent before may be queued (a rerun "
-                "with the same --idempotency-key queues nothing twice)\n",
-                c->cmd);
+                "outboundctl %s: interrupted; rows sent before it may have been queued "
+                "(see outboundctl calls list %s)\n",
+                c->cmd, a->pos[0]);
         rc = 130;
         goto out;
     }

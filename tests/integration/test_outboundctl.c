@@ -236,6 +236,7 @@ Test(outboundctl, queue_show_upload_list_watch_and_control, .timeout = 300, .fin
     r = CTL("calls", "upload", dep, csv);
     cr_expect_eq(r.code, 0, "exit %d: %s %s", r.code, r.out, r.err);
     cr_expect(strstr(r.out, "2 rows, 2 queued, 0 rejected"), "%s", r.out);
+    cr_expect_str_eq(r.err, "", "no progress bar when stderr is not a terminal");
     run_free(&r);
 
     /* Paging: every call once, whatever the page size. 1 + 2 + 2 + 2 + 2. */
