@@ -38,6 +38,8 @@ typedef struct {
     char *err; /* stderr (malloc'd) */
 } run_t;
 
+/* What the next run reads on stdin. */
+static const char *stdin_path = "/dev/null";
 /* The folder standing for the user's home in this test. */
 static char home[256];
 /* OUTBOUND_URL and OUTBOUND_API_KEY of the tenant, when set up. */
@@ -85,7 +87,7 @@ static pid_t start(bool with_api, const char *const *args, const char *stem)
     if (pid == 0) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int devnull = open("/dev/null", O_RDONLY);
+        int devnull = open(stdin_path, O_RDONLY);
         if (fo < 0 || fe < 0 || devnull < 0)
             _exit(127);
         dup2(devnull, 0);
@@ -231,6 +233,14 @@ Test(outboundctl, queue_show_upload_list_watch_and_control, .timeout = 300, .fin
     cr_expect(strstr(r.out, "batch: 2 queued, 1 rejected"), "%s", r.out);
     cr_expect(strstr(r.out, "invalid_phone_number"), "%s", r.out);
     run_free(&r);
+    /* From stdin, of unknown length (sent chunked). */
+    stdin_path = ndjson;
+    r = CTL("calls", "upload", dep, "-", "--format", "ndjson", "--json");
+    stdin_path = "/dev/null";
+    cr_expect_eq(r.code, 5, "exit %d: %s %s", r.code, r.out, r.err);
+    cr_expect_eq(h_json_long(r.out, "accepted"), 2, "%s", r.out);
+    cr_expect_eq(h_json_long(r.out, "rejected"), 1, "%s", r.out);
+    run_free(&r);
     /* A file with only good rows exits 0. */
     write_file(csv, "phone\n+12125550100\n+12125550110\n");
     r = CTL("calls", "upload", dep, csv);
@@ -239,22 +249,22 @@ Test(outboundctl, queue_show_upload_list_watch_and_control, .timeout = 300, .fin
     cr_expect_str_eq(r.err, "", "no progress bar when stderr is not a terminal");
     run_free(&r);
 
-    /* Paging: every call once, whatever the page size. 1 + 2 + 2 + 2 + 2. */
+    /* Paging: every call once, whatever the page size. 1 + 2 + 2 + 2 + 2 + 2. */
     const char *p[] = {dep};
     char *n = NULL;
     for (int i = 0; i < 200; i++, h_sleep_ms(100)) {
         free(n);
         n = h_pg_value(pg, "SELECT count(*) FROM calls WHERE deployment_id = $1", 1, p);
-        if (strcmp(n, "9") == 0)
+        if (strcmp(n, "11") == 0)
             break;
     }
-    cr_expect_str_eq(n, "9");
+    cr_expect_str_eq(n, "11");
     free(n);
     r = CTL("calls", "list", dep, "--json", "--limit", "0", "--page-size", "2");
     cr_expect_eq(r.code, 0, "%s", r.err);
     cJSON *list = cJSON_Parse(r.out);
     cr_expect(cJSON_IsArray(list), "not a JSON array: %s", r.out);
-    cr_expect_eq(cJSON_GetArraySize(list), 9, "%s", r.out);
+    cr_expect_eq(cJSON_GetArraySize(list), 11, "%s", r.out);
     cJSON_Delete(list);
     run_free(&r);
     r = CTL("calls", "list", dep, "--limit", "3", "--page-size", "2");
@@ -402,6 +412,17 @@ Test(outboundctl, failures_exit_with_their_codes_and_say_what_is_wrong, .timeout
     cr_expect(strstr(r.err, "422 validation_failed"), "%s", r.err);
     cr_expect(strstr(r.err, "phone_number: invalid_phone_number"), "%s", r.err);
     h_expect_path(r.out, "code", "validation_failed");
+    run_free(&r);
+
+    /* A CSV the API cannot read at all: 1, with its reason. */
+    char csv[300];
+    snprintf(csv, sizeof(csv), "%s/no-phone.csv", home);
+    write_file(csv, "name,message_reference\nSam,x\n");
+    r = CTL("calls", "upload", dep, csv);
+    cr_expect_eq(r.code, 1, "%s %s", r.out, r.err);
+    cr_expect(strstr(r.out, "failed: 0 rows"), "%s", r.out);
+    cr_expect(strstr(r.out, "phone"), "%s", r.out);
+    cr_expect(strstr(r.err, "stopped early (HTTP 422)"), "%s", r.err);
     run_free(&r);
 
     /* Not found: 3. */
