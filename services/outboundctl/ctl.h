@@ -75,6 +75,11 @@ int ctl_fail(const ctl_t *c, const ctl_resp_t *r);
  * returns CTL_EXIT_USAGE. */
 int ctl_usage_error(const ctl_t *c, const char *fmt, ...) OB_PRINTF(2, 3);
 
+/* Adds option opt, when given, to body as the integer member, checked to
+ * be in [min, max]; false after a usage error, whose exit code goes to *rc. */
+bool ctl_body_long(const ctl_t *c, const ctl_args_t *a, cJSON *body, const char *opt,
+                   const char *member, long min, long max, int *rc) OB_MUSTCHECK;
+
 /* Prints obj compactly on stdout with a newline. */
 void ctl_print_json(const cJSON *obj);
 

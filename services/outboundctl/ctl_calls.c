@@ -9,22 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Moves a numeric option into body; false after a usage error (in *rc). */
-static bool add_long(const ctl_t *c, const ctl_args_t *a, cJSON *body, const char *opt,
-                     const char *member, long min, long max, int *rc)
-{
-    ob_err_t err = {{0}};
-    long v;
-    ob_rc_t r = ctl_args_long(a, opt, min, max, &v, &err);
-    if (r == OB_EINVAL) {
-        *rc = ctl_usage_error(c, "%s", err.msg);
-        return false;
-    }
-    if (r == OB_OK)
-        cJSON_AddNumberToObject(body, member, (double)v);
-    return true;
-}
-
 /* The request body of `call queue`, or NULL after a usage error. */
 static cJSON *call_body(const ctl_t *c, const ctl_args_t *a, int *rc)
 {
@@ -39,9 +23,9 @@ static cJSON *call_body(const ctl_t *c, const ctl_args_t *a, int *rc)
     for (size_t i = 0; i < OB_COUNTOF(strings); i++)
         if (ctl_args_get(a, strings[i][0]))
             cJSON_AddStringToObject(body, strings[i][1], ctl_args_get(a, strings[i][0]));
-    if (!add_long(c, a, body, "max-attempts", "max_attempts", 1, 10, rc) ||
-        !add_long(c, a, body, "retry-interval", "retry_interval_s", 60, 172800, rc) ||
-        !add_long(c, a, body, "priority", "priority", -1000, 1000, rc))
+    if (!ctl_body_long(c, a, body, "max-attempts", "max_attempts", 1, 10, rc) ||
+        !ctl_body_long(c, a, body, "retry-interval", "retry_interval_s", 60, 172800, rc) ||
+        !ctl_body_long(c, a, body, "priority", "priority", -1000, 1000, rc))
         goto bad;
     const char *params_json = ctl_args_get(a, "parameters");
     cJSON *params = params_json ? cJSON_Parse(params_json) : cJSON_CreateObject();

@@ -210,6 +210,21 @@ int ctl_usage_error(const ctl_t *c, const char *fmt, ...)
     return CTL_EXIT_USAGE;
 }
 
+bool ctl_body_long(const ctl_t *c, const ctl_args_t *a, cJSON *body, const char *opt,
+                   const char *member, long min, long max, int *rc)
+{
+    ob_err_t err = {{0}};
+    long v;
+    ob_rc_t r = ctl_args_long(a, opt, min, max, &v, &err);
+    if (r == OB_EINVAL) {
+        *rc = ctl_usage_error(c, "%s", err.msg);
+        return false;
+    }
+    if (r == OB_OK)
+        cJSON_AddNumberToObject(body, member, (double)v);
+    return true;
+}
+
 void ctl_print_json(const cJSON *obj)
 {
     char *s = cJSON_PrintUnformatted(obj);

@@ -187,22 +187,6 @@ int ctl_cmd_deps_show(const ctl_t *c, const ctl_args_t *a)
     return rc;
 }
 
-/* Adds option name as integer member of body; false after a usage error. */
-static bool add_long(const ctl_t *c, const ctl_args_t *a, cJSON *body, const char *opt,
-                     const char *member, long min, long max, int *rc)
-{
-    ob_err_t err = {{0}};
-    long v;
-    ob_rc_t r = ctl_args_long(a, opt, min, max, &v, &err);
-    if (r == OB_EINVAL) {
-        *rc = ctl_usage_error(c, "%s", err.msg);
-        return false;
-    }
-    if (r == OB_OK)
-        cJSON_AddNumberToObject(body, member, (double)v);
-    return true;
-}
-
 int ctl_cmd_deps_create(const ctl_t *c, const ctl_args_t *a)
 {
     const char *app = ctl_args_get(a, "application"), *name = ctl_args_get(a, "name");
@@ -212,9 +196,9 @@ int ctl_cmd_deps_create(const ctl_t *c, const ctl_args_t *a)
     cJSON *body = cJSON_CreateObject(), *dep = NULL;
     char *text = NULL, *path = NULL;
     cJSON_AddStringToObject(body, "name", name);
-    if (!add_long(c, a, body, "capacity", "capacity", 1, 100000, &rc) ||
-        !add_long(c, a, body, "max-attempts", "max_attempts", 1, 10, &rc) ||
-        !add_long(c, a, body, "retry-interval", "retry_interval_s", 60, 172800, &rc))
+    if (!ctl_body_long(c, a, body, "capacity", "capacity", 1, 100000, &rc) ||
+        !ctl_body_long(c, a, body, "max-attempts", "max_attempts", 1, 10, &rc) ||
+        !ctl_body_long(c, a, body, "retry-interval", "retry_interval_s", 60, 172800, &rc))
         goto out;
     static const char *const strings[][2] = {
         {"default-region", "default_region"},

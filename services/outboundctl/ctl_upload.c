@@ -42,8 +42,9 @@ static bool pick_format(const char *given, const char *file, upload_fmt_t *fmt)
 static char *query(const ctl_t *c, const ctl_args_t *a, int *rc)
 {
     static const struct {
-        const char *opt, *param;
-        long min, max; /* bounds; min > max for a string */
+        const char *opt;   /* the option */
+        const char *param; /* its query parameter */
+        long min, max;     /* bounds; min > max for a string */
     } q[] = {
         {"max-attempts", "max_attempts", 1, 10}, {"retry-interval", "retry_interval_s", 60, 172800},
         {"priority", "priority", -1000, 1000},   {"not-before", "not_before", 1, 0},
