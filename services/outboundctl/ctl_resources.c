@@ -166,8 +166,12 @@ static void print_members(const cJSON *obj)
     cJSON_ArrayForEach(m, obj)
     {
         char b[1024];
-        printf("%-18s %s\n", m->string,
-               cJSON_IsNull(m) ? "-" : ctl_cell(obj, m->string, b, sizeof(b)));
+        /* A secret stays off the screen unless asked for. */
+        if (strcmp(m->string, "webhook_secret") == 0)
+            printf("%-18s %s\n", m->string, "(hidden; --json shows it)");
+        else
+            printf("%-18s %s\n", m->string,
+                   cJSON_IsNull(m) ? "-" : ctl_cell(obj, m->string, b, sizeof(b)));
     }
 }
 

@@ -350,6 +350,10 @@ Test(outboundctl, queue_show_upload_list_watch_and_control, .timeout = 300, .fin
     h_expect_path(r.out, "capacity", "3");
     h_expect_path(r.out, "name", "cli-dep");
     run_free(&r);
+    r = CTL("deployments", "show", new_dep);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "cli-dep") && strstr(r.out, "(hidden; --json shows it)"), "%s", r.out);
+    run_free(&r);
     r = CTL("deployments", "list");
     cr_expect_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.out, new_dep) && strstr(r.out, dep), "%s", r.out);
