@@ -42,6 +42,8 @@ LIB        := $(BUILD)/libob.a
 
 SERVICES   := ingest scheduler dialer
 BINS       := $(addprefix $(BUILD)/bin/outbound-,$(SERVICES))
+# The command-line client (services/outboundctl), built like a service.
+BINS       += $(BUILD)/bin/outboundctl
 
 UNIT_SRC   := $(shell find tests/unit -name 'test_*.c' 2>/dev/null)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -128,6 +130,12 @@ $(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $$($(1)_OBJ_EXTRA) $(LIB)
 endef
 ingest_OBJ_EXTRA := $(BUILD)/obj/gen/ingest_openapi.o $(BUILD)/obj/gen/ingest_console_files.o
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+# outboundctl: its folder's objects with the shared library, like a service.
+outboundctl_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/outboundctl/*.c))
+$(BUILD)/bin/outboundctl: $(outboundctl_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests of a service link that service's modules (all but main.o).
 .SECONDEXPANSION:
