@@ -33,6 +33,7 @@ cat <<EOT
 
   outbound is running.
 
+  Web console    $api/   (sign in with the demo API key below; Queue Calls uploads a CSV)
   API            $api/api/v1
   Health         $api/healthz   $api/readyz   $api/metrics
   Demo API key   $key
@@ -49,6 +50,12 @@ cat <<EOT
   Then follow it (the call takes about half a minute at real-time speed):
 
     curl -sS $api/api/v1/calls/CALL_ID -H 'Authorization: Bearer $key'
+
+  Or with the command-line client:
+
+    build/bin/outboundctl configure --url $api --key $key
+    build/bin/outboundctl call queue $deployment +12125550100 --reference hello
+    build/bin/outboundctl calls watch $deployment
 
   Ctrl-C stops everything.
 
