@@ -76,8 +76,8 @@ static pid_t start(bool with_api, const char *const *args, const char *stem)
     snprintf(err, sizeof(err), "%s.err", stem);
     snprintf(h_env, sizeof(h_env), "HOME=%s", home);
     snprintf(xdg, sizeof(xdg), "XDG_CONFIG_HOME=%s/xdg", home);
-    const char *env[] = {"PATH=/usr/bin:/bin", h_env, xdg, with_api ? env_url : NULL,
-                         with_api ? env_key : NULL};
+    const char *env[] = {"PATH=/usr/bin:/bin",      h_env, xdg, with_api ? env_url : NULL,
+                         with_api ? env_key : NULL, NULL};
     const char *argv[32] = {bin};
     int n = 1;
     for (const char *const *a = args; *a && n < 31; a++)
