@@ -66,6 +66,13 @@ char *ctl_escape(const char *s);
  * Caller frees with cJSON_Delete. */
 cJSON *ctl_parse(const ctl_t *c, const ctl_resp_t *r);
 
+/* One request whose answer is a JSON object: method on path with body (JSON
+ * text, or NULL), expecting status want. Returns CTL_EXIT_OK with the
+ * answer in *out (caller frees with cJSON_Delete), or the exit code of the
+ * failure (explained on stderr, *out NULL). */
+int ctl_request(const ctl_t *c, const char *method, const char *path, const char *body, long want,
+                cJSON **out);
+
 /* Explains an unsuccessful answer on stderr (status, the problem's code and
  * detail, each field error, the request id, what to do) and returns its
  * exit code. With --json, the problem's JSON also goes to stdout. */

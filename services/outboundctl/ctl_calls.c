@@ -114,14 +114,8 @@ int ctl_cmd_call_show(const ctl_t *c, const ctl_args_t *a)
 {
     char *id = ctl_escape(a->pos[0]);
     char *path = ob_xasprintf("/api/v1/calls/%s", id);
-    ctl_resp_t r;
     cJSON *call = NULL;
-    int rc = CTL_EXIT_OK;
-    ctl_http(c, "GET", path, NULL, NULL, NULL, &r);
-    if (r.status != 200)
-        rc = ctl_fail(c, &r);
-    else if (!(call = ctl_parse(c, &r)))
-        rc = CTL_EXIT_UNAVAILABLE;
+    int rc = ctl_request(c, "GET", path, NULL, 200, &call);
     if (rc == CTL_EXIT_OK && c->json) {
         ctl_print_json(call);
     } else if (rc == CTL_EXIT_OK) {
@@ -147,28 +141,15 @@ int ctl_cmd_call_show(const ctl_t *c, const ctl_args_t *a)
         }
         const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(call, "attempts");
         if (cJSON_GetArraySize(attempts) > 0) {
-            static const char *const head[] = {"ATTEMPT",    "STATE",   "RESULT", "REASON",
-                                               "DIALING_AT", "RING_MS", "TALK_MS"};
-            static const char *const keys[] = {"attempt",    "state",   "result", "reason",
-                                               "dialing_at", "ring_ms", "talk_ms"};
-            ctl_table_t t;
-            ctl_table_init(&t, 7, head);
-            const cJSON *at;
-            cJSON_ArrayForEach(at, attempts)
-            {
-                char cells[7][128];
-                const char *row[7];
-                for (int k = 0; k < 7; k++)
-                    row[k] = ctl_cell(at, keys[k], cells[k], sizeof(cells[k]));
-                ctl_table_add(&t, row);
-            }
+            static const char *const head[] = {"ATTEMPT",    "STATE",   "RESULT",  "REASON",
+                                               "DIALING_AT", "RING_MS", "TALK_MS", "DECISION_MS"};
+            static const char *const keys[] = {"attempt",    "state",   "result",  "reason",
+                                               "dialing_at", "ring_ms", "talk_ms", "decision_ms"};
             putchar('\n');
-            ctl_table_print(&t, stdout);
-            ctl_table_free(&t);
+            ctl_print_rows(attempts, OB_COUNTOF(head), head, keys, stdout);
         }
     }
     cJSON_Delete(call);
-    ctl_resp_free(&r);
     free(path);
     free(id);
     return rc;
@@ -178,23 +159,16 @@ int ctl_cmd_call_cancel(const ctl_t *c, const ctl_args_t *a)
 {
     char *id = ctl_escape(a->pos[0]);
     char *path = ob_xasprintf("/api/v1/calls/%s:cancel", id);
-    ctl_resp_t r;
     cJSON *call = NULL;
-    int rc = CTL_EXIT_OK;
-    ctl_http(c, "POST", path, NULL, NULL, NULL, &r);
-    if (r.status != 200)
-        rc = ctl_fail(c, &r);
-    else if (!(call = ctl_parse(c, &r)))
-        rc = CTL_EXIT_UNAVAILABLE;
-    else if (c->json)
+    int rc = ctl_request(c, "POST", path, NULL, 200, &call);
+    if (rc == CTL_EXIT_OK && c->json) {
         ctl_print_json(call);
-    else {
+    } else if (rc == CTL_EXIT_OK) {
         char st[256];
         state_text(call, st, sizeof(st));
         printf("%s  %s\n", a->pos[0], st);
     }
     cJSON_Delete(call);
-    ctl_resp_free(&r);
     free(path);
     free(id);
     return rc;

@@ -331,3 +331,18 @@ int ctl_get_pages(const ctl_t *c, const char *path, const char *items, long max,
     free(cursor);
     return rc;
 }
+
+int ctl_request(const ctl_t *c, const char *method, const char *path, const char *body, long want,
+                cJSON **out)
+{
+    ctl_resp_t r;
+    int rc = CTL_EXIT_OK;
+    *out = NULL;
+    ctl_http(c, method, path, body ? "application/json" : NULL, body, NULL, &r);
+    if (r.status != want)
+        rc = ctl_fail(c, &r);
+    else if (!(*out = ctl_parse(c, &r)))
+        rc = CTL_EXIT_UNAVAILABLE;
+    ctl_resp_free(&r);
+    return rc;
+}

@@ -39,33 +39,17 @@ int ctl_cmd_configure(const ctl_t *c, const ctl_args_t *a)
 /* GET of one object: its JSON in *out, or an exit code. */
 static int get_object(const ctl_t *c, const char *path, cJSON **out)
 {
-    ctl_resp_t r;
-    *out = NULL;
-    ctl_http(c, "GET", path, NULL, NULL, NULL, &r);
-    int rc = CTL_EXIT_OK;
-    if (r.status != 200)
-        rc = ctl_fail(c, &r);
-    else if (!(*out = ctl_parse(c, &r)))
-        rc = CTL_EXIT_UNAVAILABLE;
-    ctl_resp_free(&r);
-    return rc;
+    return ctl_request(c, "GET", path, NULL, 200, out);
 }
 
 /* POSTs body (JSON text or NULL) to path expecting want; prints the answer
  * with --json and hands it over in *out (may be NULL). */
 static int post(const ctl_t *c, const char *path, const char *body, long want, cJSON **out)
 {
-    ctl_resp_t r;
     cJSON *j = NULL;
-    ctl_http(c, "POST", path, body ? "application/json" : NULL, body, NULL, &r);
-    int rc = CTL_EXIT_OK;
-    if (r.status != want)
-        rc = ctl_fail(c, &r);
-    else if (!(j = ctl_parse(c, &r)))
-        rc = CTL_EXIT_UNAVAILABLE;
-    else if (c->json)
+    int rc = ctl_request(c, "POST", path, body, want, &j);
+    if (rc == CTL_EXIT_OK && c->json)
         ctl_print_json(j);
-    ctl_resp_free(&r);
     if (out)
         *out = j;
     else
@@ -82,19 +66,8 @@ int ctl_cmd_apps_list(const ctl_t *c, const ctl_args_t *a)
         ctl_print_json(all);
     } else if (rc == CTL_EXIT_OK) {
         static const char *const head[] = {"APPLICATION", "NAME", "START_URL", "CREATED"};
-        ctl_table_t t;
-        ctl_table_init(&t, 4, head);
-        const cJSON *app;
-        cJSON_ArrayForEach(app, all)
-        {
-            char b[4][512];
-            const char *row[] = {
-                ctl_cell(app, "application_id", b[0], 512), ctl_cell(app, "name", b[1], 512),
-                ctl_cell(app, "start_url", b[2], 512), ctl_cell(app, "created_at", b[3], 512)};
-            ctl_table_add(&t, row);
-        }
-        ctl_table_print(&t, stdout);
-        ctl_table_free(&t);
+        static const char *const keys[] = {"application_id", "name", "start_url", "created_at"};
+        ctl_print_rows(all, OB_COUNTOF(head), head, keys, stdout);
     }
     cJSON_Delete(all);
     return rc;
@@ -139,20 +112,9 @@ int ctl_cmd_deps_list(const ctl_t *c, const ctl_args_t *a)
     } else if (rc == CTL_EXIT_OK) {
         static const char *const head[] = {"DEPLOYMENT", "NAME",   "APPLICATION",
                                            "CAPACITY",   "ACTIVE", "PAUSED"};
-        ctl_table_t t;
-        ctl_table_init(&t, 6, head);
-        const cJSON *d;
-        cJSON_ArrayForEach(d, all)
-        {
-            char b[6][512];
-            const char *row[] = {
-                ctl_cell(d, "deployment_id", b[0], 512),  ctl_cell(d, "name", b[1], 512),
-                ctl_cell(d, "application_id", b[2], 512), ctl_cell(d, "capacity", b[3], 512),
-                ctl_cell(d, "active", b[4], 512),         ctl_cell(d, "paused", b[5], 512)};
-            ctl_table_add(&t, row);
-        }
-        ctl_table_print(&t, stdout);
-        ctl_table_free(&t);
+        static const char *const keys[] = {"deployment_id", "name",   "application_id",
+                                           "capacity",      "active", "paused"};
+        ctl_print_rows(all, OB_COUNTOF(head), head, keys, stdout);
     }
     cJSON_Delete(all);
     free(path);

@@ -125,3 +125,23 @@ void ctl_progress_line(long long now, long long total, int width, char *buf, siz
     bar[width] = '\0';
     snprintf(buf, len, "[%s] %3d%%  %s / %s", bar, (int)(now * 100 / total), sent, all);
 }
+
+void ctl_print_rows(const cJSON *rows, size_t ncols, const char *const *head,
+                    const char *const *keys, FILE *out)
+{
+    ctl_table_t t;
+    char(*cells)[512] = ob_xcalloc(ncols, sizeof(*cells));
+    const char **row = ob_xcalloc(ncols, sizeof(*row));
+    ctl_table_init(&t, ncols, head);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows)
+    {
+        for (size_t k = 0; k < ncols; k++)
+            row[k] = ctl_cell(r, keys[k], cells[k], sizeof(cells[k]));
+        ctl_table_add(&t, row);
+    }
+    ctl_table_print(&t, out);
+    ctl_table_free(&t);
+    free(row);
+    free(cells);
+}

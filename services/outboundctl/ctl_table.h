@@ -39,6 +39,11 @@ void ctl_table_free(ctl_table_t *t);
  * bytes, truncated) and returns buf. */
 const char *ctl_cell(const cJSON *obj, const char *name, char *buf, size_t len);
 
+/* Prints the objects of the JSON array rows as a table: ncols columns
+ * headed head[k], the cells ctl_cell(row, keys[k]). */
+void ctl_print_rows(const cJSON *rows, size_t ncols, const char *const *head,
+                    const char *const *keys, FILE *out);
+
 /* Formats a byte count with a binary unit: "512 B", "1.5 KiB", "27.0 MiB". */
 void ctl_bytes(long long n, char *buf, size_t len);
 

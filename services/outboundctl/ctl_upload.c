@@ -242,20 +242,13 @@ int ctl_cmd_upload_show(const ctl_t *c, const ctl_args_t *a)
 {
     char *id = ctl_escape(a->pos[0]);
     char *path = ob_xasprintf("/api/v1/uploads/%s", id);
-    ctl_resp_t r;
     cJSON *j = NULL;
-    int rc = CTL_EXIT_OK;
-    ctl_http(c, "GET", path, NULL, NULL, NULL, &r);
-    if (r.status != 200)
-        rc = ctl_fail(c, &r);
-    else if (!(j = ctl_parse(c, &r)))
-        rc = CTL_EXIT_UNAVAILABLE;
-    else if (c->json)
+    int rc = ctl_request(c, "GET", path, NULL, 200, &j);
+    if (rc == CTL_EXIT_OK && c->json)
         ctl_print_json(j);
-    else
+    else if (rc == CTL_EXIT_OK)
         print_upload(j);
     cJSON_Delete(j);
-    ctl_resp_free(&r);
     free(path);
     free(id);
     return rc;
