@@ -93,6 +93,23 @@ static body_case_t bodies[] = {
     {"", "not json", "app", "connected", "processing", "{}"},
 };
 
+/* The dial job of a body case. */
+static ob_dial_job_t case_job(const body_case_t *c)
+{
+    return (ob_dial_job_t){
+        .job_id = "job",
+        .call_id = "0190a0b0-0000-7000-8000-0000000c0001",
+        .deployment_id = "0190a0b0-0000-7000-8000-0000000d0001",
+        .account_id = "0190a0b0-0000-7000-8000-0000000ac001",
+        .phone_number = "+12125550100",
+        .message_reference = (char *)c->message_reference,
+        .call_parameters = (char *)c->call_parameters,
+        .start_url = "http://127.0.0.1:1/start",
+        .attempt = 2,
+        .max_attempts = 3,
+    };
+}
+
 ParameterizedTestParameters(app, form_body_sends_the_json_members_encoded)
 {
     return cr_make_param_array(body_case_t, bodies, sizeof(bodies) / sizeof(bodies[0]));
@@ -151,17 +168,7 @@ static void expect_form_matches_json(const char *form, const char *json)
 
 ParameterizedTest(body_case_t *c, app, form_body_sends_the_json_members_encoded)
 {
-    ob_dial_job_t job = {
-        .job_id = "job",
-        .call_id = "0190a0b0-0000-7000-8000-0000000c0001",
-        .deployment_id = "0190a0b0-0000-7000-8000-0000000d0001",
-        .account_id = "0190a0b0-0000-7000-8000-0000000ac001",
-        .phone_number = "+12125550100",
-        .message_reference = (char *)c->message_reference,
-        .call_parameters = (char *)c->call_parameters,
-        .attempt = 2,
-        .max_attempts = 3,
-    };
+    ob_dial_job_t job = case_job(c);
     char *json = dialer_app_body(&job, c->application_id, c->event, c->callee_type);
     char *form = dialer_app_form_body(&job, c->application_id, c->event, c->callee_type);
     expect_form_matches_json(form, json);
@@ -198,18 +205,7 @@ ParameterizedTestParameters(app, body_carries_the_call_context)
 
 ParameterizedTest(body_case_t *c, app, body_carries_the_call_context)
 {
-    ob_dial_job_t job = {
-        .job_id = "job",
-        .call_id = "0190a0b0-0000-7000-8000-0000000c0001",
-        .deployment_id = "0190a0b0-0000-7000-8000-0000000d0001",
-        .account_id = "0190a0b0-0000-7000-8000-0000000ac001",
-        .phone_number = "+12125550100",
-        .message_reference = (char *)c->message_reference,
-        .call_parameters = (char *)c->call_parameters,
-        .start_url = "http://127.0.0.1:1/start",
-        .attempt = 2,
-        .max_attempts = 3,
-    };
+    ob_dial_job_t job = case_job(c);
     char *text = dialer_app_body(&job, c->application_id, c->event, c->callee_type);
     cJSON *o = cJSON_Parse(text);
     cr_assert(cJSON_IsObject(o), "%s", text);
