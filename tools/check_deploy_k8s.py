@@ -61,15 +61,43 @@ def check(ok, what, detail=""):
 
 # --- the settings the services read ------------------------------------------
 
-SPEC_RE = re.compile(r'\{"(OB_[A-Z0-9_]+)",\s*OB_CFG_[A-Z]+,\s*(NULL|"[^"]*")')
+# {"OB_NAME", OB_CFG_TYPE, "default" or NULL, min, max, "a|b" or NULL, ...
+SPEC_RE = re.compile(r'\{"(OB_[A-Z0-9_]+)",\s*OB_CFG_([A-Z]+),\s*(NULL|"[^"]*"),\s*'
+                     r'([-0-9.e]+),\s*([-0-9.e]+),\s*(NULL|"[^"]*")')
+SPECS = {}  # name -> (type, min, max, choices), for value checks
 
 
 def read_specs(path):
     """{name: default or None (required)} of one C spec table."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    return {m.group(1): None if m.group(2) == "NULL" else m.group(2)[1:-1]
-            for m in SPEC_RE.finditer(text)}
+    out = {}
+    for m in SPEC_RE.finditer(text):
+        name, typ, dflt, lo, hi, choices = m.groups()
+        out[name] = None if dflt == "NULL" else dflt[1:-1]
+        SPECS[name] = (typ, float(lo), float(hi), None if choices == "NULL" else choices[1:-1].split("|"))
+    return out
+
+
+def value_error(name, value):
+    """Why the service would refuse this value (exit 78), or None; as load_one in common/ob_config.c."""
+    typ, lo, hi, choices = SPECS[name]
+    v = str(value)
+    if typ == "ENUM" and v not in choices:
+        return f"not one of {'|'.join(choices)}"
+    if typ == "BOOL" and v.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return "not a boolean"
+    if typ == "INT":
+        if not re.fullmatch(r"[-+]?[0-9]+", v.strip(" ")) or not lo <= int(v) <= hi:
+            return f"not a whole number from {lo:.0f} to {hi:.0f}"
+    if typ == "DOUBLE":
+        try:
+            ok = lo <= float(v) <= hi
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"not a number from {lo:g} to {hi:g}"
+    return None
 
 
 def service_settings():
@@ -228,8 +256,10 @@ def effective_env(container, by_key, origin):
     return env
 
 
-def quantity_seconds_ms(v):
-    return int(str(v)) / 1000.0
+def int_setting(env, known, name):
+    """The integer a service would use for name; None if invalid (reported by the value checks)."""
+    v = str(env.get(name, (known.get(name), ""))[0])
+    return int(v) if re.fullmatch(r"[-+]?[0-9]+", v.strip(" ")) else None
 
 
 def check_deployment(svc, d, by_key, settings, partitions_of):
@@ -260,7 +290,7 @@ def check_deployment(svc, d, by_key, settings, partitions_of):
     check(addr not in ("127.0.0.1", "localhost", "::1"), f"{origin}: OB_HTTP_ADDR listens beyond loopback", addr)
 
     # Probes on OB_HTTP_PORT.
-    port = int(env.get("OB_HTTP_PORT", (known.get("OB_HTTP_PORT", "8080"), ""))[0])
+    port = int_setting(env, known, "OB_HTTP_PORT")
     ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
     check(port in ports.values(), f"{origin}: containerPort {port} (OB_HTTP_PORT) is declared")
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
@@ -271,7 +301,7 @@ def check_deployment(svc, d, by_key, settings, partitions_of):
               f"GET {get.get('path')} on {get.get('port')}")
 
     # Drain: the grace period outlasts the drain deadline plus any preStop pause.
-    drain_s = quantity_seconds_ms(env.get("OB_DRAIN_TIMEOUT_MS", (known["OB_DRAIN_TIMEOUT_MS"], ""))[0])
+    drain_s = (int_setting(env, known, "OB_DRAIN_TIMEOUT_MS") or 0) / 1000.0
     pre = (((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []
     pre_s = int(pre[1]) if len(pre) == 2 and pre[0] == "sleep" else 0
     grace = pod.get("terminationGracePeriodSeconds", 30)
@@ -297,7 +327,7 @@ def check_deployment(svc, d, by_key, settings, partitions_of):
 
     # Topics as the service would name them; partitions as configured.
     prefix = env.get("OB_TOPIC_PREFIX", (known["OB_TOPIC_PREFIX"], ""))[0]
-    parts = int(env.get("OB_TOPIC_PARTITIONS", (known["OB_TOPIC_PARTITIONS"], ""))[0])
+    parts = int_setting(env, known, "OB_TOPIC_PARTITIONS")
     for t in TOPICS:
         have = partitions_of.get(prefix + t)
         check(have == parts, f"{origin}: KafkaTopic {prefix}{t} has OB_TOPIC_PARTITIONS={parts} partitions",
@@ -347,7 +377,8 @@ def check_around(svc, d, rendered, partitions_of, env, prefix):
 
 def main():
     base, settings = service_settings()
-    check(len(base) >= 8 and all(len(s) > len(base) for s in settings.values()),
+    check(len(base) >= 8 and all(len(s) > len(base) for s in settings.values())
+          and all(n in SPECS for s in settings.values() for n in s),
           "the settings tables were found in common/ob_config.c and services/*/main.c")
 
     try:
@@ -382,10 +413,16 @@ def main():
         if r["kind"] in ("ConfigMap", "Secret"):
             for k in list((r.get("data") or {})) + list((r.get("stringData") or {})):
                 if k.startswith("OB_") and not k.startswith("OB_KAFKA_"):
-                    check(k in every, f"{r['kind']} {r['metadata']['name']}: {k} is a setting a service reads")
+                    if check(k in every, f"{r['kind']} {r['metadata']['name']}: {k} is a setting a service reads"):
+                        v = {**(r.get("data") or {}), **(r.get("stringData") or {})}[k]
+                        why = value_error(k, v)
+                        check(why is None, f"{r['kind']} {r['metadata']['name']}: {k}={v!r} is valid", why)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # a manifest shaped unlike any check expects
+        check(False, "the checks ran to the end", f"{type(e).__name__}: {e}")
     print(f"k8s: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
