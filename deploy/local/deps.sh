@@ -2,7 +2,8 @@
 # Installs what building, testing and running outbound locally needs on Debian
 # 12: the Debian packages below (only the missing ones), the Kafka broker's
 # classpath, copied by Maven into .cache/kafka/libs and kept until the pom
-# changes, and the browser tests' npm packages (tests/browser/node_modules). Idempotent; prints only "deps: ok" when nothing was missing.
+# changes, the browser tests' npm packages (tests/browser/node_modules) and
+# the Kubernetes manifest checker's validator (.cache/venv). Idempotent; prints only "deps: ok" when nothing was missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,7 +18,7 @@ packages=(
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
-	chromium xxd
+	chromium xxd python3-venv
 )
 jre_package=openjdk-17-jre-headless
 pom=$root/deploy/local/kafka/pom.xml
@@ -100,10 +101,23 @@ install_browser_tests() {
 	did_something=1
 }
 
+# kubernetes-validate (PyPI; the Kubernetes JSON schemas) for
+# tools/check_deploy_k8s.py, in a project-local venv, pinned.
+install_k8s_check() {
+	local venv=$root/.cache/venv
+	"$venv/bin/python3" -c 'import kubernetes_validate' 2>/dev/null && return 0
+	ob_say "installing kubernetes-validate into ${venv#"$root"/}"
+	/usr/bin/python3 -m venv "$venv" || ob_die "python3 -m venv failed (package python3-venv)"
+	"$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0 ||
+		ob_die "pip install kubernetes-validate failed"
+	did_something=1
+}
+
 did_something=0
 install_packages
 install_kafka_libs
 install_browser_tests
+install_k8s_check
 if ((did_something)); then
 	ob_say "ok ($(find "$libs" -name '*.jar' | wc -l) jars in ${libs#"$root"/})"
 else
