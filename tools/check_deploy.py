@@ -293,6 +293,7 @@ def check_prometheus(compose):
         errors.append("prometheus.yml loads no rule files")
     check("prometheus.yml parses; every service scraped by compose DNS name; alerts loaded",
           errors)
+    job_names = set(jobs)
 
     errors = []
     rules = load_yaml(ALERTS, errors)
@@ -308,7 +309,7 @@ def check_prometheus(compose):
     if not exprs:
         errors.append("no alert rules")
     check(f"alerts.yml parses ({len(exprs)} rules)", errors)
-    return exprs
+    return exprs, job_names
 
 
 def check_grafana():
@@ -357,7 +358,9 @@ def promql_selectors(expr):
     expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
     out = []
     pos = 0
-    token = re.compile(r'"(?:[^"\\]|\\.)*"|\[[^\]]*\]|([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?(\s*\()?')
+    # A string or a range is skipped; a name followed by "(" is a function.
+    token = re.compile(r'"(?:[^"\\]|\\.)*"|\[[^\]]*\]'
+                       r'|([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?(\s*\()?')
     while True:
         m = token.search(expr, pos)
         if not m:
@@ -411,8 +414,10 @@ def scrape_live():
     pg = env["OB_LOCAL_PG_DSN"]
     logdir = os.path.join(ROOT, "build/test-logs/deploy")
     os.makedirs(logdir, exist_ok=True)
-    subprocess.run(["psql", pg, "-qAtc", f"CREATE SCHEMA {prefix}"], check=True,
-                   capture_output=True)
+    made = subprocess.run(["psql", pg, "-qAtc", f"CREATE SCHEMA {prefix}"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        return series, [f"cannot create schema {prefix}: {made.stderr.strip()}"]
     try:
         ports = dict(zip(SERVICES, free_ports(len(SERVICES))))
         for svc in SERVICES:
@@ -438,8 +443,6 @@ def scrape_live():
                     errors.append(f"{svc} not ready (log: build/test-logs/deploy/{svc}.log)")
                     break
                 time.sleep(0.2)
-            else:
-                continue
             if proc.poll() is None and not errors:
                 with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
                     parse_exposition(r.read().decode(), series)
@@ -469,8 +472,8 @@ def declared_series():
             if f.endswith(".c"):
                 with open(os.path.join(d, f), encoding="utf-8") as fh:
                     text = fh.read()
-                for m in re.finditer(r'"(outbound_[a-z0-9_]+)",\s*(NULL|"((?:[^"\\]|\\.)*)"(\s*\w+\s*"(?:[^"\\]|\\.)*")*)',
-                                     text):
+                pattern = r'"(outbound_[a-z0-9_]+)",\s*(NULL|"((?:[^"\\]|\\.)*)")'
+                for m in re.finditer(pattern, text):
                     labels = series.setdefault(m.group(1), {})
                     lm = re.match(r'(\w+)=', (m.group(3) or "").replace('\\"', '"'))
                     if lm:
@@ -478,7 +481,7 @@ def declared_series():
     return series
 
 
-def check_metrics(exprs):
+def check_metrics(exprs, jobs):
     live = subprocess.run(["bash", os.path.join(ROOT, "deploy/local/stack.sh"), "status"],
                           capture_output=True).returncode == 0
     if live:
@@ -499,6 +502,9 @@ def check_metrics(exprs):
                 errors.append(f"{where}: {name} is not exported")
                 continue
             for label, (op, value) in labels.items():
+                if label == "job" and op in ("=", "=~") and re.fullmatch(r"[\w|]+", value):
+                    errors += [f"{where}: no scrape job {v} in prometheus.yml"
+                               for v in value.split("|") if v not in jobs]
                 if label in TARGET_LABELS:
                     continue
                 if label not in series[name]:
@@ -525,9 +531,9 @@ def main():
     targets = check_dockerfile()
     check_compose_layout(compose, targets)
     check_compose_env(compose)
-    exprs = check_prometheus(compose)
+    exprs, jobs = check_prometheus(compose)
     exprs += check_grafana()
-    check_metrics(exprs)
+    check_metrics(exprs, jobs)
     failed = sum(1 for _, e in results if e)
     print(f"deploy: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
