@@ -489,9 +489,20 @@ def check_metrics(exprs, jobs):
         source = "scraped from live ingest, scheduler and dialer /metrics"
     else:
         series, errors = declared_series(), []
-        source = "declared in the code (no local stack: not scraped)"
+        source = "declared in the code, not scraped: no local stack"
     check_values = live
     for where, expr in exprs:
+        bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+        depth = {"(": 0, "{": 0, "[": 0}
+        for ch in bare:
+            if ch in depth:
+                depth[ch] += 1
+            elif ch in ")}]":
+                depth["({["[")}]".index(ch)]] -= 1
+                if min(depth.values()) < 0:
+                    break
+        if any(depth.values()):
+            errors.append(f"{where}: unbalanced brackets in {expr!r}")
         sels = promql_selectors(expr)
         if not sels:
             errors.append(f"{where}: no metric in {expr!r}")
@@ -518,7 +529,7 @@ def check_metrics(exprs, jobs):
                         if v not in series[name][label]:
                             errors.append(f"{where}: {name}{{{label}=\"{v}\"}} is not exported "
                                           f"(values: {', '.join(sorted(series[name][label]))})")
-    check(f"every metric the dashboard and alerts query is exported ({source}; "
+    check(f"dashboard and alert queries are balanced and use only exported metrics ({source}; "
           f"{len(series)} metrics)", errors)
 
 
