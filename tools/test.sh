@@ -34,6 +34,9 @@ done
 
 # The web console in headless chromium, once, against the normal build.
 tools/run_browser.sh "${builds[0]}" 2>&1 | tee -a "$log" || status=1
+# The container files: compose schema, dashboards and alerts against the
+# metrics the services export (scraped live, so while the stack is up).
+BUILD=${builds[0]} /usr/bin/python3 tools/check_deploy.py 2>&1 | tee -a "$log" || status=1
 
 if ((started_stack)); then
     deploy/local/stack.sh down || status=1
@@ -48,11 +51,12 @@ fi
 
 # Criterion prints "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C";
 # the schema check prints "schemas: P passed, F failed" (and the browser
-# tests "browser: P passed, F failed", the manifest check "k8s: ...").
+# tests "browser: P passed, F failed", the manifest check "k8s: ...", the
+# container checks "deploy: ...").
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1

