@@ -5,6 +5,7 @@
  */
 #include "ob_http.h"
 #include "ob_log.h"
+#include "ob_metrics.h"
 #include "ob_uuid.h"
 
 #include <arpa/inet.h>
@@ -12,16 +13,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+/* Routes are a fixed table and codes a few dozen, so these caps are never
+ * reached by a correct service; they bound the damage if one is not. */
+#define ROUTE_CODE_CAP 256
+#define ROUTE_CAP      96
+
+/* 1 ms to 10 s: from a cached lookup to a slow database or Kafka wait. */
+static const double duration_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
+
 struct ob_http_server {
-    struct MHD_Daemon *daemon; /* the libmicrohttpd daemon */
-    ob_http_opts_t opts;       /* copy of the options */
+    struct MHD_Daemon *daemon;     /* the libmicrohttpd daemon */
+    ob_http_opts_t opts;           /* copy of the options */
+    ob_metric_family_t *requests;  /* outbound_http_requests_total{route,code} */
+    ob_metric_family_t *durations; /* outbound_http_request_duration_seconds{route} */
 };
 
 typedef struct {
-    ob_http_req_t req; /* what handlers see */
-    size_t body_cap;   /* capacity of req.body */
+    ob_http_req_t req;     /* what handlers see */
+    size_t body_cap;       /* capacity of req.body */
+    struct timespec start; /* when the headers arrived */
 } conn_state_t;
 
 const char *ob_http_header(ob_http_req_t *req, const char *name)
@@ -88,8 +102,10 @@ static void builtin(ob_http_server_t *srv, ob_http_req_t *req)
 {
     const ob_http_opts_t *o = &srv->opts;
     if (strcmp(req->path, "/healthz") == 0) {
+        req->route = "/healthz";
         ob_http_reply(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
     } else if (strcmp(req->path, "/readyz") == 0) {
+        req->route = "/readyz";
         const char *why = "ready";
         bool ok = o->ready ? o->ready(o->ctx, &why) : true;
         cJSON *j = cJSON_CreateObject();
@@ -98,7 +114,14 @@ static void builtin(ob_http_server_t *srv, ob_http_req_t *req)
         ob_http_reply_json(req, ok ? 200 : 503, j);
         cJSON_Delete(j);
     } else if (strcmp(req->path, "/metrics") == 0) {
-        char *text = o->metrics ? o->metrics(o->ctx) : ob_xstrdup("");
+        req->route = "/metrics";
+        char *own = o->metrics ? o->metrics(o->ctx) : ob_xstrdup("");
+        char *requests = ob_metric_family_render(srv->requests);
+        char *durations = ob_metric_family_render(srv->durations);
+        char *text = ob_xasprintf("%s%s%s", own, requests, durations);
+        free(own);
+        free(requests);
+        free(durations);
         ob_pool_adopt(req->pool, text);
         ob_http_reply(req, 200, "text/plain; version=0.0.4", text, strlen(text));
     } else if (o->handler) {
@@ -106,6 +129,21 @@ static void builtin(ob_http_server_t *srv, ob_http_req_t *req)
     } else {
         ob_http_problem(req, 404, "not_found", NULL, "no route for %s %s", req->method, req->path);
     }
+}
+
+/* Counts the answered request; route is a static pattern, never the path,
+ * so the label sets stay few. */
+static void record(ob_http_server_t *srv, const conn_state_t *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs =
+        (double)(now.tv_sec - st->start.tv_sec) + (double)(now.tv_nsec - st->start.tv_nsec) / 1e9;
+    char labels[192];
+    snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%u\"", st->req.route, st->req.status);
+    ob_metric_family_add(srv->requests, labels, 1);
+    snprintf(labels, sizeof(labels), "route=\"%s\"", st->req.route);
+    ob_metric_family_observe(srv->durations, labels, secs);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *conn, ob_http_req_t *req)
@@ -144,6 +182,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ob_pool_t *pool = ob_pool_new();
         st = ob_pool_alloc(pool, sizeof(*st));
         st->req.pool = pool;
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
+        st->req.route = "unmatched";
         st->req.conn = conn;
         st->req.method = ob_pool_strdup(pool, method);
         st->req.path = ob_pool_strdup(pool, url);
@@ -194,7 +234,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         "request body exceeds the limit of %zu bytes", srv->opts.max_body);
     else
         builtin(srv, &st->req);
-    return respond(conn, &st->req);
+    enum MHD_Result rc = respond(conn, &st->req);
+    record(srv, st);
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -235,6 +277,14 @@ ob_rc_t ob_http_start(const ob_http_opts_t *opts, ob_http_server_t **out, ob_err
 
     ob_http_server_t *srv = ob_xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
+    srv->requests = ob_metric_family_new(
+        "outbound_http_requests_total", "HTTP requests answered, by matched route and status code",
+        OB_METRIC_COUNTER, NULL, 0, ROUTE_CODE_CAP, "route=\"other\",code=\"other\"");
+    srv->durations = ob_metric_family_new(
+        "outbound_http_request_duration_seconds",
+        "Time from request headers to the response being queued, by matched route",
+        OB_METRIC_HISTOGRAM, duration_bounds, OB_COUNTOF(duration_bounds), ROUTE_CAP,
+        "route=\"other\"");
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)opts->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1, MHD_OPTION_CONNECTION_LIMIT,
@@ -242,6 +292,8 @@ ob_rc_t ob_http_start(const ob_http_opts_t *opts, ob_http_server_t **out, ob_err
         opts->timeout_s ? opts->timeout_s : 30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_END);
     if (!srv->daemon) {
+        ob_metric_family_free(srv->requests);
+        ob_metric_family_free(srv->durations);
         free(srv);
         ob_err_set(err, "cannot listen on %s:%d (port in use or address unavailable)", opts->addr,
                    opts->port);
@@ -269,5 +321,7 @@ void ob_http_free(ob_http_server_t *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    ob_metric_family_free(srv->requests);
+    ob_metric_family_free(srv->durations);
     free(srv);
 }

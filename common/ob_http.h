@@ -3,6 +3,8 @@
  * /readyz and /metrics come built in; ingest adds its API through a handler.
  * Each request owns a memory pool released when libmicrohttpd reports the
  * request complete, so handlers allocate freely and return early safely.
+ * Every request is counted in outbound_http_requests_total{route,code} and
+ * timed in outbound_http_request_duration_seconds{route}, appended to /metrics.
  */
 #ifndef OB_HTTP_H
 #define OB_HTTP_H
@@ -18,18 +20,20 @@ struct MHD_Connection;
 #define OB_HTTP_MAX_HEADERS 8
 
 typedef struct ob_http_req {
-    struct MHD_Connection *conn;                /* libmicrohttpd connection (for header lookups) */
-    ob_pool_t *pool;                            /* per-request memory, freed after the response */
-    const char *method;                         /* "GET", "POST", ... */
-    const char *path;                           /* URL path without the query string */
-    char *body;                                 /* request body, NUL-terminated, pool-owned */
-    size_t body_len;                            /* bytes in body */
-    bool body_too_large;                        /* the body exceeded max_body and was dropped */
-    char req_id[37];                            /* correlation id, echoed as X-Request-Id */
-    unsigned status;                            /* response status set by the handler */
-    const char *content_type;                   /* response content type */
-    const char *resp_body;                      /* response body, pool-owned or static */
-    size_t resp_len;                            /* bytes in resp_body */
+    struct MHD_Connection *conn; /* libmicrohttpd connection (for header lookups) */
+    ob_pool_t *pool;             /* per-request memory, freed after the response */
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* URL path without the query string */
+    char *body;                  /* request body, NUL-terminated, pool-owned */
+    size_t body_len;             /* bytes in body */
+    bool body_too_large;         /* the body exceeded max_body and was dropped */
+    char req_id[37];             /* correlation id, echoed as X-Request-Id */
+    unsigned status;             /* response status set by the handler */
+    const char *route;           /* matched route pattern for metrics (static storage, no quotes);
+                                    "unmatched" until a handler sets it */
+    const char *content_type;    /* response content type */
+    const char *resp_body;       /* response body, pool-owned or static */
+    size_t resp_len;             /* bytes in resp_body */
     const char *hdr_name[OB_HTTP_MAX_HEADERS];  /* extra response header names */
     const char *hdr_value[OB_HTTP_MAX_HEADERS]; /* and their values */
     int nhdr;                                   /* extra headers in use */

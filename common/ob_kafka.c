@@ -2,11 +2,14 @@
  * librdkafka wrappers. The producer's poll thread is the only caller of
  * rd_kafka_poll, so delivery callbacks never run on request threads; the
  * synchronous send waits on a per-call condition variable that the delivery
- * callback signals.
+ * callback signals. Per-topic counters and the consumer lag (from librdkafka's
+ * statistics) are kept in one process-wide registry, see kafka_metrics().
  */
 #include "ob_kafka.h"
 #include "ob_log.h"
+#include "ob_metrics.h"
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,65 @@ struct ob_produce_batch {
     int failed;         /* messages that failed */
     char err[256];      /* first failure reason */
 };
+/* Topics are a handful per service; the cap only bounds a misconfiguration. */
+#define TOPIC_CAP 32
+
+typedef struct {
+    ob_metric_family_t *produced; /* outbound_kafka_messages_produced_total{topic} */
+    ob_metric_family_t *failures; /* outbound_kafka_produce_failures_total{topic} */
+    ob_metric_family_t *consumed; /* outbound_kafka_messages_consumed_total{topic} */
+    ob_metric_family_t *lag;      /* outbound_kafka_consumer_lag{topic} */
+} kafka_metrics_t;
+
+static kafka_metrics_t metrics;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+    metrics.produced = ob_metric_family_new(
+        "outbound_kafka_messages_produced_total", "Messages the broker acknowledged, by topic",
+        OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
+    metrics.failures = ob_metric_family_new(
+        "outbound_kafka_produce_failures_total",
+        "Messages that failed delivery or were refused by the producer, by topic",
+        OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
+    metrics.consumed = ob_metric_family_new(
+        "outbound_kafka_messages_consumed_total", "Messages handed to the service, by topic",
+        OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
+    metrics.lag = ob_metric_family_new(
+        "outbound_kafka_consumer_lag",
+        "Messages behind the end of the log, summed over this process's assigned partitions",
+        OB_METRIC_GAUGE, NULL, 0, TOPIC_CAP, "topic=\"other\"");
+}
+
+/* The process's Kafka metrics. Process-wide rather than per handle because
+ * librdkafka's callbacks and interceptors reach us with the handle's opaque
+ * (already the producer or the rebalance state) and a service may hold
+ * several handles on one topic; the registry is created once, never freed. */
+static kafka_metrics_t *kafka_metrics(void)
+{
+    pthread_once(&metrics_once, metrics_init);
+    return &metrics;
+}
+
+static void count_topic(ob_metric_family_t *f, const char *topic, int64_t v)
+{
+    char labels[300];
+    snprintf(labels, sizeof(labels), "topic=\"%s\"", topic); /* Kafka names need no escaping */
+    ob_metric_family_add(f, labels, v);
+}
+
+char *ob_kafka_metrics_render(void)
+{
+    kafka_metrics_t *m = kafka_metrics();
+    char *parts[] = {ob_metric_family_render(m->produced), ob_metric_family_render(m->failures),
+                     ob_metric_family_render(m->consumed), ob_metric_family_render(m->lag)};
+    char *text = ob_xasprintf("%s%s%s%s", parts[0], parts[1], parts[2], parts[3]);
+    for (size_t i = 0; i < OB_COUNTOF(parts); i++)
+        free(parts[i]);
+    return text;
+}
+
 static ob_rc_t conf_from_base(const ob_base_config_t *cfg, rd_kafka_conf_t *conf, ob_err_t *err)
 {
     char errstr[512];
@@ -70,6 +132,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *con
     (void)rk;
     if (msg->err)
         __atomic_add_fetch(&p->failures, 1, __ATOMIC_RELAXED);
+    count_topic(msg->err ? kafka_metrics()->failures : kafka_metrics()->produced,
+                rd_kafka_topic_name(msg->rkt), 1);
     if (d) {
         if (d->cb)
             d->cb(d->opaque, msg->err ? OB_ERR : OB_OK,
@@ -166,6 +230,7 @@ static ob_rc_t send_to(ob_producer_t *p, const char *topic, int32_t partition, c
             return OB_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             free(d);
+            count_topic(kafka_metrics()->failures, topic, 1);
             ob_err_set(err, "kafka produce to %s: %s", topic, rd_kafka_err2str(e));
             return OB_ERR;
         }
@@ -356,6 +421,58 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         rb->fn(rb->opaque, true, parts);
 }
 
+/* Counts each message as librdkafka hands it to the service (whichever poll
+ * call the service uses); error events are not messages. */
+static rd_kafka_resp_err_t on_consume(rd_kafka_t *rk, rd_kafka_message_t *msg, void *ic_opaque)
+{
+    (void)rk;
+    (void)ic_opaque;
+    if (!msg->err && msg->rkt)
+        count_topic(kafka_metrics()->consumed, rd_kafka_topic_name(msg->rkt), 1);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *ic_opaque,
+                                  char *errstr, size_t errstr_size)
+{
+    (void)conf;
+    (void)ic_opaque;
+    (void)errstr;
+    (void)errstr_size;
+    return rd_kafka_interceptor_add_on_consume(rk, "ob_metrics", on_consume, NULL);
+}
+
+/* librdkafka's statistics (every statistics.interval.ms): the lag of each
+ * topic is the sum of consumer_lag over its partitions; -1 means unknown
+ * (not assigned, or no offset yet) and is skipped, so a topic whose
+ * partitions were all revoked reads 0 here. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    cJSON *root = cJSON_ParseWithLength(json, json_len);
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    const cJSON *topic, *part;
+    cJSON_ArrayForEach(topic, topics)
+    {
+        int64_t sum = 0;
+        const cJSON *parts = cJSON_GetObjectItemCaseSensitive(topic, "partitions");
+        cJSON_ArrayForEach(part, parts)
+        {
+            const cJSON *lag = cJSON_GetObjectItemCaseSensitive(part, "consumer_lag");
+            if (cJSON_IsNumber(lag) && lag->valuedouble >= 0)
+                sum += (int64_t)lag->valuedouble;
+        }
+        if (topic->string) {
+            char labels[300];
+            snprintf(labels, sizeof(labels), "topic=\"%s\"", topic->string);
+            ob_metric_family_set(kafka_metrics()->lag, labels, sum);
+        }
+    }
+    cJSON_Delete(root);
+    return 0; /* librdkafka frees json */
+}
+
 ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
                         const char *const *topics, const char *offset_reset, ob_rebalance_fn fn,
                         void *opaque, rd_kafka_t **out, ob_err_t *err)
@@ -387,8 +504,19 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
 
     rb->fn = fn;
     rb->opaque = opaque;
+    /* Statistics feed the lag gauge; OB_KAFKA_STATISTICS_INTERVAL_MS overrides. */
+    if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        ob_err_set(err, "kafka statistics.interval.ms: %s", errstr);
+        goto fail;
+    }
     if (conf_from_base(cfg, conf, err) != OB_OK || conf_set_all(conf, settings, err) != OB_OK)
         goto fail;
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    if (rd_kafka_conf_interceptor_add_on_new(conf, "ob_metrics", on_new, NULL)) {
+        ob_err_set(err, "kafka: cannot add the metrics interceptor");
+        goto fail;
+    }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, rb);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -399,8 +527,10 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
     conf = NULL;
     rd_kafka_poll_set_consumer(rk);
     subs = rd_kafka_topic_partition_list_new(4);
-    for (const char *const *t = topics; *t; t++)
+    for (const char *const *t = topics; *t; t++) {
         rd_kafka_topic_partition_list_add(subs, *t, RD_KAFKA_PARTITION_UA);
+        count_topic(kafka_metrics()->consumed, *t, 0); /* exported at 0 from the start */
+    }
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
     if (e) {

@@ -105,6 +105,14 @@ ob_rc_t ob_kafka_ensure_topics(const ob_base_config_t *cfg, const char *const *t
 /* True when the cluster answers a metadata request within timeout_ms. */
 bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
 
+/* Renders the process's Kafka metrics as Prometheus text; caller frees:
+ * outbound_kafka_messages_produced_total{topic} and
+ * outbound_kafka_produce_failures_total{topic} (from delivery reports),
+ * outbound_kafka_messages_consumed_total{topic} (messages polled) and
+ * outbound_kafka_consumer_lag{topic} (from the statistics every
+ * statistics.interval.ms, 5000 by default, of the consumers). Thread-safe. */
+char *ob_kafka_metrics_render(void);
+
 /* Returns the librdkafka handle of a producer (for metadata checks). */
 rd_kafka_t *ob_producer_handle(ob_producer_t *p);
 

@@ -379,6 +379,16 @@ def promql_selectors(expr):
 
 def parse_exposition(text, series):
     for line in text.splitlines():
+        # A family with no label set yet (say, Kafka failures before the first
+        # one) is still exported: its TYPE line declares it, without labels.
+        t = re.match(r"# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)$", line)
+        if t:
+            names = [t.group(1)]
+            if t.group(2) == "histogram":
+                names = [t.group(1) + s for s in ("_bucket", "_sum", "_count")]
+            for name in names:
+                series.setdefault(name, {})
+            continue
         if not line or line.startswith("#"):
             continue
         m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s", line)
@@ -478,6 +488,25 @@ def declared_series():
                     lm = re.match(r'(\w+)=', (m.group(3) or "").replace('\\"', '"'))
                     if lm:
                         labels.setdefault(lm.group(1), set())
+    # Families every service exports through common/ (ob_http, ob_kafka): the
+    # label names are those of the overflow label set, the call's last string.
+    for f in sorted(os.listdir(os.path.join(ROOT, "common"))):
+        if not f.endswith(".c"):
+            continue
+        with open(os.path.join(ROOT, "common", f), encoding="utf-8") as fh:
+            text = fh.read()
+        for call in re.finditer(r"ob_metric_family_new\((.*?)\);", text, re.S):
+            strings = re.findall(r'"((?:[^"\\]|\\.)*)"', call.group(1))
+            if not strings or not strings[0].startswith("outbound_"):
+                continue
+            names = [strings[0]]
+            if "OB_METRIC_HISTOGRAM" in call.group(1):
+                names = [strings[0] + s for s in ("_bucket", "_sum", "_count")]
+            label_names = re.findall(r'(\w+)=', strings[-1].replace('\\"', '"'))
+            for name in names:
+                labels = series.setdefault(name, {})
+                for ln in label_names + (["le"] if name.endswith("_bucket") else []):
+                    labels.setdefault(ln, set())
     return series
 
 

@@ -93,9 +93,11 @@ static char *dialer_metrics(void *arg)
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
     char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
-    char *text = ob_xasprintf("%s%s", own, webhooks);
+    char *kafka = ob_kafka_metrics_render();
+    char *text = ob_xasprintf("%s%s%s", own, webhooks, kafka);
     free(own);
     free(webhooks);
+    free(kafka);
     return text;
 }
 

@@ -29,10 +29,7 @@ typedef struct {
 
 enum {
     M_CALLS_QUEUED,   /* outbound_calls_queued_total */
-    M_HTTP_2XX,       /* outbound_http_requests_total{code="2xx"} */
-    M_HTTP_4XX,       /* ... 4xx */
-    M_HTTP_5XX,       /* ... 5xx */
-    M_KAFKA_FAILURES, /* outbound_kafka_produce_failures_total */
+    M_KAFKA_FAILURES, /* outbound_call_requests_unacknowledged_total */
     M_READY,          /* outbound_ready */
     M_COUNT,
 };

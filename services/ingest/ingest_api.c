@@ -310,12 +310,6 @@ static bool match(ob_http_req_t *req, const char *pattern, const char **params)
     return *p == '\0' && (*u == '\0' || (u[0] == '/' && u[1] == '\0'));
 }
 
-static void count_status(ingest_ctx_t *ctx, unsigned status)
-{
-    int m = status < 400 ? M_HTTP_2XX : status < 500 ? M_HTTP_4XX : M_HTTP_5XX;
-    ob_metric_add(&ctx->metrics[m], 1);
-}
-
 /* Finds the route for the request; sets allow to the methods the path
  * accepts when only the method is wrong. */
 static const route_t *find_route(ob_http_req_t *req, const char **params, char *allow, size_t len)
@@ -328,6 +322,7 @@ static const route_t *find_route(ob_http_req_t *req, const char **params, char *
             continue;
         if (strcmp(routes[i].method, req->method) == 0) {
             found = &routes[i];
+            req->route = found->pattern; /* the metrics label, never the raw path */
             params[0] = p[0];
             params[1] = p[1];
         } else {
@@ -486,5 +481,4 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
 out:
     if (call.conn)
         ob_pg_pool_put(ctx->pg, call.conn);
-    count_status(ctx, req->status);
 }

@@ -44,13 +44,10 @@ static const ob_cfg_spec_t ingest_specs[] = {
 static const ob_metric_t metric_defs[M_COUNT] = {
     [M_CALLS_QUEUED] = {"outbound_calls_queued_total", NULL,
                         "calls accepted (acknowledged by Kafka)", OB_METRIC_COUNTER, 0},
-    [M_HTTP_2XX] = {"outbound_http_requests_total", "code=\"2xx\"", "API requests by status class",
-                    OB_METRIC_COUNTER, 0},
-    [M_HTTP_4XX] = {"outbound_http_requests_total", "code=\"4xx\"", "API requests by status class",
-                    OB_METRIC_COUNTER, 0},
-    [M_HTTP_5XX] = {"outbound_http_requests_total", "code=\"5xx\"", "API requests by status class",
-                    OB_METRIC_COUNTER, 0},
-    [M_KAFKA_FAILURES] = {"outbound_kafka_produce_failures_total", NULL,
+    /* HTTP requests and per-topic Kafka counters come from ob_http and
+     * ob_kafka; this one is the API's view: calls answered 503 because
+     * Kafka did not acknowledge them (failure, full queue or timeout). */
+    [M_KAFKA_FAILURES] = {"outbound_call_requests_unacknowledged_total", NULL,
                           "call requests Kafka did not acknowledge", OB_METRIC_COUNTER, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
@@ -72,7 +69,12 @@ static bool ingest_ready(void *arg, const char **why)
 static char *ingest_metrics(void *arg)
 {
     ingest_ctx_t *ctx = arg;
-    return ob_metrics_render(ctx->metrics, M_COUNT);
+    char *own = ob_metrics_render(ctx->metrics, M_COUNT);
+    char *kafka = ob_kafka_metrics_render();
+    char *text = ob_xasprintf("%s%s", own, kafka);
+    free(own);
+    free(kafka);
+    return text;
 }
 
 /* Refreshes the readiness flags; runs once a second on the main thread. */

@@ -96,7 +96,12 @@ static char *scheduler_metrics(void *arg)
 {
     scheduler_ctx_t *ctx = arg;
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
-    return ob_metrics_render(ctx->metrics, M_COUNT);
+    char *own = ob_metrics_render(ctx->metrics, M_COUNT);
+    char *kafka = ob_kafka_metrics_render();
+    char *text = ob_xasprintf("%s%s", own, kafka);
+    free(own);
+    free(kafka);
+    return text;
 }
 
 static void relay_events(scheduler_ctx_t *ctx)

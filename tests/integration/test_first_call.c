@@ -65,6 +65,31 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
     cr_expect(connected_at && connected_at[0] == '2', "attempt has no connected_at: %s", body);
     cr_expect(talk_ms && atoi(talk_ms) > 0, "attempt has no talk time: %s", body);
     cr_expect_str_eq(n_attempts, "1");
+    /* HTTP metrics name the matched route, never the raw path (ingest is
+     * started last); Kafka metrics are per topic. */
+    const h_proc_t *ingest = &s.procs[s.nprocs - 1];
+    char name[256];
+    snprintf(name, sizeof(name),
+             "outbound_kafka_messages_produced_total{topic=\"%s.call-requests\"}", s.prefix);
+    cr_expect_eq(h_metric(ingest, name), 1, "%s", name);
+    snprintf(name, sizeof(name),
+             "outbound_kafka_messages_consumed_total{topic=\"%s.call-requests\"}", s.prefix);
+    cr_expect_geq(h_metric(&s.procs[0], name), 1, "scheduler: %s", name);
+    /* The lag comes from librdkafka's statistics, every 5 s: consumed, so 0. */
+    snprintf(name, sizeof(name), "outbound_kafka_consumer_lag{topic=\"%s.call-requests\"}",
+             s.prefix);
+    long lag = -1;
+    for (int64_t until = ob_mono_ms() + 12000; lag != 0 && ob_mono_ms() < until; h_sleep_ms(200))
+        lag = h_metric(&s.procs[0], name);
+    cr_expect_eq(lag, 0, "scheduler: %s", name);
+    cr_expect_geq(h_metric(ingest, "outbound_http_requests_total{route=\"/api/v1/deployments/"
+                                   "{}/calls\",code=\"202\"}"),
+                  1);
+    cr_expect_geq(h_metric(ingest, "outbound_http_request_duration_seconds_count{route=\"/api/"
+                                   "v1/deployments/{}/calls\"}"),
+                  1);
+    cr_expect_geq(h_metric(ingest, "outbound_http_requests_total{route=\"/readyz\",code=\"200\"}"),
+                  1);
     free(connected_at);
     free(talk_ms);
     free(n_attempts);
