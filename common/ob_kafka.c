@@ -442,15 +442,11 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, v
     return rd_kafka_interceptor_add_on_consume(rk, "ob_metrics", on_consume, NULL);
 }
 
-/* librdkafka's statistics (every statistics.interval.ms): the lag of each
- * topic is the sum of consumer_lag over its partitions; -1 means unknown
- * (not assigned, or no offset yet) and is skipped, so a topic whose
- * partitions were all revoked reads 0 here. */
-static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+/* -1 means unknown (not assigned, or no offset yet) and is skipped, so a
+ * topic whose partitions were all revoked reads 0 here. */
+void ob_kafka_record_stats(const char *json, size_t len)
 {
-    (void)rk;
-    (void)opaque;
-    cJSON *root = cJSON_ParseWithLength(json, json_len);
+    cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
     const cJSON *topic, *part;
     cJSON_ArrayForEach(topic, topics)
@@ -470,6 +466,13 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
         }
     }
     cJSON_Delete(root);
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    ob_kafka_record_stats(json, json_len);
     return 0; /* librdkafka frees json */
 }
 
@@ -529,7 +532,10 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
     subs = rd_kafka_topic_partition_list_new(4);
     for (const char *const *t = topics; *t; t++) {
         rd_kafka_topic_partition_list_add(subs, *t, RD_KAFKA_PARTITION_UA);
-        count_topic(kafka_metrics()->consumed, *t, 0); /* exported at 0 from the start */
+        /* Exported from the start: nothing consumed yet and, with no
+         * partition assigned yet, no lag of this process's. */
+        count_topic(kafka_metrics()->consumed, *t, 0);
+        count_topic(kafka_metrics()->lag, *t, 0);
     }
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);

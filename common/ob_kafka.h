@@ -113,6 +113,11 @@ bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
  * statistics.interval.ms, 5000 by default, of the consumers). Thread-safe. */
 char *ob_kafka_metrics_render(void);
 
+/* Sets outbound_kafka_consumer_lag from one librdkafka statistics JSON
+ * document (the consumers' stats callback calls it): per topic, the sum of
+ * consumer_lag over its partitions, -1 skipped. Bad JSON changes nothing. */
+void ob_kafka_record_stats(const char *json, size_t len);
+
 /* Returns the librdkafka handle of a producer (for metadata checks). */
 rd_kafka_t *ob_producer_handle(ob_producer_t *p);
 

@@ -75,7 +75,8 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
     snprintf(name, sizeof(name),
              "outbound_kafka_messages_consumed_total{topic=\"%s.call-requests\"}", s.prefix);
     cr_expect_geq(h_metric(&s.procs[0], name), 1, "scheduler: %s", name);
-    /* The lag comes from librdkafka's statistics, every 5 s: consumed, so 0. */
+    /* The lag (librdkafka's statistics, every 5 s) is exported per topic and
+     * is 0 once the scheduler has consumed the call. */
     snprintf(name, sizeof(name), "outbound_kafka_consumer_lag{topic=\"%s.call-requests\"}",
              s.prefix);
     long lag = -1;
