@@ -3,7 +3,7 @@
  * rd_kafka_poll, so delivery callbacks never run on request threads; the
  * synchronous send waits on a per-call condition variable that the delivery
  * callback signals. Per-topic counters and the consumer lag (from librdkafka's
- * statistics) are kept in one process-wide registry, see kafka_metrics().
+ * statistics) go to the registry the service passes when it creates a handle.
  */
 #include "ob_kafka.h"
 #include "ob_log.h"
@@ -17,11 +17,12 @@
 #include <unistd.h>
 
 struct ob_producer {
-    rd_kafka_t *rk;   /* librdkafka producer */
-    pthread_t poller; /* serves delivery reports */
-    int stop;         /* tells the poller to exit (atomic) */
-    long failures;    /* failed deliveries (atomic) */
-    int fatal;        /* a fatal error was raised (atomic) */
+    rd_kafka_t *rk;              /* librdkafka producer */
+    ob_kafka_metrics_t *metrics; /* where deliveries are counted, or NULL */
+    pthread_t poller;            /* serves delivery reports */
+    int stop;                    /* tells the poller to exit (atomic) */
+    long failures;               /* failed deliveries (atomic) */
+    int fatal;                   /* a fatal error was raised (atomic) */
 };
 
 typedef struct {
@@ -40,58 +41,66 @@ struct ob_produce_batch {
 /* Topics are a handful per service; the cap only bounds a misconfiguration. */
 #define TOPIC_CAP 32
 
-typedef struct {
-    ob_metric_family_t *produced; /* outbound_kafka_messages_produced_total{topic} */
-    ob_metric_family_t *failures; /* outbound_kafka_produce_failures_total{topic} */
-    ob_metric_family_t *consumed; /* outbound_kafka_messages_consumed_total{topic} */
-    ob_metric_family_t *lag;      /* outbound_kafka_consumer_lag{topic} */
-} kafka_metrics_t;
+enum { K_PRODUCED, K_FAILURES, K_CONSUMED, K_LAG, K_COUNT };
 
-static kafka_metrics_t metrics;
-static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+struct ob_kafka_metrics {
+    /* outbound_kafka_messages_produced_total{topic},
+     * outbound_kafka_produce_failures_total{topic},
+     * outbound_kafka_messages_consumed_total{topic},
+     * outbound_kafka_consumer_lag{topic} */
+    ob_metric_family_t *f[K_COUNT];
+};
 
-static void metrics_init(void)
+ob_kafka_metrics_t *ob_kafka_metrics_new(void)
 {
-    metrics.produced = ob_metric_family_new(
+    ob_kafka_metrics_t *m = ob_xcalloc(1, sizeof(*m));
+    m->f[K_PRODUCED] = ob_metric_family_new(
         "outbound_kafka_messages_produced_total", "Messages the broker acknowledged, by topic",
         OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
-    metrics.failures = ob_metric_family_new(
+    m->f[K_FAILURES] = ob_metric_family_new(
         "outbound_kafka_produce_failures_total",
         "Messages that failed delivery or were refused by the producer, by topic",
         OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
-    metrics.consumed = ob_metric_family_new(
+    m->f[K_CONSUMED] = ob_metric_family_new(
         "outbound_kafka_messages_consumed_total", "Messages handed to the service, by topic",
         OB_METRIC_COUNTER, NULL, 0, TOPIC_CAP, "topic=\"other\"");
-    metrics.lag = ob_metric_family_new(
+    m->f[K_LAG] = ob_metric_family_new(
         "outbound_kafka_consumer_lag",
         "Messages behind the end of the log, summed over this process's assigned partitions",
         OB_METRIC_GAUGE, NULL, 0, TOPIC_CAP, "topic=\"other\"");
+    return m;
 }
 
-/* The process's Kafka metrics. Process-wide rather than per handle because
- * librdkafka's callbacks and interceptors reach us with the handle's opaque
- * (already the producer or the rebalance state) and a service may hold
- * several handles on one topic; the registry is created once, never freed. */
-static kafka_metrics_t *kafka_metrics(void)
+void ob_kafka_metrics_free(ob_kafka_metrics_t *m)
 {
-    pthread_once(&metrics_once, metrics_init);
-    return &metrics;
+    if (!m)
+        return;
+    for (int i = 0; i < K_COUNT; i++)
+        ob_metric_family_free(m->f[i]);
+    free(m);
 }
 
-static void count_topic(ob_metric_family_t *f, const char *topic, int64_t v)
+/* Adds v to family which of m for topic (set, for the lag gauge); nothing
+ * without a registry. */
+static void count_topic(ob_kafka_metrics_t *m, int which, const char *topic, int64_t v)
 {
+    if (!m)
+        return;
     char labels[300];
     snprintf(labels, sizeof(labels), "topic=\"%s\"", topic); /* Kafka names need no escaping */
-    ob_metric_family_add(f, labels, v);
+    if (which == K_LAG)
+        ob_metric_family_set(m->f[which], labels, v);
+    else
+        ob_metric_family_add(m->f[which], labels, v);
 }
 
-char *ob_kafka_metrics_render(void)
+char *ob_kafka_metrics_render(ob_kafka_metrics_t *m)
 {
-    kafka_metrics_t *m = kafka_metrics();
-    char *parts[] = {ob_metric_family_render(m->produced), ob_metric_family_render(m->failures),
-                     ob_metric_family_render(m->consumed), ob_metric_family_render(m->lag)};
+    char *parts[K_COUNT];
+    for (int i = 0; i < K_COUNT; i++)
+        parts[i] = ob_metric_family_render(m->f[i]);
     char *text = ob_xasprintf("%s%s%s%s", parts[0], parts[1], parts[2], parts[3]);
-    for (size_t i = 0; i < OB_COUNTOF(parts); i++)
+    for (int i = 0; i < K_COUNT; i++)
         free(parts[i]);
     return text;
 }
@@ -132,8 +141,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *con
     (void)rk;
     if (msg->err)
         __atomic_add_fetch(&p->failures, 1, __ATOMIC_RELAXED);
-    count_topic(msg->err ? kafka_metrics()->failures : kafka_metrics()->produced,
-                rd_kafka_topic_name(msg->rkt), 1);
+    count_topic(p->metrics, msg->err ? K_FAILURES : K_PRODUCED, rd_kafka_topic_name(msg->rkt), 1);
     if (d) {
         if (d->cb)
             d->cb(d->opaque, msg->err ? OB_ERR : OB_OK,
@@ -164,8 +172,8 @@ static void *poll_loop(void *arg)
     return NULL;
 }
 
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning, ob_producer_t **out,
-                        ob_err_t *err)
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
+                        ob_kafka_metrics_t *metrics, ob_producer_t **out, ob_err_t *err)
 {
     static const char *const defaults[] = {
         "enable.idempotence",
@@ -183,6 +191,8 @@ ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning, 
     char errstr[512];
     ob_producer_t *p = ob_xcalloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    p->metrics = metrics;
 
     /* Defaults, then the service's tuning, then the operator's OB_KAFKA_*. */
     if (conf_set_all(conf, defaults, err) != OB_OK ||
@@ -230,7 +240,7 @@ static ob_rc_t send_to(ob_producer_t *p, const char *topic, int32_t partition, c
             return OB_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             free(d);
-            count_topic(kafka_metrics()->failures, topic, 1);
+            count_topic(p->metrics, K_FAILURES, topic, 1);
             ob_err_set(err, "kafka produce to %s: %s", topic, rd_kafka_err2str(e));
             return OB_ERR;
         }
@@ -401,9 +411,12 @@ int ob_producer_free(ob_producer_t *p, int timeout_ms)
     return left;
 }
 
+/* A consumer's conf opaque: the rebalance notification and the registry the
+ * statistics callback reports to. */
 typedef struct {
-    ob_rebalance_fn fn; /* caller's notification */
-    void *opaque;       /* caller's opaque */
+    ob_rebalance_fn fn;          /* caller's notification */
+    void *opaque;                /* caller's opaque */
+    ob_kafka_metrics_t *metrics; /* or NULL */
 } rebalance_t;
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
@@ -426,9 +439,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 static rd_kafka_resp_err_t on_consume(rd_kafka_t *rk, rd_kafka_message_t *msg, void *ic_opaque)
 {
     (void)rk;
-    (void)ic_opaque;
     if (!msg->err && msg->rkt)
-        count_topic(kafka_metrics()->consumed, rd_kafka_topic_name(msg->rkt), 1);
+        count_topic(ic_opaque, K_CONSUMED, rd_kafka_topic_name(msg->rkt), 1);
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -436,15 +448,14 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, v
                                   char *errstr, size_t errstr_size)
 {
     (void)conf;
-    (void)ic_opaque;
     (void)errstr;
     (void)errstr_size;
-    return rd_kafka_interceptor_add_on_consume(rk, "ob_metrics", on_consume, NULL);
+    return rd_kafka_interceptor_add_on_consume(rk, "ob_metrics", on_consume, ic_opaque);
 }
 
 /* -1 means unknown (not assigned, or no offset yet) and is skipped, so a
  * topic whose partitions were all revoked reads 0 here. */
-void ob_kafka_record_stats(const char *json, size_t len)
+void ob_kafka_record_stats(ob_kafka_metrics_t *m, const char *json, size_t len)
 {
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
@@ -459,26 +470,23 @@ void ob_kafka_record_stats(const char *json, size_t len)
             if (cJSON_IsNumber(lag) && lag->valuedouble >= 0)
                 sum += (int64_t)lag->valuedouble;
         }
-        if (topic->string) {
-            char labels[300];
-            snprintf(labels, sizeof(labels), "topic=\"%s\"", topic->string);
-            ob_metric_family_set(kafka_metrics()->lag, labels, sum);
-        }
+        if (topic->string)
+            count_topic(m, K_LAG, topic->string, sum);
     }
     cJSON_Delete(root);
 }
 
 static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
+    rebalance_t *rb = opaque;
     (void)rk;
-    (void)opaque;
-    ob_kafka_record_stats(json, json_len);
+    ob_kafka_record_stats(rb->metrics, json, json_len);
     return 0; /* librdkafka frees json */
 }
 
 ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
                         const char *const *topics, const char *offset_reset, ob_rebalance_fn fn,
-                        void *opaque, rd_kafka_t **out, ob_err_t *err)
+                        void *opaque, ob_kafka_metrics_t *metrics, rd_kafka_t **out, ob_err_t *err)
 {
     const char *const settings[] = {
         "group.id",
@@ -507,6 +515,7 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
 
     rb->fn = fn;
     rb->opaque = opaque;
+    rb->metrics = metrics;
     /* Statistics feed the lag gauge; OB_KAFKA_STATISTICS_INTERVAL_MS overrides. */
     if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, sizeof(errstr)) !=
         RD_KAFKA_CONF_OK) {
@@ -516,7 +525,7 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
     if (conf_from_base(cfg, conf, err) != OB_OK || conf_set_all(conf, settings, err) != OB_OK)
         goto fail;
     rd_kafka_conf_set_stats_cb(conf, on_stats);
-    if (rd_kafka_conf_interceptor_add_on_new(conf, "ob_metrics", on_new, NULL)) {
+    if (rd_kafka_conf_interceptor_add_on_new(conf, "ob_metrics", on_new, metrics)) {
         ob_err_set(err, "kafka: cannot add the metrics interceptor");
         goto fail;
     }
@@ -534,8 +543,8 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
         rd_kafka_topic_partition_list_add(subs, *t, RD_KAFKA_PARTITION_UA);
         /* Exported from the start: nothing consumed yet and, with no
          * partition assigned yet, no lag of this process's. */
-        count_topic(kafka_metrics()->consumed, *t, 0);
-        count_topic(kafka_metrics()->lag, *t, 0);
+        count_topic(metrics, K_CONSUMED, *t, 0);
+        count_topic(metrics, K_LAG, *t, 0);
     }
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);

@@ -16,6 +16,17 @@
 
 typedef struct ob_producer ob_producer_t;
 
+/* A service's Kafka metrics: per-topic counts of produced, failed and
+ * consumed messages and the consumers' lag. Passed to the producers and
+ * consumers that report to it (NULL: they count nothing); it must outlive
+ * them. Thread-safe. */
+typedef struct ob_kafka_metrics ob_kafka_metrics_t;
+
+ob_kafka_metrics_t *ob_kafka_metrics_new(void);
+
+/* Frees the registry; NULL-safe. */
+void ob_kafka_metrics_free(ob_kafka_metrics_t *m);
+
 /* Delivery callback, run on the producer's poll thread. rc is OB_OK when the
  * broker acknowledged the message; err holds the reason otherwise. */
 typedef void (*ob_delivery_fn)(void *opaque, ob_rc_t rc, const char *err);
@@ -23,7 +34,8 @@ typedef void (*ob_delivery_fn)(void *opaque, ob_rc_t rc, const char *err);
 /* Creates a producer: idempotent, acks=all, then the service's tuning
  * (NULL or key, value pairs, NULL-terminated), then the base config's
  * OB_KAFKA_* settings, which win. */
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning, ob_producer_t **out,
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
+                        ob_kafka_metrics_t *metrics, ob_producer_t **out,
                         ob_err_t *err) OB_MUSTCHECK;
 
 /* Queues one message; cb (may be NULL) is called exactly once with the
@@ -85,11 +97,12 @@ typedef void (*ob_rebalance_fn)(void *opaque, bool assigned,
                                 const rd_kafka_topic_partition_list_t *parts);
 
 /* Creates a consumer in group_id subscribed to topics (NULL-terminated).
- * offset_reset is "earliest" or "latest". on_rebalance may be NULL. */
+ * offset_reset is "earliest" or "latest". on_rebalance may be NULL. What it
+ * consumes, and its lag, are reported to metrics (may be NULL). */
 ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
                         const char *const *topics, const char *offset_reset,
-                        ob_rebalance_fn on_rebalance, void *opaque, rd_kafka_t **out,
-                        ob_err_t *err) OB_MUSTCHECK;
+                        ob_rebalance_fn on_rebalance, void *opaque, ob_kafka_metrics_t *metrics,
+                        rd_kafka_t **out, ob_err_t *err) OB_MUSTCHECK;
 
 /* Marks msg as processed: its offset will be committed. */
 void ob_consumer_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);
@@ -105,18 +118,18 @@ ob_rc_t ob_kafka_ensure_topics(const ob_base_config_t *cfg, const char *const *t
 /* True when the cluster answers a metadata request within timeout_ms. */
 bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
 
-/* Renders the process's Kafka metrics as Prometheus text; caller frees:
+/* Renders a registry's Kafka metrics as Prometheus text; caller frees:
  * outbound_kafka_messages_produced_total{topic} and
  * outbound_kafka_produce_failures_total{topic} (from delivery reports),
  * outbound_kafka_messages_consumed_total{topic} (messages polled) and
  * outbound_kafka_consumer_lag{topic} (from the statistics every
  * statistics.interval.ms, 5000 by default, of the consumers). Thread-safe. */
-char *ob_kafka_metrics_render(void);
+char *ob_kafka_metrics_render(ob_kafka_metrics_t *m);
 
 /* Sets outbound_kafka_consumer_lag from one librdkafka statistics JSON
  * document (the consumers' stats callback calls it): per topic, the sum of
  * consumer_lag over its partitions, -1 skipped. Bad JSON changes nothing. */
-void ob_kafka_record_stats(const char *json, size_t len);
+void ob_kafka_record_stats(ob_kafka_metrics_t *m, const char *json, size_t len);
 
 /* Returns the librdkafka handle of a producer (for metadata checks). */
 rd_kafka_t *ob_producer_handle(ob_producer_t *p);

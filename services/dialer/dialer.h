@@ -112,6 +112,7 @@ typedef struct {
     bool assigned[DIALER_MAX_PARTITIONS]; /* dial-jobs partitions assigned to us */
     int pg_up;                            /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
+    ob_kafka_metrics_t *kafka_metrics;    /* per-topic Kafka counts and lag */
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */

@@ -499,8 +499,8 @@ static bool connect_events(dialer_webhooks_t *ws)
     char *group = ob_xasprintf("%swebhooks", ws->o.base->topic_prefix);
     char *topic = ob_config_topic(ws->o.base, OB_TOPIC_CALL_EVENTS);
     const char *topics[] = {topic, NULL};
-    ob_rc_t rc =
-        ob_consumer_new(ws->o.base, group, topics, "earliest", NULL, NULL, &ws->events, &err);
+    ob_rc_t rc = ob_consumer_new(ws->o.base, group, topics, "earliest", NULL, NULL,
+                                 ws->o.kafka_metrics, &ws->events, &err);
     free(group);
     free(topic);
     if (rc == OB_OK)

@@ -10,6 +10,7 @@
 
 #include "ob_common.h"
 #include "ob_config.h"
+#include "ob_kafka.h"
 #include "ob_metrics.h"
 
 #include <stddef.h>
@@ -33,13 +34,14 @@ void dialer_webhooks_metrics_init(ob_metric_t m[DIALER_WM_COUNT]);
 
 /* What the sender needs from the dialer's configuration. */
 typedef struct {
-    const ob_base_config_t *base; /* Kafka, Postgres, topic prefix, instance id */
-    ob_metric_t *metrics;         /* DIALER_WM_COUNT metrics it updates; must outlive it */
-    int concurrency;              /* transfers in flight at once */
-    int timeout_ms;               /* whole-transfer timeout of one try */
-    int64_t retry_base_ms;        /* wait after the first failed try; doubles */
-    int64_t retry_max_ms;         /* longest wait between tries */
-    int64_t max_age_ms;           /* give up this long after the delivery was created */
+    const ob_base_config_t *base;      /* Kafka, Postgres, topic prefix, instance id */
+    ob_metric_t *metrics;              /* DIALER_WM_COUNT metrics it updates; must outlive it */
+    ob_kafka_metrics_t *kafka_metrics; /* its consumer reports here; must outlive it */
+    int concurrency;                   /* transfers in flight at once */
+    int timeout_ms;                    /* whole-transfer timeout of one try */
+    int64_t retry_base_ms;             /* wait after the first failed try; doubles */
+    int64_t retry_max_ms;              /* longest wait between tries */
+    int64_t max_age_ms;                /* give up this long after the delivery was created */
 } dialer_webhooks_opts_t;
 
 typedef struct dialer_webhooks dialer_webhooks_t;

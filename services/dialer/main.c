@@ -93,7 +93,7 @@ static char *dialer_metrics(void *arg)
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
     char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
-    char *kafka = ob_kafka_metrics_render();
+    char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
     char *text = ob_xasprintf("%s%s%s", own, webhooks, kafka);
     free(own);
     free(webhooks);
@@ -230,6 +230,7 @@ int main(void)
         goto out;
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ctx.kafka_metrics = ob_kafka_metrics_new();
     ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
     dialer_webhooks_metrics_init(ctx.webhook_metrics);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
@@ -255,10 +256,11 @@ int main(void)
     char *topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
     const char *topics[] = {topic_jobs, NULL};
     ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", dialer_on_rebalance, &ctx,
-                                 &ctx.jobs, &err);
+                                 ctx.kafka_metrics, &ctx.jobs, &err);
     free(group);
     free(topic_jobs);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, producer_tuning, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK || ob_producer_new(&cfg.base, producer_tuning, ctx.kafka_metrics, &ctx.producer,
+                                       &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
@@ -279,6 +281,7 @@ int main(void)
     dialer_webhooks_opts_t wopts = {
         .base = &cfg.base,
         .metrics = ctx.webhook_metrics,
+        .kafka_metrics = ctx.kafka_metrics,
         .concurrency = (int)cfg.webhook_concurrency,
         .timeout_ms = (int)cfg.webhook_timeout_ms,
         .retry_base_ms = cfg.webhook_retry_base_ms,
@@ -326,6 +329,7 @@ out:
     dialer_slots_drop_messages(&ctx); /* they belong to the consumer */
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);
+    ob_kafka_metrics_free(ctx.kafka_metrics);
     dialer_app_free(ctx.app);
     if (ctx.carrier)
         ctx.carrier->ops->destroy(ctx.carrier);

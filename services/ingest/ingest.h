@@ -35,19 +35,20 @@ enum {
 };
 
 typedef struct {
-    const ingest_config_t *cfg;   /* read-only configuration */
-    ob_producer_t *producer;      /* single requests: sends at once (no linger) */
-    ob_producer_t *bulk;          /* batches and uploads: lingers to fill batches */
-    ob_pg_pool_t *pg;             /* connections for auth and queries */
-    struct ingest_limits *limits; /* admission limits (ingest_limits.h) */
-    struct ingest_cache *keys;    /* key hash -> account (ingest_cache.h) */
-    struct ingest_cache *deps;    /* deployment|account -> deployment_t */
-    char *topic_requests;         /* full name of outbound.call-requests */
-    char *topic_events;           /* full name of outbound.call-events */
-    char *source;                 /* CloudEvents source of this instance */
-    int kafka_up;                 /* last metadata check answered (atomic) */
-    int pg_up;                    /* last Postgres check answered (atomic) */
-    ob_metric_t metrics[M_COUNT]; /* Prometheus registry */
+    const ingest_config_t *cfg;        /* read-only configuration */
+    ob_producer_t *producer;           /* single requests: sends at once (no linger) */
+    ob_producer_t *bulk;               /* batches and uploads: lingers to fill batches */
+    ob_pg_pool_t *pg;                  /* connections for auth and queries */
+    struct ingest_limits *limits;      /* admission limits (ingest_limits.h) */
+    struct ingest_cache *keys;         /* key hash -> account (ingest_cache.h) */
+    struct ingest_cache *deps;         /* deployment|account -> deployment_t */
+    char *topic_requests;              /* full name of outbound.call-requests */
+    char *topic_events;                /* full name of outbound.call-events */
+    char *source;                      /* CloudEvents source of this instance */
+    int kafka_up;                      /* last metadata check answered (atomic) */
+    int pg_up;                         /* last Postgres check answered (atomic) */
+    ob_metric_t metrics[M_COUNT];      /* Prometheus registry */
+    ob_kafka_metrics_t *kafka_metrics; /* per-topic Kafka counts and lag */
 } ingest_ctx_t;
 
 /* The HTTP handler for every /api route. */

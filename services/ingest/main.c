@@ -70,7 +70,7 @@ static char *ingest_metrics(void *arg)
 {
     ingest_ctx_t *ctx = arg;
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
-    char *kafka = ob_kafka_metrics_render();
+    char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
     char *text = ob_xasprintf("%s%s", own, kafka);
     free(own);
     free(kafka);
@@ -112,6 +112,7 @@ int main(void)
         goto out;
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ctx.kafka_metrics = ob_kafka_metrics_new();
     ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/ingest/%s", cfg.base.instance_id);
@@ -132,8 +133,8 @@ int main(void)
      * linger (messages that queue meanwhile still go out in batches). */
     static const char *const tuning[] = {"linger.ms", "0", NULL};
     static const char *const bulk_tuning[] = {"linger.ms", "5", NULL};
-    if (ob_producer_new(&cfg.base, tuning, &ctx.producer, &err) != OB_OK ||
-        ob_producer_new(&cfg.base, bulk_tuning, &ctx.bulk, &err) != OB_OK) {
+    if (ob_producer_new(&cfg.base, tuning, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK ||
+        ob_producer_new(&cfg.base, bulk_tuning, ctx.kafka_metrics, &ctx.bulk, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
@@ -185,6 +186,7 @@ out:
     ob_http_free(http);
     ob_producer_free(ctx.producer, 1000);
     ob_producer_free(ctx.bulk, 1000);
+    ob_kafka_metrics_free(ctx.kafka_metrics);
     ob_pg_pool_free(ctx.pg);
     ingest_limits_free(ctx.limits);
     ingest_cache_free(ctx.keys);

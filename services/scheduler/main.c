@@ -97,7 +97,7 @@ static char *scheduler_metrics(void *arg)
     scheduler_ctx_t *ctx = arg;
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
-    char *kafka = ob_kafka_metrics_render();
+    char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
     char *text = ob_xasprintf("%s%s", own, kafka);
     free(own);
     free(kafka);
@@ -126,6 +126,7 @@ int main(void)
         goto out;
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
+    ctx.kafka_metrics = ob_kafka_metrics_new();
     ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
     ctx.topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
@@ -144,9 +145,10 @@ int main(void)
     char *group = ob_xasprintf("%sscheduler", cfg.base.topic_prefix);
     const char *topics[] = {ctx.topic_requests, NULL};
     ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", scheduler_on_rebalance, &ctx,
-                                 &ctx.requests, &err);
+                                 ctx.kafka_metrics, &ctx.requests, &err);
     free(group);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, NULL, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK ||
+        ob_producer_new(&cfg.base, NULL, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
@@ -210,6 +212,7 @@ out:
     ob_http_free(http);
     ob_consumer_close(ctx.requests);
     ob_producer_free(ctx.producer, 1000);
+    ob_kafka_metrics_free(ctx.kafka_metrics);
     PQfinish(ctx.pg);
     PQfinish(ctx.pg2);
     free(ctx.topic_requests);

@@ -62,6 +62,7 @@ typedef struct {
     struct scheduler_route *route;        /* live dialers and their free channels */
     unsigned long passes;                 /* release passes so far (rotates fair shares) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
+    ob_kafka_metrics_t *kafka_metrics;    /* per-topic Kafka counts and lag */
 } scheduler_ctx_t;
 
 /*

@@ -32,8 +32,10 @@ ParameterizedTestParameters(kafka, lag_from_stats)
 
 ParameterizedTest(lag_case_t *c, kafka, lag_from_stats)
 {
-    ob_kafka_record_stats(c->stats, strlen(c->stats));
-    char *text = ob_kafka_metrics_render();
+    ob_kafka_metrics_t *m = ob_kafka_metrics_new();
+    ob_kafka_record_stats(m, c->stats, strlen(c->stats));
+    char *text = ob_kafka_metrics_render(m);
+    ob_kafka_metrics_free(m);
     cr_assert(strstr(text, "# TYPE outbound_kafka_consumer_lag gauge\n") != NULL, "%s", text);
     if (c->line)
         cr_assert(strstr(text, c->line) != NULL, "want %s in:\n%s", c->line, text);
@@ -46,9 +48,11 @@ Test(kafka, a_later_report_replaces_the_lag)
 {
     const char *a = "{\"topics\":{\"t\":{\"partitions\":{\"0\":{\"consumer_lag\":40}}}}}";
     const char *b = "{\"topics\":{\"t\":{\"partitions\":{\"0\":{\"consumer_lag\":3}}}}}";
-    ob_kafka_record_stats(a, strlen(a));
-    ob_kafka_record_stats(b, strlen(b));
-    char *text = ob_kafka_metrics_render();
+    ob_kafka_metrics_t *m = ob_kafka_metrics_new();
+    ob_kafka_record_stats(m, a, strlen(a));
+    ob_kafka_record_stats(m, b, strlen(b));
+    char *text = ob_kafka_metrics_render(m);
+    ob_kafka_metrics_free(m);
     cr_assert(strstr(text, "outbound_kafka_consumer_lag{topic=\"t\"} 3\n") != NULL, "%s", text);
     free(text);
 }
