@@ -18,7 +18,7 @@
 #      answers 200 at once, keep-alive); 40,000 calls with a result_url on it,
 #      completed by the phase-2 dialers with webhooks off; then 2 dialers
 #      with webhooks on work off that backlog: deliveries/s from their
-#      outbound_webhooks_delivered_total and from webhook_deliveries rows.
+#      outbound_webhook_deliveries_total{outcome="delivered"} and from webhook_deliveries rows.
 #
 # Its own stack (Kafka and PostgreSQL on OB_LOCAL_PORT_BASE=26000, state in
 # .local-bench/dialer/), a fresh database each run; everything it started is

@@ -19,7 +19,7 @@ webhook receiver, the phase samplers, and the results
         every second until neither grew for 5 s (after they started to) or
         LIMIT_S seconds; writes the samples and the CPU split to OUT.
     dialer_report.py webhooks METRICS_URLS DSN EXPECTED LIMIT_S OUT BENCH PG KAFKA_PID RECEIVER_PID
-        samples the dialers' outbound_webhooks_delivered_total (comma
+        samples the dialers' outbound_webhook_deliveries_total{outcome="delivered"} (comma
         separated URLs, summed) and webhook_deliveries rows delivered every
         second until EXPECTED were delivered, nothing moved for 10 s, or
         LIMIT_S seconds; CPU split with the receiver apart.
@@ -176,7 +176,7 @@ def scrape(url):
         return None
     vals = {}
     for line in text.splitlines():
-        m = re.match(r"^([a-z_]+) (-?\d+)$", line)
+        m = re.match(r"^([a-z_]+(?:\{[^}]*\})?) (-?\d+)$", line)
         if m:
             vals[m.group(1)] = int(m.group(2))
     return vals
@@ -364,9 +364,9 @@ def cmd_webhooks(urls, dsn, expected, limit_s, out, bench, pg, kafka_pid, receiv
         delivered = created = failed = 0
         for u in urls.split(","):
             m = scrape(u) or {}
-            delivered += m.get("outbound_webhooks_delivered_total", 0)
+            delivered += m.get('outbound_webhook_deliveries_total{outcome="delivered"}', 0)
             created += m.get("outbound_webhook_deliveries_created_total", 0)
-            failed += m.get("outbound_webhook_tries_failed_total", 0)
+            failed += m.get('outbound_webhook_tries_total{outcome="failed"}', 0)
         rows = psql_val(dsn, "SELECT count(*), count(*) FILTER (WHERE state = 'delivered') FROM webhook_deliveries")
         s = {"t": round(now - t0, 2), "delivered": delivered, "created": created, "tries_failed": failed,
              "rows": rows[0] if rows else None, "rows_delivered": rows[1] if rows else None,
@@ -609,7 +609,7 @@ raw results in `bench/results/{os.path.basename(path)}` (not committed).
 - **webhooks**: {prm.get('webhook_calls'):,} calls with a `result_url` on a local receiver
   (Python asyncio, answers 200 at once, keep-alive) completed with webhooks
   off; then {prm.get('dialers')} dialers with webhooks on (`OB_WEBHOOK_CONCURRENCY` default)
-  work off that backlog; `outbound_webhooks_delivered_total` summed over the
+  work off that backlog; `outbound_webhook_deliveries_total{outcome="delivered"}` summed over the
   dialers and `webhook_deliveries` rows delivered, sampled every second.
 
 {md_table(('measure', 'result', 'target', 'verdict'), rows(r))}

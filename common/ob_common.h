@@ -63,9 +63,10 @@ char *ob_xasprintf(const char *fmt, ...) OB_PRINTF(1, 2);
  * cannot, as there is no safe fallback for key and id material. */
 void ob_random_bytes(void *buf, size_t n);
 
-/* Wall-clock time in milliseconds since the epoch, and monotonic ms. */
+/* Wall-clock time in milliseconds since the epoch, and monotonic ms and us. */
 int64_t ob_now_ms(void);
 int64_t ob_mono_ms(void);
+int64_t ob_mono_us(void);
 
 /* Formats unix ms as RFC 3339 UTC with milliseconds into buf (>= 25 bytes). */
 void ob_time_format_rfc3339(int64_t unix_ms, char *buf, size_t len);

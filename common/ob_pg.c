@@ -255,3 +255,21 @@ void ob_pg_pool_free(ob_pg_pool_t *p)
     free(p->dsn);
     free(p);
 }
+
+ob_metric_family_t *ob_pg_write_metrics_new(void)
+{
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    return ob_metric_family_new("outbound_postgres_write_duration_seconds",
+                                "Time of one write transaction to Postgres, by what it writes",
+                                OB_METRIC_HISTOGRAM, bounds, OB_COUNTOF(bounds), 8, "op=\"other\"");
+}
+
+void ob_pg_write_observe(ob_metric_family_t *f, const char *op, int64_t mono_start_us)
+{
+    if (!f)
+        return;
+    char labels[64];
+    snprintf(labels, sizeof(labels), "op=\"%s\"", op);
+    ob_metric_family_observe(f, labels, (double)(ob_mono_us() - mono_start_us) / 1e6);
+}

@@ -8,6 +8,7 @@
 #define OB_PG_H
 
 #include "ob_common.h"
+#include "ob_metrics.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -57,5 +58,15 @@ ob_rc_t ob_pg_pool_get(ob_pg_pool_t *pool, int wait_ms, PGconn **out, ob_err_t *
 /* Returns a borrowed connection; a broken one is closed and reopened later. */
 void ob_pg_pool_put(ob_pg_pool_t *pool, PGconn *conn);
 void ob_pg_pool_free(ob_pg_pool_t *pool);
+
+/* A service's outbound_postgres_write_duration_seconds{op} histogram: its
+ * write transactions timed from BEGIN (or the statement) to COMMIT, by op, a
+ * small fixed set of names such as "transitions". Buckets 0.5 ms to 10 s.
+ * Free with ob_metric_family_free. */
+ob_metric_family_t *ob_pg_write_metrics_new(void);
+
+/* Records one write of op that started at mono_start_us (ob_mono_us) and
+ * ended now; NULL-safe. */
+void ob_pg_write_observe(ob_metric_family_t *f, const char *op, int64_t mono_start_us);
 
 #endif

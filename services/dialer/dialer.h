@@ -82,6 +82,7 @@ typedef struct {
     bool invalid;            /* TAKING: the message is no dial job */
     bool excluded;           /* flush: a guard half-matched; refused without a retry */
     bool refused;            /* flush: the transition's guard did not match */
+    double queued_s;         /* flush: from due to dialing, as recorded */
     ob_attempt_end_t end;    /* ENDING: how it ended */
 } dialer_call_t;
 
@@ -113,6 +114,8 @@ typedef struct {
     int pg_up;                            /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
     ob_kafka_metrics_t *kafka_metrics;    /* per-topic Kafka counts and lag */
+    ob_histogram_t queue_to_dialing;      /* outbound_queue_to_dialing_seconds */
+    ob_metric_family_t *pg_writes;        /* outbound_postgres_write_duration_seconds{op} */
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */

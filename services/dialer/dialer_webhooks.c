@@ -62,18 +62,25 @@ struct dialer_webhooks {
     uint64_t rng;                            /* jitter (xorshift64) */
 };
 
+#define DELIVERIES_HELP                                                                            \
+    "result_url deliveries finished: answered 2xx (delivered) or failed (given up at their "       \
+    "maximum age)"
+#define TRIES_HELP "result_url HTTP tries: answered 2xx (succeeded) or not (failed)"
+
 void dialer_webhooks_metrics_init(ob_metric_t m[DIALER_WM_COUNT])
 {
     static const ob_metric_t defs[DIALER_WM_COUNT] = {
         [DIALER_WM_CREATED] = {"outbound_webhook_deliveries_created_total", NULL,
                                "result_url deliveries created from completed events",
                                OB_METRIC_COUNTER, 0},
-        [DIALER_WM_DELIVERED] = {"outbound_webhooks_delivered_total", NULL,
-                                 "webhooks answered 2xx by their receiver", OB_METRIC_COUNTER, 0},
-        [DIALER_WM_TRY_FAILED] = {"outbound_webhook_tries_failed_total", NULL,
-                                  "webhook tries without a 2xx answer", OB_METRIC_COUNTER, 0},
-        [DIALER_WM_GAVE_UP] = {"outbound_webhooks_failed_total", NULL,
-                               "webhooks given up at their maximum age", OB_METRIC_COUNTER, 0},
+        [DIALER_WM_DELIVERED] = {"outbound_webhook_deliveries_total", "outcome=\"delivered\"",
+                                 DELIVERIES_HELP, OB_METRIC_COUNTER, 0},
+        [DIALER_WM_GAVE_UP] = {"outbound_webhook_deliveries_total", "outcome=\"failed\"",
+                               DELIVERIES_HELP, OB_METRIC_COUNTER, 0},
+        [DIALER_WM_TRY_OK] = {"outbound_webhook_tries_total", "outcome=\"succeeded\"", TRIES_HELP,
+                              OB_METRIC_COUNTER, 0},
+        [DIALER_WM_TRY_FAILED] = {"outbound_webhook_tries_total", "outcome=\"failed\"", TRIES_HELP,
+                                  OB_METRIC_COUNTER, 0},
         [DIALER_WM_IN_FLIGHT] = {"outbound_webhooks_in_flight", NULL,
                                  "webhook transfers running now", OB_METRIC_GAUGE, 0},
     };
@@ -389,7 +396,9 @@ static void finish_transfer(dialer_webhooks_t *ws, transfer_t *t, CURLcode code)
     if (next > 0)
         cJSON_AddNumberToObject(row, "next_ms", (double)next);
     cJSON_AddItemToArray(ws->results, row);
-    ob_metric_add(&ws->o.metrics[ok ? DIALER_WM_DELIVERED : DIALER_WM_TRY_FAILED], 1);
+    ob_metric_add(&ws->o.metrics[ok ? DIALER_WM_TRY_OK : DIALER_WM_TRY_FAILED], 1);
+    if (ok)
+        ob_metric_add(&ws->o.metrics[DIALER_WM_DELIVERED], 1);
     if (!ok && next <= 0)
         ob_metric_add(&ws->o.metrics[DIALER_WM_GAVE_UP], 1);
     if (ok)
@@ -430,8 +439,11 @@ static void record_results(dialer_webhooks_t *ws)
         return;
     char *text = cJSON_PrintUnformatted(ws->results);
     const char *params[] = {text};
+    int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_exec(ws->pg, SQL, 1, params, NULL, &err);
     cJSON_free(text);
+    if (rc == OB_OK)
+        ob_pg_write_observe(ws->o.pg_writes, "webhook_results", started_us);
     if (rc != OB_OK) {
         /* Kept for the next turn; if the process dies first, the claims
          * expire and the deliveries are tried again (receivers dedupe by

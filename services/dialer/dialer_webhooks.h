@@ -22,9 +22,10 @@
 /* The sender's Prometheus metrics (dialer_webhooks_metrics_init). */
 enum {
     DIALER_WM_CREATED,    /* outbound_webhook_deliveries_created_total */
-    DIALER_WM_DELIVERED,  /* outbound_webhooks_delivered_total */
-    DIALER_WM_TRY_FAILED, /* outbound_webhook_tries_failed_total */
-    DIALER_WM_GAVE_UP,    /* outbound_webhooks_failed_total */
+    DIALER_WM_DELIVERED,  /* outbound_webhook_deliveries_total{outcome="delivered"} */
+    DIALER_WM_GAVE_UP,    /* outbound_webhook_deliveries_total{outcome="failed"} */
+    DIALER_WM_TRY_OK,     /* outbound_webhook_tries_total{outcome="succeeded"} */
+    DIALER_WM_TRY_FAILED, /* outbound_webhook_tries_total{outcome="failed"} */
     DIALER_WM_IN_FLIGHT,  /* outbound_webhooks_in_flight */
     DIALER_WM_COUNT,
 };
@@ -37,6 +38,7 @@ typedef struct {
     const ob_base_config_t *base;      /* Kafka, Postgres, topic prefix, instance id */
     ob_metric_t *metrics;              /* DIALER_WM_COUNT metrics it updates; must outlive it */
     ob_kafka_metrics_t *kafka_metrics; /* its consumer reports here; must outlive it */
+    ob_metric_family_t *pg_writes;     /* times its result writes; must outlive it */
     int concurrency;                   /* transfers in flight at once */
     int timeout_ms;                    /* whole-transfer timeout of one try */
     int64_t retry_base_ms;             /* wait after the first failed try; doubles */

@@ -52,16 +52,18 @@ static const char DIALING_SQL[] =
     "  WHERE calls.call_id = j.call_id AND (calls.active_attempt = j.attempt"
     "  AND calls.state = 'queued' AND (calls.expires_at IS NULL OR calls.expires_at > now()))"
     "  IS TRUE"
-    "  RETURNING j.i, calls.call_id, j.attempt, j.job_id),"
+    "  RETURNING j.i, calls.call_id, j.attempt, j.job_id,"
+    "  extract(epoch FROM now() - greatest(calls.accepted_at, calls.next_attempt_at)) AS waited),"
     " a AS (UPDATE attempts SET state = 'dialing', dialing_at = now(), worker = $2,"
     "  lease_until = now() + make_interval(secs => $3::int),"
     "  job_published_at = coalesce(attempts.job_published_at, now()) FROM c"
     "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
     "  AND (attempts.job_id = c.job_id AND attempts.state = 'released') IS TRUE"
-    "  RETURNING c.i)"
-    " SELECT i, false FROM c UNION ALL SELECT i, true FROM a";
+    "  RETURNING c.i, c.waited)"
+    " SELECT i, false, NULL::float8 FROM c UNION ALL SELECT i, true, waited FROM a";
 
-/* The connected calls, call row first as everywhere; rows as DIALING_SQL. */
+/* The connected calls, call row first as everywhere; rows as DIALING_SQL
+ * (without the third column). */
 static const char CONNECTED_SQL[] =
     "WITH j AS (SELECT * FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int)),"
     " c AS (UPDATE calls SET state = 'connected', updated_at = now() FROM j"
@@ -299,9 +301,9 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
 }
 
 /* Runs a DIALING_SQL or CONNECTED_SQL batch over the slots idx[0..n) not
- * excluded: sets each slot's refused flag. A call row changed whose attempt
- * did not match (the two disagree: a race with the scheduler) excludes that
- * slot and returns OB_EAGAIN, so the transaction runs again without it. */
+ * excluded: sets each slot's refused flag (and, for dialing, queued_s). A call row changed whose
+ * attempt did not match (the two disagree: a race with the scheduler) excludes that slot and
+ * returns OB_EAGAIN, so the transaction runs again without it. */
 static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, const int *idx,
                              int n, ob_err_t *err)
 {
@@ -337,8 +339,11 @@ static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, 
     unsigned char *changed = ob_xcalloc((size_t)n, 1);
     for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
         int k = atoi(PQgetvalue(res, r, 0));
-        if (k >= 0 && k < n)
-            changed[k] |= strcmp(PQgetvalue(res, r, 1), "t") == 0 ? 2 : 1;
+        if (k < 0 || k >= n)
+            continue;
+        changed[k] |= strcmp(PQgetvalue(res, r, 1), "t") == 0 ? 2 : 1;
+        if (PQnfields(res) > 2 && !PQgetisnull(res, r, 2))
+            ctx->calls[idx[k]].queued_s = atof(PQgetvalue(res, r, 2));
     }
     for (int k = 0; rc == OB_OK && k < n; k++) {
         dialer_call_t *c = &ctx->calls[idx[k]];
@@ -517,6 +522,8 @@ static void start_taken(dialer_ctx_t *ctx)
         }
         c->state = DIALER_SLOT_LIVE;
         ob_metric_add(&ctx->metrics[M_JOBS], 1);
+        /* A clock set apart for tests can make it negative. */
+        ob_histogram_observe(&ctx->queue_to_dialing, c->queued_s > 0 ? c->queued_s : 0);
         OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", c->job.call_id), "dialing %s",
                c->job.phone_number);
         bool started = ctx->carrier->ops->start(ctx->carrier, c, c->job.call_id,
@@ -585,6 +592,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
     ob_call_event_t *evs = ob_xcalloc(cap, sizeof(*evs));
     bool *done = ob_xcalloc((size_t)ctx->nending + 1, sizeof(bool));
     size_t nevs = 0;
+    int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
     /* A half-matched guard or a deadlock: run again (each rerun excludes
      * one more job or call at least, or lost a deadlock; both are rare). */
@@ -615,6 +623,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         return false;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    ob_pg_write_observe(ctx->pg_writes, "transitions", started_us);
     free(ctx->to_mark);
     ctx->to_mark = NULL;
     if (nevs > 0) {

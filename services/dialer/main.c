@@ -93,10 +93,14 @@ static char *dialer_metrics(void *arg)
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
     char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
+    char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
+    char *pg = ob_metric_family_render(ctx->pg_writes);
     char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
-    char *text = ob_xasprintf("%s%s%s", own, webhooks, kafka);
+    char *text = ob_xasprintf("%s%s%s%s%s", own, webhooks, wait, pg, kafka);
     free(own);
     free(webhooks);
+    free(wait);
+    free(pg);
     free(kafka);
     return text;
 }
@@ -231,6 +235,16 @@ int main(void)
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ctx.kafka_metrics = ob_kafka_metrics_new();
+    ctx.pg_writes = ob_pg_write_metrics_new();
+    static const double wait_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,   5,    10,    30,   60,  300,  900, 3600};
+    ctx.queue_to_dialing = (ob_histogram_t){
+        .name = "outbound_queue_to_dialing_seconds",
+        .help = "From when a call was due (accepted, its scheduled start or its retry time) to "
+                "its dialing",
+        .bounds = wait_bounds,
+        .nbounds = OB_COUNTOF(wait_bounds),
+    };
     ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
     dialer_webhooks_metrics_init(ctx.webhook_metrics);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
@@ -282,6 +296,7 @@ int main(void)
         .base = &cfg.base,
         .metrics = ctx.webhook_metrics,
         .kafka_metrics = ctx.kafka_metrics,
+        .pg_writes = ctx.pg_writes,
         .concurrency = (int)cfg.webhook_concurrency,
         .timeout_ms = (int)cfg.webhook_timeout_ms,
         .retry_base_ms = cfg.webhook_retry_base_ms,
@@ -330,6 +345,7 @@ out:
     ob_consumer_close(ctx.jobs);
     ob_producer_free(ctx.producer, 1000);
     ob_kafka_metrics_free(ctx.kafka_metrics);
+    ob_metric_family_free(ctx.pg_writes);
     dialer_app_free(ctx.app);
     if (ctx.carrier)
         ctx.carrier->ops->destroy(ctx.carrier);

@@ -25,9 +25,6 @@
 /* How often scheduled calls are checked against their campaign window. */
 #define PRECHECK_MS 1000
 
-/* How often the pending gauges are counted. */
-#define COUNT_PENDING_MS 5000
-
 /* The soonest a pass follows the previous one when new calls were recorded. */
 #define RECORD_PASS_MS 10
 
@@ -46,6 +43,12 @@ static const ob_cfg_spec_t scheduler_specs[] = {
      "for tests: the Unix ms the scheduler's clock reads at start-up (0: the real clock)"},
     {"OB_SCHEDULER_CLOCK_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(clock_scale),
      "for tests: how many times faster than real time the scheduler's clock runs"},
+    {"OB_SCHEDULER_METRICS_DEPLOYMENTS", OB_CFG_INT, "100", 0, 10000, NULL,
+     CFG(metrics_deployments),
+     "deployments with their own label in the queue gauges (the busiest; the rest are summed "
+     "under deployment=\"_other\")"},
+    {"OB_SCHEDULER_STATS_MS", OB_CFG_INT, "5000", 100, 600000, NULL, CFG(stats_ms),
+     "interval between counts of the queue gauges (one query over the unfinished calls)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -70,9 +73,6 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_WAIT_SCHEDULED] = WAIT_METRIC("scheduled"),
     [M_WAIT_RETRY] = WAIT_METRIC("retry_wait"),
     [M_WAIT_PAUSED] = WAIT_METRIC("paused"),
-    [M_IN_FLIGHT] = {"outbound_calls_in_flight", NULL,
-                     "calls of the owned partitions released to a dialer and not ended",
-                     OB_METRIC_GAUGE, 0},
     [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
                   "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
     [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
@@ -97,9 +97,13 @@ static char *scheduler_metrics(void *arg)
     scheduler_ctx_t *ctx = arg;
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
+    char *stats = scheduler_stats_render(ctx);
+    char *pg = ob_metric_family_render(ctx->pg_writes);
     char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
-    char *text = ob_xasprintf("%s%s", own, kafka);
+    char *text = ob_xasprintf("%s%s%s%s", own, stats, pg, kafka);
     free(own);
+    free(stats);
+    free(pg);
     free(kafka);
     return text;
 }
@@ -127,6 +131,8 @@ int main(void)
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ctx.kafka_metrics = ob_kafka_metrics_new();
+    ctx.pg_writes = ob_pg_write_metrics_new();
+    pthread_mutex_init(&ctx.stats_mu, NULL);
     ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
     ctx.topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
@@ -192,7 +198,7 @@ int main(void)
         }
         if (now >= next_count) {
             scheduler_count_pending(&ctx);
-            next_count = ob_mono_ms() + COUNT_PENDING_MS;
+            next_count = ob_mono_ms() + cfg.stats_ms;
         }
     }
 
@@ -213,6 +219,8 @@ out:
     ob_consumer_close(ctx.requests);
     ob_producer_free(ctx.producer, 1000);
     ob_kafka_metrics_free(ctx.kafka_metrics);
+    free(ctx.stats_text);
+    ob_metric_family_free(ctx.pg_writes);
     PQfinish(ctx.pg);
     PQfinish(ctx.pg2);
     free(ctx.topic_requests);

@@ -9,20 +9,24 @@
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
+#include "ob_window.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #define SCHEDULER_MAX_PARTITIONS 1024
 
 typedef struct {
-    ob_base_config_t base;    /* shared settings (must be first) */
-    long long tick_ms;        /* OB_SCHEDULER_TICK_MS: release pass interval */
-    long long lease_s;        /* OB_SCHEDULER_LEASE_S: dial job lease */
-    long long batch;          /* OB_SCHEDULER_BATCH: requests recorded per transaction */
-    long long release_max;    /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
-    long long clock_start_ms; /* OB_SCHEDULER_CLOCK_START_MS: 0 = the real clock */
-    double clock_scale;       /* OB_SCHEDULER_CLOCK_SCALE: its speed */
+    ob_base_config_t base;         /* shared settings (must be first) */
+    long long tick_ms;             /* OB_SCHEDULER_TICK_MS: release pass interval */
+    long long lease_s;             /* OB_SCHEDULER_LEASE_S: dial job lease */
+    long long batch;               /* OB_SCHEDULER_BATCH: requests recorded per transaction */
+    long long release_max;         /* OB_SCHEDULER_RELEASE_MAX: jobs per deployment per pass */
+    long long clock_start_ms;      /* OB_SCHEDULER_CLOCK_START_MS: 0 = the real clock */
+    double clock_scale;            /* OB_SCHEDULER_CLOCK_SCALE: its speed */
+    long long metrics_deployments; /* OB_SCHEDULER_METRICS_DEPLOYMENTS: labelled ones */
+    long long stats_ms;            /* OB_SCHEDULER_STATS_MS: queue gauge refresh interval */
 } scheduler_config_t;
 
 enum {
@@ -37,10 +41,9 @@ enum {
     M_WAIT_SCHEDULED,
     M_WAIT_RETRY,
     M_WAIT_PAUSED,
-    M_IN_FLIGHT, /* outbound_calls_in_flight, owned partitions */
-    M_POISON,    /* outbound_request_messages_invalid_total */
-    M_OWNED,     /* outbound_scheduler_partitions_owned */
-    M_READY,     /* outbound_ready */
+    M_POISON, /* outbound_request_messages_invalid_total */
+    M_OWNED,  /* outbound_scheduler_partitions_owned */
+    M_READY,  /* outbound_ready */
     M_COUNT,
 };
 
@@ -63,6 +66,9 @@ typedef struct {
     unsigned long passes;                 /* release passes so far (rotates fair shares) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
     ob_kafka_metrics_t *kafka_metrics;    /* per-topic Kafka counts and lag */
+    ob_metric_family_t *pg_writes;        /* outbound_postgres_write_duration_seconds{op} */
+    pthread_mutex_t stats_mu;             /* guards stats_text */
+    char *stats_text;                     /* per-deployment gauges of the last count */
 } scheduler_ctx_t;
 
 /*
@@ -84,10 +90,19 @@ void scheduler_on_rebalance(void *opaque, bool assigned,
  * is closed is moved to its opening. Up to 2,000 calls per call. */
 void scheduler_precheck_windows(scheduler_ctx_t *ctx);
 
-/* Refreshes the pending and in-flight gauges of the owned partitions
- * (scheduler_release.c); a few hundred ms at a million pending calls, so
- * called every few seconds. */
+/* Counts the calls of the owned partitions by deployment and what they wait
+ * for, and refreshes the queue gauges from it (scheduler_stats.c); a few
+ * hundred ms at a million pending calls, so called every few seconds. */
 void scheduler_count_pending(scheduler_ctx_t *ctx);
+
+/* The per-deployment gauges of the last count as Prometheus text (caller
+ * frees); thread-safe (scheduler_stats.c). */
+char *scheduler_stats_render(scheduler_ctx_t *ctx);
+
+/* The parsed campaign window of text, from a cache; *bad is set when it does
+ * not parse (ingest validated it, so only a hand-edited row gets here)
+ * (scheduler_release.c). */
+const ob_window_t *scheduler_window_for(scheduler_ctx_t *ctx, const char *text, bool *bad);
 
 /* Frees the parsed campaign windows (scheduler_release.c). */
 void scheduler_windows_free(scheduler_ctx_t *ctx);

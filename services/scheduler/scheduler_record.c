@@ -177,6 +177,7 @@ static ob_rc_t record_run(scheduler_ctx_t *ctx, item_t *items, int from, int to,
     ob_call_event_t *evs = ob_xcalloc((size_t)candidates, sizeof(*evs));
     PGresult *res = NULL;
     const char *params[] = {text};
+    int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
     if (rc == OB_OK)
         rc = ob_pg_exec(ctx->pg, INSERT_CALLS_SQL, 1, params, &res, err);
@@ -201,6 +202,7 @@ static ob_rc_t record_run(scheduler_ctx_t *ctx, item_t *items, int from, int to,
     if (rc != OB_OK) {
         ob_pg_rollback(ctx->pg);
     } else {
+        ob_pg_write_observe(ctx->pg_writes, "record_calls", started_us);
         ob_metric_add(&ctx->metrics[M_RECORDED], nevs);
         ob_err_t perr = {{0}};
         if (ob_events_publish(ctx->producer, ctx->topic_events, ctx->pg, evs, (size_t)nevs,

@@ -378,9 +378,7 @@ void scheduler_windows_free(scheduler_ctx_t *ctx)
     ctx->windows = NULL;
 }
 
-/* The parsed window of text; *bad is set when it does not parse (ingest
- * validated it, so only a hand-edited row gets here). */
-static const ob_window_t *window_for(scheduler_ctx_t *ctx, const char *text, bool *bad)
+const ob_window_t *scheduler_window_for(scheduler_ctx_t *ctx, const char *text, bool *bad)
 {
     uint32_t h = 2166136261u;
     for (const char *p = text; *p; p++)
@@ -520,8 +518,10 @@ static void *release_part(void *arg)
 {
     release_part_t *p = arg;
     const char *params[] = {p->ids, p->lease, p->now, p->routes};
+    int64_t started_us = ob_mono_us();
     p->rc = ob_pg_exec(p->conn, RELEASE_SQL, 4, params, &p->res, &p->err);
     if (p->rc == OB_OK) {
+        ob_pg_write_observe(p->ctx->pg_writes, "release_jobs", started_us);
         ob_metric_add(&p->ctx->metrics[M_RELEASED], PQntuples(p->res));
         publish_rows(p->ctx, p->conn, p->res);
     }
@@ -608,7 +608,7 @@ static int release_deployment(scheduler_ctx_t *ctx, release_buf_t *buf, const ch
     PGresult *res = NULL;
     ob_err_t err = {{0}};
     bool bad = false;
-    const ob_window_t *w = window_text ? window_for(ctx, window_text, &bad) : NULL;
+    const ob_window_t *w = window_text ? scheduler_window_for(ctx, window_text, &bad) : NULL;
     plan_t plan = {0};
     int released = 0;
 
@@ -663,7 +663,7 @@ void scheduler_precheck_windows(scheduler_ctx_t *ctx)
     for (int i = 0; i < n; i++) {
         bool bad = false;
         const ob_window_t *w =
-            PQgetisnull(res, i, 4) ? NULL : window_for(ctx, PQgetvalue(res, i, 4), &bad);
+            PQgetisnull(res, i, 4) ? NULL : scheduler_window_for(ctx, PQgetvalue(res, i, 4), &bad);
         if (bad)
             continue;
         const char *zones[OB_PHONE_TZ_MAX];
@@ -701,42 +701,6 @@ void scheduler_precheck_windows(scheduler_ctx_t *ctx)
     free(ok);
     free(ok_at);
     plan_free(&plan);
-    PQclear(res);
-    free(owned);
-}
-
-void scheduler_count_pending(scheduler_ctx_t *ctx)
-{
-    static const char *const reasons[] = {"capacity", "window", "scheduled", "retry_wait",
-                                          "paused"};
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)scheduler_now_ms(ctx));
-    char *owned = scheduler_owned_array(ctx);
-    const char *params[] = {owned, now};
-    /* Rows: one per wait reason, and NULL for the calls in flight. */
-    if (ob_pg_exec(ctx->pg,
-                   "SELECT wait_reason(c, d.paused, to_timestamp($2::bigint / 1000.0)), count(*)"
-                   " FROM calls c JOIN deployments d USING (deployment_id)"
-                   " WHERE c.request_partition = ANY($1::int[]) AND c.state <> 'completed'"
-                   " GROUP BY 1",
-                   2, params, &res, &err) != OB_OK) {
-        OB_WARN("release", "pending calls not counted: %s", err.msg);
-        free(owned);
-        return;
-    }
-    int64_t counts[OB_COUNTOF(reasons) + 1] = {0};
-    for (int i = 0; i < PQntuples(res); i++) {
-        size_t r = 0;
-        while (r < OB_COUNTOF(reasons) &&
-               (PQgetisnull(res, i, 0) || strcmp(PQgetvalue(res, i, 0), reasons[r]) != 0))
-            r++;
-        counts[PQgetisnull(res, i, 0) ? OB_COUNTOF(reasons) : r] += atoll(PQgetvalue(res, i, 1));
-    }
-    for (size_t r = 0; r < OB_COUNTOF(reasons); r++)
-        ob_metric_set(&ctx->metrics[M_WAIT_CAPACITY + (int)r], counts[r]);
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], counts[OB_COUNTOF(reasons)]);
     PQclear(res);
     free(owned);
 }

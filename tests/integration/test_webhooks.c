@@ -427,8 +427,11 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
 
     for (int i = 0; i < s.nprocs; i++)
         if (strcmp(s.procs[i].name, "dialer-1") == 0) {
-            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_delivered_total"), 6);
-            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhook_tries_failed_total"), 12);
+            cr_expect_eq(
+                h_metric(&s.procs[i], "outbound_webhook_deliveries_total{outcome=\"delivered\"}"),
+                6);
+            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhook_tries_total{outcome=\"failed\"}"),
+                         12);
         }
 
     cr_expect(h_stack_down(&s));
