@@ -7,6 +7,7 @@
 #define OB_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,11 @@ void *ob_xrealloc(void *p, size_t n);
 char *ob_xstrdup(const char *s);
 char *ob_xstrndup(const char *s, size_t n);
 char *ob_xasprintf(const char *fmt, ...) OB_PRINTF(1, 2);
+
+/* True if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points above U+10FFFF) and holds no NUL byte: text Postgres and JSON
+ * consumers accept as it is. */
+bool ob_utf8_valid(const char *s, size_t len);
 
 /* Fills buf with n bytes from the kernel's CSPRNG (getrandom); aborts if it
  * cannot, as there is no safe fallback for key and id material. */

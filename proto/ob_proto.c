@@ -293,6 +293,11 @@ static ob_rc_t decode_fields(const cJSON *obj, const field_t *fields, void *m, c
 static cJSON *parse_object(const char *json, size_t len, ob_err_t *err)
 {
     const char *end = NULL;
+    if (!ob_utf8_valid(json, len)) {
+        /* Postgres would refuse its text, and retrying cannot help. */
+        ob_err_set(err, "not UTF-8 text");
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         ob_err_set(err, "not a JSON object (at byte %td)", root ? 0 : (end ? end - json : 0));

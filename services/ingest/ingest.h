@@ -111,6 +111,19 @@ void ingest_page_query(ob_http_req_t *req, long default_limit, const char **curs
  * sets a 415 problem. */
 bool ingest_require_json(ob_http_req_t *req);
 
+/* Parses text[0..len) as one JSON value, refusing what cJSON would accept
+ * silently but store wrongly: bytes that are not UTF-8 (RFC 8259 text), a
+ * \u0000 escape (the string would end there) and a member name repeated in
+ * one object (which value counts would be a guess). Returns NULL with *why
+ * set to a client-facing reason on those or on a syntax error; with end
+ * non-NULL, text may go on after the value and *end is where it stopped. */
+cJSON *ingest_json_parse(const char *text, size_t len, const char **end, const char **why);
+
+/* The name of the first member of object, at any depth, whose string value
+ * is not UTF-8 text without NUL ("call_parameters.name"; pool-owned), or
+ * NULL: for values that did not come from JSON (form fields, CSV cells). */
+const char *ingest_bad_text_field(ob_pool_t *pool, const cJSON *object);
+
 /* Answers status with the JSON text that sql ($1 = id, $2 = the account)
  * returns in its first row; an invalid or unknown id (or another account's)
  * is a 404 "<what>_not_found" saying "no <what> <id><hint>". */

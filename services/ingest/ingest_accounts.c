@@ -91,11 +91,13 @@ static cJSON *json_object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    cJSON *body =
-        req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : cJSON_CreateObject();
+    const char *why = NULL;
+    cJSON *body = req->body_len ? ingest_json_parse(req->body, req->body_len, NULL, &why)
+                                : cJSON_CreateObject();
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
-        ob_http_problem(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+        ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
+                        why ? why : "", why ? ": " : "");
         return NULL;
     }
     return body;

@@ -228,6 +228,90 @@ bool ingest_require_json(ob_http_req_t *req)
     return false;
 }
 
+/* True if text[0..len) holds a \u0000 escape inside a string. */
+static bool has_nul_escape(const char *text, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < len) {
+            if (text[i + 1] == 'u' && i + 5 < len && strncmp(text + i + 2, "0000", 4) == 0)
+                return true;
+            i++; /* the escaped character */
+        }
+    }
+    return false;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True if an object in item (at any depth) names a member twice. */
+static bool has_duplicate_member(const cJSON *item)
+{
+    const cJSON *child;
+    int n = cJSON_GetArraySize(item);
+    const char **names =
+        cJSON_IsObject(item) && n > 1 ? ob_xmalloc((size_t)n * sizeof(*names)) : NULL;
+    bool dup = false;
+    int k = 0;
+    cJSON_ArrayForEach(child, item)
+    {
+        if (names)
+            names[k++] = child->string;
+        dup = dup || has_duplicate_member(child);
+    }
+    if (names && !dup) {
+        qsort(names, (size_t)k, sizeof(*names), by_name);
+        for (int i = 1; i < k && !dup; i++)
+            dup = strcmp(names[i - 1], names[i]) == 0;
+    }
+    free(names);
+    return dup;
+}
+
+cJSON *ingest_json_parse(const char *text, size_t len, const char **end, const char **why)
+{
+    const char *stop = NULL;
+    cJSON *v =
+        end ? cJSON_ParseWithLengthOpts(text, len, &stop, 0) : cJSON_ParseWithLength(text, len);
+    size_t used = v && end ? (size_t)(stop - text) : len;
+    if (end)
+        *end = stop;
+    if (!v)
+        *why = "the body is not valid JSON";
+    else if (!ob_utf8_valid(text, used))
+        *why = "the body is not UTF-8 text (JSON must be UTF-8)";
+    else if (has_nul_escape(text, used))
+        *why = "a JSON string holds \\u0000, which no field accepts";
+    else if (has_duplicate_member(v))
+        *why = "a JSON object names the same member twice";
+    else
+        return v;
+    cJSON_Delete(v);
+    return NULL;
+}
+
+const char *ingest_bad_text_field(ob_pool_t *pool, const cJSON *object)
+{
+    const cJSON *child;
+    cJSON_ArrayForEach(child, object)
+    {
+        const char *name = child->string ? child->string : "";
+        if (cJSON_IsString(child) && !ob_utf8_valid(child->valuestring, strlen(child->valuestring)))
+            return name;
+        if (cJSON_IsObject(child) || cJSON_IsArray(child)) {
+            const char *inner = ingest_bad_text_field(pool, child);
+            if (inner)
+                return ob_pool_printf(pool, "%s.%s", name, inner);
+        }
+    }
+    return NULL;
+}
+
 /* Who may call a route. */
 enum { ACCOUNT, ADMIN, PUBLIC };
 

@@ -61,11 +61,14 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
                    MAX_CALLS, index);
         return OB_EINVAL;
     }
-    cJSON *call = cJSON_ParseWithOpts(text, &end, 1);
+    const char *why = NULL;
+    cJSON *call = ingest_json_parse(text, len, &end, &why);
     cJSON *errors = cJSON_CreateArray();
     char call_id[OB_UUID_STRLEN + 1];
     bool queued = false;
-    if (!cJSON_IsObject(call) || (size_t)(end - text) != len) {
+    if (why) {
+        ingest_add_error(errors, "", "invalid_json", why);
+    } else if (!cJSON_IsObject(call) || (size_t)(end - text) != len) {
         ingest_add_error(errors, "", "invalid_json", "the element is not a JSON object");
     } else {
         ingest_apply_defaults(call, b->defaults);

@@ -117,6 +117,12 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
             ingest_add_error(errors, item->string, "unknown_field",
                              ob_pool_printf(pool, "'%s' is not a call field", item->string));
     }
+    /* JSON was checked as it was parsed; form fields and CSV cells are not. */
+    const char *bad_text = ingest_bad_text_field(pool, body);
+    if (bad_text)
+        ingest_add_error(
+            errors, bad_text, "invalid_text",
+            ob_pool_printf(pool, "%s is not UTF-8 text without NUL characters", bad_text));
 
     item = cJSON_GetObjectItemCaseSensitive(body, "phone_number");
     if (!item)
@@ -297,11 +303,13 @@ void ingest_queue_call(ingest_call_t *c)
 
     if (!ingest_load_deployment(c, c->param[0], true, &dep) || !ingest_require_json(req))
         return;
-    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    const char *why = NULL;
+    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
     if (!body || !cJSON_IsObject(body)) {
         ob_http_problem(
             req, 400, "invalid_json", NULL,
-            "the body must be a JSON object such as {\"phone_number\": \"+12125550100\"}");
+            "%s%sthe body must be a JSON object such as {\"phone_number\": \"+12125550100\"}",
+            why ? why : "", why ? ": " : "");
         cJSON_Delete(body);
         return;
     }

@@ -176,9 +176,9 @@ void ingest_plum_queue(ingest_call_t *c)
     char hash[65];
     if (!app_deployment(c) || !ingest_load_deployment(c, c->param[0], true, &dep))
         return;
-    const char *ct = ob_http_header(req, "Content-Type");
+    const char *ct = ob_http_header(req, "Content-Type"), *why = NULL;
     cJSON *form = ct && strncasecmp(ct, "application/json", 16) == 0
-                      ? cJSON_ParseWithLength(req->body, req->body_len)
+                      ? ingest_json_parse(req->body, req->body_len, NULL, &why)
                       : read_form(req);
     if (!cJSON_IsObject(form)) {
         ob_http_problem(req, 400, "invalid_form", NULL,

@@ -262,10 +262,12 @@ static cJSON *object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    const char *why = NULL;
+    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
-        ob_http_problem(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+        ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
+                        why ? why : "", why ? ": " : "");
         return NULL;
     }
     return body;

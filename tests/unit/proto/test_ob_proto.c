@@ -211,6 +211,10 @@ static bad_request_t bad[] = {
      "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":1,"
      "\"retry_interval_s\":60,\"not_before\":1,\"accepted_at\":1,\"call_parameters\":[1]}",
      "call_parameters must be an object"},
+    /* Postgres would refuse the text: skipped, never retried forever. */
+    {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
+     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"message_reference\":\"\xff\"}",
+     "not UTF-8 text"},
 };
 
 ParameterizedTestParameters(proto, bad_requests_name_the_problem)
