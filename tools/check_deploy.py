@@ -12,16 +12,14 @@ Prints "deploy: N passed, M failed"; exits 1 on any failure."""
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-import uuid
 
 import jsonschema
 import yaml
+
+import local_services
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
@@ -398,78 +396,16 @@ def parse_exposition(text, series):
                 labels.setdefault(lm.group(1), set()).add(lm.group(2))
 
 
-def local_env():
-    out = subprocess.run(["bash", os.path.join(ROOT, "deploy/local/env.sh")],
-                         capture_output=True, text=True, check=True).stdout
-    return dict(re.findall(r"^export (\w+)='(.*)'$", out, re.M))
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def scrape_live():
     """Starts ingest, the scheduler and a dialer from build/bin on the local
-    stack (own topic prefix and Postgres schema, free ports), scrapes each
-    /metrics once ready, stops them with SIGTERM. Returns (series, errors)."""
-    env = local_env()
-    series, errors, procs = {}, [], []
-    prefix = "obdeploy" + uuid.uuid4().hex[:8]
-    pg = env["OB_LOCAL_PG_DSN"]
-    logdir = os.path.join(ROOT, "build/test-logs/deploy")
-    os.makedirs(logdir, exist_ok=True)
-    made = subprocess.run(["psql", pg, "-qAtc", f"CREATE SCHEMA {prefix}"],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        return series, [f"cannot create schema {prefix}: {made.stderr.strip()}"]
-    try:
-        ports = dict(zip(SERVICES, free_ports(len(SERVICES))))
-        for svc in SERVICES:
-            child = dict(os.environ, OB_HTTP_PORT=str(ports[svc]), OB_HTTP_ADDR="127.0.0.1",
-                         OB_TOPIC_PREFIX=prefix + ".", OB_TOPIC_PARTITIONS="2",
-                         OB_KAFKA_BOOTSTRAP_SERVERS=env["OB_LOCAL_KAFKA_BOOTSTRAP"],
-                         OB_PG_DSN=f"{pg}?options=-csearch_path%3D{prefix}",
-                         OB_INSTANCE_ID=f"{prefix}-{svc}", OB_DIALER_CHANNELS="4")
-            with open(os.path.join(logdir, f"{svc}.log"), "wb") as log:
-                procs.append((svc, subprocess.Popen([os.path.join(BIN, f"outbound-{svc}")],
-                                                    env=child, stdout=log, stderr=log)))
-        for svc, proc in procs:
-            base = f"http://127.0.0.1:{ports[svc]}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    errors.append(f"{svc} not ready (log: build/test-logs/deploy/{svc}.log)")
-                    break
-                time.sleep(0.2)
-            if proc.poll() is None and not errors:
+    stack (tools/local_services.py), scrapes each /metrics once ready, stops
+    them with SIGTERM. Returns (series, errors)."""
+    series = {}
+    with local_services.running(SERVICES, "obdeploy") as (urls, errors):
+        if not errors:
+            for base in urls.values():
                 with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
                     parse_exposition(r.read().decode(), series)
-    finally:
-        for svc, proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for svc, proc in procs:
-            try:
-                if proc.wait(timeout=30) != 0:
-                    errors.append(f"{svc} exited {proc.returncode} after SIGTERM")
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                errors.append(f"{svc} did not exit within 30 s of SIGTERM")
-        subprocess.run(["psql", pg, "-qAtc", f"DROP SCHEMA {prefix} CASCADE"],
-                       capture_output=True)
     return series, errors
 
 

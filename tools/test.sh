@@ -37,6 +37,8 @@ tools/run_browser.sh "${builds[0]}" 2>&1 | tee -a "$log" || status=1
 # The container files: compose schema, dashboards and alerts against the
 # metrics the services export (scraped live, so while the stack is up).
 BUILD=${builds[0]} /usr/bin/python3 tools/check_deploy.py 2>&1 | tee -a "$log" || status=1
+# The API against its OpenAPI document with generated requests (schemathesis).
+BUILD=${builds[0]} /usr/bin/python3 tools/check_api.py 2>&1 | tee -a "$log" || status=1
 
 if ((started_stack)); then
     deploy/local/stack.sh down || status=1
@@ -56,7 +58,7 @@ fi
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1

@@ -103,15 +103,16 @@ install_browser_tests() {
 	did_something=1
 }
 
-# kubernetes-validate (PyPI; the Kubernetes JSON schemas) for
-# tools/check_deploy_k8s.py, in a project-local venv, pinned.
-install_k8s_check() {
+# PyPI tools in a project-local venv, pinned: kubernetes-validate (the
+# Kubernetes JSON schemas) for tools/check_deploy_k8s.py and schemathesis for
+# tools/check_api.py.
+install_python_checks() {
 	local venv=$root/.cache/venv
-	"$venv/bin/python3" -c 'import kubernetes_validate' 2>/dev/null && return 0
-	ob_say "installing kubernetes-validate into ${venv#"$root"/}"
+	"$venv/bin/python3" -c 'import kubernetes_validate, schemathesis' 2>/dev/null && return 0
+	ob_say "installing kubernetes-validate and schemathesis into ${venv#"$root"/}"
 	/usr/bin/python3 -m venv "$venv" || ob_die "python3 -m venv failed (package python3-venv)"
-	"$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0 ||
-		ob_die "pip install kubernetes-validate failed"
+	"$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0 \
+		schemathesis==4.32.5 || ob_die "pip install of the Python checks failed"
 	did_something=1
 }
 
@@ -129,7 +130,7 @@ did_something=0
 install_packages
 install_kafka_libs
 install_browser_tests
-install_k8s_check
+install_python_checks
 install_deploy_checks
 if ((did_something)); then
 	ob_say "ok ($(find "$libs" -name '*.jar' | wc -l) jars in ${libs#"$root"/})"

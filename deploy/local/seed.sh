@@ -13,9 +13,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 export OB_SELF=seed
 
 key_file=$OB_LOCAL_STATE/demo-api-key
-if [[ ! -s $key_file ]]; then
+# A key in the API's format (obk_ and 40 hex digits); an older demo key in
+# another format is replaced (the row below takes the new hash).
+if ! grep -qxE 'obk_[0-9a-f]{40}' "$key_file" 2>/dev/null; then
 	umask 077
-	printf 'obk_demo_%s\n' "$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >"$key_file"
+	printf 'obk_%s\n' "$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')" >"$key_file"
 fi
 key=$(<"$key_file")
 
