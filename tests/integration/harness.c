@@ -671,3 +671,22 @@ char *h_queue(int port, const char *api_key, const char *deployment_id, const ch
     h_resp_free(&r);
     return id;
 }
+
+bool h_log_has(const h_proc_t *p, const char *text)
+{
+    FILE *f = fopen(p->log, "r");
+    if (!f)
+        return false;
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap + 1);
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    buf[len] = '\0';
+    bool found = strstr(buf, text) != NULL;
+    free(buf);
+    return found;
+}

@@ -117,6 +117,9 @@ bool h_header(const char *head, const char *name, char *out, size_t len);
  * rendered ("outbound_calls_pending{waiting_for=\"window\"}"); -1 if absent. */
 long h_metric(const h_proc_t *p, const char *name);
 
+/* True if the service's log (stdout and stderr) so far holds text. */
+bool h_log_has(const h_proc_t *p, const char *text);
+
 /* Polls GET /api/v1/calls/{id} until its state is "completed"; returns the
  * last body (malloc'd) or NULL on timeout. */
 char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms);

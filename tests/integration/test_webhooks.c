@@ -435,6 +435,10 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
         }
 
     cr_expect(h_stack_down(&s));
+    /* The secret signs; it is never written to a log. */
+    for (int i = 0; i < s.nprocs; i++)
+        cr_expect(!h_log_has(&s.procs[i], rx.secret), "%s logged the webhook secret",
+                  s.procs[i].name);
     receiver_down(&rx);
     for (int i = 0; i < 6; i++)
         free(calls[i]);
