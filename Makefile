@@ -3,7 +3,7 @@
 # commands a newcomer needs; both install what is missing first.
 
 CC       ?= cc
-PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl icu-i18n
+PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl icu-i18n spandsp
 BUILD    := build
 ifneq ($(SANITIZE),)
 BUILD    := build/san
@@ -26,7 +26,9 @@ CXXFLAGS ?= -O2 -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(CXXWARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
                 -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
-ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+# --as-needed: a binary records only the libraries it uses (spandsp is the
+# dialer's, through common/ob_detect.c), which its image must then install.
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
 # Criterion re-executes the test binary for each test; parameter tables that
 # point at string literals stay valid only in a position-dependent binary.
 TEST_LDFLAGS := -no-pie
@@ -44,6 +46,8 @@ SERVICES   := ingest scheduler dialer
 BINS       := $(addprefix $(BUILD)/bin/outbound-,$(SERVICES))
 # The command-line client (services/outboundctl), built like a service.
 BINS       += $(BUILD)/bin/outboundctl
+
+DETECT_EVAL := $(BUILD)/tests/detect/eval_detect
 
 UNIT_SRC   := $(shell find tests/unit -name 'test_*.c' 2>/dev/null)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -160,7 +164,21 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(DETECT_EVAL)
+
+# Callee-type detection against the generated corpus (tools/detect_corpus.py):
+# make eval-detect runs the full one (about 620 recordings), make test the
+# small one (tools/test.sh). Both fail when a target is missed.
+$(DETECT_EVAL): tests/detect/eval_detect.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/detect/%/manifest.tsv: tools/detect_corpus.py
+	/usr/bin/python3 $< $(dir $@) $(if $(filter small,$*),--small)
+
+.PHONY: eval-detect
+eval-detect: deps $(DETECT_EVAL) $(BUILD)/detect/full/manifest.tsv
+	@$(DETECT_EVAL) $(BUILD)/detect/full --json $(BUILD)/detect/full/results.json
 
 unit-test: $(UNIT_BINS)
 	@tools/run_unit.sh $(UNIT_BINS)

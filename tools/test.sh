@@ -19,6 +19,11 @@ if ! deploy/local/stack.sh status >/dev/null 2>&1; then
     started_stack=1
 fi
 
+# The callee-type corpus (espeak-ng and sox), made once per generator change.
+if [[ ! build/detect/small/manifest.tsv -nt tools/detect_corpus.py ]]; then
+    /usr/bin/python3 tools/detect_corpus.py build/detect/small --small || exit 1
+fi
+
 # Test logs and captured messages and responses (build/test-logs) are checked
 # after all runs, so they start empty.
 rm -rf build/test-logs
@@ -29,6 +34,8 @@ for build in "${builds[@]}"; do
     mapfile -t unit < <(find "$build/tests/unit" -type f -perm -u+x | sort)
     mapfile -t integ < <(find "$build/tests/integration" -type f -perm -u+x | sort)
     tools/run_unit.sh "${unit[@]}" 2>&1 | tee -a "$log" || status=1
+    # Callee-type detection on the small generated corpus, against its targets.
+    "$build/tests/detect/eval_detect" build/detect/small 2>&1 | tee -a "$log" || status=1
     BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
 done
 
@@ -58,7 +65,7 @@ fi
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1

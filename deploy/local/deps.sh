@@ -21,6 +21,7 @@ packages=(
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
 	chromium xxd python3-venv
+	libspandsp-dev espeak-ng sox
 )
 jre_package=openjdk-17-jre-headless
 pom=$root/deploy/local/kafka/pom.xml

@@ -1,0 +1,366 @@
+/*
+ * Callee-type detection (see ob_detect.h). Audio is cut into 20 ms frames.
+ * Each frame goes to SpanDSP's fax tone detectors and to Goertzel filters
+ * at the information tone frequencies; after the answer its energy against
+ * the learnt noise floor drives the speech rules; after a machine verdict a
+ * bank of Goertzel filters from 500 to 2000 Hz listens for the beep.
+ */
+#include "ob_detect.h"
+#include "ob_common.h"
+
+#include <math.h>
+#include <spandsp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATE        8000
+#define FRAME       160 /* 20 ms */
+#define FRAME_MS    20
+#define TONE_FREQS  7 /* the information tone's five, then fax CNG and CED */
+#define BEEP_LOW    500
+#define BEEP_STEP   25
+#define BEEP_FREQS  61 /* 500..2000 Hz */
+#define BEEP_FRAMES 10 /* 200 ms of one pure tone */
+
+/* A frame is a pure tone at a filter's frequency when that filter holds at
+ * least this share of the frame's energy. */
+#define PURE_TONE 0.6
+/* A beep is purer: a synthetic or sung vowel can hold 60% in one harmonic. */
+#define PURE_BEEP 0.8
+/* Speech is this many times (10 dB) above the noise floor, and never below
+ * ABS_MIN (about -50 dBFS) of mean square amplitude. */
+#define SPEECH_OVER_FLOOR 4.0
+#define ABS_MIN           10000.0
+/* The noise floor is the quietest frame of the latest 1.5 s: speech dips
+ * between syllables and words often enough, noise does not. */
+#define FLOOR_FRAMES 75
+/* Silence between words: a pause at least this long ends a word. */
+#define WORD_GAP_MS 60
+/* A segment of the information tone lasts 274 or 380 ms; 200 ms of it
+ * counts, with gaps of up to 60 ms between segments. */
+#define SIT_SEGMENT_MS 200
+#define SIT_GAP_MS     60
+
+static const float tone_freqs[TONE_FREQS] = {913.8f,  985.2f,  1370.6f, 1428.5f,
+                                             1776.7f, 1100.0f, 2100.0f};
+/* The information tone segment (0, 1, 2) of each frequency; -1 for fax. */
+static const int sit_segment[TONE_FREQS] = {0, 0, 1, 1, 2, -1, -1};
+#define TONE_CNG 5
+#define TONE_CED 6
+/* A fax tone held this long: CNG bursts last 500 ms, CED at least 2.6 s.
+ * (SpanDSP's own detectors decide first on clean lines; these filters
+ * catch a quiet tone on a noisy line.) */
+#define CNG_MS 400
+#define CED_MS 800
+/* After the answer, a pure tone held this long stops counting as speech. */
+#define TONE_NOT_SPEECH_MS 80
+
+struct ob_detect {
+    ob_detect_config_t cfg;
+    ob_detect_result_t res;
+    bool answered;  /* the speech rules run */
+    bool final;     /* nothing more to decide */
+    int64_t fed_ms; /* audio fed since the answer */
+    int16_t frame[FRAME];
+    int nframe; /* samples in frame */
+
+    modem_connect_tones_rx_state_t *cng, *ced; /* SpanDSP fax tones */
+    int fax_tone;                              /* set by their callback */
+    goertzel_descriptor_t tone_desc[TONE_FREQS];
+    int tone_run_ms; /* frames of one pure fax tone in a row */
+    int tone_last;   /* which, or -1 */
+    goertzel_descriptor_t beep_desc[BEEP_FREQS];
+
+    double recent[FLOOR_FRAMES]; /* mean square of the latest frames (a ring) */
+    int nrecent;                 /* frames in it so far (up to FLOOR_FRAMES) */
+    double floor;                /* noise floor: the quietest of them */
+
+    /* speech rules */
+    bool heard;         /* a word has started since the answer */
+    int64_t onset_ms;   /* when the greeting's first word started */
+    int voiced_ms;      /* current run of speech frames */
+    int silence_ms;     /* current run of silence frames */
+    int words;          /* words in the greeting so far */
+    int64_t last_voice; /* end of the latest speech frame */
+
+    /* information tone */
+    int sit_next;   /* segment expected next (0..2; 3 done) */
+    int sit_run_ms; /* frames of the expected segment so far */
+    int sit_gap_ms; /* frames since the last segment ended */
+
+    /* beep */
+    int beep_bin, beep_run;
+    int64_t machine_ms; /* when the machine verdict was given */
+};
+
+void ob_detect_defaults(ob_detect_config_t *cfg)
+{
+    *cfg = (ob_detect_config_t){
+        .initial_silence_ms = 2500,
+        .greeting_ms = 2400,
+        .after_greeting_silence_ms = 800,
+        .total_analysis_ms = 5000,
+        .min_word_ms = 100,
+        .max_words = 6,
+        .beep_wait_ms = 20000,
+    };
+}
+
+const char *ob_detect_name(ob_detect_verdict_t v)
+{
+    switch (v) {
+    case OB_DETECT_VOICE:
+        return "voice";
+    case OB_DETECT_MACHINE:
+        return "answeringmachine";
+    case OB_DETECT_FAX:
+        return "fax";
+    case OB_DETECT_INFOTONE:
+        return "informationtone";
+    case OB_DETECT_UNKNOWN:
+        return "unknown";
+    default:
+        return "processing";
+    }
+}
+
+static void on_fax_tone(void *user, int code, int level, int delay)
+{
+    ob_detect_t *d = user;
+    (void)level;
+    (void)delay;
+    if (code != MODEM_CONNECT_TONES_NONE)
+        d->fax_tone = code;
+}
+
+ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg)
+{
+    ob_detect_t *d = ob_xcalloc(1, sizeof(*d));
+    if (cfg)
+        d->cfg = *cfg;
+    else
+        ob_detect_defaults(&d->cfg);
+    d->cng = modem_connect_tones_rx_init(NULL, MODEM_CONNECT_TONES_FAX_CNG, on_fax_tone, d);
+    d->ced =
+        modem_connect_tones_rx_init(NULL, MODEM_CONNECT_TONES_FAX_CED_OR_PREAMBLE, on_fax_tone, d);
+    for (int i = 0; i < TONE_FREQS; i++)
+        make_goertzel_descriptor(&d->tone_desc[i], tone_freqs[i], FRAME);
+    d->tone_last = -1;
+    for (int i = 0; i < BEEP_FREQS; i++)
+        make_goertzel_descriptor(&d->beep_desc[i], (float)(BEEP_LOW + i * BEEP_STEP), FRAME);
+    d->beep_bin = -1;
+    return d;
+}
+
+void ob_detect_free(ob_detect_t *d)
+{
+    if (!d)
+        return;
+    modem_connect_tones_rx_free(d->cng);
+    modem_connect_tones_rx_free(d->ced);
+    free(d);
+}
+
+void ob_detect_answered(ob_detect_t *d)
+{
+    d->answered = true;
+    d->fed_ms = 0;
+}
+
+const ob_detect_result_t *ob_detect_result(const ob_detect_t *d)
+{
+    return &d->res;
+}
+
+static void decide(ob_detect_t *d, ob_detect_verdict_t v, double confidence, const char *why)
+{
+    d->res.verdict = v;
+    d->res.confidence = confidence < 0 ? 0 : confidence > 1 ? 1 : confidence;
+    d->res.decision_ms = d->answered ? (int)d->fed_ms : 0;
+    d->res.why = why;
+    if (v == OB_DETECT_MACHINE && d->cfg.beep_wait_ms > 0)
+        d->machine_ms = d->fed_ms; /* and listen on for the beep */
+    else
+        d->final = true;
+}
+
+/* The share of the frame's energy (sum of squares) at desc's frequency: 1
+ * for a pure tone at its centre, near 0 for speech or noise. */
+static double purity(goertzel_descriptor_t *desc, const int16_t *frame, double energy)
+{
+    goertzel_state_t g;
+    goertzel_init(&g, desc);
+    goertzel_update(&g, frame, FRAME);
+    return energy > 0 ? goertzel_result(&g) / (FRAME * energy / 2.0) : 0;
+}
+
+/* The strongest of n filters on the frame, and its share in *share. */
+static int strongest(goertzel_descriptor_t *descs, int n, const int16_t *frame, double energy,
+                     double *share)
+{
+    int best = -1;
+    *share = 0;
+    for (int i = 0; i < n; i++) {
+        double p = purity(&descs[i], frame, energy);
+        if (p > *share) {
+            *share = p;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Information tone: three segments in order, each a pure tone at one of its
+ * frequencies for SIT_SEGMENT_MS. f is the frame's pure tone (or -1). */
+static void sit_frame(ob_detect_t *d, int f)
+{
+    bool in_segment = f >= 0 && sit_segment[f] == d->sit_next;
+    if (in_segment) {
+        d->sit_run_ms += FRAME_MS;
+        d->sit_gap_ms = 0;
+        return;
+    }
+    if (d->sit_run_ms >= SIT_SEGMENT_MS) { /* the expected segment ended: the next one */
+        d->sit_next++;
+        d->sit_run_ms = 0;
+        d->sit_gap_ms = 0;
+        /* this frame may already be the next segment */
+        if (f >= 0 && d->sit_next < 3 && sit_segment[f] == d->sit_next)
+            d->sit_run_ms = FRAME_MS;
+        return;
+    }
+    d->sit_gap_ms += FRAME_MS;
+    if (d->sit_gap_ms > SIT_GAP_MS) { /* start over */
+        d->sit_next = 0;
+        d->sit_run_ms = 0;
+    }
+}
+
+/* The speech rules, after the answer. */
+static void speech_frame(ob_detect_t *d, bool voiced)
+{
+    const ob_detect_config_t *c = &d->cfg;
+    if (voiced) {
+        if (!d->heard && d->voiced_ms == 0)
+            d->onset_ms = d->fed_ms - FRAME_MS;
+        d->voiced_ms += FRAME_MS;
+        if (d->voiced_ms >= c->min_word_ms && !d->heard) {
+            d->heard = true;
+            d->words = 1;
+        } else if (d->voiced_ms == c->min_word_ms && d->silence_ms >= WORD_GAP_MS) {
+            d->words++;
+        }
+        if (d->voiced_ms >= c->min_word_ms)
+            d->silence_ms = 0;
+        d->last_voice = d->fed_ms;
+    } else {
+        d->silence_ms += FRAME_MS;
+        if (d->silence_ms >= WORD_GAP_MS)
+            d->voiced_ms = 0;
+    }
+
+    int64_t greeting = d->heard ? d->last_voice - d->onset_ms : 0;
+    if (!d->heard && d->fed_ms >= c->initial_silence_ms && d->voiced_ms == 0)
+        decide(d, OB_DETECT_UNKNOWN, 0.5, "initial_silence");
+    else if (d->heard && greeting >= c->greeting_ms)
+        decide(d, OB_DETECT_MACHINE, 0.85, "long_greeting");
+    else if (d->heard && c->max_words > 0 && d->words > c->max_words)
+        decide(d, OB_DETECT_MACHINE, 0.7, "max_words");
+    else if (d->heard && d->silence_ms >= c->after_greeting_silence_ms)
+        decide(d, OB_DETECT_VOICE, 0.5 + 0.5 * (1.0 - (double)greeting / c->greeting_ms),
+               "short_greeting");
+    else if (d->fed_ms >= c->total_analysis_ms)
+        decide(d, OB_DETECT_UNKNOWN, 0, "analysis_time");
+}
+
+/* A pure tone held BEEP_FRAMES frames at one frequency (within one filter)
+ * is a machine's beep; true once heard. */
+static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
+{
+    double share = 0;
+    int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
+                  ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share)
+                  : -1;
+    if (bin >= 0 && share >= PURE_BEEP && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1) {
+        if (++d->beep_run >= BEEP_FRAMES) {
+            d->res.beep = true;
+            d->res.beep_ms = (int)(d->fed_ms - (int64_t)BEEP_FRAMES * FRAME_MS);
+            return true;
+        }
+    } else {
+        d->beep_run = bin >= 0 && share >= PURE_BEEP ? 1 : 0;
+        d->beep_bin = bin;
+    }
+    return false;
+}
+
+static void frame_done(ob_detect_t *d)
+{
+    double energy = 0;
+    for (int i = 0; i < FRAME; i++)
+        energy += (double)d->frame[i] * d->frame[i];
+    double mean_square = energy / FRAME;
+    d->fed_ms += FRAME_MS;
+    d->recent[d->nrecent++ % FLOOR_FRAMES] = mean_square;
+    int nr = d->nrecent < FLOOR_FRAMES ? d->nrecent : FLOOR_FRAMES;
+    d->floor = mean_square;
+    for (int i = 0; i < nr; i++)
+        d->floor = d->recent[i] < d->floor ? d->recent[i] : d->floor;
+
+    if (d->res.verdict == OB_DETECT_MACHINE) { /* listening for the beep */
+        if (beep_heard(d, energy, mean_square) || d->fed_ms - d->machine_ms >= d->cfg.beep_wait_ms)
+            d->final = true;
+        return;
+    }
+    modem_connect_tones_rx(d->cng, d->frame, FRAME);
+    modem_connect_tones_rx(d->ced, d->frame, FRAME);
+    if (d->fax_tone) {
+        decide(d, OB_DETECT_FAX, 0.95,
+               d->fax_tone == MODEM_CONNECT_TONES_FAX_CNG ? "cng" : "ced_or_preamble");
+        return;
+    }
+    double share = 0;
+    int f =
+        mean_square > ABS_MIN ? strongest(d->tone_desc, TONE_FREQS, d->frame, energy, &share) : -1;
+    if (share < PURE_TONE)
+        f = -1;
+    d->tone_run_ms = f >= 0 && f == d->tone_last ? d->tone_run_ms + FRAME_MS : FRAME_MS;
+    d->tone_last = f;
+    if ((f == TONE_CNG && d->tone_run_ms >= CNG_MS) ||
+        (f == TONE_CED && d->tone_run_ms >= CED_MS)) {
+        decide(d, OB_DETECT_FAX, 0.9, f == TONE_CNG ? "cng_tone" : "ced_tone");
+        return;
+    }
+    sit_frame(d, f);
+    if (d->sit_next == 3 || (d->sit_next == 2 && d->sit_run_ms >= SIT_SEGMENT_MS)) {
+        decide(d, OB_DETECT_INFOTONE, 0.95, "special_information_tone");
+        return;
+    }
+    if (!d->answered)
+        return;
+    double threshold = d->floor * SPEECH_OVER_FLOOR;
+    bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+    /* A beep after words: a machine, whatever the greeting's length. */
+    if (d->heard && loud && beep_heard(d, energy, mean_square)) {
+        decide(d, OB_DETECT_MACHINE, 0.95, "beep");
+        d->final = true;
+        return;
+    }
+    /* A tone held a few frames is not speech (a single frame can be: a
+     * vowel's strong harmonic). */
+    bool tone = (f >= 0 && d->tone_run_ms >= TONE_NOT_SPEECH_MS) ||
+                d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS;
+    speech_frame(d, loud && !tone);
+}
+
+bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n)
+{
+    for (size_t i = 0; i < n && !d->final; i++) {
+        d->frame[d->nframe++] = samples[i];
+        if (d->nframe == FRAME) {
+            d->nframe = 0;
+            frame_done(d);
+        }
+    }
+    return d->final;
+}

@@ -1,0 +1,86 @@
+/*
+ * Callee-type detection from call audio: 8 kHz 16-bit linear samples,
+ * streamed from early media and after the answer, classified as soon as the
+ * detector is sure:
+ *
+ *   fax              CNG (1100 Hz) or CED/ANSam (2100 Hz), SpanDSP's
+ *                    modem connect tone detectors
+ *   informationtone  the special information tone triplet (913.8 or 985.2,
+ *                    1370.6 or 1428.5, then 1776.7 Hz), SpanDSP Goertzel
+ *                    filters, before or after the answer
+ *   answeringmachine a greeting longer than a person's, or more words than
+ *                    a person says before waiting, or a long silence first;
+ *                    the beep that ends the greeting is reported later, on
+ *                    its own
+ *   voice            a short greeting followed by silence
+ *   unknown          nothing certain within the analysis time
+ *
+ * Speech is told from silence by frame energy against a floor learnt from
+ * the quietest frames, so line noise does not count as talking. All times
+ * are in ms of audio fed, counted from the answer (early media before it
+ * counts for tones only). One detector per call; not thread-safe.
+ */
+#ifndef OB_DETECT_H
+#define OB_DETECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Thresholds, named like Asterisk's AMD and Twilio's machine detection
+ * parameters; ob_detect_defaults fills them. */
+typedef struct {
+    int initial_silence_ms;        /* silence after the answer this long: machine */
+    int greeting_ms;               /* one stretch of speech this long: machine */
+    int after_greeting_silence_ms; /* silence after a greeting this long: voice */
+    int total_analysis_ms;         /* no verdict by then: unknown */
+    int min_word_ms;               /* speech shorter than this is noise, not a word */
+    int max_words;                 /* more words than this before a pause: machine */
+    int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
+} ob_detect_config_t;
+
+/* The defaults: 2500, 1500, 800, 5000, 100, 3, 20000. */
+void ob_detect_defaults(ob_detect_config_t *cfg);
+
+typedef enum {
+    OB_DETECT_PENDING, /* no verdict yet */
+    OB_DETECT_VOICE,
+    OB_DETECT_MACHINE,
+    OB_DETECT_FAX,
+    OB_DETECT_INFOTONE,
+    OB_DETECT_UNKNOWN,
+} ob_detect_verdict_t;
+
+/* The callee-type name of a verdict ("voice", "answeringmachine", "fax",
+ * "informationtone", "unknown"; "processing" while pending). */
+const char *ob_detect_name(ob_detect_verdict_t v);
+
+typedef struct {
+    ob_detect_verdict_t verdict; /* OB_DETECT_PENDING until decided */
+    double confidence;           /* 0..1: how far past its threshold the evidence went */
+    int decision_ms;             /* audio after the answer when it was decided */
+    const char *why;             /* the rule that decided: "long_greeting", "cng", ... */
+    bool beep;                   /* a machine's beep was heard (after the verdict) */
+    int beep_ms;                 /* when the beep started, after the answer */
+} ob_detect_result_t;
+
+typedef struct ob_detect ob_detect_t;
+
+/* A detector with cfg (NULL: the defaults). */
+ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg);
+
+/* Frees d; NULL-safe. */
+void ob_detect_free(ob_detect_t *d);
+
+/* The callee answered: speech rules and the clocks start now. Audio fed
+ * before (early media) is searched for tones only. */
+void ob_detect_answered(ob_detect_t *d);
+
+/* Feeds n samples; returns true once the result is final (a verdict, and
+ * for a machine the beep search over). Feeding after that is a no-op. */
+bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n);
+
+/* The result so far. */
+const ob_detect_result_t *ob_detect_result(const ob_detect_t *d);
+
+#endif
