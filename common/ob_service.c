@@ -9,6 +9,7 @@
 #include "ob_pg.h"
 #include "ob_signal.h"
 
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,23 @@ int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg)
     warn_unknown_settings(specs);
     ob_signal_install();
     return OB_EXIT_OK;
+}
+
+void ob_service_want_files(long want)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY ||
+        r.rlim_cur >= (rlim_t)want)
+        return;
+    rlim_t before = r.rlim_cur;
+    r.rlim_cur =
+        r.rlim_max == RLIM_INFINITY || r.rlim_max >= (rlim_t)want ? (rlim_t)want : r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+        r.rlim_cur = before;
+    if (r.rlim_cur < (rlim_t)want)
+        OB_WARN("main",
+                "only %llu open files allowed (ulimit -n), %ld wanted: fewer connections fit",
+                (unsigned long long)r.rlim_cur, want);
 }
 
 void ob_service_sleep(int ms)

@@ -17,6 +17,11 @@
  * handlers. Returns OB_EXIT_OK or OB_EXIT_CONFIG after logging every problem. */
 int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg);
 
+/* Raises the open-file limit towards its hard limit so that want
+ * descriptors (connections, sockets, files) fit; logs a warning naming the
+ * limit when the hard limit is lower. */
+void ob_service_want_files(long want);
+
 /* Connects to Postgres, retrying until timeout_ms or a stop signal, then
  * applies pending migrations. On failure logs why and returns non-OK. */
 ob_rc_t ob_service_connect_pg(const ob_base_config_t *base, int timeout_ms,

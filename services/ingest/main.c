@@ -139,6 +139,8 @@ int main(void)
         goto out;
     }
     check_dependencies(&ctx);
+    /* Every connection is a descriptor; Postgres, Kafka and files need more. */
+    ob_service_want_files(cfg.conn_limit + cfg.pg_pool + 256);
 
     ob_http_opts_t opts = {
         .addr = cfg.base.http_addr,
