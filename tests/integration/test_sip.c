@@ -39,6 +39,7 @@
 #define LOAD_RTP_MIN    31590 /* 205 even ports for 200 channels */
 #define LOAD_RTP_MAX    31999
 #define LOAD_CALLS      200
+#define SUSTAINED_CALLS 1000 /* busy at once: the sustained calls/s phase */
 
 static h_stack_t s;
 static pid_t sipp_pid;
@@ -84,9 +85,11 @@ static void sipp_start(const char *scenario, int port, int media_port, const cha
     snprintf(p, sizeof(p), "%d", port);
     snprintf(mp, sizeof(mp), "%d", media_port);
     snprintf(log, sizeof(log), "build/test-logs/%s-sipp.log", s.prefix);
-    const char *argv[32] = {"sipp", "-sf", sf,         "-i",       "127.0.0.1", "-p", p,
-                            "-mp",  mp,    "-nostdin", "-timeout", "240",       NULL};
-    int n = 12;
+    /* A 4 MB socket buffer: bursts of hundreds of requests are the test. */
+    const char *argv[32] = {"sipp",       "-sf",     sf,         "-i",  "127.0.0.1",
+                            "-p",         p,         "-mp",      mp,    "-nostdin",
+                            "-buff_size", "4194304", "-timeout", "240", NULL};
+    int n = 14;
     for (int i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -328,6 +331,35 @@ static int64_t now_ms(void)
     return ob_mono_ms();
 }
 
+/* Queues n calls to prefix + two digits (i % 100) in one batch; fills
+ * ids[0..n) (caller frees) when ids is not NULL. */
+static void queue_batch(const h_tenant_t *t, const char *prefix, int n, char **ids)
+{
+    size_t cap = (size_t)n * 64 + 16, o = 0;
+    char *batch = malloc(cap);
+    o += (size_t)snprintf(batch + o, cap - o, "[");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(batch + o, cap - o,
+                              "%s{\"phone_number\":\"%s%02d\",\"max_attempts\":1}", i ? "," : "",
+                              prefix, i % 100);
+    snprintf(batch + o, cap - o, "]");
+    char auth[128], path[160];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", t->deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, batch);
+    free(batch);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    cr_assert_eq(h_json_long(r.body, "accepted"), n, "%s", r.body);
+    for (int i = 0; ids && i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "results.%d.call_id", i);
+        ids[i] = h_json_path(r.body, key);
+        cr_assert_not_null(ids[i], "%s", r.body);
+    }
+    h_resp_free(&r);
+}
+
 Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = teardown)
 {
     /* OB_TEST_SIP_CPS overrides the trunk's limit, to measure (0: none). */
@@ -347,7 +379,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, LOAD_CALLS);
     char m[16];
-    snprintf(m, sizeof(m), "%d", LOAD_CALLS);
+    snprintf(m, sizeof(m), "%d", LOAD_CALLS + SUSTAINED_CALLS);
     const char *const sipp_extra[] = {"-m", m, NULL}; /* SIPp ends after the last call */
     sipp_start("load.xml", LOAD_SIPP_PORT, LOAD_SIPP_MEDIA, sipp_extra);
     cr_assert(h_stack_up(&s, 1, dialer_env));
@@ -355,29 +387,8 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
 
     /* One batch: 100 numbers twice; the last digit says how the trunk
      * answers (load.xml). */
-    size_t cap = LOAD_CALLS * 64 + 16, o = 0;
-    char *batch = malloc(cap);
-    o += (size_t)snprintf(batch + o, cap - o, "[");
-    for (int i = 0; i < LOAD_CALLS; i++)
-        o += (size_t)snprintf(batch + o, cap - o,
-                              "%s{\"phone_number\":\"+121255501%02d\",\"max_attempts\":1}",
-                              i ? "," : "", i % 100);
-    snprintf(batch + o, cap - o, "]");
-    char auth[128], path[160];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", t.deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, batch);
-    free(batch);
-    cr_assert_eq(r.status, 202, "%s", r.body);
     char *ids[LOAD_CALLS];
-    for (int i = 0; i < LOAD_CALLS; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "results.%d.call_id", i);
-        ids[i] = h_json_path(r.body, key);
-        cr_assert_not_null(ids[i], "%s", r.body);
-    }
-    h_resp_free(&r);
+    queue_batch(&t, "+121255501", LOAD_CALLS, ids);
 
     /* Watch the dialer: calls up at once, RTP ports held, INVITEs sent. */
     long peak_calls = 0, peak_ports = 0;
@@ -394,7 +405,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
             last_invite = now_ms();
         if ((last_invite && calls == 0) || now_ms() > deadline)
             break;
-        h_sleep_ms(50);
+        h_sleep_ms(last_invite ? 50 : 5); /* finely while INVITEs go out, to time them */
     }
     cr_assert(last_invite, "only %ld INVITEs sent", h_metric(dialer, "outbound_sip_invites_total"));
     double span_s = (double)(last_invite - first_invite) / 1000.0;
@@ -439,11 +450,37 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0, "no RTP port leaked");
     cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), LOAD_CALLS);
 
+    /* Sustained: 1000 calls the trunk answers busy at once, through the
+     * same 200 channels; calls/s from the batch's acceptance to the last
+     * conclusion in Postgres (scheduler, Kafka, dialer, SIP and back). */
+    int64_t started = now_ms();
+    queue_batch(&t, "+121255502", SUSTAINED_CALLS, NULL);
+    const char *count_sql = "SELECT count(*) FILTER (WHERE a.result = 'busy' AND a.sip_code = 486)"
+                            " || ',' || count(*) FROM calls c JOIN attempts a USING (call_id)"
+                            " WHERE c.phone_number LIKE '+121255502%' AND c.state = 'completed'";
+    char *counts = NULL;
+    long busy_done = 0, done = 0;
+    while (done < SUSTAINED_CALLS && now_ms() < started + 120000) {
+        free(counts);
+        h_sleep_ms(100);
+        counts = h_pg_value(pg, count_sql, 0, NULL);
+        sscanf(counts ? counts : "0,0", "%ld,%ld", &busy_done, &done);
+    }
+    double took_s = (double)(now_ms() - started) / 1000.0;
+    fprintf(stderr, "sip sustained: %ld calls concluded in %.2f s (%.0f calls/s)\n", done, took_s,
+            (double)done / took_s);
+    free(counts);
+    cr_expect_eq(done, SUSTAINED_CALLS);
+    cr_expect_eq(busy_done, SUSTAINED_CALLS, "every one busy with 486");
+    cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0, "no RTP port leaked");
+    cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), LOAD_CALLS + SUSTAINED_CALLS);
+
     cr_expect(h_stack_down(&s));
-    /* SIPp stops by itself after its 200 calls (-m). */
+    /* SIPp stops by itself after its last call (-m). */
     for (int i = 0; i < 100 && waitpid(sipp_pid, NULL, WNOHANG) == 0; i++)
         h_sleep_ms(100);
-    cr_expect_eq(kill(sipp_pid, 0), -1, "SIPp did not end after %d calls", LOAD_CALLS);
+    cr_expect_eq(kill(sipp_pid, 0), -1, "SIPp did not end after %d calls",
+                 LOAD_CALLS + SUSTAINED_CALLS);
     sipp_pid = 0;
     PQfinish(pg);
 }
