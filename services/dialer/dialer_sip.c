@@ -546,8 +546,11 @@ static void on_command(int id, void *data, void *arg)
         sc = call_of(s, data);
         if (sc && sc->answer_at)
             finish(sc, true, "unknown", 200, "OK (hung up by the dialer: application or drain)");
-        else if (sc)
+        else if (sc && sc->invite_at)
             finish(sc, false, "noanswer", 0, "hung up by the dialer while ringing: CANCEL sent");
+        else if (sc)
+            finish(sc, false, "noanswer", 0,
+                   "hung up by the dialer before its INVITE (waiting for the CPS limit)");
         break;
     case CMD_EXTEND:
         sc = call_of(s, data);

@@ -315,6 +315,14 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         return true;
     OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
     dialer_hangup_all(ctx);
+    /* A carrier may report those ends a moment later (sip: from its own
+     * thread, once the BYEs and CANCELs are sent). */
+    int64_t settle = ob_mono_ms() + 2000;
+    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
+        struct timespec ts = {0, 10 * 1000000L};
+        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        nanosleep(&ts, NULL);
+    }
     /* Their results are recorded before exiting; while Postgres is away for
      * longer, the scheduler concludes them when their leases run out. */
     int64_t last = ob_mono_ms() + 10000;

@@ -253,6 +253,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
                                       "OB_SIP_RING_TIMEOUT_S=3",
                                       "OB_SIP_RESPONSE_TIMEOUT_MS=1500",
                                       "OB_DIALER_APP_TIMEOUT_MS=2000",
+                                      "OB_DRAIN_TIMEOUT_MS=1000",
                                       NULL};
     h_tenant_t t;
     h_stack_init(&s);
@@ -319,6 +320,31 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
     cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0);
     cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), (long)OB_COUNTOF(sc));
     cr_expect_eq(h_metric(dialer, "outbound_sip_failures_total"), 5);
+
+    /* Drain: a call still ringing at the drain deadline (1 s) is cancelled,
+     * the dialer says so by its exit code, and the attempt is recorded. */
+    char *ringing = queue(&t, "+12125550140", "drain");
+    const char *p[] = {ringing};
+    char *dialing = NULL;
+    for (int i = 0; i < 100 && !dialing; i++) {
+        h_sleep_ms(100);
+        dialing =
+            h_pg_value(pg, "SELECT 1 FROM attempts WHERE call_id = $1 AND state = 'dialing'", 1, p);
+    }
+    cr_assert_not_null(dialing, "the drain call was never dialed");
+    free(dialing);
+    h_sleep_ms(300); /* the INVITE is out and ringing */
+    cr_expect_eq(h_stop(dialer, 30000), 3, "a call cut at the drain deadline: exit 3");
+    char *body = h_wait_call_completed(s.ingest_port, t.api_key, ringing, 10000);
+    cr_assert_not_null(body, "the cut call was not recorded");
+    h_expect_path(body, "attempts.0.reason", "dialer_shutdown");
+    h_expect_path(body, "attempts.0.result", "unknown");
+    h_expect_path(body, "attempts.0.sip_code", NULL);
+    char *why = h_json_path(body, "attempts.0.sip_reason");
+    cr_expect(why && strstr(why, "CANCEL sent"), "%s", body);
+    free(why);
+    free(body);
+    free(ringing);
 
     cr_expect(h_stack_down(&s));
     for (size_t i = 0; i < OB_COUNTOF(sc); i++)
