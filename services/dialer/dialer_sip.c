@@ -689,9 +689,8 @@ static bool sip_start(carrier_t *c, void *call, const carrier_dial_t *dial)
     tmr_init(&sc->telev_tmr);
     tmr_init(&sc->free_tmr);
     const char *from = dial->caller_id && dial->caller_id[0] ? dial->caller_id : s->anon_id;
-    const char *domain = s->from_domain[0] ? s->from_domain : s->trunk;
     sc->to_uri = ob_xasprintf("sip:%s@%s", dial->phone, s->trunk);
-    sc->from_uri = ob_xasprintf("sip:%s@%s", from, domain);
+    sc->from_uri = ob_xasprintf("sip:%s@%s", from, s->from_domain);
     sc->post_dial = dial->post_dial && dial->post_dial[0] ? ob_xstrdup(dial->post_dial) : NULL;
     sc->call_id = ob_xstrdup(dial->call_id);
     if (mqueue_push(s->mq, CMD_START, sc) != 0) {
@@ -825,7 +824,10 @@ ob_rc_t carrier_sip_new(const carrier_sip_opts_t *opts, const carrier_events_t *
     s->local_addr = ob_xstrdup(opts->local_addr);
     s->username = ob_xstrdup(opts->username);
     s->password = ob_xstrdup(opts->password);
-    s->from_domain = ob_xstrdup(opts->from_domain);
+    /* The From host defaults to the trunk's, without its port. */
+    s->from_domain = opts->from_domain[0]
+                         ? ob_xstrdup(opts->from_domain)
+                         : ob_xasprintf("%.*s", (int)strcspn(opts->trunk, ":"), opts->trunk);
     s->anon_id = ob_xstrdup(opts->anonymous_id);
     s->calls = ob_xcalloc((size_t)opts->channels, sizeof(void *));
     s->seqs = ob_xcalloc((size_t)opts->channels, sizeof(uint64_t));

@@ -254,6 +254,8 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
                                       "OB_SIP_RESPONSE_TIMEOUT_MS=1500",
                                       "OB_DIALER_APP_TIMEOUT_MS=2000",
                                       "OB_DRAIN_TIMEOUT_MS=1000",
+                                      "OB_SIP_USERNAME=outbound",
+                                      "OB_SIP_PASSWORD=s3cret",
                                       NULL};
     h_tenant_t t;
     h_stack_init(&s);
@@ -282,6 +284,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
          1500, 0, 0, NULL},
         {"+12125550170", "silent", "failed", "linefailure", NULL, "no response", 1400, 3000, 0, 0,
          NULL},
+        {"+12125550190", "digest-auth", "failed", "busy", "486", "Busy Here", 0, 1500, 0, 0, NULL},
         {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up", 900, 3000,
          2900, 4500, NULL},
     };
@@ -319,7 +322,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
     cr_expect_eq(h_metric(dialer, "outbound_sip_dtmf_digits_sent_total"), 3);
     cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0);
     cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), (long)OB_COUNTOF(sc));
-    cr_expect_eq(h_metric(dialer, "outbound_sip_failures_total"), 5);
+    cr_expect_eq(h_metric(dialer, "outbound_sip_failures_total"), 6);
 
     /* Drain: a call still ringing at the drain deadline (1 s) is cancelled,
      * the dialer says so by its exit code, and the attempt is recorded. */
