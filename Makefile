@@ -26,6 +26,12 @@ CXXFLAGS ?= -O2 -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(CXXWARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
                 -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
+# The dialer's sip carrier (services/dialer/dialer_sip.c) is the only user of
+# libre, baresip's SIP stack; only the dialer links it.
+dialer_LDLIBS := -lre
+# libre.pc names no feature macros; without these re_types.h redefines bool.
+$(BUILD)/obj/services/dialer/dialer_sip.o: ALL_CFLAGS += $(shell pkg-config --cflags libre 2>/dev/null) \
+	-DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6 -DRELEASE
 # --as-needed: a binary records only the libraries it uses (spandsp is the
 # dialer's, through common/ob_detect.c), which its image must then install.
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
@@ -130,7 +136,7 @@ define service_rule
 $(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$(1)/*.c))
 $(BUILD)/bin/outbound-$(1): $$($(1)_OBJ) $$($(1)_OBJ_EXTRA) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
+	$$(CC) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS) $$($(1)_LDLIBS)
 endef
 ingest_OBJ_EXTRA := $(BUILD)/obj/gen/ingest_openapi.o $(BUILD)/obj/gen/ingest_console_files.o
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
@@ -147,7 +153,8 @@ $(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
 		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iservices/$(firstword $(subst /, ,$*)) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
-		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) -lcriterion
+		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) \
+		$($(firstword $(subst /, ,$*))_LDLIBS) -lcriterion
 
 # test_ob_phone checks every example number against python3-phonenumbers.
 $(BUILD)/gen/phone_examples.h: tests/unit/common/gen_phone_examples.py

@@ -108,6 +108,43 @@ static const char CONCLUDE_MANY_SQL[] =
     " message_reference, attempts_made, max_attempts, next_attempt_at"
     " FROM conclude_attempts($1::json)";
 
+/* The SIP outcome of the attempts just concluded (migration 022), in one
+ * statement; nothing when none has one (the sim carrier). */
+static ob_rc_t record_sip(PGconn *conn, const ob_attempt_end_t *ends, size_t n, const bool *done,
+                          ob_err_t *err)
+{
+    cJSON *rows = cJSON_CreateArray();
+    int used = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ob_attempt_end_t *e = &ends[i];
+        if (!done[i] || (e->sip_code == 0 && !e->sip_reason))
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "call_id", e->call_id);
+        cJSON_AddNumberToObject(row, "attempt", e->attempt);
+        if (e->sip_code > 0)
+            cJSON_AddNumberToObject(row, "sip_code", e->sip_code);
+        if (e->sip_reason)
+            cJSON_AddStringToObject(row, "sip_reason", e->sip_reason);
+        cJSON_AddItemToArray(rows, row);
+        used++;
+    }
+    ob_rc_t rc = OB_OK;
+    if (used > 0) {
+        char *text = cJSON_PrintUnformatted(rows);
+        const char *params[] = {text};
+        rc = ob_pg_exec(conn,
+                        "UPDATE attempts a SET sip_code = j.sip_code, sip_reason = j.sip_reason"
+                        " FROM json_to_recordset($1::json)"
+                        "  AS j(call_id uuid, attempt int, sip_code int, sip_reason text)"
+                        " WHERE a.call_id = j.call_id AND a.attempt = j.attempt",
+                        1, params, NULL, err);
+        cJSON_free(text);
+    }
+    cJSON_Delete(rows);
+    return rc;
+}
+
 ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_end_t *ends,
                              size_t n, ob_call_event_t *evs, bool *done, ob_err_t *err)
 {
@@ -144,6 +181,8 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         done[i] = true;
     }
     PQclear(res);
+    if (rc == OB_OK)
+        rc = record_sip(conn, ends, n, done, err);
     return rc;
 }
 

@@ -25,20 +25,23 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
 
 /* How one attempt ended, for the conclusions below. */
 typedef struct {
-    const char *call_id; /* the call */
-    int attempt;         /* its attempt that ended */
-    const char *result;  /* voice, busy, ..., noattempt */
-    const char *reason;  /* why it ended ("answered", the result, "dialer_shutdown", ...) */
-    bool answered;       /* it was connected */
-    int ring_ms;         /* until the answer or the end */
-    int talk_ms;         /* connected time */
-    int decision_ms;     /* callee type decided this long after the answer, or -1 */
+    const char *call_id;    /* the call */
+    int attempt;            /* its attempt that ended */
+    const char *result;     /* voice, busy, ..., noattempt */
+    const char *reason;     /* why it ended ("answered", the result, "dialer_shutdown", ...) */
+    bool answered;          /* it was connected */
+    int ring_ms;            /* until the answer or the end */
+    int talk_ms;            /* connected time */
+    int decision_ms;        /* callee type decided this long after the answer, or -1 */
+    int sip_code;           /* final SIP status of a sip carrier call, 0 if none */
+    const char *sip_reason; /* its reason phrase, or why no response decided; NULL if none */
 } ob_attempt_end_t;
 
 /*
  * Inside the caller's open transaction, concludes the n attempts in one
  * statement through conclude_attempts() (dialing or connected ones; released
- * ones only with result noattempt): each call completes (answered), is
+ * ones only with result noattempt), and records the SIP outcome of those
+ * that have one (sip_code, sip_reason): each call completes (answered), is
  * queued for its next attempt by its retry rules (event
  * outbound.call.retry_scheduled) or fails. For each concluded attempt
  * done[i] is set and evs[i] filled (its event, to be recorded by the

@@ -182,7 +182,8 @@ def apt_packages(instructions):
 
 
 def linked_packages(errors):
-    """Debian package -> libraries, for every library build/bin/* links directly."""
+    """Per binary of build/bin, Debian package -> libraries it links directly
+    (each image carries one binary, so each needs only its own)."""
     pkgs = {}
     bins = sorted(os.path.join(BIN, b) for b in os.listdir(BIN)) if os.path.isdir(BIN) else []
     if not bins:
@@ -205,7 +206,8 @@ def linked_packages(errors):
             for c in cands:
                 r = subprocess.run(["dpkg", "-S", c], capture_output=True, text=True)
                 if r.returncode == 0:
-                    pkgs.setdefault(r.stdout.split(":")[0], set()).add(lib)
+                    pkgs.setdefault(os.path.basename(b), {}).setdefault(
+                        r.stdout.split(":")[0], set()).add(lib)
                     break
             else:
                 errors.append(f"{lib} ({path}) belongs to no Debian package")
@@ -245,11 +247,12 @@ def check_dockerfile():
         if target not in names:
             continue
         installed = apt_packages(stage_chain(stages, target)[0])
-        for pkg, libs in sorted(linked.items()):
+        for pkg, libs in sorted(linked.get(binary, {}).items()):
             if pkg not in installed and pkg not in BASE_PACKAGES:
                 errors.append(f"{target}: runtime installs no {pkg} ({', '.join(sorted(libs))})")
+    every = set().union(*linked.values()) if linked else set()
     check("Dockerfile runtime installs the package of every linked library "
-          f"({' '.join(sorted(set(linked) - BASE_PACKAGES))})", errors)
+          f"({' '.join(sorted(every - BASE_PACKAGES))})", errors)
     return names
 
 

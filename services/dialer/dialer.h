@@ -27,6 +27,21 @@ typedef struct {
     double sim_time_scale; /* OB_SIM_TIME_SCALE */
     long long sim_seed;    /* OB_SIM_SEED */
 
+    /* the sip carrier (dialer_sip.c) */
+    char *sip_trunk;                   /* OB_SIP_TRUNK */
+    char *sip_local_addr;              /* OB_SIP_LOCAL_ADDR */
+    long long sip_port;                /* OB_SIP_PORT */
+    long long sip_rtp_port_min;        /* OB_SIP_RTP_PORT_MIN */
+    long long sip_rtp_port_max;        /* OB_SIP_RTP_PORT_MAX */
+    double sip_cps;                    /* OB_SIP_CPS */
+    char *sip_username;                /* OB_SIP_USERNAME */
+    char *sip_password;                /* OB_SIP_PASSWORD */
+    char *sip_from_domain;             /* OB_SIP_FROM_DOMAIN */
+    char *sip_anonymous_id;            /* OB_SIP_ANONYMOUS_ID */
+    long long sip_ring_timeout_s;      /* OB_SIP_RING_TIMEOUT_S */
+    long long sip_response_timeout_ms; /* OB_SIP_RESPONSE_TIMEOUT_MS */
+    long long sip_talk_limit_s;        /* OB_SIP_TALK_LIMIT_S */
+
     /* start_url requests (dialer_app.c) */
     long long app_timeout_ms;  /* OB_DIALER_APP_TIMEOUT_MS */
     long long app_concurrency; /* OB_DIALER_APP_CONCURRENCY */
@@ -84,6 +99,8 @@ typedef struct {
     bool refused;            /* flush: the transition's guard did not match */
     double queued_s;         /* flush: from due to dialing, as recorded */
     ob_attempt_end_t end;    /* ENDING: how it ended */
+    int sip_code;            /* the carrier's final SIP status, 0 if none */
+    char *sip_reason;        /* its reason phrase (owned), NULL if none */
 } dialer_call_t;
 
 typedef struct {
@@ -119,6 +136,7 @@ typedef struct {
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
+    ob_metric_t sip_metrics[SIP_M_COUNT];         /* the sip carrier's (outlive it) */
 } dialer_ctx_t;
 
 /* Most dial jobs read in one turn of the loop (one flush). */

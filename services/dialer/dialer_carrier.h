@@ -7,6 +7,9 @@
 #ifndef DIALER_CARRIER_H
 #define DIALER_CARRIER_H
 
+#include "ob_common.h"
+#include "ob_metrics.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,14 +26,29 @@ typedef struct {
     /* The callee type of a call answered as "processing" is decided (before
      * ended), decision_ms (nominal) after the answer; may be NULL. */
     void (*decided)(void *worker, void *call, const char *callee_type, int decision_ms);
+    /* The network's own account of how the call ended, reported just before
+     * ended: a SIP final response's status code (0 when none decided it: a
+     * transport error, no response, our CANCEL) and reason phrase, valid only
+     * during the call. Carriers without one (sim) never call it; may be NULL. */
+    void (*outcome)(void *worker, void *call, int code, const char *reason);
 } carrier_events_t;
+
+/* What to dial: the job's number and options. The strings are the caller's
+ * and need to live only during start. */
+typedef struct {
+    const char *call_id;   /* the call */
+    int attempt;           /* its attempt */
+    const char *phone;     /* E.164 number to dial */
+    const char *caller_id; /* E.164 caller id (;ani=), or NULL */
+    const char *post_dial; /* digits to send once answered (;postd=), or NULL */
+} carrier_dial_t;
 
 typedef struct carrier carrier_t;
 
 typedef struct {
-    const char *name; /* "sim" */
+    const char *name; /* "sim" or "sip" */
     /* Places a call to an E.164 number; false if no channel is free. */
-    bool (*start)(carrier_t *c, void *call, const char *call_id, int attempt, const char *phone);
+    bool (*start)(carrier_t *c, void *call, const carrier_dial_t *dial);
     /* Ends a call now (the application or a drain asked for it); the carrier
      * reports it through ended. */
     void (*hangup)(carrier_t *c, void *call);
@@ -60,5 +78,45 @@ carrier_t *carrier_sim_new(int channels, double time_scale, uint64_t seed,
  * writes the result name and whether it answers. */
 void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, uint64_t seed,
                          const char **result, bool *answers, int *ring_ms, int *talk_ms);
+
+/* The sip carrier's metrics (dialer_sip.c), updated from its thread. */
+enum {
+    SIP_M_INVITES,     /* outbound_sip_invites_total */
+    SIP_M_PACED,       /* outbound_sip_calls_waiting_cps: calls held back by the CPS limit */
+    SIP_M_RTP_PORTS,   /* outbound_sip_rtp_ports_in_use */
+    SIP_M_RTP_PACKETS, /* outbound_sip_rtp_packets_received_total */
+    SIP_M_DTMF,        /* outbound_sip_dtmf_digits_sent_total */
+    SIP_M_FAILURES,    /* outbound_sip_failures_total: calls ended by a SIP failure */
+    SIP_M_COUNT,
+};
+
+/* Settings of the sip carrier (OB_SIP_*, see the README). */
+typedef struct {
+    int channels;             /* the trunk's concurrent calls (OB_DIALER_CHANNELS) */
+    double cps;               /* INVITEs per second at most; 0: no limit */
+    const char *trunk;        /* host or host:port of the trunk */
+    const char *local_addr;   /* IP address SIP and RTP bind and advertise */
+    int local_port;           /* SIP port (UDP) */
+    int rtp_port_min;         /* RTP ports: even ones in [min, max] */
+    int rtp_port_max;         /* ... */
+    const char *username;     /* digest authentication, "" for none */
+    const char *password;     /* ... */
+    const char *from_domain;  /* host of the From URI, "" for the trunk's */
+    const char *anonymous_id; /* From user when a call has no caller id */
+    int ring_timeout_ms;      /* unanswered this long after the INVITE: CANCEL, noanswer */
+    int response_timeout_ms;  /* no response at all this long: linefailure */
+    int talk_limit_ms;        /* answered calls are hung up after this */
+    ob_metric_t *metrics;     /* SIP_M_COUNT entries, outlive the carrier */
+} carrier_sip_opts_t;
+
+/* The sip carrier (dialer_sip.c): a libre user agent on its own thread,
+ * placing calls through one trunk. Returns OB_ERR with err set when the
+ * stack cannot start (the SIP port taken, a bad trunk address). Its events
+ * fire on the caller's thread, from run. The strings of opts are copied. */
+ob_rc_t carrier_sip_new(const carrier_sip_opts_t *opts, const carrier_events_t *events,
+                        void *worker, carrier_t **out, ob_err_t *err) OB_MUSTCHECK;
+
+/* The result an unanswered SIP call gets for a final response code. */
+const char *carrier_sip_result(int code);
 
 #endif

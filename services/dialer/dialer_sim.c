@@ -116,8 +116,10 @@ static int64_t scaled(const sim_t *s, int ms)
     return (int64_t)((double)ms / s->scale);
 }
 
-static bool sim_start(carrier_t *c, void *call, const char *call_id, int attempt, const char *phone)
+static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
 {
+    const char *call_id = dial->call_id, *phone = dial->phone;
+    int attempt = dial->attempt;
     sim_t *s = (sim_t *)c;
     if (s->active == s->channels)
         return false;

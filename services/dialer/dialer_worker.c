@@ -120,8 +120,10 @@ void dialer_slots_drop_messages(dialer_ctx_t *ctx)
 
 void dialer_slots_free(dialer_ctx_t *ctx)
 {
-    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++)
+    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
         ob_dial_job_clear(&ctx->calls[i].job);
+        free(ctx->calls[i].sip_reason);
+    }
     while (ctx->unacked) {
         struct dialer_unacked *u = ctx->unacked;
         ob_err_t err = {{0}};
@@ -153,6 +155,7 @@ static int slot_index(const dialer_ctx_t *ctx, const dialer_call_t *c)
 static void release_slot(dialer_ctx_t *ctx, dialer_call_t *c)
 {
     ob_dial_job_clear(&c->job);
+    free(c->sip_reason);
     memset(c, 0, sizeof(*c));
     ctx->free_slots[ctx->nfree++] = slot_index(ctx, c);
     ctx->active--;
@@ -296,8 +299,23 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         .ring_ms = ring_ms,
         .talk_ms = talk_ms,
         .decision_ms = was_answered ? c->decision_ms : -1,
+        .sip_code = c->sip_code,
+        .sip_reason = c->sip_reason,
     };
     ctx->ending[ctx->nending++] = slot_index(ctx, c);
+}
+
+/* The SIP outcome, kept for the conclusion that follows at once. */
+static void on_outcome(void *worker, void *call, int code, const char *reason)
+{
+    dialer_call_t *c = call;
+    (void)worker;
+    c->sip_code = code;
+    free(c->sip_reason);
+    c->sip_reason = reason && reason[0] ? ob_xstrdup(reason) : NULL;
+    if (code != 200)
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id), "SIP: %d %s", code,
+               reason ? reason : "");
 }
 
 /* Runs a DIALING_SQL or CONNECTED_SQL batch over the slots idx[0..n) not
@@ -526,8 +544,14 @@ static void start_taken(dialer_ctx_t *ctx)
         ob_histogram_observe(&ctx->queue_to_dialing, c->queued_s > 0 ? c->queued_s : 0);
         OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", c->job.call_id), "dialing %s",
                c->job.phone_number);
-        bool started = ctx->carrier->ops->start(ctx->carrier, c, c->job.call_id,
-                                                (int)c->job.attempt, c->job.phone_number);
+        carrier_dial_t dial = {
+            .call_id = c->job.call_id,
+            .attempt = (int)c->job.attempt,
+            .phone = c->job.phone_number,
+            .caller_id = c->job.caller_id,
+            .post_dial = c->job.post_dial,
+        };
+        bool started = ctx->carrier->ops->start(ctx->carrier, c, &dial);
         OB_ASSERT(started); /* channels and carrier slots are the same count */
     }
     ctx->ntaking = 0;
@@ -682,11 +706,12 @@ void dialer_hangup_all(dialer_ctx_t *ctx)
 /* The row's started_at is this process's start: reset by its first upsert
  * (an instance id can come back after a restart), kept by the next ones. */
 static const char ANNOUNCE_SQL[] =
-    "INSERT INTO dialers (instance_id, carrier, channels, active, partitions)"
-    " VALUES ($1, $2, $3::int, $4::int, $5::int[])"
+    "INSERT INTO dialers (instance_id, carrier, channels, active, partitions, calls_per_second)"
+    " VALUES ($1, $2, $3::int, $4::int, $5::int[], nullif($7::float8, 0))"
     " ON CONFLICT (instance_id) DO UPDATE SET carrier = EXCLUDED.carrier,"
     "  channels = EXCLUDED.channels, active = EXCLUDED.active,"
-    "  partitions = EXCLUDED.partitions, seen_at = now(),"
+    "  partitions = EXCLUDED.partitions, calls_per_second = EXCLUDED.calls_per_second,"
+    "  seen_at = now(),"
     "  started_at = CASE WHEN $6::boolean THEN now() ELSE dialers.started_at END";
 
 /* Rows of dialers that died without withdrawing; long past any staleness
@@ -718,16 +743,19 @@ void dialer_announce(dialer_ctx_t *ctx, bool now)
     if (!ctx->announcing || (!now && t < ctx->next_announce_ms))
         return;
     ctx->next_announce_ms = t + 1000;
-    char channels[16], active[16];
+    char channels[16], active[16], cps[32];
     snprintf(channels, sizeof(channels), "%lld", ctx->cfg->channels);
     snprintf(active, sizeof(active), "%d", ctx->active);
+    /* The trunk's calls-per-second limit; the sim carrier has none. */
+    snprintf(cps, sizeof(cps), "%.17g",
+             strcmp(ctx->cfg->carrier, "sip") == 0 ? ctx->cfg->sip_cps : 0.0);
     char *parts = assigned_array(ctx);
     const char *first = ctx->announced ? "false" : "true";
     const char *params[] = {
-        ctx->cfg->base.instance_id, ctx->cfg->carrier, channels, active, parts, first};
+        ctx->cfg->base.instance_id, ctx->cfg->carrier, channels, active, parts, first, cps};
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
     if (rc == OB_OK)
-        rc = ob_pg_exec(ctx->pg, ANNOUNCE_SQL, 6, params, NULL, &err);
+        rc = ob_pg_exec(ctx->pg, ANNOUNCE_SQL, 7, params, NULL, &err);
     __atomic_store_n(&ctx->pg_up, rc == OB_OK, __ATOMIC_RELAXED);
     if (rc == OB_OK && !ctx->announced) {
         ctx->announced = true;
@@ -774,4 +802,5 @@ const carrier_events_t dialer_carrier_events = {
     .answered = on_answered,
     .ended = on_ended,
     .decided = on_decided,
+    .outcome = on_outcome,
 };

@@ -25,12 +25,43 @@ static const ob_cfg_spec_t dialer_specs[] = {
     {"OB_DIALER_LEASE_S", OB_CFG_INT, "60", 3, 3600, NULL, CFG(lease_s),
      "lease this worker holds on each call it dials, renewed every third of it; when a worker "
      "dies the scheduler concludes its calls once their leases expire"},
-    {"OB_DIALER_CARRIER", OB_CFG_ENUM, "sim", 0, 0, "sim", CFG(carrier),
-     "carrier that places the calls"},
+    {"OB_DIALER_CARRIER", OB_CFG_ENUM, "sim", 0, 0, "sim|sip", CFG(carrier),
+     "carrier that places the calls: sim (simulated) or sip (a SIP trunk, OB_SIP_*)"},
     {"OB_SIM_TIME_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(sim_time_scale),
      "sim carrier: how many times faster than real time calls run"},
     {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
      "sim carrier: seed of the outcomes of non-test numbers"},
+    {"OB_SIP_TRUNK", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_trunk),
+     "sip carrier: the trunk's host or host:port; calls go to sip:<number>@<trunk> (required "
+     "with OB_DIALER_CARRIER=sip)"},
+    {"OB_SIP_LOCAL_ADDR", OB_CFG_STRING, "127.0.0.1", 0, 0, NULL, CFG(sip_local_addr),
+     "sip carrier: IPv4 address SIP and RTP bind and advertise (Contact, SDP); one the trunk "
+     "reaches"},
+    {"OB_SIP_PORT", OB_CFG_INT, "5060", 1, 65535, NULL, CFG(sip_port),
+     "sip carrier: local SIP port (UDP)"},
+    {"OB_SIP_RTP_PORT_MIN", OB_CFG_INT, "16384", 1024, 65534, NULL, CFG(sip_rtp_port_min),
+     "sip carrier: lowest RTP port; each call takes an even port of the range"},
+    {"OB_SIP_RTP_PORT_MAX", OB_CFG_INT, "32767", 1025, 65535, NULL, CFG(sip_rtp_port_max),
+     "sip carrier: highest RTP port; the range must hold one even port per channel"},
+    {"OB_SIP_CPS", OB_CFG_DOUBLE, "0", 0, 100000, NULL, CFG(sip_cps),
+     "sip carrier: the trunk's calls-per-second limit (INVITEs are paced to it); 0: none"},
+    {"OB_SIP_USERNAME", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_username),
+     "sip carrier: digest authentication user name, answered to the trunk's 401/407; empty: none"},
+    {"OB_SIP_PASSWORD", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_password),
+     "sip carrier: digest authentication password"},
+    {"OB_SIP_FROM_DOMAIN", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_from_domain),
+     "sip carrier: host of the From URI sip:<caller id>@<domain>; empty: the trunk's"},
+    {"OB_SIP_ANONYMOUS_ID", OB_CFG_STRING, "anonymous", 0, 0, NULL, CFG(sip_anonymous_id),
+     "sip carrier: From user of calls without a caller id"},
+    {"OB_SIP_RING_TIMEOUT_S", OB_CFG_INT, "30", 1, 600, NULL, CFG(sip_ring_timeout_s),
+     "sip carrier: an unanswered call is cancelled (CANCEL) this long after its INVITE; result "
+     "noanswer"},
+    {"OB_SIP_RESPONSE_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 64000, NULL,
+     CFG(sip_response_timeout_ms),
+     "sip carrier: an INVITE the trunk does not answer at all (not even 100 Trying) in this "
+     "time ends as linefailure"},
+    {"OB_SIP_TALK_LIMIT_S", OB_CFG_INT, "3600", 1, 86400, NULL, CFG(sip_talk_limit_s),
+     "sip carrier: an answered call is hung up (BYE) after this long"},
     {"OB_DIALER_APP_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 120000, NULL, CFG(app_timeout_ms),
      "time a start_url request may take, connecting included, before it is recorded as failed"},
     {"OB_DIALER_APP_CONCURRENCY", OB_CFG_INT, "500", 1, 100000, NULL, CFG(app_concurrency),
@@ -75,6 +106,86 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
 };
 
+#define SIP_METRIC(n, h, k)                                                                        \
+    {                                                                                              \
+        n, NULL, h, k, 0                                                                           \
+    }
+static const ob_metric_t sip_metric_defs[SIP_M_COUNT] = {
+    [SIP_M_INVITES] =
+        SIP_METRIC("outbound_sip_invites_total", "INVITEs sent to the trunk", OB_METRIC_COUNTER),
+    [SIP_M_PACED] =
+        SIP_METRIC("outbound_sip_calls_waiting_cps",
+                   "calls waiting for the trunk's calls-per-second limit", OB_METRIC_GAUGE),
+    [SIP_M_RTP_PORTS] =
+        SIP_METRIC("outbound_sip_rtp_ports_in_use", "RTP ports held by calls", OB_METRIC_GAUGE),
+    [SIP_M_RTP_PACKETS] =
+        SIP_METRIC("outbound_sip_rtp_packets_received_total",
+                   "RTP audio packets received (early media included)", OB_METRIC_COUNTER),
+    [SIP_M_DTMF] =
+        SIP_METRIC("outbound_sip_dtmf_digits_sent_total",
+                   "post-dial digits sent as RFC 4733 telephone events", OB_METRIC_COUNTER),
+    [SIP_M_FAILURES] = SIP_METRIC("outbound_sip_failures_total",
+                                  "calls that ended unanswered (a SIP failure, a timeout or our "
+                                  "CANCEL)",
+                                  OB_METRIC_COUNTER),
+};
+
+/* Settings that depend on each other, checked once the table is read. */
+static bool sip_config_ok(const dialer_config_t *cfg)
+{
+    bool ok = true;
+    if (strcmp(cfg->carrier, "sip") != 0)
+        return true;
+    if (!cfg->sip_trunk[0]) {
+        OB_ERROR("main", "OB_SIP_TRUNK is required with OB_DIALER_CARRIER=sip");
+        ok = false;
+    }
+    long long ports = (cfg->sip_rtp_port_max - cfg->sip_rtp_port_min) / 2 + 1;
+    if (cfg->sip_rtp_port_max <= cfg->sip_rtp_port_min || ports < cfg->channels) {
+        OB_ERROR("main",
+                 "OB_SIP_RTP_PORT_MIN=%lld..OB_SIP_RTP_PORT_MAX=%lld holds %lld even port(s), "
+                 "fewer than OB_DIALER_CHANNELS=%lld",
+                 cfg->sip_rtp_port_min, cfg->sip_rtp_port_max, ports < 0 ? 0 : ports,
+                 cfg->channels);
+        ok = false;
+    }
+    if (cfg->sip_rtp_port_min % 2 != 0) {
+        OB_ERROR("main", "OB_SIP_RTP_PORT_MIN=%lld is odd; RTP ports are even",
+                 cfg->sip_rtp_port_min);
+        ok = false;
+    }
+    return ok;
+}
+
+/* The carrier OB_DIALER_CARRIER names. */
+static ob_rc_t carrier_new(dialer_ctx_t *ctx, ob_err_t *err)
+{
+    const dialer_config_t *cfg = ctx->cfg;
+    if (strcmp(cfg->carrier, "sip") != 0) {
+        ctx->carrier = carrier_sim_new((int)cfg->channels, cfg->sim_time_scale,
+                                       (uint64_t)cfg->sim_seed, &dialer_carrier_events, ctx);
+        return OB_OK;
+    }
+    carrier_sip_opts_t o = {
+        .channels = (int)cfg->channels,
+        .cps = cfg->sip_cps,
+        .trunk = cfg->sip_trunk,
+        .local_addr = cfg->sip_local_addr,
+        .local_port = (int)cfg->sip_port,
+        .rtp_port_min = (int)cfg->sip_rtp_port_min,
+        .rtp_port_max = (int)cfg->sip_rtp_port_max,
+        .username = cfg->sip_username,
+        .password = cfg->sip_password,
+        .from_domain = cfg->sip_from_domain,
+        .anonymous_id = cfg->sip_anonymous_id,
+        .ring_timeout_ms = (int)cfg->sip_ring_timeout_s * 1000,
+        .response_timeout_ms = (int)cfg->sip_response_timeout_ms,
+        .talk_limit_ms = (int)cfg->sip_talk_limit_s * 1000,
+        .metrics = ctx->sip_metrics,
+    };
+    return carrier_sip_new(&o, &dialer_carrier_events, ctx, &ctx->carrier, err);
+}
+
 static bool dialer_ready(void *arg, const char **why)
 {
     dialer_ctx_t *ctx = arg;
@@ -93,11 +204,13 @@ static char *dialer_metrics(void *arg)
     ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
     char *own = ob_metrics_render(ctx->metrics, M_COUNT);
     char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
+    char *sip = ob_metrics_render(ctx->sip_metrics, SIP_M_COUNT);
     char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
     char *pg = ob_metric_family_render(ctx->pg_writes);
     char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
-    char *text = ob_xasprintf("%s%s%s%s%s", own, webhooks, wait, pg, kafka);
+    char *text = ob_xasprintf("%s%s%s%s%s%s", own, webhooks, sip, wait, pg, kafka);
     free(own);
+    free(sip);
     free(webhooks);
     free(wait);
     free(pg);
@@ -206,6 +319,14 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         return true;
     OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
     dialer_hangup_all(ctx);
+    /* A carrier may report those ends a moment later (sip: from its own
+     * thread, once the BYEs and CANCELs are sent). */
+    int64_t settle = ob_mono_ms() + 2000;
+    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
+        struct timespec ts = {0, 10 * 1000000L};
+        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        nanosleep(&ts, NULL);
+    }
     /* Their results are recorded before exiting; while Postgres is away for
      * longer, the scheduler concludes them when their leases run out. */
     int64_t last = ob_mono_ms() + 10000;
@@ -232,6 +353,10 @@ int main(void)
 
     if (code != OB_EXIT_OK)
         goto out;
+    if (!sip_config_ok(&cfg)) {
+        code = OB_EXIT_CONFIG;
+        goto out;
+    }
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ctx.kafka_metrics = ob_kafka_metrics_new();
@@ -245,13 +370,17 @@ int main(void)
         .bounds = wait_bounds,
         .nbounds = OB_COUNTOF(wait_bounds),
     };
+    memcpy(ctx.sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
     ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
     dialer_webhooks_metrics_init(ctx.webhook_metrics);
     ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
     ctx.source = ob_xasprintf("/outbound/dialer/%s", cfg.base.instance_id);
     dialer_slots_init(&ctx);
-    ctx.carrier = carrier_sim_new((int)cfg.channels, cfg.sim_time_scale, (uint64_t)cfg.sim_seed,
-                                  &dialer_carrier_events, &ctx);
+    if (carrier_new(&ctx, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        code = OB_EXIT_CONFIG;
+        goto out;
+    }
     if (dialer_app_new(&ctx, (int)cfg.app_concurrency, (int)cfg.app_timeout_ms, &ctx.app, &err) !=
         OB_OK) {
         OB_ERROR("main", "%s", err.msg);

@@ -21,7 +21,8 @@ static const char DIALERS_SQL[] =
     " + (SELECT count(*) FROM attempts a"
     "   WHERE a.state = 'released' AND a.job_partition = ANY(d.partitions)),"
     " d.partitions::text,"
-    " (extract(epoch FROM now() - d.seen_at) * 1000)::bigint"
+    " (extract(epoch FROM now() - d.seen_at) * 1000)::bigint,"
+    " coalesce(d.calls_per_second, 0)"
     " FROM dialers d"
     " WHERE d.seen_at >= now() - make_interval(secs => $1::double precision / 1000)"
     " AND cardinality(d.partitions) > 0"
@@ -34,6 +35,9 @@ typedef struct {
     int *partitions;   /* owned copy, never empty */
     int npartitions;   /* entries in partitions */
     unsigned next;     /* round-robin position in partitions */
+    double cps;        /* calls-per-second limit, 0 for none */
+    double tokens;     /* jobs its limit allows now (cps only) */
+    int64_t filled_ms; /* when tokens were last refilled */
 } route_dialer_t;
 
 struct scheduler_route {
@@ -73,8 +77,25 @@ static const route_dialer_t *find(const route_dialer_t *d, int n, const char *in
     return NULL;
 }
 
+/* Refills d's token bucket from old (the same dialer's previous entry, or
+ * NULL) and caps its free channels by it. */
+static void apply_cps(route_dialer_t *d, const route_dialer_t *old, int64_t now_ms)
+{
+    double burst = d->cps > 1 ? d->cps : 1;
+    if (old && old->cps > 0) {
+        double elapsed_s = (double)(now_ms - old->filled_ms) / 1000.0;
+        d->tokens = old->tokens + (elapsed_s > 0 ? elapsed_s : 0) * d->cps;
+        d->tokens = d->tokens < burst ? d->tokens : burst;
+    } else {
+        d->tokens = burst;
+    }
+    d->filled_ms = now_ms;
+    if (d->free > (long)d->tokens)
+        d->free = (long)d->tokens;
+}
+
 void scheduler_route_set(scheduler_route_t *r, const scheduler_dialer_t *list, size_t n,
-                         int stale_after_ms)
+                         int stale_after_ms, int64_t now_ms)
 {
     route_dialer_t *next = ob_xcalloc(n ? n : 1, sizeof(*next));
     int count = 0;
@@ -91,6 +112,9 @@ void scheduler_route_set(scheduler_route_t *r, const scheduler_dialer_t *list, s
         memcpy(d->partitions, in->partitions, (size_t)in->npartitions * sizeof(int));
         d->npartitions = in->npartitions;
         d->next = old ? old->next : 0;
+        d->cps = in->cps > 0 ? in->cps : 0;
+        if (d->cps > 0)
+            apply_cps(d, old, now_ms);
     }
     clear(r);
     r->dialers = next;
@@ -120,6 +144,8 @@ int scheduler_route_pick(scheduler_route_t *r)
     if (!best)
         return -1;
     best->free--;
+    if (best->cps > 0)
+        best->tokens -= 1;
     return best->partitions[best->next++ % (unsigned)best->npartitions];
 }
 
@@ -176,11 +202,12 @@ ob_rc_t scheduler_route_refresh(scheduler_route_t *r, PGconn *pg, int stale_afte
             .partitions = parts,
             .npartitions = n < 0 ? 0 : n, /* unreadable: not routable */
             .age_ms = atoll(PQgetvalue(res, i, 4)),
+            .cps = atof(PQgetvalue(res, i, 5)),
         };
     }
 out:
     /* Also on failure: an empty route releases nothing. */
-    scheduler_route_set(r, list, (size_t)rows, stale_after_ms);
+    scheduler_route_set(r, list, (size_t)rows, stale_after_ms, ob_mono_ms());
     for (int i = 0; i < rows; i++)
         free((void *)list[i].partitions);
     free(list);

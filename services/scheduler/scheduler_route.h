@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One dialer as announced, the input of scheduler_route_set. */
 typedef struct {
@@ -21,6 +22,7 @@ typedef struct {
     const int *partitions;   /* dial-jobs partitions assigned to it */
     int npartitions;         /* entries in partitions */
     long long age_ms;        /* time since it last announced itself */
+    double cps;              /* its calls-per-second limit (a sip trunk's), 0 for none */
 } scheduler_dialer_t;
 
 typedef struct scheduler_route scheduler_route_t;
@@ -35,9 +37,15 @@ void scheduler_route_free(scheduler_route_t *r);
  * kept). A dialer is live when age_ms <= stale_after_ms; dead ones and ones
  * without partitions are dropped, as are duplicate instance ids after the
  * first. The round-robin position of a dialer already in the route (same
- * instance_id) is kept, so successive refreshes keep spreading its jobs. */
+ * instance_id) is kept, so successive refreshes keep spreading its jobs.
+ * A dialer with a cps limit also gets no more jobs than its token bucket
+ * holds: one second's worth (at least one) when it is first seen, refilled
+ * at cps per second of now_ms (monotonic) since the previous set, one taken
+ * per pick; so jobs wait in Postgres rather than in the dialer's pacing
+ * queue. The bucket is this scheduler's: several schedulers routing to one
+ * dialer may together exceed its cps, which its carrier then enforces. */
 void scheduler_route_set(scheduler_route_t *r, const scheduler_dialer_t *list, size_t n,
-                         int stale_after_ms);
+                         int stale_after_ms, int64_t now_ms);
 
 /* Reads the dialers seen within stale_after_ms (Postgres's clock) and sets
  * the route from them. busy counts the attempts each dialer is dialing

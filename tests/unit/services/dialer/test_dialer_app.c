@@ -272,7 +272,7 @@ static void rec_ended(void *w, void *call, bool was_answered, const char *result
     r->ended_talk_ms = talk;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided};
+static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided, NULL};
 
 static void run_until(carrier_t *c, const int *count, int64_t timeout_ms)
 {
@@ -286,7 +286,8 @@ Test(app, sim_answers_processing_then_decides_before_the_end)
     recorder_t rec = {0};
     carrier_t *c = carrier_sim_new(1, 1000.0, 1, &rec_events, &rec);
     int handle;
-    cr_assert(c->ops->start(c, &handle, "call-a", 1, "+12125550110"));
+    cr_assert(c->ops->start(
+        c, &handle, &(carrier_dial_t){.call_id = "call-a", .attempt = 1, .phone = "+12125550110"}));
     run_until(c, &rec.ended, 5000);
     cr_expect_eq(rec.answered, 1);
     cr_expect_str_eq(rec.answered_as, "processing");
@@ -305,7 +306,8 @@ Test(app, sim_extend_overrides_the_talk_time)
      * nominal is 1 s here. */
     carrier_t *c = carrier_sim_new(1, 100.0, 1, &rec_events, &rec);
     int handle;
-    cr_assert(c->ops->start(c, &handle, "call-b", 1, "+12125550100"));
+    cr_assert(c->ops->start(
+        c, &handle, &(carrier_dial_t){.call_id = "call-b", .attempt = 1, .phone = "+12125550100"}));
     run_until(c, &rec.answered, 5000);
     cr_assert_eq(rec.answered, 1);
     c->ops->extend(c, &handle, 100000);

@@ -95,15 +95,19 @@ static void rec_ended(void *w, void *call, bool was_answered, const char *result
     r->last_was_answered = was_answered;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, NULL};
+static const carrier_events_t rec_events = {rec_answered, rec_ended, NULL, NULL};
 
 Test(sim, calls_progress_through_answer_to_end_and_free_channels)
 {
     recorder_t rec = {0};
     carrier_t *c = carrier_sim_new(1, 1000.0, 1, &rec_events, &rec);
     int handle;
-    cr_assert(c->ops->start(c, &handle, "call-a", 1, "+12125550100"));
-    cr_expect_not(c->ops->start(c, &handle, "call-b", 1, "+12125550100"), "only one channel");
+    cr_assert(c->ops->start(
+        c, &handle, &(carrier_dial_t){.call_id = "call-a", .attempt = 1, .phone = "+12125550100"}));
+    cr_expect_not(c->ops->start(c, &handle,
+                                &(carrier_dial_t){
+                                    .call_id = "call-b", .attempt = 1, .phone = "+12125550100"}),
+                  "only one channel");
     int64_t deadline = ob_mono_ms() + 5000;
     while (rec.ended == 0 && ob_mono_ms() < deadline)
         c->ops->run(c, ob_mono_ms());
@@ -112,7 +116,10 @@ Test(sim, calls_progress_through_answer_to_end_and_free_channels)
     cr_expect_str_eq(rec.last_result, "voice");
     cr_expect(rec.last_was_answered);
     cr_expect_eq(c->ops->active(c), 0);
-    cr_expect(c->ops->start(c, &handle, "call-b", 1, "+12125550130"), "channel freed");
+    cr_expect(c->ops->start(
+                  c, &handle,
+                  &(carrier_dial_t){.call_id = "call-b", .attempt = 1, .phone = "+12125550130"}),
+              "channel freed");
     c->ops->hangup(c, &handle);
     cr_expect_eq(rec.ended, 2);
     cr_expect_str_eq(rec.last_result, "noanswer", "hung up while ringing");

@@ -69,7 +69,7 @@ static size_t to_list(const route_case_t *c, scheduler_dialer_t *list, int parts
             parts[n][k] = d->partitions[k];
             k++;
         }
-        list[n] = (scheduler_dialer_t){d->id, d->channels, d->busy, parts[n], k, d->age_ms};
+        list[n] = (scheduler_dialer_t){d->id, d->channels, d->busy, parts[n], k, d->age_ms, 0};
     }
     return n;
 }
@@ -84,7 +84,7 @@ ParameterizedTest(route_case_t *c, route, picks)
     scheduler_dialer_t list[4];
     int parts[4][4];
     scheduler_route_t *r = scheduler_route_new();
-    scheduler_route_set(r, list, to_list(c, list, parts), STALE_MS);
+    scheduler_route_set(r, list, to_list(c, list, parts), STALE_MS, 0);
 
     cr_expect_eq(scheduler_route_free_channels(r), c->free, "%s: free channels", c->name);
     for (int i = 0; c->picks[i] != END; i++) {
@@ -112,13 +112,13 @@ Test(route, empty_route_picks_nothing)
 Test(route, refresh_keeps_a_dialers_round_robin_position)
 {
     const int parts[] = {0, 1, 2};
-    scheduler_dialer_t a = {"a", 10, 0, parts, 3, 0};
+    scheduler_dialer_t a = {"a", 10, 0, parts, 3, 0, 0};
     scheduler_route_t *r = scheduler_route_new();
-    scheduler_route_set(r, &a, 1, STALE_MS);
+    scheduler_route_set(r, &a, 1, STALE_MS, 0);
     cr_expect_eq(scheduler_route_pick(r), 0);
     cr_expect_eq(scheduler_route_pick(r), 1);
     a.busy = 2; /* the next refresh sees the two jobs waiting */
-    scheduler_route_set(r, &a, 1, STALE_MS);
+    scheduler_route_set(r, &a, 1, STALE_MS, 0);
     cr_expect_eq(scheduler_route_free_channels(r), 8, "free channels come from the new list");
     cr_expect_eq(scheduler_route_pick(r), 2, "spreading goes on where it was");
     cr_expect_eq(scheduler_route_pick(r), 0);
@@ -130,9 +130,9 @@ Test(route, set_copies_its_input)
     char id[8];
     int parts[] = {6};
     snprintf(id, sizeof(id), "a");
-    scheduler_dialer_t a = {id, 2, 0, parts, 1, 0};
+    scheduler_dialer_t a = {id, 2, 0, parts, 1, 0, 0};
     scheduler_route_t *r = scheduler_route_new();
-    scheduler_route_set(r, &a, 1, STALE_MS);
+    scheduler_route_set(r, &a, 1, STALE_MS, 0);
     snprintf(id, sizeof(id), "zzz");
     parts[0] = 9;
     cr_expect_eq(scheduler_route_dialers(r), 1);
@@ -151,10 +151,10 @@ Test(route, every_live_dialer_is_reached)
     for (int i = 0; i < N; i++) {
         parts[i] = i;
         snprintf(ids[i], sizeof(ids[i]), "d%d", i);
-        list[i] = (scheduler_dialer_t){ids[i], 3, 0, &parts[i], 1, 0};
+        list[i] = (scheduler_dialer_t){ids[i], 3, 0, &parts[i], 1, 0, 0};
     }
     scheduler_route_t *r = scheduler_route_new();
-    scheduler_route_set(r, list, N, STALE_MS);
+    scheduler_route_set(r, list, N, STALE_MS, 0);
     for (int i = 0; i < N; i++) {
         int p = scheduler_route_pick(r);
         cr_assert(p >= 0 && p < N);
@@ -162,5 +162,42 @@ Test(route, every_live_dialer_is_reached)
         hit[p] = true;
     }
     cr_expect_eq(scheduler_route_free_channels(r), N * 2);
+    scheduler_route_free(r);
+}
+
+Test(route, a_dialers_cps_limit_caps_its_jobs_per_second)
+{
+    /* A sip dialer: 100 channels but 5 calls/s; a sim one beside it. */
+    const int sip_parts[] = {0}, sim_parts[] = {1};
+    scheduler_dialer_t list[] = {{"sip", 100, 0, sip_parts, 1, 0, 5},
+                                 {"sim", 3, 0, sim_parts, 1, 0, 0}};
+    scheduler_route_t *r = scheduler_route_new();
+    scheduler_route_set(r, list, 2, STALE_MS, 1000);
+    cr_expect_eq(scheduler_route_free_channels(r), 5 + 3, "one second's worth, plus the sim's");
+    int sip = 0;
+    for (int i = 0; i < 8; i++)
+        sip += scheduler_route_pick(r) == 0;
+    cr_expect_eq(sip, 5);
+    cr_expect_eq(scheduler_route_pick(r), -1);
+    /* 400 ms later: 2 more; a second later: full again, never more. */
+    scheduler_route_set(r, list, 2, STALE_MS, 1400);
+    cr_expect_eq(scheduler_route_free_channels(r), 2 + 3);
+    sip = 0;
+    for (int i = 0; i < 5; i++)
+        sip += scheduler_route_pick(r) == 0;
+    cr_expect_eq(sip, 2);
+    scheduler_route_set(r, list, 2, STALE_MS, 60000);
+    cr_expect_eq(scheduler_route_free_channels(r), 5 + 3);
+    /* A slow trunk (0.5/s): one job at a time, then one every 2 s. */
+    list[0].cps = 0.5;
+    scheduler_route_t *slow = scheduler_route_new();
+    scheduler_route_set(slow, list, 1, STALE_MS, 0);
+    cr_expect_eq(scheduler_route_pick(slow), 0);
+    cr_expect_eq(scheduler_route_pick(slow), -1);
+    scheduler_route_set(slow, list, 1, STALE_MS, 1000);
+    cr_expect_eq(scheduler_route_pick(slow), -1, "half a token");
+    scheduler_route_set(slow, list, 1, STALE_MS, 2000);
+    cr_expect_eq(scheduler_route_pick(slow), 0);
+    scheduler_route_free(slow);
     scheduler_route_free(r);
 }

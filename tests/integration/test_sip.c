@@ -1,0 +1,527 @@
+/*
+ * The sip carrier end to end: a dialer with OB_DIALER_CARRIER=sip places
+ * its calls through SIPp on loopback, playing a trunk (tests/integration/
+ * sipp/) that answers each dialed number its own way. Every outcome a
+ * trunk can give must end as the documented result, with the SIP status and
+ * reason and the ring and talk times SIP measured, as the API shows them;
+ * and 200 calls held at once through one dialer all end right, with no RTP
+ * port left held.
+ */
+#include "harness.h"
+#include "ob_common.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Ports in 31500-31999 (the loopback range set aside for SIP tests): one
+ * block per test, as Criterion runs two at once. */
+#define SCEN_SIPP_PORT  31500 /* trunk */
+#define SCEN_DIALER_SIP 31501 /* the dialer's SIP */
+#define SCEN_SIPP_MEDIA 31504 /* SIPp's RTP (its SDP) */
+#define SCEN_RTP_MIN    31510 /* the dialer's RTP range */
+#define SCEN_RTP_MAX    31549
+#define LOAD_SIPP_PORT  31560
+#define LOAD_DIALER_SIP 31561
+#define LOAD_SIPP_MEDIA 31564
+#define LOAD_RTP_MIN    31590 /* 205 even ports for 200 channels */
+#define LOAD_RTP_MAX    31999
+#define LOAD_CALLS      200
+#define SUSTAINED_CALLS 1000 /* busy at once: the sustained calls/s phase */
+
+static h_stack_t s;
+static pid_t sipp_pid;
+
+/* The application behind start_url: "app-hangup" calls are told to stay 2 s
+ * and then hang up; the others get {} and last until the callee ends them. */
+typedef struct {
+    int fd;           /* listening socket */
+    int port;         /* its port */
+    pthread_t thread; /* accept loop */
+    volatile int stop;
+} app_t;
+
+static app_t app;
+
+static void sipp_stop(void)
+{
+    if (sipp_pid <= 0)
+        return;
+    kill(sipp_pid, SIGTERM);
+    for (int i = 0; i < 50 && waitpid(sipp_pid, NULL, WNOHANG) == 0; i++)
+        h_sleep_ms(100);
+    if (kill(sipp_pid, 0) == 0) {
+        kill(sipp_pid, SIGKILL);
+        waitpid(sipp_pid, NULL, 0);
+    }
+    sipp_pid = 0;
+}
+
+static void teardown(void)
+{
+    h_stack_kill(&s);
+    sipp_stop();
+    app.stop = 1;
+}
+
+/* Starts SIPp as the trunk on port with scenario (tests/integration/sipp/);
+ * extra arguments end with NULL. Its output goes to build/test-logs. */
+static void sipp_start(const char *scenario, int port, int media_port, const char *const *extra)
+{
+    char sf[256], p[16], mp[16], log[256];
+    snprintf(sf, sizeof(sf), "tests/integration/sipp/%s", scenario);
+    snprintf(p, sizeof(p), "%d", port);
+    snprintf(mp, sizeof(mp), "%d", media_port);
+    snprintf(log, sizeof(log), "build/test-logs/%s-sipp.log", s.prefix);
+    /* A 4 MB socket buffer: bursts of hundreds of requests are the test. */
+    const char *argv[32] = {"sipp",       "-sf",     sf,         "-i",  "127.0.0.1",
+                            "-p",         p,         "-mp",      mp,    "-nostdin",
+                            "-buff_size", "4194304", "-timeout", "240", NULL};
+    int n = 14;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    sipp_pid = fork();
+    cr_assert(sipp_pid >= 0, "fork: %s", strerror(errno));
+    if (sipp_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp("sipp", (char *const *)argv);
+        _exit(127);
+    }
+    /* Ready once its SIP port is bound. */
+    for (int i = 0; i < 50; i++) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int taken = bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0;
+        close(fd);
+        if (taken)
+            return;
+        cr_assert(waitpid(sipp_pid, NULL, WNOHANG) == 0, "sipp exited; see %s", log);
+        h_sleep_ms(100);
+    }
+    cr_assert_fail("sipp did not bind port %d; see %s", port, log);
+}
+
+static void *serve_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[65536];
+    size_t used = 0;
+    char *end = NULL;
+    while (!end && used < sizeof(buf) - 1) {
+        ssize_t n = read(fd, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0)
+            goto out;
+        used += (size_t)n;
+        buf[used] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end)
+        goto out;
+    char cl[32] = "0";
+    end[2] = '\0';
+    h_header(buf, "Content-Length", cl, sizeof(cl));
+    size_t want = (size_t)(end - buf) + 4 + strtoul(cl, NULL, 10);
+    while (used < want && used < sizeof(buf) - 1) {
+        ssize_t n = read(fd, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0)
+            goto out;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    const char *answer = strstr(end + 4, "app-hangup") ? "{\"stay_connected_s\":2}" : "{}";
+    char resp[256];
+    int rl = snprintf(resp, sizeof(resp),
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                      strlen(answer), answer);
+    if (send(fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl)
+        goto out;
+out:
+    close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    app_t *a = arg;
+    while (!a->stop) {
+        struct pollfd p = {.fd = a->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int fd = accept(a->fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_t t;
+        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static void app_up(app_t *a)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    memset(a, 0, sizeof(*a));
+    a->port = h_free_port();
+    sa.sin_port = htons((uint16_t)a->port);
+    a->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    cr_assert(bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "app port %d", a->port);
+    cr_assert(listen(a->fd, 128) == 0);
+    pthread_create(&a->thread, NULL, accept_loop, a);
+}
+
+static h_proc_t *dialer_of(h_stack_t *st)
+{
+    for (int i = 0; i < st->nprocs; i++)
+        if (strncmp(st->procs[i].name, "dialer", 6) == 0)
+            return &st->procs[i];
+    cr_assert_fail("no dialer");
+    return NULL;
+}
+
+static void set_start_url(const h_tenant_t *t, int port)
+{
+    char auth[128], path[128], body[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/applications/%s", t->application_id);
+    snprintf(body, sizeof(body), "{\"start_url\":\"http://127.0.0.1:%d/start\"}", port);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers, body);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    h_resp_free(&r);
+}
+
+static char *queue(const h_tenant_t *t, const char *phone, const char *ref)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"phone_number\":\"%s\",\"message_reference\":\"%s\",\"max_attempts\":1}", phone,
+             ref);
+    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
+}
+
+/* What one scenario must end as, through the API. */
+typedef struct {
+    const char *phone;       /* dialed; its last digits pick the trunk's behaviour */
+    const char *ref;         /* message_reference */
+    const char *status;      /* call status */
+    const char *result;      /* attempt result */
+    const char *sip_code;    /* attempt sip_code as JSON text, NULL for null */
+    const char *sip_reason;  /* a part of sip_reason */
+    long ring_min, ring_max; /* ring_ms bounds */
+    long talk_min, talk_max; /* talk_ms bounds */
+    char *call_id;           /* filled in */
+} scenario_t;
+
+Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardown)
+{
+    char trunk[64], sip_port[32], rtp_min[40], rtp_max[40];
+    snprintf(trunk, sizeof(trunk), "OB_SIP_TRUNK=127.0.0.1:%d", SCEN_SIPP_PORT);
+    snprintf(sip_port, sizeof(sip_port), "OB_SIP_PORT=%d", SCEN_DIALER_SIP);
+    snprintf(rtp_min, sizeof(rtp_min), "OB_SIP_RTP_PORT_MIN=%d", SCEN_RTP_MIN);
+    snprintf(rtp_max, sizeof(rtp_max), "OB_SIP_RTP_PORT_MAX=%d", SCEN_RTP_MAX);
+    const char *const dialer_env[] = {"OB_DIALER_CARRIER=sip",
+                                      trunk,
+                                      sip_port,
+                                      rtp_min,
+                                      rtp_max,
+                                      "OB_DIALER_CHANNELS=20",
+                                      "OB_SIP_RING_TIMEOUT_S=3",
+                                      "OB_SIP_RESPONSE_TIMEOUT_MS=1500",
+                                      "OB_DIALER_APP_TIMEOUT_MS=2000",
+                                      "OB_DRAIN_TIMEOUT_MS=1000",
+                                      "OB_SIP_USERNAME=outbound",
+                                      "OB_SIP_PASSWORD=s3cret",
+                                      NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 20);
+    app_up(&app);
+    sipp_start("trunk.xml", SCEN_SIPP_PORT, SCEN_SIPP_MEDIA, NULL);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+    set_start_url(&t, app.port);
+    h_proc_t *dialer = dialer_of(&s);
+
+    /* Ring times are from the INVITE to the answer or the final response;
+     * talk times from the 200 to the BYE. The bounds leave room for a busy
+     * machine, not for a wrong measure. */
+    scenario_t sc[] = {
+        {"+12125550110;ani=+442079460000;postd=12#", "app-hangup", "completed", "unknown", "200",
+         "OK", 400, 2500, 1900, 3500, NULL},
+        {"+12125550111", "callee-hangup", "completed", "unknown", "200", "callee hung up", 400,
+         2500, 1400, 2900, NULL},
+        {"+12125550130", "busy", "failed", "busy", "486", "Busy Here", 0, 1500, 0, 0, NULL},
+        {"+12125550140", "ring", "failed", "noanswer", NULL, "ring timeout", 2900, 4500, 0, 0,
+         NULL},
+        {"+12125550150", "not-found", "failed", "informationtone", "404", "Not Found", 0, 1500, 0,
+         0, NULL},
+        {"+12125550160", "unavailable", "failed", "linefailure", "503", "Service Unavailable", 0,
+         1500, 0, 0, NULL},
+        {"+12125550170", "silent", "failed", "linefailure", NULL, "no response", 1400, 3000, 0, 0,
+         NULL},
+        {"+12125550190", "digest-auth", "failed", "busy", "486", "Busy Here", 0, 1500, 0, 0, NULL},
+        {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up", 900, 3000,
+         2900, 4500, NULL},
+    };
+    for (size_t i = 0; i < OB_COUNTOF(sc); i++)
+        sc[i].call_id = queue(&t, sc[i].phone, sc[i].ref);
+
+    for (size_t i = 0; i < OB_COUNTOF(sc); i++) {
+        char *body = h_wait_call_completed(s.ingest_port, t.api_key, sc[i].call_id, 60000);
+        cr_assert_not_null(body, "%s did not complete", sc[i].ref);
+        cr_expect_str_eq(h_json_path(body, "status"), sc[i].status, "%s: %s", sc[i].ref, body);
+        cr_expect_str_eq(h_json_path(body, "attempts.0.result"), sc[i].result, "%s: %s", sc[i].ref,
+                         body);
+        h_expect_path(body, "attempts.0.sip_code", sc[i].sip_code);
+        char *reason = h_json_path(body, "attempts.0.sip_reason");
+        cr_expect(reason && strstr(reason, sc[i].sip_reason), "%s: sip_reason %s, not %s",
+                  sc[i].ref, reason ? reason : "null", sc[i].sip_reason);
+        free(reason);
+        long ring = h_json_long(body, "attempts.0.ring_ms");
+        long talk = h_json_long(body, "attempts.0.talk_ms");
+        cr_expect(ring >= sc[i].ring_min && ring <= sc[i].ring_max,
+                  "%s: ring_ms %ld not in %ld..%ld", sc[i].ref, ring, sc[i].ring_min,
+                  sc[i].ring_max);
+        cr_expect(talk >= sc[i].talk_min && talk <= sc[i].talk_max,
+                  "%s: talk_ms %ld not in %ld..%ld", sc[i].ref, talk, sc[i].talk_min,
+                  sc[i].talk_max);
+        if (strcmp(sc[i].status, "completed") == 0)
+            cr_expect_neq(h_json_path(body, "attempts.0.connected_at"), NULL, "%s", sc[i].ref);
+        free(body);
+    }
+
+    /* g711a.pcap was played to us, before and after the answer; the
+     * post-dial digits 1, 2, # went out as telephone events; every RTP port
+     * is back in the pool; and the failures are counted. */
+    cr_expect_gt(h_metric(dialer, "outbound_sip_rtp_packets_received_total"), 100);
+    cr_expect_eq(h_metric(dialer, "outbound_sip_dtmf_digits_sent_total"), 3);
+    cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0);
+    cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), (long)OB_COUNTOF(sc));
+    cr_expect_eq(h_metric(dialer, "outbound_sip_failures_total"), 6);
+
+    /* Drain: a call still ringing at the drain deadline (1 s) is cancelled,
+     * the dialer says so by its exit code, and the attempt is recorded. */
+    char *ringing = queue(&t, "+12125550140", "drain");
+    const char *p[] = {ringing};
+    char *dialing = NULL;
+    for (int i = 0; i < 100 && !dialing; i++) {
+        h_sleep_ms(100);
+        dialing =
+            h_pg_value(pg, "SELECT 1 FROM attempts WHERE call_id = $1 AND state = 'dialing'", 1, p);
+    }
+    cr_assert_not_null(dialing, "the drain call was never dialed");
+    free(dialing);
+    h_sleep_ms(300); /* the INVITE is out and ringing */
+    cr_expect_eq(h_stop(dialer, 30000), 3, "a call cut at the drain deadline: exit 3");
+    char *body = h_wait_call_completed(s.ingest_port, t.api_key, ringing, 10000);
+    cr_assert_not_null(body, "the cut call was not recorded");
+    h_expect_path(body, "attempts.0.reason", "dialer_shutdown");
+    h_expect_path(body, "attempts.0.result", "unknown");
+    h_expect_path(body, "attempts.0.sip_code", NULL);
+    char *why = h_json_path(body, "attempts.0.sip_reason");
+    cr_expect(why && strstr(why, "CANCEL sent"), "%s", body);
+    free(why);
+    free(body);
+    free(ringing);
+
+    cr_expect(h_stack_down(&s));
+    for (size_t i = 0; i < OB_COUNTOF(sc); i++)
+        free(sc[i].call_id);
+    PQfinish(pg);
+}
+
+static int64_t now_ms(void)
+{
+    return ob_mono_ms();
+}
+
+/* Queues n calls to prefix + two digits (i % 100) in one batch; fills
+ * ids[0..n) (caller frees) when ids is not NULL. */
+static void queue_batch(const h_tenant_t *t, const char *prefix, int n, char **ids)
+{
+    size_t cap = (size_t)n * 64 + 16, o = 0;
+    char *batch = malloc(cap);
+    o += (size_t)snprintf(batch + o, cap - o, "[");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(batch + o, cap - o,
+                              "%s{\"phone_number\":\"%s%02d\",\"max_attempts\":1}", i ? "," : "",
+                              prefix, i % 100);
+    snprintf(batch + o, cap - o, "]");
+    char auth[128], path[160];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", t->deployment_id);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, batch);
+    free(batch);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    cr_assert_eq(h_json_long(r.body, "accepted"), n, "%s", r.body);
+    for (int i = 0; ids && i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "results.%d.call_id", i);
+        ids[i] = h_json_path(r.body, key);
+        cr_assert_not_null(ids[i], "%s", r.body);
+    }
+    h_resp_free(&r);
+}
+
+Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = teardown)
+{
+    /* OB_TEST_SIP_CPS overrides the trunk's limit, to measure (0: none). */
+    const char *cps_env = getenv("OB_TEST_SIP_CPS");
+    double cps_limit = cps_env ? atof(cps_env) : 100;
+    char trunk[64], sip_port[32], rtp_min[40], rtp_max[40], cps[40], channels[40];
+    snprintf(trunk, sizeof(trunk), "OB_SIP_TRUNK=127.0.0.1:%d", LOAD_SIPP_PORT);
+    snprintf(sip_port, sizeof(sip_port), "OB_SIP_PORT=%d", LOAD_DIALER_SIP);
+    snprintf(rtp_min, sizeof(rtp_min), "OB_SIP_RTP_PORT_MIN=%d", LOAD_RTP_MIN);
+    snprintf(rtp_max, sizeof(rtp_max), "OB_SIP_RTP_PORT_MAX=%d", LOAD_RTP_MAX);
+    snprintf(cps, sizeof(cps), "OB_SIP_CPS=%g", cps_limit);
+    snprintf(channels, sizeof(channels), "OB_DIALER_CHANNELS=%d", LOAD_CALLS);
+    const char *const dialer_env[] = {
+        "OB_DIALER_CARRIER=sip", trunk, sip_port, rtp_min, rtp_max, channels, cps, NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, LOAD_CALLS);
+    char m[16];
+    snprintf(m, sizeof(m), "%d", LOAD_CALLS + SUSTAINED_CALLS);
+    const char *const sipp_extra[] = {"-m", m, NULL}; /* SIPp ends after the last call */
+    sipp_start("load.xml", LOAD_SIPP_PORT, LOAD_SIPP_MEDIA, sipp_extra);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+    h_proc_t *dialer = dialer_of(&s);
+
+    /* One batch: 100 numbers twice; the last digit says how the trunk
+     * answers (load.xml). */
+    char *ids[LOAD_CALLS];
+    queue_batch(&t, "+121255501", LOAD_CALLS, ids);
+
+    /* Watch the dialer: calls up at once, RTP ports held, INVITEs sent. */
+    long peak_calls = 0, peak_ports = 0, peak_waiting = 0;
+    int64_t first_invite = 0, last_invite = 0, deadline = now_ms() + 120000;
+    for (;;) {
+        long calls = h_metric(dialer, "outbound_calls_in_flight");
+        long ports = h_metric(dialer, "outbound_sip_rtp_ports_in_use");
+        long invites = h_metric(dialer, "outbound_sip_invites_total");
+        long waiting = h_metric(dialer, "outbound_sip_calls_waiting_cps");
+        peak_waiting = waiting > peak_waiting ? waiting : peak_waiting;
+        peak_calls = calls > peak_calls ? calls : peak_calls;
+        peak_ports = ports > peak_ports ? ports : peak_ports;
+        if (invites > 0 && !first_invite)
+            first_invite = now_ms();
+        if (invites >= LOAD_CALLS && !last_invite)
+            last_invite = now_ms();
+        if ((last_invite && calls == 0) || now_ms() > deadline)
+            break;
+        h_sleep_ms(last_invite ? 50 : 5); /* finely while INVITEs go out, to time them */
+    }
+    cr_assert(last_invite, "only %ld INVITEs sent", h_metric(dialer, "outbound_sip_invites_total"));
+    double span_s = (double)(last_invite - first_invite) / 1000.0;
+    fprintf(stderr,
+            "sip load: %d calls, peak %ld concurrent (%ld RTP ports, %ld waiting for the CPS); "
+            "INVITEs over %.2f s (%.0f calls/s, limit %g)\n",
+            LOAD_CALLS, peak_calls, peak_ports, peak_waiting, span_s,
+            (LOAD_CALLS - 1) / (span_s > 0 ? span_s : 1), cps_limit);
+    cr_expect_eq(peak_calls, LOAD_CALLS, "every call was up at once");
+    cr_expect_eq(peak_ports, LOAD_CALLS, "one RTP port per call");
+    if (cps_limit > 0) {
+        cr_expect_geq(span_s, (LOAD_CALLS - 1) / cps_limit - 0.1, "INVITEs paced to %g/s",
+                      cps_limit);
+    }
+
+    /* Every call ended as its number says, with its SIP status. */
+    int answered = 0, busy = 0, missing = 0;
+    for (int i = 0; i < LOAD_CALLS; i++) {
+        char *body = h_wait_call_completed(s.ingest_port, t.api_key, ids[i], 60000);
+        int digit = (i % 100) % 10;
+        const char *result = digit <= 6 ? "unknown" : digit <= 8 ? "busy" : "informationtone";
+        const char *code = digit <= 6 ? "200" : digit <= 8 ? "486" : "404";
+        if (!body) {
+            missing++;
+            continue;
+        }
+        char *got = h_json_path(body, "attempts.0.result");
+        char *got_code = h_json_path(body, "attempts.0.sip_code");
+        cr_expect(got && strcmp(got, result) == 0 && got_code && strcmp(got_code, code) == 0,
+                  "call %d: %s", i, body);
+        if (digit <= 6)
+            cr_expect_geq(h_json_long(body, "attempts.0.talk_ms"), 9500, "call %d: %s", i, body);
+        answered += digit <= 6;
+        busy += digit > 6 && digit <= 8;
+        free(got);
+        free(got_code);
+        free(body);
+        free(ids[i]);
+    }
+    cr_expect_eq(missing, 0);
+    cr_expect_eq(answered, 140);
+    cr_expect_eq(busy, 40);
+    cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0, "no RTP port leaked");
+    cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), LOAD_CALLS);
+
+    /* Sustained: 1000 calls the trunk answers busy at once, through the
+     * same 200 channels; calls/s from the batch's acceptance to the last
+     * conclusion in Postgres (scheduler, Kafka, dialer, SIP and back). */
+    int64_t started = now_ms();
+    queue_batch(&t, "+121255502", SUSTAINED_CALLS, NULL);
+    const char *count_sql = "SELECT count(*) FILTER (WHERE a.result = 'busy' AND a.sip_code = 486)"
+                            " || ',' || count(*) FROM calls c JOIN attempts a USING (call_id)"
+                            " WHERE c.phone_number LIKE '+121255502%' AND c.state = 'completed'";
+    char *counts = NULL;
+    long busy_done = 0, done = 0, sustained_waiting = 0;
+    while (done < SUSTAINED_CALLS && now_ms() < started + 120000) {
+        free(counts);
+        h_sleep_ms(100);
+        long waiting = h_metric(dialer, "outbound_sip_calls_waiting_cps");
+        sustained_waiting = waiting > sustained_waiting ? waiting : sustained_waiting;
+        counts = h_pg_value(pg, count_sql, 0, NULL);
+        sscanf(counts ? counts : "0,0", "%ld,%ld", &busy_done, &done);
+    }
+    double took_s = (double)(now_ms() - started) / 1000.0;
+    fprintf(stderr,
+            "sip sustained: %ld calls concluded in %.2f s (%.0f calls/s), at most %ld waiting for "
+            "the CPS\n",
+            done, took_s, (double)done / took_s, sustained_waiting);
+    /* The scheduler knows the limit too: it routes about a second's worth
+     * at a time (not all 200 free channels), so calls wait in Postgres
+     * rather than in the dialer's pacing queue. */
+    if (cps_limit > 0)
+        cr_expect_leq(sustained_waiting, (long)(cps_limit * 1.5), "calls held back in the dialer");
+    free(counts);
+    cr_expect_eq(done, SUSTAINED_CALLS);
+    cr_expect_eq(busy_done, SUSTAINED_CALLS, "every one busy with 486");
+    cr_expect_eq(h_metric(dialer, "outbound_sip_rtp_ports_in_use"), 0, "no RTP port leaked");
+    cr_expect_eq(h_metric(dialer, "outbound_sip_invites_total"), LOAD_CALLS + SUSTAINED_CALLS);
+
+    cr_expect(h_stack_down(&s));
+    /* SIPp stops by itself after its last call (-m). */
+    for (int i = 0; i < 100 && waitpid(sipp_pid, NULL, WNOHANG) == 0; i++)
+        h_sleep_ms(100);
+    cr_expect_eq(kill(sipp_pid, 0), -1, "SIPp did not end after %d calls",
+                 LOAD_CALLS + SUSTAINED_CALLS);
+    sipp_pid = 0;
+    PQfinish(pg);
+}
