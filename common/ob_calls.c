@@ -108,16 +108,39 @@ static const char CONCLUDE_MANY_SQL[] =
     " message_reference, attempts_made, max_attempts, next_attempt_at"
     " FROM conclude_attempts($1::json)";
 
-/* The SIP outcome of the attempts just concluded (migration 022), in one
- * statement; nothing when none has one (the sim carrier). */
-static ob_rc_t record_sip(PGconn *conn, const ob_attempt_end_t *ends, size_t n, const bool *done,
-                          ob_err_t *err)
+/* The audio detector's verdict as the completed event's data.detection
+ * object text (malloc'd), or NULL when no detector listened. */
+static char *detection_json(const ob_attempt_end_t *e)
+{
+    if (!e->decided_by)
+        return NULL;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "confidence", e->confidence);
+    cJSON_AddStringToObject(d, "decided_by", e->decided_by);
+    if (e->answered && e->decision_ms >= 0)
+        cJSON_AddNumberToObject(d, "decision_ms", e->decision_ms);
+    cJSON_AddBoolToObject(d, "beep", e->beep);
+    if (e->beep)
+        cJSON_AddNumberToObject(d, "beep_ms", e->beep_ms);
+    char *text = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    char *out = ob_xstrdup(text);
+    cJSON_free(text);
+    return out;
+}
+
+/* The SIP outcome (migration 022) and the audio detector's verdict
+ * (migration 025) of the attempts just concluded, in one statement; nothing
+ * when none has either (the sim carrier). */
+static ob_rc_t record_outcome(PGconn *conn, const ob_attempt_end_t *ends, size_t n,
+                              const bool *done, ob_err_t *err)
 {
     cJSON *rows = cJSON_CreateArray();
     int used = 0;
     for (size_t i = 0; i < n; i++) {
         const ob_attempt_end_t *e = &ends[i];
-        if (!done[i] || (e->sip_code == 0 && !e->sip_reason))
+        bool detected = e->decided_by != NULL;
+        if (!done[i] || (e->sip_code == 0 && !e->sip_reason && !detected))
             continue;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "call_id", e->call_id);
@@ -126,6 +149,13 @@ static ob_rc_t record_sip(PGconn *conn, const ob_attempt_end_t *ends, size_t n, 
             cJSON_AddNumberToObject(row, "sip_code", e->sip_code);
         if (e->sip_reason)
             cJSON_AddStringToObject(row, "sip_reason", e->sip_reason);
+        if (detected) {
+            cJSON_AddNumberToObject(row, "confidence", e->confidence);
+            cJSON_AddStringToObject(row, "decided_by", e->decided_by);
+            cJSON_AddBoolToObject(row, "beep", e->beep);
+            if (e->beep)
+                cJSON_AddNumberToObject(row, "beep_ms", e->beep_ms);
+        }
         cJSON_AddItemToArray(rows, row);
         used++;
     }
@@ -134,9 +164,11 @@ static ob_rc_t record_sip(PGconn *conn, const ob_attempt_end_t *ends, size_t n, 
         char *text = cJSON_PrintUnformatted(rows);
         const char *params[] = {text};
         rc = ob_pg_exec(conn,
-                        "UPDATE attempts a SET sip_code = j.sip_code, sip_reason = j.sip_reason"
-                        " FROM json_to_recordset($1::json)"
-                        "  AS j(call_id uuid, attempt int, sip_code int, sip_reason text)"
+                        "UPDATE attempts a SET sip_code = j.sip_code, sip_reason = j.sip_reason,"
+                        " confidence = j.confidence, decided_by = j.decided_by, beep = j.beep,"
+                        " beep_ms = j.beep_ms FROM json_to_recordset($1::json)"
+                        "  AS j(call_id uuid, attempt int, sip_code int, sip_reason text,"
+                        "  confidence float8, decided_by text, beep boolean, beep_ms int)"
                         " WHERE a.call_id = j.call_id AND a.attempt = j.attempt",
                         1, params, NULL, err);
         cJSON_free(text);
@@ -178,11 +210,12 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         if (i >= n || done[i])
             continue;
         event_from_row(&evs[i], res, r, 1, &CONCLUDED, source, NULL);
+        evs[i].detection = detection_json(&ends[i]);
         done[i] = true;
     }
     PQclear(res);
     if (rc == OB_OK)
-        rc = record_sip(conn, ends, n, done, err);
+        rc = record_outcome(conn, ends, n, done, err);
     return rc;
 }
 

@@ -35,13 +35,19 @@ typedef struct {
     int decision_ms;        /* callee type decided this long after the answer, or -1 */
     int sip_code;           /* final SIP status of a sip carrier call, 0 if none */
     const char *sip_reason; /* its reason phrase, or why no response decided; NULL if none */
+    const char *decided_by; /* the audio detector's rule ("long_greeting", ...); NULL when no
+                               detector listened, and then the three below are unset */
+    double confidence;      /* its confidence, 0-1 */
+    bool beep;              /* it heard a machine's beep */
+    int beep_ms;            /* this long after the answer */
 } ob_attempt_end_t;
 
 /*
  * Inside the caller's open transaction, concludes the n attempts in one
  * statement through conclude_attempts() (dialing or connected ones; released
  * ones only with result noattempt), and records the SIP outcome of those
- * that have one (sip_code, sip_reason): each call completes (answered), is
+ * that have one (sip_code, sip_reason) and the detector's (confidence,
+ * decided_by, beep): each call completes (answered), is
  * queued for its next attempt by its retry rules (event
  * outbound.call.retry_scheduled) or fails. For each concluded attempt
  * done[i] is set and evs[i] filled (its event, to be recorded by the

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <spandsp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,37 +93,6 @@ struct ob_detect {
     int beep_bin, beep_run;
     int64_t machine_ms; /* when the machine verdict was given */
 };
-
-void ob_detect_defaults(ob_detect_config_t *cfg)
-{
-    *cfg = (ob_detect_config_t){
-        .initial_silence_ms = 2500,
-        .greeting_ms = 2400,
-        .after_greeting_silence_ms = 800,
-        .total_analysis_ms = 5000,
-        .min_word_ms = 100,
-        .max_words = 6,
-        .beep_wait_ms = 20000,
-    };
-}
-
-const char *ob_detect_name(ob_detect_verdict_t v)
-{
-    switch (v) {
-    case OB_DETECT_VOICE:
-        return "voice";
-    case OB_DETECT_MACHINE:
-        return "answeringmachine";
-    case OB_DETECT_FAX:
-        return "fax";
-    case OB_DETECT_INFOTONE:
-        return "informationtone";
-    case OB_DETECT_UNKNOWN:
-        return "unknown";
-    default:
-        return "processing";
-    }
-}
 
 static void on_fax_tone(void *user, int code, int level, int delay)
 {
@@ -363,4 +333,17 @@ bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n)
         }
     }
     return d->final;
+}
+
+bool ob_detect_feed_g711(ob_detect_t *d, const uint8_t *bytes, size_t n, bool alaw)
+{
+    int16_t linear[FRAME];
+    bool done = d->final;
+    for (size_t i = 0; i < n && !done; i += FRAME) {
+        size_t k = n - i < FRAME ? n - i : FRAME;
+        for (size_t j = 0; j < k; j++)
+            linear[j] = alaw ? alaw_to_linear(bytes[i + j]) : ulaw_to_linear(bytes[i + j]);
+        done = ob_detect_feed(d, linear, k);
+    }
+    return done;
 }

@@ -23,6 +23,8 @@
 #ifndef OB_DETECT_H
 #define OB_DETECT_H
 
+#include "ob_common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,8 +41,16 @@ typedef struct {
     int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 1500, 800, 5000, 100, 3, 20000. */
+/* The defaults: 2500, 2400, 800, 5000, 100, 6, 20000. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
+
+/* Reads a deployment's thresholds, a JSON object with any of the members
+ * above (integers in their ranges: see ob_detect.c), into cfg, which holds
+ * the defaults for the rest. NULL or "" text: the defaults. OB_EINVAL with
+ * err naming the member ("detection.greeting_ms must be an integer from
+ * 500 to 10000", "detection.x is not a threshold"). */
+ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg,
+                               ob_err_t *err) OB_MUSTCHECK;
 
 typedef enum {
     OB_DETECT_PENDING, /* no verdict yet */
@@ -79,6 +89,10 @@ void ob_detect_answered(ob_detect_t *d);
 /* Feeds n samples; returns true once the result is final (a verdict, and
  * for a machine the beep search over). Feeding after that is a no-op. */
 bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n);
+
+/* As ob_detect_feed, for n G.711 bytes as an RTP packet carries them: mu-law
+ * (PCMU) or, with alaw, A-law (PCMA). */
+bool ob_detect_feed_g711(ob_detect_t *d, const uint8_t *bytes, size_t n, bool alaw);
 
 /* The result so far. */
 const ob_detect_result_t *ob_detect_result(const ob_detect_t *d);

@@ -84,6 +84,7 @@ static const field_t job_fields[] = {
     {"max_attempts", F_INT, J(max_attempts), 1, 1, OB_MAX_ATTEMPTS},
     {"retry_interval_s", F_INT, J(retry_interval_s), 1, 0, 172800},
     {"lease_until", F_INT, J(lease_until_ms), 1, 0, I64_MAX},
+    {"detection", F_OBJ, J(detection), 0, 0, 0},
     END,
 };
 
@@ -101,6 +102,7 @@ static const field_t event_data_fields[] = {
     {"message_reference", F_STR, E(message_reference), 0, 0, 0},
     {"attempt", F_INT, E(attempt), 1, 0, OB_MAX_ATTEMPTS},
     {"max_attempts", F_INT, E(max_attempts), 1, 1, OB_MAX_ATTEMPTS},
+    {"detection", F_OBJ, E(detection), 0, 0, 0},
     END,
 };
 

@@ -69,6 +69,7 @@ typedef struct {
     int64_t max_attempts;     /* for the retry decision at the end */
     int64_t retry_interval_s; /* seconds until the next attempt */
     int64_t lease_until_ms;   /* unix ms; the scheduler reclaims the attempt after */
+    char *detection;          /* JSON object text: the deployment's detection thresholds, or NULL */
 } ob_dial_job_t;
 
 /* outbound.call-events: a CloudEvents 1.0 envelope around the call's state. */
@@ -89,6 +90,9 @@ typedef struct {
     int64_t attempt;         /* attempt number concerned (0 for queued) */
     int64_t max_attempts;    /* call's limit */
     int64_t time_ms;         /* unix ms of the transition */
+    char *detection;         /* JSON object text: the audio detector's verdict on a completed
+                                attempt (confidence, decided_by, decision_ms, beep, beep_ms),
+                                or NULL when none listened */
 } ob_call_event_t;
 
 /* Encoders return a malloc'd JSON text (caller frees with free). */

@@ -84,23 +84,25 @@ typedef enum {
 
 /* One call the worker holds. */
 typedef struct {
-    ob_dial_job_t job;       /* the job it came from (owned) */
-    bool in_use;             /* slot taken (state is not FREE) */
-    dialer_slot_t state;     /* see dialer_slot_t */
-    bool answered;           /* connected was recorded */
-    bool connecting;         /* connected waits for the flush */
-    const char *answered_as; /* callee type reported with the answer */
-    const char *decided_as;  /* callee type once decided, else NULL */
-    int decision_ms;         /* decided this long after the answer (nominal), or -1 */
-    const char *cut_by;      /* reason when we hung up before the call ended, else NULL */
-    rd_kafka_message_t *msg; /* the job's message (owned) until it is stored */
-    bool invalid;            /* TAKING: the message is no dial job */
-    bool excluded;           /* flush: a guard half-matched; refused without a retry */
-    bool refused;            /* flush: the transition's guard did not match */
-    double queued_s;         /* flush: from due to dialing, as recorded */
-    ob_attempt_end_t end;    /* ENDING: how it ended */
-    int sip_code;            /* the carrier's final SIP status, 0 if none */
-    char *sip_reason;        /* its reason phrase (owned), NULL if none */
+    ob_dial_job_t job;           /* the job it came from (owned) */
+    bool in_use;                 /* slot taken (state is not FREE) */
+    dialer_slot_t state;         /* see dialer_slot_t */
+    bool answered;               /* connected was recorded */
+    bool connecting;             /* connected waits for the flush */
+    const char *answered_as;     /* callee type reported with the answer */
+    const char *decided_as;      /* callee type once decided, else NULL */
+    int decision_ms;             /* decided this long after the answer (nominal), or -1 */
+    const char *cut_by;          /* reason when we hung up before the call ended, else NULL */
+    rd_kafka_message_t *msg;     /* the job's message (owned) until it is stored */
+    bool invalid;                /* TAKING: the message is no dial job */
+    bool excluded;               /* flush: a guard half-matched; refused without a retry */
+    bool refused;                /* flush: the transition's guard did not match */
+    double queued_s;             /* flush: from due to dialing, as recorded */
+    ob_detect_config_t detect;   /* the deployment's detection thresholds */
+    ob_detect_result_t detected; /* the carrier's audio verdict; why NULL when none */
+    ob_attempt_end_t end;        /* ENDING: how it ended */
+    int sip_code;                /* the carrier's final SIP status, 0 if none */
+    char *sip_reason;            /* its reason phrase (owned), NULL if none */
 } dialer_call_t;
 
 typedef struct {

@@ -8,6 +8,7 @@
 #define DIALER_CARRIER_H
 
 #include "ob_common.h"
+#include "ob_detect.h"
 #include "ob_metrics.h"
 
 #include <stdbool.h>
@@ -31,16 +32,21 @@ typedef struct {
      * transport error, no response, our CANCEL) and reason phrase, valid only
      * during the call. Carriers without one (sim) never call it; may be NULL. */
     void (*outcome)(void *worker, void *call, int code, const char *reason);
+    /* What the audio detector made of the call (verdict, confidence, rule,
+     * beep), reported just before ended by carriers that listen (sip);
+     * valid only during the call; may be NULL. */
+    void (*detected)(void *worker, void *call, const ob_detect_result_t *r);
 } carrier_events_t;
 
 /* What to dial: the job's number and options. The strings are the caller's
  * and need to live only during start. */
 typedef struct {
-    const char *call_id;   /* the call */
-    int attempt;           /* its attempt */
-    const char *phone;     /* E.164 number to dial */
-    const char *caller_id; /* E.164 caller id (;ani=), or NULL */
-    const char *post_dial; /* digits to send once answered (;postd=), or NULL */
+    const char *call_id;              /* the call */
+    int attempt;                      /* its attempt */
+    const char *phone;                /* E.164 number to dial */
+    const char *caller_id;            /* E.164 caller id (;ani=), or NULL */
+    const char *post_dial;            /* digits to send once answered (;postd=), or NULL */
+    const ob_detect_config_t *detect; /* the deployment's detection thresholds */
 } carrier_dial_t;
 
 typedef struct carrier carrier_t;

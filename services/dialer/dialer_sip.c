@@ -38,7 +38,7 @@ typedef struct {
 } sip_cmd_t;
 
 /* What the SIP thread reports to the worker. */
-typedef enum { EV_ANSWERED, EV_ENDED } sip_event_kind_t;
+typedef enum { EV_ANSWERED, EV_DECIDED, EV_ENDED } sip_event_kind_t;
 
 typedef struct {
     sip_event_kind_t kind;          /* answered or ended */
@@ -50,6 +50,9 @@ typedef struct {
     int talk_ms;                    /* EV_ENDED: answer to hang-up */
     int code;                       /* EV_ENDED: final SIP status, 0 if none */
     char reason[RESULT_REASON_MAX]; /* EV_ENDED: reason phrase or why no response decided */
+    const char *callee_type;        /* EV_DECIDED: the detector's verdict (static) */
+    int decision_ms;                /* EV_DECIDED: after the answer */
+    ob_detect_result_t detected;    /* EV_ENDED: the detector's result; why NULL if none */
 } sip_event_t;
 
 typedef struct sip_carrier sip_carrier_t;
@@ -82,6 +85,8 @@ typedef struct {
     bool ended;               /* reported ended; waiting to be freed */
     bool extended;            /* the application set how long it stays up */
     int64_t audio_packets;    /* RTP audio packets received (early media included) */
+    ob_detect_t *detect;      /* callee-type detector fed with that audio */
+    bool verdict_told;        /* its verdict went to the worker (or ended the call) */
 } sip_call_t;
 
 struct sip_carrier {
@@ -196,6 +201,7 @@ static void call_free_now(void *arg)
     tmr_cancel(&sc->free_tmr);
     if (sc->le.list)
         list_unlink(&sc->le);
+    ob_detect_free(sc->detect);
     free(sc->to_uri);
     free(sc->from_uri);
     free(sc->post_dial);
@@ -228,6 +234,10 @@ static void finish(sip_call_t *sc, bool answered, const char *result, int code, 
         list_unlink(&sc->le);
     s->live[sc->slot] = NULL;
 
+    /* An answered call's result is what answered, as the detector heard it. */
+    const ob_detect_result_t *r = ob_detect_result(sc->detect);
+    if (answered && r->verdict != OB_DETECT_PENDING && strcmp(result, "unknown") == 0)
+        result = ob_detect_name(r->verdict);
     sip_event_t ev = {
         .kind = EV_ENDED,
         .slot = sc->slot,
@@ -236,6 +246,8 @@ static void finish(sip_call_t *sc, bool answered, const char *result, int code, 
         .result = result,
         .code = code,
     };
+    if (r->verdict != OB_DETECT_PENDING)
+        ev.detected = *r;
     int64_t invited = sc->invite_at ? since(sc->invite_at) : 0;
     ev.ring_ms = (int)(answered ? (int64_t)(sc->answer_at - sc->invite_at) : invited);
     ev.talk_ms = (int)(answered ? since(sc->answer_at) : 0);
@@ -352,6 +364,34 @@ static void response_timeout(void *arg)
                sc->s->opts.response_timeout_ms);
 }
 
+/* Tells the worker the detector's verdict once there is one and the call
+ * was answered (a verdict from early media waits for the answer). An
+ * information tone ends the call at once, answered or not. */
+static void tell_verdict(sip_call_t *sc)
+{
+    const ob_detect_result_t *r = ob_detect_result(sc->detect);
+    if (r->verdict == OB_DETECT_PENDING || sc->verdict_told || sc->ended)
+        return;
+    if (r->verdict == OB_DETECT_INFOTONE) {
+        sc->verdict_told = true;
+        if (sc->answer_at)
+            finish(sc, true, "informationtone", 200, "OK (hung up: special information tone)");
+        else
+            finish(sc, false, "informationtone", 0,
+                   "special information tone in early media: CANCEL sent");
+        return;
+    }
+    if (!sc->answer_at)
+        return;
+    sc->verdict_told = true;
+    sip_event_t ev = {.kind = EV_DECIDED,
+                      .slot = sc->slot,
+                      .seq = sc->seq,
+                      .callee_type = ob_detect_name(r->verdict),
+                      .decision_ms = r->decision_ms};
+    push_event(sc->s, &ev);
+}
+
 static void on_rtp(const struct sa *src, struct mbuf *mb, void *arg)
 {
     sip_call_t *sc = arg;
@@ -361,10 +401,13 @@ static void on_rtp(const struct sa *src, struct mbuf *mb, void *arg)
     if (!sa_isset(&sc->peer_rtp, SA_ALL))
         sc->peer_rtp = *src; /* symmetric RTP when no SDP said where */
     if (hdr.pt == 0 || hdr.pt == 8) {
-        /* PCMU or PCMA audio: this is where the callee-type detector will
-         * listen (mbuf_buf(mb), mbuf_get_left(mb) bytes at 8 kHz). */
+        /* PCMU or PCMA audio, early media included: the detector hears it. */
         sc->audio_packets++;
         ob_metric_add(&sc->s->opts.metrics[SIP_M_RTP_PACKETS], 1);
+        if (!sc->ended) {
+            ob_detect_feed_g711(sc->detect, mbuf_buf(mb), mbuf_get_left(mb), hdr.pt == 8);
+            tell_verdict(sc);
+        }
     }
 }
 
@@ -413,6 +456,8 @@ static void on_established(const struct sip_msg *msg, void *arg)
     tmr_start(&sc->ring_tmr, (uint64_t)s->opts.talk_limit_ms, talk_limit, sc);
     sip_event_t ev = {.kind = EV_ANSWERED, .slot = sc->slot, .seq = sc->seq};
     push_event(s, &ev);
+    ob_detect_answered(sc->detect);
+    tell_verdict(sc); /* one heard in early media (a fax tone) */
     send_post_dial(sc);
 }
 
@@ -693,6 +738,7 @@ static bool sip_start(carrier_t *c, void *call, const carrier_dial_t *dial)
     sc->from_uri = ob_xasprintf("sip:%s@%s", from, s->from_domain);
     sc->post_dial = dial->post_dial && dial->post_dial[0] ? ob_xstrdup(dial->post_dial) : NULL;
     sc->call_id = ob_xstrdup(dial->call_id);
+    sc->detect = ob_detect_new(dial->detect);
     if (mqueue_push(s->mq, CMD_START, sc) != 0) {
         call_free_now(sc);
         return false;
@@ -752,13 +798,20 @@ static int64_t sip_run(carrier_t *c, int64_t now)
         if (!call || s->seqs[ev->slot] != ev->seq)
             continue;
         if (ev->kind == EV_ANSWERED) {
-            s->base.events->answered(s->base.worker, call, "unknown");
+            s->base.events->answered(s->base.worker, call, "processing");
+            continue;
+        }
+        if (ev->kind == EV_DECIDED) {
+            if (s->base.events->decided)
+                s->base.events->decided(s->base.worker, call, ev->callee_type, ev->decision_ms);
             continue;
         }
         s->calls[ev->slot] = NULL;
         s->active--;
         if (s->base.events->outcome)
             s->base.events->outcome(s->base.worker, call, ev->code, ev->reason);
+        if (ev->detected.why && s->base.events->detected)
+            s->base.events->detected(s->base.worker, call, &ev->detected);
         s->base.events->ended(s->base.worker, call, ev->answered, ev->result, ev->ring_ms,
                               ev->talk_ms);
     }

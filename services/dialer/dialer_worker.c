@@ -211,7 +211,11 @@ void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
     c->decision_ms = -1;
     c->msg = msg;
     ctx->active++;
-    if (ob_dial_job_decode(msg->payload, msg->len, &c->job, &err) != OB_OK) {
+    ob_rc_t rc = ob_dial_job_decode(msg->payload, msg->len, &c->job, &err);
+    /* The thresholds were validated by ingest; a bad one keeps the defaults. */
+    if (rc == OB_OK && ob_detect_config_parse(c->job.detection, &c->detect, &err) != OB_OK)
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "%s", err.msg);
+    if (rc != OB_OK) {
         OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
                  (long long)msg->offset, err.msg);
         c->invalid = true; /* its offset is stored with the others' after the flush */
@@ -301,8 +305,20 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         .decision_ms = was_answered ? c->decision_ms : -1,
         .sip_code = c->sip_code,
         .sip_reason = c->sip_reason,
+        .decided_by = c->detected.why,
+        .confidence = c->detected.confidence,
+        .beep = c->detected.beep,
+        .beep_ms = c->detected.beep_ms,
     };
     ctx->ending[ctx->nending++] = slot_index(ctx, c);
+}
+
+/* The audio detector's verdict, kept for the conclusion that follows. */
+static void on_detected(void *worker, void *call, const ob_detect_result_t *r)
+{
+    dialer_call_t *c = call;
+    (void)worker;
+    c->detected = *r;
 }
 
 /* The SIP outcome, kept for the conclusion that follows at once. */
@@ -550,6 +566,7 @@ static void start_taken(dialer_ctx_t *ctx)
             .phone = c->job.phone_number,
             .caller_id = c->job.caller_id,
             .post_dial = c->job.post_dial,
+            .detect = &c->detect,
         };
         bool started = ctx->carrier->ops->start(ctx->carrier, c, &dial);
         OB_ASSERT(started); /* channels and carrier slots are the same count */
@@ -803,4 +820,5 @@ const carrier_events_t dialer_carrier_events = {
     .ended = on_ended,
     .decided = on_decided,
     .outcome = on_outcome,
+    .detected = on_detected,
 };

@@ -11,6 +11,7 @@
 #include "ob_phone.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"
+#include "ob_detect.h"
 #include "ob_window.h"
 
 #include <math.h>
@@ -28,6 +29,7 @@ typedef enum {
     FT_RULES,  /* retry rules object (ingest_retry_rules) */
     FT_WINDOW, /* campaign window object (ob_window.h), or null */
     FT_RATE,   /* calls per second: a number from 0.01 to 10000, or null */
+    FT_DETECT, /* callee-type detection thresholds object (ob_detect.h), or null */
     FT_CHOICE, /* one of the field's choices */
 } ftype_t;
 
@@ -77,6 +79,7 @@ static const rfield_t dep_fields[] = {
     {"webhook_secret", FT_TEXT, 32, 200, false, NULL},
     {"start_url_format", FT_CHOICE, 0, 0, false, start_url_formats},
     {"verify_urls", FT_BOOL, 0, 0, false, NULL},
+    {"detection", FT_DETECT, 0, 0, false, NULL},
     {NULL, 0, 0, 0, false, NULL},
 };
 
@@ -93,7 +96,7 @@ static const rfield_t dep_fields[] = {
     "d.start_url, 'result_url', d.result_url,"                                                     \
     " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret,"                               \
     " 'start_url_format', d.start_url_format, 'verify_urls', d.verify_urls,"                       \
-    " 'created_at', d.created_at)"
+    " 'detection', d.detection, 'created_at', d.created_at)"
 
 static const resource_t applications = {
     "application",
@@ -166,7 +169,7 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
         }
         if (cJSON_IsNull(item) && !f->required &&
             (f->type == FT_URL || f->type == FT_PHONE || f->type == FT_WINDOW ||
-             f->type == FT_RATE))
+             f->type == FT_RATE || f->type == FT_DETECT))
             continue; /* clears an optional value */
         const char *bad = NULL;
         switch (f->type) {
@@ -237,6 +240,16 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                 cJSON_free(text);
             }
             ob_window_free(w);
+            break;
+        }
+        case FT_DETECT: {
+            ob_detect_config_t cfg;
+            char *text = cJSON_PrintUnformatted(item);
+            if (ob_detect_config_parse(text, &cfg, &err) != OB_OK)
+                bad = ob_pool_strdup(pool, err.msg); /* names the member */
+            else
+                values[i] = ob_pool_strdup(pool, text);
+            cJSON_free(text);
             break;
         }
         case FT_RULES:

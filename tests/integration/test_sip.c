@@ -24,22 +24,28 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <spandsp.h>
 #include <unistd.h>
 
 /* Ports in 31500-31999 (the loopback range set aside for SIP tests): one
  * block per test, as Criterion runs two at once. */
-#define SCEN_SIPP_PORT  31500 /* trunk */
-#define SCEN_DIALER_SIP 31501 /* the dialer's SIP */
-#define SCEN_SIPP_MEDIA 31504 /* SIPp's RTP (its SDP) */
-#define SCEN_RTP_MIN    31510 /* the dialer's RTP range */
-#define SCEN_RTP_MAX    31549
-#define LOAD_SIPP_PORT  31560
-#define LOAD_DIALER_SIP 31561
-#define LOAD_SIPP_MEDIA 31564
-#define LOAD_RTP_MIN    31590 /* 205 even ports for 200 channels */
-#define LOAD_RTP_MAX    31999
-#define LOAD_CALLS      200
-#define SUSTAINED_CALLS 1000 /* busy at once: the sustained calls/s phase */
+#define SCEN_SIPP_PORT    31500 /* trunk */
+#define SCEN_DIALER_SIP   31501 /* the dialer's SIP */
+#define SCEN_SIPP_MEDIA   31504 /* SIPp's RTP (its SDP) */
+#define SCEN_RTP_MIN      31510 /* the dialer's RTP range */
+#define SCEN_RTP_MAX      31549
+#define LOAD_SIPP_PORT    31560
+#define LOAD_DIALER_SIP   31561
+#define LOAD_SIPP_MEDIA   31564
+#define LOAD_RTP_MIN      31590 /* 205 even ports for 200 channels */
+#define LOAD_RTP_MAX      31999
+#define LOAD_CALLS        200
+#define SUSTAINED_CALLS   1000 /* busy at once: the sustained calls/s phase */
+#define DETECT_SIPP_PORT  31550
+#define DETECT_DIALER_SIP 31551
+#define DETECT_SIPP_MEDIA 31552
+#define DETECT_RTP_MIN    31556 /* one call at a time */
+#define DETECT_RTP_MAX    31558
 
 static h_stack_t s;
 static pid_t sipp_pid;
@@ -81,7 +87,10 @@ static void teardown(void)
 static void sipp_start(const char *scenario, int port, int media_port, const char *const *extra)
 {
     char sf[256], p[16], mp[16], log[256];
-    snprintf(sf, sizeof(sf), "tests/integration/sipp/%s", scenario);
+    if (strchr(scenario, '/'))
+        snprintf(sf, sizeof(sf), "%s", scenario);
+    else
+        snprintf(sf, sizeof(sf), "tests/integration/sipp/%s", scenario);
     snprintf(p, sizeof(p), "%d", port);
     snprintf(mp, sizeof(mp), "%d", media_port);
     snprintf(log, sizeof(log), "build/test-logs/%s-sipp.log", s.prefix);
@@ -285,8 +294,9 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
         {"+12125550170", "silent", "failed", "linefailure", NULL, "no response", 1400, 3000, 0, 0,
          NULL},
         {"+12125550190", "digest-auth", "failed", "busy", "486", "Busy Here", 0, 1500, 0, 0, NULL},
-        {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up", 900, 3000,
-         2900, 4500, NULL},
+        /* g711a.pcap is a long spoken recording: a machine, to the detector */
+        {"+12125550180", "early-media", "completed", "answeringmachine", "200", "callee hung up",
+         900, 3000, 2900, 4500, NULL},
     };
     for (size_t i = 0; i < OB_COUNTOF(sc); i++)
         sc[i].call_id = queue(&t, sc[i].phone, sc[i].ref);
@@ -523,5 +533,187 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     cr_expect_eq(kill(sipp_pid, 0), -1, "SIPp did not end after %d calls",
                  LOAD_CALLS + SUSTAINED_CALLS);
     sipp_pid = 0;
+    PQfinish(pg);
+}
+
+/* Writes the first max_ms of a corpus recording (tools/detect_corpus.py:
+ * 8 kHz 16-bit linear) as the A-law RTP packets of a pcap SIPp can play,
+ * 20 ms each; returns how many ms it holds. */
+static int write_pcap(const char *raw, const char *pcap, int max_ms)
+{
+    FILE *in = fopen(raw, "rb"), *out = fopen(pcap, "wb");
+    cr_assert(in && out, "%s or %s", raw, pcap);
+    const uint32_t global[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1}; /* Ethernet */
+    fwrite(global, sizeof(global), 1, out);
+    int16_t pcm[160];
+    int ms = 0;
+    for (uint16_t seq = 0; ms < max_ms && fread(pcm, 2, 160, in) == 160; seq++, ms += 20) {
+        uint8_t pkt[14 + 20 + 8 + 12 + 160] = {0};
+        pkt[12] = 0x08; /* IPv4 */
+        uint8_t *ip = pkt + 14, *udp = ip + 20, *rtp = udp + 8;
+        ip[0] = 0x45;
+        ip[2] = (20 + 8 + 12 + 160) >> 8;
+        ip[3] = (20 + 8 + 12 + 160) & 0xff;
+        ip[8] = 64;
+        ip[9] = 17; /* UDP */
+        ip[12] = ip[16] = 127;
+        ip[15] = ip[19] = 1;
+        udp[1] = udp[3] = 100; /* ports: SIPp rewrites them */
+        udp[4] = 0;
+        udp[5] = 8 + 12 + 160;
+        rtp[0] = 0x80;
+        rtp[1] = 8; /* PCMA */
+        rtp[2] = (uint8_t)(seq >> 8);
+        rtp[3] = (uint8_t)seq;
+        uint32_t ts = (uint32_t)seq * 160;
+        rtp[4] = (uint8_t)(ts >> 24);
+        rtp[5] = (uint8_t)(ts >> 16);
+        rtp[6] = (uint8_t)(ts >> 8);
+        rtp[7] = (uint8_t)ts;
+        rtp[11] = 1; /* SSRC */
+        for (int i = 0; i < 160; i++)
+            rtp[12 + i] = linear_to_alaw(pcm[i]);
+        const uint32_t rec[4] = {(uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000, sizeof(pkt),
+                                 sizeof(pkt)};
+        fwrite(rec, sizeof(rec), 1, out);
+        fwrite(pkt, sizeof(pkt), 1, out);
+    }
+    fclose(in);
+    fclose(out);
+    return ms;
+}
+
+/* The detect.xml trunk playing corpus recording name (the first max_ms of
+ * it), after the answer or as early media. */
+static void detect_trunk(const char *name, bool early, int max_ms)
+{
+    char raw[256], pcap[256], xml[256], abs_pcap[512], play[16], cwd[256];
+    snprintf(raw, sizeof(raw), "build/detect/small/%s.raw", name);
+    snprintf(pcap, sizeof(pcap), "build/test-logs/%s-%s.pcap", s.prefix, name);
+    snprintf(xml, sizeof(xml), "build/test-logs/%s-%s.xml", s.prefix, name);
+    int ms = write_pcap(raw, pcap, max_ms);
+    snprintf(abs_pcap, sizeof(abs_pcap), "%s/%s", getcwd(cwd, sizeof(cwd)), pcap);
+    snprintf(play, sizeof(play), "%d", ms + 200);
+    FILE *t = fopen("tests/integration/sipp/detect.xml", "r"), *o = fopen(xml, "w");
+    cr_assert(t && o);
+    char line[1024];
+    while (fgets(line, sizeof(line), t)) {
+        char *at;
+        if (strstr(line, "<!--@EARLY@-->")) {
+            fputs(early ? "  <nop next=\"early\"/>\n" : "", o);
+            continue;
+        }
+        if ((at = strstr(line, "@PCAP@"))) {
+            fprintf(o, "%.*s%s%s", (int)(at - line), line, abs_pcap, at + 6);
+            continue;
+        }
+        if ((at = strstr(line, "@PLAY_MS@"))) {
+            fprintf(o, "%.*s%s%s", (int)(at - line), line, play, at + 9);
+            continue;
+        }
+        fputs(line, o);
+    }
+    fclose(t);
+    fclose(o);
+    const char *const once[] = {"-m", "1", NULL};
+    sipp_start(xml, DETECT_SIPP_PORT, DETECT_SIPP_MEDIA, once);
+}
+
+/* What a recording must be detected as, through the API. */
+typedef struct {
+    const char *recording; /* in build/detect/small */
+    bool early;            /* played as early media (never answered) */
+    bool strict;           /* the deployment with the strict thresholds */
+    const char *result;    /* attempt result */
+    const char *decided_by;
+    bool beep;
+} detect_case_t;
+
+Test(sip, the_detector_hears_what_answered, .timeout = 240, .fini = teardown)
+{
+    if (access("build/detect/small/manifest.tsv", R_OK) != 0)
+        cr_assert_eq(system("/usr/bin/python3 tools/detect_corpus.py build/detect/small --small"),
+                     0);
+    char trunk[64], sip_port[32], rtp_min[40], rtp_max[40];
+    snprintf(trunk, sizeof(trunk), "OB_SIP_TRUNK=127.0.0.1:%d", DETECT_SIPP_PORT);
+    snprintf(sip_port, sizeof(sip_port), "OB_SIP_PORT=%d", DETECT_DIALER_SIP);
+    snprintf(rtp_min, sizeof(rtp_min), "OB_SIP_RTP_PORT_MIN=%d", DETECT_RTP_MIN);
+    snprintf(rtp_max, sizeof(rtp_max), "OB_SIP_RTP_PORT_MAX=%d", DETECT_RTP_MAX);
+    const char *const dialer_env[] = {
+        "OB_DIALER_CARRIER=sip",   trunk, sip_port, rtp_min, rtp_max, "OB_DIALER_CHANNELS=1",
+        "OB_SIP_RING_TIMEOUT_S=8", NULL};
+    h_tenant_t t, strict;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 1);
+    h_tenant(pg, &strict, 1);
+    /* No greeting is too long and words are not counted: a machine is
+     * known by its beep only. */
+    char auth[128], path[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", strict.api_key);
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", strict.deployment_id);
+    cr_assert(h_stack_up(&s, 1, dialer_env));
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers,
+                        "{\"detection\": {\"greeting_ms\": 10000, \"max_words\": 0,"
+                        " \"total_analysis_ms\": 15000}}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    h_expect_path(r.body, "detection.greeting_ms", "10000");
+    h_resp_free(&r);
+    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"detection\": {\"greeting_ms\": 1}}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect(strstr(r.body, "detection.greeting_ms must be an integer from 500 to 10000"), "%s",
+              r.body);
+    h_resp_free(&r);
+
+    const detect_case_t cases[] = {
+        {"voice4-en-us-175-clean", false, false, "voice", "short_greeting", false},
+        {"machine1-en-us-175-n40", false, false, "answeringmachine", "long_greeting", true},
+        {"fax-cng10-clean", false, false, "fax", NULL, false},
+        {"sit0-early-clean", true, false, "informationtone", "special_information_tone", false},
+        {"machine1-en-us-175-clean", false, true, "answeringmachine", "beep", true},
+    };
+    for (size_t i = 0; i < OB_COUNTOF(cases); i++) {
+        const detect_case_t *c = &cases[i];
+        detect_trunk(c->recording, c->early, 12000);
+        const h_tenant_t *who = c->strict ? &strict : &t;
+        char *id = queue(who, "+12125550100", c->recording);
+        char *body = h_wait_call_completed(s.ingest_port, who->api_key, id, 60000);
+        cr_assert_not_null(body, "%s did not complete", c->recording);
+        h_expect_path(body, "attempts.0.result", c->result);
+        char *by = h_json_path(body, "attempts.0.decided_by");
+        if (c->decided_by)
+            cr_expect(by && strcmp(by, c->decided_by) == 0, "%s: decided by %s: %s", c->recording,
+                      by, body);
+        else
+            cr_expect_not_null(by, "%s: %s", c->recording, body);
+        char *conf = h_json_path(body, "attempts.0.confidence");
+        cr_expect(conf && atof(conf) > 0.5 && atof(conf) <= 1, "%s: confidence %s", c->recording,
+                  conf);
+        h_expect_path(body, "attempts.0.beep", c->beep ? "true" : "false");
+        if (c->early) {
+            h_expect_path(body, "attempts.0.connected_at", NULL);
+            cr_expect(strstr(body, "special information tone in early media"), "%s", body);
+        } else {
+            long decided = h_json_long(body, "attempts.0.decision_ms");
+            cr_expect(decided > 0 && decided < 12000, "%s: decision_ms %ld", c->recording, decided);
+            long beep = h_json_long(body, "attempts.0.beep_ms");
+            /* A machine is known before its beep, unless by the beep itself. */
+            if (c->beep && strcmp(c->decided_by, "beep") == 0)
+                cr_expect(beep > 0 && beep < decided, "%s: beep %ld, decided %ld", c->recording,
+                          beep, decided);
+            else if (c->beep)
+                cr_expect_gt(beep, decided, "%s: the beep came after the verdict", c->recording);
+        }
+        free(by);
+        free(conf);
+        free(body);
+        free(id);
+        /* SIPp ends after its one call. */
+        for (int k = 0; k < 50 && waitpid(sipp_pid, NULL, WNOHANG) == 0; k++)
+            h_sleep_ms(100);
+        sipp_stop();
+    }
+    cr_expect(h_stack_down(&s));
     PQfinish(pg);
 }
