@@ -79,6 +79,14 @@
     return ms >= 1000 ? (ms / 1000).toFixed(1) + ' s' : ms + ' ms';
   }
 
+  // The audio detector's rule, confidence and beep, when one listened.
+  function detectedBy(a) {
+    if (!a.decided_by) return '—';
+    let text = a.decided_by.replace(/_/g, ' ') + ' (' + Math.round(a.confidence * 100) + '%)';
+    if (a.beep) text += ', beep at ' + fmtMs(a.beep_ms);
+    return text;
+  }
+
   function fmtNum(n) {
     return n === null || n === undefined ? '—' : Number(n).toLocaleString();
   }
@@ -709,15 +717,16 @@
           kv('Call parameters', el('pre', { class: 'mono', text: c.call_parameters ? JSON.stringify(c.call_parameters, null, 2) : '—' })))),
         el('h2', { text: 'Attempts' }),
         el('div', { class: 'table-wrap' }, el('table', { id: 'attempts' },
-          el('thead', null, el('tr', null, ['#', 'Result', 'Reason', 'SIP', 'Dialing', 'Connected', 'Ended'].map((h) => el('th', { text: h })),
+          el('thead', null, el('tr', null, ['#', 'Result', 'Reason', 'SIP', 'Detected by', 'Dialing', 'Connected', 'Ended'].map((h) => el('th', { text: h })),
             ['Ring', 'Talk', 'Decision'].map((h) => el('th', { class: 'num', text: h })))),
           el('tbody', null, c.attempts.length ? c.attempts.map((a) => el('tr', null,
             el('td', { text: a.attempt }), el('td', { text: a.result || a.state || '—' }), el('td', { text: a.reason || '—' }),
             el('td', { text: [a.sip_code, a.sip_reason].filter((v) => v !== null && v !== undefined).join(' ') || '—' }),
+            el('td', { text: detectedBy(a) }),
             el('td', { text: fmtTime(a.dialing_at) }), el('td', { text: fmtTime(a.connected_at) }), el('td', { text: fmtTime(a.ended_at) }),
             el('td', { class: 'num', text: fmtMs(a.ring_ms) }), el('td', { class: 'num', text: fmtMs(a.talk_ms) }),
             el('td', { class: 'num', text: fmtMs(a.decision_ms) })))
-            : el('tr', null, el('td', { colspan: 10, class: 'muted', text: 'Not dialed yet.' }))))),
+            : el('tr', null, el('td', { colspan: 11, class: 'muted', text: 'Not dialed yet.' }))))),
         el('h2', { text: 'Timeline' }),
         el('ol', { class: 'timeline', id: 'timeline' }, c.events.map((e) => el('li', null,
           el('strong', { text: e.type.replace(/^outbound\.call\./, '') }), ' ',
