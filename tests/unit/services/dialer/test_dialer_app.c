@@ -272,7 +272,7 @@ static void rec_ended(void *w, void *call, bool was_answered, const char *result
     r->ended_talk_ms = talk;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided, NULL};
+static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided, NULL, NULL};
 
 static void run_until(carrier_t *c, const int *count, int64_t timeout_ms)
 {

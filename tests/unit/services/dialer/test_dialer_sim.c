@@ -95,7 +95,7 @@ static void rec_ended(void *w, void *call, bool was_answered, const char *result
     r->last_was_answered = was_answered;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, NULL, NULL};
+static const carrier_events_t rec_events = {rec_answered, rec_ended, NULL, NULL, NULL};
 
 Test(sim, calls_progress_through_answer_to_end_and_free_channels)
 {
