@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -689,4 +691,122 @@ bool h_log_has(const h_proc_t *p, const char *text)
     bool found = strstr(buf, text) != NULL;
     free(buf);
     return found;
+}
+
+struct h_server {
+    int fd;            /* listening socket */
+    int port;          /* its port */
+    volatile int stop; /* ends the accept loop */
+    pthread_t thread;  /* accept loop */
+    h_handler_fn fn;   /* answers requests */
+    void *arg;         /* its argument */
+};
+
+typedef struct {
+    h_server_t *srv;
+    int fd;
+} h_conn_t;
+
+static void *serve_conn(void *arg)
+{
+    h_conn_t *c = arg;
+    size_t cap = 1 << 20, used = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        char *end = NULL;
+        while (!(end = (buf[used] = '\0', strstr(buf, "\r\n\r\n")))) {
+            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
+            if (n <= 0)
+                goto out;
+            used += (size_t)n;
+        }
+        size_t head_len = (size_t)(end - buf) + 4;
+        char cl[32] = "0";
+        end[2] = '\0';
+        h_header(buf, "Content-Length", cl, sizeof(cl));
+        size_t body_len = strtoul(cl, NULL, 10);
+        while (used < head_len + body_len) {
+            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
+            if (n <= 0)
+                goto out;
+            used += (size_t)n;
+        }
+        char saved = buf[head_len + body_len];
+        buf[head_len + body_len] = '\0';
+        const char *answer = "";
+        int status = c->srv->fn(c->srv->arg, buf, buf + head_len, body_len, &answer);
+        buf[head_len + body_len] = saved;
+        char resp[512];
+        int rl = snprintf(resp, sizeof(resp),
+                          "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n%s",
+                          status, strlen(answer), answer);
+        /* The client may have given up on a slow answer: no SIGPIPE. */
+        if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl)
+            goto out;
+        memmove(buf, buf + head_len + body_len, used - head_len - body_len);
+        used -= head_len + body_len;
+    }
+out:
+    free(buf);
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    h_server_t *srv = arg;
+    while (!srv->stop) {
+        struct pollfd p = {.fd = srv->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int fd = accept(srv->fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        h_conn_t *c = malloc(sizeof(*c));
+        c->srv = srv;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, serve_conn, c);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+h_server_t *h_server_start(h_handler_fn fn, void *arg)
+{
+    return h_server_start_on(h_free_port(), fn, arg);
+}
+
+h_server_t *h_server_start_on(int port, h_handler_fn fn, void *arg)
+{
+    h_server_t *srv = calloc(1, sizeof(*srv));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    srv->fn = fn;
+    srv->arg = arg;
+    srv->port = port;
+    sa.sin_port = htons((uint16_t)srv->port);
+    srv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    cr_assert(bind(srv->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "server port %d", srv->port);
+    cr_assert(listen(srv->fd, 128) == 0);
+    pthread_create(&srv->thread, NULL, accept_loop, srv);
+    return srv;
+}
+
+int h_server_port(const h_server_t *srv)
+{
+    return srv->port;
+}
+
+void h_server_stop(h_server_t *srv)
+{
+    if (!srv)
+        return;
+    srv->stop = 1;
+    pthread_join(srv->thread, NULL);
+    close(srv->fd);
+    free(srv);
 }

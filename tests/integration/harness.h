@@ -117,6 +117,22 @@ bool h_header(const char *head, const char *name, char *out, size_t len);
  * rendered ("outbound_calls_pending{waiting_for=\"window\"}"); -1 if absent. */
 long h_metric(const h_proc_t *p, const char *name);
 
+/* A loopback HTTP/1.1 server standing in for an application or a webhook
+ * receiver: one thread per connection, keep-alive. The handler gets each
+ * request's head and body and returns its status, with *answer (JSON,
+ * static or living until the next request) as the body. */
+typedef int (*h_handler_fn)(void *arg, const char *head, const char *body, size_t len,
+                            const char **answer);
+typedef struct h_server h_server_t;
+
+/* Starts a server on a free port; asserts it could. */
+h_server_t *h_server_start(h_handler_fn fn, void *arg);
+/* The same on port (a server that comes back where it was). */
+h_server_t *h_server_start_on(int port, h_handler_fn fn, void *arg);
+int h_server_port(const h_server_t *srv);
+/* Stops accepting and frees it (connections already open end by themselves). */
+void h_server_stop(h_server_t *srv);
+
 /* True if the service's log (stdout and stderr) so far holds text. */
 bool h_log_has(const h_proc_t *p, const char *text);
 

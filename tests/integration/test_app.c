@@ -42,10 +42,8 @@ static void teardown(void)
 
 /* The test's application: one thread per connection (keep-alive). */
 typedef struct {
+    h_server_t *srv;           /* serves it */
     int port;                  /* where it listens */
-    int fd;                    /* listening socket */
-    volatile int stop;         /* ends the accept loop */
-    pthread_t thread;          /* accept loop */
     pthread_mutex_t mu;        /* guards what follows */
     char *posts[MAX_POSTS];    /* bodies received, in order, as JSON (malloc'd) */
     char paths[MAX_POSTS][64]; /* their request paths */
@@ -125,8 +123,10 @@ static int on_get(app_t *a, const char *path)
 }
 
 /* Records one request; returns the status and sets *answer. */
-static int on_request(app_t *a, const char *head, const char *body, size_t len, const char **answer)
+static int on_request(void *arg, const char *head, const char *body, size_t len,
+                      const char **answer)
 {
+    app_t *a = arg;
     char method[8] = "", path[64] = "", type[80] = "";
     sscanf(head, "%7s %63s", method, path);
     *answer = "";
@@ -166,79 +166,12 @@ static int on_request(app_t *a, const char *head, const char *body, size_t len, 
     return status;
 }
 
-static void *serve_conn(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    size_t cap = 1 << 16, used = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        char *end = NULL;
-        while (!(end = (buf[used] = '\0', strstr(buf, "\r\n\r\n")))) {
-            ssize_t n = used < cap ? read(fd, buf + used, cap - used) : 0;
-            if (n <= 0)
-                goto out;
-            used += (size_t)n;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        char cl[32] = "0";
-        end[2] = '\0';
-        h_header(buf, "Content-Length", cl, sizeof(cl));
-        size_t body_len = strtoul(cl, NULL, 10);
-        while (used < head_len + body_len) {
-            ssize_t n = used < cap ? read(fd, buf + used, cap - used) : 0;
-            if (n <= 0)
-                goto out;
-            used += (size_t)n;
-        }
-        const char *answer = "";
-        int status = on_request(&app, buf, buf + head_len, body_len, &answer);
-        char resp[256];
-        int rl = snprintf(resp, sizeof(resp),
-                          "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\n\r\n%s",
-                          status, strlen(answer), answer);
-        /* The dialer may have given up on a slow answer: no SIGPIPE. */
-        if (send(fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl)
-            goto out;
-        memmove(buf, buf + head_len + body_len, used - head_len - body_len);
-        used -= head_len + body_len;
-    }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    app_t *a = arg;
-    while (!a->stop) {
-        struct pollfd p = {.fd = a->fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        int fd = accept(a->fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_t t;
-        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-    return NULL;
-}
-
 static void app_up(app_t *a)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
-    a->port = h_free_port();
-    sa.sin_port = htons((uint16_t)a->port);
-    a->fd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    cr_assert(bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "app port %d", a->port);
-    cr_assert(listen(a->fd, 128) == 0);
-    pthread_create(&a->thread, NULL, accept_loop, a);
+    a->srv = h_server_start(on_request, a);
+    a->port = h_server_port(a->srv);
 }
 
 /* The body of the POST about call_id for event (malloc'd), or NULL; its
@@ -352,9 +285,8 @@ static void expect_context(const char *post, const char *call_id, const char *de
 static void stack_down(void)
 {
     cr_expect(h_stack_down(&s));
-    app.stop = 1;
-    pthread_join(app.thread, NULL);
-    close(app.fd);
+    h_server_stop(app.srv);
+    app.srv = NULL;
 }
 
 Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = teardown)

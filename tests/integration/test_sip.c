@@ -52,14 +52,16 @@ static pid_t sipp_pid;
 
 /* The application behind start_url: "app-hangup" calls are told to stay 2 s
  * and then hang up; the others get {} and last until the callee ends them. */
-typedef struct {
-    int fd;           /* listening socket */
-    int port;         /* its port */
-    pthread_t thread; /* accept loop */
-    volatile int stop;
-} app_t;
+static h_server_t *app;
 
-static app_t app;
+static int on_start(void *arg, const char *head, const char *body, size_t len, const char **answer)
+{
+    (void)arg;
+    (void)head;
+    (void)len;
+    *answer = strstr(body, "app-hangup") ? "{\"stay_connected_s\":2}" : "{}";
+    return 200;
+}
 
 static void sipp_stop(void)
 {
@@ -79,7 +81,8 @@ static void teardown(void)
 {
     h_stack_kill(&s);
     sipp_stop();
-    app.stop = 1;
+    h_server_stop(app);
+    app = NULL;
 }
 
 /* Starts SIPp as the trunk on port with scenario (tests/integration/sipp/);
@@ -130,77 +133,6 @@ static void sipp_start(const char *scenario, int port, int media_port, const cha
         h_sleep_ms(100);
     }
     cr_assert_fail("sipp did not bind port %d; see %s", port, log);
-}
-
-static void *serve_conn(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char buf[65536];
-    size_t used = 0;
-    char *end = NULL;
-    while (!end && used < sizeof(buf) - 1) {
-        ssize_t n = read(fd, buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0)
-            goto out;
-        used += (size_t)n;
-        buf[used] = '\0';
-        end = strstr(buf, "\r\n\r\n");
-    }
-    if (!end)
-        goto out;
-    char cl[32] = "0";
-    end[2] = '\0';
-    h_header(buf, "Content-Length", cl, sizeof(cl));
-    size_t want = (size_t)(end - buf) + 4 + strtoul(cl, NULL, 10);
-    while (used < want && used < sizeof(buf) - 1) {
-        ssize_t n = read(fd, buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0)
-            goto out;
-        used += (size_t)n;
-    }
-    buf[used] = '\0';
-    const char *answer = strstr(end + 4, "app-hangup") ? "{\"stay_connected_s\":2}" : "{}";
-    char resp[256];
-    int rl = snprintf(resp, sizeof(resp),
-                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                      strlen(answer), answer);
-    if (send(fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl)
-        goto out;
-out:
-    close(fd);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    app_t *a = arg;
-    while (!a->stop) {
-        struct pollfd p = {.fd = a->fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        int fd = accept(a->fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_t t;
-        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-    return NULL;
-}
-
-static void app_up(app_t *a)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
-    memset(a, 0, sizeof(*a));
-    a->port = h_free_port();
-    sa.sin_port = htons((uint16_t)a->port);
-    a->fd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    cr_assert(bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "app port %d", a->port);
-    cr_assert(listen(a->fd, 128) == 0);
-    pthread_create(&a->thread, NULL, accept_loop, a);
 }
 
 static h_proc_t *dialer_of(h_stack_t *st)
@@ -270,10 +202,10 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 20);
-    app_up(&app);
+    app = h_server_start(on_start, NULL);
     sipp_start("trunk.xml", SCEN_SIPP_PORT, SCEN_SIPP_MEDIA, NULL);
     cr_assert(h_stack_up(&s, 1, dialer_env));
-    set_start_url(&t, app.port);
+    set_start_url(&t, h_server_port(app));
     h_proc_t *dialer = dialer_of(&s);
 
     /* Ring times are from the INVITE to the answer or the final response;

@@ -48,22 +48,15 @@ typedef struct {
 /* The test's webhook receiver: one thread per connection (keep-alive). */
 typedef struct {
     int port;                      /* where it listens */
-    int fd;                        /* listening socket, -1 while down */
+    h_server_t *srv;               /* serves it; NULL while down */
     char secret[256];              /* the deployment's webhook secret */
     int fail_first;                /* tries of each event answered 500 first */
-    volatile int stop;             /* ends the accept loop */
-    pthread_t thread;              /* accept loop */
     pthread_mutex_t mu;            /* guards what follows */
     rx_event_t events[MAX_EVENTS]; /* by event id */
     int nevents;                   /* entries in events */
 } receiver_t;
 
 static receiver_t rx;
-
-typedef struct {
-    receiver_t *r; /* its receiver */
-    int fd;        /* the connection */
-} conn_t;
 
 /* Checks "v1=" + hex HMAC-SHA256(secret, timestamp "." body). */
 static bool signature_ok(const char *secret, const char *ts, const char *body, size_t len,
@@ -85,8 +78,11 @@ static bool signature_ok(const char *secret, const char *ts, const char *body, s
 }
 
 /* Accounts for one request and returns the status to answer. */
-static int on_request(receiver_t *r, const char *head, const char *body, size_t len)
+static int on_request(void *arg, const char *head, const char *body, size_t len,
+                      const char **answer)
 {
+    receiver_t *r = arg;
+    *answer = "";
     char id[64] = "", ts[32] = "", sig[128] = "", path[64] = "";
     h_header(head, "X-Outbound-Event-Id", id, sizeof(id));
     h_header(head, "X-Outbound-Timestamp", ts, sizeof(ts));
@@ -120,77 +116,10 @@ static int on_request(receiver_t *r, const char *head, const char *body, size_t 
     return good ? status : 401;
 }
 
-/* Serves the requests of one keep-alive connection. */
-static void *serve_conn(void *arg)
-{
-    conn_t *c = arg;
-    size_t cap = 1 << 20, used = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        char *end = NULL;
-        while (!(end = (buf[used] = '\0', strstr(buf, "\r\n\r\n")))) {
-            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
-            if (n <= 0)
-                goto out;
-            used += (size_t)n;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        char cl[32] = "0";
-        end[2] = '\0'; /* the head ends with its last CRLF */
-        h_header(buf, "Content-Length", cl, sizeof(cl));
-        size_t body_len = strtoul(cl, NULL, 10);
-        while (used < head_len + body_len) {
-            ssize_t n = used < cap ? read(c->fd, buf + used, cap - used) : 0;
-            if (n <= 0)
-                goto out;
-            used += (size_t)n;
-        }
-        int status = on_request(c->r, buf, buf + head_len, body_len);
-        char resp[128];
-        int rl = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n", status);
-        if (write(c->fd, resp, (size_t)rl) != rl)
-            goto out;
-        memmove(buf, buf + head_len + body_len, used - head_len - body_len);
-        used -= head_len + body_len;
-    }
-out:
-    free(buf);
-    close(c->fd);
-    free(c);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    receiver_t *r = arg;
-    while (!r->stop) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        int fd = accept(r->fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        conn_t *c = malloc(sizeof(*c));
-        c->r = r;
-        c->fd = fd;
-        pthread_t t;
-        pthread_create(&t, NULL, serve_conn, c);
-        pthread_detach(t);
-    }
-    return NULL;
-}
-
 /* Starts listening on r->port. */
 static void receiver_up(receiver_t *r)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
-    a.sin_port = htons((uint16_t)r->port);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(r->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    cr_assert(bind(r->fd, (struct sockaddr *)&a, sizeof(a)) == 0, "receiver port %d", r->port);
-    cr_assert(listen(r->fd, 128) == 0);
-    pthread_create(&r->thread, NULL, accept_loop, r);
+    r->srv = h_server_start_on(r->port, on_request, r);
 }
 
 /* Prepares the receiver with the deployment's secret (not listening yet). */
@@ -198,7 +127,6 @@ static void receiver_init(receiver_t *r, PGconn *pg, const h_tenant_t *t, int fa
 {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
-    r->fd = -1;
     r->port = h_free_port();
     r->fail_first = fail_first;
     const char *p[] = {t->deployment_id};
@@ -243,12 +171,8 @@ static rx_event_t *event_of(receiver_t *r, const char *call_id)
 
 static void receiver_down(receiver_t *r)
 {
-    if (r->fd >= 0) {
-        r->stop = 1;
-        pthread_join(r->thread, NULL);
-        close(r->fd);
-        r->fd = -1;
-    }
+    h_server_stop(r->srv);
+    r->srv = NULL;
     for (int i = 0; i < r->nevents; i++)
         free(r->events[i].body);
 }
