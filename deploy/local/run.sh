@@ -24,6 +24,14 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 "$here/stack.sh" up
+# The sim dialers play generated recordings to the callee-type detector, so
+# the demo's answered calls are classified by what they sound like.
+corpus=$root/build/detect/small
+if [[ ! -s $corpus/manifest.tsv ]]; then
+	ob_say "generating the callee-type corpus (espeak-ng, sox)"
+	/usr/bin/python3 "$root/tools/detect_corpus.py" "$corpus" --small >/dev/null
+fi
+export OB_SIM_AUDIO_DIR=${OB_SIM_AUDIO_DIR:-$corpus}
 "$here/services.sh" start
 key=$("$here/seed.sh")
 api=http://127.0.0.1:$((OB_LOCAL_PORT_BASE + 80))

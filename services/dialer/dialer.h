@@ -26,6 +26,7 @@ typedef struct {
     char *carrier;         /* OB_DIALER_CARRIER */
     double sim_time_scale; /* OB_SIM_TIME_SCALE */
     long long sim_seed;    /* OB_SIM_SEED */
+    char *sim_audio_dir;   /* OB_SIM_AUDIO_DIR */
 
     /* the sip carrier (dialer_sip.c) */
     char *sip_trunk;                   /* OB_SIP_TRUNK */

@@ -80,6 +80,14 @@ struct carrier {
 carrier_t *carrier_sim_new(int channels, double time_scale, uint64_t seed,
                            const carrier_events_t *events, void *worker);
 
+/* Makes the sim carrier hear real audio: the recordings of a corpus made by
+ * tools/detect_corpus.py (dir/manifest.tsv and its .raw files; those heard
+ * after an answer). An answered call then plays one whose label is its
+ * drawn outcome (chosen by call id) to the callee-type detector, and the
+ * detector's verdict, time, confidence and rule become the call's. Returns
+ * the recordings loaded; -1 with err set when the corpus cannot be read. */
+int carrier_sim_play(carrier_t *c, const char *dir, ob_err_t *err);
+
 /* Outcome the sim carrier gives a number, for documentation and tests:
  * writes the result name and whether it answers. */
 void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, uint64_t seed,

@@ -3,29 +3,39 @@
  * Documented test numbers (+1 NPA 555-01DX, D choosing the outcome) always
  * give the same result; any other number draws from a realistic mix seeded by
  * call id and attempt, so a run can be replayed. Times are nominal seconds
- * divided by the time scale.
+ * divided by the time scale. With recordings to play (carrier_sim_play),
+ * answered calls are classified by the real detector.
  */
 #include "dialer_carrier.h"
 #include "ob_common.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-    void *call;         /* worker's handle; NULL when the slot is free */
-    bool answers;       /* the outcome is an answer */
-    bool connected;     /* answer already reported */
-    bool decided;       /* callee type already reported */
-    const char *result; /* outcome */
-    int ring_ms;        /* nominal ring time */
-    int talk_ms;        /* nominal talk time */
-    int detect_ms;      /* nominal callee-type decision time after the answer */
-    int64_t answer_at;  /* when ringing ends (scaled) */
-    int64_t decide_at;  /* when the callee type is known (scaled) */
-    int64_t end_at;     /* when the call ends (scaled) */
-    int64_t started_at; /* when the call started */
+    void *call;                  /* worker's handle; NULL when the slot is free */
+    bool answers;                /* the outcome is an answer */
+    bool connected;              /* answer already reported */
+    bool decided;                /* callee type already reported */
+    const char *result;          /* outcome */
+    int ring_ms;                 /* nominal ring time */
+    int talk_ms;                 /* nominal talk time */
+    int detect_ms;               /* nominal callee-type decision time after the answer */
+    int64_t answer_at;           /* when ringing ends (scaled) */
+    int64_t decide_at;           /* when the callee type is known (scaled) */
+    int64_t end_at;              /* when the call ends (scaled) */
+    int64_t started_at;          /* when the call started */
+    ob_detect_result_t detected; /* the detector's, when a recording played; why NULL if not */
 } sim_call_t;
+
+/* A recording heard after an answer. */
+typedef struct {
+    char label[32]; /* what it is: voice, answeringmachine, fax, unknown */
+    int16_t *samples;
+    size_t n;
+} sim_clip_t;
 
 typedef struct {
     carrier_t base;    /* must be first */
@@ -34,6 +44,8 @@ typedef struct {
     int active;        /* slots in use */
     double scale;      /* time compression */
     uint64_t seed;     /* outcome seed */
+    sim_clip_t *clips; /* recordings to play (carrier_sim_play), or none */
+    size_t nclips;
 } sim_t;
 
 static uint64_t fnv1a(const char *s, uint64_t h)
@@ -116,6 +128,31 @@ static int64_t scaled(const sim_t *s, int ms)
     return (int64_t)((double)ms / s->scale);
 }
 
+/* Plays a recording labelled with the call's outcome (the pick-th of them)
+ * to the detector: its verdict and decision time replace the drawn ones. */
+static void hear(sim_t *s, sim_call_t *sc, uint64_t pick, const ob_detect_config_t *cfg)
+{
+    size_t matching = 0;
+    for (size_t i = 0; i < s->nclips; i++)
+        matching += strcmp(s->clips[i].label, sc->result) == 0;
+    if (matching == 0)
+        return;
+    const sim_clip_t *clip = NULL;
+    for (size_t i = 0, k = pick % matching; i < s->nclips && !clip; i++)
+        if (strcmp(s->clips[i].label, sc->result) == 0 && k-- == 0)
+            clip = &s->clips[i];
+    ob_detect_t *d = ob_detect_new(cfg);
+    ob_detect_answered(d);
+    ob_detect_feed(d, clip->samples, clip->n);
+    const ob_detect_result_t *r = ob_detect_result(d);
+    if (r->verdict != OB_DETECT_PENDING) {
+        sc->detected = *r;
+        sc->result = ob_detect_name(r->verdict);
+        sc->detect_ms = r->decision_ms;
+    }
+    ob_detect_free(d);
+}
+
 static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
 {
     const char *call_id = dial->call_id, *phone = dial->phone;
@@ -136,7 +173,10 @@ static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
         sc->end_at = sc->answer_at + scaled(s, sc->talk_ms);
         /* Detection takes 2-5 s after the answer, as a real one listens
          * first; the type is the outcome's, so results do not change. */
-        sc->detect_ms = 2000 + (int)(fnv1a(call_id, s->seed + (uint64_t)attempt) % 3001);
+        uint64_t pick = fnv1a(call_id, s->seed + (uint64_t)attempt);
+        sc->detect_ms = 2000 + (int)(pick % 3001);
+        if (sc->answers)
+            hear(s, sc, pick, dial->detect);
         sc->decide_at = sc->answer_at + scaled(s, sc->detect_ms);
         s->active++;
         return true;
@@ -152,6 +192,8 @@ static void finish(sim_t *s, sim_call_t *sc, int talk_ms)
     int ring_ms = sc->ring_ms;
     sc->call = NULL;
     s->active--;
+    if (connected && sc->detected.why && s->base.events->detected)
+        s->base.events->detected(s->base.worker, call, &sc->detected);
     s->base.events->ended(s->base.worker, call, connected, result, ring_ms, talk_ms);
 }
 
@@ -233,6 +275,9 @@ static void sim_destroy(carrier_t *c)
     sim_t *s = (sim_t *)c;
     if (!s)
         return;
+    for (size_t i = 0; i < s->nclips; i++)
+        free(s->clips[i].samples);
+    free(s->clips);
     free(s->calls);
     free(s);
 }
@@ -259,4 +304,55 @@ carrier_t *carrier_sim_new(int channels, double time_scale, uint64_t seed,
     s->scale = time_scale;
     s->seed = seed;
     return &s->base;
+}
+
+/* Reads dir/name.raw (8 kHz 16-bit linear) into clip. */
+static bool read_clip(const char *dir, const char *name, sim_clip_t *clip)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s.raw", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    long bytes = ftell(f);
+    rewind(f);
+    clip->samples = ob_xmalloc((size_t)bytes + 2);
+    clip->n = fread(clip->samples, 2, (size_t)bytes / 2, f);
+    fclose(f);
+    return true;
+}
+
+int carrier_sim_play(carrier_t *c, const char *dir, ob_err_t *err)
+{
+    sim_t *s = (sim_t *)c;
+    char path[1024], line[1024];
+    snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
+    FILE *m = fopen(path, "r");
+    if (!m) {
+        ob_err_set(err, "no corpus at %s (make it with tools/detect_corpus.py)", path);
+        return -1;
+    }
+    size_t cap = 0;
+    while (fgets(line, sizeof(line), m)) {
+        char name[512], label[32];
+        int early = 0;
+        if (sscanf(line, "%511s %31s %d", name, label, &early) != 3 || early != 0)
+            continue; /* early media: heard before an answer the sim never gives it */
+        if (s->nclips == cap) {
+            cap = cap ? 2 * cap : 64;
+            s->clips = realloc(s->clips, cap * sizeof(*s->clips));
+            OB_ASSERT(s->clips != NULL);
+        }
+        sim_clip_t *clip = &s->clips[s->nclips];
+        snprintf(clip->label, sizeof(clip->label), "%s", label);
+        if (!read_clip(dir, name, clip)) {
+            fclose(m);
+            ob_err_set(err, "cannot read %s/%s.raw", dir, name);
+            return -1;
+        }
+        s->nclips++;
+    }
+    fclose(m);
+    return (int)s->nclips;
 }

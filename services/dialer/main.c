@@ -31,6 +31,9 @@ static const ob_cfg_spec_t dialer_specs[] = {
      "sim carrier: how many times faster than real time calls run"},
     {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
      "sim carrier: seed of the outcomes of non-test numbers"},
+    {"OB_SIM_AUDIO_DIR", OB_CFG_STRING, "", 0, 0, NULL, CFG(sim_audio_dir),
+     "sim carrier: a corpus of recordings (tools/detect_corpus.py) played to the callee-type "
+     "detector on each answer, whose verdict becomes the call's; empty: drawn outcomes only"},
     {"OB_SIP_TRUNK", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_trunk),
      "sip carrier: the trunk's host or host:port; calls go to sip:<number>@<trunk> (required "
      "with OB_DIALER_CARRIER=sip)"},
@@ -164,6 +167,13 @@ static ob_rc_t carrier_new(dialer_ctx_t *ctx, ob_err_t *err)
     if (strcmp(cfg->carrier, "sip") != 0) {
         ctx->carrier = carrier_sim_new((int)cfg->channels, cfg->sim_time_scale,
                                        (uint64_t)cfg->sim_seed, &dialer_carrier_events, ctx);
+        if (!cfg->sim_audio_dir[0])
+            return OB_OK;
+        int n = carrier_sim_play(ctx->carrier, cfg->sim_audio_dir, err);
+        if (n < 0)
+            return OB_EINVAL;
+        OB_INFO("main", "the sim carrier plays %d recording(s) of %s to the detector", n,
+                cfg->sim_audio_dir);
         return OB_OK;
     }
     carrier_sip_opts_t o = {
