@@ -45,6 +45,10 @@ BINS       := $(addprefix $(BUILD)/bin/outbound-,$(SERVICES))
 # The command-line client (services/outboundctl), built like a service.
 BINS       += $(BUILD)/bin/outboundctl
 
+# The limit tools of `make bench` (bench/limits): what the parts can do alone.
+LIMIT_SRC  := $(wildcard bench/limits/*.c)
+LIMIT_BINS := $(patsubst bench/limits/%.c,$(BUILD)/bench/%,$(LIMIT_SRC))
+
 UNIT_SRC   := $(shell find tests/unit -name 'test_*.c' 2>/dev/null)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_SRC  := $(wildcard tests/integration/test_*.c)
@@ -56,7 +60,7 @@ FORMAT_SRC := $(shell git ls-files '*.c' '*.h' '*.cc' 2>/dev/null)
 # Objects built on the way to a test binary are kept, not treated as intermediate.
 .SECONDARY:
 
-.PHONY: all deps run test unit-test integration-test browser-test stack-up stack-down format format-check \
+.PHONY: all deps run test bench-tools unit-test integration-test browser-test stack-up stack-down format format-check \
         clean tests-build
 
 all: $(BINS)
@@ -136,6 +140,17 @@ outboundctl_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/outboundc
 $(BUILD)/bin/outboundctl: $(outboundctl_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The limit tools link the shared library; limit_http also ingest's settings.
+$(BUILD)/bench/%: $(BUILD)/obj/bench/limits/%.o $(BUILD)/obj/services/ingest/ingest_config.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/bench/limits/%.o: bench/limits/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices/ingest -c -o $@ $<
+
+bench-tools: $(LIMIT_BINS)
 
 # Unit tests of a service link that service's modules (all but main.o).
 .SECONDEXPANSION:
