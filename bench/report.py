@@ -303,6 +303,16 @@ def csv_phase(work):
     return res
 
 
+def limits(work):
+    """The limit tools' JSON lines (WORK/limit.NAME.json), by NAME."""
+    out = {}
+    for path in sorted(glob.glob(f"{work}/limit.*.json")):
+        v = load(path)
+        if v is not None:
+            out[os.path.basename(path)[len("limit.") : -len(".json")]] = v
+    return out
+
+
 def machine_info():
     info = {"cores": os.cpu_count(), "kernel": platform.release()}
     try:
@@ -353,11 +363,13 @@ def cmd_assemble(work, params_path, out):
         "targets": TARGETS,
     }
     res.update(params)
-    phases = {name: single_phase(work, name) for name in ("single", "single_load")}
+    phases = {name: single_phase(work, name) for name in ("single", "single_load", "single_limit")}
     for name in ("batch_sequential", "batch_concurrent"):
         phases[name] = batch_phase(work, name)
     phases["csv"] = csv_phase(work)
+    phases["batch_limit"] = phase_common(work, "batch_limit") or None
     res["phases"] = phases
+    res["limits"] = limits(work)
     hwm_end = load(f"{work}/end.vm")
     if hwm_end:
         res["ingest_vm_at_end_kb"] = hwm_end

@@ -6,6 +6,8 @@
  * the client and the broker allow. Every message is acknowledged before the
  * clock stops; prints one JSON line.
  *
+ * The topic is created first when missing (OB_TOPIC_PARTITIONS partitions).
+ *
  * Usage: limit_produce TOPIC immediate|bulk|default FILE [CHUNK]
  * With CHUNK, waits for every acknowledgement after each CHUNK messages (as
  * a batch request waits before it answers); without, only at the end.
@@ -102,7 +104,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: no messages in %s\n", argv[0], argv[3]);
         goto out;
     }
-    if (ob_producer_conf_new(&cfg, tuning, &conf, &err) != OB_OK) {
+    const char *topics[] = {topic, NULL};
+    if (ob_kafka_ensure_topics(&cfg, topics, &err) != OB_OK ||
+        ob_producer_conf_new(&cfg, tuning, &conf, &err) != OB_OK) {
         fprintf(stderr, "%s: %s\n", argv[0], err.msg);
         goto out;
     }

@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# Shell helpers the benchmark scripts share (sourced after deploy/local/lib.sh):
+# seeding a due backlog straight into Postgres, and the COPY limit.
+
+# seed_backlog DSN DEPLOYMENTS CALLS CAPACITY REQUEST_PARTITIONS: a bench
+# account and application, DEPLOYMENTS deployments of CAPACITY and CALLS
+# queued calls due between 1 and 11 minutes ago. Call i belongs to
+# deployment i % DEPLOYMENTS; a deployment's calls share a partition, as
+# ingest keys call requests by deployment.
+seed_backlog() {
+	psql "$1" -v ON_ERROR_STOP=1 -qAt <<SQL
+INSERT INTO accounts (account_id, email, name)
+VALUES ('00000000-0000-7000-8000-0000000be001', 'bench-scheduler@example.com', 'Scheduler bench');
+INSERT INTO applications (application_id, account_id, name)
+VALUES ('00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001', 'bench-scheduler');
+INSERT INTO deployments (deployment_id, application_id, account_id, name, capacity)
+SELECT ('00000000-0000-7000-8001-' || lpad(to_hex(i), 12, '0'))::uuid,
+       '00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001',
+       'bench-' || i, $4
+FROM generate_series(0, $2 - 1) i;
+INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,
+                   message_reference, max_attempts, retry_interval_s, not_before,
+                   next_attempt_at, accepted_at)
+SELECT ('00000000-0000-7000-8002-' || lpad(to_hex(i), 12, '0'))::uuid,
+       ('00000000-0000-7000-8001-' || lpad(to_hex(i % $2), 12, '0'))::uuid,
+       '00000000-0000-7000-8000-0000000be001', (i % $2) % $5,
+       '+1212555' || lpad((i % 10000)::text, 4, '0'), 'bench-sched-' || i, 1, 600, t, t, t
+FROM generate_series(0, $3 - 1) i,
+     LATERAL (SELECT now() - interval '1 minute' - (i % 600) * interval '1 second' AS t) n;
+VACUUM ANALYZE calls;
+VACUUM ANALYZE deployments;
+VACUUM ANALYZE attempts;
+SQL
+}
+
+# copy_limit DSN TABLE WHERE OUT: the limit of writing rows: the rows of
+# TABLE matching WHERE (what a service wrote) are saved, deleted and written
+# back with COPY into the same table (its indexes, constraints and triggers
+# as they were); prints one JSON line to OUT.
+copy_limit() {
+	local dsn=$1 table=$2 where=$3 out=$4 file rows start secs
+	file=$(mktemp "${TMPDIR:-/tmp}/bench-copy.XXXXXX")
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "\\copy (SELECT * FROM $table WHERE $where) TO '$file'" &&
+		psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "DELETE FROM $table WHERE $where" -c "VACUUM $table" || {
+		rm -f "$file"
+		return 1
+	}
+	rows=$(wc -l <"$file")
+	start=$(ob_now_us)
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "\\copy $table FROM '$file'" || {
+		rm -f "$file"
+		return 1
+	}
+	secs=$(ob_elapsed "$start")
+	rm -f "$file"
+	printf '{"tool":"copy","table":"%s","rows":%d,"seconds":%s,"per_s":%s}\n' "$table" "$rows" "$secs" \
+		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.1f", s > 0 ? r / s : 0 }')" >"$out"
+}
