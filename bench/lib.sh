@@ -33,26 +33,36 @@ VACUUM ANALYZE attempts;
 SQL
 }
 
-# copy_limit DSN TABLE WHERE OUT: the limit of writing rows: the rows of
-# TABLE matching WHERE (what a service wrote) are saved, deleted and written
-# back with COPY into the same table (its indexes, constraints and triggers
-# as they were); prints one JSON line to OUT.
+# copy_limit DSN OUT TABLE WHERE [TABLE WHERE ...]: the limit of writing
+# rows. The rows of each TABLE matching its WHERE (what a service wrote) are
+# saved, deleted (last table first, for the foreign keys) and written back
+# with COPY into the same tables, with their indexes, constraints and
+# triggers as they were, in one psql session; prints one JSON line to OUT
+# (rows: the first table's; per_s: those rows per second).
 copy_limit() {
-	local dsn=$1 table=$2 where=$3 out=$4 file rows start secs
-	file=$(mktemp "${TMPDIR:-/tmp}/bench-copy.XXXXXX")
-	psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "\\copy (SELECT * FROM $table WHERE $where) TO '$file'" &&
-		psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "DELETE FROM $table WHERE $where" -c "VACUUM $table" || {
-		rm -f "$file"
-		return 1
-	}
-	rows=$(wc -l <"$file")
+	local dsn=$1 out=$2 tmp i n start secs rows copies=() deletes=()
+	shift 2
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-copy.XXXXXX")
+	n=$(($# / 2))
+	local -a table=() where=()
+	while (($#)); do
+		table+=("$1") where+=("$2")
+		shift 2
+	done
+	for ((i = 0; i < n; i++)); do
+		psql "$dsn" -v ON_ERROR_STOP=1 -qAt \
+			-c "\\copy (SELECT * FROM ${table[i]} WHERE ${where[i]}) TO '$tmp/$i'" || return 1
+		copies+=(-c "\\copy ${table[i]} FROM '$tmp/$i'")
+		deletes=(-c "DELETE FROM ${table[i]} WHERE ${where[i]}" "${deletes[@]}")
+	done
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt "${deletes[@]}" || return 1
+	for ((i = 0; i < n; i++)); do psql "$dsn" -qAt -c "VACUUM ${table[i]}"; done
+	rows=$(wc -l <"$tmp/0")
 	start=$(ob_now_us)
-	psql "$dsn" -v ON_ERROR_STOP=1 -qAt -c "\\copy $table FROM '$file'" || {
-		rm -f "$file"
-		return 1
-	}
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt "${copies[@]}" || return 1
 	secs=$(ob_elapsed "$start")
-	rm -f "$file"
-	printf '{"tool":"copy","table":"%s","rows":%d,"seconds":%s,"per_s":%s}\n' "$table" "$rows" "$secs" \
+	printf '{"tool":"copy","tables":"%s","rows":%d,"all_rows":%d,"seconds":%s,"per_s":%s}\n' "${table[*]}" \
+		"$rows" "$(cat "$tmp"/* | wc -l)" "$secs" \
 		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.1f", s > 0 ? r / s : 0 }')" >"$out"
+	rm -rf "$tmp"
 }

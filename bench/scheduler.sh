@@ -272,13 +272,14 @@ fi
 # nothing is released) records them; calls/s from its
 # outbound_calls_recorded_total. The limits: librdkafka alone consuming the
 # call-requests topic with the scheduler's consumer settings, and COPY of
-# the same rows into the same table.
+# the same rows into the same tables (calls, and the call_events rows the
+# recording wrote).
 rec_dep=00000000-0000-7000-8000-0000000be007
 if want record; then
 	services "ingest" start
 	key=${key:-$("$local_dir/seed.sh")}
 	q -c "INSERT INTO deployments (deployment_id, application_id, account_id, name, capacity)
-	      VALUES ('$rec_dep', '$application', '$account', 'bench-record', 1000000)"
+	      VALUES ('$rec_dep', '$application', '$account', 'bench-record', 100000)"
 	ob_say "record: queueing $rec_calls calls with the scheduler stopped"
 	"$py" "$here/dialer_report.py" batch "$api" "$key" "$rec_dep" "$rec_calls" "+12125550100" - \
 		"$work/record.batch.json" || ob_warn "record: not every call was queued"
@@ -298,7 +299,8 @@ if want record; then
 		"${prefix}call-requests" "$requests" "$release_limit" >"$work/limit.consume_requests.json" ||
 		ob_warn "record limit: limit_consume failed"
 	ob_say "record limit: COPY of the recorded rows"
-	copy_limit "$dsn" calls "deployment_id = '$rec_dep'" "$work/limit.copy_calls.json" ||
+	copy_limit "$dsn" "$work/limit.copy_calls.json" calls "deployment_id = '$rec_dep'" \
+		call_events "deployment_id = '$rec_dep'" ||
 		ob_warn "record limit: COPY failed"
 fi
 
