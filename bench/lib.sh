@@ -63,6 +63,6 @@ copy_limit() {
 	secs=$(ob_elapsed "$start")
 	printf '{"tool":"copy","tables":"%s","rows":%d,"all_rows":%d,"seconds":%s,"per_s":%s}\n' "${table[*]}" \
 		"$rows" "$(cat "$tmp"/* | wc -l)" "$secs" \
-		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.1f", s > 0 ? r / s : 0 }')" >"$out"
+		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.1f", (s > 0 ? r / s : 0) }')" >"$out"
 	rm -rf "$tmp"
 }

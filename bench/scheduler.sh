@@ -289,6 +289,7 @@ if want record; then
 	"$py" "$here/stages.py" watch "$metrics" outbound_calls_recorded_total "$rec_calls" "$release_limit" \
 		"$work/record.watch.json" "$OB_LOCAL_RUN" &
 	watcher=$!
+	until [[ -e $work/record.watch.json.started ]]; do sleep 0.05; done
 	services scheduler start
 	wait "$watcher" || true
 	watcher=
