@@ -213,7 +213,6 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
-
 int main(void)
 {
     dialer_config_t cfg = {0};
@@ -257,7 +256,8 @@ int main(void)
     /* A flush's events are produced together and their acknowledgements
      * collected by a later turn, so a short linger (bulk) costs no turn any
      * time and lets the flushes of a busy worker share requests. */
-    if (rc != OB_OK || ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, &ctx.producer, &err) != OB_OK) {
+    if (rc != OB_OK ||
+        ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
