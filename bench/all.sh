@@ -25,15 +25,9 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 here=$root/bench
 py=/usr/bin/python3
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 benches=" ${BENCH_ALL:-ingest scheduler dialer e2e} "
 stamp=$(date +%Y%m%dT%H%M%S)
 results=$root/bench/results

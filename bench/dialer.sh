@@ -46,15 +46,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 export OB_LOCAL_PORT_BASE=${OB_BENCH_DIALER_PORT_BASE:-26000}
 export OB_LOCAL_STATE=${OB_BENCH_DIALER_STATE:-$root/.local-bench/dialer}
@@ -71,8 +65,6 @@ export OB_SCHEDULER_RELEASE_MAX=${OB_SCHEDULER_RELEASE_MAX:-2000}
 . "$local_dir/env.sh"
 # shellcheck source=deploy/local/lib.sh
 . "$local_dir/lib.sh"
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 export OB_SELF=bench-dialer
 
 if ((quick)); then

@@ -35,15 +35,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 export OB_LOCAL_PORT_BASE=${OB_BENCH_E2E_PORT_BASE:-25000}
 export OB_LOCAL_STATE=${OB_BENCH_E2E_STATE:-$root/.local-bench/e2e}
@@ -58,8 +52,6 @@ export OB_DIALER_CHANNELS=${OB_DIALER_CHANNELS:-${BENCH_E2E_CHANNELS:-5000}}
 . "$local_dir/env.sh"
 # shellcheck source=deploy/local/lib.sh
 . "$local_dir/lib.sh"
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 export OB_SELF=bench-e2e
 
 if ((quick)); then
@@ -150,6 +142,11 @@ run_services() {
 		"$local_dir/services.sh" "$action"
 }
 
+# pq FRACTION LATER EARLIER: SQL for that percentile of LATER - EARLIER in ms.
+pq() {
+	echo "percentile_cont($1) WITHIN GROUP (ORDER BY extract(epoch FROM $2 - $3) * 1000)"
+}
+
 # wait_started WATCH_OUT: waits until the watcher took its first sample.
 wait_started() {
 	local deadline=$((SECONDS + 30))
@@ -205,12 +202,18 @@ for n in $instances; do
 				ob_warn "e2e $name: not every call was accepted"
 			wait "$watcher" || true
 			watcher=
-			q -c "SELECT json_build_object('calls', count(*), 'completed', count(completed_at),
+			# Where the time goes, per call: accepted -> recorded -> released
+			# -> dialing (attempt 1) -> completed.
+			q -c "WITH c AS (SELECT c.accepted_at, c.recorded_at, a.released_at, a.dialing_at, c.completed_at
+			                 FROM calls c LEFT JOIN attempts a ON a.call_id = c.call_id AND a.attempt = 1)
+			      SELECT json_build_object('calls', count(*), 'completed', count(completed_at),
 			        'first_accepted', extract(epoch FROM min(accepted_at)),
 			        'last_completed', extract(epoch FROM max(completed_at)),
-			        'p50_ms', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - accepted_at) * 1000),
-			        'p99_ms', percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - accepted_at) * 1000))
-			      FROM calls" >"$work/e2e-$name.calls.json"
+			        'p50_ms', $(pq 0.5 completed_at accepted_at), 'p99_ms', $(pq 0.99 completed_at accepted_at),
+			        'parts_p50_ms', json_build_object('recorded', $(pq 0.5 recorded_at accepted_at),
+			          'released', $(pq 0.5 released_at recorded_at), 'dialing', $(pq 0.5 dialing_at released_at),
+			          'completed', $(pq 0.5 completed_at dialing_at)))
+			      FROM c" >"$work/e2e-$name.calls.json"
 			run_services "$n" stop "ingest scheduler dialer" || ob_warn "e2e $name: a service did not stop cleanly"
 		fi
 		printf '{"name": "%s", "instances": %d, "calls": %d, "deployments": %d}\n' "$name" "$n" "$calls" "$dcount" \

@@ -1,6 +1,20 @@
 # shellcheck shell=bash
-# Shell helpers the benchmark scripts share (sourced after deploy/local/lib.sh):
-# seeding a due backlog straight into Postgres, and the COPY limit.
+# Shell helpers the benchmark scripts share: the --quick argument, seeding a
+# due backlog straight into Postgres, and the COPY limit (which uses
+# deploy/local/lib.sh's clock, sourced by every script).
+
+# bench_quick SCRIPT [ARG]: prints 1 for --quick and 0 for no argument;
+# anything else is a usage error (exit 64):  quick=$(bench_quick "$0" "$@") || exit 64
+bench_quick() {
+	case ${2:-} in
+	--quick) echo 1 ;;
+	'') echo 0 ;;
+	*)
+		echo "usage: $1 [--quick]" >&2
+		return 64
+		;;
+	esac
+}
 
 # seed_backlog DSN DEPLOYMENTS CALLS CAPACITY REQUEST_PARTITIONS: a bench
 # account and application, DEPLOYMENTS deployments of CAPACITY and CALLS

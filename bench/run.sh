@@ -36,15 +36,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 # The bench stack: its own ports and state, ingest only.
 export OB_LOCAL_PORT_BASE=${OB_BENCH_PORT_BASE:-23000}

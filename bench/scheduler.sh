@@ -53,15 +53,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 export OB_LOCAL_PORT_BASE=${OB_BENCH_SCHED_PORT_BASE:-24000}
 export OB_LOCAL_STATE=${OB_BENCH_SCHED_STATE:-$root/.local-bench/scheduler}
@@ -73,8 +67,6 @@ export OB_INGEST_KEY_CONCURRENCY=${OB_INGEST_KEY_CONCURRENCY:-100000}
 . "$local_dir/env.sh"
 # shellcheck source=deploy/local/lib.sh
 . "$local_dir/lib.sh"
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 export OB_SELF=bench-scheduler
 
 if ((quick)); then

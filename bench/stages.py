@@ -182,14 +182,6 @@ def cmd_post(apis, key, dcount, n, out):
     return 0 if res["accepted"] == n else 1
 
 
-def load(path, default=None):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
-
-
 def per_call(cpu_s, prefix, calls):
     """CPU microseconds per call of the processes named prefix*."""
     total = sum(v for k, v in cpu_s.items() if k.startswith(prefix))
@@ -230,6 +222,7 @@ def e2e_run(w, post, db, calls):
         "seconds": round(span, 2),
         "per_s": round(db["completed"] / span, 1) if span > 0 else None,
         "latency_ms": {"p50": round(db.get("p50_ms") or 0, 1), "p99": round(db.get("p99_ms") or 0, 1)},
+        "parts_p50_ms": {k: round(v, 1) for k, v in (db.get("parts_p50_ms") or {}).items() if v is not None},
         "cpu_us_per_call": {
             r: per_call(cpu, r, db.get("completed") or 0) for r in ("ingest", "scheduler", "dialer", "postgres", "kafka")
         },
@@ -241,15 +234,15 @@ def e2e_run(w, post, db, calls):
 
 
 def cmd_assemble(work, params_path, out):
-    res = load(params_path, {})
+    res = report.load(params_path, {})
     res["machine"] = report.machine_info()
     runs = []
     for path in sorted(glob.glob(f"{work}/run-*.json")):
-        r = load(path)
+        r = report.load(path)
         name, calls = r["name"], r["calls"]
-        r["release"] = release_run(load(f"{work}/release-{name}.json"), calls)
-        r["e2e"] = e2e_run(load(f"{work}/e2e-{name}.json"), load(f"{work}/e2e-{name}.post.json"),
-                           load(f"{work}/e2e-{name}.calls.json"), calls)
+        r["release"] = release_run(report.load(f"{work}/release-{name}.json"), calls)
+        r["e2e"] = e2e_run(report.load(f"{work}/e2e-{name}.json"), report.load(f"{work}/e2e-{name}.post.json"),
+                           report.load(f"{work}/e2e-{name}.calls.json"), calls)
         runs.append(r)
     res["runs"] = sorted(runs, key=lambda r: (r["instances"], r["calls"]))
     with open(out + ".tmp", "w") as f:

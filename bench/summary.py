@@ -91,7 +91,7 @@ def build(ing, sch, dia, e2e):
     add(f"CSV upload ({n(c.get('rows'))} rows)",
         f"{n(c.get('seconds'), '{:.2f}')} s, peak RSS {n(c.get('peak_rss_mb'), '{:.1f}')} MB ({n(c.get('rows_per_s'))} rows/s)",
         c.get("rows_per_s"),
-        f"libcsv alone reading and splitting the file: {n(cl.get('seconds'), '{:.3f}')} s, peak RSS "
+        f"libcsv alone reading and splitting the file: {n(cl.get('seconds'), '{:.4f}')} s, peak RSS "
         f"{n((cl.get('peak_rss_kb') or 0) / 1024 if cl else None, '{:.1f}')} MB ({n(cl.get('rows_per_s'))} rows/s)",
         cl.get("rows_per_s"), outside(get(c, "cpu", "outside_cores")))
 
@@ -215,7 +215,7 @@ def targets(rows, ing, sch, e2e):
 
 
 def cmd(paths):
-    ing, sch, dia, e2e = (stages.load(p) if p != "-" else None for p in paths[:4])
+    ing, sch, dia, e2e = (report.load(p) if p != "-" else None for p in paths[:4])
     out, md = paths[4], (paths[5] if len(paths) > 5 else None)
     rows = build(ing, sch, dia, e2e)
     machine = next((d["machine"] for d in (ing, sch, dia, e2e) if d and d.get("machine")), report.machine_info())
