@@ -279,7 +279,7 @@ def growth_rows(r):
 
 
 def cmd_table(path):
-    r = load(path)
+    r = report.load(path)
     print(report.text_table(GROWTH_HEADER, growth_rows(r)))
     print(f"raw results: {os.path.relpath(path)}")
 
