@@ -119,10 +119,10 @@ def build(ing, sch, dia, e2e):
     add("dialer + results: events to Postgres",
         f"{n(pg_rate)} events/s; {n(inf.get('peak_in_flight'))} concurrent calls on one worker", pg_rate,
         f"COPY of the same call_events rows: {n(ce.get('per_s'))} rows/s", ce.get("per_s"),
-        outside(get(ev, "cpu", "outside")))
+        outside(get(ev, "cpu", "outside_cores")))
     add("dialer + results: events to the topic", f"{n(k_rate)} events/s", k_rate,
         f"raw librdkafka produce of the same events, the dialers' settings: {n(pe.get('per_s'))} msg/s",
-        pe.get("per_s"), outside(get(ev, "cpu", "outside")))
+        pe.get("per_s"), outside(get(ev, "cpu", "outside_cores")))
 
     # The slowest stage's limit, in calls/s (a voice call writes 3 events).
     calls = get(ev, "completed", "calls") or 0
@@ -198,11 +198,14 @@ def targets(rows, ing, sch, e2e):
     def pct(r):
         return r and r.get("ratio")
 
+    def share(r):
+        return f"{pct(r) * 100:.0f}% ({r['figure_value']:,.0f} of {r['limit_value']:,.0f}/s)" if pct(r) else "-"
+
     out = [
         ("single call: >= 10,000 req/s at p99 < 20 ms", sv, sok),
-        ("batch ingest >= 50% of the raw produce rate", f"{n((pct(by.get('batch API')) or 0) * 100, '{:.0f}')}%",
+        ("batch ingest >= 50% of the raw produce rate", share(by.get("batch API")),
          (pct(by.get("batch API")) or 0) >= 0.5),
-        ("recording >= 50% of COPY", f"{n((pct(by.get('recording accepted calls')) or 0) * 100, '{:.0f}')}%",
+        ("recording >= 50% of COPY", share(by.get("recording accepted calls")),
          (pct(by.get("recording accepted calls")) or 0) >= 0.5),
         ("scheduler >= 20,000 releases/s", f"{n(rel.get('steady_per_s'))} releases/s",
          (rel.get("steady_per_s") or 0) >= 20000),
@@ -223,6 +226,7 @@ def cmd(paths):
            "sources": {k: p for k, p in zip(("ingest", "scheduler", "dialer", "e2e"), paths[:4])},
            "rows": rows, "growth": (e2e or {}).get("runs"), "growth_notes": growth_notes(e2e),
            "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(rows, ing, sch, e2e)],
+           "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("BENCH_", "OB_BENCH_"))},
            "git_commit": next((d.get("git_commit") for d in (ing, sch, dia, e2e) if d), None), "out": out}
     with open(out, "w") as f:
         json.dump(doc, f, indent=2)
@@ -248,6 +252,7 @@ def markdown(doc, body, e2e, md_path):
     m = doc["machine"]
     tl = "\n".join(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'MISSED'} |" for t in doc["targets"])
     notes = "\n".join(f"- {x}" for x in doc["growth_notes"]) or "- (no growth runs)"
+    settings = ", ".join(f"`{k}={v}`" for k, v in doc.get("settings", {}).items()) or "the defaults"
     src = ", ".join(f"`bench/results/{os.path.basename(p)}`" for p in doc["sources"].values() if p != "-")
     block = f"""{BEGIN}
 ## All stages against their limits (make bench)
@@ -289,6 +294,10 @@ make bench        # bench/all.sh: bench/run.sh, bench/scheduler.sh, bench/dialer
 make bench-quick  # the same harness with small sizes (< 2 minutes, BENCHMARKS.md untouched); part of make test
 make bench-tools  # only the limit tools: build/bench/limit_http, limit_produce, limit_consume, limit_csv
 ```
+
+Settings of this run: {settings}. Each script's settings are listed in its own block
+below and in its header (bench/*.sh); the growth sizes are `BENCH_E2E_SIZES`,
+`BENCH_E2E_DEPLOYMENTS` and `BENCH_E2E_INSTANCES`.
 {END}"""
     try:
         with open(md_path) as f:
