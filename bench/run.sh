@@ -221,14 +221,20 @@ fi
 # 202 (build/bench/limit_http), under the same wrk load as the saturation run.
 if want single; then
 	limit_port=$((OB_LOCAL_PORT_BASE + 79))
-	# The same OB_INGEST_* settings reach it; the others are only required.
-	OB_HTTP_PORT=$limit_port OB_INSTANCE_ID=limit-http OB_PG_DSN=$OB_LOCAL_PG_DSN \
-		OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP setsid "$limits/limit_http" \
-		>"$work/limit.http.json" 2>"$OB_LOCAL_LOGS/limit-http.log" </dev/null &
-	limit_pid=$!
-	until curl -fsS -o /dev/null "http://127.0.0.1:$limit_port/healthz" 2>/dev/null; do
-		ob_pid_running "$limit_pid" || ob_die "limit_http exited; log: $OB_LOCAL_LOGS/limit-http.log"
-		sleep 0.1
+	# Like services.sh, a few tries: the port may be a client's for a moment.
+	for try in 1 2 3; do
+		# The same OB_INGEST_* settings reach it; the others are only required.
+		OB_HTTP_PORT=$limit_port OB_INSTANCE_ID=limit-http OB_PG_DSN=$OB_LOCAL_PG_DSN \
+			OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP setsid "$limits/limit_http" \
+			>"$work/limit.http.json" 2>"$OB_LOCAL_LOGS/limit-http.log" </dev/null &
+		limit_pid=$!
+		until curl -fsS -o /dev/null "http://127.0.0.1:$limit_port/healthz" 2>/dev/null; do
+			ob_pid_running "$limit_pid" || break
+			sleep 0.1
+		done
+		ob_pid_running "$limit_pid" && break
+		((try < 3)) || ob_die "limit_http exited; log: $OB_LOCAL_LOGS/limit-http.log"
+		sleep 1
 	done
 	BENCH_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"${warmup}s" -s "$here/wrk_queue.lua" \
 		"http://127.0.0.1:$limit_port/api/v1/deployments/$dep/calls" >/dev/null

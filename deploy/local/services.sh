@@ -84,11 +84,21 @@ start_one() {
 }
 
 wait_ready() {
-	local name=$1 port deadline
+	local name=$1 port deadline tries=0
 	port=$(port_of "$name")
 	deadline=$((SECONDS + 60))
 	until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
 		if ! ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" >/dev/null; then
+			# A base in the kernel's ephemeral port range (32768-60999 by
+			# default) can find the port briefly held by some client's
+			# connection: try again a few times before giving up.
+			if ((tries < 3)) && tail -n 1 "$OB_LOCAL_LOGS/$name.log" | grep -q 'cannot listen'; then
+				tries=$((tries + 1))
+				ob_warn "$name: port $port busy; starting it again ($tries/3)"
+				sleep 1
+				start_one "$name"
+				continue
+			fi
 			tail -n 20 "$OB_LOCAL_LOGS/$name.log" >&2 || true
 			ob_die "$name exited; log: $OB_LOCAL_LOGS/$name.log"
 		fi
