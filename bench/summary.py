@@ -261,8 +261,9 @@ Measured with `make bench` on {doc['date']}: {m.get('cpu_model', 'unknown CPU')}
 {m.get('memory_gib')} GiB memory, Linux {m.get('kernel')}; commit `{doc.get('git_commit')}`. Each limit is
 what the part the stage is built on does alone, measured by `build/bench/*` (bench/limits) or COPY
 on the same stack in the same run; the ratio is the project's figure over that limit. "Cores
-outside the bench" is the CPU that other work on the machine used meanwhile (this machine is
-shared: a figure measured beside 1 core of someone else's build is depressed by as much).
+outside the bench" is the CPU (of {m.get('cores')}) that processes outside the measured stack used
+meanwhile: other people's work on this shared machine and, in the growth runs, the bench's own
+client and samplers. A figure measured beside a busy neighbour is depressed by as much.
 Raw results: {src}, and this table's `bench/results/{os.path.basename(doc.get('out', 'bench-*.json'))}`.
 
 {report.md_table(HEADER, body)}
