@@ -256,7 +256,7 @@ def fmt(x, spec="{:,.0f}"):
 
 
 GROWTH_HEADER = ("instances", "pending calls", "deployments", "releases/s", "scheduler CPU us/call",
-                 "scheduler bytes/pending call", "e2e calls/s", "e2e p50 / p99 ms",
+                 "scheduler bytes/pending call", "e2e calls/s", "e2e scheduler peak RSS MB", "e2e p50 / p99 ms",
                  "e2e CPU us/call (ingest, scheduler, dialer, postgres, kafka)", "outside cores")
 
 
@@ -270,7 +270,10 @@ def growth_rows(r):
         out.append((
             str(run["instances"]), fmt(run["calls"]), fmt(run["deployments"]), fmt(rel.get("per_s")),
             fmt((rel.get("cpu_us_per_call") or {}).get("scheduler"), "{:,.1f}"),
-            fmt(rel.get("scheduler_bytes_per_pending"), "{:,.1f}"), fmt(e2e.get("per_s")),
+            fmt(rel.get("scheduler_bytes_per_pending"), "{:,.1f}"),
+            fmt(e2e.get("per_s")) + (f" ({e2e['completed']:,} completed in the time limit)"
+                                     if e2e.get("completed") is not None and e2e["completed"] < run["calls"] else ""),
+            fmt(e2e.get("scheduler_peak_rss_mb"), "{:,.1f}"),
             f"{fmt(lat.get('p50'), '{:,.1f}')} / {fmt(lat.get('p99'), '{:,.1f}')}" if lat else "-",
             ", ".join(fmt(c.get(k), "{:,.1f}") for k in ("ingest", "scheduler", "dialer", "postgres", "kafka")) if c else "-",
             " / ".join(f"{x:.2f}" for x in outside) or "-",
