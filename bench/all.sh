@@ -58,10 +58,7 @@ if ((quick)); then
 	export BENCH_DIALER_PHASES=${BENCH_DIALER_PHASES:-"inflight events"}
 	export BENCH_E2E_SIZES=${BENCH_E2E_SIZES:-"400 800"} BENCH_E2E_DEPLOYMENTS=${BENCH_E2E_DEPLOYMENTS:-"4 8"}
 	export BENCH_E2E_LIMIT=${BENCH_E2E_LIMIT:-30}
-	(
-		export OB_LOCAL_PORT_BASE=$base OB_LOCAL_STATE=$state
-		"$root/deploy/local/stack.sh" up
-	) || exit 1
+	# Stopped by its pid files at the end, also when it came up only in part.
 	stop_quick() {
 		OB_LOCAL_PORT_BASE=$base OB_LOCAL_STATE=$state OB_LOCAL_INGESTS=2 OB_LOCAL_SCHEDULERS=2 \
 			"$root/deploy/local/services.sh" stop >/dev/null 2>&1
@@ -69,6 +66,10 @@ if ((quick)); then
 		rm -f "$mark"
 	}
 	trap stop_quick EXIT
+	(
+		export OB_LOCAL_PORT_BASE=$base OB_LOCAL_STATE=$state
+		"$root/deploy/local/stack.sh" up
+	) || exit 1
 fi
 
 # run NAME SCRIPT PATTERN: runs one benchmark; sets $last to the results
