@@ -59,6 +59,7 @@ if ((quick)); then
 	export BENCH_E2E_SIZES=${BENCH_E2E_SIZES:-"400 800"} BENCH_E2E_DEPLOYMENTS=${BENCH_E2E_DEPLOYMENTS:-"4 8"}
 	export BENCH_E2E_LIMIT=${BENCH_E2E_LIMIT:-30}
 	# Stopped by its pid files at the end, also when it came up only in part.
+	# shellcheck disable=SC2317 # run by the EXIT trap
 	stop_quick() {
 		OB_LOCAL_PORT_BASE=$base OB_LOCAL_STATE=$state OB_LOCAL_INGESTS=2 OB_LOCAL_SCHEDULERS=2 \
 			"$root/deploy/local/services.sh" stop >/dev/null 2>&1
