@@ -14,6 +14,9 @@
 #      end offsets every second): sustained (between 10% and 90% of the
 #      total, the verdict) and over the whole busy period (start-up
 #      included);
+#      Limits (build/bench/limit_produce and COPY): the phase's events
+#      produced again by librdkafka alone with the dialers' producer
+#      settings, and its call_events rows written again with COPY;
 #   3. webhooks: a local receiver (bench/dialer_report.py receiver: asyncio,
 #      answers 200 at once, keep-alive); 40,000 calls with a result_url on it,
 #      completed by the phase-2 dialers with webhooks off; then 2 dialers
@@ -43,15 +46,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 export OB_LOCAL_PORT_BASE=${OB_BENCH_DIALER_PORT_BASE:-26000}
 export OB_LOCAL_STATE=${OB_BENCH_DIALER_STATE:-$root/.local-bench/dialer}
@@ -237,13 +234,30 @@ if want events; then
 	"$py" "$here/dialer_report.py" events "$dsn" "$OB_LOCAL_KAFKA_BOOTSTRAP" "${prefix}call-events" "$event_parts" \
 		"$limit" "$work/events.watch.json" $$ "$pg_pid" "$kafka_pid" &
 	watcher=$!
+	events_start_ms=$(date +%s%3N)
 	start_dialers "$all_dialers" OB_DIALER_CHANNELS="$channels" OB_WEBHOOK_ENABLED=false OB_SIM_TIME_SCALE="$fast"
 	wait "$watcher" || true
 	watcher=
+	events_end_ms=$(($(date +%s%3N) + 1))
 	q -c "SELECT coalesce(json_object_agg(type, n), '{}') FROM (SELECT e.type, count(*) n FROM call_events e
 	      WHERE e.deployment_id = '$dep_events' GROUP BY 1) x" >"$work/events.types.json"
 	q -c "SELECT json_build_object('completed', count(*) FILTER (WHERE state = 'completed'), 'calls', count(*))
 	      FROM calls WHERE deployment_id = '$dep_events'" >"$work/events.completed.json"
+	# The limits: the phase's events, read back from the topic, produced
+	# again by librdkafka alone with the dialers' producer settings (to a
+	# topic of their own with as many partitions); and COPY of the phase's
+	# call_events rows into call_events. The dialers are stopped first.
+	services "$all_dialers" stop || true
+	kcat -C -b "$OB_LOCAL_KAFKA_BOOTSTRAP" -t "${prefix}call-events" -o "s@$events_start_ms" \
+		-o "e@$events_end_ms" -e -q -f '%k\t%s\n' >"$work/events.messages"
+	quiet events_limit
+	ob_say "events limit: raw produce of $(wc -l <"$work/events.messages") events"
+	OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP OB_TOPIC_PARTITIONS=$event_parts \
+		"$root/build/bench/limit_produce" "${prefix}call-events.limit" bulk "$work/events.messages" \
+		>"$work/limit.produce_events.json" || ob_warn "events limit: limit_produce failed"
+	ob_say "events limit: COPY of the phase's call_events rows"
+	copy_limit "$dsn" "$work/limit.copy_events.json" call_events "deployment_id = '$dep_events'" ||
+		ob_warn "events limit: COPY failed"
 fi
 
 # ------------------------------------------------------------ 3. webhooks

@@ -495,6 +495,7 @@ def cmd_assemble(work, params_path, out):
            "machine": report.machine_info(), "targets": TARGETS}
     res.update(params)
     res["phases"] = {"inflight": inflight_phase(work), "events": events_phase(work), "webhooks": webhooks_phase(work)}
+    res["limits"] = report.limits(work)  # issue 8: raw produce and COPY of the events
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "w") as f:
         json.dump(res, f, indent=2)

@@ -16,9 +16,10 @@ the results (bench/results/<timestamp>.json, the table, BENCHMARKS.md).
         prints the results table.
     report.py markdown RESULTS_JSON BENCHMARKS_MD
         rewrites BENCHMARKS.md from the results, keeping its hand-written
-        notes (between the "notes" markers) and the scheduler and dialer
-        benchmarks' blocks (bench/scheduler.sh's and bench/dialer.sh's,
-        between their markers) as they are.
+        notes (between the "notes" markers), make bench's summary and the
+        scheduler and dialer benchmarks' blocks (bench/summary.py's,
+        bench/scheduler.sh's and bench/dialer.sh's, between their markers)
+        as they are.
 """
 import datetime
 import glob
@@ -37,6 +38,8 @@ SCHEDULER_BEGIN = "<!-- scheduler-bench:begin"
 SCHEDULER_END = "<!-- scheduler-bench:end -->"
 DIALER_BEGIN = "<!-- dialer-bench:begin"
 DIALER_END = "<!-- dialer-bench:end -->"
+SUMMARY_BEGIN = "<!-- summary:begin"
+SUMMARY_END = "<!-- summary:end -->"
 
 TARGETS = {
     "single_rps": 10000,
@@ -303,6 +306,16 @@ def csv_phase(work):
     return res
 
 
+def limits(work):
+    """The limit tools' JSON lines (WORK/limit.NAME.json), by NAME."""
+    out = {}
+    for path in sorted(glob.glob(f"{work}/limit.*.json")):
+        v = load(path)
+        if v is not None:
+            out[os.path.basename(path)[len("limit.") : -len(".json")]] = v
+    return out
+
+
 def machine_info():
     info = {"cores": os.cpu_count(), "kernel": platform.release()}
     try:
@@ -353,11 +366,13 @@ def cmd_assemble(work, params_path, out):
         "targets": TARGETS,
     }
     res.update(params)
-    phases = {name: single_phase(work, name) for name in ("single", "single_load")}
+    phases = {name: single_phase(work, name) for name in ("single", "single_load", "single_limit")}
     for name in ("batch_sequential", "batch_concurrent"):
         phases[name] = batch_phase(work, name)
     phases["csv"] = csv_phase(work)
+    phases["batch_limit"] = phase_common(work, "batch_limit") or None
     res["phases"] = phases
+    res["limits"] = limits(work)
     hwm_end = load(f"{work}/end.vm")
     if hwm_end:
         res["ingest_vm_at_end_kb"] = hwm_end
@@ -546,7 +561,7 @@ def cmd_table(path):
 def cmd_markdown(path, md_path):
     r = load(path)
     m, v, p = r["machine"], r["versions"], r["params"]
-    notes = scheduler_block = ""
+    notes = scheduler_block = summary_block = ""
     try:
         with open(md_path) as f:
             old = f.read()
@@ -555,6 +570,10 @@ def cmd_markdown(path, md_path):
             notes = old[i + len(NOTES_BEGIN) : j].strip("\n")
         # bench/scheduler.sh's and bench/dialer.sh's blocks are their own:
         # kept as they are, at the end.
+        # make bench's summary (bench/summary.py) stays at the top.
+        i, j = old.find(SUMMARY_BEGIN), old.find(SUMMARY_END)
+        if i >= 0 and j > i:
+            summary_block = old[i : j + len(SUMMARY_END)] + "\n\n"
         for begin, end in ((SCHEDULER_BEGIN, SCHEDULER_END), (DIALER_BEGIN, DIALER_END)):
             i, j = old.find(begin), old.find(end)
             if i >= 0 and j > i:
@@ -569,11 +588,15 @@ def cmd_markdown(path, md_path):
     c = p.get("csv", {})
     doc = f"""# Benchmarks
 
-Ingest API throughput, measured with `make bench` (bench/run.sh). This file is
-rewritten by every full run from `bench/results/<timestamp>.json`; only the
-notes section at the end is written by hand and kept.
+Every stage of outbound beside the limit of what it is built on, measured with
+`make bench` (bench/all.sh) in one run, then each benchmark's own block: ingest
+(bench/run.sh, `make bench-ingest`), the scheduler and the dialers. The blocks
+are rewritten by the scripts from `bench/results/*.json`; only the notes
+section is written by hand and kept.
 
-## Machine and run
+{summary_block}## Ingest API (bench/run.sh)
+
+### Machine and run
 
 | | |
 |---|---|
@@ -589,7 +612,7 @@ notes section at the end is written by hand and kept.
 
 All clients run on the same machine as the stack and share its cores.
 
-## Results
+### Results
 
 {md_table(MAIN_HEADER, rows(r))}
 
@@ -600,11 +623,11 @@ every other process on the machine (e.g. another stack or a test run);
 
 {md_table(CPU_HEADER, cpu_rows(r))}
 
-## Commands
+### Commands
 
 ```sh
-make bench          # deps, build, then bench/run.sh: stack up, the three benchmarks, stack down
-make bench-quick    # the same with small sizes (a smoke run of the harness; BENCHMARKS.md untouched)
+make bench-ingest   # deps, build, then bench/run.sh: stack up, the three benchmarks and their limits, stack down
+bench/run.sh --quick  # the same with small sizes (a smoke run; BENCHMARKS.md untouched)
 ```
 
 What bench/run.sh runs, once the bench stack (`OB_LOCAL_PORT_BASE={r.get('port_base')}
@@ -638,7 +661,7 @@ run leaves this file alone), `BENCH_KEEP_STACK=1`. Any `OB_INGEST_*` or
 `OB_KAFKA_*` setting reaches ingest, e.g. `make bench OB_INGEST_THREADS=64
 OB_INGEST_PG_POOL=64` or `OB_KAFKA_LINGER_MS=0` (librdkafka's `linger.ms`).
 
-## Targets
+### Targets
 
 | measure | target |
 |---|---|

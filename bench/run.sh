@@ -36,15 +36,9 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 # The bench stack: its own ports and state, ingest only.
 export OB_LOCAL_PORT_BASE=${OB_BENCH_PORT_BASE:-23000}
@@ -94,6 +88,10 @@ for tool in wrk curl kcat "$py"; do
 	command -v "$tool" >/dev/null || ob_die "$tool not found; run deploy/local/deps.sh (make bench does)"
 done
 [[ -x $root/build/bin/outbound-ingest ]] || ob_die "build/bin/outbound-ingest missing; run make"
+limits=$root/build/bench
+for tool in limit_http limit_produce limit_csv; do
+	[[ -x $limits/$tool ]] || ob_die "build/bench/$tool missing; run make bench-tools"
+done
 
 # ------------------------------------------------------------ the stack
 stop_stack() {
@@ -142,15 +140,16 @@ offsets() {
 	kcat -b "$OB_LOCAL_KAFKA_BOOTSTRAP" -Q "${args[@]}" >"$1" 2>&1 || true
 }
 
-# phase_begin NAME / phase_end NAME: wait for a quiet machine, then record
-# Kafka's end offsets around the phase and who used the CPU during it.
+# phase_begin NAME [PID] / phase_end NAME: wait for a quiet machine, then
+# record Kafka's end offsets around the phase and who used the CPU during it
+# (PID, default ingest, is counted in the "ingest" column).
 phase_begin() {
 	if ((quiet_timeout > 0)); then
 		ob_say "$1: waiting for the machine to be quiet (at most ${quiet_timeout} s)"
 	fi
 	"$py" "$here/report.py" quiet 0.3 "$quiet_timeout" >"$work/$1.quiet"
 	offsets "$work/$1.offsets.before"
-	"$py" "$here/report.py" watch "$work/$1.cpu" $$ "$ingest_pid" "$kafka_pid" "$pg_pid" &
+	"$py" "$here/report.py" watch "$work/$1.cpu" $$ "${2:-$ingest_pid}" "$kafka_pid" "$pg_pid" &
 	watcher=$!
 	sleep 0.2 # its first sample
 }
@@ -194,6 +193,9 @@ run_batches() {
 	end=$(now)
 	printf '{"start":%s,"end":%s,"clients":%d,"calls_per_request":%d}\n' \
 		"$start" "$end" "$clients" "$batch_size" >"$work/$name.wall"
+	# The phase's messages, by their timestamps, for the raw produce limit.
+	echo "${start%.*}${start#*.}" | cut -c1-13 >"$work/$name.start_ms"
+	echo "$(($(date +%s%3N) + 1))" >"$work/$name.end_ms"
 	phase_end "$name"
 }
 
@@ -215,11 +217,53 @@ if want single; then
 	done
 fi
 
+# The limit: libmicrohttpd with ingest's configuration answering a fixed
+# 202 (build/bench/limit_http), under the same wrk load as the saturation run.
+if want single; then
+	limit_port=$((OB_LOCAL_PORT_BASE + 79))
+	# Like services.sh, a few tries: the port may be a client's for a moment.
+	for try in 1 2 3; do
+		# The same OB_INGEST_* settings reach it; the others are only required.
+		OB_HTTP_PORT=$limit_port OB_INSTANCE_ID=limit-http OB_PG_DSN=$OB_LOCAL_PG_DSN \
+			OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP setsid "$limits/limit_http" \
+			>"$work/limit.http.json" 2>"$OB_LOCAL_LOGS/limit-http.log" </dev/null &
+		limit_pid=$!
+		until curl -fsS -o /dev/null "http://127.0.0.1:$limit_port/healthz" 2>/dev/null; do
+			ob_pid_running "$limit_pid" || break
+			sleep 0.1
+		done
+		ob_pid_running "$limit_pid" && break
+		((try < 3)) || ob_die "limit_http exited; log: $OB_LOCAL_LOGS/limit-http.log"
+		sleep 1
+	done
+	BENCH_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"${warmup}s" -s "$here/wrk_queue.lua" \
+		"http://127.0.0.1:$limit_port/api/v1/deployments/$dep/calls" >/dev/null
+	phase_begin single_limit "$limit_pid"
+	ob_say "single call limit (fixed 202): wrk -t$wrk_threads -c$connections -d${duration}s"
+	BENCH_KEY=$key BENCH_OUT=$work/single_limit.wrk.json wrk -t"$wrk_threads" -c"$connections" \
+		-d"${duration}s" --latency -s "$here/wrk_queue.lua" \
+		"http://127.0.0.1:$limit_port/api/v1/deployments/$dep/calls" | sed 's/^/    /'
+	phase_end single_limit
+	kill -TERM "$limit_pid"
+	wait "$limit_pid" || ob_warn "limit_http did not exit cleanly"
+fi
+
 # ------------------------------------------------------------ 2. batches
 if want batch; then
 	"$py" "$here/gen.py" batch "$batch_size" "$data/batch-$batch_size.json"
 	run_batches batch_sequential 1
 	run_batches batch_concurrent "$batch_clients"
+	# The limit: the concurrent phase's messages, read back from the topic,
+	# produced again by librdkafka alone with ingest's batch producer
+	# settings, to a topic of their own with as many partitions.
+	kcat -C -b "$OB_LOCAL_KAFKA_BOOTSTRAP" -t "$topic" -o "s@$(<"$work/batch_concurrent.start_ms")" \
+		-o "e@$(<"$work/batch_concurrent.end_ms")" -e -q -f '%k\t%s\n' >"$work/batch.messages"
+	phase_begin batch_limit
+	ob_say "batch limit: raw produce of $(wc -l <"$work/batch.messages") messages"
+	OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP OB_TOPIC_PARTITIONS=$OB_LOCAL_REQUEST_PARTITIONS \
+		"$limits/limit_produce" "${topic}.limit" bulk "$work/batch.messages" >"$work/limit.produce.json" ||
+		ob_warn "batch limit: limit_produce failed"
+	phase_end batch_limit
 fi
 
 # ------------------------------------------------------------ 3. CSV upload
@@ -247,6 +291,8 @@ if want csv; then
 	printf '{"rows":%d,"hwm_before_kb":%d,"rss_before_kb":%d,"reset":%s,"hwm_reset_kb":%d,"hwm_after_kb":%d,"rss_after_kb":%d}\n' \
 		"$csv_rows" "$hwm_before" "$rss_before" "$reset" "$hwm_reset" "$hwm_after" "$(vm VmRSS)" >"$work/csv.vm"
 	phase_end csv
+	# The limit: libcsv alone reading and splitting the same file.
+	"$limits/limit_csv" "$data/calls-$csv_rows.csv" >"$work/limit.csv.json" || ob_warn "csv limit: limit_csv failed"
 fi
 printf '{"hwm_kb":%d,"rss_kb":%d}\n' "$(vm VmHWM)" "$(vm VmRSS)" >"$work/end.vm"
 

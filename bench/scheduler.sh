@@ -19,6 +19,12 @@
 #      and of DUE_SQL once more afterwards, as the next pass would see it:
 #      the released calls in flight and one new due call per deployment.
 #
+#   3. record (between the two): calls queued through ingest with the
+#      scheduler stopped, then recorded by the scheduler alone; calls/s into
+#      Postgres. Limits (build/bench): librdkafka alone consuming the
+#      call-requests topic and, after release, the dial-jobs topic, with the
+#      scheduler's consumer settings; COPY of the recorded rows into calls.
+#
 # Latency runs first, on an empty database, so that its dialers never meet
 # the release phase's backlog. The bench runs its own stack (Kafka and
 # PostgreSQL on OB_LOCAL_PORT_BASE=24000, state in .local-bench/scheduler/),
@@ -34,7 +40,8 @@
 # BENCH_SCHED_LATENCY_RATE (calls/s), BENCH_SCHED_LATENCY_WARMUP (calls sent
 # first to another deployment, not counted), BENCH_SCHED_LATENCY_CAPACITY,
 # BENCH_SCHED_EXPLAIN_TIMEOUT (seconds, per EXPLAIN ANALYZE),
-# BENCH_SCHED_PHASES (default "latency release"), BENCH_SCHED_DRAIN_S (how long
+# BENCH_SCHED_RECORD_CALLS, BENCH_SCHED_PHASES (default "latency record
+# release"), BENCH_SCHED_DRAIN_S (how long
 # the scheduler may take to stop after the release phase), BENCH_QUIET_TIMEOUT,
 # BENCH_WRITE_DOC, BENCH_KEEP_STACK, OB_BENCH_SCHED_PORT_BASE,
 # OB_BENCH_SCHED_STATE. OB_SCHEDULER_*, OB_KAFKA_* and OB_SIM_* settings
@@ -46,19 +53,16 @@ here=$root/bench
 local_dir=$root/deploy/local
 py=/usr/bin/python3
 
-quick=0
-case ${1:-} in
---quick) quick=1 ;;
-'') ;;
-*)
-	echo "usage: $0 [--quick]" >&2
-	exit 64
-	;;
-esac
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+quick=$(bench_quick "$0" "$@") || exit 64
 
 export OB_LOCAL_PORT_BASE=${OB_BENCH_SCHED_PORT_BASE:-24000}
 export OB_LOCAL_STATE=${OB_BENCH_SCHED_STATE:-$root/.local-bench/scheduler}
 unset OB_LOCAL_SERVICES
+# One client key queues the record phase's calls: lift the per-key limits.
+export OB_INGEST_KEY_RATE=${OB_INGEST_KEY_RATE:-1000000}
+export OB_INGEST_KEY_CONCURRENCY=${OB_INGEST_KEY_CONCURRENCY:-100000}
 # shellcheck source=deploy/local/env.sh
 . "$local_dir/env.sh"
 # shellcheck source=deploy/local/lib.sh
@@ -69,14 +73,14 @@ if ((quick)); then
 	deployments=${BENCH_SCHED_DEPLOYMENTS:-500} calls=${BENCH_SCHED_CALLS:-50000}
 	release_limit=${BENCH_SCHED_RELEASE_LIMIT:-30}
 	lat_calls=${BENCH_SCHED_LATENCY_CALLS:-200} lat_rate=${BENCH_SCHED_LATENCY_RATE:-50}
-	lat_warmup=${BENCH_SCHED_LATENCY_WARMUP:-100}
+	lat_warmup=${BENCH_SCHED_LATENCY_WARMUP:-100} rec_calls=${BENCH_SCHED_RECORD_CALLS:-20000}
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-0} write_doc=${BENCH_WRITE_DOC:-0} mode=quick
 	explain_timeout=${BENCH_SCHED_EXPLAIN_TIMEOUT:-20}
 else
 	deployments=${BENCH_SCHED_DEPLOYMENTS:-10000} calls=${BENCH_SCHED_CALLS:-1000000}
 	release_limit=${BENCH_SCHED_RELEASE_LIMIT:-120}
 	lat_calls=${BENCH_SCHED_LATENCY_CALLS:-2000} lat_rate=${BENCH_SCHED_LATENCY_RATE:-100}
-	lat_warmup=${BENCH_SCHED_LATENCY_WARMUP:-300}
+	lat_warmup=${BENCH_SCHED_LATENCY_WARMUP:-300} rec_calls=${BENCH_SCHED_RECORD_CALLS:-200000}
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-60} write_doc=${BENCH_WRITE_DOC:-1} mode=full
 	explain_timeout=${BENCH_SCHED_EXPLAIN_TIMEOUT:-60}
 fi
@@ -85,8 +89,8 @@ channels=${BENCH_SCHED_CHANNELS:-2000000}
 lat_capacity=${BENCH_SCHED_LATENCY_CAPACITY:-1000}
 export OB_SIM_TIME_SCALE=${OB_SIM_TIME_SCALE:-100}
 keep_stack=${BENCH_KEEP_STACK:-0}
-phases=" ${BENCH_SCHED_PHASES:-latency release} "
-[[ $phases == *" latency "* && $phases == *" release "* ]] || write_doc=0
+phases=" ${BENCH_SCHED_PHASES:-latency record release} "
+[[ $phases == *" latency "* && $phases == *" record "* && $phases == *" release "* ]] || write_doc=0
 want() { [[ $phases == *" $1 "* ]]; }
 
 prefix=${OB_TOPIC_PREFIX:-outbound.}
@@ -162,6 +166,15 @@ fi
 psql "$admin_dsn" -qc 'drop database if exists outbound with (force)' -c 'create database outbound owner outbound'
 kafka_pid=$(<"$OB_LOCAL_RUN/kafka.pid")
 pg_pid=$(head -n1 "$OB_LOCAL_RUN/postgres.pid")
+
+# kafka_total TOPIC: the sum of its partitions' end offsets.
+kafka_total() {
+	local args=() p parts
+	parts=$(partitions_of "$1")
+	for ((p = 0; p < ${parts:-0}; p++)); do args+=(-t "$1:$p:-1"); done
+	kcat -b "$OB_LOCAL_KAFKA_BOOTSTRAP" -Q "${args[@]}" 2>/dev/null |
+		sed -n 's/.*offset \([0-9]*\).*/\1/p' | awk '{t += $1} END {print t + 0}'
+}
 
 partitions_of() {
 	kcat -b "$OB_LOCAL_KAFKA_BOOTSTRAP" -L -t "$1" 2>/dev/null |
@@ -245,6 +258,45 @@ SQL
 	services "" stop || ob_warn "latency: a service did not stop cleanly"
 fi
 
+# ------------------------------------------------------------ 2. record
+# Accepted calls recorded in Postgres: $rec_calls calls queued through ingest
+# while the scheduler is stopped, then the scheduler alone (no dialer, so
+# nothing is released) records them; calls/s from its
+# outbound_calls_recorded_total. The limits: librdkafka alone consuming the
+# call-requests topic with the scheduler's consumer settings, and COPY of
+# the same rows into the same tables (calls, and the call_events rows the
+# recording wrote).
+rec_dep=00000000-0000-7000-8000-0000000be007
+if want record; then
+	services "ingest" start
+	key=${key:-$("$local_dir/seed.sh")}
+	q -c "INSERT INTO deployments (deployment_id, application_id, account_id, name, capacity)
+	      VALUES ('$rec_dep', '$application', '$account', 'bench-record', 100000)"
+	ob_say "record: queueing $rec_calls calls with the scheduler stopped"
+	"$py" "$here/dialer_report.py" batch "$api" "$key" "$rec_dep" "$rec_calls" "+12125550100" - \
+		"$work/record.batch.json" || ob_warn "record: not every call was queued"
+	services "" stop || ob_warn "record: ingest did not stop cleanly"
+	quiet record
+	ob_say "record: the scheduler alone records them (at most $release_limit s)"
+	"$py" "$here/stages.py" watch "$metrics" outbound_calls_recorded_total "$rec_calls" "$release_limit" \
+		"$work/record.watch.json" "$OB_LOCAL_RUN" &
+	watcher=$!
+	until [[ -e $work/record.watch.json.started ]]; do sleep 0.05; done
+	services scheduler start
+	wait "$watcher" || true
+	watcher=
+	services scheduler stop || ob_warn "record: the scheduler did not stop cleanly"
+	requests=$(kafka_total "${prefix}call-requests")
+	ob_say "record limit: raw consume of $requests call requests"
+	OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP "$here/../build/bench/limit_consume" \
+		"${prefix}call-requests" "$requests" "$release_limit" >"$work/limit.consume_requests.json" ||
+		ob_warn "record limit: limit_consume failed"
+	ob_say "record limit: COPY of the recorded rows"
+	copy_limit "$dsn" "$work/limit.copy_calls.json" calls "deployment_id = '$rec_dep'" \
+		call_events "deployment_id = '$rec_dep'" ||
+		ob_warn "record limit: COPY failed"
+fi
+
 # explain NAME LABEL ARGS: EXPLAIN ANALYZE of the scheduler's SQL constant
 # NAME (from scheduler_release.c) with ARGS, into release.explain.LABEL.txt;
 # cut off after $explain_timeout s. Best effort: the source may change.
@@ -266,7 +318,7 @@ SQL
 	fi
 }
 
-# ------------------------------------------------------------ 2. release
+# ------------------------------------------------------------ 3. release
 dep0=00000000-0000-7000-8001-000000000000
 if want release; then
 	# The migrations, if the latency phase did not run.
@@ -277,29 +329,7 @@ if want release; then
 	ob_say "release: seeding $deployments deployments (capacity $capacity) and $calls queued calls" \
 		"across $req_parts partitions"
 	seed_start=$(ob_now_us)
-	q <<SQL
-INSERT INTO accounts (account_id, email, name)
-VALUES ('00000000-0000-7000-8000-0000000be001', 'bench-scheduler@example.com', 'Scheduler bench');
-INSERT INTO applications (application_id, account_id, name)
-VALUES ('00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001', 'bench-scheduler');
-INSERT INTO deployments (deployment_id, application_id, account_id, name, capacity)
-SELECT ('00000000-0000-7000-8001-' || lpad(to_hex(i), 12, '0'))::uuid,
-       '00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001',
-       'bench-' || i, $capacity
-FROM generate_series(0, $deployments - 1) i;
--- Call i belongs to deployment i % D; a deployment's calls share a partition,
--- as ingest keys call requests by deployment. Due between 1 and 11 minutes ago.
-INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,
-                   message_reference, max_attempts, retry_interval_s, not_before,
-                   next_attempt_at, accepted_at)
-SELECT ('00000000-0000-7000-8002-' || lpad(to_hex(i), 12, '0'))::uuid,
-       ('00000000-0000-7000-8001-' || lpad(to_hex(i % $deployments), 12, '0'))::uuid,
-       '00000000-0000-7000-8000-0000000be001', (i % $deployments) % $req_parts,
-       '+1212555' || lpad((i % 10000)::text, 4, '0'), 'bench-sched-' || i, 1, 600, t, t, t
-FROM generate_series(0, $calls - 1) i,
-     LATERAL (SELECT now() - interval '1 minute' - (i % 600) * interval '1 second' AS t) n;
-SQL
-	q -c 'VACUUM ANALYZE calls' -c 'VACUUM ANALYZE deployments' -c 'VACUUM ANALYZE attempts'
+	seed_backlog "$dsn" "$deployments" "$calls" "$capacity" "$req_parts"
 	seed_s=$(ob_elapsed "$seed_start")
 	ob_say "release: seeded in $seed_s s"
 	cat >"$work/release.seed.json" <<EOF
@@ -373,6 +403,12 @@ SQL
 	q -c "SELECT json_build_object('in_flight', count(*)) FROM calls WHERE active_attempt IS NOT NULL
 	      AND deployment_id NOT IN ('$lat_dep', '$warm_dep')" >"$work/release.in_flight.json"
 	explain DUE_SQL DUE_SQL.next_pass "'$all_req_parts', $(date +%s%3N)"
+	# The limit: librdkafka alone consuming the dial jobs the scheduler released.
+	jobs=$(kafka_total "${prefix}dial-jobs")
+	ob_say "release limit: raw consume of $jobs dial jobs"
+	OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP "$here/../build/bench/limit_consume" \
+		"${prefix}dial-jobs" "$jobs" "$release_limit" >"$work/limit.consume_jobs.json" ||
+		ob_warn "release limit: limit_consume failed"
 fi
 
 # ------------------------------------------------------------ results
@@ -389,8 +425,9 @@ cat >"$work/params.json" <<EOF
  "scheduler_binary": $sched_bin,
  "params": {"deployments": $deployments, "calls": $calls, "capacity": $capacity, "dialer_channels": $channels,
             "release_limit_s": $release_limit, "latency_calls": $lat_calls, "latency_rate": $lat_rate, "latency_warmup": $lat_warmup,
-            "latency_capacity": $lat_capacity, "sim_time_scale": "$OB_SIM_TIME_SCALE"},
+            "latency_capacity": $lat_capacity, "record_calls": $rec_calls, "sim_time_scale": "$OB_SIM_TIME_SCALE"},
  "quiet": {"latency": $(cat "$work/latency.quiet" 2>/dev/null || echo null),
+           "record": $(cat "$work/record.quiet" 2>/dev/null || echo null),
            "release": $(cat "$work/release.quiet" 2>/dev/null || echo null)}}
 EOF
 "$py" "$here/scheduler_report.py" assemble "$work" "$work/params.json" "$results"

@@ -430,6 +430,9 @@ def cmd_assemble(work, params_path, out):
     }
     res.update(params)
     res["phases"] = {"release": release_phase(work), "latency": latency_phase(work)}
+    # The record phase (bench/stages.py watch) and the limits (issue 8).
+    res["phases"]["record"] = load(f"{work}/record.watch.json")
+    res["limits"] = report.limits(work)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "w") as f:
         json.dump(res, f, indent=2)

@@ -172,8 +172,11 @@ static void *poll_loop(void *arg)
     return NULL;
 }
 
-ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
-                        ob_kafka_metrics_t *metrics, ob_producer_t **out, ob_err_t *err)
+const char *const ob_kafka_tuning_immediate[] = {"linger.ms", "0", NULL};
+const char *const ob_kafka_tuning_bulk[] = {"linger.ms", "5", NULL};
+
+ob_rc_t ob_producer_conf_new(const ob_base_config_t *cfg, const char *const *tuning,
+                             rd_kafka_conf_t **out, ob_err_t *err)
 {
     static const char *const defaults[] = {
         "enable.idempotence",
@@ -188,16 +191,28 @@ ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
         "lz4",
         NULL,
     };
-    char errstr[512];
-    ob_producer_t *p = ob_xcalloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-    p->metrics = metrics;
 
     /* Defaults, then the service's tuning, then the operator's OB_KAFKA_*. */
     if (conf_set_all(conf, defaults, err) != OB_OK ||
         (tuning && conf_set_all(conf, tuning, err) != OB_OK) ||
-        conf_from_base(cfg, conf, err) != OB_OK)
+        conf_from_base(cfg, conf, err) != OB_OK) {
+        rd_kafka_conf_destroy(conf);
+        return OB_ERR;
+    }
+    *out = conf;
+    return OB_OK;
+}
+
+ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
+                        ob_kafka_metrics_t *metrics, ob_producer_t **out, ob_err_t *err)
+{
+    char errstr[512];
+    ob_producer_t *p = ob_xcalloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = NULL;
+
+    p->metrics = metrics;
+    if (ob_producer_conf_new(cfg, tuning, &conf, err) != OB_OK)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -484,9 +499,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
-ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
-                        const char *const *topics, const char *offset_reset, ob_rebalance_fn fn,
-                        void *opaque, ob_kafka_metrics_t *metrics, rd_kafka_t **out, ob_err_t *err)
+ob_rc_t ob_consumer_conf_new(const ob_base_config_t *cfg, const char *group_id,
+                             const char *offset_reset, rd_kafka_conf_t **out, ob_err_t *err)
 {
     const char *const settings[] = {
         "group.id",
@@ -509,6 +523,28 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
     };
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    /* Statistics feed the lag gauge; OB_KAFKA_STATISTICS_INTERVAL_MS overrides. */
+    if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        ob_err_set(err, "kafka statistics.interval.ms: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return OB_ERR;
+    }
+    if (conf_from_base(cfg, conf, err) != OB_OK || conf_set_all(conf, settings, err) != OB_OK) {
+        rd_kafka_conf_destroy(conf);
+        return OB_ERR;
+    }
+    *out = conf;
+    return OB_OK;
+}
+
+ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
+                        const char *const *topics, const char *offset_reset, ob_rebalance_fn fn,
+                        void *opaque, ob_kafka_metrics_t *metrics, rd_kafka_t **out, ob_err_t *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *subs = NULL;
     rd_kafka_t *rk = NULL;
     rebalance_t *rb = ob_xcalloc(1, sizeof(*rb));
@@ -516,13 +552,7 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
     rb->fn = fn;
     rb->opaque = opaque;
     rb->metrics = metrics;
-    /* Statistics feed the lag gauge; OB_KAFKA_STATISTICS_INTERVAL_MS overrides. */
-    if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-        ob_err_set(err, "kafka statistics.interval.ms: %s", errstr);
-        goto fail;
-    }
-    if (conf_from_base(cfg, conf, err) != OB_OK || conf_set_all(conf, settings, err) != OB_OK)
+    if (ob_consumer_conf_new(cfg, group_id, offset_reset, &conf, err) != OB_OK)
         goto fail;
     rd_kafka_conf_set_stats_cb(conf, on_stats);
     if (rd_kafka_conf_interceptor_add_on_new(conf, "ob_metrics", on_new, metrics)) {

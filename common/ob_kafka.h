@@ -38,6 +38,19 @@ ob_rc_t ob_producer_new(const ob_base_config_t *cfg, const char *const *tuning,
                         ob_kafka_metrics_t *metrics, ob_producer_t **out,
                         ob_err_t *err) OB_MUSTCHECK;
 
+/* The producer settings ob_producer_new uses, as a librdkafka conf: the
+ * defaults (idempotent, acks=all, linger.ms 2, lz4), then tuning, then the
+ * OB_KAFKA_* settings. Caller owns *out (rd_kafka_new takes it on success).
+ * bench/limits produces with exactly the services' settings through it. */
+ob_rc_t ob_producer_conf_new(const ob_base_config_t *cfg, const char *const *tuning,
+                             rd_kafka_conf_t **out, ob_err_t *err) OB_MUSTCHECK;
+
+/* Producer tunings the services pass to ob_producer_new (NULL-terminated
+ * key, value pairs): immediate (linger.ms 0) where a client waits for each
+ * acknowledgement, bulk (linger.ms 5) where messages come in groups. */
+extern const char *const ob_kafka_tuning_immediate[];
+extern const char *const ob_kafka_tuning_bulk[];
+
 /* Queues one message; cb (may be NULL) is called exactly once with the
  * outcome. Returns OB_EAGAIN when the local queue stays full for queue_wait_ms,
  * OB_ERR for other immediate failures (cb is then not called). Thread-safe. */
@@ -103,6 +116,13 @@ ob_rc_t ob_consumer_new(const ob_base_config_t *cfg, const char *group_id,
                         const char *const *topics, const char *offset_reset,
                         ob_rebalance_fn on_rebalance, void *opaque, ob_kafka_metrics_t *metrics,
                         rd_kafka_t **out, ob_err_t *err) OB_MUSTCHECK;
+
+/* The consumer settings ob_consumer_new uses (group, manual offset store,
+ * auto commit, offset_reset, timeouts, then OB_KAFKA_*) as a librdkafka conf,
+ * without callbacks. Caller owns *out. */
+ob_rc_t ob_consumer_conf_new(const ob_base_config_t *cfg, const char *group_id,
+                             const char *offset_reset, rd_kafka_conf_t **out,
+                             ob_err_t *err) OB_MUSTCHECK;
 
 /* Marks msg as processed: its offset will be committed. */
 void ob_consumer_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);

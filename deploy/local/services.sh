@@ -2,7 +2,9 @@
 # Starts and stops the outbound services of the local stack (ingest, the
 # scheduler and two dialers) from build/bin, each with its pid file in
 # $OB_LOCAL_RUN and its JSON log in $OB_LOCAL_LOGS. Ports: ingest BASE+80,
-# scheduler BASE+81, dialers BASE+82 and up. Usage: services.sh start | stop | status.
+# scheduler BASE+81, dialers BASE+82 and up; ingest-N at BASE+60+N and
+# scheduler-N at BASE+70+N when OB_LOCAL_INGESTS or OB_LOCAL_SCHEDULERS ask
+# for more than one. Usage: services.sh start | stop | status.
 # OB_LOCAL_SERVICES picks a subset (space or comma separated: ingest,
 # scheduler, dialer for all OB_LOCAL_DIALERS dialers, or dialer-N), e.g.
 # OB_LOCAL_SERVICES=ingest for make bench; unset or empty means all of them.
@@ -25,7 +27,14 @@ if [[ -z ${OB_INGEST_ADMIN_KEY:-} ]]; then
 	export OB_INGEST_ADMIN_KEY
 fi
 dialers=${OB_LOCAL_DIALERS:-2}
-all=(ingest scheduler)
+# More instances of ingest and the scheduler (ingest-2, scheduler-2, ...),
+# for make bench's growth runs; one of each by default.
+ingests=${OB_LOCAL_INGESTS:-1}
+schedulers=${OB_LOCAL_SCHEDULERS:-1}
+all=(ingest)
+for ((i = 2; i <= ingests; i++)); do all+=("ingest-$i"); done
+all+=(scheduler)
+for ((i = 2; i <= schedulers; i++)); do all+=("scheduler-$i"); done
 for ((i = 1; i <= dialers; i++)); do all+=("dialer-$i"); done
 names=("${all[@]}")
 if [[ -n ${OB_LOCAL_SERVICES:-} ]]; then
@@ -50,6 +59,8 @@ port_of() {
 	case $1 in
 	ingest) echo $((OB_LOCAL_PORT_BASE + 80)) ;;
 	scheduler) echo $((OB_LOCAL_PORT_BASE + 81)) ;;
+	ingest-*) echo $((OB_LOCAL_PORT_BASE + 60 + ${1#ingest-})) ;;
+	scheduler-*) echo $((OB_LOCAL_PORT_BASE + 70 + ${1#scheduler-})) ;;
 	dialer-*) echo $((OB_LOCAL_PORT_BASE + 81 + ${1#dialer-})) ;;
 	esac
 }
@@ -73,11 +84,21 @@ start_one() {
 }
 
 wait_ready() {
-	local name=$1 port deadline
+	local name=$1 port deadline tries=0
 	port=$(port_of "$name")
 	deadline=$((SECONDS + 60))
 	until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
 		if ! ob_pidfile_read "$OB_LOCAL_RUN/$name.pid" >/dev/null; then
+			# A base in the kernel's ephemeral port range (32768-60999 by
+			# default) can find the port briefly held by some client's
+			# connection: try again a few times before giving up.
+			if ((tries < 3)) && tail -n 1 "$OB_LOCAL_LOGS/$name.log" | grep -q 'cannot listen'; then
+				tries=$((tries + 1))
+				ob_warn "$name: port $port busy; starting it again ($tries/3)"
+				sleep 1
+				start_one "$name"
+				continue
+			fi
 			tail -n 20 "$OB_LOCAL_LOGS/$name.log" >&2 || true
 			ob_die "$name exited; log: $OB_LOCAL_LOGS/$name.log"
 		fi

@@ -348,11 +348,6 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
-/* A flush's events are produced together and their acknowledgements
- * collected by a later turn, so a short linger costs no turn any time and
- * lets the flushes of a busy worker share requests. */
-static const char *const producer_tuning[] = {"linger.ms", "5", NULL};
-
 int main(void)
 {
     dialer_config_t cfg = {0};
@@ -412,8 +407,11 @@ int main(void)
                                  ctx.kafka_metrics, &ctx.jobs, &err);
     free(group);
     free(topic_jobs);
-    if (rc != OB_OK || ob_producer_new(&cfg.base, producer_tuning, ctx.kafka_metrics, &ctx.producer,
-                                       &err) != OB_OK) {
+    /* A flush's events are produced together and their acknowledgements
+     * collected by a later turn, so a short linger (bulk) costs no turn any
+     * time and lets the flushes of a busy worker share requests. */
+    if (rc != OB_OK || ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, ctx.kafka_metrics,
+                                       &ctx.producer, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }

@@ -27,6 +27,13 @@ typedef struct {
     long long upload_lanes;    /* OB_INGEST_UPLOAD_LANES: threads validating one upload */
 } ingest_config_t;
 
+/* The OB_INGEST_* settings (ingest_config.c), terminated by env NULL. */
+extern const ob_cfg_spec_t ingest_config_specs[];
+
+/* The HTTP server options of cfg (address, port, threads, connection limit,
+ * timeout, body limit); the caller adds the handlers. */
+ob_http_opts_t ingest_http_opts(const ingest_config_t *cfg);
+
 enum {
     M_CALLS_QUEUED,   /* outbound_calls_queued_total */
     M_KAFKA_FAILURES, /* outbound_call_requests_unacknowledged_total */

@@ -14,33 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CFG(field) offsetof(ingest_config_t, field)
-static const ob_cfg_spec_t ingest_specs[] = {
-    {"OB_INGEST_THREADS", OB_CFG_INT, "64", 1, 1024, NULL, CFG(threads),
-     "HTTP worker threads (each may wait for one Kafka acknowledgement)"},
-    {"OB_INGEST_MAX_BODY_BYTES", OB_CFG_INT, "1048576", 1024, 1073741824, NULL, CFG(max_body),
-     "largest accepted request body"},
-    {"OB_INGEST_MAX_CONNECTIONS", OB_CFG_INT, "4096", 1, 1000000, NULL, CFG(conn_limit),
-     "concurrent HTTP connections"},
-    {"OB_INGEST_ACK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(ack_timeout_ms),
-     "how long a request waits for Kafka's acknowledgement before 503"},
-    {"OB_INGEST_PG_POOL", OB_CFG_INT, "16", 1, 256, NULL, CFG(pg_pool),
-     "Postgres connections for authentication and queries"},
-    {"OB_INGEST_KEY_RATE", OB_CFG_DOUBLE, "5000", 1, 1000000, NULL, CFG(key_rate),
-     "requests per second one API key may send (429 above)"},
-    {"OB_INGEST_KEY_CONCURRENCY", OB_CFG_INT, "256", 1, 100000, NULL, CFG(key_concurrency),
-     "requests one API key may have in progress (429 above)"},
-    {"OB_INGEST_MAX_PENDING", OB_CFG_INT, "10000000", 1, 1000000000, NULL, CFG(max_pending),
-     "pending calls one deployment may hold (429 above)"},
-    {"OB_INGEST_MAX_UPLOAD_BYTES", OB_CFG_INT, "2147483648", 1024, 1099511627776.0, NULL,
-     CFG(max_upload), "largest CSV upload or batch body (413 above)"},
-    {"OB_INGEST_UPLOAD_LANES", OB_CFG_INT, "2", 1, 64, NULL, CFG(upload_lanes),
-     "threads that validate the rows of one CSV upload (1: the request's own thread)"},
-    {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
-     "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
-    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
-};
-
 static const ob_metric_t metric_defs[M_COUNT] = {
     [M_CALLS_QUEUED] = {"outbound_calls_queued_total", NULL,
                         "calls accepted (acknowledged by Kafka)", OB_METRIC_COUNTER, 0},
@@ -102,7 +75,7 @@ int main(void)
     ob_http_server_t *http = NULL;
     PGconn *boot = NULL;
     ob_err_t err = {{0}};
-    int code = ob_service_configure("ingest", ingest_specs, &cfg);
+    int code = ob_service_configure("ingest", ingest_config_specs, &cfg);
 
     if (code == OB_EXIT_OK && cfg.admin_key[0] && strlen(cfg.admin_key) < 32) {
         OB_ERROR("config", "bad configuration: OB_INGEST_ADMIN_KEY must be at least 32 characters");
@@ -131,10 +104,10 @@ int main(void)
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
     /* A client waits for each acknowledgement: send at once rather than
      * linger (messages that queue meanwhile still go out in batches). */
-    static const char *const tuning[] = {"linger.ms", "0", NULL};
-    static const char *const bulk_tuning[] = {"linger.ms", "5", NULL};
-    if (ob_producer_new(&cfg.base, tuning, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK ||
-        ob_producer_new(&cfg.base, bulk_tuning, ctx.kafka_metrics, &ctx.bulk, &err) != OB_OK) {
+    if (ob_producer_new(&cfg.base, ob_kafka_tuning_immediate, ctx.kafka_metrics, &ctx.producer,
+                        &err) != OB_OK ||
+        ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, ctx.kafka_metrics, &ctx.bulk, &err) !=
+            OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         goto out;
     }
@@ -142,19 +115,12 @@ int main(void)
     /* Every connection is a descriptor; Postgres, Kafka and files need more. */
     ob_service_want_files(cfg.conn_limit + cfg.pg_pool + 256);
 
-    ob_http_opts_t opts = {
-        .addr = cfg.base.http_addr,
-        .port = (int)cfg.base.http_port,
-        .threads = (unsigned)cfg.threads,
-        .connection_limit = (unsigned)cfg.conn_limit,
-        .timeout_s = 30,
-        .max_body = (size_t)cfg.max_body,
-        .handler = ingest_api_handle,
-        .stream = ingest_stream,
-        .ready = ingest_ready,
-        .metrics = ingest_metrics,
-        .ctx = &ctx,
-    };
+    ob_http_opts_t opts = ingest_http_opts(&cfg);
+    opts.handler = ingest_api_handle;
+    opts.stream = ingest_stream;
+    opts.ready = ingest_ready;
+    opts.metrics = ingest_metrics;
+    opts.ctx = &ctx;
     if (ob_http_start(&opts, &http, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         code = OB_EXIT_CONFIG;
@@ -197,7 +163,7 @@ out:
     free(ctx.topic_requests);
     free(ctx.topic_events);
     free(ctx.source);
-    ob_config_free(ingest_specs, &cfg);
+    ob_config_free(ingest_config_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;
 }

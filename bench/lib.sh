@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# Shell helpers the benchmark scripts share: the --quick argument, seeding a
+# due backlog straight into Postgres, and the COPY limit (which uses
+# deploy/local/lib.sh's clock, sourced by every script).
+
+# bench_quick SCRIPT [ARG]: prints 1 for --quick and 0 for no argument;
+# anything else is a usage error (exit 64):  quick=$(bench_quick "$0" "$@") || exit 64
+bench_quick() {
+	case ${2:-} in
+	--quick) echo 1 ;;
+	'') echo 0 ;;
+	*)
+		echo "usage: $1 [--quick]" >&2
+		return 64
+		;;
+	esac
+}
+
+# seed_backlog DSN DEPLOYMENTS CALLS CAPACITY REQUEST_PARTITIONS: a bench
+# account and application, DEPLOYMENTS deployments of CAPACITY and CALLS
+# queued calls due between 1 and 11 minutes ago. Call i belongs to
+# deployment i % DEPLOYMENTS; a deployment's calls share a partition, as
+# ingest keys call requests by deployment.
+seed_backlog() {
+	psql "$1" -v ON_ERROR_STOP=1 -qAt <<SQL
+INSERT INTO accounts (account_id, email, name)
+VALUES ('00000000-0000-7000-8000-0000000be001', 'bench-scheduler@example.com', 'Scheduler bench');
+INSERT INTO applications (application_id, account_id, name)
+VALUES ('00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001', 'bench-scheduler');
+INSERT INTO deployments (deployment_id, application_id, account_id, name, capacity)
+SELECT ('00000000-0000-7000-8001-' || lpad(to_hex(i), 12, '0'))::uuid,
+       '00000000-0000-7000-8000-0000000be002', '00000000-0000-7000-8000-0000000be001',
+       'bench-' || i, $4
+FROM generate_series(0, $2 - 1) i;
+INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,
+                   message_reference, max_attempts, retry_interval_s, not_before,
+                   next_attempt_at, accepted_at)
+SELECT ('00000000-0000-7000-8002-' || lpad(to_hex(i), 12, '0'))::uuid,
+       ('00000000-0000-7000-8001-' || lpad(to_hex(i % $2), 12, '0'))::uuid,
+       '00000000-0000-7000-8000-0000000be001', (i % $2) % $5,
+       '+1212555' || lpad((i % 10000)::text, 4, '0'), 'bench-sched-' || i, 1, 600, t, t, t
+FROM generate_series(0, $3 - 1) i,
+     LATERAL (SELECT now() - interval '1 minute' - (i % 600) * interval '1 second' AS t) n;
+VACUUM ANALYZE calls;
+VACUUM ANALYZE deployments;
+VACUUM ANALYZE attempts;
+SQL
+}
+
+# copy_limit DSN OUT TABLE WHERE [TABLE WHERE ...]: the limit of writing
+# rows. The rows of each TABLE matching its WHERE (what a service wrote) are
+# saved, deleted (last table first, for the foreign keys) and written back
+# with COPY into the same tables, with their indexes, constraints and
+# triggers as they were, in one psql session; prints one JSON line to OUT
+# (rows: the first table's; per_s: those rows per second).
+copy_limit() {
+	local dsn=$1 out=$2 tmp i n start secs rows copies=() deletes=()
+	shift 2
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-copy.XXXXXX")
+	n=$(($# / 2))
+	local -a table=() where=()
+	while (($#)); do
+		table+=("$1") where+=("$2")
+		shift 2
+	done
+	for ((i = 0; i < n; i++)); do
+		psql "$dsn" -v ON_ERROR_STOP=1 -qAt \
+			-c "\\copy (SELECT * FROM ${table[i]} WHERE ${where[i]}) TO '$tmp/$i'" || return 1
+		copies+=(-c "\\copy ${table[i]} FROM '$tmp/$i'")
+		deletes=(-c "DELETE FROM ${table[i]} WHERE ${where[i]}" "${deletes[@]}")
+	done
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt "${deletes[@]}" || return 1
+	for ((i = 0; i < n; i++)); do psql "$dsn" -qAt -c "VACUUM ${table[i]}"; done
+	rows=$(wc -l <"$tmp/0")
+	start=$(ob_now_us)
+	psql "$dsn" -v ON_ERROR_STOP=1 -qAt "${copies[@]}" || return 1
+	secs=$(ob_elapsed "$start")
+	printf '{"tool":"copy","tables":"%s","rows":%d,"all_rows":%d,"seconds":%s,"per_s":%s}\n' "${table[*]}" \
+		"$rows" "$(cat "$tmp"/* | wc -l)" "$secs" \
+		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.1f", (s > 0 ? r / s : 0) }')" >"$out"
+	rm -rf "$tmp"
+}

@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+"""Watchers of the issue-8 benchmarks (bench/scheduler.sh's record phase,
+bench/e2e.sh): a count sampled until it reaches a target, with the CPU time
+and memory of every process of the bench stack over the same time.
+
+    stages.py watch METRICS_URLS METRIC TARGET LIMIT_S OUT RUN_DIR
+        METRIC summed over the comma-separated METRICS_URLS, every 0.5 s.
+    stages.py watch-sql DSN SQL TARGET LIMIT_S OUT RUN_DIR [FAKE_DIALER]
+        the integer SQL answers, every 0.5 s; with FAKE_DIALER, that row of
+        the dialers table is kept fresh (seen_at) every second.
+
+Both touch OUT.started after the first sample (the bench starts the work
+then), stop when the count reaches TARGET, after LIMIT_S seconds or on
+SIGTERM, and write to OUT: the samples, the busy and sustained rates
+(bench/dialer_report.py), and per process of RUN_DIR/*.pid (ingest,
+scheduler, dialer-N, postgres, kafka) the CPU seconds it used and its peak
+resident memory (VmHWM), plus the machine's busy cores and the cores used
+by processes outside the stack.
+
+    stages.py post APIS KEY DEPLOYMENTS N OUT
+        POSTs N calls to the voice number (max_attempts 1) as calls:batch
+        requests of at most 10,000, spread evenly over the deployments
+        00000000-0000-7000-8004-<i> (i < DEPLOYMENTS) and over the
+        comma-separated ingest URLs APIS, two connections per ingest; the
+        bodies are built before the clock starts.
+    stages.py assemble WORK PARAMS_JSON OUT_JSON
+    stages.py table RESULTS_JSON
+        bench/e2e.sh's results document and its table.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dialer_report  # noqa: E402  (rates)
+import report  # noqa: E402  (CPU accounting)
+
+
+def stack_pids(run_dir):
+    """name -> pid of every running process with a pid file in RUN_DIR."""
+    out = {}
+    for path in glob.glob(os.path.join(run_dir, "*.pid")):
+        try:
+            with open(path) as f:
+                pid = int(f.readline().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        out[os.path.basename(path)[:-4]] = pid
+    return out
+
+
+def vm_hwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def watch(read, target, limit_s, out, run_dir, beat=None):
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    t0, m0 = time.time(), report.machine_ticks()
+    first = report.proc_table()
+    start_ticks = {p: v[1] for p, v in first.items()}
+    samples, cpu, hwm, last_beat = [], {}, {}, 0.0
+    while True:
+        now = time.time()
+        if beat and now - last_beat >= 1:
+            beat()
+            last_beat = now
+        value = read()
+        samples.append({"t": round(now - t0, 3), "n": value})
+        if len(samples) == 1:  # the bench starts the work after the first sample
+            open(out + ".started", "w").close()
+        table = report.proc_table()
+        pids = stack_pids(run_dir)
+        for name, pid in pids.items():
+            # A process's whole tree (Kafka's and Postgres's children).
+            ticks = sum(table[p][1] - start_ticks.get(p, 0) for p in report.descendants(table, [pid]))
+            cpu[name] = max(cpu.get(name, 0), ticks)
+            h = vm_hwm_kb(pid)
+            if h:
+                hwm[name] = max(hwm.get(name, 0), h)
+        if stop or (value is not None and value >= target) or now - t0 >= limit_s:
+            break
+        time.sleep(0.5)
+    dt = time.time() - t0
+    m1 = report.machine_ticks()
+    busy = ((m1[0] - m1[1]) - (m0[0] - m0[1])) / report.HZ
+    stack = sum(cpu.values()) / report.HZ
+    res = {
+        "target": target,
+        "reached": samples[-1]["n"] if samples else None,
+        "seconds": round(dt, 2),
+        "samples": samples,
+        "rate": dialer_report.busy_rate(samples, "n"),
+        "cpu_s": {k: round(v / report.HZ, 2) for k, v in sorted(cpu.items())},
+        "peak_rss_kb": hwm,
+        "machine_busy_cores": round(busy / dt, 2) if dt > 0 else None,
+        "outside_cores": round(max(0.0, busy - stack) / dt, 2) if dt > 0 else None,
+    }
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+def scrape_sum(urls, metric):
+    total, seen = 0, False
+    for url in urls.split(","):
+        vals = dialer_report.scrape(url)
+        if vals and metric in vals:
+            total += vals[metric]
+            seen = True
+    return total if seen else None
+
+
+def psql(dsn, sql):
+    r = subprocess.run(["psql", dsn, "-qAtc", sql], capture_output=True, text=True)
+    try:
+        return int(r.stdout.strip())
+    except ValueError:
+        return None
+
+
+def cmd_post(apis, key, dcount, n, out):
+    import http.client
+    import threading
+    import urllib.parse
+
+    dcount, n = int(dcount), int(n)
+    urls = apis.split(",")
+    reqs = []
+    for d in range(dcount):
+        dep = "00000000-0000-7000-8004-%012x" % d
+        mine = n // dcount + (1 if d < n % dcount else 0)
+        for a in range(0, mine, 10000):
+            calls = [
+                {"phone_number": "+12125550100", "message_reference": f"e2e-{d}-{i}", "max_attempts": 1}
+                for i in range(a, min(mine, a + 10000))
+            ]
+            reqs.append((f"/api/v1/deployments/{dep}/calls:batch", json.dumps(calls)))
+    lanes = 2 * len(urls)
+    res = {"accepted": 0, "statuses": {}, "requests": len(reqs)}
+    lock = threading.Lock()
+
+    def lane(k):
+        u = urllib.parse.urlsplit(urls[k % len(urls)])
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+        for path, body in reqs[k::lanes]:
+            try:
+                conn.request("POST", path, body=body,
+                             headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+                r = conn.getresponse()
+                status, data = r.status, json.loads(r.read() or b"{}")
+            except (OSError, ValueError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+                status, data = 0, {}
+            with lock:
+                res["statuses"][str(status)] = res["statuses"].get(str(status), 0) + 1
+                res["accepted"] += int(data.get("accepted", 0))
+        conn.close()
+
+    t0 = time.time()
+    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res["start"], res["seconds"] = t0, round(time.time() - t0, 3)
+    with open(out, "w") as f:
+        json.dump(res, f)
+    print(f"  accepted {res['accepted']:,} of {n:,} calls in {res['seconds']} s (HTTP {res['statuses']})")
+    return 0 if res["accepted"] == n else 1
+
+
+def per_call(cpu_s, prefix, calls):
+    """CPU microseconds per call of the processes named prefix*."""
+    total = sum(v for k, v in cpu_s.items() if k.startswith(prefix))
+    return round(total / calls * 1e6, 1) if calls else None
+
+
+def rss_of(peaks, prefix):
+    return sum(v for k, v in peaks.items() if k.startswith(prefix))
+
+
+def release_run(w, calls):
+    if not w:
+        return None
+    rate = w.get("rate") or {}
+    cpu, rss = w.get("cpu_s", {}), rss_of(w.get("peak_rss_kb", {}), "scheduler")
+    return {
+        "released": w.get("reached"),
+        "per_s": rate.get("sustained_per_s") or rate.get("per_s"),
+        "busy_per_s": rate.get("per_s"),
+        "seconds": w.get("seconds"),
+        "cpu_us_per_call": {r: per_call(cpu, r, calls) for r in ("scheduler", "postgres", "kafka")},
+        "scheduler_peak_rss_mb": round(rss / 1024, 1),
+        "scheduler_bytes_per_pending": round(rss * 1024 / calls, 1) if calls else None,
+        "machine_busy_cores": w.get("machine_busy_cores"),
+        "outside_cores": w.get("outside_cores"),
+    }
+
+
+def e2e_run(w, post, db, calls):
+    if not w or not db:
+        return None
+    span = (db.get("last_completed") or 0) - (db.get("first_accepted") or 0)
+    cpu, rss = w.get("cpu_s", {}), rss_of(w.get("peak_rss_kb", {}), "scheduler")
+    return {
+        "accepted": (post or {}).get("accepted"),
+        "post_seconds": (post or {}).get("seconds"),
+        "completed": db.get("completed"),
+        "seconds": round(span, 2),
+        "per_s": round(db["completed"] / span, 1) if span > 0 else None,
+        "latency_ms": {"p50": round(db.get("p50_ms") or 0, 1), "p99": round(db.get("p99_ms") or 0, 1)},
+        "parts_p50_ms": {k: round(v, 1) for k, v in (db.get("parts_p50_ms") or {}).items() if v is not None},
+        "cpu_us_per_call": {
+            r: per_call(cpu, r, db.get("completed") or 0) for r in ("ingest", "scheduler", "dialer", "postgres", "kafka")
+        },
+        "scheduler_peak_rss_mb": round(rss / 1024, 1),
+        "scheduler_bytes_per_call": round(rss * 1024 / calls, 1) if calls else None,
+        "machine_busy_cores": w.get("machine_busy_cores"),
+        "outside_cores": w.get("outside_cores"),
+    }
+
+
+def cmd_assemble(work, params_path, out):
+    res = report.load(params_path, {})
+    res["machine"] = report.machine_info()
+    runs = []
+    for path in sorted(glob.glob(f"{work}/run-*.json")):
+        r = report.load(path)
+        name, calls = r["name"], r["calls"]
+        r["release"] = release_run(report.load(f"{work}/release-{name}.json"), calls)
+        r["e2e"] = e2e_run(report.load(f"{work}/e2e-{name}.json"), report.load(f"{work}/e2e-{name}.post.json"),
+                           report.load(f"{work}/e2e-{name}.calls.json"), calls)
+        runs.append(r)
+    res["runs"] = sorted(runs, key=lambda r: (r["instances"], r["calls"]))
+    with open(out + ".tmp", "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    os.replace(out + ".tmp", out)
+
+
+def fmt(x, spec="{:,.0f}"):
+    return "-" if x is None else spec.format(x)
+
+
+GROWTH_HEADER = ("instances", "pending calls", "deployments", "releases/s", "scheduler CPU us/call",
+                 "scheduler bytes/pending call", "e2e calls/s", "e2e scheduler peak RSS MB", "e2e p50 / p99 ms",
+                 "e2e CPU us/call (ingest, scheduler, dialer, postgres, kafka)", "outside cores")
+
+
+def growth_rows(r):
+    out = []
+    for run in r.get("runs", []):
+        rel, e2e = run.get("release") or {}, run.get("e2e") or {}
+        c = e2e.get("cpu_us_per_call") or {}
+        lat = e2e.get("latency_ms") or {}
+        outside = [x for x in (rel.get("outside_cores"), e2e.get("outside_cores")) if x is not None]
+        out.append((
+            str(run["instances"]), fmt(run["calls"]), fmt(run["deployments"]), fmt(rel.get("per_s")),
+            fmt((rel.get("cpu_us_per_call") or {}).get("scheduler"), "{:,.1f}"),
+            fmt(rel.get("scheduler_bytes_per_pending"), "{:,.1f}"),
+            fmt(e2e.get("per_s")) + (f" ({e2e['completed']:,} completed in the time limit)"
+                                     if e2e.get("completed") is not None and e2e["completed"] < run["calls"] else ""),
+            fmt(e2e.get("scheduler_peak_rss_mb"), "{:,.1f}"),
+            f"{fmt(lat.get('p50'), '{:,.1f}')} / {fmt(lat.get('p99'), '{:,.1f}')}" if lat else "-",
+            ", ".join(fmt(c.get(k), "{:,.1f}") for k in ("ingest", "scheduler", "dialer", "postgres", "kafka")) if c else "-",
+            " / ".join(f"{x:.2f}" for x in outside) or "-",
+        ))
+    return out
+
+
+def cmd_table(path):
+    r = report.load(path)
+    print(report.text_table(GROWTH_HEADER, growth_rows(r)))
+    print(f"raw results: {os.path.relpath(path)}")
+
+
+def main(argv):
+    cmds = {"post": (cmd_post, 5), "assemble": (cmd_assemble, 3), "table": (cmd_table, 1)}
+    if len(argv) >= 2 and argv[1] in cmds and len(argv) - 2 == cmds[argv[1]][1]:
+        return cmds[argv[1]][0](*argv[2:]) or 0
+    if len(argv) == 8 and argv[1] == "watch":
+        urls, metric, target, limit_s, out, run_dir = argv[2:]
+        watch(lambda: scrape_sum(urls, metric), int(target), float(limit_s), out, run_dir)
+        return 0
+    if len(argv) in (8, 9) and argv[1] == "watch-sql":
+        dsn, sql, target, limit_s, out, run_dir = argv[2:8]
+        beat = None
+        if len(argv) == 9:
+            fake = argv[8]
+            beat = lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake}'")
+        watch(lambda: psql(dsn, sql), int(target), float(limit_s), out, run_dir, beat)
+        return 0
+    print(__doc__.strip(), file=sys.stderr)
+    return 64
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
