@@ -610,7 +610,7 @@ raw results in `bench/results/{os.path.basename(path)}` (not committed).
 - **webhooks**: {prm.get('webhook_calls'):,} calls with a `result_url` on a local receiver
   (Python asyncio, answers 200 at once, keep-alive) completed with webhooks
   off; then {prm.get('dialers')} dialers with webhooks on (`OB_WEBHOOK_CONCURRENCY` default)
-  work off that backlog; `outbound_webhook_deliveries_total{outcome="delivered"}` summed over the
+  work off that backlog; `outbound_webhook_deliveries_total{{outcome="delivered"}}` summed over the
   dialers and `webhook_deliveries` rows delivered, sampled every second.
 
 {md_table(('measure', 'result', 'target', 'verdict'), rows(r))}
