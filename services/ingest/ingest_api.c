@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#define MAX_TIME_S 32503680000.0 /* 3000-01-01: a later time is a typo */
+
 void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg)
 {
     cJSON *e = cJSON_CreateObject();
@@ -92,20 +94,26 @@ static bool parse_relative(const char *s, int64_t *unix_ms)
 
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms)
 {
-    if (parse_relative(s, unix_ms))
-        return true;
-    char *end = NULL;
-    double secs = strtod(s, &end);
-    if (end != s && *end == '\0' && secs >= 0 && secs < 32503680000.0) {
-        *unix_ms = (int64_t)(secs * 1000);
-        return true;
+    int64_t ms = -1;
+    if (!parse_relative(s, &ms) && !parse_rfc3339(s, &ms)) {
+        char *end = NULL;
+        double secs = strtod(s, &end);
+        if (end == s || *end != '\0' || !(secs >= 0 && secs < MAX_TIME_S))
+            return false;
+        ms = (int64_t)(secs * 1000);
     }
-    return parse_rfc3339(s, unix_ms);
+    /* Every form is held to the numbers' range: the call-requests schema
+     * (and so the scheduler) refuses a time before 1970, and a call accepted
+     * with one would be lost. */
+    if (ms < 0 || ms >= (int64_t)MAX_TIME_S * 1000)
+        return false;
+    *unix_ms = ms;
+    return true;
 }
 
 bool ingest_parse_time(const cJSON *item, int64_t *unix_ms)
 {
-    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 32503680000.0) {
+    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < MAX_TIME_S) {
         *unix_ms = (int64_t)(item->valuedouble * 1000);
         return true;
     }
