@@ -149,10 +149,12 @@ $(BUILD)/bin/outboundctl: $(outboundctl_OBJ) $(LIB)
 # Unit tests of a service link that service's modules (all but main.o).
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
-		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ))
+		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ)) \
+		$$($$(firstword $$(subst /, ,$$*))_OBJ_EXTRA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iservices/$(firstword $(subst /, ,$*)) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
-		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) -lcriterion
+		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) \
+		$($(firstword $(subst /, ,$*))_OBJ_EXTRA) $(LIB) $(LDLIBS) -lcriterion
 
 # test_ob_phone checks every example number against python3-phonenumbers.
 $(BUILD)/gen/phone_examples.h: tests/unit/common/gen_phone_examples.py
