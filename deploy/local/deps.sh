@@ -20,7 +20,7 @@ packages=(
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
-	chromium xxd python3-venv
+	chromium xxd python3-venv clang libfuzzer-14-dev
 )
 jre_package=openjdk-17-jre-headless
 pom=$root/deploy/local/kafka/pom.xml
