@@ -261,6 +261,15 @@ Test(url, the_guard_refuses_a_name_that_resolves_to_a_denied_address)
     ob_url_ranges_free(deny);
 }
 
+Test(url, libcurl_refuses_a_stored_url_that_would_inject_headers)
+{
+    /* URLs stored before ingest checked them reach the dialer too. */
+    ob_url_guard_t g = {.policy = NULL};
+    cr_expect_eq(fetch("http://127.0.0.1:9/a\r\nX-Injected: 1", &g), CURLE_URL_MALFORMAT);
+    cr_expect_eq(fetch("http://127.0.0.1:9/a\nHost: evil", &g), CURLE_URL_MALFORMAT);
+    cr_expect_eq(fetch("http://127.0.0.1:9/a\x01", &g), CURLE_URL_MALFORMAT);
+}
+
 Test(url, the_allow_list_and_a_null_policy_let_the_connection_through)
 {
     ob_url_ranges_t *deny = NULL, *allow = NULL;
