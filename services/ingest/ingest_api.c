@@ -28,8 +28,13 @@ void ingest_add_error(cJSON *errors, const char *field, const char *code, const 
 /* Parses RFC 3339 ("2026-11-27T10:00:00Z", "...+01:00", fractions allowed). */
 static bool parse_rfc3339(const char *s, int64_t *unix_ms)
 {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
     struct tm tm = {0};
     int consumed = 0;
+    /* sscanf alone would take signs, spaces and short fields ("2026-1-1T-1:0:0Z"). */
+    for (size_t i = 0; i < sizeof(shape) - 1; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+            return false;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                &tm.tm_min, &tm.tm_sec, &consumed) != 6)
         return false;
@@ -45,18 +50,25 @@ static bool parse_rfc3339(const char *s, int64_t *unix_ms)
         p++;
     } else if (*p == '+' || *p == '-') {
         int hh, mm, n = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5)
+        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || hh < 0 || hh > 23 ||
+            mm < 0 || mm > 59)
             return false;
         offset_s = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
         return false;
     }
-    if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    if (*p || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
         return false;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    *unix_ms = ((int64_t)timegm(&tm) - offset_s) * 1000 + ms;
+    struct tm given = tm;
+    time_t t = timegm(&tm);
+    /* timegm moves a day that does not exist (February 31) into the next
+     * month: refuse it instead, it is a typo. */
+    if (tm.tm_year != given.tm_year || tm.tm_mon != given.tm_mon || tm.tm_mday != given.tm_mday)
+        return false;
+    *unix_ms = ((int64_t)t - offset_s) * 1000 + ms;
     return true;
 }
 
