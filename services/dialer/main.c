@@ -47,11 +47,11 @@ static const ob_cfg_spec_t dialer_specs[] = {
      CFG(webhook_retry_max_ms), "longest wait between two tries of a webhook"},
     {"OB_WEBHOOK_MAX_AGE_S", OB_CFG_INT, "86400", 1, 2592000, NULL, CFG(webhook_max_age_s),
      "a webhook not delivered this long after its call completed is given up"},
-    {"OB_DIALER_URL_DENY", OB_CFG_STRING, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
+    {"OB_DIALER_URL_DENY", OB_CFG_RANGES, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
      "address ranges (CIDR, comma-separated) that result_url, start_url and URL checks may not "
      "connect to, checked on the address after DNS resolution; the default is loopback, private, "
      "CGNAT, link-local (cloud metadata), multicast and reserved ranges"},
-    {"OB_DIALER_URL_ALLOW", OB_CFG_STRING, "", 0, 0, NULL, CFG(url_allow),
+    {"OB_DIALER_URL_ALLOW", OB_CFG_RANGES, "", 0, 0, NULL, CFG(url_allow),
      "address ranges (CIDR) allowed even though OB_DIALER_URL_DENY holds them, such as "
      "127.0.0.0/8,::1 for receivers on loopback (the local stack and the tests)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
@@ -225,22 +225,14 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
  * lets the flushes of a busy worker share requests. */
 static const char *const producer_tuning[] = {"linger.ms", "5", NULL};
 
-/* The address ranges of the URL policy, which ob_config cannot check. */
-static int load_url_policy(const dialer_config_t *cfg, ob_url_ranges_t **deny,
-                           ob_url_ranges_t **allow, ob_url_policy_t *policy)
+/* The URL policy from the ranges the configuration checked. */
+static void load_url_policy(const dialer_config_t *cfg, ob_url_ranges_t **deny,
+                            ob_url_ranges_t **allow, ob_url_policy_t *policy)
 {
     ob_err_t err = {{0}};
-    int code = OB_EXIT_OK;
-    if (ob_url_ranges_parse(cfg->url_deny, deny, &err) != OB_OK) {
-        OB_ERROR("main", "OB_DIALER_URL_DENY: %s", err.msg);
-        code = OB_EXIT_CONFIG;
-    }
-    if (ob_url_ranges_parse(cfg->url_allow, allow, &err) != OB_OK) {
-        OB_ERROR("main", "OB_DIALER_URL_ALLOW: %s", err.msg);
-        code = OB_EXIT_CONFIG;
-    }
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_deny, deny, &err) == OB_OK);
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_allow, allow, &err) == OB_OK);
     *policy = (ob_url_policy_t){*deny, *allow, "OB_DIALER_URL_DENY"};
-    return code;
 }
 
 int main(void)
@@ -252,9 +244,9 @@ int main(void)
     ob_err_t err = {{0}};
     int code = ob_service_configure("dialer", dialer_specs, &cfg);
 
-    if (code != OB_EXIT_OK ||
-        (code = load_url_policy(&cfg, &url_deny, &url_allow, &ctx.url_policy)) != OB_EXIT_OK)
+    if (code != OB_EXIT_OK)
         goto out;
+    load_url_policy(&cfg, &url_deny, &url_allow, &ctx.url_policy);
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
