@@ -184,6 +184,7 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
         snprintf(g->range, sizeof(g->range), "%s", range);
         return CURL_SOCKET_BAD;
     }
+    g->opened++;
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
@@ -191,13 +192,14 @@ void ob_url_guard_curl(CURL *e, ob_url_guard_t *g)
 {
     g->address[0] = '\0';
     g->range[0] = '\0';
+    g->opened = 0;
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, g);
 }
 
 bool ob_url_guard_error(const ob_url_guard_t *g, char *buf, size_t n)
 {
-    if (!g->address[0])
+    if (!g->address[0] || g->opened > 0)
         return false;
     snprintf(buf, n, "address %s is in %s, refused by %s", g->address, g->range,
              g->policy && g->policy->deny_name ? g->policy->deny_name : "the URL deny-list");

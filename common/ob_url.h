@@ -71,6 +71,7 @@ typedef struct {
     const ob_url_policy_t *policy;    /* NULL: nothing is refused */
     char address[INET6_ADDRSTRLEN];   /* the last address refused, "" if none */
     char range[INET6_ADDRSTRLEN + 4]; /* the deny range it lies in */
+    int opened;                       /* connections allowed (and opened) */
 } ob_url_guard_t;
 
 /*
@@ -80,12 +81,14 @@ typedef struct {
  * is refused like the address itself; redirects are covered too. Set it
  * after any curl_easy_reset; g must outlive the transfer. A refused transfer
  * fails with CURLE_COULDNT_CONNECT and g->address set: describe it with
- * ob_url_guard_error. Clears g->address.
+ * ob_url_guard_error. Clears what g recorded.
  */
 void ob_url_guard_curl(CURL *e, ob_url_guard_t *g);
 
-/* When g refused an address: writes "address 127.0.0.1 is in 127.0.0.0/8,
- * refused by OB_DIALER_URL_DENY" to buf (n bytes) and returns true. */
+/* When g refused every address the transfer tried (so it failed for that
+ * reason alone; a name with an allowed address too fails, if it does, for
+ * another): writes "address 127.0.0.1 is in 127.0.0.0/8, refused by
+ * OB_DIALER_URL_DENY" to buf (n bytes) and returns true. */
 bool ob_url_guard_error(const ob_url_guard_t *g, char *buf, size_t n);
 
 #endif

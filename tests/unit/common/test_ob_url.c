@@ -225,11 +225,14 @@ Test(url, an_empty_list_and_null_match_nothing)
 
 /* ---- the libcurl guard, against a real connection attempt ---- */
 
-/* A GET of url through the guard; returns libcurl's code. */
-static CURLcode fetch(const char *url, ob_url_guard_t *g)
+/* A GET of url through the guard, with a "host:port:addr,addr" entry for
+ * libcurl's resolver when resolve is not NULL; returns libcurl's code. */
+static CURLcode fetch_resolved(const char *url, const char *resolve, ob_url_guard_t *g)
 {
+    struct curl_slist *names = resolve ? curl_slist_append(NULL, resolve) : NULL;
     CURL *e = curl_easy_init();
     cr_assert_not_null(e);
+    curl_easy_setopt(e, CURLOPT_RESOLVE, names);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -237,7 +240,13 @@ static CURLcode fetch(const char *url, ob_url_guard_t *g)
     ob_url_guard_curl(e, g);
     CURLcode code = curl_easy_perform(e);
     curl_easy_cleanup(e);
+    curl_slist_free_all(names);
     return code;
+}
+
+static CURLcode fetch(const char *url, ob_url_guard_t *g)
+{
+    return fetch_resolved(url, NULL, g);
 }
 
 Test(url, the_guard_refuses_a_name_that_resolves_to_a_denied_address)
@@ -285,6 +294,33 @@ Test(url, the_allow_list_and_a_null_policy_let_the_connection_through)
     ob_url_guard_t open = {.policy = NULL};
     cr_expect_eq(fetch("http://127.0.0.1:9/", &open), CURLE_COULDNT_CONNECT);
     cr_expect(!ob_url_guard_error(&open, why, sizeof(why)));
+    ob_url_ranges_free(deny);
+    ob_url_ranges_free(allow);
+}
+
+Test(url, a_name_with_an_allowed_address_too_is_not_called_refused)
+{
+    ob_url_ranges_t *deny = NULL, *allow = NULL;
+    ob_err_t err = {{0}};
+    char why[256];
+    cr_assert_eq(ob_url_ranges_parse("127.0.0.0/8", &deny, &err), OB_OK);
+    cr_assert_eq(ob_url_ranges_parse("127.0.0.2", &allow, &err), OB_OK);
+    ob_url_policy_t policy = {deny, allow, "OB_DIALER_URL_DENY"};
+    ob_url_guard_t g = {.policy = &policy};
+    /* 127.0.0.1 is refused, 127.0.0.2 tried (and refused by the kernel):
+     * the transfer did not fail because of the deny-list alone. */
+    cr_expect_eq(fetch_resolved("http://two.test:9/", "two.test:9:127.0.0.1,127.0.0.2", &g),
+                 CURLE_COULDNT_CONNECT);
+    cr_expect_str_eq(g.address, "127.0.0.1");
+    cr_expect_eq(g.opened, 1);
+    cr_expect(!ob_url_guard_error(&g, why, sizeof(why)), "%s", why);
+    /* Both denied: refused. */
+    ob_url_policy_t strict = {deny, NULL, "OB_DIALER_URL_DENY"};
+    g.policy = &strict;
+    cr_expect_eq(fetch_resolved("http://two.test:9/", "two.test:9:127.0.0.1,127.0.0.2", &g),
+                 CURLE_COULDNT_CONNECT);
+    cr_expect(ob_url_guard_error(&g, why, sizeof(why)));
+    cr_expect_eq(g.opened, 0);
     ob_url_ranges_free(deny);
     ob_url_ranges_free(allow);
 }
