@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_TIME_S 32503680000.0 /* 3000-01-01: a later time is a typo */
 
@@ -23,53 +22,6 @@ void ingest_add_error(cJSON *errors, const char *field, const char *code, const 
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddItemToArray(errors, e);
-}
-
-/* Parses RFC 3339 ("2026-11-27T10:00:00Z", "...+01:00", fractions allowed). */
-static bool parse_rfc3339(const char *s, int64_t *unix_ms)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    struct tm tm = {0};
-    int consumed = 0;
-    /* sscanf alone would take signs, spaces and short fields ("2026-1-1T-1:0:0Z"). */
-    for (size_t i = 0; i < sizeof(shape) - 1; i++)
-        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
-            return false;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-        return false;
-    const char *p = s + consumed;
-    int ms = 0;
-    if (*p == '.') {
-        int scale = 100;
-        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-            ms += (*p - '0') * scale;
-    }
-    long offset_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, n = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || hh < 0 || hh > 23 ||
-            mm < 0 || mm > 59)
-            return false;
-        offset_s = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    struct tm given = tm;
-    time_t t = timegm(&tm);
-    /* timegm moves a day that does not exist (February 31) into the next
-     * month: refuse it instead, it is a typo. */
-    if (tm.tm_year != given.tm_year || tm.tm_mon != given.tm_mon || tm.tm_mday != given.tm_mday)
-        return false;
-    *unix_ms = ((int64_t)t - offset_s) * 1000 + ms;
-    return true;
 }
 
 /* Plum DEV's relative times: "now", "+3 days", "+90 minutes", "+1 hour". */
@@ -107,7 +59,7 @@ static bool parse_relative(const char *s, int64_t *unix_ms)
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms)
 {
     int64_t ms = -1;
-    if (!parse_relative(s, &ms) && !parse_rfc3339(s, &ms)) {
+    if (!parse_relative(s, &ms) && !ob_time_parse_rfc3339(s, &ms)) {
         char *end = NULL;
         double secs = strtod(s, &end);
         if (end == s || *end != '\0' || !(secs >= 0 && secs < MAX_TIME_S))
