@@ -9,6 +9,15 @@ ifneq ($(SANITIZE),)
 BUILD    := build/san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
+# The fuzz targets (tests/fuzz) and everything they link, built by clang with
+# libFuzzer's coverage and the sanitizers; `make fuzz` sets FUZZ=1.
+ifneq ($(FUZZ),)
+BUILD    := build/fuzz
+CC       := clang
+CXX      := clang++
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+endif
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CXXWARN  := -Wall -Wextra
@@ -69,7 +78,7 @@ FORMAT_SRC := $(shell git ls-files '*.c' '*.h' '*.cc' 2>/dev/null)
 # Objects built on the way to a test binary are kept, not treated as intermediate.
 .SECONDARY:
 
-.PHONY: all deps run test bench-tools unit-test integration-test browser-test stack-up stack-down format format-check \
+.PHONY: all deps run test bench-tools fuzz fuzz-quick fuzz-build unit-test integration-test browser-test stack-up stack-down format format-check \
         clean tests-build
 
 all: $(BINS)
@@ -164,10 +173,12 @@ bench-tools: $(LIMIT_BINS)
 # Unit tests of a service link that service's modules (all but main.o).
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
-		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ))
+		$$(filter-out %/main.o,$$($$(firstword $$(subst /, ,$$*))_OBJ)) \
+		$$($$(firstword $$(subst /, ,$$*))_OBJ_EXTRA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iservices/$(firstword $(subst /, ,$*)) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
-		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) $(LIB) $(LDLIBS) \
+		$(filter-out %/main.o,$($(firstword $(subst /, ,$*))_OBJ)) \
+		$($(firstword $(subst /, ,$*))_OBJ_EXTRA) $(LIB) $(LDLIBS) \
 		$($(firstword $(subst /, ,$*))_LDLIBS) -lcriterion
 
 # test_ob_phone checks every example number against python3-phonenumbers.
@@ -201,6 +212,16 @@ $(BUILD)/detect/%/manifest.tsv: tools/detect_corpus.py
 eval-detect: deps $(DETECT_EVAL) $(BUILD)/detect/full/manifest.tsv
 	@$(DETECT_EVAL) $(BUILD)/detect/full --json $(BUILD)/detect/full/results.json
 
+# Fuzz targets link the ingest's modules (all but main.o), like its unit tests.
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
+FUZZ_LINK  := $(filter-out %/main.o,$(ingest_OBJ)) $(ingest_OBJ_EXTRA)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LINK) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices/ingest -fsanitize=fuzzer -fsanitize-link-c++-runtime \
+		$(ALL_LDFLAGS) -o $@ $< \
+		$(FUZZ_LINK) $(LIB) $(LDLIBS)
+
 unit-test: $(UNIT_BINS)
 	@tools/run_unit.sh $(UNIT_BINS)
 
@@ -229,7 +250,25 @@ test: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory tests-build bench-tools
 	@$(MAKE) --no-print-directory tests-build SANITIZE=address,undefined
+	@$(MAKE) --no-print-directory fuzz-build FUZZ=1
 	@tools/test.sh build build/san
+
+# libFuzzer (clang) on the parsers of hostile input: each target in
+# tests/fuzz for FUZZ_SECONDS (default 600) from its checked-in corpus in
+# tests/fuzz/corpus/<name>; crashes land in build/fuzz/artifacts. fuzz-quick
+# replays the corpora and fuzzes 10 s per target, as `make test` does.
+FUZZ_SECONDS ?= 600
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+
+.PHONY: fuzz-targets
+fuzz-targets: $(FUZZ_BINS)
+
+fuzz: deps fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh build/fuzz
+
+fuzz-quick: deps fuzz-build
+	@FUZZ_SECONDS=10 tools/fuzz.sh build/fuzz
 
 # `make bench` (issue 8): every benchmark on its own stack, each stage beside
 # the limit of what it is built on (build/bench/*, measured in the same run),

@@ -152,3 +152,66 @@ bool ob_utf8_valid(const char *s, size_t len)
     }
     return true;
 }
+
+/* The n-digit number at s, or -1 when s does not start with n digits. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+bool ob_time_parse_rfc3339(const char *s, int64_t *unix_ms)
+{
+    struct tm tm = {0};
+    int year, mon, day, hour, min, sec, ms = 0;
+    long offset_s = 0;
+    /* Each test runs only when the ones before matched, so s is never read
+     * past its end. */
+    if ((year = digits(s, 4)) < 1970 || s[4] != '-' || (mon = digits(s + 5, 2)) < 1 || mon > 12 ||
+        s[7] != '-' || (day = digits(s + 8, 2)) < 1 || (s[10] != 'T' && s[10] != 't') ||
+        (hour = digits(s + 11, 2)) < 0 || hour > 23 || s[13] != ':' ||
+        (min = digits(s + 14, 2)) < 0 || min > 59 || s[16] != ':' ||
+        (sec = digits(s + 17, 2)) < 0 || sec > 59)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        if (!(p[1] >= '0' && p[1] <= '9'))
+            return false;
+        int scale = 100;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ms += (*p - '0') * scale;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh = digits(p + 1, 2), mm = hh < 0 ? -1 : p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (hh < 0 || hh > 23 || mm < 0 || mm > 59)
+            return false;
+        offset_s = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    /* timegm moves a day that does not exist into the next month. */
+    if (tm.tm_mon != mon - 1 || tm.tm_mday != day)
+        return false;
+    int64_t v = ((int64_t)t - offset_s) * 1000 + ms;
+    if (v < 0)
+        return false;
+    *unix_ms = v;
+    return true;
+}

@@ -77,4 +77,10 @@ int64_t ob_mono_us(void);
 /* Formats unix ms as RFC 3339 UTC with milliseconds into buf (>= 25 bytes). */
 void ob_time_format_rfc3339(int64_t unix_ms, char *buf, size_t len);
 
+/* Parses an RFC 3339 time ("2026-11-27T10:00:00Z", "2026-11-27T10:00:00.5+01:00")
+ * into unix ms; digits of a fraction beyond milliseconds are dropped. False,
+ * leaving *unix_ms alone, for anything else: another shape, a field out of
+ * range, a day that does not exist (February 31), a time before 1970. Pure. */
+bool ob_time_parse_rfc3339(const char *s, int64_t *unix_ms);
+
 #endif

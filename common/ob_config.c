@@ -6,6 +6,7 @@
  */
 #include "ob_config.h"
 #include "ob_log.h"
+#include "ob_url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -99,6 +100,17 @@ static void load_one(const ob_cfg_spec_t *s, char *target, ob_cfg_errors_t *errs
     case OB_CFG_STRING:
         *(char **)(target + s->offset) = ob_xstrdup(raw);
         return;
+    case OB_CFG_RANGES: {
+        ob_url_ranges_t *ranges = NULL;
+        ob_err_t err = {{0}};
+        if (ob_url_ranges_parse(raw, &ranges, &err) != OB_OK) {
+            ob_cfg_errors_add(errs, "%s: %s", s->env, err.msg);
+            raw = s->def;
+        }
+        ob_url_ranges_free(ranges);
+        *(char **)(target + s->offset) = ob_xstrdup(raw);
+        return;
+    }
     case OB_CFG_ENUM:
         if (!enum_has(s->choices, raw)) {
             ob_cfg_errors_add(errs, "%s=\"%s\" is not one of %s", s->env, raw, s->choices);
@@ -220,7 +232,7 @@ void ob_cfg_errors_free(ob_cfg_errors_t *errs)
 void ob_config_free(const ob_cfg_spec_t *specs, void *target)
 {
     for (const ob_cfg_spec_t *s = specs; s->env; s++) {
-        if (s->type == OB_CFG_STRING || s->type == OB_CFG_ENUM) {
+        if (s->type == OB_CFG_STRING || s->type == OB_CFG_ENUM || s->type == OB_CFG_RANGES) {
             char **p = (char **)((char *)target + s->offset);
             free(*p);
             *p = NULL;

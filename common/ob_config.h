@@ -18,6 +18,7 @@ typedef enum {
     OB_CFG_BOOL,   /* bool: true/false/1/0/yes/no */
     OB_CFG_DOUBLE, /* double within [min, max] */
     OB_CFG_ENUM,   /* char *, one of the '|'-separated words in choices */
+    OB_CFG_RANGES, /* char *, address ranges as ob_url_ranges_parse reads them */
 } ob_cfg_type_t;
 
 typedef struct {

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 typedef enum {
     F_STR,  /* char *, JSON string */
@@ -452,16 +451,13 @@ static ob_rc_t decode_event_envelope(const cJSON *root, ob_call_event_t *out, ob
         ob_err_set(err, "time is required");
         return OB_EINVAL;
     }
-    struct tm tm = {0};
-    int ms = 0;
-    if (sscanf(time->valuestring, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
-        ob_err_set(err, "time must be RFC 3339");
+    /* Any producer may write to the topic: an offset or another precision
+     * is read as written, a year such as 5202552025 is refused (its
+     * milliseconds overflowed). */
+    if (!ob_time_parse_rfc3339(time->valuestring, &out->time_ms)) {
+        ob_err_set(err, "time must be an RFC 3339 time from 1970 to 9999");
         return OB_EINVAL;
     }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    out->time_ms = (int64_t)timegm(&tm) * 1000 + ms;
     return OB_OK;
 }
 

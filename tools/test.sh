@@ -60,15 +60,20 @@ fi
 # The benchmark harness with small sizes, on a stack of its own: that every
 # stage and its limit were measured, not how fast (bench/all.sh --quick).
 bench/all.sh --quick 2>&1 | tee -a "$log" || status=1
+# The libFuzzer targets (build/fuzz, built by make test): each replays its
+# checked-in corpus, which holds every input that once crashed it, then
+# fuzzes for 10 s. `make fuzz` is the long run.
+FUZZ_SECONDS=10 tools/fuzz.sh build/fuzz 2>&1 | tee -a "$log" || status=1
 
 # Criterion prints "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C";
 # the schema check prints "schemas: P passed, F failed" (and the browser
 # tests "browser: P passed, F failed", the manifest check "k8s: ...", the
-# container checks "deploy: ...", the benchmark harness "bench-quick: ...").
+# container checks "deploy: ...", the benchmark harness "bench-quick: ...", the
+# fuzz targets "fuzz: ...").
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\|bench-quick\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\|bench-quick\|fuzz\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1

@@ -20,7 +20,7 @@ packages=(
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
-	chromium xxd python3-venv libre-dev sip-tester
+	chromium xxd python3-venv libre-dev sip-tester clang libfuzzer-14-dev
 	libspandsp-dev espeak-ng sox
 )
 jre_package=openjdk-17-jre-headless

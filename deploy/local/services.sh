@@ -75,8 +75,11 @@ start_one() {
 	ob_port_busy "$port" && ob_die "port $port for $name is taken; set OB_LOCAL_PORT_BASE"
 	mkdir -p "$OB_LOCAL_RUN" "$OB_LOCAL_LOGS"
 	# Settings already in the environment (OB_SIM_TIME_SCALE, OB_LOG_LEVEL, ...)
-	# pass through; these are the stack's own.
-	OB_HTTP_PORT=$port OB_INSTANCE_ID=$name \
+	# pass through; these are the stack's own. Dialers refuse loopback URLs
+	# by default; locally the application and webhook receivers are there.
+	local -a own=()
+	[[ $svc == dialer ]] && own=("OB_DIALER_URL_ALLOW=${OB_DIALER_URL_ALLOW-127.0.0.0/8,::1}")
+	env "${own[@]}" OB_HTTP_PORT=$port OB_INSTANCE_ID=$name \
 		OB_KAFKA_BOOTSTRAP_SERVERS=$OB_LOCAL_KAFKA_BOOTSTRAP OB_PG_DSN=$OB_LOCAL_PG_DSN \
 		OB_TOPIC_PARTITIONS=$OB_LOCAL_REQUEST_PARTITIONS \
 		setsid "$bin/outbound-$svc" </dev/null >>"$OB_LOCAL_LOGS/$name.log" 2>&1 &

@@ -14,6 +14,7 @@
 #include "ob_kafka.h"
 #include "ob_metrics.h"
 #include "ob_proto.h"
+#include "ob_url.h"
 
 #include <libpq-fe.h>
 
@@ -54,6 +55,10 @@ typedef struct {
     long long webhook_retry_base_ms; /* OB_WEBHOOK_RETRY_BASE_MS */
     long long webhook_retry_max_ms;  /* OB_WEBHOOK_RETRY_MAX_MS */
     long long webhook_max_age_s;     /* OB_WEBHOOK_MAX_AGE_S */
+
+    /* where fetched URLs may connect (ob_url.h) */
+    char *url_deny;  /* OB_DIALER_URL_DENY: address ranges refused */
+    char *url_allow; /* OB_DIALER_URL_ALLOW: exceptions to the deny ranges */
 } dialer_config_t;
 
 enum {
@@ -140,6 +145,7 @@ typedef struct {
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
     ob_metric_t sip_metrics[SIP_M_COUNT];         /* the sip carrier's (outlive it) */
+    ob_url_policy_t url_policy; /* where start_url, result_url and checks may connect */
 } dialer_ctx_t;
 
 /* Most dial jobs read in one turn of the loop (one flush). */

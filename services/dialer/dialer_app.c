@@ -46,6 +46,7 @@ typedef struct app_req {
     bool too_big;                /* answer beyond DIALER_APP_MAX_ANSWER */
     int64_t started_ms;          /* monotonic start of the transfer */
     char error[CURL_ERROR_SIZE]; /* libcurl's detail */
+    ob_url_guard_t guard;        /* refuses denied addresses, says which */
 } app_req_t;
 
 /* One deployment as the dialer knows it. Entries with GETs in flight are
@@ -75,6 +76,7 @@ typedef struct url_get {
     CURL *easy;                  /* transfer */
     size_t got;                  /* body bytes read (and dropped) */
     char error[CURL_ERROR_SIZE]; /* libcurl's detail */
+    ob_url_guard_t guard;        /* refuses denied addresses, says which */
 } url_get_t;
 
 struct dialer_app {
@@ -319,7 +321,10 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
     int ms = (int)(ob_mono_ms() - r->started_ms);
 
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (r->too_big)
+    bool refused = code != CURLE_OK && ob_url_guard_error(&r->guard, why, sizeof(why));
+    if (refused)
+        OB_ASSERT(why[0] != '\0'); /* why names the address the deny-list refused */
+    else if (r->too_big)
         snprintf(why, sizeof(why), "answer larger than %d bytes", DIALER_APP_MAX_ANSWER);
     else if (code == CURLE_OPERATION_TIMEDOUT)
         snprintf(why, sizeof(why), "timeout after %d ms", app->timeout_ms);
@@ -399,6 +404,8 @@ static void start_queued(dialer_app_t *app)
         curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
         curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+        r->guard.policy = &app->ctx->url_policy;
+        ob_url_guard_curl(e, &r->guard);
         r->started_ms = ob_mono_ms();
         r->prev = NULL;
         r->next = app->running;
@@ -646,6 +653,8 @@ static void get_start(dialer_app_t *app, dep_t *d, const char *which, const char
     curl_easy_setopt(e, CURLOPT_WRITEDATA, g);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, g->error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, g);
+    g->guard.policy = &app->ctx->url_policy;
+    ob_url_guard_curl(e, &g->guard);
     g->next = app->gets;
     if (app->gets)
         app->gets->prev = g;
@@ -698,7 +707,10 @@ static void get_finish(dialer_app_t *app, url_get_t *g, CURLcode code)
     char *failure = NULL;
     curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &status);
     bool cut = code == CURLE_WRITE_ERROR && g->got > DIALER_APP_MAX_ANSWER;
-    if (code == CURLE_OPERATION_TIMEDOUT)
+    char refused[sizeof(g->guard.address) + sizeof(g->guard.range) + 64];
+    if (code != CURLE_OK && ob_url_guard_error(&g->guard, refused, sizeof(refused)))
+        failure = ob_xasprintf("%s %s could not be fetched: %s", g->which, g->url, refused);
+    else if (code == CURLE_OPERATION_TIMEDOUT)
         failure =
             ob_xasprintf("%s %s did not answer within %d ms", g->which, g->url, app->timeout_ms);
     else if (code != CURLE_OK && !cut)

@@ -43,6 +43,7 @@ typedef struct {
     int64_t created_ms;          /* when the delivery was created (unix ms) */
     int64_t started_ms;          /* when this try started (unix ms) */
     char error[CURL_ERROR_SIZE]; /* libcurl's detail of a failure */
+    ob_url_guard_t guard;        /* refuses denied addresses, says which */
 } transfer_t;
 
 struct dialer_webhooks {
@@ -312,6 +313,8 @@ static void start_transfer(dialer_webhooks_t *ws, transfer_t *t, PGresult *res, 
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    t->guard.policy = ws->o.urls;
+    ob_url_guard_curl(e, &t->guard);
     t->in_use = true;
     ws->running++;
     ob_metric_set(&ws->o.metrics[DIALER_WM_IN_FLIGHT], ws->running);
@@ -377,12 +380,15 @@ static void finish_transfer(dialer_webhooks_t *ws, transfer_t *t, CURLcode code)
 
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     bool ok = code == CURLE_OK && status >= 200 && status < 300;
-    if (code != CURLE_OK)
+    /* A refused address is not retried: the deny-list will refuse it again. */
+    bool refused = !ok && ob_url_guard_error(&t->guard, error, sizeof(error));
+    if (!refused && code != CURLE_OK)
         snprintf(error, sizeof(error), "%s", t->error[0] ? t->error : curl_easy_strerror(code));
-    else if (!ok)
+    else if (!refused && !ok)
         snprintf(error, sizeof(error), "HTTP %ld", status);
-    int64_t next =
-        ok ? 0 : dialer_webhook_next_ms(t->created_ms, now, t->attempt, &ws->o, next_jitter(ws));
+    int64_t next = ok || refused ? 0
+                                 : dialer_webhook_next_ms(t->created_ms, now, t->attempt, &ws->o,
+                                                          next_jitter(ws));
     cJSON *row = cJSON_CreateObject();
     cJSON_AddStringToObject(row, "delivery_id", t->delivery_id);
     cJSON_AddNumberToObject(row, "attempt", t->attempt);
@@ -408,7 +414,9 @@ static void finish_transfer(dialer_webhooks_t *ws, transfer_t *t, CURLcode code)
     else
         OB_LOG(OB_LOG_INFO, "webhooks", OB_KV("call_id", t->call_id, "delivery_id", t->delivery_id),
                "try %d failed (%s); %s", t->attempt, error,
-               next > 0 ? "will retry" : "giving up: maximum age reached");
+               next > 0  ? "will retry"
+               : refused ? "giving up: the URL's address is denied"
+                         : "giving up: maximum age reached");
     release_slot(ws, t);
 }
 

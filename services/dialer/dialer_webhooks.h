@@ -12,6 +12,7 @@
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
+#include "ob_url.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,7 @@ typedef struct {
     int64_t retry_base_ms;             /* wait after the first failed try; doubles */
     int64_t retry_max_ms;              /* longest wait between tries */
     int64_t max_age_ms;                /* give up this long after the delivery was created */
+    const ob_url_policy_t *urls; /* where deliveries may connect; NULL: anywhere; must outlive */
 } dialer_webhooks_opts_t;
 
 typedef struct dialer_webhooks dialer_webhooks_t;

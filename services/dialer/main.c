@@ -81,6 +81,13 @@ static const ob_cfg_spec_t dialer_specs[] = {
      CFG(webhook_retry_max_ms), "longest wait between two tries of a webhook"},
     {"OB_WEBHOOK_MAX_AGE_S", OB_CFG_INT, "86400", 1, 2592000, NULL, CFG(webhook_max_age_s),
      "a webhook not delivered this long after its call completed is given up"},
+    {"OB_DIALER_URL_DENY", OB_CFG_RANGES, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
+     "address ranges (CIDR, comma-separated) that result_url, start_url and URL checks may not "
+     "connect to, checked on the address after DNS resolution; the default is loopback, private, "
+     "CGNAT, link-local (cloud metadata), multicast and reserved ranges"},
+    {"OB_DIALER_URL_ALLOW", OB_CFG_RANGES, "", 0, 0, NULL, CFG(url_allow),
+     "address ranges (CIDR) allowed even though OB_DIALER_URL_DENY holds them, such as "
+     "127.0.0.0/8,::1 for receivers on loopback (the local stack and the tests)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -348,11 +355,22 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
+/* The URL policy from the ranges the configuration checked. */
+static void load_url_policy(const dialer_config_t *cfg, ob_url_ranges_t **deny,
+                            ob_url_ranges_t **allow, ob_url_policy_t *policy)
+{
+    ob_err_t err = {{0}};
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_deny, deny, &err) == OB_OK);
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_allow, allow, &err) == OB_OK);
+    *policy = (ob_url_policy_t){*deny, *allow, "OB_DIALER_URL_DENY"};
+}
+
 int main(void)
 {
     dialer_config_t cfg = {0};
     dialer_ctx_t ctx = {0};
     ob_http_server_t *http = NULL;
+    ob_url_ranges_t *url_deny = NULL, *url_allow = NULL;
     ob_err_t err = {{0}};
     int code = ob_service_configure("dialer", dialer_specs, &cfg);
 
@@ -362,6 +380,7 @@ int main(void)
         code = OB_EXIT_CONFIG;
         goto out;
     }
+    load_url_policy(&cfg, &url_deny, &url_allow, &ctx.url_policy);
     ctx.cfg = &cfg;
     memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
     ctx.kafka_metrics = ob_kafka_metrics_new();
@@ -439,6 +458,7 @@ int main(void)
         .retry_base_ms = cfg.webhook_retry_base_ms,
         .retry_max_ms = cfg.webhook_retry_max_ms,
         .max_age_ms = cfg.webhook_max_age_s * 1000,
+        .urls = &ctx.url_policy,
     };
     if (cfg.webhook_enabled && dialer_webhooks_start(&wopts, &ctx.webhooks, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
@@ -490,6 +510,8 @@ out:
     PQfinish(ctx.pg);
     free(ctx.topic_events);
     free(ctx.source);
+    ob_url_ranges_free(url_deny);
+    ob_url_ranges_free(url_allow);
     ob_config_free(dialer_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;

@@ -257,6 +257,17 @@ void ingest_plum_bulk_begin(ingest_call_t *c);
 void ingest_plum_cancel(ingest_call_t *c);
 void ingest_plum_get_call(ingest_call_t *c);
 
+/* Plum form parsing, apart from the HTTP request so it can be tested and
+ * fuzzed. ingest_plum_form_add records one form value, or a piece of one
+ * at byte offset off (libmicrohttpd's post processor splits long values),
+ * as a string member key of form; a repeated key keeps its first value. */
+void ingest_plum_form_add(cJSON *form, const char *key, const char *data, uint64_t off,
+                          size_t size);
+/* Translates a Plum form (string members, or a JSON object's typed ones) to
+ * a native call object for ingest_validate_call (caller deletes), or returns
+ * NULL with the problem appended to errors (reattempt_wait out of range). */
+cJSON *ingest_plum_to_call(const cJSON *form, cJSON *errors);
+
 /* GET /api/v1/openapi.json (ingest_openapi.c): the API's OpenAPI document. */
 void ingest_openapi(ingest_call_t *c);
 

@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#define MAX_TIME_S 32503680000.0 /* 3000-01-01: a later time is a typo */
 
 void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg)
 {
@@ -21,41 +22,6 @@ void ingest_add_error(cJSON *errors, const char *field, const char *code, const 
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddItemToArray(errors, e);
-}
-
-/* Parses RFC 3339 ("2026-11-27T10:00:00Z", "...+01:00", fractions allowed). */
-static bool parse_rfc3339(const char *s, int64_t *unix_ms)
-{
-    struct tm tm = {0};
-    int consumed = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-        return false;
-    const char *p = s + consumed;
-    int ms = 0;
-    if (*p == '.') {
-        int scale = 100;
-        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-            ms += (*p - '0') * scale;
-    }
-    long offset_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, n = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5)
-            return false;
-        offset_s = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *unix_ms = ((int64_t)timegm(&tm) - offset_s) * 1000 + ms;
-    return true;
 }
 
 /* Plum DEV's relative times: "now", "+3 days", "+90 minutes", "+1 hour". */
@@ -92,20 +58,26 @@ static bool parse_relative(const char *s, int64_t *unix_ms)
 
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms)
 {
-    if (parse_relative(s, unix_ms))
-        return true;
-    char *end = NULL;
-    double secs = strtod(s, &end);
-    if (end != s && *end == '\0' && secs >= 0 && secs < 32503680000.0) {
-        *unix_ms = (int64_t)(secs * 1000);
-        return true;
+    int64_t ms = -1;
+    if (!parse_relative(s, &ms) && !ob_time_parse_rfc3339(s, &ms)) {
+        char *end = NULL;
+        double secs = strtod(s, &end);
+        if (end == s || *end != '\0' || !(secs >= 0 && secs < MAX_TIME_S))
+            return false;
+        ms = (int64_t)(secs * 1000);
     }
-    return parse_rfc3339(s, unix_ms);
+    /* Every form is held to the numbers' range: the call-requests schema
+     * (and so the scheduler) refuses a time before 1970, and a call accepted
+     * with one would be lost. */
+    if (ms < 0 || ms >= (int64_t)MAX_TIME_S * 1000)
+        return false;
+    *unix_ms = ms;
+    return true;
 }
 
 bool ingest_parse_time(const cJSON *item, int64_t *unix_ms)
 {
-    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 32503680000.0) {
+    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < MAX_TIME_S) {
         *unix_ms = (int64_t)(item->valuedouble * 1000);
         return true;
     }

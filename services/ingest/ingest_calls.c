@@ -9,6 +9,7 @@
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
+#include "ob_url.h"
 #include "ob_uuid.h"
 
 #include <math.h>
@@ -18,7 +19,6 @@
 
 #define MAX_REFERENCE_LEN    1024
 #define MAX_PARAMETERS_LEN   65536
-#define MAX_URL_LEN          2048
 #define MAX_PARAMETERS_DEPTH 16
 
 static int json_depth(const cJSON *item)
@@ -40,13 +40,6 @@ static bool int_in(const cJSON *item, long lo, long hi, long *out)
         return false;
     *out = (long)item->valuedouble;
     return true;
-}
-
-static bool is_http_url(const char *s)
-{
-    return strlen(s) <= MAX_URL_LEN &&
-           (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) &&
-           !strpbrk(s, " \r\n");
 }
 
 char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field, cJSON *errors)
@@ -215,9 +208,11 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
                          "expires_at must be later than now and than not_before");
 
     item = cJSON_GetObjectItemCaseSensitive(body, "result_url");
-    if (item && (!cJSON_IsString(item) || !is_http_url(item->valuestring)))
+    if (item && !cJSON_IsString(item))
         ingest_add_error(errors, "result_url", "invalid_url",
                          "result_url must be an http or https URL");
+    else if (item && ob_url_check("result_url", item->valuestring, &err) != OB_OK)
+        ingest_add_error(errors, "result_url", "invalid_url", err.msg);
     else if (item)
         m->result_url = ob_pool_strdup(pool, item->valuestring);
 

@@ -38,16 +38,8 @@ static const struct {
     {"priority", "priority", true},
 };
 
-static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *filename, const char *content_type,
-                                const char *transfer_encoding, const char *data, uint64_t off,
-                                size_t size)
+void ingest_plum_form_add(cJSON *form, const char *key, const char *data, uint64_t off, size_t size)
 {
-    cJSON *form = cls;
-    (void)kind;
-    (void)filename;
-    (void)content_type;
-    (void)transfer_encoding;
     /* A value may arrive in pieces: append to what came before. */
     cJSON *prev = cJSON_GetObjectItemCaseSensitive(form, key);
     if (off > 0 && cJSON_IsString(prev)) {
@@ -59,6 +51,18 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
         cJSON_AddStringToObject(form, key, v);
         free(v);
     }
+}
+
+static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *filename, const char *content_type,
+                                const char *transfer_encoding, const char *data, uint64_t off,
+                                size_t size)
+{
+    (void)kind;
+    (void)filename;
+    (void)content_type;
+    (void)transfer_encoding;
+    ingest_plum_form_add(cls, key, data, off, size);
     return MHD_YES;
 }
 
@@ -116,6 +120,18 @@ static cJSON *to_native(const cJSON *form)
         }
     }
     return call;
+}
+
+cJSON *ingest_plum_to_call(const cJSON *form, cJSON *errors)
+{
+    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(form, "reattempt_wait");
+    long w = cJSON_IsString(wait) ? strtol(wait->valuestring, NULL, 10) : 0;
+    if (wait && (w < 60 || w > 86400)) {
+        ingest_add_error(errors, "reattempt_wait", "out_of_range",
+                         "reattempt_wait must be from 60 to 86400 seconds");
+        return NULL;
+    }
+    return to_native(form);
 }
 
 /* Native validation names native fields; a Plum client sent Plum's names,
@@ -187,17 +203,14 @@ void ingest_plum_queue(ingest_call_t *c)
         cJSON_Delete(form);
         return;
     }
-    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(form, "reattempt_wait");
-    long w = cJSON_IsString(wait) ? strtol(wait->valuestring, NULL, 10) : 0;
-    if (wait && (w < 60 || w > 86400)) {
-        cJSON *errors = cJSON_CreateArray();
-        ingest_add_error(errors, "reattempt_wait", "out_of_range",
-                         "reattempt_wait must be from 60 to 86400 seconds");
+    cJSON *errors = cJSON_CreateArray();
+    cJSON *call = ingest_plum_to_call(form, errors);
+    if (!call) {
         ob_http_problem(req, 422, "validation_failed", errors, "the call has 1 invalid field");
         cJSON_Delete(form);
         return;
     }
-    cJSON *call = to_native(form);
+    cJSON_Delete(errors);
     ingest_sha256_hex(req->body, req->body_len, hash);
     ingest_queue_json(c, &dep, call, hash);
     if (req->status == 422)

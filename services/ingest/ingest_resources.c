@@ -10,6 +10,7 @@
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
+#include "ob_url.h"
 #include "ob_uuid.h"
 #include "ob_detect.h"
 #include "ob_window.h"
@@ -214,11 +215,10 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
                 values[i] = cJSON_IsTrue(item) ? "true" : "false";
             break;
         case FT_URL:
-            if (!cJSON_IsString(item) || strlen(item->valuestring) > (size_t)f->max ||
-                (strncmp(item->valuestring, "https://", 8) != 0 &&
-                 strncmp(item->valuestring, "http://", 7) != 0) ||
-                strpbrk(item->valuestring, " \r\n\t"))
+            if (!cJSON_IsString(item))
                 bad = ob_pool_printf(pool, "%s must be an http or https URL", f->name);
+            else if (ob_url_check(f->name, item->valuestring, &err) != OB_OK)
+                bad = ob_pool_strdup(pool, err.msg);
             else
                 values[i] = ob_pool_strdup(pool, item->valuestring);
             break;

@@ -178,7 +178,13 @@ h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const cha
                               "OB_TOPIC_PARTITIONS=4",
                               "OB_LOG_LEVEL=debug",
                               "ASAN_OPTIONS=detect_leaks=1",
+                              NULL,
                               NULL};
+    /* The tests' receivers listen on loopback, which dialers refuse by
+     * default; a test that wants the refusal sets OB_DIALER_URL_ALLOW= in
+     * extra_env. */
+    if (strcmp(service, "dialer") == 0)
+        settings[OB_COUNTOF(settings) - 2] = "OB_DIALER_URL_ALLOW=127.0.0.0/8,::1";
     char **with_settings = build_env((const char *const *)environ, settings);
     char **env = build_env((const char *const *)with_settings, extra_env);
     p->pid = spawn(service, env, p->log);

@@ -246,10 +246,8 @@ static char *wait_outcome(const h_tenant_t *t, const char *call_id)
  * (a voice call rings 0.3-0.9 s and talks 1-4.5 s; its type is decided
  * 0.2-0.5 s after the answer). checked_status, when not 0, is what the
  * application's /checked-result* paths answer at first. */
-static PGconn *stack_up(h_tenant_t *t, int checked_status)
+static PGconn *stack_up_env(h_tenant_t *t, int checked_status, const char *const *dialer_env)
 {
-    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000",
-                                      NULL};
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, t, 10);
@@ -261,6 +259,13 @@ static PGconn *stack_up(h_tenant_t *t, int checked_status)
     }
     cr_assert(h_stack_up(&s, 1, dialer_env));
     return pg;
+}
+
+static PGconn *stack_up(h_tenant_t *t, int checked_status)
+{
+    static const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=10",
+                                             "OB_DIALER_APP_TIMEOUT_MS=1000", NULL};
+    return stack_up_env(t, checked_status, dialer_env);
 }
 
 /* The connected request's context, as documented, of the call queued by
@@ -618,5 +623,75 @@ Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini
     free(free_call);
     free(cached);
     free(dialed);
+    PQfinish(pg);
+}
+
+/* Issue 9: start_url cannot be turned against the platform's own network.
+ * With loopback denied (the dialers' default; the harness allows it), an
+ * application reached through a name that resolves to loopback is never
+ * contacted: the request is recorded as refused on the attempt, and a
+ * verify_urls check of it fails, so its calls are not dialed. */
+Test(app, start_url_into_a_denied_range_is_refused_and_never_contacted, .timeout = 60,
+     .fini = teardown)
+{
+    static const char *const denying_env[] = {
+        "OB_SIM_TIME_SCALE=10", "OB_DIALER_APP_TIMEOUT_MS=1000", "OB_DIALER_URL_ALLOW=", NULL};
+    h_tenant_t t;
+    PGconn *pg = stack_up_env(&t, 0, denying_env);
+    char body[512], start_url[128], checked_url[128];
+    snprintf(start_url, sizeof(start_url), "http://localhost:%d/denied-start", app.port);
+    snprintf(checked_url, sizeof(checked_url), "http://localhost:%d/denied-checked", app.port);
+    snprintf(body, sizeof(body), "{\"name\": \"denied\", \"capacity\": 5, \"start_url\": \"%s\"}",
+             start_url);
+    char *plain = create_deployment(&t, body, "json", "false");
+    snprintf(body, sizeof(body),
+             "{\"name\": \"denied-verified\", \"capacity\": 5, \"verify_urls\": true,"
+             " \"start_url\": \"%s\"}",
+             checked_url);
+    char *verified = create_deployment(&t, body, "json", "true");
+
+    /* Dialed and answered; the application's request is refused. */
+    char *answered = queue_once(&t, plain, "fields");
+    char *call = wait_outcome(&t, answered);
+    h_expect_path(call, "status", "completed");
+    h_expect_path(call, "result", "voice");
+    h_expect_path(call, "attempts.0.app_status", NULL);
+    char *error = h_json_path(call, "attempts.0.app_error");
+    cr_expect(error && strstr(error, "refused by OB_DIALER_URL_DENY") &&
+                  (strstr(error, "address 127.0.0.1 is in 127.0.0.0/8") ||
+                   strstr(error, "address ::1 is in ::1/128")),
+              "the attempt names the refused address and the deny-list: %s", call);
+    free(error);
+    free(call);
+
+    /* verify_urls: the check fails, the call is not dialed. */
+    char *unverified = queue_once(&t, verified, "refused");
+    call = h_wait_call_completed(s.ingest_port, t.api_key, unverified, 30000);
+    cr_assert_not_null(call, "call %s did not complete", unverified);
+    h_expect_path(call, "status", "uncalled");
+    h_expect_path(call, "attempts.0.result", "noattempt");
+    h_expect_path(call, "attempts.0.reason", "url_check_failed");
+    h_expect_path(call, "attempts.0.dialing_at", NULL);
+    free(call);
+    char why[256];
+    snprintf(why, sizeof(why), "start_url %s could not be fetched: address ", checked_url);
+    const char *dialer_log = NULL;
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "dialer-1") == 0)
+            dialer_log = s.procs[i].log;
+    cr_assert_not_null(dialer_log);
+    cr_expect(log_has(dialer_log, why), "no \"%s\" in %s", why, dialer_log);
+
+    /* Nothing reached the application on loopback. */
+    pthread_mutex_lock(&app.mu);
+    cr_expect_eq(app.nposts, 0, "the application was POSTed to");
+    cr_expect_eq(app.ngets, 0, "the application was checked");
+    pthread_mutex_unlock(&app.mu);
+
+    stack_down();
+    free(plain);
+    free(verified);
+    free(answered);
+    free(unverified);
     PQfinish(pg);
 }

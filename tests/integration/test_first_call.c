@@ -257,10 +257,15 @@ static const char *const services[] = {"ingest", "scheduler", "dialer"};
 
 Test(config, every_bad_variable_is_named_and_exit_is_78)
 {
-    const char *env[] = {"OB_HTTP_PORT=99999",     "OB_LOG_LEVEL=loud",
-                         "OB_TOPIC_PARTITIONS=x",  "OB_KAFKA_NO_SUCH_SETTING=1",
-                         "OB_DIALER_CHANNELS=0",   "OB_SCHEDULER_TICK_MS=-5",
-                         "OB_INGEST_THREADS=none", NULL};
+    const char *env[] = {"OB_HTTP_PORT=99999",
+                         "OB_LOG_LEVEL=loud",
+                         "OB_TOPIC_PARTITIONS=x",
+                         "OB_KAFKA_NO_SUCH_SETTING=1",
+                         "OB_DIALER_CHANNELS=0",
+                         "OB_SCHEDULER_TICK_MS=-5",
+                         "OB_INGEST_THREADS=none",
+                         "OB_DIALER_URL_DENY=10.0.0.0/33",
+                         NULL};
     for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
         char *err = NULL;
         int code = h_run_env(services[i], env, &err);
@@ -274,6 +279,10 @@ Test(config, every_bad_variable_is_named_and_exit_is_78)
                           : i == 1 ? "OB_SCHEDULER_TICK_MS"
                                    : "OB_DIALER_CHANNELS";
         cr_expect(strstr(err, own) != NULL, "%s did not name %s:\n%s", services[i], own, err);
+        if (i == 2)
+            cr_expect(
+                strstr(err, "OB_DIALER_URL_DENY: \\\"10.0.0.0/33\\\" is not an address range"),
+                "the dialer did not name OB_DIALER_URL_DENY:\n%s", err);
         free(err);
     }
 }

@@ -655,3 +655,97 @@ Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .tim
         free(calls[i]);
     PQfinish(pg);
 }
+
+/* Issue 9: result_url cannot be turned against the platform's own network.
+ * The API refuses URLs that would inject headers; a dialer whose deny-list
+ * holds loopback (the default, without the harness's allowance) never
+ * contacts a receiver reached through a name that resolves to 127.0.0.1,
+ * and the delivery log says why. */
+Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, .timeout = 120,
+     .fini = teardown)
+{
+    h_tenant_t t;
+    char url[128], body[512], path[160], auth[128];
+    PGconn *pg = tenant_with_receiver(&t, 0);
+    receiver_up(&rx);
+    static const char *const denying_env[] = {
+        "OB_SIM_TIME_SCALE=100", "OB_WEBHOOK_RETRY_BASE_MS=200", "OB_WEBHOOK_RETRY_MAX_MS=1000",
+        "OB_DIALER_URL_ALLOW=", NULL};
+    cr_assert(h_stack_up(&s, 1, denying_env));
+
+    /* CR LF in a result_url: 422 naming the field, nothing queued. */
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
+    snprintf(body, sizeof(body),
+             "{\"phone_number\":\"+12125550100\","
+             "\"result_url\":\"http://localhost:%d/x\\r\\nX-Injected: 1\"}",
+             rx.port);
+    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    h_expect_path(r.body, "errors.0.field", "result_url");
+    h_expect_path(r.body, "errors.0.code", "invalid_url");
+    char *msg = h_json_path(r.body, "errors.0.message");
+    cr_expect(msg && strstr(msg, "must not contain a carriage return"), "%s", r.body);
+    free(msg);
+    h_resp_free(&r);
+    /* The same through the deployment's own result_url. */
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
+    r = h_http(s.ingest_port, "PATCH", path, headers,
+               "{\"result_url\":\"https://example.com/\\nHost: evil\"}");
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    h_expect_path(r.body, "errors.0.field", "result_url");
+    h_resp_free(&r);
+
+    /* A well-formed URL whose host resolves to loopback: accepted by the
+     * API (an address is only known when connecting), refused by the
+     * dialer, never retried. */
+    snprintf(url, sizeof(url), "http://localhost:%d/denied-hook", rx.port);
+    snprintf(body, sizeof(body),
+             "{\"phone_number\":\"+12125550100\",\"max_attempts\":1,\"result_url\":\"%s\"}", url);
+    char *call = queue_one(&t, body);
+    char *done = h_wait_call_completed(s.ingest_port, t.api_key, call, 30000);
+    cr_assert_not_null(done, "call %s did not complete", call);
+    h_expect_path(done, "status", "completed");
+    free(done);
+
+    snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", call);
+    char *state = NULL;
+    for (int waited = 0; waited < 20000; waited += 200) {
+        r = get(&t, path);
+        free(state);
+        state = h_json_path(r.body, "deliveries.0.state");
+        if (state && strcmp(state, "failed") == 0)
+            break;
+        h_resp_free(&r);
+        h_sleep_ms(200);
+    }
+    cr_assert_str_eq(state, "failed", "the delivery failed at once: %s", r.body);
+    free(state);
+    h_expect_path(r.body, "deliveries.0.url", url);
+    h_expect_path(r.body, "deliveries.0.attempts_made", "1");
+    h_expect_path(r.body, "deliveries.0.next_attempt_at", NULL);
+    h_expect_path(r.body, "deliveries.0.attempts.0.http_status", NULL);
+    char *error = h_json_path(r.body, "deliveries.0.last_error");
+    cr_expect(error && strstr(error, "refused by OB_DIALER_URL_DENY") &&
+                  (strstr(error, "address 127.0.0.1 is in 127.0.0.0/8") ||
+                   strstr(error, "address ::1 is in ::1/128")),
+              "the error names the address and the deny-list: %s", r.body);
+    free(error);
+    h_resp_free(&r);
+
+    h_sleep_ms(1500); /* a retry would have come by now */
+    pthread_mutex_lock(&rx.mu);
+    cr_expect_eq(rx.nevents, 0, "the receiver on loopback was contacted");
+    pthread_mutex_unlock(&rx.mu);
+    for (int i = 0; i < s.nprocs; i++)
+        if (strcmp(s.procs[i].name, "dialer-1") == 0) {
+            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_failed_total"), 1);
+            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_delivered_total"), 0);
+        }
+
+    cr_expect(h_stack_down(&s));
+    receiver_down(&rx);
+    free(call);
+    PQfinish(pg);
+}

@@ -13,6 +13,7 @@ typedef struct {
     bool flag;    /* OB_T_FLAG */
     double ratio; /* OB_T_RATIO */
     char *name;   /* OB_T_NAME */
+    char *nets;   /* OB_T_NETS */
 } test_cfg_t;
 
 #define F(x) offsetof(test_cfg_t, x)
@@ -22,6 +23,7 @@ static const ob_cfg_spec_t specs[] = {
     {"OB_T_FLAG", OB_CFG_BOOL, "false", 0, 0, NULL, F(flag), "a flag"},
     {"OB_T_RATIO", OB_CFG_DOUBLE, "0.5", 0, 1, NULL, F(ratio), "a ratio"},
     {"OB_T_NAME", OB_CFG_STRING, "x", 0, 0, NULL, F(name), "a name"},
+    {"OB_T_NETS", OB_CFG_RANGES, "10.0.0.0/8", 0, 0, NULL, F(nets), "address ranges"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -42,6 +44,7 @@ Test(config, defaults_apply, .init = clear_env)
     cr_expect_eq(cfg.flag, false);
     cr_expect_float_eq(cfg.ratio, 0.5, 1e-9);
     cr_expect_str_eq(cfg.name, "x");
+    cr_expect_str_eq(cfg.nets, "10.0.0.0/8");
     ob_config_free(specs, &cfg);
 }
 
@@ -54,6 +57,7 @@ Test(config, values_from_environment, .init = clear_env)
     setenv("OB_T_FLAG", "yes", 1);
     setenv("OB_T_RATIO", "0.25", 1);
     setenv("OB_T_NAME", "hello", 1);
+    setenv("OB_T_NETS", "", 1);
     ob_config_load(specs, &cfg, &errs);
     cr_assert_eq(errs.n, 0, "%s", errs.n ? errs.lines[0] : "");
     cr_expect_eq(cfg.n, 10);
@@ -61,6 +65,7 @@ Test(config, values_from_environment, .init = clear_env)
     cr_expect(cfg.flag);
     cr_expect_float_eq(cfg.ratio, 0.25, 1e-9);
     cr_expect_str_eq(cfg.name, "hello");
+    cr_expect_str_eq(cfg.nets, "");
     ob_config_free(specs, &cfg);
 }
 
@@ -70,8 +75,16 @@ typedef struct {
 } bad_case_t;
 
 static bad_case_t bad[] = {
-    {"OB_T_N", "11"},   {"OB_T_N", "0"},        {"OB_T_N", "3x"},      {"OB_T_N", ""},
-    {"OB_T_WORD", "d"}, {"OB_T_FLAG", "maybe"}, {"OB_T_RATIO", "1.5"}, {"OB_T_RATIO", "nan?"},
+    {"OB_T_N", "11"},
+    {"OB_T_N", "0"},
+    {"OB_T_N", "3x"},
+    {"OB_T_N", ""},
+    {"OB_T_WORD", "d"},
+    {"OB_T_FLAG", "maybe"},
+    {"OB_T_RATIO", "1.5"},
+    {"OB_T_RATIO", "nan?"},
+    {"OB_T_NETS", "10.0.0.0/33"},
+    {"OB_T_NETS", "127.0.0.1,localhost"},
 };
 
 ParameterizedTestParameters(config, bad_values_are_named)

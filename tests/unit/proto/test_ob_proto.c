@@ -172,6 +172,65 @@ Test(proto, call_event_is_a_cloudevent_and_round_trips)
     free(json);
 }
 
+/* Any producer may write the events topic: its time is read as written.
+ * Found by tests/fuzz/fuzz_proto (corpus regress-event-time-year-overflow):
+ * a huge year overflowed the milliseconds (undefined behaviour), and an
+ * offset or a fraction of another precision was misread. */
+typedef struct {
+    const char *time; /* the CloudEvent's time */
+    long long ms;     /* what it decodes to; -1: refused */
+} event_time_t;
+
+static event_time_t event_times[] = {
+    {"5202552025-11-26T23:34:05.120Z", -1},
+    {"1969-12-31T23:59:59Z", -1},
+    {"2025-11-26T23:33:20Z junk", -1},
+    {"2025-11-26T23:33:20.123Z", 1764200000123},
+    {"2025-11-26T23:33:20.5Z", 1764200000500},
+    {"2025-11-26T23:33:20.123456Z", 1764200000123},
+    {"2025-11-27T00:33:20.123+01:00", 1764200000123},
+};
+
+ParameterizedTestParameters(proto, event_time_is_read_as_written)
+{
+    return cr_make_param_array(event_time_t, event_times, OB_COUNTOF(event_times));
+}
+
+ParameterizedTest(event_time_t *c, proto, event_time_is_read_as_written)
+{
+    ob_call_event_t in = {
+        .id = CALL,
+        .source = "/outbound/dialer/d1",
+        .type = "outbound.call.completed",
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .state = "completed",
+        .phone_number = "+12125550100",
+        .attempt = 1,
+        .max_attempts = 1,
+        .time_ms = 1764200000123,
+    };
+    char json[2048];
+    char *encoded = ob_call_event_encode(&in);
+    const char *at = strstr(encoded, "2025-11-26T23:33:20.123Z");
+    cr_assert_not_null(at, "%s", encoded);
+    snprintf(json, sizeof(json), "%.*s%s%s", (int)(at - encoded), encoded, c->time,
+             at + strlen("2025-11-26T23:33:20.123Z"));
+    free(encoded);
+    ob_call_event_t out;
+    ob_err_t err = {{0}};
+    ob_rc_t rc = ob_call_event_decode(json, strlen(json), &out, &err);
+    if (c->ms < 0) {
+        cr_expect_eq(rc, OB_EINVAL, "%s accepted", c->time);
+        cr_expect(strstr(err.msg, "time must be an RFC 3339 time") != NULL, "%s", err.msg);
+        return;
+    }
+    cr_assert_eq(rc, OB_OK, "%s: %s", c->time, err.msg);
+    cr_expect_eq(out.time_ms, c->ms, "%s", c->time);
+    ob_call_event_clear(&out);
+}
+
 /* The schema examples are what external consumers code against. */
 Test(proto, schema_examples_decode)
 {

@@ -1,0 +1,196 @@
+/* Table-driven tests of the call validation every queueing route shares
+ * (ingest_validate_call in services/ingest/ingest_calls.c) and of the Plum
+ * form handling in front of it (ingest_plum.c). Cases marked "fuzz" came
+ * from tests/fuzz (their inputs are in tests/fuzz/corpus). */
+#include "ingest.h"
+#include "ob_pool.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <string.h>
+
+#define ACCEPTED_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
+
+typedef struct {
+    const char *body;  /* the call as JSON */
+    const char *field; /* NULL: valid; else the one field named in errors */
+    const char *code;  /* and its code */
+    const char *text;  /* and a part of its message */
+} call_case_t;
+
+static call_case_t call_cases[] = {
+    {"{\"phone_number\":\"+12125550100\"}", NULL, NULL, NULL},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-01-02T10:00:00+01:00\"}", NULL, NULL,
+     NULL},
+    {"{\"phone_number\":\"+12125550100\",\"expires_at\":\"2999-12-31T23:59:59Z\"}", NULL, NULL,
+     NULL},
+    /* fuzz: a year before 1970 gave a negative time that the call-requests
+     * message cannot carry, so the scheduler would drop an accepted call. */
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"0026-01-02T10:00:00+01:00\"}",
+     "not_before", "invalid_time", "unix seconds or an RFC 3339 time"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"1969-12-31T23:59:59Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"1970-01-01T00:30:00+01:00\"}",
+     "not_before", "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"expires_at\":\"3000-01-01T00:00:00Z\"}", "expires_at",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"expires_at\":\"9999-12-31T23:59:59Z\"}", "expires_at",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2028-02-29T23:59:59.999-23:59\"}", NULL,
+     NULL, NULL},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-02-29T10:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-04-31T10:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-01-01T24:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-01-01T10:60:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-1-01T10:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-01-01T-1:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\" 2026-01-01T10:00:00Z\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"2026-01-01T10:00:00+24:00\"}",
+     "not_before", "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"+1000000 weeks\"}", "not_before",
+     "invalid_time", "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"nan\"}", "not_before", "invalid_time",
+     "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"not_before\":\"-1\"}", "not_before", "invalid_time",
+     "RFC 3339"},
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"https://example.com/r?a=1\"}", NULL, NULL,
+     NULL},
+    /* Header injection and other schemes (issue 9). */
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"https://example.com/r\\r\\nX-A: 1\"}",
+     "result_url", "invalid_url", "result_url must not contain a carriage return"},
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"https://example.com/r\\nX-A: 1\"}",
+     "result_url", "invalid_url", "result_url must not contain a line feed"},
+    /* fuzz: a control character other than CR and LF went through. */
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"https://example.com/r?\\u0001\"}",
+     "result_url", "invalid_url", "must not contain a control character"},
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"gopher://10.0.0.1:70/\"}", "result_url",
+     "invalid_url", "must be an http:// or https:// URL"},
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":\"https:///x\"}", "result_url",
+     "invalid_url", "must name a host"},
+    {"{\"phone_number\":\"+12125550100\",\"result_url\":42}", "result_url", "invalid_url",
+     "http or https URL"},
+};
+
+ParameterizedTestParameters(validate, call)
+{
+    return cr_make_param_array(call_case_t, call_cases, OB_COUNTOF(call_cases));
+}
+
+/* Validates body; returns the errors array (caller deletes). */
+static cJSON *validate(const char *body, ob_call_request_t *m, ob_pool_t *pool)
+{
+    deployment_t dep = {.active = true, .max_attempts = 3, .retry_interval_s = 600};
+    cJSON *call = cJSON_Parse(body);
+    cr_assert_not_null(call, "bad test JSON %s", body);
+    cJSON *errors = cJSON_CreateArray();
+    memset(m, 0, sizeof(*m));
+    m->accepted_at_ms = ACCEPTED_MS;
+    bool ok = ingest_validate_call(pool, call, &dep, m, errors);
+    cr_assert_eq(ok, cJSON_GetArraySize(errors) == 0);
+    cJSON_Delete(call);
+    return errors;
+}
+
+ParameterizedTest(call_case_t *c, validate, call)
+{
+    ob_pool_t *pool = ob_pool_new();
+    ob_call_request_t m;
+    cJSON *errors = validate(c->body, &m, pool);
+    char *text = cJSON_PrintUnformatted(errors);
+    if (!c->field) {
+        cr_expect_eq(cJSON_GetArraySize(errors), 0, "%s: %s", c->body, text);
+        cr_expect(m.not_before_ms >= 0 && m.expires_at_ms >= 0);
+    } else {
+        cr_assert_eq(cJSON_GetArraySize(errors), 1, "%s: %s", c->body, text);
+        const cJSON *e = cJSON_GetArrayItem(errors, 0);
+        cr_expect_str_eq(cJSON_GetObjectItem(e, "field")->valuestring, c->field);
+        cr_expect_str_eq(cJSON_GetObjectItem(e, "code")->valuestring, c->code);
+        cr_expect(strstr(cJSON_GetObjectItem(e, "message")->valuestring, c->text) != NULL,
+                  "%s lacks '%s'", text, c->text);
+    }
+    cJSON_free(text);
+    cJSON_Delete(errors);
+    ob_pool_free(pool);
+}
+
+/* ---- Plum forms ---- */
+
+typedef struct {
+    const char *pieces[4]; /* one field's value as the post processor hands it over */
+    const char *want;      /* the value recorded */
+} piece_case_t;
+
+static piece_case_t piece_cases[] = {
+    {{"+12125550100", NULL}, "+12125550100"},
+    {{"+1212", "555", "0100", NULL}, "+12125550100"},
+    {{"", NULL}, ""},
+};
+
+ParameterizedTestParameters(plum, pieces)
+{
+    return cr_make_param_array(piece_case_t, piece_cases, OB_COUNTOF(piece_cases));
+}
+
+ParameterizedTest(piece_case_t *c, plum, pieces)
+{
+    cJSON *form = cJSON_CreateObject();
+    uint64_t off = 0;
+    for (int i = 0; c->pieces[i]; i++) {
+        ingest_plum_form_add(form, "phone_number", c->pieces[i], off, strlen(c->pieces[i]));
+        off += strlen(c->pieces[i]);
+    }
+    /* A repeated field keeps its first value. */
+    ingest_plum_form_add(form, "phone_number", "+44", 0, 3);
+    cr_expect_str_eq(cJSON_GetObjectItem(form, "phone_number")->valuestring, c->want);
+    cJSON_Delete(form);
+}
+
+typedef struct {
+    const char *form;   /* the form as a JSON object of strings */
+    const char *native; /* the call it becomes, or NULL: refused */
+} plum_case_t;
+
+static plum_case_t plum_cases[] = {
+    {"{\"phone_number\":\"2125550100\",\"max_retries\":\"2\",\"reattempt_wait\":\"600\"}",
+     "{\"phone_number\":\"2125550100\",\"max_retries\":2,\"retry_interval_s\":600}"},
+    {"{\"call_parameters\":\"{\\\"a\\\":1}\",\"start_timestamp\":\"1893456000\"}",
+     "{\"call_parameters\":{\"a\":1},\"not_before\":\"1893456000\"}"},
+    {"{\"call_parameters\":\"not json\",\"priority\":\"x\"}",
+     "{\"call_parameters\":\"not json\",\"priority\":\"x\"}"},
+    {"{\"scheduled_timestamp\":\"1\",\"start_timestamp\":\"2\"}", "{\"not_before\":\"1\"}"},
+    {"{\"reattempt_wait\":\"59\"}", NULL},
+    {"{\"reattempt_wait\":\"86401\"}", NULL},
+    {"{\"reattempt_wait\":\"soon\"}", NULL},
+};
+
+ParameterizedTestParameters(plum, to_call)
+{
+    return cr_make_param_array(plum_case_t, plum_cases, OB_COUNTOF(plum_cases));
+}
+
+ParameterizedTest(plum_case_t *c, plum, to_call)
+{
+    cJSON *form = cJSON_Parse(c->form);
+    cJSON *errors = cJSON_CreateArray();
+    cJSON *call = ingest_plum_to_call(form, errors);
+    if (!c->native) {
+        cr_expect_null(call, "%s accepted", c->form);
+        cr_expect_eq(cJSON_GetArraySize(errors), 1);
+        cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(errors, 0), "field")->valuestring,
+                         "reattempt_wait");
+    } else {
+        char *text = cJSON_PrintUnformatted(call);
+        cr_expect_str_eq(text, c->native, "%s", c->form);
+        cJSON_free(text);
+    }
+    cJSON_Delete(call);
+    cJSON_Delete(errors);
+    cJSON_Delete(form);
+}
