@@ -126,9 +126,10 @@ bool ingest_require_json(ob_http_req_t *req);
  * non-NULL, text may go on after the value and *end is where it stopped. */
 cJSON *ingest_json_parse(const char *text, size_t len, const char **end, const char **why);
 
-/* The name of the first member of object, at any depth, whose string value
- * is not UTF-8 text without NUL ("call_parameters.name"; pool-owned), or
- * NULL: for values that did not come from JSON (form fields, CSV cells). */
+/* The name of the first member of object, at any depth, whose name or
+ * string value is not UTF-8 text without NUL ("call_parameters.name";
+ * pool-owned), or NULL: for values that did not come from JSON text checked
+ * as a whole (form fields, CSV cells, call_parameters given as text). */
 const char *ingest_bad_text_field(ob_pool_t *pool, const cJSON *object);
 
 /* Answers status with the JSON text that sql ($1 = id, $2 = the account)

@@ -273,6 +273,8 @@ const char *ingest_bad_text_field(ob_pool_t *pool, const cJSON *object)
     cJSON_ArrayForEach(child, object)
     {
         const char *name = child->string ? child->string : "";
+        if (!ob_utf8_valid(name, strlen(name)))
+            return ob_pool_strdup(pool, "(a member name)");
         if (cJSON_IsString(child) && !ob_utf8_valid(child->valuestring, strlen(child->valuestring)))
             return name;
         if (cJSON_IsObject(child) || cJSON_IsArray(child)) {

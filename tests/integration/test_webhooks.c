@@ -740,8 +740,11 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
     pthread_mutex_unlock(&rx.mu);
     for (int i = 0; i < s.nprocs; i++)
         if (strcmp(s.procs[i].name, "dialer-1") == 0) {
-            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_failed_total"), 1);
-            cr_expect_eq(h_metric(&s.procs[i], "outbound_webhooks_delivered_total"), 0);
+            cr_expect_eq(
+                h_metric(&s.procs[i], "outbound_webhook_deliveries_total{outcome=\"failed\"}"), 1);
+            cr_expect_eq(
+                h_metric(&s.procs[i], "outbound_webhook_deliveries_total{outcome=\"delivered\"}"),
+                0);
         }
 
     cr_expect(h_stack_down(&s));

@@ -76,6 +76,13 @@ static call_case_t call_cases[] = {
      "invalid_url", "must name a host"},
     {"{\"phone_number\":\"+12125550100\",\"result_url\":42}", "result_url", "invalid_url",
      "http or https URL"},
+    /* Text Postgres would refuse, from forms and CSV cells (JSON bodies are
+     * refused whole). fuzz: a member name of call_parameters that is not
+     * UTF-8 was accepted, and its message could not be read back. */
+    {"{\"phone_number\":\"+12125550100\",\"message_reference\":\"a\xff\"}", "message_reference",
+     "invalid_text", "not UTF-8 text"},
+    {"{\"phone_number\":\"+12125550100\",\"call_parameters\":{\"\xce\":1}}",
+     "call_parameters.(a member name)", "invalid_text", "not UTF-8 text"},
 };
 
 ParameterizedTestParameters(validate, call)
