@@ -23,7 +23,7 @@ static const ob_cfg_spec_t ingest_specs[] = {
     {"OB_INGEST_MAX_CONNECTIONS", OB_CFG_INT, "4096", 1, 1000000, NULL, CFG(conn_limit),
      "concurrent HTTP connections"},
     {"OB_INGEST_ACK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(ack_timeout_ms),
-     "how long a request waits for Kafka's acknowledgement before 503"},
+     "how long a call waits for Kafka's acknowledgement before 503 (it is then never queued)"},
     {"OB_INGEST_PG_POOL", OB_CFG_INT, "16", 1, 256, NULL, CFG(pg_pool),
      "Postgres connections for authentication and queries"},
     {"OB_INGEST_KEY_RATE", OB_CFG_DOUBLE, "5000", 1, 1000000, NULL, CFG(key_rate),
@@ -130,8 +130,12 @@ int main(void)
     ctx.deps = ingest_cache_new(sizeof(deployment_t), 2000);
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
     /* A client waits for each acknowledgement: send at once rather than
-     * linger (messages that queue meanwhile still go out in batches). */
-    static const char *const tuning[] = {"linger.ms", "0", NULL};
+     * linger (messages that queue meanwhile still go out in batches). A
+     * message not acknowledged within the ack timeout is given up by
+     * librdkafka, so a 503 never turns into a queued call later. */
+    char message_timeout[24];
+    snprintf(message_timeout, sizeof(message_timeout), "%lld", cfg.ack_timeout_ms);
+    const char *const tuning[] = {"linger.ms", "0", "message.timeout.ms", message_timeout, NULL};
     static const char *const bulk_tuning[] = {"linger.ms", "5", NULL};
     if (ob_producer_new(&cfg.base, tuning, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK ||
         ob_producer_new(&cfg.base, bulk_tuning, ctx.kafka_metrics, &ctx.bulk, &err) != OB_OK) {
