@@ -45,10 +45,12 @@ UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM (
     UNION ALL SELECT a.call_id FROM dialed a JOIN soak_accepted s USING (call_id)
         JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
         WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at) x
--- Released while its deployment was paused (1 s after the pause's answer on:
--- the release pass that was already running may finish).
+-- Released while its deployment was paused. released_at is the start of the
+-- scheduler's release pass, which may have begun before the pause was
+-- answered or chosen the deployment after the resume: 1 s of slack each side.
 UNION ALL SELECT 'released-while-paused', count(*) FROM attempts a JOIN soak_pauses p USING (deployment_id)
-    WHERE a.released_at > p.paused_at + interval '1 second' AND a.released_at < p.resumed_at
+    WHERE a.released_at > p.paused_at + interval '1 second'
+      AND a.released_at < p.resumed_at - interval '1 second'
 -- 6. Every final status on the topic and at the result_url, once.
 UNION ALL SELECT 'event-missing', count(*) FROM acc WHERE state = 'completed' AND NOT EXISTS (
     SELECT 1 FROM soak_events e WHERE e.call_id = acc.call_id AND e.type = 'outbound.call.completed')
