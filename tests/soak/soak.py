@@ -26,6 +26,7 @@ OB_LOCAL_STATE=.local-soak deploy/local/stack.sh down).
 import csv
 import http.client
 import json
+import math
 import os
 import random
 import shutil
@@ -90,6 +91,15 @@ def local(script, *args, check=True):
     if check and r.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(args)} failed:\n{r.stdout}")
     return r.returncode
+
+
+def psql_script(sql):
+    """Runs a script of several statements (psql -c would keep only the last answer)."""
+    r = subprocess.run(["psql", DSN, "-v", "ON_ERROR_STOP=1", "-qAtX", "-F", "\t", "-f", "-"],
+                       input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql: {r.stderr.strip()}")
+    return r.stdout
 
 
 def psql(sql, *args):
@@ -219,19 +229,25 @@ windows = []  # (deployment_id, open from, open to) in Unix seconds
 
 def window_json(pattern, t0, until):
     """Weekly UTC hours open `open` minutes out of every open+closed from
-    t0's minute to until; returns the JSON and the open intervals."""
+    t0's minute to until (the cycle stretched so that a day has at most 14
+    spans: the API takes 16); returns the JSON and the open intervals."""
     open_m, closed_m = pattern
+    k = max(1, math.ceil((until - t0) / 60 / (14 * (open_m + closed_m))))
+    open_m, closed_m = open_m * k, closed_m * k
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     hours, spans = {}, []
     m = int(t0 // 60)
     while m * 60 < until:
         start, end = m * 60, (m + open_m) * 60
         spans.append((start, end))
-        for s in range(start, end, 60):  # minute by minute: no span crosses midnight
-            d = datetime.fromtimestamp(s, timezone.utc)
-            e = datetime.fromtimestamp(s + 60, timezone.utc)
+        while start < end:  # split at midnight
+            d = datetime.fromtimestamp(start, timezone.utc)
+            midnight = (start // 86400 + 1) * 86400
+            stop = min(end, midnight)
+            e = datetime.fromtimestamp(stop, timezone.utc)
             hours.setdefault(days[d.weekday()], []).append(
-                [d.strftime("%H:%M"), "24:00" if e.day != d.day else e.strftime("%H:%M")])
+                [d.strftime("%H:%M"), "24:00" if stop == midnight else e.strftime("%H:%M")])
+            start = stop
         m += open_m + closed_m
     return {"time_zone": "UTC", "hours": hours}, spans
 
@@ -560,8 +576,24 @@ def check():
     psql(f"\\copy soak_events FROM '{write_tsv('events.tsv', read_events())}'")
     psql(f"\\copy soak_hooks FROM '{write_tsv('hooks-load.tsv', read_hooks())}'")
     stop_services()
-    out = psql(open(os.path.join(HERE, "check.sql")).read())
+    checks_sql = open(os.path.join(HERE, "check.sql")).read()
+    out = psql(checks_sql)
+    self_test(checks_sql)
     return [line.split("\t") for line in out.splitlines() if line]
+
+
+def self_test(checks_sql):
+    """The checker must count violations: one of each, injected and rolled back."""
+    inject = open(os.path.join(HERE, "inject.sql")).read()
+    try:
+        out = psql_script(f"BEGIN;\n{inject}\n{checks_sql}\nROLLBACK;\n")
+    except RuntimeError as e:
+        note_check("checker-sees-violations", False, f"self-test broke: {e}")
+        return
+    counts = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    blind = [name for name, n in counts if name not in ("accepted", "final") and n == "0"]
+    note_check("checker-sees-violations", not blind and len(counts) > 2,
+               f"counters that missed an injected violation: {blind}")
 
 
 def main():
@@ -599,8 +631,9 @@ def main():
         log(f"FAILED: the soak itself broke: {e!r}")
         print("soak: 0 passed, 1 failed", flush=True)
     finally:
+        stop_services()  # SOAK_KEEP keeps Kafka and PostgreSQL only
         if not KEEP:
-            stop_everything()
+            local("stack.sh", "down", check=False)
     sys.exit(0 if ok else 1)
 
 
@@ -642,11 +675,6 @@ def stop_services():
             codes[name] = rc
     bad = {n: c for n, c in codes.items() if c != 0 and n != "receiver"}
     note_check("clean-exit", not bad, f"final SIGTERM exit codes {codes}")
-
-
-def stop_everything():
-    stop_services()
-    local("stack.sh", "down", check=False)
 
 
 if __name__ == "__main__":
