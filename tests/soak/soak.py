@@ -20,7 +20,7 @@ stopped at the end. Settings (environment): SOAK_SECONDS (load, default
 (requests/s, 3), SOAK_SETTLE_S (longest wait for the work to finish, 300),
 SOAK_SEED, SOAK_PORT_BASE (28000), SOAK_STATE (.local-soak), SOAK_TIME_SCALE
 (the sim's, 20), BUILD (build: the binaries of $BUILD/bin); SOAK_KEEP=1 leaves
-the stack up to look at (stop it with OB_LOCAL_PORT_BASE=28000
+Kafka and PostgreSQL up to look at (stop them with OB_LOCAL_PORT_BASE=28000
 OB_LOCAL_STATE=.local-soak deploy/local/stack.sh down).
 """
 import csv
