@@ -34,7 +34,7 @@ done
 
 # The fault-injection soak (tests/soak), short, once, on a stack of its own
 # (it restarts Kafka and PostgreSQL): a few minutes, every kind of fault.
-BUILD=${builds[0]} SOAK_SECONDS=${SOAK_SECONDS:-150} SOAK_FAULT_EVERY_S=${SOAK_FAULT_EVERY_S:-15} \
+BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-150} SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-15} \
     nice /usr/bin/python3 tests/soak/soak.py 2>&1 | tee -a "$log" || status=1
 
 # The web console in headless chromium, once, against the normal build.
