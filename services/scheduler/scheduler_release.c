@@ -594,7 +594,7 @@ static void release_flush(scheduler_ctx_t *ctx, release_buf_t *buf, const char *
 
 /* Adds the planned calls, each routed to a dialer, flushing when full. */
 static void release_add(scheduler_ctx_t *ctx, release_buf_t *buf, const plan_t *plan,
-                        int64_t now_ms, const char *now)
+                        const char *now)
 {
     for (int i = 0; i < plan->nrelease; i++) {
         if (buf->n == buf->cap) {
@@ -609,7 +609,7 @@ static void release_add(scheduler_ctx_t *ctx, release_buf_t *buf, const plan_t *
          * only. */
         int64_t by = ctx->cfg->clock_scale == 1 ? plan->release_by[i] : 0;
         if (by > 0)
-            by = ob_now_ms() + (by - now_ms);
+            by = scheduler_real_ms(ctx, by);
         buf->by[buf->n] = ob_xasprintf("%lld", (long long)by);
         buf->ids[buf->n] = ob_xstrdup(plan->release[i]);
         buf->parts[buf->n++] = ob_xasprintf("%d", scheduler_route_pick(ctx->route));
@@ -654,7 +654,7 @@ static int release_deployment(scheduler_ctx_t *ctx, release_buf_t *buf, const ch
         defer_calls(ctx, deployment_id, &plan);
     if (plan.nclosed > 0)
         end_closed_calls(ctx, deployment_id, &plan);
-    release_add(ctx, buf, &plan, now_ms, now);
+    release_add(ctx, buf, &plan, now);
     released = plan.nrelease;
     plan_free(&plan);
     PQclear(res);
