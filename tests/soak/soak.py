@@ -437,14 +437,16 @@ def fault(kind):
         up_at = time.time()
         with lock:
             during = [a for a in answers if a[0] >= down_at and a[0] < up_from]
-        took = max((a[1] for a in during), default=0)
+        # A batch sent before ingest noticed waits for its rows' messages to
+        # time out (the bulk producer's 30 s): only single calls are bounded.
+        took = max((a[1] for a in during if a[3]), default=0)
         # Once ingest's once-a-second check has seen the broker gone: at once.
         late = max((a[1] for a in during if a[0] >= down_at + NOTICE_S), default=0)
         accepted_down = sum(1 for a in during if 200 <= a[2] < 300)
         refused = sum(1 for a in during if a[2] == 503)
         note_check("broker-down-refuses", accepted_down == 0 and refused > 0 and took <= REFUSE_WITHIN_S
                    and late <= 1, f"broker down: {refused} of {len(during)} answers 503,"
-                   f" {accepted_down} 2xx, slowest {took:.1f}s (limit {REFUSE_WITHIN_S:.0f}s),"
+                   f" {accepted_down} 2xx, slowest call {took:.1f}s (limit {REFUSE_WITHIN_S:.0f}s),"
                    f" slowest {NOTICE_S}s after the stop {late:.2f}s (limit 1s)")
         ok = False
         while time.time() < up_at + 60 and not ok:
