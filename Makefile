@@ -298,6 +298,13 @@ bench-scheduler: deps all bench-tools
 bench-dialer: deps all bench-tools
 	@bench/dialer.sh
 
+# The fault-injection soak (issue 9) on its own stack: SOAK_SECONDS (1800) of
+# load while services, the broker, PostgreSQL and a webhook receiver are
+# killed and restarted, then every invariant checked; make test runs a short one.
+.PHONY: soak
+soak: deps all
+	@nice /usr/bin/python3 tests/soak/soak.py
+
 format:
 	clang-format -i $(FORMAT_SRC)
 

@@ -39,6 +39,11 @@ for build in "${builds[@]}"; do
     BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
 done
 
+# The fault-injection soak (tests/soak), short, once, on a stack of its own
+# (it restarts Kafka and PostgreSQL): a few minutes, every kind of fault.
+BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-150} SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-15} \
+    nice /usr/bin/python3 tests/soak/soak.py 2>&1 | tee -a "$log" || status=1
+
 # The web console in headless chromium, once, against the normal build.
 tools/run_browser.sh "${builds[0]}" 2>&1 | tee -a "$log" || status=1
 # The container files: compose schema, dashboards and alerts against the
@@ -69,11 +74,11 @@ FUZZ_SECONDS=10 tools/fuzz.sh build/fuzz 2>&1 | tee -a "$log" || status=1
 # the schema check prints "schemas: P passed, F failed" (and the browser
 # tests "browser: P passed, F failed", the manifest check "k8s: ...", the
 # container checks "deploy: ...", the benchmark harness "bench-quick: ...", the
-# fuzz targets "fuzz: ...").
+# fuzz targets "fuzz: ...", the soak "soak: ..." with one per invariant).
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\|bench-quick\|fuzz\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\|bench-quick\|fuzz\|soak\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1

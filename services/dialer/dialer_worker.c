@@ -32,7 +32,9 @@ struct dialer_unacked {
 /* The dialing of the taken jobs. The call row is changed first (locked as
  * cancel_pending() locks it, so the two cannot deadlock; whichever commits
  * first wins and the other's guard does not match), then the job's attempt,
- * which must still be released to this very job; the job came through
+ * which must still be released to this very job, its lease not run out (the
+ * scheduler caps it at the campaign window's close, so a job that arrives
+ * late is refused, never dialed outside the window); the job came through
  * Kafka, so it is marked published too (the scheduler skips attempts a
  * dialer holds rather than wait for them). Returns (i, false) for
  * each call row changed and (i, true) for each attempt changed, i being the
@@ -58,7 +60,8 @@ static const char DIALING_SQL[] =
     "  lease_until = now() + make_interval(secs => $3::int),"
     "  job_published_at = coalesce(attempts.job_published_at, now()) FROM c"
     "  WHERE attempts.call_id = c.call_id AND attempts.attempt = c.attempt"
-    "  AND (attempts.job_id = c.job_id AND attempts.state = 'released') IS TRUE"
+    "  AND (attempts.job_id = c.job_id AND attempts.state = 'released'"
+    "  AND attempts.lease_until > now()) IS TRUE"
     "  RETURNING c.i, c.waited)"
     " SELECT i, false, NULL::float8 FROM c UNION ALL SELECT i, true, waited FROM a";
 

@@ -182,6 +182,20 @@ void ingest_idem_call_id(const char *account_id, const char *key, int64_t create
 /* Lower-case hex SHA-256 of len bytes into out (65 bytes). */
 void ingest_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* How much longer than OB_INGEST_ACK_TIMEOUT_MS a request waits for the
+ * delivery report of its message (librdkafka times messages out on a scan
+ * about once a second). */
+#define INGEST_REPORT_GRACE_MS 5000
+
+/* Produces one message to the call-requests topic with the ingest's
+ * producer, whose message.timeout.ms is OB_INGEST_ACK_TIMEOUT_MS, and blocks
+ * until its delivery report: OB_OK once the broker acknowledged it; any
+ * other code means the broker does not have it and never will (librdkafka
+ * gave it up, or the broker was unreachable at the last check and nothing
+ * was sent), so a 503 that says "not accepted" is true. Thread-safe. */
+ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg,
+                            ob_err_t *err) OB_MUSTCHECK;
+
 /* For streams of calls (batches, uploads): validates call and, when valid,
  * produces it into batch, whose acknowledgements the caller awaits. m comes
  * with its ids set. Returns OB_OK with *queued false and errors filled for an

@@ -258,8 +258,7 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
      * it back so other requests can use it meanwhile. */
     ob_pg_pool_put(ctx->pg, c->conn);
     c->conn = NULL;
-    ob_rc_t rc = ob_producer_send_sync(ctx->producer, ctx->topic_requests, deployment_id, msg,
-                                       strlen(msg), (int)ctx->cfg->ack_timeout_ms, &err);
+    ob_rc_t rc = ingest_send_request(ctx, deployment_id, msg, &err);
     if (rc != OB_OK) {
         ob_metric_add(&ctx->metrics[M_KAFKA_FAILURES], 1);
         OB_LOG(OB_LOG_WARN, "api", OB_KV("req_id", req->req_id, "deployment_id", deployment_id),
@@ -489,6 +488,29 @@ void ingest_cancel_call(ingest_call_t *c)
         return;
     }
     ingest_get_call(c); /* 200 with the cancelled call */
+}
+
+ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg, ob_err_t *err)
+{
+    /* Waiting only as long as message.timeout.ms would answer 503 while the
+     * message still sits in librdkafka's queue: it would then be delivered
+     * when the broker returns, a call the client was told to retry (found by
+     * tests/soak). The report comes by message.timeout.ms, so the wait ends
+     * with the message's real fate. While the broker does not answer the
+     * once-a-second metadata check, calls are refused at once rather than
+     * after the ack timeout. */
+    if (!__atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED)) {
+        ob_err_set(err, "kafka unreachable");
+        return OB_ERR;
+    }
+    ob_rc_t rc = ob_producer_send_sync(ctx->producer, ctx->topic_requests, key, msg, strlen(msg),
+                                       (int)ctx->cfg->ack_timeout_ms + INGEST_REPORT_GRACE_MS, err);
+    if (rc == OB_ETIMEOUT)
+        OB_ERROR("api",
+                 "no delivery report %lld ms after message.timeout.ms: the message may"
+                 " still be delivered",
+                 (long long)INGEST_REPORT_GRACE_MS);
+    return rc;
 }
 
 ob_rc_t ingest_offer_call(ingest_ctx_t *ctx, ob_produce_batch_t *batch, const cJSON *call,

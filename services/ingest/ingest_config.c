@@ -16,7 +16,7 @@ const ob_cfg_spec_t ingest_config_specs[] = {
     {"OB_INGEST_MAX_CONNECTIONS", OB_CFG_INT, "4096", 1, 1000000, NULL, CFG(conn_limit),
      "concurrent HTTP connections"},
     {"OB_INGEST_ACK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(ack_timeout_ms),
-     "how long a request waits for Kafka's acknowledgement before 503"},
+     "how long a call waits for Kafka's acknowledgement before 503 (it is then never queued)"},
     {"OB_INGEST_PG_POOL", OB_CFG_INT, "16", 1, 256, NULL, CFG(pg_pool),
      "Postgres connections for authentication and queries"},
     {"OB_INGEST_KEY_RATE", OB_CFG_DOUBLE, "5000", 1, 1000000, NULL, CFG(key_rate),

@@ -29,8 +29,7 @@ bool ingest_send_cancel(ingest_call_t *c, const char *what, char command_id[37],
         .requested_at_ms = ob_now_ms(),
     };
     char *msg = ob_pool_adopt(c->req->pool, ob_cancel_deployment_encode(&m));
-    if (ob_producer_send_sync(c->ctx->producer, c->ctx->topic_requests, m.deployment_id, msg,
-                              strlen(msg), (int)c->ctx->cfg->ack_timeout_ms, &err) != OB_OK) {
+    if (ingest_send_request(c->ctx, m.deployment_id, msg, &err) != OB_OK) {
         ob_http_add_header(c->req, "Retry-After", "1");
         ob_http_problem(c->req, 503, "queue_unavailable", NULL, "%s (%s); retry", what, err.msg);
         return false;

@@ -103,9 +103,13 @@ int main(void)
     ctx.deps = ingest_cache_new(sizeof(deployment_t), 2000);
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
     /* A client waits for each acknowledgement: send at once rather than
-     * linger (messages that queue meanwhile still go out in batches). */
-    if (ob_producer_new(&cfg.base, ob_kafka_tuning_immediate, ctx.kafka_metrics, &ctx.producer,
-                        &err) != OB_OK ||
+     * linger (messages that queue meanwhile still go out in batches). A
+     * message not acknowledged within the ack timeout is given up by
+     * librdkafka, so a 503 never turns into a queued call later. */
+    char message_timeout[24];
+    snprintf(message_timeout, sizeof(message_timeout), "%lld", cfg.ack_timeout_ms);
+    const char *const tuning[] = {"linger.ms", "0", "message.timeout.ms", message_timeout, NULL};
+    if (ob_producer_new(&cfg.base, tuning, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK ||
         ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, ctx.kafka_metrics, &ctx.bulk, &err) !=
             OB_OK) {
         OB_ERROR("main", "%s", err.msg);

@@ -80,6 +80,9 @@ typedef struct {
  */
 int64_t scheduler_now_ms(const scheduler_ctx_t *ctx);
 
+/* The real Unix ms at which the scheduler's clock reads at_ms. */
+int64_t scheduler_real_ms(const scheduler_ctx_t *ctx, int64_t at_ms);
+
 /* Consumer rebalance notification: tracks owned partitions. */
 void scheduler_on_rebalance(void *opaque, bool assigned,
                             const rd_kafka_topic_partition_list_t *parts);

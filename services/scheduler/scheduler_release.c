@@ -68,15 +68,20 @@ static const char CANDIDATES_SQL[] =
 
 /* Releases the calls $1 (still due at $3, Unix ms; those that changed
  * meanwhile are skipped): marks their attempt active and inserts the
- * attempt rows, leased for $2 seconds, each routed to the dial-jobs
- * partition at the same place in $4. Returns the dial jobs, as the JOBS_*
+ * attempt rows, leased for $2 seconds but no later than the real Unix ms at
+ * the same place in $5 (0: no limit), each routed to the dial-jobs
+ * partition at the same place in $4. A dialer does not start an attempt
+ * whose lease ran out, so a job that reaches it after its campaign window
+ * closed is never dialed: the lease pass withdraws it, uncounted, and the
+ * call waits for the next opening. Returns the dial jobs, as the JOBS_*
  * queries do. One statement, so one transaction; its commit does not wait
  * for the WAL flush: if Postgres loses it, the jobs already sent are refused
  * by the dialers (their attempts do not exist) and the calls, still queued,
  * are released again. */
 static const char RELEASE_SQL[] =
     "WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS v),"
-    " routes AS (SELECT * FROM unnest($1::uuid[], $4::int[]) AS r(call_id, part)),"
+    " routes AS (SELECT * FROM unnest($1::uuid[], $4::int[], $5::bigint[])"
+    "  AS r(call_id, part, dial_by)),"
     " picked AS ("
     "  SELECT call_id FROM calls, async"
     "  WHERE call_id = ANY($1::uuid[]) AND state = 'queued' AND active_attempt IS NULL"
@@ -95,7 +100,8 @@ static const char RELEASE_SQL[] =
     "  INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until,"
     "   job_partition)"
     "  SELECT upd.call_id, upd.active_attempt, upd.deployment_id, gen_random_uuid(),"
-    "   to_timestamp($3::bigint / 1000.0), now() + make_interval(secs => $2::int), routes.part"
+    "   to_timestamp($3::bigint / 1000.0), least(now() + make_interval(secs => $2::int),"
+    "   to_timestamp(nullif(routes.dial_by, 0) / 1000.0)), routes.part"
     "  FROM upd JOIN routes USING (call_id)"
     "  RETURNING call_id, attempt, job_id, lease_until, job_partition)"
     " SELECT c.call_id, c.deployment_id, c.account_id, ins.attempt, c.phone_number, c.caller_id,"
@@ -410,13 +416,14 @@ const ob_window_t *scheduler_window_for(scheduler_ctx_t *ctx, const char *text, 
 
 /* What to do with each candidate call of a deployment. */
 typedef struct {
-    char **release;  /* call ids to release now */
-    int nrelease;    /* entries in release */
-    char **defer;    /* call ids whose window is closed now */
-    char **defer_at; /* and the Unix ms it opens, as text */
-    int ndefer;      /* entries in defer */
-    char **closed;   /* call ids no window opens for before expiry */
-    int nclosed;     /* entries in closed */
+    char **release;      /* call ids to release now */
+    int64_t *release_by; /* and when their window closes (scheduler ms; 0: never) */
+    int nrelease;        /* entries in release */
+    char **defer;        /* call ids whose window is closed now */
+    char **defer_at;     /* and the Unix ms it opens, as text */
+    int ndefer;          /* entries in defer */
+    char **closed;       /* call ids no window opens for before expiry */
+    int nclosed;         /* entries in closed */
 } plan_t;
 
 /* Decides, for each candidate row of CANDIDATES_SQL, release, defer or end. */
@@ -426,6 +433,7 @@ static void plan_calls(const ob_window_t *w, PGresult *res, long free_slots, int
     int n = PQntuples(res);
     bool callee = ob_window_uses_callee_zone(w);
     plan->release = ob_xcalloc((size_t)n + 1, sizeof(char *));
+    plan->release_by = ob_xcalloc((size_t)n + 1, sizeof(int64_t));
     plan->defer = ob_xcalloc((size_t)n + 1, sizeof(char *));
     plan->defer_at = ob_xcalloc((size_t)n + 1, sizeof(char *));
     plan->closed = ob_xcalloc((size_t)n + 1, sizeof(char *));
@@ -439,6 +447,8 @@ static void plan_calls(const ob_window_t *w, PGresult *res, long free_slots, int
         int64_t expires = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         int64_t opens = ob_window_next_open(w, zones, nzones, now);
         if (opens == now) {
+            int64_t closes = w ? ob_window_next_close(w, zones, nzones, now) : -1;
+            plan->release_by[plan->nrelease] = closes > 0 ? closes : 0;
             plan->release[plan->nrelease++] = call_id;
         } else if (opens < 0 || (expires && opens >= expires)) {
             plan->closed[plan->nclosed++] = call_id;
@@ -454,6 +464,7 @@ static void plan_free(plan_t *plan)
     for (int i = 0; i < plan->ndefer; i++)
         free(plan->defer_at[i]);
     free(plan->release);
+    free(plan->release_by);
     free(plan->defer);
     free(plan->defer_at);
     free(plan->closed);
@@ -500,6 +511,7 @@ static void end_closed_calls(scheduler_ctx_t *ctx, const char *deployment_id, co
 typedef struct {
     char **ids;   /* call ids (copies) */
     char **parts; /* their dial-jobs partitions, as text */
+    char **by;    /* real Unix ms by which they must be dialed, as text ("0": any time) */
     int n, cap;
 } release_buf_t;
 
@@ -507,7 +519,7 @@ typedef struct {
 typedef struct {
     scheduler_ctx_t *ctx;
     PGconn *conn;
-    char *ids, *routes; /* array literals */
+    char *ids, *routes, *by; /* array literals */
     const char *lease, *now;
     int n;         /* calls in this part */
     PGresult *res; /* the dial jobs */
@@ -518,9 +530,9 @@ typedef struct {
 static void *release_part(void *arg)
 {
     release_part_t *p = arg;
-    const char *params[] = {p->ids, p->lease, p->now, p->routes};
+    const char *params[] = {p->ids, p->lease, p->now, p->routes, p->by};
     int64_t started_us = ob_mono_us();
-    p->rc = ob_pg_exec(p->conn, RELEASE_SQL, 4, params, &p->res, &p->err);
+    p->rc = ob_pg_exec(p->conn, RELEASE_SQL, 5, params, &p->res, &p->err);
     if (p->rc == OB_OK) {
         ob_pg_write_observe(p->ctx->pg_writes, "release_jobs", started_us);
         ob_metric_add(&p->ctx->metrics[M_RELEASED], PQntuples(p->res));
@@ -555,6 +567,7 @@ static void release_flush(scheduler_ctx_t *ctx, release_buf_t *buf, const char *
         p->n = to - from;
         p->ids = id_array(buf->ids + from, p->n);
         p->routes = id_array(buf->parts + from, p->n);
+        p->by = id_array(buf->by + from, p->n);
         from = to;
     }
     bool threaded = nparts == 2 && pthread_create(&helper, NULL, release_part, &parts[1]) == 0;
@@ -570,10 +583,12 @@ static void release_flush(scheduler_ctx_t *ctx, release_buf_t *buf, const char *
         PQclear(p->res);
         free(p->ids);
         free(p->routes);
+        free(p->by);
     }
     for (int i = 0; i < buf->n; i++) {
         free(buf->ids[i]);
         free(buf->parts[i]);
+        free(buf->by[i]);
     }
     buf->n = 0;
 }
@@ -587,7 +602,16 @@ static void release_add(scheduler_ctx_t *ctx, release_buf_t *buf, const plan_t *
             buf->cap = buf->cap ? buf->cap * 2 : 256;
             buf->ids = ob_xrealloc(buf->ids, (size_t)buf->cap * sizeof(char *));
             buf->parts = ob_xrealloc(buf->parts, (size_t)buf->cap * sizeof(char *));
+            buf->by = ob_xrealloc(buf->by, (size_t)buf->cap * sizeof(char *));
         }
+        /* The window's close, from the scheduler's clock to real time. A
+         * test clock that runs faster than the dialers (they keep real
+         * time) leaves them no time to dial: windows then hold at release
+         * only. */
+        int64_t by = ctx->cfg->clock_scale == 1 ? plan->release_by[i] : 0;
+        if (by > 0)
+            by = scheduler_real_ms(ctx, by);
+        buf->by[buf->n] = ob_xasprintf("%lld", (long long)by);
         buf->ids[buf->n] = ob_xstrdup(plan->release[i]);
         buf->parts[buf->n++] = ob_xasprintf("%d", scheduler_route_pick(ctx->route));
         if (buf->n >= RELEASE_BATCH)
@@ -766,6 +790,7 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     release_flush(ctx, &buf, now);
     free(buf.ids);
     free(buf.parts);
+    free(buf.by);
     free(demand);
     free(weight);
     free(share);

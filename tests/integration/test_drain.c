@@ -1,11 +1,13 @@
 /*
  * SIGTERM drains: a dialer lets its calls in progress finish and exits 0; at
  * the drain deadline it hangs up what is left, records those attempts
- * honestly (reason dialer_shutdown) and exits 3. Nothing accepted is lost.
+ * honestly (reason dialer_shutdown) and exits 3. Ingest stopped under full
+ * load answers what it holds and exits 0. Nothing accepted is lost.
  */
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,5 +99,106 @@ Test(drain, deadline_hangs_up_and_records_why, .timeout = 180, .fini = teardown)
     free(call_id);
     free(call);
     free(attempt);
+    PQfinish(pg);
+}
+
+/* One client of the load below: queues calls back to back until told to
+ * stop or ingest stops answering; keeps the ids answered 202. */
+typedef struct {
+    const h_tenant_t *t; /* whose deployment */
+    const int *stop;     /* set by the test (atomic) */
+    char **ids;          /* call ids answered 202 */
+    int n, cap;          /* entries used and allocated in ids */
+    int refused;         /* answers other than 202 */
+} client_t;
+
+static void *client(void *arg)
+{
+    client_t *c = arg;
+    char path[128], auth[128];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", c->t->deployment_id);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->t->api_key);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    while (!__atomic_load_n(c->stop, __ATOMIC_RELAXED)) {
+        h_resp_t r =
+            h_http(s.ingest_port, "POST", path, headers, "{\"phone_number\": \"+12125550100\"}");
+        bool gone = r.status == 0;
+        if (r.status == 202) {
+            if (c->n == c->cap) {
+                c->cap = c->cap ? 2 * c->cap : 256;
+                c->ids = realloc(c->ids, (size_t)c->cap * sizeof(char *));
+                cr_assert(c->ids);
+            }
+            c->ids[c->n++] = h_json_str(r.body, "call_id");
+        } else if (!gone) {
+            c->refused++;
+        }
+        h_resp_free(&r);
+        if (gone)
+            break;
+    }
+    return NULL;
+}
+
+#define CLIENTS 16
+
+Test(drain, ingest_under_full_load_exits_0_and_every_call_it_accepted_is_recorded, .timeout = 180,
+     .fini = teardown)
+{
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 1);
+    /* No dialer: the calls are only recorded, which is what is counted. */
+    h_proc_t *ingest = h_start(&s, "ingest", "ingest", NULL);
+    h_start(&s, "scheduler", "scheduler", NULL);
+    cr_assert(h_wait_ready(&s.procs[0], 60000) && h_wait_ready(&s.procs[1], 60000));
+
+    int stop = 0;
+    client_t clients[CLIENTS] = {0};
+    pthread_t threads[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = (client_t){.t = &t, .stop = &stop};
+        cr_assert_eq(pthread_create(&threads[i], NULL, client, &clients[i]), 0);
+    }
+    h_sleep_ms(3000);
+    cr_expect_eq(h_stop(ingest, 60000), 0, "ingest did not drain cleanly; see %s", ingest->log);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(threads[i], NULL);
+        accepted += clients[i].n;
+        refused += clients[i].refused;
+    }
+    cr_assert_gt(accepted, 100, "only %d calls accepted in 3 s: no load", accepted);
+
+    /* "{id,id,...}" of every accepted call, then how many the scheduler recorded. */
+    char *list = calloc((size_t)accepted, 40), *at = list;
+    cr_assert(list);
+    *at++ = '{';
+    for (int i = 0; i < CLIENTS; i++)
+        for (int k = 0; k < clients[i].n; k++)
+            at += sprintf(at, "%s%s", at == list + 1 ? "" : ",", clients[i].ids[k]);
+    *at++ = '}';
+    *at = '\0';
+    const char *p[] = {list};
+    long recorded = 0;
+    for (int i = 0; i < 300 && recorded < accepted; i++) {
+        char *v =
+            h_pg_value(pg, "SELECT count(*) FROM calls WHERE call_id = ANY($1::uuid[])", 1, p);
+        recorded = v ? atol(v) : 0;
+        free(v);
+        if (recorded < accepted)
+            h_sleep_ms(100);
+    }
+    cr_expect_eq(recorded, accepted, "%d calls answered 202 (and %d refused), %ld recorded",
+                 accepted, refused, recorded);
+    cr_expect(h_stack_down(&s));
+    for (int i = 0; i < CLIENTS; i++) {
+        for (int k = 0; k < clients[i].n; k++)
+            free(clients[i].ids[k]);
+        free(clients[i].ids);
+    }
+    free(list);
     PQfinish(pg);
 }

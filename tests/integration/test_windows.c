@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,74 @@ Test(windows, a_retry_that_cannot_come_before_expiry_ends_at_once, .timeout = 12
                      "window %s: the call did not end within 30 s of its attempt", window);
     free(row);
     free(busy);
+    cr_expect(h_stack_down(&s));
+    PQfinish(pg);
+}
+
+/* Found by tests/soak: a job released just before its window closed was
+ * dialed after the close when it reached a dialer late (a dialer busy,
+ * restarting or rebalancing). The attempt's lease now ends when the window
+ * closes, and a dialer does not start an attempt whose lease ran out. Here
+ * the one dialer is stopped (SIGSTOP) while the scheduler, whose clock
+ * starts at Monday 16:59:30Z, releases a call into a window that closes at
+ * 17:00Z; the dialer resumes after the close and must refuse the job, and
+ * the call, which expires before the window opens again, ends uncalled. */
+Test(windows, a_job_that_reaches_the_dialer_after_the_close_is_not_dialed, .timeout = 120,
+     .fini = teardown)
+{
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
+    /* 2027-03-15T16:59:30Z, a Monday. */
+    const char *const scheduler_env[] = {"OB_SCHEDULER_CLOCK_START_MS=1805129970000", NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_start(&s, "ingest", "ingest", NULL);
+    h_proc_t *dialer = h_start(&s, "dialer", "dialer-1", dialer_env);
+    h_start(&s, "scheduler", "scheduler", scheduler_env);
+    for (int i = 0; i < s.nprocs; i++)
+        cr_assert(h_wait_ready(&s.procs[i], 60000), "%s not ready", s.procs[i].name);
+    set_window(&t, "{\"time_zone\": \"UTC\", \"hours\": {\"mon\": [[\"09:00\", \"17:00\"]]}}");
+
+    /* Once the dialer has its dial-jobs partitions, stopped: for 5 s the
+     * scheduler still counts on a silent dialer. */
+    char *live = NULL;
+    for (int i = 0; i < 300 && !live; i++) {
+        live = h_pg_value(pg, "SELECT 1 FROM dialers WHERE cardinality(partitions) > 0", 0, NULL);
+        if (!live)
+            h_sleep_ms(100);
+    }
+    cr_assert(live, "the dialer never got its dial-jobs partitions");
+    free(live);
+    cr_assert_eq(kill(dialer->pid, SIGSTOP), 0);
+    char *id = queue_one(&t, "{\"phone_number\": \"+12125550100\","
+                             " \"expires_at\": \"2027-03-15T17:30:00Z\"}");
+    const char *p[] = {id};
+    char *before = NULL; /* ms from the release (scheduler clock) to the close */
+    for (int i = 0; i < 50 && !before; i++) {
+        before = h_pg_value(pg,
+                            "SELECT (extract(epoch FROM '2027-03-15T17:00:00Z'::timestamptz"
+                            " - released_at) * 1000)::bigint FROM attempts WHERE call_id = $1",
+                            1, p);
+        if (!before)
+            h_sleep_ms(100);
+    }
+    cr_assert(before, "the call was not released while the dialer counted as live");
+    cr_assert_gt(atol(before), 0, "released %s ms after the close", before);
+    h_sleep_ms((int)atol(before) + 1500);
+    cr_assert_eq(kill(dialer->pid, SIGCONT), 0);
+
+    char *row = final(pg, id);
+    cr_expect_str_eq(row, "uncalled/noattempt/window_closed");
+    char *dialed = h_pg_value(pg,
+                              "SELECT count(*) FROM attempts WHERE call_id = $1"
+                              " AND dialing_at IS NOT NULL",
+                              1, p);
+    cr_expect_str_eq(dialed, "0", "the job was dialed after its window closed");
+    free(dialed);
+    free(row);
+    free(before);
+    free(id);
     cr_expect(h_stack_down(&s));
     PQfinish(pg);
 }

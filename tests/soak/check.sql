@@ -1,0 +1,63 @@
+-- The soak's invariants (design brief section 5) as counters, one
+-- "name<TAB>count" row each; every count but accepted and final must be 0.
+WITH acc AS (SELECT s.call_id, s.deployment_id, c.state, c.result_url
+             FROM soak_accepted s LEFT JOIN calls c USING (call_id)),
+dialed AS (SELECT a.* FROM attempts a JOIN soak_accepted s USING (call_id)
+           WHERE a.dialing_at IS NOT NULL),
+all_dialed AS (SELECT * FROM attempts WHERE dialing_at IS NOT NULL)
+SELECT 'accepted', count(*) FROM soak_accepted
+UNION ALL SELECT 'final', count(*) FROM acc WHERE state = 'completed'
+-- 1. Accepted and not completed (or not there at all) after the settle period.
+UNION ALL SELECT 'lost', count(*) FROM acc WHERE state IS DISTINCT FROM 'completed'
+-- Refused (a definite 4xx/5xx answer) and queued all the same.
+UNION ALL SELECT 'refused-but-queued', count(*) FROM calls c
+    JOIN soak_requests r ON r.ref = c.message_reference WHERE r.status >= 400
+-- 2. Two attempts of a call at once, more dialed attempts than max_attempts,
+-- or one attempt dialed twice (two dialing events with different ids).
+UNION ALL SELECT 'double-dialed', count(DISTINCT call_id) FROM (
+    SELECT a.call_id FROM dialed a JOIN dialed b ON a.call_id = b.call_id
+        AND a.attempt < b.attempt AND b.dialing_at < coalesce(a.ended_at, 'infinity')
+    UNION ALL SELECT d.call_id FROM dialed d JOIN calls c USING (call_id)
+        GROUP BY d.call_id, c.max_attempts HAVING count(*) > c.max_attempts
+    UNION ALL SELECT e.call_id FROM soak_events e JOIN soak_accepted USING (call_id)
+        WHERE e.type = 'outbound.call.dialing'
+        GROUP BY e.call_id, e.attempt HAVING count(DISTINCT e.event_id) > 1) x
+-- 3. Peak of attempts dialing or connected at once, above the capacity.
+UNION ALL SELECT 'over-capacity', count(*) FROM (
+    SELECT deployment_id, max(running) AS peak FROM (
+        SELECT deployment_id, sum(delta) OVER (PARTITION BY deployment_id ORDER BY at, delta)
+            AS running FROM (
+            SELECT deployment_id, dialing_at AS at, 1 AS delta FROM all_dialed
+            UNION ALL SELECT deployment_id, ended_at, -1 FROM all_dialed WHERE ended_at IS NOT NULL) e
+        ) r GROUP BY deployment_id) p
+    JOIN deployments d USING (deployment_id) WHERE p.peak > d.capacity
+-- 4. Dialed outside the campaign window, before not_before or after expires_at.
+UNION ALL SELECT 'outside-window', count(*) FROM dialed a JOIN calls c USING (call_id)
+    WHERE a.dialing_at < c.not_before OR a.dialing_at > c.expires_at
+       OR (EXISTS (SELECT 1 FROM soak_windows w WHERE w.deployment_id = a.deployment_id)
+           AND NOT EXISTS (SELECT 1 FROM soak_windows w WHERE w.deployment_id = a.deployment_id
+                           AND a.dialing_at >= w.open_from AND a.dialing_at < w.open_to))
+-- 5. Dialed after a cancel of the call was answered 200 (sent, to be exact),
+-- or released after a queue cancel's 202 that covered the call.
+UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM (
+    SELECT a.call_id FROM dialed a JOIN soak_cancels k USING (call_id)
+        WHERE a.dialing_at > k.sent_at
+    UNION ALL SELECT a.call_id FROM dialed a JOIN soak_accepted s USING (call_id)
+        JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
+        WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at) x
+-- Released while its deployment was paused. released_at is the start of the
+-- scheduler's release pass, which may have begun before the pause was
+-- answered or chosen the deployment after the resume: 1 s of slack each side.
+UNION ALL SELECT 'released-while-paused', count(*) FROM attempts a JOIN soak_pauses p USING (deployment_id)
+    WHERE a.released_at > p.paused_at + interval '1 second'
+      AND a.released_at < p.resumed_at - interval '1 second'
+-- 6. Every final status on the topic and at the result_url, once.
+UNION ALL SELECT 'event-missing', count(*) FROM acc WHERE state = 'completed' AND NOT EXISTS (
+    SELECT 1 FROM soak_events e WHERE e.call_id = acc.call_id AND e.type = 'outbound.call.completed')
+UNION ALL SELECT 'event-duplicate-unmarked', count(*) FROM (SELECT call_id FROM soak_events
+    WHERE type = 'outbound.call.completed' GROUP BY call_id HAVING count(DISTINCT event_id) > 1) x
+UNION ALL SELECT 'webhook-missing', count(*) FROM acc JOIN deployments d USING (deployment_id)
+    WHERE acc.state = 'completed' AND coalesce(acc.result_url, d.result_url) IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM soak_hooks h WHERE h.call_id = acc.call_id)
+UNION ALL SELECT 'webhook-duplicate-unmarked', count(*) FROM (SELECT call_id FROM soak_hooks
+    GROUP BY call_id HAVING count(DISTINCT event_id) > 1 OR bool_or(event_id <> body_event_id)) x;

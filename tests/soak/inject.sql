@@ -1,0 +1,42 @@
+-- The checker's self-test: one violation of each kind, injected into the
+-- finished run's tables inside a transaction that soak.py rolls back, so
+-- that check.sql must count every one of them (a check that cannot fail
+-- proves nothing).
+-- lost: an accepted call back to queued.
+UPDATE calls SET state = 'queued'
+    WHERE call_id = (SELECT min(call_id::text)::uuid FROM soak_accepted);
+-- refused-but-queued: a call whose request was answered 503.
+INSERT INTO soak_requests VALUES ('soak-injected', 503);
+UPDATE calls SET message_reference = 'soak-injected'
+    WHERE call_id = (SELECT max(call_id::text)::uuid FROM soak_accepted);
+-- double-dialed and over-capacity: a copy of a dialed attempt of d0
+-- (capacity 1), 10 ms later.
+INSERT INTO attempts (call_id, attempt, deployment_id, job_id, state, released_at, lease_until,
+                      dialing_at, ended_at)
+    SELECT a.call_id, 99, a.deployment_id, gen_random_uuid(), 'ended', a.released_at,
+           a.lease_until, a.dialing_at + interval '10 ms', a.ended_at
+    FROM attempts a JOIN deployments d USING (deployment_id)
+    WHERE d.name = 'd0' AND a.dialing_at IS NOT NULL AND a.ended_at IS NOT NULL LIMIT 1;
+-- outside-window: an attempt of d2 dialed 10 s after its window closed.
+UPDATE attempts SET dialing_at = (SELECT min(w.open_to) + interval '10 s' FROM soak_windows w
+                                  JOIN deployments d USING (deployment_id) WHERE d.name = 'd2')
+    WHERE (call_id, attempt) = (SELECT a.call_id, a.attempt FROM attempts a
+        JOIN deployments d USING (deployment_id)
+        WHERE d.name = 'd2' AND a.dialing_at IS NOT NULL LIMIT 1);
+-- dialed-after-cancel: a cancel answered a second before a dialing.
+INSERT INTO soak_cancels SELECT a.call_id, a.dialing_at - interval '1 s', a.dialing_at
+    FROM attempts a JOIN soak_accepted USING (call_id) WHERE a.dialing_at IS NOT NULL LIMIT 1;
+-- released-while-paused: a pause around a release.
+INSERT INTO soak_pauses SELECT deployment_id, released_at - interval '5 s',
+                               released_at + interval '5 s' FROM attempts LIMIT 1;
+-- event-duplicate-unmarked (and double-dialed): events again under new ids.
+INSERT INTO soak_events SELECT gen_random_uuid()::text, type, call_id, attempt FROM soak_events
+    WHERE call_id = (SELECT min(call_id::text)::uuid FROM soak_accepted)
+      AND type IN ('outbound.call.completed', 'outbound.call.dialing');
+-- event-missing: a completed call's event gone.
+DELETE FROM soak_events WHERE type = 'outbound.call.completed'
+    AND call_id = (SELECT max(call_id::text)::uuid FROM soak_accepted);
+-- webhook-duplicate-unmarked and webhook-missing: a second webhook under
+-- another id for one call, and every webhook of another gone.
+INSERT INTO soak_hooks SELECT received_at, call_id, 'injected', 'injected' FROM soak_hooks LIMIT 1;
+DELETE FROM soak_hooks WHERE call_id = (SELECT max(call_id::text)::uuid FROM soak_hooks);
