@@ -169,7 +169,9 @@ def service(name, svc, port, extra=None):
              OB_PG_DSN=DSN, OB_TOPIC_PARTITIONS="8", OB_SIM_TIME_SCALE=TIME_SCALE,
              OB_SIM_SEED=str(SEED), OB_WEBHOOK_RETRY_BASE_MS="500", OB_WEBHOOK_RETRY_MAX_MS="4000",
              OB_WEBHOOK_TIMEOUT_MS="3000", OB_INGEST_ACK_TIMEOUT_MS=str(ACK_TIMEOUT_MS),
-             OB_INGEST_ADMIN_KEY=ADMIN_KEY, OB_DRAIN_TIMEOUT_MS="20000", OB_LOG_LEVEL="info")
+             OB_INGEST_ADMIN_KEY=ADMIN_KEY, OB_DRAIN_TIMEOUT_MS="20000", OB_LOG_LEVEL="info",
+             # The webhook receiver is on loopback, which dialers refuse by default.
+             OB_DIALER_URL_ALLOW="127.0.0.0/8,::1")
     e.update(extra or {})
     return Proc(name, [os.path.join(STATE, "bin", f"outbound-{svc}")], port, e)
 
