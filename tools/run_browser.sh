@@ -45,6 +45,7 @@ start() {
         OB_KAFKA_BOOTSTRAP_SERVERS="$OB_LOCAL_KAFKA_BOOTSTRAP" OB_PG_DSN="$dsn" \
         OB_INSTANCE_ID="$prefix-$svc" OB_INGEST_ADMIN_KEY="$admin_key" \
         OB_SIM_TIME_SCALE="${OB_BROWSER_SIM_TIME_SCALE:-40}" \
+        OB_DIALER_URL_ALLOW=127.0.0.0/8,::1 \
         "$bin/outbound-$svc" </dev/null >"$logs/$prefix-$svc.log" 2>&1 &
     pids+=($!)
     names+=("$svc")

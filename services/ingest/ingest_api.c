@@ -353,7 +353,7 @@ static bool match(ob_http_req_t *req, const char *pattern, const char **params)
             if (ulen <= slen || strncmp(u + ulen - slen, suffix, slen) != 0 || np == 2)
                 return false;
             size_t vlen = ulen - slen;
-            if (memchr(u, ':', vlen))
+            if (slen == 0 && memchr(u, ':', vlen))
                 return false; /* "{id}:verb" must not match a plain "{}" */
             params[np++] = ob_pool_strndup(req->pool, u, vlen);
             p = suffix + slen;
