@@ -14,6 +14,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 status=0
 for t in "$@"; do
     echo "== ${t#*/tests/}"
+    started=$SECONDS
     "$t" --jobs 2 || status=1
+    echo "== ${t#*/tests/}: $((SECONDS - started)) s"
 done
 exit $status

@@ -14,6 +14,16 @@ builds=("$@")
 
 status=0
 started_stack=0
+# How long each part took, printed as it ends and listed again at the end.
+timings=()
+part=setup
+part_start=$SECONDS
+mark() {
+    timings+=("$part $((SECONDS - part_start)) s")
+    echo "---- $part: $((SECONDS - part_start)) s"
+    part=$1
+    part_start=$SECONDS
+}
 if ! deploy/local/stack.sh status >/dev/null 2>&1; then
     deploy/local/stack.sh up || exit 1
     started_stack=1
@@ -28,6 +38,7 @@ fi
 # after all runs, so they start empty.
 rm -rf build/test-logs
 for build in "${builds[@]}"; do
+    mark "tests of $build"
     echo "==== tests of $build"
     # The sanitizer run repeats the large upload with fewer rows.
     if [[ $build == */san ]]; then export OB_TEST_UPLOAD_ROWS=200000; else unset OB_TEST_UPLOAD_ROWS; fi
@@ -39,17 +50,21 @@ for build in "${builds[@]}"; do
     BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
 done
 
+mark soak
 # The fault-injection soak (tests/soak), short, once, on a stack of its own
 # (it restarts Kafka and PostgreSQL): a few minutes, every kind of fault.
 BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-150} SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-15} \
     nice /usr/bin/python3 tests/soak/soak.py 2>&1 | tee -a "$log" || status=1
 
 # The web console in headless chromium, once, against the normal build.
+mark browser
 tools/run_browser.sh "${builds[0]}" 2>&1 | tee -a "$log" || status=1
 # The container files: compose schema, dashboards and alerts against the
 # metrics the services export (scraped live, so while the stack is up).
+mark "deploy check"
 BUILD=${builds[0]} /usr/bin/python3 tools/check_deploy.py 2>&1 | tee -a "$log" || status=1
 # The API against its OpenAPI document with generated requests (schemathesis).
+mark "api check"
 BUILD=${builds[0]} /usr/bin/python3 tools/check_api.py 2>&1 | tee -a "$log" || status=1
 
 if ((started_stack)); then
@@ -58,17 +73,23 @@ fi
 
 # Every message the integration tests captured must match its schema, and
 # every HTTP answer they got must match the OpenAPI document.
+mark "schema, openapi and k8s checks"
 /usr/bin/python3 tools/check_schemas.py 2>&1 | tee -a "$log" || status=1
 /usr/bin/python3 tools/check_openapi.py 2>&1 | tee -a "$log" || status=1
 # The Kubernetes manifests (deploy/k8s), statically: no cluster needed.
 /usr/bin/python3 tools/check_deploy_k8s.py 2>&1 | tee -a "$log" || status=1
 # The benchmark harness with small sizes, on a stack of its own: that every
 # stage and its limit were measured, not how fast (bench/all.sh --quick).
+mark bench-quick
 bench/all.sh --quick 2>&1 | tee -a "$log" || status=1
 # The libFuzzer targets (build/fuzz, built by make test): each replays its
 # checked-in corpus, which holds every input that once crashed it, then
 # fuzzes for 10 s. `make fuzz` is the long run.
+mark fuzz
 FUZZ_SECONDS=10 tools/fuzz.sh build/fuzz 2>&1 | tee -a "$log" || status=1
+
+mark end
+printf 'took: %s\n' "${timings[@]}"
 
 # Criterion prints "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C";
 # the schema check prints "schemas: P passed, F failed" (and the browser
