@@ -25,6 +25,8 @@ ifneq ($(CI),)
 WARN     += -Werror
 CXXWARN  += -Werror
 endif
+# Parallel jobs for the builds that make run and make test start.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
@@ -241,16 +243,16 @@ stack-down:
 
 # The two commands of the quick start.
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/local/run.sh
 
 # Every test runs twice: as built, and under AddressSanitizer and
 # UndefinedBehaviorSanitizer (build/san).
 test: deps
 	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory tests-build bench-tools
-	@$(MAKE) --no-print-directory tests-build SANITIZE=address,undefined
-	@$(MAKE) --no-print-directory fuzz-build FUZZ=1
+	@$(MAKE) --no-print-directory -j$(NPROC) tests-build bench-tools
+	@$(MAKE) --no-print-directory -j$(NPROC) tests-build SANITIZE=address,undefined
+	@$(MAKE) --no-print-directory -j$(NPROC) fuzz-build FUZZ=1
 	@tools/test.sh build build/san
 
 # libFuzzer (clang) on the parsers of hostile input: each target in
@@ -268,7 +270,7 @@ fuzz: deps fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh build/fuzz
 
 fuzz-quick: deps fuzz-build
-	@FUZZ_SECONDS=10 tools/fuzz.sh build/fuzz
+	@FUZZ_SECONDS=5 tools/fuzz.sh build/fuzz
 
 # `make bench` (issue 8): every benchmark on its own stack, each stage beside
 # the limit of what it is built on (build/bench/*, measured in the same run),

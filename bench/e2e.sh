@@ -142,6 +142,22 @@ run_services() {
 		"$local_dir/services.sh" "$action"
 }
 
+# metric_urls SERVICE N: the metrics URLs of the N instances of SERVICE
+# (ports as deploy/local/services.sh gives them).
+metric_urls() {
+	local urls=() i port
+	for ((i = 1; i <= $2; i++)); do
+		case $1:$i in
+		scheduler:1) port=$((OB_LOCAL_PORT_BASE + 81)) ;;
+		scheduler:*) port=$((OB_LOCAL_PORT_BASE + 70 + i)) ;;
+		dialer:*) port=$((OB_LOCAL_PORT_BASE + 81 + i)) ;;
+		esac
+		urls+=("http://127.0.0.1:$port/metrics")
+	done
+	local IFS=,
+	echo "${urls[*]}"
+}
+
 # pq FRACTION LATER EARLIER: SQL for that percentile of LATER - EARLIER in ms.
 pq() {
 	echo "percentile_cont($1) WITHIN GROUP (ORDER BY extract(epoch FROM $2 - $3) * 1000)"
@@ -170,7 +186,8 @@ for n in $instances; do
 			      VALUES ('$fake_dialer', 'sim', 100000000, '$all_parts')"
 			quiet "release-$name"
 			ob_say "release $name: $n scheduler(s) on the backlog (at most $limit s)"
-			"$py" "$here/stages.py" watch-sql "$dsn" "SELECT count(*) FROM attempts" "$calls" "$limit" \
+			"$py" "$here/stages.py" watch-both "$(metric_urls scheduler "$n")" \
+				outbound_dial_jobs_released_total "$dsn" "SELECT count(*) FROM attempts" "$calls" "$limit" \
 				"$work/release-$name.json" "$OB_LOCAL_RUN" "$fake_dialer" &
 			watcher=$!
 			wait_started "$work/release-$name.json"
@@ -194,7 +211,8 @@ for n in $instances; do
 			quiet "e2e-$name"
 			ob_say "e2e $name: $calls calls over $dcount deployments, $n instance(s) of each service" \
 				"(at most $limit s)"
-			"$py" "$here/stages.py" watch-sql "$dsn" "SELECT count(*) FROM calls WHERE state = 'completed'" \
+			"$py" "$here/stages.py" watch-both "$(metric_urls dialer "$n")" outbound_results_total \
+				"$dsn" "SELECT count(*) FROM calls WHERE state = 'completed'" \
 				"$calls" "$limit" "$work/e2e-$name.json" "$OB_LOCAL_RUN" &
 			watcher=$!
 			wait_started "$work/e2e-$name.json"

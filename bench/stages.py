@@ -9,7 +9,13 @@ and memory of every process of the bench stack over the same time.
         the integer SQL answers, every 0.5 s; with FAKE_DIALER, that row of
         the dialers table is kept fresh (seen_at) every second.
 
-Both touch OUT.started after the first sample (the bench starts the work
+    stages.py watch-both METRICS_URLS METRIC DSN SQL TARGET LIMIT_S OUT RUN_DIR [FAKE_DIALER]
+        progress from METRIC (summed over its labels and the URLs) every
+        0.5 s, and SQL only once that reached TARGET, to end on the exact
+        count: a count(*) every 0.5 s over a million rows took a quarter of
+        a core from the stack it measured.
+
+All touch OUT.started after the first sample (the bench starts the work
 then), stop when the count reaches TARGET, after LIMIT_S seconds or on
 SIGTERM, and write to OUT: the samples, the busy and sustained rates
 (bench/dialer_report.py), and per process of RUN_DIR/*.pid (ingest,
@@ -65,7 +71,7 @@ def vm_hwm_kb(pid):
     return None
 
 
-def watch(read, target, limit_s, out, run_dir, beat=None):
+def watch(read, target, limit_s, out, run_dir, beat=None, confirm=None):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     t0, m0 = time.time(), report.machine_ticks()
@@ -90,7 +96,15 @@ def watch(read, target, limit_s, out, run_dir, beat=None):
             h = vm_hwm_kb(pid)
             if h:
                 hwm[name] = max(hwm.get(name, 0), h)
-        if stop or (value is not None and value >= target) or now - t0 >= limit_s:
+        if value is not None and value >= target and confirm:
+            # The cheap count got there: the watch ends when the exact one does.
+            confirmed = confirm()
+            if confirmed is not None and confirmed >= target:
+                samples[-1]["n"] = confirmed
+                break
+        elif stop or (value is not None and value >= target):
+            break
+        if stop or now - t0 >= limit_s:
             break
         time.sleep(0.5)
     dt = time.time() - t0
@@ -99,7 +113,7 @@ def watch(read, target, limit_s, out, run_dir, beat=None):
     stack = sum(cpu.values()) / report.HZ
     res = {
         "target": target,
-        "reached": samples[-1]["n"] if samples else None,
+        "reached": (confirm() if confirm else samples[-1]["n"]) if samples else None,
         "seconds": round(dt, 2),
         "samples": samples,
         "rate": dialer_report.busy_rate(samples, "n"),
@@ -116,9 +130,10 @@ def scrape_sum(urls, metric):
     total, seen = 0, False
     for url in urls.split(","):
         vals = dialer_report.scrape(url)
-        if vals and metric in vals:
-            total += vals[metric]
-            seen = True
+        for name, value in (vals or {}).items():
+            if name == metric or name.startswith(metric + "{"):
+                total += value
+                seen = True
     return total if seen else None
 
 
@@ -294,6 +309,15 @@ def main(argv):
     if len(argv) == 8 and argv[1] == "watch":
         urls, metric, target, limit_s, out, run_dir = argv[2:]
         watch(lambda: scrape_sum(urls, metric), int(target), float(limit_s), out, run_dir)
+        return 0
+    if len(argv) in (10, 11) and argv[1] == "watch-both":
+        urls, metric, dsn, sql, target, limit_s, out, run_dir = argv[2:10]
+        beat = None
+        if len(argv) == 11:
+            fake = argv[10]
+            beat = lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake}'")
+        watch(lambda: scrape_sum(urls, metric) or 0, int(target), float(limit_s), out, run_dir, beat,
+              confirm=lambda: psql(dsn, sql))
         return 0
     if len(argv) in (8, 9) and argv[1] == "watch-sql":
         dsn, sql, target, limit_s, out, run_dir = argv[2:8]

@@ -521,17 +521,25 @@ ob_rc_t ob_consumer_conf_new(const ob_base_config_t *cfg, const char *group_id,
         "1000",
         NULL,
     };
-    char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    /* Statistics feed the lag gauge; OB_KAFKA_STATISTICS_INTERVAL_MS overrides. */
-    if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-        ob_err_set(err, "kafka statistics.interval.ms: %s", errstr);
-        rd_kafka_conf_destroy(conf);
-        return OB_ERR;
-    }
-    if (conf_from_base(cfg, conf, err) != OB_OK || conf_set_all(conf, settings, err) != OB_OK) {
+    /* Defaults the operator's OB_KAFKA_* override. Statistics feed the lag
+     * gauge. Prefetch is bounded: librdkafka's own default keeps up to
+     * 100,000 messages per partition in memory, so a consumer far behind
+     * (a backlog of a million calls) grew by hundreds of megabytes; a
+     * service takes at most a few thousand messages per batch, and 10,000
+     * per partition or 16 MB in all keeps it fed (make bench, issue 8). */
+    static const char *const defaults[] = {
+        "statistics.interval.ms",
+        "5000",
+        "queued.min.messages",
+        "10000",
+        "queued.max.messages.kbytes",
+        "16384",
+        NULL,
+    };
+    if (conf_set_all(conf, defaults, err) != OB_OK || conf_from_base(cfg, conf, err) != OB_OK ||
+        conf_set_all(conf, settings, err) != OB_OK) {
         rd_kafka_conf_destroy(conf);
         return OB_ERR;
     }

@@ -82,7 +82,7 @@ static long peak_overlap(PGconn *pg, const char *column, const char *id)
 
 Test(capacity, an_account_limit_holds_across_its_deployments, .timeout = 180, .fini = teardown)
 {
-    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=20", NULL};
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", NULL};
     h_tenant_t t;
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
@@ -116,7 +116,7 @@ Test(capacity, scarce_channels_are_shared_so_a_small_deployment_is_not_starved, 
 {
     /* One dialer with 4 channels for a deployment of capacity 100 with 120
      * calls and one of capacity 20 with 12 calls queued after them. */
-    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=20", "OB_DIALER_CHANNELS=4", NULL};
+    const char *const dialer_env[] = {"OB_SIM_TIME_SCALE=100", "OB_DIALER_CHANNELS=4", NULL};
     h_tenant_t big, small;
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
