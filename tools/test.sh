@@ -37,6 +37,33 @@ fi
 # Test logs and captured messages and responses (build/test-logs) are checked
 # after all runs, so they start empty.
 rm -rf build/test-logs
+
+# The fault-injection soak (tests/soak), short, once, on a stack of its own
+# (it restarts its own Kafka and PostgreSQL, never the tests'): every kind of
+# fault once or more (it goes on past SOAK_SECONDS until each was done), then
+# it waits for the work to settle (retries are 60 s apart at least). It
+# mostly waits, so it runs beside the first build's tests, niced; its output
+# is printed when it ended.
+soak_out=$(mktemp)
+# Interrupted, the soak is stopped (SIGTERM: it stops what it started).
+stop_soak() {
+    if kill -0 "$soak_pid" 2>/dev/null; then
+        pkill -TERM -P "$soak_pid"
+        wait "$soak_pid"
+    fi
+    rm -f "$log" "$soak_out" "$soak_out.rc"
+}
+trap stop_soak EXIT
+(
+    soak_start=$SECONDS
+    BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-60} \
+        SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-10} \
+        nice /usr/bin/python3 tests/soak/soak.py >"$soak_out" 2>&1
+    echo $? >"$soak_out.rc"
+    echo "---- soak (beside the tests): $((SECONDS - soak_start)) s" >>"$soak_out"
+) &
+soak_pid=$!
+
 for build in "${builds[@]}"; do
     mark "tests of $build"
     echo "==== tests of $build"
@@ -50,12 +77,10 @@ for build in "${builds[@]}"; do
     BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
 done
 
-mark soak
-# The fault-injection soak (tests/soak), short, once, on a stack of its own
-# (it restarts Kafka and PostgreSQL): every kind of fault once or more (it
-# goes on past SOAK_SECONDS until each was done), in about two minutes.
-BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-60} SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-10} \
-    nice /usr/bin/python3 tests/soak/soak.py 2>&1 | tee -a "$log" || status=1
+mark "soak (what was left of it)"
+wait "$soak_pid"
+tee -a "$log" <"$soak_out"
+[[ $(cat "$soak_out.rc" 2>/dev/null) == 0 ]] || status=1
 
 # The web console in headless chromium, once, against the normal build.
 mark browser
