@@ -101,6 +101,7 @@ def watch(read, target, limit_s, out, run_dir, beat=None, confirm=None):
             confirmed = confirm()
             if confirmed is not None and confirmed >= target:
                 samples[-1]["n"] = confirmed
+                confirm = None  # samples[-1] holds the exact count
                 break
         elif stop or (value is not None and value >= target):
             break
@@ -302,6 +303,13 @@ def cmd_table(path):
     print(f"raw results: {os.path.relpath(path)}")
 
 
+def heartbeat(dsn, fake):
+    """With a FAKE_DIALER argument, what keeps its row of dialers fresh."""
+    if not fake:
+        return None
+    return lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake[0]}'")
+
+
 def main(argv):
     cmds = {"post": (cmd_post, 5), "assemble": (cmd_assemble, 3), "table": (cmd_table, 1)}
     if len(argv) >= 2 and argv[1] in cmds and len(argv) - 2 == cmds[argv[1]][1]:
@@ -312,20 +320,13 @@ def main(argv):
         return 0
     if len(argv) in (10, 11) and argv[1] == "watch-both":
         urls, metric, dsn, sql, target, limit_s, out, run_dir = argv[2:10]
-        beat = None
-        if len(argv) == 11:
-            fake = argv[10]
-            beat = lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake}'")
-        watch(lambda: scrape_sum(urls, metric) or 0, int(target), float(limit_s), out, run_dir, beat,
-              confirm=lambda: psql(dsn, sql))
+        watch(lambda: scrape_sum(urls, metric) or 0, int(target), float(limit_s), out, run_dir,
+              heartbeat(dsn, argv[10:]), confirm=lambda: psql(dsn, sql))
         return 0
     if len(argv) in (8, 9) and argv[1] == "watch-sql":
         dsn, sql, target, limit_s, out, run_dir = argv[2:8]
-        beat = None
-        if len(argv) == 9:
-            fake = argv[8]
-            beat = lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake}'")
-        watch(lambda: psql(dsn, sql), int(target), float(limit_s), out, run_dir, beat)
+        watch(lambda: psql(dsn, sql), int(target), float(limit_s), out, run_dir,
+              heartbeat(dsn, argv[8:]))
         return 0
     print(__doc__.strip(), file=sys.stderr)
     return 64
