@@ -2,9 +2,11 @@
  * Phone number normalisation to E.164, backed by libphonenumber. Accepts the
  * forms clients send (tel: URIs, spaces, dots, dashes, slashes, parentheses,
  * the "(0)" trunk prefix, national numbers given a default region, the
- * region's international prefixes) and the Plum parameters ;ani= (caller id)
- * and ;postd= (post-dial digits). Every function here is thread-safe, does
- * not block and leaves nothing for the caller to free.
+ * region's international prefixes), the Plum parameters ;ani= (caller id)
+ * and ;postd= (post-dial digits), and extensions ("ext. 12", "x12", "#12",
+ * RFC 3966 ";ext=12"), which become the post-dial digits. Every function
+ * here is thread-safe, does not block and leaves nothing for the caller to
+ * free.
  */
 #ifndef OB_PHONE_H
 #define OB_PHONE_H
@@ -18,7 +20,8 @@
 typedef struct {
     char e164[OB_PHONE_MAX];      /* "+12125550100" */
     char caller_id[OB_PHONE_MAX]; /* E.164 from ;ani=, "" if absent */
-    char post_dial[OB_PHONE_MAX]; /* from ;postd=, separators removed, "" if absent */
+    char post_dial[OB_PHONE_MAX]; /* from ;postd= or the extension, separators removed, "" if
+                                     absent */
     char region[3];               /* ISO 3166 alpha-2 of e164 ("US"), "" if none (+800) */
 } ob_phone_t;
 
@@ -28,11 +31,17 @@ typedef struct {
  * country and decides which international prefixes ("00", "011") are
  * understood; NULL, "" or "ZZ" mean none, and then numbers must start with +
  * or 00. The caller id in ;ani= is read the same way and must also be valid.
+ * An extension after the number ("ext", "ext.", "extn", "extension", "x" or
+ * "#", then 1-20 digits, ending the number; or ";ext=") goes to post_dial:
+ * the dialer sends it as DTMF once the call is answered, like ;postd=, so a
+ * number may not have both.
  * Returns OB_OK with out filled; OB_EINVAL with err naming the problem in a
  * client's words (bad character or parameter, invalid country code, too short
  * or too long for the country, not a valid number, national number without a
- * default region) or saying default_region is unsupported; OB_ERR if
- * libphonenumber failed unexpectedly. out is all empty strings on failure.
+ * default region, a number a spreadsheet wrote in scientific notation such as
+ * "1.61755E+10", whose last digits are lost) or saying default_region is
+ * unsupported; OB_ERR if libphonenumber failed unexpectedly. out is all empty
+ * strings on failure.
  */
 ob_rc_t ob_phone_parse_region(const char *input, const char *default_region, ob_phone_t *out,
                               ob_err_t *err) OB_MUSTCHECK;

@@ -260,6 +260,13 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
             if (!cJSON_IsString(item) || ob_phone_parse(item->valuestring, &phone, &err) != OB_OK)
                 bad = cJSON_IsString(item) ? ob_pool_printf(pool, "%s: %s", f->name, err.msg)
                                            : ob_pool_printf(pool, "%s must be a string", f->name);
+            else if (phone.post_dial[0] || phone.caller_id[0])
+                /* Only the number is stored: an extension, ;postd= or ;ani=
+                 * would be dropped without a word. */
+                bad = ob_pool_printf(pool,
+                                     "%s must be a number alone, without an extension or "
+                                     "parameters",
+                                     f->name);
             else
                 values[i] = ob_pool_strdup(pool, phone.e164);
             break;

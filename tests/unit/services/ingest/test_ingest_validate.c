@@ -127,6 +127,60 @@ ParameterizedTest(call_case_t *c, validate, call)
     ob_pool_free(pool);
 }
 
+/* Single calls, batch elements and CSV rows read phone numbers alike: an
+ * extension is dialed after the answer, a number a spreadsheet wrote in
+ * scientific notation is refused. */
+typedef struct {
+    const char *phone;     /* phone_number as sent */
+    const char *e164;      /* the call's number, or NULL when refused */
+    const char *post_dial; /* its post-dial digits (NULL: none) */
+    const char *text;      /* when refused, a part of the message */
+} phone_case_t;
+
+static phone_case_t phone_cases[] = {
+    {"+1 617 555 0106 ext. 12", "+16175550106", "12", NULL},
+    {"+16175550106#4021", "+16175550106", "4021", NULL},
+    {"+16175550106;postd=ww9", "+16175550106", "ww9", NULL},
+    {"+16175550106", "+16175550106", NULL, NULL},
+    {"1.61755E+10", NULL, NULL, "is in scientific notation"},
+    {"+16175550106 x12;postd=3", NULL, NULL, "has an extension and ;postd="},
+};
+
+ParameterizedTestParameters(validate, phone)
+{
+    return cr_make_param_array(phone_case_t, phone_cases, OB_COUNTOF(phone_cases));
+}
+
+ParameterizedTest(phone_case_t *c, validate, phone)
+{
+    ob_pool_t *pool = ob_pool_new();
+    ob_call_request_t m;
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "phone_number", c->phone);
+    char *json = cJSON_PrintUnformatted(body);
+    cJSON *errors = validate(json, &m, pool);
+    char *text = cJSON_PrintUnformatted(errors);
+    if (c->e164) {
+        cr_assert_eq(cJSON_GetArraySize(errors), 0, "%s: %s", c->phone, text);
+        cr_expect_str_eq(m.phone_number, c->e164);
+        if (c->post_dial)
+            cr_expect_str_eq(m.post_dial, c->post_dial, "%s", c->phone);
+        else
+            cr_expect_null(m.post_dial, "%s", c->phone);
+    } else {
+        cr_assert_eq(cJSON_GetArraySize(errors), 1, "%s: %s", c->phone, text);
+        const cJSON *e = cJSON_GetArrayItem(errors, 0);
+        cr_expect_str_eq(cJSON_GetObjectItem(e, "code")->valuestring, "invalid_phone_number");
+        cr_expect(strstr(cJSON_GetObjectItem(e, "message")->valuestring, c->text) != NULL,
+                  "%s lacks '%s'", text, c->text);
+    }
+    cJSON_free(text);
+    cJSON_free(json);
+    cJSON_Delete(body);
+    cJSON_Delete(errors);
+    ob_pool_free(pool);
+}
+
 /* ---- Plum forms ---- */
 
 typedef struct {
