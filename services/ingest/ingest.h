@@ -25,6 +25,8 @@ typedef struct {
     long long max_pending;     /* OB_INGEST_MAX_PENDING: queued calls per deployment */
     long long max_upload;      /* OB_INGEST_MAX_UPLOAD_BYTES: largest streamed body */
     long long upload_lanes;    /* OB_INGEST_UPLOAD_LANES: threads validating one upload */
+    long long idem_lease_ms;   /* OB_INGEST_IDEMPOTENCY_LEASE_MS: an unrenewed claim's life */
+    long long accepted_max_bytes; /* OB_INGEST_ACCEPTED_MAX_BYTES: unrecorded calls held for GET */
 } ingest_config_t;
 
 /* The OB_INGEST_* settings (ingest_config.c), terminated by env NULL. */
@@ -38,6 +40,8 @@ enum {
     M_CALLS_QUEUED,   /* outbound_calls_queued_total */
     M_KAFKA_FAILURES, /* outbound_call_requests_unacknowledged_total */
     M_READY,          /* outbound_ready */
+    M_RECORDING_LAG,  /* outbound_call_recording_lag_seconds */
+    M_UNRECORDED,     /* outbound_calls_unrecorded */
     M_COUNT,
 };
 
@@ -56,6 +60,8 @@ typedef struct {
     int pg_up;                         /* last Postgres check answered (atomic) */
     ob_metric_t metrics[M_COUNT];      /* Prometheus registry */
     ob_kafka_metrics_t *kafka_metrics; /* per-topic Kafka counts and lag */
+    struct ingest_claims *claims;      /* Idempotency-Key claims held (ingest_idempotency.c) */
+    struct ingest_accepted *accepted;  /* accepted calls not yet recorded (ingest_accepted.h) */
 } ingest_ctx_t;
 
 /* The HTTP handler for every /api route. */
@@ -169,8 +175,25 @@ typedef enum {
 ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t *created_ms);
 
 /* Stores the request's answer under its claimed key, or releases the key when
- * the answer was a 5xx (so that a retry is handled afresh). */
+ * the answer was a 5xx (so that a retry is handled afresh); stops renewing
+ * the claim. Does nothing when the request holds no claim. */
 void ingest_idem_store(ingest_call_t *c);
+
+/* The claims this ingest holds, renewed while their requests are in
+ * progress; lease_ms is how long one lasts unrenewed. Never NULL. */
+typedef struct ingest_claims ingest_claims_t;
+ingest_claims_t *ingest_claims_new(long long lease_ms);
+void ingest_claims_free(ingest_claims_t *cl); /* NULL-safe */
+
+/* Extends the lease of every claim held (one UPDATE); the main loop calls
+ * it once a second. Failures are logged: a lease that runs out only lets a
+ * retry go ahead, which derives the same call ids. */
+void ingest_idem_renew(ingest_ctx_t *ctx);
+
+/* When a request is over: a claim it still holds (it ended without an
+ * answer kept, e.g. its client went away mid-upload) is released so that a
+ * retry goes ahead at once. Borrows a Postgres connection. */
+void ingest_idem_finish(ingest_ctx_t *ctx, ob_http_req_t *req);
 
 /* The call id for item row (0 for a single call) of a request under a
  * claimed key: a UUIDv7 at the key's first use whose random bits come from
@@ -224,6 +247,13 @@ void ingest_apply_defaults(cJSON *call, const cJSON *defaults);
 /* A text cell as a JSON value: numbers become numbers (so validation checks
  * their range), anything else stays a string. */
 cJSON *ingest_cell_value(const char *text);
+
+/* Answers GET of call c->param[0] from sql ($1 = id, $2 = the account;
+ * the view as JSON text), or, for a call accepted but not recorded yet
+ * (ingest_accepted.h), from its request message, flagged "recorded": false,
+ * in the native or Plum shape; 404 only for a call no ingest accepted (or
+ * another account's), 503 when this ingest cannot tell yet. */
+void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum);
 
 /* Route handlers (ingest_calls.c). */
 void ingest_queue_call(ingest_call_t *c);

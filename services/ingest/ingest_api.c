@@ -452,8 +452,8 @@ typedef struct {
 static void release_slot(void *arg, ob_http_req_t *req)
 {
     held_slot_t *h = arg;
-    (void)req;
     ingest_limits_release(h->ctx->limits, h->key_hash);
+    ingest_idem_finish(h->ctx, req);
 }
 
 void ingest_stream(void *arg, ob_http_req_t *req)
@@ -539,4 +539,6 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
 out:
     if (call.conn)
         ob_pg_pool_put(ctx->pg, call.conn);
+    if (!req->on_body)
+        ingest_idem_finish(ctx, req);
 }

@@ -4,6 +4,7 @@
  * request message, so an accepted call_id is always durably in Kafka.
  */
 #include "ingest.h"
+#include "ingest_accepted.h"
 #include "ingest_limits.h"
 #include "ob_calls.h"
 #include "ob_log.h"
@@ -317,11 +318,145 @@ void ingest_queue_call(ingest_call_t *c)
 static const char CALL_VIEW_SQL[] =
     "SELECT call_view(c.call_id)::text FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
 
+/* How long a GET that found nothing waits for this ingest to read what
+ * every ingest had accepted until then. */
+#define UNRECORDED_WAIT_MS 2000
+
+static void add_time(cJSON *o, const char *name, int64_t unix_ms)
+{
+    char t[40];
+    if (!unix_ms) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    ob_time_format_rfc3339(unix_ms, t, sizeof(t));
+    cJSON_AddStringToObject(o, name, t);
+}
+
+static void add_text(cJSON *o, const char *name, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, name, v);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* An accepted call the scheduler has not recorded yet, as the call view
+ * (native) or call_details (Plum) says it: queued, with what its request
+ * said, and "recorded": false. */
+static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
+{
+    cJSON *o = cJSON_CreateObject(), *d = o;
+    cJSON *params = m->call_parameters ? cJSON_Parse(m->call_parameters) : NULL;
+    cJSON_AddStringToObject(o, "call_id", m->call_id);
+    if (plum) {
+        d = cJSON_AddObjectToObject(o, "call_details");
+        cJSON_AddStringToObject(d, "status", "queued");
+    } else {
+        cJSON_AddStringToObject(o, "deployment_id", m->deployment_id);
+    }
+    cJSON_AddStringToObject(d, "state", "queued");
+    if (!plum) {
+        cJSON_AddNullToObject(d, "status");
+        cJSON_AddNullToObject(d, "result");
+        cJSON_AddNullToObject(d, "reason");
+    }
+    cJSON_AddStringToObject(d, "phone_number", m->phone_number);
+    if (!plum) {
+        add_text(d, "caller_id", m->caller_id);
+        add_text(d, "post_dial", m->post_dial);
+    }
+    add_text(d, "message_reference", m->message_reference);
+    cJSON_AddItemToObject(d, "call_parameters", params ? params : cJSON_CreateObject());
+    cJSON_AddNumberToObject(d, plum ? "attempts" : "attempts_made", 0);
+    cJSON_AddNumberToObject(d, "max_attempts", (double)m->max_attempts);
+    cJSON_AddNumberToObject(d, plum ? "reattempt_wait" : "retry_interval_s",
+                            (double)m->retry_interval_s);
+    if (plum) {
+        cJSON_AddNumberToObject(d, "queued_timestamp", (double)(m->accepted_at_ms / 1000));
+        cJSON_AddNumberToObject(d, "start_timestamp", (double)(m->not_before_ms / 1000));
+        if (m->expires_at_ms)
+            cJSON_AddNumberToObject(d, "end_timestamp", (double)(m->expires_at_ms / 1000));
+        else
+            cJSON_AddNullToObject(d, "end_timestamp");
+        cJSON_AddNullToObject(d, "completed_timestamp");
+        cJSON_AddNumberToObject(d, "duration", 0);
+    } else {
+        cJSON_AddNumberToObject(d, "priority", (double)m->priority);
+        cJSON *rules = m->retry_rules ? cJSON_Parse(m->retry_rules) : NULL;
+        cJSON_AddItemToObject(d, "retry_rules", rules ? rules : cJSON_CreateObject());
+        add_time(d, "accepted_at", m->accepted_at_ms);
+        add_time(d, "not_before", m->not_before_ms ? m->not_before_ms : m->accepted_at_ms);
+        add_time(d, "expires_at", m->expires_at_ms);
+        cJSON_AddNullToObject(d, "next_attempt_at");
+        cJSON_AddStringToObject(d, "waiting_for", "recording");
+        add_time(d, "updated_at", m->accepted_at_ms);
+        cJSON_AddNullToObject(d, "completed_at");
+        cJSON_AddNullToObject(d, "duration_s");
+        cJSON_AddArrayToObject(d, "attempts");
+    }
+    cJSON_AddArrayToObject(d, "events");
+    cJSON_AddFalseToObject(o, "recorded");
+    return o;
+}
+
+/* The call's view from sql ($1 = id, $2 = account) into *body; false when
+ * it has no row (a problem is set only on a database failure). */
+static bool stored_view(ingest_call_t *c, const char *sql, const char *id, char **body)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {id, c->account_id};
+    *body = NULL;
+    if (ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return false;
+    }
+    if (PQntuples(res) > 0)
+        *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return *body != NULL;
+}
+
+void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
+{
+    const char *id = c->param[0];
+    ob_call_request_t m = {0};
+    char *body = NULL;
+    ingest_accepted_rc_t found = INGEST_ACCEPTED_UNKNOWN;
+    if (ob_uuid_valid(id)) {
+        if (stored_view(c, sql, id, &body) || c->req->status)
+            goto out;
+        /* Not recorded yet, or never accepted. Pruned from the calls held
+         * only once recorded, so a miss in both looks at the store again. */
+        found = ingest_accepted_find(c->ctx->accepted, id, UNRECORDED_WAIT_MS, &m);
+        if (found == INGEST_ACCEPTED_FOUND && strcmp(m.account_id, c->account_id) == 0) {
+            cJSON *view = unrecorded_view(&m, plum);
+            ob_http_reply_json(c->req, 200, view);
+            cJSON_Delete(view);
+            goto out;
+        }
+        if (found != INGEST_ACCEPTED_FOUND && (stored_view(c, sql, id, &body) || c->req->status))
+            goto out;
+    }
+    if (found == INGEST_ACCEPTED_BEHIND) {
+        ob_http_add_header(c->req, "Retry-After", "1");
+        ob_http_problem(c->req, 503, "recording_behind", NULL,
+                        "call %s is not recorded and this server has not yet read every call"
+                        " accepted until now; retry shortly",
+                        id);
+    } else {
+        ob_http_problem(c->req, 404, "call_not_found", NULL, "no call %s", id);
+    }
+out:
+    if (body)
+        ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+    ob_call_request_clear(&m);
+}
+
 void ingest_get_call(ingest_call_t *c)
 {
-    /* A call accepted a moment ago may still be on its way to the store. */
-    ingest_reply_owned(c, CALL_VIEW_SQL, c->param[0], 200, "call",
-                       " (a call accepted in the last seconds may not be recorded yet)");
+    ingest_reply_call(c, CALL_VIEW_SQL, false);
 }
 
 /* One page of a deployment's calls, newest first. The cursor is the last
@@ -462,11 +597,22 @@ void ingest_cancel_call(ingest_call_t *c)
         return;
     }
     if (PQntuples(res) == 0) {
+        ob_call_request_t m = {0};
         PQclear(res);
-        ob_http_problem(req, 404, "call_not_found", NULL,
-                        "no call %s (a call accepted in the last seconds may not be recorded yet;"
-                        " retry shortly)",
-                        call_id);
+        /* Accepted but not recorded yet: the cancel must wait for the
+         * record it guards, and says so rather than "not found". */
+        if (ingest_accepted_find(c->ctx->accepted, call_id, UNRECORDED_WAIT_MS, &m) ==
+                INGEST_ACCEPTED_FOUND &&
+            strcmp(m.account_id, c->account_id) == 0) {
+            ob_http_add_header(req, "Retry-After", "1");
+            ob_http_problem(req, 409, "call_not_recorded", NULL,
+                            "call %s was accepted and is not recorded yet; retry the cancel"
+                            " in a second",
+                            call_id);
+        } else {
+            ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
+        }
+        ob_call_request_clear(&m);
         return;
     }
     char *deployment_id = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));

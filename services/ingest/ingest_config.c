@@ -29,6 +29,14 @@ const ob_cfg_spec_t ingest_config_specs[] = {
      CFG(max_upload), "largest CSV upload or batch body (413 above)"},
     {"OB_INGEST_UPLOAD_LANES", OB_CFG_INT, "2", 1, 64, NULL, CFG(upload_lanes),
      "threads that validate the rows of one CSV upload (1: the request's own thread)"},
+    {"OB_INGEST_IDEMPOTENCY_LEASE_MS", OB_CFG_INT, "10000", 3000, 600000, NULL,
+     CFG(idem_lease_ms),
+     "how long an Idempotency-Key stays claimed by a request whose ingest stopped renewing it"
+     " (died); a retry takes the key over after that"},
+    {"OB_INGEST_ACCEPTED_MAX_BYTES", OB_CFG_INT, "536870912", 1048576, 68719476736.0, NULL,
+     CFG(accepted_max_bytes),
+     "memory for accepted calls the scheduler has not recorded yet, held to answer GET (about"
+     " 500 bytes a call); when full, GET of an unrecorded call answers 503 until it catches up"},
     {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
      "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},

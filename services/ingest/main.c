@@ -4,6 +4,7 @@
  * deployment, answering only after the broker acknowledged it.
  */
 #include "ingest.h"
+#include "ingest_accepted.h"
 #include "ingest_cache.h"
 #include "ingest_limits.h"
 #include "ob_log.h"
@@ -23,6 +24,12 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_KAFKA_FAILURES] = {"outbound_call_requests_unacknowledged_total", NULL,
                           "call requests Kafka did not acknowledge", OB_METRIC_COUNTER, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+    [M_RECORDING_LAG] = {"outbound_call_recording_lag_seconds", NULL,
+                         "age of the oldest accepted call the scheduler has not recorded"
+                         " (0 when none; about 1-2 s at rest: the scheduler commits every second)",
+                         OB_METRIC_GAUGE, 0},
+    [M_UNRECORDED] = {"outbound_calls_unrecorded", NULL,
+                      "accepted calls not recorded yet, held to answer GET", OB_METRIC_GAUGE, 0},
 };
 
 static bool ingest_ready(void *arg, const char **why)
@@ -98,12 +105,23 @@ int main(void)
         goto out;
     PQfinish(boot);
     boot = NULL;
+    char *scheduler_group = ob_xasprintf("%sscheduler", cfg.base.topic_prefix);
+    ctx.accepted = ingest_accepted_start(&cfg.base, ctx.topic_requests, scheduler_group,
+                                         (size_t)cfg.accepted_max_bytes,
+                                         &ctx.metrics[M_RECORDING_LAG], &ctx.metrics[M_UNRECORDED],
+                                         &err);
+    free(scheduler_group);
+    if (!ctx.accepted) {
+        OB_ERROR("main", "%s", err.msg);
+        goto out;
+    }
     ctx.pg = ob_pg_pool_new(cfg.base.pg_dsn, (size_t)cfg.pg_pool);
     /* A revoked key or changed deployment is seen by other ingest
      * instances within these times (at once by this one). */
     ctx.keys = ingest_cache_new(sizeof(ingest_key_entry_t), 5000);
     ctx.deps = ingest_cache_new(sizeof(deployment_t), 2000);
     ctx.limits = ingest_limits_new(cfg.key_rate, (int)cfg.key_concurrency, (long)cfg.max_pending);
+    ctx.claims = ingest_claims_new(cfg.idem_lease_ms);
     /* A client waits for each acknowledgement: send at once rather than
      * linger (messages that queue meanwhile still go out in batches). A
      * message not acknowledged within the ack timeout is given up by
@@ -136,6 +154,7 @@ int main(void)
 
     while (!ob_stop_requested && !ob_producer_fatal(ctx.producer) && !ob_producer_fatal(ctx.bulk)) {
         check_dependencies(&ctx);
+        ingest_idem_renew(&ctx);
         ob_service_sleep(1000);
     }
 
@@ -148,6 +167,8 @@ int main(void)
     ob_http_free(http);
     http = NULL;
     OB_INFO("main", "drain 3/3: flushing Kafka");
+    ingest_accepted_stop(ctx.accepted);
+    ctx.accepted = NULL;
     bool fatal = ob_producer_fatal(ctx.producer) || ob_producer_fatal(ctx.bulk);
     if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
         code = OB_EXIT_UNDRAINED;
@@ -163,6 +184,8 @@ out:
     ob_kafka_metrics_free(ctx.kafka_metrics);
     ob_pg_pool_free(ctx.pg);
     ingest_limits_free(ctx.limits);
+    ingest_claims_free(ctx.claims);
+    ingest_accepted_stop(ctx.accepted);
     ingest_cache_free(ctx.keys);
     ingest_cache_free(ctx.deps);
     PQfinish(boot);
