@@ -110,9 +110,17 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
 /* Appends {field, code, message} to a problem's errors array. */
 void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg);
 
-/* A time given as unix seconds (number or digit string) or RFC 3339 text. */
+/* Times (ingest_time.c). A time given as unix seconds (number or digit
+ * string), RFC 3339 text, "now" or "+N unit" (second, minute, hour, day,
+ * week): what the native API takes. */
 bool ingest_parse_time(const cJSON *item, int64_t *unix_ms);
 bool ingest_parse_time_text(const char *s, int64_t *unix_ms);
+/* The English time expressions of PHP's strtotime() that Plum DEV documents
+ * ("now", "+3 days", "oct 14th, 2011 11:05PM EST", "tomorrow 9am", "next
+ * monday", "3 hours ago", ...; docs/plum.md lists the grammar), relative to
+ * now_ms, in UTC unless the text names a zone. False for anything else, or
+ * a time before 1970 or from the year 3000. Pure. */
+bool ingest_parse_natural_time(const char *s, int64_t now_ms, int64_t *unix_ms);
 
 /* Reads a list's paging query: cursor (a previous page's next_cursor, a
  * UUID, or NULL) and limit (1-1000, default_limit when absent, as text for

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TIME_S 32503680000.0 /* 3000-01-01: a later time is a typo */
-
 void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg)
 {
     cJSON *e = cJSON_CreateObject();
@@ -22,66 +20,6 @@ void ingest_add_error(cJSON *errors, const char *field, const char *code, const 
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddItemToArray(errors, e);
-}
-
-/* Plum DEV's relative times: "now", "+3 days", "+90 minutes", "+1 hour". */
-static bool parse_relative(const char *s, int64_t *unix_ms)
-{
-    static const struct {
-        const char *unit; /* singular */
-        int64_t ms;       /* length */
-    } units[] = {{"second", 1000},
-                 {"minute", 60000},
-                 {"hour", 3600000},
-                 {"day", 86400000},
-                 {"week", 604800000}};
-    long n = 0;
-    char unit[16] = "";
-    int used = 0;
-    if (strcmp(s, "now") == 0) {
-        *unix_ms = ob_now_ms();
-        return true;
-    }
-    if (sscanf(s, "+%ld %15[a-z]%n", &n, unit, &used) != 2 || s[used] || n < 0 || n > 1000000)
-        return false;
-    size_t len = strlen(unit);
-    if (len > 1 && unit[len - 1] == 's')
-        unit[len - 1] = '\0'; /* plural */
-    for (size_t i = 0; i < OB_COUNTOF(units); i++) {
-        if (strcmp(unit, units[i].unit) == 0) {
-            *unix_ms = ob_now_ms() + (int64_t)n * units[i].ms;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool ingest_parse_time_text(const char *s, int64_t *unix_ms)
-{
-    int64_t ms = -1;
-    if (!parse_relative(s, &ms) && !ob_time_parse_rfc3339(s, &ms)) {
-        char *end = NULL;
-        double secs = strtod(s, &end);
-        if (end == s || *end != '\0' || !(secs >= 0 && secs < MAX_TIME_S))
-            return false;
-        ms = (int64_t)(secs * 1000);
-    }
-    /* Every form is held to the numbers' range: the call-requests schema
-     * (and so the scheduler) refuses a time before 1970, and a call accepted
-     * with one would be lost. */
-    if (ms < 0 || ms >= (int64_t)MAX_TIME_S * 1000)
-        return false;
-    *unix_ms = ms;
-    return true;
-}
-
-bool ingest_parse_time(const cJSON *item, int64_t *unix_ms)
-{
-    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < MAX_TIME_S) {
-        *unix_ms = (int64_t)(item->valuedouble * 1000);
-        return true;
-    }
-    return cJSON_IsString(item) && ingest_parse_time_text(item->valuestring, unix_ms);
 }
 
 void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err)
