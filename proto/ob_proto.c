@@ -48,6 +48,7 @@ static const field_t request_fields[] = {
     {"result_url", F_STR, R(result_url), 0, 0, 0},
     {"request_id", F_STR, R(request_id), 0, 0, 0},
     {"upload_id", F_UUID, R(upload_id), 0, 0, 0},
+    {"queued_via", F_STR, R(queued_via), 0, 0, 0},
     {"max_attempts", F_INT, R(max_attempts), 1, 1, OB_MAX_ATTEMPTS},
     {"retry_interval_s", F_INT, R(retry_interval_s), 1, 0, 172800},
     {"priority", F_INT, R(priority), 0, -1000, 1000},

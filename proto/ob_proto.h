@@ -34,6 +34,7 @@ typedef struct {
     char *result_url;         /* per-call webhook override, may be NULL */
     char *request_id;         /* HTTP request that accepted it, may be NULL */
     char *upload_id;          /* CSV upload it came from, may be NULL */
+    char *queued_via;         /* "plum": queued through the Plum routes; NULL: the native API */
     int64_t max_attempts;     /* 1..OB_MAX_ATTEMPTS */
     int64_t retry_interval_s; /* seconds between attempts */
     int64_t priority;         /* higher first */

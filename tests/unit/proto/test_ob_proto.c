@@ -36,6 +36,7 @@ Test(proto, call_request_round_trip)
         .post_dial = "12#",
         .message_reference = "order \"42\"",
         .call_parameters = "{\"name\":\"Sam\"}",
+        .queued_via = "plum",
         .max_attempts = 3,
         .retry_interval_s = 600,
         .priority = 5,
@@ -54,6 +55,7 @@ Test(proto, call_request_round_trip)
     cr_expect_str_eq(out.message_reference, "order \"42\"");
     cr_expect_str_eq(out.call_parameters, "{\"name\":\"Sam\"}");
     cr_expect_null(out.result_url);
+    cr_expect_str_eq(out.queued_via, "plum");
     cr_expect_eq(out.max_attempts, 3);
     cr_expect_eq(out.priority, 5);
     cr_expect_eq(out.not_before_ms, 1764200000123);
@@ -242,6 +244,7 @@ Test(proto, schema_examples_decode)
     ob_dial_job_t j;
     ob_call_event_t e;
     cr_expect_eq(ob_call_request_decode(req, strlen(req), &r, &err), OB_OK, "request: %s", err.msg);
+    cr_expect_str_eq(r.queued_via, "plum");
     cr_expect_eq(ob_dial_job_decode(job, strlen(job), &j, &err), OB_OK, "job: %s", err.msg);
     cr_expect_eq(ob_call_event_decode(ev, strlen(ev), &e, &err), OB_OK, "event: %s", err.msg);
     ob_call_request_clear(&r);
