@@ -210,6 +210,7 @@ static void *run(void *arg)
     rd_kafka_message_t *batch[1024];
     entry_t *entries[1024];
     int64_t next_prune = 0;
+    int tries = 0;
     while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED)) {
         if (!a->started) {
             bool ok = assign(a);
@@ -218,8 +219,10 @@ static void *run(void *arg)
             pthread_cond_broadcast(&a->moved);
             pthread_mutex_unlock(&a->mu);
             if (!ok) {
-                OB_WARN("accepted", "cannot read %s's positions yet; retrying", a->topic);
-                struct timespec ts = {1, 0};
+                /* A group's coordinator is still loading just after start. */
+                if (++tries % 25 == 0)
+                    OB_WARN("accepted", "cannot read %s's positions yet; retrying", a->topic);
+                struct timespec ts = {0, 200 * 1000 * 1000};
                 nanosleep(&ts, NULL);
             }
             continue;
@@ -362,6 +365,14 @@ void ingest_accepted_stop(ingest_accepted_t *a)
     free(a);
 }
 
+bool ingest_accepted_ready(ingest_accepted_t *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool started = a->started;
+    pthread_mutex_unlock(&a->mu);
+    return started;
+}
+
 /* Copies call_id's message out (under mu); NULL when not held. */
 static char *lookup(ingest_accepted_t *a, const char *call_id)
 {
@@ -397,14 +408,20 @@ ingest_accepted_rc_t ingest_accepted_find(ingest_accepted_t *a, const char *call
     msg = lookup(a, call_id);
     pthread_mutex_unlock(&a->mu);
     if (!msg) {
-        /* What was acknowledged before now is below these marks. */
+        /* What was acknowledged before now is below these marks. A topic
+         * just created may not have a known leader yet: ask again. */
         for (int i = 0; i < a->nparts; i++) {
             int64_t lo = 0;
-            int left = wait_ms - (int)(ob_mono_ms() - start);
-            if (left <= 0 ||
-                rd_kafka_query_watermark_offsets(a->rk, a->topic, i, &lo, &hw[i], left) !=
+            for (;;) {
+                int left = wait_ms - (int)(ob_mono_ms() - start);
+                if (left <= 0)
+                    goto out;
+                if (rd_kafka_query_watermark_offsets(a->rk, a->topic, i, &lo, &hw[i], left) ==
                     RD_KAFKA_RESP_ERR_NO_ERROR)
-                goto out;
+                    break;
+                struct timespec ts = {0, 20 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
         }
         clock_gettime(CLOCK_REALTIME, &deadline);
         int64_t left = wait_ms - (ob_mono_ms() - start);

@@ -35,6 +35,9 @@ ingest_accepted_t *ingest_accepted_start(const ob_base_config_t *cfg, const char
 /* Stops the thread and frees; NULL-safe. */
 void ingest_accepted_stop(ingest_accepted_t *a);
 
+/* True once the reader knows where to read from (readiness). */
+bool ingest_accepted_ready(ingest_accepted_t *a);
+
 typedef enum {
     INGEST_ACCEPTED_FOUND,   /* *out holds the call's request */
     INGEST_ACCEPTED_UNKNOWN, /* read up to date and not there: never accepted, or recorded */

@@ -400,9 +400,11 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
     return o;
 }
 
-/* The call's view from sql ($1 = id, $2 = account) into *body; false when
- * it has no row (a problem is set only on a database failure). */
-static bool stored_view(ingest_call_t *c, const char *sql, const char *id, char **body)
+typedef enum { STORED, NOT_STORED, STORE_FAILED } stored_t;
+
+/* The call's view from sql ($1 = id, $2 = account) into *body (pool-owned);
+ * on STORE_FAILED the 503 problem is set. */
+static stored_t stored_view(ingest_call_t *c, const char *sql, const char *id, char **body)
 {
     PGresult *res = NULL;
     ob_err_t err = {{0}};
@@ -410,12 +412,12 @@ static bool stored_view(ingest_call_t *c, const char *sql, const char *id, char 
     *body = NULL;
     if (ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
-        return false;
+        return STORE_FAILED;
     }
     if (PQntuples(res) > 0)
         *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
     PQclear(res);
-    return *body != NULL;
+    return *body ? STORED : NOT_STORED;
 }
 
 void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
@@ -425,7 +427,7 @@ void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
     char *body = NULL;
     ingest_accepted_rc_t found = INGEST_ACCEPTED_UNKNOWN;
     if (ob_uuid_valid(id)) {
-        if (stored_view(c, sql, id, &body) || c->req->status)
+        if (stored_view(c, sql, id, &body) != NOT_STORED)
             goto out;
         /* Not recorded yet, or never accepted. Pruned from the calls held
          * only once recorded, so a miss in both looks at the store again. */
@@ -436,7 +438,7 @@ void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
             cJSON_Delete(view);
             goto out;
         }
-        if (found != INGEST_ACCEPTED_FOUND && (stored_view(c, sql, id, &body) || c->req->status))
+        if (found != INGEST_ACCEPTED_FOUND && stored_view(c, sql, id, &body) != NOT_STORED)
             goto out;
     }
     if (found == INGEST_ACCEPTED_BEHIND) {

@@ -39,6 +39,8 @@ static bool ingest_ready(void *arg, const char **why)
         *why = "kafka unreachable";
     else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
         *why = "postgres unreachable";
+    else if (!ingest_accepted_ready(ctx->accepted))
+        *why = "not reading accepted calls yet";
     else if (ob_stop_requested)
         *why = "draining";
     else

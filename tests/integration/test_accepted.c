@@ -20,11 +20,12 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static h_resp_t get(int port, const h_tenant_t *who, const char *path_fmt, const char *id)
+/* GET /api/v1/calls/{id} as who. */
+static h_resp_t get(int port, const h_tenant_t *who, const char *id)
 {
     char auth[128], path[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", who->api_key);
-    snprintf(path, sizeof(path), path_fmt, id);
+    snprintf(path, sizeof(path), "/api/v1/calls/%s", id);
     const char *headers[] = {auth, NULL};
     return h_http(port, "GET", path, headers, NULL);
 }
@@ -60,7 +61,7 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
     char *id = h_json_str(r.body, "call_id");
     h_resp_free(&r);
     for (int i = 0; i < 2; i++) {
-        r = get(i ? b->port : a->port, &t, "/api/v1/calls/%s", id);
+        r = get(i ? b->port : a->port, &t, id);
         cr_assert_eq(r.status, 200, "ingest %c: %s", i ? 'b' : 'a', r.body);
         h_expect_path(r.body, "call_id", id);
         h_expect_path(r.body, "state", "queued");
@@ -75,10 +76,10 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
     }
 
     /* Not another account's, and nothing for an id nobody accepted. */
-    r = get(b->port, &other, "/api/v1/calls/%s", id);
+    r = get(b->port, &other, id);
     cr_expect_eq(r.status, 404, "%s", r.body);
     h_resp_free(&r);
-    r = get(b->port, &t, "/api/v1/calls/%s", "01890a5d-ac96-774b-bcce-b302099a8057");
+    r = get(b->port, &t, "01890a5d-ac96-774b-bcce-b302099a8057");
     cr_expect_eq(r.status, 404, "%s", r.body);
     h_resp_free(&r);
 
@@ -105,7 +106,7 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
     for (size_t i = 0; i < n; i += 25) {
         snprintf(elem, sizeof(elem), "results.%zu.call_id", i);
         char *call = h_json_path(r.body, elem);
-        h_resp_t g = get(a->port, &t, "/api/v1/calls/%s", call);
+        h_resp_t g = get(a->port, &t, call);
         cr_expect_eq(g.status, 200, "%s: %s", call, g.body);
         h_expect_path(g.body, "recorded", "false");
         h_resp_free(&g);
@@ -131,7 +132,7 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
             h_sleep_ms(100);
     }
     cr_assert_not_null(recorded);
-    r = get(b->port, &t, "/api/v1/calls/%s", id);
+    r = get(b->port, &t, id);
     cr_expect_eq(r.status, 200, "%s", r.body);
     h_expect_path(r.body, "recorded", NULL);
     h_expect_path(r.body, "state", "queued");
