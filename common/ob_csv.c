@@ -4,6 +4,8 @@
  * line count is then exact at every callback, because a row can only end at
  * a line break or at the end of input. Each row is copied into a buffer the
  * reader reuses, so memory is bounded by the largest row the limits allow.
+ * Until the delimiter is known the input is held back (at most the header
+ * line, up to DETECT_MAX bytes), then parsed as if it had just arrived.
  */
 #include "ob_csv.h"
 
@@ -20,6 +22,8 @@
  * between the limit and the cap are caught by the length check in on_field. */
 #define PARSER_BLOCK   4096
 #define PARSER_BUF_MAX (OB_CSV_FIELD_MAX + PARSER_BLOCK)
+/* Input looked at to choose the delimiter when the header line is longer. */
+#define DETECT_MAX OB_CSV_FIELD_MAX
 
 /* The fields of one row, stored back to back; reused from row to row. */
 typedef struct {
@@ -51,12 +55,22 @@ struct ob_csv_reader {
     size_t row_bad_utf8;        /* 1-based column of the first bad field, or 0 */
     unsigned bom_seen;          /* leading bytes that matched the BOM so far */
     bool bom_done;              /* the BOM was skipped or cannot come any more */
+    char delim;                 /* field delimiter; 0 while it is being detected */
+    char *held;                 /* input held back while detecting */
+    size_t nheld, cap_held;     /* its bytes used and allocated */
+    bool scan_quoted;           /* detecting: inside a quoted field */
+    bool scan_text;             /* detecting: the current line has text */
+    size_t counts[3];           /* detecting: each candidate on the current line */
     bool finished;              /* ob_csv_finish was called */
     ob_rc_t rc;                 /* first failure; every later call returns it */
     ob_err_t fail;              /* its message, also handed to the callbacks */
 };
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
+
+/* What a header line may be delimited by, in the order ties are settled:
+ * Excel writes ';' where the decimal mark is a comma, and TAB for "Text". */
+static const char candidates[3] = {',', ';', '\t'};
 
 static void *bounded_realloc(void *p, size_t n)
 {
@@ -268,11 +282,77 @@ static void parse_lines(ob_csv_reader_t *r, const unsigned char *s, size_t n)
         parse_piece(r, s + start, n - start);
 }
 
+/* Counts the candidates on each line until a line with text ends (blank
+ * lines and ",,," lines before the header do not count); true then. A quote
+ * toggles quoting, so delimiters and line breaks inside quotes are data. */
+static bool scan(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *cand = memchr(candidates, s[i], sizeof(candidates));
+        if (s[i] == '"')
+            r->scan_quoted = !r->scan_quoted;
+        else if (r->scan_quoted)
+            r->scan_text = true;
+        else if ((s[i] == '\r' || s[i] == '\n') && r->scan_text)
+            return true;
+        else if (s[i] == '\r' || s[i] == '\n')
+            memset(r->counts, 0, sizeof(r->counts));
+        else if (cand)
+            r->counts[cand - candidates]++;
+        else if (s[i] != ' ')
+            r->scan_text = true;
+    }
+    return false;
+}
+
+/* The most frequent candidate on the header line; ',' when there is none. */
+static void choose_delimiter(ob_csv_reader_t *r)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < OB_COUNTOF(candidates); i++)
+        if (r->counts[i] > r->counts[best])
+            best = i;
+    r->delim = candidates[best];
+    csv_set_delim(&r->parser, (unsigned char)r->delim);
+}
+
+/* Parses what was held back, once the delimiter is known. */
+static void release_held(ob_csv_reader_t *r)
+{
+    if (r->nheld)
+        parse_lines(r, (const unsigned char *)r->held, r->nheld);
+    free(r->held);
+    r->held = NULL;
+    r->nheld = r->cap_held = 0;
+}
+
+/* Input after the BOM: parsed at once when the delimiter is known, else held
+ * back until the header line is complete (or DETECT_MAX bytes long). */
+static void take(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+{
+    if (!r->delim) {
+        if (!scan(r, s, n) && r->nheld + n <= DETECT_MAX) {
+            if (r->nheld + n > r->cap_held) {
+                r->cap_held = r->nheld + n > 2 * r->cap_held ? r->nheld + n : 2 * r->cap_held;
+                r->held = ob_xrealloc(r->held, r->cap_held);
+            }
+            if (n)
+                memcpy(r->held + r->nheld, s, n);
+            r->nheld += n;
+            return;
+        }
+        choose_delimiter(r);
+        release_held(r);
+    }
+    if (r->rc == OB_OK)
+        parse_lines(r, s, n);
+}
+
 /* The input did not start with a whole BOM: the bytes held back were data. */
 static void end_bom(ob_csv_reader_t *r)
 {
     r->bom_done = true;
-    parse_lines(r, utf8_bom, r->bom_seen);
+    take(r, utf8_bom, r->bom_seen);
 }
 
 /* Consumes the BOM bytes at the start of s, however the BOM is split. */
@@ -315,6 +395,40 @@ ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_
     return r;
 }
 
+void ob_csv_reader_set_delimiter(ob_csv_reader_t *r, char delim)
+{
+    OB_ASSERT(r->bom_seen == 0 && !r->bom_done && !r->nheld && !r->finished);
+    OB_ASSERT(delim == OB_CSV_DELIM_DETECT || strchr(",;\t|", delim));
+    r->delim = delim;
+    if (delim)
+        csv_set_delim(&r->parser, (unsigned char)delim);
+}
+
+char ob_csv_reader_delimiter(const ob_csv_reader_t *r)
+{
+    return r->delim;
+}
+
+bool ob_csv_delimiter_parse(const char *text, char *delim)
+{
+    static const struct {
+        const char *name; /* as a client writes it */
+        char delim;       /* what it means */
+    } names[] = {
+        {",", ','},     {";", ';'},
+        {"|", '|'},     {"\t", '\t'},
+        {"comma", ','}, {"semicolon", ';'},
+        {"pipe", '|'},  {"tab", '\t'},
+        {"\\t", '\t'},  {"auto", OB_CSV_DELIM_DETECT},
+    };
+    for (size_t i = 0; text && i < OB_COUNTOF(names); i++)
+        if (strcasecmp(text, names[i].name) == 0) {
+            *delim = names[i].delim;
+            return true;
+        }
+    return false;
+}
+
 ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *err)
 {
     OB_ASSERT(!r->finished);
@@ -322,7 +436,7 @@ ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *
         const unsigned char *s = (const unsigned char *)data;
         size_t skipped = skip_bom(r, s, len);
         if (r->rc == OB_OK)
-            parse_lines(r, s + skipped, len - skipped);
+            take(r, s + skipped, len - skipped);
     }
     return result(r, err);
 }
@@ -333,6 +447,10 @@ ob_rc_t ob_csv_finish(ob_csv_reader_t *r, ob_err_t *err)
     r->finished = true;
     if (r->rc == OB_OK && !r->bom_done)
         end_bom(r);
+    if (r->rc == OB_OK && !r->delim) {
+        choose_delimiter(r);
+        release_held(r);
+    }
     if (r->rc == OB_OK) {
         /* libcsv checks for a quoted field left open (CSV_STRICT_FINI) only
          * in strict mode, and reads the options only at the start of
@@ -352,6 +470,7 @@ void ob_csv_reader_free(ob_csv_reader_t *r)
     if (!r)
         return;
     csv_free(&r->parser);
+    free(r->held);
     rowbuf_free(&r->cur);
     rowbuf_free(&r->header);
     free(r);
@@ -374,34 +493,48 @@ ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err
 /* ---- header mapping ---- */
 
 typedef struct {
-    const char *name; /* header name, lower case */
+    const char *name; /* header name: lower case, none of the characters same_name skips */
     ob_csv_col_t col; /* its role */
 } alias_t;
 
 static const alias_t aliases[] = {
-    {"phone_number", OB_CSV_COL_PHONE},
-    {"destination", OB_CSV_COL_PHONE},
+    {"phonenumber", OB_CSV_COL_PHONE},
     {"phone", OB_CSV_COL_PHONE},
     {"number", OB_CSV_COL_PHONE},
-    {"message_reference", OB_CSV_COL_MESSAGE_REFERENCE},
-    {"max_attempts", OB_CSV_COL_MAX_ATTEMPTS},
-    {"retry_interval_s", OB_CSV_COL_RETRY_INTERVAL},
-    {"retry_interval", OB_CSV_COL_RETRY_INTERVAL},
-    {"max_retries", OB_CSV_COL_MAX_RETRIES},
-    {"reattempt_wait", OB_CSV_COL_RETRY_INTERVAL_PLUM},
-    {"start_timestamp", OB_CSV_COL_NOT_BEFORE},
-    {"scheduled_timestamp", OB_CSV_COL_NOT_BEFORE},
-    {"not_before", OB_CSV_COL_NOT_BEFORE},
-    {"scheduled_time", OB_CSV_COL_NOT_BEFORE},
-    {"end_timestamp", OB_CSV_COL_EXPIRES_AT},
-    {"expiration_timestamp", OB_CSV_COL_EXPIRES_AT},
-    {"expires_at", OB_CSV_COL_EXPIRES_AT},
-    {"expiration_time", OB_CSV_COL_EXPIRES_AT},
+    {"destination", OB_CSV_COL_PHONE},
+    {"mobile", OB_CSV_COL_PHONE},
+    {"mobilenumber", OB_CSV_COL_PHONE},
+    {"mobilephone", OB_CSV_COL_PHONE},
+    {"cell", OB_CSV_COL_PHONE},
+    {"cellnumber", OB_CSV_COL_PHONE},
+    {"cellphone", OB_CSV_COL_PHONE},
+    {"telephone", OB_CSV_COL_PHONE},
+    {"telephonenumber", OB_CSV_COL_PHONE},
+    {"tel", OB_CSV_COL_PHONE},
+    {"to", OB_CSV_COL_PHONE},
+    {"msisdn", OB_CSV_COL_PHONE},
+    {"messagereference", OB_CSV_COL_MESSAGE_REFERENCE},
+    {"maxattempts", OB_CSV_COL_MAX_ATTEMPTS},
+    {"retryintervals", OB_CSV_COL_RETRY_INTERVAL},
+    {"retryinterval", OB_CSV_COL_RETRY_INTERVAL},
+    {"maxretries", OB_CSV_COL_MAX_RETRIES},
+    {"reattemptwait", OB_CSV_COL_RETRY_INTERVAL_PLUM},
+    {"starttimestamp", OB_CSV_COL_NOT_BEFORE},
+    {"scheduledtimestamp", OB_CSV_COL_NOT_BEFORE},
+    {"notbefore", OB_CSV_COL_NOT_BEFORE},
+    {"scheduledtime", OB_CSV_COL_NOT_BEFORE},
+    {"endtimestamp", OB_CSV_COL_EXPIRES_AT},
+    {"expirationtimestamp", OB_CSV_COL_EXPIRES_AT},
+    {"expiresat", OB_CSV_COL_EXPIRES_AT},
+    {"expirationtime", OB_CSV_COL_EXPIRES_AT},
     {"priority", OB_CSV_COL_PRIORITY},
-    {"result_url", OB_CSV_COL_RESULT_URL},
+    {"resulturl", OB_CSV_COL_RESULT_URL},
     {"ani", OB_CSV_COL_CALLER_ID},
-    {"caller_id", OB_CSV_COL_CALLER_ID},
+    {"callerid", OB_CSV_COL_CALLER_ID},
 };
+
+/* The phone column titles a refusal suggests; docs/csv.md lists them all. */
+#define PHONE_TITLES "Phone Number, Phone, Mobile, Cell, Telephone, Tel, To, Number or Destination"
 
 static const char *const col_names[] = {
     [OB_CSV_COL_PHONE] = "phone_number",
@@ -448,29 +581,122 @@ static const char *trim(const char *s, size_t len, size_t *out_len)
     return s;
 }
 
+/* How spreadsheets and people vary one title: "Phone Number",
+ * "phone_number", "Phone-Number" and "Tel." are the same names. */
+static bool ignorable(char c)
+{
+    return c == ' ' || c == '\t' || c == '_' || c == '-' || c == '.';
+}
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* a and b are one name but for ASCII case and ignorable characters. */
+static bool same_name(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < alen && ignorable(a[i]))
+            i++;
+        while (j < blen && ignorable(b[j]))
+            j++;
+        if (i == alen || j == blen)
+            return i == alen && j == blen;
+        if (ascii_lower(a[i++]) != ascii_lower(b[j++]))
+            return false;
+    }
+}
+
 static ob_csv_col_t role_of(const char *name, size_t len)
 {
     for (size_t i = 0; i < OB_COUNTOF(aliases); i++)
-        if (strncasecmp(name, aliases[i].name, len) == 0 && aliases[i].name[len] == '\0')
+        if (same_name(name, len, aliases[i].name, strlen(aliases[i].name)))
             return aliases[i].col;
     return OB_CSV_COL_PARAMETER;
 }
 
 /* Header names are client data and may be 64 KiB long: messages quote at
- * most this much of one. */
-#define NAME_SHOWN 64
+ * most this much of one, cut where a UTF-8 character starts (the message is
+ * stored as text, which must stay UTF-8). */
+#define NAME_SHOWN   64
+#define NAME_LISTED  20 /* of each name in a list of columns */
+#define NAMES_LISTED 6  /* names in such a list */
 
-static int shown(size_t len)
+static int shown_max(const char *s, size_t len, size_t max)
 {
-    return len > NAME_SHOWN ? NAME_SHOWN : (int)len;
+    if (len <= max)
+        return (int)len;
+    while (max && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return (int)max;
 }
 
-ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles, ob_err_t *err)
+static int shown(const char *s, size_t len)
+{
+    return shown_max(s, len, NAME_SHOWN);
+}
+
+/* The header's names as "\"a\", \"b\", ... and 3 more" into buf, for a
+ * client to see what was read (a wrong delimiter shows as one long name). */
+static void list_columns(const ob_csv_row_t *header, char *buf, size_t cap)
+{
+    size_t used = 0, len;
+    buf[0] = '\0';
+    for (size_t i = 0; i < header->nfields && i < NAMES_LISTED && used < cap; i++) {
+        const char *name = trim(header->fields[i], header->lengths[i], &len);
+        int n = shown_max(name, len, NAME_LISTED);
+        used += (size_t)snprintf(buf + used, cap - used, "%s\"%.*s%s\"", i ? ", " : "", n, name,
+                                 (size_t)n < len ? "..." : "");
+    }
+    if (header->nfields > NAMES_LISTED && used < cap)
+        snprintf(buf + used, cap - used, " and %zu more", header->nfields - NAMES_LISTED);
+}
+
+/* The 1-based column phone_column names (a number or a name), or 0 with
+ * err set. */
+static size_t pick_column(const ob_csv_row_t *header, const char *want, ob_err_t *err)
+{
+    size_t wlen = strlen(want), found = 0, len;
+    char cols[NAMES_LISTED * (NAME_LISTED + 8) + 32];
+    list_columns(header, cols, sizeof(cols));
+    if (wlen && wlen <= 6 && strspn(want, "0123456789") == wlen) {
+        size_t n = strtoul(want, NULL, 10);
+        if (n >= 1 && n <= header->nfields)
+            return n;
+        ob_err_set(err, "phone_column %s is not a column of this file: it has %zu (%s)", want,
+                   header->nfields, cols);
+        return 0;
+    }
+    for (size_t i = 0; i < header->nfields; i++) {
+        const char *name = trim(header->fields[i], header->lengths[i], &len);
+        if (!same_name(name, len, want, wlen))
+            continue;
+        if (found) {
+            ob_err_set(err,
+                       "phone_column \"%.*s\" matches columns %zu and %zu; give the column's "
+                       "number instead",
+                       shown(want, wlen), want, found, i + 1);
+            return 0;
+        }
+        found = i + 1;
+    }
+    if (!found)
+        ob_err_set(err, "phone_column \"%.*s\" names no column of this file; its columns are %s",
+                   shown(want, wlen), want, cols);
+    return found;
+}
+
+ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, ob_csv_col_t *roles,
+                          ob_err_t *err)
 {
     size_t first[OB_CSV_COL_PARAMETER]; /* 1-based column setting each call field, or 0 */
+    size_t pick = 0;                    /* the column phone_column names, or 0 */
     ob_rc_t rc = OB_EINVAL;
     size_t len, other_len;
     const char *name, *other;
+    char cols[NAMES_LISTED * (NAME_LISTED + 8) + 32];
 
     memset(first, 0, sizeof(first));
     if (header->bad_utf8_col) {
@@ -478,20 +704,40 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles, ob_er
         goto out;
     }
     for (size_t i = 0; i < header->nfields; i++) {
-        name = trim(header->fields[i], header->lengths[i], &len);
+        trim(header->fields[i], header->lengths[i], &len);
         if (!len) {
             ob_err_set(err, "header column %zu has no name", i + 1);
             goto out;
         }
+    }
+    if (phone_column && !(pick = pick_column(header, phone_column, err)))
+        goto out;
+    for (size_t i = 0; i < header->nfields; i++) {
+        name = trim(header->fields[i], header->lengths[i], &len);
         roles[i] = role_of(name, len);
+        /* The chosen column is the phone column; others that look like one
+         * are kept for the application, as call parameters. */
+        if (pick && i + 1 == pick)
+            roles[i] = OB_CSV_COL_PHONE;
+        else if (pick && roles[i] == OB_CSV_COL_PHONE)
+            roles[i] = OB_CSV_COL_PARAMETER;
         if (roles[i] != OB_CSV_COL_PARAMETER) {
             size_t *seen = &first[call_field(roles[i])];
             if (*seen) {
                 other = trim(header->fields[*seen - 1], header->lengths[*seen - 1], &other_len);
-                ob_err_set(
-                    err, "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both give %s; keep one",
-                    *seen, shown(other_len), other, i + 1, shown(len), name,
-                    ob_csv_col_name(call_field(roles[i])));
+                if (roles[i] == OB_CSV_COL_PHONE)
+                    ob_err_set(err,
+                               "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both look like "
+                               "the phone number; say which with phone_column=%zu or "
+                               "phone_column=%zu, or rename the other",
+                               *seen, shown(other, other_len), other, i + 1, shown(name, len), name,
+                               *seen, i + 1);
+                else
+                    ob_err_set(err,
+                               "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both give %s; "
+                               "keep one",
+                               *seen, shown(other, other_len), other, i + 1, shown(name, len), name,
+                               ob_csv_col_name(call_field(roles[i])));
                 goto out;
             }
             *seen = i + 1;
@@ -502,14 +748,18 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles, ob_er
             if (roles[j] == OB_CSV_COL_PARAMETER && other_len == len &&
                 memcmp(other, name, len) == 0) {
                 ob_err_set(err, "header columns %zu and %zu are both named \"%.*s\"; keep one",
-                           j + 1, i + 1, shown(len), name);
+                           j + 1, i + 1, shown(name, len), name);
                 goto out;
             }
         }
     }
     if (!first[OB_CSV_COL_PHONE]) {
-        ob_err_set(err, "the header has no phone number column: name one phone_number, "
-                        "destination, phone or number");
+        list_columns(header, cols, sizeof(cols));
+        ob_err_set(
+            err,
+            "the header has no phone number column (its columns are %s): title it " PHONE_TITLES
+            " (case, spaces, _ and - do not matter), or name it with phone_column",
+            cols);
         goto out;
     }
     rc = OB_OK;

@@ -1,8 +1,9 @@
 /*
  * CSV for call uploads and upload reports: a streaming reader over libcsv
- * that takes input in chunks of any size and holds at most one row, the
- * mapping of the upload's header row to call fields, and a writer for cells
- * that spreadsheets open safely.
+ * that takes input in chunks of any size, holds at most one row and finds
+ * the delimiter itself; the mapping of the upload's header row to call
+ * fields, forgiving of how spreadsheets title columns; and a writer for
+ * cells that spreadsheets open safely.
  */
 #ifndef OB_CSV_H
 #define OB_CSV_H
@@ -11,9 +12,10 @@
 
 #include <stdio.h>
 
-#define OB_CSV_FIELD_MAX  65536          /* bytes in one field, after unquoting */
-#define OB_CSV_FIELDS_MAX 1000           /* fields in one row */
-#define OB_CSV_UTF8_BOM   "\xEF\xBB\xBF" /* write it first so Excel reads a report as UTF-8 */
+#define OB_CSV_FIELD_MAX    65536          /* bytes in one field, after unquoting */
+#define OB_CSV_FIELDS_MAX   1000           /* fields in one row */
+#define OB_CSV_UTF8_BOM     "\xEF\xBB\xBF" /* write it first so Excel reads a report as UTF-8 */
+#define OB_CSV_DELIM_DETECT '\0'           /* ob_csv_reader_set_delimiter: choose from the header */
 
 /* One record, valid only during the callback that receives it (the header
  * passed to on_row stays valid until ob_csv_reader_free). */
@@ -38,6 +40,8 @@ typedef struct ob_csv_reader ob_csv_reader_t;
 /*
  * Creates a reader (RFC 4180 with the leniency of spreadsheet exports):
  * - a UTF-8 BOM at the very start is skipped, however the input is chunked;
+ * - fields are delimited by ',', or by what ob_csv_reader_set_delimiter
+ *   chose: by default the header line decides (see there);
  * - CRLF, LF and CR end lines; quoted fields may hold commas, newlines and
  *   quotes written as "";
  * - unquoted fields lose surrounding spaces and tabs, quoted fields keep
@@ -53,6 +57,28 @@ typedef struct ob_csv_reader ob_csv_reader_t;
  * ob_csv_reader_free.
  */
 ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_row, void *opaque);
+
+/*
+ * Sets the field delimiter: ',', ';', TAB or '|'; or OB_CSV_DELIM_DETECT,
+ * the default: whichever of ',', ';' and TAB occurs most often outside
+ * quotes in the first line that has text (the header; blank lines before it
+ * do not count, nor does anything past its first 64 KiB), ',' on a tie or
+ * when there is none, so a one-column file reads as before. Input is held
+ * back until that line ends. Call before the first ob_csv_feed (asserted).
+ */
+void ob_csv_reader_set_delimiter(ob_csv_reader_t *r, char delim);
+
+/* The delimiter in use: the one set, or the one detected, or
+ * OB_CSV_DELIM_DETECT while the header line is still being read. */
+char ob_csv_reader_delimiter(const ob_csv_reader_t *r);
+
+/*
+ * Reads a delimiter as a client names it in an option: ",", ";", "|", a
+ * TAB, "\t", or (case-insensitive) comma, semicolon, pipe, tab; "auto" is
+ * OB_CSV_DELIM_DETECT. Returns false, leaving *delim alone, otherwise
+ * (NULL included).
+ */
+bool ob_csv_delimiter_parse(const char *text, char *delim);
 
 /*
  * Parses the next len bytes of input, calling back for every row they
@@ -85,7 +111,8 @@ ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err
 
 /* Column roles for the call upload format. */
 typedef enum {
-    OB_CSV_COL_PHONE,               /* phone_number, destination, phone, number */
+    OB_CSV_COL_PHONE,               /* phone_number, phone, number, destination, mobile, cell,
+                                       telephone, tel, to, msisdn and their combinations */
     OB_CSV_COL_MESSAGE_REFERENCE,   /* message_reference */
     OB_CSV_COL_MAX_ATTEMPTS,        /* max_attempts */
     OB_CSV_COL_RETRY_INTERVAL,      /* retry_interval_s, retry_interval (seconds) */
@@ -106,12 +133,23 @@ typedef enum {
 const char *ob_csv_col_name(ob_csv_col_t col);
 
 /*
- * Fills roles[0 .. header->nfields-1] from the header names, compared
- * case-insensitively after trimming spaces and tabs. Returns OB_EINVAL with a
- * message a client can act on when a name is empty or not UTF-8, a known
- * column or a parameter name appears twice, or there is no phone column.
+ * Fills roles[0 .. header->nfields-1] from the header names. A name is
+ * matched to a call field (the names in ob_csv_col_t) regardless of ASCII
+ * case, spaces, tabs, '_', '-' and '.': "Phone Number", "phone-number" and
+ * "PHONE_NUMBER" all name the phone column, "Message Reference" the
+ * message_reference. Any other name is a call parameter, keyed by the name
+ * as written (trimmed).
+ * phone_column, when not NULL, says which column holds the phone numbers:
+ * its 1-based number ("3"), or its name, matched the same way; that column
+ * is the phone column whatever its name, and any other column whose name
+ * looks like a phone number's becomes a call parameter.
+ * Returns OB_EINVAL with a message a client can act on when a name is empty
+ * or not UTF-8; a known column or a parameter name appears twice (two
+ * phone-like columns without phone_column: the message names both); there
+ * is no phone column (the message lists the columns seen and the names
+ * accepted); or phone_column names no column, or more than one.
  */
-ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, ob_csv_col_t *roles,
+ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, ob_csv_col_t *roles,
                           ob_err_t *err) OB_MUSTCHECK;
 
 /*

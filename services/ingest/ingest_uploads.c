@@ -4,7 +4,9 @@
  * validated like a single call and produced to Kafka at once, so memory does
  * not grow with the file. Bad rows are reported with row, line, field and
  * reason and never stop the good ones. The upload and its rejected rows are
- * stored, so the report can be fetched again as JSON or CSV.
+ * stored, so the report can be fetched again as JSON or CSV. Options in the
+ * query say how to read the file (phone_column, delimiter) and whether to
+ * queue it at all (dry_run: validate and report only).
  */
 #include "ingest.h"
 #include "ob_csv.h"
@@ -37,6 +39,8 @@ typedef struct {
     const char *deployment_id;          /* path parameter */
     const char *file_name;              /* multipart file name or NULL */
     cJSON *defaults;                    /* options from the query string, applied to rows */
+    const char *phone_column;           /* option: the phone column's name or number, or NULL */
+    char delimiter;                     /* option: the field delimiter, or OB_CSV_DELIM_DETECT */
     ob_csv_reader_t *csv;               /* the parser */
     ob_csv_col_t *roles;                /* column roles from the header */
     struct MHD_PostProcessor *form;     /* multipart parser, or NULL for text/csv */
@@ -103,7 +107,7 @@ static ob_rc_t on_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err
 {
     upload_t *u = opaque;
     u->roles = ob_xcalloc(header->nfields, sizeof(ob_csv_col_t));
-    return ob_csv_map_header(header, u->roles, err);
+    return ob_csv_map_header(header, u->phone_column, u->roles, err);
 }
 
 /* Turns a CSV row into the JSON a single call would have sent. */
@@ -395,6 +399,34 @@ static void on_close(ob_http_req_t *req)
     pthread_mutex_destroy(&u->mu);
 }
 
+/* Reads the options about the file itself (the call defaults are
+ * ingest_stream_defaults'); false with a 422 problem set when one is bad.
+ * phone_column is checked against the header when it arrives. */
+static bool read_options(upload_t *u, ob_http_req_t *req)
+{
+    cJSON *errors = cJSON_CreateArray();
+    const char *v;
+    u->delimiter = OB_CSV_DELIM_DETECT;
+    if ((v = ob_http_query(req, "delimiter")) && !ob_csv_delimiter_parse(v, &u->delimiter))
+        ingest_add_error(errors, "delimiter", "invalid_value",
+                         "delimiter must be \",\", \";\", \"|\", a tab, or comma, semicolon, pipe, "
+                         "tab or auto");
+    if ((v = ob_http_query(req, "phone_column"))) {
+        if (!v[0] || strlen(v) > 256 || !ob_utf8_valid(v, strlen(v)))
+            ingest_add_error(errors, "phone_column", "invalid_value",
+                             "phone_column must be a column's name (1-256 bytes of UTF-8 text) or "
+                             "its number, counting from 1");
+        else
+            u->phone_column = ob_pool_strdup(req->pool, v);
+    }
+    bool ok = cJSON_GetArraySize(errors) == 0;
+    if (!ok)
+        ob_http_problem(req, 422, "validation_failed", errors, "invalid options in the query");
+    else
+        cJSON_Delete(errors);
+    return ok;
+}
+
 void ingest_upload_begin(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
@@ -411,7 +443,7 @@ void ingest_upload_begin(ingest_call_t *c)
     req->on_body = on_body;
     req->on_close = on_close;
     if (!ingest_load_deployment(c, c->param[0], true, &u->dep) ||
-        !(u->defaults = ingest_stream_defaults(req, &u->dep)))
+        !(u->defaults = ingest_stream_defaults(req, &u->dep)) || !read_options(u, req))
         return;
     /* A replayed key answers at once; the body is not read. The same file
      * sent again under the key gets the same call ids, so nothing doubles. */
@@ -448,6 +480,7 @@ void ingest_upload_begin(ingest_call_t *c)
         return;
     }
     u->csv = ob_csv_reader_new(on_header, on_row, u);
+    ob_csv_reader_set_delimiter(u->csv, u->delimiter);
     u->batch = ob_produce_batch_new();
     if (u->ctx->cfg->upload_lanes > 1)
         start_lanes(u, (int)u->ctx->cfg->upload_lanes);
