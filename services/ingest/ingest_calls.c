@@ -627,15 +627,16 @@ void ingest_cancel_call(ingest_call_t *c)
         ingest_database_problem(req, &err);
         return;
     }
-    if (cancelled == 0 && !cancelled_before) {
-        /* Dialing had started (or the call had already ended): too late. */
-        ob_http_problem(req, 409, done_before ? "call_completed" : "call_in_progress", NULL,
-                        done_before ? "call %s has already completed"
-                                    : "call %s is already being dialed and cannot be cancelled",
+    if (done_before && !cancelled_before) {
+        ob_http_problem(req, 409, "call_completed", NULL, "call %s has already completed",
                         call_id);
         return;
     }
     ingest_get_call(c); /* 200 with the cancelled call */
+    /* Being dialed: the attempt goes on, but no other follows it (the call
+     * was marked); accepted, not done yet. */
+    if (cancelled == 0 && !cancelled_before && req->status == 200)
+        req->status = 202;
 }
 
 ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg, ob_err_t *err)
