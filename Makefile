@@ -247,13 +247,21 @@ run: deps
 	@deploy/local/run.sh
 
 # Every test runs twice: as built, and under AddressSanitizer and
-# UndefinedBehaviorSanitizer (build/san).
+# UndefinedBehaviorSanitizer (build/san). First, that deps.sh installs all
+# that the builds and tests use (tools/deps_check.py, and its self-test).
 test: deps
+	@tools/deps_check.py --self-test
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory -j$(NPROC) tests-build bench-tools
 	@$(MAKE) --no-print-directory -j$(NPROC) tests-build SANITIZE=address,undefined
 	@$(MAKE) --no-print-directory -j$(NPROC) fuzz-build FUZZ=1
 	@tools/test.sh build build/san
+
+# Whether a fresh machine gets, from deploy/local/deps.sh, every Debian package
+# the builds and tests use (docs/development.md).
+.PHONY: check-deps
+check-deps:
+	@tools/deps_check.py
 
 # libFuzzer (clang) on the parsers of hostile input: each target in
 # tests/fuzz for FUZZ_SECONDS (default 600) from its checked-in corpus in

@@ -5,7 +5,9 @@
 # changes, the browser tests' npm packages (tests/browser/node_modules), the
 # deploy checks' (tests/deploy/node_modules) and the Kubernetes manifest
 # checker's validator (.cache/venv). Idempotent; prints only "deps: ok" when
-# nothing was missing.
+# nothing was missing. `deps.sh --list` prints the Debian packages a fresh
+# machine gets from it, one a line, and installs nothing (tools/deps_check.py
+# compares them with what the builds and tests use: make check-deps).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,15 +17,26 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/deploy/local/lib.sh"
 export OB_SELF=deps
 
+# Every package the builds and tests use is named here (installs skip
+# Recommends: clang's sanitizer headers and runtimes, libclang-rt-14-dev, are
+# only recommended by it); make check-deps (tools/deps_check.py) checks that.
 packages=(
-	build-essential pkg-config clang-format
+	build-essential pkg-config clang-format git curl
 	librdkafka-dev libpq-dev libcjson-dev libmicrohttpd-dev libcriterion-dev
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
-	postgresql kcat maven python3-jsonschema python3-phonenumbers wrk
-	chromium xxd python3-venv libre-dev sip-tester clang libfuzzer-14-dev
-	libspandsp-dev espeak-ng sox
+	postgresql kcat maven python3-jsonschema python3-phonenumbers python3-yaml
+	wrk chromium xxd python3-venv libre-dev sip-tester clang libclang-rt-14-dev
+	libfuzzer-14-dev libspandsp-dev espeak-ng sox
 )
+# Node and a JRE only when none is on PATH (a fresh machine has none).
+node_packages=(nodejs npm)
 jre_package=openjdk-17-jre-headless
+
+if [[ ${1:-} == --list ]]; then
+	printf '%s\n' "${packages[@]}" "${node_packages[@]}" "$jre_package"
+	exit 0
+fi
+
 pom=$root/deploy/local/kafka/pom.xml
 cache=$root/.cache/kafka
 libs=$cache/libs
@@ -34,7 +47,7 @@ stamp=$cache/libs.stamp
 install_packages() {
 	local java missing=() sudo=() pkg
 	# Node and npm run the browser tests; any install on PATH will do.
-	command -v npm >/dev/null || packages+=(nodejs npm)
+	command -v npm >/dev/null || packages+=("${node_packages[@]}")
 	java=$(ob_java || true)
 	if [[ -z $java || $(ob_java_major "$java") -lt 17 ]]; then
 		packages+=("$jre_package")
