@@ -41,11 +41,13 @@ typedef struct {
     cJSON *defaults;                    /* options from the query string, applied to rows */
     const char *phone_column;           /* option: the phone column's name or number, or NULL */
     char delimiter;                     /* option: the field delimiter, or OB_CSV_DELIM_DETECT */
+    bool dry_run;                       /* option: validate and report, queue nothing */
     ob_csv_reader_t *csv;               /* the parser */
     ob_csv_col_t *roles;                /* column roles from the header */
     struct MHD_PostProcessor *form;     /* multipart parser, or NULL for text/csv */
     ob_produce_batch_t *batch;          /* acknowledgements of the rows produced */
     size_t rows, queued;                /* counts */
+    size_t accepted;                    /* valid rows: queued, or in a dry run would be */
     row_error_t *errors;                /* rejected rows (first MAX_STORED_ERRORS) */
     size_t nerrors, cap_errors;         /* used and allocated */
     size_t rejected;                    /* rejected rows, stored or not */
@@ -185,7 +187,18 @@ static void row_call_id(const upload_t *u, size_t row, char call_id[OB_UUID_STRL
         ob_uuid_v7(call_id);
 }
 
-/* Validates one row's call and produces it, counting the outcome. */
+/* A dry run's row: validated as ingest_offer_call does, produced nowhere. */
+static bool validate_only(upload_t *u, const cJSON *call, ob_call_request_t *m, cJSON *errors)
+{
+    ob_pool_t *pool = ob_pool_new();
+    m->accepted_at_ms = ob_now_ms();
+    bool valid = ingest_validate_call(pool, call, &u->dep, m, errors);
+    ob_pool_free(pool);
+    return valid;
+}
+
+/* Validates one row's call and produces it (unless in a dry run), counting
+ * the outcome. */
 static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, size_t line,
                      ob_err_t *err)
 {
@@ -196,11 +209,18 @@ static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, 
         .account_id = u->account_id,
         .upload_id = u->upload_id,
     };
-    bool queued = false;
-    ob_rc_t rc = ingest_offer_call(u->ctx, u->batch, call, &u->dep, &m, errors, &queued, err);
+    bool queued = false, valid = false;
+    ob_rc_t rc = OB_OK;
+    if (u->dry_run) {
+        valid = validate_only(u, call, &m, errors);
+    } else {
+        rc = ingest_offer_call(u->ctx, u->batch, call, &u->dep, &m, errors, &queued, err);
+        valid = queued;
+    }
     pthread_mutex_lock(&u->mu);
-    if (queued) {
-        u->queued++;
+    if (valid) {
+        u->accepted++;
+        u->queued += queued;
     } else if (rc == OB_OK) {
         u->rejected++;
         const cJSON *e;
@@ -411,6 +431,11 @@ static bool read_options(upload_t *u, ob_http_req_t *req)
         ingest_add_error(errors, "delimiter", "invalid_value",
                          "delimiter must be \",\", \";\", \"|\", a tab, or comma, semicolon, pipe, "
                          "tab or auto");
+    if ((v = ob_http_query(req, "dry_run")) && strcmp(v, "true") != 0 && strcmp(v, "1") != 0 &&
+        strcmp(v, "false") != 0 && strcmp(v, "0") != 0)
+        ingest_add_error(errors, "dry_run", "invalid_value", "dry_run must be true or false");
+    else
+        u->dry_run = v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
     if ((v = ob_http_query(req, "phone_column"))) {
         if (!v[0] || strlen(v) > 256 || !ob_utf8_valid(v, strlen(v)))
             ingest_add_error(errors, "phone_column", "invalid_value",
@@ -446,11 +471,13 @@ void ingest_upload_begin(ingest_call_t *c)
         !(u->defaults = ingest_stream_defaults(req, &u->dep)) || !read_options(u, req))
         return;
     /* A replayed key answers at once; the body is not read. The same file
-     * sent again under the key gets the same call ids, so nothing doubles. */
+     * sent again under the key gets the same call ids, so nothing doubles.
+     * A dry run queues nothing: it leaves the key (and the pending limit)
+     * to the upload that will. */
     u->idem_key = ob_http_header(req, "Idempotency-Key");
-    if ((u->idem = ingest_idem_claim(c, NULL, &u->idem_ms)) == INGEST_IDEM_DONE)
+    if (!u->dry_run && (u->idem = ingest_idem_claim(c, NULL, &u->idem_ms)) == INGEST_IDEM_DONE)
         return;
-    if (!ingest_check_pending(c, c->param[0], 0)) {
+    if (!u->dry_run && !ingest_check_pending(c, c->param[0], 0)) {
         if (u->idem == INGEST_IDEM_CLAIMED)
             ingest_idem_store(c); /* a 429 leaves the key usable */
         return;
@@ -471,11 +498,11 @@ void ingest_upload_begin(ingest_call_t *c)
         return;
     }
     ob_uuid_v7(u->upload_id);
-    const char *params[] = {u->upload_id, c->account_id, c->param[0]};
+    const char *params[] = {u->upload_id, c->account_id, c->param[0], u->dry_run ? "t" : "f"};
     if (ob_pg_exec(c->conn,
-                   "INSERT INTO uploads (upload_id, account_id, deployment_id)"
-                   " VALUES ($1, $2, $3)",
-                   3, params, NULL, &err) != OB_OK) {
+                   "INSERT INTO uploads (upload_id, account_id, deployment_id, dry_run)"
+                   " VALUES ($1, $2, $3, $4)",
+                   4, params, NULL, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         return;
     }
@@ -594,7 +621,8 @@ void ingest_upload_finish(ingest_call_t *c)
         return;
     }
     OB_LOG(OB_LOG_INFO, "upload", OB_KV("deployment_id", u->deployment_id, "req_id", req->req_id),
-           "upload %s: %zu row(s), %zu queued, %zu rejected (%s)", u->upload_id, u->rows, u->queued,
+           "%s %s: %zu row(s), %zu accepted, %zu queued, %zu rejected (%s)",
+           u->dry_run ? "dry run" : "upload", u->upload_id, u->rows, u->accepted, u->queued,
            u->rejected, status);
     cJSON *ans = cJSON_CreateObject();
     cJSON_AddStringToObject(ans, "upload_id", u->upload_id);
@@ -605,6 +633,8 @@ void ingest_upload_finish(ingest_call_t *c)
     cJSON_AddNumberToObject(ans, "rows", (double)u->rows);
     cJSON_AddNumberToObject(ans, "queued", (double)u->queued);
     cJSON_AddNumberToObject(ans, "rejected", (double)u->rejected);
+    cJSON_AddBoolToObject(ans, "dry_run", u->dry_run);
+    cJSON_AddNumberToObject(ans, "accepted", (double)u->accepted);
     cJSON *errors = cJSON_AddArrayToObject(ans, "errors");
     for (size_t i = 0; i < u->nerrors && i < ANSWER_ERRORS; i++) {
         cJSON *e = cJSON_CreateObject();
@@ -622,12 +652,16 @@ void ingest_upload_finish(ingest_call_t *c)
     cJSON_AddStringToObject(
         links, "report_csv",
         ob_pool_printf(req->pool, "/api/v1/uploads/%s/report.csv", u->upload_id));
-    cJSON_AddStringToObject(links, "calls",
-                            ob_pool_printf(req->pool, "/api/v1/deployments/%s/calls?upload_id=%s",
-                                           u->deployment_id, u->upload_id));
+    if (!u->dry_run)
+        cJSON_AddStringToObject(links, "calls",
+                                ob_pool_printf(req->pool,
+                                               "/api/v1/deployments/%s/calls?upload_id=%s",
+                                               u->deployment_id, u->upload_id));
+    /* A dry run created nothing to point at: 200, not 201. */
     unsigned code = ack != OB_OK              ? 503
                     : u->stop_rc == OB_EAGAIN ? 413
                     : u->stop_rc != OB_OK     ? 422
+                    : u->dry_run              ? 200
                                               : 201;
     ob_http_reply_json(req, code, ans);
     cJSON_Delete(ans);
@@ -638,7 +672,9 @@ void ingest_upload_finish(ingest_call_t *c)
 static const char UPLOAD_SQL[] =
     "SELECT json_build_object('upload_id', u.upload_id, 'deployment_id', u.deployment_id,"
     " 'file_name', u.file_name, 'status', u.status, 'detail', u.detail, 'rows', u.rows_total,"
-    " 'queued', u.rows_queued, 'rejected', u.rows_rejected, 'created_at', u.created_at,"
+    " 'queued', u.rows_queued, 'rejected', u.rows_rejected, 'dry_run', u.dry_run,"
+    " 'accepted', CASE WHEN u.dry_run THEN u.rows_total - u.rows_rejected"
+    " ELSE u.rows_queued END, 'created_at', u.created_at,"
     " 'finished_at', u.finished_at,"
     " 'errors', coalesce((SELECT json_agg(json_build_object('row', e.row_number,"
     " 'line', e.line, 'field', e.field, 'code', e.code, 'message', e.message)"
