@@ -475,6 +475,9 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
         ingest_limits_release(ctx->limits, key_hash);
     }
 out:
+    /* Plum's routes answer errors as Plum does, whoever set them. */
+    if ((found || allow[0]) && ingest_plum_path(req->path))
+        ingest_plum_answer(req);
     if (call.conn)
         ob_pg_pool_put(ctx->pg, call.conn);
     if (!req->on_body)

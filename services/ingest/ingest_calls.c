@@ -246,6 +246,7 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
     m.deployment_id = (char *)deployment_id;
     m.account_id = (char *)c->account_id;
     m.request_id = req->req_id;
+    m.queued_via = (char *)c->queued_via;
     m.accepted_at_ms = ob_now_ms();
     errors = cJSON_CreateArray();
     if (!ingest_validate_call(req->pool, body, dep, &m, errors)) {

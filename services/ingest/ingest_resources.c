@@ -63,6 +63,8 @@ static const rfield_t app_fields[] = {
 
 /* How start_url requests carry the call's context (dialer_app.c). */
 static const char *const start_url_formats[] = {"json", "form", NULL};
+/* How a Plum-queued call's result_url body is encoded (migration 026). */
+static const char *const plum_result_formats[] = {"form", "json", NULL};
 
 static const rfield_t dep_fields[] = {
     {"name", FT_TEXT, 1, 200, true, NULL},
@@ -81,6 +83,8 @@ static const rfield_t dep_fields[] = {
     {"start_url_format", FT_CHOICE, 0, 0, false, start_url_formats},
     {"verify_urls", FT_BOOL, 0, 0, false, NULL},
     {"detection", FT_DETECT, 0, 0, false, NULL},
+    {"plum_result_format", FT_CHOICE, 0, 0, false, plum_result_formats},
+    {"plum_pci_allowed", FT_BOOL, 0, 0, false, NULL},
     {NULL, 0, 0, 0, false, NULL},
 };
 
@@ -97,7 +101,8 @@ static const rfield_t dep_fields[] = {
     "d.start_url, 'result_url', d.result_url,"                                                     \
     " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret,"                               \
     " 'start_url_format', d.start_url_format, 'verify_urls', d.verify_urls,"                       \
-    " 'detection', d.detection, 'created_at', d.created_at)"
+    " 'detection', d.detection, 'plum_result_format', d.plum_result_format,"                       \
+    " 'plum_pci_allowed', d.plum_pci_allowed, 'created_at', d.created_at)"
 
 static const resource_t applications = {
     "application",

@@ -42,6 +42,7 @@ typedef struct {
     const char *phone_column;           /* option: the phone column's name or number, or NULL */
     char delimiter;                     /* option: the field delimiter, or OB_CSV_DELIM_DETECT */
     bool dry_run;                       /* option: validate and report, queue nothing */
+    ingest_plum_bulk_t *plum;           /* bulk_queue (Plum): its fields, the file held, ids */
     ob_csv_reader_t *csv;               /* the parser */
     ob_csv_col_t *roles;                /* column roles from the header */
     struct MHD_PostProcessor *form;     /* multipart parser, or NULL for text/csv */
@@ -208,6 +209,7 @@ static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, 
         .deployment_id = (char *)u->deployment_id,
         .account_id = u->account_id,
         .upload_id = u->upload_id,
+        .queued_via = u->plum ? "plum" : NULL,
     };
     bool queued = false, valid = false;
     ob_rc_t rc = OB_OK;
@@ -221,6 +223,8 @@ static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, 
     if (valid) {
         u->accepted++;
         u->queued += queued;
+        if (queued && u->plum)
+            ingest_plum_bulk_queued(u->plum, row, call_id); /* Plum answers with the ids */
     } else if (rc == OB_OK) {
         u->rejected++;
         const cJSON *e;
@@ -361,6 +365,24 @@ static bool feed(upload_t *u, const char *data, size_t len)
     return u->stop_rc == OB_OK;
 }
 
+/* bulk_queue: the file is held, not read, until the fields beside it are
+ * all known (ingest_plum.h); it counts against the upload's size as fed. */
+static bool hold(upload_t *u, const char *data, size_t len)
+{
+    if (u->stop_rc != OB_OK)
+        return false;
+    u->bytes += len;
+    if (u->bytes > (size_t)u->ctx->cfg->max_upload) {
+        u->stop_rc = OB_EAGAIN; /* answered 413 */
+        ob_err_set(&u->stop, "the upload is larger than %lld bytes; split the file",
+                   u->ctx->cfg->max_upload);
+        return false;
+    }
+    if (!ingest_plum_bulk_hold(u->plum, data, len, &u->stop))
+        u->stop_rc = OB_ERR;
+    return u->stop_rc == OB_OK;
+}
+
 static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *filename, const char *content_type,
                                     const char *transfer_encoding, const char *data, uint64_t off,
@@ -370,13 +392,18 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
     (void)kind;
     (void)content_type;
     (void)transfer_encoding;
-    (void)off;
     if (strcmp(key, "file") == 0 || strcmp(key, "csv") == 0) {
         if (filename && !u->file_name)
             u->file_name = ob_xstrdup(filename);
+        if (u->plum)
+            return hold(u, data, size) ? MHD_YES : MHD_NO;
         return size == 0 || feed(u, data, size) ? MHD_YES : MHD_NO;
     }
-    return MHD_YES; /* other form fields: options go in the query string */
+    /* Plum's fields beside the file are defaults for its rows; otherwise
+     * options go in the query string. */
+    if (u->plum)
+        ingest_plum_bulk_field(u->plum, key, data, off, size);
+    return MHD_YES;
 }
 
 static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
@@ -416,6 +443,7 @@ static void on_close(ob_http_req_t *req)
     free(u->roles);
     free((char *)u->file_name);
     cJSON_Delete(u->defaults);
+    ingest_plum_bulk_free(u->plum);
     pthread_mutex_destroy(&u->mu);
 }
 
@@ -467,6 +495,8 @@ void ingest_upload_begin(ingest_call_t *c)
     req->stream = u;
     req->on_body = on_body;
     req->on_close = on_close;
+    if (c->queued_via)
+        u->plum = ingest_plum_bulk_new(c);
     if (!ingest_load_deployment(c, c->param[0], true, &u->dep) ||
         !(u->defaults = ingest_stream_defaults(req, &u->dep)) || !read_options(u, req))
         return;
@@ -579,6 +609,37 @@ static int by_row(const void *a, const void *b)
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
+/* bulk_queue: the body is over, so the fields beside the file are all
+ * known. They become the rows' defaults (before the query's), then the
+ * file held meanwhile is read. False with the answer set: no row read. */
+static bool plum_fields(ingest_call_t *c, upload_t *u)
+{
+    ob_err_t err = {{0}};
+    if (u->stop_rc != OB_OK)
+        return true; /* 413, or the file could not be held: answered below */
+    cJSON *defaults = ingest_plum_bulk_defaults(c->req, u->plum, &u->dep);
+    if (!defaults) {
+        if (store(c, u, "failed", "the fields beside the file were refused; no row was read",
+                  &err) != OB_OK)
+            OB_WARN("upload", "upload %s not marked failed: %s", u->upload_id, err.msg);
+        if (u->idem == INGEST_IDEM_CLAIMED)
+            ingest_idem_store(c);
+        return false;
+    }
+    ingest_apply_defaults(defaults, u->defaults);
+    cJSON_Delete(u->defaults);
+    u->defaults = defaults;
+    const char *data = NULL;
+    size_t len = 0;
+    while (u->stop_rc == OB_OK && ingest_plum_bulk_next(u->plum, &data, &len, &err))
+        u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
+    if (u->stop_rc == OB_OK && err.msg[0]) {
+        u->stop_rc = OB_ERR;
+        u->stop = err;
+    }
+    return true;
+}
+
 void ingest_upload_finish(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
@@ -587,6 +648,8 @@ void ingest_upload_finish(ingest_call_t *c)
     if (!u || u->failed)
         return; /* the answer was set when the request began */
     c->account_id = u->account_id;
+    if (u->plum && u->form && !plum_fields(c, u))
+        return;
     if (u->stop_rc == OB_OK)
         u->stop_rc = ob_csv_finish(u->csv, &u->stop);
     bool laned = u->nlanes > 0;
@@ -663,7 +726,10 @@ void ingest_upload_finish(ingest_call_t *c)
                     : u->stop_rc != OB_OK     ? 422
                     : u->dry_run              ? 200
                                               : 201;
-    ob_http_reply_json(req, code, ans);
+    if (u->plum)
+        ingest_plum_bulk_answer(req, u->plum, ans, code);
+    else
+        ob_http_reply_json(req, code, ans);
     cJSON_Delete(ans);
     if (u->idem == INGEST_IDEM_CLAIMED)
         ingest_idem_store(c);

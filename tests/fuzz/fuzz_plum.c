@@ -90,7 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ob_pool_t *pool = ob_pool_new();
     cJSON *errors = cJSON_CreateArray();
-    cJSON *call = ingest_plum_to_call(form, errors);
+    /* Both is_pci settings; a fixed present, so a crash replays. */
+    ingest_plum_opts_t o = {.pci_allowed = size % 2 == 1, .now_ms = 1767225600000LL};
+    cJSON *call = ingest_plum_to_call(form, &o, errors);
     if (call) {
         OB_ASSERT(cJSON_IsObject(call));
         if (ingest_validate_call(pool, call, &dep, &m, errors)) {
@@ -102,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(msg);
         }
     } else {
-        OB_ASSERT(cJSON_GetArraySize(errors) == 1);
+        OB_ASSERT(cJSON_GetArraySize(errors) >= 1);
     }
     cJSON_Delete(call);
     cJSON_Delete(errors);

@@ -214,21 +214,41 @@ ParameterizedTest(piece_case_t *c, plum, pieces)
 }
 
 typedef struct {
-    const char *form;   /* the form as a JSON object of strings */
+    const char *form;   /* the form as a JSON object of strings (or typed, as JSON bodies are) */
+    bool pci;           /* the deployment allows is_pci=1 */
     const char *native; /* the call it becomes, or NULL: refused */
+    const char *field;  /* when refused, the Plum field named */
 } plum_case_t;
 
 static plum_case_t plum_cases[] = {
-    {"{\"phone_number\":\"2125550100\",\"max_retries\":\"2\",\"reattempt_wait\":\"600\"}",
-     "{\"phone_number\":\"2125550100\",\"max_retries\":2,\"retry_interval_s\":600}"},
-    {"{\"call_parameters\":\"{\\\"a\\\":1}\",\"start_timestamp\":\"1893456000\"}",
-     "{\"call_parameters\":{\"a\":1},\"not_before\":\"1893456000\"}"},
-    {"{\"call_parameters\":\"not json\",\"priority\":\"x\"}",
-     "{\"call_parameters\":\"not json\",\"priority\":\"x\"}"},
-    {"{\"scheduled_timestamp\":\"1\",\"start_timestamp\":\"2\"}", "{\"not_before\":\"1\"}"},
-    {"{\"reattempt_wait\":\"59\"}", NULL},
-    {"{\"reattempt_wait\":\"86401\"}", NULL},
-    {"{\"reattempt_wait\":\"soon\"}", NULL},
+    {"{\"phone_number\":\"2125550100\",\"max_retries\":\"2\",\"reattempt_wait\":\"600\"}", false,
+     "{\"phone_number\":\"2125550100\",\"max_retries\":2,\"retry_interval_s\":600}", NULL},
+    {"{\"call_parameters\":\"{\\\"a\\\":1}\",\"start_timestamp\":\"1893456000\"}", false,
+     "{\"call_parameters\":{\"a\":1},\"not_before\":\"1893456000\"}", NULL},
+    {"{\"call_parameters\":\"not json\",\"priority\":\"x\"}", false,
+     "{\"call_parameters\":\"not json\",\"priority\":\"x\"}", NULL},
+    {"{\"scheduled_timestamp\":\"1\",\"start_timestamp\":\"2\"}", false, "{\"not_before\":\"1\"}",
+     NULL},
+    {"{\"reattempt_wait\":\"59\"}", false, NULL, "reattempt_wait"},
+    {"{\"reattempt_wait\":\"86401\"}", false, NULL, "reattempt_wait"},
+    {"{\"reattempt_wait\":\"soon\"}", false, NULL, "reattempt_wait"},
+    /* A JSON body's typed number is read like the form's text. */
+    {"{\"reattempt_wait\":600}", false, "{\"retry_interval_s\":600}", NULL},
+    {"{\"reattempt_wait\":\"\",\"message_reference\":\"\"}", false, "{}", NULL},
+    {"{\"max_retry\":\"3\"}", false, "{\"max_retries\":3}", NULL},
+    /* Plum DEV's English times (2026-01-01T00:00:00Z is the present). */
+    {"{\"scheduled_time\":\"tomorrow 9am\"}", false, "{\"not_before\":1767344400}", NULL},
+    {"{\"expiration_time\":\"+3 days\"}", false, "{\"expires_at\":\"+3 days\"}", NULL},
+    {"{\"end_timestamp\":\"whenever\"}", false, NULL, "end_timestamp"},
+    /* Plum DEV: 0 starts at once and never expires. */
+    {"{\"scheduled_timestamp\":\"0\",\"expiration_timestamp\":\"0\"}", false, "{}", NULL},
+    {"{\"end_timestamp\":0}", false, "{}", NULL},
+    /* is_pci: 0 always, 1 where the deployment allows it, never sent on. */
+    {"{\"is_pci\":\"0\"}", false, "{}", NULL},
+    {"{\"is_pci\":0}", false, "{}", NULL},
+    {"{\"is_pci\":\"1\"}", false, NULL, "is_pci"},
+    {"{\"is_pci\":\"1\"}", true, "{}", NULL},
+    {"{\"is_pci\":\"yes\"}", true, NULL, "is_pci"},
 };
 
 ParameterizedTestParameters(plum, to_call)
@@ -239,14 +259,19 @@ ParameterizedTestParameters(plum, to_call)
 ParameterizedTest(plum_case_t *c, plum, to_call)
 {
     cJSON *form = cJSON_Parse(c->form);
+    cr_assert_not_null(form, "bad test JSON %s", c->form);
     cJSON *errors = cJSON_CreateArray();
-    cJSON *call = ingest_plum_to_call(form, errors);
+    ingest_plum_opts_t o = {.pci_allowed = c->pci, .now_ms = ACCEPTED_MS};
+    cJSON *call = ingest_plum_to_call(form, &o, errors);
     if (!c->native) {
         cr_expect_null(call, "%s accepted", c->form);
-        cr_expect_eq(cJSON_GetArraySize(errors), 1);
-        cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(errors, 0), "field")->valuestring,
-                         "reattempt_wait");
+        cr_assert_eq(cJSON_GetArraySize(errors), 1);
+        const cJSON *e = cJSON_GetArrayItem(errors, 0);
+        cr_expect_str_eq(cJSON_GetObjectItem(e, "field")->valuestring, c->field);
+        /* The message names the field too: Plum's {"error"} has only text. */
+        cr_expect(strstr(cJSON_GetObjectItem(e, "message")->valuestring, c->field) != NULL);
     } else {
+        cr_assert_not_null(call, "%s refused", c->form);
         char *text = cJSON_PrintUnformatted(call);
         cr_expect_str_eq(text, c->native, "%s", c->form);
         cJSON_free(text);
@@ -254,4 +279,52 @@ ParameterizedTest(plum_case_t *c, plum, to_call)
     cJSON_Delete(call);
     cJSON_Delete(errors);
     cJSON_Delete(form);
+}
+
+/* Problems on the Plum routes become Plum's {"error": "..."}: one text that
+ * still names every bad field, 422 told as 400, other codes kept. */
+typedef struct {
+    unsigned status;   /* the problem's */
+    const char *field; /* its one error's field, or NULL: none */
+    const char *msg;   /* and message */
+    unsigned want;     /* Plum's status */
+    const char *error; /* Plum's error text */
+} answer_case_t;
+
+static answer_case_t answer_cases[] = {
+    {422, "max_attempts", "max_attempts must be an integer from 1 to 10", 400,
+     "the call has 1 invalid field(s): max_attempts must be an integer from 1 to 10"},
+    {422, "phone_number", "too short", 400, "the call has 1 invalid field(s): phone_number: too short"},
+    {409, NULL, NULL, 409, "the call has 1 invalid field(s)"},
+    {401, NULL, NULL, 401, "the call has 1 invalid field(s)"},
+};
+
+ParameterizedTestParameters(plum, answer)
+{
+    return cr_make_param_array(answer_case_t, answer_cases, OB_COUNTOF(answer_cases));
+}
+
+ParameterizedTest(answer_case_t *c, plum, answer)
+{
+    ob_http_req_t req = {.pool = ob_pool_new()};
+    cJSON *errors = NULL;
+    if (c->field) {
+        errors = cJSON_CreateArray();
+        ingest_add_error(errors, c->field, "x", c->msg);
+    }
+    ob_http_problem(&req, c->status, "code", errors, "the call has 1 invalid field(s)");
+    ingest_plum_answer(&req);
+    cr_expect_eq(req.status, c->want);
+    cr_expect_str_eq(req.content_type, "application/json");
+    cJSON *body = cJSON_ParseWithLength(req.resp_body, req.resp_len);
+    cr_assert_not_null(body);
+    cr_expect_eq(cJSON_GetArraySize(body), 1, "%.*s", (int)req.resp_len, req.resp_body);
+    cr_expect_str_eq(cJSON_GetObjectItem(body, "error")->valuestring, c->error);
+    cJSON_Delete(body);
+    /* An answer that is not a problem is left alone. */
+    ob_http_reply(&req, 200, "application/json", "{}", 2);
+    ingest_plum_answer(&req);
+    cr_expect_eq(req.status, 200);
+    cr_expect_eq(req.resp_len, 2);
+    ob_pool_free(req.pool);
 }
