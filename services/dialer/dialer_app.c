@@ -161,10 +161,7 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
     return copy;
 }
 
-/* Appends s to buf (len bytes used, cap allocated), percent-encoded when
- * encode: everything but RFC 3986's unreserved characters, so "+" (every
- * E.164 number starts with one) is not read back as a space. */
-static void append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
+void dialer_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t need = *len + 3 * strlen(s) + 1;
@@ -194,12 +191,12 @@ char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id,
     int n = members(job, application_id, event, callee_type, nums, &params, m);
     size_t len = 0, cap = 0;
     char *buf = NULL;
-    append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
+    dialer_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
     for (int i = 0; i < n; i++) {
-        append(&buf, &len, &cap, i > 0 ? "&" : "", false);
-        append(&buf, &len, &cap, m[i].name, true);
-        append(&buf, &len, &cap, "=", false);
-        append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
+        dialer_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
+        dialer_form_append(&buf, &len, &cap, m[i].name, true);
+        dialer_form_append(&buf, &len, &cap, "=", false);
+        dialer_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
     }
     free(params);
     return buf;

@@ -8,6 +8,7 @@
  * still in Kafka and unfinished tries come due again when their lease ends.
  */
 #include "dialer_webhooks.h"
+#include "dialer_app.h"
 #include "ob_kafka.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -17,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -38,7 +40,7 @@ typedef struct {
     bool in_use;                 /* a transfer runs */
     char delivery_id[37];        /* what it delivers */
     char call_id[37];            /* for the logs */
-    char *body;                  /* the payload (owned) */
+    char *body;                  /* the payload as sent (owned) */
     int attempt;                 /* 1-based number of this try */
     int64_t created_ms;          /* when the delivery was created (unix ms) */
     int64_t started_ms;          /* when this try started (unix ms) */
@@ -105,6 +107,58 @@ void dialer_webhook_sign(const char *secret, const char *timestamp, const char *
         snprintf(out + 3 + 2 * i, 3, "%02x", md[i]);
 }
 
+/* One member of the form body: a scalar as name=value, an object's or an
+ * array's members under name[key] or name[index], as PHP's
+ * http_build_query() writes them and $_POST reads them back. */
+static void form_member(char **buf, size_t *len, size_t *cap, const char *name, const cJSON *v)
+{
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        int i = 0;
+        const cJSON *child;
+        cJSON_ArrayForEach(child, v)
+        {
+            char *sub = cJSON_IsArray(v) ? ob_xasprintf("%s[%d]", name, i++)
+                                         : ob_xasprintf("%s[%s]", name, child->string);
+            form_member(buf, len, cap, sub, child);
+            free(sub);
+        }
+        return;
+    }
+    char num[64] = "";
+    const char *text = num;
+    if (cJSON_IsString(v))
+        text = v->valuestring;
+    else if (cJSON_IsBool(v))
+        text = cJSON_IsTrue(v) ? "1" : "0";
+    else if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+             fabs(v->valuedouble) < 1e15)
+        snprintf(num, sizeof(num), "%lld", (long long)v->valuedouble);
+    else if (cJSON_IsNumber(v))
+        snprintf(num, sizeof(num), "%.17g", v->valuedouble);
+    /* null: sent empty, as Plum sends a time that was not given */
+    dialer_form_append(buf, len, cap, *len ? "&" : "", false);
+    dialer_form_append(buf, len, cap, name, true);
+    dialer_form_append(buf, len, cap, "=", false);
+    dialer_form_append(buf, len, cap, text, true);
+}
+
+char *dialer_webhook_form_body(const char *json)
+{
+    cJSON *o = cJSON_Parse(json);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (cJSON_IsObject(o)) {
+        dialer_form_append(&buf, &len, &cap, "", false); /* "" for an empty object */
+        const cJSON *m;
+        cJSON_ArrayForEach(m, o)
+        {
+            form_member(&buf, &len, &cap, m->string, m);
+        }
+    }
+    cJSON_Delete(o);
+    return buf;
+}
+
 int64_t dialer_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter)
 {
     int64_t wait = base_ms;
@@ -169,15 +223,22 @@ static void record_held(dialer_webhooks_t *ws)
 {
     /* The body is the call's details (as GET /api/v1/calls/{id} shows them)
      * with the event id first, built once so that every try sends it
-     * unchanged. A call that completed longer ago than the maximum age gets
-     * none: a new consumer group replaying old events sends nothing stale. */
+     * unchanged; a call queued through the Plum routes gets Plum's
+     * call_details instead (as GET /api/outbound/{id} shows them, from the
+     * same plum_call_details()), form-encoded when its deployment says so
+     * (plum_result_format, migration 026). A call that completed longer ago
+     * than the maximum age gets none: a new consumer group replaying old
+     * events sends nothing stale. */
     static const char SQL[] =
         "INSERT INTO webhook_deliveries (delivery_id, event_id, call_id, deployment_id,"
-        " account_id, url, body)"
+        " account_id, url, body, content_type)"
         " SELECT r.delivery_id, r.event_id, c.call_id, c.deployment_id, c.account_id,"
         " coalesce(nullif(c.result_url, ''), nullif(d.result_url, '')),"
-        " '{\"event_id\":' || to_json(r.event_id::text)::text || ','"
-        "  || substr(call_view(c.call_id)::text, 2)"
+        " CASE WHEN c.queued_via = 'plum' THEN plum_call_details(c.call_id)::text"
+        "  ELSE '{\"event_id\":' || to_json(r.event_id::text)::text || ','"
+        "  || substr(call_view(c.call_id)::text, 2) END,"
+        " CASE WHEN c.queued_via = 'plum' AND d.plum_result_format = 'form'"
+        "  THEN 'application/x-www-form-urlencoded' ELSE 'application/json' END"
         " FROM json_to_recordset($1::json) AS r(delivery_id uuid, event_id uuid, call_id uuid)"
         " JOIN calls c ON c.call_id = r.call_id"
         " JOIN deployments d ON d.deployment_id = c.deployment_id"
@@ -275,11 +336,17 @@ static void start_transfer(dialer_webhooks_t *ws, transfer_t *t, PGresult *res, 
 {
     const char *url = PQgetvalue(res, row, 2);
     const char *secret = PQgetvalue(res, row, 6);
+    bool form = strcmp(PQgetvalue(res, row, 8), "application/x-www-form-urlencoded") == 0;
     char ts[32], sig[DIALER_WEBHOOK_SIG_LEN], attempt[16];
 
     snprintf(t->delivery_id, sizeof(t->delivery_id), "%s", PQgetvalue(res, row, 0));
     snprintf(t->call_id, sizeof(t->call_id), "%s", PQgetvalue(res, row, 7));
-    t->body = ob_xstrdup(PQgetvalue(res, row, 3));
+    /* Stored as JSON; the form encoding of it is the same bytes every try. */
+    t->body = form ? dialer_webhook_form_body(PQgetvalue(res, row, 3)) : NULL;
+    if (!t->body) {
+        form = false;
+        t->body = ob_xstrdup(PQgetvalue(res, row, 3));
+    }
     t->attempt = atoi(PQgetvalue(res, row, 4));
     t->created_ms = strtoll(PQgetvalue(res, row, 5), NULL, 10);
     t->started_ms = ob_now_ms();
@@ -288,7 +355,8 @@ static void start_transfer(dialer_webhooks_t *ws, transfer_t *t, PGresult *res, 
     snprintf(attempt, sizeof(attempt), "%d", t->attempt);
     dialer_webhook_sign(secret, ts, t->body, strlen(t->body), sig);
 
-    t->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    t->headers = curl_slist_append(NULL, form ? "Content-Type: application/x-www-form-urlencoded"
+                                              : "Content-Type: application/json");
     t->headers = curl_slist_append(t->headers, "Expect:"); /* no 100-continue round trip */
     t->headers = add_header(t->headers, "X-Outbound-Event-Id", PQgetvalue(res, row, 1));
     t->headers = add_header(t->headers, "X-Outbound-Delivery-Id", t->delivery_id);
@@ -333,7 +401,8 @@ static void claim(dialer_webhooks_t *ws)
         " FROM due, deployments d"
         " WHERE w.delivery_id = due.delivery_id AND d.deployment_id = w.deployment_id"
         " RETURNING w.delivery_id, w.event_id, w.url, w.body, w.attempts + 1,"
-        " (extract(epoch FROM w.created_at) * 1000)::bigint, d.webhook_secret, w.call_id";
+        " (extract(epoch FROM w.created_at) * 1000)::bigint, d.webhook_secret, w.call_id,"
+        " w.content_type";
     int free_slots = ws->o.concurrency - ws->running;
     int want = free_slots < CLAIM_BATCH ? free_slots : CLAIM_BATCH;
     char limit[16], lease[16];

@@ -55,6 +55,15 @@ typedef struct dialer_webhooks dialer_webhooks_t;
 void dialer_webhook_sign(const char *secret, const char *timestamp, const char *body,
                          size_t body_len, char out[DIALER_WEBHOOK_SIG_LEN]);
 
+/* The form body of a JSON object (a Plum call_details), for receivers that
+ * read POST parameters: application/x-www-form-urlencoded, members in
+ * order, nested ones named with PHP's brackets (events[0][event]=queued,
+ * call_parameters[name]=Sam), numbers as written in JSON (integers without
+ * a fraction), true and false as 1 and 0, null as an empty value, names
+ * and values percent-encoded but for RFC 3986's unreserved characters.
+ * NULL when json is not an object. Pure; caller frees with free. */
+char *dialer_webhook_form_body(const char *json);
+
 /* The wait before try attempt + 1 after try `attempt` (1-based) failed:
  * base * 2^(attempt - 1), capped at max, then scaled by 0.5 + jitter / 2
  * ("equal jitter", jitter in [0, 1)), so waits still grow but receivers that

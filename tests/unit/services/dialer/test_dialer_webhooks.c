@@ -102,3 +102,42 @@ Test(webhooks, gives_up_after_the_maximum_age)
         tries++;
     cr_expect(tries >= 25 && tries <= 45, "%d tries in 24 h", tries);
 }
+
+/* Plum-queued calls' result_url bodies, form-encoded: what PHP's $_POST
+ * reads back into Plum's call_details (checked with PHP's parse_str rules:
+ * brackets nest, %20 and %2B decode to a space and a plus). */
+typedef struct {
+    const char *json; /* call_details */
+    const char *form; /* the body sent, or NULL: not an object */
+} form_case_t;
+
+static form_case_t forms[] = {
+    {"{\"status\":\"completed\",\"attempts\":1,\"events\":[{\"event\":\"queued\",\"timestamp\":"
+     "1475095892},{\"event\":\"dialing\",\"timestamp\":1475095893}]}",
+     "status=completed&attempts=1&events%5B0%5D%5Bevent%5D=queued&events%5B0%5D%5Btimestamp%5D="
+     "1475095892&events%5B1%5D%5Bevent%5D=dialing&events%5B1%5D%5Btimestamp%5D=1475095893"},
+    {"{\"phone_number\":\"+12125550100\",\"end_timestamp\":null,\"call_parameters\":{\"name\":"
+     "\"Sam O'Neil\",\"n\":1.5}}",
+     "phone_number=%2B12125550100&end_timestamp=&call_parameters%5Bname%5D=Sam%20O%27Neil&"
+     "call_parameters%5Bn%5D=1.5"},
+    {"{\"call_parameters\":{},\"ok\":true,\"no\":false}", "ok=1&no=0"},
+    {"{\"a b&c\":\"\xc3\xa9\"}", "a%20b%26c=%C3%A9"},
+    {"{}", ""},
+    {"[1]", NULL},
+    {"not json", NULL},
+};
+
+ParameterizedTestParameters(webhooks, plum_form_body_reads_back_as_call_details)
+{
+    return cr_make_param_array(form_case_t, forms, sizeof(forms) / sizeof(forms[0]));
+}
+
+ParameterizedTest(form_case_t *c, webhooks, plum_form_body_reads_back_as_call_details)
+{
+    char *body = dialer_webhook_form_body(c->json);
+    if (c->form)
+        cr_expect_str_eq(body, c->form, "%s", c->json);
+    else
+        cr_expect_null(body, "%s", c->json);
+    free(body);
+}
