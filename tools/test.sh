@@ -92,6 +92,10 @@ BUILD=${builds[0]} /usr/bin/python3 tools/check_deploy.py 2>&1 | tee -a "$log" |
 # The API against its OpenAPI document with generated requests (schemathesis).
 mark "api check"
 BUILD=${builds[0]} /usr/bin/python3 tools/check_api.py 2>&1 | tee -a "$log" || status=1
+# A client written from Plum's outbound documentation (tests/plum), end to
+# end through the Plum routes: codes, Link, errors, bulk_queue, result_url.
+mark "plum client"
+BUILD=${builds[0]} /usr/bin/python3 tests/plum/plum_client.py 2>&1 | tee -a "$log" || status=1
 
 if ((started_stack)); then
     deploy/local/stack.sh down || status=1
@@ -120,12 +124,13 @@ printf 'took: %s\n' "${timings[@]}"
 # Criterion prints "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C";
 # the schema check prints "schemas: P passed, F failed" (and the browser
 # tests "browser: P passed, F failed", the manifest check "k8s: ...", the
-# container checks "deploy: ...", the benchmark harness "bench-quick: ...", the
-# fuzz targets "fuzz: ...", the soak "soak: ..." with one per invariant).
+# container checks "deploy: ...", the Plum client "plum: ...", the benchmark
+# harness "bench-quick: ...", the fuzz targets "fuzz: ...", the soak
+# "soak: ..." with one per invariant).
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|detect\|bench-quick\|fuzz\|soak\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|plum\|detect\|bench-quick\|fuzz\|soak\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1
