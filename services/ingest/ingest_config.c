@@ -35,8 +35,9 @@ const ob_cfg_spec_t ingest_config_specs[] = {
      " (died); a retry takes the key over after that"},
     {"OB_INGEST_ACCEPTED_MAX_BYTES", OB_CFG_INT, "536870912", 1048576, 68719476736.0, NULL,
      CFG(accepted_max_bytes),
-     "memory for accepted calls the scheduler has not recorded yet, held to answer GET (about"
-     " 500 bytes a call); when full, GET of an unrecorded call answers 503 until it catches up"},
+     "memory for accepted calls the scheduler has not recorded yet, held to answer GET (each"
+     " call's message plus about 100 bytes; RSS grows about 800 bytes a call); when full, GET of"
+     " an unrecorded call answers 503 until the scheduler catches up"},
     {"OB_INGEST_ADMIN_KEY", OB_CFG_STRING, "", 0, 0, NULL, CFG(admin_key),
      "bootstrap key that may create accounts (at least 32 characters; empty: none)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
