@@ -37,7 +37,7 @@ struct ingest_accepted {
     rd_kafka_t *rk;              /* consumer: group.id is the scheduler's, never joined */
     rd_kafka_queue_t *queue;     /* its consumer queue */
     char *topic;                 /* call-requests, full name */
-    int nparts;                  /* the topic's partitions */
+    int nparts;                  /* the topic's partitions, set once before started */
     part_t *parts;               /* [nparts] */
     entry_t **slots;             /* open addressing by call_id, linear probing */
     size_t nslots;               /* power of two */
@@ -46,7 +46,7 @@ struct ingest_accepted {
     size_t max_bytes;            /* above this the thread stops reading */
     bool started;                /* assigned: parts[].next are meaningful */
     bool stop;                   /* asks the thread to end */
-    pthread_mutex_t mu;          /* guards everything above but rk, topic, nparts */
+    pthread_mutex_t mu;          /* guards everything above but rk and topic */
     pthread_cond_t moved;        /* broadcast when parts[].next advance */
     pthread_t thread;            /* the reader */
     ob_metric_t *lag, *held;     /* gauges kept by the thread */
@@ -191,10 +191,35 @@ static rd_kafka_topic_partition_list_t *committed(ingest_accepted_t *a, int time
     return l;
 }
 
-/* Assigns every partition from the first call the scheduler has not
- * recorded (its committed offset; the start of the log without one). */
+/* The number of partitions of topic, or 0. */
+static int partition_count(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    int n = 0;
+    if (t && rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+    return n;
+}
+
+/* Learns the partitions (a topic just created may not be known to the
+ * broker's metadata yet), then assigns every one from the first call the
+ * scheduler has not recorded (its committed offset; the start of the log
+ * without one). Only this thread writes nparts and parts, before started. */
 static bool assign(ingest_accepted_t *a)
 {
+    if (!a->nparts) {
+        int n = partition_count(a->rk, a->topic);
+        if (n <= 0)
+            return false;
+        a->parts = ob_xcalloc((size_t)n, sizeof(*a->parts));
+        a->nparts = n;
+    }
     rd_kafka_topic_partition_list_t *l = committed(a, 5000);
     if (!l)
         return false;
@@ -279,22 +304,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* The number of partitions of topic, or 0. */
-static int partition_count(rd_kafka_t *rk, const char *topic)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    int n = 0;
-    if (t && rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1 && !md->topics[0].err)
-        n = md->topics[0].partition_cnt;
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    if (t)
-        rd_kafka_topic_destroy(t);
-    return n;
-}
-
 ingest_accepted_t *ingest_accepted_start(const ob_base_config_t *cfg, const char *topic,
                                          const char *group_id, size_t max_bytes, ob_metric_t *lag,
                                          ob_metric_t *held, ob_err_t *err)
@@ -327,12 +336,6 @@ ingest_accepted_t *ingest_accepted_start(const ob_base_config_t *cfg, const char
     }
     conf = NULL;
     a->queue = rd_kafka_queue_get_consumer(a->rk);
-    a->nparts = partition_count(a->rk, topic);
-    if (a->nparts <= 0) {
-        ob_err_set(err, "kafka: no partitions of %s", topic);
-        goto fail;
-    }
-    a->parts = ob_xcalloc((size_t)a->nparts, sizeof(*a->parts));
     grow(a);
     if (pthread_create(&a->thread, NULL, run, a) != 0) {
         ob_err_set(err, "cannot start the accepted-calls reader: %s", strerror(errno));
@@ -406,23 +409,49 @@ static bool wait_read(ingest_accepted_t *a, const int64_t *hw, const struct time
     }
 }
 
+/* The deadline wait_ms from start, for pthread_cond_timedwait. */
+static struct timespec deadline_of(int64_t start, int wait_ms)
+{
+    struct timespec d;
+    int64_t left = wait_ms - (ob_mono_ms() - start);
+    clock_gettime(CLOCK_REALTIME, &d);
+    if (left < 0)
+        left = 0;
+    d.tv_sec += (time_t)(left / 1000);
+    d.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (d.tv_nsec >= 1000000000L) {
+        d.tv_sec++;
+        d.tv_nsec -= 1000000000L;
+    }
+    return d;
+}
+
 ingest_accepted_rc_t ingest_accepted_find(ingest_accepted_t *a, const char *call_id, int wait_ms,
                                           ob_call_request_t *out)
 {
     ingest_accepted_rc_t rc = INGEST_ACCEPTED_BEHIND;
-    int64_t *hw = ob_xcalloc((size_t)a->nparts, sizeof(*hw));
+    int64_t *hw = NULL;
     int64_t start = ob_mono_ms();
-    struct timespec deadline;
+    struct timespec deadline = deadline_of(start, wait_ms);
     ob_err_t err = {{0}};
     char *msg = NULL;
+    int n = 0;
 
     pthread_mutex_lock(&a->mu);
-    msg = lookup(a, call_id);
+    while (!a->started && pthread_cond_timedwait(&a->moved, &a->mu, &deadline) != ETIMEDOUT)
+        ;
+    bool started = a->started;
+    n = a->nparts;
+    if (started)
+        msg = lookup(a, call_id);
     pthread_mutex_unlock(&a->mu);
+    if (!started)
+        goto out;
     if (!msg) {
         /* What was acknowledged before now is below these marks. A topic
          * just created may not have a known leader yet: ask again. */
-        for (int i = 0; i < a->nparts; i++) {
+        hw = ob_xcalloc((size_t)n, sizeof(*hw));
+        for (int i = 0; i < n; i++) {
             int64_t lo = 0;
             for (;;) {
                 int left = wait_ms - (int)(ob_mono_ms() - start);
@@ -434,14 +463,6 @@ ingest_accepted_rc_t ingest_accepted_find(ingest_accepted_t *a, const char *call
                 struct timespec ts = {0, 20 * 1000 * 1000};
                 nanosleep(&ts, NULL);
             }
-        }
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        int64_t left = wait_ms - (ob_mono_ms() - start);
-        deadline.tv_sec += (time_t)(left / 1000);
-        deadline.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&a->mu);
         bool read = wait_read(a, hw, &deadline);
