@@ -57,7 +57,7 @@ static const struct {
 };
 
 #define PLUM_TIMES                                                                                 \
-    "unix seconds, an RFC 3339 time, or an English time such as \"now\", \"+3 days\", "          \
+    "unix seconds, an RFC 3339 time, or an English time such as \"now\", \"+3 days\", "            \
     "\"tomorrow 9am\" or \"oct 14th, 2011 11:05PM EST\""
 
 void ingest_plum_form_add(cJSON *form, const char *key, const char *data, uint64_t off, size_t size)
@@ -130,8 +130,8 @@ static void add_error(cJSON *errors, const char *field, const char *code, const 
 static void check_pci(const cJSON *f, const ingest_plum_opts_t *o, cJSON *errors)
 {
     const char *v = cJSON_IsString(f) ? f->valuestring : NULL;
-    bool one = (v && strcmp(v, "1") == 0) || cJSON_IsTrue(f) ||
-               (cJSON_IsNumber(f) && f->valuedouble == 1);
+    bool one =
+        (v && strcmp(v, "1") == 0) || cJSON_IsTrue(f) || (cJSON_IsNumber(f) && f->valuedouble == 1);
     bool zero = (v && (strcmp(v, "0") == 0 || !v[0])) || cJSON_IsFalse(f) ||
                 (cJSON_IsNumber(f) && f->valuedouble == 0);
     if (!one && !zero)
@@ -257,8 +257,8 @@ static void rename_errors(ob_pool_t *pool, cJSON *errors, const cJSON *form)
             cJSON_ReplaceItemInObject(
                 e, "field", cJSON_CreateString(plum_words(pool, field->valuestring, form)));
         if (cJSON_IsString(msg))
-            cJSON_ReplaceItemInObject(
-                e, "message", cJSON_CreateString(plum_words(pool, msg->valuestring, form)));
+            cJSON_ReplaceItemInObject(e, "message",
+                                      cJSON_CreateString(plum_words(pool, msg->valuestring, form)));
     }
 }
 
@@ -285,8 +285,8 @@ void ingest_plum_answer(ob_http_req_t *req)
     cJSON *p = cJSON_ParseWithLength(req->resp_body, req->resp_len);
     const cJSON *detail = cJSON_GetObjectItem(p, "detail");
     const cJSON *e;
-    char *msg = ob_pool_strdup(req->pool, cJSON_IsString(detail) ? detail->valuestring
-                                                                  : "the request failed");
+    char *msg = ob_pool_strdup(req->pool,
+                               cJSON_IsString(detail) ? detail->valuestring : "the request failed");
     const char *sep = ": ";
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(p, "errors"))
     {
@@ -465,8 +465,8 @@ cJSON *ingest_plum_stream_defaults(ob_http_req_t *req, const cJSON *form, const 
     }
     rename_errors(req->pool, errors, form);
     int n = cJSON_GetArraySize(errors);
-    ob_http_problem(req, 422, "validation_failed", errors,
-                    "%d invalid field(s) beside the file", n);
+    ob_http_problem(req, 422, "validation_failed", errors, "%d invalid field(s) beside the file",
+                    n);
     return NULL;
 }
 
@@ -486,7 +486,7 @@ struct ingest_plum_bulk {
     struct {
         size_t row;                       /* the file's row */
         char call_id[OB_UUID_STRLEN + 1]; /* its call */
-    } *ids;                               /* queued calls, up to INGEST_PLUM_LISTED_IDS */
+    } * ids;                              /* queued calls, up to INGEST_PLUM_LISTED_IDS */
     size_t nids;                          /* entries in ids */
     size_t queued;                        /* calls queued, listed or not */
 };
@@ -584,8 +584,7 @@ void ingest_plum_bulk_queued(ingest_plum_bulk_t *b, size_t row, const char *call
     b->nids++;
 }
 
-cJSON *ingest_plum_bulk_defaults(ob_http_req_t *req, ingest_plum_bulk_t *b,
-                                 const deployment_t *dep)
+cJSON *ingest_plum_bulk_defaults(ob_http_req_t *req, ingest_plum_bulk_t *b, const deployment_t *dep)
 {
     if (b->form_bytes > MAX_FORM_BYTES) {
         ob_http_problem(req, 413, "form_too_large", NULL,
@@ -656,8 +655,7 @@ void ingest_plum_bulk_answer(ob_http_req_t *req, ingest_plum_bulk_t *b, const cJ
         cJSON_AddItemToObject(o, "row", cJSON_Duplicate(cJSON_GetObjectItem(e, "row"), true));
         if (cJSON_IsString(field))
             cJSON_AddStringToObject(o, "field", field->valuestring);
-        cJSON_AddItemToObject(o, "error",
-                              cJSON_Duplicate(cJSON_GetObjectItem(e, "message"), true));
+        cJSON_AddItemToObject(o, "error", cJSON_Duplicate(cJSON_GetObjectItem(e, "message"), true));
         cJSON_AddItemToArray(errors, o);
     }
     ob_http_reply_json(req, status, ans);
@@ -685,10 +683,9 @@ void ingest_plum_cancel(ingest_call_t *c)
 
 /* The call as Plum's GET answers it: call_details from plum_call_details()
  * (migration 026), which a Plum-queued call's result_url receives too. */
-static const char PLUM_CALL_SQL[] =
-    "SELECT json_build_object('call_id', c.call_id,"
-    " 'call_details', plum_call_details(c.call_id))::text"
-    " FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
+static const char PLUM_CALL_SQL[] = "SELECT json_build_object('call_id', c.call_id,"
+                                    " 'call_details', plum_call_details(c.call_id))::text"
+                                    " FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
 
 void ingest_plum_get_call(ingest_call_t *c)
 {

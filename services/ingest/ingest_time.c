@@ -26,17 +26,16 @@ static const struct {
     int unit;         /* U_* */
     int times;        /* how many of the unit */
 } units[] = {
-    {"sec", U_SECOND, 1},    {"second", U_SECOND, 1}, {"min", U_MINUTE, 1},
-    {"minute", U_MINUTE, 1}, {"hour", U_HOUR, 1},     {"day", U_DAY, 1},
-    {"week", U_DAY, 7},      {"fortnight", U_DAY, 14}, {"month", U_MONTH, 1},
-    {"year", U_YEAR, 1},
+    {"sec", U_SECOND, 1},  {"second", U_SECOND, 1}, {"min", U_MINUTE, 1}, {"minute", U_MINUTE, 1},
+    {"hour", U_HOUR, 1},   {"day", U_DAY, 1},       {"week", U_DAY, 7},   {"fortnight", U_DAY, 14},
+    {"month", U_MONTH, 1}, {"year", U_YEAR, 1},
 };
 
 static const char *const weekdays[] = {"sunday",   "monday", "tuesday", "wednesday",
                                        "thursday", "friday", "saturday"};
-static const char *const months[] = {"january", "february", "march",     "april",
-                                     "may",     "june",     "july",      "august",
-                                     "september", "october", "november", "december"};
+static const char *const months[] = {"january",   "february", "march",    "april",
+                                     "may",       "june",     "july",     "august",
+                                     "september", "october",  "november", "december"};
 
 /* Zone abbreviations strtotime knows that North American and European
  * clients write, as seconds east of UTC. */
@@ -44,29 +43,27 @@ static const struct {
     const char *name;
     int offset_s;
 } zones[] = {
-    {"utc", 0},          {"gmt", 0},          {"z", 0},
-    {"est", -5 * 3600},  {"edt", -4 * 3600},  {"cst", -6 * 3600},
-    {"cdt", -5 * 3600},  {"mst", -7 * 3600},  {"mdt", -6 * 3600},
-    {"pst", -8 * 3600},  {"pdt", -7 * 3600},  {"akst", -9 * 3600},
-    {"akdt", -8 * 3600}, {"hst", -10 * 3600}, {"bst", 3600},
-    {"cet", 3600},       {"cest", 2 * 3600},  {"eet", 2 * 3600},
-    {"eest", 3 * 3600},
+    {"utc", 0},          {"gmt", 0},          {"z", 0},           {"est", -5 * 3600},
+    {"edt", -4 * 3600},  {"cst", -6 * 3600},  {"cdt", -5 * 3600}, {"mst", -7 * 3600},
+    {"mdt", -6 * 3600},  {"pst", -8 * 3600},  {"pdt", -7 * 3600}, {"akst", -9 * 3600},
+    {"akdt", -8 * 3600}, {"hst", -10 * 3600}, {"bst", 3600},      {"cet", 3600},
+    {"cest", 2 * 3600},  {"eet", 2 * 3600},   {"eest", 3 * 3600},
 };
 
 /* What an expression says, before it is applied to the present. */
 typedef struct {
-    bool date;          /* a calendar date was written */
-    int year, mon, day; /* it (mon 1-12); year 0: this year */
-    bool clock;         /* a time of day was written */
-    int hour, min, sec; /* it */
-    bool midnight;      /* a day word: the time of day is 00:00 unless written */
+    bool date;            /* a calendar date was written */
+    int year, mon, day;   /* it (mon 1-12); year 0: this year */
+    bool clock;           /* a time of day was written */
+    int hour, min, sec;   /* it */
+    bool midnight;        /* a day word: the time of day is 00:00 unless written */
     int64_t rel[U_COUNT]; /* relative amounts */
-    int wday;           /* a weekday (0 Sunday), or -1 */
-    int wday_dir;       /* 0 this or plain (today counts), 1 next, -1 last */
-    bool zone;          /* a zone was written */
-    int zone_s;         /* its offset east of UTC */
-    bool at;            /* "@<unix seconds>" */
-    int64_t at_s;       /* those seconds */
+    int wday;             /* a weekday (0 Sunday), or -1 */
+    int wday_dir;         /* 0 this or plain (today counts), 1 next, -1 last */
+    bool zone;            /* a zone was written */
+    int zone_s;           /* its offset east of UTC */
+    bool at;              /* "@<unix seconds>" */
+    int64_t at_s;         /* those seconds */
 } when_t;
 
 /* Lower-case letters (and dots, for "a.m.") of s into word; returns their
@@ -108,10 +105,10 @@ static int name_index(const char *word, const char *const *names, int n)
 {
     size_t len = strlen(word);
     for (int i = 0; i < n; i++) {
-        if (strcmp(word, names[i]) == 0 || (len >= 3 && strncmp(word, names[i], len) == 0 &&
-                                            (len == 3 || strcmp(word, "sept") == 0 ||
-                                             strcmp(word, "tues") == 0 || strcmp(word, "thur") == 0 ||
-                                             strcmp(word, "thurs") == 0)))
+        if (strcmp(word, names[i]) == 0 ||
+            (len >= 3 && strncmp(word, names[i], len) == 0 &&
+             (len == 3 || strcmp(word, "sept") == 0 || strcmp(word, "tues") == 0 ||
+              strcmp(word, "thur") == 0 || strcmp(word, "thurs") == 0)))
             return i;
     }
     return -1;
@@ -477,8 +474,8 @@ bool ingest_parse_natural_time(const char *s, int64_t now_ms, int64_t *unix_ms)
     tm.tm_mon += (int)w.rel[U_MONTH];
     /* Days, hours, minutes and seconds are added as time, so that the huge
      * amounts a typo makes cannot overflow struct tm's ints. */
-    int64_t extra_s = w.rel[U_DAY] * 86400 + w.rel[U_HOUR] * 3600 + w.rel[U_MINUTE] * 60 +
-                      w.rel[U_SECOND];
+    int64_t extra_s =
+        w.rel[U_DAY] * 86400 + w.rel[U_HOUR] * 3600 + w.rel[U_MINUTE] * 60 + w.rel[U_SECOND];
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return false; /* out of time_t's range, or 1969: refused below anyway */

@@ -87,8 +87,7 @@ Test(plum, a_plum_client_works_unchanged, .timeout = 180, .fini = teardown)
     cr_assert(h_stack_up(&s, 0, NULL));
     set_basic(t.email, t.api_key);
     snprintf(qpath, sizeof(qpath), "/api/apps/%s/%s/queue", t.application_id, t.deployment_id);
-    snprintf(bpath, sizeof(bpath), "/api/apps/%s/%s/bulk_queue", t.application_id,
-             t.deployment_id);
+    snprintf(bpath, sizeof(bpath), "/api/apps/%s/%s/bulk_queue", t.application_id, t.deployment_id);
 
     /* Queued: 200 and the call_id (the Link header is the Python client's). */
     h_resp_t r = plum("POST", qpath, "application/x-www-form-urlencoded",
@@ -208,8 +207,9 @@ Test(plum, a_plum_client_works_unchanged, .timeout = 180, .fini = teardown)
              "phone_number\n+12125550100\n\r\n--B0--\r\n");
     expect_error(&r, 400, (const char *const[]){"reattempt_wait", NULL});
     h_resp_free(&r);
-    r = plum("POST", bpath, "multipart/form-data; boundary=B0",
-             "--B0\r\nContent-Disposition: form-data; name=\"max_attempts\"\r\n\r\n2\r\n--B0--\r\n");
+    r = plum(
+        "POST", bpath, "multipart/form-data; boundary=B0",
+        "--B0\r\nContent-Disposition: form-data; name=\"max_attempts\"\r\n\r\n2\r\n--B0--\r\n");
     expect_error(&r, 400, (const char *const[]){"csv", NULL});
     h_resp_free(&r);
 

@@ -294,7 +294,8 @@ typedef struct {
 static answer_case_t answer_cases[] = {
     {422, "max_attempts", "max_attempts must be an integer from 1 to 10", 400,
      "the call has 1 invalid field(s): max_attempts must be an integer from 1 to 10"},
-    {422, "phone_number", "too short", 400, "the call has 1 invalid field(s): phone_number: too short"},
+    {422, "phone_number", "too short", 400,
+     "the call has 1 invalid field(s): phone_number: too short"},
     {409, NULL, NULL, 409, "the call has 1 invalid field(s)"},
     {401, NULL, NULL, 401, "the call has 1 invalid field(s)"},
 };
