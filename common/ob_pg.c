@@ -124,14 +124,23 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
         snprintf(version, sizeof(version), "%d", m->version);
         const char *params[] = {version, m->name, m->sql};
         if (m->version <= current) {
-            /* An applied migration must never change: refuse to run on a
-             * schema that differs from what this binary expects. */
+            /* An applied migration must never change, nor be missing below
+             * a later one (a database migrated by another branch's build):
+             * refuse to run on a schema that differs from what this binary
+             * expects rather than skip it without a word. */
             const char *check[] = {version, m->sql};
             rc = ob_pg_exec(conn,
-                            "SELECT name FROM schema_migrations WHERE version = $1"
-                            " AND checksum IS DISTINCT FROM md5($2)",
+                            "SELECT name, checksum IS DISTINCT FROM md5($2)"
+                            " FROM schema_migrations WHERE version = $1",
                             2, check, &res, err);
-            if (rc == OB_OK && PQntuples(res) > 0) {
+            if (rc == OB_OK && PQntuples(res) == 0) {
+                ob_err_set(err,
+                           "migration %s was never applied to this database, though later ones"
+                           " were (it was migrated by a build that did not have it); migrate it"
+                           " by hand or start from an empty database",
+                           m->name);
+                rc = OB_ERR;
+            } else if (rc == OB_OK && PQgetvalue(res, 0, 1)[0] == 't') {
                 ob_err_set(err,
                            "migration %s was applied with different contents than this build's %s;"
                            " migrations must not be edited once applied",

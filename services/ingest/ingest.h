@@ -13,19 +13,19 @@
 #include "ob_proto.h"
 
 typedef struct {
-    ob_base_config_t base;     /* shared settings (must be first) */
-    long long threads;         /* OB_INGEST_THREADS */
-    long long max_body;        /* OB_INGEST_MAX_BODY_BYTES */
-    long long conn_limit;      /* OB_INGEST_MAX_CONNECTIONS */
-    long long ack_timeout_ms;  /* OB_INGEST_ACK_TIMEOUT_MS */
-    long long pg_pool;         /* OB_INGEST_PG_POOL */
-    char *admin_key;           /* OB_INGEST_ADMIN_KEY: bootstrap key for /accounts, "" = off */
-    double key_rate;           /* OB_INGEST_KEY_RATE: requests/s per API key */
-    long long key_concurrency; /* OB_INGEST_KEY_CONCURRENCY: requests in progress per key */
-    long long max_pending;     /* OB_INGEST_MAX_PENDING: queued calls per deployment */
-    long long max_upload;      /* OB_INGEST_MAX_UPLOAD_BYTES: largest streamed body */
-    long long upload_lanes;    /* OB_INGEST_UPLOAD_LANES: threads validating one upload */
-    long long idem_lease_ms;   /* OB_INGEST_IDEMPOTENCY_LEASE_MS: an unrenewed claim's life */
+    ob_base_config_t base;        /* shared settings (must be first) */
+    long long threads;            /* OB_INGEST_THREADS */
+    long long max_body;           /* OB_INGEST_MAX_BODY_BYTES */
+    long long conn_limit;         /* OB_INGEST_MAX_CONNECTIONS */
+    long long ack_timeout_ms;     /* OB_INGEST_ACK_TIMEOUT_MS */
+    long long pg_pool;            /* OB_INGEST_PG_POOL */
+    char *admin_key;              /* OB_INGEST_ADMIN_KEY: bootstrap key for /accounts, "" = off */
+    double key_rate;              /* OB_INGEST_KEY_RATE: requests/s per API key */
+    long long key_concurrency;    /* OB_INGEST_KEY_CONCURRENCY: requests in progress per key */
+    long long max_pending;        /* OB_INGEST_MAX_PENDING: queued calls per deployment */
+    long long max_upload;         /* OB_INGEST_MAX_UPLOAD_BYTES: largest streamed body */
+    long long upload_lanes;       /* OB_INGEST_UPLOAD_LANES: threads validating one upload */
+    long long idem_lease_ms;      /* OB_INGEST_IDEMPOTENCY_LEASE_MS: an unrenewed claim's life */
     long long accepted_max_bytes; /* OB_INGEST_ACCEPTED_MAX_BYTES: unrecorded calls held for GET */
 } ingest_config_t;
 

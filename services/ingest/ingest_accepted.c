@@ -18,38 +18,38 @@
 
 /* One call read from the topic. */
 typedef struct entry {
-    struct entry *next;   /* the next in its partition, by offset */
-    int64_t offset;       /* its message's offset */
-    int64_t accepted_ms;  /* when ingest accepted it */
-    char call_id[37];     /* the hash key */
-    char *msg;            /* the call-request message as produced (malloc'd) */
-    size_t bytes;         /* what it costs, counted against max_bytes */
+    struct entry *next;  /* the next in its partition, by offset */
+    int64_t offset;      /* its message's offset */
+    int64_t accepted_ms; /* when ingest accepted it */
+    char call_id[37];    /* the hash key */
+    char *msg;           /* the call-request message as produced (malloc'd) */
+    size_t bytes;        /* what it costs, counted against max_bytes */
 } entry_t;
 
 /* One partition's calls held, oldest first, and how far it was read. */
 typedef struct {
-    entry_t *head;   /* oldest held */
-    entry_t *tail;   /* newest held */
-    int64_t next;    /* the next offset to read (all below were read) */
+    entry_t *head; /* oldest held */
+    entry_t *tail; /* newest held */
+    int64_t next;  /* the next offset to read (all below were read) */
 } part_t;
 
 struct ingest_accepted {
-    rd_kafka_t *rk;              /* consumer: group.id is the scheduler's, never joined */
-    rd_kafka_queue_t *queue;     /* its consumer queue */
-    char *topic;                 /* call-requests, full name */
-    int nparts;                  /* the topic's partitions, set once before started */
-    part_t *parts;               /* [nparts] */
-    entry_t **slots;             /* open addressing by call_id, linear probing */
-    size_t nslots;               /* power of two */
-    size_t count;                /* entries held */
-    size_t bytes;                /* their cost */
-    size_t max_bytes;            /* above this the thread stops reading */
-    bool started;                /* assigned: parts[].next are meaningful */
-    bool stop;                   /* asks the thread to end */
-    pthread_mutex_t mu;          /* guards everything above but rk and topic */
-    pthread_cond_t moved;        /* broadcast when parts[].next advance */
-    pthread_t thread;            /* the reader */
-    ob_metric_t *lag, *held;     /* gauges kept by the thread */
+    rd_kafka_t *rk;          /* consumer: group.id is the scheduler's, never joined */
+    rd_kafka_queue_t *queue; /* its consumer queue */
+    char *topic;             /* call-requests, full name */
+    int nparts;              /* the topic's partitions, set once before started */
+    part_t *parts;           /* [nparts] */
+    entry_t **slots;         /* open addressing by call_id, linear probing */
+    size_t nslots;           /* power of two */
+    size_t count;            /* entries held */
+    size_t bytes;            /* their cost */
+    size_t max_bytes;        /* above this the thread stops reading */
+    bool started;            /* assigned: parts[].next are meaningful */
+    bool stop;               /* asks the thread to end */
+    pthread_mutex_t mu;      /* guards everything above but rk and topic */
+    pthread_cond_t moved;    /* broadcast when parts[].next advance */
+    pthread_t thread;        /* the reader */
+    ob_metric_t *lag, *held; /* gauges kept by the thread */
 };
 
 static size_t hash(const char *call_id)
@@ -474,7 +474,7 @@ ingest_accepted_rc_t ingest_accepted_find(ingest_accepted_t *a, const char *call
         }
     }
     rc = ob_call_request_decode(msg, strlen(msg), out, &err) == OB_OK ? INGEST_ACCEPTED_FOUND
-                                                                       : INGEST_ACCEPTED_UNKNOWN;
+                                                                      : INGEST_ACCEPTED_UNKNOWN;
 out:
     free(msg);
     free(hw);

@@ -629,8 +629,7 @@ void ingest_cancel_call(ingest_call_t *c)
         return;
     }
     if (done_before && !cancelled_before) {
-        ob_http_problem(req, 409, "call_completed", NULL, "call %s has already completed",
-                        call_id);
+        ob_http_problem(req, 409, "call_completed", NULL, "call %s has already completed", call_id);
         return;
     }
     ingest_get_call(c); /* 200 with the cancelled call */

@@ -29,8 +29,7 @@ const ob_cfg_spec_t ingest_config_specs[] = {
      CFG(max_upload), "largest CSV upload or batch body (413 above)"},
     {"OB_INGEST_UPLOAD_LANES", OB_CFG_INT, "2", 1, 64, NULL, CFG(upload_lanes),
      "threads that validate the rows of one CSV upload (1: the request's own thread)"},
-    {"OB_INGEST_IDEMPOTENCY_LEASE_MS", OB_CFG_INT, "10000", 3000, 600000, NULL,
-     CFG(idem_lease_ms),
+    {"OB_INGEST_IDEMPOTENCY_LEASE_MS", OB_CFG_INT, "10000", 3000, 600000, NULL, CFG(idem_lease_ms),
      "how long an Idempotency-Key stays claimed by a request whose ingest stopped renewing it"
      " (died); a retry takes the key over after that"},
     {"OB_INGEST_ACCEPTED_MAX_BYTES", OB_CFG_INT, "536870912", 1048576, 68719476736.0, NULL,

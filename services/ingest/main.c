@@ -108,10 +108,9 @@ int main(void)
     PQfinish(boot);
     boot = NULL;
     char *scheduler_group = ob_xasprintf("%sscheduler", cfg.base.topic_prefix);
-    ctx.accepted = ingest_accepted_start(&cfg.base, ctx.topic_requests, scheduler_group,
-                                         (size_t)cfg.accepted_max_bytes,
-                                         &ctx.metrics[M_RECORDING_LAG], &ctx.metrics[M_UNRECORDED],
-                                         &err);
+    ctx.accepted = ingest_accepted_start(
+        &cfg.base, ctx.topic_requests, scheduler_group, (size_t)cfg.accepted_max_bytes,
+        &ctx.metrics[M_RECORDING_LAG], &ctx.metrics[M_UNRECORDED], &err);
     free(scheduler_group);
     if (!ctx.accepted) {
         OB_ERROR("main", "%s", err.msg);

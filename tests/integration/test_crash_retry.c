@@ -58,7 +58,8 @@ static size_t on_read(char *dst, size_t size, size_t n, void *arg)
                 break;
             char number[16];
             if (w->next == 0 && !w->batch) {
-                w->len = (size_t)snprintf(w->buf, sizeof(w->buf), "phone_number,message_reference\n");
+                w->len =
+                    (size_t)snprintf(w->buf, sizeof(w->buf), "phone_number,message_reference\n");
             } else {
                 size_t row = w->next - (w->batch ? 0 : 1);
                 if (w->batch && row == w->rows)
@@ -103,7 +104,8 @@ static void *send_body(void *arg)
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, auth);
     h = curl_slist_append(h, idem);
-    h = curl_slist_append(h, w->batch ? "Content-Type: application/x-ndjson" : "Content-Type: text/csv");
+    h = curl_slist_append(h, w->batch ? "Content-Type: application/x-ndjson"
+                                      : "Content-Type: text/csv");
     h = curl_slist_append(h, "Transfer-Encoding: chunked");
     h = curl_slist_append(h, "Expect:");
     CURL *c = curl_easy_init();
@@ -137,8 +139,12 @@ static long count(PGconn *pg, const char *sql)
 static void crash_and_retry(PGconn *pg, bool batch, size_t rows, size_t base, const char *key)
 {
     long before = count(pg, "SELECT count(*) FROM calls WHERE deployment_id = $1");
-    sender_t first = {.batch = batch, .rows = rows, .base = base, .pace_every = 2000,
-                      .port = s.ingest_port, .key = key};
+    sender_t first = {.batch = batch,
+                      .rows = rows,
+                      .base = base,
+                      .pace_every = 2000,
+                      .port = s.ingest_port,
+                      .key = key};
     pthread_t th;
     pthread_create(&th, NULL, send_body, &first);
     /* In the middle: a third of the body sent and some calls recorded. */

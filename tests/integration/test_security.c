@@ -224,13 +224,34 @@ static bool has_ids(const op_t *op)
 }
 
 /* status and problem code of op with credentials auth on ids. */
+/* What an answer says went wrong: the problem's code, or on the Plum routes
+ * (whose errors are Plum's {"error": text}) the text with the ids put back
+ * as placeholders, so that answers about different ids compare (malloc'd). */
+static char *what_went_wrong(const char *body, const ids_t *ids)
+{
+    char *code = body ? h_json_path(body, "code") : NULL;
+    char *text = code || !body ? NULL : h_json_path(body, "error");
+    if (code || !text)
+        return code;
+    const char *vals[] = {ids->app, ids->dep, ids->call, ids->upload, ids->key};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char *at;
+        while (vals[i] && vals[i][0] && (at = strstr(text, vals[i]))) {
+            size_t n = strlen(vals[i]);
+            memcpy(at, "{id}", 4);
+            memmove(at + 4, at + n, strlen(at + n) + 1);
+        }
+    }
+    return text;
+}
+
 static long try_op(const op_t *op, const char *auth, const ids_t *ids, char **code)
 {
     char *path = fill(op->path, ids);
     h_resp_t r = send_as(auth, op->method, path, op->ctype, op->body);
     long st = r.status;
     if (code)
-        *code = r.body ? h_json_path(r.body, "code") : NULL;
+        *code = what_went_wrong(r.body, ids);
     h_resp_free(&r);
     free(path);
     return st;
