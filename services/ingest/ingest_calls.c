@@ -351,17 +351,18 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
     cJSON *params = m->call_parameters ? cJSON_Parse(m->call_parameters) : NULL;
     cJSON_AddStringToObject(o, "call_id", m->call_id);
     if (plum) {
+        /* plum_call_details()'s members (migration 026), as far as known. */
         d = cJSON_AddObjectToObject(o, "call_details");
+        cJSON_AddStringToObject(d, "call_id", m->call_id);
         cJSON_AddStringToObject(d, "status", "queued");
     } else {
         cJSON_AddStringToObject(o, "deployment_id", m->deployment_id);
     }
     cJSON_AddStringToObject(d, "state", "queued");
-    if (!plum) {
+    if (!plum)
         cJSON_AddNullToObject(d, "status");
-        cJSON_AddNullToObject(d, "result");
-        cJSON_AddNullToObject(d, "reason");
-    }
+    cJSON_AddNullToObject(d, "result");
+    cJSON_AddNullToObject(d, "reason");
     cJSON_AddStringToObject(d, "phone_number", m->phone_number);
     if (!plum) {
         add_text(d, "caller_id", m->caller_id);
@@ -375,6 +376,7 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
                             (double)m->retry_interval_s);
     if (plum) {
         cJSON_AddNumberToObject(d, "queued_timestamp", (double)(m->accepted_at_ms / 1000));
+        cJSON_AddNullToObject(d, "last_attempt_timestamp");
         cJSON_AddNumberToObject(d, "start_timestamp", (double)(m->not_before_ms / 1000));
         if (m->expires_at_ms)
             cJSON_AddNumberToObject(d, "end_timestamp", (double)(m->expires_at_ms / 1000));

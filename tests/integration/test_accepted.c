@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,21 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
         h_expect_path(r.body, "deployment_id", t.deployment_id);
         h_resp_free(&r);
     }
+
+    /* Plum's status route too, with HTTP Basic (email and key). */
+    char creds[256], basic[400], path_plum[128];
+    unsigned char b64[340];
+    snprintf(creds, sizeof(creds), "%s:%s", t.email, t.api_key);
+    EVP_EncodeBlock(b64, (const unsigned char *)creds, (int)strlen(creds));
+    snprintf(basic, sizeof(basic), "Authorization: Basic %s", b64);
+    snprintf(path_plum, sizeof(path_plum), "/api/outbound/%s", id);
+    const char *plum_headers[] = {basic, NULL};
+    r = h_http(b->port, "GET", path_plum, plum_headers, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    h_expect_path(r.body, "call_details.status", "queued");
+    h_expect_path(r.body, "call_details.phone_number", "+12125550100");
+    h_expect_path(r.body, "recorded", "false");
+    h_resp_free(&r);
 
     /* Not another account's, and nothing for an id nobody accepted. */
     r = get(b->port, &other, id);
