@@ -291,8 +291,11 @@ static bool match(ob_http_req_t *req, const char *pattern, const char **params)
             if (ulen <= slen || strncmp(u + ulen - slen, suffix, slen) != 0 || np == 2)
                 return false;
             size_t vlen = ulen - slen;
-            if (slen == 0 && memchr(u, ':', vlen))
-                return false; /* "{id}:verb" must not match a plain "{}" */
+            /* "{id}:verb" must not match a plain "{}" at the end of a path,
+             * where a verb may follow; inside one ("{}/deliveries") a ':' is
+             * part of an id, which the handler refuses as unknown. */
+            if (slen == 0 && suffix[0] == '\0' && memchr(u, ':', vlen))
+                return false;
             params[np++] = ob_pool_strndup(req->pool, u, vlen);
             p = suffix + slen;
             u += ulen;
