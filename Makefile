@@ -53,6 +53,8 @@ TEST_LDFLAGS := -no-pie
 COMMON_SRC := $(wildcard common/*.c) $(wildcard proto/*.c)
 COMMON_CXX_SRC := $(wildcard common/*.cc)
 MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
+# The SQL functions, each defined once (common/sql; ob_pg_migrate).
+SQL_FUNCTIONS := $(sort $(wildcard common/sql/*.sql))
 GEN_SRC    := $(BUILD)/gen/ob_migrations.c
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
               $(patsubst %.cc,$(BUILD)/obj/%.o,$(COMMON_CXX_SRC)) $(BUILD)/obj/gen/ob_migrations.o \
@@ -88,9 +90,10 @@ all: $(BINS)
 deps:
 	@deploy/local/deps.sh
 
-$(GEN_SRC): tools/embed_migrations.sh $(MIGRATIONS)
+$(GEN_SRC): tools/embed_migrations.sh tools/check_sql.py $(MIGRATIONS) $(SQL_FUNCTIONS)
 	@mkdir -p $(dir $@)
-	tools/embed_migrations.sh $@ $(MIGRATIONS)
+	/usr/bin/python3 tools/check_sql.py
+	tools/embed_migrations.sh $@ $(MIGRATIONS) -- $(SQL_FUNCTIONS)
 
 $(BUILD)/obj/gen/ob_migrations.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)

@@ -94,6 +94,54 @@ ob_rc_t ob_pg_ensure(PGconn **conn, const char *dsn, ob_err_t *err)
     return ob_pg_connect(dsn, conn, err);
 }
 
+/* The SQL function files (common/sql) whose contents the database has not
+ * run yet, run in one transaction with their checksums recorded, so a
+ * function's definition has one source and starts cost nothing when none
+ * changed. Called under the migration lock, after the migrations, on which
+ * the functions depend. */
+static ob_rc_t apply_functions(PGconn *conn, ob_err_t *err)
+{
+    PGresult *res = NULL;
+    ob_rc_t rc = ob_pg_exec(conn,
+                            "CREATE TABLE IF NOT EXISTS schema_functions ("
+                            " name text PRIMARY KEY, checksum text NOT NULL,"
+                            " applied_at timestamptz NOT NULL DEFAULT now())",
+                            0, NULL, NULL, err);
+    if (rc != OB_OK || (rc = ob_pg_begin(conn, err)) != OB_OK)
+        return rc;
+    for (size_t i = 0; i < ob_sql_functions_count && rc == OB_OK; i++) {
+        const ob_migration_t *f = &ob_sql_functions[i];
+        const char *params[] = {f->name, f->sql};
+        rc = ob_pg_exec(conn,
+                        "SELECT 1 FROM schema_functions WHERE name = $1 AND checksum = md5($2)", 2,
+                        params, &res, err);
+        if (rc != OB_OK || PQntuples(res) > 0) {
+            PQclear(res);
+            continue;
+        }
+        PQclear(res);
+        /* PQexec (not PQexecParams): a file holds many statements. */
+        res = PQexec(conn, f->sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+            ob_err_set(err, "common/sql/%s: %s", f->name, PQresultErrorMessage(res));
+            rc = OB_ERR;
+        }
+        PQclear(res);
+        if (rc == OB_OK)
+            rc = ob_pg_exec(conn,
+                            "INSERT INTO schema_functions (name, checksum) VALUES ($1, md5($2))"
+                            " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
+                            " applied_at = now()",
+                            2, params, NULL, err);
+        if (rc == OB_OK)
+            OB_INFO("pg", "applied common/sql/%s", f->name);
+    }
+    if (rc == OB_OK)
+        return ob_pg_commit(conn, err);
+    ob_pg_rollback(conn);
+    return rc;
+}
+
 ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
 {
     PGresult *res = NULL;
@@ -178,7 +226,7 @@ ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err)
         OB_INFO("pg", "applied migration %s", m->name);
         count++;
     }
-    rc = OB_OK;
+    rc = apply_functions(conn, err);
 out:
     PQclear(res);
     PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")"));

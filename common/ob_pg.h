@@ -22,14 +22,20 @@ typedef struct {
 
 extern const ob_migration_t ob_migrations[];
 extern const size_t ob_migrations_count;
+/* The SQL functions (generated from the files in common/sql; version unused): each
+ * file is run again whenever its contents change. */
+extern const ob_migration_t ob_sql_functions[];
+extern const size_t ob_sql_functions_count;
 
 /* Connects (blocking); on failure *out is NULL and err says why. The caller
  * closes with PQfinish. */
 ob_rc_t ob_pg_connect(const char *dsn, PGconn **out, ob_err_t *err) OB_MUSTCHECK;
 
 /* Applies every migration newer than the database's version, each in its own
- * transaction, holding a session advisory lock so that concurrent services
- * do not race. Returns the number applied through *applied (may be NULL). */
+ * transaction, then every SQL function file whose contents differ from what
+ * the database last ran of it (all in one transaction), holding a session
+ * advisory lock so that concurrent services do not race. Returns the number
+ * of migrations applied through *applied (may be NULL). */
 ob_rc_t ob_pg_migrate(PGconn *conn, int *applied, ob_err_t *err) OB_MUSTCHECK;
 
 /* Runs a parameterised statement (text parameters, NULL for SQL NULL).
