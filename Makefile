@@ -332,9 +332,13 @@ bench-scheduler: deps all bench-tools
 bench-dialer: deps all bench-tools
 	@bench/dialer.sh
 
-# The fault-injection soak (issue 9) on its own stack: SOAK_SECONDS (1800) of
-# load while services, the broker, PostgreSQL and a webhook receiver are
-# killed and restarted, then every invariant checked; make test runs a short one.
+# The fault-injection soak (issues 9 and 19) on its own stack, as hard as
+# production: SOAK_SECONDS (1800) of load at SOAK_RATE (40) operations/s
+# (calls, batches, 100,000-row uploads, Plum routes, cancels at the moment of
+# dialing, retries with the same Idempotency-Key) while ingests (in the middle
+# of big uploads), schedulers, dialers, the broker, PostgreSQL and a webhook
+# receiver are killed and restarted every ~15 s, then every invariant checked
+# (tests/soak/soak.py, docs/reliability.md); make test runs a short one.
 .PHONY: soak
 soak: deps all
 	@nice /usr/bin/python3 tests/soak/soak.py

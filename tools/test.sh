@@ -39,9 +39,11 @@ fi
 rm -rf build/test-logs
 
 # The fault-injection soak (tests/soak), short, once, on a stack of its own
-# (it restarts its own Kafka and PostgreSQL, never the tests'): every kind of
-# fault once or more (it goes on past SOAK_SECONDS until each was done), then
-# it waits for the work to settle (retries are 60 s apart at least). It
+# (it restarts its own Kafka and PostgreSQL, never the tests'): the hard
+# profile of make soak at 15 operations/s with small uploads (5,000 rows),
+# every kind of fault once or more (it goes on past SOAK_SECONDS until each
+# was done), then it waits for the work to settle (retries are 60 s apart
+# at least). It
 # mostly waits, so it runs beside the first build's tests, niced; its output
 # is printed when it ended.
 soak_out=$(mktemp)
@@ -57,7 +59,9 @@ trap stop_soak EXIT
 (
     soak_start=$SECONDS
     BUILD=${builds[0]} SOAK_SECONDS=${SOAK_TEST_SECONDS:-60} \
-        SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-10} \
+        SOAK_FAULT_EVERY_S=${SOAK_TEST_FAULT_EVERY_S:-10} SOAK_RATE=${SOAK_TEST_RATE:-15} \
+        SOAK_BIG_ROWS=5000 SOAK_BIG_EVERY_S=30 SOAK_KILL_ROWS=3000 SOAK_KILL_SEND_S=4 \
+        SOAK_QUEUE_CANCEL_EVERY_S=15 SOAK_EXPIRES_S=60 SOAK_SETTLE_S=300 \
         nice /usr/bin/python3 tests/soak/soak.py >"$soak_out" 2>&1
     echo $? >"$soak_out.rc"
     echo "---- soak (beside the tests): $((SECONDS - soak_start)) s" >>"$soak_out"

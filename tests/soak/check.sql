@@ -2,13 +2,41 @@
 -- "name<TAB>count" row each; every count but accepted and final must be 0.
 WITH acc AS (SELECT s.call_id, s.deployment_id, c.state, c.result_url
              FROM soak_accepted s LEFT JOIN calls c USING (call_id)),
-dialed AS (SELECT a.* FROM attempts a JOIN soak_accepted s USING (call_id)
-           WHERE a.dialing_at IS NOT NULL),
-all_dialed AS (SELECT * FROM attempts WHERE dialing_at IS NOT NULL)
+all_dialed AS (SELECT * FROM attempts WHERE dialing_at IS NOT NULL),
+-- Per batch or upload: the calls carrying its reference, their distinct
+-- phone numbers (one per good row) and those not completed.
+per_request AS (SELECT b.ref, b.rows, b.queued, count(c.call_id) AS calls,
+                       count(DISTINCT c.phone_number) AS phones,
+                       count(c.call_id) FILTER (WHERE c.state <> 'completed') AS open
+                FROM soak_bulk b LEFT JOIN calls c ON c.message_reference = b.ref
+                GROUP BY b.ref, b.rows, b.queued),
+-- Every call known accepted, and when: a 202 that named it, or the final
+-- answer of the batch or upload whose row it is.
+known AS (SELECT call_id, deployment_id, answered_at FROM soak_accepted
+          UNION ALL SELECT c.call_id, c.deployment_id, b.answered_at FROM calls c
+              JOIN soak_bulk b ON b.ref = c.message_reference
+              WHERE NOT EXISTS (SELECT 1 FROM soak_accepted s WHERE s.call_id = c.call_id)),
+-- The dialed attempts of the calls known accepted.
+dialed AS (SELECT a.* FROM all_dialed a WHERE a.call_id IN (SELECT call_id FROM known))
 SELECT 'accepted', count(*) FROM soak_accepted
 UNION ALL SELECT 'final', count(*) FROM acc WHERE state = 'completed'
--- 1. Accepted and not completed (or not there at all) after the settle period.
-UNION ALL SELECT 'lost', count(*) FROM acc WHERE state IS DISTINCT FROM 'completed'
+-- 1. Accepted and not completed (or not there at all) after the settle
+-- period; the rows of batches and uploads as well.
+UNION ALL SELECT 'lost', (SELECT count(*) FROM acc WHERE state IS DISTINCT FROM 'completed')
+    + (SELECT coalesce(sum(open), 0) FROM per_request)
+-- 7. Accepted means visible: a read right after the 202, on either ingest,
+-- by either route, answered 404, named another call, or said unrecorded
+-- and not queued (503 recording_behind and no answer are retried, not counted).
+UNION ALL SELECT 'read-not-visible', count(*) FROM soak_reads
+    WHERE status = 404 OR status < 0 OR (status = 200 AND recorded = 'false' AND state <> 'queued')
+-- 7. Each row of a batch or upload queued exactly once, however many times
+-- it was retried (or cut off by a killed ingest): no more calls than good
+-- rows and no phone number twice, none missing, and the final answer
+-- counted every good row.
+UNION ALL SELECT 'rows-twice', coalesce(sum(greatest(calls - rows, 0) + (calls - phones)), 0)
+    FROM per_request
+UNION ALL SELECT 'rows-missing', coalesce(sum(greatest(rows - phones, 0)), 0) FROM per_request
+UNION ALL SELECT 'rows-answer-wrong', count(*) FROM per_request WHERE queued <> rows
 -- Refused (a definite 4xx/5xx answer) and queued all the same.
 UNION ALL SELECT 'refused-but-queued', count(*) FROM calls c
     JOIN soak_requests r ON r.ref = c.message_reference WHERE r.status >= 400
@@ -37,14 +65,20 @@ UNION ALL SELECT 'outside-window', count(*) FROM dialed a JOIN calls c USING (ca
        OR (EXISTS (SELECT 1 FROM soak_windows w WHERE w.deployment_id = a.deployment_id)
            AND NOT EXISTS (SELECT 1 FROM soak_windows w WHERE w.deployment_id = a.deployment_id
                            AND a.dialing_at >= w.open_from AND a.dialing_at < w.open_to))
--- 5. Dialed after a cancel of the call was answered 200 (sent, to be exact),
--- or released after a queue cancel's 202 that covered the call.
-UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM (
-    SELECT a.call_id FROM dialed a JOIN soak_cancels k USING (call_id)
-        WHERE a.dialing_at > k.sent_at
-    UNION ALL SELECT a.call_id FROM dialed a JOIN soak_accepted s USING (call_id)
-        JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
-        WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at) x
+-- 5. Dialed after a cancel of the call was answered 200 (sent, to be exact).
+UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM all_dialed a
+    JOIN soak_cancels k USING (call_id) WHERE k.status = 200 AND a.dialing_at > k.sent_at
+-- A cancel of a call being dialed (202): that attempt goes on, no other is
+-- dialed after the answer (no retry).
+UNION ALL SELECT 'dialed-after-cancel-dialing', count(DISTINCT call_id) FROM all_dialed a
+    JOIN soak_cancels k USING (call_id) WHERE k.status = 202 AND a.dialing_at > k.answered_at
+-- A queue cancel (native or Plum, 202) covers every call accepted before it
+-- was sent: none of them is released after its answer, nor dialed after it
+-- but the attempt already dialing then.
+UNION ALL SELECT 'dialed-after-queue-cancel', count(DISTINCT call_id) FROM all_dialed a
+    JOIN known s USING (call_id) JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
+    WHERE s.answered_at < q.sent_at
+      AND (a.released_at > q.answered_at OR a.dialing_at > q.answered_at)
 -- Released while its deployment was paused. released_at is the start of the
 -- scheduler's release pass, which may have begun before the pause was
 -- answered or chosen the deployment after the resume: 1 s of slack each side.

@@ -23,9 +23,30 @@ UPDATE attempts SET dialing_at = (SELECT min(w.open_to) + interval '10 s' FROM s
     WHERE (call_id, attempt) = (SELECT a.call_id, a.attempt FROM attempts a
         JOIN deployments d USING (deployment_id)
         WHERE d.name = 'd2' AND a.dialing_at IS NOT NULL LIMIT 1);
--- dialed-after-cancel: a cancel answered a second before a dialing.
-INSERT INTO soak_cancels SELECT a.call_id, a.dialing_at - interval '1 s', a.dialing_at
+-- dialed-after-cancel: a cancel answered 200 a second before a dialing.
+INSERT INTO soak_cancels SELECT a.call_id, 200, a.dialing_at - interval '1 s', a.dialing_at, ''
     FROM attempts a JOIN soak_accepted USING (call_id) WHERE a.dialing_at IS NOT NULL LIMIT 1;
+-- dialed-after-cancel-dialing: a cancel of the call being dialed answered
+-- 202 a second before another attempt dialed.
+INSERT INTO soak_cancels SELECT a.call_id, 202, a.dialing_at - interval '2 s',
+                                a.dialing_at - interval '1 s', 'dialing:1'
+    FROM attempts a WHERE a.dialing_at IS NOT NULL ORDER BY a.dialing_at DESC LIMIT 1;
+-- dialed-after-queue-cancel: a queue cancel answered just before a dialing
+-- of a call accepted before it.
+INSERT INTO soak_queue_cancels SELECT s.deployment_id, 'native', a.dialing_at - interval '10 ms',
+                                      a.dialing_at - interval '5 ms', ''
+    FROM attempts a JOIN soak_accepted s USING (call_id)
+    WHERE a.dialing_at IS NOT NULL AND s.answered_at < a.dialing_at - interval '20 ms' LIMIT 1;
+-- read-not-visible: a read right after a 202 answered 404.
+INSERT INTO soak_reads SELECT call_id, false, 'plum', 404, '', '', 3 FROM soak_accepted LIMIT 1;
+-- rows-twice and rows-missing: the first row's call of one batch or upload
+-- moved to another (which then has its phone number twice and a call more
+-- than rows, and the first one a row missing); rows-answer-wrong: an answer
+-- that counted a row too many.
+UPDATE calls SET message_reference = (SELECT max(ref) FROM soak_bulk WHERE rows > 0)
+    WHERE call_id = (SELECT c.call_id FROM calls c WHERE c.phone_number = '+12122000000'
+                     AND c.message_reference = (SELECT min(ref) FROM soak_bulk WHERE rows > 0));
+UPDATE soak_bulk SET queued = queued + 1 WHERE ref = (SELECT min(ref) FROM soak_bulk);
 -- released-while-paused: a pause around a release.
 INSERT INTO soak_pauses SELECT deployment_id, released_at - interval '5 s',
                                released_at + interval '5 s' FROM attempts LIMIT 1;

@@ -1,29 +1,43 @@
 #!/usr/bin/env python3
-"""Fault-injection soak (issue 9) on a stack of its own.
+"""Fault-injection soak (issues 9 and 19) on a stack of its own, as hard as
+production.
 
 Brings up Kafka and PostgreSQL (deploy/local, OB_LOCAL_PORT_BASE=SOAK_PORT_BASE,
-state in SOAK_STATE, wiped first), one ingest, two schedulers, two dialers
-and a webhook receiver; queues calls steadily across eight deployments
-(small capacities, short campaign windows, retries, expiry, cancels, pauses,
-a queue cancel) while, at random moments, it SIGKILLs and restarts ingest,
-a scheduler or a dialer, SIGTERMs ingest under load, restarts the broker
-(kept down for a while: ingest must answer 503 quickly and recover by
-itself), restarts PostgreSQL (schedulers and dialers must report not ready,
-then resume) and takes the webhook receiver down and up. Then it lets the
-work settle and checks the invariants of the design brief from Postgres,
-the whole call-events topic and the receiver's log (tests/soak/check.sql).
+state in SOAK_STATE, wiped first), two ingests, two schedulers, two dialers
+and a webhook receiver. The traffic (tests/soak/load.py) runs SOAK_RATE
+operations a second through both ingests: single calls (native and Plum
+form posts), calls:batch (JSON and NDJSON), CSV uploads (native and Plum
+bulk_queue; a big one of SOAK_BIG_ROWS rows every SOAK_BIG_EVERY_S),
+cancels of calls and of queues at the moment their calls are dialing,
+pauses and resumes; every call a 202 names is read back at once on both
+ingests; every request that failed or was cut off is retried with the same
+Idempotency-Key until answered. About every SOAK_FAULT_EVERY_S it SIGKILLs
+an ingest in the middle of a big upload or batch (SOAK_KILL_ROWS rows),
+SIGKILLs a scheduler or a dialer, SIGTERMs an ingest under load, restarts
+the broker (kept down for a while: ingest must answer 503 quickly and
+recover by itself), restarts PostgreSQL (schedulers and dialers must report
+not ready, then resume) and takes the webhook receiver down and up. Then it
+lets the work settle and checks the invariants of the design brief from
+Postgres, the whole call-events topic, the receiver's log and what the
+client saw (tests/soak/check.sql), after a self-test that injects a
+violation of each (tests/soak/inject.sql) and sees every counter move.
 
 Prints the counters line and `soak: N passed, M failed` (invariants), which
 tools/test.sh totals. Exits 1 on any failure. Everything it started is
-stopped at the end. Settings (environment): SOAK_SECONDS (load, default
-1800), SOAK_FAULT_EVERY_S (mean seconds between faults, 30), SOAK_RATE
-(requests/s, 3), SOAK_SETTLE_S (longest wait for the work to finish, 300),
-SOAK_SEED, SOAK_PORT_BASE (28000), SOAK_STATE (.local-soak), SOAK_TIME_SCALE
-(the sim's, 20), BUILD (build: the binaries of $BUILD/bin); SOAK_KEEP=1 leaves
+stopped at the end. Settings (environment), the hard profile by default:
+SOAK_SECONDS (load, 1800), SOAK_FAULT_EVERY_S (mean seconds between faults,
+15), SOAK_RATE (operations/s, 40), SOAK_BIG_ROWS (100000), SOAK_BIG_EVERY_S
+(360; 0: none), SOAK_KILL_ROWS (rows of the request an ingest is killed in,
+20000), SOAK_KILL_SEND_S (seconds it takes to send, 8), SOAK_QUEUE_CANCEL_EVERY_S
+(30), SOAK_EXPIRES_S (the rows of batches and uploads expire within, 180),
+SOAK_SETTLE_S (longest wait for the work to finish, 600), SOAK_SEED,
+SOAK_PORT_BASE (28000), SOAK_STATE (.local-soak), SOAK_TIME_SCALE (the
+sim's, 20), BUILD (build: the binaries of $BUILD/bin); SOAK_KEEP=1 leaves
 Kafka and PostgreSQL up to look at (stop them with OB_LOCAL_PORT_BASE=28000
 OB_LOCAL_STATE=.local-soak deploy/local/stack.sh down).
 """
 import csv
+import faulthandler
 import http.client
 import json
 import math
@@ -37,6 +51,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import load
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "tests", "soak")
 LOCAL = os.path.join(ROOT, "deploy", "local")
@@ -47,9 +63,18 @@ def env_num(name, default):
 
 
 SECONDS = env_num("SOAK_SECONDS", 1800)
-FAULT_EVERY = env_num("SOAK_FAULT_EVERY_S", 30)
-RATE = env_num("SOAK_RATE", 3)
-SETTLE = env_num("SOAK_SETTLE_S", 300)
+FAULT_EVERY = env_num("SOAK_FAULT_EVERY_S", 15)
+RATE = env_num("SOAK_RATE", 40)
+SETTLE = env_num("SOAK_SETTLE_S", 600)
+BIG_ROWS = int(env_num("SOAK_BIG_ROWS", 100000))
+BIG_EVERY = env_num("SOAK_BIG_EVERY_S", 360)
+KILL_ROWS = int(env_num("SOAK_KILL_ROWS", 20000))
+KILL_SEND_S = env_num("SOAK_KILL_SEND_S", 8)
+QUEUE_CANCEL_EVERY = env_num("SOAK_QUEUE_CANCEL_EVERY_S", 30)
+EXPIRES = int(env_num("SOAK_EXPIRES_S", 180))  # rows of batches and uploads expire within
+# Deployments get this many times the capacities below, so that the dialing
+# keeps up with the rate (the campaign windows and caps stay as sharp).
+CAPACITY_SCALE = max(1, round(RATE / 20))
 SEED = int(os.environ.get("SOAK_SEED", int(time.time())))
 BASE = int(os.environ.get("SOAK_PORT_BASE", 28000))
 STATE = os.path.abspath(os.environ.get("SOAK_STATE", os.path.join(ROOT, ".local-soak")))
@@ -67,12 +92,13 @@ FAULTS = ["kill-ingest", "kill-scheduler", "kill-dialer", "sigterm-ingest",
 KAFKA = f"127.0.0.1:{BASE + 92}"
 DSN = f"postgresql://outbound@127.0.0.1:{BASE + 432}/outbound"
 API_PORT = BASE + 80
+API_PORTS = [API_PORT, BASE + 85]  # ingest-1, ingest-2
+INGESTS = ["ingest-1", "ingest-2"]
 RECEIVER_PORT = BASE + 70
 WORK = os.path.join(STATE, "soak")
 LOGS = os.path.join(STATE, "logs")
 rng = random.Random(SEED)
 lock = threading.Lock()
-stop_load = threading.Event()
 
 
 def log(msg):
@@ -118,6 +144,7 @@ class Proc:
     def __init__(self, name, argv, port, env):
         self.name, self.argv, self.port, self.env = name, argv, port, env
         self.p = None
+        self.mu = threading.Lock()  # held by whoever kills and restarts it
 
     def start(self):
         out = open(os.path.join(LOGS, f"{self.name}.log"), "ab")
@@ -140,6 +167,13 @@ class Proc:
 
     def ready(self):
         return http_get(self.port, "/readyz" if self.name != "receiver" else "/") == 200
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.p.pid}/status") as f:
+                return next(int(x.split()[1]) // 1024 for x in f if x.startswith("VmHWM"))
+        except (OSError, StopIteration, AttributeError):
+            return 0
 
     def wait_ready(self, timeout=90):
         deadline = time.time() + timeout
@@ -181,7 +215,8 @@ procs = {}
 
 
 def start_all():
-    procs["ingest"] = service("ingest", "ingest", API_PORT)
+    for name, port in zip(INGESTS, API_PORTS):
+        procs[name] = service(name, "ingest", port)
     procs["scheduler-1"] = service("scheduler-1", "scheduler", BASE + 81)
     procs["scheduler-2"] = service("scheduler-2", "scheduler", BASE + 84)
     procs["dialer-1"] = service("dialer-1", "dialer", BASE + 82)
@@ -197,11 +232,11 @@ def start_all():
 
 # ------------------------------------------------------------ the API
 
-def api(method, path, body=None, key=None, timeout=30):
+def api(method, path, body=None, key=None, timeout=30, port=API_PORT):
     """Returns (status, parsed body or None, seconds taken); status 0 if no answer."""
     t0 = time.time()
     try:
-        c = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=timeout)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         hdrs = {"Authorization": f"Bearer {key or KEY}"}
         data = None
         if body is not None:
@@ -225,7 +260,13 @@ KEY = None
 DEPLOYMENTS = [("d0", 1, None, True), ("d1", 2, None, True), ("d2", 3, (2, 1), True),
                ("d3", 5, None, True), ("d4", 2, (1, 1), False), ("d5", 4, None, True),
                ("d6", 1, (1, 2), True), ("d7", 3, None, False)]
+# The batches, uploads and part of the single calls go to one more, "bulk":
+# no window, no result_url, every row with an expiry a few minutes out, so
+# that what it cannot dial ends as expired.
+BULK_CAPACITY = 30
 deps = []  # dicts: id, name, capacity, window
+bulk = {}  # the same for "bulk"
+tenant = {}  # email, app_id
 windows = []  # (deployment_id, open from, open to) in Unix seconds
 
 
@@ -256,14 +297,17 @@ def window_json(pattern, t0, until):
 
 def create_tenant():
     global KEY
-    st, acct, _ = api("POST", "/api/v1/accounts",
-                      {"email": f"soak-{SEED}@example.com", "name": "soak"}, key=ADMIN_KEY)
+    email = f"soak-{SEED}@example.com"
+    st, acct, _ = api("POST", "/api/v1/accounts", {"email": email, "name": "soak"}, key=ADMIN_KEY)
     assert st == 201, f"create account: {st} {acct}"
     KEY = acct["api_key"]["key"]
     st, app, _ = api("POST", "/api/v1/applications", {"name": "soak"})
     assert st == 201, f"create application: {st} {app}"
+    tenant.update(email=email, app_id=app["application_id"])
     t0 = time.time()
-    for name, cap, pattern, hook in DEPLOYMENTS:
+    for name, cap, pattern, hook in DEPLOYMENTS + [("bulk", BULK_CAPACITY, None, False)]:
+        # d0 keeps capacity 1 (the self-test's over-capacity case is built on it).
+        cap = cap if name == "d0" else cap * CAPACITY_SCALE
         body = {"name": name, "capacity": cap, "max_attempts": 1, "retry_interval_s": 60}
         if hook:
             body["result_url"] = f"http://127.0.0.1:{RECEIVER_PORT}/hook/{name}"
@@ -274,121 +318,17 @@ def create_tenant():
         assert st == 201, f"create deployment {name}: {st} {d}"
         # Calls go to each in proportion to the capacity it has open.
         weight = cap * (pattern[0] / sum(pattern) if pattern else 1)
-        deps.append({"id": d["deployment_id"], "name": name, "capacity": cap, "weight": weight})
+        dep = {"id": d["deployment_id"], "name": name, "capacity": cap, "weight": weight}
+        if name == "bulk":
+            bulk.update(dep)
+        else:
+            deps.append(dep)
         windows.extend((d["deployment_id"], a, b) for a, b in spans)
 
 
 # ------------------------------------------------------------ load
 
-accepted = []  # (call_id, deployment_id, answered at)
-cancels = []  # (call_id, sent at, answered at) of 200 answers
-queue_cancels = []  # (deployment_id, sent at, answered at) of 202 answers
-pauses = []  # (deployment_id, paused at (answer), resume sent at)
-answers = []  # (sent at, seconds, status, message_reference) of every queueing request
-recent = []  # call ids to cancel
-NUMBERS = ["+12125550100"] * 5 + ["+12125550110", "+12125550120", "+12125550130",
-                                  "+12125550140", "+12125550150", "+12125550160",
-                                  "+12125550170", "+14155550123", "+13125550199"]
-
-
-def one_call(r, ref):
-    c = {"phone_number": r.choice(NUMBERS), "message_reference": ref}
-    x = r.random()
-    if x < 0.3:
-        c.update(max_attempts=2, retry_interval_s=60)
-    elif x < 0.4:
-        c["expires_at"] = int(time.time()) + r.randint(5, 120)
-    elif x < 0.5:
-        c["not_before"] = int(time.time()) + r.randint(2, 30)
-    if r.random() < 0.05:
-        c["result_url"] = f"http://127.0.0.1:{RECEIVER_PORT}/hook/call"
-    return c
-
-
-def queue(r, d, ref, batch=True):
-    n = 1 if r.random() < 0.8 or not batch else r.randint(2, 10)
-    t = time.time()
-    if n == 1:
-        st, body, took = api("POST", f"/api/v1/deployments/{d['id']}/calls", one_call(r, ref))
-        ids = [body["call_id"]] if st == 202 and body else []
-    else:
-        st, body, took = api("POST", f"/api/v1/deployments/{d['id']}/calls:batch",
-                             [one_call(r, ref) for _ in range(n)])
-        ids = [x["call_id"] for x in (body or {}).get("results", [])
-               if "call_id" in x] if 200 <= st < 300 else []
-    done = time.time()
-    with lock:
-        # A batch answered 503 may have queued some of its rows (it says so).
-        answers.append((t, took, st, ref if n == 1 else None))
-        accepted.extend((i, d["id"], done) for i in ids)
-        recent.extend(ids)
-        del recent[:-200]
-
-
-def cancel_call(r):
-    with lock:
-        if not recent:
-            return
-        cid = r.choice(recent)
-    t = time.time()
-    st, _, _ = api("POST", f"/api/v1/calls/{cid}:cancel")
-    if st == 200:
-        with lock:
-            cancels.append((cid, t, time.time()))
-
-
-paused = set()  # deployments a worker has paused: one pause at a time each
-
-
-def pause_resume(r, d):
-    with lock:
-        if d["id"] in paused:
-            return
-        paused.add(d["id"])
-    try:
-        pause_resume_once(r, d)
-    finally:
-        with lock:
-            paused.discard(d["id"])
-
-
-def pause_resume_once(r, d):
-    st, _, _ = api("POST", f"/api/v1/deployments/{d['id']}:pause")
-    if st // 100 != 2:
-        return
-    paused_at = time.time()
-    time.sleep(r.uniform(2, 8))
-    resume_sent = time.time()
-    while not (api("POST", f"/api/v1/deployments/{d['id']}:resume")[0] // 100 == 2):
-        time.sleep(1)  # must not stay paused (ingest or Postgres may be down)
-    with lock:
-        pauses.append((d["id"], paused_at, resume_sent))
-
-
-def cancel_queue(d):
-    t = time.time()
-    st, _, _ = api("POST", f"/api/v1/deployments/{d['id']}:cancel")
-    if st == 202:
-        with lock:
-            queue_cancels.append((d["id"], t, time.time()))
-
-
-def load_worker(n, workers):
-    r = random.Random(SEED * 100 + n)
-    sent = 0
-    while not stop_load.is_set():
-        time.sleep(r.expovariate(RATE / workers))
-        d = r.choices(deps, weights=[x["weight"] for x in deps])[0]
-        x = r.random()
-        if x < 0.86:
-            sent += 1
-            queue(r, d, f"soak-{n}-{sent}")
-        elif x < 0.96:
-            cancel_call(r)
-        elif x < 0.995:
-            pause_resume(r, d)
-        else:
-            cancel_queue(d)
+traffic = None  # load.Traffic, once the tenant exists
 
 
 # ------------------------------------------------------------ faults
@@ -404,27 +344,113 @@ def note_check(name, ok, detail):
             checks[name] = (ok, detail)
 
 
+killed = []  # refs of the requests an ingest was killed in the middle of
+
+
+def restart(p, how):
+    """After a kill (p.mu held): starts it again and waits until ready."""
+    time.sleep(rng.uniform(0, 3))
+    p.start()
+    ok = p.wait_ready()
+    note_check("restart-ready", ok, f"{p.name} ready after {how}: {ok}")
+
+
+LIVENESS_S = 60  # longer than any outage the faults cause
+live_stop = threading.Event()
+
+
+def save_stacks(p):
+    """Every thread's stack of a wedged service (gdb), for the report."""
+    path = os.path.join(LOGS, f"{p.name}-stacks-{int(time.time())}.txt")
+    with open(path, "w") as f:
+        subprocess.run(["gdb", "-p", str(p.p.pid), "-batch", "-ex", "thread apply all bt"],
+                       stdout=f, stderr=subprocess.DEVNULL, timeout=120, check=False)
+    return path
+
+
+def liveness():
+    """As an orchestrator's liveness probe would: a service alive and not
+    ready for LIVENESS_S on end fails the check stays-live; its stacks are
+    saved, then it is killed and started again so that the soak goes on."""
+    since = {}
+    while not live_stop.wait(5):
+        for name, p in list(procs.items()):
+            if name == "receiver" or not p.mu.acquire(blocking=False):
+                continue
+            try:
+                if not p.alive() or p.ready():
+                    since.pop(name, None)
+                    continue
+                t0 = since.setdefault(name, time.time())
+                if time.time() - t0 < LIVENESS_S:
+                    continue
+                stacks = save_stacks(p)
+                note_check("stays-live", False, f"{name} (pid {p.p.pid}) alive and not ready from"
+                           f" {ts(t0)} for {LIVENESS_S}s: stacks in {stacks}; killed, restarted")
+                log(f"{name} stopped answering ready; stacks in {stacks}")
+                p.signal(signal.SIGKILL)
+                restart(p, "a liveness kill")
+                since.pop(name, None)
+            finally:
+                p.mu.release()
+
+
+def kill_mid_request(r):
+    """SIGKILLs an ingest while a big upload or batch to it is a third or
+    more sent; the traffic retries it with its key until answered."""
+    p = procs[r.choice(INGESTS)]
+    with p.mu:
+        return kill_proc_mid_request(p)
+
+
+def kill_proc_mid_request(p):
+    r = rng
+    started = threading.Event()
+    threading.Thread(target=traffic.kill_request, args=(p.port, started), daemon=True).start()
+    if not started.wait(120):
+        raise RuntimeError("the request to cut off was not a third sent in 120 s")
+    time.sleep(r.uniform(0, 1.5))
+    with traffic.lock:
+        cut = [(ref, f) for ref, f in traffic.in_flight.items() if f[0] == p.port]
+    p.signal(signal.SIGKILL)
+    killed.extend(ref for ref, _ in cut)
+    restart(p, "SIGKILL")
+    return f"{p.name} with " + ", ".join(f"{ref} {f[1]}/{f[2]} rows sent" for ref, f in cut)
+
+
+def probe(port, ref, sent_after=None):
+    """One single call outside the traffic, recorded like the traffic's."""
+    t = time.time()
+    st, body, took = api("POST", f"/api/v1/deployments/{deps[3]['id']}/calls",
+                         {"phone_number": "+12125550100", "message_reference": ref}, port=port)
+    with traffic.lock:
+        traffic.answers.append((t, took, st, True, port))
+        traffic.requests[ref] = st
+        if st == 202 and body:
+            traffic.accepted.append((body["call_id"], deps[3]["id"], time.time()))
+    return st
+
+
 def fault(kind):
     r = rng
-    if kind in ("kill-ingest", "kill-scheduler", "kill-dialer"):
-        name = {"kill-ingest": "ingest", "kill-scheduler": r.choice(["scheduler-1", "scheduler-2"]),
-                "kill-dialer": r.choice(["dialer-1", "dialer-2"])}[kind]
-        p = procs[name]
-        p.signal(signal.SIGKILL)
-        time.sleep(r.uniform(0, 3))
-        p.start()
-        ok = p.wait_ready()
-        note_check("restart-ready", ok, f"{name} ready after SIGKILL: {ok}")
-        return name
-    if kind == "sigterm-ingest":
-        p = procs["ingest"]
-        rc = p.signal(signal.SIGTERM, timeout=40)
-        note_check("sigterm-drain", rc == 0, f"ingest exit {rc} on SIGTERM under load")
-        if rc is None:
+    if kind == "kill-ingest":
+        return kill_mid_request(r)
+    if kind in ("kill-scheduler", "kill-dialer"):
+        p = procs[r.choice(["scheduler-1", "scheduler-2"] if kind == "kill-scheduler"
+                           else ["dialer-1", "dialer-2"])]
+        with p.mu:
             p.signal(signal.SIGKILL)
-        p.start()
-        note_check("restart-ready", p.wait_ready(), "ingest ready after SIGTERM")
-        return f"exit {rc}"
+            restart(p, "SIGKILL")
+        return p.name
+    if kind == "sigterm-ingest":
+        p = procs[r.choice(INGESTS)]
+        with p.mu:
+            rc = p.signal(signal.SIGTERM, timeout=40)
+            note_check("sigterm-drain", rc == 0, f"{p.name} exit {rc} on SIGTERM under load")
+            if rc is None:
+                p.signal(signal.SIGKILL)
+            restart(p, "SIGTERM")
+        return f"{p.name} exit {rc}"
     if kind == "restart-kafka":
         local("kafka.sh", "stop")
         down_at = time.time()
@@ -432,19 +458,21 @@ def fault(kind):
         n = 0
         while time.time() < down_at + outage:  # probes besides the load
             n += 1
-            queue(r, deps[3], f"probe-{int(down_at)}-{n}", batch=False)
+            probe(API_PORTS[n % 2], f"probe-{int(down_at)}-{n}")
             time.sleep(0.2)
         up_from = time.time()
         local("kafka.sh", "start")
         up_at = time.time()
-        with lock:
-            during = [a for a in answers if a[0] >= down_at and a[0] < up_from]
+        with traffic.lock:
+            during = [a for a in traffic.answers if a[0] >= down_at and a[0] < up_from]
         # A batch sent before ingest noticed waits for its rows' messages to
-        # time out (the bulk producer's 30 s): only single calls are bounded.
+        # time out (the bulk producer's 30 s), and may be acknowledged once
+        # the broker is back: only single calls are bounded.
         took = max((a[1] for a in during if a[3]), default=0)
         # Once ingest's once-a-second check has seen the broker gone: at once.
-        late = max((a[1] for a in during if a[0] >= down_at + NOTICE_S), default=0)
-        accepted_down = sum(1 for a in during if 200 <= a[2] < 300)
+        after_notice = [a for a in during if a[0] >= down_at + NOTICE_S]
+        late = max((a[1] for a in after_notice), default=0)
+        accepted_down = sum(1 for a in during if 200 <= a[2] < 300 and (a[3] or a in after_notice))
         refused = sum(1 for a in during if a[2] == 503)
         note_check("broker-down-refuses", accepted_down == 0 and refused > 0 and took <= REFUSE_WITHIN_S
                    and late <= 1, f"broker down: {refused} of {len(during)} answers 503,"
@@ -452,16 +480,11 @@ def fault(kind):
                    f" slowest {NOTICE_S}s after the stop {late:.2f}s (limit 1s)")
         ok = False
         while time.time() < up_at + 60 and not ok:
-            st, body, _ = api("POST", f"/api/v1/deployments/{deps[3]['id']}/calls",
-                              {"phone_number": "+12125550100"})
-            if st == 202:
-                with lock:
-                    accepted.append((body["call_id"], deps[3]["id"], time.time()))
-                ok = True
-            else:
+            ok = all(probe(port, f"probe-up-{int(up_at)}-{port}") == 202 for port in API_PORTS)
+            if not ok:
                 time.sleep(0.5)
-        note_check("broker-recovers", ok, f"202 again {time.time() - up_at:.1f}s after the broker"
-                   f" was back: {ok}")
+        note_check("broker-recovers", ok, f"202 again on both ingests {time.time() - up_at:.1f}s"
+                   f" after the broker was back: {ok}")
         return f"down {up_from - down_at:.1f}s, answers {len(during)}"
     if kind == "restart-postgres":
         local("postgres.sh", "stop")
@@ -523,8 +546,11 @@ def ts(x):
 
 
 def unsettled():
-    return psql("SELECT (SELECT count(*) FROM soak_accepted s LEFT JOIN calls c USING (call_id)"
-                " WHERE c.state IS DISTINCT FROM 'completed'),"
+    """Calls not finished (accepted and not recorded, or recorded and not
+    completed), webhooks pending, events not published."""
+    return psql("SELECT (SELECT count(*) FROM soak_accepted s WHERE NOT EXISTS"
+                " (SELECT 1 FROM calls c WHERE c.call_id = s.call_id))"
+                " + (SELECT count(*) FROM calls WHERE state <> 'completed'),"
                 " (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),"
                 " (SELECT count(*) FROM call_events_outbox)").split()
 
@@ -560,13 +586,22 @@ def read_hooks():
 def check():
     """Loads what the driver saw into soak_* tables and runs check.sql."""
     psql(open(os.path.join(HERE, "tables.sql")).read())
+    t = traffic
+    seen = {}
+    for c, d, at in t.accepted:  # a call named twice (a replayed 202) counts from the first
+        seen.setdefault(c, (c, d, ts(at)))
     loads = {
-        "soak_accepted": [(c, d, ts(t)) for c, d, t in accepted],
-        "soak_cancels": [(c, ts(a), ts(b)) for c, a, b in cancels],
-        "soak_queue_cancels": [(d, ts(a), ts(b)) for d, a, b in queue_cancels],
-        "soak_pauses": [(d, ts(a), ts(b)) for d, a, b in pauses],
+        "soak_accepted": list(seen.values()),
+        "soak_cancels": [(c, st, ts(a), ts(b), dl) for c, st, a, b, dl in t.cancels],
+        "soak_queue_cancels": [(d, route, ts(a), ts(b), dl)
+                               for d, route, a, b, dl in t.queue_cancels],
+        "soak_pauses": [(d, ts(a), ts(b)) for d, a, b in t.pauses],
         "soak_windows": [(d, ts(a), ts(b)) for d, a, b in windows],
-        "soak_requests": [(a[3], a[2]) for a in answers if a[3]],
+        "soak_requests": list(t.requests.items()),
+        "soak_reads": [(c, "t" if same else "f", route, st, rec, state, ms)
+                       for c, same, route, st, rec, state, ms in t.reads],
+        "soak_bulk": [(ref, kind, key, rows, q, d, ts(at), tries)
+                      for ref, kind, key, rows, q, d, at, tries in t.bulk_reqs],
     }
     for table, rows in loads.items():
         path = write_tsv(table + ".tsv", rows)
@@ -574,7 +609,7 @@ def check():
     deadline = time.time() + SETTLE
     state = unsettled()
     while time.time() < deadline and state != ["0", "0", "0"]:
-        time.sleep(2)
+        time.sleep(5)
         state = unsettled()
     log(f"settled: unfinished calls, pending webhooks, unpublished events = {state}")
     psql(f"\\copy soak_events FROM '{write_tsv('events.tsv', read_events())}'")
@@ -582,8 +617,12 @@ def check():
     stop_services()
     checks_sql = open(os.path.join(HERE, "check.sql")).read()
     out = psql(checks_sql)
+    counters = [line.split("\t") for line in out.splitlines() if line]
+    if any(v != "0" for n, v in counters if n not in ("accepted", "final")):
+        for line in psql(open(os.path.join(HERE, "explain.sql")).read()).splitlines():
+            log("violation " + line.replace("\t", ": ", 1))
     self_test(checks_sql)
-    return [line.split("\t") for line in out.splitlines() if line]
+    return counters
 
 
 def self_test(checks_sql):
@@ -601,6 +640,7 @@ def self_test(checks_sql):
 
 
 def main():
+    global traffic
     log(f"seed {SEED}, {SECONDS:.0f}s of load at {RATE}/s, a fault every ~{FAULT_EVERY:.0f}s,"
         f" ports {BASE}+, state {STATE}")
     local("stack.sh", "down", check=False)
@@ -615,16 +655,30 @@ def main():
     try:
         start_all()
         create_tenant()
-        started = time.time()
-        workers = [threading.Thread(target=load_worker, args=(i, 4), daemon=True) for i in range(4)]
-        for w in workers:
-            w.start()
-        fault_loop(started + SECONDS)
-        stop_load.set()
-        for w in workers:
-            w.join(120)
-        log(f"load done: {len(accepted)} accepted, {len(cancels)} cancels, {len(pauses)} pauses,"
-            f" {len(queue_cancels)} queue cancels, {len(faults)} faults")
+        traffic = load.Traffic(
+            ports=API_PORTS, key=KEY, email=tenant["email"], app_id=tenant["app_id"], deps=deps,
+            bulk=bulk, rate=RATE, seed=SEED, receiver_port=RECEIVER_PORT,
+            psql_argv=["psql", DSN], log=log, big_rows=BIG_ROWS, big_every=BIG_EVERY,
+            kill_rows=KILL_ROWS, kill_send_s=KILL_SEND_S, queue_cancel_every=QUEUE_CANCEL_EVERY,
+            workers=max(24, int(RATE * 1.5)), expires_s=EXPIRES)
+        traffic.start()
+        for f in (watch_progress, liveness):
+            threading.Thread(target=f, daemon=True).start()
+        fault_loop(traffic.started + SECONDS)
+        stuck = traffic.finish()
+        live_stop.set()
+        note_check("stays-live", True, f"no service was alive and not ready for {LIVENESS_S}s")
+        t = traffic
+        log(f"load done: {t.stats['ops']} operations in {t.elapsed:.0f}s"
+            f" ({t.stats['ops'] / t.elapsed:.1f}/s), {len(t.accepted)} calls named by a 202,"
+            f" {sum(b[3] for b in t.bulk_reqs)} rows in {len(t.bulk_reqs)} batches and uploads,"
+            f" {len(t.reads)} reads, {len(t.cancels)} cancels, {len(t.queue_cancels)} queue"
+            f" cancels, {len(t.pauses)} pauses, {len(faults)} faults")
+        log("traffic: " + ", ".join(f"{k} {v}" for k, v in sorted(t.stats.items())))
+        note_check("requests-answered", not t.unanswered and not stuck,
+                   f"unanswered after {load.RETRY_FOR_S}s of retries: {t.unanswered[:5]}"
+                   f" ({len(t.unanswered)}); threads still busy: {len(stuck)}")
+        coverage(t)
         for name, p in procs.items():  # anything a failed fault left down
             if not p.alive():
                 p.start()
@@ -639,6 +693,39 @@ def main():
         if not KEEP:
             local("stack.sh", "down", check=False)
     sys.exit(0 if ok else 1)
+
+
+def watch_progress():
+    """A line a minute: the rate reached, the retries, the ingests' memory."""
+    last = 0
+    while not traffic.stop.wait(60):
+        t = traffic
+        ops = t.stats["ops"]
+        log(f"progress: {(ops - last) / 60:.1f} operations/s, {len(t.accepted)} calls named,"
+            f" {sum(b[3] for b in t.bulk_reqs)} rows, {t.stats['retried']} requests retried,"
+            f" {t.stats['ops-dropped']} dropped; peak RSS MB "
+            + ", ".join(f"{n} {p.rss_mb()}" for n, p in procs.items() if n != "receiver"))
+        last = ops
+
+
+def coverage(t):
+    """Each new check must have had something to check, and the load its rate."""
+    reads = {(same, route) for _, same, route, st, *_ in t.reads if st == 200}
+    note_check("covered-reads", len(reads) == 4,
+               f"{len(t.reads)} reads after a 202 (same/other ingest x native/Plum: {sorted(reads)})")
+    tries = {ref: n for ref, _, _, _, _, _, _, n in t.bulk_reqs}
+    retried = [ref for ref in killed if tries.get(ref, 0) > 1]
+    note_check("covered-kill-retry", retried and t.stats["retry-409-in-progress"] > 0,
+               f"{len(retried)} of {len(killed)} requests cut off by a kill retried to an answer,"
+               f" {t.stats['retry-409-in-progress']} answers 409 idempotency_key_in_progress")
+    dialing = sum(1 for c in t.cancels if c[1] == 202 and c[4])
+    queues = sum(1 for q in t.queue_cancels if q[4])
+    note_check("covered-cancel-dialing", dialing > 0 and queues > 0,
+               f"{dialing} cancels of calls being dialed answered 202, {queues} queue cancels"
+               f" while a call of the queue was dialing")
+    rate = t.stats["ops"] / t.elapsed
+    note_check("load-rate", rate >= 0.9 * RATE and t.stats["ops-dropped"] <= 0.01 * t.stats["ops"],
+               f"{rate:.1f} operations/s of {RATE:g}, {t.stats['ops-dropped']} dropped (workers busy)")
 
 
 def report(counters):
@@ -670,7 +757,7 @@ def report(counters):
 def stop_services():
     """SIGTERM each, front door first; each must drain and exit 0."""
     codes = {}
-    for name in ("ingest", "scheduler-1", "scheduler-2", "dialer-1", "dialer-2", "receiver"):
+    for name in INGESTS + ["scheduler-1", "scheduler-2", "dialer-1", "dialer-2", "receiver"]:
         p = procs.get(name)
         if p and p.alive():
             rc = p.signal(signal.SIGTERM, 60)
@@ -683,4 +770,5 @@ def stop_services():
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stops what it started
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where it waits
     main()
