@@ -17,6 +17,7 @@
 #include "ob_config.h"
 #include "ob_metrics.h"
 #include "ob_proto.h"
+#include "ob_uuid.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,13 @@ ingest_accepted_t *ingest_accepted_start(const ob_base_config_t *cfg, const char
 
 /* Stops the thread and frees; NULL-safe. */
 void ingest_accepted_stop(ingest_accepted_t *a);
+
+/* What the index reads of one call-request message: true, with its call_id
+ * and accepted_at (unix ms), for a call; false for another kind or text
+ * that is not a call request. From the text ingest's encoder writes
+ * without parsing it, else by parsing it. Pure; for tests. */
+bool ingest_accepted_fields(const char *msg, size_t len, char call_id[OB_UUID_STRLEN + 1],
+                            int64_t *accepted_ms);
 
 /* True once the reader knows where to read from (readiness). */
 bool ingest_accepted_ready(ingest_accepted_t *a);
