@@ -29,6 +29,10 @@ UNION ALL SELECT 'lost', (SELECT count(*) FROM acc WHERE state IS DISTINCT FROM 
 -- and not queued (503 recording_behind and no answer are retried, not counted).
 UNION ALL SELECT 'read-not-visible', count(*) FROM soak_reads
     WHERE status = 404 OR status < 0 OR (status = 200 AND recorded = 'false' AND state <> 'queued')
+-- 7. The same for a cancel: a cancel of a call named by a 202 answered 404
+-- (409 call_not_recorded is the answer while it is not recorded).
+UNION ALL SELECT 'cancel-not-found', count(*) FROM soak_cancels k JOIN soak_accepted s USING (call_id)
+    WHERE k.status = 404
 -- 7. Each row of a batch or upload queued exactly once, however many times
 -- it was retried (or cut off by a killed ingest): no more calls than good
 -- rows and no phone number twice, none missing, and the final answer
@@ -68,17 +72,18 @@ UNION ALL SELECT 'outside-window', count(*) FROM dialed a JOIN calls c USING (ca
 -- 5. Dialed after a cancel of the call was answered 200 (sent, to be exact).
 UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM all_dialed a
     JOIN soak_cancels k USING (call_id) WHERE k.status = 200 AND a.dialing_at > k.sent_at
--- A cancel of a call being dialed (202): that attempt goes on, no other is
--- dialed after the answer (no retry).
+-- A cancel of a call being dialed (202): the attempt in motion at the answer
+-- goes on, no other is dialed after it (no retry). In motion means released
+-- to a dialer by then: the platform answers 202 "being dialed" from the
+-- release on, and a released dial job is dialed (soak.py counts those).
 UNION ALL SELECT 'dialed-after-cancel-dialing', count(DISTINCT call_id) FROM all_dialed a
-    JOIN soak_cancels k USING (call_id) WHERE k.status = 202 AND a.dialing_at > k.answered_at
+    JOIN soak_cancels k USING (call_id) WHERE k.status = 202 AND a.released_at > k.answered_at
 -- A queue cancel (native or Plum, 202) covers every call accepted before it
--- was sent: none of them is released after its answer, nor dialed after it
--- but the attempt already dialing then.
+-- was sent: none of them is dialed after its answer but the attempt in
+-- motion then (the same as above).
 UNION ALL SELECT 'dialed-after-queue-cancel', count(DISTINCT call_id) FROM all_dialed a
     JOIN known s USING (call_id) JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
-    WHERE s.answered_at < q.sent_at
-      AND (a.released_at > q.answered_at OR a.dialing_at > q.answered_at)
+    WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at
 -- Released while its deployment was paused. released_at is the start of the
 -- scheduler's release pass, which may have begun before the pause was
 -- answered or chosen the deployment after the resume: 1 s of slack each side.

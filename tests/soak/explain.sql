@@ -15,6 +15,10 @@ known AS (SELECT call_id, deployment_id, answered_at FROM soak_accepted
                                               AND r.state <> 'queued')
     ORDER BY r.route, r.ms LIMIT 10)
 UNION ALL
+(SELECT 'cancel-not-found', format('call %s accepted %s: cancel sent %s answered %s: 404',
+        k.call_id, s.answered_at, k.sent_at, k.answered_at)
+    FROM soak_cancels k JOIN soak_accepted s USING (call_id) WHERE k.status = 404 LIMIT 10)
+UNION ALL
 (SELECT 'rows', format('%s (%s, %s tries, answered %s): %s good rows, answer counted %s,'
         ' %s calls, %s distinct numbers', b.ref, b.kind, b.tries, b.answered_at, b.rows, b.queued,
         count(c.call_id), count(DISTINCT c.phone_number))
@@ -29,7 +33,7 @@ UNION ALL
         a.dialing_at, a.ended_at, a.result)
     FROM all_dialed a JOIN soak_cancels k USING (call_id) JOIN deployments d USING (deployment_id)
     WHERE (k.status = 200 AND a.dialing_at > k.sent_at)
-       OR (k.status = 202 AND a.dialing_at > k.answered_at) LIMIT 10)
+       OR (k.status = 202 AND a.released_at > k.answered_at) LIMIT 10)
 UNION ALL
 (SELECT 'dialed-after-queue-cancel', format('call %s (%s, accepted %s): queue cancel (%s) sent %s'
         ' answered %s; attempt %s released %s dialing %s ended %s %s; call %s %s %s',
@@ -38,8 +42,7 @@ UNION ALL
     FROM all_dialed a JOIN known s USING (call_id) JOIN calls c USING (call_id)
     JOIN deployments d ON d.deployment_id = s.deployment_id
     JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
-    WHERE s.answered_at < q.sent_at
-      AND (a.released_at > q.answered_at OR a.dialing_at > q.answered_at) LIMIT 10)
+    WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at LIMIT 10)
 UNION ALL
 (SELECT 'lost', format('call %s (%s) accepted %s: %s', s.call_id, d.name, s.answered_at,
         coalesce(c.state, 'not in calls'))

@@ -15,28 +15,30 @@ INSERT INTO attempts (call_id, attempt, deployment_id, job_id, state, released_a
                       dialing_at, ended_at)
     SELECT a.call_id, 99, a.deployment_id, gen_random_uuid(), 'ended', a.released_at,
            a.lease_until, a.dialing_at + interval '10 ms', a.ended_at
-    FROM attempts a JOIN deployments d USING (deployment_id)
+    FROM attempts a JOIN deployments d USING (deployment_id) JOIN soak_accepted USING (call_id)
     WHERE d.name = 'd0' AND a.dialing_at IS NOT NULL AND a.ended_at IS NOT NULL LIMIT 1;
 -- outside-window: an attempt of d2 dialed 10 s after its window closed.
 UPDATE attempts SET dialing_at = (SELECT min(w.open_to) + interval '10 s' FROM soak_windows w
                                   JOIN deployments d USING (deployment_id) WHERE d.name = 'd2')
     WHERE (call_id, attempt) = (SELECT a.call_id, a.attempt FROM attempts a
-        JOIN deployments d USING (deployment_id)
+        JOIN deployments d USING (deployment_id) JOIN soak_accepted USING (call_id)
         WHERE d.name = 'd2' AND a.dialing_at IS NOT NULL LIMIT 1);
 -- dialed-after-cancel: a cancel answered 200 a second before a dialing.
 INSERT INTO soak_cancels SELECT a.call_id, 200, a.dialing_at - interval '1 s', a.dialing_at, ''
     FROM attempts a JOIN soak_accepted USING (call_id) WHERE a.dialing_at IS NOT NULL LIMIT 1;
 -- dialed-after-cancel-dialing: a cancel of the call being dialed answered
--- 202 a second before another attempt dialed.
-INSERT INTO soak_cancels SELECT a.call_id, 202, a.dialing_at - interval '2 s',
-                                a.dialing_at - interval '1 s', 'dialing:1'
+-- 202 a second before another attempt was released (and dialed).
+INSERT INTO soak_cancels SELECT a.call_id, 202, a.released_at - interval '2 s',
+                                a.released_at - interval '1 s', 'dialing:1'
     FROM attempts a WHERE a.dialing_at IS NOT NULL ORDER BY a.dialing_at DESC LIMIT 1;
--- dialed-after-queue-cancel: a queue cancel answered just before a dialing
--- of a call accepted before it.
-INSERT INTO soak_queue_cancels SELECT s.deployment_id, 'native', a.dialing_at - interval '10 ms',
-                                      a.dialing_at - interval '5 ms', ''
+-- dialed-after-queue-cancel: a queue cancel answered just before the
+-- release of a dialed call accepted before it.
+INSERT INTO soak_queue_cancels SELECT s.deployment_id, 'native', a.released_at - interval '10 ms',
+                                      a.released_at - interval '5 ms', ''
     FROM attempts a JOIN soak_accepted s USING (call_id)
-    WHERE a.dialing_at IS NOT NULL AND s.answered_at < a.dialing_at - interval '20 ms' LIMIT 1;
+    WHERE a.dialing_at IS NOT NULL AND s.answered_at < a.released_at - interval '20 ms' LIMIT 1;
+-- cancel-not-found: a cancel of an accepted call answered 404.
+INSERT INTO soak_cancels SELECT call_id, 404, answered_at, answered_at, '' FROM soak_accepted LIMIT 1;
 -- read-not-visible: a read right after a 202 answered 404.
 INSERT INTO soak_reads SELECT call_id, false, 'plum', 404, '', '', 3 FROM soak_accepted LIMIT 1;
 -- rows-twice and rows-missing: the first row's call of one batch or upload

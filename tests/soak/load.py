@@ -67,10 +67,13 @@ class Conn:
         return 0, b"", None
 
 
-def retryable(status, raw):
+def retryable(status, raw, retry_after):
+    """No answer, 5xx, 429, or a 409 saying the key's first request is
+    still in progress (natively its code; Plum's {"error"} answer says so in
+    words, with Retry-After)."""
     return (status == 0 or status >= 500 or status == 429
             or (status == 409 and (b"idempotency_key_in_progress" in raw
-                                   or b"call_not_recorded" in raw)))
+                                   or b"still being handled" in raw)))
 
 
 def parse(raw):
@@ -149,13 +152,12 @@ class Traffic:
             if queueing:
                 with self.lock:
                     self.answers.append((t, done - t, st, single, port))
-            if not retryable(st, raw):
+            if not retryable(st, raw, ra):
                 if tries > 1:
                     self.stats["retried"] += 1
                 return st, raw, t, done, port, tries
             with self.lock:
-                self.stats[f"retry-{st}" if st != 409 else "retry-409-" + (
-                    "in-progress" if b"in_progress" in raw else "not-recorded")] += 1
+                self.stats[f"retry-{st}" if st != 409 else "retry-409-in-progress"] += 1
             if time.time() - first > RETRY_FOR_S:
                 with self.lock:
                     self.unanswered.append((what or path, first, st))
@@ -226,7 +228,7 @@ class Traffic:
         st, raw, _, done, p, _ = self.exchange(
             "POST", f"/api/v1/deployments/{d['id']}/calls", json.dumps(self.one_call(r, ref)),
             {"Content-Type": "application/json"}, key=ref, port=port, single=True,
-            queueing=True)
+            queueing=True, timeout=30)
         self.requests[ref] = st
         body = parse(raw) or {}
         if st == 202 and body.get("call_id"):
@@ -246,10 +248,10 @@ class Traffic:
         st, raw, _, done, p, _ = self.exchange(
             "POST", f"/api/apps/{self.app_id}/{d['id']}/queue", urllib.parse.urlencode(form),
             {"Content-Type": "application/x-www-form-urlencoded"}, key=ref, port=port,
-            single=True, queueing=True, plum=True)
+            single=True, queueing=True, plum=True, timeout=30)
         self.requests[ref] = st
         body = parse(raw) or {}
-        if st == 202 and body.get("call_id"):
+        if st == 200 and body.get("call_id"):  # Plum says 200 (with a Link) for a queued call
             self.accept([body["call_id"]], d["id"], done)
             self.read_back(r, [(body["call_id"], done)], p, True)
 
@@ -352,8 +354,14 @@ class Traffic:
                 if not self.recent:
                     return
                 cid = r.choice(self.recent)
-        st, _, sent, done, _, _ = self.exchange("POST", f"/api/v1/calls/{cid}:cancel",
-                                                port=r.choice(self.ports), what="cancel")
+        for _ in range(3):  # 409 call_not_recorded: again after its Retry-After, twice
+            st, raw, sent, done, _, _ = self.exchange("POST", f"/api/v1/calls/{cid}:cancel",
+                                                      port=r.choice(self.ports), what="cancel")
+            if not (st == 409 and b"call_not_recorded" in raw):
+                break
+            with self.lock:
+                self.stats["cancel-409-not-recorded"] += 1
+            time.sleep(1)
         with self.lock:
             self.cancels.append((cid, st, sent, done, dialing))
             self.stats[f"cancel-{st}{'-dialing' if dialing else ''}"] += 1

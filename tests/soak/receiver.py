@@ -2,11 +2,14 @@
 """The soak's webhook receiver: answers 200 to every POST and appends
 `received_at <TAB> call_id <TAB> X-Outbound-Event-Id <TAB> body event_id`
 to a log, one line per delivery, flushed before the answer (so a delivery
-it logged may be repeated after a kill, never missed).
+it logged may be repeated after a kill, never missed). A body is the call's
+JSON view, or for a call queued through the Plum routes Plum's call_details,
+form-encoded (no event id in it: the header's stands for it).
 Usage: receiver.py PORT LOG"""
 import json
 import sys
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, path = int(sys.argv[1]), sys.argv[2]
@@ -24,9 +27,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             doc = json.loads(body)
         except ValueError:
+            doc = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
+        if not isinstance(doc, dict):
             doc = {}
-        out.write(f"{time.time():.3f}\t{doc.get('call_id', '')}\t"
-                  f"{self.headers.get('X-Outbound-Event-Id', '')}\t{doc.get('event_id', '')}\n")
+        header_id = self.headers.get("X-Outbound-Event-Id", "")
+        out.write(f"{time.time():.3f}\t{doc.get('call_id', '')}\t{header_id}\t"
+                  f"{doc.get('event_id', header_id)}\n")
         out.flush()
         self.answer()
 
