@@ -112,6 +112,7 @@ mark "schema, openapi and k8s checks"
 /usr/bin/python3 tools/check_openapi.py 2>&1 | tee -a "$log" || status=1
 # The Kubernetes manifests (deploy/k8s), statically: no cluster needed.
 /usr/bin/python3 tools/check_deploy_k8s.py 2>&1 | tee -a "$log" || status=1
+/usr/bin/python3 tools/check_docs.py 2>&1 | tee -a "$log" || status=1 # links, OB_* settings (docs/testing.md)
 # The benchmark harness with small sizes, on a stack of its own: that every
 # stage and its limit were measured, not how fast (bench/all.sh --quick).
 mark bench-quick
