@@ -15,6 +15,7 @@
 #include "ob_metrics.h"
 #include "ob_proto.h"
 #include "ob_url.h"
+#include "ob_vocab.h"
 
 #include <libpq-fe.h>
 
@@ -66,15 +67,8 @@ enum {
     M_STALE_JOBS, /* outbound_dial_jobs_refused_total */
     M_IN_FLIGHT,  /* outbound_calls_in_flight */
     M_CHANNELS,   /* outbound_dialer_channels */
-    M_R_VOICE,    /* outbound_results_total{result=...} */
-    M_R_MACHINE,
-    M_R_FAX,
-    M_R_BUSY,
-    M_R_NOANSWER,
-    M_R_INFOTONE,
-    M_R_LINEFAILURE,
-    M_R_UNKNOWN,
-    M_READY, /* outbound_ready */
+    M_RESULT,     /* outbound_results_total{result=...}: M_RESULT + each dialed ob_result_t */
+    M_READY = M_RESULT + OB_RESULT_DIALED_COUNT, /* outbound_ready */
     M_COUNT,
 };
 
