@@ -189,11 +189,10 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         cJSON_AddNumberToObject(row, "i", (double)i);
         cJSON_AddStringToObject(row, "call_id", e->call_id);
         cJSON_AddNumberToObject(row, "attempt", e->attempt);
-        cJSON_AddStringToObject(row, "result", e->result);
-        cJSON_AddStringToObject(row, "reason", e->reason);
+        cJSON_AddStringToObject(row, "result", ob_result_name(e->result));
+        cJSON_AddStringToObject(row, "reason", ob_reason_name(e->reason));
         cJSON_AddBoolToObject(row, "answered", e->answered);
-        if (strcmp(e->result, ob_result_name(OB_RESULT_NOATTEMPT)) !=
-            0) { /* never dialed: no ring, no talk */
+        if (e->result != OB_RESULT_NOATTEMPT) { /* never dialed: no ring, no talk */
             cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
             cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
         }

@@ -28,8 +28,8 @@ ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_t
 typedef struct {
     const char *call_id;    /* the call */
     int attempt;            /* its attempt that ended */
-    const char *result;     /* ob_result_name(): voice, busy, ..., noattempt */
-    const char *reason;     /* ob_reason_name(): answered, the result, dialer_shutdown, ... */
+    ob_result_t result;     /* voice, busy, ..., noattempt */
+    ob_reason_t reason;     /* answered, the result (ob_reason_of_result), dialer_shutdown, ... */
     bool answered;          /* it was connected */
     int ring_ms;            /* until the answer or the end */
     int talk_ms;            /* connected time */

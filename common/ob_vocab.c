@@ -109,3 +109,8 @@ bool ob_result_retried(ob_result_t v)
 {
     return v >= OB_RESULT_RETRIED_FIRST && v <= OB_RESULT_RETRIED_LAST;
 }
+
+bool ob_reason_of_result(ob_result_t v, ob_reason_t *out)
+{
+    return ob_result_retried(v) && ob_reason_parse(ob_result_name(v), out);
+}

@@ -122,4 +122,9 @@ bool ob_wait_parse(const char *text, ob_wait_t *out);
  * linefailure or unknown. */
 bool ob_result_retried(ob_result_t v);
 
+/* The reason an unanswered attempt ends with, its result's own name
+ * (OB_REASON_BUSY for OB_RESULT_BUSY), into *out; false, *out unchanged,
+ * for a result that is not retried (a callee type, noattempt). */
+bool ob_reason_of_result(ob_result_t v, ob_reason_t *out);
+
 #endif

@@ -92,7 +92,8 @@ typedef struct {
     const char *answered_as;     /* callee type reported with the answer */
     const char *decided_as;      /* callee type once decided, else NULL */
     int decision_ms;             /* decided this long after the answer (nominal), or -1 */
-    const char *cut_by;          /* reason when we hung up before the call ended, else NULL */
+    bool cut;                    /* we hung up before the call ended */
+    ob_reason_t cut_by;          /* cut: why */
     rd_kafka_message_t *msg;     /* the job's message (owned) until it is stored */
     bool invalid;                /* TAKING: the message is no dial job */
     bool excluded;               /* flush: a guard half-matched; refused without a retry */

@@ -218,8 +218,8 @@ static void conclude_expired_leases(scheduler_ctx_t *ctx, const char *owned)
             ob_attempt_end_t end = {
                 .call_id = call_id,
                 .attempt = atoi(attempt),
-                .result = ob_result_name(connected ? OB_RESULT_UNKNOWN : OB_RESULT_LINEFAILURE),
-                .reason = ob_reason_name(OB_REASON_LEASE_EXPIRED),
+                .result = connected ? OB_RESULT_UNKNOWN : OB_RESULT_LINEFAILURE,
+                .reason = OB_REASON_LEASE_EXPIRED,
                 .answered = connected,
                 .decision_ms = -1,
             };
