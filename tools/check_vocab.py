@@ -15,7 +15,9 @@ them against it:
   exactly the wait reasons;
 - the JSON Schemas (proto/schemas) and the OpenAPI document
   (services/ingest/openapi.json) enumerate exactly the states, statuses,
-  results, wait reasons and retried results.
+  results, wait reasons and retried results;
+- the web console's filter lists (services/ingest/console/app.js) name
+  exactly the results and the statuses.
 
 Run by make test (tools/test.sh); exits 1 naming each violation.
 """
@@ -182,6 +184,16 @@ def check_json(c, states, statuses, results, waits, retried):
         c.same(f"openapi.json {schema}.{field}", found, expected)
 
 
+def check_console(c, statuses, results):
+    text = read("services/ingest/console/app.js")
+    for const, expected in (("RESULTS", results), ("STATUSES", statuses)):
+        m = re.search(r"const %s = \[([^\]]*)\]" % const, text)
+        if not m:
+            c.problems.append(f"services/ingest/console/app.js: no {const} list")
+            continue
+        c.same(f"services/ingest/console/app.js {const}", quoted(m.group(1)), expected)
+
+
 def main():
     lists, defines = vocab_lists()
     c = Checker()
@@ -208,6 +220,7 @@ def main():
     check_constraints(c, states, statuses)
     check_sql_functions(c, results, reasons, waits)
     check_json(c, states, statuses, results, waits, retried)
+    check_console(c, statuses, results)
     if c.problems:
         print("\n".join(c.problems), file=sys.stderr)
         return 1
