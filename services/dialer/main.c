@@ -105,15 +105,11 @@ static const ob_metric_t metric_defs[M_COUNT] = {
                      OB_METRIC_GAUGE, 0},
     [M_CHANNELS] = {"outbound_dialer_channels", NULL, "channels of this worker", OB_METRIC_GAUGE,
                     0},
-    [M_R_VOICE] = RESULT_METRIC("voice"),
-    [M_R_MACHINE] = RESULT_METRIC("answeringmachine"),
-    [M_R_FAX] = RESULT_METRIC("fax"),
-    [M_R_BUSY] = RESULT_METRIC("busy"),
-    [M_R_NOANSWER] = RESULT_METRIC("noanswer"),
-    [M_R_INFOTONE] = RESULT_METRIC("informationtone"),
-    [M_R_LINEFAILURE] = RESULT_METRIC("linefailure"),
-    [M_R_UNKNOWN] = RESULT_METRIC("unknown"),
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+/* outbound_results_total: one series per dialed result, in the vocabulary's order */
+#define X(e, s) [M_RESULT + e] = RESULT_METRIC(s),
+    OB_RESULT_DIALED_LIST(X)
+#undef X
 };
 
 #define SIP_METRIC(n, h, k)                                                                        \

@@ -68,16 +68,15 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_WINDOW_CLOSED] = {"outbound_calls_window_closed_total", NULL,
                          "calls ended because no campaign window opens before their expiry",
                          OB_METRIC_COUNTER, 0},
-    [M_WAIT_CAPACITY] = WAIT_METRIC("capacity"),
-    [M_WAIT_WINDOW] = WAIT_METRIC("window"),
-    [M_WAIT_SCHEDULED] = WAIT_METRIC("scheduled"),
-    [M_WAIT_RETRY] = WAIT_METRIC("retry_wait"),
-    [M_WAIT_PAUSED] = WAIT_METRIC("paused"),
     [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
                   "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
     [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
                  "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+/* outbound_calls_pending: one series per wait reason, in the vocabulary's order */
+#define X(e, s) [M_WAIT + e] = WAIT_METRIC(s),
+    OB_WAIT_LIST(X)
+#undef X
 };
 
 static bool scheduler_ready(void *arg, const char **why)

@@ -9,6 +9,7 @@
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
+#include "ob_vocab.h"
 #include "ob_window.h"
 
 #include <libpq-fe.h>
@@ -36,14 +37,11 @@ enum {
     M_LEASES,        /* outbound_leases_expired_total */
     M_DEFERRED,      /* outbound_calls_deferred_window_total */
     M_WINDOW_CLOSED, /* outbound_calls_window_closed_total */
-    M_WAIT_CAPACITY, /* outbound_calls_pending{waiting_for=...}, owned partitions */
-    M_WAIT_WINDOW,
-    M_WAIT_SCHEDULED,
-    M_WAIT_RETRY,
-    M_WAIT_PAUSED,
-    M_POISON, /* outbound_request_messages_invalid_total */
-    M_OWNED,  /* outbound_scheduler_partitions_owned */
-    M_READY,  /* outbound_ready */
+    M_WAIT,          /* outbound_calls_pending{waiting_for=...}, owned partitions: M_WAIT + each
+                        ob_wait_t */
+    M_POISON = M_WAIT + OB_WAIT_COUNT, /* outbound_request_messages_invalid_total */
+    M_OWNED,                           /* outbound_scheduler_partitions_owned */
+    M_READY,                           /* outbound_ready */
     M_COUNT,
 };
 
