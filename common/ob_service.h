@@ -48,9 +48,9 @@ int ob_service_connect(const ob_base_config_t *base, PGconn **pg) OB_MUSTCHECK;
 /* One named readiness check. ok reads what the service last observed (flags
  * its loop refreshes); it runs on an HTTP thread and must not block. */
 typedef struct {
-    const char *unready;        /* /readyz detail when it fails, e.g. "kafka unreachable" */
+    const char *unready;         /* /readyz detail when it fails, e.g. "kafka unreachable" */
     bool (*ok)(const void *ctx); /* true when satisfied; ctx is the service's context */
-    bool gauge;                 /* also counts in the outbound_ready gauge */
+    bool gauge;                  /* also counts in the outbound_ready gauge */
 } ob_service_check_t;
 
 /* The part of a service's context the skeleton reads. It must be the first
@@ -102,9 +102,10 @@ typedef struct {
 /* Runs steps (ending with {NULL}) in order with ctx, logging "drain k/n:
  * <name>" before each and "drained; exit <code>" at the end. Step k's
  * deadline is the drain's start plus drain_ms times the shares of steps 1..k,
- * so time a step leaves unused goes to the next. Blocks until every step has
- * run. Returns OB_EXIT_OK, or OB_EXIT_UNDRAINED when a step returned false or
- * the last one to end did so after the drain deadline (start + drain_ms). */
+ * so time a step leaves unused goes to the next; a step that fails or ends
+ * past its deadline is named in a warning. Blocks until every step has run.
+ * Returns OB_EXIT_OK, or OB_EXIT_UNDRAINED when a step returned false or the
+ * drain ended after its deadline (start + drain_ms). */
 int ob_service_drain(const ob_drain_step_t *steps, void *ctx, int64_t drain_ms);
 
 /* Milliseconds from now to deadline_ms (ob_mono_ms clock), 0 once past. */
@@ -112,7 +113,7 @@ int ob_service_ms_left(int64_t deadline_ms);
 
 /* Drain steps for the steps tables; ctx opens with an ob_service_t. */
 bool ob_service_stop_accepting(void *ctx, int64_t deadline_ms); /* closes the listener */
-bool ob_service_http_close(void *ctx, int64_t deadline_ms); /* answers requests in progress */
+bool ob_service_http_close(void *ctx, int64_t deadline_ms);     /* answers requests in progress */
 
 /* Sleeps up to ms, returning early when a stop was requested. */
 void ob_service_sleep(int ms);

@@ -145,8 +145,8 @@ static int start(scheduler_ctx_t *ctx)
     ctx->pg_up = 1;
     char *group = ob_xasprintf("%sscheduler", cfg->base.topic_prefix);
     const char *topics[] = {ctx->topic_requests, NULL};
-    ob_rc_t rc = ob_consumer_new(&cfg->base, group, topics, "earliest", scheduler_on_rebalance,
-                                 ctx, ctx->kafka_metrics, &ctx->requests, &err);
+    ob_rc_t rc = ob_consumer_new(&cfg->base, group, topics, "earliest", scheduler_on_rebalance, ctx,
+                                 ctx->kafka_metrics, &ctx->requests, &err);
     free(group);
     if (rc != OB_OK ||
         ob_producer_new(&cfg->base, NULL, ctx->kafka_metrics, &ctx->producer, &err) != OB_OK) {

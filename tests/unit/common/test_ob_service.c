@@ -22,33 +22,48 @@ typedef struct {
 } step_spec_t;
 
 typedef struct {
-    const char *what;              /* the case, for failure messages */
-    int64_t drain_ms;              /* the drain deadline */
-    step_spec_t steps[MAX_STEPS];  /* ends at share 0 */
-    int code;                      /* the exit code expected */
-    int deadlines[MAX_STEPS];      /* each step's deadline, ms after the drain began */
+    const char *what;             /* the case, for failure messages */
+    int64_t drain_ms;             /* the drain deadline */
+    step_spec_t steps[MAX_STEPS]; /* ends at share 0 */
+    int code;                     /* the exit code expected */
+    int deadlines[MAX_STEPS];     /* each step's deadline, ms after the drain began */
 } drain_case_t;
 
 static const drain_case_t drain_cases[] = {
-    {"all succeed", 1000, {{true, 0, 10}, {true, 0, 40}, {true, 0, 50}}, OB_EXIT_OK,
+    {"all succeed",
+     1000,
+     {{true, 0, 10}, {true, 0, 40}, {true, 0, 50}},
+     OB_EXIT_OK,
      {100, 500, 1000}},
     {"one alone", 500, {{true, 0, 100}}, OB_EXIT_OK, {500}},
-    {"the middle one fails; the last still runs", 1000,
-     {{true, 0, 10}, {false, 0, 40}, {true, 0, 50}}, OB_EXIT_UNDRAINED, {100, 500, 1000}},
+    {"the middle one fails; the last still runs",
+     1000,
+     {{true, 0, 10}, {false, 0, 40}, {true, 0, 50}},
+     OB_EXIT_UNDRAINED,
+     {100, 500, 1000}},
     {"the last one fails", 1000, {{true, 0, 50}, {false, 0, 50}}, OB_EXIT_UNDRAINED, {500, 1000}},
-    {"past its own share, within the drain", 1000, {{true, 300, 10}, {true, 0, 90}}, OB_EXIT_OK,
+    {"past its own share, within the drain",
+     1000,
+     {{true, 300, 10}, {true, 0, 90}},
+     OB_EXIT_OK,
      {100, 1000}},
-    {"past the drain deadline", 200, {{true, 0, 50}, {true, 300, 50}}, OB_EXIT_UNDRAINED,
+    {"past the drain deadline",
+     200,
+     {{true, 0, 50}, {true, 300, 50}},
+     OB_EXIT_UNDRAINED,
      {100, 200}},
-    {"an early step overruns the whole drain", 200,
-     {{true, 300, 20}, {true, 0, 30}, {true, 0, 50}}, OB_EXIT_UNDRAINED, {40, 100, 200}},
+    {"an early step overruns the whole drain",
+     200,
+     {{true, 300, 20}, {true, 0, 30}, {true, 0, 50}},
+     OB_EXIT_UNDRAINED,
+     {40, 100, 200}},
 };
 
 /* What the steps saw. */
 typedef struct {
-    const drain_case_t *c; /* the case run */
-    int64_t t0;            /* ob_mono_ms just before the drain */
-    int ran;               /* steps run so far */
+    const drain_case_t *c;       /* the case run */
+    int64_t t0;                  /* ob_mono_ms just before the drain */
+    int ran;                     /* steps run so far */
     int64_t deadline[MAX_STEPS]; /* the deadline each got */
 } run_t;
 
