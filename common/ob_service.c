@@ -228,13 +228,15 @@ int ob_service_drain(const ob_drain_step_t *steps, void *ctx, int64_t drain_ms)
         const ob_drain_step_t *s = &steps[k];
         share += s->share;
         int64_t deadline = start + drain_ms * share / 100;
+        int64_t began = ob_mono_ms();
         OB_INFO("main", "drain %d/%d: %s", k + 1, n, s->name);
         if (!s->fn(ctx, deadline)) {
             OB_WARN("main", "drain %d/%d: %s: work left undone", k + 1, n, s->name);
             code = OB_EXIT_UNDRAINED;
         }
+        /* Only the step that overran is named, not those it made late. */
         int64_t late = ob_mono_ms() - deadline;
-        if (late > 0)
+        if (late > 0 && began < deadline)
             OB_WARN("main", "drain %d/%d: %s ended %lld ms past its deadline", k + 1, n, s->name,
                     (long long)late);
     }
