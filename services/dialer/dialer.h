@@ -14,6 +14,7 @@
 #include "ob_kafka.h"
 #include "ob_metrics.h"
 #include "ob_proto.h"
+#include "ob_service.h"
 #include "ob_url.h"
 #include "ob_vocab.h"
 
@@ -107,6 +108,7 @@ typedef struct {
 } dialer_call_t;
 
 typedef struct {
+    ob_service_t svc;                     /* readiness, metrics, HTTP server (first member) */
     const dialer_config_t *cfg;           /* read-only configuration */
     PGconn *pg;                           /* main thread only */
     rd_kafka_t *jobs;                     /* consumer of outbound.dial-jobs */

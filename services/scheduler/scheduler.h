@@ -9,6 +9,7 @@
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
+#include "ob_service.h"
 #include "ob_vocab.h"
 #include "ob_window.h"
 
@@ -46,6 +47,7 @@ enum {
 };
 
 typedef struct {
+    ob_service_t svc;              /* readiness, metrics, HTTP server (first member) */
     const scheduler_config_t *cfg; /* read-only configuration */
     PGconn *pg;                    /* the scheduler's connection (main thread only) */
     PGconn *pg2;                   /* a second one, for releases in parallel (or NULL) */
