@@ -37,10 +37,12 @@ static const layout_t CONCLUDED = {3, 4, 5, 6, 7, 8, 9, 10};
 static void event_from_row(ob_call_event_t *ev, PGresult *res, int i, int first, const layout_t *l,
                            const char *source, const char *reason)
 {
-    const char *state = l->state < 0 ? "completed" : PQgetvalue(res, i, first + l->state);
+    const char *state =
+        l->state < 0 ? ob_state_name(OB_STATE_COMPLETED) : PQgetvalue(res, i, first + l->state);
     ev->source = ob_xstrdup(source);
-    ev->type = ob_xasprintf("outbound.call.%s",
-                            strcmp(state, "queued") == 0 ? "retry_scheduled" : "completed");
+    ev->type = ob_xasprintf("outbound.call.%s", strcmp(state, ob_state_name(OB_STATE_QUEUED)) == 0
+                                                    ? "retry_scheduled"
+                                                    : "completed");
     ev->call_id = col(res, i, first);
     ev->deployment_id = col(res, i, first + 1);
     ev->account_id = col(res, i, first + 2);
@@ -94,11 +96,11 @@ static ob_rc_t run(PGconn *conn, ob_producer_t *producer, const char *events_top
 }
 
 ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_topic,
-                     const char *source, const char *reason, const char *sql, int nparams,
+                     const char *source, ob_reason_t reason, const char *sql, int nparams,
                      const char *const *params, int *ended, ob_err_t *err)
 {
-    return run(conn, producer, events_topic, source, &ENDED, reason, sql, nparams, params, ended,
-               err);
+    return run(conn, producer, events_topic, source, &ENDED, ob_reason_name(reason), sql, nparams,
+               params, ended, err);
 }
 
 /* The attempts travel as one JSON array (conclude_attempts(), migration
@@ -187,10 +189,10 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         cJSON_AddNumberToObject(row, "i", (double)i);
         cJSON_AddStringToObject(row, "call_id", e->call_id);
         cJSON_AddNumberToObject(row, "attempt", e->attempt);
-        cJSON_AddStringToObject(row, "result", e->result);
-        cJSON_AddStringToObject(row, "reason", e->reason);
+        cJSON_AddStringToObject(row, "result", ob_result_name(e->result));
+        cJSON_AddStringToObject(row, "reason", ob_reason_name(e->reason));
         cJSON_AddBoolToObject(row, "answered", e->answered);
-        if (strcmp(e->result, "noattempt") != 0) { /* never dialed: no ring, no talk */
+        if (e->result != OB_RESULT_NOATTEMPT) { /* never dialed: no ring, no talk */
             cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
             cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);
         }
@@ -253,7 +255,7 @@ ob_rc_t ob_calls_cancel(PGconn *conn, ob_producer_t *producer, const char *event
     char before[32];
     snprintf(before, sizeof(before), "%lld", (long long)before_ms);
     const char *params[] = {deployment_id, call_id, before};
-    return ob_calls_end(conn, producer, events_topic, source, "cancelled",
+    return ob_calls_end(conn, producer, events_topic, source, OB_REASON_CANCELLED,
                         "SELECT * FROM cancel_pending($1::uuid, $2::uuid,"
                         " to_timestamp($3::bigint / 1000.0))",
                         3, params, cancelled, err);

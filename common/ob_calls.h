@@ -9,6 +9,7 @@
 #include "ob_common.h"
 #include "ob_kafka.h"
 #include "ob_proto.h"
+#include "ob_vocab.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -16,19 +17,19 @@
 /* Runs sql in its own transaction. The statement must end calls and return
  * (call_id, deployment_id, account_id, status, result, phone_number,
  * message_reference, attempts_made, max_attempts) for each. Records one
- * completed event per row with the given reason, commits, then publishes
- * the events (those that fail are left for the relay). *ended gets the row
- * count. */
+ * completed event per row with the given reason (the one the statement
+ * wrote), commits, then publishes the events (those that fail are left for
+ * the relay). *ended gets the row count. */
 ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_topic,
-                     const char *source, const char *reason, const char *sql, int nparams,
+                     const char *source, ob_reason_t reason, const char *sql, int nparams,
                      const char *const *params, int *ended, ob_err_t *err) OB_MUSTCHECK;
 
 /* How one attempt ended, for the conclusions below. */
 typedef struct {
     const char *call_id;    /* the call */
     int attempt;            /* its attempt that ended */
-    const char *result;     /* voice, busy, ..., noattempt */
-    const char *reason;     /* why it ended ("answered", the result, "dialer_shutdown", ...) */
+    ob_result_t result;     /* voice, busy, ..., noattempt */
+    ob_reason_t reason;     /* answered, the result (ob_reason_of_result), dialer_shutdown, ... */
     bool answered;          /* it was connected */
     int ring_ms;            /* until the answer or the end */
     int talk_ms;            /* connected time */

@@ -4,6 +4,7 @@
  * does not link SpanDSP.
  */
 #include "ob_detect.h"
+#include "ob_vocab.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -81,15 +82,15 @@ const char *ob_detect_name(ob_detect_verdict_t v)
 {
     switch (v) {
     case OB_DETECT_VOICE:
-        return "voice";
+        return ob_result_name(OB_RESULT_VOICE);
     case OB_DETECT_MACHINE:
-        return "answeringmachine";
+        return ob_result_name(OB_RESULT_ANSWERINGMACHINE);
     case OB_DETECT_FAX:
-        return "fax";
+        return ob_result_name(OB_RESULT_FAX);
     case OB_DETECT_INFOTONE:
-        return "informationtone";
+        return ob_result_name(OB_RESULT_INFORMATIONTONE);
     case OB_DETECT_UNKNOWN:
-        return "unknown";
+        return ob_result_name(OB_RESULT_UNKNOWN);
     default:
         return "processing";
     }

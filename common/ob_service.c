@@ -1,7 +1,9 @@
 /*
- * Shared start-up sequence. Dependencies that are not up yet are waited for
- * (a stack starting all at once is normal) but not forever: a service that
- * cannot reach Kafka or Postgres within the start timeout exits 69.
+ * Shared start-up, readiness, metrics and drain. Dependencies that are not up
+ * yet are waited for (a stack starting all at once is normal) but not
+ * forever: a service that cannot reach Kafka or Postgres within the start
+ * timeout exits 69. The drain numbers its steps from the table, so a step
+ * added to a service renumbers the log by itself.
  */
 #include "ob_service.h"
 #include "ob_kafka.h"
@@ -139,4 +141,124 @@ ob_rc_t ob_service_ensure_topics(const ob_base_config_t *base, int timeout_ms)
     for (int i = 0; topics[i]; i++)
         free(topics[i]);
     return rc;
+}
+
+int ob_service_connect(const ob_base_config_t *base, PGconn **pg)
+{
+    PGconn *conn = NULL;
+    if (ob_service_connect_pg(base, OB_SERVICE_START_MS, &conn) != OB_OK ||
+        ob_service_ensure_topics(base, OB_SERVICE_START_MS) != OB_OK) {
+        PQfinish(conn);
+        return OB_EXIT_DEPENDENCY;
+    }
+    if (pg)
+        *pg = conn;
+    else
+        PQfinish(conn);
+    return OB_EXIT_OK;
+}
+
+bool ob_service_not_draining(const void *ctx)
+{
+    (void)ctx;
+    return !ob_stop_requested;
+}
+
+bool ob_service_ready(void *ctx, const char **why)
+{
+    const ob_service_t *svc = ctx;
+    for (const ob_service_check_t *c = svc->checks; c && c->unready; c++)
+        if (!c->ok(ctx)) {
+            *why = c->unready;
+            return false;
+        }
+    return true;
+}
+
+char *ob_service_metrics(void *ctx)
+{
+    ob_service_t *svc = ctx;
+    if (svc->ready) {
+        bool up = true;
+        for (const ob_service_check_t *c = svc->checks; c && c->unready && up; c++)
+            up = !c->gauge || c->ok(ctx);
+        ob_metric_set(svc->ready, up);
+    }
+    char *own = ob_metrics_render(svc->metrics, svc->nmetrics);
+    char *more = svc->render ? svc->render(ctx) : ob_xstrdup("");
+    char *pg = svc->pg_writes ? ob_metric_family_render(svc->pg_writes) : ob_xstrdup("");
+    char *kafka = svc->kafka ? ob_kafka_metrics_render(svc->kafka) : ob_xstrdup("");
+    char *text = ob_xasprintf("%s%s%s%s", own, more, pg, kafka);
+    free(own);
+    free(more);
+    free(pg);
+    free(kafka);
+    return text;
+}
+
+int ob_service_http_start(ob_service_t *svc, ob_http_opts_t *opts)
+{
+    ob_err_t err = {{0}};
+    OB_ASSERT(opts->ctx == (void *)svc);
+    opts->ready = ob_service_ready;
+    opts->metrics = ob_service_metrics;
+    if (ob_http_start(opts, &svc->http, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_CONFIG;
+    }
+    return OB_EXIT_OK;
+}
+
+int ob_service_ms_left(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - ob_mono_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int ob_service_drain(const ob_drain_step_t *steps, void *ctx, int64_t drain_ms)
+{
+    int n = 0, share = 0, code = OB_EXIT_OK;
+    for (const ob_drain_step_t *s = steps; s->name; s++, n++)
+        share += s->share;
+    OB_ASSERT(share == 100);
+
+    int64_t start = ob_mono_ms();
+    share = 0;
+    for (int k = 0; k < n; k++) {
+        const ob_drain_step_t *s = &steps[k];
+        share += s->share;
+        int64_t deadline = start + drain_ms * share / 100;
+        int64_t began = ob_mono_ms();
+        OB_INFO("main", "drain %d/%d: %s", k + 1, n, s->name);
+        if (!s->fn(ctx, deadline)) {
+            OB_WARN("main", "drain %d/%d: %s: work left undone", k + 1, n, s->name);
+            code = OB_EXIT_UNDRAINED;
+        }
+        /* Only the step that overran is named, not those it made late. */
+        int64_t late = ob_mono_ms() - deadline;
+        if (late > 0 && began < deadline)
+            OB_WARN("main", "drain %d/%d: %s ended %lld ms past its deadline", k + 1, n, s->name,
+                    (long long)late);
+    }
+    if (ob_mono_ms() > start + drain_ms)
+        code = OB_EXIT_UNDRAINED;
+    OB_INFO("main", "drained; exit %d", code);
+    return code;
+}
+
+bool ob_service_stop_accepting(void *ctx, int64_t deadline_ms)
+{
+    ob_service_t *svc = ctx;
+    (void)deadline_ms;
+    ob_http_quiesce(svc->http);
+    return true;
+}
+
+bool ob_service_http_close(void *ctx, int64_t deadline_ms)
+{
+    ob_service_t *svc = ctx;
+    (void)deadline_ms; /* requests in progress end by their own timeouts */
+    ob_http_free(svc->http);
+    svc->http = NULL;
+    return true;
 }

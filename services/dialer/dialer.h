@@ -14,7 +14,9 @@
 #include "ob_kafka.h"
 #include "ob_metrics.h"
 #include "ob_proto.h"
+#include "ob_service.h"
 #include "ob_url.h"
+#include "ob_vocab.h"
 
 #include <libpq-fe.h>
 
@@ -66,15 +68,8 @@ enum {
     M_STALE_JOBS, /* outbound_dial_jobs_refused_total */
     M_IN_FLIGHT,  /* outbound_calls_in_flight */
     M_CHANNELS,   /* outbound_dialer_channels */
-    M_R_VOICE,    /* outbound_results_total{result=...} */
-    M_R_MACHINE,
-    M_R_FAX,
-    M_R_BUSY,
-    M_R_NOANSWER,
-    M_R_INFOTONE,
-    M_R_LINEFAILURE,
-    M_R_UNKNOWN,
-    M_READY, /* outbound_ready */
+    M_RESULT,     /* outbound_results_total{result=...}: M_RESULT + each dialed ob_result_t */
+    M_READY = M_RESULT + OB_RESULT_DIALED_COUNT, /* outbound_ready */
     M_COUNT,
 };
 
@@ -98,7 +93,8 @@ typedef struct {
     const char *answered_as;     /* callee type reported with the answer */
     const char *decided_as;      /* callee type once decided, else NULL */
     int decision_ms;             /* decided this long after the answer (nominal), or -1 */
-    const char *cut_by;          /* reason when we hung up before the call ended, else NULL */
+    bool cut;                    /* we hung up before the call ended */
+    ob_reason_t cut_by;          /* cut: why */
     rd_kafka_message_t *msg;     /* the job's message (owned) until it is stored */
     bool invalid;                /* TAKING: the message is no dial job */
     bool excluded;               /* flush: a guard half-matched; refused without a retry */
@@ -112,6 +108,7 @@ typedef struct {
 } dialer_call_t;
 
 typedef struct {
+    ob_service_t svc;                     /* readiness, metrics, HTTP server (first member) */
     const dialer_config_t *cfg;           /* read-only configuration */
     PGconn *pg;                           /* main thread only */
     rd_kafka_t *jobs;                     /* consumer of outbound.dial-jobs */

@@ -8,6 +8,7 @@
  */
 #include "dialer_carrier.h"
 #include "ob_common.h"
+#include "ob_vocab.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -68,20 +69,21 @@ static int between(uint64_t *rng, int lo, int hi)
     return lo + (int)(splitmix(rng) % (uint64_t)(hi - lo + 1));
 }
 
-/* Outcome table: result, answers, weight in the random mix. */
+/* Outcome table: result, answers, weight in the random mix. Test number
+ * digit D picks row D. */
 static const struct {
-    const char *result; /* callee type or failure */
+    ob_result_t result; /* callee type or failure */
     bool answers;       /* connected before ending */
     int weight;         /* share of random numbers, in percent */
 } outcomes[] = {
-    {"voice", true, 60},            /* D = 0 */
-    {"answeringmachine", true, 15}, /* D = 1 */
-    {"fax", true, 2},               /* D = 2 */
-    {"busy", false, 8},             /* D = 3 */
-    {"noanswer", false, 10},        /* D = 4 */
-    {"informationtone", false, 2},  /* D = 5 */
-    {"linefailure", false, 2},      /* D = 6 */
-    {"unknown", true, 1},           /* D = 7 */
+    {OB_RESULT_VOICE, true, 60},            /* D = 0 */
+    {OB_RESULT_ANSWERINGMACHINE, true, 15}, /* D = 1 */
+    {OB_RESULT_FAX, true, 2},               /* D = 2 */
+    {OB_RESULT_BUSY, false, 8},             /* D = 3 */
+    {OB_RESULT_NOANSWER, false, 10},        /* D = 4 */
+    {OB_RESULT_INFORMATIONTONE, false, 2},  /* D = 5 */
+    {OB_RESULT_LINEFAILURE, false, 2},      /* D = 6 */
+    {OB_RESULT_UNKNOWN, true, 1},           /* D = 7 */
 };
 
 void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, uint64_t seed,
@@ -103,19 +105,27 @@ void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, ui
                 pick = (int)i;
         }
     }
-    *result = outcomes[pick].result;
+    ob_result_t r = outcomes[pick].result;
+    *result = ob_result_name(r);
     *answers = outcomes[pick].answers;
-    if (strcmp(*result, "noanswer") == 0)
+    switch (r) {
+    case OB_RESULT_NOANSWER:
         *ring_ms = 30000; /* rings out to the ring timeout */
-    else if (strcmp(*result, "busy") == 0 || strcmp(*result, "linefailure") == 0)
+        break;
+    case OB_RESULT_BUSY:
+    case OB_RESULT_LINEFAILURE:
         *ring_ms = between(&rng, 300, 1500);
-    else if (strcmp(*result, "informationtone") == 0)
+        break;
+    case OB_RESULT_INFORMATIONTONE:
         *ring_ms = between(&rng, 2000, 4000);
-    else
+        break;
+    default:
         *ring_ms = between(&rng, 3000, 9000);
-    if (strcmp(*result, "voice") == 0)
+        break;
+    }
+    if (r == OB_RESULT_VOICE)
         *talk_ms = between(&rng, 10000, 45000);
-    else if (strcmp(*result, "answeringmachine") == 0)
+    else if (r == OB_RESULT_ANSWERINGMACHINE)
         *talk_ms = between(&rng, 15000, 30000);
     else if (*answers)
         *talk_ms = between(&rng, 4000, 8000);
@@ -207,7 +217,7 @@ static void sim_hangup(carrier_t *c, void *call)
         int64_t now = ob_mono_ms();
         int talk = sc->connected ? (int)((double)(now - sc->answer_at) * s->scale) : 0;
         if (!sc->connected)
-            sc->result = "noanswer"; /* hung up while ringing */
+            sc->result = ob_result_name(OB_RESULT_NOANSWER); /* hung up while ringing */
         finish(s, sc, talk);
         return;
     }

@@ -9,6 +9,7 @@
 #include "dialer_carrier.h"
 #include "ob_common.h"
 #include "ob_log.h"
+#include "ob_vocab.h"
 
 #include <re.h>
 
@@ -131,26 +132,32 @@ struct sip_carrier {
     bool sip_exited;          /* sip_close's exit handler ran: s->sip is ours again */
 };
 
-const char *carrier_sip_result(int code)
+/* The result of an unanswered INVITE's final status code. */
+static ob_result_t sip_result(int code)
 {
     switch (code) {
     case 486:
     case 600:
-        return "busy";
+        return OB_RESULT_BUSY;
     case 408:
     case 480:
-        return "noanswer";
+        return OB_RESULT_NOANSWER;
     case 404:
     case 410:
     case 484:
     case 604:
-        return "informationtone";
+        return OB_RESULT_INFORMATIONTONE;
     default:
         break;
     }
     if (code >= 500 && code <= 599)
-        return "linefailure";
-    return "unknown"; /* 487 included: we never see it after our own CANCEL */
+        return OB_RESULT_LINEFAILURE;
+    return OB_RESULT_UNKNOWN; /* 487 included: we never see it after our own CANCEL */
+}
+
+const char *carrier_sip_result(int code)
+{
+    return ob_result_name(sip_result(code));
 }
 
 /* ---- the SIP thread ---------------------------------------------------- */
@@ -212,9 +219,9 @@ static void call_free_now(void *arg)
 /* Ends a call: its RTP port goes back to the pool at once, the session
  * (mem_deref sends BYE or CANCEL as it stands, and libre keeps what it needs
  * for that) is let go, and the worker hears of the end. */
-static void finish(sip_call_t *sc, bool answered, const char *result, int code, const char *fmt,
+static void finish(sip_call_t *sc, bool answered, ob_result_t result, int code, const char *fmt,
                    ...) OB_PRINTF(5, 6);
-static void finish(sip_call_t *sc, bool answered, const char *result, int code, const char *fmt,
+static void finish(sip_call_t *sc, bool answered, ob_result_t result, int code, const char *fmt,
                    ...)
 {
     sip_carrier_t *s = sc->s;
@@ -236,14 +243,15 @@ static void finish(sip_call_t *sc, bool answered, const char *result, int code, 
 
     /* An answered call's result is what answered, as the detector heard it. */
     const ob_detect_result_t *r = ob_detect_result(sc->detect);
-    if (answered && r->verdict != OB_DETECT_PENDING && strcmp(result, "unknown") == 0)
-        result = ob_detect_name(r->verdict);
+    const char *name = ob_result_name(result);
+    if (answered && r->verdict != OB_DETECT_PENDING && result == OB_RESULT_UNKNOWN)
+        name = ob_detect_name(r->verdict);
     sip_event_t ev = {
         .kind = EV_ENDED,
         .slot = sc->slot,
         .seq = sc->seq,
         .answered = answered,
-        .result = result,
+        .result = name,
         .code = code,
     };
     if (r->verdict != OB_DETECT_PENDING)
@@ -257,7 +265,7 @@ static void finish(sip_call_t *sc, bool answered, const char *result, int code, 
     va_end(ap);
     if (!answered && code != 200)
         ob_metric_add(&s->opts.metrics[SIP_M_FAILURES], 1);
-    OB_LOG(OB_LOG_DEBUG, "sip", OB_KV("call_id", sc->call_id), "ended %s (%d %s)", result, code,
+    OB_LOG(OB_LOG_DEBUG, "sip", OB_KV("call_id", sc->call_id), "ended %s (%d %s)", name, code,
            ev.reason);
     push_event(s, &ev);
     /* Not freed here: this may run inside one of the session's handlers. */
@@ -343,16 +351,17 @@ static void talk_limit(void *arg)
 {
     sip_call_t *sc = arg;
     if (sc->extended)
-        finish(sc, true, "unknown", 200, "OK (hung up: the application's stay_connected_s ended)");
+        finish(sc, true, OB_RESULT_UNKNOWN, 200,
+               "OK (hung up: the application's stay_connected_s ended)");
     else
-        finish(sc, true, "unknown", 200, "OK (hung up at the talk limit, %d s)",
+        finish(sc, true, OB_RESULT_UNKNOWN, 200, "OK (hung up at the talk limit, %d s)",
                sc->s->opts.talk_limit_ms / 1000);
 }
 
 static void ring_timeout(void *arg)
 {
     sip_call_t *sc = arg;
-    finish(sc, false, "noanswer", 0, "ring timeout after %d ms: CANCEL sent",
+    finish(sc, false, OB_RESULT_NOANSWER, 0, "ring timeout after %d ms: CANCEL sent",
            sc->s->opts.ring_timeout_ms);
 }
 
@@ -360,7 +369,7 @@ static void response_timeout(void *arg)
 {
     sip_call_t *sc = arg;
     if (!sc->responded)
-        finish(sc, false, "linefailure", 0, "no response from the trunk in %d ms",
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "no response from the trunk in %d ms",
                sc->s->opts.response_timeout_ms);
 }
 
@@ -375,9 +384,10 @@ static void tell_verdict(sip_call_t *sc)
     if (r->verdict == OB_DETECT_INFOTONE) {
         sc->verdict_told = true;
         if (sc->answer_at)
-            finish(sc, true, "informationtone", 200, "OK (hung up: special information tone)");
+            finish(sc, true, OB_RESULT_INFORMATIONTONE, 200,
+                   "OK (hung up: special information tone)");
         else
-            finish(sc, false, "informationtone", 0,
+            finish(sc, false, OB_RESULT_INFORMATIONTONE, 0,
                    "special information tone in early media: CANCEL sent");
         return;
     }
@@ -467,19 +477,19 @@ static void on_close(int err, const struct sip_msg *msg, void *arg)
     if (sc->answer_at) {
         /* The callee hung up (BYE), or the dialog failed mid-call. */
         if (err && err != ECONNRESET)
-            finish(sc, true, "unknown", 200, "OK (dialog lost: %s)", strerror(err));
+            finish(sc, true, OB_RESULT_UNKNOWN, 200, "OK (dialog lost: %s)", strerror(err));
         else
-            finish(sc, true, "unknown", 200, "OK (callee hung up)");
+            finish(sc, true, OB_RESULT_UNKNOWN, 200, "OK (callee hung up)");
         return;
     }
     if (msg && !msg->req && msg->scode >= 300) {
         char reason[RESULT_REASON_MAX];
         pl_strcpy(&msg->reason, reason, sizeof(reason));
-        finish(sc, false, carrier_sip_result(msg->scode), msg->scode, "%s", reason);
+        finish(sc, false, sip_result(msg->scode), msg->scode, "%s", reason);
     } else if (err == ETIMEDOUT) {
-        finish(sc, false, "linefailure", 0, "timeout: no final response to the INVITE");
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "timeout: no final response to the INVITE");
     } else {
-        finish(sc, false, "linefailure", 0, "transport error: %s",
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "transport error: %s",
                err ? strerror(err) : "dialog closed");
     }
 }
@@ -496,14 +506,15 @@ static void place(sip_call_t *sc)
     sc->invite_at = tmr_jiffies();
     sc->rtp_port = port_take(s);
     if (!sc->rtp_port) {
-        finish(sc, false, "linefailure", 0, "no RTP port free in %d-%d", s->opts.rtp_port_min,
-               s->opts.rtp_port_max);
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "no RTP port free in %d-%d",
+               s->opts.rtp_port_min, s->opts.rtp_port_max);
         return;
     }
     if (sa_set_str(&local, s->local_addr, (uint16_t)sc->rtp_port) != 0 ||
         (err = udp_listen(&sc->rtp, &local, on_rtp, sc)) != 0 ||
         (err = rtp_alloc(&sc->rtp_enc)) != 0) {
-        finish(sc, false, "linefailure", 0, "RTP port %d: %s", sc->rtp_port, strerror(errno));
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "RTP port %d: %s", sc->rtp_port,
+               strerror(errno));
         return;
     }
     sdp = mbuf_alloc(512);
@@ -529,7 +540,7 @@ static void place(sip_call_t *sc)
                               on_progress, on_established, NULL, NULL, on_close, sc, NULL);
     mem_deref(sdp);
     if (err) {
-        finish(sc, false, "linefailure", 0, "INVITE not sent: %s", strerror(err));
+        finish(sc, false, OB_RESULT_LINEFAILURE, 0, "INVITE not sent: %s", strerror(err));
         return;
     }
     ob_metric_add(&s->opts.metrics[SIP_M_INVITES], 1);
@@ -590,11 +601,13 @@ static void on_command(int id, void *data, void *arg)
     case CMD_HANGUP:
         sc = call_of(s, data);
         if (sc && sc->answer_at)
-            finish(sc, true, "unknown", 200, "OK (hung up by the dialer: application or drain)");
+            finish(sc, true, OB_RESULT_UNKNOWN, 200,
+                   "OK (hung up by the dialer: application or drain)");
         else if (sc && sc->invite_at)
-            finish(sc, false, "noanswer", 0, "hung up by the dialer while ringing: CANCEL sent");
+            finish(sc, false, OB_RESULT_NOANSWER, 0,
+                   "hung up by the dialer while ringing: CANCEL sent");
         else if (sc)
-            finish(sc, false, "noanswer", 0,
+            finish(sc, false, OB_RESULT_NOANSWER, 0,
                    "hung up by the dialer before its INVITE (waiting for the CPS limit)");
         break;
     case CMD_EXTEND:
@@ -607,7 +620,8 @@ static void on_command(int id, void *data, void *arg)
     case CMD_STOP:
         for (int i = 0; i < s->opts.channels; i++)
             if (s->live[i])
-                finish(s->live[i], s->live[i]->answer_at != 0, "unknown", 0, "dialer stopped");
+                finish(s->live[i], s->live[i]->answer_at != 0, OB_RESULT_UNKNOWN, 0,
+                       "dialer stopped");
         /* BYEs and CANCELs still in flight get up to 2 s: the stack's exit
          * handler runs once the last session let go of it. */
         sipsess_close_all(s->ss);

@@ -176,8 +176,8 @@ static void fail_url_check(dialer_ctx_t *ctx, dialer_call_t *c, const char *why)
     c->end = (ob_attempt_end_t){
         .call_id = c->job.call_id,
         .attempt = (int)c->job.attempt,
-        .result = "noattempt",
-        .reason = "url_check_failed",
+        .result = OB_RESULT_NOATTEMPT,
+        .reason = OB_REASON_URL_CHECK_FAILED,
         .decision_ms = -1,
     };
     ctx->ending[ctx->nending++] = slot_index(ctx, c);
@@ -274,13 +274,12 @@ static void on_decided(void *worker, void *call, const char *callee_type, int de
         dialer_app_notify(ctx->app, c, "callee_type", callee_type);
 }
 
-static void count_result(dialer_ctx_t *ctx, const char *result)
+/* Counts a dialed attempt's result (outbound_results_total); noattempt has
+ * no series. */
+static void count_result(dialer_ctx_t *ctx, ob_result_t r)
 {
-    static const char *const names[] = {"voice",    "answeringmachine", "fax",         "busy",
-                                        "noanswer", "informationtone",  "linefailure", "unknown"};
-    for (size_t i = 0; i < OB_COUNTOF(names); i++)
-        if (strcmp(result, names[i]) == 0)
-            ob_metric_add(&ctx->metrics[M_R_VOICE + (int)i], 1);
+    if (r < OB_RESULT_DIALED_COUNT)
+        ob_metric_add(&ctx->metrics[M_RESULT + r], 1);
 }
 
 /* Queues the attempt's conclusion (ob_calls_conclude_tx: answered calls
@@ -291,17 +290,26 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
 {
     dialer_ctx_t *ctx = worker;
     dialer_call_t *c = call;
-    if (c->cut_by && !was_answered)
-        result = "unknown"; /* we do not know how it would have ended */
-    count_result(ctx, result);
+    ob_result_t r = OB_RESULT_UNKNOWN;
+    ob_reason_t why = OB_REASON_UNKNOWN;
+    if (c->cut && !was_answered)
+        r = OB_RESULT_UNKNOWN; /* we do not know how it would have ended */
+    else if (!ob_result_parse(result, &r))
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
+               "the carrier's result '%s' is no result: recorded as unknown", result);
+    if (c->cut)
+        why = c->cut_by;
+    else if (was_answered)
+        why = OB_REASON_ANSWERED;
+    else if (!ob_reason_of_result(r, &why)) /* a callee type, yet unanswered */
+        why = OB_REASON_UNKNOWN;
+    count_result(ctx, r);
     c->state = DIALER_SLOT_ENDING;
     c->end = (ob_attempt_end_t){
         .call_id = c->job.call_id,
         .attempt = (int)c->job.attempt,
-        .result = result,
-        .reason = c->cut_by      ? c->cut_by
-                  : was_answered ? "answered"
-                                 : result,
+        .result = r,
+        .reason = why,
         .answered = was_answered,
         .ring_ms = ring_ms,
         .talk_ms = talk_ms,
@@ -483,7 +491,9 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
         for (int k = 0; k < ctx->ntaking; k++) {
             dialer_call_t *c = &ctx->calls[ctx->taking[k]];
             if (!c->refused)
-                PUSH_EVENT(evs, n, event_for(ctx, &c->job, "dialing", "dialing", NULL));
+                PUSH_EVENT(
+                    evs, n,
+                    event_for(ctx, &c->job, "dialing", ob_state_name(OB_STATE_DIALING), NULL));
         }
         for (int k = 0; k < ctx->nconnecting; k++) {
             dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
@@ -491,7 +501,7 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
             bool known = strcmp(c->answered_as, "processing") != 0;
             if (!c->refused)
                 PUSH_EVENT(evs, n,
-                           event_for(ctx, &c->job, "connected", "connected",
+                           event_for(ctx, &c->job, "connected", ob_state_name(OB_STATE_CONNECTED),
                                      known ? c->answered_as : NULL));
         }
         for (int k = 0; k < ctx->nending; k++)
@@ -717,7 +727,8 @@ void dialer_hangup_all(dialer_ctx_t *ctx)
 {
     for (int i = 0; i < (int)ctx->cfg->channels; i++) {
         if (ctx->calls[i].state == DIALER_SLOT_LIVE) {
-            ctx->calls[i].cut_by = "dialer_shutdown";
+            ctx->calls[i].cut = true;
+            ctx->calls[i].cut_by = OB_REASON_DIALER_SHUTDOWN;
             ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
         }
     }

@@ -105,15 +105,11 @@ static const ob_metric_t metric_defs[M_COUNT] = {
                      OB_METRIC_GAUGE, 0},
     [M_CHANNELS] = {"outbound_dialer_channels", NULL, "channels of this worker", OB_METRIC_GAUGE,
                     0},
-    [M_R_VOICE] = RESULT_METRIC("voice"),
-    [M_R_MACHINE] = RESULT_METRIC("answeringmachine"),
-    [M_R_FAX] = RESULT_METRIC("fax"),
-    [M_R_BUSY] = RESULT_METRIC("busy"),
-    [M_R_NOANSWER] = RESULT_METRIC("noanswer"),
-    [M_R_INFOTONE] = RESULT_METRIC("informationtone"),
-    [M_R_LINEFAILURE] = RESULT_METRIC("linefailure"),
-    [M_R_UNKNOWN] = RESULT_METRIC("unknown"),
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+/* outbound_results_total: one series per dialed result, in the vocabulary's order */
+#define X(e, s) [M_RESULT + e] = RESULT_METRIC(s),
+    OB_RESULT_DIALED_LIST(X)
+#undef X
 };
 
 #define SIP_METRIC(n, h, k)                                                                        \
@@ -203,35 +199,31 @@ static ob_rc_t carrier_new(dialer_ctx_t *ctx, ob_err_t *err)
     return carrier_sip_new(&o, &dialer_carrier_events, ctx, &ctx->carrier, err);
 }
 
-static bool dialer_ready(void *arg, const char **why)
+static bool pg_up(const void *arg)
 {
-    dialer_ctx_t *ctx = arg;
-    if (ob_stop_requested)
-        *why = "draining";
-    else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
-        *why = "postgres unreachable";
-    else
-        return true;
-    return false;
+    const dialer_ctx_t *ctx = arg;
+    return __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED);
 }
 
-static char *dialer_metrics(void *arg)
+/* /readyz answers the first that fails; outbound_ready is Postgres. */
+static const ob_service_check_t checks[] = {
+    {"draining", ob_service_not_draining, false},
+    {"postgres unreachable", pg_up, true},
+    {NULL, NULL, false},
+};
+
+/* The webhook sender's, the sip carrier's and the queue-to-dialing
+ * histogram, after the registry. */
+static char *render_more(void *arg)
 {
     dialer_ctx_t *ctx = arg;
-    ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
-    char *own = ob_metrics_render(ctx->metrics, M_COUNT);
     char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
     char *sip = ob_metrics_render(ctx->sip_metrics, SIP_M_COUNT);
     char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
-    char *pg = ob_metric_family_render(ctx->pg_writes);
-    char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
-    char *text = ob_xasprintf("%s%s%s%s%s%s", own, webhooks, sip, wait, pg, kafka);
-    free(own);
-    free(sip);
+    char *text = ob_xasprintf("%s%s%s", webhooks, sip, wait);
     free(webhooks);
+    free(sip);
     free(wait);
-    free(pg);
-    free(kafka);
     return text;
 }
 
@@ -318,6 +310,129 @@ static void serve(dialer_ctx_t *ctx)
     }
 }
 
+/* The URL policy from the ranges the configuration checked. */
+static void load_url_policy(const dialer_config_t *cfg, ob_url_ranges_t **deny,
+                            ob_url_ranges_t **allow, ob_url_policy_t *policy)
+{
+    ob_err_t err = {{0}};
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_deny, deny, &err) == OB_OK);
+    OB_ASSERT(ob_url_ranges_parse(cfg->url_allow, allow, &err) == OB_OK);
+    *policy = (ob_url_policy_t){*deny, *allow, "OB_DIALER_URL_DENY"};
+}
+
+/* What needs no dependency: the registries, topic name and call slots. */
+static void init(dialer_ctx_t *ctx, const dialer_config_t *cfg)
+{
+    ctx->cfg = cfg;
+    memcpy(ctx->metrics, metric_defs, sizeof(metric_defs));
+    ctx->kafka_metrics = ob_kafka_metrics_new();
+    ctx->pg_writes = ob_pg_write_metrics_new();
+    static const double wait_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,   5,    10,    30,   60,  300,  900, 3600};
+    ctx->queue_to_dialing = (ob_histogram_t){
+        .name = "outbound_queue_to_dialing_seconds",
+        .help = "From when a call was due (accepted, its scheduled start or its retry time) to "
+                "its dialing",
+        .bounds = wait_bounds,
+        .nbounds = OB_COUNTOF(wait_bounds),
+    };
+    memcpy(ctx->sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
+    ob_metric_set(&ctx->metrics[M_CHANNELS], cfg->channels);
+    dialer_webhooks_metrics_init(ctx->webhook_metrics);
+    ctx->svc = (ob_service_t){
+        .checks = checks,
+        .metrics = ctx->metrics,
+        .nmetrics = M_COUNT,
+        .ready = &ctx->metrics[M_READY],
+        .render = render_more,
+        .pg_writes = ctx->pg_writes,
+        .kafka = ctx->kafka_metrics,
+    };
+    ctx->topic_events = ob_config_topic(&cfg->base, OB_TOPIC_CALL_EVENTS);
+    ctx->source = ob_xasprintf("/outbound/dialer/%s", cfg->base.instance_id);
+    dialer_slots_init(ctx);
+}
+
+/* The carrier (a bad one is configuration) and the start_url client. */
+static int start_carrier(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    if (carrier_new(ctx, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_CONFIG;
+    }
+    if (dialer_app_new(ctx, (int)ctx->cfg->app_concurrency, (int)ctx->cfg->app_timeout_ms,
+                       &ctx->app, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_DEPENDENCY;
+    }
+    return OB_EXIT_OK;
+}
+
+/* The dialers row, the dial-jobs consumer, the producer, the HTTP server and
+ * the webhook sender. */
+static int start(dialer_ctx_t *ctx)
+{
+    const dialer_config_t *cfg = ctx->cfg;
+    ob_err_t err = {{0}};
+    ctx->pg_up = 1;
+    ctx->announcing = true; /* the row exists before any partition is assigned */
+    dialer_announce(ctx, true);
+    char *group = ob_xasprintf("%sdialers", cfg->base.topic_prefix);
+    char *topic_jobs = ob_config_topic(&cfg->base, OB_TOPIC_DIAL_JOBS);
+    const char *topics[] = {topic_jobs, NULL};
+    ob_rc_t rc = ob_consumer_new(&cfg->base, group, topics, "earliest", dialer_on_rebalance, ctx,
+                                 ctx->kafka_metrics, &ctx->jobs, &err);
+    free(group);
+    free(topic_jobs);
+    /* A flush's events are produced together and their acknowledgements
+     * collected by a later turn, so a short linger (bulk) costs no turn any
+     * time and lets the flushes of a busy worker share requests. */
+    if (rc != OB_OK || ob_producer_new(&cfg->base, ob_kafka_tuning_bulk, ctx->kafka_metrics,
+                                       &ctx->producer, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_DEPENDENCY;
+    }
+    ob_http_opts_t opts = {
+        .addr = cfg->base.http_addr,
+        .port = (int)cfg->base.http_port,
+        .threads = 1,
+        .max_body = 4096,
+        .ctx = ctx,
+    };
+    int code = ob_service_http_start(&ctx->svc, &opts);
+    if (code != OB_EXIT_OK)
+        return code;
+    dialer_webhooks_opts_t wopts = {
+        .base = &cfg->base,
+        .metrics = ctx->webhook_metrics,
+        .kafka_metrics = ctx->kafka_metrics,
+        .pg_writes = ctx->pg_writes,
+        .concurrency = (int)cfg->webhook_concurrency,
+        .timeout_ms = (int)cfg->webhook_timeout_ms,
+        .retry_base_ms = cfg->webhook_retry_base_ms,
+        .retry_max_ms = cfg->webhook_retry_max_ms,
+        .max_age_ms = cfg->webhook_max_age_s * 1000,
+        .urls = &ctx->url_policy,
+    };
+    if (cfg->webhook_enabled && dialer_webhooks_start(&wopts, &ctx->webhooks, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_DEPENDENCY;
+    }
+    return OB_EXIT_OK;
+}
+
+static bool stop_taking(void *arg, int64_t deadline_ms)
+{
+    dialer_ctx_t *ctx = arg;
+    (void)deadline_ms;
+    OB_INFO("main", "%d call(s) in progress", ctx->active);
+    dialer_withdraw(ctx);
+    set_fetching(ctx, false);
+    dialer_drop_unverified(ctx);
+    return true;
+}
+
 /* Lets calls in progress finish until the deadline, then hangs up the rest.
  * Returns true when every call ended by itself. */
 static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
@@ -355,161 +470,97 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
     return false;
 }
 
-/* The URL policy from the ranges the configuration checked. */
-static void load_url_policy(const dialer_config_t *cfg, ob_url_ranges_t **deny,
-                            ob_url_ranges_t **allow, ob_url_policy_t *policy)
+static bool let_calls_finish(void *arg, int64_t deadline_ms)
 {
-    ob_err_t err = {{0}};
-    OB_ASSERT(ob_url_ranges_parse(cfg->url_deny, deny, &err) == OB_OK);
-    OB_ASSERT(ob_url_ranges_parse(cfg->url_allow, allow, &err) == OB_OK);
-    *policy = (ob_url_policy_t){*deny, *allow, "OB_DIALER_URL_DENY"};
+    dialer_ctx_t *ctx = arg;
+    bool drained = finish_calls(ctx, deadline_ms);
+    dialer_settle(ctx);                       /* the last events' acknowledgements */
+    dialer_app_finish(ctx->app, deadline_ms); /* start_url requests still in flight */
+    return drained;
+}
+
+static bool stop_webhooks(void *arg, int64_t deadline_ms)
+{
+    dialer_ctx_t *ctx = arg;
+    dialer_webhooks_stop(ctx->webhooks, deadline_ms);
+    ctx->webhooks = NULL;
+    return true;
+}
+
+static bool leave_group(void *arg, int64_t deadline_ms)
+{
+    dialer_ctx_t *ctx = arg;
+    (void)deadline_ms; /* librdkafka's close waits for the group's answer */
+    ob_consumer_close(ctx->jobs);
+    ctx->jobs = NULL;
+    return true;
+}
+
+static bool flush_kafka(void *arg, int64_t deadline_ms)
+{
+    dialer_ctx_t *ctx = arg;
+    bool drained = !ob_producer_fatal(ctx->producer);
+    if (ob_producer_free(ctx->producer, ob_service_ms_left(deadline_ms)) > 0)
+        drained = false;
+    ctx->producer = NULL;
+    return drained;
+}
+
+/* Take no new jobs, let calls finish, record them, commit. The calls get
+ * most of the deadline; what they leave goes to the steps after. */
+static const ob_drain_step_t drain_steps[] = {
+    {"no new jobs, withdrawn from routing", stop_taking, 2},
+    {"letting calls in progress finish", let_calls_finish, 83},
+    {"stopping the webhook sender (unfinished deliveries stay pending)", stop_webhooks, 5},
+    {"committing job offsets and leaving the group", leave_group, 5},
+    {"flushing Kafka", flush_kafka, 5},
+    {NULL, NULL, 0},
+};
+
+static void cleanup(dialer_ctx_t *ctx)
+{
+    dialer_withdraw(ctx); /* before the consumer's revocation could announce again */
+    ob_http_free(ctx->svc.http);
+    dialer_webhooks_stop(ctx->webhooks, ob_mono_ms());
+    dialer_slots_drop_messages(ctx); /* they belong to the consumer */
+    ob_consumer_close(ctx->jobs);
+    ob_producer_free(ctx->producer, 1000);
+    ob_kafka_metrics_free(ctx->kafka_metrics);
+    ob_metric_family_free(ctx->pg_writes);
+    dialer_app_free(ctx->app);
+    if (ctx->carrier)
+        ctx->carrier->ops->destroy(ctx->carrier);
+    dialer_slots_free(ctx);
+    PQfinish(ctx->pg);
+    free(ctx->topic_events);
+    free(ctx->source);
 }
 
 int main(void)
 {
     dialer_config_t cfg = {0};
     dialer_ctx_t ctx = {0};
-    ob_http_server_t *http = NULL;
     ob_url_ranges_t *url_deny = NULL, *url_allow = NULL;
-    ob_err_t err = {{0}};
     int code = ob_service_configure("dialer", dialer_specs, &cfg);
 
+    if (code == OB_EXIT_OK && !sip_config_ok(&cfg))
+        code = OB_EXIT_CONFIG;
     if (code != OB_EXIT_OK)
         goto out;
-    if (!sip_config_ok(&cfg)) {
-        code = OB_EXIT_CONFIG;
-        goto out;
-    }
     load_url_policy(&cfg, &url_deny, &url_allow, &ctx.url_policy);
-    ctx.cfg = &cfg;
-    memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
-    ctx.kafka_metrics = ob_kafka_metrics_new();
-    ctx.pg_writes = ob_pg_write_metrics_new();
-    static const double wait_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                         2.5,   5,    10,    30,   60,  300,  900, 3600};
-    ctx.queue_to_dialing = (ob_histogram_t){
-        .name = "outbound_queue_to_dialing_seconds",
-        .help = "From when a call was due (accepted, its scheduled start or its retry time) to "
-                "its dialing",
-        .bounds = wait_bounds,
-        .nbounds = OB_COUNTOF(wait_bounds),
-    };
-    memcpy(ctx.sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
-    ob_metric_set(&ctx.metrics[M_CHANNELS], cfg.channels);
-    dialer_webhooks_metrics_init(ctx.webhook_metrics);
-    ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
-    ctx.source = ob_xasprintf("/outbound/dialer/%s", cfg.base.instance_id);
-    dialer_slots_init(&ctx);
-    if (carrier_new(&ctx, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        code = OB_EXIT_CONFIG;
+    init(&ctx, &cfg);
+    if ((code = start_carrier(&ctx)) != OB_EXIT_OK ||
+        (code = ob_service_connect(&cfg.base, &ctx.pg)) != OB_EXIT_OK ||
+        (code = start(&ctx)) != OB_EXIT_OK)
         goto out;
-    }
-    if (dialer_app_new(&ctx, (int)cfg.app_concurrency, (int)cfg.app_timeout_ms, &ctx.app, &err) !=
-        OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        code = OB_EXIT_DEPENDENCY;
-        goto out;
-    }
-
-    code = OB_EXIT_DEPENDENCY;
-    if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
-        ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
-        goto out;
-    ctx.pg_up = 1;
-    ctx.announcing = true; /* the row exists before any partition is assigned */
-    dialer_announce(&ctx, true);
-    char *group = ob_xasprintf("%sdialers", cfg.base.topic_prefix);
-    char *topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
-    const char *topics[] = {topic_jobs, NULL};
-    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", dialer_on_rebalance, &ctx,
-                                 ctx.kafka_metrics, &ctx.jobs, &err);
-    free(group);
-    free(topic_jobs);
-    /* A flush's events are produced together and their acknowledgements
-     * collected by a later turn, so a short linger (bulk) costs no turn any
-     * time and lets the flushes of a busy worker share requests. */
-    if (rc != OB_OK || ob_producer_new(&cfg.base, ob_kafka_tuning_bulk, ctx.kafka_metrics,
-                                       &ctx.producer, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        goto out;
-    }
-    ob_http_opts_t opts = {
-        .addr = cfg.base.http_addr,
-        .port = (int)cfg.base.http_port,
-        .threads = 1,
-        .max_body = 4096,
-        .ready = dialer_ready,
-        .metrics = dialer_metrics,
-        .ctx = &ctx,
-    };
-    if (ob_http_start(&opts, &http, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        code = OB_EXIT_CONFIG;
-        goto out;
-    }
-    dialer_webhooks_opts_t wopts = {
-        .base = &cfg.base,
-        .metrics = ctx.webhook_metrics,
-        .kafka_metrics = ctx.kafka_metrics,
-        .pg_writes = ctx.pg_writes,
-        .concurrency = (int)cfg.webhook_concurrency,
-        .timeout_ms = (int)cfg.webhook_timeout_ms,
-        .retry_base_ms = cfg.webhook_retry_base_ms,
-        .retry_max_ms = cfg.webhook_retry_max_ms,
-        .max_age_ms = cfg.webhook_max_age_s * 1000,
-        .urls = &ctx.url_policy,
-    };
-    if (cfg.webhook_enabled && dialer_webhooks_start(&wopts, &ctx.webhooks, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        goto out;
-    }
     OB_INFO("main", "dialing with the %s carrier on %lld channel(s); health on http://%s:%lld",
             cfg.carrier, cfg.channels, cfg.base.http_addr, cfg.base.http_port);
 
     serve(&ctx);
 
-    /* Drain: take no new jobs, let calls finish, record them, commit. */
-    code = OB_EXIT_OK;
-    int64_t deadline = ob_mono_ms() + cfg.base.drain_ms;
-    OB_INFO("main", "drain 1/4: no new jobs, withdrawn from routing; %d call(s) in progress",
-            ctx.active);
-    dialer_withdraw(&ctx);
-    set_fetching(&ctx, false);
-    dialer_drop_unverified(&ctx);
-    OB_INFO("main", "drain 2/4: letting calls in progress finish");
-    if (!finish_calls(&ctx, deadline))
-        code = OB_EXIT_UNDRAINED;
-    dialer_settle(&ctx);                  /* the last events' acknowledgements */
-    dialer_app_finish(ctx.app, deadline); /* start_url requests still in flight */
-    OB_INFO("main", "drain: stopping the webhook sender (unfinished deliveries stay pending)");
-    dialer_webhooks_stop(ctx.webhooks, deadline);
-    ctx.webhooks = NULL;
-    OB_INFO("main", "drain 3/4: committing job offsets and leaving the group");
-    ob_consumer_close(ctx.jobs);
-    ctx.jobs = NULL;
-    OB_INFO("main", "drain 4/4: flushing Kafka");
-    bool fatal = ob_producer_fatal(ctx.producer);
-    if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
-        code = OB_EXIT_UNDRAINED;
-    ctx.producer = NULL;
-    OB_INFO("main", "drained; exit %d", code);
+    code = ob_service_drain(drain_steps, &ctx, cfg.base.drain_ms);
 out:
-    dialer_withdraw(&ctx); /* before the consumer's revocation could announce again */
-    ob_http_free(http);
-    dialer_webhooks_stop(ctx.webhooks, ob_mono_ms());
-    dialer_slots_drop_messages(&ctx); /* they belong to the consumer */
-    ob_consumer_close(ctx.jobs);
-    ob_producer_free(ctx.producer, 1000);
-    ob_kafka_metrics_free(ctx.kafka_metrics);
-    ob_metric_family_free(ctx.pg_writes);
-    dialer_app_free(ctx.app);
-    if (ctx.carrier)
-        ctx.carrier->ops->destroy(ctx.carrier);
-    dialer_slots_free(&ctx);
-    PQfinish(ctx.pg);
-    free(ctx.topic_events);
-    free(ctx.source);
+    cleanup(&ctx);
     ob_url_ranges_free(url_deny);
     ob_url_ranges_free(url_allow);
     ob_config_free(dialer_specs, &cfg);

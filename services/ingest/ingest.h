@@ -11,6 +11,7 @@
 #include "ob_metrics.h"
 #include "ob_pg.h"
 #include "ob_proto.h"
+#include "ob_service.h"
 
 typedef struct {
     ob_base_config_t base;        /* shared settings (must be first) */
@@ -46,6 +47,7 @@ enum {
 };
 
 typedef struct {
+    ob_service_t svc;                  /* readiness, metrics, HTTP server (first member) */
     const ingest_config_t *cfg;        /* read-only configuration */
     ob_producer_t *producer;           /* single requests: sends at once (no linger) */
     ob_producer_t *bulk;               /* batches and uploads: lingers to fill batches */

@@ -12,6 +12,7 @@
 #include "ob_proto.h"
 #include "ob_url.h"
 #include "ob_uuid.h"
+#include "ob_vocab.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,35 +44,39 @@ static bool int_in(const cJSON *item, long lo, long hi, long *out)
     return true;
 }
 
+/* The results a retry rule may name, as "busy, noanswer, ..." (pool-owned). */
+static const char *retried_results(ob_pool_t *pool)
+{
+    const char *text = "";
+    for (int r = OB_RESULT_RETRIED_FIRST; r <= OB_RESULT_RETRIED_LAST; r++)
+        text = ob_pool_printf(pool, "%s%s%s", text, r == OB_RESULT_RETRIED_FIRST ? "" : ", ",
+                              ob_result_name((ob_result_t)r));
+    return text;
+}
+
 char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field, cJSON *errors)
 {
-    static const char *const results[] = {"busy", "noanswer", "informationtone", "linefailure",
-                                          "unknown"};
     int before = cJSON_GetArraySize(errors);
     const cJSON *rule;
     long v = 0;
     if (!cJSON_IsObject(rules)) {
         ingest_add_error(errors, field, "invalid_type",
                          ob_pool_printf(pool,
-                                        "%s must be an object mapping a result (busy, noanswer,"
-                                        " informationtone, linefailure, unknown) to seconds or"
+                                        "%s must be an object mapping a result (%s) to seconds or"
                                         " \"never\"",
-                                        field));
+                                        field, retried_results(pool)));
         return NULL;
     }
     cJSON_ArrayForEach(rule, rules)
     {
         const char *name = ob_pool_printf(pool, "%s.%s", field, rule->string);
-        bool known = false;
-        for (size_t i = 0; i < OB_COUNTOF(results) && !known; i++)
-            known = strcmp(rule->string, results[i]) == 0;
-        if (!known)
+        ob_result_t result;
+        if (!ob_result_parse(rule->string, &result) || !ob_result_retried(result))
             ingest_add_error(errors, name, "unknown_result",
                              ob_pool_printf(pool,
-                                            "'%s' is not a result that is retried (busy, noanswer,"
-                                            " informationtone, linefailure, unknown); answered"
+                                            "'%s' is not a result that is retried (%s); answered"
                                             " calls are never retried",
-                                            rule->string));
+                                            rule->string, retried_results(pool)));
         else if (!(cJSON_IsString(rule) && strcmp(rule->valuestring, "never") == 0) &&
                  !int_in(rule, 60, 172800, &v))
             ingest_add_error(
@@ -275,7 +280,7 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
     cJSON *ans = cJSON_CreateObject();
     char *self = ob_pool_printf(req->pool, "/api/v1/calls/%s", call_id);
     cJSON_AddStringToObject(ans, "call_id", call_id);
-    cJSON_AddStringToObject(ans, "state", "queued");
+    cJSON_AddStringToObject(ans, "state", ob_state_name(OB_STATE_QUEUED));
     cJSON_AddStringToObject(ans, "deployment_id", deployment_id);
     cJSON_AddStringToObject(ans, "phone_number", m.phone_number);
     cJSON_AddItemToObject(ans, "links", cJSON_CreateObject());
@@ -358,7 +363,7 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
     } else {
         cJSON_AddStringToObject(o, "deployment_id", m->deployment_id);
     }
-    cJSON_AddStringToObject(d, "state", "queued");
+    cJSON_AddStringToObject(d, "state", ob_state_name(OB_STATE_QUEUED));
     if (!plum)
         cJSON_AddNullToObject(d, "status");
     cJSON_AddNullToObject(d, "result");
@@ -487,16 +492,35 @@ static const char LIST_SQL[] =
     "  AND ($12::text IS NULL OR c.phone_number = $12)"
     "  ORDER BY c.call_id DESC LIMIT $10::int) c";
 
+/* The filters' values: a state, or "pending" (any state but completed,
+ * LIST_SQL); a final status; a result. */
+static bool state_known(const char *v)
+{
+    ob_state_t state;
+    return strcmp(v, "pending") == 0 || ob_state_parse(v, &state);
+}
+
+static bool status_known(const char *v)
+{
+    ob_status_t status;
+    return ob_status_parse(v, &status);
+}
+
+static bool result_known(const char *v)
+{
+    ob_result_t result;
+    return ob_result_parse(v, &result);
+}
+
 /* Checks an enumerated filter; on failure the error is appended. */
-static const char *enum_filter(ingest_call_t *c, const char *name, const char *const *allowed,
+static const char *enum_filter(ingest_call_t *c, const char *name, bool (*known)(const char *),
                                cJSON *errors)
 {
     const char *v = ob_http_query(c->req, name);
     if (!v)
         return NULL;
-    for (const char *const *a = allowed; *a; a++)
-        if (strcmp(v, *a) == 0)
-            return v;
+    if (known(v))
+        return v;
     ingest_add_error(errors, name, "invalid_value",
                      ob_pool_printf(c->req->pool, "%s \"%.40s\" is not a known value", name, v));
     return NULL;
@@ -504,12 +528,6 @@ static const char *enum_filter(ingest_call_t *c, const char *name, const char *c
 
 void ingest_list_calls(ingest_call_t *c)
 {
-    static const char *const states[] = {"pending",   "queued",    "dialing",
-                                         "connected", "completed", NULL};
-    static const char *const statuses[] = {"completed", "failed", "uncalled", NULL};
-    static const char *const results[] = {
-        "voice",           "answeringmachine", "fax",       "busy",    "noanswer",
-        "informationtone", "linefailure",      "noattempt", "unknown", NULL};
     ob_http_req_t *req = c->req;
     deployment_t dep;
     cJSON *errors = cJSON_CreateArray();
@@ -520,9 +538,9 @@ void ingest_list_calls(ingest_call_t *c)
 
     if (!ingest_load_deployment(c, c->param[0], false, &dep))
         goto out;
-    const char *state = enum_filter(c, "state", states, errors);
-    const char *status = enum_filter(c, "status", statuses, errors);
-    const char *result = enum_filter(c, "result", results, errors);
+    const char *state = enum_filter(c, "state", state_known, errors);
+    const char *status = enum_filter(c, "status", status_known, errors);
+    const char *result = enum_filter(c, "result", result_known, errors);
     const char *ref = ob_http_query(req, "message_reference");
     const char *cursor = NULL;
     const char *v;
@@ -621,8 +639,11 @@ void ingest_cancel_call(ingest_call_t *c)
         return;
     }
     char *deployment_id = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));
-    bool done_before = strcmp(PQgetvalue(res, 0, 1), "completed") == 0;
-    bool cancelled_before = done_before && strcmp(PQgetvalue(res, 0, 2), "cancelled") == 0;
+    ob_state_t state = OB_STATE_QUEUED;
+    ob_reason_t reason = OB_REASON_ANSWERED;
+    bool done_before = ob_state_parse(PQgetvalue(res, 0, 1), &state) && state == OB_STATE_COMPLETED;
+    bool cancelled_before = done_before && ob_reason_parse(PQgetvalue(res, 0, 2), &reason) &&
+                            reason == OB_REASON_CANCELLED;
     PQclear(res);
     if (!done_before &&
         ob_calls_cancel(c->conn, c->ctx->producer, c->ctx->topic_events, c->ctx->source,

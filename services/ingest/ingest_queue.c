@@ -8,6 +8,7 @@
 #include "ob_log.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"
+#include "ob_vocab.h"
 #include "ob_window.h"
 
 #include <cjson/cJSON.h>
@@ -99,37 +100,61 @@ void ingest_resume_queue(ingest_call_t *c)
     set_paused(c, false);
 }
 
-static const char SUMMARY_SQL[] =
-    "SELECT json_build_object("
-    " 'deployment_id', d.deployment_id, 'name', d.name, 'active', d.active, 'paused', d.paused,"
-    " 'capacity', d.capacity,"
-    " 'in_flight', (SELECT count(*) FROM calls c WHERE c.deployment_id = d.deployment_id"
-    "   AND c.active_attempt IS NOT NULL),"
-    " 'states', (SELECT json_build_object("
-    "   'queued', count(*) FILTER (WHERE state = 'queued'),"
-    "   'dialing', count(*) FILTER (WHERE state = 'dialing'),"
-    "   'connected', count(*) FILTER (WHERE state = 'connected'),"
-    "   'completed', count(*) FILTER (WHERE state = 'completed'))"
-    "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
-    " 'statuses', (SELECT json_build_object("
-    "   'completed', count(*) FILTER (WHERE status = 'completed'),"
-    "   'failed', count(*) FILTER (WHERE status = 'failed'),"
-    "   'uncalled', count(*) FILTER (WHERE status = 'uncalled'))"
-    "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
-    " 'pending', (SELECT json_build_object("
-    "   'total', count(*), 'scheduled_later', count(*) FILTER (WHERE next_attempt_at > now()),"
-    "   'waiting_for', json_build_object("
-    "     'capacity', count(*) FILTER (WHERE r = 'capacity'),"
-    "     'window', count(*) FILTER (WHERE r = 'window'),"
-    "     'scheduled', count(*) FILTER (WHERE r = 'scheduled'),"
-    "     'retry_wait', count(*) FILTER (WHERE r = 'retry_wait'),"
-    "     'paused', count(*) FILTER (WHERE r = 'paused')))"
-    "   FROM (SELECT c.next_attempt_at, wait_reason(c, d.paused, now()) AS r FROM calls c"
-    "    WHERE c.deployment_id = d.deployment_id AND c.state = 'queued'"
-    "    AND c.active_attempt IS NULL) p))::text,"
-    " d.campaign_window::text"
-    " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
-    " AND d.deleted_at IS NULL";
+/* "<pad>'a', count(*) FILTER (WHERE <col> = 'a'),<pad>'b', ..." for the
+ * n names of a vocabulary (pool-owned): one count per name. */
+static const char *count_each(ob_pool_t *pool, const char *pad, const char *col,
+                              const char *(*name)(int), int n)
+{
+    const char *text = "";
+    for (int i = 0; i < n; i++)
+        text = ob_pool_printf(pool, "%s%s%s'%s', count(*) FILTER (WHERE %s = '%s')", text,
+                              i ? "," : "", pad, name(i), col, name(i));
+    return text;
+}
+
+static const char *state_at(int i)
+{
+    return ob_state_name((ob_state_t)i);
+}
+
+static const char *status_at(int i)
+{
+    return ob_status_name((ob_status_t)i);
+}
+
+static const char *wait_at(int i)
+{
+    return ob_wait_name((ob_wait_t)i);
+}
+
+/* The summary's statement (pool-owned): the deployment, its calls counted
+ * by state, by final status and, pending ones, by what they wait for. */
+static const char *summary_sql(ob_pool_t *pool)
+{
+    return ob_pool_printf(
+        pool,
+        "SELECT json_build_object("
+        " 'deployment_id', d.deployment_id, 'name', d.name, 'active', d.active, 'paused', d.paused,"
+        " 'capacity', d.capacity,"
+        " 'in_flight', (SELECT count(*) FROM calls c WHERE c.deployment_id = d.deployment_id"
+        "   AND c.active_attempt IS NOT NULL),"
+        " 'states', (SELECT json_build_object(%s)"
+        "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
+        " 'statuses', (SELECT json_build_object(%s)"
+        "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
+        " 'pending', (SELECT json_build_object("
+        "   'total', count(*), 'scheduled_later', count(*) FILTER (WHERE next_attempt_at > now()),"
+        "   'waiting_for', json_build_object(%s))"
+        "   FROM (SELECT c.next_attempt_at, wait_reason(c, d.paused, now()) AS r FROM calls c"
+        "    WHERE c.deployment_id = d.deployment_id AND c.state = 'queued'"
+        "    AND c.active_attempt IS NULL) p))::text,"
+        " d.campaign_window::text"
+        " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
+        " AND d.deleted_at IS NULL",
+        count_each(pool, "   ", "state", state_at, OB_STATE_COUNT),
+        count_each(pool, "   ", "status", status_at, OB_STATUS_COUNT),
+        count_each(pool, "     ", "r", wait_at, OB_WAIT_COUNT));
+}
 
 /* An instant as RFC 3339 UTC for a JSON answer, or null for -1. */
 static cJSON *instant(int64_t ms)
@@ -176,7 +201,8 @@ void ingest_queue_summary(ingest_call_t *c)
     ob_err_t err = {{0}};
     const char *id = c->param[0];
     const char *params[] = {id, c->account_id};
-    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, SUMMARY_SQL, 2, params, &res, &err) != OB_OK) {
+    if (ob_uuid_valid(id) &&
+        ob_pg_exec(c->conn, summary_sql(c->req->pool), 2, params, &res, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }

@@ -4,6 +4,7 @@
  */
 #include "ctl.h"
 #include "ctl_table.h"
+#include "ob_vocab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -301,7 +302,9 @@ static void note(const ctl_t *c, seen_map_t *m, const cJSON *call, unsigned roun
         return;
     snprintf(s->what, sizeof(s->what), "%s", what);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(call, "state");
-    s->final = cJSON_IsString(st) && strcmp(st->valuestring, "completed") == 0;
+    ob_state_t state = OB_STATE_QUEUED;
+    s->final = cJSON_IsString(st) && ob_state_parse(st->valuestring, &state) &&
+               state == OB_STATE_COMPLETED;
     if (c->json) {
         ctl_print_json(call);
     } else {

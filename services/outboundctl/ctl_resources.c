@@ -5,6 +5,7 @@
  */
 #include "ctl.h"
 #include "ctl_table.h"
+#include "ob_vocab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -239,12 +240,17 @@ int ctl_cmd_queue_status(const ctl_t *c, const ctl_args_t *a)
                ctl_cell(s, "paused", b[1], 256));
         printf("in flight   %s of capacity %s\n", ctl_cell(s, "in_flight", b[0], 256),
                ctl_cell(s, "capacity", b[1], 256));
-        printf("states      queued %s, dialing %s, connected %s, completed %s\n",
-               ctl_cell(states, "queued", b[0], 256), ctl_cell(states, "dialing", b[1], 256),
-               ctl_cell(states, "connected", b[2], 256), ctl_cell(states, "completed", b[3], 256));
-        printf("statuses    completed %s, failed %s, uncalled %s\n",
-               ctl_cell(statuses, "completed", b[0], 256), ctl_cell(statuses, "failed", b[1], 256),
-               ctl_cell(statuses, "uncalled", b[2], 256));
+        printf("states      ");
+        for (int i = 0; i < OB_STATE_COUNT; i++) {
+            const char *name = ob_state_name((ob_state_t)i);
+            printf("%s%s %s", i ? ", " : "", name, ctl_cell(states, name, b[0], 256));
+        }
+        printf("\nstatuses    ");
+        for (int i = 0; i < OB_STATUS_COUNT; i++) {
+            const char *name = ob_status_name((ob_status_t)i);
+            printf("%s%s %s", i ? ", " : "", name, ctl_cell(statuses, name, b[0], 256));
+        }
+        putchar('\n');
         printf("pending     %s", ctl_cell(pending, "total", b[0], 256));
         const cJSON *w;
         const char *sep = ", waiting for ";

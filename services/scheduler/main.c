@@ -68,44 +68,34 @@ static const ob_metric_t metric_defs[M_COUNT] = {
     [M_WINDOW_CLOSED] = {"outbound_calls_window_closed_total", NULL,
                          "calls ended because no campaign window opens before their expiry",
                          OB_METRIC_COUNTER, 0},
-    [M_WAIT_CAPACITY] = WAIT_METRIC("capacity"),
-    [M_WAIT_WINDOW] = WAIT_METRIC("window"),
-    [M_WAIT_SCHEDULED] = WAIT_METRIC("scheduled"),
-    [M_WAIT_RETRY] = WAIT_METRIC("retry_wait"),
-    [M_WAIT_PAUSED] = WAIT_METRIC("paused"),
     [M_POISON] = {"outbound_request_messages_invalid_total", NULL,
                   "call-request messages that could not be recorded", OB_METRIC_COUNTER, 0},
     [M_OWNED] = {"outbound_scheduler_partitions_owned", NULL,
                  "call-requests partitions owned by this instance", OB_METRIC_GAUGE, 0},
     [M_READY] = {"outbound_ready", NULL, "1 when the service can take work", OB_METRIC_GAUGE, 0},
+/* outbound_calls_pending: one series per wait reason, in the vocabulary's order */
+#define X(e, s) [M_WAIT + e] = WAIT_METRIC(s),
+    OB_WAIT_LIST(X)
+#undef X
 };
 
-static bool scheduler_ready(void *arg, const char **why)
+static bool pg_up(const void *arg)
 {
-    scheduler_ctx_t *ctx = arg;
-    if (ob_stop_requested)
-        *why = "draining";
-    else if (!__atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED))
-        *why = "postgres unreachable";
-    else
-        return true;
-    return false;
+    const scheduler_ctx_t *ctx = arg;
+    return __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED);
 }
 
-static char *scheduler_metrics(void *arg)
+/* /readyz answers the first that fails; outbound_ready is Postgres. */
+static const ob_service_check_t checks[] = {
+    {"draining", ob_service_not_draining, false},
+    {"postgres unreachable", pg_up, true},
+    {NULL, NULL, false},
+};
+
+/* The per-deployment queue gauges, after the registry. */
+static char *render_stats(void *arg)
 {
-    scheduler_ctx_t *ctx = arg;
-    ob_metric_set(&ctx->metrics[M_READY], __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED));
-    char *own = ob_metrics_render(ctx->metrics, M_COUNT);
-    char *stats = scheduler_stats_render(ctx);
-    char *pg = ob_metric_family_render(ctx->pg_writes);
-    char *kafka = ob_kafka_metrics_render(ctx->kafka_metrics);
-    char *text = ob_xasprintf("%s%s%s%s", own, stats, pg, kafka);
-    free(own);
-    free(stats);
-    free(pg);
-    free(kafka);
-    return text;
+    return scheduler_stats_render(arg);
 }
 
 static void relay_events(scheduler_ctx_t *ctx)
@@ -118,117 +108,167 @@ static void relay_events(scheduler_ctx_t *ctx)
         OB_WARN("main", "event relay: %s", err.msg);
 }
 
+/* What needs no dependency: the registry, topic names, the clock. */
+static void init(scheduler_ctx_t *ctx, const scheduler_config_t *cfg)
+{
+    ctx->cfg = cfg;
+    memcpy(ctx->metrics, metric_defs, sizeof(metric_defs));
+    ctx->kafka_metrics = ob_kafka_metrics_new();
+    ctx->pg_writes = ob_pg_write_metrics_new();
+    ctx->svc = (ob_service_t){
+        .checks = checks,
+        .metrics = ctx->metrics,
+        .nmetrics = M_COUNT,
+        .ready = &ctx->metrics[M_READY],
+        .render = render_stats,
+        .pg_writes = ctx->pg_writes,
+        .kafka = ctx->kafka_metrics,
+    };
+    pthread_mutex_init(&ctx->stats_mu, NULL);
+    ctx->topic_requests = ob_config_topic(&cfg->base, OB_TOPIC_CALL_REQUESTS);
+    ctx->topic_jobs = ob_config_topic(&cfg->base, OB_TOPIC_DIAL_JOBS);
+    ctx->topic_events = ob_config_topic(&cfg->base, OB_TOPIC_CALL_EVENTS);
+    ctx->source = ob_xasprintf("/outbound/scheduler/%s", cfg->base.instance_id);
+    ctx->clock_real0_ms = ob_now_ms();
+    ctx->route = scheduler_route_new();
+    if (cfg->clock_start_ms || cfg->clock_scale != 1)
+        OB_WARN("main", "test clock: starts at %lld ms and runs %gx real time", cfg->clock_start_ms,
+                cfg->clock_scale);
+}
+
+/* The call-requests consumer, the producer and the HTTP server. */
+static int start(scheduler_ctx_t *ctx)
+{
+    const scheduler_config_t *cfg = ctx->cfg;
+    ob_err_t err = {{0}};
+    ctx->pg_up = 1;
+    char *group = ob_xasprintf("%sscheduler", cfg->base.topic_prefix);
+    const char *topics[] = {ctx->topic_requests, NULL};
+    ob_rc_t rc = ob_consumer_new(&cfg->base, group, topics, "earliest", scheduler_on_rebalance, ctx,
+                                 ctx->kafka_metrics, &ctx->requests, &err);
+    free(group);
+    if (rc != OB_OK ||
+        ob_producer_new(&cfg->base, NULL, ctx->kafka_metrics, &ctx->producer, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_DEPENDENCY;
+    }
+    ob_http_opts_t opts = {
+        .addr = cfg->base.http_addr,
+        .port = (int)cfg->base.http_port,
+        .threads = 1,
+        .max_body = 4096,
+        .ctx = ctx,
+    };
+    return ob_service_http_start(&ctx->svc, &opts);
+}
+
+/* Records accepted calls and releases due ones until stopped. */
+static void serve(scheduler_ctx_t *ctx)
+{
+    int64_t next_release = 0, last_release = 0, next_relay = ob_mono_ms() + 5000;
+    int64_t next_count = ob_mono_ms() + 1000, next_precheck = 0;
+    while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
+        int64_t now = ob_mono_ms();
+        int wait = next_release > now ? (int)(next_release - now) : 0;
+        /* New calls may be due now: a pass soon, not at the next tick. */
+        if (scheduler_record_poll(ctx, wait) > 0 && next_release > last_release + RECORD_PASS_MS)
+            next_release = last_release + RECORD_PASS_MS;
+        now = ob_mono_ms();
+        if (now >= next_release) {
+            scheduler_release_pass(ctx);
+            last_release = now;
+            next_release = now + ctx->cfg->tick_ms;
+        }
+        if (now >= next_relay) {
+            relay_events(ctx);
+            next_relay = now + 5000;
+        }
+        if (now >= next_precheck) {
+            scheduler_precheck_windows(ctx);
+            next_precheck = ob_mono_ms() + PRECHECK_MS;
+        }
+        if (now >= next_count) {
+            scheduler_count_pending(ctx);
+            next_count = ob_mono_ms() + ctx->cfg->stats_ms;
+        }
+    }
+}
+
+static bool leave_group(void *arg, int64_t deadline_ms)
+{
+    scheduler_ctx_t *ctx = arg;
+    (void)deadline_ms; /* librdkafka's close waits for the group's answer */
+    ob_consumer_close(ctx->requests);
+    ctx->requests = NULL;
+    return true;
+}
+
+static bool flush_kafka(void *arg, int64_t deadline_ms)
+{
+    scheduler_ctx_t *ctx = arg;
+    bool drained = !ob_producer_fatal(ctx->producer);
+    if (ob_producer_free(ctx->producer, ob_service_ms_left(deadline_ms)) > 0)
+        drained = false;
+    ctx->producer = NULL;
+    return drained;
+}
+
+static bool close_pg_and_http(void *arg, int64_t deadline_ms)
+{
+    scheduler_ctx_t *ctx = arg;
+    ob_service_http_close(ctx, deadline_ms);
+    PQfinish(ctx->pg);
+    PQfinish(ctx->pg2);
+    ctx->pg = ctx->pg2 = NULL;
+    return true;
+}
+
+/* Nothing is held in memory between passes, so stopping means committing
+ * what was recorded and flushing what was produced. */
+static const ob_drain_step_t drain_steps[] = {
+    {"leaving the consumer group (commits recorded offsets)", leave_group, 40},
+    {"flushing Kafka", flush_kafka, 55},
+    {"closing Postgres and HTTP", close_pg_and_http, 5},
+    {NULL, NULL, 0},
+};
+
+static void cleanup(scheduler_ctx_t *ctx)
+{
+    ob_http_free(ctx->svc.http);
+    ob_consumer_close(ctx->requests);
+    ob_producer_free(ctx->producer, 1000);
+    ob_kafka_metrics_free(ctx->kafka_metrics);
+    free(ctx->stats_text);
+    ob_metric_family_free(ctx->pg_writes);
+    PQfinish(ctx->pg);
+    PQfinish(ctx->pg2);
+    free(ctx->topic_requests);
+    free(ctx->topic_jobs);
+    free(ctx->topic_events);
+    free(ctx->source);
+    scheduler_windows_free(ctx);
+    scheduler_route_free(ctx->route);
+}
+
 int main(void)
 {
     scheduler_config_t cfg = {0};
     scheduler_ctx_t ctx = {0};
-    ob_http_server_t *http = NULL;
-    ob_err_t err = {{0}};
     int code = ob_service_configure("scheduler", scheduler_specs, &cfg);
 
     if (code != OB_EXIT_OK)
         goto out;
-    ctx.cfg = &cfg;
-    memcpy(ctx.metrics, metric_defs, sizeof(metric_defs));
-    ctx.kafka_metrics = ob_kafka_metrics_new();
-    ctx.pg_writes = ob_pg_write_metrics_new();
-    pthread_mutex_init(&ctx.stats_mu, NULL);
-    ctx.topic_requests = ob_config_topic(&cfg.base, OB_TOPIC_CALL_REQUESTS);
-    ctx.topic_jobs = ob_config_topic(&cfg.base, OB_TOPIC_DIAL_JOBS);
-    ctx.topic_events = ob_config_topic(&cfg.base, OB_TOPIC_CALL_EVENTS);
-    ctx.source = ob_xasprintf("/outbound/scheduler/%s", cfg.base.instance_id);
-    ctx.clock_real0_ms = ob_now_ms();
-    ctx.route = scheduler_route_new();
-    if (cfg.clock_start_ms || cfg.clock_scale != 1)
-        OB_WARN("main", "test clock: starts at %lld ms and runs %gx real time", cfg.clock_start_ms,
-                cfg.clock_scale);
-
-    code = OB_EXIT_DEPENDENCY;
-    if (ob_service_connect_pg(&cfg.base, 30000, &ctx.pg) != OB_OK ||
-        ob_service_ensure_topics(&cfg.base, 30000) != OB_OK)
+    init(&ctx, &cfg);
+    if ((code = ob_service_connect(&cfg.base, &ctx.pg)) != OB_EXIT_OK ||
+        (code = start(&ctx)) != OB_EXIT_OK)
         goto out;
-    ctx.pg_up = 1;
-    char *group = ob_xasprintf("%sscheduler", cfg.base.topic_prefix);
-    const char *topics[] = {ctx.topic_requests, NULL};
-    ob_rc_t rc = ob_consumer_new(&cfg.base, group, topics, "earliest", scheduler_on_rebalance, &ctx,
-                                 ctx.kafka_metrics, &ctx.requests, &err);
-    free(group);
-    if (rc != OB_OK ||
-        ob_producer_new(&cfg.base, NULL, ctx.kafka_metrics, &ctx.producer, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        goto out;
-    }
-    ob_http_opts_t opts = {
-        .addr = cfg.base.http_addr,
-        .port = (int)cfg.base.http_port,
-        .threads = 1,
-        .max_body = 4096,
-        .ready = scheduler_ready,
-        .metrics = scheduler_metrics,
-        .ctx = &ctx,
-    };
-    if (ob_http_start(&opts, &http, &err) != OB_OK) {
-        OB_ERROR("main", "%s", err.msg);
-        code = OB_EXIT_CONFIG;
-        goto out;
-    }
     OB_INFO("main", "scheduling; health on http://%s:%lld", cfg.base.http_addr, cfg.base.http_port);
 
-    int64_t next_release = 0, last_release = 0, next_relay = ob_mono_ms() + 5000;
-    int64_t next_count = ob_mono_ms() + 1000, next_precheck = 0;
-    while (!ob_stop_requested && !ob_producer_fatal(ctx.producer)) {
-        int64_t now = ob_mono_ms();
-        int wait = next_release > now ? (int)(next_release - now) : 0;
-        /* New calls may be due now: a pass soon, not at the next tick. */
-        if (scheduler_record_poll(&ctx, wait) > 0 && next_release > last_release + RECORD_PASS_MS)
-            next_release = last_release + RECORD_PASS_MS;
-        now = ob_mono_ms();
-        if (now >= next_release) {
-            scheduler_release_pass(&ctx);
-            last_release = now;
-            next_release = now + cfg.tick_ms;
-        }
-        if (now >= next_relay) {
-            relay_events(&ctx);
-            next_relay = now + 5000;
-        }
-        if (now >= next_precheck) {
-            scheduler_precheck_windows(&ctx);
-            next_precheck = ob_mono_ms() + PRECHECK_MS;
-        }
-        if (now >= next_count) {
-            scheduler_count_pending(&ctx);
-            next_count = ob_mono_ms() + cfg.stats_ms;
-        }
-    }
+    serve(&ctx);
 
-    /* Drain: nothing is held in memory between passes, so stopping means
-     * committing what was recorded and flushing what was produced. */
-    code = OB_EXIT_OK;
-    OB_INFO("main", "drain 1/3: leaving the consumer group (commits recorded offsets)");
-    ob_consumer_close(ctx.requests);
-    ctx.requests = NULL;
-    OB_INFO("main", "drain 2/3: flushing Kafka");
-    bool fatal = ob_producer_fatal(ctx.producer);
-    if (ob_producer_free(ctx.producer, (int)cfg.base.drain_ms) > 0 || fatal)
-        code = OB_EXIT_UNDRAINED;
-    ctx.producer = NULL;
-    OB_INFO("main", "drain 3/3: closing Postgres and HTTP; exit %d", code);
+    code = ob_service_drain(drain_steps, &ctx, cfg.base.drain_ms);
 out:
-    ob_http_free(http);
-    ob_consumer_close(ctx.requests);
-    ob_producer_free(ctx.producer, 1000);
-    ob_kafka_metrics_free(ctx.kafka_metrics);
-    free(ctx.stats_text);
-    ob_metric_family_free(ctx.pg_writes);
-    PQfinish(ctx.pg);
-    PQfinish(ctx.pg2);
-    free(ctx.topic_requests);
-    free(ctx.topic_jobs);
-    free(ctx.topic_events);
-    free(ctx.source);
-    scheduler_windows_free(&ctx);
-    scheduler_route_free(ctx.route);
+    cleanup(&ctx);
     ob_config_free(scheduler_specs, &cfg);
     ob_base_config_free(&cfg.base);
     return code;

@@ -9,6 +9,8 @@
 #include "ob_config.h"
 #include "ob_kafka.h"
 #include "ob_metrics.h"
+#include "ob_service.h"
+#include "ob_vocab.h"
 #include "ob_window.h"
 
 #include <libpq-fe.h>
@@ -36,18 +38,16 @@ enum {
     M_LEASES,        /* outbound_leases_expired_total */
     M_DEFERRED,      /* outbound_calls_deferred_window_total */
     M_WINDOW_CLOSED, /* outbound_calls_window_closed_total */
-    M_WAIT_CAPACITY, /* outbound_calls_pending{waiting_for=...}, owned partitions */
-    M_WAIT_WINDOW,
-    M_WAIT_SCHEDULED,
-    M_WAIT_RETRY,
-    M_WAIT_PAUSED,
-    M_POISON, /* outbound_request_messages_invalid_total */
-    M_OWNED,  /* outbound_scheduler_partitions_owned */
-    M_READY,  /* outbound_ready */
+    M_WAIT,          /* outbound_calls_pending{waiting_for=...}, owned partitions: M_WAIT + each
+                        ob_wait_t */
+    M_POISON = M_WAIT + OB_WAIT_COUNT, /* outbound_request_messages_invalid_total */
+    M_OWNED,                           /* outbound_scheduler_partitions_owned */
+    M_READY,                           /* outbound_ready */
     M_COUNT,
 };
 
 typedef struct {
+    ob_service_t svc;              /* readiness, metrics, HTTP server (first member) */
     const scheduler_config_t *cfg; /* read-only configuration */
     PGconn *pg;                    /* the scheduler's connection (main thread only) */
     PGconn *pg2;                   /* a second one, for releases in parallel (or NULL) */

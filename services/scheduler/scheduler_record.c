@@ -117,7 +117,7 @@ static void queued_event(scheduler_ctx_t *ctx, const ob_call_request_t *m, ob_ca
     ev->call_id = ob_xstrdup(m->call_id);
     ev->deployment_id = ob_xstrdup(m->deployment_id);
     ev->account_id = ob_xstrdup(m->account_id);
-    ev->state = ob_xstrdup("queued");
+    ev->state = ob_xstrdup(ob_state_name(OB_STATE_QUEUED));
     ev->phone_number = ob_xstrdup(m->phone_number);
     ev->message_reference = m->message_reference ? ob_xstrdup(m->message_reference) : NULL;
     ev->max_attempts = m->max_attempts;

@@ -163,8 +163,8 @@ static void expire_calls(scheduler_ctx_t *ctx, const char *owned, const char *no
     ob_err_t err = {{0}};
     const char *params[] = {owned, now};
     int n = 0;
-    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, "expired", EXPIRE_SQL,
-                     2, params, &n, &err) != OB_OK)
+    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, OB_REASON_EXPIRED,
+                     EXPIRE_SQL, 2, params, &n, &err) != OB_OK)
         OB_WARN("release", "expiry pass: %s", err.msg);
     if (n > 0) {
         ob_metric_add(&ctx->metrics[M_EXPIRED], n);
@@ -218,8 +218,8 @@ static void conclude_expired_leases(scheduler_ctx_t *ctx, const char *owned)
             ob_attempt_end_t end = {
                 .call_id = call_id,
                 .attempt = atoi(attempt),
-                .result = connected ? "unknown" : "linefailure",
-                .reason = "lease_expired",
+                .result = connected ? OB_RESULT_UNKNOWN : OB_RESULT_LINEFAILURE,
+                .reason = OB_REASON_LEASE_EXPIRED,
                 .answered = connected,
                 .decision_ms = -1,
             };
@@ -498,8 +498,9 @@ static void end_closed_calls(scheduler_ctx_t *ctx, const char *deployment_id, co
     int n = 0;
     char *ids = id_array(plan->closed, plan->nclosed);
     const char *params[] = {ids};
-    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source, "window_closed",
-                     "SELECT * FROM end_window_closed($1::uuid[])", 1, params, &n, &err) == OB_OK)
+    if (ob_calls_end(ctx->pg, ctx->producer, ctx->topic_events, ctx->source,
+                     OB_REASON_WINDOW_CLOSED, "SELECT * FROM end_window_closed($1::uuid[])", 1,
+                     params, &n, &err) == OB_OK)
         ob_metric_add(&ctx->metrics[M_WINDOW_CLOSED], n);
     else
         OB_LOG(OB_LOG_WARN, "release", OB_KV("deployment_id", deployment_id),

@@ -15,17 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const reasons[] = {"capacity", "window", "scheduled", "retry_wait", "paused"};
-#define NREASONS OB_COUNTOF(reasons)
+#define NREASONS OB_WAIT_COUNT
 
-/* Per deployment: its capacity and window, then one count per wait reason,
- * the calls in flight (no reason) and how long the longest-waiting due call
- * has waited for capacity, in whole seconds of the scheduler's clock. */
+/* Per deployment: its capacity and window, then one count per wait reason
+ * (in ob_wait_t order), the calls in flight (no reason) and how long the
+ * longest-waiting due call has waited for capacity, in whole seconds of the
+ * scheduler's clock. */
+#define COUNT_WAITING(e, s) " count(*) FILTER (WHERE r = '" s "'),"
+#define COUNTS_WAITING      OB_WAIT_LIST(COUNT_WAITING)
 static const char STATS_SQL[] =
-    "SELECT deployment_id, capacity, win,"
-    " count(*) FILTER (WHERE r = 'capacity'), count(*) FILTER (WHERE r = 'window'),"
-    " count(*) FILTER (WHERE r = 'scheduled'), count(*) FILTER (WHERE r = 'retry_wait'),"
-    " count(*) FILTER (WHERE r = 'paused'), count(*) FILTER (WHERE r IS NULL),"
+    "SELECT deployment_id, capacity, win," COUNTS_WAITING " count(*) FILTER (WHERE r IS NULL),"
     " coalesce(floor(extract(epoch FROM to_timestamp($2::bigint / 1000.0)"
     "  - min(due) FILTER (WHERE r = 'capacity'))), 0)::bigint"
     " FROM (SELECT c.deployment_id, d.capacity, d.campaign_window::text AS win,"
@@ -34,6 +33,8 @@ static const char STATS_SQL[] =
     "  FROM calls c JOIN deployments d USING (deployment_id)"
     "  WHERE c.request_partition = ANY($1::int[]) AND c.state <> 'completed') w"
     " GROUP BY 1, 2, 3";
+#undef COUNTS_WAITING
+#undef COUNT_WAITING
 
 /* Campaign window states of the deployments with unfinished calls. */
 enum { WIN_OPEN, WIN_CLOSED, WIN_PER_CALLEE, WIN_NONE, WIN_COUNT };
@@ -194,7 +195,7 @@ void scheduler_count_pending(scheduler_ctx_t *ctx)
     PQclear(res);
 
     for (size_t r = 0; r < NREASONS; r++)
-        ob_metric_set(&ctx->metrics[M_WAIT_CAPACITY + (int)r], totals[r]);
+        ob_metric_set(&ctx->metrics[M_WAIT + (int)r], totals[r]);
     pthread_mutex_lock(&ctx->stats_mu);
     free(ctx->stats_text);
     ctx->stats_text = text;

@@ -83,6 +83,21 @@ static call_case_t call_cases[] = {
      "invalid_text", "not UTF-8 text"},
     {"{\"phone_number\":\"+12125550100\",\"call_parameters\":{\"\xce\":1}}",
      "call_parameters.(a member name)", "invalid_text", "not UTF-8 text"},
+    /* Retry rules name the results that are retried, listed in the message
+     * from the vocabulary (common/ob_vocab.h). */
+    {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"busy\":60,\"unknown\":\"never\"}}",
+     NULL, NULL, NULL},
+    {"{\"phone_number\":\"+12125550100\",\"retry_rules\":[1]}", "retry_rules", "invalid_type",
+     "retry_rules must be an object mapping a result (busy, noanswer, informationtone, linefailure,"
+     " unknown) to seconds or \"never\""},
+    {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"voice\":600}}", "retry_rules.voice",
+     "unknown_result",
+     "'voice' is not a result that is retried (busy, noanswer, informationtone, linefailure,"
+     " unknown); answered calls are never retried"},
+    {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"noattempt\":600}}",
+     "retry_rules.noattempt", "unknown_result", "is not a result that is retried"},
+    {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"Busy\":600}}", "retry_rules.Busy",
+     "unknown_result", "is not a result that is retried"},
 };
 
 ParameterizedTestParameters(validate, call)
