@@ -113,6 +113,8 @@ mark "schema, openapi and k8s checks"
 # The Kubernetes manifests (deploy/k8s), statically: no cluster needed.
 /usr/bin/python3 tools/check_deploy_k8s.py 2>&1 | tee -a "$log" || status=1
 /usr/bin/python3 tools/check_docs.py 2>&1 | tee -a "$log" || status=1 # links, OB_* settings (docs/testing.md)
+# The vocabulary (common/ob_vocab.h) against the SQL, schemas, OpenAPI and console.
+/usr/bin/python3 tools/check_vocab.py 2>&1 | tee -a "$log" || status=1
 # The benchmark harness with small sizes, on a stack of its own: that every
 # stage and its limit were measured, not how fast (bench/all.sh --quick).
 mark bench-quick
@@ -131,11 +133,11 @@ printf 'took: %s\n' "${timings[@]}"
 # tests "browser: P passed, F failed", the manifest check "k8s: ...", the
 # container checks "deploy: ...", the Plum client "plum: ...", the benchmark
 # harness "bench-quick: ...", the fuzz targets "fuzz: ...", the soak
-# "soak: ..." with one per invariant).
+# "soak: ..." with one per invariant, the docs check "docs: ...").
 read -r passed failed < <(
     {
         sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2/p' "$log"
-        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|plum\|detect\|bench-quick\|fuzz\|soak\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
+        sed -n 's/^\(schemas\|openapi\|browser\|k8s\|deploy\|api\|plum\|detect\|bench-quick\|fuzz\|soak\|docs\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$log"
     } | awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
 ((failed == 0)) || status=1
