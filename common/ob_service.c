@@ -215,6 +215,22 @@ int ob_service_ms_left(int64_t deadline_ms)
     return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+bool ob_service_flush_producer(ob_producer_t **producer, int64_t deadline_ms)
+{
+    bool drained = !*producer || !ob_producer_fatal(*producer);
+    if (ob_producer_free(*producer, ob_service_ms_left(deadline_ms)) > 0)
+        drained = false;
+    *producer = NULL;
+    return drained;
+}
+
+bool ob_service_leave_group(rd_kafka_t **consumer)
+{
+    ob_consumer_close(*consumer);
+    *consumer = NULL;
+    return true;
+}
+
 int ob_service_drain(const ob_drain_step_t *steps, void *ctx, int64_t drain_ms)
 {
     int n = 0, share = 0, code = OB_EXIT_OK;

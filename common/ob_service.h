@@ -111,6 +111,14 @@ int ob_service_drain(const ob_drain_step_t *steps, void *ctx, int64_t drain_ms);
 /* Milliseconds from now to deadline_ms (ob_mono_ms clock), 0 once past. */
 int ob_service_ms_left(int64_t deadline_ms);
 
+/* For the services' own drain steps: flushes *producer for what is left
+ * of deadline_ms and frees it (sets it NULL); false when a message was left
+ * undelivered or the producer had failed fatally. NULL-safe. */
+bool ob_service_flush_producer(ob_producer_t **producer, int64_t deadline_ms);
+/* Commits *consumer's stored offsets, leaves its group and frees it (sets
+ * it NULL); librdkafka waits for the group's answer. Always true. */
+bool ob_service_leave_group(rd_kafka_t **consumer);
+
 /* Drain steps for the steps tables; ctx opens with an ob_service_t. */
 bool ob_service_stop_accepting(void *ctx, int64_t deadline_ms); /* closes the listener */
 bool ob_service_http_close(void *ctx, int64_t deadline_ms);     /* answers requests in progress */

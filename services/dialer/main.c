@@ -489,21 +489,13 @@ static bool stop_webhooks(void *arg, int64_t deadline_ms)
 
 static bool leave_group(void *arg, int64_t deadline_ms)
 {
-    dialer_ctx_t *ctx = arg;
-    (void)deadline_ms; /* librdkafka's close waits for the group's answer */
-    ob_consumer_close(ctx->jobs);
-    ctx->jobs = NULL;
-    return true;
+    (void)deadline_ms;
+    return ob_service_leave_group(&((dialer_ctx_t *)arg)->jobs);
 }
 
 static bool flush_kafka(void *arg, int64_t deadline_ms)
 {
-    dialer_ctx_t *ctx = arg;
-    bool drained = !ob_producer_fatal(ctx->producer);
-    if (ob_producer_free(ctx->producer, ob_service_ms_left(deadline_ms)) > 0)
-        drained = false;
-    ctx->producer = NULL;
-    return drained;
+    return ob_service_flush_producer(&((dialer_ctx_t *)arg)->producer, deadline_ms);
 }
 
 /* Take no new jobs, let calls finish, record them, commit. The calls get

@@ -350,7 +350,9 @@ static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void 
     return OB_OK;
 }
 
-static bool feed(upload_t *u, const char *data, size_t len)
+/* Counts len more bytes of the file; false (answered 413) past the most an
+ * upload may hold, or once the upload has stopped. */
+static bool count_bytes(upload_t *u, size_t len)
 {
     if (u->stop_rc != OB_OK)
         return false;
@@ -361,6 +363,13 @@ static bool feed(upload_t *u, const char *data, size_t len)
                    u->ctx->cfg->max_upload);
         return false;
     }
+    return true;
+}
+
+static bool feed(upload_t *u, const char *data, size_t len)
+{
+    if (!count_bytes(u, len))
+        return false;
     u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
     return u->stop_rc == OB_OK;
 }
@@ -369,15 +378,8 @@ static bool feed(upload_t *u, const char *data, size_t len)
  * all known (ingest_plum.h); it counts against the upload's size as fed. */
 static bool hold(upload_t *u, const char *data, size_t len)
 {
-    if (u->stop_rc != OB_OK)
+    if (!count_bytes(u, len))
         return false;
-    u->bytes += len;
-    if (u->bytes > (size_t)u->ctx->cfg->max_upload) {
-        u->stop_rc = OB_EAGAIN; /* answered 413 */
-        ob_err_set(&u->stop, "the upload is larger than %lld bytes; split the file",
-                   u->ctx->cfg->max_upload);
-        return false;
-    }
     if (!ingest_plum_bulk_hold(u->plum, data, len, &u->stop))
         u->stop_rc = OB_ERR;
     return u->stop_rc == OB_OK;

@@ -163,14 +163,8 @@ static bool flush_kafka(void *arg, int64_t deadline_ms)
     ingest_ctx_t *ctx = arg;
     ingest_accepted_stop(ctx->accepted);
     ctx->accepted = NULL;
-    bool drained = !kafka_fatal(ctx);
-    if (ob_producer_free(ctx->producer, ob_service_ms_left(deadline_ms)) > 0)
-        drained = false;
-    if (ob_producer_free(ctx->bulk, ob_service_ms_left(deadline_ms)) > 0)
-        drained = false;
-    ctx->producer = NULL;
-    ctx->bulk = NULL;
-    return drained;
+    bool single = ob_service_flush_producer(&ctx->producer, deadline_ms);
+    return ob_service_flush_producer(&ctx->bulk, deadline_ms) && single;
 }
 
 /* Stop accepting, let requests in progress get their answer, flush. */

@@ -196,21 +196,13 @@ static void serve(scheduler_ctx_t *ctx)
 
 static bool leave_group(void *arg, int64_t deadline_ms)
 {
-    scheduler_ctx_t *ctx = arg;
-    (void)deadline_ms; /* librdkafka's close waits for the group's answer */
-    ob_consumer_close(ctx->requests);
-    ctx->requests = NULL;
-    return true;
+    (void)deadline_ms;
+    return ob_service_leave_group(&((scheduler_ctx_t *)arg)->requests);
 }
 
 static bool flush_kafka(void *arg, int64_t deadline_ms)
 {
-    scheduler_ctx_t *ctx = arg;
-    bool drained = !ob_producer_fatal(ctx->producer);
-    if (ob_producer_free(ctx->producer, ob_service_ms_left(deadline_ms)) > 0)
-        drained = false;
-    ctx->producer = NULL;
-    return drained;
+    return ob_service_flush_producer(&((scheduler_ctx_t *)arg)->producer, deadline_ms);
 }
 
 static bool close_pg_and_http(void *arg, int64_t deadline_ms)
