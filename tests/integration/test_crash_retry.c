@@ -73,7 +73,7 @@ static size_t on_read(char *dst, size_t size, size_t n, void *arg)
                     h_sleep_ms(50);
             }
             w->off = 0;
-            w->next++;
+            __atomic_store_n(&w->next, w->next + 1, __ATOMIC_RELAXED);
         }
         size_t k = w->len - w->off < room - put ? w->len - w->off : room - put;
         memcpy(dst + put, w->buf + w->off, k);
@@ -139,20 +139,18 @@ static long count(PGconn *pg, const char *sql)
 static void crash_and_retry(PGconn *pg, bool batch, size_t rows, size_t base, const char *key)
 {
     long before = count(pg, "SELECT count(*) FROM calls WHERE deployment_id = $1");
+    /* Paced to take about 7.5 s (150 pauses of 50 ms) whatever the size. */
     sender_t first = {.batch = batch,
                       .rows = rows,
                       .base = base,
-                      .pace_every = 2000,
+                      .pace_every = rows / 150,
                       .port = s.ingest_port,
                       .key = key};
     pthread_t th;
     pthread_create(&th, NULL, send_body, &first);
-    /* In the middle: a third of the body sent and some calls recorded. */
-    long recorded = 0;
-    for (int i = 0; i < 1200 && (recorded < 1000 || first.next < rows / 3); i++) {
-        h_sleep_ms(25);
-        recorded = count(pg, "SELECT count(*) FROM calls WHERE deployment_id = $1") - before;
-    }
+    /* In the middle: a third of the body sent. */
+    for (int i = 0; i < 3000 && __atomic_load_n(&first.next, __ATOMIC_RELAXED) < rows / 3; i++)
+        h_sleep_ms(10);
     h_proc_t *ingest = &s.procs[0];
     for (int i = 0; i < s.nprocs; i++)
         if (s.procs[i].port == s.ingest_port)
@@ -160,12 +158,21 @@ static void crash_and_retry(PGconn *pg, bool batch, size_t rows, size_t base, co
     kill(ingest->pid, SIGKILL);
     waitpid(ingest->pid, NULL, 0);
     ingest->pid = 0;
-    size_t sent = first.next;
+    size_t sent = __atomic_load_n(&first.next, __ATOMIC_RELAXED);
     pthread_join(th, NULL);
     cr_assert_eq(first.status, 0, "the first request was answered (%ld) before the kill: %s",
                  first.status, first.answer ? first.answer : "");
-    cr_assert_gt(recorded, 0, "nothing was queued before the kill");
     cr_assert_lt(sent, rows, "the whole body was sent before the kill");
+    /* What the dead request queued: recorded once the scheduler has read
+     * all of it (the count stops moving). */
+    long recorded = -1, last = -2;
+    for (int i = 0; i < 60 && recorded != last; i++) {
+        last = recorded;
+        h_sleep_ms(1000);
+        recorded = count(pg, "SELECT count(*) FROM calls WHERE deployment_id = $1") - before;
+    }
+    cr_assert_gt(recorded, 0, "nothing was queued before the kill");
+    cr_assert_lt(recorded, (long)rows, "every row was queued before the kill");
 
     h_proc_t *again = h_start(&s, "ingest", batch ? "ingest-batch" : "ingest-upload", NULL);
     cr_assert(h_wait_ready(again, 60000));
