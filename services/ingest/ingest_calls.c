@@ -10,6 +10,7 @@
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
+#include "ob_service.h"
 #include "ob_url.h"
 #include "ob_uuid.h"
 #include "ob_vocab.h"
@@ -327,6 +328,9 @@ static const char CALL_VIEW_SQL[] =
 /* How long a GET that found nothing waits for this ingest to read what
  * every ingest had accepted until then. */
 #define UNRECORDED_WAIT_MS 2000
+/* How long a cancel of a call accepted and not recorded yet waits for the
+ * record before it answers 409 call_not_recorded. */
+#define CANCEL_RECORD_WAIT_MS 5000
 
 static void add_time(cJSON *o, const char *name, int64_t unix_ms)
 {
@@ -612,30 +616,59 @@ void ingest_cancel_call(ingest_call_t *c)
         return;
     }
     const char *params[] = {call_id, c->account_id};
-    if (ob_pg_exec(c->conn,
-                   "SELECT deployment_id, state, reason FROM calls"
-                   " WHERE call_id = $1 AND account_id = $2",
-                   2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(req, &err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        ob_call_request_t m = {0};
+    ingest_accepted_rc_t found = INGEST_ACCEPTED_UNKNOWN;
+    int64_t until = 0;
+    bool looked_again = false;
+    for (;;) {
+        if (ob_pg_exec(c->conn,
+                       "SELECT deployment_id, state, reason FROM calls"
+                       " WHERE call_id = $1 AND account_id = $2",
+                       2, params, &res, &err) != OB_OK) {
+            ingest_database_problem(req, &err);
+            return;
+        }
+        if (PQntuples(res) > 0)
+            break;
         PQclear(res);
-        /* Accepted but not recorded yet: the cancel must wait for the
-         * record it guards, and says so rather than "not found". */
-        if (ingest_accepted_find(c->ctx->accepted, call_id, UNRECORDED_WAIT_MS, &m) ==
-                INGEST_ACCEPTED_FOUND &&
-            strcmp(m.account_id, c->account_id) == 0) {
+        res = NULL;
+        /* Accepted but not recorded yet: the cancel guards the record, so it
+         * waits for it (the scheduler records within a second at rest)
+         * rather than answer "retry", during which the call could be
+         * released and dialed. */
+        if (!until) {
+            ob_call_request_t m = {0};
+            found = ingest_accepted_find(c->ctx->accepted, call_id, UNRECORDED_WAIT_MS, &m);
+            if (found == INGEST_ACCEPTED_FOUND && strcmp(m.account_id, c->account_id) != 0)
+                found = INGEST_ACCEPTED_UNKNOWN;
+            ob_call_request_clear(&m);
+            until = ob_mono_ms() + CANCEL_RECORD_WAIT_MS;
+        }
+        /* Not among the calls held: recorded meanwhile (the store is asked
+         * once more) or never accepted. */
+        if (found != INGEST_ACCEPTED_FOUND && looked_again)
+            break;
+        looked_again = found != INGEST_ACCEPTED_FOUND;
+        if (ob_mono_ms() >= until)
+            break;
+        if (!looked_again)
+            ob_service_sleep(50);
+    }
+    if (!res) {
+        if (found == INGEST_ACCEPTED_FOUND) {
             ob_http_add_header(req, "Retry-After", "1");
             ob_http_problem(req, 409, "call_not_recorded", NULL,
                             "call %s was accepted and is not recorded yet; retry the cancel"
                             " in a second",
                             call_id);
+        } else if (found == INGEST_ACCEPTED_BEHIND) {
+            ob_http_add_header(req, "Retry-After", "1");
+            ob_http_problem(req, 503, "recording_behind", NULL,
+                            "call %s is not recorded and this server has not yet read every"
+                            " call accepted until now; retry shortly",
+                            call_id);
         } else {
             ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
         }
-        ob_call_request_clear(&m);
         return;
     }
     char *deployment_id = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));

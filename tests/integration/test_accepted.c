@@ -162,6 +162,21 @@ Test(accepted, visible_at_once_on_every_ingest_before_it_is_recorded, .timeout =
     cr_expect_eq(held, 0, "calls still held after they were recorded");
     cr_expect_eq(h_metric(b, "outbound_call_recording_lag_seconds"), 0);
 
+    /* A cancel sent right after the 202 waits for the record it guards,
+     * then cancels: the call ends uncalled, never dialed. */
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
+    r = post(a->port, path, "application/json", "{\"phone_number\": \"+12125550101\"}");
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    char *quick = h_json_str(r.body, "call_id");
+    h_resp_free(&r);
+    snprintf(cancel, sizeof(cancel), "/api/v1/calls/%s:cancel", quick);
+    r = h_http(b->port, "POST", cancel, hdr, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    h_expect_path(r.body, "status", "uncalled");
+    h_expect_path(r.body, "reason", "cancelled");
+    h_resp_free(&r);
+    free(quick);
+
     cr_expect_eq(h_stop(sched, 30000), 0);
     cr_expect_eq(h_stop(b, 30000), 0);
     cr_expect_eq(h_stop(a, 30000), 0);
