@@ -23,8 +23,9 @@ UPDATE attempts SET dialing_at = (SELECT min(w.open_to) + interval '10 s' FROM s
     WHERE (call_id, attempt) = (SELECT a.call_id, a.attempt FROM attempts a
         JOIN deployments d USING (deployment_id) JOIN soak_accepted USING (call_id)
         WHERE d.name = 'd2' AND a.dialing_at IS NOT NULL LIMIT 1);
--- dialed-after-cancel: a cancel answered 200 a second before a dialing.
-INSERT INTO soak_cancels SELECT a.call_id, 200, a.dialing_at - interval '1 s', a.dialing_at, ''
+-- dialed-after-cancel: a cancel answered 200 half a second before a dialing.
+INSERT INTO soak_cancels SELECT a.call_id, 200, a.dialing_at - interval '1 s',
+                                a.dialing_at - interval '0.5 s', ''
     FROM attempts a JOIN soak_accepted USING (call_id) WHERE a.dialing_at IS NOT NULL LIMIT 1;
 -- dialed-after-cancel-dialing: a cancel of the call being dialed answered
 -- 202 a second before another attempt was released (and dialed).
