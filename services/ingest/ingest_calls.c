@@ -332,6 +332,14 @@ static const char CALL_VIEW_SQL[] =
  * record before it answers 409 call_not_recorded. */
 #define CANCEL_RECORD_WAIT_MS 5000
 
+/* How long a lookup may wait for the reader: not at all while Kafka is
+ * unreachable, when asking for the watermarks would hold an HTTP thread for
+ * the whole wait (a soak's broker outage filled the pool with them). */
+static int unrecorded_wait_ms(const ingest_ctx_t *ctx)
+{
+    return __atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED) ? UNRECORDED_WAIT_MS : 0;
+}
+
 static void add_time(cJSON *o, const char *name, int64_t unix_ms)
 {
     char t[40];
@@ -443,7 +451,7 @@ void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
             goto out;
         /* Not recorded yet, or never accepted. Pruned from the calls held
          * only once recorded, so a miss in both looks at the store again. */
-        found = ingest_accepted_find(c->ctx->accepted, id, UNRECORDED_WAIT_MS, &m);
+        found = ingest_accepted_find(c->ctx->accepted, id, unrecorded_wait_ms(c->ctx), &m);
         if (found == INGEST_ACCEPTED_FOUND && strcmp(m.account_id, c->account_id) == 0) {
             cJSON *view = unrecorded_view(&m, plum);
             ob_http_reply_json(c->req, 200, view);
@@ -637,7 +645,7 @@ void ingest_cancel_call(ingest_call_t *c)
          * released and dialed. */
         if (!until) {
             ob_call_request_t m = {0};
-            found = ingest_accepted_find(c->ctx->accepted, call_id, UNRECORDED_WAIT_MS, &m);
+            found = ingest_accepted_find(c->ctx->accepted, call_id, unrecorded_wait_ms(c->ctx), &m);
             if (found == INGEST_ACCEPTED_FOUND && strcmp(m.account_id, c->account_id) != 0)
                 found = INGEST_ACCEPTED_UNKNOWN;
             ob_call_request_clear(&m);
