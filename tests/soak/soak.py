@@ -759,7 +759,7 @@ def coverage(t):
                f"{len(t.reads)} reads after a 202 (same/other ingest x native/Plum: {sorted(reads)})")
     tries = {ref: n for ref, _, _, _, _, _, _, n in t.bulk_reqs}
     retried = [ref for ref in killed if tries.get(ref, 0) > 1]
-    note_check("covered-kill-retry", retried and t.stats["retry-409-in-progress"] > 0,
+    note_check("covered-kill-retry", bool(retried) and t.stats["retry-409-in-progress"] > 0,
                f"{len(retried)} of {len(killed)} requests cut off by a kill retried to an answer,"
                f" {t.stats['retry-409-in-progress']} answers 409 idempotency_key_in_progress")
     dialing = sum(1 for c in t.cancels if c[1] == 202 and c[4])
