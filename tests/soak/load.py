@@ -195,7 +195,10 @@ class Traffic:
                                            else b.get("code", ""),
                                            state or "", int((time.time() - at) * 1000)))
                     if st in (0, 503) or st > 500:
-                        time.sleep(0.5)
+                        try:  # as a client should: after Retry-After (503 recording_behind: 1 s)
+                            time.sleep(min(5.0, float(ra)) if ra else 0.5)
+                        except ValueError:
+                            time.sleep(0.5)
                         p = self.other(p) if st == 0 else p
                         continue
                     break

@@ -357,6 +357,7 @@ def restart(p, how):
 
 LIVENESS_S = 60  # longer than any outage the faults cause
 live_stop = threading.Event()
+outage = threading.Event()  # the broker or PostgreSQL is down (a fault): not ready is right
 
 
 def save_stacks(p):
@@ -378,7 +379,7 @@ def liveness():
             if name == "receiver" or not p.mu.acquire(blocking=False):
                 continue
             try:
-                if not p.alive() or p.ready():
+                if not p.alive() or outage.is_set() or p.ready():
                     since.pop(name, None)
                     continue
                 t0 = since.setdefault(name, time.time())
@@ -451,12 +452,31 @@ def fault(kind):
                 p.signal(signal.SIGKILL)
             restart(p, "SIGTERM")
         return f"{p.name} exit {rc}"
+    if kind in ("restart-kafka", "restart-postgres"):
+        outage.set()
+        try:
+            return restart_dependency(kind, r)
+        finally:
+            outage.clear()
+    if kind == "receiver-down":
+        p = procs["receiver"]
+        p.signal(signal.SIGKILL)
+        time.sleep(r.uniform(3, 15))
+        p.start()
+        p.wait_ready()
+        return ""
+    raise ValueError(kind)
+
+
+def restart_dependency(kind, r):
+    """Stops the broker or PostgreSQL for a while and checks what the
+    services do meanwhile and after."""
     if kind == "restart-kafka":
         local("kafka.sh", "stop")
         down_at = time.time()
-        outage = r.uniform(*OUTAGE)
+        down_for = r.uniform(*OUTAGE)
         n = 0
-        while time.time() < down_at + outage:  # probes besides the load
+        while time.time() < down_at + down_for:  # probes besides the load
             n += 1
             probe(API_PORTS[n % 2], f"probe-{int(down_at)}-{n}")
             time.sleep(0.2)
@@ -505,13 +525,6 @@ def fault(kind):
         note_check("postgres-back-resumes", ok,
                    f"all ready {time.time() - up_at:.1f}s after Postgres was back: {ok}")
         return f"down {up_at - down_at:.1f}s"
-    if kind == "receiver-down":
-        p = procs["receiver"]
-        p.signal(signal.SIGKILL)
-        time.sleep(r.uniform(3, 15))
-        p.start()
-        p.wait_ready()
-        return ""
     raise ValueError(kind)
 
 
@@ -627,13 +640,23 @@ def check():
     checks_sql = open(os.path.join(HERE, "check.sql")).read()
     out = psql(checks_sql)
     counters = [line.split("\t") for line in out.splitlines() if line]
+    print(", ".join(f"{name} {value}" for name, value in counters), flush=True)
     if any(v != "0" for n, v in counters if n not in ("accepted", "final")):
-        for line in psql(open(os.path.join(HERE, "explain.sql")).read()).splitlines():
+        for line in bounded(open(os.path.join(HERE, "explain.sql")).read()).splitlines():
             log("violation " + line.replace("\t", ": ", 1))
     log("dials after a cancel's answer of the attempt in motion then (released before,"
-        " not a violation): " + psql(IN_MOTION_SQL).strip().replace("\t", " "))
+        " not a violation): " + bounded(IN_MOTION_SQL).strip().replace("\t", " "))
     self_test(checks_sql)
     return counters
+
+
+def bounded(sql, limit="180s"):
+    """A query for the record only: given up after limit (an hour's run has
+    millions of calls), so that the checks themselves always end."""
+    try:
+        return psql_script(f"SET statement_timeout = '{limit}';\n{sql}")
+    except RuntimeError as e:
+        return f"(not known: {e})"
 
 
 # Calls accepted before a queue cancel (or cancelled one by one, 202) whose
@@ -773,8 +796,8 @@ def coverage(t):
 
 
 def report(counters):
-    line = ", ".join(f"{name} {value}" for name, value in counters)
-    print(line, flush=True)
+    """The counters' verdicts and the run's own checks (the counters line
+    was printed by check())."""
     passed = failed = 0
     values = dict(counters)
     for name, value in counters:
