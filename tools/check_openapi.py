@@ -242,6 +242,31 @@ def read_routes():
     return routes
 
 
+def read_keyed():
+    """(METHOD, pattern) of the routes the router runs under an Idempotency-Key
+    (KEYED in the routes[] table)."""
+    with open(ROUTES_C, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"routes\[\]\s*=\s*\{(.*?)\n\};", text, re.S)
+    return set(re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"[^{}]*\bKEYED\}', m.group(1) if m else ""))
+
+
+def check_keyed(doc, keyed):
+    """A route that honours Idempotency-Key says so: the parameter, and its 409."""
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            op = item.get(method)
+            route = (method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+            if not isinstance(op, dict) or route not in keyed:
+                continue
+            refs = [x.get("$ref", "") for x in op.get("parameters", [])]
+            if "#/components/parameters/IdempotencyKey" in refs and "409" in op["responses"]:
+                ok()
+            else:
+                fail(f"idempotency: {method.upper()} {path} is KEYED in ingest_api.c but does not"
+                     " document the Idempotency-Key parameter and a 409")
+
+
 def check_routes(doc, routes):
     documented = {}
     for path, item in doc["paths"].items():
@@ -413,6 +438,7 @@ def main():
         check_schemas(doc)
         check_path_parameters(doc)
         check_routes(doc, read_routes())
+        check_keyed(doc, read_keyed())
         rec = Recorded(doc)
         rec.run()
         if "--coverage" in sys.argv[1:]:

@@ -233,48 +233,57 @@ typedef struct {
     ingest_route_fn fn;    /* handler */
     int auth;              /* ACCOUNT key, ADMIN key, or PUBLIC (no key) */
     ingest_route_fn begin; /* streaming routes: runs when the headers arrive */
+    int keyed;             /* KEYED: the router honours an Idempotency-Key around fn */
 } route_t;
 
+/* A route whose handler does not claim an Idempotency-Key itself (as the
+ * queueing routes do) but changes something: the router claims the key with
+ * the body's hash, and the handler runs once per key. */
+enum { UNKEYED, KEYED };
+
 static const route_t routes[] = {
-    {"GET", "/api/v1/openapi.json", ingest_openapi, PUBLIC, NULL},
-    {"GET", "/", ingest_console_index, PUBLIC, NULL},
-    {"GET", "/console/{}", ingest_console_file, PUBLIC, NULL},
-    {"HEAD", "/", ingest_console_index, PUBLIC, NULL},
-    {"HEAD", "/console/{}", ingest_console_file, PUBLIC, NULL},
-    {"POST", "/api/v1/accounts", ingest_create_account, ADMIN, NULL},
-    {"POST", "/api/v1/api-keys", ingest_create_key, ACCOUNT, NULL},
-    {"GET", "/api/v1/api-keys", ingest_list_keys, ACCOUNT, NULL},
-    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, ACCOUNT, NULL},
-    {"POST", "/api/v1/applications", ingest_create_application, ACCOUNT, NULL},
-    {"GET", "/api/v1/applications", ingest_list_applications, ACCOUNT, NULL},
-    {"GET", "/api/v1/applications/{}", ingest_get_application, ACCOUNT, NULL},
-    {"PATCH", "/api/v1/applications/{}", ingest_update_application, ACCOUNT, NULL},
-    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, ACCOUNT, NULL},
-    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, ACCOUNT, NULL},
-    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, ACCOUNT, NULL},
-    {"GET", "/api/v1/deployments", ingest_list_deployments, ACCOUNT, NULL},
-    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, ACCOUNT, NULL},
-    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, ACCOUNT, NULL},
-    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, ACCOUNT, NULL},
-    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, ACCOUNT, NULL},
-    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, ACCOUNT, NULL},
-    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, ACCOUNT, NULL},
-    {"GET", "/api/v1/deployments/{}/deliveries", ingest_list_deployment_deliveries, ACCOUNT, NULL},
-    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, ACCOUNT, NULL},
-    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, ACCOUNT, NULL},
-    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, ACCOUNT, NULL},
-    {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, ACCOUNT, ingest_upload_begin},
-    {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, ACCOUNT,
-     ingest_batch_begin},
-    {"GET", "/api/v1/uploads/{}", ingest_get_upload, ACCOUNT, NULL},
-    {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, ACCOUNT, NULL},
-    {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, ACCOUNT, NULL},
-    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_plum_bulk_begin},
-    {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, ACCOUNT, NULL},
-    {"GET", "/api/outbound/{}", ingest_plum_get_call, ACCOUNT, NULL},
-    {"GET", "/api/v1/calls/{}", ingest_get_call, ACCOUNT, NULL},
-    {"GET", "/api/v1/calls/{}/deliveries", ingest_list_call_deliveries, ACCOUNT, NULL},
-    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, ACCOUNT, NULL},
+    {"GET", "/api/v1/openapi.json", ingest_openapi, PUBLIC, NULL, UNKEYED},
+    {"GET", "/", ingest_console_index, PUBLIC, NULL, UNKEYED},
+    {"GET", "/console/{}", ingest_console_file, PUBLIC, NULL, UNKEYED},
+    {"HEAD", "/", ingest_console_index, PUBLIC, NULL, UNKEYED},
+    {"HEAD", "/console/{}", ingest_console_file, PUBLIC, NULL, UNKEYED},
+    {"POST", "/api/v1/accounts", ingest_create_account, ADMIN, NULL, UNKEYED},
+    {"POST", "/api/v1/api-keys", ingest_create_key, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/api-keys", ingest_list_keys, ACCOUNT, NULL, UNKEYED},
+    {"DELETE", "/api/v1/api-keys/{}", ingest_revoke_key, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/applications", ingest_create_application, ACCOUNT, NULL, KEYED},
+    {"GET", "/api/v1/applications", ingest_list_applications, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/applications/{}", ingest_get_application, ACCOUNT, NULL, UNKEYED},
+    {"PATCH", "/api/v1/applications/{}", ingest_update_application, ACCOUNT, NULL, KEYED},
+    {"DELETE", "/api/v1/applications/{}", ingest_delete_application, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/applications/{}/deployments", ingest_create_deployment, ACCOUNT, NULL, KEYED},
+    {"GET", "/api/v1/applications/{}/deployments", ingest_list_deployments, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/deployments", ingest_list_deployments, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/deployments/{}", ingest_get_deployment, ACCOUNT, NULL, UNKEYED},
+    {"PATCH", "/api/v1/deployments/{}", ingest_update_deployment, ACCOUNT, NULL, KEYED},
+    {"DELETE", "/api/v1/deployments/{}", ingest_delete_deployment, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/deployments/{}/calls", ingest_queue_call, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/deployments/{}/calls", ingest_list_calls, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/deployments/{}/summary", ingest_queue_summary, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/deployments/{}/deliveries", ingest_list_deployment_deliveries, ACCOUNT, NULL,
+     UNKEYED},
+    {"POST", "/api/v1/deployments/{}:cancel", ingest_cancel_queue, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/deployments/{}:pause", ingest_pause_queue, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/deployments/{}:resume", ingest_resume_queue, ACCOUNT, NULL, KEYED},
+    {"POST", "/api/v1/deployments/{}/uploads", ingest_upload_finish, ACCOUNT, ingest_upload_begin,
+     UNKEYED},
+    {"POST", "/api/v1/deployments/{}/calls:batch", ingest_batch_finish, ACCOUNT, ingest_batch_begin,
+     UNKEYED},
+    {"GET", "/api/v1/uploads/{}", ingest_get_upload, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, ACCOUNT, NULL, UNKEYED},
+    {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, ACCOUNT, NULL, UNKEYED},
+    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_plum_bulk_begin,
+     UNKEYED},
+    {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, ACCOUNT, NULL, KEYED},
+    {"GET", "/api/outbound/{}", ingest_plum_get_call, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/calls/{}", ingest_get_call, ACCOUNT, NULL, UNKEYED},
+    {"GET", "/api/v1/calls/{}/deliveries", ingest_list_call_deliveries, ACCOUNT, NULL, UNKEYED},
+    {"POST", "/api/v1/calls/{}:cancel", ingest_cancel_call, ACCOUNT, NULL, KEYED},
 };
 
 /* Matches path against pattern segment by segment; a "{}" segment (or the
@@ -427,6 +436,27 @@ void ingest_stream(void *arg, ob_http_req_t *req)
     ob_pg_pool_put(ctx->pg, call.conn);
 }
 
+/* Runs a route's handler; a KEYED one once per Idempotency-Key: a retry of
+ * an answered request gets the first answer again (Idempotent-Replayed), a
+ * retry while the first is in progress a 409 with Retry-After. So a try
+ * that its client gave up on and that runs late (its ingest's threads were
+ * busy) cannot undo what a later request did: pause, resume, pause again. */
+static void run_keyed(const route_t *r, ingest_call_t *c)
+{
+    char hash[65];
+    if (r->keyed != KEYED) {
+        r->fn(c);
+        return;
+    }
+    ingest_sha256_hex(c->req->body ? c->req->body : "", c->req->body_len, hash);
+    ingest_idem_t idem = ingest_idem_claim(c, hash, NULL);
+    if (idem == INGEST_IDEM_DONE)
+        return;
+    r->fn(c);
+    if (idem == INGEST_IDEM_CLAIMED)
+        ingest_idem_store(c);
+}
+
 void ingest_api_handle(void *arg, ob_http_req_t *req)
 {
     ingest_ctx_t *ctx = arg;
@@ -474,7 +504,7 @@ void ingest_api_handle(void *arg, ob_http_req_t *req)
                             "this operation needs the admin key (OB_INGEST_ADMIN_KEY)");
     } else if (ingest_auth(ctx, req, call.conn, account_id, key_hash) &&
                admit(ctx, req, key_hash)) {
-        found->fn(&call);
+        run_keyed(found, &call);
         ingest_limits_release(ctx->limits, key_hash);
     }
 out:

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_KEY_LEN 255
 
@@ -243,6 +244,16 @@ ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t
     return out;
 }
 
+/* An answer that tells the client to retry (Retry-After: e.g. 409
+ * call_not_recorded) is not the request's answer yet. */
+static bool asks_retry(const ob_http_req_t *req)
+{
+    for (int i = 0; i < req->nhdr; i++)
+        if (strcasecmp(req->hdr_name[i], "Retry-After") == 0)
+            return true;
+    return false;
+}
+
 void ingest_idem_store(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
@@ -259,10 +270,11 @@ void ingest_idem_store(ingest_call_t *c)
     snprintf(status, sizeof(status), "%u", req->status);
     char *body = ob_pool_strndup(req->pool, req->resp_body, req->resp_len);
     const char *params[] = {c->account_id, key, status, body};
-    /* A 5xx or 429 leaves the key claimable again (status 0) with its first time,
-     * so a retry derives the same call ids and the scheduler, which records
-     * calls idempotently, never sees a call twice. */
-    bool retryable = req->status >= 500 || req->status == 429;
+    /* A 5xx, 429 or any answer with Retry-After leaves the key claimable
+     * again (status 0) with its first time, so a retry derives the same call
+     * ids and the scheduler, which records calls idempotently, never sees a
+     * call twice. */
+    bool retryable = req->status >= 500 || req->status == 429 || asks_retry(req);
     ob_rc_t rc = retryable ? ob_pg_exec(c->conn,
                                         "UPDATE idempotency_keys SET status_code = 0,"
                                         " response = NULL WHERE account_id = $1 AND key = $2",

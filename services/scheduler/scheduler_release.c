@@ -67,7 +67,8 @@ static const char CANDIDATES_SQL[] =
     " ORDER BY priority DESC, next_attempt_at, call_id LIMIT $3::int";
 
 /* Releases the calls $1 (still due at $3, Unix ms; those that changed
- * meanwhile are skipped): marks their attempt active and inserts the
+ * meanwhile are skipped, and all of a deployment paused since the pass read
+ * it): marks their attempt active and inserts the
  * attempt rows, leased for $2 seconds but no later than the real Unix ms at
  * the same place in $5 (0: no limit), each routed to the dial-jobs
  * partition at the same place in $4. A dialer does not start an attempt
@@ -90,8 +91,8 @@ static const char RELEASE_SQL[] =
     " picked AS ("
     "  SELECT call_id FROM calls, async"
     "  WHERE call_id = ANY($1::uuid[]) AND (state = 'queued' AND active_attempt IS NULL"
-    "  AND accepted_at > coalesce((SELECT d.cancel_before FROM deployments d"
-    "   WHERE d.deployment_id = calls.deployment_id), '-infinity')"
+    "  AND (SELECT NOT d.paused AND calls.accepted_at > coalesce(d.cancel_before, '-infinity')"
+    "   FROM deployments d WHERE d.deployment_id = calls.deployment_id)"
     "  AND next_attempt_at <= to_timestamp($3::bigint / 1000.0)"
     "  AND (expires_at IS NULL OR expires_at > to_timestamp($3::bigint / 1000.0))"
     "  AND attempts_made < max_attempts) IS TRUE AND async.v = 'off'"

@@ -2,7 +2,8 @@
  * Cancelling, pausing and listing through the real services: a cancelled
  * call that has not started dialing is never dialed and ends uncalled with
  * reason cancelled; a paused queue releases nothing until resumed; lists
- * filter and paginate; the summary counts what the lists show.
+ * filter and paginate; the summary counts what the lists show; a pause,
+ * resume or cancel retried under its Idempotency-Key is not applied again.
  */
 #include "harness.h"
 
@@ -294,5 +295,58 @@ Test(queue_control, a_resume_right_after_a_cancel_releases_nothing_it_covers, .t
     free(later);
     for (int i = 0; i < 10; i++)
         free(ids[i]);
+    cr_expect(h_stack_down(&s));
+}
+
+/* A pause, resume or cancel retried with its Idempotency-Key does nothing
+ * again: a client whose pause timed out, that then resumed, can retry the
+ * pause's key (or see its first try run late) without pausing the queue a
+ * second time. The same key on another route is refused. */
+static h_resp_t keyed(const char *suffix, const char *key)
+{
+    char path[512], idem[400];
+    snprintf(path, sizeof(path), "/api/v1/deployments/%s%s", t.deployment_id, suffix);
+    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+    const char *headers[] = {auth, idem, NULL};
+    return h_http(s.ingest_port, "POST", path, headers, NULL);
+}
+
+Test(queue_control, a_retried_pause_does_not_undo_a_later_resume, .timeout = 180, .fini = teardown)
+{
+    up("200");
+    h_resp_t r = keyed(":pause", "pause-1");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "true");
+    h_resp_free(&r);
+    r = keyed(":resume", "resume-1");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "false");
+    h_resp_free(&r);
+
+    r = keyed(":pause", "pause-1");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "true", "the first answer, replayed");
+    h_resp_free(&r);
+    r = deployment_api("GET", "", NULL);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "false", "the replay paused the queue again");
+    h_resp_free(&r);
+    char *id = queue("+12125550100");
+    wait_row(id, "status = 'completed'");
+    free(id);
+
+    r = keyed(":cancel", "pause-1");
+    cr_expect_eq(r.status, 409, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "code"), "idempotency_key_reused");
+    h_resp_free(&r);
+    char too_long[300];
+    memset(too_long, 'k', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    r = keyed(":pause", too_long);
+    cr_expect_eq(r.status, 422, "%s", r.body);
+    cr_expect_str_eq(h_json_path(r.body, "code"), "invalid_idempotency_key");
+    h_resp_free(&r);
+    r = deployment_api("GET", "", NULL);
+    cr_expect_str_eq(h_json_path(r.body, "paused"), "false");
+    h_resp_free(&r);
     cr_expect(h_stack_down(&s));
 }

@@ -365,9 +365,11 @@ class Traffic:
                 if not self.recent:
                     return
                 cid = r.choice(self.recent)
+        key = self.next_id("cancel")
         for _ in range(3):  # 409 call_not_recorded: again after its Retry-After, twice
             st, raw, sent, done, _, _ = self.exchange("POST", f"/api/v1/calls/{cid}:cancel",
-                                                      port=r.choice(self.ports), what="cancel")
+                                                      key=key, port=r.choice(self.ports),
+                                                      what="cancel")
             if not (st == 409 and b"call_not_recorded" in raw):
                 break
             with self.lock:
@@ -382,9 +384,11 @@ class Traffic:
         if plum:
             st, _, sent, done, _, _ = self.exchange(
                 "DELETE", f"/api/apps/{self.app_id}/{d['id']}/cancel", plum=True,
+                key=self.next_id("plum-queue-cancel"),
                 port=random.choice(self.ports), what="plum queue cancel")
         else:
             st, _, sent, done, _, _ = self.exchange("POST", f"/api/v1/deployments/{d['id']}:cancel",
+                                                    key=self.next_id("queue-cancel"),
                                                     port=random.choice(self.ports),
                                                     what="queue cancel")
         with self.lock:
@@ -400,13 +404,14 @@ class Traffic:
             self.paused.add(d["id"])
         try:
             st, _, _, paused_at, _, _ = self.exchange("POST", f"/api/v1/deployments/{d['id']}:pause",
+                                                      key=self.next_id("pause"),
                                                       port=r.choice(self.ports), what="pause")
             if st // 100 != 2:
                 return
             time.sleep(r.uniform(2, 8))
             resume_sent = time.time()
             self.exchange("POST", f"/api/v1/deployments/{d['id']}:resume",
-                          port=r.choice(self.ports), what="resume")
+                          key=self.next_id("resume"), port=r.choice(self.ports), what="resume")
             with self.lock:
                 self.pauses.append((d["id"], paused_at, resume_sent))
         finally:
