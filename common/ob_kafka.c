@@ -23,6 +23,8 @@ struct ob_producer {
     int stop;                    /* tells the poller to exit (atomic) */
     long failures;               /* failed deliveries (atomic) */
     int fatal;                   /* a fatal error was raised (atomic) */
+    int brokers_down;            /* librdkafka lost every broker; cleared by a delivery or
+                                  * ob_producer_reachable (atomic) */
 };
 
 typedef struct {
@@ -141,6 +143,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *con
     (void)rk;
     if (msg->err)
         __atomic_add_fetch(&p->failures, 1, __ATOMIC_RELAXED);
+    else
+        __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
     count_topic(p->metrics, msg->err ? K_FAILURES : K_PRODUCED, rd_kafka_topic_name(msg->rkt), 1);
     if (d) {
         if (d->cb)
@@ -160,6 +164,10 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         OB_ERROR("kafka", "fatal producer error: %s", fatal);
         return;
     }
+    /* The connection to the last broker closed (a broker stopping closes
+     * it at once): known now, not at the next metadata check. */
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        __atomic_store_n(&p->brokers_down, 1, __ATOMIC_RELAXED);
     /* Transport errors are retried by librdkafka; log them once each. */
     OB_WARN("kafka", "kafka: %s: %s", rd_kafka_err2name(code), reason);
 }
@@ -406,11 +414,6 @@ bool ob_producer_fatal(const ob_producer_t *p)
     return __atomic_load_n(&p->fatal, __ATOMIC_RELAXED) != 0;
 }
 
-rd_kafka_t *ob_producer_handle(ob_producer_t *p)
-{
-    return p->rk;
-}
-
 int ob_producer_free(ob_producer_t *p, int timeout_ms)
 {
     if (!p)
@@ -636,6 +639,19 @@ bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
     bool ok = md->broker_cnt > 0;
     rd_kafka_metadata_destroy(md);
     return ok;
+}
+
+bool ob_producer_reachable(ob_producer_t *p, int timeout_ms)
+{
+    if (!ob_kafka_reachable(p->rk, timeout_ms))
+        return false;
+    __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
+    return true;
+}
+
+bool ob_producer_brokers_down(const ob_producer_t *p)
+{
+    return __atomic_load_n(&p->brokers_down, __ATOMIC_RELAXED) != 0;
 }
 
 ob_rc_t ob_kafka_ensure_topics(const ob_base_config_t *cfg, const char *const *topics,

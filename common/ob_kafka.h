@@ -100,6 +100,15 @@ long ob_producer_failures(const ob_producer_t *p);
 /* True after a fatal idempotence error: the service must drain. */
 bool ob_producer_fatal(const ob_producer_t *p);
 
+/* True from the moment librdkafka reports that it lost every broker
+ * (RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) until a message is delivered or
+ * ob_producer_reachable succeeds. Any thread. */
+bool ob_producer_brokers_down(const ob_producer_t *p);
+
+/* ob_kafka_reachable on the producer's handle; a success also clears
+ * ob_producer_brokers_down. Blocks up to timeout_ms. Any thread. */
+bool ob_producer_reachable(ob_producer_t *p, int timeout_ms);
+
 /* Flushes for up to timeout_ms, stops the poll thread and frees; NULL-safe.
  * Returns the number of messages that were never delivered. */
 int ob_producer_free(ob_producer_t *p, int timeout_ms);
@@ -150,8 +159,5 @@ char *ob_kafka_metrics_render(ob_kafka_metrics_t *m);
  * document (the consumers' stats callback calls it): per topic, the sum of
  * consumer_lag over its partitions, -1 skipped. Bad JSON changes nothing. */
 void ob_kafka_record_stats(ob_kafka_metrics_t *m, const char *json, size_t len);
-
-/* Returns the librdkafka handle of a producer (for metadata checks). */
-rd_kafka_t *ob_producer_handle(ob_producer_t *p);
 
 #endif

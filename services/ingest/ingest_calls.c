@@ -710,9 +710,11 @@ ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg,
      * when the broker returns, a call the client was told to retry (found by
      * tests/soak). The report comes by message.timeout.ms, so the wait ends
      * with the message's real fate. While the broker does not answer the
-     * once-a-second metadata check, calls are refused at once rather than
+     * once-a-second metadata check, or from the moment librdkafka lost its
+     * connection to every broker, calls are refused at once rather than
      * after the ack timeout. */
-    if (!__atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED)) {
+    if (!__atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED) ||
+        ob_producer_brokers_down(ctx->producer)) {
         ob_err_set(err, "kafka unreachable");
         return OB_ERR;
     }

@@ -67,7 +67,7 @@ static void check_dependencies(ingest_ctx_t *ctx)
     ob_err_t err = {{0}};
     /* A stopped broker refuses at once; a slow answer under load is not an
      * outage (calls are refused while Kafka is down, so it must be one). */
-    bool kafka = ob_kafka_reachable(ob_producer_handle(ctx->producer), 3000);
+    bool kafka = ob_producer_reachable(ctx->producer, 3000);
     bool pg = ob_pg_pool_get(ctx->pg, 1000, &conn, &err) == OB_OK &&
               ob_pg_exec(conn, "SELECT 1", 0, NULL, NULL, &err) == OB_OK;
     if (conn)
