@@ -37,6 +37,7 @@ typedef struct {
 enum {
     OB_EXIT_OK = 0,          /* clean drain */
     OB_EXIT_UNDRAINED = 3,   /* drain deadline passed or second signal */
+    OB_EXIT_USAGE = 64,      /* an unknown command-line argument */
     OB_EXIT_DEPENDENCY = 69, /* Kafka or Postgres unusable at start */
     OB_EXIT_CONFIG = 78,     /* bad configuration */
 };

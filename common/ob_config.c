@@ -23,21 +23,24 @@ extern char **environ;
 
 const ob_cfg_spec_t ob_base_config_specs[] = {
     {"OB_LOG_LEVEL", OB_CFG_ENUM, "info", 0, 0, "debug|info|warn|error", BASE(log_level),
-     "minimum log level"},
+     "minimum level logged; logs are one JSON object per line on stderr"},
     {"OB_INSTANCE_ID", OB_CFG_STRING, "", 0, 0, NULL, BASE(instance_id),
-     "name of this process (default: hostname-pid)"},
+     "names the process in logs, events and Kafka client ids (empty: hostname-pid)"},
     {"OB_HTTP_ADDR", OB_CFG_STRING, "127.0.0.1", 0, 0, NULL, BASE(http_addr),
      "address the HTTP listener binds"},
     {"OB_HTTP_PORT", OB_CFG_INT, "8080", 1, 65535, NULL, BASE(http_port),
-     "port of /healthz, /readyz, /metrics (and the API for ingest)"},
+     "port of the HTTP listener: /healthz, /readyz, /metrics (and the API for ingest)"},
     {"OB_PG_DSN", OB_CFG_STRING, "postgresql://outbound@127.0.0.1:5432/outbound", 0, 0, NULL,
-     BASE(pg_dsn), "libpq connection string of the results store"},
+     BASE(pg_dsn),
+     "libpq connection string of the results store; migrations in common/migrations/ are "
+     "applied at start-up, and an applied migration whose contents changed stops the "
+     "service (docs/development.md)"},
     {"OB_TOPIC_PREFIX", OB_CFG_STRING, "outbound.", 0, 0, NULL, BASE(topic_prefix),
-     "prefix of the topic names call-requests, dial-jobs, call-events"},
+     "prefix of the topics `call-requests`, `dial-jobs` and `call-events`"},
     {"OB_TOPIC_PARTITIONS", OB_CFG_INT, "8", 1, 1024, NULL, BASE(partitions),
-     "partitions of each topic when this service creates it"},
+     "partitions of a topic this service creates because it is missing"},
     {"OB_DRAIN_TIMEOUT_MS", OB_CFG_INT, "20000", 100, 600000, NULL, BASE(drain_ms),
-     "how long a SIGTERM drain may take before exit code 3"},
+     "deadline of the SIGTERM drain; past it the service exits 3"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -227,6 +230,69 @@ void ob_cfg_errors_free(ob_cfg_errors_t *errs)
     free(errs->lines);
     errs->lines = NULL;
     errs->n = 0;
+}
+
+/* A bound as the docs write it: 1048576, 0.5, 1099511627776. */
+static void write_number(FILE *out, double v)
+{
+    if (v == (double)(long long)v)
+        fprintf(out, "%lld", (long long)v);
+    else
+        fprintf(out, "%g", v);
+}
+
+/* The values a setting takes, as the reference's third column. */
+static void write_values(FILE *out, const ob_cfg_spec_t *s)
+{
+    switch (s->type) {
+    case OB_CFG_INT:
+    case OB_CFG_DOUBLE:
+        write_number(out, s->min);
+        fputs(" to ", out);
+        write_number(out, s->max);
+        if (s->type == OB_CFG_DOUBLE)
+            fputs(" (fractions allowed)", out);
+        break;
+    case OB_CFG_BOOL:
+        fputs("`true` or `false` (also 1/0, yes/no, on/off)", out);
+        break;
+    case OB_CFG_ENUM:
+        for (const char *c = s->choices; *c;) {
+            size_t n = strcspn(c, "|");
+            bool last = c[n] == '\0';
+            fprintf(out, "%s`%.*s`", c == s->choices ? "" : last ? " or " : ", ", (int)n, c);
+            c += last ? n : n + 1;
+        }
+        break;
+    case OB_CFG_RANGES:
+        fputs("address ranges: CIDR or single addresses, comma-separated", out);
+        break;
+    case OB_CFG_STRING:
+        fputs("text", out);
+        break;
+    }
+}
+
+void ob_config_reference(FILE *out, const ob_cfg_spec_t *specs)
+{
+    for (const ob_cfg_spec_t *s = specs; s->env; s++) {
+        fprintf(out, "| `%s` | ", s->env);
+        if (!s->def)
+            fputs("required", out);
+        else if (!s->def[0])
+            fputs("(empty)", out);
+        else
+            fprintf(out, "`%s`", s->def);
+        fputs(" | ", out);
+        write_values(out, s);
+        fputs(" | ", out);
+        for (const char *h = s->help; *h; h++) { /* a '|' would end the cell */
+            if (*h == '|')
+                fputc('\\', out);
+            fputc(*h, out);
+        }
+        fputs(" |\n", out);
+    }
 }
 
 void ob_config_free(const ob_cfg_spec_t *specs, void *target)

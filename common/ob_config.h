@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
     OB_CFG_STRING, /* char * (owned by the config, freed by ob_config_free) */
@@ -72,6 +73,11 @@ void ob_cfg_errors_free(ob_cfg_errors_t *errs);
 /* Frees strings owned by a config loaded with specs. */
 void ob_config_free(const ob_cfg_spec_t *specs, void *target);
 void ob_base_config_free(ob_base_config_t *cfg);
+
+/* Writes the table as Markdown rows, one a setting: | `NAME` | default |
+ * values | help | (the reference in docs/configuration.md is generated from
+ * it by tools/config_reference.py). */
+void ob_config_reference(FILE *out, const ob_cfg_spec_t *specs);
 
 /* Full topic name for a suffix such as "call-requests"; caller frees. */
 char *ob_config_topic(const ob_base_config_t *cfg, const char *suffix);

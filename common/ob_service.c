@@ -13,6 +13,7 @@
 
 #include <sys/resource.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,6 +65,43 @@ int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg)
     warn_unknown_settings(specs);
     ob_signal_install();
     return OB_EXIT_OK;
+}
+
+int ob_service_args(const char *svc, const char *about, int argc, char **argv,
+                    const ob_cfg_spec_t *specs)
+{
+    if (argc < 2)
+        return -1;
+    const char *arg = argv[1];
+    if (argc == 2 && strcmp(arg, "--config-reference") == 0) {
+        ob_config_reference(stdout, specs);
+        return OB_EXIT_OK;
+    }
+    if (argc == 2 && strcmp(arg, "--config-reference-common") == 0) {
+        ob_config_reference(stdout, ob_base_config_specs);
+        return OB_EXIT_OK;
+    }
+    if (argc == 2 && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+        printf("outbound-%s: %s\n\nUsage: outbound-%s [--help | --config-reference |"
+               " --config-reference-common]\n\nConfigured by environment variables (exit 78"
+               " names every bad one):\n",
+               svc, about, svc);
+        for (const ob_cfg_spec_t *t = specs;; t = ob_base_config_specs) {
+            for (const ob_cfg_spec_t *s = t; s->env; s++)
+                printf("  %-34s %s%s\n", s->env, s->def ? "default " : "required",
+                       s->def ? (s->def[0] ? s->def : "(empty)") : "");
+            if (t == ob_base_config_specs)
+                break;
+        }
+        printf("  OB_KAFKA_*                         passed to librdkafka (OB_KAFKA_FOO_BAR:"
+               " foo.bar)\n\nWhat each means: outbound-%s --config-reference, or"
+               " docs/configuration.md.\n",
+               svc);
+        return OB_EXIT_OK;
+    }
+    fprintf(stderr, "outbound-%s: unknown argument %s%s (see --help)\n", svc, arg,
+            argc > 2 ? " and more" : "");
+    return OB_EXIT_USAGE;
 }
 
 void ob_service_want_files(long want)

@@ -23,6 +23,15 @@
  * handlers. Returns OB_EXIT_OK or OB_EXIT_CONFIG after logging every problem. */
 int ob_service_configure(const char *svc, const ob_cfg_spec_t *specs, void *cfg);
 
+/* The service's command line, read before anything starts: --help (what
+ * it is and its settings), --config-reference (its own table as Markdown
+ * rows, ob_config_reference) and --config-reference-common (the table every
+ * service shares). Returns the exit code when the process should end now (0
+ * after printing, 64 for an unknown argument, named on stderr), -1 to go
+ * on; about says in one line what the service does. */
+int ob_service_args(const char *svc, const char *about, int argc, char **argv,
+                    const ob_cfg_spec_t *specs);
+
 /* Raises the open-file limit towards its hard limit so that want
  * descriptors (connections, sockets, files) fit; logs a warning naming the
  * limit when the hard limit is lower. */

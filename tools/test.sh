@@ -113,6 +113,8 @@ mark "schema, openapi and k8s checks"
 # The Kubernetes manifests (deploy/k8s), statically: no cluster needed.
 /usr/bin/python3 tools/check_deploy_k8s.py 2>&1 | tee -a "$log" || status=1
 /usr/bin/python3 tools/check_docs.py 2>&1 | tee -a "$log" || status=1 # links, OB_* settings (docs/testing.md)
+# The settings reference of docs/configuration.md against the services' tables.
+/usr/bin/python3 tools/config_reference.py "${builds[0]}" 2>&1 | tee -a "$log" || status=1
 # The vocabulary (common/ob_vocab.h) against the SQL, schemas, OpenAPI and console.
 /usr/bin/python3 tools/check_vocab.py 2>&1 | tee -a "$log" || status=1
 # The benchmark harness with small sizes, on a stack of its own: that every

@@ -192,11 +192,15 @@ static void cleanup(ingest_ctx_t *ctx)
     free(ctx->source);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     ingest_config_t cfg = {0};
     ingest_ctx_t ctx = {0};
-    int code = ob_service_configure("ingest", ingest_config_specs, &cfg);
+    int code = ob_service_args("ingest", "the HTTP API that accepts calls and queues them to Kafka",
+                               argc, argv, ingest_config_specs);
+    if (code >= 0)
+        return code;
+    code = ob_service_configure("ingest", ingest_config_specs, &cfg);
 
     if (code == OB_EXIT_OK)
         code = check_config(&cfg);

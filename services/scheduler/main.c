@@ -33,22 +33,27 @@ static const ob_cfg_spec_t scheduler_specs[] = {
     {"OB_SCHEDULER_TICK_MS", OB_CFG_INT, "100", 5, 60000, NULL, CFG(tick_ms),
      "interval between release passes"},
     {"OB_SCHEDULER_LEASE_S", OB_CFG_INT, "900", 10, 86400, NULL, CFG(lease_s),
-     "lease of a released attempt"},
+     "how long a released dial job may wait for a dialer; after it the attempt is "
+     "withdrawn (not counted) and the call released again"},
     {"OB_SCHEDULER_BATCH", OB_CFG_INT, "500", 1, 2000, NULL, CFG(batch),
      "call requests recorded per Postgres transaction"},
     {"OB_SCHEDULER_RELEASE_MAX", OB_CFG_INT, "500", 1, 10000, NULL, CFG(release_max),
      "dial jobs released per deployment per pass"},
     {"OB_SCHEDULER_CLOCK_START_MS", OB_CFG_INT, "0", 0, 9007199254740991.0, NULL,
      CFG(clock_start_ms),
-     "for tests: the Unix ms the scheduler's clock reads at start-up (0: the real clock)"},
+     "for tests only: the Unix ms the scheduler's clock reads when it starts (0: the real "
+     "clock); start times, expiry, campaign windows and release times follow this clock, "
+     "leases and the dialers keep real time"},
     {"OB_SCHEDULER_CLOCK_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(clock_scale),
-     "for tests: how many times faster than real time the scheduler's clock runs"},
+     "for tests only: how many times faster than real time the scheduler's clock runs"},
     {"OB_SCHEDULER_METRICS_DEPLOYMENTS", OB_CFG_INT, "100", 0, 10000, NULL,
      CFG(metrics_deployments),
-     "deployments with their own label in the queue gauges (the busiest; the rest are summed "
-     "under deployment=\"_other\")"},
+     "deployments with their own `deployment` label in the queue gauges: the busiest "
+     "(most calls waiting or in flight); the rest are summed under "
+     "`deployment=\"_other\"`"},
     {"OB_SCHEDULER_STATS_MS", OB_CFG_INT, "5000", 100, 600000, NULL, CFG(stats_ms),
-     "interval between counts of the queue gauges (one query over the unfinished calls)"},
+     "interval between counts of the queue gauges (one query over the unfinished calls of "
+     "the owned partitions; a few hundred ms at a million)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -242,11 +247,17 @@ static void cleanup(scheduler_ctx_t *ctx)
     scheduler_route_free(ctx->route);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     scheduler_config_t cfg = {0};
     scheduler_ctx_t ctx = {0};
-    int code = ob_service_configure("scheduler", scheduler_specs, &cfg);
+    int code = ob_service_args("scheduler",
+                               "records accepted calls and releases dial jobs within capacity"
+                               " and campaign windows",
+                               argc, argv, scheduler_specs);
+    if (code >= 0)
+        return code;
+    code = ob_service_configure("scheduler", scheduler_specs, &cfg);
 
     if (code != OB_EXIT_OK)
         goto out;

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,4 +137,34 @@ Test(config, kafka_passthrough_maps_names_and_validates, .init = clear_env)
     unsetenv("OB_KAFKA_NOT_A_SETTING");
     ob_cfg_errors_free(&errs);
     ob_base_config_free(&base);
+}
+
+/* The reference docs/configuration.md is generated from: one Markdown row a
+ * setting, the values each type takes, a required setting and a '|' in a
+ * help text escaped so that it stays in its cell. */
+Test(config, reference_rows_say_default_values_and_help)
+{
+    static const ob_cfg_spec_t more[] = {
+        {"OB_T_REQUIRED", OB_CFG_STRING, NULL, 0, 0, NULL, 0, "must be set"},
+        {"OB_T_EMPTY", OB_CFG_STRING, "", 0, 0, NULL, 0, "a | b"},
+        {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ob_config_reference(out, specs);
+    ob_config_reference(out, more);
+    fclose(out);
+    cr_expect_str_eq(text,
+                     "| `OB_T_N` | `5` | 1 to 10 | a number |\n"
+                     "| `OB_T_WORD` | `b` | `a`, `b` or `c` | a word |\n"
+                     "| `OB_T_FLAG` | `false` | `true` or `false` (also 1/0, yes/no, on/off)"
+                     " | a flag |\n"
+                     "| `OB_T_RATIO` | `0.5` | 0 to 1 (fractions allowed) | a ratio |\n"
+                     "| `OB_T_NAME` | `x` | text | a name |\n"
+                     "| `OB_T_NETS` | `10.0.0.0/8` | address ranges: CIDR or single addresses,"
+                     " comma-separated | address ranges |\n"
+                     "| `OB_T_REQUIRED` | required | text | must be set |\n"
+                     "| `OB_T_EMPTY` | (empty) | text | a \\| b |\n");
+    free(text);
 }

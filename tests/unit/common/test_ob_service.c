@@ -143,3 +143,20 @@ Test(drain, ms_left_counts_down_to_zero)
     int left = ob_service_ms_left(now + 10000);
     cr_expect(left > 9900 && left <= 10000, "%d ms left", left);
 }
+
+/* The command line: nothing goes on, the references and --help print and
+ * end with 0, anything else is a usage error naming the argument. */
+Test(args, only_known_arguments)
+{
+    char *none[] = {"outbound-test", NULL};
+    char *help[] = {"outbound-test", "--help", NULL};
+    char *reference[] = {"outbound-test", "--config-reference-common", NULL};
+    char *unknown[] = {"outbound-test", "--prot", NULL};
+    char *two[] = {"outbound-test", "--help", "--help", NULL};
+    cr_expect_eq(ob_service_args("test", "a test", 1, none, ob_base_config_specs), -1);
+    cr_expect_eq(ob_service_args("test", "a test", 2, help, ob_base_config_specs), OB_EXIT_OK);
+    cr_expect_eq(ob_service_args("test", "a test", 2, reference, ob_base_config_specs), OB_EXIT_OK);
+    cr_expect_eq(ob_service_args("test", "a test", 2, unknown, ob_base_config_specs),
+                 OB_EXIT_USAGE);
+    cr_expect_eq(ob_service_args("test", "a test", 3, two, ob_base_config_specs), OB_EXIT_USAGE);
+}
