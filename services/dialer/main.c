@@ -21,56 +21,60 @@
 #define CFG(field) offsetof(dialer_config_t, field)
 static const ob_cfg_spec_t dialer_specs[] = {
     {"OB_DIALER_CHANNELS", OB_CFG_INT, "100", 1, 100000, NULL, CFG(channels),
-     "concurrent calls this worker places"},
+     "concurrent calls of this worker (with the sip carrier: the trunk's channel count)"},
     {"OB_DIALER_LEASE_S", OB_CFG_INT, "60", 3, 3600, NULL, CFG(lease_s),
-     "lease this worker holds on each call it dials, renewed every third of it; when a worker "
-     "dies the scheduler concludes its calls once their leases expire"},
+     "lease held on each call being dialed, renewed every third of it; if the worker "
+     "dies, the scheduler concludes the call when the lease runs out"},
     {"OB_DIALER_CARRIER", OB_CFG_ENUM, "sim", 0, 0, "sim|sip", CFG(carrier),
-     "carrier that places the calls: sim (simulated) or sip (a SIP trunk, OB_SIP_*)"},
+     "the carrier that places the calls: `sim` (simulated, docs/sim.md) or `sip` (a SIP "
+     "trunk, the OB_SIP_* settings, docs/sip.md)"},
     {"OB_SIM_TIME_SCALE", OB_CFG_DOUBLE, "1", 0.001, 1000000, NULL, CFG(sim_time_scale),
-     "sim carrier: how many times faster than real time calls run"},
+     "sim carrier: calls run this many times faster than real time"},
     {"OB_SIM_SEED", OB_CFG_INT, "1", 0, 9007199254740991.0, NULL, CFG(sim_seed),
      "sim carrier: seed of the outcomes of non-test numbers"},
     {"OB_SIM_AUDIO_DIR", OB_CFG_STRING, "", 0, 0, NULL, CFG(sim_audio_dir),
-     "sim carrier: a corpus of recordings (tools/detect_corpus.py) played to the callee-type "
-     "detector on each answer, whose verdict becomes the call's; empty: drawn outcomes only"},
+     "sim carrier: a corpus made by tools/detect_corpus.py; each answered sim call plays "
+     "one of its recordings labelled with the drawn outcome to the callee-type detector, "
+     "whose verdict, time, confidence and rule become the call's (make run sets it to "
+     "build/detect/small); empty: drawn outcomes only"},
     {"OB_SIP_TRUNK", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_trunk),
-     "sip carrier: the trunk's host or host:port; calls go to sip:<number>@<trunk> (required "
-     "with OB_DIALER_CARRIER=sip)"},
+     "the trunk's host or `host:port` (a name is resolved with the system's DNS servers); "
+     "calls go to sip:<number>@<trunk>; required with OB_DIALER_CARRIER=sip"},
     {"OB_SIP_LOCAL_ADDR", OB_CFG_STRING, "127.0.0.1", 0, 0, NULL, CFG(sip_local_addr),
-     "sip carrier: IPv4 address SIP and RTP bind and advertise (Contact, SDP); one the trunk "
-     "reaches"},
-    {"OB_SIP_PORT", OB_CFG_INT, "5060", 1, 65535, NULL, CFG(sip_port),
-     "sip carrier: local SIP port (UDP)"},
+     "the IPv4 address SIP and RTP bind and advertise (Contact, Via, SDP); one the trunk "
+     "can reach"},
+    {"OB_SIP_PORT", OB_CFG_INT, "5060", 1, 65535, NULL, CFG(sip_port), "the local SIP port (UDP)"},
     {"OB_SIP_RTP_PORT_MIN", OB_CFG_INT, "16384", 1024, 65534, NULL, CFG(sip_rtp_port_min),
-     "sip carrier: lowest RTP port; each call takes an even port of the range"},
+     "lowest RTP port; calls take even ones, and the range must hold one per channel"},
     {"OB_SIP_RTP_PORT_MAX", OB_CFG_INT, "32767", 1025, 65535, NULL, CFG(sip_rtp_port_max),
-     "sip carrier: highest RTP port; the range must hold one even port per channel"},
+     "highest RTP port; the range must hold one even port per channel"},
     {"OB_SIP_CPS", OB_CFG_DOUBLE, "0", 0, 100000, NULL, CFG(sip_cps),
-     "sip carrier: the trunk's calls-per-second limit (INVITEs are paced to it); 0: none"},
+     "the trunk's calls-per-second limit (fractions allowed: 0.5 is one call every 2 s); "
+     "the scheduler routes no more than that to the dialer per second, and the dialer "
+     "paces its INVITEs to it; 0: none"},
     {"OB_SIP_USERNAME", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_username),
-     "sip carrier: digest authentication user name, answered to the trunk's 401/407; empty: none"},
+     "digest credentials for the trunk's 401/407: the user name; empty: none"},
     {"OB_SIP_PASSWORD", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_password),
-     "sip carrier: digest authentication password"},
+     "digest credentials for the trunk's 401/407: the password"},
     {"OB_SIP_FROM_DOMAIN", OB_CFG_STRING, "", 0, 0, NULL, CFG(sip_from_domain),
-     "sip carrier: host of the From URI sip:<caller id>@<domain>; empty: the trunk's"},
+     "host of the From URI sip:<caller id>@<domain>; empty: the trunk's host"},
     {"OB_SIP_ANONYMOUS_ID", OB_CFG_STRING, "anonymous", 0, 0, NULL, CFG(sip_anonymous_id),
-     "sip carrier: From user of calls without a caller id"},
+     "From user of calls without a caller id"},
     {"OB_SIP_RING_TIMEOUT_S", OB_CFG_INT, "30", 1, 600, NULL, CFG(sip_ring_timeout_s),
-     "sip carrier: an unanswered call is cancelled (CANCEL) this long after its INVITE; result "
-     "noanswer"},
+     "unanswered this long after the INVITE: CANCEL, result `noanswer`"},
     {"OB_SIP_RESPONSE_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 64000, NULL,
      CFG(sip_response_timeout_ms),
-     "sip carrier: an INVITE the trunk does not answer at all (not even 100 Trying) in this "
-     "time ends as linefailure"},
+     "no response at all (not even 100 Trying) this long after the INVITE: result "
+     "`linefailure`"},
     {"OB_SIP_TALK_LIMIT_S", OB_CFG_INT, "3600", 1, 86400, NULL, CFG(sip_talk_limit_s),
-     "sip carrier: an answered call is hung up (BYE) after this long"},
+     "an answered call is hung up (BYE) after this long"},
     {"OB_DIALER_APP_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 120000, NULL, CFG(app_timeout_ms),
-     "time a start_url request may take, connecting included, before it is recorded as failed"},
+     "time a `start_url` request may take, connecting included, before it is recorded as "
+     "failed; also bounds each `GET` of a `verify_urls` check"},
     {"OB_DIALER_APP_CONCURRENCY", OB_CFG_INT, "500", 1, 100000, NULL, CFG(app_concurrency),
-     "start_url requests in flight at once; more wait in a queue"},
+     "`start_url` requests in flight at once; more wait in a queue"},
     {"OB_WEBHOOK_ENABLED", OB_CFG_BOOL, "true", 0, 0, NULL, CFG(webhook_enabled),
-     "send result_url webhooks from this worker (the workers share the deliveries)"},
+     "send `result_url` webhooks from this worker (the workers share the deliveries)"},
     {"OB_WEBHOOK_CONCURRENCY", OB_CFG_INT, "256", 1, 10000, NULL, CFG(webhook_concurrency),
      "webhook transfers in flight at once"},
     {"OB_WEBHOOK_TIMEOUT_MS", OB_CFG_INT, "10000", 100, 120000, NULL, CFG(webhook_timeout_ms),
@@ -80,14 +84,16 @@ static const ob_cfg_spec_t dialer_specs[] = {
     {"OB_WEBHOOK_RETRY_MAX_MS", OB_CFG_INT, "3600000", 10, 86400000, NULL,
      CFG(webhook_retry_max_ms), "longest wait between two tries of a webhook"},
     {"OB_WEBHOOK_MAX_AGE_S", OB_CFG_INT, "86400", 1, 2592000, NULL, CFG(webhook_max_age_s),
-     "a webhook not delivered this long after its call completed is given up"},
+     "a webhook not delivered this long after its call completed is given up (`failed`)"},
     {"OB_DIALER_URL_DENY", OB_CFG_RANGES, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
-     "address ranges (CIDR, comma-separated) that result_url, start_url and URL checks may not "
-     "connect to, checked on the address after DNS resolution; the default is loopback, private, "
-     "CGNAT, link-local (cloud metadata), multicast and reserved ranges"},
+     "address ranges that `result_url` webhooks, `start_url` requests and `verify_urls` "
+     "checks may not connect to, checked on the address connected to, after DNS "
+     "resolution; the default holds the loopback, private, CGNAT, link-local (cloud "
+     "metadata), multicast and reserved ranges; an empty value turns the check off"},
     {"OB_DIALER_URL_ALLOW", OB_CFG_RANGES, "", 0, 0, NULL, CFG(url_allow),
-     "address ranges (CIDR) allowed even though OB_DIALER_URL_DENY holds them, such as "
-     "127.0.0.0/8,::1 for receivers on loopback (the local stack and the tests)"},
+     "ranges allowed even though OB_DIALER_URL_DENY holds them, e.g. `127.0.0.0/8,::1` "
+     "for receivers on loopback (make run and the integration tests set exactly that) or "
+     "`10.1.2.3` for one internal receiver"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
@@ -528,12 +534,18 @@ static void cleanup(dialer_ctx_t *ctx)
     free(ctx->source);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     dialer_config_t cfg = {0};
     dialer_ctx_t ctx = {0};
     ob_url_ranges_t *url_deny = NULL, *url_allow = NULL;
-    int code = ob_service_configure("dialer", dialer_specs, &cfg);
+    int code = ob_service_args("dialer",
+                               "places the calls of the dial jobs, runs their application and"
+                               " records what happened",
+                               argc, argv, dialer_specs);
+    if (code >= 0)
+        return code;
+    code = ob_service_configure("dialer", dialer_specs, &cfg);
 
     if (code == OB_EXIT_OK && !sip_config_ok(&cfg))
         code = OB_EXIT_CONFIG;
