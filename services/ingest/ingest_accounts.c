@@ -4,11 +4,13 @@
  * key from configuration (OB_INGEST_ADMIN_KEY); everything else is done by an
  * account's own keys.
  */
-#include "ingest.h"
+#include "ingest_accounts.h"
+#include "ingest_auth.h"
+#include "ingest_reply.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +26,6 @@ static void new_key(char out[45])
     memcpy(out, "obk_", 4);
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);
-}
-
-bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req)
-{
-    const char *admin = ctx->cfg->admin_key;
-    const char *h = ob_http_header(req, "Authorization");
-    if (!admin[0] || !h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    size_t n = strlen(admin);
-    return strlen(h + 7) == n && CRYPTO_memcmp(h + 7, admin, n) == 0;
 }
 
 /* Inserts a key for the account; fills key (plaintext) and key_id. */
@@ -91,9 +83,10 @@ static cJSON *json_object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    const char *why = NULL;
-    cJSON *body = req->body_len ? ingest_json_parse(req->body, req->body_len, NULL, &why)
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = req->body_len ? ob_json_parse(req->body, req->body_len, NULL, &fault)
                                 : cJSON_CreateObject();
+    const char *why = ob_json_fault_text(fault);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",

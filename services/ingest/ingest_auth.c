@@ -3,9 +3,10 @@
  * is stored, so a database leak does not reveal usable keys. A wrong key and
  * an unknown key get the same answer.
  */
-#include "ingest.h"
+#include "ingest_auth.h"
 #include "ingest_cache.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,6 +99,16 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
     ingest_cache_put(ctx->keys, hash, &hit);
     PQclear(res);
     return true;
+}
+
+bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req)
+{
+    const char *admin = ctx->cfg->admin_key;
+    const char *h = ob_http_header(req, "Authorization");
+    if (!admin[0] || !h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    size_t n = strlen(admin);
+    return strlen(h + 7) == n && CRYPTO_memcmp(h + 7, admin, n) == 0;
 }
 
 void ingest_forget_key(ingest_ctx_t *ctx, const char *key_hash)

@@ -3,9 +3,14 @@
  * cancel one. A call is answered 202 only after the broker acknowledged its
  * request message, so an accepted call_id is always durably in Kafka.
  */
-#include "ingest.h"
+#include "ingest_calls.h"
 #include "ingest_accepted.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
 #include "ingest_limits.h"
+#include "ingest_reply.h"
+#include "ingest_time.h"
+#include "ob_json.h"
 #include "ob_calls.h"
 #include "ob_log.h"
 #include "ob_phone.h"
@@ -118,7 +123,7 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
                              ob_pool_printf(pool, "'%s' is not a call field", item->string));
     }
     /* JSON was checked as it was parsed; form fields and CSV cells are not. */
-    const char *bad_text = ingest_bad_text_field(pool, body);
+    const char *bad_text = ob_json_bad_text_field(pool, body);
     if (bad_text)
         ingest_add_error(
             errors, bad_text, "invalid_text",
@@ -305,8 +310,9 @@ void ingest_queue_call(ingest_call_t *c)
 
     if (!ingest_load_deployment(c, c->param[0], true, &dep) || !ingest_require_json(req))
         return;
-    const char *why = NULL;
-    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = ob_json_parse(req->body, req->body_len, NULL, &fault);
+    const char *why = ob_json_fault_text(fault);
     if (!body || !cJSON_IsObject(body)) {
         ob_http_problem(
             req, 400, "invalid_json", NULL,
@@ -701,6 +707,35 @@ void ingest_cancel_call(ingest_call_t *c)
      * was marked); accepted, not done yet. */
     if (cancelled == 0 && !cancelled_before && req->status == 200)
         req->status = 202;
+}
+
+bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding)
+{
+    ingest_limits_t *l = c->ctx->limits;
+    long n = ingest_limits_pending(l, deployment_id, 1000);
+    if (n < 0) {
+        PGresult *res = NULL;
+        ob_err_t err = {{0}};
+        const char *params[] = {deployment_id};
+        if (ob_pg_exec(c->conn,
+                       "SELECT count(*) FROM calls WHERE deployment_id = $1"
+                       " AND state <> 'completed'",
+                       1, params, &res, &err) != OB_OK) {
+            ingest_database_problem(c->req, &err);
+            return false;
+        }
+        n = atol(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        ingest_limits_set_pending(l, deployment_id, n);
+    }
+    if (n + adding <= ingest_limits_max_pending(l))
+        return true;
+    ob_http_add_header(c->req, "Retry-After", "60");
+    ob_http_problem(c->req, 429, "deployment_pending_limit", NULL,
+                    "deployment %s already has %ld pending calls, the most allowed (%ld); wait"
+                    " for some to complete",
+                    deployment_id, n, ingest_limits_max_pending(l));
+    return false;
 }
 
 ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg, ob_err_t *err)

@@ -4,7 +4,9 @@
  * written by the dialers' sender, dialer_webhooks.c). Another account's ids
  * answer 404, like ids that do not exist.
  */
-#include "ingest.h"
+#include "ingest_deliveries.h"
+#include "ingest_deployment.h"
+#include "ingest_reply.h"
 #include "ob_uuid.h"
 
 #include <stdio.h>

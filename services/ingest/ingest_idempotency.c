@@ -16,7 +16,8 @@
  * out. The retry derives the same call ids, so the rows the dead request
  * had queued are not queued again (the scheduler records by call id).
  */
-#include "ingest.h"
+#include "ingest_idempotency.h"
+#include "ingest_reply.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 

@@ -9,7 +9,14 @@
  * answers are Plum's: 200 and a Link header for a queued call, {"error"}
  * bodies, 400 for bad data, 409 for a deleted deployment.
  */
-#include "ingest.h"
+#include "ingest_plum.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
+#include "ingest_queue.h"
+#include "ingest_reply.h"
+#include "ingest_time.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -354,11 +361,7 @@ static void plum_accepted(ob_http_req_t *req)
     cJSON_Delete(native);
 }
 
-/* Checks that the deployment c->param[1] belongs to application c->param[0]
- * and neither was deleted (409, as Plum answers), notes what the Plum
- * routes need of it, and moves it to param[0], where the native handlers
- * expect it. */
-static bool app_deployment(ingest_call_t *c)
+bool ingest_plum_deployment(ingest_call_t *c)
 {
     PGresult *res = NULL;
     ob_err_t err = {{0}};
@@ -398,11 +401,12 @@ void ingest_plum_queue(ingest_call_t *c)
     ob_http_req_t *req = c->req;
     deployment_t dep;
     char hash[65];
-    if (!app_deployment(c) || !ingest_load_deployment(c, c->param[0], true, &dep))
+    if (!ingest_plum_deployment(c) || !ingest_load_deployment(c, c->param[0], true, &dep))
         return;
-    const char *ct = ob_http_header(req, "Content-Type"), *why = NULL;
+    const char *ct = ob_http_header(req, "Content-Type");
+    ob_json_fault_t fault = OB_JSON_OK;
     cJSON *form = ct && strncasecmp(ct, "application/json", 16) == 0
-                      ? ingest_json_parse(req->body, req->body_len, NULL, &why)
+                      ? ob_json_parse(req->body, req->body_len, NULL, &fault)
                       : read_form(req);
     if (!cJSON_IsObject(form)) {
         ob_http_problem(req, 400, "invalid_form", NULL,
@@ -662,18 +666,9 @@ void ingest_plum_bulk_answer(ob_http_req_t *req, ingest_plum_bulk_t *b, const cJ
     cJSON_Delete(ans);
 }
 
-void ingest_plum_bulk_begin(ingest_call_t *c)
-{
-    if (!app_deployment(c)) {
-        c->req->stream = NULL; /* the problem is set; the body is dropped */
-        return;
-    }
-    ingest_upload_begin(c);
-}
-
 void ingest_plum_cancel(ingest_call_t *c)
 {
-    if (!app_deployment(c))
+    if (!ingest_plum_deployment(c))
         return;
     ingest_cancel_queue(c);
     /* Plum: "No body is returned for a successful response". */

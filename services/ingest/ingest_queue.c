@@ -4,7 +4,10 @@
  * travels through outbound.call-requests behind the calls it concerns, so it
  * covers every call accepted before it, recorded yet or not.
  */
-#include "ingest.h"
+#include "ingest_queue.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_reply.h"
 #include "ob_log.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"

@@ -6,7 +6,12 @@
  * Column names in generated SQL come from these tables only; every value is
  * a parameter.
  */
-#include "ingest.h"
+#include "ingest_resources.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_queue.h"
+#include "ingest_reply.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
@@ -287,8 +292,9 @@ static cJSON *object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    const char *why = NULL;
-    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = ob_json_parse(req->body, req->body_len, NULL, &fault);
+    const char *why = ob_json_fault_text(fault);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",

@@ -8,7 +8,12 @@
  * query say how to read the file (phone_column, delimiter) and whether to
  * queue it at all (dry_run: validate and report only).
  */
-#include "ingest.h"
+#include "ingest_uploads.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
+#include "ingest_plum.h"
+#include "ingest_reply.h"
 #include "ob_csv.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
@@ -544,6 +549,15 @@ void ingest_upload_begin(ingest_call_t *c)
     if (u->ctx->cfg->upload_lanes > 1)
         start_lanes(u, (int)u->ctx->cfg->upload_lanes);
     u->failed = false;
+}
+
+void ingest_upload_plum_begin(ingest_call_t *c)
+{
+    if (!ingest_plum_deployment(c)) {
+        c->req->stream = NULL; /* the problem is set; the body is dropped */
+        return;
+    }
+    ingest_upload_begin(c);
 }
 
 /* Stores the outcome and the rejected rows (one multi-row INSERT per 500). */

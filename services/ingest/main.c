@@ -5,6 +5,8 @@
  */
 #include "ingest.h"
 #include "ingest_accepted.h"
+#include "ingest_api.h"
+#include "ingest_idempotency.h"
 #include "ingest_cache.h"
 #include "ingest_limits.h"
 #include "ob_log.h"

@@ -1,0 +1,73 @@
+/*
+ * How handlers answer: problem details for validation and database
+ * failures, a resource read by id, and the checks every JSON route makes of
+ * a request. One place, so every route words the same failure the same way.
+ */
+#include "ingest_reply.h"
+#include "ob_log.h"
+#include "ob_uuid.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "field", field);
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddItemToArray(errors, e);
+}
+
+void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err)
+{
+    OB_LOG(OB_LOG_ERROR, "api", OB_KV("req_id", req->req_id), "database: %s", err->msg);
+    ob_http_add_header(req, "Retry-After", "1");
+    ob_http_problem(req, 503, "database_unavailable", NULL,
+                    "the database cannot be reached right now; retry shortly");
+}
+
+void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,
+                        const char *what, const char *hint)
+{
+    PGresult *res = NULL;
+    ob_err_t err = {{0}};
+    const char *params[] = {id, c->account_id};
+    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+        ingest_database_problem(c->req, &err);
+        return;
+    }
+    if (!res || PQntuples(res) == 0) {
+        PQclear(res);
+        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", what), NULL,
+                        "no %s %s%s", what, id, hint ? hint : "");
+        return;
+    }
+    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ob_http_reply(c->req, status, "application/json", body, strlen(body));
+}
+
+void ingest_page_query(ob_http_req_t *req, long default_limit, const char **cursor, char limit[16],
+                       cJSON *errors)
+{
+    long n = default_limit;
+    const char *v = ob_http_query(req, "limit");
+    *cursor = ob_http_query(req, "cursor");
+    if (*cursor && !ob_uuid_valid(*cursor))
+        ingest_add_error(errors, "cursor", "invalid_cursor",
+                         "cursor must be the next_cursor of a previous page");
+    if (v && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
+        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
+    snprintf(limit, 16, "%ld", n);
+}
+
+bool ingest_require_json(ob_http_req_t *req)
+{
+    const char *ct = ob_http_header(req, "Content-Type");
+    if (!ct || strncmp(ct, "application/json", 16) == 0)
+        return true;
+    ob_http_problem(req, 415, "unsupported_media_type", NULL,
+                    "send the body as application/json (got %.64s)", ct);
+    return false;
+}
