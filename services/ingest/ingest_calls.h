@@ -9,6 +9,7 @@
 #define INGEST_CALLS_H
 
 #include "ingest.h"
+#include "ingest_store.h"
 
 /* Route handlers: POST /deployments/{}/calls, GET /calls/{}, GET
  * /deployments/{}/calls, POST /calls/{}:cancel. */
@@ -78,11 +79,11 @@ void ingest_apply_defaults(cJSON *call, const cJSON *defaults);
  * validation checks their range), anything else stays a string. */
 cJSON *ingest_cell_value(const char *text);
 
-/* Answers GET of call c->param[0] from sql ($1 = id, $2 = the account;
- * the view as JSON text), or, for a call accepted but not recorded yet
+/* Answers GET of call c->param[0] from the stored view (INGEST_VIEW_CALL
+ * or INGEST_VIEW_PLUM_CALL), or, for a call accepted but not recorded yet
  * (ingest_accepted.h), from its request message, flagged "recorded": false,
  * in the native or Plum shape; 404 only for a call no ingest accepted (or
  * another account's), 503 when this ingest cannot tell yet. */
-void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum);
+void ingest_reply_call(ingest_call_t *c, ingest_view_t view, bool plum);
 
 #endif

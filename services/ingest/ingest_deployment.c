@@ -7,6 +7,7 @@
 #include "ingest_deployment.h"
 #include "ingest_cache.h"
 #include "ingest_reply.h"
+#include "ingest_store.h"
 #include "ob_uuid.h"
 
 #include <stdio.h>
@@ -17,11 +18,9 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
                             deployment_t *dep)
 {
     ob_http_req_t *req = c->req;
-    PGconn *conn = c->conn;
     const char *account_id = c->account_id;
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {deployment_id, account_id};
+    bool found = false;
 
     if (!ob_uuid_valid(deployment_id)) {
         ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s", deployment_id);
@@ -30,29 +29,16 @@ bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool fo
     char cache_key[80];
     snprintf(cache_key, sizeof(cache_key), "%s|%s", deployment_id, account_id);
     if (!ingest_cache_get(c->ctx->deps, cache_key, dep)) {
-        if (ob_pg_exec(conn,
-                       "SELECT account_id, active, deleted_at IS NOT NULL, max_attempts,"
-                       " retry_interval_s, coalesce(caller_id, ''), default_region FROM deployments"
-                       " WHERE deployment_id = $1 AND account_id = $2",
-                       2, params, &res, &err) != OB_OK) {
+        if (ingest_store_deployment(c->conn, deployment_id, account_id, dep, &found, &err) !=
+            OB_OK) {
             ingest_database_problem(req, &err);
             return false;
         }
-        if (PQntuples(res) != 1) {
-            PQclear(res);
+        if (!found) {
             ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s",
                             deployment_id);
             return false;
         }
-        memset(dep, 0, sizeof(*dep));
-        snprintf(dep->account_id, sizeof(dep->account_id), "%s", PQgetvalue(res, 0, 0));
-        dep->active = PQgetvalue(res, 0, 1)[0] == 't';
-        dep->deleted = PQgetvalue(res, 0, 2)[0] == 't';
-        dep->max_attempts = atol(PQgetvalue(res, 0, 3));
-        dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
-        snprintf(dep->caller_id, sizeof(dep->caller_id), "%s", PQgetvalue(res, 0, 5));
-        snprintf(dep->region, sizeof(dep->region), "%s", PQgetvalue(res, 0, 6));
-        PQclear(res);
         ingest_cache_put(c->ctx->deps, cache_key, dep);
     }
     if (dep->deleted) {

@@ -29,7 +29,8 @@ bool ingest_plum_deployment(ingest_call_t *c);
  * and the ids of the calls queued. One request's; not thread-safe but for
  * ingest_plum_bulk_queued, which the caller serialises. */
 typedef struct ingest_plum_bulk ingest_plum_bulk_t;
-/* For the Plum route's request c (its deployment's is_pci permission). */
+/* For the Plum route's request c (its deployment's is_pci permission); never
+ * NULL; the caller frees with ingest_plum_bulk_free. */
 ingest_plum_bulk_t *ingest_plum_bulk_new(const ingest_call_t *c);
 void ingest_plum_bulk_free(ingest_plum_bulk_t *b); /* NULL-safe */
 /* One form field beside the file, or a piece of one (as

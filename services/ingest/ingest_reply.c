@@ -27,25 +27,30 @@ void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err)
                     "the database cannot be reached right now; retry shortly");
 }
 
-void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,
+void ingest_reply_owned(ingest_call_t *c, ingest_view_t view, const char *id, unsigned status,
                         const char *what, const char *hint)
 {
-    PGresult *res = NULL;
+    char *body = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {id, c->account_id};
-    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+    if (ob_uuid_valid(id) &&
+        ingest_store_view(c->conn, c->req->pool, view, id, c->account_id, &body, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    if (!res || PQntuples(res) == 0) {
-        PQclear(res);
+    if (!body) {
         ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", what), NULL,
                         "no %s %s%s", what, id, hint ? hint : "");
         return;
     }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
     ob_http_reply(c->req, status, "application/json", body, strlen(body));
+}
+
+void ingest_reply_page(ob_http_req_t *req, const char *name, const ingest_page_t *page, long limit)
+{
+    bool more = page->count == limit;
+    char *body = ob_pool_printf(req->pool, "{\"%s\":%s,\"next_cursor\":%s%s%s}", name, page->items,
+                                more ? "\"" : "", more ? page->last_id : "null", more ? "\"" : "");
+    ob_http_reply(req, 200, "application/json", body, strlen(body));
 }
 
 void ingest_page_query(ob_http_req_t *req, long default_limit, const char **cursor, char limit[16],
