@@ -4,6 +4,7 @@
  * apart, and adding a field is one line.
  */
 #include "ob_proto.h"
+#include "ob_json.h"
 #include "ob_uuid.h"
 
 #include <cjson/cJSON.h>
@@ -300,7 +301,12 @@ static cJSON *parse_object(const char *json, size_t len, ob_err_t *err)
         ob_err_set(err, "not UTF-8 text");
         return NULL;
     }
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *root = ob_json_parse(json, len, &end, &fault);
+    if (fault == OB_JSON_NUL_ESCAPE || fault == OB_JSON_DUPLICATE) {
+        ob_err_set(err, "%s", ob_json_fault_text(fault));
+        return NULL;
+    }
     if (!root || !cJSON_IsObject(root)) {
         ob_err_set(err, "not a JSON object (at byte %td)", root ? 0 : (end ? end - json : 0));
         cJSON_Delete(root);

@@ -4,11 +4,14 @@
  * key from configuration (OB_INGEST_ADMIN_KEY); everything else is done by an
  * account's own keys.
  */
-#include "ingest.h"
+#include "ingest_accounts.h"
+#include "ingest_auth.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,30 +29,22 @@ static void new_key(char out[45])
         snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);
 }
 
-bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req)
+/* A new key for the account (pool strings): key gets the plaintext, shown
+ * once; the row holds its hash. */
+static ingest_store_key_t make_key(ob_pool_t *pool, const char *account_id, const char *label,
+                                   char key[45], char key_id[OB_UUID_STRLEN + 1])
 {
-    const char *admin = ctx->cfg->admin_key;
-    const char *h = ob_http_header(req, "Authorization");
-    if (!admin[0] || !h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    size_t n = strlen(admin);
-    return strlen(h + 7) == n && CRYPTO_memcmp(h + 7, admin, n) == 0;
-}
-
-/* Inserts a key for the account; fills key (plaintext) and key_id. */
-static ob_rc_t insert_key(PGconn *conn, const char *account_id, const char *label, char key[45],
-                          char key_id[OB_UUID_STRLEN + 1], ob_err_t *err)
-{
-    char hash[65], prefix[KEY_PREFIX_LEN + 1];
+    char *hash = ob_pool_alloc(pool, 65);
     new_key(key);
     ob_uuid_v7(key_id);
     ingest_key_hash(key, hash);
-    snprintf(prefix, sizeof(prefix), "%s", key);
-    const char *params[] = {key_id, account_id, hash, prefix, label ? label : ""};
-    return ob_pg_exec(conn,
-                      "INSERT INTO api_keys (key_id, account_id, key_hash, key_prefix, label)"
-                      " VALUES ($1, $2, $3, $4, $5)",
-                      5, params, NULL, err);
+    return (ingest_store_key_t){
+        .key_id = key_id,
+        .account_id = account_id,
+        .key_hash = hash,
+        .prefix = ob_pool_printf(pool, "%.*s", KEY_PREFIX_LEN, key),
+        .label = label ? label : "",
+    };
 }
 
 static cJSON *key_json(const char *key_id, const char *key, const char *label)
@@ -91,9 +86,10 @@ static cJSON *json_object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    const char *why = NULL;
-    cJSON *body = req->body_len ? ingest_json_parse(req->body, req->body_len, NULL, &why)
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = req->body_len ? ob_json_parse(req->body, req->body_len, NULL, &fault)
                                 : cJSON_CreateObject();
+    const char *why = ob_json_fault_text(fault);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
@@ -132,19 +128,10 @@ void ingest_create_account(ingest_call_t *c)
         snprintf(capacity, sizeof(capacity), "%ld", (long)cap->valuedouble);
     }
     ob_uuid_v7(account_id);
-    const char *params[] = {account_id, email, name ? name : email, capacity[0] ? capacity : NULL};
-    rc = ob_pg_begin(c->conn, &err);
-    if (rc == OB_OK)
-        rc = ob_pg_exec(c->conn,
-                        "INSERT INTO accounts (account_id, email, name, capacity)"
-                        " VALUES ($1, $2, $3, $4::int)",
-                        4, params, NULL, &err);
-    if (rc == OB_OK)
-        rc = insert_key(c->conn, account_id, "first key", key, key_id, &err);
-    if (rc == OB_OK)
-        rc = ob_pg_commit(c->conn, &err);
+    ingest_store_key_t first = make_key(req->pool, account_id, "first key", key, key_id);
+    rc = ingest_store_create_account(c->conn, account_id, email, name ? name : email,
+                                     capacity[0] ? capacity : NULL, &first, &err);
     if (rc != OB_OK) {
-        ob_pg_rollback(c->conn);
         if (rc == OB_ECONFLICT)
             ob_http_problem(req, 409, "account_exists", NULL, "an account with this email exists");
         else
@@ -176,7 +163,8 @@ void ingest_create_key(ingest_call_t *c)
     ob_err_t err = {{0}};
     if (!body || !optional_text(req, body, "label", 200, false, &label))
         goto out;
-    if (insert_key(c->conn, c->account_id, label, key, key_id, &err) != OB_OK) {
+    ingest_store_key_t k = make_key(req->pool, c->account_id, label, key, key_id);
+    if (ingest_store_insert_key(c->conn, &k, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         goto out;
     }
@@ -189,44 +177,31 @@ out:
 
 void ingest_list_keys(ingest_call_t *c)
 {
-    PGresult *res = NULL;
+    char *body = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {c->account_id};
-    if (ob_pg_exec(c->conn,
-                   "SELECT json_build_object('api_keys', coalesce(json_agg(json_build_object("
-                   " 'key_id', key_id, 'prefix', key_prefix, 'label', label,"
-                   " 'created_at', created_at, 'revoked_at', revoked_at) ORDER BY key_id), '[]'))"
-                   "::text FROM api_keys WHERE account_id = $1",
-                   1, params, &res, &err) != OB_OK) {
+    if (ingest_store_list_keys(c->conn, c->req->pool, c->account_id, &body, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
     ob_http_reply(c->req, 200, "application/json", body, strlen(body));
 }
 
 void ingest_revoke_key(ingest_call_t *c)
 {
-    PGresult *res = NULL;
+    char *hash = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {c->param[0], c->account_id};
     if (!ob_uuid_valid(c->param[0])) {
         ob_http_problem(c->req, 404, "api_key_not_found", NULL, "no API key %s", c->param[0]);
         return;
     }
-    if (ob_pg_exec(c->conn,
-                   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-                   " WHERE key_id = $1 AND account_id = $2 RETURNING key_hash",
-                   2, params, &res, &err) != OB_OK) {
+    if (ingest_store_revoke_key(c->conn, c->req->pool, c->param[0], c->account_id, &hash, &err) !=
+        OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    bool found = PQntuples(res) == 1;
-    if (found)
-        ingest_forget_key(c->ctx, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (!found)
+    if (hash)
+        ingest_forget_key(c->ctx, hash);
+    if (!hash)
         ob_http_problem(c->req, 404, "api_key_not_found", NULL, "no API key %s", c->param[0]);
     else
         ob_http_reply(c->req, 204, "application/json", "", 0);

@@ -1,228 +1,26 @@
 /*
- * The native JSON API under /api/v1: the route table, authentication and the
- * helpers every handler shares. Handlers live in ingest_calls.c (one call)
- * and ingest_queue.c (a deployment's queue).
+ * The router: the route table, matching, authentication, admission under
+ * the per-key limits, and dispatch (a KEYED route once per Idempotency-Key).
+ * It only routes: handlers live in their modules (one header each), reply
+ * helpers in ingest_reply.c, SQL in ingest_store.c.
  */
-#include "ingest.h"
-#include "ingest_cache.h"
+#include "ingest_api.h"
+#include "ingest_accounts.h"
+#include "ingest_auth.h"
+#include "ingest_batch.h"
+#include "ingest_calls.h"
+#include "ingest_console.h"
+#include "ingest_deliveries.h"
+#include "ingest_idempotency.h"
 #include "ingest_limits.h"
-#include "ob_log.h"
-#include "ob_uuid.h"
+#include "ingest_openapi.h"
+#include "ingest_plum.h"
+#include "ingest_queue.h"
+#include "ingest_resources.h"
+#include "ingest_uploads.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-void ingest_add_error(cJSON *errors, const char *field, const char *code, const char *msg)
-{
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "field", field);
-    cJSON_AddStringToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddItemToArray(errors, e);
-}
-
-void ingest_database_problem(ob_http_req_t *req, const ob_err_t *err)
-{
-    OB_LOG(OB_LOG_ERROR, "api", OB_KV("req_id", req->req_id), "database: %s", err->msg);
-    ob_http_add_header(req, "Retry-After", "1");
-    ob_http_problem(req, 503, "database_unavailable", NULL,
-                    "the database cannot be reached right now; retry shortly");
-}
-
-bool ingest_load_deployment(ingest_call_t *c, const char *deployment_id, bool for_queueing,
-                            deployment_t *dep)
-{
-    ob_http_req_t *req = c->req;
-    PGconn *conn = c->conn;
-    const char *account_id = c->account_id;
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {deployment_id, account_id};
-
-    if (!ob_uuid_valid(deployment_id)) {
-        ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s", deployment_id);
-        return false;
-    }
-    char cache_key[80];
-    snprintf(cache_key, sizeof(cache_key), "%s|%s", deployment_id, account_id);
-    if (!ingest_cache_get(c->ctx->deps, cache_key, dep)) {
-        if (ob_pg_exec(conn,
-                       "SELECT account_id, active, deleted_at IS NOT NULL, max_attempts,"
-                       " retry_interval_s, coalesce(caller_id, ''), default_region FROM deployments"
-                       " WHERE deployment_id = $1 AND account_id = $2",
-                       2, params, &res, &err) != OB_OK) {
-            ingest_database_problem(req, &err);
-            return false;
-        }
-        if (PQntuples(res) != 1) {
-            PQclear(res);
-            ob_http_problem(req, 404, "deployment_not_found", NULL, "no deployment %s",
-                            deployment_id);
-            return false;
-        }
-        memset(dep, 0, sizeof(*dep));
-        snprintf(dep->account_id, sizeof(dep->account_id), "%s", PQgetvalue(res, 0, 0));
-        dep->active = PQgetvalue(res, 0, 1)[0] == 't';
-        dep->deleted = PQgetvalue(res, 0, 2)[0] == 't';
-        dep->max_attempts = atol(PQgetvalue(res, 0, 3));
-        dep->retry_interval_s = atol(PQgetvalue(res, 0, 4));
-        snprintf(dep->caller_id, sizeof(dep->caller_id), "%s", PQgetvalue(res, 0, 5));
-        snprintf(dep->region, sizeof(dep->region), "%s", PQgetvalue(res, 0, 6));
-        PQclear(res);
-        ingest_cache_put(c->ctx->deps, cache_key, dep);
-    }
-    if (dep->deleted) {
-        ob_http_problem(req, 404, "deployment_not_found", NULL, "deployment %s was deleted",
-                        deployment_id);
-        return false;
-    }
-    if (for_queueing && !dep->active) {
-        ob_http_problem(req, 409, "deployment_inactive", NULL,
-                        "deployment %s is not active; activate it before queueing calls",
-                        deployment_id);
-        return false;
-    }
-    return true;
-}
-
-void ingest_forget_deployment(ingest_call_t *c, const char *deployment_id)
-{
-    char cache_key[80];
-    snprintf(cache_key, sizeof(cache_key), "%s|%s", deployment_id, c->account_id);
-    ingest_cache_drop(c->ctx->deps, cache_key);
-}
-
-void ingest_reply_owned(ingest_call_t *c, const char *sql, const char *id, unsigned status,
-                        const char *what, const char *hint)
-{
-    PGresult *res = NULL;
-    ob_err_t err = {{0}};
-    const char *params[] = {id, c->account_id};
-    if (ob_uuid_valid(id) && ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
-        ingest_database_problem(c->req, &err);
-        return;
-    }
-    if (!res || PQntuples(res) == 0) {
-        PQclear(res);
-        ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", what), NULL,
-                        "no %s %s%s", what, id, hint ? hint : "");
-        return;
-    }
-    char *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ob_http_reply(c->req, status, "application/json", body, strlen(body));
-}
-
-void ingest_page_query(ob_http_req_t *req, long default_limit, const char **cursor, char limit[16],
-                       cJSON *errors)
-{
-    long n = default_limit;
-    const char *v = ob_http_query(req, "limit");
-    *cursor = ob_http_query(req, "cursor");
-    if (*cursor && !ob_uuid_valid(*cursor))
-        ingest_add_error(errors, "cursor", "invalid_cursor",
-                         "cursor must be the next_cursor of a previous page");
-    if (v && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
-        ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
-    snprintf(limit, 16, "%ld", n);
-}
-
-bool ingest_require_json(ob_http_req_t *req)
-{
-    const char *ct = ob_http_header(req, "Content-Type");
-    if (!ct || strncmp(ct, "application/json", 16) == 0)
-        return true;
-    ob_http_problem(req, 415, "unsupported_media_type", NULL,
-                    "send the body as application/json (got %.64s)", ct);
-    return false;
-}
-
-/* True if text[0..len) holds a \u0000 escape inside a string. */
-static bool has_nul_escape(const char *text, size_t len)
-{
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '"') {
-            in_string = !in_string;
-        } else if (in_string && text[i] == '\\' && i + 1 < len) {
-            if (text[i + 1] == 'u' && i + 5 < len && strncmp(text + i + 2, "0000", 4) == 0)
-                return true;
-            i++; /* the escaped character */
-        }
-    }
-    return false;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* True if an object in item (at any depth) names a member twice. */
-static bool has_duplicate_member(const cJSON *item)
-{
-    const cJSON *child;
-    int n = cJSON_GetArraySize(item);
-    const char **names =
-        cJSON_IsObject(item) && n > 1 ? ob_xmalloc((size_t)n * sizeof(*names)) : NULL;
-    bool dup = false;
-    int k = 0;
-    cJSON_ArrayForEach(child, item)
-    {
-        if (names)
-            names[k++] = child->string;
-        dup = dup || has_duplicate_member(child);
-    }
-    if (names && !dup) {
-        qsort(names, (size_t)k, sizeof(*names), by_name);
-        for (int i = 1; i < k && !dup; i++)
-            dup = strcmp(names[i - 1], names[i]) == 0;
-    }
-    free(names);
-    return dup;
-}
-
-cJSON *ingest_json_parse(const char *text, size_t len, const char **end, const char **why)
-{
-    const char *stop = NULL;
-    cJSON *v =
-        end ? cJSON_ParseWithLengthOpts(text, len, &stop, 0) : cJSON_ParseWithLength(text, len);
-    size_t used = v && end ? (size_t)(stop - text) : len;
-    if (end)
-        *end = stop;
-    if (!v)
-        *why = "the body is not valid JSON";
-    else if (!ob_utf8_valid(text, used))
-        *why = "the body is not UTF-8 text (JSON must be UTF-8)";
-    else if (has_nul_escape(text, used))
-        *why = "a JSON string holds \\u0000, which no field accepts";
-    else if (has_duplicate_member(v))
-        *why = "a JSON object names the same member twice";
-    else
-        return v;
-    cJSON_Delete(v);
-    return NULL;
-}
-
-const char *ingest_bad_text_field(ob_pool_t *pool, const cJSON *object)
-{
-    const cJSON *child;
-    cJSON_ArrayForEach(child, object)
-    {
-        const char *name = child->string ? child->string : "";
-        if (!ob_utf8_valid(name, strlen(name)))
-            return ob_pool_strdup(pool, "(a member name)");
-        if (cJSON_IsString(child) && !ob_utf8_valid(child->valuestring, strlen(child->valuestring)))
-            return name;
-        if (cJSON_IsObject(child) || cJSON_IsArray(child)) {
-            const char *inner = ingest_bad_text_field(pool, child);
-            if (inner)
-                return ob_pool_printf(pool, "%s.%s", name, inner);
-        }
-    }
-    return NULL;
-}
 
 /* Who may call a route. */
 enum { ACCOUNT, ADMIN, PUBLIC };
@@ -277,7 +75,7 @@ static const route_t routes[] = {
     {"GET", "/api/v1/uploads/{}", ingest_get_upload, ACCOUNT, NULL, UNKEYED},
     {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, ACCOUNT, NULL, UNKEYED},
     {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, ACCOUNT, NULL, UNKEYED},
-    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_plum_bulk_begin,
+    {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_upload_plum_begin,
      UNKEYED},
     {"DELETE", "/api/apps/{}/{}/cancel", ingest_plum_cancel, ACCOUNT, NULL, KEYED},
     {"GET", "/api/outbound/{}", ingest_plum_get_call, ACCOUNT, NULL, UNKEYED},
@@ -361,35 +159,6 @@ static bool admit(ingest_ctx_t *ctx, ob_http_req_t *req, const char *key_hash)
                         "this API key has %lld requests in progress, the most allowed; wait for"
                         " answers before sending more",
                         ctx->cfg->key_concurrency);
-    return false;
-}
-
-bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding)
-{
-    ingest_limits_t *l = c->ctx->limits;
-    long n = ingest_limits_pending(l, deployment_id, 1000);
-    if (n < 0) {
-        PGresult *res = NULL;
-        ob_err_t err = {{0}};
-        const char *params[] = {deployment_id};
-        if (ob_pg_exec(c->conn,
-                       "SELECT count(*) FROM calls WHERE deployment_id = $1"
-                       " AND state <> 'completed'",
-                       1, params, &res, &err) != OB_OK) {
-            ingest_database_problem(c->req, &err);
-            return false;
-        }
-        n = atol(PQgetvalue(res, 0, 0));
-        PQclear(res);
-        ingest_limits_set_pending(l, deployment_id, n);
-    }
-    if (n + adding <= ingest_limits_max_pending(l))
-        return true;
-    ob_http_add_header(c->req, "Retry-After", "60");
-    ob_http_problem(c->req, 429, "deployment_pending_limit", NULL,
-                    "deployment %s already has %ld pending calls, the most allowed (%ld); wait"
-                    " for some to complete",
-                    deployment_id, n, ingest_limits_max_pending(l));
     return false;
 }
 

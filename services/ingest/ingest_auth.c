@@ -3,9 +3,11 @@
  * is stored, so a database leak does not reveal usable keys. A wrong key and
  * an unknown key get the same answer.
  */
-#include "ingest.h"
+#include "ingest_auth.h"
 #include "ingest_cache.h"
+#include "ingest_store.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,8 +51,8 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
 {
     const char *h = ob_http_header(req, "Authorization");
     char *email = NULL, *key = NULL;
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
+    bool found = false;
 
     /* Bearer keys for the native API; HTTP Basic (account email and key) as
      * Plum's API takes them, so its clients work unchanged. */
@@ -71,33 +73,31 @@ bool ingest_auth(ingest_ctx_t *ctx, ob_http_req_t *req, PGconn *conn, char *acco
         snprintf(account_id, 37, "%s", hit.account_id);
         return true;
     }
-    const char *params[] = {hash, email};
-    ob_rc_t rc = ob_pg_exec(conn,
-                            "SELECT k.account_id, a.email FROM api_keys k"
-                            " JOIN accounts a USING (account_id)"
-                            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-                            " AND ($2::text IS NULL OR lower(a.email) = lower($2))",
-                            2, params, &res, &err);
-    if (rc != OB_OK) {
+    if (ingest_store_find_key(conn, hash, email, &hit, &found, &err) != OB_OK) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "database_unavailable", NULL, "cannot check the API key now");
         return false;
     }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (!found) {
         ob_http_add_header(req, "WWW-Authenticate",
                            "Bearer realm=\"outbound\", error=\"invalid_token\"");
         ob_http_problem(req, 401, "invalid_api_key", NULL,
                         "the API key is unknown or revoked (or not the email's)");
         return false;
     }
-    snprintf(account_id, 37, "%s", PQgetvalue(res, 0, 0));
-    memset(&hit, 0, sizeof(hit));
-    snprintf(hit.account_id, sizeof(hit.account_id), "%s", account_id);
-    snprintf(hit.email, sizeof(hit.email), "%s", PQgetvalue(res, 0, 1));
+    snprintf(account_id, 37, "%s", hit.account_id);
     ingest_cache_put(ctx->keys, hash, &hit);
-    PQclear(res);
     return true;
+}
+
+bool ingest_is_admin(const ingest_ctx_t *ctx, ob_http_req_t *req)
+{
+    const char *admin = ctx->cfg->admin_key;
+    const char *h = ob_http_header(req, "Authorization");
+    if (!admin[0] || !h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    size_t n = strlen(admin);
+    return strlen(h + 7) == n && CRYPTO_memcmp(h + 7, admin, n) == 0;
 }
 
 void ingest_forget_key(ingest_ctx_t *ctx, const char *key_hash)

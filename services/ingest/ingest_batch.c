@@ -4,7 +4,12 @@
  * arrives. Good elements are queued even when others are bad; the answer
  * lists, per element, its call_id or its errors.
  */
-#include "ingest.h"
+#include "ingest_batch.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
+#include "ingest_reply.h"
+#include "ob_json.h"
 #include "ob_jsonstream.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
@@ -61,8 +66,9 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
                    MAX_CALLS, index);
         return OB_EINVAL;
     }
-    const char *why = NULL;
-    cJSON *call = ingest_json_parse(text, len, &end, &why);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *call = ob_json_parse(text, len, &end, &fault);
+    const char *why = ob_json_fault_text(fault);
     cJSON *errors = cJSON_CreateArray();
     char call_id[OB_UUID_STRLEN + 1];
     bool queued = false;

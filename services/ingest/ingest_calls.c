@@ -3,9 +3,15 @@
  * cancel one. A call is answered 202 only after the broker acknowledged its
  * request message, so an accepted call_id is always durably in Kafka.
  */
-#include "ingest.h"
+#include "ingest_calls.h"
 #include "ingest_accepted.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
 #include "ingest_limits.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
+#include "ingest_time.h"
+#include "ob_json.h"
 #include "ob_calls.h"
 #include "ob_log.h"
 #include "ob_phone.h"
@@ -118,7 +124,7 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
                              ob_pool_printf(pool, "'%s' is not a call field", item->string));
     }
     /* JSON was checked as it was parsed; form fields and CSV cells are not. */
-    const char *bad_text = ingest_bad_text_field(pool, body);
+    const char *bad_text = ob_json_bad_text_field(pool, body);
     if (bad_text)
         ingest_add_error(
             errors, bad_text, "invalid_text",
@@ -305,8 +311,9 @@ void ingest_queue_call(ingest_call_t *c)
 
     if (!ingest_load_deployment(c, c->param[0], true, &dep) || !ingest_require_json(req))
         return;
-    const char *why = NULL;
-    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = ob_json_parse(req->body, req->body_len, NULL, &fault);
+    const char *why = ob_json_fault_text(fault);
     if (!body || !cJSON_IsObject(body)) {
         ob_http_problem(
             req, 400, "invalid_json", NULL,
@@ -319,11 +326,6 @@ void ingest_queue_call(ingest_call_t *c)
     ingest_queue_json(c, &dep, body, hash);
     cJSON_Delete(body);
 }
-
-/* The call details, assembled by Postgres's call_view() (migrations 014 and
- * 015), which the webhooks send too. */
-static const char CALL_VIEW_SQL[] =
-    "SELECT call_view(c.call_id)::text FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
 
 /* How long a GET that found nothing waits for this ingest to read what
  * every ingest had accepted until then. */
@@ -422,32 +424,26 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
 
 typedef enum { STORED, NOT_STORED, STORE_FAILED } stored_t;
 
-/* The call's view from sql ($1 = id, $2 = account) into *body (pool-owned);
- * on STORE_FAILED the 503 problem is set. */
-static stored_t stored_view(ingest_call_t *c, const char *sql, const char *id, char **body)
+/* The call's stored view into *body (pool-owned); on STORE_FAILED the 503
+ * problem is set. */
+static stored_t stored_view(ingest_call_t *c, ingest_view_t view, const char *id, char **body)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {id, c->account_id};
-    *body = NULL;
-    if (ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+    if (ingest_store_view(c->conn, c->req->pool, view, id, c->account_id, body, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return STORE_FAILED;
     }
-    if (PQntuples(res) > 0)
-        *body = ob_pool_strdup(c->req->pool, PQgetvalue(res, 0, 0));
-    PQclear(res);
     return *body ? STORED : NOT_STORED;
 }
 
-void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
+void ingest_reply_call(ingest_call_t *c, ingest_view_t stored, bool plum)
 {
     const char *id = c->param[0];
     ob_call_request_t m = {0};
     char *body = NULL;
     ingest_accepted_rc_t found = INGEST_ACCEPTED_UNKNOWN;
     if (ob_uuid_valid(id)) {
-        if (stored_view(c, sql, id, &body) != NOT_STORED)
+        if (stored_view(c, stored, id, &body) != NOT_STORED)
             goto out;
         /* Not recorded yet, or never accepted. Pruned from the calls held
          * only once recorded, so a miss in both looks at the store again. */
@@ -458,7 +454,7 @@ void ingest_reply_call(ingest_call_t *c, const char *sql, bool plum)
             cJSON_Delete(view);
             goto out;
         }
-        if (found != INGEST_ACCEPTED_FOUND && stored_view(c, sql, id, &body) != NOT_STORED)
+        if (found != INGEST_ACCEPTED_FOUND && stored_view(c, stored, id, &body) != NOT_STORED)
             goto out;
     }
     if (found == INGEST_ACCEPTED_BEHIND) {
@@ -478,34 +474,11 @@ out:
 
 void ingest_get_call(ingest_call_t *c)
 {
-    ingest_reply_call(c, CALL_VIEW_SQL, false);
+    ingest_reply_call(c, INGEST_VIEW_CALL, false);
 }
 
-/* One page of a deployment's calls, newest first. The cursor is the last
- * call_id of the previous page (call ids are time-ordered UUIDv7). */
-static const char LIST_SQL[] =
-    "SELECT coalesce(json_agg(json_build_object("
-    "  'call_id', c.call_id, 'state', c.state, 'status', c.status, 'result', c.result,"
-    "  'reason', c.reason, 'phone_number', c.phone_number,"
-    "  'message_reference', c.message_reference, 'attempts_made', c.attempts_made,"
-    "  'max_attempts', c.max_attempts, 'accepted_at', c.accepted_at,"
-    "  'next_attempt_at', CASE WHEN c.state = 'completed' THEN NULL ELSE c.next_attempt_at END,"
-    "  'completed_at', c.completed_at) ORDER BY c.call_id DESC), '[]'::json)::text,"
-    " count(*), min(c.call_id::text)"
-    " FROM (SELECT * FROM calls c"
-    "  WHERE c.deployment_id = $1 AND c.account_id = $2"
-    "  AND ($3::text IS NULL OR ($3 = 'pending' AND c.state <> 'completed') OR c.state = $3)"
-    "  AND ($4::text IS NULL OR c.status = $4) AND ($5::text IS NULL OR c.result = $5)"
-    "  AND ($6::text IS NULL OR c.message_reference = $6)"
-    "  AND ($7::bigint IS NULL OR c.accepted_at >= to_timestamp($7::bigint / 1000.0))"
-    "  AND ($8::bigint IS NULL OR c.accepted_at < to_timestamp($8::bigint / 1000.0))"
-    "  AND ($9::uuid IS NULL OR c.call_id < $9::uuid)"
-    "  AND ($11::uuid IS NULL OR c.upload_id = $11::uuid)"
-    "  AND ($12::text IS NULL OR c.phone_number = $12)"
-    "  ORDER BY c.call_id DESC LIMIT $10::int) c";
-
-/* The filters' values: a state, or "pending" (any state but completed,
- * LIST_SQL); a final status; a result. */
+/* The filters' values: a state, or "pending" (any state but completed); a
+ * final status; a result. */
 static bool state_known(const char *v)
 {
     ob_state_t state;
@@ -543,7 +516,7 @@ void ingest_list_calls(ingest_call_t *c)
     ob_http_req_t *req = c->req;
     deployment_t dep;
     cJSON *errors = cJSON_CreateArray();
-    PGresult *res = NULL;
+    ingest_page_t page = {0};
     ob_err_t err = {{0}};
     char since[32] = "", until[32] = "", limit[16];
     int64_t ms = 0;
@@ -584,30 +557,26 @@ void ingest_list_calls(ingest_call_t *c)
         errors = NULL;
         goto out;
     }
-    const char *params[] = {c->param[0],
-                            c->account_id,
-                            state,
-                            status,
-                            result,
-                            ref,
-                            since[0] ? since : NULL,
-                            until[0] ? until : NULL,
-                            cursor,
-                            limit,
-                            upload,
-                            number};
-    if (ob_pg_exec(c->conn, LIST_SQL, 12, params, &res, &err) != OB_OK) {
+    ingest_calls_query_t q = {
+        .deployment_id = c->param[0],
+        .account_id = c->account_id,
+        .state = state,
+        .status = status,
+        .result = result,
+        .message_reference = ref,
+        .since_ms = since[0] ? since : NULL,
+        .until_ms = until[0] ? until : NULL,
+        .cursor = cursor,
+        .limit = limit,
+        .upload_id = upload,
+        .phone_number = number,
+    };
+    if (ingest_store_list_calls(c->conn, req->pool, &q, &page, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         goto out;
     }
-    /* A full page may have a next one; a short page is the last. */
-    bool more = atol(PQgetvalue(res, 0, 1)) == atol(limit);
-    char *body =
-        ob_pool_printf(req->pool, "{\"calls\":%s,\"next_cursor\":%s%s%s}", PQgetvalue(res, 0, 0),
-                       more ? "\"" : "", more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");
-    ob_http_reply(req, 200, "application/json", body, strlen(body));
+    ingest_reply_page(req, "calls", &page, atol(limit));
 out:
-    PQclear(res);
     cJSON_Delete(errors);
 }
 
@@ -615,7 +584,7 @@ void ingest_cancel_call(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
     const char *call_id = c->param[0];
-    PGresult *res = NULL;
+    char *deployment_id = NULL, *state_text = NULL, *reason_text = NULL;
     ob_err_t err = {{0}};
     int cancelled = 0;
 
@@ -623,22 +592,17 @@ void ingest_cancel_call(ingest_call_t *c)
         ob_http_problem(req, 404, "call_not_found", NULL, "no call %s", call_id);
         return;
     }
-    const char *params[] = {call_id, c->account_id};
     ingest_accepted_rc_t found = INGEST_ACCEPTED_UNKNOWN;
     int64_t until = 0;
     bool looked_again = false;
     for (;;) {
-        if (ob_pg_exec(c->conn,
-                       "SELECT deployment_id, state, reason FROM calls"
-                       " WHERE call_id = $1 AND account_id = $2",
-                       2, params, &res, &err) != OB_OK) {
+        if (ingest_store_call_state(c->conn, req->pool, call_id, c->account_id, &deployment_id,
+                                    &state_text, &reason_text, &err) != OB_OK) {
             ingest_database_problem(req, &err);
             return;
         }
-        if (PQntuples(res) > 0)
+        if (deployment_id)
             break;
-        PQclear(res);
-        res = NULL;
         /* Accepted but not recorded yet: the cancel guards the record, so it
          * waits for it (the scheduler records within a second at rest)
          * rather than answer "retry", during which the call could be
@@ -661,7 +625,7 @@ void ingest_cancel_call(ingest_call_t *c)
         if (!looked_again)
             ob_service_sleep(50);
     }
-    if (!res) {
+    if (!deployment_id) {
         if (found == INGEST_ACCEPTED_FOUND) {
             ob_http_add_header(req, "Retry-After", "1");
             ob_http_problem(req, 409, "call_not_recorded", NULL,
@@ -679,13 +643,11 @@ void ingest_cancel_call(ingest_call_t *c)
         }
         return;
     }
-    char *deployment_id = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 0));
     ob_state_t state = OB_STATE_QUEUED;
     ob_reason_t reason = OB_REASON_ANSWERED;
-    bool done_before = ob_state_parse(PQgetvalue(res, 0, 1), &state) && state == OB_STATE_COMPLETED;
-    bool cancelled_before = done_before && ob_reason_parse(PQgetvalue(res, 0, 2), &reason) &&
-                            reason == OB_REASON_CANCELLED;
-    PQclear(res);
+    bool done_before = ob_state_parse(state_text, &state) && state == OB_STATE_COMPLETED;
+    bool cancelled_before =
+        done_before && ob_reason_parse(reason_text, &reason) && reason == OB_REASON_CANCELLED;
     if (!done_before &&
         ob_calls_cancel(c->conn, c->ctx->producer, c->ctx->topic_events, c->ctx->source,
                         deployment_id, call_id, ob_now_ms(), &cancelled, &err) != OB_OK) {
@@ -701,6 +663,28 @@ void ingest_cancel_call(ingest_call_t *c)
      * was marked); accepted, not done yet. */
     if (cancelled == 0 && !cancelled_before && req->status == 200)
         req->status = 202;
+}
+
+bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long adding)
+{
+    ingest_limits_t *l = c->ctx->limits;
+    long n = ingest_limits_pending(l, deployment_id, 1000);
+    if (n < 0) {
+        ob_err_t err = {{0}};
+        if (ingest_store_pending_count(c->conn, deployment_id, &n, &err) != OB_OK) {
+            ingest_database_problem(c->req, &err);
+            return false;
+        }
+        ingest_limits_set_pending(l, deployment_id, n);
+    }
+    if (n + adding <= ingest_limits_max_pending(l))
+        return true;
+    ob_http_add_header(c->req, "Retry-After", "60");
+    ob_http_problem(c->req, 429, "deployment_pending_limit", NULL,
+                    "deployment %s already has %ld pending calls, the most allowed (%ld); wait"
+                    " for some to complete",
+                    deployment_id, n, ingest_limits_max_pending(l));
+    return false;
 }
 
 ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg, ob_err_t *err)

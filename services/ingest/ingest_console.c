@@ -4,7 +4,6 @@
  * API key and calls the JSON API with it). Every answer carries a strict
  * Content-Security-Policy: only this origin's scripts, styles and API.
  */
-#include "ingest.h"
 #include "ingest_console.h"
 
 #include <string.h>

@@ -1,9 +1,12 @@
 /*
  * The web console's static files, embedded into the ingest binary at build
- * time by tools/embed_console.sh from services/ingest/console/.
+ * time by tools/embed_console.sh from services/ingest/console/, and the
+ * routes that serve them (ingest_console.c).
  */
 #ifndef INGEST_CONSOLE_H
 #define INGEST_CONSOLE_H
+
+#include "ingest.h"
 
 #include <stddef.h>
 
@@ -17,5 +20,10 @@ typedef struct {
 
 extern const ingest_console_file_t ingest_console_files[];
 extern const size_t ingest_console_count;
+
+/* GET / and GET /console/{file} (HEAD too): the console's static files,
+ * public, with a strict Content-Security-Policy (ingest_console.c). */
+void ingest_console_index(ingest_call_t *c);
+void ingest_console_file(ingest_call_t *c);
 
 #endif

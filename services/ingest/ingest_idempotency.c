@@ -16,7 +16,9 @@
  * out. The retry derives the same call ids, so the rows the dead request
  * had queued are not queued again (the scheduler records by call id).
  */
-#include "ingest.h"
+#include "ingest_idempotency.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -104,54 +106,35 @@ static bool let_go(ingest_claims_t *cl, const ob_http_req_t *req)
     return held;
 }
 
-/* Appends s to an array literal's text, quoted for array_in. */
-static void array_item(ob_pool_t *pool, char **text, const char *s)
-{
-    size_t n = strlen(*text), len = strlen(s);
-    char *out = ob_pool_alloc(pool, n + 2 * len + 4);
-    char *o = out + n;
-    memcpy(out, *text, n);
-    if (n > 1)
-        *o++ = ',';
-    *o++ = '"';
-    for (const char *i = s; *i; i++) {
-        if (*i == '"' || *i == '\\')
-            *o++ = '\\';
-        *o++ = *i;
-    }
-    *o++ = '"';
-    *o = '\0';
-    *text = out;
-}
-
 void ingest_idem_renew(ingest_ctx_t *ctx)
 {
     ingest_claims_t *cl = ctx->claims;
     ob_pool_t *pool = ob_pool_new();
-    char *accounts = ob_pool_strdup(pool, "{"), *keys = ob_pool_strdup(pool, "{");
-    char lease[24];
+    const char **accounts = NULL, **keys = NULL;
     PGconn *conn = NULL;
     ob_err_t err = {{0}};
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     pthread_mutex_lock(&cl->mu);
-    for (const claim_t *h = cl->head; h; h = h->next, n++) {
-        array_item(pool, &accounts, h->account_id);
-        array_item(pool, &keys, h->key);
+    for (const claim_t *h = cl->head; h; h = h->next) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            const char **a = ob_pool_alloc(pool, cap * sizeof(*a));
+            const char **k = ob_pool_alloc(pool, cap * sizeof(*k));
+            if (n) {
+                memcpy(a, accounts, n * sizeof(*a));
+                memcpy(k, keys, n * sizeof(*k));
+            }
+            accounts = a;
+            keys = k;
+        }
+        accounts[n] = ob_pool_strdup(pool, h->account_id);
+        keys[n++] = ob_pool_strdup(pool, h->key);
     }
     pthread_mutex_unlock(&cl->mu);
     if (n == 0)
         goto out;
-    accounts = ob_pool_printf(pool, "%s}", accounts);
-    keys = ob_pool_printf(pool, "%s}", keys);
-    snprintf(lease, sizeof(lease), "%lld", cl->lease_ms);
-    const char *params[] = {accounts, keys, lease};
     if (ob_pg_pool_get(ctx->pg, 1000, &conn, &err) != OB_OK ||
-        ob_pg_exec(conn,
-                   "UPDATE idempotency_keys k SET claimed_until = now() + $3 * interval '1 ms'"
-                   " FROM unnest($1::uuid[], $2::text[]) AS h(account_id, key)"
-                   " WHERE k.account_id = h.account_id AND k.key = h.key"
-                   " AND k.status_code IS NULL",
-                   3, params, NULL, &err) != OB_OK)
+        ingest_store_idem_renew(conn, accounts, keys, n, cl->lease_ms, &err) != OB_OK)
         OB_WARN("api", "%zu Idempotency-Key claims not renewed: %s", n, err.msg);
 out:
     if (conn)
@@ -173,7 +156,6 @@ ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t
 {
     ob_http_req_t *req = c->req;
     const char *key = ob_http_header(req, "Idempotency-Key");
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
     if (!key)
         return INGEST_IDEM_NONE;
@@ -183,64 +165,36 @@ ingest_idem_t ingest_idem_claim(ingest_call_t *c, const char *body_hash, int64_t
         return INGEST_IDEM_DONE;
     }
     char *route = ob_pool_printf(req->pool, "%s %s", req->method, req->path);
-    char *lease = ob_pool_printf(req->pool, "%lld", c->ctx->claims->lease_ms);
-    const char *params[] = {c->account_id, key, route, body_hash, lease};
-    /* Claimable: never used, released after a 5xx/429 (status 0), or held
-     * by a request whose lease ran out (its ingest died). */
-    if (ob_pg_exec(
-            c->conn,
-            "WITH ins AS (INSERT INTO idempotency_keys (account_id, key, route, request_hash,"
-            " claimed_until) VALUES ($1, $2, $3, $4, now() + $5 * interval '1 ms')"
-            " ON CONFLICT (account_id, key) DO UPDATE"
-            " SET status_code = NULL, claimed_until = EXCLUDED.claimed_until"
-            " WHERE (idempotency_keys.status_code = 0 OR (idempotency_keys.status_code IS NULL"
-            " AND coalesce(idempotency_keys.claimed_until,"
-            " idempotency_keys.created_at + interval '30 s') < now()))"
-            " AND idempotency_keys.route = EXCLUDED.route"
-            " AND idempotency_keys.request_hash IS NOT DISTINCT FROM EXCLUDED.request_hash"
-            " RETURNING true AS claimed, route, request_hash, status_code, response,"
-            " created_at, 0::float8 AS left_s)"
-            " SELECT claimed, route, request_hash, status_code, response,"
-            " (extract(epoch FROM created_at) * 1000)::bigint, left_s FROM ins"
-            " UNION ALL SELECT false, route, request_hash, status_code, response,"
-            " (extract(epoch FROM created_at) * 1000)::bigint,"
-            " ceil(extract(epoch FROM coalesce(claimed_until, created_at + interval '30 s')"
-            " - now()))::float8 FROM idempotency_keys"
-            " WHERE account_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)",
-            5, params, &res, &err) != OB_OK ||
-        PQntuples(res) != 1) {
+    ingest_store_claim_t k;
+    if (ingest_store_idem_claim(c->conn, req->pool, c->account_id, key, route, body_hash,
+                                c->ctx->claims->lease_ms, &k, &err) != OB_OK ||
+        !k.found) {
         if (err.msg[0])
             ingest_database_problem(req, &err);
         else
             in_progress(req, "1"); /* claimed by another request this very moment */
-        PQclear(res);
         return INGEST_IDEM_DONE;
     }
-    bool claimed = PQgetvalue(res, 0, 0)[0] == 't';
     if (created_ms)
-        *created_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+        *created_ms = k.created_ms;
     ingest_idem_t out = INGEST_IDEM_DONE;
-    if (claimed) {
+    if (k.claimed) {
         out = INGEST_IDEM_CLAIMED;
         hold(c->ctx->claims, req, c->account_id, key);
-    } else if (strcmp(PQgetvalue(res, 0, 1), route) != 0 ||
-               (body_hash && !PQgetisnull(res, 0, 2) &&
-                strcmp(PQgetvalue(res, 0, 2), body_hash) != 0)) {
+    } else if (strcmp(k.route, route) != 0 ||
+               (body_hash && k.request_hash && strcmp(k.request_hash, body_hash) != 0)) {
         ob_http_problem(req, 409, "idempotency_key_reused", NULL,
                         "this Idempotency-Key was used for a different request (%s); use a new key"
                         " for a new request",
-                        PQgetvalue(res, 0, 1));
-    } else if (PQgetisnull(res, 0, 3)) {
-        in_progress(req, PQgetvalue(res, 0, 6));
+                        k.route);
+    } else if (!k.answered) {
+        in_progress(req, k.left_s);
     } else {
-        char *body = ob_pool_strdup(req->pool, PQgetvalue(res, 0, 4));
-        ob_http_reply(req, (unsigned)atoi(PQgetvalue(res, 0, 3)), "application/json", body,
-                      strlen(body));
-        if (body[0] == '{' && strstr(body, "\"type\":\"https://outbound.dev/problems/"))
+        ob_http_reply(req, k.status, "application/json", k.response, strlen(k.response));
+        if (k.response[0] == '{' && strstr(k.response, "\"type\":\"https://outbound.dev/problems/"))
             req->content_type = "application/problem+json";
         ob_http_add_header(req, "Idempotent-Replayed", "true");
     }
-    PQclear(res);
     return out;
 }
 
@@ -259,7 +213,6 @@ void ingest_idem_store(ingest_call_t *c)
     ob_http_req_t *req = c->req;
     const char *key = ob_http_header(req, "Idempotency-Key");
     ob_err_t err = {{0}};
-    char status[8];
     if (!key || !let_go(c->ctx->claims, req))
         return;
     if (!c->conn && ob_pg_pool_get(c->ctx->pg, 5000, &c->conn, &err) != OB_OK) {
@@ -267,22 +220,15 @@ void ingest_idem_store(ingest_call_t *c)
                "the answer to an idempotent request was not kept: %s", err.msg);
         return;
     }
-    snprintf(status, sizeof(status), "%u", req->status);
     char *body = ob_pool_strndup(req->pool, req->resp_body, req->resp_len);
-    const char *params[] = {c->account_id, key, status, body};
     /* A 5xx, 429 or any answer with Retry-After leaves the key claimable
      * again (status 0) with its first time, so a retry derives the same call
      * ids and the scheduler, which records calls idempotently, never sees a
      * call twice. */
     bool retryable = req->status >= 500 || req->status == 429 || asks_retry(req);
-    ob_rc_t rc = retryable ? ob_pg_exec(c->conn,
-                                        "UPDATE idempotency_keys SET status_code = 0,"
-                                        " response = NULL WHERE account_id = $1 AND key = $2",
-                                        2, params, NULL, &err)
-                           : ob_pg_exec(c->conn,
-                                        "UPDATE idempotency_keys SET status_code = $3,"
-                                        " response = $4 WHERE account_id = $1 AND key = $2",
-                                        4, params, NULL, &err);
+    ob_rc_t rc = retryable
+                     ? ingest_store_idem_release(c->conn, c->account_id, key, &err)
+                     : ingest_store_idem_keep(c->conn, c->account_id, key, req->status, body, &err);
     if (rc != OB_OK)
         OB_LOG(OB_LOG_ERROR, "api", OB_KV("req_id", req->req_id),
                "the answer to an idempotent request was not kept: %s", err.msg);

@@ -2,7 +2,7 @@
  * Serves the OpenAPI document (services/ingest/openapi.json, embedded at
  * build time) at /api/v1/openapi.json, without authentication.
  */
-#include "ingest.h"
+#include "ingest_openapi.h"
 
 #include <string.h>
 

@@ -9,7 +9,15 @@
  * answers are Plum's: 200 and a Link header for a queued call, {"error"}
  * bodies, 400 for bad data, 409 for a deleted deployment.
  */
-#include "ingest.h"
+#include "ingest_plum.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
+#include "ingest_queue.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
+#include "ingest_time.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -354,34 +362,21 @@ static void plum_accepted(ob_http_req_t *req)
     cJSON_Delete(native);
 }
 
-/* Checks that the deployment c->param[1] belongs to application c->param[0]
- * and neither was deleted (409, as Plum answers), notes what the Plum
- * routes need of it, and moves it to param[0], where the native handlers
- * expect it. */
-static bool app_deployment(ingest_call_t *c)
+bool ingest_plum_deployment(ingest_call_t *c)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {c->param[1], c->param[0], c->account_id};
+    bool found = false, deleted = false;
     if (!ob_uuid_valid(c->param[0]) || !ob_uuid_valid(c->param[1]) ||
-        ob_pg_exec(c->conn,
-                   "SELECT d.deleted_at IS NOT NULL OR a.deleted_at IS NOT NULL,"
-                   " d.plum_pci_allowed FROM deployments d"
-                   " JOIN applications a ON a.application_id = d.application_id"
-                   " WHERE d.deployment_id = $1 AND d.application_id = $2 AND d.account_id = $3",
-                   3, params, &res, &err) != OB_OK ||
-        PQntuples(res) != 1) {
+        ingest_store_plum_deployment(c->conn, c->param[1], c->param[0], c->account_id, &found,
+                                     &deleted, &c->pci_allowed, &err) != OB_OK ||
+        !found) {
         if (err.msg[0])
             ingest_database_problem(c->req, &err);
         else
             ob_http_problem(c->req, 404, "deployment_not_found", NULL,
                             "no deployment %s in application %s", c->param[1], c->param[0]);
-        PQclear(res);
         return false;
     }
-    bool deleted = PQgetvalue(res, 0, 0)[0] == 't';
-    c->pci_allowed = PQgetvalue(res, 0, 1)[0] == 't';
-    PQclear(res);
     if (deleted) {
         ob_http_problem(c->req, 409, "deployment_deleted", NULL,
                         "deployment %s of application %s was deleted", c->param[1], c->param[0]);
@@ -398,11 +393,12 @@ void ingest_plum_queue(ingest_call_t *c)
     ob_http_req_t *req = c->req;
     deployment_t dep;
     char hash[65];
-    if (!app_deployment(c) || !ingest_load_deployment(c, c->param[0], true, &dep))
+    if (!ingest_plum_deployment(c) || !ingest_load_deployment(c, c->param[0], true, &dep))
         return;
-    const char *ct = ob_http_header(req, "Content-Type"), *why = NULL;
+    const char *ct = ob_http_header(req, "Content-Type");
+    ob_json_fault_t fault = OB_JSON_OK;
     cJSON *form = ct && strncasecmp(ct, "application/json", 16) == 0
-                      ? ingest_json_parse(req->body, req->body_len, NULL, &why)
+                      ? ob_json_parse(req->body, req->body_len, NULL, &fault)
                       : read_form(req);
     if (!cJSON_IsObject(form)) {
         ob_http_problem(req, 400, "invalid_form", NULL,
@@ -662,18 +658,9 @@ void ingest_plum_bulk_answer(ob_http_req_t *req, ingest_plum_bulk_t *b, const cJ
     cJSON_Delete(ans);
 }
 
-void ingest_plum_bulk_begin(ingest_call_t *c)
-{
-    if (!app_deployment(c)) {
-        c->req->stream = NULL; /* the problem is set; the body is dropped */
-        return;
-    }
-    ingest_upload_begin(c);
-}
-
 void ingest_plum_cancel(ingest_call_t *c)
 {
-    if (!app_deployment(c))
+    if (!ingest_plum_deployment(c))
         return;
     ingest_cancel_queue(c);
     /* Plum: "No body is returned for a successful response". */
@@ -681,13 +668,7 @@ void ingest_plum_cancel(ingest_call_t *c)
         ob_http_reply(c->req, 202, "text/plain; charset=utf-8", "", 0);
 }
 
-/* The call as Plum's GET answers it: call_details from plum_call_details()
- * (migration 026), which a Plum-queued call's result_url receives too. */
-static const char PLUM_CALL_SQL[] = "SELECT json_build_object('call_id', c.call_id,"
-                                    " 'call_details', plum_call_details(c.call_id))::text"
-                                    " FROM calls c WHERE c.call_id = $1 AND c.account_id = $2";
-
 void ingest_plum_get_call(ingest_call_t *c)
 {
-    ingest_reply_call(c, PLUM_CALL_SQL, true);
+    ingest_reply_call(c, INGEST_VIEW_PLUM_CALL, true);
 }

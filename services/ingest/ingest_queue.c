@@ -4,11 +4,14 @@
  * travels through outbound.call-requests behind the calls it concerns, so it
  * covers every call accepted before it, recorded yet or not.
  */
-#include "ingest.h"
+#include "ingest_queue.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
 #include "ob_log.h"
 #include "ob_proto.h"
 #include "ob_uuid.h"
-#include "ob_vocab.h"
 #include "ob_window.h"
 
 #include <cjson/cJSON.h>
@@ -36,15 +39,9 @@ bool ingest_send_cancel(ingest_call_t *c, const char *what, char command_id[37],
         return false;
     }
     *requested_at_ms = m.requested_at_ms;
-    /* Releases stop at once for the calls it covers (migration 009); if this
-     * fails, the command still cancels them when the scheduler reaches it. */
-    char at[24];
-    snprintf(at, sizeof(at), "%lld", (long long)m.requested_at_ms);
-    const char *params[] = {m.deployment_id, at};
-    if (ob_pg_exec(c->conn,
-                   "UPDATE deployments SET cancel_before = greatest(cancel_before,"
-                   " to_timestamp($2::bigint / 1000.0)) WHERE deployment_id = $1",
-                   2, params, NULL, &err) != OB_OK)
+    /* Releases stop at once for the calls it covers; if this fails, the
+     * command still cancels them when the scheduler reaches it. */
+    if (ingest_store_mark_cancel(c->conn, m.deployment_id, m.requested_at_ms, &err) != OB_OK)
         OB_WARN("api", "cancel marker not set (the command still applies): %s", err.msg);
     return true;
 }
@@ -77,11 +74,7 @@ static void set_paused(ingest_call_t *c, bool paused)
     ob_err_t err = {{0}};
     if (!ingest_load_deployment(c, c->param[0], false, &dep))
         return;
-    const char *params[] = {c->param[0], c->account_id, paused ? "true" : "false"};
-    if (ob_pg_exec(c->conn,
-                   "UPDATE deployments SET paused = $3 WHERE deployment_id = $1"
-                   " AND account_id = $2",
-                   3, params, NULL, &err) != OB_OK) {
+    if (ingest_store_set_paused(c->conn, c->param[0], c->account_id, paused, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
@@ -98,62 +91,6 @@ void ingest_pause_queue(ingest_call_t *c)
 void ingest_resume_queue(ingest_call_t *c)
 {
     set_paused(c, false);
-}
-
-/* "<pad>'a', count(*) FILTER (WHERE <col> = 'a'),<pad>'b', ..." for the
- * n names of a vocabulary (pool-owned): one count per name. */
-static const char *count_each(ob_pool_t *pool, const char *pad, const char *col,
-                              const char *(*name)(int), int n)
-{
-    const char *text = "";
-    for (int i = 0; i < n; i++)
-        text = ob_pool_printf(pool, "%s%s%s'%s', count(*) FILTER (WHERE %s = '%s')", text,
-                              i ? "," : "", pad, name(i), col, name(i));
-    return text;
-}
-
-static const char *state_at(int i)
-{
-    return ob_state_name((ob_state_t)i);
-}
-
-static const char *status_at(int i)
-{
-    return ob_status_name((ob_status_t)i);
-}
-
-static const char *wait_at(int i)
-{
-    return ob_wait_name((ob_wait_t)i);
-}
-
-/* The summary's statement (pool-owned): the deployment, its calls counted
- * by state, by final status and, pending ones, by what they wait for. */
-static const char *summary_sql(ob_pool_t *pool)
-{
-    return ob_pool_printf(
-        pool,
-        "SELECT json_build_object("
-        " 'deployment_id', d.deployment_id, 'name', d.name, 'active', d.active, 'paused', d.paused,"
-        " 'capacity', d.capacity,"
-        " 'in_flight', (SELECT count(*) FROM calls c WHERE c.deployment_id = d.deployment_id"
-        "   AND c.active_attempt IS NOT NULL),"
-        " 'states', (SELECT json_build_object(%s)"
-        "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
-        " 'statuses', (SELECT json_build_object(%s)"
-        "   FROM calls c WHERE c.deployment_id = d.deployment_id),"
-        " 'pending', (SELECT json_build_object("
-        "   'total', count(*), 'scheduled_later', count(*) FILTER (WHERE next_attempt_at > now()),"
-        "   'waiting_for', json_build_object(%s))"
-        "   FROM (SELECT c.next_attempt_at, wait_reason(c, d.paused, now()) AS r FROM calls c"
-        "    WHERE c.deployment_id = d.deployment_id AND c.state = 'queued'"
-        "    AND c.active_attempt IS NULL) p))::text,"
-        " d.campaign_window::text"
-        " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
-        " AND d.deleted_at IS NULL",
-        count_each(pool, "   ", "state", state_at, OB_STATE_COUNT),
-        count_each(pool, "   ", "status", status_at, OB_STATUS_COUNT),
-        count_each(pool, "     ", "r", wait_at, OB_WAIT_COUNT));
 }
 
 /* An instant as RFC 3339 UTC for a JSON answer, or null for -1. */
@@ -197,24 +134,20 @@ static cJSON *window_state(const char *text)
 
 void ingest_queue_summary(ingest_call_t *c)
 {
-    PGresult *res = NULL;
+    char *json = NULL, *window = NULL;
     ob_err_t err = {{0}};
     const char *id = c->param[0];
-    const char *params[] = {id, c->account_id};
-    if (ob_uuid_valid(id) &&
-        ob_pg_exec(c->conn, summary_sql(c->req->pool), 2, params, &res, &err) != OB_OK) {
+    if (ob_uuid_valid(id) && ingest_store_queue_summary(c->conn, c->req->pool, id, c->account_id,
+                                                        &json, &window, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    if (!res || PQntuples(res) == 0) {
-        PQclear(res);
+    if (!json) {
         ob_http_problem(c->req, 404, "deployment_not_found", NULL, "no deployment %s", id);
         return;
     }
-    cJSON *summary = cJSON_Parse(PQgetvalue(res, 0, 0));
-    cJSON_AddItemToObject(summary, "window",
-                          window_state(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)));
-    PQclear(res);
+    cJSON *summary = cJSON_Parse(json);
+    cJSON_AddItemToObject(summary, "window", window_state(window));
     ob_http_reply_json(c->req, 200, summary);
     cJSON_Delete(summary);
 }

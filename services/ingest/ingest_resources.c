@@ -1,12 +1,17 @@
 /*
  * Applications and deployments: create, read, list, update and delete, for
  * the authenticated account only. One small table-driven engine serves both:
- * each resource names its table, its fields (JSON name = column name) and the
- * SQL that renders a row, so validation and rendering cannot drift apart.
- * Column names in generated SQL come from these tables only; every value is
- * a parameter.
+ * each resource names its fields (JSON name = column name) and its rows and
+ * view in the store (ingest_store.c), which writes the SQL. Column names in
+ * generated SQL come from these tables only; every value is a parameter.
  */
-#include "ingest.h"
+#include "ingest_resources.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_queue.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
@@ -46,13 +51,11 @@ typedef struct {
 #define MAX_FIELDS 24
 
 typedef struct {
-    const char *kind;   /* "application", for messages and codes */
-    const char *table;  /* SQL table */
-    const char *id_col; /* primary key column */
-    const char *view;   /* SELECT json text WHERE <alias>.<id_col> = $1 AND account_id = $2 */
-    const char *list; /* SELECT json array text, count, last id; $1 account, $2 cursor, $3 limit, $4
-                         filter */
-    const rfield_t *fields; /* updatable fields */
+    const char *kind;       /* "application", for messages and codes */
+    const char *plural;     /* "applications": its path segment and list member */
+    ingest_res_t store;     /* its rows (ingest_store.h) */
+    ingest_view_t view;     /* its JSON view */
+    const rfield_t *fields; /* updatable fields (JSON name = column name) */
 } resource_t;
 
 static const rfield_t app_fields[] = {
@@ -88,48 +91,12 @@ static const rfield_t dep_fields[] = {
     {NULL, 0, 0, 0, false, NULL},
 };
 
-#define APP_JSON                                                                                   \
-    "json_build_object('application_id', a.application_id, 'name', a.name,"                        \
-    " 'start_url', a.start_url, 'created_at', a.created_at)"
-#define DEP_JSON                                                                                   \
-    "json_build_object('deployment_id', d.deployment_id, 'application_id', d.application_id,"      \
-    " 'name', d.name, 'active', d.active, 'paused', d.paused, 'capacity', d.capacity,"             \
-    " 'max_attempts', d.max_attempts, 'retry_interval_s', d.retry_interval_s,"                     \
-    " 'retry_rules', d.retry_rules, 'campaign_window', d.campaign_window,"                         \
-    " 'calls_per_second', d.calls_per_second,"                                                     \
-    " 'default_region', d.default_region, 'start_url', "                                           \
-    "d.start_url, 'result_url', d.result_url,"                                                     \
-    " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret,"                               \
-    " 'start_url_format', d.start_url_format, 'verify_urls', d.verify_urls,"                       \
-    " 'detection', d.detection, 'plum_result_format', d.plum_result_format,"                       \
-    " 'plum_pci_allowed', d.plum_pci_allowed, 'created_at', d.created_at)"
-
 static const resource_t applications = {
-    "application",
-    "applications",
-    "application_id",
-    "SELECT " APP_JSON "::text FROM applications a"
-    " WHERE a.application_id = $1 AND a.account_id = $2 AND a.deleted_at IS NULL",
-    "SELECT coalesce(json_agg(j ORDER BY id), '[]')::text, count(*), max(id::text) FROM ("
-    " SELECT a.application_id AS id, " APP_JSON " AS j FROM applications a"
-    " WHERE a.account_id = $1 AND a.deleted_at IS NULL AND ($2::uuid IS NULL OR a.application_id > "
-    "$2)"
-    " AND $4::uuid IS NULL ORDER BY a.application_id LIMIT $3::int) x",
-    app_fields,
+    "application", "applications", INGEST_RES_APPLICATIONS, INGEST_VIEW_APPLICATION, app_fields,
 };
 
 static const resource_t deployments = {
-    "deployment",
-    "deployments",
-    "deployment_id",
-    "SELECT " DEP_JSON "::text FROM deployments d"
-    " WHERE d.deployment_id = $1 AND d.account_id = $2 AND d.deleted_at IS NULL",
-    "SELECT coalesce(json_agg(j ORDER BY id), '[]')::text, count(*), max(id::text) FROM ("
-    " SELECT d.deployment_id AS id, " DEP_JSON " AS j FROM deployments d"
-    " WHERE d.account_id = $1 AND d.deleted_at IS NULL AND ($2::uuid IS NULL OR d.deployment_id > "
-    "$2)"
-    " AND ($4::uuid IS NULL OR d.application_id = $4) ORDER BY d.deployment_id LIMIT $3::int) x",
-    dep_fields,
+    "deployment", "deployments", INGEST_RES_DEPLOYMENTS, INGEST_VIEW_DEPLOYMENT, dep_fields,
 };
 
 /* "\"json\" or \"form\"": the choices, quoted, for error messages. */
@@ -287,8 +254,9 @@ static cJSON *object_body(ob_http_req_t *req)
 {
     if (!ingest_require_json(req))
         return NULL;
-    const char *why = NULL;
-    cJSON *body = ingest_json_parse(req->body, req->body_len, NULL, &why);
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = ob_json_parse(req->body, req->body_len, NULL, &fault);
+    const char *why = ob_json_fault_text(fault);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
@@ -323,30 +291,25 @@ static void create(ingest_call_t *c, const resource_t *r, const char *const *lea
         goto out;
     }
     ob_uuid_v7(id);
-    char *cols = ob_pool_printf(c->req->pool, "%s, account_id", r->id_col);
-    char *args = ob_pool_strdup(c->req->pool, "$1, $2");
-    const char *params[MAX_FIELDS + 8] = {id, c->account_id};
-    int n = 2;
+    const char *cols[MAX_FIELDS + 8], *vals[MAX_FIELDS + 8];
+    int n = 0;
     for (int i = 0; i < nlead; i++) {
-        cols = ob_pool_printf(c->req->pool, "%s, %s", cols, lead_cols[i]);
-        params[n++] = lead_vals[i];
-        args = ob_pool_printf(c->req->pool, "%s, $%d", args, n);
+        cols[n] = lead_cols[i];
+        vals[n++] = lead_vals[i];
     }
     for (int i = 0; r->fields[i].name; i++) {
         if (!present[i])
             continue;
-        cols = ob_pool_printf(c->req->pool, "%s, %s", cols, r->fields[i].name);
-        params[n++] = values[i];
-        args = ob_pool_printf(c->req->pool, "%s, $%d", args, n);
+        cols[n] = r->fields[i].name;
+        vals[n++] = values[i];
     }
-    char *sql =
-        ob_pool_printf(c->req->pool, "INSERT INTO %s (%s) VALUES (%s)", r->table, cols, args);
-    if (ob_pg_exec(c->conn, sql, n, params, NULL, &err) != OB_OK) {
+    if (ingest_store_insert(c->conn, c->req->pool, r->store, id, c->account_id, cols, vals, n,
+                            &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         goto out;
     }
     ob_http_add_header(c->req, "Location",
-                       ob_pool_printf(c->req->pool, "/api/v1/%s/%s", r->table, id));
+                       ob_pool_printf(c->req->pool, "/api/v1/%s/%s", r->plural, id));
     render(c, r, id, 201);
 out:
     cJSON_Delete(errors);
@@ -360,7 +323,6 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
     cJSON *errors = cJSON_CreateArray();
     cJSON *body = NULL;
     ob_err_t err = {{0}};
-    PGresult *res = NULL;
     if (!ob_uuid_valid(id) || !(body = object_body(c->req)))
         goto out_missing;
     if (!validate(c, body, r->fields, false, values, present, errors)) {
@@ -369,24 +331,20 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
         errors = NULL;
         goto out;
     }
-    char *sets = ob_pool_strdup(c->req->pool, "");
-    const char *params[MAX_FIELDS + 8] = {id, c->account_id};
-    int n = 2;
+    const char *cols[MAX_FIELDS];
+    const char *vals[MAX_FIELDS];
+    int n = 0;
     for (int i = 0; r->fields[i].name; i++) {
         if (!present[i])
             continue;
-        params[n++] = values[i];
-        sets = ob_pool_printf(c->req->pool, "%s, %s = $%d", sets, r->fields[i].name, n);
+        cols[n] = r->fields[i].name;
+        vals[n++] = values[i];
     }
-    char *sql = ob_pool_printf(c->req->pool,
-                               "UPDATE %s SET %s = %s%s WHERE %s = $1 AND account_id = $2"
-                               " AND deleted_at IS NULL",
-                               r->table, r->id_col, r->id_col, sets, r->id_col);
-    if (ob_pg_exec(c->conn, sql, n, params, &res, &err) != OB_OK) {
+    if (ingest_store_update(c->conn, c->req->pool, r->store, id, c->account_id, cols, vals, n,
+                            &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         goto out;
     }
-    PQclear(res);
     if (r == &deployments)
         ingest_forget_deployment(c, id);
     render(c, r, id, 200);
@@ -402,7 +360,7 @@ out:
 
 static void list(ingest_call_t *c, const resource_t *r, const char *filter)
 {
-    PGresult *res = NULL;
+    ingest_page_t page = {0};
     ob_err_t err = {{0}};
     const char *cursor = ob_http_query(c->req, "cursor");
     const char *lim = ob_http_query(c->req, "limit");
@@ -415,41 +373,29 @@ static void list(ingest_call_t *c, const resource_t *r, const char *filter)
     }
     char limit[16];
     snprintf(limit, sizeof(limit), "%ld", n);
-    const char *params[] = {c->account_id, cursor, limit, filter};
-    if (ob_pg_exec(c->conn, r->list, 4, params, &res, &err) != OB_OK) {
+    if (ingest_store_list(c->conn, c->req->pool, r->store, c->account_id, cursor, limit, filter,
+                          &page, &err) != OB_OK) {
         ingest_database_problem(c->req, &err);
         return;
     }
-    bool more = atol(PQgetvalue(res, 0, 1)) == n;
-    char *body = ob_pool_printf(c->req->pool, "{\"%s\":%s,\"next_cursor\":%s%s%s}", r->table,
-                                PQgetvalue(res, 0, 0), more ? "\"" : "",
-                                more ? PQgetvalue(res, 0, 2) : "null", more ? "\"" : "");
-    PQclear(res);
-    ob_http_reply(c->req, 200, "application/json", body, strlen(body));
+    ingest_reply_page(c->req, r->plural, &page, n);
 }
 
 /* Soft delete; returns false (problem set) when there was nothing to delete. */
-static bool remove_row(ingest_call_t *c, const resource_t *r, const char *id, const char *extra_set)
+static bool remove_row(ingest_call_t *c, const resource_t *r, const char *id)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
+    bool done = false;
     if (!ob_uuid_valid(id)) {
         ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
                         "no %s %s", r->kind, id);
         return false;
     }
-    char *sql =
-        ob_pool_printf(c->req->pool,
-                       "UPDATE %s SET deleted_at = now()%s WHERE %s = $1 AND account_id = $2"
-                       " AND deleted_at IS NULL",
-                       r->table, extra_set, r->id_col);
-    const char *params[] = {id, c->account_id};
-    if (ob_pg_exec(c->conn, sql, 2, params, &res, &err) != OB_OK) {
+    if (ingest_store_delete(c->conn, c->req->pool, r->store, id, c->account_id, &done, &err) !=
+        OB_OK) {
         ingest_database_problem(c->req, &err);
         return false;
     }
-    bool done = atoi(PQcmdTuples(res)) == 1;
-    PQclear(res);
     if (!done)
         ob_http_problem(c->req, 404, ob_pool_printf(c->req->pool, "%s_not_found", r->kind), NULL,
                         "no %s %s", r->kind, id);
@@ -478,49 +424,38 @@ void ingest_update_application(ingest_call_t *c)
 
 void ingest_delete_application(ingest_call_t *c)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
-    const char *params[] = {c->param[0], c->account_id};
+    bool used = false;
     if (ob_uuid_valid(c->param[0])) {
-        if (ob_pg_exec(c->conn,
-                       "SELECT 1 FROM deployments WHERE application_id = $1"
-                       " AND account_id = $2 AND deleted_at IS NULL LIMIT 1",
-                       2, params, &res, &err) != OB_OK) {
+        if (ingest_store_application_used(c->conn, c->param[0], c->account_id, &used, &err) !=
+            OB_OK) {
             ingest_database_problem(c->req, &err);
             return;
         }
-        bool has_deployments = PQntuples(res) > 0;
-        PQclear(res);
-        if (has_deployments) {
+        if (used) {
             ob_http_problem(c->req, 409, "application_has_deployments", NULL,
                             "delete the application's deployments first");
             return;
         }
     }
-    if (remove_row(c, &applications, c->param[0], ""))
+    if (remove_row(c, &applications, c->param[0]))
         ob_http_reply(c->req, 204, "application/json", "", 0);
 }
 
 void ingest_create_deployment(ingest_call_t *c)
 {
-    PGresult *res = NULL;
     ob_err_t err = {{0}};
     const char *app = c->param[0];
-    const char *params[] = {app, c->account_id};
+    bool exists = false;
     if (!ob_uuid_valid(app) ||
-        ob_pg_exec(c->conn,
-                   "SELECT 1 FROM applications WHERE application_id = $1"
-                   " AND account_id = $2 AND deleted_at IS NULL",
-                   2, params, &res, &err) != OB_OK ||
-        PQntuples(res) == 0) {
+        ingest_store_application_exists(c->conn, app, c->account_id, &exists, &err) != OB_OK ||
+        !exists) {
         if (err.msg[0])
             ingest_database_problem(c->req, &err);
         else
             ob_http_problem(c->req, 404, "application_not_found", NULL, "no application %s", app);
-        PQclear(res);
         return;
     }
-    PQclear(res);
     const char *cols[] = {"application_id"};
     create(c, &deployments, cols, &app, 1);
 }
@@ -529,7 +464,7 @@ void ingest_list_deployments(ingest_call_t *c)
 {
     if (c->param[0]) {
         /* Under an application: it must be one of the account's. */
-        ingest_reply_owned(c, applications.view, c->param[0], 200, "application", NULL);
+        ingest_reply_owned(c, INGEST_VIEW_APPLICATION, c->param[0], 200, "application", NULL);
         if (c->req->status != 200)
             return;
     }
@@ -558,6 +493,6 @@ void ingest_delete_deployment(ingest_call_t *c)
         !ingest_send_cancel(c, "the deployment was not deleted", command_id, &at))
         return;
     ingest_forget_deployment(c, c->param[0]);
-    if (remove_row(c, &deployments, c->param[0], ", active = false"))
+    if (remove_row(c, &deployments, c->param[0]))
         ob_http_reply(c->req, 204, "application/json", "", 0);
 }

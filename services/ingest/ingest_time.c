@@ -7,7 +7,8 @@
  * lists it), evaluated as strtotime evaluates it, in UTC unless a zone is
  * written.
  */
-#include "ingest.h"
+#include "ingest_time.h"
+#include "ob_common.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -8,7 +8,13 @@
  * query say how to read the file (phone_column, delimiter) and whether to
  * queue it at all (dry_run: validate and report only).
  */
-#include "ingest.h"
+#include "ingest_uploads.h"
+#include "ingest_calls.h"
+#include "ingest_deployment.h"
+#include "ingest_idempotency.h"
+#include "ingest_plum.h"
+#include "ingest_reply.h"
+#include "ingest_store.h"
 #include "ob_csv.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
@@ -22,13 +28,6 @@
 
 #define MAX_STORED_ERRORS 100000 /* rejected rows kept for the report */
 #define ANSWER_ERRORS     100    /* rejected rows listed in the upload's answer */
-
-typedef struct {
-    size_t row, line; /* where */
-    char *field;      /* call field, or NULL for the whole row */
-    char *code;       /* stable code */
-    char *message;    /* human detail */
-} row_error_t;
 
 typedef struct {
     ingest_ctx_t *ctx;                  /* service */
@@ -49,7 +48,7 @@ typedef struct {
     ob_produce_batch_t *batch;          /* acknowledgements of the rows produced */
     size_t rows, queued;                /* counts */
     size_t accepted;                    /* valid rows: queued, or in a dry run would be */
-    row_error_t *errors;                /* rejected rows (first MAX_STORED_ERRORS) */
+    ingest_row_error_t *errors;         /* rejected rows (first MAX_STORED_ERRORS) */
     size_t nerrors, cap_errors;         /* used and allocated */
     size_t rejected;                    /* rejected rows, stored or not */
     const char *idem_key;               /* the request's Idempotency-Key */
@@ -96,9 +95,9 @@ static void reject(upload_t *u, size_t row, size_t line, const char *field, cons
         return;
     if (u->nerrors == u->cap_errors) {
         u->cap_errors = u->cap_errors ? u->cap_errors * 2 : 64;
-        u->errors = ob_xrealloc(u->errors, u->cap_errors * sizeof(row_error_t));
+        u->errors = ob_xrealloc(u->errors, u->cap_errors * sizeof(ingest_row_error_t));
     }
-    row_error_t *e = &u->errors[u->nerrors++];
+    ingest_row_error_t *e = &u->errors[u->nerrors++];
     e->row = row;
     e->line = line;
     e->field = field ? ob_xstrdup(field) : NULL;
@@ -530,11 +529,8 @@ void ingest_upload_begin(ingest_call_t *c)
         return;
     }
     ob_uuid_v7(u->upload_id);
-    const char *params[] = {u->upload_id, c->account_id, c->param[0], u->dry_run ? "t" : "f"};
-    if (ob_pg_exec(c->conn,
-                   "INSERT INTO uploads (upload_id, account_id, deployment_id, dry_run)"
-                   " VALUES ($1, $2, $3, $4)",
-                   4, params, NULL, &err) != OB_OK) {
+    if (ingest_store_create_upload(c->conn, u->upload_id, c->account_id, c->param[0], u->dry_run,
+                                   &err) != OB_OK) {
         ingest_database_problem(req, &err);
         return;
     }
@@ -546,66 +542,34 @@ void ingest_upload_begin(ingest_call_t *c)
     u->failed = false;
 }
 
-/* Stores the outcome and the rejected rows (one multi-row INSERT per 500). */
+void ingest_upload_plum_begin(ingest_call_t *c)
+{
+    if (!ingest_plum_deployment(c)) {
+        c->req->stream = NULL; /* the problem is set; the body is dropped */
+        return;
+    }
+    ingest_upload_begin(c);
+}
+
+/* Stores the outcome and the rejected rows. */
 static ob_rc_t store(ingest_call_t *c, upload_t *u, const char *status, const char *detail,
                      ob_err_t *err)
 {
-    char rows[24], queued[24], rejected[24];
-    snprintf(rows, sizeof(rows), "%zu", u->rows);
-    snprintf(queued, sizeof(queued), "%zu", u->queued);
-    snprintf(rejected, sizeof(rejected), "%zu", u->rejected);
-    const char *params[] = {u->upload_id, status, detail, rows, queued, rejected, u->file_name};
-    ob_rc_t rc = ob_pg_begin(c->conn, err);
-    if (rc == OB_OK)
-        rc = ob_pg_exec(c->conn,
-                        "UPDATE uploads SET status = $2, detail = $3, rows_total = $4,"
-                        " rows_queued = $5, rows_rejected = $6, file_name = $7,"
-                        " finished_at = now() WHERE upload_id = $1",
-                        7, params, NULL, err);
-    for (size_t at = 0; at < u->nerrors && rc == OB_OK; at += 500) {
-        size_t n = u->nerrors - at < 500 ? u->nerrors - at : 500;
-        /* Arrays of each column, unnested by Postgres: one statement per chunk. */
-        cJSON *cols[5] = {cJSON_CreateArray(), cJSON_CreateArray(), cJSON_CreateArray(),
-                          cJSON_CreateArray(), cJSON_CreateArray()};
-        for (size_t i = at; i < at + n; i++) {
-            cJSON_AddItemToArray(cols[0], cJSON_CreateNumber((double)u->errors[i].row));
-            cJSON_AddItemToArray(cols[1], cJSON_CreateNumber((double)u->errors[i].line));
-            cJSON_AddItemToArray(cols[2], u->errors[i].field
-                                              ? cJSON_CreateString(u->errors[i].field)
-                                              : cJSON_CreateNull());
-            cJSON_AddItemToArray(cols[3], cJSON_CreateString(u->errors[i].code));
-            cJSON_AddItemToArray(cols[4], cJSON_CreateString(u->errors[i].message));
-        }
-        char *text[5];
-        for (int k = 0; k < 5; k++) {
-            text[k] = cJSON_PrintUnformatted(cols[k]);
-            cJSON_Delete(cols[k]);
-        }
-        const char *ep[] = {u->upload_id, text[0], text[1], text[2], text[3], text[4]};
-        rc = ob_pg_exec(
-            c->conn,
-            "INSERT INTO upload_errors (upload_id, row_number, line, field, code, message)"
-            " SELECT $1, r::int, l::int, f, co, m FROM"
-            " json_array_elements_text($2::json) WITH ORDINALITY a(r, i)"
-            " JOIN json_array_elements_text($3::json) WITH ORDINALITY b(l, i) USING (i)"
-            " JOIN json_array_elements_text($4::json) WITH ORDINALITY f(f, i) USING (i)"
-            " JOIN json_array_elements_text($5::json) WITH ORDINALITY d(co, i) USING (i)"
-            " JOIN json_array_elements_text($6::json) WITH ORDINALITY e(m, i) USING (i)"
-            " ON CONFLICT DO NOTHING",
-            6, ep, NULL, err);
-        for (int k = 0; k < 5; k++)
-            cJSON_free(text[k]);
-    }
-    if (rc == OB_OK)
-        rc = ob_pg_commit(c->conn, err);
-    if (rc != OB_OK)
-        ob_pg_rollback(c->conn);
-    return rc;
+    ingest_upload_outcome_t o = {
+        .upload_id = u->upload_id,
+        .status = status,
+        .detail = detail,
+        .file_name = u->file_name,
+        .rows = u->rows,
+        .queued = u->queued,
+        .rejected = u->rejected,
+    };
+    return ingest_store_finish_upload(c->conn, &o, u->errors, u->nerrors, err);
 }
 
 static int by_row(const void *a, const void *b)
 {
-    const row_error_t *x = a, *y = b;
+    const ingest_row_error_t *x = a, *y = b;
     if (x->row != y->row)
         return x->row < y->row ? -1 : 1;
     return x->line < y->line ? -1 : x->line > y->line;
@@ -663,7 +627,7 @@ void ingest_upload_finish(ingest_call_t *c)
         }
         /* Lanes finish rows out of order: report them in file order. */
         if (u->nerrors > 1)
-            qsort(u->errors, u->nerrors, sizeof(row_error_t), by_row);
+            qsort(u->errors, u->nerrors, sizeof(ingest_row_error_t), by_row);
     }
     ob_rc_t ack = ob_produce_batch_wait(u->batch, 60000, &ack_err);
     u->batch = NULL;
@@ -737,60 +701,41 @@ void ingest_upload_finish(ingest_call_t *c)
         ingest_idem_store(c);
 }
 
-static const char UPLOAD_SQL[] =
-    "SELECT json_build_object('upload_id', u.upload_id, 'deployment_id', u.deployment_id,"
-    " 'file_name', u.file_name, 'status', u.status, 'detail', u.detail, 'rows', u.rows_total,"
-    " 'queued', u.rows_queued, 'rejected', u.rows_rejected, 'dry_run', u.dry_run,"
-    " 'accepted', CASE WHEN u.dry_run THEN u.rows_total - u.rows_rejected"
-    " ELSE u.rows_queued END, 'created_at', u.created_at,"
-    " 'finished_at', u.finished_at,"
-    " 'errors', coalesce((SELECT json_agg(json_build_object('row', e.row_number,"
-    " 'line', e.line, 'field', e.field, 'code', e.code, 'message', e.message)"
-    " ORDER BY e.row_number, e.line) FROM upload_errors e"
-    " WHERE e.upload_id = u.upload_id), '[]'))::text"
-    " FROM uploads u WHERE u.upload_id = $1 AND u.account_id = $2";
-
 void ingest_get_upload(ingest_call_t *c)
 {
-    ingest_reply_owned(c, UPLOAD_SQL, c->param[0], 200, "upload", NULL);
+    ingest_reply_owned(c, INGEST_VIEW_UPLOAD, c->param[0], 200, "upload", NULL);
+}
+
+static void report_row(void *arg, const char *const cells[5])
+{
+    ob_csv_write_row(arg, cells, 5);
 }
 
 /* The rejected rows as a spreadsheet-safe CSV file. */
 void ingest_get_upload_report(ingest_call_t *c)
 {
-    PGresult *res = NULL;
+    static const char *const head[] = {"row", "line", "field", "code", "message"};
     ob_err_t err = {{0}};
-    const char *params[] = {c->param[0], c->account_id};
+    char *buf = NULL;
+    size_t len = 0;
+    bool found = false;
+    FILE *f = open_memstream(&buf, &len);
+    OB_ASSERT(f != NULL);
+    fputs(OB_CSV_UTF8_BOM, f);
+    ob_csv_write_row(f, head, 5);
     if (!ob_uuid_valid(c->param[0]) ||
-        ob_pg_exec(c->conn,
-                   "SELECT e.row_number::text, e.line::text, e.field, e.code, e.message"
-                   " FROM uploads u LEFT JOIN upload_errors e USING (upload_id)"
-                   " WHERE u.upload_id = $1 AND u.account_id = $2 ORDER BY e.row_number, e.line",
-                   2, params, &res, &err) != OB_OK ||
-        PQntuples(res) == 0) {
+        ingest_store_upload_errors(c->conn, c->param[0], c->account_id, report_row, f, &found,
+                                   &err) != OB_OK ||
+        !found) {
+        fclose(f);
+        free(buf);
         if (err.msg[0])
             ingest_database_problem(c->req, &err);
         else
             ob_http_problem(c->req, 404, "upload_not_found", NULL, "no upload %s", c->param[0]);
-        PQclear(res);
         return;
     }
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    static const char *const head[] = {"row", "line", "field", "code", "message"};
-    fputs(OB_CSV_UTF8_BOM, f);
-    ob_csv_write_row(f, head, 5);
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (PQgetisnull(res, i, 0))
-            continue; /* an upload without errors */
-        const char *cells[5];
-        for (int k = 0; k < 5; k++)
-            cells[k] = PQgetisnull(res, i, k) ? "" : PQgetvalue(res, i, k);
-        ob_csv_write_row(f, cells, 5);
-    }
     fclose(f);
-    PQclear(res);
     ob_pool_adopt(c->req->pool, buf);
     ob_http_add_header(
         c->req, "Content-Disposition",

@@ -5,8 +5,11 @@
  */
 #include "ingest.h"
 #include "ingest_accepted.h"
+#include "ingest_api.h"
+#include "ingest_idempotency.h"
 #include "ingest_cache.h"
 #include "ingest_limits.h"
+#include "ingest_store.h"
 #include "ob_log.h"
 #include "ob_service.h"
 #include "ob_signal.h"
@@ -69,7 +72,7 @@ static void check_dependencies(ingest_ctx_t *ctx)
      * outage (calls are refused while Kafka is down, so it must be one). */
     bool kafka = ob_producer_reachable(ctx->producer, 3000);
     bool pg = ob_pg_pool_get(ctx->pg, 1000, &conn, &err) == OB_OK &&
-              ob_pg_exec(conn, "SELECT 1", 0, NULL, NULL, &err) == OB_OK;
+              ingest_store_ping(conn, &err) == OB_OK;
     if (conn)
         ob_pg_pool_put(ctx->pg, conn);
     if (kafka != (bool)ctx->kafka_up || pg != (bool)ctx->pg_up)

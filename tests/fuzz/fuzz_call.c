@@ -6,7 +6,7 @@
  * passes must encode to a call-requests message that decodes again, with
  * the same fields: that is what the scheduler will read.
  */
-#include "ingest.h"
+#include "ingest_calls.h"
 #include "ob_pool.h"
 
 #include <stdint.h>

@@ -8,7 +8,8 @@
  * with long values. A first byte '{' makes the whole input a JSON body
  * instead (Plum clients may send either).
  */
-#include "ingest.h"
+#include "ingest_calls.h"
+#include "ingest_plum.h"
 #include "ob_pool.h"
 
 #include <stdint.h>

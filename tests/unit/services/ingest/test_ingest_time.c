@@ -4,7 +4,8 @@
  * present, with the answer strtotime gives (checked against PHP's rules:
  * day words and weekdays reset the time of day, relative amounts come
  * last, a month past the end of the next month rolls over). */
-#include "ingest.h"
+#include "ingest_time.h"
+#include "ob_common.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>

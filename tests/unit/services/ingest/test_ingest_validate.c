@@ -2,7 +2,9 @@
  * (ingest_validate_call in services/ingest/ingest_calls.c) and of the Plum
  * form handling in front of it (ingest_plum.c). Cases marked "fuzz" came
  * from tests/fuzz (their inputs are in tests/fuzz/corpus). */
-#include "ingest.h"
+#include "ingest_calls.h"
+#include "ingest_plum.h"
+#include "ingest_reply.h"
 #include "ob_pool.h"
 
 #include <criterion/criterion.h>
