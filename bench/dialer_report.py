@@ -24,11 +24,10 @@ what the benchmarks share is in bench/report.py.
         separated URLs, summed) and webhook_deliveries rows delivered every
         second until EXPECTED were delivered, nothing moved for 10 s, or
         LIMIT_S seconds; CPU split with the receiver apart.
-    dialer_report.py assemble WORK PARAMS_JSON OUT_JSON
-    dialer_report.py table RESULTS_JSON
-    dialer_report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites only the block between the dialer-bench markers of
-        BENCHMARKS.md (appended at the end when absent).
+
+And the results subcommands of bench/report.py: assemble, table and
+markdown, which rewrites only the block between the dialer-bench markers of
+BENCHMARKS.md (appended at the end when absent).
 """
 import asyncio
 import json
@@ -413,13 +412,6 @@ small sizes that leaves this file alone."""
 
 
 if __name__ == "__main__":
-    sys.exit(report.main(__doc__, {
-        "batch": (cmd_batch, 7),
-        "receiver": (cmd_receiver, 2),
-        "inflight": (cmd_inflight, 5),
-        "events": (cmd_events, 9),
-        "webhooks": (cmd_webhooks, 9),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }, sys.argv))
+    cmds = {"batch": (cmd_batch, 7), "receiver": (cmd_receiver, 2), "inflight": (cmd_inflight, 5),
+            "events": (cmd_events, 9), "webhooks": (cmd_webhooks, 9)}
+    sys.exit(report.main(__doc__, cmds, sys.argv, (cmd_assemble, cmd_table, cmd_markdown)))

@@ -8,16 +8,13 @@ BENCHMARKS.md); what the benchmarks share is in bench/report.py.
         then writes the cores used by ingest, the bench's Kafka, its Postgres
         (and children), the clients (run.sh's descendants) and everything
         else on the machine, so a phase can be split into who used the cores.
-    ingest_report.py assemble WORK PARAMS_JSON OUT_JSON
-        reads what run.sh left in WORK and writes the results document.
-    ingest_report.py table RESULTS_JSON
-        prints the results table.
-    ingest_report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites BENCHMARKS.md from the results, keeping its hand-written
-        notes (between the "notes" markers), make bench's summary and the
-        scheduler and dialer benchmarks' blocks (bench/summary.py's,
-        bench/scheduler.sh's and bench/dialer.sh's, between their markers)
-        as they are.
+
+And the results subcommands of bench/report.py: assemble, table and
+markdown, which rewrites BENCHMARKS.md from the results, keeping its
+hand-written notes (between the "notes" markers), make bench's summary and
+the scheduler and dialer benchmarks' blocks (bench/summary.py's,
+bench/scheduler.sh's and bench/dialer.sh's, between their markers) as they
+are.
 """
 import glob
 import os
@@ -496,9 +493,4 @@ OB_INGEST_PG_POOL=64` or `OB_KAFKA_LINGER_MS=0` (librdkafka's `linger.ms`).
 
 
 if __name__ == "__main__":
-    sys.exit(report.main(__doc__, {
-        "watch": (cmd_watch, 5),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }, sys.argv))
+    sys.exit(report.main(__doc__, {"watch": (cmd_watch, 5)}, sys.argv, (cmd_assemble, cmd_table, cmd_markdown)))

@@ -10,6 +10,9 @@ rows and subcommands.
         waits until the machine uses less than MAX_BUSY_CORES (measured over
         2 s) or TIMEOUT_S passed; prints {"busy_cores":..,"waited_s":..}.
         Every bench script calls it before each phase.
+
+Every benchmark's report script (ingest_report.py, scheduler_report.py,
+dialer_report.py) has the results subcommands of main's results argument:
 """
 import datetime
 import glob
@@ -25,14 +28,26 @@ import time
 import urllib.request
 
 HZ = os.sysconf("SC_CLK_TCK")
+RESULTS_USAGE = """
+    {0} assemble WORK PARAMS_JSON OUT_JSON
+        reads what the bench script left in WORK and writes the results document.
+    {0} table RESULTS_JSON
+        prints the results table.
+    {0} markdown RESULTS_JSON BENCHMARKS_MD
+        rewrites the benchmark's part of BENCHMARKS.md from the results.
+"""
 
 
 # ---------------------------------------------------------------- command line
-def main(doc, cmds, argv):
+def main(doc, cmds, argv, results=None):
     """Runs the subcommand argv[1] of cmds (name -> (function, how many
     arguments: a number or a tuple of the numbers allowed)) with argv[2:]
     and returns its exit code (None: 0); a wrong name or count prints doc to
-    stderr and returns 64."""
+    stderr and returns 64. results, the functions (assemble, table,
+    markdown) of a benchmark, adds those subcommands and their usage."""
+    if results:
+        cmds = dict(cmds, assemble=(results[0], 3), table=(results[1], 1), markdown=(results[2], 2))
+        doc = doc.rstrip() + "\n" + RESULTS_USAGE.format(os.path.basename(argv[0]))
     fn, counts = cmds.get(argv[1], (None, ())) if len(argv) > 1 else (None, ())
     if fn is None or len(argv) - 2 not in (counts if isinstance(counts, tuple) else (counts,)):
         print(doc.strip(), file=sys.stderr)
@@ -265,12 +280,18 @@ def post_all(urls, reqs, key, lanes, timeout):
                 res["rejected"] += int(data.get("rejected", 0))
         conn.close()
 
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
+    run_lanes(lane, lanes)
+    return res
+
+
+def run_lanes(lane, count):
+    """Runs lane(0) .. lane(count - 1), each in a thread of its own, and
+    returns when all have."""
+    threads = [threading.Thread(target=lane, args=(k,)) for k in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return res
 
 
 # ---------------------------------------------------------------- documents

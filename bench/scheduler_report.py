@@ -18,11 +18,10 @@ is in bench/report.py.
     scheduler_report.py sql NAME C_FILE
         prints the C string constant NAME (e.g. DUE_SQL) of C_FILE as SQL,
         so that the bench explains the queries the scheduler really runs.
-    scheduler_report.py assemble WORK PARAMS_JSON OUT_JSON
-    scheduler_report.py table RESULTS_JSON
-    scheduler_report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites only the block between the scheduler-bench markers of
-        BENCHMARKS.md (appended at the end when absent).
+
+And the results subcommands of bench/report.py: assemble, table and
+markdown, which rewrites only the block between the scheduler-bench markers
+of BENCHMARKS.md (appended at the end when absent).
 """
 import glob
 import json
@@ -30,7 +29,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -88,11 +86,7 @@ def cmd_pace(api, key, dep, n, rate, out):
             results[i] = (status, time.monotonic() - t0, call_id)
         conn.close()
 
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    report.run_lanes(lane, lanes)
     wall = time.monotonic() - start
     with open(out, "w") as f:
         for i, (status, secs, call_id) in enumerate(results):
@@ -490,11 +484,5 @@ smoke run with small sizes that leaves this file alone."""
 
 
 if __name__ == "__main__":
-    sys.exit(report.main(__doc__, {
-        "pace": (cmd_pace, 6),
-        "watch": (cmd_watch, 10),
-        "sql": (cmd_sql, 2),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }, sys.argv))
+    cmds = {"pace": (cmd_pace, 6), "watch": (cmd_watch, 10), "sql": (cmd_sql, 2)}
+    sys.exit(report.main(__doc__, cmds, sys.argv, (cmd_assemble, cmd_table, cmd_markdown)))
