@@ -116,41 +116,33 @@ def cmd_inflight(url, pidfile, expected, limit_s, out):
     expected, limit_s = int(expected), float(limit_s)
     pid = report.read_pid(pidfile)
     samples, reason = [], "time limit"
-    stop = report.stop_flag()
-    t0 = time.monotonic()
-    nxt = t0
     peak_t = None
     peak = -1
     hold_until = None
-    while True:
-        now = time.monotonic()
+    for t in report.every(0.5, limit_s, report.stop_flag()):
         m = report.scrape(url) or {}
         ticks = report.proc_ticks(pid)
         vm = report.vm_kb(pid)
-        s = {"t": round(now - t0, 2), "in_flight": m.get("outbound_calls_in_flight"), "taken": m.get("outbound_dial_jobs_taken_total"),
+        s = {"t": round(t, 2), "in_flight": m.get("outbound_calls_in_flight"), "taken": m.get("outbound_dial_jobs_taken_total"),
              "rss_kb": vm.get("VmRSS"), "hwm_kb": vm.get("VmHWM"), "ticks": ticks}
         if samples and ticks is not None and samples[-1]["ticks"] is not None and s["t"] > samples[-1]["t"]:
             s["cores"] = round((ticks - samples[-1]["ticks"]) / report.HZ / (s["t"] - samples[-1]["t"]), 2)
         samples.append(s)
         v = s["in_flight"] or 0
         if v > peak:
-            peak, peak_t = v, now
+            peak, peak_t = v, t
         if ticks is None:
             reason = "dialer exited"
             break
         # Held for 3 s more, so that RSS and CPU at the peak cover holding
         # the calls, not only taking them.
         if v >= expected and reason != "all calls in flight":
-            reason, hold_until = "all calls in flight", now + 3
-        if reason == "all calls in flight" and now >= hold_until:
+            reason, hold_until = "all calls in flight", t + 3
+        if reason == "all calls in flight" and t >= hold_until:
             break
-        if peak > 0 and now - peak_t > 10 and hold_until is None:
+        if peak > 0 and t - peak_t > 10 and hold_until is None:
             reason = "10 s past the peak"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 0.5
-        time.sleep(max(0.0, nxt - time.monotonic()))
     dump({"end_reason": reason, "expected": expected, "limit_s": limit_s, "pid": pid, "samples": samples}, out)
 
 
@@ -178,41 +170,29 @@ def cpu_split(a, b, named, bench, pg, kafka):
 
 def cmd_events(dsn, kafka, topic, parts, limit_s, out, bench, pg, kafka_pid):
     limit_s = float(limit_s)
-    stop = report.stop_flag()
     samples, reason = [], "time limit"
-    t0 = time.monotonic()
-    nxt = t0
     cpu0 = report.snapshot()
     last_move = None
-    while True:
-        now = time.monotonic()
+    for t in report.every(1.0, limit_s, report.stop_flag()):
         rows = report.psql_ints(dsn, "SELECT count(*) FROM call_events", timeout=10)
         end = topic_end(kafka, topic, parts)
-        s = {"t": round(now - t0, 2), "rows": rows[0] if rows else None, "offsets": end}
+        s = {"t": round(t, 2), "rows": rows[0] if rows else None, "offsets": end}
         if samples and (s["rows"] != samples[-1]["rows"] or s["offsets"] != samples[-1]["offsets"]):
-            last_move = now
+            last_move = t
         samples.append(s)
-        if last_move is not None and now - last_move >= 5:
+        if last_move is not None and t - last_move >= 5:
             reason = "quiet for 5 s"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 1.0
-        time.sleep(max(0.0, nxt - time.monotonic()))
     cpu = cpu_split(cpu0, report.snapshot(), {}, int(bench), int(pg), int(kafka_pid))
     dump({"end_reason": reason, "limit_s": limit_s, "samples": samples, "cpu": cpu}, out)
 
 
 def cmd_webhooks(urls, dsn, expected, limit_s, out, bench, pg, kafka_pid, receiver):
     expected, limit_s = int(expected), float(limit_s)
-    stop = report.stop_flag()
     samples, reason = [], "time limit"
-    t0 = time.monotonic()
-    nxt = t0
     cpu0 = report.snapshot()
-    last_move = t0
-    while True:
-        now = time.monotonic()
+    last_move = 0.0
+    for t in report.every(1.0, limit_s, report.stop_flag()):
         delivered = created = failed = 0
         for u in urls.split(","):
             m = report.scrape(u) or {}
@@ -221,22 +201,18 @@ def cmd_webhooks(urls, dsn, expected, limit_s, out, bench, pg, kafka_pid, receiv
             failed += m.get('outbound_webhook_tries_total{outcome="failed"}', 0)
         rows = report.psql_ints(dsn, "SELECT count(*), count(*) FILTER (WHERE state = 'delivered') FROM webhook_deliveries",
                                 timeout=10)
-        s = {"t": round(now - t0, 2), "delivered": delivered, "created": created, "tries_failed": failed,
+        s = {"t": round(t, 2), "delivered": delivered, "created": created, "tries_failed": failed,
              "rows": rows[0] if rows else None, "rows_delivered": rows[1] if rows else None,
              "receiver_ticks": report.proc_ticks(int(receiver))}
         if samples and (s["delivered"] != samples[-1]["delivered"] or s["rows"] != samples[-1]["rows"]):
-            last_move = now
+            last_move = t
         samples.append(s)
         if delivered >= expected and (s["rows_delivered"] or 0) >= expected:
             reason = "all delivered"
             break
-        if now - last_move >= 10:
+        if t - last_move >= 10:
             reason = "nothing moved for 10 s"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 1.0
-        time.sleep(max(0.0, nxt - time.monotonic()))
     cpu = cpu_split(cpu0, report.snapshot(), {int(receiver): "receiver"}, int(bench), int(pg), int(kafka_pid))
     dump({"end_reason": reason, "expected": expected, "limit_s": limit_s, "samples": samples, "cpu": cpu}, out)
 

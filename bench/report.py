@@ -55,6 +55,20 @@ def main(doc, cmds, argv, results=None):
     return fn(*argv[2:]) or 0
 
 
+def every(interval, limit_s, stop):
+    """Yields the seconds since it started, on a fixed schedule of interval
+    seconds, until (checked when the caller's loop comes back for more)
+    limit_s passed or stop is true: a sampler's loop."""
+    t0 = nxt = time.monotonic()
+    while True:
+        t = time.monotonic() - t0
+        yield t
+        if t >= limit_s or stop:
+            return
+        nxt += interval
+        time.sleep(max(0.0, nxt - time.monotonic()))
+
+
 def stop_flag():
     """A list that SIGTERM appends to: the samplers' loops end when it is true."""
     stop = []
