@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Helpers of bench/dialer.sh (the dialer benchmark): a batch client, a
 webhook receiver, the phase samplers, and the results
-(bench/results/dialer-<ts>.json, the table, the dialer block of BENCHMARKS.md).
+(bench/results/dialer-<ts>.json, the table, the dialer block of BENCHMARKS.md);
+what the benchmarks share is in bench/report.py.
 
     dialer_report.py batch API KEY DEPLOYMENT N NUMBER RESULT_URL|- OUT
         POSTs N calls to NUMBER (max_attempts 1) through calls:batch in
@@ -23,30 +24,23 @@ webhook receiver, the phase samplers, and the results
         separated URLs, summed) and webhook_deliveries rows delivered every
         second until EXPECTED were delivered, nothing moved for 10 s, or
         LIMIT_S seconds; CPU split with the receiver apart.
-    dialer_report.py assemble WORK PARAMS_JSON OUT_JSON
-    dialer_report.py table RESULTS_JSON
-    dialer_report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites only the block between the dialer-bench markers of
-        BENCHMARKS.md (appended at the end when absent).
+
+And the results subcommands of bench/report.py: assemble, table and
+markdown, which rewrites only the block between the dialer-bench markers of
+BENCHMARKS.md (appended at the end when absent).
 """
 import asyncio
-import datetime
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import report  # noqa: E402  (bench/report.py: CPU accounting, machine facts)
-
-BEGIN = "<!-- dialer-bench:begin (rewritten by bench/dialer.sh; edit the script instead) -->"
-BEGIN_PREFIX = "<!-- dialer-bench:begin"
-END = "<!-- dialer-bench:end -->"
+import report  # noqa: E402  (bench/report.py: what the benchmarks share)
+from report import dump, load, md_table, n, verdict  # noqa: E402
 
 TARGETS = {
     "calls_in_flight": 5000,
@@ -55,74 +49,24 @@ TARGETS = {
 }
 
 
-def load(path, default=None):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
-
-
-def dump(obj, out):
-    with open(out + ".tmp", "w") as f:
-        json.dump(obj, f)
-    os.replace(out + ".tmp", out)
-
-
 # ------------------------------------------------------------ batch client
-def cmd_batch(api, key, dep, n, number, result_url, out):
-    import http.client
-    import urllib.parse
-
-    n = int(n)
-    u = urllib.parse.urlsplit(api)
-    chunk = 10000
-    chunks = [(i, min(n, i + chunk)) for i in range(0, n, chunk)]
-    res = {"accepted": 0, "rejected": 0, "statuses": {}}
-    lock = threading.Lock()
-
-    def body(a, b):
+def cmd_batch(api, key, dep, count, number, result_url, out):
+    count = int(count)
+    reqs = []
+    for a in range(0, count, 10000):
         calls = []
-        for i in range(a, b):
+        for i in range(a, min(count, a + 10000)):
             c = {"phone_number": number, "message_reference": f"bench-dialer-{dep[-4:]}-{i}", "max_attempts": 1}
             if result_url != "-":
                 c["result_url"] = result_url
             calls.append(c)
-        return json.dumps(calls)
-
-    def lane(k):
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
-        for a, b in chunks[k::2]:
-            try:
-                conn.request(
-                    "POST",
-                    f"/api/v1/deployments/{dep}/calls:batch",
-                    body=body(a, b),
-                    headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"},
-                )
-                r = conn.getresponse()
-                data = json.loads(r.read() or b"{}")
-                status = r.status
-            except (OSError, ValueError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
-                status, data = 0, {}
-            with lock:
-                res["statuses"][str(status)] = res["statuses"].get(str(status), 0) + 1
-                res["accepted"] += int(data.get("accepted", 0))
-                res["rejected"] += int(data.get("rejected", 0))
-        conn.close()
-
+        reqs.append((f"/api/v1/deployments/{dep}/calls:batch", json.dumps(calls)))
     t0 = time.monotonic()
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    res = report.post_all([api], reqs, key, 2, 120)
     res["seconds"] = round(time.monotonic() - t0, 2)
     dump(res, out)
-    print(f"  queued {res['accepted']:,} of {n:,} calls in {res['seconds']} s (HTTP {res['statuses']})")
-    return 0 if res["accepted"] == n else 1
+    print(f"  queued {res['accepted']:,} of {count:,} calls in {res['seconds']} s (HTTP {res['statuses']})")
+    return 0 if res["accepted"] == count else 1
 
 
 # ------------------------------------------------------------ webhook receiver
@@ -168,100 +112,38 @@ def cmd_receiver(port, out):
 
 
 # ------------------------------------------------------------ samplers
-def scrape(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    vals = {}
-    for line in text.splitlines():
-        m = re.match(r"^([a-z_]+(?:\{[^}]*\})?) (-?\d+)$", line)
-        if m:
-            vals[m.group(1)] = int(m.group(2))
-    return vals
-
-
-def vm_kb(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                m = re.match(r"(VmRSS|VmHWM):\s+(\d+) kB", line)
-                if m:
-                    out[m.group(1)] = int(m.group(2))
-    except OSError:
-        pass
-    return out
-
-
-def proc_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rindex(")") + 2 :].split()
-    return int(rest[11]) + int(rest[12])
-
-
-def read_pid(pidfile):
-    try:
-        with open(pidfile) as f:
-            return int(f.readline().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def cmd_inflight(url, pidfile, expected, limit_s, out):
     expected, limit_s = int(expected), float(limit_s)
-    pid = read_pid(pidfile)
+    pid = report.read_pid(pidfile)
     samples, reason = [], "time limit"
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    t0 = time.monotonic()
-    nxt = t0
     peak_t = None
     peak = -1
     hold_until = None
-    while True:
-        now = time.monotonic()
-        m = scrape(url) or {}
-        ticks = proc_ticks(pid)
-        vm = vm_kb(pid)
-        s = {"t": round(now - t0, 2), "in_flight": m.get("outbound_calls_in_flight"), "taken": m.get("outbound_dial_jobs_taken_total"),
+    for t in report.every(0.5, limit_s, report.stop_flag()):
+        m = report.scrape(url) or {}
+        ticks = report.proc_ticks(pid)
+        vm = report.vm_kb(pid)
+        s = {"t": round(t, 2), "in_flight": m.get("outbound_calls_in_flight"), "taken": m.get("outbound_dial_jobs_taken_total"),
              "rss_kb": vm.get("VmRSS"), "hwm_kb": vm.get("VmHWM"), "ticks": ticks}
         if samples and ticks is not None and samples[-1]["ticks"] is not None and s["t"] > samples[-1]["t"]:
             s["cores"] = round((ticks - samples[-1]["ticks"]) / report.HZ / (s["t"] - samples[-1]["t"]), 2)
         samples.append(s)
         v = s["in_flight"] or 0
         if v > peak:
-            peak, peak_t = v, now
+            peak, peak_t = v, t
         if ticks is None:
             reason = "dialer exited"
             break
         # Held for 3 s more, so that RSS and CPU at the peak cover holding
         # the calls, not only taking them.
         if v >= expected and reason != "all calls in flight":
-            reason, hold_until = "all calls in flight", now + 3
-        if reason == "all calls in flight" and now >= hold_until:
+            reason, hold_until = "all calls in flight", t + 3
+        if reason == "all calls in flight" and t >= hold_until:
             break
-        if peak > 0 and now - peak_t > 10 and hold_until is None:
+        if peak > 0 and t - peak_t > 10 and hold_until is None:
             reason = "10 s past the peak"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 0.5
-        time.sleep(max(0.0, nxt - time.monotonic()))
     dump({"end_reason": reason, "expected": expected, "limit_s": limit_s, "pid": pid, "samples": samples}, out)
-
-
-def psql_val(dsn, sql):
-    try:
-        r = subprocess.run(["psql", dsn, "-qAtc", sql], capture_output=True, text=True, timeout=10)
-        return [int(x) for x in r.stdout.split("|")] if r.returncode == 0 and r.stdout.strip() else None
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
 
 
 def topic_end(kafka, topic, parts):
@@ -276,158 +158,66 @@ def topic_end(kafka, topic, parts):
     return sum(v for v in vals if v >= 0) if len(vals) == int(parts) else None
 
 
-def cpu_snapshot():
-    return (time.time(), report.machine_ticks(), report.proc_table())
-
-
 def cpu_split(a, b, named, bench, pg, kafka):
-    """Cores used between two snapshots by role: named {pid: role} (the
-    services), postgres and kafka (process trees), bench (this script's
-    tree), the rest of the machine."""
-    dt = b[0] - a[0]
-    busy = (b[1][0] - b[1][1]) - (a[1][0] - a[1][1])
-    role = {}
-    for p in report.descendants(b[2], [pg]):
-        role[p] = "postgres"
-    for p in report.descendants(b[2], [kafka]):
-        role[p] = "kafka"
-    for p in report.descendants(b[2], [bench]):
-        role.setdefault(p, "bench")
-    for p, r in named.items():
-        role[p] = r
-    per = {}
-    for p, (_, ticks, comm) in b[2].items():
-        # A process's ticks survive exec, so a changed name is the same
-        # process (pid reuse within a phase is unlikely).
-        before = a[2].get(p)
-        d = ticks - (before[1] if before else 0)
-        if d > 0:
-            r = role.get(p, "outside")
-            per[r] = per.get(r, 0) + d
-    res = {"seconds": round(dt, 1), "machine_busy_cores": round(busy / report.HZ / dt, 2) if dt > 0 else None}
-    for r, t in sorted(per.items()):
-        res[r + "_cores"] = round(t / report.HZ / dt, 2) if dt > 0 else None
-    return res
-
-
-def service_pids(state_run):
-    named = {}
-    for f in os.listdir(state_run):
-        if f.endswith(".pid") and (f.startswith("dialer") or f.startswith("ingest") or f.startswith("scheduler")):
-            pid = read_pid(os.path.join(state_run, f))
-            if pid:
-                named[pid] = f[:-4].split("-")[0]
-    return named
+    """Cores used between two report.snapshot()s by role: named {pid: role}
+    and the services of OB_LOCAL_RUN's pid files, postgres and kafka
+    (process trees), bench (this script's tree), the rest of the machine."""
+    role = {pid: name.split("-")[0] for name, pid in report.pid_files(os.environ["OB_LOCAL_RUN"]).items()
+            if name.startswith(("dialer", "ingest", "scheduler"))}
+    role.update(named)
+    return report.cpu_split(a, b, report.roles(b[2], pg, kafka, bench, "bench", role), top=False)
 
 
 def cmd_events(dsn, kafka, topic, parts, limit_s, out, bench, pg, kafka_pid):
     limit_s = float(limit_s)
-    run_dir = os.path.join(os.environ["OB_LOCAL_RUN"])
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     samples, reason = [], "time limit"
-    t0 = time.monotonic()
-    nxt = t0
-    cpu0 = cpu_snapshot()
+    cpu0 = report.snapshot()
     last_move = None
-    while True:
-        now = time.monotonic()
-        rows = psql_val(dsn, "SELECT count(*) FROM call_events")
+    for t in report.every(1.0, limit_s, report.stop_flag()):
+        rows = report.psql_ints(dsn, "SELECT count(*) FROM call_events", timeout=10)
         end = topic_end(kafka, topic, parts)
-        s = {"t": round(now - t0, 2), "rows": rows[0] if rows else None, "offsets": end}
+        s = {"t": round(t, 2), "rows": rows[0] if rows else None, "offsets": end}
         if samples and (s["rows"] != samples[-1]["rows"] or s["offsets"] != samples[-1]["offsets"]):
-            last_move = now
+            last_move = t
         samples.append(s)
-        if last_move is not None and now - last_move >= 5:
+        if last_move is not None and t - last_move >= 5:
             reason = "quiet for 5 s"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 1.0
-        time.sleep(max(0.0, nxt - time.monotonic()))
-    cpu = cpu_split(cpu0, cpu_snapshot(), service_pids(run_dir), int(bench), int(pg), int(kafka_pid))
+    cpu = cpu_split(cpu0, report.snapshot(), {}, int(bench), int(pg), int(kafka_pid))
     dump({"end_reason": reason, "limit_s": limit_s, "samples": samples, "cpu": cpu}, out)
 
 
 def cmd_webhooks(urls, dsn, expected, limit_s, out, bench, pg, kafka_pid, receiver):
     expected, limit_s = int(expected), float(limit_s)
-    run_dir = os.environ["OB_LOCAL_RUN"]
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     samples, reason = [], "time limit"
-    t0 = time.monotonic()
-    nxt = t0
-    cpu0 = cpu_snapshot()
-    last_move = t0
-    while True:
-        now = time.monotonic()
+    cpu0 = report.snapshot()
+    last_move = 0.0
+    for t in report.every(1.0, limit_s, report.stop_flag()):
         delivered = created = failed = 0
         for u in urls.split(","):
-            m = scrape(u) or {}
+            m = report.scrape(u) or {}
             delivered += m.get('outbound_webhook_deliveries_total{outcome="delivered"}', 0)
             created += m.get("outbound_webhook_deliveries_created_total", 0)
             failed += m.get('outbound_webhook_tries_total{outcome="failed"}', 0)
-        rows = psql_val(dsn, "SELECT count(*), count(*) FILTER (WHERE state = 'delivered') FROM webhook_deliveries")
-        s = {"t": round(now - t0, 2), "delivered": delivered, "created": created, "tries_failed": failed,
+        rows = report.psql_ints(dsn, "SELECT count(*), count(*) FILTER (WHERE state = 'delivered') FROM webhook_deliveries",
+                                timeout=10)
+        s = {"t": round(t, 2), "delivered": delivered, "created": created, "tries_failed": failed,
              "rows": rows[0] if rows else None, "rows_delivered": rows[1] if rows else None,
-             "receiver_ticks": proc_ticks(int(receiver))}
+             "receiver_ticks": report.proc_ticks(int(receiver))}
         if samples and (s["delivered"] != samples[-1]["delivered"] or s["rows"] != samples[-1]["rows"]):
-            last_move = now
+            last_move = t
         samples.append(s)
         if delivered >= expected and (s["rows_delivered"] or 0) >= expected:
             reason = "all delivered"
             break
-        if now - last_move >= 10:
+        if t - last_move >= 10:
             reason = "nothing moved for 10 s"
             break
-        if now - t0 >= limit_s or stop:
-            break
-        nxt += 1.0
-        time.sleep(max(0.0, nxt - time.monotonic()))
-    named = service_pids(run_dir)
-    named[int(receiver)] = "receiver"
-    cpu = cpu_split(cpu0, cpu_snapshot(), named, int(bench), int(pg), int(kafka_pid))
+    cpu = cpu_split(cpu0, report.snapshot(), {int(receiver): "receiver"}, int(bench), int(pg), int(kafka_pid))
     dump({"end_reason": reason, "expected": expected, "limit_s": limit_s, "samples": samples, "cpu": cpu}, out)
 
 
 # ------------------------------------------------------------ results
-def busy_rate(samples, key):
-    """Rate of samples[key] over its busy period (first to last sample
-    where it grew), and the best 1-second rate."""
-    pts = [(s["t"], s[key]) for s in samples if s.get(key) is not None]
-    if len(pts) < 2:
-        return None
-    grew = [i for i in range(1, len(pts)) if pts[i][1] > pts[i - 1][1]]
-    if not grew:
-        return {"total": 0, "per_s": 0, "seconds": 0, "best_1s": 0}
-    a, b = grew[0] - 1, grew[-1]
-    best = max((pts[i][1] - pts[i - 1][1]) / (pts[i][0] - pts[i - 1][0]) for i in grew if pts[i][0] > pts[i - 1][0])
-    secs = pts[b][0] - pts[a][0]
-    total = pts[b][1] - pts[a][1]
-    res = {"total": total, "seconds": round(secs, 1), "per_s": round(total / secs, 1) if secs > 0 else None, "best_1s": round(best, 1)}
-    res["sustained_per_s"] = sustained_rate(pts[a:b + 1])
-    return res
-
-
-def sustained_rate(pts):
-    """Rate between the samples where 10% and 90% of the busy period's
-    growth was reached (interpolated): the running rate, without the
-    start-up (consumers joining, first fetches) and the last stragglers."""
-    base, total = pts[0][1], pts[-1][1] - pts[0][1]
-    if total <= 0 or len(pts) < 3:
-        return None
-
-    def when(frac):
-        goal = base + frac * total
-        for (t0, v0), (t1, v1) in zip(pts, pts[1:]):
-            if v1 >= goal:
-                return t0 + (t1 - t0) * ((goal - v0) / (v1 - v0) if v1 > v0 else 0)
-        return pts[-1][0]
-
-    t10, t90 = when(0.1), when(0.9)
-    return round(0.8 * total / (t90 - t10), 1) if t90 > t10 else None
-
-
 def inflight_phase(work):
     w = load(f"{work}/inflight.watch.json")
     if not w:
@@ -465,7 +255,7 @@ def events_phase(work):
         return None
     s = w["samples"]
     res = {"end_reason": w["end_reason"], "queued": load(f"{work}/events.batch.json", {}),
-           "postgres": busy_rate(s, "rows"), "kafka": busy_rate(s, "offsets"), "cpu": w.get("cpu"),
+           "postgres": report.busy_rate(s, "rows"), "kafka": report.busy_rate(s, "offsets"), "cpu": w.get("cpu"),
            "by_type": load(f"{work}/events.types.json"), "completed": load(f"{work}/events.completed.json")}
     res["samples"] = [[x["t"], x["rows"], x["offsets"]] for x in s]
     return res
@@ -477,7 +267,8 @@ def webhooks_phase(work):
         return None
     s = w["samples"]
     res = {"end_reason": w["end_reason"], "expected": w["expected"], "queued": load(f"{work}/webhooks.batch.json", {}),
-           "metric": busy_rate(s, "delivered"), "rows": busy_rate(s, "rows_delivered"), "created": busy_rate(s, "created"),
+           "metric": report.busy_rate(s, "delivered"), "rows": report.busy_rate(s, "rows_delivered"),
+           "created": report.busy_rate(s, "created"),
            "receiver": load(f"{work}/receiver.json"), "cpu": w.get("cpu")}
     if s:
         res["delivered"] = s[-1]["delivered"]
@@ -490,27 +281,10 @@ def webhooks_phase(work):
 
 
 def cmd_assemble(work, params_path, out):
-    params = load(params_path, {})
-    res = {"date": params.get("date") or datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": report.machine_info(), "targets": TARGETS}
-    res.update(params)
+    res = report.results_head(load(params_path, {}), TARGETS)
     res["phases"] = {"inflight": inflight_phase(work), "events": events_phase(work), "webhooks": webhooks_phase(work)}
     res["limits"] = report.limits(work)  # issue 8: raw produce and COPY of the events
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(out + ".tmp", out)
-
-
-def verdict(ok, quick):
-    if quick:
-        return "n/a (quick run)"
-    return "met" if ok else "MISSED"
-
-
-def n(x, fmt="{:,.0f}"):
-    return "-" if x is None else fmt.format(x)
+    report.write_results(out, res)
 
 
 def cores_text(cpu, keys):
@@ -566,28 +340,16 @@ def rows(r):
     return out
 
 
-def md_table(header, body):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
 def cmd_table(path):
     r = load(path)
-    body = rows(r)
-    w = max(len(x[0]) for x in body) if body else 10
-    print()
-    print(f"dialer benchmark ({r.get('mode')} run, {r.get('date')}, {r['machine'].get('cores')} cores)")
-    for m, res, tgt, v in body:
-        print(f"  {m:<{w}}  {res}" + (f"  [target {tgt}: {v}]" if tgt else ""))
+    report.print_rows(f"dialer benchmark ({r.get('mode')} run, {r.get('date')}, {r['machine'].get('cores')} cores)", rows(r))
     print()
 
 
 def cmd_markdown(path, md_path):
     r = load(path)
     m, prm = r["machine"], r.get("params", {})
-    block = f"""{BEGIN}
-## Dialer
+    block = f"""## Dialer
 
 Measured with `make bench-dialer` (bench/dialer.sh) on {r.get('date')}, commit
 `{r.get('git_commit')}`{' (with uncommitted changes)' if r.get('git_dirty') else ''}, {m.get('cpu_model', 'unknown CPU')},
@@ -621,40 +383,11 @@ Settings: `BENCH_DIALER_INFLIGHT_CALLS`, `BENCH_DIALER_INFLIGHT_CHANNELS`,
 phase), `BENCH_QUIET_TIMEOUT`, `BENCH_DIALER_PHASES` (a subset of `inflight events webhooks`; such a run
 leaves this block alone), `BENCH_KEEP_STACK=1`; `OB_WEBHOOK_*` and `OB_KAFKA_*`
 settings reach the dialers. `bench/dialer.sh --quick` is a smoke run with
-small sizes that leaves this file alone.
-{END}"""
-    try:
-        with open(md_path) as f:
-            doc = f.read()
-    except OSError:
-        doc = "# Benchmarks\n"
-    i = doc.find(BEGIN_PREFIX)
-    j = doc.find(END)
-    if i >= 0 and j > i:
-        doc = doc[:i] + block + doc[j + len(END):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    with open(md_path + ".tmp", "w") as f:
-        f.write(doc)
-    os.replace(md_path + ".tmp", md_path)
-
-
-def main(argv):
-    cmds = {
-        "batch": (cmd_batch, 7),
-        "receiver": (cmd_receiver, 2),
-        "inflight": (cmd_inflight, 5),
-        "events": (cmd_events, 9),
-        "webhooks": (cmd_webhooks, 9),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }
-    if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
-        print(__doc__.strip(), file=sys.stderr)
-        return 64
-    return cmds[argv[1]][0](*argv[2:]) or 0
+small sizes that leaves this file alone."""
+    report.put_block(md_path, "dialer-bench", "rewritten by bench/dialer.sh; edit the script instead", block)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    cmds = {"batch": (cmd_batch, 7), "receiver": (cmd_receiver, 2), "inflight": (cmd_inflight, 5),
+            "events": (cmd_events, 9), "webhooks": (cmd_webhooks, 9)}
+    sys.exit(report.main(__doc__, cmds, sys.argv, (cmd_assemble, cmd_table, cmd_markdown)))

@@ -1,25 +1,18 @@
 #!/usr/bin/python3
-"""Helpers of bench/run.sh: CPU accounting, waiting for a quiet machine, and
-the results (bench/results/<timestamp>.json, the table, BENCHMARKS.md).
+"""What the benchmarks' report scripts share (bench/ingest_report.py,
+bench/scheduler_report.py, bench/dialer_report.py, bench/stages.py,
+bench/summary.py): the CPU and memory of processes, batch posting, the
+command line, the results documents, rates and distributions, tables, and
+rewriting a block of BENCHMARKS.md. Each of them keeps only its own phases,
+rows and subcommands.
 
-    report.py watch OUT BENCH_PID INGEST_PID KAFKA_PID PG_PID
-        until SIGTERM, samples the CPU of every process twice a second and
-        then writes the cores used by ingest, the bench's Kafka, its Postgres
-        (and children), the clients (run.sh's descendants) and everything
-        else on the machine, so a phase can be split into who used the cores.
     report.py quiet MAX_BUSY_CORES TIMEOUT_S
         waits until the machine uses less than MAX_BUSY_CORES (measured over
         2 s) or TIMEOUT_S passed; prints {"busy_cores":..,"waited_s":..}.
-    report.py assemble WORK PARAMS_JSON OUT_JSON
-        reads what run.sh left in WORK and writes the results document.
-    report.py table RESULTS_JSON
-        prints the results table.
-    report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites BENCHMARKS.md from the results, keeping its hand-written
-        notes (between the "notes" markers), make bench's summary and the
-        scheduler and dialer benchmarks' blocks (bench/summary.py's,
-        bench/scheduler.sh's and bench/dialer.sh's, between their markers)
-        as they are.
+        Every bench script calls it before each phase.
+
+Every benchmark's report script (ingest_report.py, scheduler_report.py,
+dialer_report.py) has the results subcommands of main's results argument:
 """
 import datetime
 import glob
@@ -27,35 +20,73 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 HZ = os.sysconf("SC_CLK_TCK")
-NOTES_BEGIN = "<!-- notes:begin (kept when bench/run.sh rewrites this file) -->"
-NOTES_END = "<!-- notes:end -->"
-SCHEDULER_BEGIN = "<!-- scheduler-bench:begin"
-SCHEDULER_END = "<!-- scheduler-bench:end -->"
-DIALER_BEGIN = "<!-- dialer-bench:begin"
-DIALER_END = "<!-- dialer-bench:end -->"
-SUMMARY_BEGIN = "<!-- summary:begin"
-SUMMARY_END = "<!-- summary:end -->"
-
-TARGETS = {
-    "single_rps": 10000,
-    "single_p99_ms": 20,
-    "batch_calls_per_s": 100000,
-    "csv_s": 15,
-    "csv_peak_mb": 200,
-}
+RESULTS_USAGE = """
+    {0} assemble WORK PARAMS_JSON OUT_JSON
+        reads what the bench script left in WORK and writes the results document.
+    {0} table RESULTS_JSON
+        prints the results table.
+    {0} markdown RESULTS_JSON BENCHMARKS_MD
+        rewrites the benchmark's part of BENCHMARKS.md from the results.
+"""
 
 
-# ---------------------------------------------------------------- CPU usage
+# ---------------------------------------------------------------- command line
+def main(doc, cmds, argv, results=None):
+    """Runs the subcommand argv[1] of cmds (name -> (function, how many
+    arguments: a number or a tuple of the numbers allowed)) with argv[2:]
+    and returns its exit code (None: 0); a wrong name or count prints doc to
+    stderr and returns 64. results, the functions (assemble, table,
+    markdown) of a benchmark, adds those subcommands and their usage."""
+    if results:
+        cmds = dict(cmds, assemble=(results[0], 3), table=(results[1], 1), markdown=(results[2], 2))
+        doc = doc.rstrip() + "\n" + RESULTS_USAGE.format(os.path.basename(argv[0]))
+    fn, counts = cmds.get(argv[1], (None, ())) if len(argv) > 1 else (None, ())
+    if fn is None or len(argv) - 2 not in (counts if isinstance(counts, tuple) else (counts,)):
+        print(doc.strip(), file=sys.stderr)
+        return 64
+    return fn(*argv[2:]) or 0
+
+
+def every(interval, limit_s, stop):
+    """Yields the seconds since it started, on a fixed schedule of interval
+    seconds, until (checked when the caller's loop comes back for more)
+    limit_s passed or stop is true: a sampler's loop."""
+    t0 = nxt = time.monotonic()
+    while True:
+        t = time.monotonic() - t0
+        yield t
+        if t >= limit_s or stop:
+            return
+        nxt += interval
+        time.sleep(max(0.0, nxt - time.monotonic()))
+
+
+def stop_flag():
+    """A list that SIGTERM appends to: the samplers' loops end when it is true."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    return stop
+
+
+# ---------------------------------------------------------------- processes
 def machine_ticks():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + v[4]  # idle + iowait
     return sum(v[:8]), idle  # user..steal (guest is inside user)
+
+
+def busy_ticks(m0, m1):
+    """The machine's busy ticks between two machine_ticks()."""
+    return (m1[0] - m1[1]) - (m0[0] - m0[1])
 
 
 def proc_table():
@@ -87,64 +118,109 @@ def descendants(table, roots):
     return seen
 
 
-def roles(table, bench, ingest, kafka, pg, me):
+def proc_ticks(pid):
+    """utime + stime of one process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2 :].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def vm_kb(pid):
+    """{"VmRSS": kB, "VmHWM": kB} of one process ({} when it is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                m = re.match(r"(VmRSS|VmHWM):\s+(\d+) kB", line)
+                if m:
+                    out[m.group(1)] = int(m.group(2))
+    except OSError:
+        pass
+    return out
+
+
+def read_pid(pidfile, alive=False):
+    """The pid in the first line of pidfile; with alive, None unless that
+    process is running (a stale file from an earlier run)."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.readline().strip())
+        if alive:
+            os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def pid_files(run_dir):
+    """name -> pid of every running process with a pid file in RUN_DIR."""
+    out = {}
+    for path in glob.glob(os.path.join(run_dir, "*.pid")):
+        pid = read_pid(path, alive=True)
+        if pid is not None:
+            out[os.path.basename(path)[:-4]] = pid
+    return out
+
+
+def roles(table, pg, kafka, bench, bench_role, named):
+    """pid -> role: Postgres's and Kafka's process trees, the bench's own
+    tree (bench_role, where neither), then named {pid: role} over all."""
     role = {}
     for p in descendants(table, [pg]):
         role[p] = "postgres"
     for p in descendants(table, [kafka]):
         role[p] = "kafka"
     for p in descendants(table, [bench]):
-        role.setdefault(p, "client")
-    role[ingest] = "ingest"
-    role[me] = "monitor"
+        role.setdefault(p, bench_role)
+    role.update(named)
     return role
 
 
-def cmd_watch(out, bench, ingest, kafka, pg):
-    """Samples every process's CPU every 0.5 s until SIGTERM, then writes the
-    cores each role used. Sampling catches processes that live for part of
-    the phase (another engineer's test run, say); only those shorter than a
-    sample, and the last moments of one that exits, are left in
-    short_lived_cores (the machine's total minus everything attributed)."""
-    import signal
+def tally(per, outside, before, table, role):
+    """Adds each process's ticks in table beyond before (pid -> ticks; 0 for
+    a pid not in it) to per[its role], and those of processes with no role
+    to outside[their name] as well."""
+    for p, (_, ticks, comm) in table.items():
+        d = ticks - before.get(p, 0)
+        if d <= 0:
+            continue
+        r = role.get(p, "outside")
+        per[r] = per.get(r, 0) + d
+        if r == "outside":
+            outside[comm] = outside.get(comm, 0) + d
 
-    bench, ingest, kafka, pg, me = int(bench), int(ingest), int(kafka), int(pg), os.getpid()
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    t0, m0 = time.time(), machine_ticks()
-    prev = {p: v[1] for p, v in proc_table().items()}  # alive at the start: only their growth counts
-    per, outside = {}, {}
-    while True:
-        last = bool(stop)
-        table = proc_table()
-        role = roles(table, bench, ingest, kafka, pg, me)
-        for p, (_, ticks, comm) in table.items():
-            d = ticks - prev.get(p, 0)
-            if d <= 0:
-                continue
-            r = role.get(p, "outside")
-            per[r] = per.get(r, 0) + d
-            if r == "outside":
-                outside[comm] = outside.get(comm, 0) + d
-        prev = {p: v[1] for p, v in table.items()}
-        if last:
-            break
-        for _ in range(5):
-            if stop:
-                break
-            time.sleep(0.1)
-    t1, m1 = time.time(), machine_ticks()
-    dt = t1 - t0
-    busy = (m1[0] - m1[1]) - (m0[0] - m0[1])
-    cores = lambda ticks: round(ticks / HZ / dt, 2)
-    res = {"seconds": round(dt, 2), "machine_busy_cores": cores(busy)}
-    for r in ("ingest", "kafka", "postgres", "client", "outside", "monitor"):
+
+def cores_doc(dt, busy, per, outside, order=None, seconds_digits=1, top=True):
+    """The CPU document of a phase of dt seconds: the machine's busy cores,
+    each role's (order, or all of per sorted) and, with top, the four
+    busiest names outside the bench."""
+    cores = lambda t: round(t / HZ / dt, 2) if dt > 0 else None  # noqa: E731
+    res = {"seconds": round(dt, seconds_digits), "machine_busy_cores": cores(busy)}
+    for r in order or sorted(per):
         res[r + "_cores"] = cores(per.get(r, 0))
-    res["short_lived_cores"] = cores(max(0, busy - sum(per.values())))
-    top = sorted(outside.items(), key=lambda kv: -kv[1])[:4]
-    res["outside_top"] = {k: cores(v) for k, v in top if cores(v) >= 0.02}
-    with open(out, "w") as f:
-        json.dump(res, f)
+    if top:
+        most = sorted(outside.items(), key=lambda kv: -kv[1])[:4]
+        res["outside_top"] = {k: cores(v) for k, v in most if (cores(v) or 0) >= 0.02}
+    return res
+
+
+def snapshot():
+    return (time.time(), machine_ticks(), proc_table())
+
+
+def cpu_split(a, b, role, order=None, same_name=False, top=True):
+    """cores_doc between two snapshot()s. A process that started after a
+    counts with all its ticks; with same_name, so does one whose name
+    changed (a reused pid); without, a name changed by exec is the same
+    process."""
+    before = {p: v[1] for p, v in a[2].items() if not same_name or b[2].get(p, (0, 0, v[2]))[2] == v[2]}
+    per, outside = {}, {}
+    tally(per, outside, before, b[2], role)
+    return cores_doc(b[0] - a[0], busy_ticks(a[1], b[1]), per, outside, order, top=top)
 
 
 def cmd_quiet(max_busy, timeout):
@@ -154,17 +230,85 @@ def cmd_quiet(max_busy, timeout):
     # says how busy it was: the quick run has some 40 phases.
     window = 2.0 if timeout > 0 else 0.25
     while True:
-        t0, i0 = machine_ticks()
+        m0 = machine_ticks()
         time.sleep(window)
-        t1, i1 = machine_ticks()
-        busy = ((t1 - t0) - (i1 - i0)) / HZ / window
+        busy = busy_ticks(m0, machine_ticks()) / HZ / window
         waited = time.time() - start
         if busy < max_busy or waited >= timeout:
             print(json.dumps({"busy_cores": round(busy, 2), "waited_s": round(waited, 1)}))
             return
 
 
-# ------------------------------------------------------------ the results
+# ---------------------------------------------------------------- the stack
+def scrape(url):
+    """A Prometheus text page as {name or name{labels}: integer value}."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    vals = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+(?:\{[^}]*\})?) (-?\d+)$", line)
+        if m:
+            vals[m.group(1)] = int(m.group(2))
+    return vals
+
+
+def psql_ints(dsn, sql, timeout=None):
+    """The integers of the one row SQL answers, None when it fails."""
+    try:
+        r = subprocess.run(["psql", dsn, "-qAtc", sql], capture_output=True, text=True, timeout=timeout)
+        return [int(x) for x in r.stdout.split("|")] if r.returncode == 0 and r.stdout.strip() else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def post_all(urls, reqs, key, lanes, timeout):
+    """POSTs every (path, JSON body) of reqs with the bearer key: lane k of
+    lanes keep-alive connections, to urls[k % len(urls)], sends reqs[k::lanes].
+    Returns {"accepted", "rejected", "statuses"} summed over the answers
+    (status 0: no answer)."""
+    import http.client
+    import urllib.parse
+
+    res = {"accepted": 0, "rejected": 0, "statuses": {}}
+    lock = threading.Lock()
+
+    def lane(k):
+        u = urllib.parse.urlsplit(urls[k % len(urls)])
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        for path, body in reqs[k::lanes]:
+            try:
+                conn.request("POST", path, body=body,
+                             headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+                r = conn.getresponse()
+                status, data = r.status, json.loads(r.read() or b"{}")
+            except (OSError, ValueError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+                status, data = 0, {}
+            with lock:
+                res["statuses"][str(status)] = res["statuses"].get(str(status), 0) + 1
+                res["accepted"] += int(data.get("accepted", 0))
+                res["rejected"] += int(data.get("rejected", 0))
+        conn.close()
+
+    run_lanes(lane, lanes)
+    return res
+
+
+def run_lanes(lane, count):
+    """Runs lane(0) .. lane(count - 1), each in a thread of its own, and
+    returns when all have."""
+    threads = [threading.Thread(target=lane, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+# ---------------------------------------------------------------- documents
 def load(path, default=None):
     try:
         with open(path) as f:
@@ -173,139 +317,36 @@ def load(path, default=None):
         return default
 
 
-def read_offsets(path):
-    """Sum of the partitions' end offsets from `kcat -Q` output."""
-    total = 0
-    try:
-        with open(path) as f:
-            for line in f:
-                m = re.search(r"offset (-?\d+)", line)
-                if m and int(m.group(1)) >= 0:
-                    total += int(m.group(1))
-    except OSError:
-        return None
-    return total
+def write_text(path, text):
+    """Writes path whole or not at all (a rename)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
-def phase_common(work, name):
-    res = {}
-    cpu = load(f"{work}/{name}.cpu")
-    if cpu:
-        res["cpu"] = cpu
-    o0, o1 = read_offsets(f"{work}/{name}.offsets.before"), read_offsets(f"{work}/{name}.offsets.after")
-    if o0 is not None and o1 is not None:
-        res["kafka_messages_added"] = o1 - o0
-    q = load(f"{work}/{name}.quiet")
-    if q:
-        res["quiet_before"] = q
-    return res
+def dump(obj, out):
+    """A work file: one line of JSON."""
+    write_text(out, json.dumps(obj))
 
 
-def single_phase(work, name):
-    w = load(f"{work}/{name}.wrk.json")
-    if not w:
-        return None
-    res = phase_common(work, name)
-    dur = w["duration_us"] / 1e6
-    ok = sum(n for s, n in w["statuses"].items() if 200 <= int(s) < 300)
-    non2xx = {s: n for s, n in w["statuses"].items() if not 200 <= int(s) < 300}
-    res.update(
-        {
-            "requests": w["requests"],
-            "duration_s": round(dur, 2),
-            "requests_per_s": round(w["requests"] / dur, 1),
-            "accepted_per_s": round(ok / dur, 1),
-            "accepted": ok,
-            "latency_ms": {k: round(v / 1000, 2) for k, v in w["latency_us"].items()},
-            "statuses": w["statuses"],
-            "non_2xx": non2xx,
-            "non_2xx_total": sum(non2xx.values()),
-            "non_2xx_only_429_503": all(s in ("429", "503") for s in non2xx),
-            "socket_errors": w["socket_errors"],
-        }
-    )
-    # wrk stops with requests in flight: those may still be queued after it
-    # has given up on them, so Kafka may hold up to one per connection more.
-    if "kafka_messages_added" in res:
-        res["durable_check"] = res["kafka_messages_added"] >= ok
-    return res
+def write_results(out, res):
+    """A results document: indented JSON, its folder made when missing."""
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    write_text(out, json.dumps(res, indent=2) + "\n")
 
 
-def batch_phase(work, name):
-    lines = []
-    for path in sorted(glob.glob(f"{work}/{name}.c*.txt")):
-        with open(path) as f:
-            lines += [ln.split() for ln in f if ln.strip()]
-    if not lines:
-        return None
-    res = phase_common(work, name)
-    t = load(f"{work}/{name}.wall")
-    wall = t["end"] - t["start"]
-    accepted = rejected = 0
-    codes = {}
-    times = []
-    for client, req, code, total in lines:
-        codes[code] = codes.get(code, 0) + 1
-        times.append(float(total))
-        body = load(f"{work}/{name}.c{client}.r{req}.json", {})
-        accepted += int(body.get("accepted") or 0)
-        rejected += int(body.get("rejected") or 0)
-    times.sort()
-    res.update(
-        {
-            "clients": t["clients"],
-            "requests": len(lines),
-            "calls_per_request": t["calls_per_request"],
-            "wall_s": round(wall, 2),
-            "accepted": accepted,
-            "rejected": rejected,
-            "statuses": codes,
-            "calls_per_s": round(accepted / wall, 1) if wall > 0 else None,
-            "request_s": {
-                "min": round(times[0], 3),
-                "median": round(times[len(times) // 2], 3),
-                "max": round(times[-1], 3),
-            },
-        }
-    )
-    if "kafka_messages_added" in res:
-        res["durable_check"] = res["kafka_messages_added"] == accepted
-    return res
-
-
-def csv_phase(work):
-    body = load(f"{work}/csv.response.json")
-    try:
-        with open(f"{work}/csv.curl.txt") as f:
-            code, total, size = f.read().split()[:3]
-    except (OSError, ValueError):
-        return None
-    res = phase_common(work, "csv")
-    vm = load(f"{work}/csv.vm", {})
-    samples = []
-    try:
-        with open(f"{work}/csv.rss") as f:
-            samples = [int(x) for x in f.read().split()]
-    except (OSError, ValueError):
-        pass
-    body = body or {}
-    res.update(
-        {
-            "rows": vm.get("rows"),
-            "file_mb": round(int(size) / 1e6, 1),
-            "status": int(code),
-            "seconds": round(float(total), 2),
-            "rows_per_s": round(int(body.get("queued") or 0) / float(total), 1) if float(total) else None,
-            "answer": {k: body.get(k) for k in ("status", "rows", "queued", "rejected")},
-            "vm_kb": vm,
-            "rss_samples_max_kb": max(samples) if samples else None,
-        }
-    )
-    if vm.get("hwm_after_kb"):
-        res["peak_rss_mb"] = round(vm["hwm_after_kb"] / 1024, 1)
-        res["peak_rss_growth_mb"] = round((vm["hwm_after_kb"] - vm.get("rss_before_kb", 0)) / 1024, 1)
-    if "kafka_messages_added" in res:
-        res["durable_check"] = res["kafka_messages_added"] == (body.get("queued") or 0)
+def results_head(params, targets, with_versions=False):
+    """The start of a results document: date, machine, [versions,] targets,
+    then the bench script's params.json."""
+    res = {
+        "date": params.get("date") or datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+    }
+    if with_versions:
+        res["versions"] = versions()
+    res["targets"] = targets
+    res.update(params)
     return res
 
 
@@ -360,343 +401,135 @@ def versions():
     return v
 
 
-def cmd_assemble(work, params_path, out):
-    params = load(params_path)
-    res = {
-        "date": params.get("date") or datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "versions": versions(),
-        "targets": TARGETS,
+# ---------------------------------------------------------------- figures
+def pct(sorted_vals, q):
+    """Nearest-rank percentile of an ascending list (q in 0..100)."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(-(-q * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[k]
+
+
+def dist(vals):
+    v = sorted(vals)
+    if not v:
+        return None
+    r = lambda x: round(x, 1)  # noqa: E731
+    return {
+        "n": len(v),
+        "min": r(v[0]),
+        "p50": r(pct(v, 50)),
+        "p90": r(pct(v, 90)),
+        "p99": r(pct(v, 99)),
+        "max": r(v[-1]),
+        "mean": r(sum(v) / len(v)),
     }
-    res.update(params)
-    phases = {name: single_phase(work, name) for name in ("single", "single_load", "single_limit")}
-    for name in ("batch_sequential", "batch_concurrent"):
-        phases[name] = batch_phase(work, name)
-    phases["csv"] = csv_phase(work)
-    phases["batch_limit"] = phase_common(work, "batch_limit") or None
-    res["phases"] = phases
-    res["limits"] = limits(work)
-    hwm_end = load(f"{work}/end.vm")
-    if hwm_end:
-        res["ingest_vm_at_end_kb"] = hwm_end
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(out + ".tmp", out)
 
 
-# -------------------------------------------------------------- the table
-def verdict(ok):
+def busy_rate(samples, key):
+    """Rate of samples[key] over its busy period (first to last sample
+    where it grew), and the best 1-second rate."""
+    pts = [(s["t"], s[key]) for s in samples if s.get(key) is not None]
+    if len(pts) < 2:
+        return None
+    grew = [i for i in range(1, len(pts)) if pts[i][1] > pts[i - 1][1]]
+    if not grew:
+        return {"total": 0, "per_s": 0, "seconds": 0, "best_1s": 0}
+    a, b = grew[0] - 1, grew[-1]
+    best = max((pts[i][1] - pts[i - 1][1]) / (pts[i][0] - pts[i - 1][0]) for i in grew if pts[i][0] > pts[i - 1][0])
+    secs = pts[b][0] - pts[a][0]
+    total = pts[b][1] - pts[a][1]
+    res = {"total": total, "seconds": round(secs, 1), "per_s": round(total / secs, 1) if secs > 0 else None, "best_1s": round(best, 1)}
+    res["sustained_per_s"] = sustained_rate(pts[a:b + 1])
+    return res
+
+
+def sustained_rate(pts):
+    """Rate between the samples where 10% and 90% of the busy period's
+    growth was reached (interpolated): the running rate, without the
+    start-up (consumers joining, first fetches) and the last stragglers."""
+    base, total = pts[0][1], pts[-1][1] - pts[0][1]
+    if total <= 0 or len(pts) < 3:
+        return None
+
+    def when(frac):
+        goal = base + frac * total
+        for (t0, v0), (t1, v1) in zip(pts, pts[1:]):
+            if v1 >= goal:
+                return t0 + (t1 - t0) * ((goal - v0) / (v1 - v0) if v1 > v0 else 0)
+        return pts[-1][0]
+
+    t10, t90 = when(0.1), when(0.9)
+    return round(0.8 * total / (t90 - t10), 1) if t90 > t10 else None
+
+
+# ---------------------------------------------------------------- tables
+def n(x, spec="{:,.0f}"):
+    """A figure for a table, "-" when it was not measured."""
+    return "-" if x is None else spec.format(x)
+
+
+def verdict(ok, quick=False):
+    if quick:
+        return "n/a (quick run)"
     return "met" if ok else "MISSED"
-
-
-def rows(r):
-    """(measure, result, target, verdict) rows of the table. A quick run's
-    sizes are too small to hold against the targets: no verdicts."""
-    p = r["phases"]
-    out = []
-    if r.get("mode") == "quick":
-        return [row[:3] + ("n/a (quick run)",) for row in rows(dict(r, mode="full"))]
-    sp = r.get("params", {}).get("single", {})
-    for name, conns in (("single", sp.get("connections")), ("single_load", sp.get("load_connections"))):
-        s = p.get(name)
-        if not s:
-            continue
-        lat = s["latency_ms"]
-        rps_ok = s["requests_per_s"] >= TARGETS["single_rps"]
-        p99_ok = lat["p99"] < TARGETS["single_p99_ms"]
-        what = f"single call, {conns} connections"
-        if name == "single":
-            # Saturation: the throughput target; its p99 is reported, and
-            # held against the target only by the lighter run below.
-            out.append(
-                (
-                    f"{what} (saturation): requests/s",
-                    f"{s['requests_per_s']:,.0f} ({s['accepted']:,} accepted in {s['duration_s']} s)",
-                    f">= {TARGETS['single_rps']:,}",
-                    verdict(rps_ok),
-                )
-            )
-            out.append(
-                (
-                    f"{what} (saturation): latency p50 / p99",
-                    f"{lat['p50']:.1f} ms / {lat['p99']:.1f} ms",
-                    "(reported)",
-                    "-",
-                )
-            )
-        else:
-            out.append(
-                (
-                    f"{what}: requests/s, latency p50 / p99",
-                    f"{s['requests_per_s']:,.0f}/s; {lat['p50']:.1f} ms / {lat['p99']:.1f} ms",
-                    f">= {TARGETS['single_rps']:,}/s with p99 < {TARGETS['single_p99_ms']} ms",
-                    verdict(rps_ok and p99_ok),
-                )
-            )
-        non = ", ".join(f"{k}: {v}" for k, v in sorted(s["non_2xx"].items())) or "none"
-        sock = sum(s["socket_errors"].values())
-        out.append(
-            (
-                f"{what}: non-2xx answers",
-                f"{s['non_2xx_total']} ({non}); socket errors {sock}",
-                "0, or 429/503 only",
-                verdict(s["non_2xx_only_429_503"] and sock == 0),
-            )
-        )
-    best = None
-    for name, label in (("batch_sequential", "sequential"), ("batch_concurrent", "concurrent")):
-        b = p.get(name)
-        if not b:
-            continue
-        codes = ", ".join(f"{k}: {v}" for k, v in sorted(b["statuses"].items()))
-        out.append(
-            (
-                f"batch, {b['clients']} client{'s' if b['clients'] > 1 else ''} ({label}): calls/s",
-                f"{b['calls_per_s']:,.0f} ({b['accepted']:,} calls in {b['requests']} x "
-                f"{b['calls_per_request']:,}, {b['wall_s']} s; answers {codes})",
-                f">= {TARGETS['batch_calls_per_s']:,}",
-                verdict(b["calls_per_s"] >= TARGETS["batch_calls_per_s"]),
-            )
-        )
-        if best is None or b["calls_per_s"] > best["calls_per_s"]:
-            best = b
-    if best:
-        out.append(
-            (
-                "batch: best calls/s",
-                f"{best['calls_per_s']:,.0f} ({best['clients']} client{'s' if best['clients'] > 1 else ''})",
-                f">= {TARGETS['batch_calls_per_s']:,}",
-                verdict(best["calls_per_s"] >= TARGETS["batch_calls_per_s"]),
-            )
-        )
-    c = p.get("csv")
-    if c:
-        a = c["answer"]
-        out.append(
-            (
-                f"CSV upload of {c['rows']:,} rows ({c['file_mb']} MB): time",
-                f"{c['seconds']} s ({a.get('queued') or 0:,} queued, {a.get('rejected') or 0} rejected, "
-                f"HTTP {c['status']})",
-                f"< {TARGETS['csv_s']} s",
-                verdict(200 <= c["status"] < 300 and c["seconds"] < TARGETS["csv_s"]
-                        and (a.get("queued") or 0) == c["rows"]),
-            )
-        )
-        if "peak_rss_mb" in c:
-            vm = c["vm_kb"]
-            out.append(
-                (
-                    "CSV upload: ingest peak RSS (VmHWM)",
-                    f"{c['peak_rss_mb']} MB (RSS before {vm.get('rss_before_kb', 0) / 1024:.1f} MB, "
-                    f"+{c['peak_rss_growth_mb']} MB; lifetime peak before the upload "
-                    f"{vm.get('hwm_before_kb', 0) / 1024:.1f} MB)",
-                    f"< {TARGETS['csv_peak_mb']} MB",
-                    verdict(c["peak_rss_mb"] < TARGETS["csv_peak_mb"]),
-                )
-            )
-    return out
-
-
-def cpu_rows(r):
-    out = []
-    for name, label in (
-        ("single", "single call, saturation"),
-        ("single_load", "single call, lighter load"),
-        ("batch_sequential", "batch, sequential"),
-        ("batch_concurrent", "batch, concurrent"),
-        ("csv", "CSV upload"),
-    ):
-        ph = r["phases"].get(name)
-        if not ph or not ph.get("cpu"):
-            continue
-        c = ph["cpu"]
-        other = ", ".join(f"{k} {v}" for k, v in c.get("outside_top", {}).items())
-        out.append(
-            (
-                label,
-                f"{c['machine_busy_cores']:.2f}",
-                f"{c['ingest_cores']:.2f}",
-                f"{c['kafka_cores']:.2f}",
-                f"{c['postgres_cores']:.2f}",
-                f"{c['client_cores'] + c.get('short_lived_cores', 0) + c.get('monitor_cores', 0):.2f}",
-                f"{c['outside_cores']:.2f}" + (f" ({other})" if other else ""),
-                "yes" if ph.get("durable_check") else ("no" if "durable_check" in ph else "?"),
-            )
-        )
-    return out
 
 
 def text_table(header, body):
     w = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    line = lambda r: "  ".join(str(x).ljust(n) for x, n in zip(r, w)).rstrip()
+    line = lambda r: "  ".join(str(x).ljust(n) for x, n in zip(r, w)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * n for n in w])] + [line(r) for r in body])
 
 
 def md_table(header, body):
-    esc = lambda x: str(x).replace("|", "\\|")
+    esc = lambda x: str(x).replace("|", "\\|")  # noqa: E731
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(esc(x) for x in r) + " |" for r in body]
     return "\n".join(out)
 
 
-MAIN_HEADER = ("measure", "result", "target", "verdict")
-CPU_HEADER = ("phase", "machine busy", "ingest", "kafka", "postgres", "clients (wrk, curl)",
-              "outside the bench", "Kafka holds every accepted call")
+def print_rows(title, body):
+    """(measure, result, target, verdict) rows as indented lines under a title."""
+    w = max(len(x[0]) for x in body) if body else 10
+    print()
+    print(title)
+    for m, res, tgt, v in body:
+        print(f"  {m:<{w}}  {res}" + (f"  [target {tgt}: {v}]" if tgt else ""))
 
 
-def cmd_table(path):
-    r = load(path)
-    m = r["machine"]
-    print()
-    print(f"ingest benchmark ({r['mode']}), {r['date']}, {m['cores']} cores "
-          f"{m.get('cpu_model', '')}, {m['memory_gib']} GiB")
-    print()
-    print(text_table(MAIN_HEADER, rows(r)))
-    print()
-    print("CPU during each phase, in cores (of " + str(m["cores"]) + "):")
-    print(text_table(CPU_HEADER, cpu_rows(r)))
-    print()
-    print(f"raw results: {os.path.relpath(path)}")
+# ---------------------------------------------------------------- BENCHMARKS.md
+def block_markers(name):
+    """The begin marker's start and the end marker of a block of BENCHMARKS.md."""
+    return f"<!-- {name}:begin", f"<!-- {name}:end -->"
 
 
-def cmd_markdown(path, md_path):
-    r = load(path)
-    m, v, p = r["machine"], r["versions"], r["params"]
-    notes = scheduler_block = summary_block = ""
+def find_block(text, name):
+    """The block NAME of text, markers included ("" when absent)."""
+    begin, end = block_markers(name)
+    i, j = text.find(begin), text.find(end)
+    return text[i : j + len(end)] if i >= 0 and j > i else ""
+
+
+def put_block(md_path, name, note, body, first=False):
+    """Rewrites the block NAME of md_path (its begin marker saying note) to
+    body and leaves the rest alone; a missing block goes at the end or, with
+    first, before the first section."""
+    begin, end = block_markers(name)
+    block = f"{begin} ({note}) -->\n{body}\n{end}"
     try:
         with open(md_path) as f:
-            old = f.read()
-        i, j = old.find(NOTES_BEGIN), old.find(NOTES_END)
-        if i >= 0 and j > i:
-            notes = old[i + len(NOTES_BEGIN) : j].strip("\n")
-        # bench/scheduler.sh's and bench/dialer.sh's blocks are their own:
-        # kept as they are, at the end.
-        # make bench's summary (bench/summary.py) stays at the top.
-        i, j = old.find(SUMMARY_BEGIN), old.find(SUMMARY_END)
-        if i >= 0 and j > i:
-            summary_block = old[i : j + len(SUMMARY_END)] + "\n\n"
-        for begin, end in ((SCHEDULER_BEGIN, SCHEDULER_END), (DIALER_BEGIN, DIALER_END)):
-            i, j = old.find(begin), old.find(end)
-            if i >= 0 and j > i:
-                scheduler_block += "\n" + old[i : j + len(end)] + "\n"
+            text = f.read()
     except OSError:
-        pass
-    if not notes:
-        notes = "(No notes yet.)"
-    env = ", ".join(f"`{k}={val}`" for k, val in sorted(r.get("ingest_env", {}).items())) or "none (defaults)"
-    s = p.get("single", {})
-    b = p.get("batch", {})
-    c = p.get("csv", {})
-    doc = f"""# Benchmarks
-
-Every stage of outbound beside the limit of what it is built on, measured with
-`make bench` (bench/all.sh) in one run, then each benchmark's own block: ingest
-(bench/run.sh, `make bench-ingest`), the scheduler and the dialers. The blocks
-are rewritten by the scripts from `bench/results/*.json`; only the notes
-section is written by hand and kept.
-
-{summary_block}## Ingest API (bench/run.sh)
-
-### Machine and run
-
-| | |
-|---|---|
-| date | {r['date']} |
-| CPU | {m.get('cpu_model', 'unknown')}, {m['cores']} cores |
-| memory | {m['memory_gib']} GiB |
-| OS | Debian {m.get('debian', '?')}, Linux {m['kernel']} |
-| versions | wrk {v.get('wrk')}, Kafka {v.get('kafka')}, librdkafka {v.get('librdkafka1')}, libmicrohttpd {v.get('libmicrohttpd12')}, PostgreSQL {v.get('postgresql-15')} |
-| commit | `{r.get('git_commit', '?')}`{' (with uncommitted changes)' if r.get('git_dirty') else ''} |
-| stack | Kafka, PostgreSQL and ingest only (no scheduler, no dialers), `OB_LOCAL_PORT_BASE={r.get('port_base')}`, state in `.local-bench/` |
-| ingest settings | {env} |
-| raw results | `bench/results/{os.path.basename(path)}` (not committed) |
-
-All clients run on the same machine as the stack and share its cores.
-
-### Results
-
-{md_table(MAIN_HEADER, rows(r))}
-
-CPU used during each phase, in cores (of {m['cores']}). "outside the bench" is
-every other process on the machine (e.g. another stack or a test run);
-"Kafka holds every accepted call" compares the growth of the end offsets of
-`outbound.call-requests` with the calls the answers accepted.
-
-{md_table(CPU_HEADER, cpu_rows(r))}
-
-### Commands
-
-```sh
-make bench-ingest   # deps, build, then bench/run.sh: stack up, the three benchmarks and their limits, stack down
-bench/run.sh --quick  # the same with small sizes (a smoke run; BENCHMARKS.md untouched)
-```
-
-What bench/run.sh runs, once the bench stack (`OB_LOCAL_PORT_BASE={r.get('port_base')}
-OB_LOCAL_STATE=.local-bench`, `OB_LOCAL_SERVICES=ingest`) is up and seeded with
-the demo tenant (`$KEY`: its API key, `$DEP`: `00000000-0000-7000-8000-00000000d003`,
-`$API`: `http://127.0.0.1:{int(r.get('port_base', 23000)) + 80}`):
-
-```sh
-# single call: keep-alive, {s.get('duration_s')} s (after a {s.get('warmup_s')} s warm-up), with
-# {s.get('connections')} connections (saturation) and then {s.get('load_connections')} (the p99 target's load)
-BENCH_KEY=$KEY wrk -t{s.get('threads')} -c{s.get('connections')} -d{s.get('duration_s')}s --latency -s bench/wrk_queue.lua $API/api/v1/deployments/$DEP/calls
-BENCH_KEY=$KEY wrk -t{s.get('threads')} -c{s.get('load_connections')} -d{s.get('duration_s')}s --latency -s bench/wrk_queue.lua $API/api/v1/deployments/$DEP/calls
-
-# batch: {b.get('requests')} requests of {b.get('size'):,} calls per client, 1 client then {b.get('clients')} clients at once
-bench/gen.py batch {b.get('size')} batch.json
-curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -H 'Expect:' \\
-  --data-binary @batch.json "$API/api/v1/deployments/$DEP/calls:batch"
-
-# CSV upload of {c.get('rows'):,} rows; ingest's VmHWM is reset (echo 5 >/proc/PID/clear_refs)
-# just before, and read from /proc/PID/status after
-bench/gen.py csv {c.get('rows')} calls.csv
-curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: text/csv' -H 'Expect:' \\
-  --data-binary @calls.csv "$API/api/v1/deployments/$DEP/uploads"
-```
-
-Settings (environment or make variables): `BENCH_DURATION`, `BENCH_WARMUP`,
-`BENCH_CONNECTIONS`, `BENCH_LOAD_CONNECTIONS`, `BENCH_WRK_THREADS`, `BENCH_BATCH_SIZE`,
-`BENCH_BATCH_REQUESTS`, `BENCH_BATCH_CLIENTS`, `BENCH_CSV_ROWS`,
-`BENCH_QUIET_TIMEOUT`, `BENCH_PHASES` (a subset of `single batch csv`; such a
-run leaves this file alone), `BENCH_KEEP_STACK=1`. Any `OB_INGEST_*` or
-`OB_KAFKA_*` setting reaches ingest, e.g. `make bench OB_INGEST_THREADS=64
-OB_INGEST_PG_POOL=64` or `OB_KAFKA_LINGER_MS=0` (librdkafka's `linger.ms`).
-
-### Targets
-
-| measure | target |
-|---|---|
-| single call | >= {TARGETS['single_rps']:,} requests/s with p99 < {TARGETS['single_p99_ms']} ms |
-| batch | >= {TARGETS['batch_calls_per_s']:,} calls/s accepted durably |
-| CSV upload | 1,000,000 rows in < {TARGETS['csv_s']} s with < {TARGETS['csv_peak_mb']} MB peak memory |
-
-## Notes
-
-{NOTES_BEGIN}
-{notes}
-{NOTES_END}
-{scheduler_block}"""
-    with open(md_path + ".tmp", "w") as f:
-        f.write(doc)
-    os.replace(md_path + ".tmp", md_path)
-
-
-def main(argv):
-    cmds = {
-        "watch": (cmd_watch, 5),
-        "quiet": (cmd_quiet, 2),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }
-    if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
-        print(__doc__.strip(), file=sys.stderr)
-        return 64
-    cmds[argv[1]][0](*argv[2:])
-    return 0
+        text = "# Benchmarks\n"
+    i, j, k = text.find(begin), text.find(end), text.find("\n## ")
+    if i >= 0 and j > i:
+        text = text[:i] + block + text[j + len(end) :]
+    elif first and k >= 0:
+        text = text[: k + 1] + block + "\n\n" + text[k + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    write_text(md_path, text)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(__doc__, {"quiet": (cmd_quiet, 2)}, sys.argv))

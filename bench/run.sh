@@ -149,7 +149,7 @@ phase_begin() {
 	fi
 	"$py" "$here/report.py" quiet 0.3 "$quiet_timeout" >"$work/$1.quiet"
 	offsets "$work/$1.offsets.before"
-	"$py" "$here/report.py" watch "$work/$1.cpu" $$ "${2:-$ingest_pid}" "$kafka_pid" "$pg_pid" &
+	"$py" "$here/ingest_report.py" watch "$work/$1.cpu" $$ "${2:-$ingest_pid}" "$kafka_pid" "$pg_pid" &
 	watcher=$!
 	sleep 0.2 # its first sample
 }
@@ -313,9 +313,9 @@ cat >"$work/params.json" <<EOF
             "batch": {"size": $batch_size, "requests": $batch_requests, "clients": $batch_clients},
             "csv": {"rows": $csv_rows}}}
 EOF
-"$py" "$here/report.py" assemble "$work" "$work/params.json" "$results"
-"$py" "$here/report.py" table "$results"
+"$py" "$here/ingest_report.py" assemble "$work" "$work/params.json" "$results"
+"$py" "$here/ingest_report.py" table "$results"
 if ((write_doc)); then
-	"$py" "$here/report.py" markdown "$results" "$root/BENCHMARKS.md"
+	"$py" "$here/ingest_report.py" markdown "$results" "$root/BENCHMARKS.md"
 	ob_say "rewrote BENCHMARKS.md"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Helpers of bench/scheduler.sh (the scheduler benchmark): a paced client,
 the release-phase watcher, and the results (bench/results/scheduler-<ts>.json,
-the table, the scheduler block of BENCHMARKS.md).
+the table, the scheduler block of BENCHMARKS.md); what the benchmarks share
+is in bench/report.py.
 
     scheduler_report.py pace API KEY DEPLOYMENT N RATE OUT
         POSTs N single calls to the deployment at RATE calls/s (4 keep-alive
@@ -17,30 +18,22 @@ the table, the scheduler block of BENCHMARKS.md).
     scheduler_report.py sql NAME C_FILE
         prints the C string constant NAME (e.g. DUE_SQL) of C_FILE as SQL,
         so that the bench explains the queries the scheduler really runs.
-    scheduler_report.py assemble WORK PARAMS_JSON OUT_JSON
-    scheduler_report.py table RESULTS_JSON
-    scheduler_report.py markdown RESULTS_JSON BENCHMARKS_MD
-        rewrites only the block between the scheduler-bench markers of
-        BENCHMARKS.md (appended at the end when absent).
+
+And the results subcommands of bench/report.py: assemble, table and
+markdown, which rewrites only the block between the scheduler-bench markers
+of BENCHMARKS.md (appended at the end when absent).
 """
-import datetime
 import glob
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import report  # noqa: E402  (bench/report.py: CPU accounting, machine facts)
-
-BEGIN = "<!-- scheduler-bench:begin (rewritten by bench/scheduler.sh; edit the script instead) -->"
-BEGIN_PREFIX = "<!-- scheduler-bench:begin"
-END = "<!-- scheduler-bench:end -->"
+import report  # noqa: E402  (bench/report.py: what the benchmarks share)
+from report import load, md_table, n, verdict  # noqa: E402
 
 TARGETS = {
     "releases_per_s": 20000,
@@ -93,11 +86,7 @@ def cmd_pace(api, key, dep, n, rate, out):
             results[i] = (status, time.monotonic() - t0, call_id)
         conn.close()
 
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    report.run_lanes(lane, lanes)
     wall = time.monotonic() - start
     with open(out, "w") as f:
         for i, (status, secs, call_id) in enumerate(results):
@@ -107,58 +96,10 @@ def cmd_pace(api, key, dep, n, rate, out):
 
 
 # ------------------------------------------------------------ release watcher
-def vm_kb(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                m = re.match(r"(VmRSS|VmHWM):\s+(\d+) kB", line)
-                if m:
-                    out[m.group(1)] = int(m.group(2))
-    except OSError:
-        pass
-    return out
-
-
-def proc_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rindex(")") + 2 :].split()
-    return int(rest[11]) + int(rest[12])
-
-
-def scrape(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    vals = {}
-    for line in text.splitlines():
-        m = re.match(r"^([a-z_]+) (-?\d+)$", line)
-        if m:
-            vals[m.group(1)] = int(m.group(2))
-    return vals
-
-
-def read_pid(pidfile):
-    try:
-        with open(pidfile) as f:
-            pid = int(f.readline().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
 def cmd_watch(url, pidfile, dsn, dialer, total, limit_s, out, bench, pg, kafka):
     total, limit_s = int(total), float(limit_s)
     bench, pg, kafka = int(bench), int(pg), int(kafka)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append("signal"))
+    stop = report.stop_flag()
     # One psql session keeps the heartbeat: a statement per second on stdin.
     hb = subprocess.Popen(
         ["psql", dsn, "-qAt", "-v", "ON_ERROR_STOP=0"],
@@ -187,16 +128,16 @@ def cmd_watch(url, pidfile, dsn, dialer, total, limit_s, out, bench, pg, kafka):
         beat()
         now = time.monotonic()
         if pid is None:
-            pid = read_pid(pidfile)
+            pid = report.read_pid(pidfile, alive=True)
         if pid is not None and not os.path.exists(f"/proc/{pid}"):
             reason = "scheduler exited"
             break
-        m = scrape(url) if pid is not None else None
+        m = report.scrape(url) if pid is not None else None
         if m is not None:
             if t_start is None:
                 t_start = now
-                cpu0 = (time.time(), report.machine_ticks(), report.proc_table())
-            vm = vm_kb(pid)
+                cpu0 = report.snapshot()
+            vm = report.vm_kb(pid)
             samples.append(
                 {
                     "t": round(now - t_start, 3),
@@ -204,7 +145,7 @@ def cmd_watch(url, pidfile, dsn, dialer, total, limit_s, out, bench, pg, kafka):
                     "owned": m.get("outbound_scheduler_partitions_owned", 0),
                     "rss_kb": vm.get("VmRSS"),
                     "hwm_kb": vm.get("VmHWM"),
-                    "cpu_ticks": proc_ticks(pid),
+                    "cpu_ticks": report.proc_ticks(pid),
                 }
             )
             if samples[-1]["released"] >= total:
@@ -222,7 +163,7 @@ def cmd_watch(url, pidfile, dsn, dialer, total, limit_s, out, bench, pg, kafka):
         next_tick += 1.0
         time.sleep(max(0.0, next_tick - time.monotonic()))
     if cpu0:
-        cpu1 = (time.time(), report.machine_ticks(), report.proc_table())
+        cpu1 = report.snapshot()
     try:
         hb.stdin.close()
         hb.wait(timeout=5)
@@ -230,41 +171,10 @@ def cmd_watch(url, pidfile, dsn, dialer, total, limit_s, out, bench, pg, kafka):
         hb.kill()
     res = {"end_reason": reason, "total": total, "limit_s": limit_s, "pid": pid, "samples": samples}
     if cpu0 and cpu1:
-        res["cpu"] = cpu_split(cpu0, cpu1, pid, bench, pg, kafka)
-    with open(out, "w") as f:
-        json.dump(res, f)
-
-
-def cpu_split(a, b, sched, bench, pg, kafka):
-    """Cores used between two snapshots, by role. Processes that lived only
-    between the snapshots count with all their ticks (they started after a)."""
-    dt = b[0] - a[0]
-    busy = (b[1][0] - b[1][1]) - (a[1][0] - a[1][1])
-    role = {}
-    for p in report.descendants(b[2], [pg]):
-        role[p] = "postgres"
-    for p in report.descendants(b[2], [kafka]):
-        role[p] = "kafka"
-    for p in report.descendants(b[2], [bench]):
-        role.setdefault(p, "bench")
-    role[sched] = "scheduler"
-    per, outside = {}, {}
-    for p, (_, ticks, comm) in b[2].items():
-        before = a[2].get(p)
-        d = ticks - (before[1] if before and before[2] == comm else 0)
-        if d <= 0:
-            continue
-        r = role.get(p, "outside")
-        per[r] = per.get(r, 0) + d
-        if r == "outside":
-            outside[comm] = outside.get(comm, 0) + d
-    cores = lambda t: round(t / report.HZ / dt, 2) if dt > 0 else None  # noqa: E731
-    res = {"seconds": round(dt, 1), "machine_busy_cores": cores(busy)}
-    for r in ("scheduler", "postgres", "kafka", "bench", "outside"):
-        res[r + "_cores"] = cores(per.get(r, 0))
-    top = sorted(outside.items(), key=lambda kv: -kv[1])[:4]
-    res["outside_top"] = {k: cores(v) for k, v in top if cores(v) >= 0.02}
-    return res
+        role = report.roles(cpu1[2], pg, kafka, bench, "bench", {pid: "scheduler"})
+        order = ("scheduler", "postgres", "kafka", "bench", "outside")
+        res["cpu"] = report.cpu_split(cpu0, cpu1, role, order, same_name=True)
+    report.dump(res, out)
 
 
 # ------------------------------------------------------------ C string constants
@@ -281,38 +191,6 @@ def cmd_sql(name, path):
 
 
 # ------------------------------------------------------------ results
-def load(path, default=None):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
-
-
-def pct(sorted_vals, q):
-    """Nearest-rank percentile of an ascending list (q in 0..100)."""
-    if not sorted_vals:
-        return None
-    k = max(0, min(len(sorted_vals) - 1, int(-(-q * len(sorted_vals) // 100)) - 1))
-    return sorted_vals[k]
-
-
-def dist(vals):
-    v = sorted(vals)
-    if not v:
-        return None
-    r = lambda x: round(x, 1)  # noqa: E731
-    return {
-        "n": len(v),
-        "min": r(v[0]),
-        "p50": r(pct(v, 50)),
-        "p90": r(pct(v, 90)),
-        "p99": r(pct(v, 99)),
-        "max": r(v[-1]),
-        "mean": r(sum(v) / len(v)),
-    }
-
-
 def latency_phase(work, name="latency"):
     try:
         with open(f"{work}/{name}.client.txt") as f:
@@ -340,16 +218,16 @@ def latency_phase(work, name="latency"):
         "rate_per_s": wall.get("rate"),
         "send_seconds": wall.get("seconds"),
         "http_statuses": statuses,
-        "http_ms": dist(http_ms),
+        "http_ms": report.dist(http_ms),
         "recorded": len(rows),
         "dialed": len(dialed),
         "not_dialed": accepted - len(dialed),
-        "queue_to_dialing_ms": dist([r[3] - r[0] for r in dialed]),
+        "queue_to_dialing_ms": report.dist([r[3] - r[0] for r in dialed]),
         # Where the time goes: ingest accepted -> scheduler recorded it in
         # Postgres -> released (the pass's clock) -> a dialer started dialing.
-        "accepted_to_recorded_ms": dist([r[1] - r[0] for r in rows if r[1] is not None]),
-        "recorded_to_released_ms": dist([r[2] - r[1] for r in rows if r[1] is not None and r[2] is not None]),
-        "released_to_dialing_ms": dist([r[3] - r[2] for r in dialed if r[2] is not None]),
+        "accepted_to_recorded_ms": report.dist([r[1] - r[0] for r in rows if r[1] is not None]),
+        "recorded_to_released_ms": report.dist([r[2] - r[1] for r in rows if r[1] is not None and r[2] is not None]),
+        "released_to_dialing_ms": report.dist([r[3] - r[2] for r in dialed if r[2] is not None]),
         "wait": load(f"{work}/{name}.wait.json", {}),
     }
     if name == "latency":
@@ -385,7 +263,7 @@ def release_phase(work):
             if a["released"] > 0 or b["released"] > 0:
                 if b["t"] > a["t"]:
                     per_s.append((b["released"] - a["released"]) / (b["t"] - a["t"]))
-        res["per_second"] = dist(per_s)
+        res["per_second"] = report.dist(per_s)
         hwm = [x["hwm_kb"] for x in s if x.get("hwm_kb")]
         rss = [x["rss_kb"] for x in s if x.get("rss_kb")]
         if hwm:
@@ -422,35 +300,15 @@ def explains(work):
 
 
 def cmd_assemble(work, params_path, out):
-    params = load(params_path, {})
-    res = {
-        "date": params.get("date") or datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": report.machine_info(),
-        "targets": TARGETS,
-    }
-    res.update(params)
+    res = report.results_head(load(params_path, {}), TARGETS)
     res["phases"] = {"release": release_phase(work), "latency": latency_phase(work)}
     # The record phase (bench/stages.py watch) and the limits (issue 8).
     res["phases"]["record"] = load(f"{work}/record.watch.json")
     res["limits"] = report.limits(work)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(out + ".tmp", out)
+    report.write_results(out, res)
 
 
 # ------------------------------------------------------------ table
-def verdict(ok, quick):
-    if quick:
-        return "n/a (quick run)"
-    return "met" if ok else "MISSED"
-
-
-def n(x, fmt="{:,.0f}"):
-    return "-" if x is None else fmt.format(x)
-
-
 def rows(r):
     p = r["phases"]
     quick = r.get("mode") == "quick"
@@ -532,29 +390,18 @@ def rows(r):
     return out
 
 
-def md_table(header, body):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
 def statements_rows(r, limit=8):
     st = ((r["phases"].get("release") or {}).get("pg_stat_statements")) or []
     out = []
     for s in st[:limit]:
-        q = re.sub(r"\s+", " ", s["query"])[:110].replace("|", "\\|")
+        q = re.sub(r"\s+", " ", s["query"])[:110]  # md_table escapes its "|"
         out.append((n(s["calls"]), n(s["total_ms"]), n(s["mean_ms"], "{:.2f}"), n(s["rows"]), f"`{q}`"))
     return out
 
 
 def cmd_table(path):
     r = load(path)
-    body = rows(r)
-    w = max(len(x[0]) for x in body) if body else 10
-    print()
-    print(f"scheduler benchmark ({r.get('mode')} run, {r.get('date')})")
-    for m, res, tgt, v in body:
-        print(f"  {m:<{w}}  {res}" + (f"  [target {tgt}: {v}]" if tgt else ""))
+    report.print_rows(f"scheduler benchmark ({r.get('mode')} run, {r.get('date')})", rows(r))
     st = statements_rows(r, 6)
     if st:
         print("\n  Postgres during the release phase (pg_stat_statements, by total time):")
@@ -596,8 +443,7 @@ def cmd_markdown(path, md_path):
     lat = r["phases"].get("latency") or {}
     p = r.get("params", {})
     ex_lines = "\n".join("- " + line for line in explain_lines(r))
-    block = f"""{BEGIN}
-## Scheduler
+    block = f"""## Scheduler
 
 Measured with `make bench-scheduler` (bench/scheduler.sh) on {r.get('date')}, commit
 `{r.get('git_commit')}`{' (with uncommitted changes)' if r.get('git_dirty') else ''}, {m.get('cpu_model', 'unknown CPU')},
@@ -633,38 +479,10 @@ Settings: `BENCH_SCHED_DEPLOYMENTS`, `BENCH_SCHED_CALLS`, `BENCH_SCHED_CAPACITY`
 (a subset of `latency release`; such a run leaves this block alone),
 `BENCH_QUIET_TIMEOUT`, `BENCH_KEEP_STACK=1`; `OB_SCHEDULER_*`, `OB_KAFKA_*` and
 `OB_SIM_*` settings reach the services. `bench/scheduler.sh --quick` is a
-smoke run with small sizes that leaves this file alone.
-{END}"""
-    try:
-        with open(md_path) as f:
-            doc = f.read()
-    except OSError:
-        doc = "# Benchmarks\n"
-    i = doc.find(BEGIN_PREFIX)
-    j = doc.find(END)
-    if i >= 0 and j > i:
-        doc = doc[:i] + block + doc[j + len(END) :]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    with open(md_path + ".tmp", "w") as f:
-        f.write(doc)
-    os.replace(md_path + ".tmp", md_path)
-
-
-def main(argv):
-    cmds = {
-        "pace": (cmd_pace, 6),
-        "watch": (cmd_watch, 10),
-        "sql": (cmd_sql, 2),
-        "assemble": (cmd_assemble, 3),
-        "table": (cmd_table, 1),
-        "markdown": (cmd_markdown, 2),
-    }
-    if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
-        print(__doc__.strip(), file=sys.stderr)
-        return 64
-    return cmds[argv[1]][0](*argv[2:]) or 0
+smoke run with small sizes that leaves this file alone."""
+    report.put_block(md_path, "scheduler-bench", "rewritten by bench/scheduler.sh; edit the script instead", block)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    cmds = {"pace": (cmd_pace, 6), "watch": (cmd_watch, 10), "sql": (cmd_sql, 2)}
+    sys.exit(report.main(__doc__, cmds, sys.argv, (cmd_assemble, cmd_table, cmd_markdown)))

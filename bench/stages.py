@@ -18,7 +18,7 @@ and memory of every process of the bench stack over the same time.
 All touch OUT.started after the first sample (the bench starts the work
 then), stop when the count reaches TARGET, after LIMIT_S seconds or on
 SIGTERM, and write to OUT: the samples, the busy and sustained rates
-(bench/dialer_report.py), and per process of RUN_DIR/*.pid (ingest,
+(bench/report.py), and per process of RUN_DIR/*.pid (ingest,
 scheduler, dialer-N, postgres, kafka) the CPU seconds it used and its peak
 resident memory (VmHWM), plus the machine's busy cores and the cores used
 by processes outside the stack.
@@ -36,44 +36,16 @@ by processes outside the stack.
 import glob
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dialer_report  # noqa: E402  (rates)
-import report  # noqa: E402  (CPU accounting)
-
-
-def stack_pids(run_dir):
-    """name -> pid of every running process with a pid file in RUN_DIR."""
-    out = {}
-    for path in glob.glob(os.path.join(run_dir, "*.pid")):
-        try:
-            with open(path) as f:
-                pid = int(f.readline().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            continue
-        out[os.path.basename(path)[:-4]] = pid
-    return out
-
-
-def vm_hwm_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+import report  # noqa: E402  (bench/report.py: what the benchmarks share)
+from report import n  # noqa: E402
 
 
 def watch(read, target, limit_s, out, run_dir, beat=None, confirm=None):
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    stop = report.stop_flag()
     t0, m0 = time.time(), report.machine_ticks()
     first = report.proc_table()
     start_ticks = {p: v[1] for p, v in first.items()}
@@ -88,12 +60,12 @@ def watch(read, target, limit_s, out, run_dir, beat=None, confirm=None):
         if len(samples) == 1:  # the bench starts the work after the first sample
             open(out + ".started", "w").close()
         table = report.proc_table()
-        pids = stack_pids(run_dir)
+        pids = report.pid_files(run_dir)
         for name, pid in pids.items():
             # A process's whole tree (Kafka's and Postgres's children).
             ticks = sum(table[p][1] - start_ticks.get(p, 0) for p in report.descendants(table, [pid]))
             cpu[name] = max(cpu.get(name, 0), ticks)
-            h = vm_hwm_kb(pid)
+            h = report.vm_kb(pid).get("VmHWM")
             if h:
                 hwm[name] = max(hwm.get(name, 0), h)
         if value is not None and value >= target and confirm:
@@ -109,28 +81,26 @@ def watch(read, target, limit_s, out, run_dir, beat=None, confirm=None):
             break
         time.sleep(0.5)
     dt = time.time() - t0
-    m1 = report.machine_ticks()
-    busy = ((m1[0] - m1[1]) - (m0[0] - m0[1])) / report.HZ
+    busy = report.busy_ticks(m0, report.machine_ticks()) / report.HZ
     stack = sum(cpu.values()) / report.HZ
     res = {
         "target": target,
         "reached": (confirm() if confirm else samples[-1]["n"]) if samples else None,
         "seconds": round(dt, 2),
         "samples": samples,
-        "rate": dialer_report.busy_rate(samples, "n"),
+        "rate": report.busy_rate(samples, "n"),
         "cpu_s": {k: round(v / report.HZ, 2) for k, v in sorted(cpu.items())},
         "peak_rss_kb": hwm,
         "machine_busy_cores": round(busy / dt, 2) if dt > 0 else None,
         "outside_cores": round(max(0.0, busy - stack) / dt, 2) if dt > 0 else None,
     }
-    with open(out, "w") as f:
-        json.dump(res, f)
+    report.dump(res, out)
 
 
 def scrape_sum(urls, metric):
     total, seen = 0, False
     for url in urls.split(","):
-        vals = dialer_report.scrape(url)
+        vals = report.scrape(url)
         for name, value in (vals or {}).items():
             if name == metric or name.startswith(metric + "{"):
                 total += value
@@ -139,63 +109,30 @@ def scrape_sum(urls, metric):
 
 
 def psql(dsn, sql):
-    r = subprocess.run(["psql", dsn, "-qAtc", sql], capture_output=True, text=True)
-    try:
-        return int(r.stdout.strip())
-    except ValueError:
-        return None
+    v = report.psql_ints(dsn, sql)
+    return v[0] if v else None
 
 
-def cmd_post(apis, key, dcount, n, out):
-    import http.client
-    import threading
-    import urllib.parse
-
-    dcount, n = int(dcount), int(n)
-    urls = apis.split(",")
+def cmd_post(apis, key, dcount, count, out):
+    dcount, count = int(dcount), int(count)
     reqs = []
     for d in range(dcount):
         dep = "00000000-0000-7000-8004-%012x" % d
-        mine = n // dcount + (1 if d < n % dcount else 0)
+        mine = count // dcount + (1 if d < count % dcount else 0)
         for a in range(0, mine, 10000):
             calls = [
                 {"phone_number": "+12125550100", "message_reference": f"e2e-{d}-{i}", "max_attempts": 1}
                 for i in range(a, min(mine, a + 10000))
             ]
             reqs.append((f"/api/v1/deployments/{dep}/calls:batch", json.dumps(calls)))
-    lanes = 2 * len(urls)
-    res = {"accepted": 0, "statuses": {}, "requests": len(reqs)}
-    lock = threading.Lock()
-
-    def lane(k):
-        u = urllib.parse.urlsplit(urls[k % len(urls)])
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
-        for path, body in reqs[k::lanes]:
-            try:
-                conn.request("POST", path, body=body,
-                             headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
-                r = conn.getresponse()
-                status, data = r.status, json.loads(r.read() or b"{}")
-            except (OSError, ValueError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
-                status, data = 0, {}
-            with lock:
-                res["statuses"][str(status)] = res["statuses"].get(str(status), 0) + 1
-                res["accepted"] += int(data.get("accepted", 0))
-        conn.close()
-
+    urls = apis.split(",")
     t0 = time.time()
-    threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    res["start"], res["seconds"] = t0, round(time.time() - t0, 3)
-    with open(out, "w") as f:
-        json.dump(res, f)
-    print(f"  accepted {res['accepted']:,} of {n:,} calls in {res['seconds']} s (HTTP {res['statuses']})")
-    return 0 if res["accepted"] == n else 1
+    posted = report.post_all(urls, reqs, key, 2 * len(urls), 300)
+    res = {"accepted": posted["accepted"], "statuses": posted["statuses"], "requests": len(reqs),
+           "start": t0, "seconds": round(time.time() - t0, 3)}
+    report.dump(res, out)
+    print(f"  accepted {res['accepted']:,} of {count:,} calls in {res['seconds']} s (HTTP {res['statuses']})")
+    return 0 if res["accepted"] == count else 1
 
 
 def per_call(cpu_s, prefix, calls):
@@ -261,14 +198,7 @@ def cmd_assemble(work, params_path, out):
                            report.load(f"{work}/e2e-{name}.calls.json"), calls)
         runs.append(r)
     res["runs"] = sorted(runs, key=lambda r: (r["instances"], r["calls"]))
-    with open(out + ".tmp", "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(out + ".tmp", out)
-
-
-def fmt(x, spec="{:,.0f}"):
-    return "-" if x is None else spec.format(x)
+    report.write_results(out, res)
 
 
 GROWTH_HEADER = ("instances", "pending calls", "deployments", "releases/s", "scheduler CPU us/call",
@@ -284,14 +214,14 @@ def growth_rows(r):
         lat = e2e.get("latency_ms") or {}
         outside = [x for x in (rel.get("outside_cores"), e2e.get("outside_cores")) if x is not None]
         out.append((
-            str(run["instances"]), fmt(run["calls"]), fmt(run["deployments"]), fmt(rel.get("per_s")),
-            fmt((rel.get("cpu_us_per_call") or {}).get("scheduler"), "{:,.1f}"),
-            fmt(rel.get("scheduler_bytes_per_pending"), "{:,.1f}"),
-            fmt(e2e.get("per_s")) + (f" ({e2e['completed']:,} completed in the time limit)"
+            str(run["instances"]), n(run["calls"]), n(run["deployments"]), n(rel.get("per_s")),
+            n((rel.get("cpu_us_per_call") or {}).get("scheduler"), "{:,.1f}"),
+            n(rel.get("scheduler_bytes_per_pending"), "{:,.1f}"),
+            n(e2e.get("per_s")) + (f" ({e2e['completed']:,} completed in the time limit)"
                                      if e2e.get("completed") is not None and e2e["completed"] < run["calls"] else ""),
-            fmt(e2e.get("scheduler_peak_rss_mb"), "{:,.1f}"),
-            f"{fmt(lat.get('p50'), '{:,.1f}')} / {fmt(lat.get('p99'), '{:,.1f}')}" if lat else "-",
-            ", ".join(fmt(c.get(k), "{:,.1f}") for k in ("ingest", "scheduler", "dialer", "postgres", "kafka")) if c else "-",
+            n(e2e.get("scheduler_peak_rss_mb"), "{:,.1f}"),
+            f"{n(lat.get('p50'), '{:,.1f}')} / {n(lat.get('p99'), '{:,.1f}')}" if lat else "-",
+            ", ".join(n(c.get(k), "{:,.1f}") for k in ("ingest", "scheduler", "dialer", "postgres", "kafka")) if c else "-",
             " / ".join(f"{x:.2f}" for x in outside) or "-",
         ))
     return out
@@ -310,27 +240,25 @@ def heartbeat(dsn, fake):
     return lambda: psql(dsn, f"UPDATE dialers SET seen_at = now() WHERE instance_id = '{fake[0]}'")
 
 
-def main(argv):
-    cmds = {"post": (cmd_post, 5), "assemble": (cmd_assemble, 3), "table": (cmd_table, 1)}
-    if len(argv) >= 2 and argv[1] in cmds and len(argv) - 2 == cmds[argv[1]][1]:
-        return cmds[argv[1]][0](*argv[2:]) or 0
-    if len(argv) == 8 and argv[1] == "watch":
-        urls, metric, target, limit_s, out, run_dir = argv[2:]
-        watch(lambda: scrape_sum(urls, metric), int(target), float(limit_s), out, run_dir)
-        return 0
-    if len(argv) in (10, 11) and argv[1] == "watch-both":
-        urls, metric, dsn, sql, target, limit_s, out, run_dir = argv[2:10]
-        watch(lambda: scrape_sum(urls, metric) or 0, int(target), float(limit_s), out, run_dir,
-              heartbeat(dsn, argv[10:]), confirm=lambda: psql(dsn, sql))
-        return 0
-    if len(argv) in (8, 9) and argv[1] == "watch-sql":
-        dsn, sql, target, limit_s, out, run_dir = argv[2:8]
-        watch(lambda: psql(dsn, sql), int(target), float(limit_s), out, run_dir,
-              heartbeat(dsn, argv[8:]))
-        return 0
-    print(__doc__.strip(), file=sys.stderr)
-    return 64
+def cmd_watch(urls, metric, target, limit_s, out, run_dir):
+    watch(lambda: scrape_sum(urls, metric), int(target), float(limit_s), out, run_dir)
+
+
+def cmd_watch_sql(dsn, sql, target, limit_s, out, run_dir, *fake):
+    watch(lambda: psql(dsn, sql), int(target), float(limit_s), out, run_dir, heartbeat(dsn, fake))
+
+
+def cmd_watch_both(urls, metric, dsn, sql, target, limit_s, out, run_dir, *fake):
+    watch(lambda: scrape_sum(urls, metric) or 0, int(target), float(limit_s), out, run_dir,
+          heartbeat(dsn, fake), confirm=lambda: psql(dsn, sql))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(report.main(__doc__, {
+        "watch": (cmd_watch, 6),
+        "watch-sql": (cmd_watch_sql, (6, 7)),
+        "watch-both": (cmd_watch_both, (8, 9)),
+        "post": (cmd_post, 5),
+        "assemble": (cmd_assemble, 3),
+        "table": (cmd_table, 1),
+    }, sys.argv))

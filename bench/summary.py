@@ -11,17 +11,14 @@ then how cost grows (bench/e2e.sh) and the targets.
         figure and its limit were measured (no time is asserted).
 """
 import datetime
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import report  # noqa: E402
+import report  # noqa: E402  (bench/report.py: what the benchmarks share)
 import stages  # noqa: E402
+from report import n  # noqa: E402
 
-BEGIN = "<!-- summary:begin (rewritten by make bench: bench/all.sh, bench/summary.py) -->"
-BEGIN_PREFIX = "<!-- summary:begin"
-END = "<!-- summary:end -->"
 HEADER = ("stage", "project figure", "limit in the same run", "ratio", "cores outside the bench")
 
 # Published limits of the alternatives, quoted beside the measured table.
@@ -40,10 +37,6 @@ def get(d, *keys):
             return None
         d = d.get(k)
     return d
-
-
-def n(x, spec="{:,.0f}"):
-    return "-" if x is None else spec.format(x)
 
 
 def ratio(a, b):
@@ -242,9 +235,7 @@ def cmd(paths):
            "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(rows, ing, sch, e2e)],
            "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("BENCH_", "OB_BENCH_"))},
            "git_commit": next((d.get("git_commit") for d in (ing, sch, dia, e2e) if d), None), "out": out}
-    with open(out, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    report.write_results(out, doc)
     body = [(r["stage"], r["figure"], r["limit"], n((r["ratio"] or 0) * 100, "{:.0f}%") if r["ratio"] else "-",
              r["outside"]) for r in rows]
     print(report.text_table(HEADER, body))
@@ -268,8 +259,7 @@ def markdown(doc, body, e2e, md_path):
     notes = "\n".join(f"- {x}" for x in doc["growth_notes"]) or "- (no growth runs)"
     settings = ", ".join(f"`{k}={v}`" for k, v in doc.get("settings", {}).items()) or "the defaults"
     src = ", ".join(f"`bench/results/{os.path.basename(p)}`" for p in doc["sources"].values() if p != "-")
-    block = f"""{BEGIN}
-## All stages against their limits (make bench)
+    block = f"""## All stages against their limits (make bench)
 
 Measured with `make bench` on {doc['date']}: {m.get('cpu_model', 'unknown CPU')}, {m.get('cores')} cores,
 {m.get('memory_gib')} GiB memory, Linux {m.get('kernel')}; commit `{doc.get('git_commit')}`. Each limit is
@@ -313,22 +303,8 @@ make bench-tools  # only the limit tools: build/bench/limit_http, limit_produce,
 
 Settings of this run: {settings}. Each script's settings are listed in its own block
 below and in its header (bench/*.sh); the growth sizes are `BENCH_E2E_SIZES`,
-`BENCH_E2E_DEPLOYMENTS` and `BENCH_E2E_INSTANCES`.
-{END}"""
-    try:
-        with open(md_path) as f:
-            text = f.read()
-    except OSError:
-        text = "# Benchmarks\n"
-    i, j = text.find(BEGIN_PREFIX), text.find(END)
-    if i >= 0 and j > i:
-        text = text[:i] + block + text[j + len(END):]
-    else:
-        k = text.find("\n## ")
-        text = (text[:k + 1] + block + "\n\n" + text[k + 1:]) if k >= 0 else text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(md_path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(md_path + ".tmp", md_path)
+`BENCH_E2E_DEPLOYMENTS` and `BENCH_E2E_INSTANCES`."""
+    report.put_block(md_path, "summary", "rewritten by make bench: bench/all.sh, bench/summary.py", block, first=True)
 
 
 if __name__ == "__main__":
