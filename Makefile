@@ -31,11 +31,11 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
-              -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
-# common/*.cc is the libphonenumber boundary, the only C++ (compiled with $(CXX)).
+              -Icommon/infra -Icommon/domain -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
+# common/domain/*.cc is the libphonenumber boundary, the only C++ (compiled with $(CXX)).
 CXXFLAGS ?= -O2 -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(CXXWARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
-                -Icommon -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
+                -Icommon/infra -Icommon/domain -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
 # The dialer's sip carrier (services/dialer/dialer_sip.c) is the only user of
 # libre, baresip's SIP stack; only the dialer links it.
@@ -44,14 +44,18 @@ dialer_LDLIBS := -lre
 $(BUILD)/obj/services/dialer/dialer_sip.o: ALL_CFLAGS += $(shell pkg-config --cflags libre 2>/dev/null) \
 	-DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6 -DRELEASE
 # --as-needed: a binary records only the libraries it uses (spandsp is the
-# dialer's, through common/ob_detect.c), which its image must then install.
+# dialer's, through common/domain/ob_detect.c), which its image must then install.
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
 # Criterion re-executes the test binary for each test; parameter tables that
 # point at string literals stay valid only in a position-dependent binary.
 TEST_LDFLAGS := -no-pie
 
-COMMON_SRC := $(wildcard common/*.c) $(wildcard proto/*.c)
-COMMON_CXX_SRC := $(wildcard common/*.cc)
+# The shared library in three layers, each using only those before it:
+# common/infra (Kafka, Postgres, HTTP, settings, logs), proto (the topics'
+# messages), common/domain (calls, vocabulary, phones, windows, detection).
+# tools/check_layers.py keeps it so.
+COMMON_SRC := $(wildcard common/infra/*.c) $(wildcard proto/*.c) $(wildcard common/domain/*.c)
+COMMON_CXX_SRC := $(wildcard common/domain/*.cc)
 MIGRATIONS := $(sort $(wildcard common/migrations/*.sql))
 # The SQL functions, each defined once (common/sql; ob_pg_migrate).
 SQL_FUNCTIONS := $(sort $(wildcard common/sql/*.sql))
@@ -104,7 +108,7 @@ $(BUILD)/gen/ob_phone_data.c: tools/gen_phone_data.py tools/phone_gen.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 tools/gen_phone_data.py $@
 
-$(BUILD)/obj/gen/ob_phone_data.o: $(BUILD)/gen/ob_phone_data.c common/ob_phone_data.h
+$(BUILD)/obj/gen/ob_phone_data.o: $(BUILD)/gen/ob_phone_data.c common/domain/ob_phone_data.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -113,7 +117,7 @@ $(BUILD)/gen/ob_phone_tz.c: tools/gen_phone_tz.py tools/phone_gen.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 tools/gen_phone_tz.py $@
 
-$(BUILD)/obj/gen/ob_phone_tz.o: $(BUILD)/gen/ob_phone_tz.c common/ob_phone_tz.h
+$(BUILD)/obj/gen/ob_phone_tz.o: $(BUILD)/gen/ob_phone_tz.c common/domain/ob_phone_tz.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -164,8 +168,9 @@ $(BUILD)/bin/outboundctl: $(outboundctl_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The limit tools link the shared library; limit_http also ingest's settings.
-$(BUILD)/bench/%: $(BUILD)/obj/bench/limits/%.o $(BUILD)/obj/services/ingest/ingest_config.o $(LIB)
+# The limit tools link the shared library and ingest's settings and CSV reader.
+$(BUILD)/bench/%: $(BUILD)/obj/bench/limits/%.o $(BUILD)/obj/services/ingest/ingest_config.o \
+		$(BUILD)/obj/services/ingest/ingest_csv.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -187,11 +192,11 @@ $(BUILD)/tests/unit/services/%: tests/unit/services/%.c $(LIB) \
 		$($(firstword $(subst /, ,$*))_LDLIBS) -lcriterion
 
 # test_ob_phone checks every example number against python3-phonenumbers.
-$(BUILD)/gen/phone_examples.h: tests/unit/common/gen_phone_examples.py
+$(BUILD)/gen/phone_examples.h: tests/unit/common/domain/gen_phone_examples.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 $< $@
 
-$(BUILD)/tests/unit/common/test_ob_phone: $(BUILD)/gen/phone_examples.h
+$(BUILD)/tests/unit/common/domain/test_ob_phone: $(BUILD)/gen/phone_examples.h
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

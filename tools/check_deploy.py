@@ -9,6 +9,7 @@ stage installs the Debian package of every shared library the binaries link,
 and every OB_* variable the compose file sets is one a service reads.
 Prints "deploy: N passed, M failed"; exits 1 on any failure."""
 
+import glob
 import json
 import os
 import re
@@ -117,7 +118,7 @@ def check_compose_layout(compose, dockerfile_targets):
 def config_names():
     """OB_* names in the services' and common config spec tables."""
     names = set()
-    files = [os.path.join(ROOT, "common/ob_config.c")]
+    files = [os.path.join(ROOT, "common/infra/ob_config.c")]
     for svc in SERVICES:
         d = os.path.join(ROOT, "services", svc)
         files += [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c")]
@@ -134,7 +135,7 @@ def check_compose_env(compose):
         env = svc.get("environment") or {}
         keys = env.keys() if isinstance(env, dict) else [e.split("=")[0] for e in env]
         for key in keys:
-            # OB_KAFKA_* passes through to librdkafka (common/ob_config.c).
+            # OB_KAFKA_* passes through to librdkafka (common/infra/ob_config.c).
             if key.startswith("OB_") and key not in known and not key.startswith("OB_KAFKA_"):
                 errors.append(f"{name}: {key} is read by no service")
         if name in SERVICES and "OB_KAFKA_BOOTSTRAP_SERVERS" not in keys:
@@ -429,10 +430,8 @@ def declared_series():
                         labels.setdefault(lm.group(1), set())
     # Families every service exports through common/ (ob_http, ob_kafka): the
     # label names are those of the overflow label set, the call's last string.
-    for f in sorted(os.listdir(os.path.join(ROOT, "common"))):
-        if not f.endswith(".c"):
-            continue
-        with open(os.path.join(ROOT, "common", f), encoding="utf-8") as fh:
+    for f in sorted(glob.glob(os.path.join(ROOT, "common", "*", "*.c"))):
+        with open(f, encoding="utf-8") as fh:
             text = fh.read()
         for call in re.finditer(r"ob_metric_family_new\((.*?)\);", text, re.S):
             strings = re.findall(r'"((?:[^"\\]|\\.)*)"', call.group(1))

@@ -6,7 +6,7 @@ kustomize for what they use; when kubectl or kustomize is on PATH its output
 must be the same), validates every resource against the Kubernetes schemas
 with kubernetes-validate (installed by deploy/local/deps.sh into .cache/venv),
 and checks what the services need: every OB_* name is one the service reads
-(the config spec tables in common/ob_config.c and services/*/*.c), the
+(the config spec tables in common/infra/ob_config.c and services/*/*.c), the
 required settings are present, probes, drain deadlines, security context,
 resources, PDBs, HPAs, and replicas against partitions. Prints
 "k8s: N passed, M failed" (-v: every check); exits 1 on any failure.
@@ -81,7 +81,7 @@ def read_specs(path):
 
 
 def value_error(name, value):
-    """Why the service would refuse this value (exit 78), or None; as load_one in common/ob_config.c."""
+    """Why the service would refuse this value (exit 78), or None; as load_one in common/infra/ob_config.c."""
     typ, lo, hi, choices = SPECS[name]
     v = str(value)
     if typ == "ENUM" and v not in choices:
@@ -102,7 +102,7 @@ def value_error(name, value):
 
 
 def service_settings():
-    base = read_specs(os.path.join(ROOT, "common", "ob_config.c"))
+    base = read_specs(os.path.join(ROOT, "common", "infra", "ob_config.c"))
     out = {}
     for svc in SERVICES:
         specs = dict(base)
@@ -289,7 +289,7 @@ def check_deployment(svc, d, by_key, settings, partitions_of):
             continue  # passed through to librdkafka, checked by it at start-up
         if name.startswith("OB_"):
             check(name in known, f"{origin}: {name} (from {source}) is a setting {svc} reads",
-                  "not in common/ob_config.c nor services/%s/*.c" % svc)
+                  "not in common/infra/ob_config.c nor services/%s/*.c" % svc)
     required = {n for n, dflt in known.items() if dflt is None}
     # Required by the services' own rules, and by running in a cluster: the
     # defaults of these point at loopback.
@@ -391,7 +391,7 @@ def main():
     base, settings = service_settings()
     check(len(base) >= 8 and all(len(s) > len(base) for s in settings.values())
           and all(n in SPECS for s in settings.values() for n in s),
-          "the settings tables were found in common/ob_config.c and services/*/*.c")
+          "the settings tables were found in common/infra/ob_config.c and services/*/*.c")
 
     try:
         rendered = render(OVERLAY)

@@ -100,7 +100,7 @@ def spec_settings():
     """{name: (type, default or None when a macro, file)} from the tables."""
     settings = {}
     files = glob.glob(os.path.join(ROOT, "services", "*", "*.c")) + glob.glob(
-        os.path.join(ROOT, "common", "*.c")
+        os.path.join(ROOT, "common", "*", "*.c")
     )
     for path in sorted(files):
         with open(path, encoding="utf-8") as f:

@@ -6,7 +6,7 @@
    exactly the path parameters its path template names.
 2. The routes: every route of the routes[] table in
    services/ingest/ingest_api.c (and the built-in /healthz, /readyz, /metrics
-   of common/ob_http.c) is documented with its method, and every documented
+   of common/infra/ob_http.c) is documented with its method, and every documented
    operation is a real route.
 3. Real answers: every response the integration tests recorded
    (build*/**/test-logs/http.jsonl, one JSON object per line with method,
@@ -33,7 +33,7 @@ from jsonschema.exceptions import RefResolutionError, SchemaError, best_match
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_PATH = os.path.join(root, "services/ingest/openapi.json")
 ROUTES_C = os.path.join(root, "services/ingest/ingest_api.c")
-HTTP_C = os.path.join(root, "common/ob_http.c")
+HTTP_C = os.path.join(root, "common/infra/ob_http.c")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON_TYPES = ("application/json", "application/problem+json")
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The vocabulary is typed once: common/ob_vocab.h.
+"""The vocabulary is typed once: common/domain/ob_vocab.h.
 
 A call's states, final statuses, attempt results, reasons and wait reasons
-are X-macro lists in common/ob_vocab.h, from which the C code takes every
+are X-macro lists in common/domain/ob_vocab.h, from which the C code takes every
 name. SQL and the JSON documents cannot include a header, so this checks
 them against it:
 
@@ -28,7 +28,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = "common/ob_vocab.h"
+HEADER = "common/domain/ob_vocab.h"
 
 # Reasons SQL compares with that nothing writes yet: plum_status() maps
 # do-not-call refusals to Plum's "rejected" (DESIGN section 9).
@@ -143,7 +143,7 @@ def check_sql_functions(c, results, reasons, waits):
     m = re.search(r"FUNCTION wait_reason\(.*?\$\$(.*?)\$\$", text, re.DOTALL)
     produced = re.findall(r"(?:THEN|ELSE)\s+'([a-z_]+)'", m.group(1)) if m else []
     for path in glob.glob(os.path.join(ROOT, "services/*/*.c")) + glob.glob(
-            os.path.join(ROOT, "common/*.c")) + glob.glob(os.path.join(ROOT, "common/sql/*.sql")):
+            os.path.join(ROOT, "common/*/*.c")) + glob.glob(os.path.join(ROOT, "common/sql/*.sql")):
         produced += re.findall(r"waiting_for\s*=\s*'([a-z_]+)'", open(path).read())
     c.same("wait_reason() and waiting_for = '...'", produced, waits)
 

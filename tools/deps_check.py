@@ -34,7 +34,7 @@ MAKE_TARGET = "test"
 PROGRAMS = [
     ("make", "Makefile"),
     ("cc", "Makefile: the normal and sanitizer builds"),
-    ("g++", "Makefile: common/*.cc"),
+    ("g++", "Makefile: common/domain/*.cc"),
     ("clang", "Makefile: the fuzz build"),
     ("clang++", "Makefile: the fuzz build"),
     ("ar", "Makefile"),

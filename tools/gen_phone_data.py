@@ -5,12 +5,12 @@ whose C++ library has no accessor for these facts).
 
     gen_phone_data.py OUT.c
 
-It defines what common/ob_phone_data.h declares:
+It defines what common/domain/ob_phone_data.h declares:
 
 - the country calling codes whose main region has "leading digits" (such as
   +7: RU, KZ). For every other code shared by several regions, a number valid
   for the main region is that region's number, which lets
-  common/ob_phonenumber.cc skip libphonenumber's second region search.
+  common/domain/ob_phonenumber.cc skip libphonenumber's second region search.
 - each country code's national prefix for parsing (the main region's, which
   is the one libphonenumber strips from numbers given with +), as a POSIX
   extended regular expression anchored at the start. A number given as + and

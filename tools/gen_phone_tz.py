@@ -5,7 +5,7 @@ C++ port has no time-zone mapper).
 
     gen_phone_tz.py OUT.c
 
-It defines what the "generated table" part of common/ob_phone_tz.h declares:
+It defines what the "generated table" part of common/domain/ob_phone_tz.h declares:
 the distinct zone names, the distinct zone lists (most prefixes share one, so
 each list is stored once, as indexes into the names) and the prefixes, sorted
 by strcmp order of their digit strings so that an exact prefix can be found by
@@ -18,7 +18,7 @@ from phone_gen import c_string, write_lines
 import phonenumbers
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
-# Keep in step with common/ob_phone_tz.h.
+# Keep in step with common/domain/ob_phone_tz.h.
 PREFIX_MAX = 15  # E.164 numbers have at most 15 digits
 LIST_MAX = 64  # OB_PHONE_TZ_MAX
 

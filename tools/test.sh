@@ -115,8 +115,10 @@ mark "schema, openapi and k8s checks"
 /usr/bin/python3 tools/check_docs.py 2>&1 | tee -a "$log" || status=1 # links, OB_* settings (docs/testing.md)
 # The settings reference of docs/configuration.md against the services' tables.
 /usr/bin/python3 tools/config_reference.py "${builds[0]}" 2>&1 | tee -a "$log" || status=1
-# The vocabulary (common/ob_vocab.h) against the SQL, schemas, OpenAPI and console.
+# The vocabulary (common/domain/ob_vocab.h) against the SQL, schemas, OpenAPI and console.
 /usr/bin/python3 tools/check_vocab.py 2>&1 | tee -a "$log" || status=1
+# The C layers include only downwards: common/infra, proto, common/domain, services.
+/usr/bin/python3 tools/check_layers.py 2>&1 | tee -a "$log" || status=1
 # The benchmark harness with small sizes, on a stack of its own: that every
 # stage and its limit were measured, not how fast (bench/all.sh --quick).
 mark bench-quick

@@ -1,6 +1,6 @@
 /*
  * The CSV upload's limit: libcsv alone reading and splitting the upload's
- * file into rows and fields (the same parser options ob_csv sets), with no
+ * file into rows and fields (the same parser options ingest_csv sets), with no
  * validation, no phone numbers and no Kafka. Reads in 64 KiB blocks, as an
  * upload's body arrives; prints one JSON line with the time and peak memory.
  *

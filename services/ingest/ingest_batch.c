@@ -10,7 +10,7 @@
 #include "ingest_idempotency.h"
 #include "ingest_reply.h"
 #include "ob_json.h"
-#include "ob_jsonstream.h"
+#include "ingest_jsonstream.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -28,7 +28,7 @@ typedef struct {
     char account_id[37];       /* caller */
     const char *deployment_id; /* path parameter */
     deployment_t dep;          /* target */
-    ob_jsonstream_t *json;     /* the splitter */
+    ingest_jsonstream_t *json; /* the splitter */
     ob_produce_batch_t *batch; /* acknowledgements */
     FILE *out;                 /* the results array being written */
     char *out_buf;             /* its memory (open_memstream) */
@@ -113,7 +113,7 @@ static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
         ob_err_set(&b->stop, "the batch is larger than %lld bytes", b->ctx->cfg->max_upload);
         return false;
     }
-    b->stop_rc = ob_jsonstream_feed(b->json, data, len, &b->stop);
+    b->stop_rc = ingest_jsonstream_feed(b->json, data, len, &b->stop);
     return b->stop_rc == OB_OK;
 }
 
@@ -122,7 +122,7 @@ static void on_close(ob_http_req_t *req)
     batch_t *b = req->stream;
     if (!b)
         return;
-    ob_jsonstream_free(b->json);
+    ingest_jsonstream_free(b->json);
     if (b->batch) {
         ob_err_t ignored = {{0}};
         ob_rc_t unused = ob_produce_batch_wait(b->batch, 0, &ignored);
@@ -139,7 +139,7 @@ void ingest_batch_begin(ingest_call_t *c)
     ob_http_req_t *req = c->req;
     batch_t *b = ob_pool_alloc(req->pool, sizeof(*b));
     const char *ct = ob_http_header(req, "Content-Type");
-    ob_jsonstream_mode_t mode = OB_JSONSTREAM_AUTO;
+    ingest_jsonstream_mode_t mode = INGEST_JSONSTREAM_AUTO;
 
     b->ctx = c->ctx;
     b->failed = true; /* until everything below succeeded */
@@ -152,10 +152,10 @@ void ingest_batch_begin(ingest_call_t *c)
         !(b->defaults = ingest_stream_defaults(req, &b->dep)))
         return;
     if (ct && strncasecmp(ct, "application/json", 16) == 0)
-        mode = OB_JSONSTREAM_ARRAY;
+        mode = INGEST_JSONSTREAM_ARRAY;
     else if (ct && (strncasecmp(ct, "application/x-ndjson", 20) == 0 ||
                     strncasecmp(ct, "application/jsonl", 17) == 0))
-        mode = OB_JSONSTREAM_NDJSON;
+        mode = INGEST_JSONSTREAM_NDJSON;
     else if (ct) {
         ob_http_problem(req, 415, "unsupported_media_type", NULL,
                         "send a JSON array as application/json, or NDJSON as"
@@ -178,7 +178,7 @@ void ingest_batch_begin(ingest_call_t *c)
             ingest_idem_store(c); /* a 429 leaves the key usable */
         return;
     }
-    b->json = ob_jsonstream_new(mode, MAX_ELEMENT, on_element, b);
+    b->json = ingest_jsonstream_new(mode, MAX_ELEMENT, on_element, b);
     b->batch = ob_produce_batch_new();
     b->out = open_memstream(&b->out_buf, &b->out_len);
     OB_ASSERT(b->out != NULL);
@@ -194,7 +194,7 @@ void ingest_batch_finish(ingest_call_t *c)
         return; /* the answer was set when the request began */
     c->account_id = b->account_id;
     if (b->stop_rc == OB_OK)
-        b->stop_rc = ob_jsonstream_finish(b->json, &b->stop);
+        b->stop_rc = ingest_jsonstream_finish(b->json, &b->stop);
     ob_rc_t ack = ob_produce_batch_wait(b->batch, 60000, &ack_err);
     b->batch = NULL;
     fflush(b->out);

@@ -15,7 +15,7 @@
 #include "ingest_plum.h"
 #include "ingest_reply.h"
 #include "ingest_store.h"
-#include "ob_csv.h"
+#include "ingest_csv.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -39,30 +39,30 @@ typedef struct {
     const char *file_name;              /* multipart file name or NULL */
     cJSON *defaults;                    /* options from the query string, applied to rows */
     const char *phone_column;           /* option: the phone column's name or number, or NULL */
-    char delimiter;                     /* option: the field delimiter, or OB_CSV_DELIM_DETECT */
-    bool dry_run;                       /* option: validate and report, queue nothing */
-    ingest_plum_bulk_t *plum;           /* bulk_queue (Plum): its fields, the file held, ids */
-    ob_csv_reader_t *csv;               /* the parser */
-    ob_csv_col_t *roles;                /* column roles from the header */
-    struct MHD_PostProcessor *form;     /* multipart parser, or NULL for text/csv */
-    ob_produce_batch_t *batch;          /* acknowledgements of the rows produced */
-    size_t rows, queued;                /* counts */
-    size_t accepted;                    /* valid rows: queued, or in a dry run would be */
-    ingest_row_error_t *errors;         /* rejected rows (first MAX_STORED_ERRORS) */
-    size_t nerrors, cap_errors;         /* used and allocated */
-    size_t rejected;                    /* rejected rows, stored or not */
-    const char *idem_key;               /* the request's Idempotency-Key */
-    ingest_idem_t idem;                 /* whether an Idempotency-Key was claimed */
-    int64_t idem_ms;                    /* the key's first use */
-    ob_err_t stop;                      /* why the parse stopped, if it did */
-    ob_rc_t stop_rc;                    /* OB_OK, or the stopping code */
-    size_t bytes;                       /* file bytes received */
-    pthread_mutex_t mu;                 /* guards counts and errors once lanes run */
-    struct lane *lanes;                 /* validation lanes, or NULL: rows handled inline */
-    int nlanes;                         /* entries in lanes */
-    int lanes_failed;                   /* a lane hit a Kafka failure (atomic) */
-    ob_rc_t lane_rc;                    /* that failure */
-    ob_err_t lane_err;                  /* and its detail */
+    char delimiter;                 /* option: the field delimiter, or INGEST_CSV_DELIM_DETECT */
+    bool dry_run;                   /* option: validate and report, queue nothing */
+    ingest_plum_bulk_t *plum;       /* bulk_queue (Plum): its fields, the file held, ids */
+    ingest_csv_reader_t *csv;       /* the parser */
+    ingest_csv_col_t *roles;        /* column roles from the header */
+    struct MHD_PostProcessor *form; /* multipart parser, or NULL for text/csv */
+    ob_produce_batch_t *batch;      /* acknowledgements of the rows produced */
+    size_t rows, queued;            /* counts */
+    size_t accepted;                /* valid rows: queued, or in a dry run would be */
+    ingest_row_error_t *errors;     /* rejected rows (first MAX_STORED_ERRORS) */
+    size_t nerrors, cap_errors;     /* used and allocated */
+    size_t rejected;                /* rejected rows, stored or not */
+    const char *idem_key;           /* the request's Idempotency-Key */
+    ingest_idem_t idem;             /* whether an Idempotency-Key was claimed */
+    int64_t idem_ms;                /* the key's first use */
+    ob_err_t stop;                  /* why the parse stopped, if it did */
+    ob_rc_t stop_rc;                /* OB_OK, or the stopping code */
+    size_t bytes;                   /* file bytes received */
+    pthread_mutex_t mu;             /* guards counts and errors once lanes run */
+    struct lane *lanes;             /* validation lanes, or NULL: rows handled inline */
+    int nlanes;                     /* entries in lanes */
+    int lanes_failed;               /* a lane hit a Kafka failure (atomic) */
+    ob_rc_t lane_rc;                /* that failure */
+    ob_err_t lane_err;              /* and its detail */
 } upload_t;
 
 /* A row handed to a lane. */
@@ -105,15 +105,15 @@ static void reject(upload_t *u, size_t row, size_t line, const char *field, cons
     e->message = ob_xstrdup(message);
 }
 
-static ob_rc_t on_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t on_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     upload_t *u = opaque;
-    u->roles = ob_xcalloc(header->nfields, sizeof(ob_csv_col_t));
-    return ob_csv_map_header(header, u->phone_column, u->roles, err);
+    u->roles = ob_xcalloc(header->nfields, sizeof(ingest_csv_col_t));
+    return ingest_csv_map_header(header, u->phone_column, u->roles, err);
 }
 
 /* Turns a CSV row into the JSON a single call would have sent. */
-static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row_t *header)
+static cJSON *row_to_call(upload_t *u, const ingest_csv_row_t *row, const ingest_csv_row_t *header)
 {
     cJSON *call = cJSON_CreateObject();
     const char *caller = NULL, *phone = NULL;
@@ -122,19 +122,19 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
         if (!v[0])
             continue;
         switch (u->roles[i]) {
-        case OB_CSV_COL_PHONE:
+        case INGEST_CSV_COL_PHONE:
             phone = v;
             break;
-        case OB_CSV_COL_CALLER_ID:
+        case INGEST_CSV_COL_CALLER_ID:
             caller = v;
             break;
-        case OB_CSV_COL_MESSAGE_REFERENCE:
+        case INGEST_CSV_COL_MESSAGE_REFERENCE:
             cJSON_AddStringToObject(call, "message_reference", v);
             break;
-        case OB_CSV_COL_MAX_ATTEMPTS:
+        case INGEST_CSV_COL_MAX_ATTEMPTS:
             cJSON_AddItemToObject(call, "max_attempts", ingest_cell_value(v));
             break;
-        case OB_CSV_COL_MAX_RETRIES: {
+        case INGEST_CSV_COL_MAX_RETRIES: {
             /* Plum: retries after the first attempt. */
             cJSON *n = ingest_cell_value(v);
             if (cJSON_IsNumber(n))
@@ -142,24 +142,24 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
             cJSON_AddItemToObject(call, "max_attempts", n);
             break;
         }
-        case OB_CSV_COL_RETRY_INTERVAL:
-        case OB_CSV_COL_RETRY_INTERVAL_PLUM:
+        case INGEST_CSV_COL_RETRY_INTERVAL:
+        case INGEST_CSV_COL_RETRY_INTERVAL_PLUM:
             cJSON_AddItemToObject(call, "retry_interval_s", ingest_cell_value(v));
             break;
-        case OB_CSV_COL_NOT_BEFORE:
+        case INGEST_CSV_COL_NOT_BEFORE:
             cJSON_AddStringToObject(call, "not_before", v);
             break;
-        case OB_CSV_COL_EXPIRES_AT:
+        case INGEST_CSV_COL_EXPIRES_AT:
             cJSON_AddStringToObject(call, "expires_at", v);
             break;
-        case OB_CSV_COL_PRIORITY:
+        case INGEST_CSV_COL_PRIORITY:
             cJSON_AddItemToObject(call, "priority", ingest_cell_value(v));
             break;
-        case OB_CSV_COL_RESULT_URL:
+        case INGEST_CSV_COL_RESULT_URL:
             cJSON_AddStringToObject(call, "result_url", v);
             break;
-        case OB_CSV_COL_PARAMETER:
-        case OB_CSV_COL_IGNORED:
+        case INGEST_CSV_COL_PARAMETER:
+        case INGEST_CSV_COL_IGNORED:
             break;
         }
     }
@@ -170,7 +170,7 @@ static cJSON *row_to_call(upload_t *u, const ob_csv_row_t *row, const ob_csv_row
     } else if (phone) {
         cJSON_AddStringToObject(call, "phone_number", phone);
     }
-    char *params = ob_csv_parameters_json(row, header, u->roles);
+    char *params = ingest_csv_parameters_json(row, header, u->roles);
     if (strcmp(params, "{}") != 0)
         cJSON_AddItemToObject(call, "call_parameters", cJSON_Parse(params));
     free(params);
@@ -316,14 +316,14 @@ static void stop_lanes(upload_t *u)
     u->nlanes = 0;
 }
 
-static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                       ob_err_t *err)
 {
     upload_t *u = opaque;
     ob_err_t row_err = {{0}};
     pthread_mutex_lock(&u->mu);
     u->rows++;
-    if (ob_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
+    if (ingest_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
         u->rejected++;
         reject(u, row->row, row->line, NULL, "invalid_row", row_err.msg);
         pthread_mutex_unlock(&u->mu);
@@ -369,7 +369,7 @@ static bool feed(upload_t *u, const char *data, size_t len)
 {
     if (!count_bytes(u, len))
         return false;
-    u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
+    u->stop_rc = ingest_csv_feed(u->csv, data, len, &u->stop);
     return u->stop_rc == OB_OK;
 }
 
@@ -429,7 +429,7 @@ static void on_close(ob_http_req_t *req)
     stop_lanes(u);
     if (u->form)
         MHD_destroy_post_processor(u->form);
-    ob_csv_reader_free(u->csv);
+    ingest_csv_reader_free(u->csv);
     if (u->batch) {
         ob_err_t ignored = {{0}};
         ob_rc_t unused = ob_produce_batch_wait(u->batch, 0, &ignored);
@@ -455,8 +455,8 @@ static bool read_options(upload_t *u, ob_http_req_t *req)
 {
     cJSON *errors = cJSON_CreateArray();
     const char *v;
-    u->delimiter = OB_CSV_DELIM_DETECT;
-    if ((v = ob_http_query(req, "delimiter")) && !ob_csv_delimiter_parse(v, &u->delimiter))
+    u->delimiter = INGEST_CSV_DELIM_DETECT;
+    if ((v = ob_http_query(req, "delimiter")) && !ingest_csv_delimiter_parse(v, &u->delimiter))
         ingest_add_error(errors, "delimiter", "invalid_value",
                          "delimiter must be \",\", \";\", \"|\", a tab, or comma, semicolon, pipe, "
                          "tab or auto");
@@ -534,8 +534,8 @@ void ingest_upload_begin(ingest_call_t *c)
         ingest_database_problem(req, &err);
         return;
     }
-    u->csv = ob_csv_reader_new(on_header, on_row, u);
-    ob_csv_reader_set_delimiter(u->csv, u->delimiter);
+    u->csv = ingest_csv_reader_new(on_header, on_row, u);
+    ingest_csv_reader_set_delimiter(u->csv, u->delimiter);
     u->batch = ob_produce_batch_new();
     if (u->ctx->cfg->upload_lanes > 1)
         start_lanes(u, (int)u->ctx->cfg->upload_lanes);
@@ -598,7 +598,7 @@ static bool plum_fields(ingest_call_t *c, upload_t *u)
     const char *data = NULL;
     size_t len = 0;
     while (u->stop_rc == OB_OK && ingest_plum_bulk_next(u->plum, &data, &len, &err))
-        u->stop_rc = ob_csv_feed(u->csv, data, len, &u->stop);
+        u->stop_rc = ingest_csv_feed(u->csv, data, len, &u->stop);
     if (u->stop_rc == OB_OK && err.msg[0]) {
         u->stop_rc = OB_ERR;
         u->stop = err;
@@ -617,7 +617,7 @@ void ingest_upload_finish(ingest_call_t *c)
     if (u->plum && u->form && !plum_fields(c, u))
         return;
     if (u->stop_rc == OB_OK)
-        u->stop_rc = ob_csv_finish(u->csv, &u->stop);
+        u->stop_rc = ingest_csv_finish(u->csv, &u->stop);
     bool laned = u->nlanes > 0;
     stop_lanes(u); /* every row has been offered once this returns */
     if (laned) {
@@ -708,7 +708,7 @@ void ingest_get_upload(ingest_call_t *c)
 
 static void report_row(void *arg, const char *const cells[5])
 {
-    ob_csv_write_row(arg, cells, 5);
+    ingest_csv_write_row(arg, cells, 5);
 }
 
 /* The rejected rows as a spreadsheet-safe CSV file. */
@@ -721,8 +721,8 @@ void ingest_get_upload_report(ingest_call_t *c)
     bool found = false;
     FILE *f = open_memstream(&buf, &len);
     OB_ASSERT(f != NULL);
-    fputs(OB_CSV_UTF8_BOM, f);
-    ob_csv_write_row(f, head, 5);
+    fputs(INGEST_CSV_UTF8_BOM, f);
+    ingest_csv_write_row(f, head, 5);
     if (!ob_uuid_valid(c->param[0]) ||
         ingest_store_upload_errors(c->conn, c->param[0], c->account_id, report_row, f, &found,
                                    &err) != OB_OK ||

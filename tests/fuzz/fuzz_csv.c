@@ -1,11 +1,11 @@
 /*
- * libFuzzer target: the CSV upload reader (common/ob_csv.c) as an upload
+ * libFuzzer target: the CSV upload reader (services/ingest/ingest_csv.c) as an upload
  * drives it: header mapping, the per-row checks, the row's call_parameters,
  * and every cell written back through the report writer. The first byte
  * picks the chunk size (low bits), so chunk boundaries fall everywhere, and
  * the phone_column option (high bits). The delimiter is detected.
  */
-#include "ob_csv.h"
+#include "ingest_csv.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -13,37 +13,37 @@
 #include <string.h>
 
 typedef struct {
-    ob_csv_col_t *roles;      /* from the header, as the upload keeps them */
+    ingest_csv_col_t *roles;  /* from the header, as the upload keeps them */
     const char *phone_column; /* the upload's option, or NULL */
     FILE *report;             /* cells are written here */
 } upload_t;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static ob_rc_t on_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t on_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     upload_t *u = opaque;
-    u->roles = ob_xcalloc(header->nfields, sizeof(ob_csv_col_t));
-    return ob_csv_map_header(header, u->phone_column, u->roles, err);
+    u->roles = ob_xcalloc(header->nfields, sizeof(ingest_csv_col_t));
+    return ingest_csv_map_header(header, u->phone_column, u->roles, err);
 }
 
-static ob_rc_t on_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                       ob_err_t *err)
 {
     upload_t *u = opaque;
     ob_err_t row_err = {{0}};
     (void)err;
-    if (ob_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
+    if (ingest_csv_row_check(row, header->nfields, &row_err) != OB_OK) {
         OB_ASSERT(row_err.msg[0] != '\0');
         return OB_OK;
     }
     /* The upload parses it back into the call's call_parameters. */
-    char *params = ob_csv_parameters_json(row, header, u->roles);
+    char *params = ingest_csv_parameters_json(row, header, u->roles);
     cJSON *parsed = cJSON_Parse(params);
     OB_ASSERT(cJSON_IsObject(parsed));
     cJSON_Delete(parsed);
     free(params);
-    ob_csv_write_row(u->report, (const char *const *)row->fields, row->nfields);
+    ingest_csv_write_row(u->report, (const char *const *)row->fields, row->nfields);
     return OB_OK;
 }
 
@@ -58,16 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     u.phone_column = picks[(data[0] >> 4) % OB_COUNTOF(picks)];
     data++;
     size--;
-    ob_csv_reader_t *r = ob_csv_reader_new(on_header, on_row, &u);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(on_header, on_row, &u);
     ob_rc_t rc = OB_OK;
     for (size_t off = 0; off < size && rc == OB_OK; off += chunk)
-        rc =
-            ob_csv_feed(r, (const char *)data + off, size - off < chunk ? size - off : chunk, &err);
+        rc = ingest_csv_feed(r, (const char *)data + off, size - off < chunk ? size - off : chunk,
+                             &err);
     if (rc == OB_OK)
-        rc = ob_csv_finish(r, &err);
+        rc = ingest_csv_finish(r, &err);
     /* A refusal is stored as the upload's detail: Postgres text, UTF-8. */
     OB_ASSERT(rc == OB_OK || (err.msg[0] != '\0' && ob_utf8_valid(err.msg, strlen(err.msg))));
-    ob_csv_reader_free(r);
+    ingest_csv_reader_free(r);
 out:
     free(u.roles);
     if (u.report)

@@ -1,10 +1,10 @@
 /*
- * libFuzzer target: the batch body splitter (common/ob_jsonstream.c). The
+ * libFuzzer target: the batch body splitter (services/ingest/ingest_jsonstream.c). The
  * first byte picks the mode and the chunk size, the second the element size
  * limit; every element is parsed the way the batch handler parses it, and
  * the splitter's promises (length, NUL, line numbers) are checked.
  */
-#include "ob_jsonstream.h"
+#include "ingest_jsonstream.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -37,25 +37,25 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *j
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const ob_jsonstream_mode_t modes[] = {OB_JSONSTREAM_AUTO, OB_JSONSTREAM_ARRAY,
-                                                 OB_JSONSTREAM_NDJSON};
+    static const ingest_jsonstream_mode_t modes[] = {
+        INGEST_JSONSTREAM_AUTO, INGEST_JSONSTREAM_ARRAY, INGEST_JSONSTREAM_NDJSON};
     seen_t seen = {0};
     ob_err_t err = {{0}};
     if (size < 2)
         return 0;
-    ob_jsonstream_mode_t mode = modes[data[0] % 3];
+    ingest_jsonstream_mode_t mode = modes[data[0] % 3];
     size_t chunk = data[0] / 3 % 16 == 0 ? size : data[0] / 3 % 16;
     size_t max_element = data[1] < 128 ? (size_t)data[1] + 1 : 128 * 1024;
     data += 2;
     size -= 2;
-    ob_jsonstream_t *s = ob_jsonstream_new(mode, max_element, on_element, &seen);
+    ingest_jsonstream_t *s = ingest_jsonstream_new(mode, max_element, on_element, &seen);
     ob_rc_t rc = OB_OK;
     for (size_t off = 0; off < size && rc == OB_OK; off += chunk)
-        rc = ob_jsonstream_feed(s, (const char *)data + off,
-                                size - off < chunk ? size - off : chunk, &err);
+        rc = ingest_jsonstream_feed(s, (const char *)data + off,
+                                    size - off < chunk ? size - off : chunk, &err);
     if (rc == OB_OK)
-        rc = ob_jsonstream_finish(s, &err);
+        rc = ingest_jsonstream_finish(s, &err);
     OB_ASSERT(rc == OB_OK || err.msg[0] != '\0');
-    ob_jsonstream_free(s);
+    ingest_jsonstream_free(s);
     return 0;
 }

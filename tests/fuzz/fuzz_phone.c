@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the phone normaliser (common/ob_phone.c over
+ * libFuzzer target: the phone normaliser (common/domain/ob_phone.c over
  * libphonenumber). The first two bytes are the default region (a zero byte
  * means none), the rest the number as a client sends it. A number accepted
  * once must be accepted again, unchanged, from its own E.164 form: that is

@@ -86,7 +86,7 @@ static call_case_t call_cases[] = {
     {"{\"phone_number\":\"+12125550100\",\"call_parameters\":{\"\xce\":1}}",
      "call_parameters.(a member name)", "invalid_text", "not UTF-8 text"},
     /* Retry rules name the results that are retried, listed in the message
-     * from the vocabulary (common/ob_vocab.h). */
+     * from the vocabulary (common/domain/ob_vocab.h). */
     {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"busy\":60,\"unknown\":\"never\"}}",
      NULL, NULL, NULL},
     {"{\"phone_number\":\"+12125550100\",\"retry_rules\":[1]}", "retry_rules", "invalid_type",

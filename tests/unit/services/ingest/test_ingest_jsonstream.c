@@ -1,5 +1,5 @@
-/* Table-driven tests of the batch body splitter (common/ob_jsonstream.c). */
-#include "ob_jsonstream.h"
+/* Table-driven tests of the batch body splitter (services/ingest/ingest_jsonstream.c). */
+#include "ingest_jsonstream.h"
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -46,26 +46,27 @@ static ob_rc_t collect(void *opaque, size_t index, size_t line, const char *json
 /* Splits in[0..len) fed in chunks of `chunk` bytes; *out is the delivered
  * text (caller frees). After a failure, checks that feeding and finishing
  * again give the same code and message. */
-static ob_rc_t split_chunked(ob_jsonstream_mode_t mode, size_t max, const char *in, size_t len,
+static ob_rc_t split_chunked(ingest_jsonstream_mode_t mode, size_t max, const char *in, size_t len,
                              size_t chunk, char **out, ob_err_t *err)
 {
     collect_t c = {0};
     ob_err_t again = {{0}};
     c.f = open_memstream(&c.text, &c.size);
-    ob_jsonstream_t *s = ob_jsonstream_new(mode, max, collect, &c);
+    ingest_jsonstream_t *s = ingest_jsonstream_new(mode, max, collect, &c);
     ob_rc_t rc = OB_OK;
     for (size_t off = 0; off < len && rc == OB_OK; off += chunk)
-        rc = ob_jsonstream_feed(s, in + off, len - off < chunk ? len - off : chunk, err);
+        rc = ingest_jsonstream_feed(s, in + off, len - off < chunk ? len - off : chunk, err);
     if (rc == OB_OK)
-        rc = ob_jsonstream_finish(s, err);
+        rc = ingest_jsonstream_finish(s, err);
     if (rc != OB_OK) {
-        cr_expect_eq(ob_jsonstream_feed(s, "{}\n", 3, &again), rc, "a failed splitter stays so");
+        cr_expect_eq(ingest_jsonstream_feed(s, "{}\n", 3, &again), rc,
+                     "a failed splitter stays so");
         cr_expect_str_eq(again.msg, err->msg);
         memset(&again, 0, sizeof(again));
-        cr_expect_eq(ob_jsonstream_finish(s, &again), rc, "a failed splitter stays so");
+        cr_expect_eq(ingest_jsonstream_finish(s, &again), rc, "a failed splitter stays so");
         cr_expect_str_eq(again.msg, err->msg);
     }
-    ob_jsonstream_free(s);
+    ingest_jsonstream_free(s);
     fclose(c.f);
     *out = c.text;
     return rc;
@@ -73,18 +74,18 @@ static ob_rc_t split_chunked(ob_jsonstream_mode_t mode, size_t max, const char *
 
 /* ---- the splitter, fed in every chunk size ---- */
 
-#define A OB_JSONSTREAM_AUTO
-#define R OB_JSONSTREAM_ARRAY
-#define N OB_JSONSTREAM_NDJSON
+#define A INGEST_JSONSTREAM_AUTO
+#define R INGEST_JSONSTREAM_ARRAY
+#define N INGEST_JSONSTREAM_NDJSON
 
 typedef struct {
-    const char *name;          /* what the case shows */
-    ob_jsonstream_mode_t mode; /* as created */
-    size_t max;                /* max_element; 0 for 1024 */
-    const char *input;         /* the body */
-    size_t len;                /* its length when it holds a NUL, else 0 */
-    const char *elements;      /* what is delivered (also before an error) */
-    const char *error;         /* the exact error, or NULL for OB_OK */
+    const char *name;              /* what the case shows */
+    ingest_jsonstream_mode_t mode; /* as created */
+    size_t max;                    /* max_element; 0 for 1024 */
+    const char *input;             /* the body */
+    size_t len;                    /* its length when it holds a NUL, else 0 */
+    const char *elements;          /* what is delivered (also before an error) */
+    const char *error;             /* the exact error, or NULL for OB_OK */
 } split_case_t;
 
 static split_case_t split_cases[] = {
@@ -249,16 +250,16 @@ ParameterizedTest(split_case_t *c, jsonstream, split_in_every_chunk_size)
 /* ---- nesting ---- */
 
 typedef struct {
-    ob_jsonstream_mode_t mode; /* as created */
-    unsigned depth;            /* levels of the element */
-    const char *error;         /* the exact error, or NULL for OB_OK */
+    ingest_jsonstream_mode_t mode; /* as created */
+    unsigned depth;                /* levels of the element */
+    const char *error;             /* the exact error, or NULL for OB_OK */
 } depth_case_t;
 
 static depth_case_t depth_cases[] = {
-    {R, OB_JSONSTREAM_DEPTH_MAX, NULL},
-    {R, OB_JSONSTREAM_DEPTH_MAX + 1, "element 2 (line 2) nests deeper than 64 levels"},
-    {N, OB_JSONSTREAM_DEPTH_MAX, NULL},
-    {N, OB_JSONSTREAM_DEPTH_MAX + 1, "element 2 (line 2) nests deeper than 64 levels"},
+    {R, INGEST_JSONSTREAM_DEPTH_MAX, NULL},
+    {R, INGEST_JSONSTREAM_DEPTH_MAX + 1, "element 2 (line 2) nests deeper than 64 levels"},
+    {N, INGEST_JSONSTREAM_DEPTH_MAX, NULL},
+    {N, INGEST_JSONSTREAM_DEPTH_MAX + 1, "element 2 (line 2) nests deeper than 64 levels"},
     {N, 1000, "element 2 (line 2) nests deeper than 64 levels"},
 };
 
@@ -271,7 +272,7 @@ ParameterizedTestParameters(jsonstream, nesting_limit)
  * arrays, closed again. */
 ParameterizedTest(depth_case_t *c, jsonstream, nesting_limit)
 {
-    bool array = c->mode == OB_JSONSTREAM_ARRAY;
+    bool array = c->mode == INGEST_JSONSTREAM_ARRAY;
     char *in = NULL, *elements = NULL;
     size_t len = 0;
     ob_err_t err = {{0}};
@@ -352,20 +353,20 @@ ParameterizedTest(stop_case_t *c, jsonstream, callback_failure_stops_the_stream)
 {
     stop_t s = {.stop_at = c->stop_at, .set_message = c->set_message};
     ob_err_t err = {{0}};
-    ob_jsonstream_t *js = ob_jsonstream_new(OB_JSONSTREAM_AUTO, 100, stop_element, &s);
-    ob_rc_t rc = ob_jsonstream_feed(js, c->input, strlen(c->input), &err);
+    ingest_jsonstream_t *js = ingest_jsonstream_new(INGEST_JSONSTREAM_AUTO, 100, stop_element, &s);
+    ob_rc_t rc = ingest_jsonstream_feed(js, c->input, strlen(c->input), &err);
     cr_expect_eq(rc, c->stops_in_finish ? OB_OK : c->rc);
     if (rc == OB_OK)
-        rc = ob_jsonstream_finish(js, &err);
+        rc = ingest_jsonstream_finish(js, &err);
     cr_expect_eq(rc, c->rc);
     cr_expect_str_eq(err.msg, c->error);
     memset(&err, 0, sizeof(err));
-    cr_expect_eq(ob_jsonstream_feed(js, "{}\n", 3, &err), c->rc, "a failed splitter stays so");
+    cr_expect_eq(ingest_jsonstream_feed(js, "{}\n", 3, &err), c->rc, "a failed splitter stays so");
     cr_expect_str_eq(err.msg, c->error);
     memset(&err, 0, sizeof(err));
-    cr_expect_eq(ob_jsonstream_finish(js, &err), c->rc);
+    cr_expect_eq(ingest_jsonstream_finish(js, &err), c->rc);
     cr_expect_str_eq(err.msg, c->error);
-    ob_jsonstream_free(js);
+    ingest_jsonstream_free(js);
     cr_expect_eq(s.seen, c->seen);
 }
 
@@ -458,13 +459,13 @@ ParameterizedTest(bool *pretty, jsonstream, hundred_thousand_calls_in_64k_chunks
     }
     fclose(f);
 
-    ob_jsonstream_t *s = ob_jsonstream_new(OB_JSONSTREAM_AUTO, 4096, check_call, &b);
+    ingest_jsonstream_t *s = ingest_jsonstream_new(INGEST_JSONSTREAM_AUTO, 4096, check_call, &b);
     for (size_t off = 0; off < len; off += BATCH_CHUNK)
-        cr_assert_eq(ob_jsonstream_feed(s, in + off,
-                                        len - off < BATCH_CHUNK ? len - off : BATCH_CHUNK, &err),
+        cr_assert_eq(ingest_jsonstream_feed(
+                         s, in + off, len - off < BATCH_CHUNK ? len - off : BATCH_CHUNK, &err),
                      OB_OK, "%s", err.msg);
-    cr_assert_eq(ob_jsonstream_finish(s, &err), OB_OK, "%s", err.msg);
-    ob_jsonstream_free(s);
+    cr_assert_eq(ingest_jsonstream_finish(s, &err), OB_OK, "%s", err.msg);
+    ingest_jsonstream_free(s);
     free(in);
     cr_expect_eq(b.seen, BATCH);
 }

@@ -1,4 +1,4 @@
-/* Consumer lag from librdkafka's statistics JSON (common/ob_kafka.c). */
+/* Consumer lag from librdkafka's statistics JSON (common/infra/ob_kafka.c). */
 #include "ob_kafka.h"
 
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Callee-type detection (common/ob_detect.c) on synthesized audio: tones
+/* Callee-type detection (common/domain/ob_detect.c) on synthesized audio: tones
  * as the network sends them, and speech-like sound (a 120 Hz voice with
  * its harmonics, in syllables) for the greeting rules. The generated corpus
  * of real speech is evaluated by tests/detect/eval_detect.c. */

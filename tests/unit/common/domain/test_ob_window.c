@@ -1,4 +1,4 @@
-/* Table-driven tests of campaign windows (common/ob_window.c): parsing, and
+/* Table-driven tests of campaign windows (common/domain/ob_window.c): parsing, and
  * open / next open / next close across DST changes, holidays and callees in
  * several zones. Expected instants are UTC, worked out from the zone rules. */
 #include "ob_phone_tz.h"

@@ -1,4 +1,4 @@
-/* Table-driven tests of phone number parsing (common/ob_phone.c and ob_phonenumber.cc). */
+/* Table-driven tests of phone number parsing (common/domain/ob_phone.c and ob_phonenumber.cc). */
 #include "ob_phone.h"
 
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Table-driven tests of the phone number to time zone lookup (common/ob_phone_tz.c). */
+/* Table-driven tests of the phone number to time zone lookup (common/domain/ob_phone_tz.c). */
 #include "ob_phone_tz.h"
 #include "ob_window.h"
 

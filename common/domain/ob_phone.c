@@ -4,7 +4,7 @@
  * spreadsheet wrote in scientific notation, and the characters a number may
  * contain. Deciding what a number means (country, national format, validity)
  * is left to libphonenumber behind ob_phonenumber_normalise
- * (common/ob_phonenumber.cc).
+ * (common/domain/ob_phonenumber.cc).
  */
 #include "ob_phone.h"
 

@@ -1,4 +1,4 @@
-/* Table-driven tests of the strict JSON parser (common/ob_json.c). */
+/* Table-driven tests of the strict JSON parser (common/infra/ob_json.c). */
 #include "ob_json.h"
 
 #include <criterion/criterion.h>

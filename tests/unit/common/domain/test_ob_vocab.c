@@ -1,4 +1,4 @@
-/* Table-driven tests of the vocabulary's names (common/ob_vocab.c): every
+/* Table-driven tests of the vocabulary's names (common/domain/ob_vocab.c): every
  * value's name, written out here once more on purpose, so that a renamed
  * value fails here before it reaches Postgres, the events or a dashboard.
  * tools/check_vocab.py checks the same lists against the SQL and schemas. */

@@ -1,4 +1,4 @@
-/* The drain table runner (common/ob_service.c): numbering, deadlines from the
+/* The drain table runner (common/infra/ob_service.c): numbering, deadlines from the
  * shares, and the exit code from steps that succeed, fail or overrun. */
 #include "ob_common.h"
 #include "ob_log.h"

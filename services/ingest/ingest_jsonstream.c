@@ -4,7 +4,7 @@
  * find where a JSON value ends. State lives in the struct between bytes, so
  * a chunk may end anywhere; only the element being read is buffered.
  */
-#include "ob_jsonstream.h"
+#include "ingest_jsonstream.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,36 +34,36 @@ typedef enum {
     KIND_TOKEN,     /* a bare number, literal or typo: ends at a delimiter */
 } kind_t;
 
-struct ob_jsonstream {
-    ob_jsonstream_mode_t mode; /* as created; AUTO stays AUTO, phase tells what was picked */
-    size_t max;                /* bytes allowed in one element */
-    ob_jsonstream_fn fn;       /* the element callback */
-    void *opaque;              /* passed to fn */
-    phase_t phase;             /* where in the body the next byte is */
-    unsigned bom_seen;         /* leading bytes that matched the BOM so far */
-    size_t line;               /* 1-based line of the next byte */
-    size_t index;              /* elements delivered */
-    char *buf;                 /* the element being read, kept from element to element */
-    size_t len;                /* bytes of buf in use */
-    size_t cap;                /* bytes allocated, at most max + 1 */
-    size_t content_len;        /* len up to the element's last byte that is not whitespace */
-    size_t elem_line;          /* line where the element starts */
-    kind_t kind;               /* what ends an array element */
-    unsigned depth;            /* '{' and '[' open in the element */
-    uint64_t brackets;         /* bit d-1 is set when level d was opened by '[' */
-    bool in_string;            /* inside a string of the element */
-    bool escape;               /* the last byte in the string was an unescaped '\' */
-    bool in_callback;          /* fn is running; feeding from it is a programmer error */
-    bool finished;             /* ob_jsonstream_finish was called */
-    ob_rc_t rc;                /* first failure; every later call returns it */
-    ob_err_t fail;             /* its message, also handed to fn */
+struct ingest_jsonstream {
+    ingest_jsonstream_mode_t mode; /* as created; AUTO stays AUTO, phase tells what was picked */
+    size_t max;                    /* bytes allowed in one element */
+    ingest_jsonstream_fn fn;       /* the element callback */
+    void *opaque;                  /* passed to fn */
+    phase_t phase;                 /* where in the body the next byte is */
+    unsigned bom_seen;             /* leading bytes that matched the BOM so far */
+    size_t line;                   /* 1-based line of the next byte */
+    size_t index;                  /* elements delivered */
+    char *buf;                     /* the element being read, kept from element to element */
+    size_t len;                    /* bytes of buf in use */
+    size_t cap;                    /* bytes allocated, at most max + 1 */
+    size_t content_len;            /* len up to the element's last byte that is not whitespace */
+    size_t elem_line;              /* line where the element starts */
+    kind_t kind;                   /* what ends an array element */
+    unsigned depth;                /* '{' and '[' open in the element */
+    uint64_t brackets;             /* bit d-1 is set when level d was opened by '[' */
+    bool in_string;                /* inside a string of the element */
+    bool escape;                   /* the last byte in the string was an unescaped '\' */
+    bool in_callback;              /* fn is running; feeding from it is a programmer error */
+    bool finished;                 /* ingest_jsonstream_finish was called */
+    ob_rc_t rc;                    /* first failure; every later call returns it */
+    ob_err_t fail;                 /* its message, also handed to fn */
 };
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
 
-static void fail(ob_jsonstream_t *s, const char *fmt, ...) OB_PRINTF(2, 3);
+static void fail(ingest_jsonstream_t *s, const char *fmt, ...) OB_PRINTF(2, 3);
 
-static void fail(ob_jsonstream_t *s, const char *fmt, ...)
+static void fail(ingest_jsonstream_t *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -113,12 +113,12 @@ static const char *shown(unsigned char c, char buf[16])
     return buf;
 }
 
-static phase_t first_phase(const ob_jsonstream_t *s)
+static phase_t first_phase(const ingest_jsonstream_t *s)
 {
-    return s->mode == OB_JSONSTREAM_NDJSON ? PH_LINES : PH_START;
+    return s->mode == INGEST_JSONSTREAM_NDJSON ? PH_LINES : PH_START;
 }
 
-static void start_element(ob_jsonstream_t *s, kind_t kind)
+static void start_element(ingest_jsonstream_t *s, kind_t kind)
 {
     s->len = 0;
     s->content_len = 0;
@@ -135,7 +135,7 @@ static void start_element(ob_jsonstream_t *s, kind_t kind)
  * element is too large only if something other than whitespace follows. An
  * array element always ends on a byte that is not whitespace, so the same
  * rule is exact there too. */
-static void append(ob_jsonstream_t *s, unsigned char c)
+static void append(ingest_jsonstream_t *s, unsigned char c)
 {
     if (s->len == s->max) {
         if (!is_ws(c))
@@ -159,7 +159,7 @@ static void append(ob_jsonstream_t *s, unsigned char c)
  * of the wrong kind, because the element's end could not be found after it;
  * an NDJSON line ends at its newline whatever it holds, so there a wrong or
  * extra closer is only the caller's parse error. */
-static void track(ob_jsonstream_t *s, unsigned char c, bool strict)
+static void track(ingest_jsonstream_t *s, unsigned char c, bool strict)
 {
     uint64_t bit;
     if (s->in_string) {
@@ -177,9 +177,9 @@ static void track(ob_jsonstream_t *s, unsigned char c, bool strict)
         break;
     case '{':
     case '[':
-        if (s->depth == OB_JSONSTREAM_DEPTH_MAX) {
+        if (s->depth == INGEST_JSONSTREAM_DEPTH_MAX) {
             fail(s, "element %zu (line %zu) nests deeper than %d levels", s->index + 1,
-                 s->elem_line, OB_JSONSTREAM_DEPTH_MAX);
+                 s->elem_line, INGEST_JSONSTREAM_DEPTH_MAX);
             break;
         }
         bit = (uint64_t)1 << s->depth;
@@ -202,12 +202,12 @@ static void track(ob_jsonstream_t *s, unsigned char c, bool strict)
 }
 
 /* The closer the innermost open level needs. */
-static char missing_closer(const ob_jsonstream_t *s)
+static char missing_closer(const ingest_jsonstream_t *s)
 {
     return s->brackets & ((uint64_t)1 << (s->depth - 1)) ? ']' : '}';
 }
 
-static void deliver(ob_jsonstream_t *s)
+static void deliver(ingest_jsonstream_t *s)
 {
     ob_rc_t rc;
     s->len = s->content_len;
@@ -225,7 +225,7 @@ static void deliver(ob_jsonstream_t *s)
     }
 }
 
-static void array_after(ob_jsonstream_t *s, unsigned char c)
+static void array_after(ingest_jsonstream_t *s, unsigned char c)
 {
     char b[16];
     if (is_ws(c))
@@ -241,7 +241,7 @@ static void array_after(ob_jsonstream_t *s, unsigned char c)
              shown(c, b), s->index);
 }
 
-static void array_element(ob_jsonstream_t *s, unsigned char c)
+static void array_element(ingest_jsonstream_t *s, unsigned char c)
 {
     if (s->kind == KIND_TOKEN && ends_token(c)) {
         deliver(s);
@@ -260,7 +260,7 @@ static void array_element(ob_jsonstream_t *s, unsigned char c)
 }
 
 /* Where an array element should start (after '[' or ','). */
-static void array_value(ob_jsonstream_t *s, unsigned char c)
+static void array_value(ingest_jsonstream_t *s, unsigned char c)
 {
     char b[16];
     if (is_ws(c))
@@ -284,7 +284,7 @@ static void array_value(ob_jsonstream_t *s, unsigned char c)
     }
 }
 
-static void line_element(ob_jsonstream_t *s, unsigned char c)
+static void line_element(ingest_jsonstream_t *s, unsigned char c)
 {
     if (c == '\n') {
         deliver(s);
@@ -297,7 +297,7 @@ static void line_element(ob_jsonstream_t *s, unsigned char c)
 }
 
 /* One byte of the body after the BOM; the line count moves after it. */
-static void step(ob_jsonstream_t *s, unsigned char c)
+static void step(ingest_jsonstream_t *s, unsigned char c)
 {
     char b[16];
     switch (s->phase) {
@@ -309,12 +309,13 @@ static void step(ob_jsonstream_t *s, unsigned char c)
             break;
         if (c == '[') {
             s->phase = PH_ARR_FIRST;
-        } else if (c == '{' && s->mode == OB_JSONSTREAM_AUTO) {
+        } else if (c == '{' && s->mode == INGEST_JSONSTREAM_AUTO) {
             s->phase = PH_LINES;
             step(s, c);
         } else {
-            fail(s, "line %zu: %s%s", s->line, s->mode == OB_JSONSTREAM_AUTO ? msg_auto : msg_array,
-                 s->mode == OB_JSONSTREAM_AUTO ? "" : ", starting with '['");
+            fail(s, "line %zu: %s%s", s->line,
+                 s->mode == INGEST_JSONSTREAM_AUTO ? msg_auto : msg_array,
+                 s->mode == INGEST_JSONSTREAM_AUTO ? "" : ", starting with '['");
         }
         break;
     case PH_ARR_FIRST:
@@ -346,14 +347,14 @@ static void step(ob_jsonstream_t *s, unsigned char c)
 }
 
 /* The body did not start with a whole BOM: the bytes held back were data. */
-static void end_bom(ob_jsonstream_t *s)
+static void end_bom(ingest_jsonstream_t *s)
 {
     s->phase = first_phase(s);
     for (unsigned i = 0; i < s->bom_seen && s->rc == OB_OK; i++)
         step(s, utf8_bom[i]);
 }
 
-static void feed_byte(ob_jsonstream_t *s, unsigned char c)
+static void feed_byte(ingest_jsonstream_t *s, unsigned char c)
 {
     if (s->phase == PH_BOM) {
         if (c == utf8_bom[s->bom_seen]) {
@@ -370,21 +371,21 @@ static void feed_byte(ob_jsonstream_t *s, unsigned char c)
         s->line++;
 }
 
-static ob_rc_t result(const ob_jsonstream_t *s, ob_err_t *err)
+static ob_rc_t result(const ingest_jsonstream_t *s, ob_err_t *err)
 {
     if (s->rc != OB_OK)
         ob_err_set(err, "%s", s->fail.msg);
     return s->rc;
 }
 
-ob_jsonstream_t *ob_jsonstream_new(ob_jsonstream_mode_t mode, size_t max_element,
-                                   ob_jsonstream_fn fn, void *opaque)
+ingest_jsonstream_t *ingest_jsonstream_new(ingest_jsonstream_mode_t mode, size_t max_element,
+                                           ingest_jsonstream_fn fn, void *opaque)
 {
     OB_ASSERT(fn != NULL);
     OB_ASSERT(max_element > 0 && max_element < SIZE_MAX);
-    OB_ASSERT(mode == OB_JSONSTREAM_AUTO || mode == OB_JSONSTREAM_ARRAY ||
-              mode == OB_JSONSTREAM_NDJSON);
-    ob_jsonstream_t *s = ob_xcalloc(1, sizeof(*s));
+    OB_ASSERT(mode == INGEST_JSONSTREAM_AUTO || mode == INGEST_JSONSTREAM_ARRAY ||
+              mode == INGEST_JSONSTREAM_NDJSON);
+    ingest_jsonstream_t *s = ob_xcalloc(1, sizeof(*s));
     s->mode = mode;
     s->max = max_element;
     s->fn = fn;
@@ -395,7 +396,7 @@ ob_jsonstream_t *ob_jsonstream_new(ob_jsonstream_mode_t mode, size_t max_element
     return s;
 }
 
-ob_rc_t ob_jsonstream_feed(ob_jsonstream_t *s, const char *data, size_t len, ob_err_t *err)
+ob_rc_t ingest_jsonstream_feed(ingest_jsonstream_t *s, const char *data, size_t len, ob_err_t *err)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (s->rc == OB_OK) {
@@ -406,7 +407,7 @@ ob_rc_t ob_jsonstream_feed(ob_jsonstream_t *s, const char *data, size_t len, ob_
     return result(s, err);
 }
 
-ob_rc_t ob_jsonstream_finish(ob_jsonstream_t *s, ob_err_t *err)
+ob_rc_t ingest_jsonstream_finish(ingest_jsonstream_t *s, ob_err_t *err)
 {
     if (s->rc != OB_OK)
         goto out;
@@ -420,7 +421,7 @@ ob_rc_t ob_jsonstream_finish(ob_jsonstream_t *s, ob_err_t *err)
     case PH_BOM:
     case PH_START:
         fail(s, "the body is empty: it must be a JSON array of calls%s",
-             s->mode == OB_JSONSTREAM_AUTO ? " or NDJSON (one call object per line)" : "");
+             s->mode == INGEST_JSONSTREAM_AUTO ? " or NDJSON (one call object per line)" : "");
         break;
     case PH_ARR_ELEM:
     case PH_LINE_ELEM:
@@ -448,7 +449,7 @@ out:
     return result(s, err);
 }
 
-void ob_jsonstream_free(ob_jsonstream_t *s)
+void ingest_jsonstream_free(ingest_jsonstream_t *s)
 {
     if (!s)
         return;

@@ -1,4 +1,4 @@
-/* Prometheus rendering (common/ob_metrics.c). */
+/* Prometheus rendering (common/infra/ob_metrics.c). */
 #include "ob_metrics.h"
 
 #include <criterion/criterion.h>

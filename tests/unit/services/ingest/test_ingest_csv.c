@@ -1,5 +1,6 @@
-/* Table-driven tests of the CSV reader, header mapping and writer (common/ob_csv.c). */
-#include "ob_csv.h"
+/* Table-driven tests of the CSV reader, header mapping and writer (services/ingest/ingest_csv.c).
+ */
+#include "ingest_csv.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -18,7 +19,7 @@ typedef struct {
     size_t size; /* strlen(text) */
 } collect_t;
 
-static void put_row(FILE *f, const ob_csv_row_t *row)
+static void put_row(FILE *f, const ingest_csv_row_t *row)
 {
     fprintf(f, "%zu@%zu:", row->row, row->line);
     for (size_t i = 0; i < row->nfields; i++) {
@@ -44,15 +45,15 @@ static void put_row(FILE *f, const ob_csv_row_t *row)
     fputc('\n', f);
 }
 
-static ob_rc_t collect_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t collect_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     (void)err;
     put_row(((collect_t *)opaque)->f, header);
     return OB_OK;
 }
 
-static ob_rc_t collect_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
-                           ob_err_t *err)
+static ob_rc_t collect_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header,
+                           void *opaque, ob_err_t *err)
 {
     (void)err;
     cr_assert_eq(header->row, 0);
@@ -67,14 +68,14 @@ static ob_rc_t parse_chunked(const char *in, size_t len, size_t chunk, char deli
 {
     collect_t c = {0};
     c.f = open_memstream(&c.text, &c.size);
-    ob_csv_reader_t *r = ob_csv_reader_new(collect_header, collect_row, &c);
-    ob_csv_reader_set_delimiter(r, delim);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(collect_header, collect_row, &c);
+    ingest_csv_reader_set_delimiter(r, delim);
     ob_rc_t rc = OB_OK;
     for (size_t off = 0; off < len && rc == OB_OK; off += chunk)
-        rc = ob_csv_feed(r, in + off, len - off < chunk ? len - off : chunk, err);
+        rc = ingest_csv_feed(r, in + off, len - off < chunk ? len - off : chunk, err);
     if (rc == OB_OK)
-        rc = ob_csv_finish(r, err);
-    ob_csv_reader_free(r);
+        rc = ingest_csv_finish(r, err);
+    ingest_csv_reader_free(r);
     fclose(c.f);
     *out = c.text;
     return rc;
@@ -205,24 +206,24 @@ Test(csv, bom_split_over_three_feeds)
     collect_t c = {0};
     ob_err_t err = {{0}};
     c.f = open_memstream(&c.text, &c.size);
-    ob_csv_reader_t *r = ob_csv_reader_new(collect_header, collect_row, &c);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(collect_header, collect_row, &c);
     for (size_t i = 0; i < OB_COUNTOF(parts); i++)
-        cr_assert_eq(ob_csv_feed(r, parts[i], strlen(parts[i]), &err), OB_OK, "%s", err.msg);
-    cr_assert_eq(ob_csv_finish(r, &err), OB_OK, "%s", err.msg);
-    ob_csv_reader_free(r);
+        cr_assert_eq(ingest_csv_feed(r, parts[i], strlen(parts[i]), &err), OB_OK, "%s", err.msg);
+    cr_assert_eq(ingest_csv_finish(r, &err), OB_OK, "%s", err.msg);
+    ingest_csv_reader_free(r);
     fclose(c.f);
     cr_expect_str_eq(c.text, "0@1:phone\n1@2:+1\n");
     free(c.text);
 }
 
-static ob_rc_t count_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t count_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     (void)err;
     *(size_t *)opaque = header->nfields;
     return OB_OK;
 }
 
-static ob_rc_t ignore_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t ignore_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                           ob_err_t *err)
 {
     (void)row, (void)header, (void)opaque, (void)err;
@@ -247,13 +248,13 @@ Test(csv, delimiter_of_a_header_longer_than_64k)
         size_t nfields = 0;
         ob_err_t err = {{0}};
         ob_rc_t rc = OB_OK;
-        ob_csv_reader_t *r = ob_csv_reader_new(count_header, ignore_row, &nfields);
+        ingest_csv_reader_t *r = ingest_csv_reader_new(count_header, ignore_row, &nfields);
         for (size_t off = 0; off < len && rc == OB_OK; off += chunks[k])
-            rc = ob_csv_feed(r, in + off, len - off < chunks[k] ? len - off : chunks[k], &err);
-        cr_expect_eq(ob_csv_reader_delimiter(r), ';');
+            rc = ingest_csv_feed(r, in + off, len - off < chunks[k] ? len - off : chunks[k], &err);
+        cr_expect_eq(ingest_csv_reader_delimiter(r), ';');
         if (rc == OB_OK)
-            rc = ob_csv_finish(r, &err);
-        ob_csv_reader_free(r);
+            rc = ingest_csv_finish(r, &err);
+        ingest_csv_reader_free(r);
         cr_expect_eq(rc, OB_OK, "%s", err.msg);
         cr_expect_eq(nfields, FIELDS, "chunks of %zu", chunks[k]);
     }
@@ -281,7 +282,7 @@ ParameterizedTestParameters(csv, delimiter_option)
 ParameterizedTest(delim_case_t *c, csv, delimiter_option)
 {
     char delim = 'x';
-    cr_expect_eq(ob_csv_delimiter_parse(c->text, &delim), c->ok, "\"%s\"",
+    cr_expect_eq(ingest_csv_delimiter_parse(c->text, &delim), c->ok, "\"%s\"",
                  c->text ? c->text : "(null)");
     cr_expect_eq(delim, c->ok ? c->delim : 'x', "\"%s\"", c->text ? c->text : "(null)");
 }
@@ -299,21 +300,21 @@ typedef struct {
 } limit_case_t;
 
 static limit_case_t limit_cases[] = {
-    {"64 KiB field", OB_CSV_FIELD_MAX, false, 1, OB_OK, NULL, 2},
-    {"64 KiB quoted field", OB_CSV_FIELD_MAX, true, 1, OB_OK, NULL, 2},
-    {"field one byte over", OB_CSV_FIELD_MAX + 1, false, 1, OB_EINVAL,
+    {"64 KiB field", INGEST_CSV_FIELD_MAX, false, 1, OB_OK, NULL, 2},
+    {"64 KiB quoted field", INGEST_CSV_FIELD_MAX, true, 1, OB_OK, NULL, 2},
+    {"field one byte over", INGEST_CSV_FIELD_MAX + 1, false, 1, OB_EINVAL,
      "line 2: a field is longer than 65536 bytes", 0},
-    {"quoted field one byte over", OB_CSV_FIELD_MAX + 1, true, 1, OB_EINVAL,
+    {"quoted field one byte over", INGEST_CSV_FIELD_MAX + 1, true, 1, OB_EINVAL,
      "line 2: a field is longer than 65536 bytes", 0},
     {"1 MiB field", 1 << 20, false, 1, OB_EINVAL, "line 2: a field is longer than 65536 bytes", 0},
     {"1 MiB quoted field", 1 << 20, true, 1, OB_EINVAL, "line 2: a field is longer", 0},
-    {"1000 fields", 1, false, OB_CSV_FIELDS_MAX, OB_OK, NULL, 2},
-    {"1001 fields", 1, false, OB_CSV_FIELDS_MAX + 1, OB_EINVAL,
+    {"1000 fields", 1, false, INGEST_CSV_FIELDS_MAX, OB_OK, NULL, 2},
+    {"1001 fields", 1, false, INGEST_CSV_FIELDS_MAX + 1, OB_EINVAL,
      "line 2: the row has more than 1000 fields", 0},
     {"5000 empty fields are a blank row", 0, false, 5000, OB_OK, NULL, 1},
 };
 
-static ob_rc_t count_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t count_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                          ob_err_t *err)
 {
     (void)row, (void)header, (void)err;
@@ -348,12 +349,12 @@ ParameterizedTest(limit_case_t *c, csv, limits)
         size_t rows = 0;
         ob_err_t err = {{0}};
         ob_rc_t rc = OB_OK;
-        ob_csv_reader_t *r = ob_csv_reader_new(NULL, count_row, &rows);
+        ingest_csv_reader_t *r = ingest_csv_reader_new(NULL, count_row, &rows);
         for (size_t off = 0; off < len && rc == OB_OK; off += chunks[k])
-            rc = ob_csv_feed(r, in + off, len - off < chunks[k] ? len - off : chunks[k], &err);
+            rc = ingest_csv_feed(r, in + off, len - off < chunks[k] ? len - off : chunks[k], &err);
         if (rc == OB_OK)
-            rc = ob_csv_finish(r, &err);
-        ob_csv_reader_free(r);
+            rc = ingest_csv_finish(r, &err);
+        ingest_csv_reader_free(r);
         cr_expect_eq(rc, c->rc, "%s, chunks of %zu: %s", c->name, chunks[k], err.msg);
         cr_expect_eq(rows, c->rows, "%s, chunks of %zu", c->name, chunks[k]);
         if (c->error_has)
@@ -375,12 +376,12 @@ Test(csv, two_hundred_thousand_rows_in_64k_chunks)
         fprintf(f, "+1212555%04d,Customer %d,\"owes $%d, \"\"soon\"\"\"\r\n", i % 10000, i, i);
     fclose(f);
 
-    ob_csv_reader_t *r = ob_csv_reader_new(NULL, count_row, &rows);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(NULL, count_row, &rows);
     for (size_t off = 0; off < len; off += CHUNK)
-        cr_assert_eq(ob_csv_feed(r, in + off, len - off < CHUNK ? len - off : CHUNK, &err), OB_OK,
-                     "%s", err.msg);
-    cr_assert_eq(ob_csv_finish(r, &err), OB_OK, "%s", err.msg);
-    ob_csv_reader_free(r);
+        cr_assert_eq(ingest_csv_feed(r, in + off, len - off < CHUNK ? len - off : CHUNK, &err),
+                     OB_OK, "%s", err.msg);
+    cr_assert_eq(ingest_csv_finish(r, &err), OB_OK, "%s", err.msg);
+    ingest_csv_reader_free(r);
     free(in);
     cr_expect_eq(rows, ROWS);
 }
@@ -394,7 +395,7 @@ typedef struct {
     bool header_ok;   /* on_row saw the header intact */
 } stop_t;
 
-static ob_rc_t stop_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t stop_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     stop_t *s = opaque;
     (void)header;
@@ -403,7 +404,7 @@ static ob_rc_t stop_header(const ob_csv_row_t *header, void *opaque, ob_err_t *e
     return s->stop_at == 0 ? OB_ECONFLICT : OB_OK;
 }
 
-static ob_rc_t stop_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t stop_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                         ob_err_t *err)
 {
     stop_t *s = opaque;
@@ -441,14 +442,14 @@ ParameterizedTest(stop_case_t *c, csv, callback_failure_stops_the_parse)
     static const char in[] = "phone,name\n+1,a\n+2,b\n+3,c\n";
     stop_t s = {.stop_at = c->stop_at, .set_message = c->set_message};
     ob_err_t err = {{0}};
-    ob_csv_reader_t *r = ob_csv_reader_new(stop_header, stop_row, &s);
-    cr_expect_eq(ob_csv_feed(r, in, strlen(in), &err), c->rc);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(stop_header, stop_row, &s);
+    cr_expect_eq(ingest_csv_feed(r, in, strlen(in), &err), c->rc);
     cr_expect(strstr(err.msg, c->error_has) != NULL, "\"%s\" lacks \"%s\"", err.msg, c->error_has);
     memset(&err, 0, sizeof(err));
-    cr_expect_eq(ob_csv_feed(r, "+4,d\n", 5, &err), c->rc, "a failed reader stays failed");
+    cr_expect_eq(ingest_csv_feed(r, "+4,d\n", 5, &err), c->rc, "a failed reader stays failed");
     cr_expect(strstr(err.msg, c->error_has) != NULL);
-    cr_expect_eq(ob_csv_finish(r, &err), c->rc);
-    ob_csv_reader_free(r);
+    cr_expect_eq(ingest_csv_finish(r, &err), c->rc);
+    ingest_csv_reader_free(r);
     cr_expect_eq(s.rows_seen, c->rows_seen);
     if (s.rows_seen)
         cr_expect(s.header_ok, "on_row gets the header as it was read");
@@ -457,34 +458,34 @@ ParameterizedTest(stop_case_t *c, csv, callback_failure_stops_the_parse)
 /* ---- row checks, header mapping and parameters, on parsed uploads ---- */
 
 typedef struct {
-    const char *phone_column; /* the option given to ob_csv_map_header */
-    ob_csv_col_t roles[16];   /* from ob_csv_map_header */
-    ob_rc_t map_rc;           /* its result */
-    ob_err_t map_err;         /* its message */
-    ob_rc_t check_rc;         /* ob_csv_row_check on the first data row */
-    ob_err_t check_err;       /* its message */
-    char *json;               /* ob_csv_parameters_json of the first data row */
+    const char *phone_column;   /* the option given to ingest_csv_map_header */
+    ingest_csv_col_t roles[16]; /* from ingest_csv_map_header */
+    ob_rc_t map_rc;             /* its result */
+    ob_err_t map_err;           /* its message */
+    ob_rc_t check_rc;           /* ingest_csv_row_check on the first data row */
+    ob_err_t check_err;         /* its message */
+    char *json;                 /* ingest_csv_parameters_json of the first data row */
 } upload_t;
 
-static ob_rc_t upload_header(const ob_csv_row_t *header, void *opaque, ob_err_t *err)
+static ob_rc_t upload_header(const ingest_csv_row_t *header, void *opaque, ob_err_t *err)
 {
     upload_t *u = opaque;
     (void)err;
     cr_assert(header->nfields <= OB_COUNTOF(u->roles));
-    u->map_rc = ob_csv_map_header(header, u->phone_column, u->roles, &u->map_err);
+    u->map_rc = ingest_csv_map_header(header, u->phone_column, u->roles, &u->map_err);
     return OB_OK;
 }
 
-static ob_rc_t upload_row(const ob_csv_row_t *row, const ob_csv_row_t *header, void *opaque,
+static ob_rc_t upload_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
                           ob_err_t *err)
 {
     upload_t *u = opaque;
     (void)err;
     if (row->row != 1)
         return OB_OK;
-    u->check_rc = ob_csv_row_check(row, header->nfields, &u->check_err);
+    u->check_rc = ingest_csv_row_check(row, header->nfields, &u->check_err);
     if (u->map_rc == OB_OK && u->check_rc == OB_OK)
-        u->json = ob_csv_parameters_json(row, header, u->roles);
+        u->json = ingest_csv_parameters_json(row, header, u->roles);
     return OB_OK;
 }
 
@@ -494,10 +495,10 @@ static void upload(const char *in, const char *phone_column, upload_t *u)
     memset(u, 0, sizeof(*u));
     u->phone_column = phone_column;
     u->map_rc = u->check_rc = OB_ERR;
-    ob_csv_reader_t *r = ob_csv_reader_new(upload_header, upload_row, u);
-    cr_assert_eq(ob_csv_feed(r, in, strlen(in), &err), OB_OK, "%s", err.msg);
-    cr_assert_eq(ob_csv_finish(r, &err), OB_OK, "%s", err.msg);
-    ob_csv_reader_free(r);
+    ingest_csv_reader_t *r = ingest_csv_reader_new(upload_header, upload_row, u);
+    cr_assert_eq(ingest_csv_feed(r, in, strlen(in), &err), OB_OK, "%s", err.msg);
+    cr_assert_eq(ingest_csv_finish(r, &err), OB_OK, "%s", err.msg);
+    ingest_csv_reader_free(r);
 }
 
 typedef struct {
@@ -610,7 +611,7 @@ ParameterizedTest(map_case_t *c, csv, map_header)
         n += *p == ',';
     for (size_t i = 0; i < n; i++)
         snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "",
-                 ob_csv_col_name(u.roles[i]));
+                 ingest_csv_col_name(u.roles[i]));
     cr_expect_str_eq(got, c->roles, "%s", c->header);
 }
 
@@ -634,7 +635,7 @@ Test(csv, long_names_are_cut_between_characters)
 
 typedef struct {
     const char *in;   /* header and one data row */
-    const char *json; /* ob_csv_parameters_json of the row */
+    const char *json; /* ingest_csv_parameters_json of the row */
 } params_case_t;
 
 static params_case_t params_cases[] = {
@@ -747,7 +748,7 @@ ParameterizedTest(write_case_t *c, csv, write_cell)
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    ob_csv_write_cell(f, c->value);
+    ingest_csv_write_cell(f, c->value);
     cr_assert_eq(ferror(f), 0);
     fclose(f);
     cr_expect_str_eq(out, c->out, "value \"%s\"", c->value ? c->value : "(null)");
@@ -762,12 +763,12 @@ Test(csv, written_rows_read_back_unchanged)
     size_t len = 0;
     ob_err_t err = {{0}};
     FILE *f = open_memstream(&out, &len);
-    ob_csv_write_row(f, header, OB_COUNTOF(header));
-    ob_csv_write_row(f, row, OB_COUNTOF(row));
+    ingest_csv_write_row(f, header, OB_COUNTOF(header));
+    ingest_csv_write_row(f, row, OB_COUNTOF(row));
     fclose(f);
     cr_expect_str_eq(
         out, "phone,note,empty,spaced\r\n+12125550100,\"a, \"\"b\"\"\r\nc\",,\"  x  \"\r\n");
-    cr_assert_eq(parse_chunked(out, len, len, OB_CSV_DELIM_DETECT, &rows, &err), OB_OK, "%s",
+    cr_assert_eq(parse_chunked(out, len, len, INGEST_CSV_DELIM_DETECT, &rows, &err), OB_OK, "%s",
                  err.msg);
     cr_expect_str_eq(rows,
                      "0@1:phone|note|empty|spaced\n1@2:+12125550100|a, \"b\"\\r\\nc||  x  \n");

@@ -57,7 +57,7 @@ ob_rc_t ob_phone_parse(const char *input, ob_phone_t *out, ob_err_t *err) OB_MUS
 bool ob_phone_region_valid(const char *region);
 
 /*
- * Internal: the libphonenumber boundary (common/ob_phonenumber.cc) under
+ * Internal: the libphonenumber boundary (common/domain/ob_phonenumber.cc) under
  * ob_phone_parse_region; call that instead. Reads the len bytes at number as
  * one phone number in region (an uppercase supported code, or "ZZ" for
  * none), writes its E.164 form to e164 and, if region_out is not NULL, its

@@ -4,20 +4,20 @@
  * raw JSON text to a callback, holding at most one element in memory. It
  * finds boundaries only (strings, escapes, nesting); the caller parses.
  */
-#ifndef OB_JSONSTREAM_H
-#define OB_JSONSTREAM_H
+#ifndef INGEST_JSONSTREAM_H
+#define INGEST_JSONSTREAM_H
 
 #include "ob_common.h"
 
-#define OB_JSONSTREAM_DEPTH_MAX 64 /* nesting levels allowed inside one element */
+#define INGEST_JSONSTREAM_DEPTH_MAX 64 /* nesting levels allowed inside one element */
 
 typedef enum {
-    OB_JSONSTREAM_AUTO,   /* the first byte decides: '[' array, '{' NDJSON */
-    OB_JSONSTREAM_ARRAY,  /* one JSON array of values */
-    OB_JSONSTREAM_NDJSON, /* one JSON value per line */
-} ob_jsonstream_mode_t;
+    INGEST_JSONSTREAM_AUTO,   /* the first byte decides: '[' array, '{' NDJSON */
+    INGEST_JSONSTREAM_ARRAY,  /* one JSON array of values */
+    INGEST_JSONSTREAM_NDJSON, /* one JSON value per line */
+} ingest_jsonstream_mode_t;
 
-typedef struct ob_jsonstream ob_jsonstream_t;
+typedef struct ingest_jsonstream ingest_jsonstream_t;
 
 /*
  * One element: its 1-based index among the elements, the 1-based line where
@@ -31,15 +31,15 @@ typedef struct ob_jsonstream ob_jsonstream_t;
  * the message put in err (err is never NULL; left empty, a message naming
  * the element is filled in).
  */
-typedef ob_rc_t (*ob_jsonstream_fn)(void *opaque, size_t index, size_t line, const char *json,
-                                    size_t len, ob_err_t *err);
+typedef ob_rc_t (*ingest_jsonstream_fn)(void *opaque, size_t index, size_t line, const char *json,
+                                        size_t len, ob_err_t *err);
 
 /*
  * Creates a splitter. Rules common to both formats:
  * - a UTF-8 BOM at the very start is skipped, however the input is chunked;
  * - lines end at LF (CR is whitespace, so CRLF works);
  * - an element is at most max_element bytes (> 0), not counting the
- *   whitespace around it, and nests at most OB_JSONSTREAM_DEPTH_MAX levels.
+ *   whitespace around it, and nests at most INGEST_JSONSTREAM_DEPTH_MAX levels.
  * Array: '[' then values separated by ',' then ']', with JSON whitespace
  * anywhere between; an element is exactly one value's text (an object, an
  * array, a string, or a bare token such as 42, true or a typo like tru,
@@ -59,10 +59,10 @@ typedef ob_rc_t (*ob_jsonstream_fn)(void *opaque, size_t index, size_t line, con
  * AUTO: the first byte that is not whitespace picks array ('[') or NDJSON
  * ('{'); an empty or other body is refused.
  * Never returns NULL (out of memory aborts). Not thread-safe; free with
- * ob_jsonstream_free.
+ * ingest_jsonstream_free.
  */
-ob_jsonstream_t *ob_jsonstream_new(ob_jsonstream_mode_t mode, size_t max_element,
-                                   ob_jsonstream_fn fn, void *opaque);
+ingest_jsonstream_t *ingest_jsonstream_new(ingest_jsonstream_mode_t mode, size_t max_element,
+                                           ingest_jsonstream_fn fn, void *opaque);
 
 /*
  * Splits the next len bytes of the body, calling back for every element
@@ -73,19 +73,19 @@ ob_jsonstream_t *ob_jsonstream_new(ob_jsonstream_mode_t mode, size_t max_element
  * there is one); or a callback's code. After a failure the splitter only
  * returns that failure again, from feed and finish alike.
  */
-ob_rc_t ob_jsonstream_feed(ob_jsonstream_t *s, const char *data, size_t len,
-                           ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ingest_jsonstream_feed(ingest_jsonstream_t *s, const char *data, size_t len,
+                               ob_err_t *err) OB_MUSTCHECK;
 
 /*
  * Ends the body: delivers a last NDJSON line that has no final newline.
- * Returns what ob_jsonstream_feed returns, or OB_EINVAL when the body ends
+ * Returns what ingest_jsonstream_feed returns, or OB_EINVAL when the body ends
  * inside an element or before the array's ']', or is empty (array and
  * AUTO). Call once; feeding or finishing again after a success is a
  * programmer error.
  */
-ob_rc_t ob_jsonstream_finish(ob_jsonstream_t *s, ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ingest_jsonstream_finish(ingest_jsonstream_t *s, ob_err_t *err) OB_MUSTCHECK;
 
 /* Frees the splitter and the element it holds; NULL is fine. */
-void ob_jsonstream_free(ob_jsonstream_t *s);
+void ingest_jsonstream_free(ingest_jsonstream_t *s);
 
 #endif

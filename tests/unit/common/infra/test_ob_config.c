@@ -1,4 +1,4 @@
-/* Configuration loading (common/ob_config.c): defaults, parsing, bounds and
+/* Configuration loading (common/infra/ob_config.c): defaults, parsing, bounds and
  * that every problem is reported, not just the first. */
 #include "ob_config.h"
 

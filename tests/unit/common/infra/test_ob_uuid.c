@@ -1,4 +1,4 @@
-/* UUIDv7 layout and validation (common/ob_uuid.c). */
+/* UUIDv7 layout and validation (common/infra/ob_uuid.c). */
 #include "ob_common.h"
 #include "ob_uuid.h"
 

@@ -7,7 +7,7 @@
  * Until the delimiter is known the input is held back (at most the header
  * line, up to DETECT_MAX bytes), then parsed as if it had just arrived.
  */
-#include "ob_csv.h"
+#include "ingest_csv.h"
 
 #include <cjson/cJSON.h>
 #include <csv.h>
@@ -21,9 +21,9 @@
  * csv_parse stop with CSV_ENOMEM, reported as an oversize field; fields
  * between the limit and the cap are caught by the length check in on_field. */
 #define PARSER_BLOCK   4096
-#define PARSER_BUF_MAX (OB_CSV_FIELD_MAX + PARSER_BLOCK)
+#define PARSER_BUF_MAX (INGEST_CSV_FIELD_MAX + PARSER_BLOCK)
 /* Input looked at to choose the delimiter when the header line is longer. */
-#define DETECT_MAX OB_CSV_FIELD_MAX
+#define DETECT_MAX INGEST_CSV_FIELD_MAX
 
 /* The fields of one row, stored back to back; reused from row to row. */
 typedef struct {
@@ -37,33 +37,33 @@ typedef struct {
     size_t fcap;         /* entries allocated in offsets, lengths and fields */
 } rowbuf_t;
 
-struct ob_csv_reader {
-    struct csv_parser parser;   /* libcsv state: the field being read */
-    ob_csv_header_fn on_header; /* may be NULL */
-    ob_csv_row_fn on_row;       /* never NULL */
-    void *opaque;               /* passed to both callbacks */
-    rowbuf_t cur;               /* the row being read */
-    rowbuf_t header;            /* the header row, kept for on_row */
-    ob_csv_row_t header_view;   /* the header as passed to on_row */
-    bool have_header;           /* the header has been delivered */
-    size_t rows;                /* data rows delivered */
-    size_t line;                /* physical line of the next input byte */
-    bool after_cr;              /* the last byte was CR: an LF now ends no line */
-    size_t row_line;            /* line where the current row starts; 0 before it starts */
-    bool row_nonempty;          /* some field of the current row is not empty */
-    bool row_too_wide;          /* the current row passed OB_CSV_FIELDS_MAX */
-    size_t row_bad_utf8;        /* 1-based column of the first bad field, or 0 */
-    unsigned bom_seen;          /* leading bytes that matched the BOM so far */
-    bool bom_done;              /* the BOM was skipped or cannot come any more */
-    char delim;                 /* field delimiter; 0 while it is being detected */
-    char *held;                 /* input held back while detecting */
-    size_t nheld, cap_held;     /* its bytes used and allocated */
-    bool scan_quoted;           /* detecting: inside a quoted field */
-    bool scan_text;             /* detecting: the current line has text */
-    size_t counts[3];           /* detecting: each candidate on the current line */
-    bool finished;              /* ob_csv_finish was called */
-    ob_rc_t rc;                 /* first failure; every later call returns it */
-    ob_err_t fail;              /* its message, also handed to the callbacks */
+struct ingest_csv_reader {
+    struct csv_parser parser;       /* libcsv state: the field being read */
+    ingest_csv_header_fn on_header; /* may be NULL */
+    ingest_csv_row_fn on_row;       /* never NULL */
+    void *opaque;                   /* passed to both callbacks */
+    rowbuf_t cur;                   /* the row being read */
+    rowbuf_t header;                /* the header row, kept for on_row */
+    ingest_csv_row_t header_view;   /* the header as passed to on_row */
+    bool have_header;               /* the header has been delivered */
+    size_t rows;                    /* data rows delivered */
+    size_t line;                    /* physical line of the next input byte */
+    bool after_cr;                  /* the last byte was CR: an LF now ends no line */
+    size_t row_line;                /* line where the current row starts; 0 before it starts */
+    bool row_nonempty;              /* some field of the current row is not empty */
+    bool row_too_wide;              /* the current row passed INGEST_CSV_FIELDS_MAX */
+    size_t row_bad_utf8;            /* 1-based column of the first bad field, or 0 */
+    unsigned bom_seen;              /* leading bytes that matched the BOM so far */
+    bool bom_done;                  /* the BOM was skipped or cannot come any more */
+    char delim;                     /* field delimiter; 0 while it is being detected */
+    char *held;                     /* input held back while detecting */
+    size_t nheld, cap_held;         /* its bytes used and allocated */
+    bool scan_quoted;               /* detecting: inside a quoted field */
+    bool scan_text;                 /* detecting: the current line has text */
+    size_t counts[3];               /* detecting: each candidate on the current line */
+    bool finished;                  /* ingest_csv_finish was called */
+    ob_rc_t rc;                     /* first failure; every later call returns it */
+    ob_err_t fail;                  /* its message, also handed to the callbacks */
 };
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
@@ -77,9 +77,9 @@ static void *bounded_realloc(void *p, size_t n)
     return n > PARSER_BUF_MAX ? NULL : ob_xrealloc(p, n);
 }
 
-static void fail(ob_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...) OB_PRINTF(3, 4);
+static void fail(ingest_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...) OB_PRINTF(3, 4);
 
-static void fail(ob_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...)
+static void fail(ingest_csv_reader_t *r, ob_rc_t rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -131,8 +131,8 @@ static void rowbuf_add(rowbuf_t *b, const void *s, size_t len)
 {
     if (b->n == b->fcap) {
         b->fcap = b->fcap ? b->fcap * 2 : 16;
-        if (b->fcap > OB_CSV_FIELDS_MAX)
-            b->fcap = OB_CSV_FIELDS_MAX;
+        if (b->fcap > INGEST_CSV_FIELDS_MAX)
+            b->fcap = INGEST_CSV_FIELDS_MAX;
         b->offsets = ob_xrealloc(b->offsets, b->fcap * sizeof(*b->offsets));
         b->lengths = ob_xrealloc(b->lengths, b->fcap * sizeof(*b->lengths));
         b->fields = ob_xrealloc(b->fields, b->fcap * sizeof(*b->fields));
@@ -153,11 +153,11 @@ static void rowbuf_add(rowbuf_t *b, const void *s, size_t len)
     b->used += len + 1;
 }
 
-static ob_csv_row_t rowbuf_view(rowbuf_t *b)
+static ingest_csv_row_t rowbuf_view(rowbuf_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
         b->fields[i] = b->bytes + b->offsets[i];
-    return (ob_csv_row_t){.nfields = b->n, .fields = b->fields, .lengths = b->lengths};
+    return (ingest_csv_row_t){.nfields = b->n, .fields = b->fields, .lengths = b->lengths};
 }
 
 static void rowbuf_free(rowbuf_t *b)
@@ -168,7 +168,7 @@ static void rowbuf_free(rowbuf_t *b)
     free(b->fields);
 }
 
-static void reset_row(ob_csv_reader_t *r)
+static void reset_row(ingest_csv_reader_t *r)
 {
     r->cur.n = 0;
     r->cur.used = 0;
@@ -178,21 +178,21 @@ static void reset_row(ob_csv_reader_t *r)
     r->row_bad_utf8 = 0;
 }
 
-/* libcsv field callback. Past OB_CSV_FIELDS_MAX fields are only looked at,
+/* libcsv field callback. Past INGEST_CSV_FIELDS_MAX fields are only looked at,
  * not stored, so that a blank ",,,," row of any width is still skipped. */
 static void on_field(void *data, size_t len, void *opaque)
 {
-    ob_csv_reader_t *r = opaque;
+    ingest_csv_reader_t *r = opaque;
     if (r->rc != OB_OK)
         return;
-    if (len > OB_CSV_FIELD_MAX) {
+    if (len > INGEST_CSV_FIELD_MAX) {
         fail(r, OB_EINVAL, "line %zu: a field is longer than %d bytes", r->row_line,
-             OB_CSV_FIELD_MAX);
+             INGEST_CSV_FIELD_MAX);
         return;
     }
     if (len)
         r->row_nonempty = true;
-    if (r->cur.n == OB_CSV_FIELDS_MAX) {
+    if (r->cur.n == INGEST_CSV_FIELDS_MAX) {
         r->row_too_wide = true;
         return;
     }
@@ -201,9 +201,9 @@ static void on_field(void *data, size_t len, void *opaque)
         r->row_bad_utf8 = r->cur.n;
 }
 
-static void deliver(ob_csv_reader_t *r)
+static void deliver(ingest_csv_reader_t *r)
 {
-    ob_csv_row_t view = rowbuf_view(&r->cur);
+    ingest_csv_row_t view = rowbuf_view(&r->cur);
     ob_rc_t rc = OB_OK;
     rowbuf_t swap;
 
@@ -234,26 +234,26 @@ static void deliver(ob_csv_reader_t *r)
 /* libcsv row callback (c is the terminator, or -1 at the end of input). */
 static void on_record(int c, void *opaque)
 {
-    ob_csv_reader_t *r = opaque;
+    ingest_csv_reader_t *r = opaque;
     (void)c;
     if (r->rc != OB_OK)
         return;
     if (r->row_too_wide && r->row_nonempty)
         fail(r, OB_EINVAL, "line %zu: the row has more than %d fields", r->row_line,
-             OB_CSV_FIELDS_MAX);
+             INGEST_CSV_FIELDS_MAX);
     else if (r->row_nonempty)
         deliver(r);
     reset_row(r);
 }
 
-static void parse_piece(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+static void parse_piece(ingest_csv_reader_t *r, const unsigned char *s, size_t n)
 {
     size_t done = csv_parse(&r->parser, s, n, on_field, on_record, r);
     if (done == n || r->rc != OB_OK)
         return;
     if (csv_error(&r->parser) == CSV_ENOMEM)
         fail(r, OB_EINVAL, "line %zu: a field is longer than %d bytes", r->row_line,
-             OB_CSV_FIELD_MAX);
+             INGEST_CSV_FIELD_MAX);
     else
         fail(r, OB_EINVAL, "line %zu: %s", r->row_line, csv_strerror(csv_error(&r->parser)));
 }
@@ -261,7 +261,7 @@ static void parse_piece(ob_csv_reader_t *r, const unsigned char *s, size_t n)
 /* Feeds libcsv up to and including each line break, counting lines: CR, LF
  * and CRLF each end one line, also inside quoted fields, as an editor counts.
  * A row starts at its first byte that libcsv does not skip as blank. */
-static void parse_lines(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+static void parse_lines(ingest_csv_reader_t *r, const unsigned char *s, size_t n)
 {
     size_t start = 0;
     for (size_t i = 0; i < n && r->rc == OB_OK; i++) {
@@ -285,7 +285,7 @@ static void parse_lines(ob_csv_reader_t *r, const unsigned char *s, size_t n)
 /* Counts the candidates on each line until a line with text ends (blank
  * lines and ",,," lines before the header do not count); true then. A quote
  * toggles quoting, so delimiters and line breaks inside quotes are data. */
-static bool scan(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+static bool scan(ingest_csv_reader_t *r, const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const char *cand = memchr(candidates, s[i], sizeof(candidates));
@@ -306,7 +306,7 @@ static bool scan(ob_csv_reader_t *r, const unsigned char *s, size_t n)
 }
 
 /* The most frequent candidate on the header line; ',' when there is none. */
-static void choose_delimiter(ob_csv_reader_t *r)
+static void choose_delimiter(ingest_csv_reader_t *r)
 {
     size_t best = 0;
     for (size_t i = 1; i < OB_COUNTOF(candidates); i++)
@@ -317,7 +317,7 @@ static void choose_delimiter(ob_csv_reader_t *r)
 }
 
 /* Parses what was held back, once the delimiter is known. */
-static void release_held(ob_csv_reader_t *r)
+static void release_held(ingest_csv_reader_t *r)
 {
     if (r->nheld)
         parse_lines(r, (const unsigned char *)r->held, r->nheld);
@@ -328,7 +328,7 @@ static void release_held(ob_csv_reader_t *r)
 
 /* Input after the BOM: parsed at once when the delimiter is known, else held
  * back until the header line is complete (or DETECT_MAX bytes long). */
-static void take(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+static void take(ingest_csv_reader_t *r, const unsigned char *s, size_t n)
 {
     if (!r->delim) {
         if (!scan(r, s, n) && r->nheld + n <= DETECT_MAX) {
@@ -349,14 +349,14 @@ static void take(ob_csv_reader_t *r, const unsigned char *s, size_t n)
 }
 
 /* The input did not start with a whole BOM: the bytes held back were data. */
-static void end_bom(ob_csv_reader_t *r)
+static void end_bom(ingest_csv_reader_t *r)
 {
     r->bom_done = true;
     take(r, utf8_bom, r->bom_seen);
 }
 
 /* Consumes the BOM bytes at the start of s, however the BOM is split. */
-static size_t skip_bom(ob_csv_reader_t *r, const unsigned char *s, size_t n)
+static size_t skip_bom(ingest_csv_reader_t *r, const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (!r->bom_done && i < n) {
@@ -371,17 +371,18 @@ static size_t skip_bom(ob_csv_reader_t *r, const unsigned char *s, size_t n)
     return i;
 }
 
-static ob_rc_t result(const ob_csv_reader_t *r, ob_err_t *err)
+static ob_rc_t result(const ingest_csv_reader_t *r, ob_err_t *err)
 {
     if (r->rc != OB_OK)
         ob_err_set(err, "%s", r->fail.msg);
     return r->rc;
 }
 
-ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_row, void *opaque)
+ingest_csv_reader_t *ingest_csv_reader_new(ingest_csv_header_fn on_header, ingest_csv_row_fn on_row,
+                                           void *opaque)
 {
     OB_ASSERT(on_row != NULL);
-    ob_csv_reader_t *r = ob_xcalloc(1, sizeof(*r));
+    ingest_csv_reader_t *r = ob_xcalloc(1, sizeof(*r));
     /* Options stay 0 while parsing: CSV_STRICT would refuse the stray quotes
      * spreadsheets write; we copy every field, so CSV_APPEND_NULL is moot. */
     OB_ASSERT(csv_init(&r->parser, 0) == 0);
@@ -395,21 +396,21 @@ ob_csv_reader_t *ob_csv_reader_new(ob_csv_header_fn on_header, ob_csv_row_fn on_
     return r;
 }
 
-void ob_csv_reader_set_delimiter(ob_csv_reader_t *r, char delim)
+void ingest_csv_reader_set_delimiter(ingest_csv_reader_t *r, char delim)
 {
     OB_ASSERT(r->bom_seen == 0 && !r->bom_done && !r->nheld && !r->finished);
-    OB_ASSERT(delim == OB_CSV_DELIM_DETECT || strchr(",;\t|", delim));
+    OB_ASSERT(delim == INGEST_CSV_DELIM_DETECT || strchr(",;\t|", delim));
     r->delim = delim;
     if (delim)
         csv_set_delim(&r->parser, (unsigned char)delim);
 }
 
-char ob_csv_reader_delimiter(const ob_csv_reader_t *r)
+char ingest_csv_reader_delimiter(const ingest_csv_reader_t *r)
 {
     return r->delim;
 }
 
-bool ob_csv_delimiter_parse(const char *text, char *delim)
+bool ingest_csv_delimiter_parse(const char *text, char *delim)
 {
     static const struct {
         const char *name; /* as a client writes it */
@@ -419,7 +420,7 @@ bool ob_csv_delimiter_parse(const char *text, char *delim)
         {"|", '|'},     {"\t", '\t'},
         {"comma", ','}, {"semicolon", ';'},
         {"pipe", '|'},  {"tab", '\t'},
-        {"\\t", '\t'},  {"auto", OB_CSV_DELIM_DETECT},
+        {"\\t", '\t'},  {"auto", INGEST_CSV_DELIM_DETECT},
     };
     for (size_t i = 0; text && i < OB_COUNTOF(names); i++)
         if (strcasecmp(text, names[i].name) == 0) {
@@ -429,7 +430,7 @@ bool ob_csv_delimiter_parse(const char *text, char *delim)
     return false;
 }
 
-ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *err)
+ob_rc_t ingest_csv_feed(ingest_csv_reader_t *r, const char *data, size_t len, ob_err_t *err)
 {
     OB_ASSERT(!r->finished);
     if (r->rc == OB_OK && len) {
@@ -441,7 +442,7 @@ ob_rc_t ob_csv_feed(ob_csv_reader_t *r, const char *data, size_t len, ob_err_t *
     return result(r, err);
 }
 
-ob_rc_t ob_csv_finish(ob_csv_reader_t *r, ob_err_t *err)
+ob_rc_t ingest_csv_finish(ingest_csv_reader_t *r, ob_err_t *err)
 {
     OB_ASSERT(!r->finished);
     r->finished = true;
@@ -465,7 +466,7 @@ ob_rc_t ob_csv_finish(ob_csv_reader_t *r, ob_err_t *err)
     return result(r, err);
 }
 
-void ob_csv_reader_free(ob_csv_reader_t *r)
+void ingest_csv_reader_free(ingest_csv_reader_t *r)
 {
     if (!r)
         return;
@@ -476,7 +477,7 @@ void ob_csv_reader_free(ob_csv_reader_t *r)
     free(r);
 }
 
-ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err)
+ob_rc_t ingest_csv_row_check(const ingest_csv_row_t *row, size_t ncolumns, ob_err_t *err)
 {
     bool extra = false;
     for (size_t i = ncolumns; i < row->nfields; i++)
@@ -493,66 +494,66 @@ ob_rc_t ob_csv_row_check(const ob_csv_row_t *row, size_t ncolumns, ob_err_t *err
 /* ---- header mapping ---- */
 
 typedef struct {
-    const char *name; /* header name: lower case, none of the characters same_name skips */
-    ob_csv_col_t col; /* its role */
+    const char *name;     /* header name: lower case, none of the characters same_name skips */
+    ingest_csv_col_t col; /* its role */
 } alias_t;
 
 static const alias_t aliases[] = {
-    {"phonenumber", OB_CSV_COL_PHONE},
-    {"phone", OB_CSV_COL_PHONE},
-    {"number", OB_CSV_COL_PHONE},
-    {"destination", OB_CSV_COL_PHONE},
-    {"mobile", OB_CSV_COL_PHONE},
-    {"mobilenumber", OB_CSV_COL_PHONE},
-    {"mobilephone", OB_CSV_COL_PHONE},
-    {"cell", OB_CSV_COL_PHONE},
-    {"cellnumber", OB_CSV_COL_PHONE},
-    {"cellphone", OB_CSV_COL_PHONE},
-    {"telephone", OB_CSV_COL_PHONE},
-    {"telephonenumber", OB_CSV_COL_PHONE},
-    {"tel", OB_CSV_COL_PHONE},
-    {"to", OB_CSV_COL_PHONE},
-    {"msisdn", OB_CSV_COL_PHONE},
-    {"messagereference", OB_CSV_COL_MESSAGE_REFERENCE},
-    {"maxattempts", OB_CSV_COL_MAX_ATTEMPTS},
-    {"retryintervals", OB_CSV_COL_RETRY_INTERVAL},
-    {"retryinterval", OB_CSV_COL_RETRY_INTERVAL},
-    {"maxretries", OB_CSV_COL_MAX_RETRIES},
-    {"reattemptwait", OB_CSV_COL_RETRY_INTERVAL_PLUM},
-    {"starttimestamp", OB_CSV_COL_NOT_BEFORE},
-    {"scheduledtimestamp", OB_CSV_COL_NOT_BEFORE},
-    {"notbefore", OB_CSV_COL_NOT_BEFORE},
-    {"scheduledtime", OB_CSV_COL_NOT_BEFORE},
-    {"endtimestamp", OB_CSV_COL_EXPIRES_AT},
-    {"expirationtimestamp", OB_CSV_COL_EXPIRES_AT},
-    {"expiresat", OB_CSV_COL_EXPIRES_AT},
-    {"expirationtime", OB_CSV_COL_EXPIRES_AT},
-    {"priority", OB_CSV_COL_PRIORITY},
-    {"resulturl", OB_CSV_COL_RESULT_URL},
-    {"ani", OB_CSV_COL_CALLER_ID},
-    {"callerid", OB_CSV_COL_CALLER_ID},
+    {"phonenumber", INGEST_CSV_COL_PHONE},
+    {"phone", INGEST_CSV_COL_PHONE},
+    {"number", INGEST_CSV_COL_PHONE},
+    {"destination", INGEST_CSV_COL_PHONE},
+    {"mobile", INGEST_CSV_COL_PHONE},
+    {"mobilenumber", INGEST_CSV_COL_PHONE},
+    {"mobilephone", INGEST_CSV_COL_PHONE},
+    {"cell", INGEST_CSV_COL_PHONE},
+    {"cellnumber", INGEST_CSV_COL_PHONE},
+    {"cellphone", INGEST_CSV_COL_PHONE},
+    {"telephone", INGEST_CSV_COL_PHONE},
+    {"telephonenumber", INGEST_CSV_COL_PHONE},
+    {"tel", INGEST_CSV_COL_PHONE},
+    {"to", INGEST_CSV_COL_PHONE},
+    {"msisdn", INGEST_CSV_COL_PHONE},
+    {"messagereference", INGEST_CSV_COL_MESSAGE_REFERENCE},
+    {"maxattempts", INGEST_CSV_COL_MAX_ATTEMPTS},
+    {"retryintervals", INGEST_CSV_COL_RETRY_INTERVAL},
+    {"retryinterval", INGEST_CSV_COL_RETRY_INTERVAL},
+    {"maxretries", INGEST_CSV_COL_MAX_RETRIES},
+    {"reattemptwait", INGEST_CSV_COL_RETRY_INTERVAL_PLUM},
+    {"starttimestamp", INGEST_CSV_COL_NOT_BEFORE},
+    {"scheduledtimestamp", INGEST_CSV_COL_NOT_BEFORE},
+    {"notbefore", INGEST_CSV_COL_NOT_BEFORE},
+    {"scheduledtime", INGEST_CSV_COL_NOT_BEFORE},
+    {"endtimestamp", INGEST_CSV_COL_EXPIRES_AT},
+    {"expirationtimestamp", INGEST_CSV_COL_EXPIRES_AT},
+    {"expiresat", INGEST_CSV_COL_EXPIRES_AT},
+    {"expirationtime", INGEST_CSV_COL_EXPIRES_AT},
+    {"priority", INGEST_CSV_COL_PRIORITY},
+    {"resulturl", INGEST_CSV_COL_RESULT_URL},
+    {"ani", INGEST_CSV_COL_CALLER_ID},
+    {"callerid", INGEST_CSV_COL_CALLER_ID},
 };
 
 /* The phone column titles a refusal suggests; docs/csv.md lists them all. */
 #define PHONE_TITLES "Phone Number, Phone, Mobile, Cell, Telephone, Tel, To, Number or Destination"
 
 static const char *const col_names[] = {
-    [OB_CSV_COL_PHONE] = "phone_number",
-    [OB_CSV_COL_MESSAGE_REFERENCE] = "message_reference",
-    [OB_CSV_COL_MAX_ATTEMPTS] = "max_attempts",
-    [OB_CSV_COL_RETRY_INTERVAL] = "retry_interval_s",
-    [OB_CSV_COL_MAX_RETRIES] = "max_retries",
-    [OB_CSV_COL_RETRY_INTERVAL_PLUM] = "reattempt_wait",
-    [OB_CSV_COL_NOT_BEFORE] = "not_before",
-    [OB_CSV_COL_EXPIRES_AT] = "expires_at",
-    [OB_CSV_COL_PRIORITY] = "priority",
-    [OB_CSV_COL_RESULT_URL] = "result_url",
-    [OB_CSV_COL_CALLER_ID] = "caller_id",
-    [OB_CSV_COL_PARAMETER] = "call parameter",
-    [OB_CSV_COL_IGNORED] = "ignored",
+    [INGEST_CSV_COL_PHONE] = "phone_number",
+    [INGEST_CSV_COL_MESSAGE_REFERENCE] = "message_reference",
+    [INGEST_CSV_COL_MAX_ATTEMPTS] = "max_attempts",
+    [INGEST_CSV_COL_RETRY_INTERVAL] = "retry_interval_s",
+    [INGEST_CSV_COL_MAX_RETRIES] = "max_retries",
+    [INGEST_CSV_COL_RETRY_INTERVAL_PLUM] = "reattempt_wait",
+    [INGEST_CSV_COL_NOT_BEFORE] = "not_before",
+    [INGEST_CSV_COL_EXPIRES_AT] = "expires_at",
+    [INGEST_CSV_COL_PRIORITY] = "priority",
+    [INGEST_CSV_COL_RESULT_URL] = "result_url",
+    [INGEST_CSV_COL_CALLER_ID] = "caller_id",
+    [INGEST_CSV_COL_PARAMETER] = "call parameter",
+    [INGEST_CSV_COL_IGNORED] = "ignored",
 };
 
-const char *ob_csv_col_name(ob_csv_col_t col)
+const char *ingest_csv_col_name(ingest_csv_col_t col)
 {
     OB_ASSERT((size_t)col < OB_COUNTOF(col_names));
     return col_names[col];
@@ -560,12 +561,12 @@ const char *ob_csv_col_name(ob_csv_col_t col)
 
 /* The call field a role sets: the Plum columns set the same fields as ours,
  * so a header may not carry both. */
-static ob_csv_col_t call_field(ob_csv_col_t col)
+static ingest_csv_col_t call_field(ingest_csv_col_t col)
 {
-    if (col == OB_CSV_COL_MAX_RETRIES)
-        return OB_CSV_COL_MAX_ATTEMPTS;
-    if (col == OB_CSV_COL_RETRY_INTERVAL_PLUM)
-        return OB_CSV_COL_RETRY_INTERVAL;
+    if (col == INGEST_CSV_COL_MAX_RETRIES)
+        return INGEST_CSV_COL_MAX_ATTEMPTS;
+    if (col == INGEST_CSV_COL_RETRY_INTERVAL_PLUM)
+        return INGEST_CSV_COL_RETRY_INTERVAL;
     return col;
 }
 
@@ -609,12 +610,12 @@ static bool same_name(const char *a, size_t alen, const char *b, size_t blen)
     }
 }
 
-static ob_csv_col_t role_of(const char *name, size_t len)
+static ingest_csv_col_t role_of(const char *name, size_t len)
 {
     for (size_t i = 0; i < OB_COUNTOF(aliases); i++)
         if (same_name(name, len, aliases[i].name, strlen(aliases[i].name)))
             return aliases[i].col;
-    return OB_CSV_COL_PARAMETER;
+    return INGEST_CSV_COL_PARAMETER;
 }
 
 /* Header names are client data and may be 64 KiB long: messages quote at
@@ -640,7 +641,7 @@ static int shown(const char *s, size_t len)
 
 /* The header's names as "\"a\", \"b\", ... and 3 more" into buf, for a
  * client to see what was read (a wrong delimiter shows as one long name). */
-static void list_columns(const ob_csv_row_t *header, char *buf, size_t cap)
+static void list_columns(const ingest_csv_row_t *header, char *buf, size_t cap)
 {
     size_t used = 0, len;
     buf[0] = '\0';
@@ -656,7 +657,7 @@ static void list_columns(const ob_csv_row_t *header, char *buf, size_t cap)
 
 /* The 1-based column phone_column names (a number or a name), or 0 with
  * err set. */
-static size_t pick_column(const ob_csv_row_t *header, const char *want, ob_err_t *err)
+static size_t pick_column(const ingest_csv_row_t *header, const char *want, ob_err_t *err)
 {
     size_t wlen = strlen(want), found = 0, len;
     char cols[NAMES_LISTED * (NAME_LISTED + 8) + 32];
@@ -688,11 +689,11 @@ static size_t pick_column(const ob_csv_row_t *header, const char *want, ob_err_t
     return found;
 }
 
-ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, ob_csv_col_t *roles,
-                          ob_err_t *err)
+ob_rc_t ingest_csv_map_header(const ingest_csv_row_t *header, const char *phone_column,
+                              ingest_csv_col_t *roles, ob_err_t *err)
 {
-    size_t first[OB_CSV_COL_PARAMETER]; /* 1-based column setting each call field, or 0 */
-    size_t pick = 0;                    /* the column phone_column names, or 0 */
+    size_t first[INGEST_CSV_COL_PARAMETER]; /* 1-based column setting each call field, or 0 */
+    size_t pick = 0;                        /* the column phone_column names, or 0 */
     ob_rc_t rc = OB_EINVAL;
     size_t len, other_len;
     const char *name, *other;
@@ -718,14 +719,14 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, 
         /* The chosen column is the phone column; others that look like one
          * are kept for the application, as call parameters. */
         if (pick && i + 1 == pick)
-            roles[i] = OB_CSV_COL_PHONE;
-        else if (pick && roles[i] == OB_CSV_COL_PHONE)
-            roles[i] = OB_CSV_COL_PARAMETER;
-        if (roles[i] != OB_CSV_COL_PARAMETER) {
+            roles[i] = INGEST_CSV_COL_PHONE;
+        else if (pick && roles[i] == INGEST_CSV_COL_PHONE)
+            roles[i] = INGEST_CSV_COL_PARAMETER;
+        if (roles[i] != INGEST_CSV_COL_PARAMETER) {
             size_t *seen = &first[call_field(roles[i])];
             if (*seen) {
                 other = trim(header->fields[*seen - 1], header->lengths[*seen - 1], &other_len);
-                if (roles[i] == OB_CSV_COL_PHONE)
+                if (roles[i] == INGEST_CSV_COL_PHONE)
                     ob_err_set(err,
                                "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both look like "
                                "the phone number; say which with phone_column=%zu or "
@@ -737,7 +738,7 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, 
                                "header columns %zu (\"%.*s\") and %zu (\"%.*s\") both give %s; "
                                "keep one",
                                *seen, shown(other, other_len), other, i + 1, shown(name, len), name,
-                               ob_csv_col_name(call_field(roles[i])));
+                               ingest_csv_col_name(call_field(roles[i])));
                 goto out;
             }
             *seen = i + 1;
@@ -745,7 +746,7 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, 
         }
         for (size_t j = 0; j < i; j++) {
             other = trim(header->fields[j], header->lengths[j], &other_len);
-            if (roles[j] == OB_CSV_COL_PARAMETER && other_len == len &&
+            if (roles[j] == INGEST_CSV_COL_PARAMETER && other_len == len &&
                 memcmp(other, name, len) == 0) {
                 ob_err_set(err, "header columns %zu and %zu are both named \"%.*s\"; keep one",
                            j + 1, i + 1, shown(name, len), name);
@@ -753,7 +754,7 @@ ob_rc_t ob_csv_map_header(const ob_csv_row_t *header, const char *phone_column, 
             }
         }
     }
-    if (!first[OB_CSV_COL_PHONE]) {
+    if (!first[INGEST_CSV_COL_PHONE]) {
         list_columns(header, cols, sizeof(cols));
         ob_err_set(
             err,
@@ -767,8 +768,8 @@ out:
     return rc;
 }
 
-char *ob_csv_parameters_json(const ob_csv_row_t *row, const ob_csv_row_t *header,
-                             const ob_csv_col_t *roles)
+char *ingest_csv_parameters_json(const ingest_csv_row_t *row, const ingest_csv_row_t *header,
+                                 const ingest_csv_col_t *roles)
 {
     size_t n = row->nfields < header->nfields ? row->nfields : header->nfields;
     size_t len;
@@ -779,7 +780,7 @@ char *ob_csv_parameters_json(const ob_csv_row_t *row, const ob_csv_row_t *header
     OB_ASSERT(obj != NULL);
     OB_ASSERT(!row->bad_utf8_col && !header->bad_utf8_col);
     for (size_t i = 0; i < n; i++) {
-        if (roles[i] != OB_CSV_COL_PARAMETER || !row->lengths[i])
+        if (roles[i] != INGEST_CSV_COL_PARAMETER || !row->lengths[i])
             continue;
         const char *name = trim(header->fields[i], header->lengths[i], &len);
         char *key = ob_xstrndup(name, len);
@@ -815,7 +816,7 @@ static bool blank(char c)
     return c == ' ' || c == '\t';
 }
 
-void ob_csv_write_cell(FILE *f, const char *value)
+void ingest_csv_write_cell(FILE *f, const char *value)
 {
     const char *v = value ? value : "";
     size_t n = strlen(v);
@@ -839,12 +840,12 @@ void ob_csv_write_cell(FILE *f, const char *value)
         fputc('"', f);
 }
 
-void ob_csv_write_row(FILE *f, const char *const *cells, size_t n)
+void ingest_csv_write_row(FILE *f, const char *const *cells, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputc(',', f);
-        ob_csv_write_cell(f, cells[i]);
+        ingest_csv_write_cell(f, cells[i]);
     }
     fputs("\r\n", f);
 }

@@ -1,4 +1,4 @@
-/* Table-driven tests of the shared basics (common/ob_common.c): RFC 3339
+/* Table-driven tests of the shared basics (common/infra/ob_common.c): RFC 3339
  * times, read from clients and from any producer on the events topic; and
  * UTF-8 validation, what Postgres and JSON readers accept as text, so that
  * nothing accepted is later refused downstream. */

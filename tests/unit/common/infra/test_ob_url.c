@@ -1,5 +1,5 @@
 /* Table-driven tests of URL checks, address ranges and the libcurl guard
- * (common/ob_url.c). */
+ * (common/infra/ob_url.c). */
 #include "ob_url.h"
 
 #include <criterion/criterion.h>
