@@ -420,6 +420,14 @@ char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params)
     return v;
 }
 
+long h_pg_long(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    char *v = h_pg_value(c, sql, n, params);
+    long r = v ? atol(v) : -1;
+    free(v);
+    return r;
+}
+
 void h_tenant(PGconn *c, h_tenant_t *t, int capacity)
 {
     char *app = t->application_id, *email = t->email, key_id[37], cap[16], hash[65];
@@ -569,30 +577,6 @@ char *h_json_str(const char *json, const char *member)
     return v;
 }
 
-char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms)
-{
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_key);
-    snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
-    const char *headers[] = {auth, NULL};
-    int64_t deadline = ob_mono_ms() + timeout_ms;
-    while (ob_mono_ms() < deadline) {
-        h_resp_t r = h_http(port, "GET", path, headers, NULL);
-        if (r.status == 200) {
-            char *state = h_json_str(r.body, "state");
-            bool done = state && strcmp(state, "completed") == 0;
-            free(state);
-            if (done) {
-                free(r.content_type);
-                return r.body; /* ownership passes to the caller */
-            }
-        }
-        h_resp_free(&r);
-        h_sleep_ms(100);
-    }
-    return NULL;
-}
-
 char *h_json_path(const char *json, const char *path)
 {
     cJSON *root = cJSON_Parse(json);
@@ -667,19 +651,6 @@ void h_expect_path(const char *json, const char *path, const char *want)
     else
         cr_expect_null(got, "%s is %s, want null in %s", path, got, json);
     free(got);
-}
-
-char *h_queue(int port, const char *api_key, const char *deployment_id, const char *body)
-{
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(port, "POST", path, headers, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
 }
 
 bool h_log_has(const h_proc_t *p, const char *text)

@@ -84,6 +84,8 @@ void h_resp_free(h_resp_t *r);
 PGconn *h_pg(const h_stack_t *s);
 /* First column of the first row as a malloc'd string (NULL if no row). */
 char *h_pg_value(PGconn *c, const char *sql, int n, const char *const *params);
+/* h_pg_value as a number: -1 when there is no row or the value is null. */
+long h_pg_long(PGconn *c, const char *sql, int n, const char *const *params);
 /* Creates an account, application, deployment (capacity) and API key. */
 void h_tenant(PGconn *c, h_tenant_t *t, int capacity);
 
@@ -136,10 +138,6 @@ void h_server_stop(h_server_t *srv);
 /* True if the service's log (stdout and stderr) so far holds text. */
 bool h_log_has(const h_proc_t *p, const char *text);
 
-/* Polls GET /api/v1/calls/{id} until its state is "completed"; returns the
- * last body (malloc'd) or NULL on timeout. */
-char *h_wait_call_completed(int port, const char *api_key, const char *call_id, int timeout_ms);
-
 /* Follows a dotted path ("attempts.0.connected_at", numbers index arrays)
  * and returns the value as text: strings as they are, other values as JSON
  * (malloc'd; NULL if the path does not exist or the value is null). */
@@ -153,9 +151,5 @@ long h_json_long(const char *json, const char *path);
 
 /* Expects h_json_path(json, path) to be want (NULL: absent or null). */
 void h_expect_path(const char *json, const char *path, const char *want);
-
-/* POSTs one call (body, JSON) to deployment_id through the ingest on port,
- * asserts 202 and returns its call_id (malloc'd). */
-char *h_queue(int port, const char *api_key, const char *deployment_id, const char *body);
 
 #endif

@@ -10,7 +10,7 @@
  * with verify_urls has its calls dialed only while its URLs answer the
  * app's GETs with 200; one without is never checked.
  */
-#include "harness.h"
+#include "harness_client.h"
 #include "ob_common.h"
 
 #include <arpa/inet.h>
@@ -57,6 +57,8 @@ typedef struct {
 } app_t;
 
 static app_t app;
+/* The test's tenant's client, set by stack_up_env. */
+static h_client_t api;
 
 /* Decodes one form-encoded name or value (malloc'd): %XX, and "+" is a space. */
 static char *form_decode(const char *text, size_t len)
@@ -198,31 +200,27 @@ static char *post_of(app_t *a, const char *call_id, const char *event, char *pat
     return found;
 }
 
-static char *queue_to(const h_tenant_t *t, const char *deployment_id, const char *phone,
-                      const char *ref)
+static char *queue_to(const char *deployment_id, const char *phone, const char *ref)
 {
+    h_client_t to = h_client_on(&api, deployment_id);
     char body[256];
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"%s\",\"message_reference\":\"%s\","
              "\"call_parameters\":{\"name\":\"Ann Lee & co\",\"n\":2}}",
              phone, ref);
-    return h_queue(s.ingest_port, t->api_key, deployment_id, body);
+    return h_queue_json(&to, body);
 }
 
-static char *queue_call(const h_tenant_t *t, const char *phone, const char *ref)
+static char *queue_call(const char *phone, const char *ref)
 {
-    return queue_to(t, t->deployment_id, phone, ref);
+    return queue_to(api.deployment_id, phone, ref);
 }
 
 /* The completed call once its attempt's application outcome is recorded. */
-static char *wait_outcome(const h_tenant_t *t, const char *call_id)
+static char *wait_outcome(const char *call_id)
 {
-    char *body = h_wait_call_completed(s.ingest_port, t->api_key, call_id, 30000);
+    char *body = h_wait_completed(&api, call_id, 30000);
     cr_assert_not_null(body, "call %s did not complete", call_id);
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
-    const char *headers[] = {auth, NULL};
     for (int waited = 0; waited < 10000; waited += 100) {
         char *st = h_json_path(body, "attempts.0.app_status");
         char *er = h_json_path(body, "attempts.0.app_error");
@@ -233,7 +231,7 @@ static char *wait_outcome(const h_tenant_t *t, const char *call_id)
             return body;
         free(body);
         h_sleep_ms(100);
-        h_resp_t r = h_http(s.ingest_port, "GET", path, headers, NULL);
+        h_resp_t r = h_get_call(&api, call_id);
         body = r.body;
         r.body = NULL;
         h_resp_free(&r);
@@ -251,6 +249,7 @@ static PGconn *stack_up_env(h_tenant_t *t, int checked_status, const char *const
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, t, 10);
+    api = h_client(&s, t, pg);
     app_up(&app);
     if (checked_status) {
         pthread_mutex_lock(&app.mu);
@@ -300,23 +299,21 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     PGconn *pg = stack_up(&t, 0);
 
     /* The application's start_url, set as a user would. */
-    char auth[128], path[128], body[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
+    char path[128], body[256];
     snprintf(path, sizeof(path), "/api/v1/applications/%s", t.application_id);
     snprintf(body, sizeof(body), "{\"start_url\":\"http://127.0.0.1:%d/start?x=1\"}", app.port);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers, body);
+    h_resp_t r = h_api(&api, "PATCH", path, body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 
-    char *fields = queue_call(&t, "+12125550100", "fields");
-    char *hangup = queue_call(&t, "+12125550101", "hangup");
-    char *stay = queue_call(&t, "+12125550102", "stay");
-    char *slow = queue_call(&t, "+12125550103", "slow");
-    char *fail = queue_call(&t, "+12125550104", "fail");
+    char *fields = queue_call("+12125550100", "fields");
+    char *hangup = queue_call("+12125550101", "hangup");
+    char *stay = queue_call("+12125550102", "stay");
+    char *slow = queue_call("+12125550103", "slow");
+    char *fail = queue_call("+12125550104", "fail");
 
     /* The context, as documented, at connect; the decided type after. */
-    char *call = wait_outcome(&t, fields);
+    char *call = wait_outcome(fields);
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", "200");
     h_expect_path(call, "attempts.0.app_error", NULL);
@@ -338,7 +335,7 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     free(post);
 
     /* {"hangup": true}: cut at once (voice talks 10 s or more nominal). */
-    call = wait_outcome(&t, hangup);
+    call = wait_outcome(hangup);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "reason", "answered");
@@ -348,7 +345,7 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     free(call);
 
     /* {"stay_connected_s": 5}: 5 s nominal from the answer, not 10-45 s. */
-    call = wait_outcome(&t, stay);
+    call = wait_outcome(stay);
     h_expect_path(call, "result", "voice");
     talk = h_json_long(call, "attempts.0.talk_ms");
     cr_expect(talk >= 5000 && talk < 8000, "kept 5 s by the application, talk %ld ms: %s", talk,
@@ -356,7 +353,7 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     free(call);
 
     /* Failures are recorded and change nothing else. */
-    call = wait_outcome(&t, slow);
+    call = wait_outcome(slow);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", NULL);
@@ -367,7 +364,7 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
     cr_expect_geq(talk, 10000, "the sim's own talk time: %s", call);
     free(call);
 
-    call = wait_outcome(&t, fail);
+    call = wait_outcome(fail);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", "500");
@@ -385,14 +382,11 @@ Test(app, start_url_gets_the_call_and_its_answer_acts, .timeout = 60, .fini = te
 
 /* A deployment created through the API, as a user would; its id (malloc'd).
  * Its answer must show the start_url_format and verify_urls given. */
-static char *create_deployment(const h_tenant_t *t, const char *body, const char *format,
-                               const char *verify_urls)
+static char *create_deployment(const char *body, const char *format, const char *verify_urls)
 {
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", t->application_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", api.tenant->application_id);
+    h_resp_t r = h_api(&api, "POST", path, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
     h_expect_path(r.body, "start_url_format", format);
     h_expect_path(r.body, "verify_urls", verify_urls);
@@ -411,11 +405,11 @@ Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fin
              "{\"name\": \"plum-style\", \"capacity\": 5, \"start_url_format\": \"form\","
              " \"start_url\": \"http://127.0.0.1:%d/plum\"}",
              app.port);
-    char *dep = create_deployment(&t, body, "form", "false");
-    char *fields = queue_to(&t, dep, "+12125550100", "fields");
-    char *hangup = queue_to(&t, dep, "+12125550101", "hangup");
+    char *dep = create_deployment(body, "form", "false");
+    char *fields = queue_to(dep, "+12125550100", "fields");
+    char *hangup = queue_to(dep, "+12125550101", "hangup");
 
-    char *call = wait_outcome(&t, fields);
+    char *call = wait_outcome(fields);
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", "200");
     h_expect_path(call, "attempts.0.app_error", NULL);
@@ -435,7 +429,7 @@ Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fin
     free(post);
 
     /* The answer is read as for JSON requests. */
-    call = wait_outcome(&t, hangup);
+    call = wait_outcome(hangup);
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", "200");
     long talk = h_json_long(call, "attempts.0.talk_ms");
@@ -450,14 +444,15 @@ Test(app, form_deployment_gets_the_same_fields_form_encoded, .timeout = 60, .fin
 }
 
 /* One call of one attempt to deployment_id; its id (malloc'd). */
-static char *queue_once(const h_tenant_t *t, const char *deployment_id, const char *ref)
+static char *queue_once(const char *deployment_id, const char *ref)
 {
+    h_client_t to = h_client_on(&api, deployment_id);
     char body[256];
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"+12125550100\",\"message_reference\":\"%s\","
              "\"max_attempts\":1}",
              ref);
-    return h_queue(s.ingest_port, t->api_key, deployment_id, body);
+    return h_queue_json(&to, body);
 }
 
 /* GETs received on paths starting with prefix; the last one's time and
@@ -505,22 +500,22 @@ Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini
              "{\"name\": \"verified\", \"capacity\": 5, \"verify_urls\": true,"
              " \"start_url\": \"http://127.0.0.1:%d/checked-start\", \"result_url\": \"%s\"}",
              app.port, result_url);
-    char *checked = create_deployment(&t, body, "json", "true");
+    char *checked = create_deployment(body, "json", "true");
     snprintf(body, sizeof(body),
              "{\"name\": \"unverified\", \"capacity\": 5, \"verify_urls\": false,"
              " \"start_url\": \"http://127.0.0.1:%d/unchecked-start\","
              " \"result_url\": \"http://127.0.0.1:%d/unchecked-result\"}",
              app.port, app.port);
-    char *unchecked = create_deployment(&t, body, "json", "false");
+    char *unchecked = create_deployment(body, "json", "false");
 
     /* The result_url answers 503: the call is not dialed. Its attempt ends
      * untried (result noattempt, reason url_check_failed, no ring or talk
      * time) and, its last allowed attempt used, the call ends: status
      * uncalled (no attempt was dialed), result noattempt, reason
      * max_attempts. */
-    char *refused = queue_once(&t, checked, "refused");
-    char *free_call = queue_once(&t, unchecked, "fields");
-    char *call = h_wait_call_completed(s.ingest_port, t.api_key, refused, 30000);
+    char *refused = queue_once(checked, "refused");
+    char *free_call = queue_once(unchecked, "fields");
+    char *call = h_wait_completed(&api, refused, 30000);
     cr_assert_not_null(call, "call %s did not complete", refused);
     h_expect_path(call, "status", "uncalled");
     h_expect_path(call, "result", "noattempt");
@@ -562,8 +557,8 @@ Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini
     pthread_mutex_lock(&app.mu);
     app.checked_status = 200;
     pthread_mutex_unlock(&app.mu);
-    char *cached = queue_once(&t, checked, "cached");
-    call = h_wait_call_completed(s.ingest_port, t.api_key, cached, 30000);
+    char *cached = queue_once(checked, "cached");
+    call = h_wait_completed(&api, cached, 30000);
     cr_assert_not_null(call, "call %s did not complete", cached);
     if (ob_mono_ms() - failed_get_ms < 9000) {
         h_expect_path(call, "result", "noattempt");
@@ -580,8 +575,8 @@ Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini
     int64_t expires = failed_get_ms + 10000 + 500;
     while (ob_mono_ms() < expires)
         h_sleep_ms(50);
-    char *dialed = queue_once(&t, checked, "fields");
-    call = wait_outcome(&t, dialed);
+    char *dialed = queue_once(checked, "fields");
+    call = wait_outcome(dialed);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "reason", "answered");
@@ -605,7 +600,7 @@ Test(app, verify_urls_dials_only_while_the_urls_answer_200, .timeout = 90, .fini
     cr_expect_eq(gets_of(&app, "/checked-start", NULL, NULL), 2);
 
     /* verify_urls false: dialed at once, its URLs never fetched. */
-    call = wait_outcome(&t, free_call);
+    call = wait_outcome(free_call);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", "200");
@@ -643,16 +638,16 @@ Test(app, start_url_into_a_denied_range_is_refused_and_never_contacted, .timeout
     snprintf(checked_url, sizeof(checked_url), "http://localhost:%d/denied-checked", app.port);
     snprintf(body, sizeof(body), "{\"name\": \"denied\", \"capacity\": 5, \"start_url\": \"%s\"}",
              start_url);
-    char *plain = create_deployment(&t, body, "json", "false");
+    char *plain = create_deployment(body, "json", "false");
     snprintf(body, sizeof(body),
              "{\"name\": \"denied-verified\", \"capacity\": 5, \"verify_urls\": true,"
              " \"start_url\": \"%s\"}",
              checked_url);
-    char *verified = create_deployment(&t, body, "json", "true");
+    char *verified = create_deployment(body, "json", "true");
 
     /* Dialed and answered; the application's request is refused. */
-    char *answered = queue_once(&t, plain, "fields");
-    char *call = wait_outcome(&t, answered);
+    char *answered = queue_once(plain, "fields");
+    char *call = wait_outcome(answered);
     h_expect_path(call, "status", "completed");
     h_expect_path(call, "result", "voice");
     h_expect_path(call, "attempts.0.app_status", NULL);
@@ -665,8 +660,8 @@ Test(app, start_url_into_a_denied_range_is_refused_and_never_contacted, .timeout
     free(call);
 
     /* verify_urls: the check fails, the call is not dialed. */
-    char *unverified = queue_once(&t, verified, "refused");
-    call = h_wait_call_completed(s.ingest_port, t.api_key, unverified, 30000);
+    char *unverified = queue_once(verified, "refused");
+    call = h_wait_completed(&api, unverified, 30000);
     cr_assert_not_null(call, "call %s did not complete", unverified);
     h_expect_path(call, "status", "uncalled");
     h_expect_path(call, "attempts.0.result", "noattempt");

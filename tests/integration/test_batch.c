@@ -4,7 +4,7 @@
  * or its errors; a broken stream stops where it breaks; Idempotency-Key
  * replays the first answer.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -19,30 +19,21 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static h_resp_t batch(const char *content_type, const char *key, const char *body)
-{
-    char auth[128], ct[128], idem[128], path[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
-    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key ? key : "");
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", t.deployment_id);
-    const char *headers[] = {auth, ct, key ? idem : NULL, NULL};
-    return h_http(s.ingest_port, "POST", path, headers, body);
-}
-
 Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini = teardown)
 {
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
-    h_resp_t r = batch("application/json", NULL,
-                       "[{\"phone_number\": \"+12125550100\", \"message_reference\": \"a\"},\n"
-                       " {\"phone_number\": \"12\"},\n"
-                       " 42,\n"
-                       " {\"phone_number\": \"+12125550101\", \"max_attempts\": 3}]");
+    h_resp_t r = h_deployment_request(
+        &c, "POST", "/calls:batch", "application/json", NULL,
+        "[{\"phone_number\": \"+12125550100\", \"message_reference\": \"a\"},\n"
+        " {\"phone_number\": \"12\"},\n"
+        " 42,\n"
+        " {\"phone_number\": \"+12125550101\", \"max_attempts\": 3}]");
     cr_assert_eq(r.status, 202, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "accepted"), "2");
     cr_expect_str_eq(h_json_path(r.body, "rejected"), "2");
@@ -53,39 +44,39 @@ Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini
     cr_expect_not_null(h_json_path(r.body, "results.3.call_id"));
     h_resp_free(&r);
 
-    r = batch("application/x-ndjson", NULL,
-              "{\"phone_number\": \"+12125550102\"}\r\n\r\n{\"phone_number\": \"+12125550103\"}\n");
+    r = h_deployment_request(
+        &c, "POST", "/calls:batch", "application/x-ndjson", NULL,
+        "{\"phone_number\": \"+12125550102\"}\r\n\r\n{\"phone_number\": \"+12125550103\"}\n");
     cr_expect_eq(r.status, 202, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "accepted"), "2");
     h_resp_free(&r);
 
     /* A stream that breaks stops there; what came before it is queued. */
-    r = batch("application/json", NULL, "[{\"phone_number\": \"+12125550104\"} {}]");
+    r = h_deployment_request(&c, "POST", "/calls:batch", "application/json", NULL,
+                             "[{\"phone_number\": \"+12125550104\"} {}]");
     cr_expect_eq(r.status, 400, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "accepted"), "1");
     cr_expect(strstr(r.body, "missing"), "%s", r.body);
     h_resp_free(&r);
 
     /* Query options apply to every call; bad ones are refused up front. */
-    char path[256], auth[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    const char *json[] = {auth, "Content-Type: application/json", NULL};
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch?max_attempts=99",
-             t.deployment_id);
-    r = h_http(s.ingest_port, "POST", path, json, "[{\"phone_number\": \"+12125550100\"}]");
+    r = h_deployment_api(&c, "POST", "/calls:batch?max_attempts=99",
+                         "[{\"phone_number\": \"+12125550100\"}]");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"max_attempts\""), "%s", r.body);
     h_resp_free(&r);
 
-    r = batch("text/csv", NULL, "phone\n");
+    r = h_deployment_request(&c, "POST", "/calls:batch", "text/csv", NULL, "phone\n");
     cr_expect_eq(r.status, 415, "%s", r.body);
     h_resp_free(&r);
 
     /* Replayed with the same key: same answer, nothing queued again. */
     const char *body =
         "[{\"phone_number\": \"+12125550105\"}, {\"phone_number\": \"+12125550106\"}]";
-    h_resp_t first = batch("application/json", "batch-1", body);
-    h_resp_t again = batch("application/json", "batch-1", body);
+    h_resp_t first =
+        h_deployment_request(&c, "POST", "/calls:batch", "application/json", "batch-1", body);
+    h_resp_t again =
+        h_deployment_request(&c, "POST", "/calls:batch", "application/json", "batch-1", body);
     cr_expect_eq(first.status, 202, "%s", first.body);
     cr_expect_str_eq(again.body, first.body);
     h_resp_free(&first);

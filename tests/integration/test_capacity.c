@@ -3,7 +3,7 @@
  * deployments, and the carrier's channels shared fairly, so a deployment
  * with a huge backlog does not starve a small one.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -18,12 +18,9 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-/* Queues n voice calls of calls_s seconds-ish to the deployment in one batch. */
-static void queue_batch(const h_tenant_t *t, const char *deployment_id, int n)
+/* Queues n voice calls to the client's deployment in one batch. */
+static void queue_batch(const h_client_t *c, int n)
 {
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", deployment_id);
     size_t cap = (size_t)n * 64 + 8, o = 0;
     char *body = malloc(cap);
     o += (size_t)snprintf(body + o, cap - o, "[");
@@ -31,12 +28,7 @@ static void queue_batch(const h_tenant_t *t, const char *deployment_id, int n)
         o += (size_t)snprintf(body + o, cap - o, "%s{\"phone_number\":\"+1212555010%d\"}",
                               i ? "," : "", i % 10);
     snprintf(body + o, cap - o, "]");
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char want[32];
-    snprintf(want, sizeof(want), "%d", n);
-    cr_assert_str_eq(h_json_path(r.body, "accepted"), want, "%s", r.body);
+    h_resp_t r = h_queue_batch(c, body, n);
     h_resp_free(&r);
     free(body);
 }
@@ -74,10 +66,7 @@ static long peak_overlap(PGconn *pg, const char *column, const char *id)
              " WHERE c.%s = $1 AND a.dialing_at IS NOT NULL) e) x",
              column, column);
     const char *p[] = {id};
-    char *v = h_pg_value(pg, sql, 1, p);
-    long n = v ? atol(v) : -1;
-    free(v);
-    return n;
+    return h_pg_long(pg, sql, 1, p);
 }
 
 Test(capacity, an_account_limit_holds_across_its_deployments, .timeout = 180, .fini = teardown)
@@ -87,6 +76,7 @@ Test(capacity, an_account_limit_holds_across_its_deployments, .timeout = 180, .f
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     /* A second deployment of the same account, and an account limit of 3. */
     const char *p[] = {t.account_id, t.application_id, t.deployment_id};
     char *second = h_pg_value(pg,
@@ -98,8 +88,9 @@ Test(capacity, an_account_limit_holds_across_its_deployments, .timeout = 180, .f
         h_pg_value(pg, "UPDATE accounts SET capacity = 3 WHERE account_id = $1 RETURNING 1", 1, p));
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    queue_batch(&t, t.deployment_id, 15);
-    queue_batch(&t, second, 15);
+    queue_batch(&c, 15);
+    h_client_t on_second = h_client_on(&c, second);
+    queue_batch(&on_second, 15);
     wait_all_done(pg, t.account_id, 30, 120);
 
     long account_peak = peak_overlap(pg, "account_id", t.account_id);
@@ -122,10 +113,11 @@ Test(capacity, scarce_channels_are_shared_so_a_small_deployment_is_not_starved, 
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &big, 100);
     h_tenant(pg, &small, 20);
+    h_client_t big_api = h_client(&s, &big, pg), small_api = h_client(&s, &small, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    queue_batch(&big, big.deployment_id, 120);
-    queue_batch(&small, small.deployment_id, 12);
+    queue_batch(&big_api, 120);
+    queue_batch(&small_api, 12);
     wait_all_done(pg, small.account_id, 12, 120);
 
     /* The small deployment finished while the big one still had a backlog. */
@@ -158,22 +150,19 @@ Test(capacity, calls_per_second_paces_releases, .timeout = 180, .fini = teardown
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 50);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers, "{\"calls_per_second\": 0}");
+    h_resp_t r = h_deployment_api(&c, "PATCH", "", "{\"calls_per_second\": 0}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"calls_per_second\""), "%s", r.body);
     h_resp_free(&r);
-    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"calls_per_second\": 5}");
+    r = h_deployment_api(&c, "PATCH", "", "{\"calls_per_second\": 5}");
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "calls_per_second"), "5");
     h_resp_free(&r);
 
-    queue_batch(&t, t.deployment_id, 25);
+    queue_batch(&c, 25);
     wait_all_done(pg, t.account_id, 25, 120);
 
     /* No second holds more than 5 releases, so 25 take 4 s or more. */

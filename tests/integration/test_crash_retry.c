@@ -128,10 +128,7 @@ static void *send_body(void *arg)
 static long count(PGconn *pg, const char *sql)
 {
     const char *p[] = {t.deployment_id};
-    char *v = h_pg_value(pg, sql, 1, p);
-    long n = v ? atol(v) : -1;
-    free(v);
-    return n;
+    return h_pg_long(pg, sql, 1, p);
 }
 
 /* Sends rows under key, kills ingest once some of them were recorded, then

@@ -4,7 +4,7 @@
  * honestly (reason dialer_shutdown) and exits 3. Ingest stopped under full
  * load answers what it holds and exits 0. Nothing accepted is lost.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -20,26 +20,6 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static char *queue_one(const h_tenant_t *t, const char *body)
-{
-    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
-}
-
-/* Waits until the call's row reaches state (dialing or connected). */
-static void wait_state(PGconn *pg, const char *call_id, const char *state)
-{
-    const char *p[] = {call_id, state};
-    for (int i = 0; i < 300; i++) {
-        char *v = h_pg_value(pg, "SELECT 1 FROM calls WHERE call_id = $1 AND state = $2", 2, p);
-        free(v);
-        if (v)
-            return;
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert_fail("call %s never reached %s", call_id, state);
-}
-
 Test(drain, dialer_finishes_calls_in_progress_then_exits_0, .timeout = 180, .fini = teardown)
 {
     /* At 10x a voice call lasts about 1.5 to 5.5 s: long enough to be caught
@@ -49,10 +29,11 @@ Test(drain, dialer_finishes_calls_in_progress_then_exits_0, .timeout = 180, .fin
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    char *call_id = queue_one(&t, "{\"phone_number\": \"+12125550101\"}");
-    wait_state(pg, call_id, "dialing");
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550101\"}");
+    h_wait_row(&c, call_id, "state = 'dialing'", 30000);
     h_proc_t *dialer = &s.procs[1];
     cr_assert_str_eq(dialer->name, "dialer-1");
     cr_expect_eq(h_stop(dialer, 60000), 0, "dialer did not drain cleanly; see %s", dialer->log);
@@ -77,10 +58,11 @@ Test(drain, deadline_hangs_up_and_records_why, .timeout = 180, .fini = teardown)
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    char *call_id = queue_one(&t, "{\"phone_number\": \"+12125550140\", \"max_attempts\": 1}");
-    wait_state(pg, call_id, "dialing");
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550140\", \"max_attempts\": 1}");
+    h_wait_row(&c, call_id, "state = 'dialing'", 30000);
     h_proc_t *dialer = &s.procs[1];
     cr_expect_eq(h_stop(dialer, 60000), 3, "an undrained dialer exits 3; see %s", dialer->log);
 
@@ -105,23 +87,19 @@ Test(drain, deadline_hangs_up_and_records_why, .timeout = 180, .fini = teardown)
 /* One client of the load below: queues calls back to back until told to
  * stop or ingest stops answering; keeps the ids answered 202. */
 typedef struct {
-    const h_tenant_t *t; /* whose deployment */
-    const int *stop;     /* set by the test (atomic) */
-    char **ids;          /* call ids answered 202 */
-    int n, cap;          /* entries used and allocated in ids */
-    int refused;         /* answers other than 202 */
+    const h_client_t *api; /* whose deployment */
+    const int *stop;       /* set by the test (atomic) */
+    char **ids;            /* call ids answered 202 */
+    int n, cap;            /* entries used and allocated in ids */
+    int refused;           /* answers other than 202 */
 } client_t;
 
 static void *client(void *arg)
 {
     client_t *c = arg;
-    char path[128], auth[128];
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", c->t->deployment_id);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->t->api_key);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
     while (!__atomic_load_n(c->stop, __ATOMIC_RELAXED)) {
         h_resp_t r =
-            h_http(s.ingest_port, "POST", path, headers, "{\"phone_number\": \"+12125550100\"}");
+            h_deployment_api(c->api, "POST", "/calls", "{\"phone_number\": \"+12125550100\"}");
         bool gone = r.status == 0;
         if (r.status == 202) {
             if (c->n == c->cap) {
@@ -149,6 +127,7 @@ Test(drain, ingest_under_full_load_exits_0_and_every_call_it_accepted_is_recorde
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 1);
+    h_client_t api = h_client(&s, &t, pg);
     /* No dialer: the calls are only recorded, which is what is counted. */
     h_proc_t *ingest = h_start(&s, "ingest", "ingest", NULL);
     h_start(&s, "scheduler", "scheduler", NULL);
@@ -158,7 +137,7 @@ Test(drain, ingest_under_full_load_exits_0_and_every_call_it_accepted_is_recorde
     client_t clients[CLIENTS] = {0};
     pthread_t threads[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        clients[i] = (client_t){.t = &t, .stop = &stop};
+        clients[i] = (client_t){.api = &api, .stop = &stop};
         cr_assert_eq(pthread_create(&threads[i], NULL, client, &clients[i]), 0);
     }
     h_sleep_ms(3000);

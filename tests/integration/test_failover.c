@@ -6,7 +6,7 @@
  * at once, with one completed event in Postgres and on the events topic. And
  * a paused queue releases nothing, and its cancellation wins over a resume.
  */
-#include "harness.h"
+#include "harness_client.h"
 #include "ob_common.h"
 
 #include <cjson/cJSON.h>
@@ -30,24 +30,15 @@ static void teardown(void)
     pg = NULL;
 }
 
-/* The first column of sql's first row as a number (-1 if no row). */
-static long pg_long(const char *sql, int n, const char *const *params)
-{
-    char *v = h_pg_value(pg, sql, n, params);
-    long r = v ? atol(v) : -1;
-    free(v);
-    return r;
-}
-
 /* Polls sql until its number reaches at least want; returns the last value. */
 static long wait_at_least(const char *sql, int n, const char *const *params, long want,
                           int timeout_ms)
 {
     int64_t deadline = ob_mono_ms() + timeout_ms;
-    long v = pg_long(sql, n, params);
+    long v = h_pg_long(pg, sql, n, params);
     while (v < want && ob_mono_ms() < deadline) {
         h_sleep_ms(100);
-        v = pg_long(sql, n, params);
+        v = h_pg_long(pg, sql, n, params);
     }
     return v;
 }
@@ -59,15 +50,6 @@ static h_proc_t *find_proc(const char *name)
             return &s.procs[i];
     cr_assert_fail("no process %s", name);
     return NULL;
-}
-
-static h_resp_t api(const h_tenant_t *t, const char *method, const char *suffix, const char *body)
-{
-    char auth[128], path[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s%s", t->deployment_id, suffix);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    return h_http(s.ingest_port, method, path, headers, body);
 }
 
 /* What the sim carrier answers for +1 212 555 01DX, by D. */
@@ -92,7 +74,7 @@ static void append(char **list, const char *item)
  * a third of the calls have max_attempts 1, the rest 2 with rules that
  * never retry (a retry waits at least 60 s, longer than the test).
  */
-static void queue_mix(const h_tenant_t *t, int n, char **ids, char **expected, int *count)
+static void queue_mix(const h_client_t *api, int n, char **ids, char **expected, int *count)
 {
     static const int digits[] = {0, 3, 1, 6, 2, 5, 0, 4, 7, 3};
     cJSON *arr = cJSON_CreateArray();
@@ -112,14 +94,9 @@ static void queue_mix(const h_tenant_t *t, int n, char **ids, char **expected, i
         cJSON_AddItemToArray(arr, c);
     }
     char *body = cJSON_PrintUnformatted(arr);
-    h_resp_t r = api(t, "POST", "/calls:batch", body);
+    h_resp_t r = h_queue_batch(api, body, n);
     cJSON_free(body);
     cJSON_Delete(arr);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *accepted = h_json_path(r.body, "accepted"), want_n[16];
-    snprintf(want_n, sizeof(want_n), "%d", n);
-    cr_assert_str_eq(accepted, want_n, "%s", r.body);
-    free(accepted);
     for (int i = 0; i < n; i++) {
         char path[64], want[96];
         snprintf(path, sizeof(path), "results.%d.call_id", i);
@@ -199,6 +176,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     pg = h_pg(&s);
     h_tenant(pg, &a, 4);
     h_tenant(pg, &b, 2);
+    h_client_t api_a = h_client(&s, &a, pg), api_b = h_client(&s, &b, pg);
     cr_assert(h_stack_up(&s, 3, dialer_env));
     cr_assert(h_wait_ready(h_start(&s, "scheduler", "scheduler-2", NULL), 60000));
 
@@ -220,8 +198,8 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     char *ids = NULL, *expected = NULL;
     int n = 0;
     int64_t started = ob_mono_ms();
-    queue_mix(&a, 200, &ids, &expected, &n);
-    queue_mix(&b, 100, &ids, &expected, &n);
+    queue_mix(&api_a, 200, &ids, &expected, &n);
+    queue_mix(&api_b, 100, &ids, &expected, &n);
     char *id_array = ob_xasprintf("{%s}", ids);
     char *expected_array = ob_xasprintf("{%s}", expected);
     free(ids);
@@ -270,8 +248,8 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
 
     /* (a) one row per accepted call, completed with a final status, and the
      * one the number's outcome and the call's rules say. */
-    cr_expect_eq(pg_long("SELECT count(*) FROM calls WHERE deployment_id IN ($1, $2)", 2,
-                         (const char *[]){a.deployment_id, b.deployment_id}),
+    cr_expect_eq(h_pg_long(pg, "SELECT count(*) FROM calls WHERE deployment_id IN ($1, $2)", 2,
+                           (const char *[]){a.deployment_id, b.deployment_id}),
                  n, "calls other than the accepted ones exist");
     const char *both[] = {id_array, expected_array};
     char *wrong = h_pg_value(pg,
@@ -298,10 +276,11 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
                             1, all);
     cr_expect_null(over, "calls dialed more than max_attempts times: %s", over);
     free(over);
-    cr_expect_eq(pg_long("SELECT count(*) FROM calls c WHERE c.call_id = ANY($1::uuid[])"
-                         " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.call_id = c.call_id"
-                         " AND a.dialing_at IS NOT NULL)",
-                         1, all),
+    cr_expect_eq(h_pg_long(pg,
+                           "SELECT count(*) FROM calls c WHERE c.call_id = ANY($1::uuid[])"
+                           " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.call_id = c.call_id"
+                           " AND a.dialing_at IS NOT NULL)",
+                           1, all),
                  0, "calls that ended without being dialed");
 
     /* (c) capacity: never more attempts dialing or connected than allowed. */
@@ -309,7 +288,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     const int capacity[] = {4, 2};
     for (int i = 0; i < 2; i++) {
         const char *p[] = {tenants[i]->deployment_id};
-        long peak = pg_long(PEAK_SQL, 1, p);
+        long peak = h_pg_long(pg, PEAK_SQL, 1, p);
         cr_log_info("deployment %c: peak of %ld calls at once (capacity %d)", 'a' + i, peak,
                     capacity[i]);
         cr_expect_leq(peak, capacity[i], "deployment %c had %ld calls at once, capacity %d",
@@ -319,13 +298,14 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
 
     /* (d) no call dialed twice at the same time: no two attempts overlap,
      * and every dial of an attempt is its one dialing event. */
-    cr_expect_eq(pg_long("SELECT count(*) FROM attempts x JOIN attempts y"
-                         " ON x.call_id = y.call_id AND x.attempt < y.attempt"
-                         " WHERE x.call_id = ANY($1::uuid[])"
-                         " AND x.dialing_at IS NOT NULL AND y.dialing_at IS NOT NULL"
-                         " AND y.dialing_at < coalesce(x.ended_at, 'infinity')"
-                         " AND x.dialing_at < coalesce(y.ended_at, 'infinity')",
-                         1, all),
+    cr_expect_eq(h_pg_long(pg,
+                           "SELECT count(*) FROM attempts x JOIN attempts y"
+                           " ON x.call_id = y.call_id AND x.attempt < y.attempt"
+                           " WHERE x.call_id = ANY($1::uuid[])"
+                           " AND x.dialing_at IS NOT NULL AND y.dialing_at IS NOT NULL"
+                           " AND y.dialing_at < coalesce(x.ended_at, 'infinity')"
+                           " AND x.dialing_at < coalesce(y.ended_at, 'infinity')",
+                           1, all),
                  0, "attempts of one call overlap");
     char *twice = h_pg_value(pg,
                              "SELECT string_agg(call_id || ': ' || dialings || ' dialings for '"
@@ -356,7 +336,7 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
      * carry its id, so a consumer sees one completion per call. */
     long unpublished = -1;
     deadline = ob_mono_ms() + 30000;
-    while ((unpublished = pg_long("SELECT count(*) FROM call_events_outbox", 0, NULL)) > 0 &&
+    while ((unpublished = h_pg_long(pg, "SELECT count(*) FROM call_events_outbox", 0, NULL)) > 0 &&
            ob_mono_ms() < deadline)
         h_sleep_ms(200);
     cr_expect_eq(unpublished, 0, "events never published");
@@ -373,17 +353,20 @@ Test(failover, capacity_holds_and_every_call_ends_once_while_a_scheduler_restart
     cr_expect_null(on_topic, "calls without exactly one completed event on the topic: %.2000s",
                    on_topic);
     free(on_topic);
-    cr_expect_eq(pg_long("SELECT count(*) FROM unnest($1::uuid[]) AS t(id)"
-                         " WHERE NOT EXISTS (SELECT 1 FROM call_events e WHERE e.event_id = t.id)",
-                         1, (const char *[]){event_ids}),
-                 0, "completed events on the topic that Postgres does not know");
+    cr_expect_eq(
+        h_pg_long(pg,
+                  "SELECT count(*) FROM unnest($1::uuid[]) AS t(id)"
+                  " WHERE NOT EXISTS (SELECT 1 FROM call_events e WHERE e.event_id = t.id)",
+                  1, (const char *[]){event_ids}),
+        0, "completed events on the topic that Postgres does not know");
 
     /* The killed scheduler's deployment was taken over: it released calls
      * after the kill. */
     const char *after[] = {a.deployment_id, killed_at};
-    cr_expect_gt(pg_long("SELECT count(*) FROM attempts WHERE deployment_id = $1"
-                         " AND released_at > $2::timestamptz",
-                         2, after),
+    cr_expect_gt(h_pg_long(pg,
+                           "SELECT count(*) FROM attempts WHERE deployment_id = $1"
+                           " AND released_at > $2::timestamptz",
+                           2, after),
                  0, "nothing of deployment a was released after the kill");
 
     cr_expect(h_stack_down(&s));
@@ -403,14 +386,15 @@ Test(failover, a_paused_deployment_releases_nothing_and_cancel_wins, .timeout = 
     h_stack_init(&s);
     pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t api = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    h_resp_t r = api(&t, "POST", ":pause", NULL);
+    h_resp_t r = h_deployment_api(&api, "POST", ":pause", NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
     char *ids = NULL, *expected = NULL;
     int n = 0;
-    queue_mix(&t, 30, &ids, &expected, &n);
+    queue_mix(&api, 30, &ids, &expected, &n);
     char *id_array = ob_xasprintf("{%s}", ids);
     free(ids);
     free(expected);
@@ -425,16 +409,16 @@ Test(failover, a_paused_deployment_releases_nothing_and_cancel_wins, .timeout = 
     static const char ATTEMPTS_SQL[] =
         "SELECT count(*) FROM attempts WHERE call_id = ANY($1::uuid[])";
     for (int i = 0; i < 20; i++) {
-        cr_assert_eq(pg_long(ATTEMPTS_SQL, 1, all), 0, "a paused deployment released a call");
+        cr_assert_eq(h_pg_long(pg, ATTEMPTS_SQL, 1, all), 0, "a paused deployment released a call");
         h_sleep_ms(100);
     }
 
     /* Cancel, then resume at once: the cancellation covers every call
      * accepted before it, so none of them may be dialed. */
-    r = api(&t, "POST", ":cancel", NULL);
+    r = h_deployment_api(&api, "POST", ":cancel", NULL);
     cr_assert_eq(r.status, 202, "%s", r.body);
     h_resp_free(&r);
-    r = api(&t, "POST", ":resume", NULL);
+    r = h_deployment_api(&api, "POST", ":resume", NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 
@@ -452,21 +436,20 @@ Test(failover, a_paused_deployment_releases_nothing_and_cancel_wins, .timeout = 
     cr_expect_null(wrong, "cancelled calls that did not end uncalled/noattempt/cancelled: %s",
                    wrong);
     free(wrong);
-    cr_expect_eq(pg_long("SELECT count(*) FROM attempts WHERE call_id = ANY($1::uuid[])"
-                         " AND dialing_at IS NOT NULL",
-                         1, all),
+    cr_expect_eq(h_pg_long(pg,
+                           "SELECT count(*) FROM attempts WHERE call_id = ANY($1::uuid[])"
+                           " AND dialing_at IS NOT NULL",
+                           1, all),
                  0, "a cancelled call was dialed");
-    cr_expect_eq(pg_long("SELECT count(*) FROM call_events WHERE call_id = ANY($1::uuid[])"
-                         " AND type = 'outbound.call.dialing'",
-                         1, all),
+    cr_expect_eq(h_pg_long(pg,
+                           "SELECT count(*) FROM call_events WHERE call_id = ANY($1::uuid[])"
+                           " AND type = 'outbound.call.dialing'",
+                           1, all),
                  0, "a cancelled call has a dialing event");
 
     /* The resumed queue dials what comes after the cancellation. */
-    r = api(&t, "POST", "/calls", "{\"phone_number\": \"+12125550100\"}");
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *later = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, later, 30000);
+    char *later = h_queue_json(&api, "{\"phone_number\": \"+12125550100\"}");
+    char *body = h_wait_completed(&api, later, 30000);
     cr_assert_not_null(body, "a call queued after resume never ended");
     char *status = h_json_path(body, "status");
     cr_expect_str_eq(status, "completed", "%s", body);

@@ -4,7 +4,7 @@
  * check the row in Postgres and the events on the topic. Every test ends with
  * SIGTERM and asserts a clean drain (exit 0).
  */
-#include "harness.h"
+#include "harness_client.h"
 #include "ob_common.h"
 
 #include <criterion/criterion.h>
@@ -23,35 +23,21 @@ static void teardown(void)
 /* Calls run 200 times faster than real time on the sim carrier. */
 static const char *const fast_sim[] = {"OB_SIM_TIME_SCALE=200", NULL};
 
-static char *queue(const h_stack_t *st, const h_tenant_t *t, const char *body, long want_status)
-{
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(st->ingest_port, "POST", path, headers, body);
-    cr_assert_eq(r.status, want_status, "POST %s -> %ld: %s", path, r.status, r.body);
-    char *call_id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return call_id;
-}
-
 Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teardown)
 {
     h_tenant_t t;
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 2, fast_sim), "stack did not become ready");
 
     /* +1 212 555 0100 is the sim carrier's "answers, voice" test number. */
-    char *call_id = queue(&s, &t,
-                          "{\"phone_number\": \"+1 (212) 555-0100\","
-                          " \"message_reference\": \"order-42\"}",
-                          202);
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+1 (212) 555-0100\","
+                                     " \"message_reference\": \"order-42\"}");
     cr_assert_not_null(call_id);
 
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, call_id, 60000);
+    char *body = h_wait_completed(&c, call_id, 60000);
     cr_assert_not_null(body, "call %s did not complete", call_id);
     char *status = h_json_str(body, "status");
     char *result = h_json_str(body, "result");
@@ -153,11 +139,12 @@ Test(first_call, unanswered_call_fails_after_its_attempts, .timeout = 180, .fini
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
 
     /* ...555 0130 is the "busy" test number. */
-    char *call_id = queue(&s, &t, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 1}", 202);
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, call_id, 60000);
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 1}");
+    char *body = h_wait_completed(&c, call_id, 60000);
     cr_assert_not_null(body, "call %s did not complete", call_id);
     char *status = h_json_str(body, "status");
     char *result = h_json_str(body, "result");
@@ -189,15 +176,13 @@ Test(first_call, api_refuses_what_it_cannot_accept, .timeout = 180, .fini = tear
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
-    char path[128], auth[128], other_auth[128];
+    /* Theirs: the other account's key on this account's deployment. */
+    h_client_t mine = h_client(&s, &t, pg), them = h_client(&s, &other, pg);
+    h_client_t theirs = h_client_on(&them, t.deployment_id);
+    char path[128];
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(other_auth, sizeof(other_auth), "Authorization: Bearer %s", other.api_key);
     const char *no_key[] = {"Content-Type: application/json", NULL};
     const char *bad_key[] = {"Authorization: Bearer obk_nope", NULL};
-    const char *mine[] = {auth, "Content-Type: application/json", NULL};
-    const char *form[] = {auth, "Content-Type: application/x-www-form-urlencoded", NULL};
-    const char *theirs[] = {other_auth, NULL};
     const char *good = "{\"phone_number\": \"+12125550100\"}";
 
     h_resp_t r = h_http(s.ingest_port, "POST", path, no_key, good);
@@ -211,39 +196,38 @@ Test(first_call, api_refuses_what_it_cannot_accept, .timeout = 180, .fini = tear
     h_resp_free(&r);
 
     /* Another account's deployment looks exactly like a missing one. */
-    r = h_http(s.ingest_port, "POST", path, theirs, good);
+    r = h_deployment_request(&theirs, "POST", "/calls", NULL, NULL, good);
     cr_expect_eq(r.status, 404);
     cr_expect(strstr(r.body, "\"code\":\"deployment_not_found\""), "%s", r.body);
     h_resp_free(&r);
 
-    r = h_http(s.ingest_port, "POST", path, mine,
-               "{\"phone_number\": \"555-0100\", \"max_attempts\": 0,"
-               " \"colour\": \"blue\"}");
+    r = h_deployment_api(&mine, "POST", "/calls",
+                         "{\"phone_number\": \"555-0100\", \"max_attempts\": 0,"
+                         " \"colour\": \"blue\"}");
     cr_expect_eq(r.status, 422);
     cr_expect(strstr(r.body, "\"field\":\"phone_number\""), "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"max_attempts\""), "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"colour\""), "%s", r.body);
     h_resp_free(&r);
 
-    r = h_http(s.ingest_port, "POST", path, form, good);
+    r = h_deployment_request(&mine, "POST", "/calls", "application/x-www-form-urlencoded", NULL,
+                             good);
     cr_expect_eq(r.status, 415);
     cr_expect(strstr(r.body, "application/json"), "%s", r.body);
     h_resp_free(&r);
 
-    r = h_http(s.ingest_port, "POST", path, mine, "[1, 2");
+    r = h_deployment_api(&mine, "POST", "/calls", "[1, 2");
     cr_expect_eq(r.status, 400);
     cr_expect(strstr(r.body, "\"code\":\"invalid_json\""), "%s", r.body);
     h_resp_free(&r);
 
     /* A call queued by one account is invisible to another. */
-    char *call_id = queue(&s, &t, good, 202);
-    char call_path[128];
-    snprintf(call_path, sizeof(call_path), "/api/v1/calls/%s", call_id);
-    r = h_http(s.ingest_port, "GET", call_path, theirs, NULL);
+    char *call_id = h_queue_json(&mine, good);
+    r = h_get_call(&them, call_id);
     cr_expect_eq(r.status, 404);
     h_resp_free(&r);
 
-    r = h_http(s.ingest_port, "DELETE", path, mine, NULL);
+    r = h_deployment_api(&mine, "DELETE", "/calls", NULL);
     cr_expect_eq(r.status, 405);
     h_resp_free(&r);
 
@@ -296,20 +280,18 @@ Test(first_call, idempotency_key_replays_the_first_answer, .timeout = 120, .fini
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", "Idempotency-Key: order-42",
-                             NULL};
+    h_client_t c = h_client(&s, &t, pg);
     const char *body = "{\"phone_number\": \"+12125550100\"}";
-    h_resp_t first = h_http(s.ingest_port, "POST", path, headers, body);
-    h_resp_t again = h_http(s.ingest_port, "POST", path, headers, body);
+    h_resp_t first =
+        h_deployment_request(&c, "POST", "/calls", "application/json", "order-42", body);
+    h_resp_t again =
+        h_deployment_request(&c, "POST", "/calls", "application/json", "order-42", body);
     cr_assert_eq(first.status, 202, "%s", first.body);
     cr_expect_eq(again.status, 202, "%s", again.body);
     cr_expect_str_eq(again.body, first.body);
 
-    h_resp_t other =
-        h_http(s.ingest_port, "POST", path, headers, "{\"phone_number\": \"+12125550101\"}");
+    h_resp_t other = h_deployment_request(&c, "POST", "/calls", "application/json", "order-42",
+                                          "{\"phone_number\": \"+12125550101\"}");
     cr_expect_eq(other.status, 409, "%s", other.body);
     cr_expect(strstr(other.body, "idempotency_key_reused"), "%s", other.body);
 

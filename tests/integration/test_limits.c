@@ -5,7 +5,7 @@
  * Also the input limits of a call (nesting) and Plum DEV's relative times,
  * and a key's limit on requests in progress at once.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -23,17 +23,6 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static h_resp_t req(const h_tenant_t *t, const char *method, const char *suffix, const char *ct,
-                    const char *body)
-{
-    char auth[128], path[256], ctype[96];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s%s", t->deployment_id, suffix);
-    snprintf(ctype, sizeof(ctype), "Content-Type: %s", ct);
-    const char *headers[] = {auth, ctype, NULL};
-    return h_http(s.ingest_port, method, path, headers, body);
-}
-
 Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teardown)
 {
     h_tenant_t t, other;
@@ -41,6 +30,7 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
     h_tenant(pg, &other, 5);
+    h_client_t mine = h_client(&s, &t, pg), theirs = h_client(&s, &other, pg);
     const char *const env[] = {"OB_INGEST_KEY_RATE=5", "OB_INGEST_MAX_PENDING=2",
                                "OB_INGEST_MAX_UPLOAD_BYTES=2000", NULL};
     h_start(&s, "ingest", "ingest", env);
@@ -48,14 +38,14 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
 
     /* The deployment holds at most 2 pending calls. */
     const char *call = "{\"phone_number\": \"+12125550100\", \"not_before\": \"+2 hours\"}";
-    h_resp_t r = req(&t, "POST", "/calls", "application/json", call);
+    h_resp_t r = h_deployment_api(&mine, "POST", "/calls", call);
     cr_expect_eq(r.status, 202, "%s", r.body);
     h_resp_free(&r);
-    r = req(&t, "POST", "/calls", "application/json",
-            "{\"phone_number\": \"+12125550100\", \"expires_at\": \"+3 days\"}");
+    r = h_deployment_api(&mine, "POST", "/calls",
+                         "{\"phone_number\": \"+12125550100\", \"expires_at\": \"+3 days\"}");
     cr_expect_eq(r.status, 202, "%s", r.body);
     h_resp_free(&r);
-    r = req(&t, "POST", "/calls", "application/json", call);
+    r = h_deployment_api(&mine, "POST", "/calls", call);
     cr_expect_eq(r.status, 429, "%s", r.body);
     cr_expect(strstr(r.body, "\"code\":\"deployment_pending_limit\""), "%s", r.body);
     h_resp_free(&r);
@@ -63,7 +53,7 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
     /* Over 5 requests a second, the key is throttled; another key is not. */
     int throttled = 0;
     for (int i = 0; i < 20; i++) {
-        r = req(&t, "GET", "/summary", "application/json", NULL);
+        r = h_deployment_api(&mine, "GET", "/summary", NULL);
         if (r.status == 429) {
             throttled++;
             cr_expect(strstr(r.body, "\"code\":\"rate_limited\""), "%s", r.body);
@@ -73,20 +63,21 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
         h_resp_free(&r);
     }
     cr_expect(throttled >= 10, "only %d of 20 requests were throttled", throttled);
-    r = req(&other, "GET", "/summary", "application/json", NULL);
+    r = h_deployment_api(&theirs, "GET", "/summary", NULL);
     cr_expect_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 
     /* Input limits, with the second key. */
-    r = req(&other, "POST", "/calls", "application/json",
-            "{\"phone_number\": \"+12125550100\", \"call_parameters\":"
-            " {\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\"j\":{\"k\":{\"l\":"
-            "{\"m\":{\"n\":{\"o\":{\"p\":{\"q\":1}}}}}}}}}}}}}}}}}}");
+    r = h_deployment_api(
+        &theirs, "POST", "/calls",
+        "{\"phone_number\": \"+12125550100\", \"call_parameters\":"
+        " {\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\"j\":{\"k\":{\"l\":"
+        "{\"m\":{\"n\":{\"o\":{\"p\":{\"q\":1}}}}}}}}}}}}}}}}}}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"code\":\"too_deep\""), "%s", r.body);
     h_resp_free(&r);
-    r = req(&other, "POST", "/calls", "application/json",
-            "{\"phone_number\": \"+12125550100\", \"not_before\": \"next week\"}");
+    r = h_deployment_api(&theirs, "POST", "/calls",
+                         "{\"phone_number\": \"+12125550100\", \"not_before\": \"next week\"}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"not_before\""), "%s", r.body);
     h_resp_free(&r);
@@ -95,7 +86,7 @@ Test(limits, each_limit_answers_with_its_own_code, .timeout = 120, .fini = teard
     strcpy(big, "phone_number\n");
     while (strlen(big) < 3000)
         strcat(big, "+12125550100\n");
-    r = req(&other, "POST", "/uploads", "text/csv", big);
+    r = h_deployment_request(&theirs, "POST", "/uploads", "text/csv", NULL, big);
     cr_expect_eq(r.status, 413, "%s", r.body);
     cr_expect(strstr(r.body, "larger than 2000 bytes"), "%s", r.body);
     h_resp_free(&r);
@@ -128,6 +119,7 @@ Test(limits, a_key_with_too_many_requests_in_progress_waits, .timeout = 120, .fi
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
     h_tenant(pg, &other, 5);
+    h_client_t mine = h_client(&s, &t, pg), theirs = h_client(&s, &other, pg);
     const char *const env[] = {"OB_INGEST_KEY_CONCURRENCY=1", NULL};
     h_start(&s, "ingest", "ingest", env);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
@@ -137,7 +129,7 @@ Test(limits, a_key_with_too_many_requests_in_progress_waits, .timeout = 120, .fi
     /* The upload is admitted once ingest has read its headers. */
     for (int i = 0; i < 50; i++) {
         h_resp_free(&r);
-        r = req(&t, "GET", "/summary", "application/json", NULL);
+        r = h_deployment_api(&mine, "GET", "/summary", NULL);
         if (r.status == 429)
             break;
         usleep(100000);
@@ -145,7 +137,7 @@ Test(limits, a_key_with_too_many_requests_in_progress_waits, .timeout = 120, .fi
     cr_expect_eq(r.status, 429, "%s", r.body);
     cr_expect(strstr(r.body, "\"code\":\"too_many_concurrent_requests\""), "%s", r.body);
     h_resp_free(&r);
-    r = req(&other, "GET", "/summary", "application/json", NULL);
+    r = h_deployment_api(&theirs, "GET", "/summary", NULL);
     cr_expect_eq(r.status, 200, "another key is not held back: %s", r.body);
     h_resp_free(&r);
 
@@ -153,7 +145,7 @@ Test(limits, a_key_with_too_many_requests_in_progress_waits, .timeout = 120, .fi
     close(fd);
     for (int i = 0; i < 50; i++) {
         h_resp_free(&r);
-        r = req(&t, "GET", "/summary", "application/json", NULL);
+        r = h_deployment_api(&mine, "GET", "/summary", NULL);
         if (r.status == 200)
             break;
         usleep(100000);

@@ -4,7 +4,7 @@
  * window states, and the dialer's queue-to-dialing histogram and Postgres
  * write timings, read from the services' /metrics while calls wait and run.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -47,12 +47,12 @@ static void close_window(PGconn *pg, const char *deployment_id)
 }
 
 /* Queues n calls to phone; their ids go to ids (NULL: not kept). */
-static void queue_n(const h_tenant_t *t, const char *phone, int n, char **ids)
+static void queue_n(const h_client_t *c, const char *phone, int n, char **ids)
 {
     char body[96];
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\"}", phone);
     for (int i = 0; i < n; i++) {
-        char *id = h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
+        char *id = h_queue_json(c, body);
         if (ids)
             ids[i] = id;
         else
@@ -73,6 +73,7 @@ Test(metrics, queue_gauges_follow_the_calls_of_each_deployment, .timeout = 120, 
     h_tenant(pg, &busy, 1);
     h_tenant(pg, &closed, 3);
     close_window(pg, closed.deployment_id);
+    h_client_t busy_api = h_client(&s, &busy, pg), closed_api = h_client(&s, &closed, pg);
     h_proc_t *sched = h_start(&s, "scheduler", "scheduler", sched_env);
     h_proc_t *dialer = h_start(&s, "dialer", "dialer-1", dialer_env);
     h_start(&s, "ingest", "ingest", NULL);
@@ -90,8 +91,8 @@ Test(metrics, queue_gauges_follow_the_calls_of_each_deployment, .timeout = 120, 
     cr_expect_eq(by_deployment(sched, "outbound_queue_depth", closed.deployment_id), -1);
 
     char *busy_ids[3];
-    queue_n(&closed, "+12125550100", 4, NULL);   /* wait for their window */
-    queue_n(&busy, "+12125550140", 3, busy_ids); /* one at a time: capacity 1 */
+    queue_n(&closed_api, "+12125550100", 4, NULL);   /* wait for their window */
+    queue_n(&busy_api, "+12125550140", 3, busy_ids); /* one at a time: capacity 1 */
 
     /* While busy's first call rings: one in flight, the rest waiting for
      * capacity and getting older. busy (3 calls) is summed under _other
@@ -119,7 +120,7 @@ Test(metrics, queue_gauges_follow_the_calls_of_each_deployment, .timeout = 120, 
 
     /* busy done: its series are gone, closed's stay. */
     for (int i = 0; i < 3; i++) {
-        char *done = h_wait_call_completed(s.ingest_port, busy.api_key, busy_ids[i], 30000);
+        char *done = h_wait_completed(&busy_api, busy_ids[i], 30000);
         cr_assert(done, "call %s not completed", busy_ids[i]);
         free(done);
         free(busy_ids[i]);

@@ -4,7 +4,7 @@
  * queued call completes, an upload reports its bad rows, --json parses,
  * and every failure exits with its documented code and says what is wrong.
  */
-#include "harness.h"
+#include "harness_client.h"
 #include "ob_common.h"
 
 #include <cjson/cJSON.h>
@@ -287,7 +287,8 @@ Test(outboundctl, queue_show_upload_list_watch_and_control, .timeout = 300, .fin
     char watched[64];
     cr_assert_eq(sscanf(r.out, "%63s", watched), 1);
     run_free(&r);
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, watched, 60000);
+    h_client_t c = h_client(&s, &t, pg);
+    char *body = h_wait_completed(&c, watched, 60000);
     cr_expect_not_null(body);
     free(body);
     h_sleep_ms(2500);

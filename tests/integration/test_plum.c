@@ -7,11 +7,10 @@
  * with numbers as numbers. tests/plum/plum_client.py speaks to them as a
  * Plum client does end to end (Link header, result_url).
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +23,6 @@ static char basic[400];
 static void teardown(void)
 {
     h_stack_kill(&s);
-}
-
-static void set_basic(const char *email, const char *key)
-{
-    char creds[200];
-    unsigned char b64[300];
-    snprintf(creds, sizeof(creds), "%s:%s", email, key);
-    EVP_EncodeBlock(b64, (const unsigned char *)creds, (int)strlen(creds));
-    snprintf(basic, sizeof(basic), "Authorization: Basic %s", b64);
 }
 
 static h_resp_t plum(const char *method, const char *path, const char *ct, const char *body)
@@ -85,7 +75,7 @@ Test(plum, a_plum_client_works_unchanged, .timeout = 180, .fini = teardown)
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
     cr_assert(h_stack_up(&s, 0, NULL));
-    set_basic(t.email, t.api_key);
+    h_basic_auth(basic, sizeof(basic), t.email, t.api_key);
     snprintf(qpath, sizeof(qpath), "/api/apps/%s/%s/queue", t.application_id, t.deployment_id);
     snprintf(bpath, sizeof(bpath), "/api/apps/%s/%s/bulk_queue", t.application_id, t.deployment_id);
 
@@ -227,11 +217,11 @@ Test(plum, a_plum_client_works_unchanged, .timeout = 180, .fini = teardown)
     r = plum("GET", path, NULL, NULL);
     expect_error(&r, 405, NULL);
     h_resp_free(&r);
-    set_basic("someone@else.invalid", t.api_key);
+    h_basic_auth(basic, sizeof(basic), "someone@else.invalid", t.api_key);
     r = plum("DELETE", path, NULL, NULL);
     expect_error(&r, 401, NULL);
     h_resp_free(&r);
-    set_basic(t.email, t.api_key);
+    h_basic_auth(basic, sizeof(basic), t.email, t.api_key);
 
     /* A deleted deployment: 409 on every Plum route that names it. */
     free(h_pg_value(pg, "UPDATE deployments SET deleted_at = now() WHERE deployment_id = $1", 1,

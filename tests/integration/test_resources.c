@@ -4,14 +4,12 @@
  * nobody else's; validation names every bad field; revoked keys stop working;
  * deleted deployments take no calls.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ADMIN_KEY "admin-key-for-tests-0123456789abcdef"
 
 static h_stack_t s;
 
@@ -20,39 +18,17 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static h_resp_t call_api(const char *key, const char *method, const char *path, const char *body)
-{
-    char auth[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    return h_http(s.ingest_port, method, path, headers, body);
-}
-
 /* Creates an account through the admin API; returns its first key. */
 static char *new_account(const char *email)
 {
-    char body[256];
-    snprintf(body, sizeof(body), "{\"email\": \"%s\", \"name\": \"Test\"}", email);
-    h_resp_t r = call_api(ADMIN_KEY, "POST", "/api/v1/accounts", body);
-    cr_assert_eq(r.status, 201, "%s", r.body);
-    char *key = h_json_path(r.body, "api_key.key");
-    cr_assert(key && strncmp(key, "obk_", 4) == 0, "%s", r.body);
-    h_resp_free(&r);
+    char *key = h_admin_account(&s, email, "Test");
+    cr_assert(key && strncmp(key, "obk_", 4) == 0, "%s", key);
     return key;
 }
 
-static char *create(const char *key, const char *path, const char *body, const char *id_field)
+static long status_of(const h_client_t *c, const char *method, const char *path, const char *body)
 {
-    h_resp_t r = call_api(key, "POST", path, body);
-    cr_assert_eq(r.status, 201, "POST %s: %s", path, r.body);
-    char *id = h_json_path(r.body, id_field);
-    h_resp_free(&r);
-    return id;
-}
-
-static long status_of(const char *key, const char *method, const char *path, const char *body)
-{
-    h_resp_t r = call_api(key, method, path, body);
+    h_resp_t r = h_api(c, method, path, body);
     long st = r.status;
     h_resp_free(&r);
     return st;
@@ -63,7 +39,7 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
     char path[256], email[128];
     h_stack_init(&s);
     PQfinish(h_pg(&s)); /* migrate the stack's schema */
-    const char *const env[] = {"OB_INGEST_ADMIN_KEY=" ADMIN_KEY, NULL};
+    const char *const env[] = {"OB_INGEST_ADMIN_KEY=" H_ADMIN_KEY, NULL};
     h_start(&s, "ingest", "ingest", env);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
@@ -90,31 +66,33 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
 
     /* Only the admin key creates accounts. */
     snprintf(email, sizeof(email), "%s@a.test", s.prefix);
-    cr_expect_eq(status_of("obk_nope", "POST", "/api/v1/accounts", "{\"email\":\"x@y.z\"}"), 403);
+    h_client_t nobody = h_client_key(&s, "obk_nope"), admin = h_client_key(&s, H_ADMIN_KEY);
+    cr_expect_eq(status_of(&nobody, "POST", "/api/v1/accounts", "{\"email\":\"x@y.z\"}"), 403);
     char *key = new_account(email);
-    cr_expect_eq(status_of(ADMIN_KEY, "POST", "/api/v1/accounts", "{\"email\": \"nope\"}"), 422);
+    cr_expect_eq(status_of(&admin, "POST", "/api/v1/accounts", "{\"email\": \"nope\"}"), 422);
     snprintf(email, sizeof(email), "%s@b.test", s.prefix);
     char *other = new_account(email);
+    h_client_t mine = h_client_key(&s, key), theirs = h_client_key(&s, other);
 
-    char *app = create(key, "/api/v1/applications",
-                       "{\"name\": \"Reminders\", \"start_url\": \"https://app.example/start\"}",
-                       "application_id");
+    char *app = h_create(&mine, "/api/v1/applications",
+                         "{\"name\": \"Reminders\", \"start_url\": \"https://app.example/start\"}",
+                         "application_id");
     snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", app);
-    char *dep = create(key, path,
-                       "{\"name\": \"uk\", \"capacity\": 2, \"default_region\": \"GB\","
-                       " \"caller_id\": \"+44 20 7555 0199\"}",
-                       "deployment_id");
+    char *dep = h_create(&mine, path,
+                         "{\"name\": \"uk\", \"capacity\": 2, \"default_region\": \"GB\","
+                         " \"caller_id\": \"+44 20 7555 0199\"}",
+                         "deployment_id");
 
     /* Read, update, list. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s", dep);
-    h_resp_t r = call_api(key, "PATCH", path, "{\"capacity\": 3, \"max_attempts\": 2}");
+    h_resp_t r = h_api(&mine, "PATCH", path, "{\"capacity\": 3, \"max_attempts\": 2}");
     cr_expect_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "capacity"), "3");
     cr_expect_str_eq(h_json_path(r.body, "max_attempts"), "2");
     cr_expect_str_eq(h_json_path(r.body, "caller_id"), "+442075550199");
     h_resp_free(&r);
-    r = call_api(
-        key, "PATCH", path,
+    r = h_api(
+        &mine, "PATCH", path,
         "{\"capacity\": 0, \"default_region\": \"XX\", \"start_url\": \"ftp://x\", \"x\": 1}");
     cr_expect_eq(r.status, 422);
     for (const char *const *f =
@@ -125,24 +103,24 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
         cr_expect(strstr(r.body, needle), "no error for %s: %s", *f, r.body);
     }
     h_resp_free(&r);
-    r = call_api(key, "GET", "/api/v1/deployments", NULL);
+    r = h_api(&mine, "GET", "/api/v1/deployments", NULL);
     cr_expect_str_eq(h_json_path(r.body, "deployments.0.deployment_id"), dep);
     h_resp_free(&r);
 
     /* The application options: JSON and unverified by default, set by PATCH,
      * and a bad value is named with what is allowed. */
-    r = call_api(key, "GET", path, NULL);
+    r = h_api(&mine, "GET", path, NULL);
     cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "json", "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "false", "%s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"form\", \"verify_urls\": true}");
+    r = h_api(&mine, "PATCH", path, "{\"start_url_format\": \"form\", \"verify_urls\": true}");
     cr_expect_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "GET", path, NULL);
+    r = h_api(&mine, "GET", path, NULL);
     cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "form", "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "true", "%s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"xml\", \"verify_urls\": \"yes\"}");
+    r = h_api(&mine, "PATCH", path, "{\"start_url_format\": \"xml\", \"verify_urls\": \"yes\"}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"start_url_format\""), "%s", r.body);
     cr_expect(strstr(r.body, "start_url_format must be \\\"json\\\" or \\\"form\\\""), "%s",
@@ -150,13 +128,13 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
     cr_expect(strstr(r.body, "\"field\":\"verify_urls\""), "%s", r.body);
     cr_expect(strstr(r.body, "verify_urls must be true or false"), "%s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "PATCH", path, "{\"start_url_format\": null}");
+    r = h_api(&mine, "PATCH", path, "{\"start_url_format\": null}");
     cr_expect_eq(r.status, 422, "null is no format: %s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "GET", path, NULL);
+    r = h_api(&mine, "GET", path, NULL);
     cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "form", "unchanged: %s", r.body);
     h_resp_free(&r);
-    r = call_api(key, "PATCH", path, "{\"start_url_format\": \"json\", \"verify_urls\": false}");
+    r = h_api(&mine, "PATCH", path, "{\"start_url_format\": \"json\", \"verify_urls\": false}");
     cr_expect_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "start_url_format"), "json", "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "verify_urls"), "false", "%s", r.body);
@@ -164,48 +142,49 @@ Test(resources, accounts_own_their_resources, .timeout = 120, .fini = teardown)
 
     /* National numbers use the deployment's region. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", dep);
-    r = call_api(key, "POST", path, "{\"phone_number\": \"020 7555 0100\"}");
+    r = h_api(&mine, "POST", path, "{\"phone_number\": \"020 7555 0100\"}");
     cr_expect_eq(r.status, 202, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "phone_number"), "+442075550100");
     h_resp_free(&r);
 
     /* Another account sees none of it. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s", dep);
-    cr_expect_eq(status_of(other, "GET", path, NULL), 404);
-    cr_expect_eq(status_of(other, "PATCH", path, "{\"capacity\": 9}"), 404);
-    cr_expect_eq(status_of(other, "DELETE", path, NULL), 404);
+    cr_expect_eq(status_of(&theirs, "GET", path, NULL), 404);
+    cr_expect_eq(status_of(&theirs, "PATCH", path, "{\"capacity\": 9}"), 404);
+    cr_expect_eq(status_of(&theirs, "DELETE", path, NULL), 404);
     snprintf(path, sizeof(path), "/api/v1/applications/%s", app);
-    cr_expect_eq(status_of(other, "GET", path, NULL), 404);
-    r = call_api(other, "GET", "/api/v1/deployments", NULL);
+    cr_expect_eq(status_of(&theirs, "GET", path, NULL), 404);
+    r = h_api(&theirs, "GET", "/api/v1/deployments", NULL);
     cr_expect_str_eq(h_json_path(r.body, "deployments"), "[]");
     h_resp_free(&r);
 
     /* Keys: a second one works until it is revoked; secrets are never listed. */
-    h_resp_t k = call_api(key, "POST", "/api/v1/api-keys", "{\"label\": \"ci\"}");
+    h_resp_t k = h_api(&mine, "POST", "/api/v1/api-keys", "{\"label\": \"ci\"}");
     cr_assert_eq(k.status, 201, "%s", k.body);
     char *second = h_json_path(k.body, "key");
     char *second_id = h_json_path(k.body, "key_id");
     h_resp_free(&k);
-    cr_expect_eq(status_of(second, "GET", "/api/v1/applications", NULL), 200);
-    r = call_api(key, "GET", "/api/v1/api-keys", NULL);
+    h_client_t spare = h_client_key(&s, second);
+    cr_expect_eq(status_of(&spare, "GET", "/api/v1/applications", NULL), 200);
+    r = h_api(&mine, "GET", "/api/v1/api-keys", NULL);
     cr_expect(!strstr(r.body, second), "a key's secret was listed");
     cr_expect(strstr(r.body, second_id), "%s", r.body);
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/api-keys/%s", second_id);
-    cr_expect_eq(status_of(other, "DELETE", path, NULL), 404);
-    cr_expect_eq(status_of(key, "DELETE", path, NULL), 204);
-    cr_expect_eq(status_of(second, "GET", "/api/v1/applications", NULL), 401);
+    cr_expect_eq(status_of(&theirs, "DELETE", path, NULL), 404);
+    cr_expect_eq(status_of(&mine, "DELETE", path, NULL), 204);
+    cr_expect_eq(status_of(&spare, "GET", "/api/v1/applications", NULL), 401);
 
     /* An application with deployments stays; a deleted deployment takes no calls. */
     snprintf(path, sizeof(path), "/api/v1/applications/%s", app);
-    cr_expect_eq(status_of(key, "DELETE", path, NULL), 409);
+    cr_expect_eq(status_of(&mine, "DELETE", path, NULL), 409);
     snprintf(path, sizeof(path), "/api/v1/deployments/%s", dep);
-    cr_expect_eq(status_of(key, "DELETE", path, NULL), 204);
-    cr_expect_eq(status_of(key, "GET", path, NULL), 404);
+    cr_expect_eq(status_of(&mine, "DELETE", path, NULL), 204);
+    cr_expect_eq(status_of(&mine, "GET", path, NULL), 404);
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", dep);
-    cr_expect_eq(status_of(key, "POST", path, "{\"phone_number\": \"+442075550100\"}"), 404);
+    cr_expect_eq(status_of(&mine, "POST", path, "{\"phone_number\": \"+442075550100\"}"), 404);
     snprintf(path, sizeof(path), "/api/v1/applications/%s", app);
-    cr_expect_eq(status_of(key, "DELETE", path, NULL), 204);
+    cr_expect_eq(status_of(&mine, "DELETE", path, NULL), 204);
 
     cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
 }

@@ -4,7 +4,7 @@
  * max_retries, and an attempt whose dialer was killed mid-call concluded by
  * the scheduler once its lease ran out, then retried by the rules.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -21,38 +21,6 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-static h_resp_t post_call(const h_tenant_t *t, const char *body)
-{
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    return h_http(s.ingest_port, "POST", path, headers, body);
-}
-
-static char *queue_one(const h_tenant_t *t, const char *body)
-{
-    h_resp_t r = post_call(t, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
-}
-
-/* Polls sql (one parameter: call_id) until it returns a row; returns it. */
-static char *wait_row(PGconn *pg, const char *sql, const char *call_id, int timeout_ms)
-{
-    const char *p[] = {call_id};
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-        char *v = h_pg_value(pg, sql, 1, p);
-        if (v)
-            return v;
-        h_sleep_ms(100);
-    }
-    cr_assert_fail("no row for %s after %d ms: %s", call_id, timeout_ms, sql);
-    return NULL;
-}
-
 /* The seconds between an attempt's end and the call's next attempt. */
 static const char NEXT_WAIT_SQL[] =
     "SELECT round(extract(epoch FROM c.next_attempt_at - a.ended_at))::int"
@@ -65,6 +33,7 @@ Test(retries, invalid_rules_and_max_retries_are_named, .timeout = 120, .fini = t
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
@@ -83,7 +52,7 @@ Test(retries, invalid_rules_and_max_retries_are_named, .timeout = 120, .fini = t
          "conflict"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        h_resp_t r = post_call(&t, bad[i].body);
+        h_resp_t r = h_deployment_api(&c, "POST", "/calls", bad[i].body);
         char field[96], code[96];
         snprintf(field, sizeof(field), "\"field\":\"%s\"", bad[i].field);
         snprintf(code, sizeof(code), "\"code\":\"%s\"", bad[i].code);
@@ -94,21 +63,18 @@ Test(retries, invalid_rules_and_max_retries_are_named, .timeout = 120, .fini = t
     }
 
     /* Plum DEV's max_retries counts the attempts after the first: 10 is 11. */
-    h_resp_t r = post_call(&t, "{\"phone_number\":\"+12125550100\",\"max_retries\":10,"
-                               "\"retry_rules\":{\"busy\":600,\"informationtone\":\"never\"}}");
+    h_resp_t r = h_deployment_api(&c, "POST", "/calls",
+                                  "{\"phone_number\":\"+12125550100\",\"max_retries\":10,"
+                                  "\"retry_rules\":{\"busy\":600,\"informationtone\":\"never\"}}");
     cr_expect_eq(r.status, 202, "%s", r.body);
     h_resp_free(&r);
 
     /* A deployment's default rules are checked the same way. */
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"retry_rules\":{\"fax\":60}}");
+    r = h_deployment_api(&c, "PATCH", "", "{\"retry_rules\":{\"fax\":60}}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "\"field\":\"retry_rules.fax\""), "%s", r.body);
     h_resp_free(&r);
-    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"retry_rules\":{\"noanswer\":\"never\"}}");
+    r = h_deployment_api(&c, "PATCH", "", "{\"retry_rules\":{\"noanswer\":\"never\"}}");
     cr_expect_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "retry_rules.noanswer"), "never");
     h_resp_free(&r);
@@ -126,6 +92,7 @@ Test(retries, each_result_waits_by_its_rule, .timeout = 180, .fini = teardown)
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     const char *p[] = {t.deployment_id};
     free(h_pg_value(pg,
                     "UPDATE deployments SET retry_rules = '{\"noanswer\": \"never\"}'"
@@ -136,22 +103,22 @@ Test(retries, each_result_waits_by_its_rule, .timeout = 180, .fini = teardown)
     /* busy: the call's own rule (900 s); linefailure: no rule, so
      * retry_interval_s (120 s); noanswer: the deployment's rule, never;
      * informationtone: the call's "never" wins over everything. */
-    char *busy = queue_one(&t, "{\"phone_number\":\"+12125550130\",\"max_attempts\":3,"
-                               "\"retry_interval_s\":120,\"retry_rules\":{\"busy\":900}}");
-    char *line = queue_one(&t, "{\"phone_number\":\"+12125550160\",\"max_attempts\":3,"
-                               "\"retry_interval_s\":120,\"retry_rules\":{\"busy\":900}}");
-    char *noanswer = queue_one(&t, "{\"phone_number\":\"+12125550140\",\"max_attempts\":3}");
-    char *tone = queue_one(&t, "{\"phone_number\":\"+12125550150\",\"max_retries\":4,"
-                               "\"retry_rules\":{\"informationtone\":\"never\"}}");
+    char *busy = h_queue_json(&c, "{\"phone_number\":\"+12125550130\",\"max_attempts\":3,"
+                                  "\"retry_interval_s\":120,\"retry_rules\":{\"busy\":900}}");
+    char *line = h_queue_json(&c, "{\"phone_number\":\"+12125550160\",\"max_attempts\":3,"
+                                  "\"retry_interval_s\":120,\"retry_rules\":{\"busy\":900}}");
+    char *noanswer = h_queue_json(&c, "{\"phone_number\":\"+12125550140\",\"max_attempts\":3}");
+    char *tone = h_queue_json(&c, "{\"phone_number\":\"+12125550150\",\"max_retries\":4,"
+                                  "\"retry_rules\":{\"informationtone\":\"never\"}}");
 
-    char *wait = wait_row(pg, NEXT_WAIT_SQL, busy, 60000);
+    char *wait = h_wait_value(&c, NEXT_WAIT_SQL, busy, 60000);
     cr_expect_str_eq(wait, "900", "busy waits by the call's rule");
     free(wait);
-    wait = wait_row(pg, NEXT_WAIT_SQL, line, 60000);
+    wait = h_wait_value(&c, NEXT_WAIT_SQL, line, 60000);
     cr_expect_str_eq(wait, "120", "a result without a rule waits retry_interval_s");
     free(wait);
 
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, noanswer, 60000);
+    char *body = h_wait_completed(&c, noanswer, 60000);
     cr_assert_not_null(body);
     cr_expect_str_eq(h_json_path(body, "status"), "failed");
     cr_expect_str_eq(h_json_path(body, "result"), "noanswer");
@@ -159,7 +126,7 @@ Test(retries, each_result_waits_by_its_rule, .timeout = 180, .fini = teardown)
     cr_expect_str_eq(h_json_path(body, "attempts_made"), "1", "%s", body);
     free(body);
 
-    body = h_wait_call_completed(s.ingest_port, t.api_key, tone, 60000);
+    body = h_wait_completed(&c, tone, 60000);
     cr_assert_not_null(body);
     cr_expect_str_eq(h_json_path(body, "status"), "failed");
     cr_expect_str_eq(h_json_path(body, "result"), "informationtone");
@@ -189,14 +156,14 @@ Test(retries, killed_dialer_lease_expires_and_the_rules_decide, .timeout = 180, 
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
-    char *again = queue_one(&t, "{\"phone_number\":\"+12125550141\",\"max_attempts\":2,"
-                                "\"retry_rules\":{\"linefailure\":300}}");
-    char *last = queue_one(&t, "{\"phone_number\":\"+12125550142\",\"max_attempts\":1}");
-    free(
-        wait_row(pg, "SELECT 1 FROM calls WHERE call_id = $1 AND state = 'dialing'", again, 60000));
-    free(wait_row(pg, "SELECT 1 FROM calls WHERE call_id = $1 AND state = 'dialing'", last, 60000));
+    char *again = h_queue_json(&c, "{\"phone_number\":\"+12125550141\",\"max_attempts\":2,"
+                                   "\"retry_rules\":{\"linefailure\":300}}");
+    char *last = h_queue_json(&c, "{\"phone_number\":\"+12125550142\",\"max_attempts\":1}");
+    h_wait_row(&c, again, "state = 'dialing'", 60000);
+    h_wait_row(&c, last, "state = 'dialing'", 60000);
 
     /* Renewal keeps a live dialer's lease from running out. */
     h_sleep_ms(4500);
@@ -214,20 +181,21 @@ Test(retries, killed_dialer_lease_expires_and_the_rules_decide, .timeout = 180, 
     waitpid(dialer->pid, NULL, 0);
     dialer->pid = 0;
 
-    char *attempt = wait_row(pg,
-                             "SELECT result || '/' || reason FROM attempts"
-                             " WHERE call_id = $1 AND attempt = 1 AND state = 'ended'",
-                             again, 30000);
+    char *attempt = h_wait_value(&c,
+                                 "SELECT result || '/' || reason FROM attempts"
+                                 " WHERE call_id = $1 AND attempt = 1 AND state = 'ended'",
+                                 again, 30000);
     cr_expect_str_eq(attempt, "linefailure/lease_expired");
     free(attempt);
-    char *wait = wait_row(pg, NEXT_WAIT_SQL, again, 10000);
+    char *wait = h_wait_value(&c, NEXT_WAIT_SQL, again, 10000);
     cr_expect_str_eq(wait, "300", "the retry waits by the linefailure rule");
     free(wait);
 
-    char *call = wait_row(pg,
-                          "SELECT status || '/' || result || '/' || reason || '/' || attempts_made"
-                          " FROM calls WHERE call_id = $1 AND state = 'completed'",
-                          last, 30000);
+    char *call =
+        h_wait_value(&c,
+                     "SELECT status || '/' || result || '/' || reason || '/' || attempts_made"
+                     " FROM calls WHERE call_id = $1 AND state = 'completed'",
+                     last, 30000);
     cr_expect_str_eq(call, "failed/linefailure/max_attempts/1");
     free(call);
 

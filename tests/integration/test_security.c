@@ -7,7 +7,7 @@
  * keys never reach the logs; oversized, deep, duplicated, non-UTF-8 and
  * slow requests are refused while other clients are still served.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -21,8 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ADMIN_KEY "admin-key-for-tests-0123456789abcdef"
-#define NO_SUCH   "01a21cab-0000-7000-8000-000000000000"
+#define NO_SUCH "01a21cab-0000-7000-8000-000000000000"
 
 static h_stack_t s;
 
@@ -33,8 +32,9 @@ static void teardown(void)
 
 /* An account made through the admin API. */
 typedef struct {
-    char email[128];
-    char *key;
+    char email[128]; /* its email */
+    char *key;       /* its first key (malloc'd) */
+    h_client_t api;  /* the key's client */
 } account_t;
 
 /* Sends body with the Authorization header auth (NULL: none). */
@@ -56,42 +56,16 @@ static char *bearer(const char *key)
 
 static char *basic(const char *email, const char *key)
 {
-    char plain[256];
-    unsigned char enc[400];
-    snprintf(plain, sizeof(plain), "%s:%s", email, key);
-    EVP_EncodeBlock(enc, (const unsigned char *)plain, (int)strlen(plain));
-    char *h = malloc(sizeof(enc) + 32);
-    sprintf(h, "Authorization: Basic %s", enc);
+    char *h = malloc(512);
+    h_basic_auth(h, 512, email, key);
     return h;
-}
-
-static h_resp_t api(const char *key, const char *method, const char *path, const char *body)
-{
-    char *auth = bearer(key);
-    h_resp_t r = send_as(auth, method, path, NULL, body);
-    free(auth);
-    return r;
-}
-
-/* Creates with POST and returns the member id_field of the answer. */
-static char *create(const char *key, const char *path, const char *body, const char *id_field)
-{
-    h_resp_t r = api(key, "POST", path, body);
-    cr_assert(r.status == 201 || r.status == 202, "POST %s: %ld %s", path, r.status, r.body);
-    char *id = h_json_path(r.body, id_field);
-    h_resp_free(&r);
-    return id;
 }
 
 static void new_account(account_t *a, const char *tag)
 {
-    char body[256];
     snprintf(a->email, sizeof(a->email), "%s@%s.test", s.prefix, tag);
-    snprintf(body, sizeof(body), "{\"email\": \"%s\", \"name\": \"%s\"}", a->email, tag);
-    h_resp_t r = api(ADMIN_KEY, "POST", "/api/v1/accounts", body);
-    cr_assert_eq(r.status, 201, "%s", r.body);
-    a->key = h_json_path(r.body, "api_key.key");
-    h_resp_free(&r);
+    a->key = h_admin_account(&s, a->email, tag);
+    a->api = h_client_key(&s, a->key);
 }
 
 /* Starts ingest (with the admin key) and a scheduler, so calls get recorded
@@ -100,7 +74,7 @@ static void start(void)
 {
     h_stack_init(&s);
     PQfinish(h_pg(&s)); /* migrate the stack's schema */
-    const char *const env[] = {"OB_INGEST_ADMIN_KEY=" ADMIN_KEY, NULL};
+    const char *const env[] = {"OB_INGEST_ADMIN_KEY=" H_ADMIN_KEY, NULL};
     h_start(&s, "scheduler", "scheduler", NULL);
     h_start(&s, "ingest", "ingest", env);
     for (int i = 0; i < s.nprocs; i++)
@@ -108,12 +82,10 @@ static void start(void)
 }
 
 /* Waits until the call is recorded (GET answers 200). */
-static void wait_recorded(const char *key, const char *call_id)
+static void wait_recorded(const h_client_t *c, const char *call_id)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
     for (int i = 0; i < 300; i++) {
-        h_resp_t r = api(key, "GET", path, NULL);
+        h_resp_t r = h_get_call(c, call_id);
         long st = r.status;
         h_resp_free(&r);
         if (st == 200)
@@ -300,26 +272,26 @@ Test(security, every_route_refuses_other_keys_and_leaks_nothing, .timeout = 240,
     new_account(&a, "a");
     new_account(&b, "b");
 
-    char *app = create(a.key, "/api/v1/applications", "{\"name\": \"A's app\"}", "application_id");
+    char *app =
+        h_create(&a.api, "/api/v1/applications", "{\"name\": \"A's app\"}", "application_id");
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", app);
-    char *dep = create(a.key, path, "{\"name\": \"A's queue\", \"capacity\": 2}", "deployment_id");
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", dep);
-    char *call = create(a.key, path, "{\"phone_number\": \"+12125550100\"}", "call_id");
-    wait_recorded(a.key, call);
-    char *auth = bearer(a.key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/uploads", dep);
-    h_resp_t up = send_as(auth, "POST", path, CSV, "phone_number\n+12125550101\n");
+    char *dep =
+        h_create(&a.api, path, "{\"name\": \"A's queue\", \"capacity\": 2}", "deployment_id");
+    h_client_t to_dep = h_client_on(&a.api, dep);
+    char *call = h_queue_json(&to_dep, "{\"phone_number\": \"+12125550100\"}");
+    wait_recorded(&a.api, call);
+    h_resp_t up = h_deployment_request(&to_dep, "POST", "/uploads", CSV, NULL,
+                                       "phone_number\n+12125550101\n");
     cr_assert_eq(up.status, 201, "%s", up.body);
     char *upload = h_json_path(up.body, "upload_id");
     h_resp_free(&up);
-    free(auth);
-    char *victim = create(a.key, "/api/v1/api-keys", "{\"label\": \"kept\"}", "key_id");
-    h_resp_t rk = api(a.key, "POST", "/api/v1/api-keys", "{\"label\": \"revoked\"}");
+    char *victim = h_create(&a.api, "/api/v1/api-keys", "{\"label\": \"kept\"}", "key_id");
+    h_resp_t rk = h_api(&a.api, "POST", "/api/v1/api-keys", "{\"label\": \"revoked\"}");
     char *revoked = h_json_path(rk.body, "key"), *revoked_id = h_json_path(rk.body, "key_id");
     h_resp_free(&rk);
     snprintf(path, sizeof(path), "/api/v1/api-keys/%s", revoked_id);
-    h_resp_t del = api(a.key, "DELETE", path, NULL);
+    h_resp_t del = h_api(&a.api, "DELETE", path, NULL);
     cr_assert_eq(del.status, 204);
     h_resp_free(&del);
 
@@ -359,26 +331,26 @@ Test(security, every_route_refuses_other_keys_and_leaks_nothing, .timeout = 240,
 
     /* Nothing of A's changed. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s", dep);
-    h_resp_t r = api(a.key, "GET", path, NULL);
+    h_resp_t r = h_api(&a.api, "GET", path, NULL);
     cr_expect_eq(r.status, 200);
     h_expect_path(r.body, "capacity", "2");
     h_expect_path(r.body, "paused", "false");
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/applications/%s", app);
-    r = api(a.key, "GET", path, NULL);
+    r = h_api(&a.api, "GET", path, NULL);
     h_expect_path(r.body, "name", "A's app");
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/calls/%s", call);
-    r = api(a.key, "GET", path, NULL);
+    r = h_api(&a.api, "GET", path, NULL);
     h_expect_path(r.body, "state", "queued");
     h_resp_free(&r);
-    r = api(a.key, "GET", "/api/v1/api-keys", NULL);
+    r = h_api(&a.api, "GET", "/api/v1/api-keys", NULL);
     cr_expect(strstr(r.body, victim), "A's key was revoked by B: %s", r.body);
     h_resp_free(&r);
 
     /* No key, not even a wrong or revoked one, reached a log. */
     cr_expect(h_stack_down(&s));
-    const char *secrets[] = {a.key, b.key, revoked, wrong, ADMIN_KEY};
+    const char *secrets[] = {a.key, b.key, revoked, wrong, H_ADMIN_KEY};
     for (int i = 0; i < s.nprocs; i++) {
         for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
             cr_expect(!h_log_has(&s.procs[i], secrets[k]), "%s logged a key (%zu)", s.procs[i].name,
@@ -440,24 +412,24 @@ Test(security, hostile_strings_come_back_byte_for_byte, .timeout = 180, .fini = 
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
         const char *v = hostile[i];
         char *body = with_string("{}", "name", v);
-        char *app = create(a.key, "/api/v1/applications", body, "application_id");
+        char *app = h_create(&a.api, "/api/v1/applications", body, "application_id");
         free(body);
         snprintf(path, sizeof(path), "/api/v1/applications/%s", app);
-        h_resp_t r = api(a.key, "GET", path, NULL);
+        h_resp_t r = h_api(&a.api, "GET", path, NULL);
         expect_member(r.body, "name", v);
         h_resp_free(&r);
 
         body = with_string("{\"capacity\": 1}", "name", v);
         snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", app);
-        char *dep = create(a.key, path, body, "deployment_id");
+        char *dep = h_create(&a.api, path, body, "deployment_id");
         free(body);
         snprintf(path, sizeof(path), "/api/v1/deployments/%s", dep);
-        r = api(a.key, "GET", path, NULL);
+        r = h_api(&a.api, "GET", path, NULL);
         expect_member(r.body, "name", v);
         h_resp_free(&r);
 
         body = with_string("{}", "label", v);
-        r = api(a.key, "POST", "/api/v1/api-keys", body);
+        r = h_api(&a.api, "POST", "/api/v1/api-keys", body);
         cr_expect_eq(r.status, 201, "%s", r.body);
         expect_member(r.body, "label", v);
         h_resp_free(&r);
@@ -470,12 +442,12 @@ Test(security, hostile_strings_come_back_byte_for_byte, .timeout = 180, .fini = 
         cJSON_AddStringToObject(cJSON_AddObjectToObject(call, "call_parameters"), "p", v);
         body = cJSON_PrintUnformatted(call);
         cJSON_Delete(call);
-        snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", dep);
-        char *id = create(a.key, path, body, "call_id");
+        h_client_t to_dep = h_client_on(&a.api, dep);
+        char *id = h_queue_json(&to_dep, body);
         free(body);
-        wait_recorded(a.key, id);
+        wait_recorded(&a.api, id);
         snprintf(path, sizeof(path), "/api/v1/calls/%s", id);
-        r = api(a.key, "GET", path, NULL);
+        r = h_api(&a.api, "GET", path, NULL);
         expect_member(r.body, "message_reference", v);
         expect_member(r.body, "call_parameters.p", v);
         h_resp_free(&r);
@@ -484,7 +456,7 @@ Test(security, hostile_strings_come_back_byte_for_byte, .timeout = 180, .fini = 
         free(dep);
     }
     /* And the tables they might have dropped still answer. */
-    h_resp_t r = api(a.key, "GET", "/api/v1/deployments", NULL);
+    h_resp_t r = h_api(&a.api, "GET", "/api/v1/deployments", NULL);
     cr_expect_eq(r.status, 200);
     h_resp_free(&r);
     cr_expect(h_stack_down(&s));
@@ -509,10 +481,10 @@ Test(security, abusive_requests_are_refused_and_others_still_served, .timeout = 
     account_t a;
     start();
     new_account(&a, "a");
-    char *app = create(a.key, "/api/v1/applications", "{\"name\": \"x\"}", "application_id");
+    char *app = h_create(&a.api, "/api/v1/applications", "{\"name\": \"x\"}", "application_id");
     char path[256], calls[256];
     snprintf(path, sizeof(path), "/api/v1/applications/%s/deployments", app);
-    char *dep = create(a.key, path, "{\"name\": \"x\", \"capacity\": 1}", "deployment_id");
+    char *dep = h_create(&a.api, path, "{\"name\": \"x\", \"capacity\": 1}", "deployment_id");
     snprintf(calls, sizeof(calls), "/api/v1/deployments/%s/calls", dep);
     const char *ok_call = "{\"phone_number\": \"+12125550100\"}";
 
@@ -539,7 +511,7 @@ Test(security, abusive_requests_are_refused_and_others_still_served, .timeout = 
         {"not JSON", "{\"phone_number\": ", 400, "invalid_json"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        h_resp_t r = api(a.key, "POST", calls, bad[i].body);
+        h_resp_t r = h_api(&a.api, "POST", calls, bad[i].body);
         cr_expect_eq(r.status, bad[i].status, "%s: %ld %s", bad[i].what, r.status, r.body);
         cr_expect(r.body && strstr(r.body, bad[i].says), "%s: %s", bad[i].what, r.body);
         h_resp_free(&r);
@@ -552,7 +524,7 @@ Test(security, abusive_requests_are_refused_and_others_still_served, .timeout = 
     memset(deep + n, '[', depth);
     memset(deep + n + depth, ']', depth);
     strcpy(deep + n + 2 * depth, "}");
-    h_resp_t r = api(a.key, "POST", calls, deep);
+    h_resp_t r = h_api(&a.api, "POST", calls, deep);
     cr_expect(r.status == 400 || r.status == 422, "deep nesting: %ld %s", r.status, r.body);
     h_resp_free(&r);
     free(deep);
@@ -561,7 +533,7 @@ Test(security, abusive_requests_are_refused_and_others_still_served, .timeout = 
     n = (size_t)sprintf(big, "{\"phone_number\": \"+12125550100\", \"message_reference\": \"");
     memset(big + n, 'x', big_len);
     strcpy(big + n + big_len, "\"}");
-    r = api(a.key, "POST", calls, big);
+    r = h_api(&a.api, "POST", calls, big);
     cr_expect_eq(r.status, 413, "oversized: %ld", r.status);
     h_resp_free(&r);
     free(big);
@@ -590,7 +562,7 @@ Test(security, abusive_requests_are_refused_and_others_still_served, .timeout = 
     for (int second = 0; second < 4; second++) {
         for (int i = 0; i < 20; i++)
             (void)!write(slow[i], second == 0 ? drip : "a", second == 0 ? strlen(drip) : 1);
-        h_resp_t ok = api(a.key, "POST", calls, ok_call);
+        h_resp_t ok = h_api(&a.api, "POST", calls, ok_call);
         cr_expect_eq(ok.status, 202, "a normal client was not served: %ld %s", ok.status, ok.body);
         h_resp_free(&ok);
         h_sleep_ms(1000);

@@ -7,7 +7,7 @@
  * and 200 calls held at once through one dialer all end right, with no RTP
  * port left held.
  */
-#include "harness.h"
+#include "harness_client.h"
 #include "ob_common.h"
 
 #include <arpa/inet.h>
@@ -144,25 +144,23 @@ static h_proc_t *dialer_of(h_stack_t *st)
     return NULL;
 }
 
-static void set_start_url(const h_tenant_t *t, int port)
+static void set_start_url(const h_client_t *c, int port)
 {
-    char auth[128], path[128], body[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/applications/%s", t->application_id);
+    char path[128], body[256];
+    snprintf(path, sizeof(path), "/api/v1/applications/%s", c->tenant->application_id);
     snprintf(body, sizeof(body), "{\"start_url\":\"http://127.0.0.1:%d/start\"}", port);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers, body);
+    h_resp_t r = h_api(c, "PATCH", path, body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 }
 
-static char *queue(const h_tenant_t *t, const char *phone, const char *ref)
+static char *queue(const h_client_t *c, const char *phone, const char *ref)
 {
     char body[256];
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"%s\",\"message_reference\":\"%s\",\"max_attempts\":1}", phone,
              ref);
-    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
+    return h_queue_json(c, body);
 }
 
 /* What one scenario must end as, through the API. */
@@ -202,10 +200,11 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 20);
+    h_client_t c = h_client(&s, &t, pg);
     app = h_server_start(on_start, NULL);
     sipp_start("trunk.xml", SCEN_SIPP_PORT, SCEN_SIPP_MEDIA, NULL);
     cr_assert(h_stack_up(&s, 1, dialer_env));
-    set_start_url(&t, h_server_port(app));
+    set_start_url(&c, h_server_port(app));
     h_proc_t *dialer = dialer_of(&s);
 
     /* Ring times are from the INVITE to the answer or the final response;
@@ -231,10 +230,10 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
          900, 3000, 2900, 4500, NULL},
     };
     for (size_t i = 0; i < OB_COUNTOF(sc); i++)
-        sc[i].call_id = queue(&t, sc[i].phone, sc[i].ref);
+        sc[i].call_id = queue(&c, sc[i].phone, sc[i].ref);
 
     for (size_t i = 0; i < OB_COUNTOF(sc); i++) {
-        char *body = h_wait_call_completed(s.ingest_port, t.api_key, sc[i].call_id, 60000);
+        char *body = h_wait_completed(&c, sc[i].call_id, 60000);
         cr_assert_not_null(body, "%s did not complete", sc[i].ref);
         cr_expect_str_eq(h_json_path(body, "status"), sc[i].status, "%s: %s", sc[i].ref, body);
         cr_expect_str_eq(h_json_path(body, "attempts.0.result"), sc[i].result, "%s: %s", sc[i].ref,
@@ -268,7 +267,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
 
     /* Drain: a call still ringing at the drain deadline (1 s) is cancelled,
      * the dialer says so by its exit code, and the attempt is recorded. */
-    char *ringing = queue(&t, "+12125550140", "drain");
+    char *ringing = queue(&c, "+12125550140", "drain");
     const char *p[] = {ringing};
     char *dialing = NULL;
     for (int i = 0; i < 100 && !dialing; i++) {
@@ -280,7 +279,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
     free(dialing);
     h_sleep_ms(300); /* the INVITE is out and ringing */
     cr_expect_eq(h_stop(dialer, 30000), 3, "a call cut at the drain deadline: exit 3");
-    char *body = h_wait_call_completed(s.ingest_port, t.api_key, ringing, 10000);
+    char *body = h_wait_completed(&c, ringing, 10000);
     cr_assert_not_null(body, "the cut call was not recorded");
     h_expect_path(body, "attempts.0.reason", "dialer_shutdown");
     h_expect_path(body, "attempts.0.result", "unknown");
@@ -304,7 +303,7 @@ static int64_t now_ms(void)
 
 /* Queues n calls to prefix + two digits (i % 100) in one batch; fills
  * ids[0..n) (caller frees) when ids is not NULL. */
-static void queue_batch(const h_tenant_t *t, const char *prefix, int n, char **ids)
+static void queue_batch(const h_client_t *c, const char *prefix, int n, char **ids)
 {
     size_t cap = (size_t)n * 64 + 16, o = 0;
     char *batch = malloc(cap);
@@ -314,14 +313,8 @@ static void queue_batch(const h_tenant_t *t, const char *prefix, int n, char **i
                               "%s{\"phone_number\":\"%s%02d\",\"max_attempts\":1}", i ? "," : "",
                               prefix, i % 100);
     snprintf(batch + o, cap - o, "]");
-    char auth[128], path[160];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls:batch", t->deployment_id);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, batch);
+    h_resp_t r = h_queue_batch(c, batch, n);
     free(batch);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    cr_assert_eq(h_json_long(r.body, "accepted"), n, "%s", r.body);
     for (int i = 0; ids && i < n; i++) {
         char key[32];
         snprintf(key, sizeof(key), "results.%d.call_id", i);
@@ -349,6 +342,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, LOAD_CALLS);
+    h_client_t c = h_client(&s, &t, pg);
     char m[16];
     snprintf(m, sizeof(m), "%d", LOAD_CALLS + SUSTAINED_CALLS);
     const char *const sipp_extra[] = {"-m", m, NULL}; /* SIPp ends after the last call */
@@ -359,7 +353,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     /* One batch: 100 numbers twice; the last digit says how the trunk
      * answers (load.xml). */
     char *ids[LOAD_CALLS];
-    queue_batch(&t, "+121255501", LOAD_CALLS, ids);
+    queue_batch(&c, "+121255501", LOAD_CALLS, ids);
 
     /* Watch the dialer: calls up at once, RTP ports held, INVITEs sent. */
     long peak_calls = 0, peak_ports = 0, peak_waiting = 0;
@@ -397,7 +391,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
     /* Every call ended as its number says, with its SIP status. */
     int answered = 0, busy = 0, missing = 0;
     for (int i = 0; i < LOAD_CALLS; i++) {
-        char *body = h_wait_call_completed(s.ingest_port, t.api_key, ids[i], 60000);
+        char *body = h_wait_completed(&c, ids[i], 60000);
         int digit = (i % 100) % 10;
         const char *result = digit <= 6 ? "unknown" : digit <= 8 ? "busy" : "informationtone";
         const char *code = digit <= 6 ? "200" : digit <= 8 ? "486" : "404";
@@ -428,7 +422,7 @@ Test(sip, two_hundred_calls_at_once_through_one_dialer, .timeout = 240, .fini = 
      * same 200 channels; calls/s from the batch's acceptance to the last
      * conclusion in Postgres (scheduler, Kafka, dialer, SIP and back). */
     int64_t started = now_ms();
-    queue_batch(&t, "+121255502", SUSTAINED_CALLS, NULL);
+    queue_batch(&c, "+121255502", SUSTAINED_CALLS, NULL);
     const char *count_sql = "SELECT count(*) FILTER (WHERE a.result = 'busy' AND a.sip_code = 486)"
                             " || ',' || count(*) FROM calls c JOIN attempts a USING (call_id)"
                             " WHERE c.phone_number LIKE '+121255502%' AND c.state = 'completed'";
@@ -579,20 +573,17 @@ Test(sip, the_detector_hears_what_answered, .timeout = 240, .fini = teardown)
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 1);
     h_tenant(pg, &strict, 1);
+    h_client_t plain = h_client(&s, &t, pg), picky = h_client(&s, &strict, pg);
     /* No greeting is too long and words are not counted: a machine is
      * known by its beep only. */
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", strict.api_key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", strict.deployment_id);
     cr_assert(h_stack_up(&s, 1, dialer_env));
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    h_resp_t r = h_http(s.ingest_port, "PATCH", path, headers,
-                        "{\"detection\": {\"greeting_ms\": 10000, \"max_words\": 0,"
-                        " \"total_analysis_ms\": 15000}}");
+    h_resp_t r = h_deployment_api(&picky, "PATCH", "",
+                                  "{\"detection\": {\"greeting_ms\": 10000, \"max_words\": 0,"
+                                  " \"total_analysis_ms\": 15000}}");
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_expect_path(r.body, "detection.greeting_ms", "10000");
     h_resp_free(&r);
-    r = h_http(s.ingest_port, "PATCH", path, headers, "{\"detection\": {\"greeting_ms\": 1}}");
+    r = h_deployment_api(&picky, "PATCH", "", "{\"detection\": {\"greeting_ms\": 1}}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "detection.greeting_ms must be an integer from 500 to 10000"), "%s",
               r.body);
@@ -608,9 +599,9 @@ Test(sip, the_detector_hears_what_answered, .timeout = 240, .fini = teardown)
     for (size_t i = 0; i < OB_COUNTOF(cases); i++) {
         const detect_case_t *c = &cases[i];
         detect_trunk(c->recording, c->early, 12000);
-        const h_tenant_t *who = c->strict ? &strict : &t;
+        const h_client_t *who = c->strict ? &picky : &plain;
         char *id = queue(who, "+12125550100", c->recording);
-        char *body = h_wait_call_completed(s.ingest_port, who->api_key, id, 60000);
+        char *body = h_wait_completed(who, id, 60000);
         cr_assert_not_null(body, "%s did not complete", c->recording);
         h_expect_path(body, "attempts.0.result", c->result);
         char *by = h_json_path(body, "attempts.0.decided_by");

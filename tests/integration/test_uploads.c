@@ -6,7 +6,7 @@
  * ';', extensions, numbers in scientific notation), a dry run queues
  * nothing, and a large upload streams with bounded memory.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 static h_stack_t s;
 static h_tenant_t t;
 static PGconn *pg;
+static h_client_t c; /* t's */
 
 static void teardown(void)
 {
@@ -25,22 +26,18 @@ static void teardown(void)
         PQfinish(pg);
 }
 
-static h_resp_t upload(const char *content_type, const char *query, const char *body)
+/* POSTs body to t's deployment's /uploads<query>, under key when not NULL. */
+static h_resp_t post_upload(const char *content_type, const char *query, const char *key,
+                            const char *body)
 {
-    char auth[128], ct[160], path[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/uploads%s", t.deployment_id, query);
-    const char *headers[] = {auth, ct, NULL};
-    return h_http(s.ingest_port, "POST", path, headers, body);
+    char suffix[256];
+    snprintf(suffix, sizeof(suffix), "/uploads%s", query);
+    return h_deployment_request(&c, "POST", suffix, content_type, key, body);
 }
 
-static h_resp_t get(const char *key, const char *path)
+static h_resp_t upload(const char *content_type, const char *query, const char *body)
 {
-    char auth[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    const char *headers[] = {auth, NULL};
-    return h_http(s.ingest_port, "GET", path, headers, NULL);
+    return post_upload(content_type, query, NULL, body);
 }
 
 static const char good_and_bad[] = "\xEF\xBB\xBF"
@@ -58,6 +55,7 @@ Test(uploads, good_rows_queue_and_bad_rows_are_reported, .timeout = 180, .fini =
     h_stack_init(&s);
     pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, fast));
 
     h_resp_t r = upload("text/csv", "?retry_interval_s=120", good_and_bad);
@@ -94,7 +92,7 @@ Test(uploads, good_rows_queue_and_bad_rows_are_reported, .timeout = 180, .fini =
         struct timespec ts = {0, 100000000L};
         nanosleep(&ts, NULL);
     }
-    r = get(t.api_key, calls);
+    r = h_get(&c, calls);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "calls.0.message_reference"), "fourth \"quoted\"");
     cr_expect_str_eq(h_json_path(r.body, "calls.0.phone_number"), "+12125550102");
@@ -105,7 +103,7 @@ Test(uploads, good_rows_queue_and_bad_rows_are_reported, .timeout = 180, .fini =
     h_resp_free(&r);
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_str_eq(h_json_path(r.body, "call_parameters.customer"), "Ann, Jr.");
     cr_expect_str_eq(h_json_path(r.body, "retry_interval_s"), "120");
     cr_expect_str_eq(h_json_path(r.body, "max_attempts"), "2");
@@ -113,18 +111,19 @@ Test(uploads, good_rows_queue_and_bad_rows_are_reported, .timeout = 180, .fini =
 
     /* The report, again, as JSON and as a spreadsheet. */
     snprintf(path, sizeof(path), "/api/v1/uploads/%s", upload_id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_eq(r.status, 200);
     cr_expect_str_eq(h_json_path(r.body, "rejected"), "3");
     cr_expect_str_eq(h_json_path(r.body, "errors.1.field"), "max_attempts");
     h_resp_free(&r);
     h_tenant_t other;
     h_tenant(pg, &other, 1);
-    r = get(other.api_key, path);
+    h_client_t theirs = h_client(&s, &other, pg);
+    r = h_get(&theirs, path);
     cr_expect_eq(r.status, 404, "another account sees the upload");
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/uploads/%s/report.csv", upload_id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_eq(r.status, 200);
     cr_expect(r.content_type && strstr(r.content_type, "text/csv"));
     cr_expect(strncmp(r.body, "\xEF\xBB\xBFrow,line,field,code,message\r\n2,3,phone_number,", 40) ==
@@ -139,6 +138,7 @@ Test(uploads, multipart_and_refusals, .timeout = 120, .fini = teardown)
     h_stack_init(&s);
     pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    c = h_client(&s, &t, pg);
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
 
@@ -155,7 +155,7 @@ Test(uploads, multipart_and_refusals, .timeout = 120, .fini = teardown)
     h_resp_free(&r);
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/uploads/%s", id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_str_eq(h_json_path(r.body, "file_name"), "list.csv");
     h_resp_free(&r);
 
@@ -179,12 +179,7 @@ Test(uploads, multipart_and_refusals, .timeout = 120, .fini = teardown)
 
 static h_resp_t upload_keyed(const char *query, const char *key, const char *body)
 {
-    char auth[128], idem[128], path[256];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/uploads%s", t.deployment_id, query);
-    const char *headers[] = {auth, "Content-Type: text/csv", idem, NULL};
-    return h_http(s.ingest_port, "POST", path, headers, body);
+    return post_upload("text/csv", query, key, body);
 }
 
 /* A column of the call of an upload with this message_reference (NULL if
@@ -239,6 +234,7 @@ Test(uploads, spreadsheet_exports_and_dry_run, .timeout = 180, .fini = teardown)
     h_stack_init(&s);
     pg = h_pg(&s);
     h_tenant(pg, &t, 5); /* default_region US: national numbers are US ones */
+    c = h_client(&s, &t, pg);
     h_start(&s, "ingest", "ingest", NULL);
     h_start(&s, "scheduler", "scheduler", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
@@ -269,7 +265,7 @@ Test(uploads, spreadsheet_exports_and_dry_run, .timeout = 180, .fini = teardown)
     h_resp_free(&r);
     char path[160];
     snprintf(path, sizeof(path), "/api/v1/uploads/%s", dry_id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_eq(r.status, 200, "%s", r.body);
     h_expect_path(r.body, "dry_run", "true");
     h_expect_path(r.body, "queued", "0");
@@ -392,7 +388,7 @@ Test(uploads, spreadsheet_exports_and_dry_run, .timeout = 180, .fini = teardown)
     /* And through the API, as a client reads the call. */
     char *call_id = call_value(excel_id, "ref-1", "call_id::text");
     snprintf(path, sizeof(path), "/api/v1/calls/%s", call_id);
-    r = get(t.api_key, path);
+    r = h_get(&c, path);
     cr_expect_eq(r.status, 200, "%s", r.body);
     h_expect_path(r.body, "post_dial", "12");
     h_expect_path(r.body, "call_parameters.Notes", "Says \"hi\", twice");
@@ -432,6 +428,7 @@ Test(uploads, a_million_rows_stream_with_bounded_memory, .timeout = 600, .fini =
     h_stack_init(&s);
     pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    c = h_client(&s, &t, pg);
     /* No scheduler records the calls: what ingest holds of them to answer
      * GET (docs/reliability.md) is capped apart, at 16 MiB here; the test is
      * about the upload's own memory. */

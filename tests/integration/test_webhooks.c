@@ -8,7 +8,7 @@
  * result type of the sim's test numbers is followed from the status API
  * through the events topic to its webhook.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -177,29 +177,14 @@ static void receiver_down(receiver_t *r)
         free(r->events[i].body);
 }
 
-static char *queue_one(const h_tenant_t *t, const char *body)
-{
-    return h_queue(s.ingest_port, t->api_key, t->deployment_id, body);
-}
-
-static h_resp_t get(const h_tenant_t *t, const char *path)
-{
-    char auth[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    const char *headers[] = {auth, NULL};
-    return h_http(s.ingest_port, "GET", path, headers, NULL);
-}
-
 /* Cancels a call not yet dialed, once the scheduler has recorded it. */
-static void cancel(const h_tenant_t *t, const char *call_id)
+static void cancel(const h_client_t *c, const char *call_id)
 {
-    char auth[128], path[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
+    char path[128];
     snprintf(path, sizeof(path), "/api/v1/calls/%s:cancel", call_id);
-    const char *headers[] = {auth, NULL};
     long status = 0;
     for (int i = 0; i < 100 && status != 200; i++) {
-        h_resp_t r = h_http(s.ingest_port, "POST", path, headers, NULL);
+        h_resp_t r = h_request(c, "POST", path, NULL, NULL, NULL);
         status = r.status;
         h_resp_free(&r);
         if (status != 200)
@@ -236,7 +221,9 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     h_tenant_t t, other;
     char url[128], own[128];
     PGconn *pg = tenant_with_receiver(&t, 2);
+    h_client_t c = h_client(&s, &t, pg);
     h_tenant(pg, &other, 1);
+    h_client_t o = h_client(&s, &other, pg);
     receiver_up(&rx);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/deployment-hook", rx.port);
     snprintf(own, sizeof(own), "http://127.0.0.1:%d/own-hook", rx.port);
@@ -251,14 +238,14 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     char *calls[6], body[256];
     for (int i = 0; i < 4; i++) {
         snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"max_attempts\":1}", numbers[i]);
-        calls[i] = queue_one(&t, body);
+        calls[i] = h_queue_json(&c, body);
     }
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"+12125550101\",\"max_attempts\":1,\"result_url\":\"%s\"}", own);
-    calls[4] = queue_one(&t, body);
-    calls[5] = queue_one(&t, "{\"phone_number\":\"+12125550102\",\"not_before\":\"+1 hour\"}");
-    cancel(&t, calls[5]);
-    char *silent = queue_one(&other, "{\"phone_number\":\"+12125550100\",\"max_attempts\":1}");
+    calls[4] = h_queue_json(&c, body);
+    calls[5] = h_queue_json(&c, "{\"phone_number\":\"+12125550102\",\"not_before\":\"+1 hour\"}");
+    cancel(&c, calls[5]);
+    char *silent = h_queue_json(&o, "{\"phone_number\":\"+12125550100\",\"max_attempts\":1}");
 
     wait_accepted(&rx, 6, 40000);
     h_sleep_ms(1500); /* time for any duplicate to show up */
@@ -285,7 +272,7 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
         /* The same call details as GET /api/v1/calls/{id}, after the event id. */
         char path[128];
         snprintf(path, sizeof(path), "/api/v1/calls/%s", calls[i]);
-        h_resp_t r = get(&t, path);
+        h_resp_t r = h_get(&c, path);
         cr_assert_eq(r.status, 200);
         const char *details = strchr(e->body, ',') + 1;
         cr_expect_str_eq(details, r.body + 1, "webhook body differs from the status API");
@@ -296,7 +283,7 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     /* The delivery log: two failed tries, then the success. */
     char path[160];
     snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[1]);
-    h_resp_t r = get(&t, path);
+    h_resp_t r = h_get(&c, path);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "deliveries.0.state"), "delivered", "%s", r.body);
     cr_expect_str_eq(h_json_path(r.body, "deliveries.0.attempts_made"), "3");
@@ -309,7 +296,7 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     h_resp_free(&r);
 
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries?limit=4", t.deployment_id);
-    r = get(&t, path);
+    r = h_get(&c, path);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_expect_not_null(h_json_path(r.body, "deliveries.3.delivery_id"));
     char *cursor = h_json_str(r.body, "next_cursor");
@@ -317,7 +304,7 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries?limit=4&cursor=%s",
              t.deployment_id, cursor);
-    r = get(&t, path);
+    r = h_get(&c, path);
     cr_expect_not_null(h_json_path(r.body, "deliveries.1.delivery_id"), "%s", r.body);
     cr_expect_null(h_json_path(r.body, "deliveries.2"), "6 deliveries in all: %s", r.body);
     h_resp_free(&r);
@@ -325,26 +312,26 @@ Test(webhooks, each_final_result_is_delivered_signed_once_after_retries, .timeou
 
     /* The secret is shown to its own account, which may verify with it. */
     snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
-    r = get(&t, path);
+    r = h_get(&c, path);
     cr_expect_str_eq(h_json_path(r.body, "webhook_secret"), rx.secret);
     h_resp_free(&r);
 
     /* Another account sees neither the call's nor the deployment's log. */
     snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[0]);
-    r = get(&other, path);
+    r = h_get(&o, path);
     cr_expect_eq(r.status, 404, "%s", r.body);
     h_resp_free(&r);
     snprintf(path, sizeof(path), "/api/v1/deployments/%s/deliveries", t.deployment_id);
-    r = get(&other, path);
+    r = h_get(&o, path);
     cr_expect_eq(r.status, 404, "%s", r.body);
     h_resp_free(&r);
 
     /* No result_url anywhere: the call completes without a delivery. */
-    char *done = h_wait_call_completed(s.ingest_port, other.api_key, silent, 30000);
+    char *done = h_wait_completed(&o, silent, 30000);
     cr_expect_not_null(done);
     free(done);
     snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", silent);
-    r = get(&other, path);
+    r = h_get(&o, path);
     cr_expect_eq(r.status, 200);
     cr_expect_null(h_json_path(r.body, "deliveries.0"), "%s", r.body);
     h_resp_free(&r);
@@ -376,6 +363,7 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
     h_tenant_t t;
     char url[128];
     PGconn *pg = tenant_with_receiver(&t, 0);
+    h_client_t c = h_client(&s, &t, pg);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", rx.port);
     set_result_url(pg, &t, url);
     cr_assert(h_stack_up(&s, 1, dialer_env));
@@ -385,10 +373,10 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
     char *calls[4], body[128];
     for (int i = 0; i < 4; i++) {
         snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"max_attempts\":1}", numbers[i]);
-        calls[i] = queue_one(&t, body);
+        calls[i] = h_queue_json(&c, body);
     }
     for (int i = 0; i < 4; i++)
-        free(h_wait_call_completed(s.ingest_port, t.api_key, calls[i], 30000));
+        free(h_wait_completed(&c, calls[i], 30000));
 
     /* Nobody listens: every delivery fails its first tries and waits. */
     const char *p[] = {t.deployment_id};
@@ -407,7 +395,7 @@ Test(webhooks, a_receiver_down_for_a_while_gets_every_result_once_back, .timeout
     free(tried);
     char path[160];
     snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[0]);
-    h_resp_t r = get(&t, path);
+    h_resp_t r = h_get(&c, path);
     cr_expect_str_eq(h_json_path(r.body, "deliveries.0.state"), "pending", "%s", r.body);
     cr_expect_null(h_json_path(r.body, "deliveries.0.attempts.0.http_status"), "no answer");
     cr_expect_not_null(h_json_path(r.body, "deliveries.0.attempts.0.error"), "%s", r.body);
@@ -533,6 +521,7 @@ Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .tim
     h_tenant_t t;
     char url[128];
     PGconn *pg = tenant_with_receiver(&t, 1); /* the first try of each event answers 500 */
+    h_client_t c = h_client(&s, &t, pg);
     receiver_up(&rx);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/results", rx.port);
     cr_assert(h_stack_up(&s, 1, dialer_env));
@@ -544,7 +533,7 @@ Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .tim
         snprintf(body, sizeof(body),
                  "{\"phone_number\":\"%s\",\"max_attempts\":1,\"result_url\":\"%s\"}",
                  sim_numbers[i].phone, url);
-        calls[i] = queue_one(&t, body);
+        calls[i] = h_queue_json(&c, body);
     }
 
     /* At 100x the longest call (a voice call: ring 9 s and talk 45 s) takes
@@ -557,7 +546,7 @@ Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .tim
      * answer, or the call's end when it is shorter; never after the call. */
     for (int i = 0; i < NTYPES; i++) {
         const char *type = sim_numbers[i].result;
-        char *call = h_wait_call_completed(s.ingest_port, t.api_key, calls[i], 10000);
+        char *call = h_wait_completed(&c, calls[i], 10000);
         cr_assert_not_null(call, "%s (%s) did not complete", calls[i], type);
         h_expect_path(call, "status", sim_numbers[i].answered ? "completed" : "failed");
         h_expect_path(call, "result", type);
@@ -635,7 +624,7 @@ Test(webhooks, every_result_type_reaches_the_api_the_topic_and_the_webhook, .tim
     for (int i = 0; i < NTYPES; i++) {
         char path[160];
         snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", calls[i]);
-        h_resp_t r = get(&t, path);
+        h_resp_t r = h_get(&c, path);
         cr_assert_eq(r.status, 200, "%s", r.body);
         h_expect_path(r.body, "deliveries.0.state", "delivered");
         h_expect_path(r.body, "deliveries.0.url", url);
@@ -665,8 +654,9 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
      .fini = teardown)
 {
     h_tenant_t t;
-    char url[128], body[512], path[160], auth[128];
+    char url[128], body[512], path[160];
     PGconn *pg = tenant_with_receiver(&t, 0);
+    h_client_t c = h_client(&s, &t, pg);
     receiver_up(&rx);
     static const char *const denying_env[] = {
         "OB_SIM_TIME_SCALE=100", "OB_WEBHOOK_RETRY_BASE_MS=200", "OB_WEBHOOK_RETRY_MAX_MS=1000",
@@ -674,14 +664,11 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
     cr_assert(h_stack_up(&s, 1, denying_env));
 
     /* CR LF in a result_url: 422 naming the field, nothing queued. */
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t.api_key);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t.deployment_id);
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"+12125550100\","
              "\"result_url\":\"http://localhost:%d/x\\r\\nX-Injected: 1\"}",
              rx.port);
-    h_resp_t r = h_http(s.ingest_port, "POST", path, headers, body);
+    h_resp_t r = h_deployment_api(&c, "POST", "/calls", body);
     cr_expect_eq(r.status, 422, "%s", r.body);
     h_expect_path(r.body, "errors.0.field", "result_url");
     h_expect_path(r.body, "errors.0.code", "invalid_url");
@@ -690,9 +677,7 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
     free(msg);
     h_resp_free(&r);
     /* The same through the deployment's own result_url. */
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t.deployment_id);
-    r = h_http(s.ingest_port, "PATCH", path, headers,
-               "{\"result_url\":\"https://example.com/\\nHost: evil\"}");
+    r = h_deployment_api(&c, "PATCH", "", "{\"result_url\":\"https://example.com/\\nHost: evil\"}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     h_expect_path(r.body, "errors.0.field", "result_url");
     h_resp_free(&r);
@@ -703,8 +688,8 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
     snprintf(url, sizeof(url), "http://localhost:%d/denied-hook", rx.port);
     snprintf(body, sizeof(body),
              "{\"phone_number\":\"+12125550100\",\"max_attempts\":1,\"result_url\":\"%s\"}", url);
-    char *call = queue_one(&t, body);
-    char *done = h_wait_call_completed(s.ingest_port, t.api_key, call, 30000);
+    char *call = h_queue_json(&c, body);
+    char *done = h_wait_completed(&c, call, 30000);
     cr_assert_not_null(done, "call %s did not complete", call);
     h_expect_path(done, "status", "completed");
     free(done);
@@ -712,7 +697,7 @@ Test(webhooks, a_result_url_into_a_denied_range_is_refused_and_never_contacted, 
     snprintf(path, sizeof(path), "/api/v1/calls/%s/deliveries", call);
     char *state = NULL;
     for (int waited = 0; waited < 20000; waited += 200) {
-        r = get(&t, path);
+        r = h_get(&c, path);
         free(state);
         state = h_json_path(r.body, "deliveries.0.state");
         if (state && strcmp(state, "failed") == 0)

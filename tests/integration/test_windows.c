@@ -7,7 +7,7 @@
  * the callee's own zone, a number whose two zones never share an open hour,
  * and a call that expires before its window opens.
  */
-#include "harness.h"
+#include "harness_client.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -26,51 +26,22 @@ static void teardown(void)
 /* 2027-03-14T05:30:00Z: Sunday 00:30 EST in New York. */
 #define CLOCK_START_MS "1805002200000"
 
-static h_resp_t api(const h_tenant_t *t, const char *method, const char *path, const char *body)
+static void set_window(const h_client_t *c, const char *window)
 {
-    char auth[128];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->api_key);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    return h_http(s.ingest_port, method, path, headers, body);
-}
-
-static void set_window(const h_tenant_t *t, const char *window)
-{
-    char path[128], body[512];
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", t->deployment_id);
+    char body[512];
     snprintf(body, sizeof(body), "{\"campaign_window\": %s, \"capacity\": 20}", window);
-    h_resp_t r = api(t, "PATCH", path, body);
+    h_resp_t r = h_deployment_api(c, "PATCH", "", body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     h_resp_free(&r);
 }
 
-static char *queue_one(const h_tenant_t *t, const char *body)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s/calls", t->deployment_id);
-    h_resp_t r = api(t, "POST", path, body);
-    cr_assert_eq(r.status, 202, "%s", r.body);
-    char *id = h_json_str(r.body, "call_id");
-    h_resp_free(&r);
-    return id;
-}
-
 /* Waits for the call to complete; returns "status/result/reason". */
-static char * final(PGconn *pg, const char *call_id)
+static char * final(const h_client_t *c, const char *call_id)
 {
-    const char *p[] = {call_id};
-    for (int i = 0; i < 600; i++) {
-        char *v = h_pg_value(pg,
-                             "SELECT status || '/' || result || '/' || reason FROM calls"
-                             " WHERE call_id = $1 AND state = 'completed'",
-                             1, p);
-        if (v)
-            return v;
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert_fail("call %s did not complete", call_id);
-    return NULL;
+    return h_wait_value(c,
+                        "SELECT status || '/' || result || '/' || reason FROM calls"
+                        " WHERE call_id = $1 AND state = 'completed'",
+                        call_id, 60000);
 }
 
 /* The attempt's release time (scheduler clock), as UTC "YYYY-MM-DDTHH:MI". */
@@ -105,15 +76,14 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &named, 20);
     h_tenant(pg, &callee, 20);
+    h_client_t n = h_client(&s, &named, pg), ca = h_client(&s, &callee, pg);
     h_start(&s, "ingest", "ingest", NULL);
     h_start(&s, "dialer", "dialer-1", dialer_env);
     cr_assert(h_wait_ready(&s.procs[0], 60000) && h_wait_ready(&s.procs[1], 60000));
 
     /* A window is checked like any field. */
-    char path[128];
-    snprintf(path, sizeof(path), "/api/v1/deployments/%s", named.deployment_id);
-    h_resp_t r = api(&named, "PATCH", path,
-                     "{\"campaign_window\": {\"time_zone\": \"Mars/Base\", \"hours\": {}}}");
+    h_resp_t r = h_deployment_api(
+        &n, "PATCH", "", "{\"campaign_window\": {\"time_zone\": \"Mars/Base\", \"hours\": {}}}");
     cr_expect_eq(r.status, 422, "%s", r.body);
     cr_expect(strstr(r.body, "campaign_window.time_zone"), "%s", r.body);
     h_resp_free(&r);
@@ -121,25 +91,23 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     /* New York, Sunday 01:30-03:00 (the clock skips 02:00-03:00 that night,
      * so it is open 06:30Z-07:00Z). */
     set_window(
-        &named,
+        &n,
         "{\"time_zone\": \"America/New_York\", \"hours\": {\"sun\": [[\"01:30\", \"03:00\"]]}}");
     /* Each callee's Sunday 05:00-06:00: New York 09:00Z, Los Angeles 12:00Z. */
-    set_window(&callee,
-               "{\"time_zone\": \"callee\", \"hours\": {\"sun\": [[\"05:00\", \"06:00\"]]}}");
+    set_window(&ca, "{\"time_zone\": \"callee\", \"hours\": {\"sun\": [[\"05:00\", \"06:00\"]]}}");
 
     /* Queued before the scheduler starts: it finds them at its Saturday night. */
     char *sunday[3];
     for (int i = 0; i < 3; i++)
-        sunday[i] = queue_one(&named, "{\"phone_number\": \"+12125550100\", \"max_attempts\": 1}");
-    char *new_york =
-        queue_one(&callee, "{\"phone_number\": \"+12125550101\", \"max_attempts\": 1}");
+        sunday[i] = h_queue_json(&n, "{\"phone_number\": \"+12125550100\", \"max_attempts\": 1}");
+    char *new_york = h_queue_json(&ca, "{\"phone_number\": \"+12125550101\", \"max_attempts\": 1}");
     char *los_angeles =
-        queue_one(&callee, "{\"phone_number\": \"+12135550100\", \"max_attempts\": 1}");
+        h_queue_json(&ca, "{\"phone_number\": \"+12135550100\", \"max_attempts\": 1}");
     /* +1 208 5xx: Boise and Los Angeles; 05:00-06:00 in both never overlaps. */
-    char *two_zones = queue_one(&callee, "{\"phone_number\": \"+12085550100\"}");
+    char *two_zones = h_queue_json(&ca, "{\"phone_number\": \"+12085550100\"}");
     /* Expires Sunday 04:00 EDT, before New York's window opens at 05:00. */
-    char *expiring = queue_one(&callee, "{\"phone_number\": \"+12125550102\","
-                                        " \"expires_at\": \"2027-03-14T04:00:00-04:00\"}");
+    char *expiring = h_queue_json(&ca, "{\"phone_number\": \"+12125550102\","
+                                       " \"expires_at\": \"2027-03-14T04:00:00-04:00\"}");
 
     h_start(&s, "scheduler", "scheduler", scheduler_env);
     cr_assert(h_wait_ready(&s.procs[2], 60000));
@@ -152,7 +120,7 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     char *waiting = NULL, *reason = NULL;
     for (int i = 0; i < 80; i++) {
         free(waiting);
-        r = api(&callee, "GET", summary, NULL);
+        r = h_api(&ca, "GET", summary, NULL);
         waiting = h_json_path(r.body, "pending.waiting_for.window");
         h_resp_free(&r);
         if (waiting && strcmp(waiting, "0") != 0)
@@ -160,7 +128,7 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
         struct timespec ts = {0, 100000000L};
         nanosleep(&ts, NULL);
     }
-    r = api(&callee, "GET", call_path, NULL);
+    r = h_api(&ca, "GET", call_path, NULL);
     reason = h_json_path(r.body, "waiting_for");
     cr_expect_str_eq(reason, "window", "%s", r.body);
     h_resp_free(&r);
@@ -178,7 +146,7 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     free(waiting);
     free(reason);
     snprintf(summary, sizeof(summary), "/api/v1/deployments/%s/summary", named.deployment_id);
-    r = api(&named, "GET", summary, NULL);
+    r = h_api(&n, "GET", summary, NULL);
     cr_expect_str_eq(h_json_path(r.body, "window.definition.time_zone"), "America/New_York");
     char *open = h_json_path(r.body, "window.open");
     char *next =
@@ -189,29 +157,29 @@ Test(windows, releases_only_inside_the_window, .timeout = 180, .fini = teardown)
     h_resp_free(&r);
 
     for (int i = 0; i < 3; i++) {
-        char *f = final(pg, sunday[i]), *at = released(pg, sunday[i]);
+        char *f = final(&n, sunday[i]), *at = released(pg, sunday[i]);
         cr_expect_str_eq(f, "completed/voice/answered");
         cr_expect(released_within(pg, sunday[i], "2027-03-14T06:30:00Z", "2027-03-14T07:00:00Z"),
                   "released at %s, outside Sunday 01:30 EST-03:00 EDT", at);
         free(f);
         free(at);
     }
-    char *f = final(pg, new_york), *at = released(pg, new_york);
+    char *f = final(&n, new_york), *at = released(pg, new_york);
     cr_expect_str_eq(f, "completed/voice/answered");
     cr_expect(released_within(pg, new_york, "2027-03-14T09:00:00Z", "2027-03-14T10:00:00Z"),
               "New York callee released at %s", at);
     free(f);
     free(at);
-    f = final(pg, los_angeles), at = released(pg, los_angeles);
+    f = final(&n, los_angeles), at = released(pg, los_angeles);
     cr_expect_str_eq(f, "completed/voice/answered");
     cr_expect(released_within(pg, los_angeles, "2027-03-14T12:00:00Z", "2027-03-14T13:00:00Z"),
               "Los Angeles callee released at %s", at);
     free(f);
     free(at);
-    f = final(pg, two_zones);
+    f = final(&n, two_zones);
     cr_expect_str_eq(f, "uncalled/noattempt/window_closed");
     free(f);
-    f = final(pg, expiring);
+    f = final(&n, expiring);
     cr_expect_str_eq(f, "uncalled/noattempt/window_closed");
     free(f);
 
@@ -244,6 +212,7 @@ Test(windows, a_retry_that_cannot_come_before_expiry_ends_at_once, .timeout = 12
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     cr_assert(h_stack_up(&s, 1, dialer_env));
 
     /* Open today (UTC) until the start of the minute after next. */
@@ -259,11 +228,11 @@ Test(windows, a_retry_that_cannot_come_before_expiry_ends_at_once, .timeout = 12
     snprintf(window, sizeof(window),
              "{\"time_zone\": \"UTC\", \"hours\": {\"%s\": [[\"00:00\", \"%s\"]]}}",
              days[utc.tm_wday], end_text);
-    set_window(&t, window);
+    set_window(&c, window);
 
     char *busy =
-        queue_one(&t, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 3,"
-                      " \"retry_rules\": {\"busy\": 120}, \"expires_at\": \"+5 minutes\"}");
+        h_queue_json(&c, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 3,"
+                         " \"retry_rules\": {\"busy\": 120}, \"expires_at\": \"+5 minutes\"}");
     const char *p[] = {busy};
     char *row = NULL;
     for (int i = 0; i < 300 && !row; i++) {
@@ -302,12 +271,13 @@ Test(windows, a_job_that_reaches_the_dialer_after_the_close_is_not_dialed, .time
     h_stack_init(&s);
     PGconn *pg = h_pg(&s);
     h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
     h_start(&s, "ingest", "ingest", NULL);
     h_proc_t *dialer = h_start(&s, "dialer", "dialer-1", dialer_env);
     h_start(&s, "scheduler", "scheduler", scheduler_env);
     for (int i = 0; i < s.nprocs; i++)
         cr_assert(h_wait_ready(&s.procs[i], 60000), "%s not ready", s.procs[i].name);
-    set_window(&t, "{\"time_zone\": \"UTC\", \"hours\": {\"mon\": [[\"09:00\", \"17:00\"]]}}");
+    set_window(&c, "{\"time_zone\": \"UTC\", \"hours\": {\"mon\": [[\"09:00\", \"17:00\"]]}}");
 
     /* Once the dialer has its dial-jobs partitions, stopped: for 5 s the
      * scheduler still counts on a silent dialer. */
@@ -320,8 +290,8 @@ Test(windows, a_job_that_reaches_the_dialer_after_the_close_is_not_dialed, .time
     cr_assert(live, "the dialer never got its dial-jobs partitions");
     free(live);
     cr_assert_eq(kill(dialer->pid, SIGSTOP), 0);
-    char *id = queue_one(&t, "{\"phone_number\": \"+12125550100\","
-                             " \"expires_at\": \"2027-03-15T17:30:00Z\"}");
+    char *id = h_queue_json(&c, "{\"phone_number\": \"+12125550100\","
+                                " \"expires_at\": \"2027-03-15T17:30:00Z\"}");
     const char *p[] = {id};
     char *before = NULL; /* ms from the release (scheduler clock) to the close */
     for (int i = 0; i < 50 && !before; i++) {
@@ -337,7 +307,7 @@ Test(windows, a_job_that_reaches_the_dialer_after_the_close_is_not_dialed, .time
     h_sleep_ms((int)atol(before) + 1500);
     cr_assert_eq(kill(dialer->pid, SIGCONT), 0);
 
-    char *row = final(pg, id);
+    char *row = final(&c, id);
     cr_expect_str_eq(row, "uncalled/noattempt/window_closed");
     char *dialed = h_pg_value(pg,
                               "SELECT count(*) FROM attempts WHERE call_id = $1"
