@@ -8,7 +8,6 @@
 #include "ingest_auth.h"
 #include "ingest_reply.h"
 #include "ingest_store.h"
-#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -82,27 +81,10 @@ static bool optional_text(ob_http_req_t *req, const cJSON *body, const char *nam
     return true;
 }
 
-static cJSON *json_object_body(ob_http_req_t *req)
-{
-    if (!ingest_require_json(req))
-        return NULL;
-    ob_json_fault_t fault = OB_JSON_OK;
-    cJSON *body = req->body_len ? ob_json_parse(req->body, req->body_len, NULL, &fault)
-                                : cJSON_CreateObject();
-    const char *why = ob_json_fault_text(fault);
-    if (!cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
-                        why ? why : "", why ? ": " : "");
-        return NULL;
-    }
-    return body;
-}
-
 void ingest_create_account(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
-    cJSON *body = json_object_body(req);
+    cJSON *body = ingest_object_body(req, true);
     const char *email = NULL, *name = NULL;
     char account_id[OB_UUID_STRLEN + 1], key_id[OB_UUID_STRLEN + 1], key[45];
     ob_err_t err = {{0}};
@@ -157,7 +139,7 @@ out:
 void ingest_create_key(ingest_call_t *c)
 {
     ob_http_req_t *req = c->req;
-    cJSON *body = json_object_body(req);
+    cJSON *body = ingest_object_body(req, true);
     const char *label = NULL;
     char key_id[OB_UUID_STRLEN + 1], key[45];
     ob_err_t err = {{0}};

@@ -4,6 +4,7 @@
  * a request. One place, so every route words the same failure the same way.
  */
 #include "ingest_reply.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
@@ -65,6 +66,24 @@ void ingest_page_query(ob_http_req_t *req, long default_limit, const char **curs
     if (v && (sscanf(v, "%ld", &n) != 1 || n < 1 || n > 1000))
         ingest_add_error(errors, "limit", "out_of_range", "limit must be from 1 to 1000");
     snprintf(limit, 16, "%ld", n);
+}
+
+cJSON *ingest_object_body(ob_http_req_t *req, bool empty_is_object)
+{
+    if (!ingest_require_json(req))
+        return NULL;
+    ob_json_fault_t fault = OB_JSON_OK;
+    cJSON *body = req->body_len || !empty_is_object
+                      ? ob_json_parse(req->body, req->body_len, NULL, &fault)
+                      : cJSON_CreateObject();
+    const char *why = ob_json_fault_text(fault);
+    if (!cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
+                        why ? why : "", why ? ": " : "");
+        return NULL;
+    }
+    return body;
 }
 
 bool ingest_require_json(ob_http_req_t *req)

@@ -39,4 +39,9 @@ void ingest_page_query(ob_http_req_t *req, long default_limit, const char **curs
  * sets a 415 problem. */
 bool ingest_require_json(ob_http_req_t *req);
 
+/* The request's body as a JSON object (the caller deletes it), parsed
+ * strictly (ob_json_parse); an empty body is {} when empty_is_object.
+ * NULL with a 415 or 400 problem set naming what is wrong. */
+cJSON *ingest_object_body(ob_http_req_t *req, bool empty_is_object);
+
 #endif

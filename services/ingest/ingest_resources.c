@@ -11,7 +11,6 @@
 #include "ingest_queue.h"
 #include "ingest_reply.h"
 #include "ingest_store.h"
-#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
@@ -249,23 +248,6 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
     return cJSON_GetArraySize(errors) == 0;
 }
 
-/* Parses the JSON object body; on failure the problem is set. */
-static cJSON *object_body(ob_http_req_t *req)
-{
-    if (!ingest_require_json(req))
-        return NULL;
-    ob_json_fault_t fault = OB_JSON_OK;
-    cJSON *body = ob_json_parse(req->body, req->body_len, NULL, &fault);
-    const char *why = ob_json_fault_text(fault);
-    if (!cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        ob_http_problem(req, 400, "invalid_json", NULL, "%s%sthe body must be a JSON object",
-                        why ? why : "", why ? ": " : "");
-        return NULL;
-    }
-    return body;
-}
-
 /* Answers with the resource's view of id (status on success). */
 static void render(ingest_call_t *c, const resource_t *r, const char *id, unsigned status)
 {
@@ -280,7 +262,7 @@ static void create(ingest_call_t *c, const resource_t *r, const char *const *lea
     bool present[MAX_FIELDS];
     char id[OB_UUID_STRLEN + 1];
     cJSON *errors = cJSON_CreateArray();
-    cJSON *body = object_body(c->req);
+    cJSON *body = ingest_object_body(c->req, false);
     ob_err_t err = {{0}};
     if (!body)
         goto out;
@@ -323,7 +305,7 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
     cJSON *errors = cJSON_CreateArray();
     cJSON *body = NULL;
     ob_err_t err = {{0}};
-    if (!ob_uuid_valid(id) || !(body = object_body(c->req)))
+    if (!ob_uuid_valid(id) || !(body = ingest_object_body(c->req, false)))
         goto out_missing;
     if (!validate(c, body, r->fields, false, values, present, errors)) {
         ob_http_problem(c->req, 422, "validation_failed", errors, "%d invalid field(s)",
