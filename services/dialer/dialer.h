@@ -73,57 +73,78 @@ enum {
     M_COUNT,
 };
 
-/* Where a slot is. Transitions are written to Postgres in batches, once per
- * turn of the loop (dialer_flush), so a slot can wait for the flush. */
+/*
+ * Where a channel's slot is: one state per slot, changed only by
+ * dialer_slot_enter (dialer_slots.c), which refuses any move not in this
+ * table (OB_ASSERT):
+ *
+ *   IDLE             -> VERIFYING          a dial job is read
+ *                    -> INVALID            a message that is no dial job is read
+ *   VERIFYING        -> TAKING             its deployment's URLs are fine (or unchecked)
+ *                    -> ENDING             its URL check failed: it ends untried
+ *                    -> IDLE               a drain drops it (never started)
+ *   TAKING           -> DIALING            dialing recorded; the carrier starts the call
+ *                    -> IDLE               refused (stale job), or given back to Kafka
+ *   INVALID          -> IDLE               its offset stored (or given back) by a flush
+ *   DIALING          -> ANSWERED           carrier: the callee answered
+ *                    -> ENDING             carrier: the call ended
+ *   ANSWERED         -> CONNECTED          connected recorded; the application hears of it
+ *                    -> DIALING            connected refused by its guard; not run
+ *                    -> ANSWERED_ENDING    carrier: ended before connected was written
+ *   CONNECTED        -> CONNECTED_ENDING   carrier: the call ended
+ *   ENDING, ANSWERED_ENDING,
+ *   CONNECTED_ENDING -> IDLE               the attempt's conclusion recorded
+ *
+ * The states marked waiting below wait in ctx->waiting, oldest first, for
+ * the URL check (VERIFYING) or for the next flush (the rest), which writes
+ * them all in one transaction once per turn of the loop (dialer_flush).
+ */
 typedef enum {
-    DIALER_SLOT_FREE,      /* no call */
-    DIALER_SLOT_VERIFYING, /* a dial job was read; its deployment's URLs are being checked */
-    DIALER_SLOT_TAKING,    /* a dial job was read; its dialing waits for the flush */
-    DIALER_SLOT_LIVE,      /* the carrier has the call */
-    DIALER_SLOT_ENDING,    /* the carrier ended it; its conclusion waits for the flush */
-} dialer_slot_t;
+    DIALER_SLOT_IDLE,             /* no call; its index is on the idle stack */
+    DIALER_SLOT_VERIFYING,        /* waiting: a job read; its deployment's URLs being checked */
+    DIALER_SLOT_TAKING,           /* waiting: a job read; its dialing waits for the flush */
+    DIALER_SLOT_INVALID,          /* waiting: no dial job; its offset is stored by the flush */
+    DIALER_SLOT_DIALING,          /* the carrier has the call; Postgres: dialing */
+    DIALER_SLOT_ANSWERED,         /* waiting: answered; connected waits for the flush */
+    DIALER_SLOT_CONNECTED,        /* connected recorded; the application runs */
+    DIALER_SLOT_ENDING,           /* waiting: ended unconnected (or untried); conclusion waits */
+    DIALER_SLOT_ANSWERED_ENDING,  /* waiting: answered and ended in one turn; connected, then
+                                     conclusion wait */
+    DIALER_SLOT_CONNECTED_ENDING, /* waiting: ended after connected; conclusion waits */
+    DIALER_SLOT_STATE_COUNT,
+} dialer_slot_state_t;
 
-/* One call the worker holds. */
+/* One channel: everything about the call it holds. All but state and the
+ * idle stack's bookkeeping is zero while IDLE. */
 typedef struct {
+    dialer_slot_state_t state;   /* see dialer_slot_state_t; only dialer_slot_enter sets it */
     ob_dial_job_t job;           /* the job it came from (owned) */
-    bool in_use;                 /* slot taken (state is not FREE) */
-    dialer_slot_t state;         /* see dialer_slot_t */
-    bool answered;               /* connected was recorded */
-    bool connecting;             /* connected waits for the flush */
-    const char *answered_as;     /* callee type reported with the answer */
-    const char *decided_as;      /* callee type once decided, else NULL */
-    int decision_ms;             /* decided this long after the answer (nominal), or -1 */
-    bool cut;                    /* we hung up before the call ended */
-    ob_reason_t cut_by;          /* cut: why */
-    rd_kafka_message_t *msg;     /* the job's message (owned) until it is stored */
-    bool invalid;                /* TAKING: the message is no dial job */
-    bool excluded;               /* flush: a guard half-matched; refused without a retry */
-    bool refused;                /* flush: the transition's guard did not match */
-    double queued_s;             /* flush: from due to dialing, as recorded */
+    rd_kafka_message_t *msg;     /* the job's message (owned) until its offset is stored */
     ob_detect_config_t detect;   /* the deployment's detection thresholds */
+    const char *answered_as;     /* callee type reported with the answer (the carrier's) */
+    const char *decided_as;      /* callee type once decided (the carrier's), else NULL */
+    int decision_ms;             /* decided this long after the answer (nominal), or -1 */
     ob_detect_result_t detected; /* the carrier's audio verdict; why NULL when none */
-    ob_attempt_end_t end;        /* ENDING: how it ended */
     int sip_code;                /* the carrier's final SIP status, 0 if none */
     char *sip_reason;            /* its reason phrase (owned), NULL if none */
-} dialer_call_t;
+    ob_attempt_end_t end;        /* the ENDING states: how it ended */
+} dialer_slot_t;
 
 typedef struct {
-    ob_service_t svc;                     /* readiness, metrics, HTTP server (first member) */
-    const dialer_config_t *cfg;           /* read-only configuration */
-    PGconn *pg;                           /* main thread only */
-    rd_kafka_t *jobs;                     /* consumer of outbound.dial-jobs */
-    ob_producer_t *producer;              /* events */
-    carrier_t *carrier;                   /* sim or sip */
-    char *topic_events;                   /* full topic name */
-    char *source;                         /* CloudEvents source of this worker */
-    dialer_call_t *calls;                 /* one slot per channel */
-    int active;                           /* slots in use */
-    int *free_slots;                      /* indexes of the free slots (a stack) */
-    int nfree;                            /* its size */
-    int *verifying, nverifying;           /* slots waiting for their deployment's URL check */
-    int *taking, ntaking;                 /* slots whose dialing waits for the flush */
-    int *connecting, nconnecting;         /* slots whose connected waits for the flush */
-    int *ending, nending;                 /* slots whose conclusion waits for the flush */
+    ob_service_t svc;                    /* readiness, metrics, HTTP server (first member) */
+    const dialer_config_t *cfg;          /* read-only configuration */
+    PGconn *pg;                          /* main thread only */
+    rd_kafka_t *jobs;                    /* consumer of outbound.dial-jobs */
+    ob_producer_t *producer;             /* events */
+    carrier_t *carrier;                  /* sim or sip */
+    char *topic_events;                  /* full topic name */
+    char *source;                        /* CloudEvents source of this worker */
+    dialer_slot_t *slots;                /* one per channel */
+    int nstate[DIALER_SLOT_STATE_COUNT]; /* slots in each state */
+    int *idle;                           /* indexes of the IDLE slots, a stack of nstate[IDLE] */
+    int *waiting;                        /* slots in a waiting state, oldest first */
+    int nwaiting;                        /* its length */
+    bool cutting; /* the drain hung up every call: those ending now end as dialer_shutdown */
     int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
     struct dialer_unacked *unacked;       /* flushes' events not yet acknowledged, oldest first */
     struct dialer_unacked *unacked_tail;  /* the newest of them */
@@ -148,17 +169,55 @@ typedef struct {
 /* Most dial jobs read in one turn of the loop (one flush). */
 #define DIALER_TAKE_BATCH 2000
 
-/* Allocates the slots and the flush queues for cfg->channels calls. */
+/* ---- The slots (dialer_slots.c): no I/O, main thread only ---------------- */
+
+/* Allocates cfg->channels IDLE slots, the idle stack and the waiting list. */
 void dialer_slots_init(dialer_ctx_t *ctx);
+
+/* Frees what the slots own (jobs, SIP reasons) and the slot arrays.
+ * NULL-safe on a context whose slots were never allocated. */
 void dialer_slots_free(dialer_ctx_t *ctx);
 
 /* Destroys the dial job messages slots still hold (an exit without a
  * drain), before their consumer is closed; their offsets are not stored. */
 void dialer_slots_drop_messages(dialer_ctx_t *ctx);
 
+/* Moves slot s to state `to`: the one place a slot changes state. Asserts
+ * that the move is in the table above dialer_slot_state_t. Leaving IDLE
+ * pops s off the idle stack (s must be its top: dialer_slot_next_idle);
+ * entering IDLE frees what s owns but its message (the caller's: stored or
+ * destroyed first), zeroes it and pushes it back. Entering a waiting state
+ * from one that is not appends s to ctx->waiting; the caller that moves a
+ * slot out of the waiting states has taken it off that list. */
+void dialer_slot_enter(dialer_ctx_t *ctx, dialer_slot_t *s, dialer_slot_state_t to);
+
+/* The IDLE slot the next dialer_slot_enter out of IDLE must name, or NULL
+ * when every channel is busy. */
+dialer_slot_t *dialer_slot_next_idle(dialer_ctx_t *ctx);
+
+/* Whether slots in state st sit in ctx->waiting. */
+bool dialer_slot_waits(dialer_slot_state_t st);
+
+/* Whether a flush writes something for slots in state st (the waiting
+ * states but VERIFYING). */
+bool dialer_slot_flushes(dialer_slot_state_t st);
+
+/* Slots holding a call or a job (not IDLE). */
+int dialer_active(const dialer_ctx_t *ctx);
+
+/* Slots whose transition waits for Postgres: dialer_slot_flushes states. */
+int dialer_pending(const dialer_ctx_t *ctx);
+
+/* Drain: frees the slots of jobs still waiting for a URL check, which were
+ * never started (their messages destroyed, offsets not stored); the
+ * scheduler releases their attempts again once their leases run out. */
+void dialer_drop_unverified(dialer_ctx_t *ctx);
+
+/* ---- The worker (dialer_worker.c): main thread only ------------------------ */
+
 /* Takes one dial job message (owned from now on) into a free slot; its
  * dialing transition is written by the next dialer_flush. The caller makes
- * sure a slot is free (ctx->nfree > 0). A deployment that requires verified
+ * sure a slot is free (dialer_slot_next_idle). A deployment that requires verified
  * URLs (verify_urls) has them checked first (dialer_app_check_urls): the job
  * waits in its slot for the answer, and when they do not answer 200 its
  * attempt ends untried, result noattempt, reason url_check_failed. */
@@ -167,14 +226,6 @@ void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg);
 /* Moves the jobs whose URL check has answered on: to dialing, or to their
  * noattempt conclusion; cheap to call on every loop turn. */
 void dialer_verify(dialer_ctx_t *ctx);
-
-/* Drain: frees the slots of jobs still waiting for a URL check, which were
- * never started; the scheduler releases their attempts again once their
- * leases run out. */
-void dialer_drop_unverified(dialer_ctx_t *ctx);
-
-/* Transitions waiting for Postgres (dialing, connected, concluded). */
-int dialer_pending(const dialer_ctx_t *ctx);
 
 /*
  * Writes every waiting transition in one transaction: the guarded dialing
@@ -192,6 +243,11 @@ bool dialer_flush(dialer_ctx_t *ctx);
 /* Waits for the acknowledgements of the flushes' events and marks them
  * published (before exiting; each flush marks those acknowledged by then). */
 void dialer_settle(dialer_ctx_t *ctx);
+
+/* Frees what the worker holds: the events' delivery reports not collected
+ * (those events are left to the relay), the ids not yet marked, the slots.
+ * Call after the producer can no longer report (or with it gone). */
+void dialer_worker_free(dialer_ctx_t *ctx);
 
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
  * worker is dialing; cheap to call on every loop turn. */

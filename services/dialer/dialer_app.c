@@ -33,7 +33,7 @@ typedef enum { XFER_REQUEST, XFER_CHECK } xfer_kind_t;
 typedef struct app_req {
     xfer_kind_t kind;            /* XFER_REQUEST (must be first) */
     struct app_req *prev, *next; /* in flight list, or queue (next only) */
-    dialer_call_t *call;         /* the worker's slot it is about */
+    dialer_slot_t *call;         /* the worker's slot it is about */
     char *call_id;               /* the call it is about (owned) */
     int64_t attempt;             /* and its attempt */
     bool connected;              /* the connected request: its outcome is recorded */
@@ -276,9 +276,9 @@ static void req_free(app_req_t *r)
 /* The slot still holds the answered attempt the request is about. */
 static bool call_current(const app_req_t *r)
 {
-    const dialer_call_t *c = r->call;
-    return c->in_use && c->answered && c->job.attempt == r->attempt &&
-           strcmp(c->job.call_id, r->call_id) == 0;
+    const dialer_slot_t *c = r->call;
+    bool connected = c->state == DIALER_SLOT_CONNECTED || c->state == DIALER_SLOT_CONNECTED_ENDING;
+    return connected && c->job.attempt == r->attempt && strcmp(c->job.call_id, r->call_id) == 0;
 }
 
 /* Records the connected request's outcome on its attempt; an update's
@@ -576,7 +576,7 @@ static void sweep(dialer_app_t *app, int64_t now_ms)
     }
 }
 
-void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
+void dialer_app_notify(dialer_app_t *app, dialer_slot_t *call, const char *event,
                        const char *callee_type)
 {
     if (!app || !call->job.start_url || !call->job.start_url[0])

@@ -121,7 +121,7 @@ void dialer_app_set_lookup(dialer_app_t *app, dialer_app_lookup_fn fn, void *arg
  * deployment's settings (one Postgres query per deployment every
  * DIALER_APP_SETTINGS_TTL_MS). The connected request's outcome is recorded
  * on the attempt. NULL-safe (app off). */
-void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
+void dialer_app_notify(dialer_app_t *app, dialer_slot_t *call, const char *event,
                        const char *callee_type);
 
 /* For the job's deployment: OK when it does not require verified URLs or

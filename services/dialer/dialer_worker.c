@@ -97,36 +97,41 @@ static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, co
     return ev;
 }
 
-void dialer_slots_init(dialer_ctx_t *ctx)
+/* One slot's part in a flush: the state it was flushed in and what the
+ * transaction made of it. Lives only during dialer_flush. */
+typedef struct {
+    dialer_slot_t *slot;     /* the slot */
+    dialer_slot_state_t was; /* its state when the flush began */
+    bool excluded;           /* a guard half-matched: refused, not written again */
+    bool refused;            /* its dialing or connected guard did not match */
+    bool concluded;          /* its conclusion was written (the ENDING states) */
+    double queued_s;         /* TAKING: from due to dialing, as recorded */
+} entry_t;
+
+/* The slots a flush writes, in the order they began to wait. */
+typedef struct {
+    entry_t *e; /* entries (owned) */
+    int n;      /* their count */
+} batch_t;
+
+static bool is_taken(dialer_slot_state_t st)
 {
-    size_t n = (size_t)ctx->cfg->channels;
-    ctx->calls = ob_xcalloc(n, sizeof(dialer_call_t));
-    ctx->free_slots = ob_xcalloc(n, sizeof(int));
-    ctx->verifying = ob_xcalloc(n, sizeof(int));
-    ctx->taking = ob_xcalloc(n, sizeof(int));
-    ctx->connecting = ob_xcalloc(n, sizeof(int));
-    ctx->ending = ob_xcalloc(n, sizeof(int));
-    /* Popped from the top: slot 0 first. */
-    for (int i = 0; i < (int)n; i++)
-        ctx->free_slots[i] = (int)n - 1 - i;
-    ctx->nfree = (int)n;
+    return st == DIALER_SLOT_TAKING || st == DIALER_SLOT_INVALID;
 }
 
-void dialer_slots_drop_messages(dialer_ctx_t *ctx)
+static bool is_answered(dialer_slot_state_t st)
 {
-    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
-        if (ctx->calls[i].msg)
-            rd_kafka_message_destroy(ctx->calls[i].msg);
-        ctx->calls[i].msg = NULL;
-    }
+    return st == DIALER_SLOT_ANSWERED || st == DIALER_SLOT_ANSWERED_ENDING;
 }
 
-void dialer_slots_free(dialer_ctx_t *ctx)
+static bool is_ending(dialer_slot_state_t st)
 {
-    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
-        ob_dial_job_clear(&ctx->calls[i].job);
-        free(ctx->calls[i].sip_reason);
-    }
+    return st == DIALER_SLOT_ENDING || st == DIALER_SLOT_ANSWERED_ENDING ||
+           st == DIALER_SLOT_CONNECTED_ENDING;
+}
+
+void dialer_worker_free(dialer_ctx_t *ctx)
+{
     while (ctx->unacked) {
         struct dialer_unacked *u = ctx->unacked;
         ob_err_t err = {{0}};
@@ -137,128 +142,84 @@ void dialer_slots_free(dialer_ctx_t *ctx)
         free(u);
     }
     free(ctx->to_mark);
-    free(ctx->calls);
-    free(ctx->free_slots);
-    free(ctx->verifying);
-    free(ctx->taking);
-    free(ctx->connecting);
-    free(ctx->ending);
-}
-
-int dialer_pending(const dialer_ctx_t *ctx)
-{
-    return ctx->ntaking + ctx->nconnecting + ctx->nending;
-}
-
-static int slot_index(const dialer_ctx_t *ctx, const dialer_call_t *c)
-{
-    return (int)(c - ctx->calls);
-}
-
-static void release_slot(dialer_ctx_t *ctx, dialer_call_t *c)
-{
-    ob_dial_job_clear(&c->job);
-    free(c->sip_reason);
-    memset(c, 0, sizeof(*c));
-    ctx->free_slots[ctx->nfree++] = slot_index(ctx, c);
-    ctx->active--;
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+    ctx->to_mark = NULL;
+    dialer_slots_free(ctx);
 }
 
 /* The job's deployment's URLs did not answer 200: its attempt ends untried
  * (conclude_attempts() lets a released attempt end as noattempt), and the
  * call's retry rules decide what comes next. */
-static void fail_url_check(dialer_ctx_t *ctx, dialer_call_t *c, const char *why)
+static void fail_url_check(dialer_ctx_t *ctx, dialer_slot_t *s, const char *why)
 {
-    OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "attempt %lld not dialed: %s",
-           (long long)c->job.attempt, why ? why : "URL check failed");
-    c->state = DIALER_SLOT_ENDING;
-    c->end = (ob_attempt_end_t){
-        .call_id = c->job.call_id,
-        .attempt = (int)c->job.attempt,
+    OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id), "attempt %lld not dialed: %s",
+           (long long)s->job.attempt, why ? why : "URL check failed");
+    s->end = (ob_attempt_end_t){
+        .call_id = s->job.call_id,
+        .attempt = (int)s->job.attempt,
         .result = OB_RESULT_NOATTEMPT,
         .reason = OB_REASON_URL_CHECK_FAILED,
         .decision_ms = -1,
     };
-    ctx->ending[ctx->nending++] = slot_index(ctx, c);
+    dialer_slot_enter(ctx, s, DIALER_SLOT_ENDING);
 }
 
-/* Moves slot i on by its deployment's URL check: to dialing, or to its
- * noattempt conclusion. Returns true while the check is still running. */
-static bool verify_one(dialer_ctx_t *ctx, int i)
+/* Moves a VERIFYING slot on by its deployment's URL check: to TAKING, or
+ * to its noattempt conclusion; it stays while the check runs. */
+static void verify_one(dialer_ctx_t *ctx, dialer_slot_t *s)
 {
-    dialer_call_t *c = &ctx->calls[i];
     const char *why = NULL;
-    switch (dialer_app_check_urls(ctx->app, &c->job, &why)) {
+    switch (dialer_app_check_urls(ctx->app, &s->job, &why)) {
     case DIALER_URLS_OK:
-        c->state = DIALER_SLOT_TAKING;
-        ctx->taking[ctx->ntaking++] = i;
-        return false;
+        dialer_slot_enter(ctx, s, DIALER_SLOT_TAKING);
+        break;
     case DIALER_URLS_FAILED:
-        fail_url_check(ctx, c, why);
-        return false;
+        fail_url_check(ctx, s, why);
+        break;
     case DIALER_URLS_WAIT:
         break;
     }
-    return true;
 }
 
 void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
 {
     ob_err_t err = {{0}};
-    OB_ASSERT(ctx->nfree > 0); /* the loop only takes jobs with a free channel */
-    dialer_call_t *c = &ctx->calls[ctx->free_slots[--ctx->nfree]];
-    memset(c, 0, sizeof(*c));
-    c->in_use = true;
-    c->state = DIALER_SLOT_TAKING;
-    c->decision_ms = -1;
-    c->msg = msg;
-    ctx->active++;
-    ob_rc_t rc = ob_dial_job_decode(msg->payload, msg->len, &c->job, &err);
-    /* The thresholds were validated by ingest; a bad one keeps the defaults. */
-    if (rc == OB_OK && ob_detect_config_parse(c->job.detection, &c->detect, &err) != OB_OK)
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "%s", err.msg);
+    ob_dial_job_t job = {0};
+    dialer_slot_t *s = dialer_slot_next_idle(ctx);
+    OB_ASSERT(s != NULL); /* the loop only takes jobs with a free channel */
+    ob_rc_t rc = ob_dial_job_decode(msg->payload, msg->len, &job, &err);
     if (rc != OB_OK) {
         OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
                  (long long)msg->offset, err.msg);
-        c->invalid = true; /* its offset is stored with the others' after the flush */
-        ctx->taking[ctx->ntaking++] = slot_index(ctx, c);
+        ob_dial_job_clear(&job);
+        dialer_slot_enter(ctx, s, DIALER_SLOT_INVALID);
+        s->msg = msg; /* its offset is stored with the others' after the flush */
         return;
     }
-    c->state = DIALER_SLOT_VERIFYING;
-    if (verify_one(ctx, slot_index(ctx, c)))
-        ctx->verifying[ctx->nverifying++] = slot_index(ctx, c);
+    dialer_slot_enter(ctx, s, DIALER_SLOT_VERIFYING);
+    s->msg = msg;
+    s->job = job;
+    /* The thresholds were validated by ingest; a bad one keeps the defaults. */
+    if (ob_detect_config_parse(s->job.detection, &s->detect, &err) != OB_OK)
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id), "%s", err.msg);
+    verify_one(ctx, s);
 }
 
 void dialer_verify(dialer_ctx_t *ctx)
 {
-    int kept = 0;
-    for (int k = 0; k < ctx->nverifying; k++)
-        if (verify_one(ctx, ctx->verifying[k]))
-            ctx->verifying[kept++] = ctx->verifying[k];
-    ctx->nverifying = kept;
-}
-
-void dialer_drop_unverified(dialer_ctx_t *ctx)
-{
-    if (ctx->nverifying > 0)
-        OB_WARN("worker", "%d job(s) waiting for a URL check not started (drain)", ctx->nverifying);
-    for (int k = 0; k < ctx->nverifying; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->verifying[k]];
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        release_slot(ctx, c);
+    if (ctx->nstate[DIALER_SLOT_VERIFYING] == 0)
+        return;
+    for (int k = 0; k < ctx->nwaiting; k++) {
+        dialer_slot_t *s = &ctx->slots[ctx->waiting[k]];
+        if (s->state == DIALER_SLOT_VERIFYING)
+            verify_one(ctx, s); /* stays on the list: every move is to a waiting state */
     }
-    ctx->nverifying = 0;
 }
 
 static void on_answered(void *worker, void *call, const char *callee_type)
 {
-    dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
-    c->connecting = true;
-    c->answered_as = callee_type;
-    ctx->connecting[ctx->nconnecting++] = slot_index(ctx, c);
+    dialer_slot_t *s = call;
+    s->answered_as = callee_type;
+    dialer_slot_enter(worker, s, DIALER_SLOT_ANSWERED);
 }
 
 /* The callee type is known: the application hears it too (the attempt
@@ -267,11 +228,11 @@ static void on_answered(void *worker, void *call, const char *callee_type)
 static void on_decided(void *worker, void *call, const char *callee_type, int decision_ms)
 {
     dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
-    c->decided_as = callee_type;
-    c->decision_ms = decision_ms;
-    if (c->answered)
-        dialer_app_notify(ctx->app, c, "callee_type", callee_type);
+    dialer_slot_t *s = call;
+    s->decided_as = callee_type;
+    s->decision_ms = decision_ms;
+    if (s->state == DIALER_SLOT_CONNECTED)
+        dialer_app_notify(ctx->app, s, "callee_type", callee_type);
 }
 
 /* Counts a dialed attempt's result (outbound_results_total); noattempt has
@@ -284,87 +245,92 @@ static void count_result(dialer_ctx_t *ctx, ob_result_t r)
 
 /* Queues the attempt's conclusion (ob_calls_conclude_tx: answered calls
  * complete; unanswered ones get their next attempt by the call's retry
- * rules, or fail); the slot is freed once Postgres took it. */
+ * rules, or fail); the slot is freed once Postgres took it. A call that
+ * ends once the drain hung up on it (ctx->cutting) ends as dialer_shutdown. */
 static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
                      int talk_ms)
 {
     dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
+    dialer_slot_t *s = call;
     ob_result_t r = OB_RESULT_UNKNOWN;
     ob_reason_t why = OB_REASON_UNKNOWN;
-    if (c->cut && !was_answered)
+    if (ctx->cutting && !was_answered)
         r = OB_RESULT_UNKNOWN; /* we do not know how it would have ended */
     else if (!ob_result_parse(result, &r))
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id),
                "the carrier's result '%s' is no result: recorded as unknown", result);
-    if (c->cut)
-        why = c->cut_by;
+    if (ctx->cutting)
+        why = OB_REASON_DIALER_SHUTDOWN;
     else if (was_answered)
         why = OB_REASON_ANSWERED;
     else if (!ob_reason_of_result(r, &why)) /* a callee type, yet unanswered */
         why = OB_REASON_UNKNOWN;
     count_result(ctx, r);
-    c->state = DIALER_SLOT_ENDING;
-    c->end = (ob_attempt_end_t){
-        .call_id = c->job.call_id,
-        .attempt = (int)c->job.attempt,
+    s->end = (ob_attempt_end_t){
+        .call_id = s->job.call_id,
+        .attempt = (int)s->job.attempt,
         .result = r,
         .reason = why,
         .answered = was_answered,
         .ring_ms = ring_ms,
         .talk_ms = talk_ms,
-        .decision_ms = was_answered ? c->decision_ms : -1,
-        .sip_code = c->sip_code,
-        .sip_reason = c->sip_reason,
-        .decided_by = c->detected.why,
-        .confidence = c->detected.confidence,
-        .beep = c->detected.beep,
-        .beep_ms = c->detected.beep_ms,
+        .decision_ms = was_answered ? s->decision_ms : -1,
+        .sip_code = s->sip_code,
+        .sip_reason = s->sip_reason,
+        .decided_by = s->detected.why,
+        .confidence = s->detected.confidence,
+        .beep = s->detected.beep,
+        .beep_ms = s->detected.beep_ms,
     };
-    ctx->ending[ctx->nending++] = slot_index(ctx, c);
+    dialer_slot_enter(ctx, s,
+                      s->state == DIALER_SLOT_ANSWERED    ? DIALER_SLOT_ANSWERED_ENDING
+                      : s->state == DIALER_SLOT_CONNECTED ? DIALER_SLOT_CONNECTED_ENDING
+                                                          : DIALER_SLOT_ENDING);
 }
 
 /* The audio detector's verdict, kept for the conclusion that follows. */
 static void on_detected(void *worker, void *call, const ob_detect_result_t *r)
 {
-    dialer_call_t *c = call;
+    dialer_slot_t *s = call;
     (void)worker;
-    c->detected = *r;
+    s->detected = *r;
 }
 
 /* The SIP outcome, kept for the conclusion that follows at once. */
 static void on_outcome(void *worker, void *call, int code, const char *reason)
 {
-    dialer_call_t *c = call;
+    dialer_slot_t *s = call;
     (void)worker;
-    c->sip_code = code;
-    free(c->sip_reason);
-    c->sip_reason = reason && reason[0] ? ob_xstrdup(reason) : NULL;
+    s->sip_code = code;
+    free(s->sip_reason);
+    s->sip_reason = reason && reason[0] ? ob_xstrdup(reason) : NULL;
     if (code != 200)
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id), "SIP: %d %s", code,
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", s->job.call_id), "SIP: %d %s", code,
                reason ? reason : "");
 }
 
-/* Runs a DIALING_SQL or CONNECTED_SQL batch over the slots idx[0..n) not
- * excluded: sets each slot's refused flag (and, for dialing, queued_s). A call row changed whose
- * attempt did not match (the two disagree: a race with the scheduler) excludes that slot and
- * returns OB_EAGAIN, so the transaction runs again without it. */
-static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, const int *idx,
-                             int n, ob_err_t *err)
+/* Runs a DIALING_SQL (dialing: the TAKING entries) or CONNECTED_SQL batch
+ * (the answered entries) over the entries not excluded: sets each one's
+ * refused (and, for dialing, queued_s). A call row changed whose attempt
+ * did not match (the two disagree: a race with the scheduler) excludes that
+ * entry and returns OB_EAGAIN, so the transaction runs again without it. */
+static ob_rc_t guarded_batch(dialer_ctx_t *ctx, bool dialing, batch_t *b, ob_err_t *err)
 {
     cJSON *rows = cJSON_CreateArray();
     int used = 0;
-    for (int k = 0; k < n; k++) {
-        dialer_call_t *c = &ctx->calls[idx[k]];
-        c->refused = true;
-        if (c->excluded || c->invalid)
+    for (int k = 0; k < b->n; k++) {
+        entry_t *e = &b->e[k];
+        if (dialing ? !is_taken(e->was) : !is_answered(e->was))
+            continue;
+        e->refused = true;
+        if (e->excluded || e->was == DIALER_SLOT_INVALID)
             continue;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddNumberToObject(row, "i", k);
-        cJSON_AddStringToObject(row, "call_id", c->job.call_id);
-        cJSON_AddNumberToObject(row, "attempt", (double)c->job.attempt);
-        if (with_job)
-            cJSON_AddStringToObject(row, "job_id", c->job.job_id);
+        cJSON_AddStringToObject(row, "call_id", e->slot->job.call_id);
+        cJSON_AddNumberToObject(row, "attempt", (double)e->slot->job.attempt);
+        if (dialing)
+            cJSON_AddStringToObject(row, "job_id", e->slot->job.job_id);
         cJSON_AddItemToArray(rows, row);
         used++;
     }
@@ -378,28 +344,29 @@ static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, 
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
     const char *params[] = {text, ctx->cfg->base.instance_id, lease};
     PGresult *res = NULL;
-    ob_rc_t rc = ob_pg_exec(ctx->pg, sql, with_job ? 3 : 1, params, &res, err);
+    ob_rc_t rc = ob_pg_exec(ctx->pg, dialing ? DIALING_SQL : CONNECTED_SQL, dialing ? 3 : 1, params,
+                            &res, err);
     cJSON_free(text);
-    /* refused stays set unless both rows changed: count per slot. */
-    unsigned char *changed = ob_xcalloc((size_t)n, 1);
+    /* refused stays set unless both rows changed: count per entry. */
+    unsigned char *changed = ob_xcalloc((size_t)b->n, 1);
     for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
         int k = atoi(PQgetvalue(res, r, 0));
-        if (k < 0 || k >= n)
+        if (k < 0 || k >= b->n)
             continue;
         changed[k] |= strcmp(PQgetvalue(res, r, 1), "t") == 0 ? 2 : 1;
         if (PQnfields(res) > 2 && !PQgetisnull(res, r, 2))
-            ctx->calls[idx[k]].queued_s = atof(PQgetvalue(res, r, 2));
+            b->e[k].queued_s = atof(PQgetvalue(res, r, 2));
     }
-    for (int k = 0; rc == OB_OK && k < n; k++) {
-        dialer_call_t *c = &ctx->calls[idx[k]];
+    for (int k = 0; rc == OB_OK && k < b->n; k++) {
         if (changed[k] == 3) {
-            c->refused = false;
+            b->e[k].refused = false;
         } else if (changed[k] == 1) {
-            c->excluded = true;
-            ob_err_set(err, "call %s: its call and attempt rows disagree", c->job.call_id);
+            b->e[k].excluded = true;
+            ob_err_set(err, "call %s: its call and attempt rows disagree",
+                       b->e[k].slot->job.call_id);
         }
     }
-    for (int k = 0; rc == OB_OK && k < n; k++)
+    for (int k = 0; rc == OB_OK && k < b->n; k++)
         if (changed[k] == 1)
             rc = OB_EAGAIN;
     free(changed);
@@ -463,58 +430,67 @@ void dialer_settle(dialer_ctx_t *ctx)
     ctx->to_mark = NULL;
 }
 
-/* One transaction over everything waiting; fills evs/nevs with the events
- * recorded and done[] (per ending slot) with whether it was concluded. */
-static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, bool *done,
+/* One transaction over the batch; fills evs/nevs (room for 2 * b->n) with
+ * the events recorded and each ending entry's concluded. */
+static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, size_t *nevs,
                         ob_err_t *err)
 {
-    size_t n = 0;
-    memset(evs, 0, (size_t)dialer_pending(ctx) * sizeof(*evs));
+    size_t n = 0, nends = 0;
+    memset(evs, 0, 2 * (size_t)b->n * sizeof(*evs));
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
     if (rc == OB_OK && ctx->to_mark)
         rc = ob_events_mark(ctx->pg, ctx->to_mark, true, err);
     if (rc == OB_OK)
-        rc = guarded_batch(ctx, DIALING_SQL, true, ctx->taking, ctx->ntaking, err);
+        rc = guarded_batch(ctx, true, b, err);
     if (rc == OB_OK)
-        rc = guarded_batch(ctx, CONNECTED_SQL, false, ctx->connecting, ctx->nconnecting, err);
-    ob_attempt_end_t *ends = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ends));
-    ob_call_event_t *ended = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ended));
-    for (int k = 0; k < ctx->nending; k++)
-        ends[k] = ctx->calls[ctx->ending[k]].end;
-    if (rc == OB_OK && ctx->nending > 0)
-        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, (size_t)ctx->nending, ended, done,
-                                  err);
+        rc = guarded_batch(ctx, false, b, err);
+    ob_attempt_end_t *ends = ob_xcalloc((size_t)b->n + 1, sizeof(*ends));
+    ob_call_event_t *ended = ob_xcalloc((size_t)b->n + 1, sizeof(*ended));
+    entry_t **ending = ob_xcalloc((size_t)b->n + 1, sizeof(*ending));
+    bool *done = ob_xcalloc((size_t)b->n + 1, sizeof(*done));
+    for (int k = 0; k < b->n; k++)
+        if (is_ending(b->e[k].was)) {
+            ending[nends] = &b->e[k];
+            ends[nends++] = b->e[k].slot->end;
+        }
+    if (rc == OB_OK && nends > 0)
+        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, nends, ended, done, err);
     free(ends);
     if (rc == OB_OK) {
         /* In the order of the transitions, a call's connected before its
          * end (both can come in one turn): the events' ids follow it. */
-        for (int k = 0; k < ctx->ntaking; k++) {
-            dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-            if (!c->refused)
-                PUSH_EVENT(
-                    evs, n,
-                    event_for(ctx, &c->job, "dialing", ob_state_name(OB_STATE_DIALING), NULL));
-        }
-        for (int k = 0; k < ctx->nconnecting; k++) {
-            dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
-            /* "processing" is no result: the event carries none until the end. */
-            bool known = strcmp(c->answered_as, "processing") != 0;
-            if (!c->refused)
+        for (int k = 0; k < b->n; k++) {
+            const entry_t *e = &b->e[k];
+            if (e->was == DIALER_SLOT_TAKING && !e->refused)
                 PUSH_EVENT(evs, n,
-                           event_for(ctx, &c->job, "connected", ob_state_name(OB_STATE_CONNECTED),
-                                     known ? c->answered_as : NULL));
+                           event_for(ctx, &e->slot->job, "dialing", ob_state_name(OB_STATE_DIALING),
+                                     NULL));
         }
-        for (int k = 0; k < ctx->nending; k++)
+        for (int k = 0; k < b->n; k++) {
+            const entry_t *e = &b->e[k];
+            if (!is_answered(e->was) || e->refused)
+                continue;
+            /* "processing" is no result: the event carries none until the end. */
+            const char *as = e->slot->answered_as;
+            PUSH_EVENT(evs, n,
+                       event_for(ctx, &e->slot->job, "connected", ob_state_name(OB_STATE_CONNECTED),
+                                 strcmp(as, "processing") != 0 ? as : NULL));
+        }
+        for (size_t k = 0; k < nends; k++) {
+            ending[k]->concluded = done[k];
             if (done[k]) {
                 PUSH_EVENT(evs, n, ended[k]);
                 memset(&ended[k], 0, sizeof(ended[k]));
             }
+        }
         *nevs = n;
         rc = ob_events_record_many(ctx->pg, evs, n, err);
     }
-    for (int k = 0; k < ctx->nending; k++)
+    for (size_t k = 0; k < nends; k++)
         ob_call_event_clear(&ended[k]); /* those not moved to evs */
     free(ended);
+    free(ending);
+    free(done);
     if (rc == OB_OK)
         rc = ob_pg_commit(ctx->pg, err);
     if (rc != OB_OK)
@@ -522,106 +498,135 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
     return rc;
 }
 
-/* Rewinds each partition of the taken jobs to the first of them, so they are
- * fetched again (by this worker or, after a rebalance, by another), and
- * frees their slots. */
-static void give_back_taken(dialer_ctx_t *ctx)
+/* Takes the slots a flush writes off the waiting list into a batch, in
+ * their order; the VERIFYING ones stay on the list. */
+static batch_t take_batch(dialer_ctx_t *ctx)
 {
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        bool first = true;
-        for (int e = 0; e < k && first; e++) {
-            const rd_kafka_message_t *m = ctx->calls[ctx->taking[e]].msg;
-            first = !(m->rkt == c->msg->rkt && m->partition == c->msg->partition);
-        }
+    batch_t b = {ob_xcalloc((size_t)ctx->nwaiting + 1, sizeof(entry_t)), 0};
+    int kept = 0;
+    for (int k = 0; k < ctx->nwaiting; k++) {
+        dialer_slot_t *s = &ctx->slots[ctx->waiting[k]];
+        if (dialer_slot_flushes(s->state))
+            b.e[b.n++] = (entry_t){.slot = s, .was = s->state};
+        else
+            ctx->waiting[kept++] = ctx->waiting[k];
+    }
+    ctx->nwaiting = kept;
+    return b;
+}
+
+/* The flush failed: rewinds each partition of the taken jobs to the first
+ * of them, so they are fetched again (by this worker or, after a
+ * rebalance, by another), and frees their slots; the other entries wait on
+ * the list for the next flush. Frees the batch. */
+static void give_back(dialer_ctx_t *ctx, batch_t *b)
+{
+    for (int k = 0; k < b->n; k++) {
+        const rd_kafka_message_t *m = b->e[k].slot->msg;
+        bool first = is_taken(b->e[k].was);
+        for (int e = 0; e < k && first; e++)
+            first = !(is_taken(b->e[e].was) && b->e[e].slot->msg->rkt == m->rkt &&
+                      b->e[e].slot->msg->partition == m->partition);
         if (first) {
-            rd_kafka_resp_err_t e =
-                rd_kafka_seek(c->msg->rkt, c->msg->partition, c->msg->offset, 1000);
+            rd_kafka_resp_err_t e = rd_kafka_seek(m->rkt, m->partition, m->offset, 1000);
             if (e)
-                OB_WARN("worker", "cannot rewind partition %d: %s", c->msg->partition,
+                OB_WARN("worker", "cannot rewind partition %d: %s", m->partition,
                         rd_kafka_err2str(e));
         }
     }
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        release_slot(ctx, c);
-    }
-    ctx->ntaking = 0;
-}
-
-/* After the commit: the jobs taken start their carrier calls. */
-static void start_taken(dialer_ctx_t *ctx)
-{
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        ob_consumer_store(ctx->jobs, c->msg);
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        if (c->refused) {
-            ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
-            if (!c->invalid)
-                OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id),
-                       "refused dial job %s: its attempt is not waiting for it", c->job.job_id);
-            release_slot(ctx, c);
+    for (int k = 0; k < b->n; k++) {
+        dialer_slot_t *s = b->e[k].slot;
+        if (!is_taken(b->e[k].was)) {
+            ctx->waiting[ctx->nwaiting++] = (int)(s - ctx->slots);
             continue;
         }
-        c->state = DIALER_SLOT_LIVE;
+        rd_kafka_message_destroy(s->msg);
+        s->msg = NULL;
+        dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
+    }
+    free(b->e);
+}
+
+/* After the commit: the jobs taken start their carrier calls (their offsets
+ * stored); the refused and the invalid ones free their slots. */
+static void start_taken(dialer_ctx_t *ctx, const batch_t *b)
+{
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (!is_taken(e->was))
+            continue;
+        ob_consumer_store(ctx->jobs, s->msg);
+        rd_kafka_message_destroy(s->msg);
+        s->msg = NULL;
+        if (e->refused) {
+            ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+            if (e->was != DIALER_SLOT_INVALID)
+                OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", s->job.call_id),
+                       "refused dial job %s: its attempt is not waiting for it", s->job.job_id);
+            dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
+            continue;
+        }
+        OB_ASSERT(!ctx->cutting); /* nothing starts once the drain hung up */
+        dialer_slot_enter(ctx, s, DIALER_SLOT_DIALING);
         ob_metric_add(&ctx->metrics[M_JOBS], 1);
         /* A clock set apart for tests can make it negative. */
-        ob_histogram_observe(&ctx->queue_to_dialing, c->queued_s > 0 ? c->queued_s : 0);
-        OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", c->job.call_id), "dialing %s",
-               c->job.phone_number);
+        ob_histogram_observe(&ctx->queue_to_dialing, e->queued_s > 0 ? e->queued_s : 0);
+        OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", s->job.call_id), "dialing %s",
+               s->job.phone_number);
         carrier_dial_t dial = {
-            .call_id = c->job.call_id,
-            .attempt = (int)c->job.attempt,
-            .phone = c->job.phone_number,
-            .caller_id = c->job.caller_id,
-            .post_dial = c->job.post_dial,
-            .detect = &c->detect,
+            .call_id = s->job.call_id,
+            .attempt = (int)s->job.attempt,
+            .phone = s->job.phone_number,
+            .caller_id = s->job.caller_id,
+            .post_dial = s->job.post_dial,
+            .detect = &s->detect,
         };
-        bool started = ctx->carrier->ops->start(ctx->carrier, c, &dial);
+        bool started = ctx->carrier->ops->start(ctx->carrier, s, &dial);
         OB_ASSERT(started); /* channels and carrier slots are the same count */
     }
-    ctx->ntaking = 0;
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], dialer_active(ctx));
 }
 
 /* After the commit: the application hears of the calls connected (and of
- * a callee type decided while the transition waited). */
-static void tell_connected(dialer_ctx_t *ctx)
+ * a callee type decided while the transition waited); a refused connected
+ * leaves the call running without it. */
+static void tell_connected(dialer_ctx_t *ctx, const batch_t *b)
 {
-    for (int k = 0; k < ctx->nconnecting; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
-        c->connecting = false;
-        c->answered = !c->refused;
-        if (!c->answered)
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (e->was != DIALER_SLOT_ANSWERED)
+            continue; /* ANSWERED_ENDING: there is no call left to run */
+        if (e->refused) {
+            dialer_slot_enter(ctx, s, DIALER_SLOT_DIALING);
             continue;
-        if (c->state != DIALER_SLOT_LIVE)
-            continue; /* ended already: there is no call left to run */
-        dialer_app_notify(ctx->app, c, "connected", c->answered_as);
-        if (c->decided_as)
-            dialer_app_notify(ctx->app, c, "callee_type", c->decided_as);
+        }
+        dialer_slot_enter(ctx, s, DIALER_SLOT_CONNECTED);
+        dialer_app_notify(ctx->app, s, "connected", s->answered_as);
+        if (s->decided_as)
+            dialer_app_notify(ctx->app, s, "callee_type", s->decided_as);
     }
-    ctx->nconnecting = 0;
 }
 
 /* After the commit: the slots of the calls concluded are free again. */
-static void free_ended(dialer_ctx_t *ctx, const bool *done)
+static void free_ended(dialer_ctx_t *ctx, const batch_t *b)
 {
-    for (int k = 0; k < ctx->nending; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->ending[k]];
-        if (!done[k])
-            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
-                   "attempt %lld had already been concluded", (long long)c->job.attempt);
-        if (c->msg) { /* a job that failed its URL check: done with */
-            ob_consumer_store(ctx->jobs, c->msg);
-            rd_kafka_message_destroy(c->msg);
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (!is_ending(e->was))
+            continue;
+        if (!e->concluded)
+            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id),
+                   "attempt %lld had already been concluded", (long long)s->job.attempt);
+        if (s->msg) { /* a job that failed its URL check: done with */
+            ob_consumer_store(ctx->jobs, s->msg);
+            rd_kafka_message_destroy(s->msg);
+            s->msg = NULL;
         }
-        release_slot(ctx, c);
+        dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
     }
-    ctx->nending = 0;
 }
 
 bool dialer_flush(dialer_ctx_t *ctx)
@@ -638,13 +643,12 @@ bool dialer_flush(dialer_ctx_t *ctx)
         }
         return true;
     }
+    batch_t b = take_batch(ctx);
     if (ob_mono_ms() < ctx->flush_after_ms) {
-        give_back_taken(ctx); /* jobs wait in Kafka while Postgres is away */
+        give_back(ctx, &b); /* jobs wait in Kafka while Postgres is away */
         return false;
     }
-    size_t cap = (size_t)dialer_pending(ctx);
-    ob_call_event_t *evs = ob_xcalloc(cap, sizeof(*evs));
-    bool *done = ob_xcalloc((size_t)ctx->nending + 1, sizeof(bool));
+    ob_call_event_t *evs = ob_xcalloc(2 * (size_t)b.n + 1, sizeof(*evs));
     size_t nevs = 0;
     int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
@@ -654,7 +658,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         for (size_t i = 0; i < nevs; i++)
             ob_call_event_clear(&evs[i]);
         nevs = 0;
-        rc = flush_tx(ctx, evs, &nevs, done, &err);
+        rc = flush_tx(ctx, &b, evs, &nevs, &err);
         if (rc == OB_OK)
             break;
         if (rc == OB_EAGAIN)
@@ -662,18 +666,12 @@ bool dialer_flush(dialer_ctx_t *ctx)
     }
     if (rc != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-        OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s",
-                 dialer_pending(ctx), err.msg);
+        OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s", b.n, err.msg);
         ctx->flush_after_ms = ob_mono_ms() + 1000;
         for (size_t i = 0; i < nevs; i++)
             ob_call_event_clear(&evs[i]);
-        for (int k = 0; k < ctx->ntaking; k++)
-            ctx->calls[ctx->taking[k]].excluded = false;
-        for (int k = 0; k < ctx->nconnecting; k++)
-            ctx->calls[ctx->connecting[k]].excluded = false;
-        give_back_taken(ctx);
         free(evs);
-        free(done);
+        give_back(ctx, &b);
         return false;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
@@ -694,10 +692,10 @@ bool dialer_flush(dialer_ctx_t *ctx)
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
-    start_taken(ctx);
-    tell_connected(ctx);
-    free_ended(ctx, done);
-    free(done);
+    start_taken(ctx, &b);
+    tell_connected(ctx, &b);
+    free_ended(ctx, &b);
+    free(b.e);
     return true;
 }
 
@@ -708,7 +706,7 @@ void dialer_renew_leases(dialer_ctx_t *ctx)
     if (now < ctx->next_renew_ms)
         return;
     ctx->next_renew_ms = now + ctx->cfg->lease_s * 1000 / 3;
-    if (ctx->active == 0)
+    if (dialer_active(ctx) == 0)
         return;
     char lease[16];
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
@@ -725,12 +723,11 @@ void dialer_renew_leases(dialer_ctx_t *ctx)
 
 void dialer_hangup_all(dialer_ctx_t *ctx)
 {
+    ctx->cutting = true; /* before the hangups: a carrier may report the ends at once */
     for (int i = 0; i < (int)ctx->cfg->channels; i++) {
-        if (ctx->calls[i].state == DIALER_SLOT_LIVE) {
-            ctx->calls[i].cut = true;
-            ctx->calls[i].cut_by = OB_REASON_DIALER_SHUTDOWN;
-            ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
-        }
+        dialer_slot_state_t st = ctx->slots[i].state;
+        if (st == DIALER_SLOT_DIALING || st == DIALER_SLOT_ANSWERED || st == DIALER_SLOT_CONNECTED)
+            ctx->carrier->ops->hangup(ctx->carrier, &ctx->slots[i]);
     }
 }
 
@@ -776,7 +773,7 @@ void dialer_announce(dialer_ctx_t *ctx, bool now)
     ctx->next_announce_ms = t + 1000;
     char channels[16], active[16], cps[32];
     snprintf(channels, sizeof(channels), "%lld", ctx->cfg->channels);
-    snprintf(active, sizeof(active), "%d", ctx->active);
+    snprintf(active, sizeof(active), "%d", dialer_active(ctx));
     /* The trunk's calls-per-second limit; the sim carrier has none. */
     snprintf(cps, sizeof(cps), "%.17g",
              strcmp(ctx->cfg->carrier, "sip") == 0 ? ctx->cfg->sip_cps : 0.0);

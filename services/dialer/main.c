@@ -266,7 +266,7 @@ static void take_jobs(dialer_ctx_t *ctx, int wait_ms)
             rd_kafka_message_destroy(m);
             return;
         }
-        if (ctx->nfree == 0 || ob_mono_ms() < ctx->flush_after_ms) {
+        if (!dialer_slot_next_idle(ctx) || ob_mono_ms() < ctx->flush_after_ms) {
             give_back(m);
             rd_kafka_message_destroy(m);
             return;
@@ -291,7 +291,7 @@ static void serve(dialer_ctx_t *ctx)
         due = app_due < due ? app_due : due;
         /* Jobs wait in Kafka, where an idle worker can take them, rather
          * than in a busy worker's memory (or while Postgres is away). */
-        bool take = ctx->nfree > 0 && ob_mono_ms() >= ctx->flush_after_ms;
+        bool take = dialer_slot_next_idle(ctx) && ob_mono_ms() >= ctx->flush_after_ms;
         if (take != fetching) {
             set_fetching(ctx, take);
             fetching = take;
@@ -426,7 +426,7 @@ static bool stop_taking(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
     (void)deadline_ms;
-    OB_INFO("main", "%d call(s) in progress", ctx->active);
+    OB_INFO("main", "%d call(s) in progress", dialer_active(ctx));
     dialer_withdraw(ctx);
     set_fetching(ctx, false);
     dialer_drop_unverified(ctx);
@@ -437,7 +437,7 @@ static bool stop_taking(void *arg, int64_t deadline_ms)
  * Returns true when every call ended by itself. */
 static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
 {
-    while (ctx->active > 0 && ob_mono_ms() < deadline) {
+    while (dialer_active(ctx) > 0 && ob_mono_ms() < deadline) {
         dialer_renew_leases(ctx);
         int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
         int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
@@ -447,9 +447,9 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
         nanosleep(&ts, NULL);
     }
-    if (ctx->active == 0)
+    if (dialer_active(ctx) == 0)
         return true;
-    OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
+    OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", dialer_active(ctx));
     dialer_hangup_all(ctx);
     /* A carrier may report those ends a moment later (sip: from its own
      * thread, once the BYEs and CANCELs are sent). */
@@ -522,7 +522,7 @@ static void cleanup(dialer_ctx_t *ctx)
     dialer_app_free(ctx->app);
     if (ctx->carrier)
         ctx->carrier->ops->destroy(ctx->carrier);
-    dialer_slots_free(ctx);
+    dialer_worker_free(ctx);
     PQfinish(ctx->pg);
     free(ctx->topic_events);
     free(ctx->source);
