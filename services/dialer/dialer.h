@@ -130,6 +130,18 @@ typedef struct {
     ob_attempt_end_t end;        /* the ENDING states: how it ended */
 } dialer_slot_t;
 
+/* A start_url request's outcome, recorded on its attempt by the next
+ * flush (dialer_app_result_t, copied). */
+typedef struct {
+    char *call_id;   /* the call (owned) */
+    int64_t attempt; /* its attempt */
+    bool connected;  /* the connected request's: app_status, app_error, app_ms; else a callee_type
+                        update's failure, kept in app_error when it has none */
+    long status;     /* HTTP status, 0 when none */
+    char *error;     /* why it failed (owned), NULL when it succeeded */
+    int ms;          /* how long it took */
+} dialer_app_outcome_t;
+
 typedef struct {
     ob_service_t svc;                    /* readiness, metrics, HTTP server (first member) */
     const dialer_config_t *cfg;          /* read-only configuration */
@@ -145,6 +157,9 @@ typedef struct {
     int *waiting;                        /* slots in a waiting state, oldest first */
     int nwaiting;                        /* its length */
     bool cutting; /* the drain hung up every call: those ending now end as dialer_shutdown */
+    dialer_app_outcome_t *outcomes;       /* start_url outcomes waiting for the flush */
+    int noutcomes, outcomes_cap;          /* their count, and room */
+    int64_t next_relay_ms;                /* monotonic time of the next event relay pass */
     int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
     struct dialer_unacked *unacked;       /* flushes' events not yet acknowledged, oldest first */
     struct dialer_unacked *unacked_tail;  /* the newest of them */
@@ -205,7 +220,8 @@ bool dialer_slot_flushes(dialer_slot_state_t st);
 /* Slots holding a call or a job (not IDLE). */
 int dialer_active(const dialer_ctx_t *ctx);
 
-/* Slots whose transition waits for Postgres: dialer_slot_flushes states. */
+/* Writes waiting for Postgres: slots in dialer_slot_flushes states and
+ * start_url outcomes. */
 int dialer_pending(const dialer_ctx_t *ctx);
 
 /* Drain: frees the slots of jobs still waiting for a URL check, which were
@@ -214,6 +230,27 @@ int dialer_pending(const dialer_ctx_t *ctx);
 void dialer_drop_unverified(dialer_ctx_t *ctx);
 
 /* ---- The worker (dialer_worker.c): main thread only ------------------------ */
+
+/* Creates the start_url client (ctx->app) on the worker's callbacks: it
+ * reads deployment settings through the worker's connection and hands each
+ * request's outcome and answer back to the worker. Call from the main
+ * thread before other threads use libcurl. Returns OB_ERR with err set if
+ * libcurl fails. */
+ob_rc_t dialer_app_start(dialer_ctx_t *ctx, ob_err_t *err) OB_MUSTCHECK;
+
+/* Advances the carrier (its callbacks fire here) and the start_url client
+ * (its results are applied here) without blocking. Returns when it wants to
+ * be called again (monotonic ms), INT64_MAX when nothing is due. */
+int64_t dialer_run(dialer_ctx_t *ctx);
+
+/* Every 5 s (the first time 5 s after the first call), sends the events
+ * that flushes left unpublished (ob_events_relay) on ctx->pg; cheap to call
+ * on every loop turn. A failure is logged and tried again 5 s later. */
+void dialer_relay(dialer_ctx_t *ctx);
+
+/* Drain: lets start_url requests finish until deadline_ms, aborts the
+ * rest, and records their outcomes (one flush). */
+void dialer_finish_app(dialer_ctx_t *ctx, int64_t deadline_ms);
 
 /* Takes one dial job message (owned from now on) into a free slot; its
  * dialing transition is written by the next dialer_flush. The caller makes
@@ -244,9 +281,11 @@ bool dialer_flush(dialer_ctx_t *ctx);
  * published (before exiting; each flush marks those acknowledged by then). */
 void dialer_settle(dialer_ctx_t *ctx);
 
-/* Frees what the worker holds: the events' delivery reports not collected
- * (those events are left to the relay), the ids not yet marked, the slots.
- * Call after the producer can no longer report (or with it gone). */
+/* Frees what the worker holds, in this order: the start_url client (the
+ * outcomes of requests it aborts are not recorded), the carrier, the
+ * events' delivery reports not collected (those events are left to the
+ * relay), the ids not yet marked, the slots and the Postgres connection.
+ * Call last, after the producer is gone. NULL-safe members. */
 void dialer_worker_free(dialer_ctx_t *ctx);
 
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
@@ -255,7 +294,9 @@ void dialer_renew_leases(dialer_ctx_t *ctx);
 
 /* Ends every call still in progress (drain deadline): the carrier hangs up
  * and the attempts are recorded with reason "dialer_shutdown"; one that had
- * not been answered counts as an attempt with result unknown. */
+ * not been answered counts as an attempt with result unknown. Waits up to
+ * 2 s for the carrier to report the ends (sip: from its own thread, once
+ * the BYEs and CANCELs are sent); the next flushes record them. */
 void dialer_hangup_all(dialer_ctx_t *ctx);
 
 /* Consumer rebalance notification: tracks the assigned dial-jobs partitions

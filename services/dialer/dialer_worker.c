@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A flush's events on their way to the broker. */
 struct dialer_unacked {
@@ -130,22 +131,6 @@ static bool is_ending(dialer_slot_state_t st)
            st == DIALER_SLOT_CONNECTED_ENDING;
 }
 
-void dialer_worker_free(dialer_ctx_t *ctx)
-{
-    while (ctx->unacked) {
-        struct dialer_unacked *u = ctx->unacked;
-        ob_err_t err = {{0}};
-        if (ob_produce_batch_wait(u->batch, 0, &err) != OB_OK) /* frees it */
-            OB_WARN("worker", "events left for the relay: %s", err.msg);
-        ctx->unacked = u->next;
-        free(u->ids);
-        free(u);
-    }
-    free(ctx->to_mark);
-    ctx->to_mark = NULL;
-    dialer_slots_free(ctx);
-}
-
 /* The job's deployment's URLs did not answer 200: its attempt ends untried
  * (conclude_attempts() lets a released attempt end as noattempt), and the
  * call's retry rules decide what comes next. */
@@ -215,98 +200,207 @@ void dialer_verify(dialer_ctx_t *ctx)
     }
 }
 
-static void on_answered(void *worker, void *call, const char *callee_type)
+/* ---- The start_url client's requests, answered here ---------------------- */
+
+/* The connected requests' outcomes; call row unlocked (app_* are the
+ * attempt's alone). */
+static const char APP_CONNECTED_SQL[] =
+    "UPDATE attempts SET app_status = o.status, app_error = o.error, app_ms = o.ms"
+    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, status int, error text,"
+    "  ms int)"
+    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
+
+/* A callee_type update's failure, only when the connected request had none. */
+static const char APP_UPDATE_SQL[] =
+    "UPDATE attempts SET app_error = coalesce(attempts.app_error, 'callee_type update: ' || "
+    "o.error)"
+    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, error text)"
+    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
+
+static void outcomes_clear(dialer_ctx_t *ctx)
 {
-    dialer_slot_t *s = call;
-    s->answered_as = callee_type;
-    dialer_slot_enter(worker, s, DIALER_SLOT_ANSWERED);
+    for (int i = 0; i < ctx->noutcomes; i++) {
+        free(ctx->outcomes[i].call_id);
+        free(ctx->outcomes[i].error);
+    }
+    ctx->noutcomes = 0;
 }
 
-/* The callee type is known: the application hears it too (the attempt
- * records it with the result at the end), at once or right after the
- * connected transition it waits for. */
-static void on_decided(void *worker, void *call, const char *callee_type, int decision_ms)
+/* Inside the flush's transaction: the start_url outcomes, the connected
+ * requests' first (as they were sent first). */
+static ob_rc_t write_outcomes(dialer_ctx_t *ctx, ob_err_t *err)
+{
+    ob_rc_t rc = OB_OK;
+    for (int connected = 1; connected >= 0 && rc == OB_OK; connected--) {
+        cJSON *rows = cJSON_CreateArray();
+        for (int i = 0; i < ctx->noutcomes; i++) {
+            const dialer_app_outcome_t *o = &ctx->outcomes[i];
+            if (o->connected != connected)
+                continue;
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "call_id", o->call_id);
+            cJSON_AddNumberToObject(row, "attempt", (double)o->attempt);
+            if (o->status > 0)
+                cJSON_AddNumberToObject(row, "status", (double)o->status);
+            if (o->error)
+                cJSON_AddStringToObject(row, "error", o->error);
+            cJSON_AddNumberToObject(row, "ms", o->ms);
+            cJSON_AddItemToArray(rows, row);
+        }
+        if (cJSON_GetArraySize(rows) > 0) {
+            char *text = cJSON_PrintUnformatted(rows);
+            const char *params[] = {text};
+            rc = ob_pg_exec(ctx->pg, connected ? APP_CONNECTED_SQL : APP_UPDATE_SQL, 1, params,
+                            NULL, err);
+            cJSON_free(text);
+        }
+        cJSON_Delete(rows);
+    }
+    return rc;
+}
+
+/* The slot still holds the connected attempt call_id/attempt. */
+static bool app_current(void *worker, void *call, const char *call_id, int64_t attempt)
+{
+    const dialer_slot_t *s = call;
+    (void)worker;
+    bool connected = s->state == DIALER_SLOT_CONNECTED || s->state == DIALER_SLOT_CONNECTED_ENDING;
+    return connected && s->job.attempt == attempt && strcmp(s->job.call_id, call_id) == 0;
+}
+
+/* A request ended: its outcome waits for the flush (a callee_type update's
+ * only when it failed), and what the application's answer asks for is done
+ * on the carrier while the call is still up. */
+static void app_done(void *worker, const dialer_app_result_t *r)
 {
     dialer_ctx_t *ctx = worker;
-    dialer_slot_t *s = call;
-    s->decided_as = callee_type;
-    s->decision_ms = decision_ms;
-    if (s->state == DIALER_SLOT_CONNECTED)
-        dialer_app_notify(ctx->app, s, "callee_type", callee_type);
+    dialer_slot_t *s = r->call;
+    if (r->connected || r->error) {
+        if (ctx->noutcomes == ctx->outcomes_cap) {
+            ctx->outcomes_cap = ctx->outcomes_cap ? 2 * ctx->outcomes_cap : 64;
+            ctx->outcomes =
+                ob_xrealloc(ctx->outcomes, (size_t)ctx->outcomes_cap * sizeof(*ctx->outcomes));
+        }
+        ctx->outcomes[ctx->noutcomes++] = (dialer_app_outcome_t){
+            .call_id = ob_xstrdup(r->call_id),
+            .attempt = r->attempt,
+            .connected = r->connected,
+            .status = r->status,
+            .error = r->error ? ob_xstrdup(r->error) : NULL,
+            .ms = r->ms,
+        };
+    }
+    if (r->error || !app_current(ctx, s, r->call_id, r->attempt) ||
+        s->state != DIALER_SLOT_CONNECTED)
+        return; /* CONNECTED_ENDING: the carrier has ended it already */
+    if (r->answer.hangup) {
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id), "application asked to hang up");
+        ctx->carrier->ops->hangup(ctx->carrier, s);
+    } else if (r->answer.stay_connected_ms >= 0) {
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id),
+               "application asked to stay connected %lld ms",
+               (long long)r->answer.stay_connected_ms);
+        ctx->carrier->ops->extend(ctx->carrier, s, (int)r->answer.stay_connected_ms);
+    }
 }
 
-/* Counts a dialed attempt's result (outbound_results_total); noattempt has
- * no series. */
-static void count_result(dialer_ctx_t *ctx, ob_result_t r)
+static const dialer_app_events_t app_events = {app_current, app_done};
+
+static char *value_or_null(const PGresult *res, int col)
 {
-    if (r < OB_RESULT_DIALED_COUNT)
-        ob_metric_add(&ctx->metrics[M_RESULT + r], 1);
+    return PQgetisnull(res, 0, col) ? NULL : ob_xstrdup(PQgetvalue(res, 0, col));
 }
 
-/* Queues the attempt's conclusion (ob_calls_conclude_tx: answered calls
- * complete; unanswered ones get their next attempt by the call's retry
- * rules, or fail); the slot is freed once Postgres took it. A call that
- * ends once the drain hung up on it (ctx->cutting) ends as dialer_shutdown. */
-static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
-                     int talk_ms)
+/* The client's lookup: one row of deployments and its application. */
+static ob_rc_t read_deployment(void *arg, const char *deployment_id, dialer_deployment_t *out,
+                               ob_err_t *err)
 {
-    dialer_ctx_t *ctx = worker;
-    dialer_slot_t *s = call;
-    ob_result_t r = OB_RESULT_UNKNOWN;
-    ob_reason_t why = OB_REASON_UNKNOWN;
-    if (ctx->cutting && !was_answered)
-        r = OB_RESULT_UNKNOWN; /* we do not know how it would have ended */
-    else if (!ob_result_parse(result, &r))
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id),
-               "the carrier's result '%s' is no result: recorded as unknown", result);
-    if (ctx->cutting)
-        why = OB_REASON_DIALER_SHUTDOWN;
-    else if (was_answered)
-        why = OB_REASON_ANSWERED;
-    else if (!ob_reason_of_result(r, &why)) /* a callee type, yet unanswered */
-        why = OB_REASON_UNKNOWN;
-    count_result(ctx, r);
-    s->end = (ob_attempt_end_t){
-        .call_id = s->job.call_id,
-        .attempt = (int)s->job.attempt,
-        .result = r,
-        .reason = why,
-        .answered = was_answered,
-        .ring_ms = ring_ms,
-        .talk_ms = talk_ms,
-        .decision_ms = was_answered ? s->decision_ms : -1,
-        .sip_code = s->sip_code,
-        .sip_reason = s->sip_reason,
-        .decided_by = s->detected.why,
-        .confidence = s->detected.confidence,
-        .beep = s->detected.beep,
-        .beep_ms = s->detected.beep_ms,
+    static const char SQL[] =
+        "SELECT d.application_id::text, coalesce(d.start_url, ap.start_url), d.result_url,"
+        " d.start_url_format = 'form', d.verify_urls"
+        " FROM deployments d JOIN applications ap ON ap.application_id = d.application_id"
+        " WHERE d.deployment_id = $1";
+    dialer_ctx_t *ctx = arg;
+    PGresult *res = NULL;
+    const char *p[] = {deployment_id};
+    memset(out, 0, sizeof(*out));
+    if (ob_pg_exec(ctx->pg, SQL, 1, p, &res, err) != OB_OK)
+        return OB_ERR;
+    if (PQntuples(res) == 1) {
+        out->application_id = value_or_null(res, 0);
+        out->start_url = value_or_null(res, 1);
+        out->result_url = value_or_null(res, 2);
+        out->form = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+        out->verify_urls = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    }
+    PQclear(res);
+    return OB_OK;
+}
+
+ob_rc_t dialer_app_start(dialer_ctx_t *ctx, ob_err_t *err)
+{
+    dialer_app_opts_t o = {
+        .concurrency = (int)ctx->cfg->app_concurrency,
+        .timeout_ms = (int)ctx->cfg->app_timeout_ms,
+        .urls = &ctx->url_policy,
+        .lookup = read_deployment,
+        .lookup_arg = ctx,
+        .events = &app_events,
+        .worker = ctx,
     };
-    dialer_slot_enter(ctx, s,
-                      s->state == DIALER_SLOT_ANSWERED    ? DIALER_SLOT_ANSWERED_ENDING
-                      : s->state == DIALER_SLOT_CONNECTED ? DIALER_SLOT_CONNECTED_ENDING
-                                                          : DIALER_SLOT_ENDING);
+    return dialer_app_new(&o, &ctx->app, err);
 }
 
-/* The audio detector's verdict, kept for the conclusion that follows. */
-static void on_detected(void *worker, void *call, const ob_detect_result_t *r)
+int64_t dialer_run(dialer_ctx_t *ctx)
 {
-    dialer_slot_t *s = call;
-    (void)worker;
-    s->detected = *r;
+    int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+    int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
+    return app_due < due ? app_due : due;
 }
 
-/* The SIP outcome, kept for the conclusion that follows at once. */
-static void on_outcome(void *worker, void *call, int code, const char *reason)
+void dialer_relay(dialer_ctx_t *ctx)
 {
-    dialer_slot_t *s = call;
-    (void)worker;
-    s->sip_code = code;
-    free(s->sip_reason);
-    s->sip_reason = reason && reason[0] ? ob_xstrdup(reason) : NULL;
-    if (code != 200)
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", s->job.call_id), "SIP: %d %s", code,
-               reason ? reason : "");
+    ob_err_t err = {{0}};
+    int64_t now = ob_mono_ms();
+    if (now < ctx->next_relay_ms)
+        return;
+    if (ctx->next_relay_ms > 0 &&
+        ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
+        OB_WARN("worker", "event relay: %s", err.msg);
+    ctx->next_relay_ms = ob_mono_ms() + 5000;
+}
+
+void dialer_finish_app(dialer_ctx_t *ctx, int64_t deadline_ms)
+{
+    dialer_app_finish(ctx->app, deadline_ms);
+    dialer_app_abort(ctx->app);
+    if (ctx->noutcomes > 0 && !dialer_flush(ctx))
+        OB_WARN("worker", "start_url outcomes not recorded");
+}
+
+void dialer_worker_free(dialer_ctx_t *ctx)
+{
+    dialer_app_free(ctx->app);
+    ctx->app = NULL;
+    if (ctx->carrier)
+        ctx->carrier->ops->destroy(ctx->carrier);
+    ctx->carrier = NULL;
+    while (ctx->unacked) {
+        struct dialer_unacked *u = ctx->unacked;
+        ob_err_t err = {{0}};
+        if (ob_produce_batch_wait(u->batch, 0, &err) != OB_OK) /* frees it */
+            OB_WARN("worker", "events left for the relay: %s", err.msg);
+        ctx->unacked = u->next;
+        free(u->ids);
+        free(u);
+    }
+    free(ctx->to_mark);
+    ctx->to_mark = NULL;
+    outcomes_clear(ctx);
+    free(ctx->outcomes);
+    dialer_slots_free(ctx);
+    PQfinish(ctx->pg);
+    ctx->pg = NULL;
 }
 
 /* Runs a DIALING_SQL (dialing: the TAKING entries) or CONNECTED_SQL batch
@@ -455,6 +549,8 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
         }
     if (rc == OB_OK && nends > 0)
         rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, nends, ended, done, err);
+    if (rc == OB_OK)
+        rc = write_outcomes(ctx, err);
     free(ends);
     if (rc == OB_OK) {
         /* In the order of the transitions, a call's connected before its
@@ -603,9 +699,9 @@ static void tell_connected(dialer_ctx_t *ctx, const batch_t *b)
             continue;
         }
         dialer_slot_enter(ctx, s, DIALER_SLOT_CONNECTED);
-        dialer_app_notify(ctx->app, s, "connected", s->answered_as);
+        dialer_app_notify(ctx->app, s, &s->job, "connected", s->answered_as);
         if (s->decided_as)
-            dialer_app_notify(ctx->app, s, "callee_type", s->decided_as);
+            dialer_app_notify(ctx->app, s, &s->job, "callee_type", s->decided_as);
     }
 }
 
@@ -666,7 +762,8 @@ bool dialer_flush(dialer_ctx_t *ctx)
     }
     if (rc != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
-        OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s", b.n, err.msg);
+        OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s",
+                 b.n + ctx->noutcomes, err.msg);
         ctx->flush_after_ms = ob_mono_ms() + 1000;
         for (size_t i = 0; i < nevs; i++)
             ob_call_event_clear(&evs[i]);
@@ -692,6 +789,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
+    outcomes_clear(ctx);
     start_taken(ctx, &b);
     tell_connected(ctx, &b);
     free_ended(ctx, &b);
@@ -728,6 +826,12 @@ void dialer_hangup_all(dialer_ctx_t *ctx)
         dialer_slot_state_t st = ctx->slots[i].state;
         if (st == DIALER_SLOT_DIALING || st == DIALER_SLOT_ANSWERED || st == DIALER_SLOT_CONNECTED)
             ctx->carrier->ops->hangup(ctx->carrier, &ctx->slots[i]);
+    }
+    int64_t settle = ob_mono_ms() + 2000;
+    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
+        struct timespec ts = {0, 10 * 1000000L};
+        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        nanosleep(&ts, NULL); /* not ob_service_sleep: a stop was asked already */
     }
 }
 
@@ -825,11 +929,3 @@ void dialer_withdraw(dialer_ctx_t *ctx)
         OB_OK)
         OB_WARN("worker", "dialer row not deleted (it goes stale instead): %s", err.msg);
 }
-
-const carrier_events_t dialer_carrier_events = {
-    .answered = on_answered,
-    .ended = on_ended,
-    .decided = on_decided,
-    .outcome = on_outcome,
-    .detected = on_detected,
-};

@@ -4,9 +4,7 @@
  * state change. Several workers share the jobs as one consumer group.
  */
 #include "dialer.h"
-#include "dialer_app.h"
 #include "dialer_webhooks.h"
-#include "ob_events.h"
 #include "ob_http.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -280,15 +278,11 @@ static void take_jobs(dialer_ctx_t *ctx, int wait_ms)
 static void serve(dialer_ctx_t *ctx)
 {
     bool fetching = true;
-    int64_t next_relay = ob_mono_ms() + 5000;
-    ob_err_t err = {{0}};
 
     while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
         dialer_renew_leases(ctx);
         dialer_announce(ctx, false);
-        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
-        due = app_due < due ? app_due : due;
+        int64_t due = dialer_run(ctx);
         /* Jobs wait in Kafka, where an idle worker can take them, rather
          * than in a busy worker's memory (or while Postgres is away). */
         bool take = dialer_slot_next_idle(ctx) && ob_mono_ms() >= ctx->flush_after_ms;
@@ -302,11 +296,7 @@ static void serve(dialer_ctx_t *ctx)
         take_jobs(ctx, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
         dialer_verify(ctx);
         dialer_flush(ctx);
-        if (ob_mono_ms() >= next_relay) {
-            if (ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
-                OB_WARN("main", "event relay: %s", err.msg);
-            next_relay = ob_mono_ms() + 5000;
-        }
+        dialer_relay(ctx);
     }
 }
 
@@ -361,8 +351,7 @@ static int start_carrier(dialer_ctx_t *ctx)
         OB_ERROR("main", "%s", err.msg);
         return OB_EXIT_CONFIG;
     }
-    if (dialer_app_new(ctx, (int)ctx->cfg->app_concurrency, (int)ctx->cfg->app_timeout_ms,
-                       &ctx->app, &err) != OB_OK) {
+    if (dialer_app_start(ctx, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         return OB_EXIT_DEPENDENCY;
     }
@@ -439,9 +428,7 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
 {
     while (dialer_active(ctx) > 0 && ob_mono_ms() < deadline) {
         dialer_renew_leases(ctx);
-        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
-        due = app_due < due ? app_due : due;
+        int64_t due = dialer_run(ctx);
         dialer_flush(ctx);
         int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
@@ -451,14 +438,6 @@ static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
         return true;
     OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", dialer_active(ctx));
     dialer_hangup_all(ctx);
-    /* A carrier may report those ends a moment later (sip: from its own
-     * thread, once the BYEs and CANCELs are sent). */
-    int64_t settle = ob_mono_ms() + 2000;
-    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
-        struct timespec ts = {0, 10 * 1000000L};
-        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        nanosleep(&ts, NULL);
-    }
     /* Their results are recorded before exiting; while Postgres is away for
      * longer, the scheduler concludes them when their leases run out. */
     int64_t last = ob_mono_ms() + 10000;
@@ -474,8 +453,8 @@ static bool let_calls_finish(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
     bool drained = finish_calls(ctx, deadline_ms);
-    dialer_settle(ctx);                       /* the last events' acknowledgements */
-    dialer_app_finish(ctx->app, deadline_ms); /* start_url requests still in flight */
+    dialer_settle(ctx);                  /* the last events' acknowledgements */
+    dialer_finish_app(ctx, deadline_ms); /* start_url requests still in flight */
     return drained;
 }
 
@@ -519,11 +498,7 @@ static void cleanup(dialer_ctx_t *ctx)
     ob_producer_free(ctx->producer, 1000);
     ob_kafka_metrics_free(ctx->kafka_metrics);
     ob_metric_family_free(ctx->pg_writes);
-    dialer_app_free(ctx->app);
-    if (ctx->carrier)
-        ctx->carrier->ops->destroy(ctx->carrier);
-    dialer_worker_free(ctx);
-    PQfinish(ctx->pg);
+    dialer_worker_free(ctx); /* the start_url client, the carrier, Postgres */
     free(ctx->topic_events);
     free(ctx->source);
 }
