@@ -8,7 +8,6 @@
 #define DIALER_H
 
 #include "dialer_carrier.h"
-#include "dialer_webhooks.h"
 #include "ob_calls.h"
 #include "ob_config.h"
 #include "ob_kafka.h"
@@ -176,9 +175,8 @@ typedef struct {
     ob_metric_family_t *pg_writes;        /* outbound_postgres_write_duration_seconds{op} */
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
-    ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
-    ob_metric_t sip_metrics[SIP_M_COUNT];         /* the sip carrier's (outlive it) */
-    ob_url_policy_t url_policy; /* where start_url, result_url and checks may connect */
+    ob_metric_t sip_metrics[SIP_M_COUNT]; /* the sip carrier's (outlive it) */
+    ob_url_policy_t url_policy;           /* where start_url, result_url and checks may connect */
 } dialer_ctx_t;
 
 /* Most dial jobs read in one turn of the loop (one flush). */
@@ -267,13 +265,14 @@ void dialer_verify(dialer_ctx_t *ctx);
 /*
  * Writes every waiting transition in one transaction: the guarded dialing
  * of the taken jobs (a stale or duplicate job is refused), the connected
- * calls, the concluded attempts (ob_calls_conclude_tx) and their events;
- * commits, publishes the events (one produce, not waited for: a later flush
- * marks them in its transaction once the broker acknowledged them) and then
- * acts: starts the carrier calls of the jobs
- * taken (storing their offsets), tells the application of the calls connected, frees the slots of
- * the calls concluded. When Postgres fails the taken jobs are given back to Kafka (their partitions
- * rewound) and the rest waits a second. Returns false when it failed.
+ * calls, the concluded attempts (ob_calls_conclude_tx) and their events,
+ * and the start_url outcomes; commits, publishes the events (one produce,
+ * not waited for: a later flush marks them in its transaction once the
+ * broker acknowledged them) and then acts: starts the carrier calls of the
+ * jobs taken (storing their offsets), tells the application of the calls
+ * connected, frees the slots of the calls concluded. When Postgres fails
+ * the taken jobs are given back to Kafka (their partitions rewound) and the
+ * rest waits a second. Returns false when it failed.
  */
 bool dialer_flush(dialer_ctx_t *ctx);
 
@@ -316,6 +315,10 @@ void dialer_announce(dialer_ctx_t *ctx, bool now);
  * scheduler's staleness bound. */
 void dialer_withdraw(dialer_ctx_t *ctx);
 
+/* The callbacks a carrier is created with (dialer_slots.c): worker is the
+ * dialer_ctx_t, call the dialer_slot_t given to start. On the worker's
+ * thread they record on the slot and move it (answered, ended); a callee
+ * type decided on a connected call is queued for the start_url client. */
 extern const carrier_events_t dialer_carrier_events;
 
 #endif

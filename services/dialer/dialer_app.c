@@ -158,28 +158,6 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
     return copy;
 }
 
-void dialer_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t need = *len + 3 * strlen(s) + 1;
-    if (need > *cap) {
-        *cap = need * 2;
-        *buf = ob_xrealloc(*buf, *cap);
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
-        if (plain || !encode) {
-            (*buf)[(*len)++] = (char)*p;
-        } else {
-            (*buf)[(*len)++] = '%';
-            (*buf)[(*len)++] = hex[*p >> 4];
-            (*buf)[(*len)++] = hex[*p & 15];
-        }
-    }
-    (*buf)[*len] = '\0';
-}
-
 char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                            const char *callee_type)
 {
@@ -188,12 +166,12 @@ char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id,
     int n = members(job, application_id, event, callee_type, nums, &params, m);
     size_t len = 0, cap = 0;
     char *buf = NULL;
-    dialer_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
+    ob_url_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
     for (int i = 0; i < n; i++) {
-        dialer_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
-        dialer_form_append(&buf, &len, &cap, m[i].name, true);
-        dialer_form_append(&buf, &len, &cap, "=", false);
-        dialer_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
+        ob_url_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
+        ob_url_form_append(&buf, &len, &cap, m[i].name, true);
+        ob_url_form_append(&buf, &len, &cap, "=", false);
+        ob_url_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
     }
     free(params);
     return buf;

@@ -127,13 +127,6 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
 char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                            const char *callee_type);
 
-/* Appends s to *buf (*len bytes used, *cap allocated; *buf may start NULL
- * with both 0), percent-encoded when encode: everything but RFC 3986's
- * unreserved characters, so "+" (every E.164 number starts with one) is not
- * read back as a space. The form bodies' one encoder (start_url requests
- * and result_url webhooks). */
-void dialer_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode);
-
 /* Parses an application's 2xx answer body of len bytes. An empty (or blank)
  * body asks for nothing. Returns OB_EINVAL with err set when the body is not
  * a JSON object, or "hangup" is not a boolean, or "stay_connected_s" not a

@@ -215,7 +215,7 @@ static const ob_service_check_t checks[] = {
 static char *render_more(void *arg)
 {
     dialer_ctx_t *ctx = arg;
-    char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
+    char *webhooks = dialer_webhooks_metrics(ctx->webhooks);
     char *sip = ob_metrics_render(ctx->sip_metrics, SIP_M_COUNT);
     char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
     char *text = ob_xasprintf("%s%s%s", webhooks, sip, wait);
@@ -328,7 +328,6 @@ static void init(dialer_ctx_t *ctx, const dialer_config_t *cfg)
     };
     memcpy(ctx->sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
     ob_metric_set(&ctx->metrics[M_CHANNELS], cfg->channels);
-    dialer_webhooks_metrics_init(ctx->webhook_metrics);
     ctx->svc = (ob_service_t){
         .checks = checks,
         .metrics = ctx->metrics,
@@ -394,7 +393,6 @@ static int start(dialer_ctx_t *ctx)
         return code;
     dialer_webhooks_opts_t wopts = {
         .base = &cfg->base,
-        .metrics = ctx->webhook_metrics,
         .kafka_metrics = ctx->kafka_metrics,
         .pg_writes = ctx->pg_writes,
         .concurrency = (int)cfg->webhook_concurrency,
@@ -461,8 +459,7 @@ static bool let_calls_finish(void *arg, int64_t deadline_ms)
 static bool stop_webhooks(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
-    dialer_webhooks_stop(ctx->webhooks, deadline_ms);
-    ctx->webhooks = NULL;
+    dialer_webhooks_drain(ctx->webhooks, deadline_ms); /* its metrics stay until cleanup */
     return true;
 }
 
@@ -492,8 +489,8 @@ static void cleanup(dialer_ctx_t *ctx)
 {
     dialer_withdraw(ctx); /* before the consumer's revocation could announce again */
     ob_http_free(ctx->svc.http);
-    dialer_webhooks_stop(ctx->webhooks, ob_mono_ms());
-    dialer_slots_drop_messages(ctx); /* they belong to the consumer */
+    dialer_webhooks_stop(ctx->webhooks); /* after the server: /metrics renders it */
+    dialer_slots_drop_messages(ctx);     /* they belong to the consumer */
     ob_consumer_close(ctx->jobs);
     ob_producer_free(ctx->producer, 1000);
     ob_kafka_metrics_free(ctx->kafka_metrics);
