@@ -205,3 +205,25 @@ bool ob_url_guard_error(const ob_url_guard_t *g, char *buf, size_t n)
              g->policy && g->policy->deny_name ? g->policy->deny_name : "the URL deny-list");
     return true;
 }
+
+void ob_url_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t need = *len + 3 * strlen(s) + 1;
+    if (need > *cap) {
+        *cap = need * 2;
+        *buf = ob_xrealloc(*buf, *cap);
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+        if (plain || !encode) {
+            (*buf)[(*len)++] = (char)*p;
+        } else {
+            (*buf)[(*len)++] = '%';
+            (*buf)[(*len)++] = hex[*p >> 4];
+            (*buf)[(*len)++] = hex[*p & 15];
+        }
+    }
+    (*buf)[*len] = '\0';
+}

@@ -91,4 +91,11 @@ void ob_url_guard_curl(CURL *e, ob_url_guard_t *g);
  * OB_DIALER_URL_DENY" to buf (n bytes) and returns true. */
 bool ob_url_guard_error(const ob_url_guard_t *g, char *buf, size_t n);
 
+/* Appends s to *buf (*len bytes used, *cap allocated; *buf may start NULL
+ * with both 0), percent-encoded when encode: everything but RFC 3986's
+ * unreserved characters, so "+" (every E.164 number starts with one) is not
+ * read back as a space. The one encoder of the form bodies the dialer
+ * sends (start_url requests, result_url webhooks). Aborts without memory. */
+void ob_url_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode);
+
 #endif

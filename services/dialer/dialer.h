@@ -8,7 +8,6 @@
 #define DIALER_H
 
 #include "dialer_carrier.h"
-#include "dialer_webhooks.h"
 #include "ob_calls.h"
 #include "ob_config.h"
 #include "ob_kafka.h"
@@ -73,57 +72,93 @@ enum {
     M_COUNT,
 };
 
-/* Where a slot is. Transitions are written to Postgres in batches, once per
- * turn of the loop (dialer_flush), so a slot can wait for the flush. */
+/*
+ * Where a channel's slot is: one state per slot, changed only by
+ * dialer_slot_enter (dialer_slots.c), which refuses any move not in this
+ * table (OB_ASSERT):
+ *
+ *   IDLE             -> VERIFYING          a dial job is read
+ *                    -> INVALID            a message that is no dial job is read
+ *   VERIFYING        -> TAKING             its deployment's URLs are fine (or unchecked)
+ *                    -> ENDING             its URL check failed: it ends untried
+ *                    -> IDLE               a drain drops it (never started)
+ *   TAKING           -> DIALING            dialing recorded; the carrier starts the call
+ *                    -> IDLE               refused (stale job), or given back to Kafka
+ *   INVALID          -> IDLE               its offset stored (or given back) by a flush
+ *   DIALING          -> ANSWERED           carrier: the callee answered
+ *                    -> ENDING             carrier: the call ended
+ *   ANSWERED         -> CONNECTED          connected recorded; the application hears of it
+ *                    -> DIALING            connected refused by its guard; not run
+ *                    -> ANSWERED_ENDING    carrier: ended before connected was written
+ *   CONNECTED        -> CONNECTED_ENDING   carrier: the call ended
+ *   ENDING, ANSWERED_ENDING,
+ *   CONNECTED_ENDING -> IDLE               the attempt's conclusion recorded
+ *
+ * The states marked waiting below wait in ctx->waiting, oldest first, for
+ * the URL check (VERIFYING) or for the next flush (the rest), which writes
+ * them all in one transaction once per turn of the loop (dialer_flush).
+ */
 typedef enum {
-    DIALER_SLOT_FREE,      /* no call */
-    DIALER_SLOT_VERIFYING, /* a dial job was read; its deployment's URLs are being checked */
-    DIALER_SLOT_TAKING,    /* a dial job was read; its dialing waits for the flush */
-    DIALER_SLOT_LIVE,      /* the carrier has the call */
-    DIALER_SLOT_ENDING,    /* the carrier ended it; its conclusion waits for the flush */
-} dialer_slot_t;
+    DIALER_SLOT_IDLE,             /* no call; its index is on the idle stack */
+    DIALER_SLOT_VERIFYING,        /* waiting: a job read; its deployment's URLs being checked */
+    DIALER_SLOT_TAKING,           /* waiting: a job read; its dialing waits for the flush */
+    DIALER_SLOT_INVALID,          /* waiting: no dial job; its offset is stored by the flush */
+    DIALER_SLOT_DIALING,          /* the carrier has the call; Postgres: dialing */
+    DIALER_SLOT_ANSWERED,         /* waiting: answered; connected waits for the flush */
+    DIALER_SLOT_CONNECTED,        /* connected recorded; the application runs */
+    DIALER_SLOT_ENDING,           /* waiting: ended unconnected (or untried); conclusion waits */
+    DIALER_SLOT_ANSWERED_ENDING,  /* waiting: answered and ended in one turn; connected, then
+                                     conclusion wait */
+    DIALER_SLOT_CONNECTED_ENDING, /* waiting: ended after connected; conclusion waits */
+    DIALER_SLOT_STATE_COUNT,
+} dialer_slot_state_t;
 
-/* One call the worker holds. */
+/* One channel: everything about the call it holds. All but state and the
+ * idle stack's bookkeeping is zero while IDLE. */
 typedef struct {
+    dialer_slot_state_t state;   /* see dialer_slot_state_t; only dialer_slot_enter sets it */
     ob_dial_job_t job;           /* the job it came from (owned) */
-    bool in_use;                 /* slot taken (state is not FREE) */
-    dialer_slot_t state;         /* see dialer_slot_t */
-    bool answered;               /* connected was recorded */
-    bool connecting;             /* connected waits for the flush */
-    const char *answered_as;     /* callee type reported with the answer */
-    const char *decided_as;      /* callee type once decided, else NULL */
-    int decision_ms;             /* decided this long after the answer (nominal), or -1 */
-    bool cut;                    /* we hung up before the call ended */
-    ob_reason_t cut_by;          /* cut: why */
-    rd_kafka_message_t *msg;     /* the job's message (owned) until it is stored */
-    bool invalid;                /* TAKING: the message is no dial job */
-    bool excluded;               /* flush: a guard half-matched; refused without a retry */
-    bool refused;                /* flush: the transition's guard did not match */
-    double queued_s;             /* flush: from due to dialing, as recorded */
+    rd_kafka_message_t *msg;     /* the job's message (owned) until its offset is stored */
     ob_detect_config_t detect;   /* the deployment's detection thresholds */
+    const char *answered_as;     /* callee type reported with the answer (the carrier's) */
+    const char *decided_as;      /* callee type once decided (the carrier's), else NULL */
+    int decision_ms;             /* decided this long after the answer (nominal), or -1 */
     ob_detect_result_t detected; /* the carrier's audio verdict; why NULL when none */
-    ob_attempt_end_t end;        /* ENDING: how it ended */
     int sip_code;                /* the carrier's final SIP status, 0 if none */
     char *sip_reason;            /* its reason phrase (owned), NULL if none */
-} dialer_call_t;
+    ob_attempt_end_t end;        /* the ENDING states: how it ended */
+} dialer_slot_t;
+
+/* A start_url request's outcome, recorded on its attempt by the next
+ * flush (dialer_app_result_t, copied). */
+typedef struct {
+    char *call_id;   /* the call (owned) */
+    int64_t attempt; /* its attempt */
+    bool connected;  /* the connected request's: app_status, app_error, app_ms; else a callee_type
+                        update's failure, kept in app_error when it has none */
+    long status;     /* HTTP status, 0 when none */
+    char *error;     /* why it failed (owned), NULL when it succeeded */
+    int ms;          /* how long it took */
+} dialer_app_outcome_t;
 
 typedef struct {
-    ob_service_t svc;                     /* readiness, metrics, HTTP server (first member) */
-    const dialer_config_t *cfg;           /* read-only configuration */
-    PGconn *pg;                           /* main thread only */
-    rd_kafka_t *jobs;                     /* consumer of outbound.dial-jobs */
-    ob_producer_t *producer;              /* events */
-    carrier_t *carrier;                   /* sim or sip */
-    char *topic_events;                   /* full topic name */
-    char *source;                         /* CloudEvents source of this worker */
-    dialer_call_t *calls;                 /* one slot per channel */
-    int active;                           /* slots in use */
-    int *free_slots;                      /* indexes of the free slots (a stack) */
-    int nfree;                            /* its size */
-    int *verifying, nverifying;           /* slots waiting for their deployment's URL check */
-    int *taking, ntaking;                 /* slots whose dialing waits for the flush */
-    int *connecting, nconnecting;         /* slots whose connected waits for the flush */
-    int *ending, nending;                 /* slots whose conclusion waits for the flush */
+    ob_service_t svc;                    /* readiness, metrics, HTTP server (first member) */
+    const dialer_config_t *cfg;          /* read-only configuration */
+    PGconn *pg;                          /* main thread only */
+    rd_kafka_t *jobs;                    /* consumer of outbound.dial-jobs */
+    ob_producer_t *producer;             /* events */
+    carrier_t *carrier;                  /* sim or sip */
+    char *topic_events;                  /* full topic name */
+    char *source;                        /* CloudEvents source of this worker */
+    dialer_slot_t *slots;                /* one per channel */
+    int nstate[DIALER_SLOT_STATE_COUNT]; /* slots in each state */
+    int *idle;                           /* indexes of the IDLE slots, a stack of nstate[IDLE] */
+    int *waiting;                        /* slots in a waiting state, oldest first */
+    int nwaiting;                        /* its length */
+    bool cutting; /* the drain hung up every call: those ending now end as dialer_shutdown */
+    dialer_app_outcome_t *outcomes;       /* start_url outcomes waiting for the flush */
+    int noutcomes, outcomes_cap;          /* their count, and room */
+    int64_t next_relay_ms;                /* monotonic time of the next event relay pass */
     int64_t flush_after_ms;               /* a failed flush is retried from then (monotonic) */
     struct dialer_unacked *unacked;       /* flushes' events not yet acknowledged, oldest first */
     struct dialer_unacked *unacked_tail;  /* the newest of them */
@@ -140,25 +175,84 @@ typedef struct {
     ob_metric_family_t *pg_writes;        /* outbound_postgres_write_duration_seconds{op} */
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
-    ob_metric_t webhook_metrics[DIALER_WM_COUNT]; /* its metrics (outlive it) */
-    ob_metric_t sip_metrics[SIP_M_COUNT];         /* the sip carrier's (outlive it) */
-    ob_url_policy_t url_policy; /* where start_url, result_url and checks may connect */
+    ob_metric_t sip_metrics[SIP_M_COUNT]; /* the sip carrier's (outlive it) */
+    ob_url_policy_t url_policy;           /* where start_url, result_url and checks may connect */
 } dialer_ctx_t;
 
 /* Most dial jobs read in one turn of the loop (one flush). */
 #define DIALER_TAKE_BATCH 2000
 
-/* Allocates the slots and the flush queues for cfg->channels calls. */
+/* ---- The slots (dialer_slots.c): no I/O, main thread only ---------------- */
+
+/* Allocates cfg->channels IDLE slots, the idle stack and the waiting list. */
 void dialer_slots_init(dialer_ctx_t *ctx);
+
+/* Frees what the slots own (jobs, SIP reasons) and the slot arrays.
+ * NULL-safe on a context whose slots were never allocated. */
 void dialer_slots_free(dialer_ctx_t *ctx);
 
 /* Destroys the dial job messages slots still hold (an exit without a
  * drain), before their consumer is closed; their offsets are not stored. */
 void dialer_slots_drop_messages(dialer_ctx_t *ctx);
 
+/* Moves slot s to state `to`: the one place a slot changes state. Asserts
+ * that the move is in the table above dialer_slot_state_t. Leaving IDLE
+ * pops s off the idle stack (s must be its top: dialer_slot_next_idle);
+ * entering IDLE frees what s owns but its message (the caller's: stored or
+ * destroyed first), zeroes it and pushes it back. Entering a waiting state
+ * from one that is not appends s to ctx->waiting; the caller that moves a
+ * slot out of the waiting states has taken it off that list. */
+void dialer_slot_enter(dialer_ctx_t *ctx, dialer_slot_t *s, dialer_slot_state_t to);
+
+/* The IDLE slot the next dialer_slot_enter out of IDLE must name, or NULL
+ * when every channel is busy. */
+dialer_slot_t *dialer_slot_next_idle(dialer_ctx_t *ctx);
+
+/* Whether slots in state st sit in ctx->waiting. */
+bool dialer_slot_waits(dialer_slot_state_t st);
+
+/* Whether a flush writes something for slots in state st (the waiting
+ * states but VERIFYING). */
+bool dialer_slot_flushes(dialer_slot_state_t st);
+
+/* Slots holding a call or a job (not IDLE). */
+int dialer_active(const dialer_ctx_t *ctx);
+
+/* Writes waiting for Postgres: slots in dialer_slot_flushes states and
+ * start_url outcomes. */
+int dialer_pending(const dialer_ctx_t *ctx);
+
+/* Drain: frees the slots of jobs still waiting for a URL check, which were
+ * never started (their messages destroyed, offsets not stored); the
+ * scheduler releases their attempts again once their leases run out. */
+void dialer_drop_unverified(dialer_ctx_t *ctx);
+
+/* ---- The worker (dialer_worker.c): main thread only ------------------------ */
+
+/* Creates the start_url client (ctx->app) on the worker's callbacks: it
+ * reads deployment settings through the worker's connection and hands each
+ * request's outcome and answer back to the worker. Call from the main
+ * thread before other threads use libcurl. Returns OB_ERR with err set if
+ * libcurl fails. */
+ob_rc_t dialer_app_start(dialer_ctx_t *ctx, ob_err_t *err) OB_MUSTCHECK;
+
+/* Advances the carrier (its callbacks fire here) and the start_url client
+ * (its results are applied here) without blocking. Returns when it wants to
+ * be called again (monotonic ms), INT64_MAX when nothing is due. */
+int64_t dialer_run(dialer_ctx_t *ctx);
+
+/* Every 5 s (the first time 5 s after the first call), sends the events
+ * that flushes left unpublished (ob_events_relay) on ctx->pg; cheap to call
+ * on every loop turn. A failure is logged and tried again 5 s later. */
+void dialer_relay(dialer_ctx_t *ctx);
+
+/* Drain: lets start_url requests finish until deadline_ms, aborts the
+ * rest, and records their outcomes (one flush). */
+void dialer_finish_app(dialer_ctx_t *ctx, int64_t deadline_ms);
+
 /* Takes one dial job message (owned from now on) into a free slot; its
  * dialing transition is written by the next dialer_flush. The caller makes
- * sure a slot is free (ctx->nfree > 0). A deployment that requires verified
+ * sure a slot is free (dialer_slot_next_idle). A deployment that requires verified
  * URLs (verify_urls) has them checked first (dialer_app_check_urls): the job
  * waits in its slot for the answer, and when they do not answer 200 its
  * attempt ends untried, result noattempt, reason url_check_failed. */
@@ -168,24 +262,17 @@ void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg);
  * noattempt conclusion; cheap to call on every loop turn. */
 void dialer_verify(dialer_ctx_t *ctx);
 
-/* Drain: frees the slots of jobs still waiting for a URL check, which were
- * never started; the scheduler releases their attempts again once their
- * leases run out. */
-void dialer_drop_unverified(dialer_ctx_t *ctx);
-
-/* Transitions waiting for Postgres (dialing, connected, concluded). */
-int dialer_pending(const dialer_ctx_t *ctx);
-
 /*
  * Writes every waiting transition in one transaction: the guarded dialing
  * of the taken jobs (a stale or duplicate job is refused), the connected
- * calls, the concluded attempts (ob_calls_conclude_tx) and their events;
- * commits, publishes the events (one produce, not waited for: a later flush
- * marks them in its transaction once the broker acknowledged them) and then
- * acts: starts the carrier calls of the jobs
- * taken (storing their offsets), tells the application of the calls connected, frees the slots of
- * the calls concluded. When Postgres fails the taken jobs are given back to Kafka (their partitions
- * rewound) and the rest waits a second. Returns false when it failed.
+ * calls, the concluded attempts (ob_calls_conclude_tx) and their events,
+ * and the start_url outcomes; commits, publishes the events (one produce,
+ * not waited for: a later flush marks them in its transaction once the
+ * broker acknowledged them) and then acts: starts the carrier calls of the
+ * jobs taken (storing their offsets), tells the application of the calls
+ * connected, frees the slots of the calls concluded. When Postgres fails
+ * the taken jobs are given back to Kafka (their partitions rewound) and the
+ * rest waits a second. Returns false when it failed.
  */
 bool dialer_flush(dialer_ctx_t *ctx);
 
@@ -193,13 +280,22 @@ bool dialer_flush(dialer_ctx_t *ctx);
  * published (before exiting; each flush marks those acknowledged by then). */
 void dialer_settle(dialer_ctx_t *ctx);
 
+/* Frees what the worker holds, in this order: the start_url client (the
+ * outcomes of requests it aborts are not recorded), the carrier, the
+ * events' delivery reports not collected (those events are left to the
+ * relay), the ids not yet marked, the slots and the Postgres connection.
+ * Call last, after the producer is gone. NULL-safe members. */
+void dialer_worker_free(dialer_ctx_t *ctx);
+
 /* Every third of OB_DIALER_LEASE_S, extends the leases of the attempts this
  * worker is dialing; cheap to call on every loop turn. */
 void dialer_renew_leases(dialer_ctx_t *ctx);
 
 /* Ends every call still in progress (drain deadline): the carrier hangs up
  * and the attempts are recorded with reason "dialer_shutdown"; one that had
- * not been answered counts as an attempt with result unknown. */
+ * not been answered counts as an attempt with result unknown. Waits up to
+ * 2 s for the carrier to report the ends (sip: from its own thread, once
+ * the BYEs and CANCELs are sent); the next flushes record them. */
 void dialer_hangup_all(dialer_ctx_t *ctx);
 
 /* Consumer rebalance notification: tracks the assigned dial-jobs partitions
@@ -219,6 +315,10 @@ void dialer_announce(dialer_ctx_t *ctx, bool now);
  * scheduler's staleness bound. */
 void dialer_withdraw(dialer_ctx_t *ctx);
 
+/* The callbacks a carrier is created with (dialer_slots.c): worker is the
+ * dialer_ctx_t, call the dialer_slot_t given to start. On the worker's
+ * thread they record on the slot and move it (answered, ended); a callee
+ * type decided on a connected call is queued for the start_url client. */
 extern const carrier_events_t dialer_carrier_events;
 
 #endif

@@ -5,10 +5,11 @@
  * reused; the answer acts on the slot only while it still holds that attempt.
  * The same multi handle runs the URL checks of deployments with verify_urls,
  * and a per-deployment cache holds what the requests and checks need.
+ * Outcomes and answers go back to the worker (dialer_app_events_t): no
+ * Postgres, no carrier here.
  */
 #include "dialer_app.h"
 #include "ob_log.h"
-#include "ob_pg.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -33,7 +34,7 @@ typedef enum { XFER_REQUEST, XFER_CHECK } xfer_kind_t;
 typedef struct app_req {
     xfer_kind_t kind;            /* XFER_REQUEST (must be first) */
     struct app_req *prev, *next; /* in flight list, or queue (next only) */
-    dialer_call_t *call;         /* the worker's slot it is about */
+    void *call;                  /* the worker's handle of the call it is about */
     char *call_id;               /* the call it is about (owned) */
     int64_t attempt;             /* and its attempt */
     bool connected;              /* the connected request: its outcome is recorded */
@@ -80,12 +81,10 @@ typedef struct url_get {
 } url_get_t;
 
 struct dialer_app {
-    dialer_ctx_t *ctx;               /* the worker */
+    dialer_app_opts_t o;             /* settings and the worker's callbacks (copied) */
     CURLM *multi;                    /* transfers */
     struct curl_slist *headers;      /* JSON request headers, shared */
     struct curl_slist *form_headers; /* form request headers, shared */
-    int concurrency;                 /* requests at once */
-    int timeout_ms;                  /* per transfer */
     app_req_t *running;              /* requests in flight */
     int nrunning;                    /* their count */
     app_req_t *queue, *queue_tail;   /* waiting for a transfer slot */
@@ -94,8 +93,6 @@ struct dialer_app {
     int ngets;                       /* their count */
     dep_t *deps[DEP_BUCKETS];        /* deployment cache */
     int64_t next_sweep_ms;           /* monotonic: next idle sweep of deps */
-    dialer_app_lookup_fn lookup;     /* reads a deployment's settings */
-    void *lookup_arg;                /* its argument */
 };
 
 /* One member of a start_url request, as both encodings send it. */
@@ -161,28 +158,6 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
     return copy;
 }
 
-void dialer_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t need = *len + 3 * strlen(s) + 1;
-    if (need > *cap) {
-        *cap = need * 2;
-        *buf = ob_xrealloc(*buf, *cap);
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
-        if (plain || !encode) {
-            (*buf)[(*len)++] = (char)*p;
-        } else {
-            (*buf)[(*len)++] = '%';
-            (*buf)[(*len)++] = hex[*p >> 4];
-            (*buf)[(*len)++] = hex[*p & 15];
-        }
-    }
-    (*buf)[*len] = '\0';
-}
-
 char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                            const char *callee_type)
 {
@@ -191,12 +166,12 @@ char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id,
     int n = members(job, application_id, event, callee_type, nums, &params, m);
     size_t len = 0, cap = 0;
     char *buf = NULL;
-    dialer_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
+    ob_url_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
     for (int i = 0; i < n; i++) {
-        dialer_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
-        dialer_form_append(&buf, &len, &cap, m[i].name, true);
-        dialer_form_append(&buf, &len, &cap, "=", false);
-        dialer_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
+        ob_url_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
+        ob_url_form_append(&buf, &len, &cap, m[i].name, true);
+        ob_url_form_append(&buf, &len, &cap, "=", false);
+        ob_url_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
     }
     free(params);
     return buf;
@@ -273,42 +248,31 @@ static void req_free(app_req_t *r)
     free(r);
 }
 
-/* The slot still holds the answered attempt the request is about. */
-static bool call_current(const app_req_t *r)
+/* The worker still holds the connected attempt the request is about. */
+static bool call_current(const dialer_app_t *app, const app_req_t *r)
 {
-    const dialer_call_t *c = r->call;
-    return c->in_use && c->answered && c->job.attempt == r->attempt &&
-           strcmp(c->job.call_id, r->call_id) == 0;
+    return app->o.events->current(app->o.worker, r->call, r->call_id, r->attempt);
 }
 
-/* Records the connected request's outcome on its attempt; an update's
- * failure only when the connected request had none. Diagnostic: a failure
- * to record is logged, not retried. */
-static void record(dialer_app_t *app, const app_req_t *r, long status, const char *error, int ms)
+/* Hands the request's outcome (and, when it succeeded, the answer) to the
+ * worker. */
+static void report(dialer_app_t *app, const app_req_t *r, long status, const char *error, int ms,
+                   const dialer_app_answer_t *answer)
 {
-    static const char CONNECTED_SQL[] =
-        "UPDATE attempts SET app_status = $3::int, app_error = $4, app_ms = $5::int"
-        " WHERE call_id = $1 AND attempt = $2::int";
-    static const char UPDATE_SQL[] =
-        "UPDATE attempts SET app_error = coalesce(app_error, 'callee_type update: ' || $3)"
-        " WHERE call_id = $1 AND attempt = $2::int";
-    ob_err_t err = {{0}};
-    char attempt[24], st[24], dur[24];
-    snprintf(attempt, sizeof(attempt), "%lld", (long long)r->attempt);
-    snprintf(st, sizeof(st), "%ld", status);
-    snprintf(dur, sizeof(dur), "%d", ms);
-    if (!r->connected && !error)
-        return;
-    const char *cp[] = {r->call_id, attempt, status > 0 ? st : NULL, error, dur};
-    const char *up[] = {r->call_id, attempt, error};
-    ob_rc_t rc = r->connected ? ob_pg_exec(app->ctx->pg, CONNECTED_SQL, 5, cp, NULL, &err)
-                              : ob_pg_exec(app->ctx->pg, UPDATE_SQL, 3, up, NULL, &err);
-    if (rc != OB_OK)
-        OB_LOG(OB_LOG_WARN, "app", OB_KV("call_id", r->call_id),
-               "application outcome not recorded: %s", err.msg);
+    dialer_app_result_t res = {
+        .call = r->call,
+        .call_id = r->call_id,
+        .attempt = r->attempt,
+        .connected = r->connected,
+        .status = status,
+        .error = error,
+        .ms = ms,
+        .answer = answer && !error ? *answer : (dialer_app_answer_t){false, -1},
+    };
+    app->o.events->done(app->o.worker, &res);
 }
 
-/* A finished transfer: outcome, record, then what the answer asks for. */
+/* A finished transfer: its outcome and the answer, handed to the worker. */
 static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
 {
     long status = 0;
@@ -324,7 +288,7 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
     else if (r->too_big)
         snprintf(why, sizeof(why), "answer larger than %d bytes", DIALER_APP_MAX_ANSWER);
     else if (code == CURLE_OPERATION_TIMEDOUT)
-        snprintf(why, sizeof(why), "timeout after %d ms", app->timeout_ms);
+        snprintf(why, sizeof(why), "timeout after %d ms", app->o.timeout_ms);
     else if (code != CURLE_OK)
         snprintf(why, sizeof(why), "%s", r->error[0] ? r->error : curl_easy_strerror(code));
     else if (status < 200 || status > 299)
@@ -340,20 +304,7 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
         OB_LOG(OB_LOG_DEBUG, "app", OB_KV("call_id", r->call_id),
                "%s request answered %ld in %d ms", r->connected ? "connected" : "callee_type",
                status, ms);
-    record(app, r, status, why[0] ? why : NULL, ms);
-
-    if (!why[0] && call_current(r)) {
-        carrier_t *carrier = app->ctx->carrier;
-        if (ans.hangup) {
-            OB_LOG(OB_LOG_INFO, "app", OB_KV("call_id", r->call_id),
-                   "application asked to hang up");
-            carrier->ops->hangup(carrier, r->call);
-        } else if (ans.stay_connected_ms >= 0) {
-            OB_LOG(OB_LOG_INFO, "app", OB_KV("call_id", r->call_id),
-                   "application asked to stay connected %lld ms", (long long)ans.stay_connected_ms);
-            carrier->ops->extend(carrier, r->call, (int)ans.stay_connected_ms);
-        }
-    }
+    report(app, r, status, why[0] ? why : NULL, ms, &ans);
 }
 
 static void unlink_running(dialer_app_t *app, app_req_t *r)
@@ -372,15 +323,15 @@ static void unlink_running(dialer_app_t *app, app_req_t *r)
  * connected one's attempt says so. */
 static void start_queued(dialer_app_t *app)
 {
-    while (app->queue && app->nrunning < app->concurrency) {
+    while (app->queue && app->nrunning < app->o.concurrency) {
         app_req_t *r = app->queue;
         app->queue = r->next;
         if (!app->queue)
             app->queue_tail = NULL;
         app->nqueued--;
         r->next = NULL;
-        if (!call_current(r)) {
-            record(app, r, 0, "not sent: the call ended while the request waited", 0);
+        if (!call_current(app, r)) {
+            report(app, r, 0, "not sent: the call ended while the request waited", 0, NULL);
             req_free(r);
             continue;
         }
@@ -394,14 +345,14 @@ static void start_queued(dialer_app_t *app)
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(r->body));
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->form ? app->form_headers : app->headers);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "outbound-dialer/1");
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->o.timeout_ms);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* the resolver must not raise SIGALRM */
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
         curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-        r->guard.policy = &app->ctx->url_policy;
+        r->guard.policy = app->o.urls;
         ob_url_guard_curl(e, &r->guard);
         r->started_ms = ob_mono_ms();
         r->prev = NULL;
@@ -414,39 +365,7 @@ static void start_queued(dialer_app_t *app)
     }
 }
 
-static char *value_or_null(const PGresult *res, int col)
-{
-    return PQgetisnull(res, 0, col) ? NULL : ob_xstrdup(PQgetvalue(res, 0, col));
-}
-
-/* The dialer's lookup: one row of deployments and its application. */
-static ob_rc_t read_deployment(void *arg, const char *deployment_id, dialer_deployment_t *out,
-                               ob_err_t *err)
-{
-    static const char SQL[] =
-        "SELECT d.application_id::text, coalesce(d.start_url, ap.start_url), d.result_url,"
-        " d.start_url_format = 'form', d.verify_urls"
-        " FROM deployments d JOIN applications ap ON ap.application_id = d.application_id"
-        " WHERE d.deployment_id = $1";
-    dialer_app_t *app = arg;
-    PGresult *res = NULL;
-    const char *p[] = {deployment_id};
-    memset(out, 0, sizeof(*out));
-    if (ob_pg_exec(app->ctx->pg, SQL, 1, p, &res, err) != OB_OK)
-        return OB_ERR;
-    if (PQntuples(res) == 1) {
-        out->application_id = value_or_null(res, 0);
-        out->start_url = value_or_null(res, 1);
-        out->result_url = value_or_null(res, 2);
-        out->form = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-        out->verify_urls = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    }
-    PQclear(res);
-    return OB_OK;
-}
-
-ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, dialer_app_t **out,
-                       ob_err_t *err)
+ob_rc_t dialer_app_new(const dialer_app_opts_t *opts, dialer_app_t **out, ob_err_t *err)
 {
     *out = NULL;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -454,9 +373,7 @@ ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, diale
         return OB_ERR;
     }
     dialer_app_t *app = ob_xcalloc(1, sizeof(*app));
-    app->ctx = ctx;
-    app->concurrency = concurrency;
-    app->timeout_ms = timeout_ms;
+    app->o = *opts;
     if (!(app->multi = curl_multi_init())) {
         ob_err_set(err, "libcurl: cannot create a multi handle");
         free(app);
@@ -464,7 +381,7 @@ ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, diale
         return OB_ERR;
     }
     /* Applications usually sit on a few hosts: keep their connections. */
-    curl_multi_setopt(app->multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
+    curl_multi_setopt(app->multi, CURLMOPT_MAXCONNECTS, (long)opts->concurrency);
     app->headers = curl_slist_append(NULL, "Content-Type: application/json");
     app->headers = curl_slist_append(app->headers, "Accept: application/json");
     app->headers = curl_slist_append(app->headers, "Expect:"); /* no 100-continue round trip */
@@ -473,17 +390,9 @@ ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, diale
     app->form_headers = curl_slist_append(app->form_headers, "Accept: application/json");
     app->form_headers = curl_slist_append(app->form_headers, "Expect:");
     OB_ASSERT(app->form_headers != NULL);
-    app->lookup = read_deployment;
-    app->lookup_arg = app;
     app->next_sweep_ms = ob_mono_ms() + DEP_IDLE_MS;
     *out = app;
     return OB_OK;
-}
-
-void dialer_app_set_lookup(dialer_app_t *app, dialer_app_lookup_fn fn, void *arg)
-{
-    app->lookup = fn;
-    app->lookup_arg = arg;
 }
 
 static void settings_free(dialer_deployment_t *set)
@@ -506,7 +415,7 @@ static void reread(dialer_app_t *app, dep_t *d, int64_t now_ms)
 {
     dialer_deployment_t set;
     ob_err_t err = {{0}};
-    if (app->lookup(app->lookup_arg, d->deployment_id, &set, &err) != OB_OK) {
+    if (app->o.lookup(app->o.lookup_arg, d->deployment_id, &set, &err) != OB_OK) {
         OB_LOG(OB_LOG_WARN, "app", OB_KV("deployment_id", d->deployment_id),
                "deployment settings not read: %s", err.msg);
         d->next_read_ms = now_ms + DEP_REREAD_MS;
@@ -576,24 +485,24 @@ static void sweep(dialer_app_t *app, int64_t now_ms)
     }
 }
 
-void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
+void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *event,
                        const char *callee_type)
 {
-    if (!app || !call->job.start_url || !call->job.start_url[0])
+    if (!app || !job->start_url || !job->start_url[0])
         return;
-    const dep_t *d = dep_of(app, call->job.deployment_id, ob_mono_ms());
+    const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
     /* Unknown settings (Postgres down from the start): JSON, application null. */
     const char *application_id = d->known ? d->set.application_id : NULL;
     app_req_t *r = ob_xcalloc(1, sizeof(*r));
     r->kind = XFER_REQUEST;
     r->call = call;
-    r->call_id = ob_xstrdup(call->job.call_id);
-    r->attempt = call->job.attempt;
+    r->call_id = ob_xstrdup(job->call_id);
+    r->attempt = job->attempt;
     r->connected = strcmp(event, "connected") == 0;
     r->form = d->known && d->set.form;
-    r->url = ob_xstrdup(call->job.start_url);
-    r->body = r->form ? dialer_app_form_body(&call->job, application_id, event, callee_type)
-                      : dialer_app_body(&call->job, application_id, event, callee_type);
+    r->url = ob_xstrdup(job->start_url);
+    r->body = r->form ? dialer_app_form_body(job, application_id, event, callee_type)
+                      : dialer_app_body(job, application_id, event, callee_type);
     if (app->queue_tail)
         app->queue_tail->next = r;
     else
@@ -644,13 +553,13 @@ static void get_start(dialer_app_t *app, dep_t *d, const char *which, const char
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is not a 200 */
     curl_easy_setopt(e, CURLOPT_USERAGENT, "outbound-dialer/1");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)app->o.timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, drop);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, g);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, g->error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, g);
-    g->guard.policy = &app->ctx->url_policy;
+    g->guard.policy = app->o.urls;
     ob_url_guard_curl(e, &g->guard);
     g->next = app->gets;
     if (app->gets)
@@ -709,7 +618,7 @@ static void get_finish(dialer_app_t *app, url_get_t *g, CURLcode code)
         failure = ob_xasprintf("%s %s could not be fetched: %s", g->which, g->url, refused);
     else if (code == CURLE_OPERATION_TIMEDOUT)
         failure =
-            ob_xasprintf("%s %s did not answer within %d ms", g->which, g->url, app->timeout_ms);
+            ob_xasprintf("%s %s did not answer within %d ms", g->which, g->url, app->o.timeout_ms);
     else if (code != CURLE_OK && !cut)
         failure = ob_xasprintf("%s %s could not be fetched: %s", g->which, g->url,
                                g->error[0] ? g->error : curl_easy_strerror(code));
@@ -763,7 +672,7 @@ static void request_done(dialer_app_t *app, app_req_t *r, CURLcode code)
 {
     curl_multi_remove_handle(app->multi, r->easy);
     unlink_running(app, r);
-    finish(app, r, code); /* may end the call through the carrier */
+    finish(app, r, code); /* the worker may end the call on the carrier */
     curl_easy_cleanup(r->easy);
     req_free(r);
 }
@@ -813,7 +722,7 @@ void dialer_app_finish(dialer_app_t *app, int64_t deadline_ms)
     }
 }
 
-void dialer_app_free(dialer_app_t *app)
+void dialer_app_abort(dialer_app_t *app)
 {
     if (!app)
         return;
@@ -822,20 +731,31 @@ void dialer_app_free(dialer_app_t *app)
         unlink_running(app, r);
         curl_multi_remove_handle(app->multi, r->easy);
         curl_easy_cleanup(r->easy);
-        record(app, r, 0, "aborted: the dialer stopped", (int)(ob_mono_ms() - r->started_ms));
+        report(app, r, 0, "aborted: the dialer stopped", (int)(ob_mono_ms() - r->started_ms), NULL);
         req_free(r);
     }
     while (app->queue) {
         app_req_t *r = app->queue;
         app->queue = r->next;
-        record(app, r, 0, "not sent: the dialer stopped", 0);
+        report(app, r, 0, "not sent: the dialer stopped", 0, NULL);
         req_free(r);
     }
+    app->queue_tail = NULL;
+    app->nqueued = 0;
     while (app->gets) {
         url_get_t *g = app->gets;
         unlink_get(app, g);
+        g->dep->gets--;
+        g->dep->check.in_flight = g->dep->gets > 0;
         get_free(app, g);
     }
+}
+
+void dialer_app_free(dialer_app_t *app)
+{
+    if (!app)
+        return;
+    dialer_app_abort(app);
     for (int i = 0; i < DEP_BUCKETS; i++) {
         while (app->deps[i]) {
             dep_t *d = app->deps[i];

@@ -4,17 +4,25 @@
  * Plum-style applications), and again when the callee type is decided. The
  * requests run on libcurl's multi interface, driven without blocking from
  * the worker's event loop (dialer_app_run), so one worker holds thousands of
- * them. The application's answer may hang the call up or keep it connected;
- * its failure is recorded on the attempt and never changes the call's
- * result. A deployment may also require that its URLs answer 200 before its
- * calls are dialed (dialer_app_check_urls), checked on the same loop.
+ * them. The application's answer may hang the call up or keep it
+ * connected; its failure is recorded on the attempt and never changes the
+ * call's result. A deployment may also require that its URLs answer 200
+ * before its calls are dialed (dialer_app_check_urls), checked on the same
+ * loop.
+ *
+ * This client has no effect of its own beyond HTTP: it neither writes to
+ * Postgres nor drives the carrier. Each request's outcome and what the
+ * application's answer asks for (hang up, stay connected) go back to the
+ * worker through dialer_app_events_t; the worker records the outcome in its
+ * next batched transaction and acts on the carrier. Deployment settings are
+ * read through the worker's lookup function.
  */
 #ifndef DIALER_APP_H
 #define DIALER_APP_H
 
-#include "dialer.h"
 #include "ob_common.h"
 #include "ob_proto.h"
+#include "ob_url.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,9 +70,46 @@ typedef struct {
 
 /* Reads the settings of deployment_id into *out (zeroed first; a deployment
  * that does not exist leaves it zeroed). Returns OB_ERR with err set when
- * the store cannot say. The dialer's own reads one Postgres row. */
+ * the store cannot say. The dialer's is the worker's (one Postgres row). */
 typedef ob_rc_t (*dialer_app_lookup_fn)(void *arg, const char *deployment_id,
                                         dialer_deployment_t *out, ob_err_t *err);
+
+/* How a start_url request ended, handed to the worker (events->done). */
+typedef struct {
+    void *call;                 /* the worker's handle given to dialer_app_notify */
+    const char *call_id;        /* the call it was about */
+    int64_t attempt;            /* and its attempt */
+    bool connected;             /* the connected request (its outcome is the attempt's), else a
+                                   callee_type update */
+    long status;                /* HTTP status answered, 0 when none */
+    const char *error;          /* why it failed or was not sent, NULL when it succeeded */
+    int ms;                     /* how long it took, 0 when not sent */
+    dialer_app_answer_t answer; /* what a successful answer asks for ({false, -1} otherwise) */
+} dialer_app_result_t;
+
+/* What the client asks of the worker, on the worker's thread; worker is
+ * dialer_app_opts_t.worker. */
+typedef struct {
+    /* Whether call still holds the connected attempt call_id/attempt; a
+     * request whose call is no longer current is not sent (done reports
+     * it). */
+    bool (*current)(void *worker, void *call, const char *call_id, int64_t attempt);
+    /* A request ended (answered, failed, not sent or aborted). The strings
+     * are valid only during the call. Called from dialer_app_run,
+     * dialer_app_finish, dialer_app_abort and dialer_app_free. */
+    void (*done)(void *worker, const dialer_app_result_t *r);
+} dialer_app_events_t;
+
+/* What the client is created with (copied; the pointers must outlive it). */
+typedef struct {
+    int concurrency;                   /* requests in flight at once (more wait in a queue) */
+    int timeout_ms;                    /* bound of each request and URL check GET */
+    const ob_url_policy_t *urls;       /* where requests and checks may connect */
+    dialer_app_lookup_fn lookup;       /* reads a deployment's settings */
+    void *lookup_arg;                  /* its first argument */
+    const dialer_app_events_t *events; /* the worker's callbacks */
+    void *worker;                      /* their first argument */
+} dialer_app_opts_t;
 
 /* The JSON body of one request: event ("connected" or "callee_type"), the
  * job's call context, callee_type ("processing" until decided) and
@@ -82,13 +127,6 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
 char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                            const char *callee_type);
 
-/* Appends s to *buf (*len bytes used, *cap allocated; *buf may start NULL
- * with both 0), percent-encoded when encode: everything but RFC 3986's
- * unreserved characters, so "+" (every E.164 number starts with one) is not
- * read back as a space. The form bodies' one encoder (start_url requests
- * and result_url webhooks). */
-void dialer_form_append(char **buf, size_t *len, size_t *cap, const char *s, bool encode);
-
 /* Parses an application's 2xx answer body of len bytes. An empty (or blank)
  * body asks for nothing. Returns OB_EINVAL with err set when the body is not
  * a JSON object, or "hangup" is not a boolean, or "stay_connected_s" not a
@@ -105,23 +143,19 @@ ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_
  * Pure. */
 dialer_urls_t dialer_url_state(const dialer_url_check_t *c, int64_t now_ms, bool *start);
 
-/* Creates the requester of the worker ctx (which must outlive it): at most
- * concurrency transfers at once (more wait in a queue), each bounded by
- * timeout_ms. Call from the main thread before other threads start libcurl
- * (curl_global_init). Returns OB_ERR with err set if libcurl fails. */
-ob_rc_t dialer_app_new(dialer_ctx_t *ctx, int concurrency, int timeout_ms, dialer_app_t **out,
+/* Creates the client (opts copied). Call from the main thread before other
+ * threads start libcurl (curl_global_init). Returns OB_ERR with err set if
+ * libcurl fails; caller frees *out with dialer_app_free. */
+ob_rc_t dialer_app_new(const dialer_app_opts_t *opts, dialer_app_t **out,
                        ob_err_t *err) OB_MUSTCHECK;
 
-/* Replaces the Postgres read of deployment settings with fn (tests). */
-void dialer_app_set_lookup(dialer_app_t *app, dialer_app_lookup_fn fn, void *arg);
-
-/* Queues a POST about call (a slot of ctx whose job has a start_url, just
- * connected or just decided) for event "connected" or "callee_type", in the
- * deployment's start_url_format. Does no I/O but the cached lookup of the
- * deployment's settings (one Postgres query per deployment every
- * DIALER_APP_SETTINGS_TTL_MS). The connected request's outcome is recorded
- * on the attempt. NULL-safe (app off). */
-void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event,
+/* Queues a POST about call (the worker's handle of a connected call whose
+ * job has a start_url; job is copied from) for event "connected" or
+ * "callee_type", in the deployment's start_url_format. Does no I/O but the
+ * cached lookup of the deployment's settings (once per deployment every
+ * DIALER_APP_SETTINGS_TTL_MS). Its outcome reaches events->done. NULL-safe
+ * (app off). */
+void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *event,
                        const char *callee_type);
 
 /* For the job's deployment: OK when it does not require verified URLs or
@@ -140,10 +174,9 @@ void dialer_app_notify(dialer_app_t *app, dialer_call_t *call, const char *event
 dialer_urls_t dialer_app_check_urls(dialer_app_t *app, const ob_dial_job_t *job, const char **why);
 
 /* Starts queued requests, advances transfers (URL checks included) without
- * blocking and handles finished ones (recording outcomes, hanging up or
- * extending calls through the carrier). Returns when it wants to be called
- * again (monotonic ms): soon while transfers are in flight, INT64_MAX when
- * idle. NULL-safe. */
+ * blocking and hands finished ones to events->done. Returns when it wants
+ * to be called again (monotonic ms): soon while transfers are in flight,
+ * INT64_MAX when idle. NULL-safe. */
 int64_t dialer_app_run(dialer_app_t *app, int64_t now_ms);
 
 /* Requests queued or in flight (URL checks are not counted: a drain drops
@@ -154,8 +187,12 @@ int dialer_app_pending(const dialer_app_t *app);
  * (monotonic). NULL-safe. */
 void dialer_app_finish(dialer_app_t *app, int64_t deadline_ms);
 
-/* Aborts what is left (a connected request's attempt records the abort;
- * URL checks are dropped) and frees app. NULL-safe. */
+/* Drain: hands the requests still in flight ("aborted: the dialer
+ * stopped") and queued ("not sent: the dialer stopped") to events->done and
+ * drops them, and drops the URL checks. NULL-safe. */
+void dialer_app_abort(dialer_app_t *app);
+
+/* dialer_app_abort, then frees app. NULL-safe. */
 void dialer_app_free(dialer_app_t *app);
 
 #endif

@@ -8,7 +8,6 @@
  * still in Kafka and unfinished tries come due again when their lease ends.
  */
 #include "dialer_webhooks.h"
-#include "dialer_app.h"
 #include "ob_kafka.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -48,10 +47,23 @@ typedef struct {
     ob_url_guard_t guard;        /* refuses denied addresses, says which */
 } transfer_t;
 
+/* The sender's metrics. */
+enum {
+    WM_CREATED,    /* outbound_webhook_deliveries_created_total */
+    WM_DELIVERED,  /* outbound_webhook_deliveries_total{outcome="delivered"} */
+    WM_GAVE_UP,    /* outbound_webhook_deliveries_total{outcome="failed"} */
+    WM_TRY_OK,     /* outbound_webhook_tries_total{outcome="succeeded"} */
+    WM_TRY_FAILED, /* outbound_webhook_tries_total{outcome="failed"} */
+    WM_IN_FLIGHT,  /* outbound_webhooks_in_flight */
+    WM_COUNT,
+};
+
 struct dialer_webhooks {
     dialer_webhooks_opts_t o;                /* settings (copied) */
+    ob_metric_t metrics[WM_COUNT];           /* updated by the thread, rendered by any */
     pthread_t thread;                        /* the sender */
-    int stop;                                /* set by dialer_webhooks_stop (atomic) */
+    bool joined;                             /* dialer_webhooks_drain joined the thread */
+    int stop;                                /* set by dialer_webhooks_drain (atomic) */
     int64_t deadline_ms;                     /* monotonic drain deadline, set before stop */
     PGconn *pg;                              /* the sender's own connection */
     rd_kafka_t *events;                      /* consumer of outbound.call-events */
@@ -70,24 +82,26 @@ struct dialer_webhooks {
     "maximum age)"
 #define TRIES_HELP "result_url HTTP tries: answered 2xx (succeeded) or not (failed)"
 
-void dialer_webhooks_metrics_init(ob_metric_t m[DIALER_WM_COUNT])
+/* The definitions, all zero: a new sender's metrics, and what /metrics
+ * shows when webhooks are off. */
+static const ob_metric_t metric_defs[WM_COUNT] = {
+    [WM_CREATED] = {"outbound_webhook_deliveries_created_total", NULL,
+                    "result_url deliveries created from completed events", OB_METRIC_COUNTER, 0},
+    [WM_DELIVERED] = {"outbound_webhook_deliveries_total", "outcome=\"delivered\"", DELIVERIES_HELP,
+                      OB_METRIC_COUNTER, 0},
+    [WM_GAVE_UP] = {"outbound_webhook_deliveries_total", "outcome=\"failed\"", DELIVERIES_HELP,
+                    OB_METRIC_COUNTER, 0},
+    [WM_TRY_OK] = {"outbound_webhook_tries_total", "outcome=\"succeeded\"", TRIES_HELP,
+                   OB_METRIC_COUNTER, 0},
+    [WM_TRY_FAILED] = {"outbound_webhook_tries_total", "outcome=\"failed\"", TRIES_HELP,
+                       OB_METRIC_COUNTER, 0},
+    [WM_IN_FLIGHT] = {"outbound_webhooks_in_flight", NULL, "webhook transfers running now",
+                      OB_METRIC_GAUGE, 0},
+};
+
+char *dialer_webhooks_metrics(const dialer_webhooks_t *ws)
 {
-    static const ob_metric_t defs[DIALER_WM_COUNT] = {
-        [DIALER_WM_CREATED] = {"outbound_webhook_deliveries_created_total", NULL,
-                               "result_url deliveries created from completed events",
-                               OB_METRIC_COUNTER, 0},
-        [DIALER_WM_DELIVERED] = {"outbound_webhook_deliveries_total", "outcome=\"delivered\"",
-                                 DELIVERIES_HELP, OB_METRIC_COUNTER, 0},
-        [DIALER_WM_GAVE_UP] = {"outbound_webhook_deliveries_total", "outcome=\"failed\"",
-                               DELIVERIES_HELP, OB_METRIC_COUNTER, 0},
-        [DIALER_WM_TRY_OK] = {"outbound_webhook_tries_total", "outcome=\"succeeded\"", TRIES_HELP,
-                              OB_METRIC_COUNTER, 0},
-        [DIALER_WM_TRY_FAILED] = {"outbound_webhook_tries_total", "outcome=\"failed\"", TRIES_HELP,
-                                  OB_METRIC_COUNTER, 0},
-        [DIALER_WM_IN_FLIGHT] = {"outbound_webhooks_in_flight", NULL,
-                                 "webhook transfers running now", OB_METRIC_GAUGE, 0},
-    };
-    memcpy(m, defs, sizeof(defs));
+    return ob_metrics_render(ws ? ws->metrics : metric_defs, WM_COUNT);
 }
 
 void dialer_webhook_sign(const char *secret, const char *timestamp, const char *body,
@@ -136,10 +150,10 @@ static void form_member(char **buf, size_t *len, size_t *cap, const char *name, 
     else if (cJSON_IsNumber(v))
         snprintf(num, sizeof(num), "%.17g", v->valuedouble);
     /* null: sent empty, as Plum sends a time that was not given */
-    dialer_form_append(buf, len, cap, *len ? "&" : "", false);
-    dialer_form_append(buf, len, cap, name, true);
-    dialer_form_append(buf, len, cap, "=", false);
-    dialer_form_append(buf, len, cap, text, true);
+    ob_url_form_append(buf, len, cap, *len ? "&" : "", false);
+    ob_url_form_append(buf, len, cap, name, true);
+    ob_url_form_append(buf, len, cap, "=", false);
+    ob_url_form_append(buf, len, cap, text, true);
 }
 
 char *dialer_webhook_form_body(const char *json)
@@ -148,7 +162,7 @@ char *dialer_webhook_form_body(const char *json)
     char *buf = NULL;
     size_t len = 0, cap = 0;
     if (cJSON_IsObject(o)) {
-        dialer_form_append(&buf, &len, &cap, "", false); /* "" for an empty object */
+        ob_url_form_append(&buf, &len, &cap, "", false); /* "" for an empty object */
         const cJSON *m;
         cJSON_ArrayForEach(m, o)
         {
@@ -285,7 +299,7 @@ static void record_held(dialer_webhooks_t *ws)
             return;
         }
         int created = atoi(PQcmdTuples(res));
-        ob_metric_add(&ws->o.metrics[DIALER_WM_CREATED], created);
+        ob_metric_add(&ws->metrics[WM_CREATED], created);
         if (created > 0)
             ws->next_claim_ms = 0; /* new work: claim it at once */
         PQclear(res);
@@ -385,7 +399,7 @@ static void start_transfer(dialer_webhooks_t *ws, transfer_t *t, PGresult *res, 
     ob_url_guard_curl(e, &t->guard);
     t->in_use = true;
     ws->running++;
-    ob_metric_set(&ws->o.metrics[DIALER_WM_IN_FLIGHT], ws->running);
+    ob_metric_set(&ws->metrics[WM_IN_FLIGHT], ws->running);
     curl_multi_add_handle(ws->multi, e);
 }
 
@@ -437,7 +451,7 @@ static void release_slot(dialer_webhooks_t *ws, transfer_t *t)
     t->body = NULL;
     t->in_use = false;
     ws->running--;
-    ob_metric_set(&ws->o.metrics[DIALER_WM_IN_FLIGHT], ws->running);
+    ob_metric_set(&ws->metrics[WM_IN_FLIGHT], ws->running);
 }
 
 /* Records how a finished try went and frees its slot. */
@@ -471,11 +485,11 @@ static void finish_transfer(dialer_webhooks_t *ws, transfer_t *t, CURLcode code)
     if (next > 0)
         cJSON_AddNumberToObject(row, "next_ms", (double)next);
     cJSON_AddItemToArray(ws->results, row);
-    ob_metric_add(&ws->o.metrics[ok ? DIALER_WM_TRY_OK : DIALER_WM_TRY_FAILED], 1);
+    ob_metric_add(&ws->metrics[ok ? WM_TRY_OK : WM_TRY_FAILED], 1);
     if (ok)
-        ob_metric_add(&ws->o.metrics[DIALER_WM_DELIVERED], 1);
+        ob_metric_add(&ws->metrics[WM_DELIVERED], 1);
     if (!ok && next <= 0)
-        ob_metric_add(&ws->o.metrics[DIALER_WM_GAVE_UP], 1);
+        ob_metric_add(&ws->metrics[WM_GAVE_UP], 1);
     if (ok)
         OB_LOG(OB_LOG_DEBUG, "webhooks",
                OB_KV("call_id", t->call_id, "delivery_id", t->delivery_id),
@@ -639,6 +653,7 @@ ob_rc_t dialer_webhooks_start(const dialer_webhooks_opts_t *opts, dialer_webhook
     dialer_webhooks_t *ws = ob_xcalloc(1, sizeof(*ws));
     *out = NULL;
     ws->o = *opts;
+    memcpy(ws->metrics, metric_defs, sizeof(metric_defs));
     ws->rng = (uint64_t)ob_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
     ws->rng |= 1;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -678,15 +693,24 @@ fail:
     return OB_ERR;
 }
 
-void dialer_webhooks_stop(dialer_webhooks_t *ws, int64_t deadline_ms)
+void dialer_webhooks_drain(dialer_webhooks_t *ws, int64_t deadline_ms)
 {
-    if (!ws)
+    if (!ws || ws->joined)
         return;
     __atomic_store_n(&ws->deadline_ms, deadline_ms, __ATOMIC_RELEASE);
     __atomic_store_n(&ws->stop, 1, __ATOMIC_RELEASE);
     pthread_join(ws->thread, NULL);
+    ws->joined = true;
     if (ws->events)
         ob_consumer_close(ws->events); /* commits what was recorded */
+    ws->events = NULL;
+}
+
+void dialer_webhooks_stop(dialer_webhooks_t *ws)
+{
+    if (!ws)
+        return;
+    dialer_webhooks_drain(ws, ob_mono_ms());
     for (int i = 0; i < ws->o.concurrency; i++)
         curl_easy_cleanup(ws->slots[i].easy);
     free(ws->slots);

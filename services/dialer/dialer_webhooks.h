@@ -1,9 +1,21 @@
 /*
  * The result_url webhook sender: a thread of the dialer with its own
- * consumer of outbound.call-events, its own Postgres connection and a libcurl
- * multi handle. Each completed event becomes a webhook_deliveries row; due
- * deliveries are POSTed, signed, many at once on keep-alive connections, and
- * retried with exponential backoff and jitter until the maximum age.
+ * consumer of outbound.call-events, its own Postgres connection, its own
+ * libcurl multi handle and its own metrics. Each completed event becomes a
+ * webhook_deliveries row; due deliveries are POSTed, signed, many at once
+ * on keep-alive connections, and retried with exponential backoff and
+ * jitter until the maximum age.
+ *
+ * A module of the dialer, not a service of its own (issue 20): it shares
+ * nothing with the worker but the process, the base settings, the URL
+ * policy and the service-wide Kafka and Postgres metric registries, and the
+ * worker knows it only through the four calls below (start, drain,
+ * metrics, stop). Deliveries are claimed FOR UPDATE SKIP LOCKED, so the
+ * senders of all dialers share them and scale with the dialers, and
+ * OB_WEBHOOK_ENABLED=false turns one off. A separate binary would add an
+ * image, a compose service, Kubernetes manifests, a configuration table and
+ * a drain of its own for no gain today; should webhooks ever need to scale
+ * apart from dialing, these calls are what its main.c would make.
  */
 #ifndef DIALER_WEBHOOKS_H
 #define DIALER_WEBHOOKS_H
@@ -20,24 +32,9 @@
 /* "v1=" plus 64 hex digits plus NUL. */
 #define DIALER_WEBHOOK_SIG_LEN 68
 
-/* The sender's Prometheus metrics (dialer_webhooks_metrics_init). */
-enum {
-    DIALER_WM_CREATED,    /* outbound_webhook_deliveries_created_total */
-    DIALER_WM_DELIVERED,  /* outbound_webhook_deliveries_total{outcome="delivered"} */
-    DIALER_WM_GAVE_UP,    /* outbound_webhook_deliveries_total{outcome="failed"} */
-    DIALER_WM_TRY_OK,     /* outbound_webhook_tries_total{outcome="succeeded"} */
-    DIALER_WM_TRY_FAILED, /* outbound_webhook_tries_total{outcome="failed"} */
-    DIALER_WM_IN_FLIGHT,  /* outbound_webhooks_in_flight */
-    DIALER_WM_COUNT,
-};
-
-/* Fills m with the metric definitions, all zero. */
-void dialer_webhooks_metrics_init(ob_metric_t m[DIALER_WM_COUNT]);
-
 /* What the sender needs from the dialer's configuration. */
 typedef struct {
     const ob_base_config_t *base;      /* Kafka, Postgres, topic prefix, instance id */
-    ob_metric_t *metrics;              /* DIALER_WM_COUNT metrics it updates; must outlive it */
     ob_kafka_metrics_t *kafka_metrics; /* its consumer reports here; must outlive it */
     ob_metric_family_t *pg_writes;     /* times its result writes; must outlive it */
     int concurrency;                   /* transfers in flight at once */
@@ -75,18 +72,30 @@ int64_t dialer_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, 
 int64_t dialer_webhook_next_ms(int64_t created_ms, int64_t now_ms, int attempt,
                                const dialer_webhooks_opts_t *o, double jitter);
 
-/* Starts the sender thread (opts is copied; opts->base must outlive it).
- * Connects to Postgres and Kafka on the thread, retrying while they are
- * down. Call from the main thread before other threads use libcurl
+/* Starts the sender thread (opts is copied; what it points to must outlive
+ * the sender). Connects to Postgres and Kafka on the thread, retrying while
+ * they are down. Call from the main thread before other threads use libcurl
  * (curl_global_init). Returns OB_ERR with err set if the thread or the
- * libcurl handle cannot be created. */
+ * libcurl handle cannot be created; otherwise *out is the sender, freed by
+ * dialer_webhooks_stop. */
 ob_rc_t dialer_webhooks_start(const dialer_webhooks_opts_t *opts, dialer_webhooks_t **out,
                               ob_err_t *err) OB_MUSTCHECK;
 
-/* Stops taking new events and deliveries, lets transfers in flight finish
- * until deadline_ms (monotonic) or their timeout, hands the rest back (they
- * stay pending and come due again at once), commits the consumed offsets and
- * joins the thread. NULL-safe; frees ws. */
-void dialer_webhooks_stop(dialer_webhooks_t *ws, int64_t deadline_ms);
+/* Drain: stops taking new events and deliveries, lets transfers in flight
+ * finish until deadline_ms (monotonic) or their timeout, hands the rest
+ * back (they stay pending and come due again at once), commits the
+ * consumed offsets and joins the thread. Blocks until then. The metrics
+ * stay readable until dialer_webhooks_stop. NULL-safe; a second call does
+ * nothing. */
+void dialer_webhooks_drain(dialer_webhooks_t *ws, int64_t deadline_ms);
+
+/* The sender's Prometheus families (deliveries created, delivered and
+ * failed, tries, transfers in flight), all zero when ws is NULL (webhooks
+ * off). Safe from any thread while ws lives; caller frees. */
+char *dialer_webhooks_metrics(const dialer_webhooks_t *ws);
+
+/* Drains at once if dialer_webhooks_drain was not called, then frees ws.
+ * NULL-safe. */
+void dialer_webhooks_stop(dialer_webhooks_t *ws);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A flush's events on their way to the broker. */
 struct dialer_unacked {
@@ -97,36 +98,293 @@ static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, co
     return ev;
 }
 
-void dialer_slots_init(dialer_ctx_t *ctx)
+/* One slot's part in a flush: the state it was flushed in and what the
+ * transaction made of it. Lives only during dialer_flush. */
+typedef struct {
+    dialer_slot_t *slot;     /* the slot */
+    dialer_slot_state_t was; /* its state when the flush began */
+    bool excluded;           /* a guard half-matched: refused, not written again */
+    bool refused;            /* its dialing or connected guard did not match */
+    bool concluded;          /* its conclusion was written (the ENDING states) */
+    double queued_s;         /* TAKING: from due to dialing, as recorded */
+} entry_t;
+
+/* The slots a flush writes, in the order they began to wait. */
+typedef struct {
+    entry_t *e; /* entries (owned) */
+    int n;      /* their count */
+} batch_t;
+
+static bool is_taken(dialer_slot_state_t st)
 {
-    size_t n = (size_t)ctx->cfg->channels;
-    ctx->calls = ob_xcalloc(n, sizeof(dialer_call_t));
-    ctx->free_slots = ob_xcalloc(n, sizeof(int));
-    ctx->verifying = ob_xcalloc(n, sizeof(int));
-    ctx->taking = ob_xcalloc(n, sizeof(int));
-    ctx->connecting = ob_xcalloc(n, sizeof(int));
-    ctx->ending = ob_xcalloc(n, sizeof(int));
-    /* Popped from the top: slot 0 first. */
-    for (int i = 0; i < (int)n; i++)
-        ctx->free_slots[i] = (int)n - 1 - i;
-    ctx->nfree = (int)n;
+    return st == DIALER_SLOT_TAKING || st == DIALER_SLOT_INVALID;
 }
 
-void dialer_slots_drop_messages(dialer_ctx_t *ctx)
+static bool is_answered(dialer_slot_state_t st)
 {
-    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
-        if (ctx->calls[i].msg)
-            rd_kafka_message_destroy(ctx->calls[i].msg);
-        ctx->calls[i].msg = NULL;
+    return st == DIALER_SLOT_ANSWERED || st == DIALER_SLOT_ANSWERED_ENDING;
+}
+
+static bool is_ending(dialer_slot_state_t st)
+{
+    return st == DIALER_SLOT_ENDING || st == DIALER_SLOT_ANSWERED_ENDING ||
+           st == DIALER_SLOT_CONNECTED_ENDING;
+}
+
+/* The job's deployment's URLs did not answer 200: its attempt ends untried
+ * (conclude_attempts() lets a released attempt end as noattempt), and the
+ * call's retry rules decide what comes next. */
+static void fail_url_check(dialer_ctx_t *ctx, dialer_slot_t *s, const char *why)
+{
+    OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id), "attempt %lld not dialed: %s",
+           (long long)s->job.attempt, why ? why : "URL check failed");
+    s->end = (ob_attempt_end_t){
+        .call_id = s->job.call_id,
+        .attempt = (int)s->job.attempt,
+        .result = OB_RESULT_NOATTEMPT,
+        .reason = OB_REASON_URL_CHECK_FAILED,
+        .decision_ms = -1,
+    };
+    dialer_slot_enter(ctx, s, DIALER_SLOT_ENDING);
+}
+
+/* Moves a VERIFYING slot on by its deployment's URL check: to TAKING, or
+ * to its noattempt conclusion; it stays while the check runs. */
+static void verify_one(dialer_ctx_t *ctx, dialer_slot_t *s)
+{
+    const char *why = NULL;
+    switch (dialer_app_check_urls(ctx->app, &s->job, &why)) {
+    case DIALER_URLS_OK:
+        dialer_slot_enter(ctx, s, DIALER_SLOT_TAKING);
+        break;
+    case DIALER_URLS_FAILED:
+        fail_url_check(ctx, s, why);
+        break;
+    case DIALER_URLS_WAIT:
+        break;
     }
 }
 
-void dialer_slots_free(dialer_ctx_t *ctx)
+void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
 {
-    for (int i = 0; ctx->calls && i < (int)ctx->cfg->channels; i++) {
-        ob_dial_job_clear(&ctx->calls[i].job);
-        free(ctx->calls[i].sip_reason);
+    ob_err_t err = {{0}};
+    ob_dial_job_t job = {0};
+    dialer_slot_t *s = dialer_slot_next_idle(ctx);
+    OB_ASSERT(s != NULL); /* the loop only takes jobs with a free channel */
+    ob_rc_t rc = ob_dial_job_decode(msg->payload, msg->len, &job, &err);
+    if (rc != OB_OK) {
+        OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
+                 (long long)msg->offset, err.msg);
+        ob_dial_job_clear(&job);
+        dialer_slot_enter(ctx, s, DIALER_SLOT_INVALID);
+        s->msg = msg; /* its offset is stored with the others' after the flush */
+        return;
     }
+    dialer_slot_enter(ctx, s, DIALER_SLOT_VERIFYING);
+    s->msg = msg;
+    s->job = job;
+    /* The thresholds were validated by ingest; a bad one keeps the defaults. */
+    if (ob_detect_config_parse(s->job.detection, &s->detect, &err) != OB_OK)
+        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id), "%s", err.msg);
+    verify_one(ctx, s);
+}
+
+void dialer_verify(dialer_ctx_t *ctx)
+{
+    if (ctx->nstate[DIALER_SLOT_VERIFYING] == 0)
+        return;
+    for (int k = 0; k < ctx->nwaiting; k++) {
+        dialer_slot_t *s = &ctx->slots[ctx->waiting[k]];
+        if (s->state == DIALER_SLOT_VERIFYING)
+            verify_one(ctx, s); /* stays on the list: every move is to a waiting state */
+    }
+}
+
+/* ---- The start_url client's requests, answered here ---------------------- */
+
+/* The connected requests' outcomes; call row unlocked (app_* are the
+ * attempt's alone). */
+static const char APP_CONNECTED_SQL[] =
+    "UPDATE attempts SET app_status = o.status, app_error = o.error, app_ms = o.ms"
+    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, status int, error text,"
+    "  ms int)"
+    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
+
+/* A callee_type update's failure, only when the connected request had none. */
+static const char APP_UPDATE_SQL[] =
+    "UPDATE attempts SET app_error = coalesce(attempts.app_error, 'callee_type update: ' || "
+    "o.error)"
+    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, error text)"
+    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
+
+static void outcomes_clear(dialer_ctx_t *ctx)
+{
+    for (int i = 0; i < ctx->noutcomes; i++) {
+        free(ctx->outcomes[i].call_id);
+        free(ctx->outcomes[i].error);
+    }
+    ctx->noutcomes = 0;
+}
+
+/* Inside the flush's transaction: the start_url outcomes, the connected
+ * requests' first (as they were sent first). */
+static ob_rc_t write_outcomes(dialer_ctx_t *ctx, ob_err_t *err)
+{
+    ob_rc_t rc = OB_OK;
+    for (int connected = 1; connected >= 0 && rc == OB_OK; connected--) {
+        cJSON *rows = cJSON_CreateArray();
+        for (int i = 0; i < ctx->noutcomes; i++) {
+            const dialer_app_outcome_t *o = &ctx->outcomes[i];
+            if (o->connected != connected)
+                continue;
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "call_id", o->call_id);
+            cJSON_AddNumberToObject(row, "attempt", (double)o->attempt);
+            if (o->status > 0)
+                cJSON_AddNumberToObject(row, "status", (double)o->status);
+            if (o->error)
+                cJSON_AddStringToObject(row, "error", o->error);
+            cJSON_AddNumberToObject(row, "ms", o->ms);
+            cJSON_AddItemToArray(rows, row);
+        }
+        if (cJSON_GetArraySize(rows) > 0) {
+            char *text = cJSON_PrintUnformatted(rows);
+            const char *params[] = {text};
+            rc = ob_pg_exec(ctx->pg, connected ? APP_CONNECTED_SQL : APP_UPDATE_SQL, 1, params,
+                            NULL, err);
+            cJSON_free(text);
+        }
+        cJSON_Delete(rows);
+    }
+    return rc;
+}
+
+/* The slot still holds the connected attempt call_id/attempt. */
+static bool app_current(void *worker, void *call, const char *call_id, int64_t attempt)
+{
+    const dialer_slot_t *s = call;
+    (void)worker;
+    bool connected = s->state == DIALER_SLOT_CONNECTED || s->state == DIALER_SLOT_CONNECTED_ENDING;
+    return connected && s->job.attempt == attempt && strcmp(s->job.call_id, call_id) == 0;
+}
+
+/* A request ended: its outcome waits for the flush (a callee_type update's
+ * only when it failed), and what the application's answer asks for is done
+ * on the carrier while the call is still up. */
+static void app_done(void *worker, const dialer_app_result_t *r)
+{
+    dialer_ctx_t *ctx = worker;
+    dialer_slot_t *s = r->call;
+    if (r->connected || r->error) {
+        if (ctx->noutcomes == ctx->outcomes_cap) {
+            ctx->outcomes_cap = ctx->outcomes_cap ? 2 * ctx->outcomes_cap : 64;
+            ctx->outcomes =
+                ob_xrealloc(ctx->outcomes, (size_t)ctx->outcomes_cap * sizeof(*ctx->outcomes));
+        }
+        ctx->outcomes[ctx->noutcomes++] = (dialer_app_outcome_t){
+            .call_id = ob_xstrdup(r->call_id),
+            .attempt = r->attempt,
+            .connected = r->connected,
+            .status = r->status,
+            .error = r->error ? ob_xstrdup(r->error) : NULL,
+            .ms = r->ms,
+        };
+    }
+    if (r->error || !app_current(ctx, s, r->call_id, r->attempt) ||
+        s->state != DIALER_SLOT_CONNECTED)
+        return; /* CONNECTED_ENDING: the carrier has ended it already */
+    if (r->answer.hangup) {
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id), "application asked to hang up");
+        ctx->carrier->ops->hangup(ctx->carrier, s);
+    } else if (r->answer.stay_connected_ms >= 0) {
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id),
+               "application asked to stay connected %lld ms",
+               (long long)r->answer.stay_connected_ms);
+        ctx->carrier->ops->extend(ctx->carrier, s, (int)r->answer.stay_connected_ms);
+    }
+}
+
+static const dialer_app_events_t app_events = {app_current, app_done};
+
+static char *value_or_null(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? NULL : ob_xstrdup(PQgetvalue(res, 0, col));
+}
+
+/* The client's lookup: one row of deployments and its application. */
+static ob_rc_t read_deployment(void *arg, const char *deployment_id, dialer_deployment_t *out,
+                               ob_err_t *err)
+{
+    static const char SQL[] =
+        "SELECT d.application_id::text, coalesce(d.start_url, ap.start_url), d.result_url,"
+        " d.start_url_format = 'form', d.verify_urls"
+        " FROM deployments d JOIN applications ap ON ap.application_id = d.application_id"
+        " WHERE d.deployment_id = $1";
+    dialer_ctx_t *ctx = arg;
+    PGresult *res = NULL;
+    const char *p[] = {deployment_id};
+    memset(out, 0, sizeof(*out));
+    if (ob_pg_exec(ctx->pg, SQL, 1, p, &res, err) != OB_OK)
+        return OB_ERR;
+    if (PQntuples(res) == 1) {
+        out->application_id = value_or_null(res, 0);
+        out->start_url = value_or_null(res, 1);
+        out->result_url = value_or_null(res, 2);
+        out->form = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+        out->verify_urls = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    }
+    PQclear(res);
+    return OB_OK;
+}
+
+ob_rc_t dialer_app_start(dialer_ctx_t *ctx, ob_err_t *err)
+{
+    dialer_app_opts_t o = {
+        .concurrency = (int)ctx->cfg->app_concurrency,
+        .timeout_ms = (int)ctx->cfg->app_timeout_ms,
+        .urls = &ctx->url_policy,
+        .lookup = read_deployment,
+        .lookup_arg = ctx,
+        .events = &app_events,
+        .worker = ctx,
+    };
+    return dialer_app_new(&o, &ctx->app, err);
+}
+
+int64_t dialer_run(dialer_ctx_t *ctx)
+{
+    int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+    int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
+    return app_due < due ? app_due : due;
+}
+
+void dialer_relay(dialer_ctx_t *ctx)
+{
+    ob_err_t err = {{0}};
+    int64_t now = ob_mono_ms();
+    if (now < ctx->next_relay_ms)
+        return;
+    if (ctx->next_relay_ms > 0 &&
+        ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
+        OB_WARN("worker", "event relay: %s", err.msg);
+    ctx->next_relay_ms = ob_mono_ms() + 5000;
+}
+
+void dialer_finish_app(dialer_ctx_t *ctx, int64_t deadline_ms)
+{
+    dialer_app_finish(ctx->app, deadline_ms);
+    dialer_app_abort(ctx->app);
+    if (ctx->noutcomes > 0 && !dialer_flush(ctx))
+        OB_WARN("worker", "start_url outcomes not recorded");
+}
+
+void dialer_worker_free(dialer_ctx_t *ctx)
+{
+    dialer_app_free(ctx->app);
+    ctx->app = NULL;
+    if (ctx->carrier)
+        ctx->carrier->ops->destroy(ctx->carrier);
+    ctx->carrier = NULL;
     while (ctx->unacked) {
         struct dialer_unacked *u = ctx->unacked;
         ob_err_t err = {{0}};
@@ -137,234 +395,36 @@ void dialer_slots_free(dialer_ctx_t *ctx)
         free(u);
     }
     free(ctx->to_mark);
-    free(ctx->calls);
-    free(ctx->free_slots);
-    free(ctx->verifying);
-    free(ctx->taking);
-    free(ctx->connecting);
-    free(ctx->ending);
+    ctx->to_mark = NULL;
+    outcomes_clear(ctx);
+    free(ctx->outcomes);
+    dialer_slots_free(ctx);
+    PQfinish(ctx->pg);
+    ctx->pg = NULL;
 }
 
-int dialer_pending(const dialer_ctx_t *ctx)
-{
-    return ctx->ntaking + ctx->nconnecting + ctx->nending;
-}
-
-static int slot_index(const dialer_ctx_t *ctx, const dialer_call_t *c)
-{
-    return (int)(c - ctx->calls);
-}
-
-static void release_slot(dialer_ctx_t *ctx, dialer_call_t *c)
-{
-    ob_dial_job_clear(&c->job);
-    free(c->sip_reason);
-    memset(c, 0, sizeof(*c));
-    ctx->free_slots[ctx->nfree++] = slot_index(ctx, c);
-    ctx->active--;
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
-}
-
-/* The job's deployment's URLs did not answer 200: its attempt ends untried
- * (conclude_attempts() lets a released attempt end as noattempt), and the
- * call's retry rules decide what comes next. */
-static void fail_url_check(dialer_ctx_t *ctx, dialer_call_t *c, const char *why)
-{
-    OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "attempt %lld not dialed: %s",
-           (long long)c->job.attempt, why ? why : "URL check failed");
-    c->state = DIALER_SLOT_ENDING;
-    c->end = (ob_attempt_end_t){
-        .call_id = c->job.call_id,
-        .attempt = (int)c->job.attempt,
-        .result = OB_RESULT_NOATTEMPT,
-        .reason = OB_REASON_URL_CHECK_FAILED,
-        .decision_ms = -1,
-    };
-    ctx->ending[ctx->nending++] = slot_index(ctx, c);
-}
-
-/* Moves slot i on by its deployment's URL check: to dialing, or to its
- * noattempt conclusion. Returns true while the check is still running. */
-static bool verify_one(dialer_ctx_t *ctx, int i)
-{
-    dialer_call_t *c = &ctx->calls[i];
-    const char *why = NULL;
-    switch (dialer_app_check_urls(ctx->app, &c->job, &why)) {
-    case DIALER_URLS_OK:
-        c->state = DIALER_SLOT_TAKING;
-        ctx->taking[ctx->ntaking++] = i;
-        return false;
-    case DIALER_URLS_FAILED:
-        fail_url_check(ctx, c, why);
-        return false;
-    case DIALER_URLS_WAIT:
-        break;
-    }
-    return true;
-}
-
-void dialer_take_job(dialer_ctx_t *ctx, rd_kafka_message_t *msg)
-{
-    ob_err_t err = {{0}};
-    OB_ASSERT(ctx->nfree > 0); /* the loop only takes jobs with a free channel */
-    dialer_call_t *c = &ctx->calls[ctx->free_slots[--ctx->nfree]];
-    memset(c, 0, sizeof(*c));
-    c->in_use = true;
-    c->state = DIALER_SLOT_TAKING;
-    c->decision_ms = -1;
-    c->msg = msg;
-    ctx->active++;
-    ob_rc_t rc = ob_dial_job_decode(msg->payload, msg->len, &c->job, &err);
-    /* The thresholds were validated by ingest; a bad one keeps the defaults. */
-    if (rc == OB_OK && ob_detect_config_parse(c->job.detection, &c->detect, &err) != OB_OK)
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id), "%s", err.msg);
-    if (rc != OB_OK) {
-        OB_ERROR("worker", "invalid dial job at partition %d offset %lld: %s", msg->partition,
-                 (long long)msg->offset, err.msg);
-        c->invalid = true; /* its offset is stored with the others' after the flush */
-        ctx->taking[ctx->ntaking++] = slot_index(ctx, c);
-        return;
-    }
-    c->state = DIALER_SLOT_VERIFYING;
-    if (verify_one(ctx, slot_index(ctx, c)))
-        ctx->verifying[ctx->nverifying++] = slot_index(ctx, c);
-}
-
-void dialer_verify(dialer_ctx_t *ctx)
-{
-    int kept = 0;
-    for (int k = 0; k < ctx->nverifying; k++)
-        if (verify_one(ctx, ctx->verifying[k]))
-            ctx->verifying[kept++] = ctx->verifying[k];
-    ctx->nverifying = kept;
-}
-
-void dialer_drop_unverified(dialer_ctx_t *ctx)
-{
-    if (ctx->nverifying > 0)
-        OB_WARN("worker", "%d job(s) waiting for a URL check not started (drain)", ctx->nverifying);
-    for (int k = 0; k < ctx->nverifying; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->verifying[k]];
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        release_slot(ctx, c);
-    }
-    ctx->nverifying = 0;
-}
-
-static void on_answered(void *worker, void *call, const char *callee_type)
-{
-    dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
-    c->connecting = true;
-    c->answered_as = callee_type;
-    ctx->connecting[ctx->nconnecting++] = slot_index(ctx, c);
-}
-
-/* The callee type is known: the application hears it too (the attempt
- * records it with the result at the end), at once or right after the
- * connected transition it waits for. */
-static void on_decided(void *worker, void *call, const char *callee_type, int decision_ms)
-{
-    dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
-    c->decided_as = callee_type;
-    c->decision_ms = decision_ms;
-    if (c->answered)
-        dialer_app_notify(ctx->app, c, "callee_type", callee_type);
-}
-
-/* Counts a dialed attempt's result (outbound_results_total); noattempt has
- * no series. */
-static void count_result(dialer_ctx_t *ctx, ob_result_t r)
-{
-    if (r < OB_RESULT_DIALED_COUNT)
-        ob_metric_add(&ctx->metrics[M_RESULT + r], 1);
-}
-
-/* Queues the attempt's conclusion (ob_calls_conclude_tx: answered calls
- * complete; unanswered ones get their next attempt by the call's retry
- * rules, or fail); the slot is freed once Postgres took it. */
-static void on_ended(void *worker, void *call, bool was_answered, const char *result, int ring_ms,
-                     int talk_ms)
-{
-    dialer_ctx_t *ctx = worker;
-    dialer_call_t *c = call;
-    ob_result_t r = OB_RESULT_UNKNOWN;
-    ob_reason_t why = OB_REASON_UNKNOWN;
-    if (c->cut && !was_answered)
-        r = OB_RESULT_UNKNOWN; /* we do not know how it would have ended */
-    else if (!ob_result_parse(result, &r))
-        OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
-               "the carrier's result '%s' is no result: recorded as unknown", result);
-    if (c->cut)
-        why = c->cut_by;
-    else if (was_answered)
-        why = OB_REASON_ANSWERED;
-    else if (!ob_reason_of_result(r, &why)) /* a callee type, yet unanswered */
-        why = OB_REASON_UNKNOWN;
-    count_result(ctx, r);
-    c->state = DIALER_SLOT_ENDING;
-    c->end = (ob_attempt_end_t){
-        .call_id = c->job.call_id,
-        .attempt = (int)c->job.attempt,
-        .result = r,
-        .reason = why,
-        .answered = was_answered,
-        .ring_ms = ring_ms,
-        .talk_ms = talk_ms,
-        .decision_ms = was_answered ? c->decision_ms : -1,
-        .sip_code = c->sip_code,
-        .sip_reason = c->sip_reason,
-        .decided_by = c->detected.why,
-        .confidence = c->detected.confidence,
-        .beep = c->detected.beep,
-        .beep_ms = c->detected.beep_ms,
-    };
-    ctx->ending[ctx->nending++] = slot_index(ctx, c);
-}
-
-/* The audio detector's verdict, kept for the conclusion that follows. */
-static void on_detected(void *worker, void *call, const ob_detect_result_t *r)
-{
-    dialer_call_t *c = call;
-    (void)worker;
-    c->detected = *r;
-}
-
-/* The SIP outcome, kept for the conclusion that follows at once. */
-static void on_outcome(void *worker, void *call, int code, const char *reason)
-{
-    dialer_call_t *c = call;
-    (void)worker;
-    c->sip_code = code;
-    free(c->sip_reason);
-    c->sip_reason = reason && reason[0] ? ob_xstrdup(reason) : NULL;
-    if (code != 200)
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id), "SIP: %d %s", code,
-               reason ? reason : "");
-}
-
-/* Runs a DIALING_SQL or CONNECTED_SQL batch over the slots idx[0..n) not
- * excluded: sets each slot's refused flag (and, for dialing, queued_s). A call row changed whose
- * attempt did not match (the two disagree: a race with the scheduler) excludes that slot and
- * returns OB_EAGAIN, so the transaction runs again without it. */
-static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, const int *idx,
-                             int n, ob_err_t *err)
+/* Runs a DIALING_SQL (dialing: the TAKING entries) or CONNECTED_SQL batch
+ * (the answered entries) over the entries not excluded: sets each one's
+ * refused (and, for dialing, queued_s). A call row changed whose attempt
+ * did not match (the two disagree: a race with the scheduler) excludes that
+ * entry and returns OB_EAGAIN, so the transaction runs again without it. */
+static ob_rc_t guarded_batch(dialer_ctx_t *ctx, bool dialing, batch_t *b, ob_err_t *err)
 {
     cJSON *rows = cJSON_CreateArray();
     int used = 0;
-    for (int k = 0; k < n; k++) {
-        dialer_call_t *c = &ctx->calls[idx[k]];
-        c->refused = true;
-        if (c->excluded || c->invalid)
+    for (int k = 0; k < b->n; k++) {
+        entry_t *e = &b->e[k];
+        if (dialing ? !is_taken(e->was) : !is_answered(e->was))
+            continue;
+        e->refused = true;
+        if (e->excluded || e->was == DIALER_SLOT_INVALID)
             continue;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddNumberToObject(row, "i", k);
-        cJSON_AddStringToObject(row, "call_id", c->job.call_id);
-        cJSON_AddNumberToObject(row, "attempt", (double)c->job.attempt);
-        if (with_job)
-            cJSON_AddStringToObject(row, "job_id", c->job.job_id);
+        cJSON_AddStringToObject(row, "call_id", e->slot->job.call_id);
+        cJSON_AddNumberToObject(row, "attempt", (double)e->slot->job.attempt);
+        if (dialing)
+            cJSON_AddStringToObject(row, "job_id", e->slot->job.job_id);
         cJSON_AddItemToArray(rows, row);
         used++;
     }
@@ -378,28 +438,29 @@ static ob_rc_t guarded_batch(dialer_ctx_t *ctx, const char *sql, bool with_job, 
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
     const char *params[] = {text, ctx->cfg->base.instance_id, lease};
     PGresult *res = NULL;
-    ob_rc_t rc = ob_pg_exec(ctx->pg, sql, with_job ? 3 : 1, params, &res, err);
+    ob_rc_t rc = ob_pg_exec(ctx->pg, dialing ? DIALING_SQL : CONNECTED_SQL, dialing ? 3 : 1, params,
+                            &res, err);
     cJSON_free(text);
-    /* refused stays set unless both rows changed: count per slot. */
-    unsigned char *changed = ob_xcalloc((size_t)n, 1);
+    /* refused stays set unless both rows changed: count per entry. */
+    unsigned char *changed = ob_xcalloc((size_t)b->n, 1);
     for (int r = 0; rc == OB_OK && r < PQntuples(res); r++) {
         int k = atoi(PQgetvalue(res, r, 0));
-        if (k < 0 || k >= n)
+        if (k < 0 || k >= b->n)
             continue;
         changed[k] |= strcmp(PQgetvalue(res, r, 1), "t") == 0 ? 2 : 1;
         if (PQnfields(res) > 2 && !PQgetisnull(res, r, 2))
-            ctx->calls[idx[k]].queued_s = atof(PQgetvalue(res, r, 2));
+            b->e[k].queued_s = atof(PQgetvalue(res, r, 2));
     }
-    for (int k = 0; rc == OB_OK && k < n; k++) {
-        dialer_call_t *c = &ctx->calls[idx[k]];
+    for (int k = 0; rc == OB_OK && k < b->n; k++) {
         if (changed[k] == 3) {
-            c->refused = false;
+            b->e[k].refused = false;
         } else if (changed[k] == 1) {
-            c->excluded = true;
-            ob_err_set(err, "call %s: its call and attempt rows disagree", c->job.call_id);
+            b->e[k].excluded = true;
+            ob_err_set(err, "call %s: its call and attempt rows disagree",
+                       b->e[k].slot->job.call_id);
         }
     }
-    for (int k = 0; rc == OB_OK && k < n; k++)
+    for (int k = 0; rc == OB_OK && k < b->n; k++)
         if (changed[k] == 1)
             rc = OB_EAGAIN;
     free(changed);
@@ -463,58 +524,69 @@ void dialer_settle(dialer_ctx_t *ctx)
     ctx->to_mark = NULL;
 }
 
-/* One transaction over everything waiting; fills evs/nevs with the events
- * recorded and done[] (per ending slot) with whether it was concluded. */
-static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, bool *done,
+/* One transaction over the batch; fills evs/nevs (room for 2 * b->n) with
+ * the events recorded and each ending entry's concluded. */
+static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, size_t *nevs,
                         ob_err_t *err)
 {
-    size_t n = 0;
-    memset(evs, 0, (size_t)dialer_pending(ctx) * sizeof(*evs));
+    size_t n = 0, nends = 0;
+    memset(evs, 0, 2 * (size_t)b->n * sizeof(*evs));
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
     if (rc == OB_OK && ctx->to_mark)
         rc = ob_events_mark(ctx->pg, ctx->to_mark, true, err);
     if (rc == OB_OK)
-        rc = guarded_batch(ctx, DIALING_SQL, true, ctx->taking, ctx->ntaking, err);
+        rc = guarded_batch(ctx, true, b, err);
     if (rc == OB_OK)
-        rc = guarded_batch(ctx, CONNECTED_SQL, false, ctx->connecting, ctx->nconnecting, err);
-    ob_attempt_end_t *ends = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ends));
-    ob_call_event_t *ended = ob_xcalloc((size_t)ctx->nending + 1, sizeof(*ended));
-    for (int k = 0; k < ctx->nending; k++)
-        ends[k] = ctx->calls[ctx->ending[k]].end;
-    if (rc == OB_OK && ctx->nending > 0)
-        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, (size_t)ctx->nending, ended, done,
-                                  err);
+        rc = guarded_batch(ctx, false, b, err);
+    ob_attempt_end_t *ends = ob_xcalloc((size_t)b->n + 1, sizeof(*ends));
+    ob_call_event_t *ended = ob_xcalloc((size_t)b->n + 1, sizeof(*ended));
+    entry_t **ending = ob_xcalloc((size_t)b->n + 1, sizeof(*ending));
+    bool *done = ob_xcalloc((size_t)b->n + 1, sizeof(*done));
+    for (int k = 0; k < b->n; k++)
+        if (is_ending(b->e[k].was)) {
+            ending[nends] = &b->e[k];
+            ends[nends++] = b->e[k].slot->end;
+        }
+    if (rc == OB_OK && nends > 0)
+        rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, nends, ended, done, err);
+    if (rc == OB_OK)
+        rc = write_outcomes(ctx, err);
     free(ends);
     if (rc == OB_OK) {
         /* In the order of the transitions, a call's connected before its
          * end (both can come in one turn): the events' ids follow it. */
-        for (int k = 0; k < ctx->ntaking; k++) {
-            dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-            if (!c->refused)
-                PUSH_EVENT(
-                    evs, n,
-                    event_for(ctx, &c->job, "dialing", ob_state_name(OB_STATE_DIALING), NULL));
-        }
-        for (int k = 0; k < ctx->nconnecting; k++) {
-            dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
-            /* "processing" is no result: the event carries none until the end. */
-            bool known = strcmp(c->answered_as, "processing") != 0;
-            if (!c->refused)
+        for (int k = 0; k < b->n; k++) {
+            const entry_t *e = &b->e[k];
+            if (e->was == DIALER_SLOT_TAKING && !e->refused)
                 PUSH_EVENT(evs, n,
-                           event_for(ctx, &c->job, "connected", ob_state_name(OB_STATE_CONNECTED),
-                                     known ? c->answered_as : NULL));
+                           event_for(ctx, &e->slot->job, "dialing", ob_state_name(OB_STATE_DIALING),
+                                     NULL));
         }
-        for (int k = 0; k < ctx->nending; k++)
+        for (int k = 0; k < b->n; k++) {
+            const entry_t *e = &b->e[k];
+            if (!is_answered(e->was) || e->refused)
+                continue;
+            /* "processing" is no result: the event carries none until the end. */
+            const char *as = e->slot->answered_as;
+            PUSH_EVENT(evs, n,
+                       event_for(ctx, &e->slot->job, "connected", ob_state_name(OB_STATE_CONNECTED),
+                                 strcmp(as, "processing") != 0 ? as : NULL));
+        }
+        for (size_t k = 0; k < nends; k++) {
+            ending[k]->concluded = done[k];
             if (done[k]) {
                 PUSH_EVENT(evs, n, ended[k]);
                 memset(&ended[k], 0, sizeof(ended[k]));
             }
+        }
         *nevs = n;
         rc = ob_events_record_many(ctx->pg, evs, n, err);
     }
-    for (int k = 0; k < ctx->nending; k++)
+    for (size_t k = 0; k < nends; k++)
         ob_call_event_clear(&ended[k]); /* those not moved to evs */
     free(ended);
+    free(ending);
+    free(done);
     if (rc == OB_OK)
         rc = ob_pg_commit(ctx->pg, err);
     if (rc != OB_OK)
@@ -522,106 +594,135 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, ob_call_event_t *evs, size_t *nevs, b
     return rc;
 }
 
-/* Rewinds each partition of the taken jobs to the first of them, so they are
- * fetched again (by this worker or, after a rebalance, by another), and
- * frees their slots. */
-static void give_back_taken(dialer_ctx_t *ctx)
+/* Takes the slots a flush writes off the waiting list into a batch, in
+ * their order; the VERIFYING ones stay on the list. */
+static batch_t take_batch(dialer_ctx_t *ctx)
 {
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        bool first = true;
-        for (int e = 0; e < k && first; e++) {
-            const rd_kafka_message_t *m = ctx->calls[ctx->taking[e]].msg;
-            first = !(m->rkt == c->msg->rkt && m->partition == c->msg->partition);
-        }
+    batch_t b = {ob_xcalloc((size_t)ctx->nwaiting + 1, sizeof(entry_t)), 0};
+    int kept = 0;
+    for (int k = 0; k < ctx->nwaiting; k++) {
+        dialer_slot_t *s = &ctx->slots[ctx->waiting[k]];
+        if (dialer_slot_flushes(s->state))
+            b.e[b.n++] = (entry_t){.slot = s, .was = s->state};
+        else
+            ctx->waiting[kept++] = ctx->waiting[k];
+    }
+    ctx->nwaiting = kept;
+    return b;
+}
+
+/* The flush failed: rewinds each partition of the taken jobs to the first
+ * of them, so they are fetched again (by this worker or, after a
+ * rebalance, by another), and frees their slots; the other entries wait on
+ * the list for the next flush. Frees the batch. */
+static void give_back(dialer_ctx_t *ctx, batch_t *b)
+{
+    for (int k = 0; k < b->n; k++) {
+        const rd_kafka_message_t *m = b->e[k].slot->msg;
+        bool first = is_taken(b->e[k].was);
+        for (int e = 0; e < k && first; e++)
+            first = !(is_taken(b->e[e].was) && b->e[e].slot->msg->rkt == m->rkt &&
+                      b->e[e].slot->msg->partition == m->partition);
         if (first) {
-            rd_kafka_resp_err_t e =
-                rd_kafka_seek(c->msg->rkt, c->msg->partition, c->msg->offset, 1000);
+            rd_kafka_resp_err_t e = rd_kafka_seek(m->rkt, m->partition, m->offset, 1000);
             if (e)
-                OB_WARN("worker", "cannot rewind partition %d: %s", c->msg->partition,
+                OB_WARN("worker", "cannot rewind partition %d: %s", m->partition,
                         rd_kafka_err2str(e));
         }
     }
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        release_slot(ctx, c);
-    }
-    ctx->ntaking = 0;
-}
-
-/* After the commit: the jobs taken start their carrier calls. */
-static void start_taken(dialer_ctx_t *ctx)
-{
-    for (int k = 0; k < ctx->ntaking; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->taking[k]];
-        ob_consumer_store(ctx->jobs, c->msg);
-        rd_kafka_message_destroy(c->msg);
-        c->msg = NULL;
-        if (c->refused) {
-            ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
-            if (!c->invalid)
-                OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", c->job.call_id),
-                       "refused dial job %s: its attempt is not waiting for it", c->job.job_id);
-            release_slot(ctx, c);
+    for (int k = 0; k < b->n; k++) {
+        dialer_slot_t *s = b->e[k].slot;
+        if (!is_taken(b->e[k].was)) {
+            ctx->waiting[ctx->nwaiting++] = (int)(s - ctx->slots);
             continue;
         }
-        c->state = DIALER_SLOT_LIVE;
+        rd_kafka_message_destroy(s->msg);
+        s->msg = NULL;
+        dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
+    }
+    free(b->e);
+}
+
+/* After the commit: the jobs taken start their carrier calls (their offsets
+ * stored); the refused and the invalid ones free their slots. */
+static void start_taken(dialer_ctx_t *ctx, const batch_t *b)
+{
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (!is_taken(e->was))
+            continue;
+        ob_consumer_store(ctx->jobs, s->msg);
+        rd_kafka_message_destroy(s->msg);
+        s->msg = NULL;
+        if (e->refused) {
+            ob_metric_add(&ctx->metrics[M_STALE_JOBS], 1);
+            if (e->was != DIALER_SLOT_INVALID)
+                OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", s->job.call_id),
+                       "refused dial job %s: its attempt is not waiting for it", s->job.job_id);
+            dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
+            continue;
+        }
+        OB_ASSERT(!ctx->cutting); /* nothing starts once the drain hung up */
+        dialer_slot_enter(ctx, s, DIALER_SLOT_DIALING);
         ob_metric_add(&ctx->metrics[M_JOBS], 1);
         /* A clock set apart for tests can make it negative. */
-        ob_histogram_observe(&ctx->queue_to_dialing, c->queued_s > 0 ? c->queued_s : 0);
-        OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", c->job.call_id), "dialing %s",
-               c->job.phone_number);
+        ob_histogram_observe(&ctx->queue_to_dialing, e->queued_s > 0 ? e->queued_s : 0);
+        OB_LOG(OB_LOG_DEBUG, "worker", OB_KV("call_id", s->job.call_id), "dialing %s",
+               s->job.phone_number);
         carrier_dial_t dial = {
-            .call_id = c->job.call_id,
-            .attempt = (int)c->job.attempt,
-            .phone = c->job.phone_number,
-            .caller_id = c->job.caller_id,
-            .post_dial = c->job.post_dial,
-            .detect = &c->detect,
+            .call_id = s->job.call_id,
+            .attempt = (int)s->job.attempt,
+            .phone = s->job.phone_number,
+            .caller_id = s->job.caller_id,
+            .post_dial = s->job.post_dial,
+            .detect = &s->detect,
         };
-        bool started = ctx->carrier->ops->start(ctx->carrier, c, &dial);
+        bool started = ctx->carrier->ops->start(ctx->carrier, s, &dial);
         OB_ASSERT(started); /* channels and carrier slots are the same count */
     }
-    ctx->ntaking = 0;
-    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], ctx->active);
+    ob_metric_set(&ctx->metrics[M_IN_FLIGHT], dialer_active(ctx));
 }
 
 /* After the commit: the application hears of the calls connected (and of
- * a callee type decided while the transition waited). */
-static void tell_connected(dialer_ctx_t *ctx)
+ * a callee type decided while the transition waited); a refused connected
+ * leaves the call running without it. */
+static void tell_connected(dialer_ctx_t *ctx, const batch_t *b)
 {
-    for (int k = 0; k < ctx->nconnecting; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->connecting[k]];
-        c->connecting = false;
-        c->answered = !c->refused;
-        if (!c->answered)
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (e->was != DIALER_SLOT_ANSWERED)
+            continue; /* ANSWERED_ENDING: there is no call left to run */
+        if (e->refused) {
+            dialer_slot_enter(ctx, s, DIALER_SLOT_DIALING);
             continue;
-        if (c->state != DIALER_SLOT_LIVE)
-            continue; /* ended already: there is no call left to run */
-        dialer_app_notify(ctx->app, c, "connected", c->answered_as);
-        if (c->decided_as)
-            dialer_app_notify(ctx->app, c, "callee_type", c->decided_as);
+        }
+        dialer_slot_enter(ctx, s, DIALER_SLOT_CONNECTED);
+        dialer_app_notify(ctx->app, s, &s->job, "connected", s->answered_as);
+        if (s->decided_as)
+            dialer_app_notify(ctx->app, s, &s->job, "callee_type", s->decided_as);
     }
-    ctx->nconnecting = 0;
 }
 
 /* After the commit: the slots of the calls concluded are free again. */
-static void free_ended(dialer_ctx_t *ctx, const bool *done)
+static void free_ended(dialer_ctx_t *ctx, const batch_t *b)
 {
-    for (int k = 0; k < ctx->nending; k++) {
-        dialer_call_t *c = &ctx->calls[ctx->ending[k]];
-        if (!done[k])
-            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", c->job.call_id),
-                   "attempt %lld had already been concluded", (long long)c->job.attempt);
-        if (c->msg) { /* a job that failed its URL check: done with */
-            ob_consumer_store(ctx->jobs, c->msg);
-            rd_kafka_message_destroy(c->msg);
+    for (int k = 0; k < b->n; k++) {
+        const entry_t *e = &b->e[k];
+        dialer_slot_t *s = e->slot;
+        if (!is_ending(e->was))
+            continue;
+        if (!e->concluded)
+            OB_LOG(OB_LOG_WARN, "worker", OB_KV("call_id", s->job.call_id),
+                   "attempt %lld had already been concluded", (long long)s->job.attempt);
+        if (s->msg) { /* a job that failed its URL check: done with */
+            ob_consumer_store(ctx->jobs, s->msg);
+            rd_kafka_message_destroy(s->msg);
+            s->msg = NULL;
         }
-        release_slot(ctx, c);
+        dialer_slot_enter(ctx, s, DIALER_SLOT_IDLE);
     }
-    ctx->nending = 0;
 }
 
 bool dialer_flush(dialer_ctx_t *ctx)
@@ -638,13 +739,12 @@ bool dialer_flush(dialer_ctx_t *ctx)
         }
         return true;
     }
+    batch_t b = take_batch(ctx);
     if (ob_mono_ms() < ctx->flush_after_ms) {
-        give_back_taken(ctx); /* jobs wait in Kafka while Postgres is away */
+        give_back(ctx, &b); /* jobs wait in Kafka while Postgres is away */
         return false;
     }
-    size_t cap = (size_t)dialer_pending(ctx);
-    ob_call_event_t *evs = ob_xcalloc(cap, sizeof(*evs));
-    bool *done = ob_xcalloc((size_t)ctx->nending + 1, sizeof(bool));
+    ob_call_event_t *evs = ob_xcalloc(2 * (size_t)b.n + 1, sizeof(*evs));
     size_t nevs = 0;
     int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
@@ -654,7 +754,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         for (size_t i = 0; i < nevs; i++)
             ob_call_event_clear(&evs[i]);
         nevs = 0;
-        rc = flush_tx(ctx, evs, &nevs, done, &err);
+        rc = flush_tx(ctx, &b, evs, &nevs, &err);
         if (rc == OB_OK)
             break;
         if (rc == OB_EAGAIN)
@@ -663,17 +763,12 @@ bool dialer_flush(dialer_ctx_t *ctx)
     if (rc != OB_OK) {
         __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
         OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s",
-                 dialer_pending(ctx), err.msg);
+                 b.n + ctx->noutcomes, err.msg);
         ctx->flush_after_ms = ob_mono_ms() + 1000;
         for (size_t i = 0; i < nevs; i++)
             ob_call_event_clear(&evs[i]);
-        for (int k = 0; k < ctx->ntaking; k++)
-            ctx->calls[ctx->taking[k]].excluded = false;
-        for (int k = 0; k < ctx->nconnecting; k++)
-            ctx->calls[ctx->connecting[k]].excluded = false;
-        give_back_taken(ctx);
         free(evs);
-        free(done);
+        give_back(ctx, &b);
         return false;
     }
     __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
@@ -694,10 +789,11 @@ bool dialer_flush(dialer_ctx_t *ctx)
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
-    start_taken(ctx);
-    tell_connected(ctx);
-    free_ended(ctx, done);
-    free(done);
+    outcomes_clear(ctx);
+    start_taken(ctx, &b);
+    tell_connected(ctx, &b);
+    free_ended(ctx, &b);
+    free(b.e);
     return true;
 }
 
@@ -708,7 +804,7 @@ void dialer_renew_leases(dialer_ctx_t *ctx)
     if (now < ctx->next_renew_ms)
         return;
     ctx->next_renew_ms = now + ctx->cfg->lease_s * 1000 / 3;
-    if (ctx->active == 0)
+    if (dialer_active(ctx) == 0)
         return;
     char lease[16];
     snprintf(lease, sizeof(lease), "%lld", ctx->cfg->lease_s);
@@ -725,12 +821,17 @@ void dialer_renew_leases(dialer_ctx_t *ctx)
 
 void dialer_hangup_all(dialer_ctx_t *ctx)
 {
+    ctx->cutting = true; /* before the hangups: a carrier may report the ends at once */
     for (int i = 0; i < (int)ctx->cfg->channels; i++) {
-        if (ctx->calls[i].state == DIALER_SLOT_LIVE) {
-            ctx->calls[i].cut = true;
-            ctx->calls[i].cut_by = OB_REASON_DIALER_SHUTDOWN;
-            ctx->carrier->ops->hangup(ctx->carrier, &ctx->calls[i]);
-        }
+        dialer_slot_state_t st = ctx->slots[i].state;
+        if (st == DIALER_SLOT_DIALING || st == DIALER_SLOT_ANSWERED || st == DIALER_SLOT_CONNECTED)
+            ctx->carrier->ops->hangup(ctx->carrier, &ctx->slots[i]);
+    }
+    int64_t settle = ob_mono_ms() + 2000;
+    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
+        struct timespec ts = {0, 10 * 1000000L};
+        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
+        nanosleep(&ts, NULL); /* not ob_service_sleep: a stop was asked already */
     }
 }
 
@@ -776,7 +877,7 @@ void dialer_announce(dialer_ctx_t *ctx, bool now)
     ctx->next_announce_ms = t + 1000;
     char channels[16], active[16], cps[32];
     snprintf(channels, sizeof(channels), "%lld", ctx->cfg->channels);
-    snprintf(active, sizeof(active), "%d", ctx->active);
+    snprintf(active, sizeof(active), "%d", dialer_active(ctx));
     /* The trunk's calls-per-second limit; the sim carrier has none. */
     snprintf(cps, sizeof(cps), "%.17g",
              strcmp(ctx->cfg->carrier, "sip") == 0 ? ctx->cfg->sip_cps : 0.0);
@@ -828,11 +929,3 @@ void dialer_withdraw(dialer_ctx_t *ctx)
         OB_OK)
         OB_WARN("worker", "dialer row not deleted (it goes stale instead): %s", err.msg);
 }
-
-const carrier_events_t dialer_carrier_events = {
-    .answered = on_answered,
-    .ended = on_ended,
-    .decided = on_decided,
-    .outcome = on_outcome,
-    .detected = on_detected,
-};

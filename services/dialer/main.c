@@ -4,9 +4,7 @@
  * state change. Several workers share the jobs as one consumer group.
  */
 #include "dialer.h"
-#include "dialer_app.h"
 #include "dialer_webhooks.h"
-#include "ob_events.h"
 #include "ob_http.h"
 #include "ob_log.h"
 #include "ob_pg.h"
@@ -223,7 +221,7 @@ static const ob_service_check_t checks[] = {
 static char *render_more(void *arg)
 {
     dialer_ctx_t *ctx = arg;
-    char *webhooks = ob_metrics_render(ctx->webhook_metrics, DIALER_WM_COUNT);
+    char *webhooks = dialer_webhooks_metrics(ctx->webhooks);
     char *sip = ob_metrics_render(ctx->sip_metrics, SIP_M_COUNT);
     char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
     char *text = ob_xasprintf("%s%s%s", webhooks, sip, wait);
@@ -272,7 +270,7 @@ static void take_jobs(dialer_ctx_t *ctx, int wait_ms)
             rd_kafka_message_destroy(m);
             return;
         }
-        if (ctx->nfree == 0 || ob_mono_ms() < ctx->flush_after_ms) {
+        if (!dialer_slot_next_idle(ctx) || ob_mono_ms() < ctx->flush_after_ms) {
             give_back(m);
             rd_kafka_message_destroy(m);
             return;
@@ -286,18 +284,14 @@ static void take_jobs(dialer_ctx_t *ctx, int wait_ms)
 static void serve(dialer_ctx_t *ctx)
 {
     bool fetching = true;
-    int64_t next_relay = ob_mono_ms() + 5000;
-    ob_err_t err = {{0}};
 
     while (!ob_stop_requested && !ob_producer_fatal(ctx->producer)) {
         dialer_renew_leases(ctx);
         dialer_announce(ctx, false);
-        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
-        due = app_due < due ? app_due : due;
+        int64_t due = dialer_run(ctx);
         /* Jobs wait in Kafka, where an idle worker can take them, rather
          * than in a busy worker's memory (or while Postgres is away). */
-        bool take = ctx->nfree > 0 && ob_mono_ms() >= ctx->flush_after_ms;
+        bool take = dialer_slot_next_idle(ctx) && ob_mono_ms() >= ctx->flush_after_ms;
         if (take != fetching) {
             set_fetching(ctx, take);
             fetching = take;
@@ -308,11 +302,7 @@ static void serve(dialer_ctx_t *ctx)
         take_jobs(ctx, (int)(wait < 0 ? 0 : wait > 100 ? 100 : wait));
         dialer_verify(ctx);
         dialer_flush(ctx);
-        if (ob_mono_ms() >= next_relay) {
-            if (ob_events_relay(ctx->producer, ctx->topic_events, ctx->pg, 10000, 1000, &err) < 0)
-                OB_WARN("main", "event relay: %s", err.msg);
-            next_relay = ob_mono_ms() + 5000;
-        }
+        dialer_relay(ctx);
     }
 }
 
@@ -344,7 +334,6 @@ static void init(dialer_ctx_t *ctx, const dialer_config_t *cfg)
     };
     memcpy(ctx->sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
     ob_metric_set(&ctx->metrics[M_CHANNELS], cfg->channels);
-    dialer_webhooks_metrics_init(ctx->webhook_metrics);
     ctx->svc = (ob_service_t){
         .checks = checks,
         .metrics = ctx->metrics,
@@ -367,8 +356,7 @@ static int start_carrier(dialer_ctx_t *ctx)
         OB_ERROR("main", "%s", err.msg);
         return OB_EXIT_CONFIG;
     }
-    if (dialer_app_new(ctx, (int)ctx->cfg->app_concurrency, (int)ctx->cfg->app_timeout_ms,
-                       &ctx->app, &err) != OB_OK) {
+    if (dialer_app_start(ctx, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         return OB_EXIT_DEPENDENCY;
     }
@@ -411,7 +399,6 @@ static int start(dialer_ctx_t *ctx)
         return code;
     dialer_webhooks_opts_t wopts = {
         .base = &cfg->base,
-        .metrics = ctx->webhook_metrics,
         .kafka_metrics = ctx->kafka_metrics,
         .pg_writes = ctx->pg_writes,
         .concurrency = (int)cfg->webhook_concurrency,
@@ -432,7 +419,7 @@ static bool stop_taking(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
     (void)deadline_ms;
-    OB_INFO("main", "%d call(s) in progress", ctx->active);
+    OB_INFO("main", "%d call(s) in progress", dialer_active(ctx));
     dialer_withdraw(ctx);
     set_fetching(ctx, false);
     dialer_drop_unverified(ctx);
@@ -443,28 +430,18 @@ static bool stop_taking(void *arg, int64_t deadline_ms)
  * Returns true when every call ended by itself. */
 static bool finish_calls(dialer_ctx_t *ctx, int64_t deadline)
 {
-    while (ctx->active > 0 && ob_mono_ms() < deadline) {
+    while (dialer_active(ctx) > 0 && ob_mono_ms() < deadline) {
         dialer_renew_leases(ctx);
-        int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
-        due = app_due < due ? app_due : due;
+        int64_t due = dialer_run(ctx);
         dialer_flush(ctx);
         int64_t wait = due == INT64_MAX ? 50 : due - ob_mono_ms();
         struct timespec ts = {0, (long)((wait < 0 ? 0 : wait > 50 ? 50 : wait) * 1000000L)};
         nanosleep(&ts, NULL);
     }
-    if (ctx->active == 0)
+    if (dialer_active(ctx) == 0)
         return true;
-    OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", ctx->active);
+    OB_WARN("main", "drain deadline: hanging up %d call(s) in progress", dialer_active(ctx));
     dialer_hangup_all(ctx);
-    /* A carrier may report those ends a moment later (sip: from its own
-     * thread, once the BYEs and CANCELs are sent). */
-    int64_t settle = ob_mono_ms() + 2000;
-    while (ctx->carrier->ops->active(ctx->carrier) > 0 && ob_mono_ms() < settle) {
-        struct timespec ts = {0, 10 * 1000000L};
-        ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
-        nanosleep(&ts, NULL);
-    }
     /* Their results are recorded before exiting; while Postgres is away for
      * longer, the scheduler concludes them when their leases run out. */
     int64_t last = ob_mono_ms() + 10000;
@@ -480,16 +457,15 @@ static bool let_calls_finish(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
     bool drained = finish_calls(ctx, deadline_ms);
-    dialer_settle(ctx);                       /* the last events' acknowledgements */
-    dialer_app_finish(ctx->app, deadline_ms); /* start_url requests still in flight */
+    dialer_settle(ctx);                  /* the last events' acknowledgements */
+    dialer_finish_app(ctx, deadline_ms); /* start_url requests still in flight */
     return drained;
 }
 
 static bool stop_webhooks(void *arg, int64_t deadline_ms)
 {
     dialer_ctx_t *ctx = arg;
-    dialer_webhooks_stop(ctx->webhooks, deadline_ms);
-    ctx->webhooks = NULL;
+    dialer_webhooks_drain(ctx->webhooks, deadline_ms); /* its metrics stay until cleanup */
     return true;
 }
 
@@ -519,17 +495,13 @@ static void cleanup(dialer_ctx_t *ctx)
 {
     dialer_withdraw(ctx); /* before the consumer's revocation could announce again */
     ob_http_free(ctx->svc.http);
-    dialer_webhooks_stop(ctx->webhooks, ob_mono_ms());
-    dialer_slots_drop_messages(ctx); /* they belong to the consumer */
+    dialer_webhooks_stop(ctx->webhooks); /* after the server: /metrics renders it */
+    dialer_slots_drop_messages(ctx);     /* they belong to the consumer */
     ob_consumer_close(ctx->jobs);
     ob_producer_free(ctx->producer, 1000);
     ob_kafka_metrics_free(ctx->kafka_metrics);
     ob_metric_family_free(ctx->pg_writes);
-    dialer_app_free(ctx->app);
-    if (ctx->carrier)
-        ctx->carrier->ops->destroy(ctx->carrier);
-    dialer_slots_free(ctx);
-    PQfinish(ctx->pg);
+    dialer_worker_free(ctx); /* the start_url client, the carrier, Postgres */
     free(ctx->topic_events);
     free(ctx->source);
 }

@@ -4,6 +4,7 @@
  * the answers act on; and the URL checks of deployments with verify_urls,
  * against a tiny HTTP server in the test. */
 #include "dialer_app.h"
+#include "dialer_carrier.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -544,18 +545,38 @@ static ob_rc_t fake_lookup(void *arg, const char *deployment_id, dialer_deployme
     return OB_OK;
 }
 
-static dialer_ctx_t worker;
 static fake_store_t store;
 static dialer_app_t *checker;
+static const ob_url_policy_t no_ranges; /* refuses nothing, as the worker's unset policy */
+
+/* The checks ask nothing of a worker: no request is ever queued. */
+static bool no_call(void *worker, void *call, const char *call_id, int64_t attempt)
+{
+    (void)worker, (void)call, (void)call_id, (void)attempt;
+    return false;
+}
+
+static void no_result(void *worker, const dialer_app_result_t *r)
+{
+    (void)worker, (void)r;
+}
+
+static const dialer_app_events_t no_worker = {no_call, no_result};
 
 static void checks_up(const char *const *rows)
 {
     ob_err_t err = {{0}};
     server_up(&srv);
     store = (fake_store_t){rows, false, 0};
-    cr_assert_eq(dialer_app_new(&worker, 10, CHECK_TIMEOUT_MS, &checker, &err), OB_OK, "%s",
-                 err.msg);
-    dialer_app_set_lookup(checker, fake_lookup, &store);
+    dialer_app_opts_t o = {
+        .concurrency = 10,
+        .timeout_ms = CHECK_TIMEOUT_MS,
+        .urls = &no_ranges,
+        .lookup = fake_lookup,
+        .lookup_arg = &store,
+        .events = &no_worker,
+    };
+    cr_assert_eq(dialer_app_new(&o, &checker, &err), OB_OK, "%s", err.msg);
 }
 
 static void checks_down(void)
