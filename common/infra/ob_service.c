@@ -202,6 +202,22 @@ bool ob_service_not_draining(const void *ctx)
     return !ob_stop_requested;
 }
 
+void ob_service_set_pg_up(ob_service_t *svc, bool up)
+{
+    __atomic_store_n(&svc->pg_up, up ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+static bool pg_up(const void *ctx)
+{
+    return __atomic_load_n(&((const ob_service_t *)ctx)->pg_up, __ATOMIC_RELAXED) != 0;
+}
+
+const ob_service_check_t ob_service_pg_checks[] = {
+    {"draining", ob_service_not_draining, false},
+    {"postgres unreachable", pg_up, true},
+    {NULL, NULL, false},
+};
+
 bool ob_service_ready(void *ctx, const char **why)
 {
     const ob_service_t *svc = ctx;

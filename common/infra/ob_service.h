@@ -75,7 +75,16 @@ typedef struct {
     ob_metric_family_t *pg_writes;    /* Postgres write durations, or NULL */
     ob_kafka_metrics_t *kafka;        /* per-topic Kafka metrics, or NULL */
     ob_http_server_t *http;           /* set by ob_service_http_start; freed by a drain step */
+    int pg_up;                        /* Postgres answered its last use (atomic): pg_checks */
 } ob_service_t;
+
+/* Records whether Postgres answered the service's last use of it. Any thread. */
+void ob_service_set_pg_up(ob_service_t *svc, bool up);
+
+/* The checks of a service whose one dependency is Postgres (the scheduler,
+ * the dialer): "draining", then "postgres unreachable" while svc->pg_up is
+ * 0 (counted in outbound_ready). */
+extern const ob_service_check_t ob_service_pg_checks[];
 
 /* A check for the checks tables: fails with "draining" once a stop was asked. */
 bool ob_service_not_draining(const void *ctx);

@@ -168,7 +168,6 @@ typedef struct {
     bool announcing;                      /* the dialers row is kept up (false once draining) */
     bool announced;                       /* this process's row was written once */
     bool assigned[DIALER_MAX_PARTITIONS]; /* dial-jobs partitions assigned to us */
-    int pg_up;                            /* Postgres answered last time (atomic) */
     ob_metric_t metrics[M_COUNT];         /* Prometheus registry */
     ob_kafka_metrics_t *kafka_metrics;    /* per-topic Kafka counts and lag */
     ob_histogram_t queue_to_dialing;      /* outbound_queue_to_dialing_seconds */

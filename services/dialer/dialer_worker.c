@@ -761,7 +761,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
             OB_WARN("worker", "transitions written again: %s", err.msg);
     }
     if (rc != OB_OK) {
-        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+        ob_service_set_pg_up(&ctx->svc, false);
         OB_ERROR("worker", "%d transition(s) not recorded, retrying in 1 s: %s",
                  b.n + ctx->noutcomes, err.msg);
         ctx->flush_after_ms = ob_mono_ms() + 1000;
@@ -771,7 +771,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         give_back(ctx, &b);
         return false;
     }
-    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    ob_service_set_pg_up(&ctx->svc, true);
     ob_pg_write_observe(ctx->pg_writes, "transitions", started_us);
     free(ctx->to_mark);
     ctx->to_mark = NULL;
@@ -888,7 +888,7 @@ void dialer_announce(dialer_ctx_t *ctx, bool now)
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
     if (rc == OB_OK)
         rc = ob_pg_exec(ctx->pg, ANNOUNCE_SQL, 7, params, NULL, &err);
-    __atomic_store_n(&ctx->pg_up, rc == OB_OK, __ATOMIC_RELAXED);
+    ob_service_set_pg_up(&ctx->svc, rc == OB_OK);
     if (rc == OB_OK && !ctx->announced) {
         ctx->announced = true;
         if (ob_pg_exec(ctx->pg, FORGET_DEAD_SQL, 0, NULL, NULL, &err) != OB_OK)

@@ -203,19 +203,6 @@ static ob_rc_t carrier_new(dialer_ctx_t *ctx, ob_err_t *err)
     return carrier_sip_new(&o, &dialer_carrier_events, ctx, &ctx->carrier, err);
 }
 
-static bool pg_up(const void *arg)
-{
-    const dialer_ctx_t *ctx = arg;
-    return __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED);
-}
-
-/* /readyz answers the first that fails; outbound_ready is Postgres. */
-static const ob_service_check_t checks[] = {
-    {"draining", ob_service_not_draining, false},
-    {"postgres unreachable", pg_up, true},
-    {NULL, NULL, false},
-};
-
 /* The webhook sender's, the sip carrier's and the queue-to-dialing
  * histogram, after the registry. */
 static char *render_more(void *arg)
@@ -335,7 +322,7 @@ static void init(dialer_ctx_t *ctx, const dialer_config_t *cfg)
     memcpy(ctx->sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
     ob_metric_set(&ctx->metrics[M_CHANNELS], cfg->channels);
     ctx->svc = (ob_service_t){
-        .checks = checks,
+        .checks = ob_service_pg_checks,
         .metrics = ctx->metrics,
         .nmetrics = M_COUNT,
         .ready = &ctx->metrics[M_READY],
@@ -369,7 +356,7 @@ static int start(dialer_ctx_t *ctx)
 {
     const dialer_config_t *cfg = ctx->cfg;
     ob_err_t err = {{0}};
-    ctx->pg_up = 1;
+    ob_service_set_pg_up(&ctx->svc, true);
     ctx->announcing = true; /* the row exists before any partition is assigned */
     dialer_announce(ctx, true);
     char *group = ob_xasprintf("%sdialers", cfg->base.topic_prefix);

@@ -84,19 +84,6 @@ static const ob_metric_t metric_defs[M_COUNT] = {
 #undef X
 };
 
-static bool pg_up(const void *arg)
-{
-    const scheduler_ctx_t *ctx = arg;
-    return __atomic_load_n(&ctx->pg_up, __ATOMIC_RELAXED);
-}
-
-/* /readyz answers the first that fails; outbound_ready is Postgres. */
-static const ob_service_check_t checks[] = {
-    {"draining", ob_service_not_draining, false},
-    {"postgres unreachable", pg_up, true},
-    {NULL, NULL, false},
-};
-
 /* The per-deployment queue gauges, after the registry. */
 static char *render_stats(void *arg)
 {
@@ -121,7 +108,7 @@ static void init(scheduler_ctx_t *ctx, const scheduler_config_t *cfg)
     ctx->kafka_metrics = ob_kafka_metrics_new();
     ctx->pg_writes = ob_pg_write_metrics_new();
     ctx->svc = (ob_service_t){
-        .checks = checks,
+        .checks = ob_service_pg_checks,
         .metrics = ctx->metrics,
         .nmetrics = M_COUNT,
         .ready = &ctx->metrics[M_READY],
@@ -146,7 +133,7 @@ static int start(scheduler_ctx_t *ctx)
 {
     const scheduler_config_t *cfg = ctx->cfg;
     ob_err_t err = {{0}};
-    ctx->pg_up = 1;
+    ob_service_set_pg_up(&ctx->svc, true);
     char *group = ob_xasprintf("%sscheduler", cfg->base.topic_prefix);
     const char *topics[] = {ctx->topic_requests, NULL};
     ob_rc_t rc = ob_consumer_new(&cfg->base, group, topics, "earliest", scheduler_on_rebalance, ctx,

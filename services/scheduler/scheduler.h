@@ -59,7 +59,6 @@ typedef struct {
     char *source;                         /* CloudEvents source of this instance */
     bool owned[SCHEDULER_MAX_PARTITIONS]; /* call-requests partitions assigned to us */
     int owned_count;                      /* number of true entries in owned */
-    int pg_up;                            /* last Postgres operation succeeded (atomic) */
     int64_t clock_real0_ms;               /* real time the scheduler clock started */
     struct window_cache *windows;         /* parsed campaign windows by text */
     struct scheduler_route *route;        /* live dialers and their free channels */

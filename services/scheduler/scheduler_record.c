@@ -300,7 +300,7 @@ int scheduler_record_poll(scheduler_ctx_t *ctx, int wait_ms)
 
     /* The batch is held until Postgres takes it: never skip accepted calls. */
     while (n > 0 && apply_batch(ctx, items, n, &err) != OB_OK) {
-        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+        ob_service_set_pg_up(&ctx->svc, false);
         OB_ERROR("record", "recording %d message(s) failed, retrying: %s", n, err.msg);
         ob_service_sleep(1000);
         if (ob_stop_requested)
@@ -309,7 +309,7 @@ int scheduler_record_poll(scheduler_ctx_t *ctx, int wait_ms)
             continue;
     }
     if (n > 0)
-        __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+        ob_service_set_pg_up(&ctx->svc, true);
     for (int i = 0; i < n; i++)
         ob_consumer_store(ctx->requests, items[i].msg);
 out:

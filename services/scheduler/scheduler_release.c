@@ -755,13 +755,13 @@ void scheduler_release_pass(scheduler_ctx_t *ctx)
     if (resent > 0)
         OB_INFO("release", "published %d dial job(s) left unpublished", resent);
     if (ob_pg_exec(ctx->pg, DUE_SQL, 2, params, &res, &err) != OB_OK) {
-        __atomic_store_n(&ctx->pg_up, 0, __ATOMIC_RELAXED);
+        ob_service_set_pg_up(&ctx->svc, false);
         OB_WARN("release", "due deployments: %s", err.msg);
         ob_rc_t unused = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
         (void)unused;
         goto out;
     }
-    __atomic_store_n(&ctx->pg_up, 1, __ATOMIC_RELAXED);
+    ob_service_set_pg_up(&ctx->svc, true);
     int n = PQntuples(res);
     if (n > 0 && scheduler_route_refresh(ctx->route, ctx->pg, ROUTE_STALE_MS, &err) != OB_OK)
         OB_WARN("release", "dialers not read, nothing released this pass: %s", err.msg);
