@@ -122,11 +122,24 @@ $(BUILD)/obj/gen/ob_phone_tz.o: $(BUILD)/gen/ob_phone_tz.c common/domain/ob_phon
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c
+# Every object depends on the flags it is compiled with, include paths
+# among them: a change of flags rebuilds them all. Without it, moving the
+# headers of common/ into its layers left objects whose dependency files
+# named the old paths, built against an old layout of a struct (ingest
+# crashed in rd_kafka_committed until make clean).
+FLAGS_STAMP := $(BUILD)/flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(ALL_CFLAGS)' '$(ALL_CXXFLAGS)' | cmp -s - $@ || \
+		printf '%s\n' '$(ALL_CFLAGS)' '$(ALL_CXXFLAGS)' >$@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.cc
+$(BUILD)/obj/%.o: %.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 

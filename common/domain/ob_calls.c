@@ -85,7 +85,8 @@ static ob_rc_t run(PGconn *conn, ob_producer_t *producer, const char *events_top
     } else if (n > 0) {
         *rows = n;
         ob_err_t perr = {{0}};
-        if (ob_events_publish(producer, events_topic, conn, evs, (size_t)n, &perr) != OB_OK)
+        if (producer &&
+            ob_events_publish(producer, events_topic, conn, evs, (size_t)n, &perr) != OB_OK)
             OB_WARN("calls", "%s events left for the relay: %s", evs[0].type, perr.msg);
     }
     for (int i = 0; evs && i <= n; i++)

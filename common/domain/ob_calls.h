@@ -19,7 +19,7 @@
  * message_reference, attempts_made, max_attempts) for each. Records one
  * completed event per row with the given reason (the one the statement
  * wrote), commits, then publishes the events (those that fail are left for
- * the relay). *ended gets the row count. */
+ * the relay; all of them when producer is NULL). *ended gets the row count. */
 ob_rc_t ob_calls_end(PGconn *conn, ob_producer_t *producer, const char *events_topic,
                      const char *source, ob_reason_t reason, const char *sql, int nparams,
                      const char *const *params, int *ended, ob_err_t *err) OB_MUSTCHECK;

@@ -23,8 +23,10 @@ struct ob_producer {
     int stop;                    /* tells the poller to exit (atomic) */
     long failures;               /* failed deliveries (atomic) */
     int fatal;                   /* a fatal error was raised (atomic) */
-    int brokers_down;            /* librdkafka lost every broker; cleared by a delivery or
+    int brokers_down;            /* librdkafka lost every broker; cleared by
                                   * ob_producer_reachable (atomic) */
+    unsigned down_seq;           /* counts the losses, so that a check that began before
+                                  * one does not clear it (atomic) */
 };
 
 typedef struct {
@@ -143,8 +145,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *con
     (void)rk;
     if (msg->err)
         __atomic_add_fetch(&p->failures, 1, __ATOMIC_RELAXED);
-    else
-        __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
     count_topic(p->metrics, msg->err ? K_FAILURES : K_PRODUCED, rd_kafka_topic_name(msg->rkt), 1);
     if (d) {
         if (d->cb)
@@ -166,8 +166,10 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     }
     /* The connection to the last broker closed (a broker stopping closes
      * it at once): known now, not at the next metadata check. */
-    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-        __atomic_store_n(&p->brokers_down, 1, __ATOMIC_RELAXED);
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        __atomic_add_fetch(&p->down_seq, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&p->brokers_down, 1, __ATOMIC_SEQ_CST);
+    }
     /* Transport errors are retried by librdkafka; log them once each. */
     OB_WARN("kafka", "kafka: %s: %s", rd_kafka_err2name(code), reason);
 }
@@ -643,9 +645,13 @@ bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
 
 bool ob_producer_reachable(ob_producer_t *p, int timeout_ms)
 {
+    unsigned seq = __atomic_load_n(&p->down_seq, __ATOMIC_SEQ_CST);
     if (!ob_kafka_reachable(p->rk, timeout_ms))
         return false;
-    __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
+    /* A loss reported while the check ran is not undone by its answer,
+     * which the broker may have sent just before it went. */
+    if (__atomic_load_n(&p->down_seq, __ATOMIC_SEQ_CST) == seq)
+        __atomic_store_n(&p->brokers_down, 0, __ATOMIC_SEQ_CST);
     return true;
 }
 

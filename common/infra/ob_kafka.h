@@ -101,8 +101,8 @@ long ob_producer_failures(const ob_producer_t *p);
 bool ob_producer_fatal(const ob_producer_t *p);
 
 /* True from the moment librdkafka reports that it lost every broker
- * (RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) until a message is delivered or
- * ob_producer_reachable succeeds. Any thread. */
+ * (RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) until an ob_producer_reachable that
+ * began after that succeeds. Any thread. */
 bool ob_producer_brokers_down(const ob_producer_t *p);
 
 /* ob_kafka_reachable on the producer's handle; a success also clears

@@ -164,7 +164,7 @@ void ingest_batch_begin(ingest_call_t *c)
     }
     /* Refused whole while the broker does not answer, rather than after
      * each row's message timed out (30 s; found by tests/soak). */
-    if (!__atomic_load_n(&c->ctx->kafka_up, __ATOMIC_RELAXED)) {
+    if (!ingest_kafka_usable(c->ctx)) {
         ob_http_add_header(req, "Retry-After", "1");
         ob_http_problem(req, 503, "queue_unavailable", NULL,
                         "Kafka is unreachable: no call of the batch was queued; retry");

@@ -339,7 +339,7 @@ void ingest_queue_call(ingest_call_t *c)
  * the whole wait (a soak's broker outage filled the pool with them). */
 static int unrecorded_wait_ms(const ingest_ctx_t *ctx)
 {
-    return __atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED) ? UNRECORDED_WAIT_MS : 0;
+    return ingest_kafka_usable(ctx) ? UNRECORDED_WAIT_MS : 0;
 }
 
 static void add_time(cJSON *o, const char *name, int64_t unix_ms)
@@ -648,9 +648,14 @@ void ingest_cancel_call(ingest_call_t *c)
     bool done_before = ob_state_parse(state_text, &state) && state == OB_STATE_COMPLETED;
     bool cancelled_before =
         done_before && ob_reason_parse(reason_text, &reason) && reason == OB_REASON_CANCELLED;
+    /* While the broker is away the events wait for the scheduler's relay:
+     * waiting here for their delivery to time out (10 s) held this thread,
+     * and every request libmicrohttpd had given it, that long (the hard
+     * soak: a call sent during a broker outage answered after 10 s). */
+    ob_producer_t *events = ingest_kafka_usable(c->ctx) ? c->ctx->producer : NULL;
     if (!done_before &&
-        ob_calls_cancel(c->conn, c->ctx->producer, c->ctx->topic_events, c->ctx->source,
-                        deployment_id, call_id, ob_now_ms(), &cancelled, &err) != OB_OK) {
+        ob_calls_cancel(c->conn, events, c->ctx->topic_events, c->ctx->source, deployment_id,
+                        call_id, ob_now_ms(), &cancelled, &err) != OB_OK) {
         ingest_database_problem(req, &err);
         return;
     }
@@ -687,6 +692,12 @@ bool ingest_check_pending(ingest_call_t *c, const char *deployment_id, long addi
     return false;
 }
 
+bool ingest_kafka_usable(const ingest_ctx_t *ctx)
+{
+    return __atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED) &&
+           !ob_producer_brokers_down(ctx->producer);
+}
+
 ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg, ob_err_t *err)
 {
     /* Waiting only as long as message.timeout.ms would answer 503 while the
@@ -697,8 +708,7 @@ ob_rc_t ingest_send_request(ingest_ctx_t *ctx, const char *key, const char *msg,
      * once-a-second metadata check, or from the moment librdkafka lost its
      * connection to every broker, calls are refused at once rather than
      * after the ack timeout. */
-    if (!__atomic_load_n(&ctx->kafka_up, __ATOMIC_RELAXED) ||
-        ob_producer_brokers_down(ctx->producer)) {
+    if (!ingest_kafka_usable(ctx)) {
         ob_err_set(err, "kafka unreachable");
         return OB_ERR;
     }

@@ -37,6 +37,10 @@ char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field,
  * about once a second). */
 #define INGEST_REPORT_GRACE_MS 5000
 
+/* False while the broker is known to be away: the once-a-second metadata
+ * check failed, or librdkafka lost every broker since (any thread). */
+bool ingest_kafka_usable(const ingest_ctx_t *ctx);
+
 /* Produces one message to the call-requests topic with the ingest's
  * producer, whose message.timeout.ms is OB_INGEST_ACK_TIMEOUT_MS, and blocks
  * until its delivery report: OB_OK once the broker acknowledged it; any
