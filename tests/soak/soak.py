@@ -356,6 +356,7 @@ def restart(p, how):
 
 
 LIVENESS_S = 60  # longer than any outage the faults cause
+exits = []  # (service, exit code, when): services that exited by themselves
 live_stop = threading.Event()
 outage = threading.Event()  # the broker or PostgreSQL is down (a fault): not ready is right
 
@@ -379,7 +380,17 @@ def liveness():
             if name == "receiver" or not p.mu.acquire(blocking=False):
                 continue
             try:
-                if not p.alive() or outage.is_set() or p.ready():
+                if not p.alive() and p.p is not None:
+                    # Exited by itself (a fault's kill holds p.mu): a fatal
+                    # producer error makes a service drain and exit, for its
+                    # orchestrator to start it again, as this does.
+                    code = p.p.poll()
+                    exits.append((name, code, time.time()))
+                    log(f"{name} exited by itself (code {code}); started again")
+                    restart(p, f"its own exit (code {code})")
+                    since.pop(name, None)
+                    continue
+                if outage.is_set() or p.ready():
                     since.pop(name, None)
                     continue
                 t0 = since.setdefault(name, time.time())
@@ -720,6 +731,12 @@ def main():
         stuck = traffic.finish()
         live_stop.set()
         note_check("stays-live", True, f"no service was alive and not ready for {LIVENESS_S}s")
+        # An exit of its own is a drain (a fatal producer error): its code
+        # says so; a crash is a death by a signal.
+        crashed = [(n, c) for n, c, _ in exits if c is None or c < 0]
+        note_check("exits-by-design", not crashed,
+                   f"services that exited by themselves and were started again:"
+                   f" {[(n, c, ts(w)) for n, c, w in exits]}; crashed: {crashed}")
         t = traffic
         log(f"load done: {t.stats['ops']} operations in {t.elapsed:.0f}s"
             f" ({t.stats['ops'] / t.elapsed:.1f}/s), {len(t.accepted)} calls named by a 202,"
