@@ -310,17 +310,15 @@ class LocalStack:
 
     def start(self, names):
         """Starts those not running, then waits for each to be ready."""
-        started = []
-        for name in names:
-            s = self.service(name)
+        services = [self.service(name) for name in names]
+        for s in services:
             if s.alive():
-                say(f"{name} already running (pid {s.pid}, port {s.port})")
+                say(f"{s.name} already running (pid {s.pid}, port {s.port})")
                 continue
             if port_taken(s.port):
-                raise StackError(f"port {s.port} for {name} is taken; set OB_LOCAL_PORT_BASE")
+                raise StackError(f"port {s.port} for {s.name} is taken; set OB_LOCAL_PORT_BASE")
             s.start()
-            started.append(s)
-        for s in started:
+        for s in services:
             try:
                 s.wait_ready()
             except StackError:
