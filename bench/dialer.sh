@@ -130,36 +130,7 @@ services() { OB_LOCAL_SERVICES=$1 "$local_dir/services.sh" "${@:2}"; }
 
 # ------------------------------------------------------------ the stack
 watcher='' receiver=''
-stop_bg() {
-	local pid=$1
-	if [[ -n $pid ]] && ob_pid_running "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-}
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	stop_bg "$watcher"
-	stop_bg "$receiver"
-	if ((keep_stack)); then
-		ob_say "leaving the bench stack running (OB_LOCAL_PORT_BASE=$OB_LOCAL_PORT_BASE" \
-			"OB_LOCAL_STATE=$OB_LOCAL_STATE; stop: services.sh stop; stack.sh down)"
-	else
-		ob_say "stopping the bench stack"
-		"$local_dir/services.sh" stop || rc=1
-		"$local_dir/stack.sh" down || rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! "$local_dir/kafka.sh" status >/dev/null 2>&1; then
-	rm -rf "$OB_LOCAL_STATE/kafka/data"
-fi
-"$local_dir/stack.sh" up
-"$local_dir/services.sh" stop >/dev/null # left over from a BENCH_KEEP_STACK run
+bench_stack_up watcher receiver
 psql "$admin_dsn" -qc 'drop database if exists outbound with (force)' -c 'create database outbound owner outbound'
 kafka_pid=$(<"$OB_LOCAL_RUN/kafka.pid")
 pg_pid=$(head -n1 "$OB_LOCAL_RUN/postgres.pid")
@@ -283,7 +254,7 @@ if want webhooks; then
 	start_dialers "$all_dialers" OB_DIALER_CHANNELS="$channels" OB_WEBHOOK_ENABLED=true OB_SIM_TIME_SCALE="$fast"
 	wait "$watcher" || true
 	watcher=
-	stop_bg "$receiver"
+	bench_bg_stop "$receiver"
 	receiver=
 fi
 

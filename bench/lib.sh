@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shell helpers the benchmark scripts share: the --quick argument, seeding a
-# due backlog straight into Postgres, and the COPY limit (which uses
-# deploy/local/lib.sh's clock, sourced by every script).
+# Shell helpers the benchmark scripts share: the --quick argument, the
+# bench stack's bring-up and tear-down, seeding a due backlog straight into
+# Postgres, and the COPY limit (which uses deploy/local/lib.sh's clock and
+# process checks, sourced by every script).
 
 # bench_quick SCRIPT [ARG]: prints 1 for --quick and 0 for no argument;
 # anything else is a usage error (exit 64):  quick=$(bench_quick "$0" "$@") || exit 64
@@ -14,6 +15,53 @@ bench_quick() {
 		return 64
 		;;
 	esac
+}
+
+# bench_stack_up [VAR...]: brings up the bench's Kafka and PostgreSQL ($local_dir
+# is deploy/local) with a fresh Kafka log when its broker was not running, so
+# that runs start from the same place, and stops the services a
+# BENCH_KEEP_STACK run left. On exit (the trap it sets) the background
+# helpers whose pids the variables VAR hold get SIGTERM, then the services
+# and the stack are stopped, unless $keep_stack.
+bench_stack_up() {
+	bench_bg_vars=("$@")
+	trap bench_stack_down EXIT
+	trap 'exit 130' INT TERM
+	if ! "$local_dir/kafka.sh" status >/dev/null 2>&1; then
+		rm -rf "$OB_LOCAL_STATE/kafka/data"
+	fi
+	"$local_dir/stack.sh" up
+	bench_services_stop >/dev/null
+}
+
+# bench_services_stop: every service of the bench stack, up to the two
+# ingests and schedulers of bench/e2e.sh's growth runs.
+bench_services_stop() {
+	OB_LOCAL_SERVICES='' OB_LOCAL_INGESTS=2 OB_LOCAL_SCHEDULERS=2 "$local_dir/services.sh" stop
+}
+
+# bench_bg_stop PID: SIGTERM to a helper this script started, and its exit.
+bench_bg_stop() {
+	if [[ -n $1 ]] && ob_pid_running "$1"; then
+		kill -TERM "$1" 2>/dev/null || true
+		wait "$1" 2>/dev/null || true
+	fi
+}
+
+# shellcheck disable=SC2317 # run by bench_stack_up's EXIT trap
+bench_stack_down() {
+	local rc=$? var
+	trap - EXIT INT TERM
+	for var in "${bench_bg_vars[@]}"; do bench_bg_stop "${!var:-}"; done
+	if ((keep_stack)); then
+		ob_say "leaving the bench stack running (OB_LOCAL_PORT_BASE=$OB_LOCAL_PORT_BASE" \
+			"OB_LOCAL_STATE=$OB_LOCAL_STATE; stop: services.sh stop; stack.sh down)"
+	else
+		ob_say "stopping the bench stack"
+		bench_services_stop || rc=1
+		"$local_dir/stack.sh" down || rc=1
+	fi
+	exit "$rc"
 }
 
 # seed_backlog DSN DEPLOYMENTS CALLS CAPACITY REQUEST_PARTITIONS: a bench

@@ -94,28 +94,9 @@ for tool in limit_http limit_produce limit_csv; do
 done
 
 # ------------------------------------------------------------ the stack
-stop_stack() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if ((keep_stack)); then
-		ob_say "leaving the bench stack running (OB_LOCAL_PORT_BASE=$OB_LOCAL_PORT_BASE" \
-			"OB_LOCAL_STATE=$OB_LOCAL_STATE; stop: services.sh stop; stack.sh down)"
-	else
-		ob_say "stopping the bench stack"
-		"$local_dir/services.sh" stop || rc=1
-		"$local_dir/stack.sh" down || rc=1
-	fi
-	exit "$rc"
-}
-trap stop_stack EXIT
-trap 'exit 130' INT TERM
-
-# A fresh Kafka log each run (when the bench broker is not running), so that
-# runs start from the same place; Postgres only keeps the tenant and uploads.
-if ! "$local_dir/kafka.sh" status >/dev/null 2>&1; then
-	rm -rf "$OB_LOCAL_STATE/kafka/data"
-fi
-"$local_dir/stack.sh" up
+# A fresh Kafka log each run (when the bench broker is not running);
+# Postgres only keeps the tenant and uploads.
+bench_stack_up
 "$local_dir/services.sh" start # applies the migrations seed.sh needs
 key=$("$local_dir/seed.sh")
 ingest_pid=$(ob_pidfile_read "$OB_LOCAL_RUN/ingest.pid" outbound-ingest) || ob_die "ingest is not running"

@@ -125,31 +125,7 @@ services() { OB_LOCAL_SERVICES=${1:-} "$local_dir/services.sh" "${@:2}"; }
 
 # ------------------------------------------------------------ the stack
 watcher=
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [[ -n $watcher ]] && ob_pid_running "$watcher"; then
-		kill -TERM "$watcher" 2>/dev/null || true
-		wait "$watcher" 2>/dev/null || true
-	fi
-	if ((keep_stack)); then
-		ob_say "leaving the bench stack running (OB_LOCAL_PORT_BASE=$OB_LOCAL_PORT_BASE" \
-			"OB_LOCAL_STATE=$OB_LOCAL_STATE; stop: services.sh stop; stack.sh down)"
-	else
-		ob_say "stopping the bench stack"
-		"$local_dir/services.sh" stop || rc=1
-		"$local_dir/stack.sh" down || rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! "$local_dir/kafka.sh" status >/dev/null 2>&1; then
-	rm -rf "$OB_LOCAL_STATE/kafka/data"
-fi
-"$local_dir/stack.sh" up
-"$local_dir/services.sh" stop >/dev/null # left over from a BENCH_KEEP_STACK run
+bench_stack_up watcher
 
 # pg_stat_statements, when installed, needs preloading: once per state dir.
 pgss=0

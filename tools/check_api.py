@@ -4,7 +4,7 @@ schemathesis (PyPI, in .cache/venv) generates valid and invalid requests for
 every operation of the served /api/v1/openapi.json and checks that none is
 answered 5xx and that every answer's status, content type and body are the
 documented ones. Runs a scheduler and ingest from build/bin on the local
-stack (tools/local_services.py) with an account of its own. Prints
+stack (deploy/local/stacklib.py) with an account of its own. Prints
 "api: N passed, M failed" (operations); exits 1 on any failure.
 Settings: OB_API_CHECK_EXAMPLES (per operation, default 15),
 OB_API_CHECK_SEED (default 1)."""
@@ -13,35 +13,27 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 import xml.etree.ElementTree as ET
 
-import local_services
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "deploy/local"))
+import stacklib  # noqa: E402
 
-ROOT = local_services.ROOT
+ROOT = stacklib.ROOT
 ST = os.path.join(ROOT, ".cache/venv/bin/schemathesis")
 ADMIN_KEY = "admin-key-for-the-api-check-0123456789"
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance")
 
 
-def post(base, path, key, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {key}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
-
-
 def tenant(base):
     """An account with an application, a deployment and a queued call, so
     that lists and the account's own resources are not all empty."""
-    key = post(base, "/api/v1/accounts", ADMIN_KEY, {"email": "api-check@example.com"})
-    key = key["api_key"]["key"]
-    app = post(base, "/api/v1/applications", key, {"name": "api check"})["application_id"]
-    dep = post(base, f"/api/v1/applications/{app}/deployments", key,
-               {"name": "api check", "capacity": 1})["deployment_id"]
-    post(base, f"/api/v1/deployments/{dep}/calls", key, {"phone_number": "+12125550100"})
+    t = stacklib.create_tenant(base, ADMIN_KEY, "api-check@example.com", "api check",
+                               [{"name": "api check", "capacity": 1}])
+    key, dep = t["key"], t["deployments"][0]["deployment_id"]
+    stacklib.api_post(base, f"/api/v1/deployments/{dep}/calls", key,
+                      {"phone_number": "+12125550100"})
     return key
 
 
@@ -51,7 +43,7 @@ def main():
         return 1
     report = os.path.join(ROOT, "build/test-logs/obapi-junit.xml")
     env = {"OB_INGEST_ADMIN_KEY": ADMIN_KEY}
-    with local_services.running(("scheduler", "ingest"), "obapi", env) as (urls, errors):
+    with stacklib.isolated(("scheduler", "ingest"), "obapi", env) as (urls, errors):
         if errors:
             for e in errors:
                 print(f"FAIL {e}")

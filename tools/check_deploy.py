@@ -20,7 +20,9 @@ import urllib.request
 import jsonschema
 import yaml
 
-import local_services
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "deploy/local"))
+import stacklib  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
@@ -402,10 +404,10 @@ def parse_exposition(text, series):
 
 def scrape_live():
     """Starts ingest, the scheduler and a dialer from build/bin on the local
-    stack (tools/local_services.py), scrapes each /metrics once ready, stops
+    stack (deploy/local/stacklib.py), scrapes each /metrics once ready, stops
     them with SIGTERM. Returns (series, errors)."""
     series = {}
-    with local_services.running(SERVICES, "obdeploy") as (urls, errors):
+    with stacklib.isolated(SERVICES, "obdeploy") as (urls, errors):
         if not errors:
             for base in urls.values():
                 with urllib.request.urlopen(base + "/metrics", timeout=5) as r:

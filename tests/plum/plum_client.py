@@ -28,7 +28,7 @@ What it expects is what Plum documents:
   expiration_time take "now", "oct 14th, 2011 11:05PM EST", "+3 days".
 
 The services (scheduler, dialer with the sim carrier, ingest) run from
-build/bin like tools/check_api.py runs them (tools/local_services.py). The
+build/bin like tools/check_api.py runs them (deploy/local/stacklib.py). The
 account, application and deployment are made with the native API, which a
 Plum user gets from Plum's console instead. Every answer is appended to
 build/test-logs/http.jsonl, so tools/check_openapi.py checks it too.
@@ -50,8 +50,8 @@ import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import local_services  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "deploy/local"))
+import stacklib  # noqa: E402
 
 ADMIN_KEY = "admin-key-for-the-plum-client-0123456789"
 HTTP_LOG = os.path.join(ROOT, "build/test-logs/http.jsonl")
@@ -219,13 +219,12 @@ def native(base, method, path, key, body=None):
 
 def tenant(base):
     email = f"plum-{uuid.uuid4().hex[:8]}@example.com"
-    key = native(base, "POST", "/api/v1/accounts", ADMIN_KEY, {"email": email}).json()
-    key = key["api_key"]["key"]
-    app = native(base, "POST", "/api/v1/applications", key,
-                 {"name": "plum client"}).json()["application_id"]
-    dep = native(base, "POST", f"/api/v1/applications/{app}/deployments", key,
-                 {"name": "plum client", "capacity": 4}).json()["deployment_id"]
-    return email, key, app, dep
+    # Through native(), so that check_openapi.py sees these answers too.
+    t = stacklib.create_tenant(base, ADMIN_KEY, email, "plum client",
+                               [{"name": "plum client", "capacity": 4}],
+                               post=lambda b, path, k, body: native(b, "POST", path, k,
+                                                                    body).json())
+    return email, t["key"], t["application_id"], t["deployments"][0]["deployment_id"]
 
 
 def is_error(ans, status, *words):
@@ -385,7 +384,7 @@ def main():
     env = {"OB_INGEST_ADMIN_KEY": ADMIN_KEY, "OB_SIM_TIME_SCALE": "100",
            "OB_DIALER_URL_ALLOW": "127.0.0.0/8,::1", "OB_WEBHOOK_RETRY_BASE_MS": "200",
            "OB_WEBHOOK_RETRY_MAX_MS": "1000"}
-    with local_services.running(("scheduler", "dialer", "ingest"), "plum", env) as (urls,
+    with stacklib.isolated(("scheduler", "dialer", "ingest"), "plum", env) as (urls,
                                                                                     errors):
         if not errors:
             try:

@@ -56,6 +56,8 @@ import load
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "tests", "soak")
 LOCAL = os.path.join(ROOT, "deploy", "local")
+sys.path.insert(0, LOCAL)
+import stacklib  # noqa: E402  (deploy/local/stacklib.py)
 
 
 def env_num(name, default):
@@ -138,63 +140,13 @@ def psql(sql, *args):
 
 # ------------------------------------------------------------ processes
 
-class Proc:
-    """One service (or the receiver) started by the soak, known by its pid."""
-
-    def __init__(self, name, argv, port, env):
-        self.name, self.argv, self.port, self.env = name, argv, port, env
-        self.p = None
-        self.mu = threading.Lock()  # held by whoever kills and restarts it
-
-    def start(self):
-        out = open(os.path.join(LOGS, f"{self.name}.log"), "ab")
-        self.p = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-
-    def alive(self):
-        return self.p is not None and self.p.poll() is None
-
-    def signal(self, sig, timeout=60):
-        """Sends sig and waits; returns the exit code (None: still running)."""
-        if not self.alive():
-            return self.p.returncode if self.p else None
-        self.p.send_signal(sig)
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def ready(self):
-        return http_get(self.port, "/readyz" if self.name != "receiver" else "/") == 200
-
-    def rss_mb(self):
-        try:
-            with open(f"/proc/{self.p.pid}/status") as f:
-                return next(int(x.split()[1]) // 1024 for x in f if x.startswith("VmHWM"))
-        except (OSError, StopIteration, AttributeError):
-            return 0
-
-    def wait_ready(self, timeout=90):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not self.alive():
-                return False
-            if self.ready():
-                return True
-            time.sleep(0.2)
-        return False
-
-
-def http_get(port, path, timeout=3):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        c.request("GET", path)
-        status = c.getresponse().status
-        c.close()
-        return status
-    except OSError:
-        return 0
+def proc(name, argv, port, env, ready_path="/readyz"):
+    """One service (or the receiver) started by the soak (deploy/local/stacklib.py),
+    its log in LOGS; mu is held by whoever kills and restarts it."""
+    p = stacklib.Service(name, argv, port, env, os.path.join(LOGS, f"{name}.log"),
+                         ready_path=ready_path)
+    p.mu = threading.Lock()
+    return p
 
 
 def service(name, svc, port, extra=None):
@@ -207,7 +159,7 @@ def service(name, svc, port, extra=None):
              # The webhook receiver is on loopback, which dialers refuse by default.
              OB_DIALER_URL_ALLOW="127.0.0.0/8,::1")
     e.update(extra or {})
-    return Proc(name, [os.path.join(STATE, "bin", f"outbound-{svc}")], port, e)
+    return proc(name, [os.path.join(STATE, "bin", f"outbound-{svc}")], port, e)
 
 
 ADMIN_KEY = "soak-admin-" + "%032x" % random.getrandbits(128)
@@ -221,13 +173,12 @@ def start_all():
     procs["scheduler-2"] = service("scheduler-2", "scheduler", BASE + 84)
     procs["dialer-1"] = service("dialer-1", "dialer", BASE + 82)
     procs["dialer-2"] = service("dialer-2", "dialer", BASE + 83)
-    procs["receiver"] = Proc("receiver", [sys.executable, os.path.join(HERE, "receiver.py"),
+    procs["receiver"] = proc("receiver", [sys.executable, os.path.join(HERE, "receiver.py"),
                                           str(RECEIVER_PORT), os.path.join(WORK, "hooks.tsv")],
-                             RECEIVER_PORT, dict(os.environ))
+                             RECEIVER_PORT, dict(os.environ), ready_path="/")
     for p in procs.values():
         p.start()
-        if not p.wait_ready():
-            raise RuntimeError(f"{p.name} not ready; log {LOGS}/{p.name}.log")
+        p.wait_ready(90)  # StackError naming the log
 
 
 # ------------------------------------------------------------ the API
@@ -298,13 +249,8 @@ def window_json(pattern, t0, until):
 def create_tenant():
     global KEY
     email = f"soak-{SEED}@example.com"
-    st, acct, _ = api("POST", "/api/v1/accounts", {"email": email, "name": "soak"}, key=ADMIN_KEY)
-    assert st == 201, f"create account: {st} {acct}"
-    KEY = acct["api_key"]["key"]
-    st, app, _ = api("POST", "/api/v1/applications", {"name": "soak"})
-    assert st == 201, f"create application: {st} {app}"
-    tenant.update(email=email, app_id=app["application_id"])
     t0 = time.time()
+    plan, bodies = [], []
     for name, cap, pattern, hook in DEPLOYMENTS + [("bulk", BULK_CAPACITY, None, False)]:
         # d0 keeps capacity 1 (the self-test's over-capacity case is built on it).
         cap = cap if name == "d0" else cap * CAPACITY_SCALE
@@ -314,8 +260,13 @@ def create_tenant():
         spans = []
         if pattern:
             body["campaign_window"], spans = window_json(pattern, t0, t0 + SECONDS + SETTLE + 600)
-        st, d, _ = api("POST", f"/api/v1/applications/{app['application_id']}/deployments", body)
-        assert st == 201, f"create deployment {name}: {st} {d}"
+        plan.append((name, cap, pattern, spans))
+        bodies.append(body)
+    t = stacklib.create_tenant(f"http://127.0.0.1:{API_PORT}", ADMIN_KEY, email, "soak", bodies,
+                               account_name="soak")
+    KEY = t["key"]
+    tenant.update(email=email, app_id=t["application_id"])
+    for (name, cap, pattern, spans), d in zip(plan, t["deployments"]):
         # Calls go to each in proportion to the capacity it has open.
         weight = cap * (pattern[0] / sum(pattern) if pattern else 1)
         dep = {"id": d["deployment_id"], "name": name, "capacity": cap, "weight": weight}
@@ -351,7 +302,7 @@ def restart(p, how):
     """After a kill (p.mu held): starts it again and waits until ready."""
     time.sleep(rng.uniform(0, 3))
     p.start()
-    ok = p.wait_ready()
+    ok = p.wait_ready(90, check=False)
     note_check("restart-ready", ok, f"{p.name} ready after {how}: {ok}")
 
 
@@ -365,7 +316,7 @@ def save_stacks(p):
     """Every thread's stack of a wedged service (gdb), for the report."""
     path = os.path.join(LOGS, f"{p.name}-stacks-{int(time.time())}.txt")
     with open(path, "w") as f:
-        subprocess.run(["gdb", "-p", str(p.p.pid), "-batch", "-ex", "thread apply all bt"],
+        subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt"],
                        stdout=f, stderr=subprocess.DEVNULL, timeout=120, check=False)
     return path
 
@@ -397,7 +348,7 @@ def liveness():
                 if time.time() - t0 < LIVENESS_S:
                     continue
                 stacks = save_stacks(p)
-                note_check("stays-live", False, f"{name} (pid {p.p.pid}) alive and not ready from"
+                note_check("stays-live", False, f"{name} (pid {p.pid}) alive and not ready from"
                            f" {ts(t0)} for {LIVENESS_S}s: stacks in {stacks}; killed, restarted")
                 log(f"{name} stopped answering ready; stacks in {stacks}")
                 p.signal(signal.SIGKILL)
@@ -474,7 +425,7 @@ def fault(kind):
         p.signal(signal.SIGKILL)
         time.sleep(r.uniform(3, 15))
         p.start()
-        p.wait_ready()
+        p.wait_ready(90, check=False)
         return ""
     raise ValueError(kind)
 
@@ -532,7 +483,7 @@ def restart_dependency(kind, r):
                    f"not ready while Postgres down: {not_ready}")
         local("postgres.sh", "start")
         up_at = time.time()
-        ok = all(p.wait_ready(60) for p in workers)
+        ok = all(p.wait_ready(60, check=False) for p in workers)
         note_check("postgres-back-resumes", ok,
                    f"all ready {time.time() - up_at:.1f}s after Postgres was back: {ok}")
         return f"down {up_at - down_at:.1f}s"
@@ -751,7 +702,7 @@ def main():
         for name, p in procs.items():  # anything a failed fault left down
             if not p.alive():
                 p.start()
-                p.wait_ready()
+                p.wait_ready(90, check=False)
         counters = check()
         ok = report(counters)
     except Exception as e:  # counted as a failure by tools/test.sh's total
@@ -773,7 +724,7 @@ def watch_progress():
         log(f"progress: {(ops - last) / 60:.1f} operations/s, {len(t.accepted)} calls named,"
             f" {sum(b[3] for b in t.bulk_reqs)} rows, {t.stats['retried']} requests retried,"
             f" {t.stats['ops-dropped']} dropped; peak RSS MB "
-            + ", ".join(f"{n} {p.rss_mb()}" for n, p in procs.items() if n != "receiver")
+            + ", ".join(f"{n} {p.peak_rss_mb()}" for n, p in procs.items() if n != "receiver")
             + f"; calls unrecorded {gauge(API_PORT, 'outbound_calls_unrecorded')},"
               f" recording lag {gauge(API_PORT, 'outbound_call_recording_lag_seconds')}s")
         last = ops
