@@ -331,11 +331,11 @@ def liveness():
             if name == "receiver" or not p.mu.acquire(blocking=False):
                 continue
             try:
-                if not p.alive() and p.p is not None:
+                if not p.alive() and p.proc is not None:
                     # Exited by itself (a fault's kill holds p.mu): a fatal
                     # producer error makes a service drain and exit, for its
                     # orchestrator to start it again, as this does.
-                    code = p.p.poll()
+                    code = p.proc.poll()
                     exits.append((name, code, time.time()))
                     log(f"{name} exited by itself (code {code}); started again")
                     restart(p, f"its own exit (code {code})")
