@@ -88,9 +88,11 @@ UNION ALL SELECT 'dialed-after-cancel-dialing', count(DISTINCT call_id) FROM all
 UNION ALL SELECT 'dialed-after-queue-cancel', count(DISTINCT call_id) FROM all_dialed a
     JOIN known s USING (call_id) JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
     WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at
--- Released while its deployment was paused. released_at is the start of the
--- scheduler's release pass, which may have begun before the pause was
--- answered or chosen the deployment after the resume: 1 s of slack each side.
+-- Released while its deployment was paused. released_at is the scheduler's
+-- time just before the release statement, which reads paused itself; a
+-- statement that began just before the pause committed, or a resume that
+-- committed before its client sent it (a retry), is covered by 1 s of
+-- slack each side.
 UNION ALL SELECT 'released-while-paused', count(*) FROM attempts a JOIN soak_pauses p USING (deployment_id)
     WHERE a.released_at > p.paused_at + interval '1 second'
       AND a.released_at < p.resumed_at - interval '1 second'
