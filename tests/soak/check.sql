@@ -83,8 +83,9 @@ UNION ALL SELECT 'dialed-after-cancel', count(DISTINCT call_id) FROM all_dialed 
 UNION ALL SELECT 'dialed-after-cancel-dialing', count(DISTINCT call_id) FROM all_dialed a
     JOIN soak_cancels k USING (call_id) WHERE k.status = 202 AND a.released_at > k.answered_at
 -- A queue cancel (native or Plum, 202) covers every call accepted before it
--- was sent: none of them is dialed after its answer but the attempt in
--- motion then (the same as above).
+-- was sent (its first try: retried under its key, the first try may be the
+-- one that acted): none of them is dialed after its answer but the attempt
+-- in motion then (the same as above).
 UNION ALL SELECT 'dialed-after-queue-cancel', count(DISTINCT call_id) FROM all_dialed a
     JOIN known s USING (call_id) JOIN soak_queue_cancels q ON q.deployment_id = s.deployment_id
     WHERE s.answered_at < q.sent_at AND a.released_at > q.answered_at

@@ -131,11 +131,14 @@ class Traffic:
             return f"{prefix}-{self.seed}-{self.seq}"
 
     def exchange(self, method, path, body=None, headers=None, *, key=None, port=None, timeout=10,
-                 single=False, queueing=False, plum=False, what="", on_try=None):
+                 single=False, queueing=False, plum=False, what="", on_try=None,
+                 sent_first=False):
         """Sends until answered: a failure (no answer, 5xx, 429, 409 in
         progress or not recorded) is retried with the same key, after
         Retry-After, on the other ingest when this one gave no answer or a
-        5xx. Returns (status, raw, sent at, answered at, port, tries)."""
+        5xx. Returns (status, raw, sent at, answered at, port, tries): sent at
+        is the last try's, or with sent_first the first try's (under a key
+        the first try may be the one that acted, its answer replayed)."""
         hdrs = {"Authorization": self.basic if plum else f"Bearer {self.key}"}
         hdrs.update(headers or {})
         if key:
@@ -155,7 +158,7 @@ class Traffic:
             if not retryable(st, raw, ra):
                 if tries > 1:
                     self.stats["retried"] += 1
-                return st, raw, t, done, port, tries
+                return st, raw, first if sent_first else t, done, port, tries
             with self.lock:
                 self.stats[f"retry-{st}" if st != 409 else "retry-409-in-progress"] += 1
             if time.time() - first > RETRY_FOR_S:
@@ -384,11 +387,12 @@ class Traffic:
         if plum:
             st, _, sent, done, _, _ = self.exchange(
                 "DELETE", f"/api/apps/{self.app_id}/{d['id']}/cancel", plum=True,
-                key=self.next_id("plum-queue-cancel"),
+                key=self.next_id("plum-queue-cancel"), sent_first=True,
                 port=random.choice(self.ports), what="plum queue cancel")
         else:
             st, _, sent, done, _, _ = self.exchange("POST", f"/api/v1/deployments/{d['id']}:cancel",
                                                     key=self.next_id("queue-cancel"),
+                                                    sent_first=True,
                                                     port=random.choice(self.ports),
                                                     what="queue cancel")
         with self.lock:
