@@ -195,12 +195,28 @@ h_proc_t *h_start(h_stack_t *s, const char *service, const char *name, const cha
     return p;
 }
 
-static long http_status(int port, const char *path)
+/* True when the service on port says it is ready: 200 with the services'
+ * readiness JSON, so that another process that took the port (a test's
+ * receiver in a test process running beside this one) is not taken for it. */
+static bool says_ready(int port)
 {
-    h_resp_t r = h_http(port, "GET", path, NULL, NULL);
-    long st = r.status;
+    h_resp_t r = h_http(port, "GET", "/readyz", NULL, NULL);
+    bool ready = r.status == 200 && r.body && strstr(r.body, "\"status\":\"ready\"");
     h_resp_free(&r);
-    return st;
+    return ready;
+}
+
+/* True when the file at path says text. */
+static bool log_says(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
 }
 
 bool h_wait_ready(const h_proc_t *p, int timeout_ms)
@@ -212,7 +228,7 @@ bool h_wait_ready(const h_proc_t *p, int timeout_ms)
                          WIFEXITED(status) ? WEXITSTATUS(status) : -1, p->log);
             return false;
         }
-        if (http_status(p->port, "/readyz") == 200)
+        if (says_ready(p->port))
             return true;
         h_sleep_ms(100);
     }
@@ -249,9 +265,24 @@ bool h_stack_up(h_stack_t *s, int ndialers, const char *const *dialer_env)
         h_start(s, "dialer", name, dialer_env);
     }
     h_start(s, "ingest", "ingest", NULL);
-    for (int i = 0; i < s->nprocs; i++)
-        if (!h_wait_ready(&s->procs[i], 60000))
-            return false;
+    for (int i = 0; i < s->nprocs; i++) {
+        /* A port taken between h_free_port and the service's bind (by a test
+         * process beside this one): the service cannot listen and exits;
+         * it starts again, in its slot, on another port. */
+        for (int tries = 0; !h_wait_ready(&s->procs[i], 60000); tries++) {
+            h_proc_t *p = &s->procs[i];
+            if (tries == 2 || !log_says(p->log, "cannot listen"))
+                return false;
+            char name[sizeof(p->name)], service[sizeof(p->name)];
+            snprintf(name, sizeof(name), "%s", p->name);
+            snprintf(service, sizeof(service), "%.*s", (int)strcspn(name, "-"), name);
+            cr_log_warn("%s could not listen on port %d; starting it on another", name, p->port);
+            int n = s->nprocs; /* h_start appends: start it at the end, then move it here */
+            h_start(s, service, name, strcmp(service, "dialer") == 0 ? dialer_env : NULL);
+            s->procs[i] = s->procs[n];
+            s->nprocs = n;
+        }
+    }
     return true;
 }
 
