@@ -225,16 +225,20 @@ def check_path_parameters(doc):
 
 
 # ---- 2. the routes ------------------------------------------------------------------
-def read_routes():
+def routes_table():
+    """The text of the routes[] table of ingest_api.c, or None."""
+    with open(ROUTES_C, encoding="utf-8") as f:
+        m = re.search(r"routes\[\]\s*=\s*\{(.*?)\n\};", f.read(), re.S)
+    return m.group(1) if m else None
+
+
+def read_routes(table):
     """(METHOD, pattern with {}) from the routes[] table and the built-ins."""
     routes = []
-    with open(ROUTES_C, encoding="utf-8") as f:
-        text = f.read()
-    m = re.search(r"routes\[\]\s*=\s*\{(.*?)\n\};", text, re.S)
-    if not m:
+    if table is None:
         fail(f"routes: no routes[] table in {ROUTES_C}")
         return routes
-    routes += re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"', m.group(1))
+    routes += re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"', table)
     if not routes:
         fail(f"routes: the routes[] table of {ROUTES_C} has no routes")
     with open(HTTP_C, encoding="utf-8") as f:
@@ -242,13 +246,10 @@ def read_routes():
     return routes
 
 
-def read_keyed():
+def read_keyed(table):
     """(METHOD, pattern) of the routes the router runs under an Idempotency-Key
     (KEYED in the routes[] table)."""
-    with open(ROUTES_C, encoding="utf-8") as f:
-        text = f.read()
-    m = re.search(r"routes\[\]\s*=\s*\{(.*?)\n\};", text, re.S)
-    return set(re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"[^{}]*\bKEYED\}', m.group(1) if m else ""))
+    return set(re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"[^{}]*\bKEYED\}', table or ""))
 
 
 def check_keyed(doc, keyed):
@@ -437,8 +438,9 @@ def main():
         check_refs(doc)
         check_schemas(doc)
         check_path_parameters(doc)
-        check_routes(doc, read_routes())
-        check_keyed(doc, read_keyed())
+        table = routes_table()
+        check_routes(doc, read_routes(table))
+        check_keyed(doc, read_keyed(table))
         rec = Recorded(doc)
         rec.run()
         if "--coverage" in sys.argv[1:]:

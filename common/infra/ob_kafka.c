@@ -633,7 +633,8 @@ void ob_consumer_close(rd_kafka_t *rk)
     free(rb);
 }
 
-bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
+/* True when the cluster answers a metadata request within timeout_ms. */
+static bool kafka_reachable(rd_kafka_t *rk, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;
     if (rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -646,7 +647,7 @@ bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
 bool ob_producer_reachable(ob_producer_t *p, int timeout_ms)
 {
     unsigned seq = __atomic_load_n(&p->down_seq, __ATOMIC_SEQ_CST);
-    if (!ob_kafka_reachable(p->rk, timeout_ms))
+    if (!kafka_reachable(p->rk, timeout_ms))
         return false;
     /* A loss reported while the check ran is not undone by its answer,
      * which the broker may have sent just before it went. */

@@ -105,7 +105,8 @@ bool ob_producer_fatal(const ob_producer_t *p);
  * began after that succeeds. Any thread. */
 bool ob_producer_brokers_down(const ob_producer_t *p);
 
-/* ob_kafka_reachable on the producer's handle; a success also clears
+/* True when the cluster answers the producer's metadata request within
+ * timeout_ms; a success also clears
  * ob_producer_brokers_down. Blocks up to timeout_ms. Any thread. */
 bool ob_producer_reachable(ob_producer_t *p, int timeout_ms);
 
@@ -143,9 +144,6 @@ void ob_consumer_close(rd_kafka_t *rk);
  * count (replication factor -1: the broker's default). */
 ob_rc_t ob_kafka_ensure_topics(const ob_base_config_t *cfg, const char *const *topics,
                                ob_err_t *err) OB_MUSTCHECK;
-
-/* True when the cluster answers a metadata request within timeout_ms. */
-bool ob_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
 
 /* Renders a registry's Kafka metrics as Prometheus text; caller frees:
  * outbound_kafka_messages_produced_total{topic} and
