@@ -213,7 +213,7 @@ void ingest_stream(void *arg, ob_http_req_t *req)
 static void run_keyed(const route_t *r, ingest_call_t *c)
 {
     char hash[65];
-    if (r->keyed != KEYED) {
+    if (r->keyed != KEYED || !ob_http_header(c->req, "Idempotency-Key")) {
         r->fn(c);
         return;
     }
