@@ -3,7 +3,7 @@
 # commands a newcomer needs; both install what is missing first.
 
 CC       ?= cc
-PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl icu-i18n spandsp
+PKGS     := rdkafka libpq libcjson libmicrohttpd libcrypto libcurl icu-i18n spandsp espeak-ng samplerate
 BUILD    := build
 ifneq ($(SANITIZE),)
 BUILD    := build/san

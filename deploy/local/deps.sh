@@ -26,7 +26,8 @@ packages=(
 	libcsv-dev libcurl4-openssl-dev libssl-dev libphonenumber-dev libicu-dev
 	postgresql kcat maven python3-jsonschema python3-phonenumbers python3-yaml
 	wrk chromium xxd python3-venv libre-dev sip-tester clang libclang-rt-14-dev
-	libfuzzer-14-dev libspandsp-dev espeak-ng sox
+	libfuzzer-14-dev libspandsp-dev espeak-ng sox libespeak-ng-dev
+	libsamplerate0-dev
 )
 # Node and a JRE only when none is on PATH (a fresh machine has none).
 node_packages=(nodejs npm)

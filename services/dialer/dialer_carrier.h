@@ -7,6 +7,7 @@
 #ifndef DIALER_CARRIER_H
 #define DIALER_CARRIER_H
 
+#include "dialer_audio.h"
 #include "ob_common.h"
 #include "ob_detect.h"
 #include "ob_metrics.h"
@@ -36,7 +37,46 @@ typedef struct {
      * beep), reported just before ended by carriers that listen (sip);
      * valid only during the call; may be NULL. */
     void (*detected)(void *worker, void *call, const ob_detect_result_t *r);
+
+    /* ---- media on an answered call (the application on answer) ---- */
+    /* What play started has ended: played all of it (interrupted false),
+     * or was cut short by stop, a barge-in digit or the call's end
+     * (interrupted true); played_ms is how much of it went out. Reported
+     * once per play, before any later play's. May be NULL. */
+    void (*played)(void *worker, void *call, int played_ms, bool interrupted);
+    /* The callee pressed a key ('0'-'9', '*', '#', 'A'-'D'), heard as an
+     * RFC 4733 telephone-event (inband false) or as in-band DTMF tones
+     * (inband true); one report per key press. May be NULL. */
+    void (*digit)(void *worker, void *call, char digit, bool inband);
+    /* A machine's greeting is over: its beep ended (beep true) or, when
+     * no beep came, the greeting fell silent long enough to speak over
+     * it; at_ms is when, after the answer. Reported at most once per call,
+     * after decided said answeringmachine, as soon as it is heard. May be
+     * NULL. */
+    void (*greeting_over)(void *worker, void *call, bool beep, int at_ms);
+    /* The timing of our first audio on the call, reported just before
+     * ended when play ever sent any: greeting_end_ms is when the callee's
+     * first words ended (the detector's, after the answer; -1 when it
+     * heard none) and first_audio_ms when our first audio packet went out
+     * (after the answer). May be NULL. */
+    void (*first_audio)(void *worker, void *call, int greeting_end_ms, int first_audio_ms);
+    /* A connect ended: outcome is "answered", "busy", "noanswer",
+     * "failed" or "referred" (the trunk took a REFER), code the second
+     * leg's final SIP status (0 when none), talk_ms how long the legs were
+     * bridged. The first leg then ends as usual (ended). May be NULL. */
+    void (*handed_over)(void *worker, void *call, const char *outcome, int code, int talk_ms);
 } carrier_events_t;
+
+/* Where a connect hands the callee over. Strings are the caller's and need
+ * to live only during connect. */
+typedef struct {
+    const char *to;          /* E.164 number (dialed through the trunk) or a sip: URI */
+    const char *caller_id;   /* E.164 the second leg shows, or NULL: the call's */
+    int ring_timeout_ms;     /* the second leg rings this long at most */
+    const char **headers;    /* SIP headers for the second leg (or the REFER), "Name: value" */
+    int nheaders;            /* their count */
+    bool refer;              /* try REFER first; bridge when the trunk refuses it */
+} carrier_connect_t;
 
 /* What to dial: the job's number and options. The strings are the caller's
  * and need to live only during start. */
@@ -61,6 +101,17 @@ typedef struct {
     /* Keeps an answered call up talk_ms (nominal) from now, then ends it as
      * usual (the application asked to stay connected); no-op otherwise. */
     void (*extend)(carrier_t *c, void *call, int talk_ms);
+    /* Starts sending audio to an answered call (what was playing stops
+     * first, reported through played as interrupted), loop times over (1
+     * or more); with barge_in a digit from the callee stops it. Takes its
+     * own reference to audio. No-op on a call not answered. */
+    void (*play)(carrier_t *c, void *call, dialer_audio_t *audio, int loop, bool barge_in);
+    /* Stops what plays (reported through played); no-op when nothing does. */
+    void (*stop)(carrier_t *c, void *call);
+    /* Hands an answered call over to another party (carrier_connect_t);
+     * the outcome comes through handed_over. False when the carrier
+     * cannot (no such feature, no channel for a second leg). */
+    bool (*connect)(carrier_t *c, void *call, const carrier_connect_t *to);
     /* Advances the carrier to now_ms, firing callbacks; returns the time of
      * its next deadline, or INT64_MAX when idle. */
     int64_t (*run)(carrier_t *c, int64_t now_ms);
