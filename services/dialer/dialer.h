@@ -127,15 +127,23 @@ typedef struct {
     int sip_code;                /* the carrier's final SIP status, 0 if none */
     char *sip_reason;            /* its reason phrase (owned), NULL if none */
     ob_attempt_end_t end;        /* the ENDING states: how it ended */
+    int64_t answered_ms;         /* monotonic time of the answer, 0 before */
+    struct dialer_doc_run *run;  /* its call-control document, running (dialer_doc.c), or NULL */
 } dialer_slot_t;
 
-/* A start_url request's outcome, recorded on its attempt by the next
- * flush (dialer_app_result_t, copied). */
+/* What an outcome recorded on an attempt is. */
+typedef enum {
+    DIALER_OUTCOME_CONNECTED, /* the connected request's: app_status, app_error, app_ms */
+    DIALER_OUTCOME_UPDATE,    /* a callee_type update's failure, in app_error when it has none */
+    DIALER_OUTCOME_DOC,       /* the document's error (dialer_doc.c), appended to app_error */
+} dialer_outcome_kind_t;
+
+/* A start_url request's outcome, or a document's error, recorded on its
+ * attempt by the next flush (dialer_app_result_t, copied). */
 typedef struct {
-    char *call_id;   /* the call (owned) */
-    int64_t attempt; /* its attempt */
-    bool connected;  /* the connected request's: app_status, app_error, app_ms; else a callee_type
-                        update's failure, kept in app_error when it has none */
+    char *call_id;              /* the call (owned) */
+    int64_t attempt;            /* its attempt */
+    dialer_outcome_kind_t kind; /* see dialer_outcome_kind_t */
     long status;     /* HTTP status, 0 when none */
     char *error;     /* why it failed (owned), NULL when it succeeded */
     int ms;          /* how long it took */
@@ -173,6 +181,11 @@ typedef struct {
     ob_histogram_t queue_to_dialing;      /* outbound_queue_to_dialing_seconds */
     ob_metric_family_t *pg_writes;        /* outbound_postgres_write_duration_seconds{op} */
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
+    struct dialer_media *media;           /* audio of say and play (dialer_media.h) */
+    double time_scale;                    /* nominal ms per real ms: the sim's scale, else 1 */
+    ob_call_event_t *notes;               /* events of running calls (gathered, ...) for the flush */
+    int nnotes, notes_cap;                /* their count, and room */
+    ob_histogram_t first_audio_gap;       /* outbound_first_audio_gap_seconds */
     struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t sip_metrics[SIP_M_COUNT]; /* the sip carrier's (outlive it) */
     ob_url_policy_t url_policy;           /* where start_url, result_url and checks may connect */
@@ -227,6 +240,35 @@ int dialer_pending(const dialer_ctx_t *ctx);
 void dialer_drop_unverified(dialer_ctx_t *ctx);
 
 /* ---- The worker (dialer_worker.c): main thread only ------------------------ */
+
+/* Queues an outcome for the attempt s holds, recorded by the next flush. */
+void dialer_outcome_add(dialer_ctx_t *ctx, const dialer_slot_t *s, dialer_outcome_kind_t kind,
+                        long status, const char *error, int ms);
+
+/* Queues the event outbound.call.<type> about the connected call s (result
+ * and digits may be NULL), recorded and published by the next flush. */
+void dialer_note_event(dialer_ctx_t *ctx, const dialer_slot_t *s, const char *type,
+                       const char *result, const char *digits);
+
+/* dialer_note_event for a gather's digits (outbound.call.gathered). */
+void dialer_note_gathered(dialer_ctx_t *ctx, const dialer_slot_t *s, const char *digits);
+
+/* A copy of the i-th note (caller clears it), for a flush's transaction,
+ * which may run more than once. */
+ob_call_event_t dialer_note_copy(const dialer_ctx_t *ctx, int i);
+
+/* Drops the notes (recorded by a flush). */
+void dialer_notes_clear(dialer_ctx_t *ctx);
+
+/* Drops the outcomes (recorded by a flush). */
+void dialer_outcomes_clear(dialer_ctx_t *ctx);
+
+/* Inside the flush's transaction: writes the outcomes on their attempts. */
+ob_rc_t dialer_outcomes_write(dialer_ctx_t *ctx, ob_err_t *err) OB_MUSTCHECK;
+
+/* An event about the job's call (caller clears it). */
+ob_call_event_t dialer_event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const char *type,
+                                 const char *state, const char *result);
 
 /* Creates the start_url client (ctx->app) on the worker's callbacks: it
  * reads deployment settings through the worker's connection and hands each

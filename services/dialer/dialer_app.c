@@ -38,6 +38,7 @@ typedef struct app_req {
     char *call_id;               /* the call it is about (owned) */
     int64_t attempt;             /* and its attempt */
     bool connected;              /* the connected request: its outcome is recorded */
+    bool action;                 /* an action_url request: its answer continues the document */
     bool form;                   /* body is form-encoded, not JSON */
     char *url;                   /* start_url (owned) */
     char *body;                  /* request body (owned) */
@@ -177,11 +178,20 @@ char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id,
     return buf;
 }
 
+void dialer_app_answer_clear(dialer_app_answer_t *a)
+{
+    if (!a)
+        return;
+    free(a->doc);
+    a->doc = NULL;
+}
+
 ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_t *out,
                                 ob_err_t *err)
 {
     out->hangup = false;
     out->stay_connected_ms = -1;
+    out->doc = NULL;
     size_t i = 0;
     while (i < len && body[i] && strchr(" \t\r\n", body[i]))
         i++;
@@ -192,6 +202,11 @@ ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_
     ob_rc_t rc = OB_EINVAL;
     if (!o) {
         ob_err_set(err, "bad JSON answer at byte %ld", end ? (long)(end - body) : 0L);
+        goto out;
+    }
+    if (cJSON_IsArray(o) || cJSON_GetObjectItemCaseSensitive(o, "verbs")) {
+        out->doc = ob_xasprintf("%.*s", (int)len, body); /* a document */
+        rc = OB_OK;
         goto out;
     }
     if (!cJSON_IsObject(o)) {
@@ -264,10 +279,11 @@ static void report(dialer_app_t *app, const app_req_t *r, long status, const cha
         .call_id = r->call_id,
         .attempt = r->attempt,
         .connected = r->connected,
+        .action = r->action,
         .status = status,
         .error = error,
         .ms = ms,
-        .answer = answer && !error ? *answer : (dialer_app_answer_t){false, -1},
+        .answer = answer && !error ? *answer : (dialer_app_answer_t){false, -1, NULL},
     };
     app->o.events->done(app->o.worker, &res);
 }
@@ -277,7 +293,7 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
 {
     long status = 0;
     char why[sizeof(((ob_err_t *)0)->msg) + 64] = "";
-    dialer_app_answer_t ans = {false, -1};
+    dialer_app_answer_t ans = {false, -1, NULL};
     ob_err_t err = {{0}};
     int ms = (int)(ob_mono_ms() - r->started_ms);
 
@@ -299,12 +315,14 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
 
     if (why[0])
         OB_LOG(OB_LOG_WARN, "app", OB_KV("call_id", r->call_id), "%s request to %s failed: %s",
-               r->connected ? "connected" : "callee_type", r->url, why);
+               r->action ? "action" : r->connected ? "connected" : "callee_type", r->url, why);
     else
         OB_LOG(OB_LOG_DEBUG, "app", OB_KV("call_id", r->call_id),
-               "%s request answered %ld in %d ms", r->connected ? "connected" : "callee_type",
+               "%s request answered %ld in %d ms",
+               r->action ? "action" : r->connected ? "connected" : "callee_type",
                status, ms);
     report(app, r, status, why[0] ? why : NULL, ms, &ans);
+    dialer_app_answer_clear(&ans);
 }
 
 static void unlink_running(dialer_app_t *app, app_req_t *r)
@@ -503,6 +521,54 @@ void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
     r->url = ob_xstrdup(job->start_url);
     r->body = r->form ? dialer_app_form_body(job, application_id, event, callee_type)
                       : dialer_app_body(job, application_id, event, callee_type);
+    if (app->queue_tail)
+        app->queue_tail->next = r;
+    else
+        app->queue = r;
+    app->queue_tail = r;
+    app->nqueued++;
+}
+
+/* Adds member name = value to a request body (JSON or form). */
+static char *with_member(char *body, bool form, const char *name, const char *value)
+{
+    if (form) {
+        size_t len = strlen(body), cap = len + 1;
+        ob_url_form_append(&body, &len, &cap, "&", false);
+        ob_url_form_append(&body, &len, &cap, name, true);
+        ob_url_form_append(&body, &len, &cap, "=", false);
+        ob_url_form_append(&body, &len, &cap, value, true);
+        return body;
+    }
+    cJSON *o = cJSON_Parse(body);
+    OB_ASSERT(o != NULL); /* ours */
+    cJSON_AddStringToObject(o, name, value);
+    char *text = cJSON_PrintUnformatted(o);
+    char *copy = ob_xstrdup(text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    free(body);
+    return copy;
+}
+
+void dialer_app_action(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *url,
+                       const char *event, const char *name, const char *value)
+{
+    if (!app)
+        return;
+    const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
+    const char *application_id = d->known ? d->set.application_id : NULL;
+    app_req_t *r = ob_xcalloc(1, sizeof(*r));
+    r->kind = XFER_REQUEST;
+    r->call = call;
+    r->call_id = ob_xstrdup(job->call_id);
+    r->attempt = job->attempt;
+    r->action = true;
+    r->form = d->known && d->set.form;
+    r->url = ob_xstrdup(url);
+    r->body = r->form ? dialer_app_form_body(job, application_id, event, NULL)
+                      : dialer_app_body(job, application_id, event, NULL);
+    r->body = with_member(r->body, r->form, name, value);
     if (app->queue_tail)
         app->queue_tail->next = r;
     else

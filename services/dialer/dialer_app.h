@@ -48,7 +48,12 @@ typedef struct dialer_app dialer_app_t;
 typedef struct {
     bool hangup;               /* "hangup": true, hang up now (wins over a stay) */
     int64_t stay_connected_ms; /* "stay_connected_s" in ms, or -1 when absent */
+    char *doc; /* a call-control document answered (a JSON array, or an object with "verbs"):
+                  its text, malloc'd (dialer_app_answer_clear), NULL when none */
 } dialer_app_answer_t;
+
+/* Frees what an answer holds (its doc); NULL-safe. */
+void dialer_app_answer_clear(dialer_app_answer_t *a);
 
 typedef enum { DIALER_URLS_OK, DIALER_URLS_WAIT, DIALER_URLS_FAILED } dialer_urls_t;
 
@@ -80,7 +85,8 @@ typedef struct {
     const char *call_id;        /* the call it was about */
     int64_t attempt;            /* and its attempt */
     bool connected;             /* the connected request (its outcome is the attempt's), else a
-                                   callee_type update */
+                                   callee_type update or an action */
+    bool action;                /* an action_url request (dialer_app_action) */
     long status;                /* HTTP status answered, 0 when none */
     const char *error;          /* why it failed or was not sent, NULL when it succeeded */
     int ms;                     /* how long it took, 0 when not sent */
@@ -128,9 +134,12 @@ char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id,
                            const char *callee_type);
 
 /* Parses an application's 2xx answer body of len bytes. An empty (or blank)
- * body asks for nothing. Returns OB_EINVAL with err set when the body is not
- * a JSON object, or "hangup" is not a boolean, or "stay_connected_s" not a
- * number in 0..DIALER_APP_MAX_STAY_S; unknown members are ignored. Pure. */
+ * body asks for nothing. A JSON array, or an object with a "verbs" member,
+ * is a call-control document: its text goes to out->doc (checked by the
+ * caller, ob_appdoc_parse). Returns OB_EINVAL with err set when the body is
+ * not a JSON object or array, or "hangup" is not a boolean, or
+ * "stay_connected_s" not a number in 0..DIALER_APP_MAX_STAY_S; unknown
+ * members are ignored. Pure; out->doc is the caller's to clear. */
 ob_rc_t dialer_app_parse_answer(const char *body, size_t len, dialer_app_answer_t *out,
                                 ob_err_t *err) OB_MUSTCHECK;
 
@@ -157,6 +166,15 @@ ob_rc_t dialer_app_new(const dialer_app_opts_t *opts, dialer_app_t **out,
  * (app off). */
 void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *event,
                        const char *callee_type);
+
+/* Queues a POST to a document's action_url (url, rendered) about call:
+ * the start_url body with event (e.g. "gather", "connect") plus one more
+ * member name = value (e.g. "digits": "1234"), in the deployment's
+ * start_url_format. Its outcome and answer (the next document) reach
+ * events->done with action set. NULL-safe (app off: done is never called,
+ * the caller must not wait). */
+void dialer_app_action(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *url,
+                       const char *event, const char *name, const char *value);
 
 /* For the job's deployment: OK when it does not require verified URLs or
  * both its start_url and result_url (those set) answered 200 to a GET

@@ -29,6 +29,22 @@ typedef struct {
     int64_t end_at;              /* when the call ends (scaled) */
     int64_t started_at;          /* when the call started */
     ob_detect_result_t detected; /* the detector's, when a recording played; why NULL if not */
+    /* media: what the application sends and what the callee does back */
+    dialer_audio_t *audio;       /* playing (a reference), NULL when nothing plays */
+    int64_t play_started_at;     /* when it started (scaled clock) */
+    int64_t play_end_at;         /* when it ends, loops included */
+    bool barge_in;               /* a digit stops it */
+    int64_t first_audio_ms;      /* nominal ms after the answer of our first audio, -1 none */
+    char keys[4];                /* test number 555-02DX: the keys it presses, "" none */
+    int pressed;                 /* keys pressed so far */
+    int64_t press_at;            /* when the next key is pressed, 0: not planned */
+    int64_t greeting_at;         /* a machine's greeting is over (scaled clock), 0: not one */
+    bool greeting_told;          /* greeting_over reported */
+    bool connecting;             /* a connect's second leg is up or ringing */
+    int64_t connect_at;          /* when it reports its outcome */
+    const char *connect_outcome; /* answered, busy, noanswer, failed */
+    int connect_code;            /* its SIP-like status */
+    int connect_talk_ms;         /* how long the legs were bridged (nominal) */
 } sim_call_t;
 
 /* A recording heard after an answer. */
@@ -48,6 +64,13 @@ typedef struct {
     sim_clip_t *clips; /* recordings to play (carrier_sim_play), or none */
     size_t nclips;
 } sim_t;
+
+/* Media timing of the simulated callees, nominal ms. */
+#define SIM_BEEP_AFTER_MS  1500 /* a machine's greeting goes on this long after its verdict */
+#define SIM_BEEP_MS        500  /* its beep, the greeting's last part */
+#define SIM_SILENCE_MS     800  /* a person's silence before the voice verdict */
+#define SIM_PRESS_AFTER_MS 1000 /* a key is pressed this long into a prompt, or after audio */
+#define SIM_KEY_GAP_MS     300  /* between keys */
 
 static uint64_t fnv1a(const char *s, uint64_t h)
 {
@@ -188,10 +211,42 @@ static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
         if (sc->answers)
             hear(s, sc, pick, dial->detect);
         sc->decide_at = sc->answer_at + scaled(s, sc->detect_ms);
+        sc->first_audio_ms = -1;
+        size_t len = strlen(phone);
+        /* Test numbers ...55502DX: a person who presses D, X, then '#'. */
+        if (len >= 8 && strncmp(phone + len - 7, "55502", 5) == 0) {
+            snprintf(sc->keys, sizeof(sc->keys), "%c%c#", phone[len - 2], phone[len - 1]);
+            sc->result = ob_result_name(OB_RESULT_VOICE);
+            sc->answers = true;
+        }
+        if (strcmp(sc->result, "answeringmachine") == 0)
+            sc->greeting_at = sc->decide_at + scaled(s, SIM_BEEP_AFTER_MS);
         s->active++;
         return true;
     }
     return false;
+}
+
+/* The nominal ms after the answer of the scaled time t. */
+static int after_answer(const sim_t *s, const sim_call_t *sc, int64_t t)
+{
+    return (int)((double)(t - sc->answer_at) * s->scale);
+}
+
+/* What plays stops, reported as played (interrupted unless it ended). */
+static void stop_audio(sim_t *s, sim_call_t *sc, int64_t now, bool interrupted)
+{
+    if (!sc->audio)
+        return;
+    int64_t until = now < sc->play_end_at ? now : sc->play_end_at;
+    int played = (int)((double)(until - sc->play_started_at) * s->scale);
+    dialer_audio_unref(sc->audio);
+    sc->audio = NULL;
+    /* The callee answers its keys a second after what it heard ended. */
+    if (sc->keys[0] && sc->pressed == 0)
+        sc->press_at = until + scaled(s, SIM_PRESS_AFTER_MS);
+    if (s->base.events->played)
+        s->base.events->played(s->base.worker, sc->call, played, interrupted);
 }
 
 static void finish(sim_t *s, sim_call_t *sc, int talk_ms)
@@ -200,6 +255,20 @@ static void finish(sim_t *s, sim_call_t *sc, int talk_ms)
     bool connected = sc->connected;
     const char *result = sc->result;
     int ring_ms = sc->ring_ms;
+    int64_t now = ob_mono_ms();
+    stop_audio(s, sc, now, true);
+    if (sc->connecting && s->base.events->handed_over) {
+        sc->connecting = false;
+        s->base.events->handed_over(s->base.worker, call, "failed", 0, 0);
+    }
+    if (connected && sc->first_audio_ms >= 0 && s->base.events->first_audio) {
+        /* The greeting ended when the detector's silence began (a person),
+         * or at the beep (a machine). */
+        int greeting_end = sc->greeting_at ? after_answer(s, sc, sc->greeting_at) - SIM_BEEP_MS
+                                           : sc->detect_ms - SIM_SILENCE_MS;
+        s->base.events->first_audio(s->base.worker, call, greeting_end > 0 ? greeting_end : 0,
+                                    (int)sc->first_audio_ms);
+    }
     sc->call = NULL;
     s->active--;
     if (connected && sc->detected.why && s->base.events->detected)
@@ -236,6 +305,112 @@ static void sim_extend(carrier_t *c, void *call, int talk_ms)
     }
 }
 
+static sim_call_t *call_of(sim_t *s, void *call)
+{
+    for (int i = 0; i < s->channels; i++)
+        if (s->calls[i].call == call)
+            return &s->calls[i];
+    return NULL;
+}
+
+static void sim_play(carrier_t *c, void *call, dialer_audio_t *audio, int loop, bool barge_in)
+{
+    sim_t *s = (sim_t *)c;
+    sim_call_t *sc = call_of(s, call);
+    if (!sc || !sc->connected)
+        return;
+    int64_t now = ob_mono_ms();
+    stop_audio(s, sc, now, true);
+    sc->audio = dialer_audio_ref(audio);
+    sc->play_started_at = now;
+    sc->play_end_at = now + scaled(s, dialer_audio_ms(audio) * (loop > 0 ? loop : 1));
+    sc->barge_in = barge_in;
+    if (sc->first_audio_ms < 0)
+        sc->first_audio_ms = after_answer(s, sc, now);
+    /* A prompt that listens for keys is answered during it. */
+    if (barge_in && sc->keys[0] && sc->pressed == 0)
+        sc->press_at = now + scaled(s, SIM_PRESS_AFTER_MS);
+}
+
+static void sim_stop(carrier_t *c, void *call)
+{
+    sim_t *s = (sim_t *)c;
+    sim_call_t *sc = call_of(s, call);
+    if (sc)
+        stop_audio(s, sc, ob_mono_ms(), true);
+}
+
+/* A connect's second leg: the sim outcome of its number (a sip: URI
+ * answers). */
+static bool sim_connect(carrier_t *c, void *call, const carrier_connect_t *to)
+{
+    sim_t *s = (sim_t *)c;
+    sim_call_t *sc = call_of(s, call);
+    if (!sc || !sc->connected || sc->connecting)
+        return false;
+    const char *result = "voice";
+    bool answers = true;
+    int ring_ms = 2000, talk_ms = 20000;
+    if (strncmp(to->to, "sip", 3) != 0)
+        carrier_sim_outcome(to->to, "connect", 1, s->seed, &result, &answers, &ring_ms, &talk_ms);
+    if (!answers && ring_ms > to->ring_timeout_ms * s->scale)
+        ring_ms = (int)(to->ring_timeout_ms * s->scale);
+    sc->connecting = true;
+    sc->connect_talk_ms = answers ? talk_ms : 0;
+    sc->connect_at = ob_mono_ms() + scaled(s, ring_ms + sc->connect_talk_ms);
+    sc->connect_outcome = answers                           ? "answered"
+                          : strcmp(result, "busy") == 0     ? "busy"
+                          : strcmp(result, "noanswer") == 0 ? "noanswer"
+                                                            : "failed";
+    sc->connect_code = answers                           ? 200
+                       : strcmp(result, "busy") == 0     ? 486
+                       : strcmp(result, "noanswer") == 0 ? 0
+                                                         : 503;
+    /* The callee stays on the line while handed over. */
+    if (sc->end_at < sc->connect_at + 1)
+        sc->end_at = sc->connect_at + 1;
+    return true;
+}
+
+/* The media events due at now; returns the next one's time. */
+static int64_t media_run(sim_t *s, sim_call_t *sc, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    if (sc->greeting_at && !sc->greeting_told && now >= sc->greeting_at) {
+        sc->greeting_told = true;
+        if (s->base.events->greeting_over)
+            s->base.events->greeting_over(s->base.worker, sc->call, true,
+                                          after_answer(s, sc, sc->greeting_at));
+    }
+    if (sc->audio && now >= sc->play_end_at)
+        stop_audio(s, sc, now, false);
+    if (sc->call && sc->press_at && now >= sc->press_at && sc->keys[sc->pressed]) {
+        char key = sc->keys[sc->pressed++];
+        sc->press_at = sc->keys[sc->pressed] ? now + scaled(s, SIM_KEY_GAP_MS) : 0;
+        if (sc->audio && sc->barge_in)
+            stop_audio(s, sc, now, true);
+        if (s->base.events->digit)
+            s->base.events->digit(s->base.worker, sc->call, key, false);
+    }
+    if (sc->call && sc->connecting && now >= sc->connect_at) {
+        sc->connecting = false;
+        if (s->base.events->handed_over)
+            s->base.events->handed_over(s->base.worker, sc->call, sc->connect_outcome,
+                                        sc->connect_code, sc->connect_talk_ms);
+    }
+    if (!sc->call)
+        return next;
+    if (sc->greeting_at && !sc->greeting_told)
+        next = sc->greeting_at;
+    if (sc->audio && sc->play_end_at < next)
+        next = sc->play_end_at;
+    if (sc->press_at && sc->press_at < next)
+        next = sc->press_at;
+    if (sc->connecting && sc->connect_at < next)
+        next = sc->connect_at;
+    return next;
+}
+
 static int64_t sim_run(carrier_t *c, int64_t now)
 {
     sim_t *s = (sim_t *)c;
@@ -244,6 +419,12 @@ static int64_t sim_run(carrier_t *c, int64_t now)
         sim_call_t *sc = &s->calls[i];
         if (!sc->call)
             continue;
+        if (sc->connected && sc->decided) {
+            int64_t due = media_run(s, sc, now);
+            next = due < next ? due : next;
+            if (!sc->call)
+                continue;
+        }
         if (!sc->connected && now >= sc->answer_at) {
             if (!sc->answers) {
                 finish(s, sc, 0);
@@ -297,6 +478,9 @@ static const carrier_ops_t sim_ops = {
     .start = sim_start,
     .hangup = sim_hangup,
     .extend = sim_extend,
+    .play = sim_play,
+    .stop = sim_stop,
+    .connect = sim_connect,
     .run = sim_run,
     .active = sim_active,
     .destroy = sim_destroy,

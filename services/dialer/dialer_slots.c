@@ -8,6 +8,7 @@
  */
 #include "dialer.h"
 #include "dialer_app.h"
+#include "dialer_doc.h"
 #include "ob_log.h"
 
 #include <stdlib.h>
@@ -77,6 +78,7 @@ void dialer_slots_free(dialer_ctx_t *ctx)
     for (int i = 0; ctx->slots && i < (int)ctx->cfg->channels; i++) {
         ob_dial_job_clear(&ctx->slots[i].job);
         free(ctx->slots[i].sip_reason);
+        dialer_doc_free(&ctx->slots[i]);
     }
     free(ctx->slots);
     free(ctx->idle);
@@ -108,6 +110,7 @@ void dialer_slot_enter(dialer_ctx_t *ctx, dialer_slot_t *s, dialer_slot_state_t 
         OB_ASSERT(s->msg == NULL);
         ob_dial_job_clear(&s->job);
         free(s->sip_reason);
+        dialer_doc_free(s);
         memset(s, 0, sizeof(*s));
         ctx->idle[ctx->nstate[DIALER_SLOT_IDLE] - 1] = i;
         ob_metric_set(&ctx->metrics[M_IN_FLIGHT], dialer_active(ctx));
@@ -125,7 +128,7 @@ int dialer_pending(const dialer_ctx_t *ctx)
     for (int st = 0; st < DIALER_SLOT_STATE_COUNT; st++)
         if (dialer_slot_flushes((dialer_slot_state_t)st))
             n += ctx->nstate[st];
-    return n + ctx->noutcomes;
+    return n + ctx->noutcomes + ctx->nnotes;
 }
 
 void dialer_drop_unverified(dialer_ctx_t *ctx)
@@ -151,6 +154,7 @@ static void on_answered(void *worker, void *call, const char *callee_type)
 {
     dialer_slot_t *s = call;
     s->answered_as = callee_type;
+    s->answered_ms = ob_mono_ms();
     dialer_slot_enter(worker, s, DIALER_SLOT_ANSWERED);
 }
 
@@ -163,8 +167,10 @@ static void on_decided(void *worker, void *call, const char *callee_type, int de
     dialer_slot_t *s = call;
     s->decided_as = callee_type;
     s->decision_ms = decision_ms;
-    if (s->state == DIALER_SLOT_CONNECTED)
+    if (s->state == DIALER_SLOT_CONNECTED) {
         dialer_app_notify(ctx->app, s, &s->job, "callee_type", callee_type);
+        dialer_doc_decided(ctx, s, callee_type);
+    }
 }
 
 /* Counts a dialed attempt's result (outbound_results_total); noattempt has
@@ -213,7 +219,10 @@ static void on_ended(void *worker, void *call, bool was_answered, const char *re
         .confidence = s->detected.confidence,
         .beep = s->detected.beep,
         .beep_ms = s->detected.beep_ms,
+        .greeting_end_ms = -1,
+        .first_audio_ms = -1,
     };
+    dialer_doc_ended(ctx, s); /* the verb log, digits and first-audio timing */
     dialer_slot_enter(ctx, s,
                       s->state == DIALER_SLOT_ANSWERED    ? DIALER_SLOT_ANSWERED_ENDING
                       : s->state == DIALER_SLOT_CONNECTED ? DIALER_SLOT_CONNECTED_ENDING
@@ -241,10 +250,40 @@ static void on_outcome(void *worker, void *call, int code, const char *reason)
                reason ? reason : "");
 }
 
+static void on_played(void *worker, void *call, int played_ms, bool interrupted)
+{
+    dialer_doc_played(worker, call, played_ms, interrupted);
+}
+
+static void on_digit(void *worker, void *call, char digit, bool inband)
+{
+    dialer_doc_digit(worker, call, digit, inband);
+}
+
+static void on_greeting_over(void *worker, void *call, bool beep, int at_ms)
+{
+    dialer_doc_greeting_over(worker, call, beep, at_ms);
+}
+
+static void on_first_audio(void *worker, void *call, int greeting_end_ms, int first_audio_ms)
+{
+    dialer_doc_first_audio(worker, call, greeting_end_ms, first_audio_ms);
+}
+
+static void on_handed_over(void *worker, void *call, const char *outcome, int code, int talk_ms)
+{
+    dialer_doc_handed_over(worker, call, outcome, code, talk_ms);
+}
+
 const carrier_events_t dialer_carrier_events = {
     .answered = on_answered,
     .ended = on_ended,
     .decided = on_decided,
     .outcome = on_outcome,
     .detected = on_detected,
+    .played = on_played,
+    .digit = on_digit,
+    .greeting_over = on_greeting_over,
+    .first_audio = on_first_audio,
+    .handed_over = on_handed_over,
 };

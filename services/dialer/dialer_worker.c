@@ -9,6 +9,8 @@
  */
 #include "dialer.h"
 #include "dialer_app.h"
+#include "dialer_doc.h"
+#include "dialer_media.h"
 #include "ob_calls.h"
 #include "ob_events.h"
 #include "ob_log.h"
@@ -80,7 +82,7 @@ static const char CONNECTED_SQL[] =
     "  RETURNING c.i)"
     " SELECT i, false FROM c UNION ALL SELECT i, true FROM a";
 
-static ob_call_event_t event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const char *type,
+ob_call_event_t dialer_event_for(dialer_ctx_t *ctx, const ob_dial_job_t *job, const char *type,
                                  const char *state, const char *result)
 {
     ob_call_event_t ev = {0};
@@ -200,162 +202,15 @@ void dialer_verify(dialer_ctx_t *ctx)
     }
 }
 
-/* ---- The start_url client's requests, answered here ---------------------- */
-
-/* The connected requests' outcomes; call row unlocked (app_* are the
- * attempt's alone). */
-static const char APP_CONNECTED_SQL[] =
-    "UPDATE attempts SET app_status = o.status, app_error = o.error, app_ms = o.ms"
-    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, status int, error text,"
-    "  ms int)"
-    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
-
-/* A callee_type update's failure, only when the connected request had none. */
-static const char APP_UPDATE_SQL[] =
-    "UPDATE attempts SET app_error = coalesce(attempts.app_error, 'callee_type update: ' || "
-    "o.error)"
-    " FROM json_to_recordset($1::json) AS o(call_id uuid, attempt int, error text)"
-    " WHERE attempts.call_id = o.call_id AND attempts.attempt = o.attempt";
-
-static void outcomes_clear(dialer_ctx_t *ctx)
-{
-    for (int i = 0; i < ctx->noutcomes; i++) {
-        free(ctx->outcomes[i].call_id);
-        free(ctx->outcomes[i].error);
-    }
-    ctx->noutcomes = 0;
-}
-
-/* Inside the flush's transaction: the start_url outcomes, the connected
- * requests' first (as they were sent first). */
-static ob_rc_t write_outcomes(dialer_ctx_t *ctx, ob_err_t *err)
-{
-    ob_rc_t rc = OB_OK;
-    for (int connected = 1; connected >= 0 && rc == OB_OK; connected--) {
-        cJSON *rows = cJSON_CreateArray();
-        for (int i = 0; i < ctx->noutcomes; i++) {
-            const dialer_app_outcome_t *o = &ctx->outcomes[i];
-            if (o->connected != connected)
-                continue;
-            cJSON *row = cJSON_CreateObject();
-            cJSON_AddStringToObject(row, "call_id", o->call_id);
-            cJSON_AddNumberToObject(row, "attempt", (double)o->attempt);
-            if (o->status > 0)
-                cJSON_AddNumberToObject(row, "status", (double)o->status);
-            if (o->error)
-                cJSON_AddStringToObject(row, "error", o->error);
-            cJSON_AddNumberToObject(row, "ms", o->ms);
-            cJSON_AddItemToArray(rows, row);
-        }
-        if (cJSON_GetArraySize(rows) > 0) {
-            char *text = cJSON_PrintUnformatted(rows);
-            const char *params[] = {text};
-            rc = ob_pg_exec(ctx->pg, connected ? APP_CONNECTED_SQL : APP_UPDATE_SQL, 1, params,
-                            NULL, err);
-            cJSON_free(text);
-        }
-        cJSON_Delete(rows);
-    }
-    return rc;
-}
-
-/* The slot still holds the connected attempt call_id/attempt. */
-static bool app_current(void *worker, void *call, const char *call_id, int64_t attempt)
-{
-    const dialer_slot_t *s = call;
-    (void)worker;
-    bool connected = s->state == DIALER_SLOT_CONNECTED || s->state == DIALER_SLOT_CONNECTED_ENDING;
-    return connected && s->job.attempt == attempt && strcmp(s->job.call_id, call_id) == 0;
-}
-
-/* A request ended: its outcome waits for the flush (a callee_type update's
- * only when it failed), and what the application's answer asks for is done
- * on the carrier while the call is still up. */
-static void app_done(void *worker, const dialer_app_result_t *r)
-{
-    dialer_ctx_t *ctx = worker;
-    dialer_slot_t *s = r->call;
-    if (r->connected || r->error) {
-        if (ctx->noutcomes == ctx->outcomes_cap) {
-            ctx->outcomes_cap = ctx->outcomes_cap ? 2 * ctx->outcomes_cap : 64;
-            ctx->outcomes =
-                ob_xrealloc(ctx->outcomes, (size_t)ctx->outcomes_cap * sizeof(*ctx->outcomes));
-        }
-        ctx->outcomes[ctx->noutcomes++] = (dialer_app_outcome_t){
-            .call_id = ob_xstrdup(r->call_id),
-            .attempt = r->attempt,
-            .connected = r->connected,
-            .status = r->status,
-            .error = r->error ? ob_xstrdup(r->error) : NULL,
-            .ms = r->ms,
-        };
-    }
-    if (r->error || !app_current(ctx, s, r->call_id, r->attempt) ||
-        s->state != DIALER_SLOT_CONNECTED)
-        return; /* CONNECTED_ENDING: the carrier has ended it already */
-    if (r->answer.hangup) {
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id), "application asked to hang up");
-        ctx->carrier->ops->hangup(ctx->carrier, s);
-    } else if (r->answer.stay_connected_ms >= 0) {
-        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", r->call_id),
-               "application asked to stay connected %lld ms",
-               (long long)r->answer.stay_connected_ms);
-        ctx->carrier->ops->extend(ctx->carrier, s, (int)r->answer.stay_connected_ms);
-    }
-}
-
-static const dialer_app_events_t app_events = {app_current, app_done};
-
-static char *value_or_null(const PGresult *res, int col)
-{
-    return PQgetisnull(res, 0, col) ? NULL : ob_xstrdup(PQgetvalue(res, 0, col));
-}
-
-/* The client's lookup: one row of deployments and its application. */
-static ob_rc_t read_deployment(void *arg, const char *deployment_id, dialer_deployment_t *out,
-                               ob_err_t *err)
-{
-    static const char SQL[] =
-        "SELECT d.application_id::text, coalesce(d.start_url, ap.start_url), d.result_url,"
-        " d.start_url_format = 'form', d.verify_urls"
-        " FROM deployments d JOIN applications ap ON ap.application_id = d.application_id"
-        " WHERE d.deployment_id = $1";
-    dialer_ctx_t *ctx = arg;
-    PGresult *res = NULL;
-    const char *p[] = {deployment_id};
-    memset(out, 0, sizeof(*out));
-    if (ob_pg_exec(ctx->pg, SQL, 1, p, &res, err) != OB_OK)
-        return OB_ERR;
-    if (PQntuples(res) == 1) {
-        out->application_id = value_or_null(res, 0);
-        out->start_url = value_or_null(res, 1);
-        out->result_url = value_or_null(res, 2);
-        out->form = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-        out->verify_urls = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    }
-    PQclear(res);
-    return OB_OK;
-}
-
-ob_rc_t dialer_app_start(dialer_ctx_t *ctx, ob_err_t *err)
-{
-    dialer_app_opts_t o = {
-        .concurrency = (int)ctx->cfg->app_concurrency,
-        .timeout_ms = (int)ctx->cfg->app_timeout_ms,
-        .urls = &ctx->url_policy,
-        .lookup = read_deployment,
-        .lookup_arg = ctx,
-        .events = &app_events,
-        .worker = ctx,
-    };
-    return dialer_app_new(&o, &ctx->app, err);
-}
-
 int64_t dialer_run(dialer_ctx_t *ctx)
 {
     int64_t due = ctx->carrier->ops->run(ctx->carrier, ob_mono_ms());
     int64_t app_due = dialer_app_run(ctx->app, ob_mono_ms());
-    return app_due < due ? app_due : due;
+    int64_t media_due = ctx->media ? dialer_media_run(ctx->media, ob_mono_ms()) : INT64_MAX;
+    int64_t doc_due = dialer_doc_run(ctx, ob_mono_ms());
+    due = app_due < due ? app_due : due;
+    due = media_due < due ? media_due : due;
+    return doc_due < due ? doc_due : due;
 }
 
 void dialer_relay(dialer_ctx_t *ctx)
@@ -382,6 +237,8 @@ void dialer_worker_free(dialer_ctx_t *ctx)
 {
     dialer_app_free(ctx->app);
     ctx->app = NULL;
+    dialer_media_free(ctx->media);
+    ctx->media = NULL;
     if (ctx->carrier)
         ctx->carrier->ops->destroy(ctx->carrier);
     ctx->carrier = NULL;
@@ -396,8 +253,10 @@ void dialer_worker_free(dialer_ctx_t *ctx)
     }
     free(ctx->to_mark);
     ctx->to_mark = NULL;
-    outcomes_clear(ctx);
+    dialer_outcomes_clear(ctx);
     free(ctx->outcomes);
+    dialer_notes_clear(ctx);
+    free(ctx->notes);
     dialer_slots_free(ctx);
     PQfinish(ctx->pg);
     ctx->pg = NULL;
@@ -530,7 +389,7 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
                         ob_err_t *err)
 {
     size_t n = 0, nends = 0;
-    memset(evs, 0, 2 * (size_t)b->n * sizeof(*evs));
+    memset(evs, 0, (2 * (size_t)b->n + (size_t)ctx->nnotes) * sizeof(*evs));
     ob_rc_t rc = ob_pg_begin(ctx->pg, err);
     if (rc == OB_OK && ctx->to_mark)
         rc = ob_events_mark(ctx->pg, ctx->to_mark, true, err);
@@ -550,7 +409,7 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
     if (rc == OB_OK && nends > 0)
         rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, nends, ended, done, err);
     if (rc == OB_OK)
-        rc = write_outcomes(ctx, err);
+        rc = dialer_outcomes_write(ctx, err);
     free(ends);
     if (rc == OB_OK) {
         /* In the order of the transitions, a call's connected before its
@@ -559,7 +418,7 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
             const entry_t *e = &b->e[k];
             if (e->was == DIALER_SLOT_TAKING && !e->refused)
                 PUSH_EVENT(evs, n,
-                           event_for(ctx, &e->slot->job, "dialing", ob_state_name(OB_STATE_DIALING),
+                           dialer_event_for(ctx, &e->slot->job, "dialing", ob_state_name(OB_STATE_DIALING),
                                      NULL));
         }
         for (int k = 0; k < b->n; k++) {
@@ -569,9 +428,12 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
             /* "processing" is no result: the event carries none until the end. */
             const char *as = e->slot->answered_as;
             PUSH_EVENT(evs, n,
-                       event_for(ctx, &e->slot->job, "connected", ob_state_name(OB_STATE_CONNECTED),
+                       dialer_event_for(ctx, &e->slot->job, "connected", ob_state_name(OB_STATE_CONNECTED),
                                  strcmp(as, "processing") != 0 ? as : NULL));
         }
+        /* What running calls did (a gather's digits), before any end. */
+        for (int k = 0; k < ctx->nnotes; k++)
+            PUSH_EVENT(evs, n, dialer_note_copy(ctx, k));
         for (size_t k = 0; k < nends; k++) {
             ending[k]->concluded = done[k];
             if (done[k]) {
@@ -680,6 +542,7 @@ static void start_taken(dialer_ctx_t *ctx, const batch_t *b)
         };
         bool started = ctx->carrier->ops->start(ctx->carrier, s, &dial);
         OB_ASSERT(started); /* channels and carrier slots are the same count */
+        dialer_doc_prepare(ctx, s);
     }
     ob_metric_set(&ctx->metrics[M_IN_FLIGHT], dialer_active(ctx));
 }
@@ -702,6 +565,7 @@ static void tell_connected(dialer_ctx_t *ctx, const batch_t *b)
         dialer_app_notify(ctx->app, s, &s->job, "connected", s->answered_as);
         if (s->decided_as)
             dialer_app_notify(ctx->app, s, &s->job, "callee_type", s->decided_as);
+        dialer_doc_connected(ctx, s);
     }
 }
 
@@ -744,7 +608,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         give_back(ctx, &b); /* jobs wait in Kafka while Postgres is away */
         return false;
     }
-    ob_call_event_t *evs = ob_xcalloc(2 * (size_t)b.n + 1, sizeof(*evs));
+    ob_call_event_t *evs = ob_xcalloc(2 * (size_t)b.n + (size_t)ctx->nnotes + 1, sizeof(*evs));
     size_t nevs = 0;
     int64_t started_us = ob_mono_us();
     ob_rc_t rc = ob_pg_ensure(&ctx->pg, ctx->cfg->base.pg_dsn, &err);
@@ -789,7 +653,8 @@ bool dialer_flush(dialer_ctx_t *ctx)
     for (size_t i = 0; i < nevs; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
-    outcomes_clear(ctx);
+    dialer_outcomes_clear(ctx);
+    dialer_notes_clear(ctx);
     start_taken(ctx, &b);
     tell_connected(ctx, &b);
     free_ended(ctx, &b);

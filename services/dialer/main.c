@@ -211,10 +211,12 @@ static char *render_more(void *arg)
     char *webhooks = dialer_webhooks_metrics(ctx->webhooks);
     char *sip = ob_metrics_render(ctx->sip_metrics, SIP_M_COUNT);
     char *wait = ob_histograms_render(&ctx->queue_to_dialing, 1);
-    char *text = ob_xasprintf("%s%s%s", webhooks, sip, wait);
+    char *gap = ob_histograms_render(&ctx->first_audio_gap, 1);
+    char *text = ob_xasprintf("%s%s%s%s", webhooks, sip, wait, gap);
     free(webhooks);
     free(sip);
     free(wait);
+    free(gap);
     return text;
 }
 
@@ -319,6 +321,15 @@ static void init(dialer_ctx_t *ctx, const dialer_config_t *cfg)
         .bounds = wait_bounds,
         .nbounds = OB_COUNTOF(wait_bounds),
     };
+    static const double gap_bounds[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5};
+    ctx->first_audio_gap = (ob_histogram_t){
+        .name = "outbound_first_audio_gap_seconds",
+        .help = "From the end of the callee's first words (the detector's greeting end) to our "
+                "first audio on the call; over 2 s counts as abandoned under US rules",
+        .bounds = gap_bounds,
+        .nbounds = OB_COUNTOF(gap_bounds),
+    };
+    ctx->time_scale = strcmp(cfg->carrier, "sip") == 0 ? 1.0 : cfg->sim_time_scale;
     memcpy(ctx->sip_metrics, sip_metric_defs, sizeof(sip_metric_defs));
     ob_metric_set(&ctx->metrics[M_CHANNELS], cfg->channels);
     ctx->svc = (ob_service_t){
