@@ -54,6 +54,8 @@ typedef struct {
 
 static void put(buf_t *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->b = realloc(b->b, b->cap);
