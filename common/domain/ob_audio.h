@@ -2,8 +2,9 @@
  * Audio files to and from the 8 kHz 16-bit linear mono the dialer sends:
  * WAV (RIFF: PCM 8/16/24/32-bit, IEEE float, G.711 mu-law and A-law; any
  * rate, mono or more channels, mixed down), raw G.711 (audio/basic,
- * audio/x-alaw-basic) and raw 16-bit little-endian PCM at a given rate
- * (audio/L16). Rates other than 8 kHz are converted with libsamplerate
+ * audio/x-alaw-basic, audio/PCMU, audio/PCMA), Sun .au files and raw
+ * 16-bit PCM in network byte order (big-endian, RFC 2586) at a given rate
+ * (audio/L16;rate=N). Rates other than 8 kHz are converted with libsamplerate
  * (SRC_SINC_MEDIUM_QUALITY). Also writes WAV, for the console's preview.
  */
 #ifndef OB_AUDIO_H

@@ -57,6 +57,13 @@ typedef struct {
     long long webhook_retry_max_ms;  /* OB_WEBHOOK_RETRY_MAX_MS */
     long long webhook_max_age_s;     /* OB_WEBHOOK_MAX_AGE_S */
 
+    /* say and play audio (dialer_media.c) */
+    long long media_cache_mb;  /* OB_DIALER_MEDIA_CACHE_MB */
+    long long play_max_bytes;  /* OB_DIALER_PLAY_MAX_BYTES */
+    long long play_timeout_ms; /* OB_DIALER_PLAY_TIMEOUT_MS */
+    long long tts_timeout_ms;  /* OB_DIALER_TTS_TIMEOUT_MS */
+    long long max_audio_s;     /* OB_DIALER_MAX_AUDIO_S */
+
     /* where fetched URLs may connect (ob_url.h) */
     char *url_deny;  /* OB_DIALER_URL_DENY: address ranges refused */
     char *url_allow; /* OB_DIALER_URL_ALLOW: exceptions to the deny ranges */

@@ -83,6 +83,16 @@ static const ob_cfg_spec_t dialer_specs[] = {
      CFG(webhook_retry_max_ms), "longest wait between two tries of a webhook"},
     {"OB_WEBHOOK_MAX_AGE_S", OB_CFG_INT, "86400", 1, 2592000, NULL, CFG(webhook_max_age_s),
      "a webhook not delivered this long after its call completed is given up (`failed`)"},
+    {"OB_DIALER_MEDIA_CACHE_MB", OB_CFG_INT, "64", 1, 65536, NULL, CFG(media_cache_mb),
+     "rendered `say` and fetched `play` audio kept, together; the least recently used goes"},
+    {"OB_DIALER_PLAY_MAX_BYTES", OB_CFG_INT, "5000000", 1000, 1000000000, NULL, CFG(play_max_bytes),
+     "largest audio file a `play` fetches; a larger one fails the verb"},
+    {"OB_DIALER_PLAY_TIMEOUT_MS", OB_CFG_INT, "5000", 100, 120000, NULL, CFG(play_timeout_ms),
+     "time the fetch of a `play` file may take, connecting and redirects included"},
+    {"OB_DIALER_TTS_TIMEOUT_MS", OB_CFG_INT, "3000", 100, 60000, NULL, CFG(tts_timeout_ms),
+     "time the rendering of one `say` may take"},
+    {"OB_DIALER_MAX_AUDIO_S", OB_CFG_INT, "300", 1, 3600, NULL, CFG(max_audio_s),
+     "longest audio a `say` or `play` may last"},
     {"OB_DIALER_URL_DENY", OB_CFG_RANGES, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
      "address ranges that `result_url` webhooks, `start_url` requests and `verify_urls` "
      "checks may not connect to, checked on the address connected to, after DNS "

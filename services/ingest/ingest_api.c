@@ -15,6 +15,7 @@
 #include "ingest_limits.h"
 #include "ingest_openapi.h"
 #include "ingest_plum.h"
+#include "ingest_preview.h"
 #include "ingest_queue.h"
 #include "ingest_resources.h"
 #include "ingest_uploads.h"
@@ -74,6 +75,7 @@ static const route_t routes[] = {
      UNKEYED},
     {"GET", "/api/v1/uploads/{}", ingest_get_upload, ACCOUNT, NULL, UNKEYED},
     {"GET", "/api/v1/uploads/{}/report.csv", ingest_get_upload_report, ACCOUNT, NULL, UNKEYED},
+    {"POST", "/api/v1/app:preview", ingest_preview, ACCOUNT, NULL, UNKEYED},
     {"POST", "/api/apps/{}/{}/queue", ingest_plum_queue, ACCOUNT, NULL, UNKEYED},
     {"POST", "/api/apps/{}/{}/bulk_queue", ingest_upload_finish, ACCOUNT, ingest_upload_plum_begin,
      UNKEYED},
