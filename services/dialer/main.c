@@ -4,6 +4,7 @@
  * state change. Several workers share the jobs as one consumer group.
  */
 #include "dialer.h"
+#include "dialer_media.h"
 #include "dialer_webhooks.h"
 #include "ob_http.h"
 #include "ob_log.h"
@@ -94,7 +95,8 @@ static const ob_cfg_spec_t dialer_specs[] = {
     {"OB_DIALER_MAX_AUDIO_S", OB_CFG_INT, "300", 1, 3600, NULL, CFG(max_audio_s),
      "longest audio a `say` or `play` may last"},
     {"OB_DIALER_URL_DENY", OB_CFG_RANGES, OB_URL_DENY_DEFAULT, 0, 0, NULL, CFG(url_deny),
-     "address ranges that `result_url` webhooks, `start_url` requests and `verify_urls` "
+     "address ranges that `result_url` webhooks, `start_url` and `action_url` requests, "
+     "`play` fetches and `verify_urls` "
      "checks may not connect to, checked on the address connected to, after DNS "
      "resolution; the default holds the loopback, private, CGNAT, link-local (cloud "
      "metadata), multicast and reserved ranges; an empty value turns the check off"},
@@ -365,6 +367,19 @@ static int start_carrier(dialer_ctx_t *ctx)
         return OB_EXIT_CONFIG;
     }
     if (dialer_app_start(ctx, &err) != OB_OK) {
+        OB_ERROR("main", "%s", err.msg);
+        return OB_EXIT_DEPENDENCY;
+    }
+    const dialer_config_t *cfg = ctx->cfg;
+    dialer_media_opts_t mo = {
+        .cache_bytes = cfg->media_cache_mb << 20,
+        .fetch_max_bytes = cfg->play_max_bytes,
+        .fetch_timeout_ms = (int)cfg->play_timeout_ms,
+        .render_timeout_ms = (int)cfg->tts_timeout_ms,
+        .max_audio_ms = (int)cfg->max_audio_s * 1000,
+        .urls = &ctx->url_policy,
+    };
+    if (dialer_media_new(&mo, &ctx->media, &err) != OB_OK) {
         OB_ERROR("main", "%s", err.msg);
         return OB_EXIT_DEPENDENCY;
     }
