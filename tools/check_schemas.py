@@ -2,6 +2,9 @@
 """Validates the message examples in proto/examples and every message the
 integration tests captured from the topics (build*/test-logs/*-messages.jsonl, one
 "<schema-name> <json>" per line) against the JSON Schemas in proto/schemas.
+An example file is checked against the schema of its name, or of its name up
+to its last "-" (proto/examples/app-gather.json against app.schema.json), and
+each schema's own "examples" against it.
 Prints one line per file and a final 'schemas: N passed, N failed'."""
 import glob
 import json
@@ -33,9 +36,20 @@ def check(name, doc, where):
         passed += 1
 
 
+def schema_of(name):
+    while name not in schemas and "-" in name:
+        name = name.rsplit("-", 1)[0]
+    return name
+
+
+for path in sorted(glob.glob(os.path.join(root, "proto/schemas/*.schema.json"))):
+    name = os.path.basename(path).removesuffix(".schema.json")
+    for n, example in enumerate(schemas[name].schema.get("examples", [])):
+        check(name, example, f"{path}: examples[{n}]")
+
 for path in sorted(glob.glob(os.path.join(root, "proto/examples/*.json"))):
     with open(path) as f:
-        check(os.path.basename(path).removesuffix(".json"), json.load(f), path)
+        check(schema_of(os.path.basename(path).removesuffix(".json")), json.load(f), path)
 
 for path in sorted(glob.glob(os.path.join(root, "build*/**/test-logs/*-messages.jsonl"), recursive=True)):
     with open(path) as f:
