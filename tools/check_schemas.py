@@ -4,7 +4,8 @@ integration tests captured from the topics (build*/test-logs/*-messages.jsonl, o
 "<schema-name> <json>" per line) against the JSON Schemas in proto/schemas.
 An example file is checked against the schema of its name, or of its name up
 to its last "-" (proto/examples/app-gather.json against app.schema.json), and
-each schema's own "examples" against it.
+each schema's own "examples" against it; the "app" of a call request or a
+dial job against app.schema.json.
 Prints one line per file and a final 'schemas: N passed, N failed'."""
 import glob
 import json
@@ -34,6 +35,9 @@ def check(name, doc, where):
             print(f"{where}: {name}: {'/'.join(map(str, e.path))}: {e.message}")
     else:
         passed += 1
+    # A message's call-control document is checked against its own schema.
+    if name in ("call-request", "dial-job") and isinstance(doc, dict) and "app" in doc:
+        check("app", doc["app"], f"{where}: app")
 
 
 def schema_of(name):
