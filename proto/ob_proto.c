@@ -18,6 +18,7 @@ typedef enum {
     F_STR,  /* char *, JSON string */
     F_UUID, /* char *, JSON string holding a canonical UUID */
     F_OBJ,  /* char * holding JSON object text, JSON object */
+    F_DOC,  /* char * holding JSON object or array text (a call-control document) */
     F_INT,  /* int64_t, JSON integer */
 } kind_t;
 
@@ -50,6 +51,7 @@ static const field_t request_fields[] = {
     {"request_id", F_STR, R(request_id), 0, 0, 0},
     {"upload_id", F_UUID, R(upload_id), 0, 0, 0},
     {"queued_via", F_STR, R(queued_via), 0, 0, 0},
+    {"app", F_DOC, R(app), 0, 0, 0},
     {"max_attempts", F_INT, R(max_attempts), 1, 1, OB_MAX_ATTEMPTS},
     {"retry_interval_s", F_INT, R(retry_interval_s), 1, 0, 172800},
     {"priority", F_INT, R(priority), 0, -1000, 1000},
@@ -86,6 +88,7 @@ static const field_t job_fields[] = {
     {"retry_interval_s", F_INT, J(retry_interval_s), 1, 0, 172800},
     {"lease_until", F_INT, J(lease_until_ms), 1, 0, I64_MAX},
     {"detection", F_OBJ, J(detection), 0, 0, 0},
+    {"app", F_DOC, J(app), 0, 0, 0},
     END,
 };
 
@@ -104,6 +107,7 @@ static const field_t event_data_fields[] = {
     {"attempt", F_INT, E(attempt), 1, 0, OB_MAX_ATTEMPTS},
     {"max_attempts", F_INT, E(max_attempts), 1, 1, OB_MAX_ATTEMPTS},
     {"detection", F_OBJ, E(detection), 0, 0, 0},
+    {"digits", F_STR, E(digits), 0, 0, 0},
     END,
 };
 
@@ -176,11 +180,11 @@ static void out_key(out_t *o, const char *name)
     out_raw(o, ":", 1);
 }
 
-/* True for text that is one JSON object. */
-static bool is_object_text(const char *s)
+/* True for text that is one JSON object (or, for F_DOC, array). */
+static bool is_object_text(const char *s, kind_t kind)
 {
     cJSON *item = cJSON_ParseWithOpts(s, NULL, 1);
-    bool ok = cJSON_IsObject(item);
+    bool ok = cJSON_IsObject(item) || (kind == F_DOC && cJSON_IsArray(item));
     cJSON_Delete(item);
     return ok;
 }
@@ -205,10 +209,11 @@ static void encode_fields(out_t *o, const field_t *fields, const void *m)
             continue;
         }
         const char *s = *(char *const *)p;
-        if (!s || (f->kind == F_OBJ && !is_object_text(s)))
+        bool raw = f->kind == F_OBJ || f->kind == F_DOC;
+        if (!s || (raw && !is_object_text(s, f->kind)))
             continue;
         out_key(o, f->name);
-        if (f->kind == F_OBJ)
+        if (raw)
             out_raw(o, s, strlen(s));
         else
             out_str(o, s);
@@ -268,9 +273,11 @@ static ob_rc_t decode_fields(const cJSON *obj, const field_t *fields, void *m, c
             *(int64_t *)p = (int64_t)d;
             break;
         }
-        case F_OBJ: {
-            if (!cJSON_IsObject(item)) {
-                ob_err_set(err, "%s%s must be an object", where, f->name);
+        case F_OBJ:
+        case F_DOC: {
+            if (!cJSON_IsObject(item) && !(f->kind == F_DOC && cJSON_IsArray(item))) {
+                ob_err_set(err, "%s%s must be an %s", where, f->name,
+                           f->kind == F_DOC ? "object or an array" : "object");
                 return OB_EINVAL;
             }
             char *text = cJSON_PrintUnformatted(item);

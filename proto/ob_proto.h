@@ -35,6 +35,8 @@ typedef struct {
     char *request_id;         /* HTTP request that accepted it, may be NULL */
     char *upload_id;          /* CSV upload it came from, may be NULL */
     char *queued_via;         /* "plum": queued through the Plum routes; NULL: the native API */
+    char *app;                /* the call's own call-control document (JSON object or array
+                                 text, checked by ob_appdoc_parse), may be NULL */
     int64_t max_attempts;     /* 1..OB_MAX_ATTEMPTS */
     int64_t retry_interval_s; /* seconds between attempts */
     int64_t priority;         /* higher first */
@@ -71,6 +73,8 @@ typedef struct {
     int64_t retry_interval_s; /* seconds until the next attempt */
     int64_t lease_until_ms;   /* unix ms; the scheduler reclaims the attempt after */
     char *detection;          /* JSON object text: the deployment's detection thresholds, or NULL */
+    char *app;                /* the call-control document run on answer (the call's, else the
+                                 deployment's; JSON object or array text), may be NULL */
 } ob_dial_job_t;
 
 /* outbound.call-events: a CloudEvents 1.0 envelope around the call's state. */
@@ -78,7 +82,8 @@ typedef struct {
     char *id;                /* event id (UUIDv7), for consumer deduplication */
     char *source;            /* "/outbound/<service>/<instance>" */
     char *type;              /* "outbound.call.queued", ".dialing", ".connected", ".completed",
-                                ".retry_scheduled" */
+                                ".retry_scheduled", ".gathered" (digits), ".handed_over"
+                                (result: the connect's second leg) */
     char *call_id;           /* subject */
     char *deployment_id;     /* data.deployment_id, also the message key */
     char *account_id;        /* data.account_id */
@@ -94,6 +99,8 @@ typedef struct {
     char *detection;         /* JSON object text: the audio detector's verdict on a completed
                                 attempt (confidence, decided_by, decision_ms, beep, beep_ms),
                                 or NULL when none listened */
+    char *digits;            /* outbound.call.gathered: the digits a gather read ("" for none),
+                                else NULL */
 } ob_call_event_t;
 
 /* Encoders return a malloc'd JSON text (caller frees with free). */

@@ -32,14 +32,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define OB_APPDOC_MAX_BYTES  65536 /* a document's JSON text */
-#define OB_APPDOC_MAX_VERBS  64    /* verbs in one list (verbs, machine, a gather's prompt) */
-#define OB_APPDOC_MAX_TEXT   4000  /* bytes of a say's text, before and after rendering */
-#define OB_APPDOC_MAX_URL    2048  /* bytes of a URL, before and after rendering */
-#define OB_APPDOC_MAX_LOOP   10    /* a say's or play's repetitions */
-#define OB_APPDOC_MAX_DIGITS 32    /* a gather's num_digits */
+#define OB_APPDOC_MAX_BYTES    65536 /* a document's JSON text */
+#define OB_APPDOC_MAX_VERBS    64    /* verbs in one list (verbs, machine, a gather's prompt) */
+#define OB_APPDOC_MAX_TEXT     4000  /* bytes of a say's text, before and after rendering */
+#define OB_APPDOC_MAX_URL      2048  /* bytes of a URL, before and after rendering */
+#define OB_APPDOC_MAX_LOOP     10    /* a say's or play's repetitions */
+#define OB_APPDOC_MAX_DIGITS   32    /* a gather's num_digits */
 #define OB_APPDOC_MAX_PAUSE_MS 60000
-#define OB_APPDOC_MAX_WAIT_MS  60000 /* a gather's timeout */
+#define OB_APPDOC_MAX_WAIT_MS  60000  /* a gather's timeout */
 #define OB_APPDOC_MAX_RING_MS  120000 /* a connect's timeout */
 
 typedef enum {
@@ -101,5 +101,11 @@ void ob_appdoc_clear(ob_appdoc_t *doc);
  * result would be longer than max bytes. Pure. */
 char *ob_appdoc_render(const char *tmpl, const char *params_json, bool url, size_t max,
                        ob_err_t *err);
+
+/* True if to is what a connect may dial: an E.164 number ("+" and 2-15
+ * digits, the first not 0) or a sip:/sips: URI without spaces, quotes or
+ * angle brackets. ob_appdoc_parse checks a `to` without placeholders; a
+ * rendered one is checked with this. Pure. */
+bool ob_appdoc_to_valid(const char *to);
 
 #endif

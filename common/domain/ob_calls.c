@@ -132,9 +132,21 @@ static char *detection_json(const ob_attempt_end_t *e)
     return out;
 }
 
-/* The SIP outcome (migration 022) and the audio detector's verdict
- * (migration 025) of the attempts just concluded, in one statement; nothing
- * when none has either (the sim carrier). */
+/* The verb log as a JSON array to embed, or NULL when verbs is not one. */
+static cJSON *verb_log(const char *verbs)
+{
+    if (!verbs)
+        return NULL;
+    cJSON *log = cJSON_Parse(verbs);
+    if (cJSON_IsArray(log))
+        return log;
+    cJSON_Delete(log);
+    return NULL;
+}
+
+/* The SIP outcome (migration 022), the audio detector's verdict (migration
+ * 025) and what the application did (migration 031) of the attempts just
+ * concluded, in one statement; nothing when none has any. */
 static ob_rc_t record_outcome(PGconn *conn, const ob_attempt_end_t *ends, size_t n,
                               const bool *done, ob_err_t *err)
 {
@@ -143,7 +155,9 @@ static ob_rc_t record_outcome(PGconn *conn, const ob_attempt_end_t *ends, size_t
     for (size_t i = 0; i < n; i++) {
         const ob_attempt_end_t *e = &ends[i];
         bool detected = e->decided_by != NULL;
-        if (!done[i] || (e->sip_code == 0 && !e->sip_reason && !detected))
+        cJSON *log = done[i] ? verb_log(e->verbs) : NULL;
+        bool app = log || e->digits || e->greeting_end_ms > 0 || e->first_audio_ms > 0;
+        if (!done[i] || (e->sip_code == 0 && !e->sip_reason && !detected && !app))
             continue;
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "call_id", e->call_id);
@@ -159,6 +173,14 @@ static ob_rc_t record_outcome(PGconn *conn, const ob_attempt_end_t *ends, size_t
             if (e->beep)
                 cJSON_AddNumberToObject(row, "beep_ms", e->beep_ms);
         }
+        if (log)
+            cJSON_AddItemToObject(row, "verbs", log);
+        if (e->digits)
+            cJSON_AddStringToObject(row, "digits", e->digits);
+        if (e->greeting_end_ms > 0)
+            cJSON_AddNumberToObject(row, "greeting_end_ms", e->greeting_end_ms);
+        if (e->first_audio_ms > 0)
+            cJSON_AddNumberToObject(row, "first_audio_ms", e->first_audio_ms);
         cJSON_AddItemToArray(rows, row);
         used++;
     }
@@ -169,9 +191,12 @@ static ob_rc_t record_outcome(PGconn *conn, const ob_attempt_end_t *ends, size_t
         rc = ob_pg_exec(conn,
                         "UPDATE attempts a SET sip_code = j.sip_code, sip_reason = j.sip_reason,"
                         " confidence = j.confidence, decided_by = j.decided_by, beep = j.beep,"
-                        " beep_ms = j.beep_ms FROM json_to_recordset($1::json)"
+                        " beep_ms = j.beep_ms, verbs = j.verbs, digits = j.digits,"
+                        " greeting_end_ms = j.greeting_end_ms, first_audio_ms = j.first_audio_ms"
+                        " FROM json_to_recordset($1::json)"
                         "  AS j(call_id uuid, attempt int, sip_code int, sip_reason text,"
-                        "  confidence float8, decided_by text, beep boolean, beep_ms int)"
+                        "  confidence float8, decided_by text, beep boolean, beep_ms int,"
+                        "  verbs jsonb, digits text, greeting_end_ms int, first_audio_ms int)"
                         " WHERE a.call_id = j.call_id AND a.attempt = j.attempt",
                         1, params, NULL, err);
         cJSON_free(text);

@@ -41,14 +41,24 @@ typedef struct {
     double confidence;      /* its confidence, 0-1 */
     bool beep;              /* it heard a machine's beep */
     int beep_ms;            /* this long after the answer */
+    const char *verbs;      /* the verb log, a JSON array's text, or NULL */
+    const char *digits;     /* digits gathered (the last gather's), or NULL */
+    int greeting_end_ms;    /* the callee's first words ended, after the answer; -1: unknown */
+    int first_audio_ms;     /* our first audio went out, after the answer; -1: none */
 } ob_attempt_end_t;
+/* Of the application's four (attempts.verbs, digits, greeting_end_ms,
+ * first_audio_ms): verbs that is not a JSON array's text is stored as NULL;
+ * a greeting_end_ms or first_audio_ms of 0 or less is stored as NULL, so a
+ * zero-initialised ob_attempt_end_t records none of them (a first audio at
+ * 0 ms is reported as 1). */
 
 /*
  * Inside the caller's open transaction, concludes the n attempts in one
  * statement through conclude_attempts() (dialing or connected ones; released
  * ones only with result noattempt), and records the SIP outcome of those
- * that have one (sip_code, sip_reason) and the detector's (confidence,
- * decided_by, beep): each call completes (answered), is
+ * that have one (sip_code, sip_reason), the detector's (confidence,
+ * decided_by, beep) and the application's (verbs, digits, greeting_end_ms,
+ * first_audio_ms): each call completes (answered), is
  * queued for its next attempt by its retry rules (event
  * outbound.call.retry_scheduled) or fails. For each concluded attempt
  * done[i] is set and evs[i] filled (its event, to be recorded by the

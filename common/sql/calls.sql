@@ -224,15 +224,17 @@ RETURNS text LANGUAGE sql STABLE AS $$
         ELSE 'capacity' END
 $$;
 
--- A call as GET /api/v1/calls/{call_id} shows it: its fields, why it is
--- waiting, and its attempts (with the detector's verdict) and events in
--- order.
+-- A call as GET /api/v1/calls/{call_id} shows it: its fields, its own
+-- call-control document (app), why it is waiting, the digits gathered (the
+-- latest attempt's that has some), and its attempts (with the detector's
+-- verdict, the verbs run and the 2-second rule's times) and events in order.
 CREATE OR REPLACE FUNCTION call_view(p_call uuid) RETURNS json LANGUAGE sql STABLE AS $$
 SELECT json_build_object(
     'call_id', c.call_id, 'deployment_id', c.deployment_id, 'state', c.state,
     'status', c.status, 'result', c.result, 'reason', c.reason,
     'phone_number', c.phone_number, 'caller_id', c.caller_id, 'post_dial', c.post_dial,
     'message_reference', c.message_reference, 'call_parameters', c.call_parameters,
+    'app', c.app,
     'priority', c.priority, 'max_attempts', c.max_attempts,
     'retry_interval_s', c.retry_interval_s, 'retry_rules', c.retry_rules,
     'attempts_made', c.attempts_made,
@@ -243,6 +245,8 @@ SELECT json_build_object(
     'updated_at', c.updated_at, 'completed_at', c.completed_at,
     'duration_s', (SELECT round(sum(a.talk_ms) / 1000.0, 3)::float8 FROM attempts a
         WHERE a.call_id = c.call_id),
+    'digits', (SELECT a.digits FROM attempts a WHERE a.call_id = c.call_id
+        AND a.digits IS NOT NULL ORDER BY a.attempt DESC LIMIT 1),
     'attempts', coalesce((SELECT json_agg(json_build_object(
         'attempt', a.attempt, 'state', a.state, 'result', a.result, 'reason', a.reason,
         'released_at', a.released_at, 'dialing_at', a.dialing_at,
@@ -251,7 +255,10 @@ SELECT json_build_object(
         'app_error', a.app_error, 'app_ms', a.app_ms,
         'decision_ms', a.decision_ms, 'sip_code', a.sip_code,
         'sip_reason', a.sip_reason, 'confidence', a.confidence,
-        'decided_by', a.decided_by, 'beep', a.beep, 'beep_ms', a.beep_ms)
+        'decided_by', a.decided_by, 'beep', a.beep, 'beep_ms', a.beep_ms,
+        'verbs', a.verbs, 'digits', a.digits, 'greeting_end_ms', a.greeting_end_ms,
+        'first_audio_ms', a.first_audio_ms,
+        'first_audio_gap_ms', a.first_audio_ms - a.greeting_end_ms)
         ORDER BY a.attempt)
         FROM attempts a WHERE a.call_id = c.call_id), '[]'::json),
     'events', coalesce((SELECT json_agg(json_build_object(

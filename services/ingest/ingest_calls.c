@@ -11,8 +11,9 @@
 #include "ingest_reply.h"
 #include "ingest_store.h"
 #include "ingest_time.h"
-#include "ob_json.h"
+#include "ob_appdoc.h"
 #include "ob_calls.h"
+#include "ob_json.h"
 #include "ob_log.h"
 #include "ob_phone.h"
 #include "ob_proto.h"
@@ -98,6 +99,45 @@ char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field,
     return out;
 }
 
+char *ingest_app(ob_pool_t *pool, const cJSON *app, cJSON *errors)
+{
+    char *text = cJSON_PrintUnformatted(app);
+    ob_appdoc_t doc;
+    ob_err_t err = {{0}};
+    char *out = NULL;
+    if (ob_appdoc_parse(text, strlen(text), &doc, &err) == OB_OK) {
+        out = ob_pool_strdup(pool, text);
+        ob_appdoc_clear(&doc);
+    } else {
+        ingest_add_error(
+            errors, "app", "invalid_app",
+            strncmp(err.msg, "app:", 4) == 0 ? err.msg : ob_pool_printf(pool, "app: %s", err.msg));
+    }
+    cJSON_free(text);
+    return out;
+}
+
+bool ingest_app_problem(ob_http_req_t *req, cJSON *errors)
+{
+    const cJSON *only = cJSON_GetArraySize(errors) == 1 ? cJSON_GetArrayItem(errors, 0) : NULL;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(only, "code");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(only, "message");
+    if (!cJSON_IsString(code) || strcmp(code->valuestring, "invalid_app") != 0 ||
+        !cJSON_IsString(msg))
+        return false;
+    /* Copied: ob_http_problem consumes errors, which holds the message. */
+    char *detail = ob_pool_strdup(req->pool, msg->valuestring);
+    ob_http_problem(req, 422, "invalid_app", errors, "%s", detail);
+    return true;
+}
+
+void ingest_call_problem(ob_http_req_t *req, cJSON *errors)
+{
+    if (!ingest_app_problem(req, errors))
+        ob_http_problem(req, 422, "validation_failed", errors, "the call has %d invalid field(s)",
+                        cJSON_GetArraySize(errors));
+}
+
 /* Validates one call object into m (strings pool-owned). Every
  * problem is appended to errors; returns true when there were none. */
 bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t *dep,
@@ -106,9 +146,10 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
     static const char *const known[] = {
         "phone_number", "message_reference", "call_parameters", "max_attempts",
         "max_retries",  "retry_interval_s",  "retry_rules",     "priority",
-        "not_before",   "expires_at",        "result_url",
+        "not_before",   "expires_at",        "result_url",      "app",
     };
     int before = cJSON_GetArraySize(errors);
+    bool plum = m->queued_via && strcmp(m->queued_via, "plum") == 0;
     const cJSON *item;
     ob_phone_t phone;
     ob_err_t err = {{0}};
@@ -119,6 +160,9 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
         bool ok = false;
         for (size_t i = 0; i < OB_COUNTOF(known) && !ok; i++)
             ok = strcmp(item->string, known[i]) == 0;
+        /* The Plum routes take Plum's fields only, as before documents. */
+        if (ok && plum && strcmp(item->string, "app") == 0)
+            ok = false;
         if (!ok)
             ingest_add_error(errors, item->string, "unknown_field",
                              ob_pool_printf(pool, "'%s' is not a call field", item->string));
@@ -229,6 +273,11 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
     else if (item)
         m->result_url = ob_pool_strdup(pool, item->valuestring);
 
+    /* null: none, the deployment's runs. */
+    item = cJSON_GetObjectItemCaseSensitive(body, "app");
+    if (item && !plum && !cJSON_IsNull(item))
+        m->app = ingest_app(pool, item, errors);
+
     return cJSON_GetArraySize(errors) == before;
 }
 
@@ -262,8 +311,7 @@ void ingest_queue_json(ingest_call_t *c, const deployment_t *dep, const cJSON *b
     m.accepted_at_ms = ob_now_ms();
     errors = cJSON_CreateArray();
     if (!ingest_validate_call(req->pool, body, dep, &m, errors)) {
-        ob_http_problem(req, 422, "validation_failed", errors, "the call has %d invalid field(s)",
-                        cJSON_GetArraySize(errors));
+        ingest_call_problem(req, errors);
         errors = NULL;
         goto out;
     }
@@ -389,6 +437,10 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
     }
     add_text(d, "message_reference", m->message_reference);
     cJSON_AddItemToObject(d, "call_parameters", params ? params : cJSON_CreateObject());
+    if (!plum) {
+        cJSON *app = m->app ? cJSON_Parse(m->app) : NULL;
+        cJSON_AddItemToObject(d, "app", app ? app : cJSON_CreateNull());
+    }
     cJSON_AddNumberToObject(d, plum ? "attempts" : "attempts_made", 0);
     cJSON_AddNumberToObject(d, "max_attempts", (double)m->max_attempts);
     cJSON_AddNumberToObject(d, plum ? "reattempt_wait" : "retry_interval_s",
@@ -415,6 +467,7 @@ static cJSON *unrecorded_view(const ob_call_request_t *m, bool plum)
         add_time(d, "updated_at", m->accepted_at_ms);
         cJSON_AddNullToObject(d, "completed_at");
         cJSON_AddNullToObject(d, "duration_s");
+        cJSON_AddNullToObject(d, "digits");
         cJSON_AddArrayToObject(d, "attempts");
     }
     cJSON_AddArrayToObject(d, "events");

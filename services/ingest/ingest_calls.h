@@ -32,6 +32,23 @@ bool ingest_validate_call(ob_pool_t *pool, const cJSON *body, const deployment_t
  * from pool, or NULL if there were problems. */
 char *ingest_retry_rules(ob_pool_t *pool, const cJSON *rules, const char *field, cJSON *errors);
 
+/* Validates a call-control document (ob_appdoc_parse: an object with verbs,
+ * or an array of verbs), appending a problem under field "app" with code
+ * invalid_app whose message names the verb and the field ("app: verbs[1]
+ * (say): text is required"). Returns the document as compact JSON text from
+ * pool, or NULL if it was refused. */
+char *ingest_app(ob_pool_t *pool, const cJSON *app, cJSON *errors);
+
+/* When the only problem in errors is ingest_app's, answers 422 with code
+ * invalid_app and that problem as the detail, consumes errors and returns
+ * true; else returns false and leaves errors alone. */
+bool ingest_app_problem(ob_http_req_t *req, cJSON *errors);
+
+/* The 422 for a call refused by ingest_validate_call (errors consumed):
+ * ingest_app_problem's, else validation_failed, "the call has N invalid
+ * field(s)". */
+void ingest_call_problem(ob_http_req_t *req, cJSON *errors);
+
 /* How much longer than OB_INGEST_ACK_TIMEOUT_MS a request waits for the
  * delivery report of its message (librdkafka times messages out on a scan
  * about once a second). */

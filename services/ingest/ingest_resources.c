@@ -36,6 +36,7 @@ typedef enum {
     FT_RATE,   /* calls per second: a number from 0.01 to 10000, or null */
     FT_DETECT, /* callee-type detection thresholds object (ob_detect.h), or null */
     FT_CHOICE, /* one of the field's choices */
+    FT_APP,    /* a call-control document (ingest_app), or null */
 } ftype_t;
 
 typedef struct {
@@ -87,6 +88,7 @@ static const rfield_t dep_fields[] = {
     {"detection", FT_DETECT, 0, 0, false, NULL},
     {"plum_result_format", FT_CHOICE, 0, 0, false, plum_result_formats},
     {"plum_pci_allowed", FT_BOOL, 0, 0, false, NULL},
+    {"app", FT_APP, 0, 0, false, NULL},
     {NULL, 0, 0, 0, false, NULL},
 };
 
@@ -141,7 +143,7 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
         }
         if (cJSON_IsNull(item) && !f->required &&
             (f->type == FT_URL || f->type == FT_PHONE || f->type == FT_WINDOW ||
-             f->type == FT_RATE || f->type == FT_DETECT))
+             f->type == FT_RATE || f->type == FT_DETECT || f->type == FT_APP))
             continue; /* clears an optional value */
         const char *bad = NULL;
         switch (f->type) {
@@ -223,6 +225,10 @@ static bool validate(ingest_call_t *c, const cJSON *body, const rfield_t *fields
             cJSON_free(text);
             break;
         }
+        case FT_APP:
+            /* names its own problem: the verb and the field */
+            values[i] = ingest_app(pool, item, errors);
+            break;
         case FT_RULES:
             /* names its own problems (retry_rules.busy, ...) */
             values[i] = ingest_retry_rules(pool, item, f->name, errors);
@@ -267,8 +273,9 @@ static void create(ingest_call_t *c, const resource_t *r, const char *const *lea
     if (!body)
         goto out;
     if (!validate(c, body, r->fields, true, values, present, errors)) {
-        ob_http_problem(c->req, 422, "validation_failed", errors, "the %s has %d invalid field(s)",
-                        r->kind, cJSON_GetArraySize(errors));
+        if (!ingest_app_problem(c->req, errors))
+            ob_http_problem(c->req, 422, "validation_failed", errors,
+                            "the %s has %d invalid field(s)", r->kind, cJSON_GetArraySize(errors));
         errors = NULL;
         goto out;
     }
@@ -308,8 +315,9 @@ static void update(ingest_call_t *c, const resource_t *r, const char *id)
     if (!ob_uuid_valid(id) || !(body = ingest_object_body(c->req, false)))
         goto out_missing;
     if (!validate(c, body, r->fields, false, values, present, errors)) {
-        ob_http_problem(c->req, 422, "validation_failed", errors, "%d invalid field(s)",
-                        cJSON_GetArraySize(errors));
+        if (!ingest_app_problem(c->req, errors))
+            ob_http_problem(c->req, 422, "validation_failed", errors, "%d invalid field(s)",
+                            cJSON_GetArraySize(errors));
         errors = NULL;
         goto out;
     }

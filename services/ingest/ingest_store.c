@@ -29,7 +29,7 @@
     " 'caller_id', d.caller_id, 'webhook_secret', d.webhook_secret,"                               \
     " 'start_url_format', d.start_url_format, 'verify_urls', d.verify_urls,"                       \
     " 'detection', d.detection, 'plum_result_format', d.plum_result_format,"                       \
-    " 'plum_pci_allowed', d.plum_pci_allowed, 'created_at', d.created_at)"
+    " 'plum_pci_allowed', d.plum_pci_allowed, 'app', d.app, 'created_at', d.created_at)"
 
 /* One delivery with its tries. */
 #define DELIVERY_JSON                                                                              \

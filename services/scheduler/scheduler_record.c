@@ -27,20 +27,20 @@ static const char INSERT_CALLS_SQL[] =
     "INSERT INTO calls (call_id, deployment_id, account_id, request_partition, phone_number,"
     " caller_id, post_dial, message_reference, call_parameters, retry_rules, result_url,"
     " priority, max_attempts, retry_interval_s, not_before, expires_at, next_attempt_at,"
-    " accepted_at, upload_id, queued_via)"
+    " accepted_at, upload_id, queued_via, app)"
     " SELECT r.call_id, r.deployment_id, r.account_id, r.request_partition, r.phone_number,"
     " r.caller_id, r.post_dial, r.message_reference, coalesce(r.call_parameters, '{}'),"
     " coalesce(r.retry_rules, '{}'), r.result_url, r.priority, r.max_attempts,"
     " r.retry_interval_s,"
     " to_timestamp(r.not_before / 1000.0), to_timestamp(r.expires_at / 1000.0),"
     " to_timestamp(r.not_before / 1000.0), to_timestamp(r.accepted_at / 1000.0), r.upload_id,"
-    " coalesce(r.queued_via, 'v1')"
+    " coalesce(r.queued_via, 'v1'), r.app"
     " FROM json_to_recordset($1::json) AS r(call_id uuid, deployment_id uuid, account_id uuid,"
     "  request_partition int, phone_number text, caller_id text, post_dial text,"
     "  message_reference text, call_parameters jsonb, retry_rules jsonb, result_url text,"
     "  priority int,"
     "  max_attempts int, retry_interval_s int, not_before bigint, expires_at bigint,"
-    "  accepted_at bigint, upload_id uuid, queued_via text)"
+    "  accepted_at bigint, upload_id uuid, queued_via text, app jsonb)"
     " JOIN deployments d ON d.deployment_id = r.deployment_id AND d.account_id = r.account_id"
     " ON CONFLICT (call_id) DO NOTHING RETURNING call_id::text";
 
@@ -94,6 +94,9 @@ static cJSON *call_row(const rd_kafka_message_t *msg, const ob_call_request_t *m
         cJSON_AddItemToObject(r, "retry_rules", cJSON_Parse(m->retry_rules));
     if (m->result_url)
         cJSON_AddStringToObject(r, "result_url", m->result_url);
+    /* The decoder let through only an object or an array. */
+    if (m->app)
+        cJSON_AddItemToObject(r, "app", cJSON_Parse(m->app));
     if (m->upload_id)
         cJSON_AddStringToObject(r, "upload_id", m->upload_id);
     /* Only the values calls.queued_via allows: a batch Postgres refused

@@ -113,7 +113,8 @@ static const char RELEASE_SQL[] =
     " SELECT c.call_id, c.deployment_id, c.account_id, ins.attempt, c.phone_number, c.caller_id,"
     " c.post_dial, c.message_reference, c.call_parameters::text, c.max_attempts,"
     " c.retry_interval_s, ins.job_id, (extract(epoch FROM ins.lease_until) * 1000)::bigint,"
-    " coalesce(d.start_url, ap.start_url), ins.job_partition, d.detection::text"
+    " coalesce(d.start_url, ap.start_url), ins.job_partition, d.detection::text,"
+    " coalesce(c.app, d.app)::text"
     " FROM ins JOIN calls c USING (call_id)"
     " JOIN deployments d ON d.deployment_id = c.deployment_id"
     " JOIN applications ap ON ap.application_id = d.application_id";
@@ -150,7 +151,7 @@ static const char DEFER_SQL[] =
 static const char JOBS_UNPUBLISHED_SQL[] =
     "SELECT call_id, deployment_id, account_id, attempt, phone_number, caller_id, post_dial,"
     " message_reference, call_parameters, max_attempts, retry_interval_s, job_id,"
-    " lease_until_ms, start_url, job_partition, detection FROM dial_jobs"
+    " lease_until_ms, start_url, job_partition, detection, app FROM dial_jobs"
     " WHERE state = 'released' AND job_published_at IS NULL"
     " AND released_at < now() - interval '5 seconds' AND request_partition = ANY($1::int[])"
     " ORDER BY released_at LIMIT 1000";
@@ -258,6 +259,7 @@ static char *job_from_row(PGresult *res, int i)
         .lease_until_ms = strtoll(PQgetvalue(res, i, 12), NULL, 10),
         .start_url = PQgetisnull(res, i, 13) ? NULL : PQgetvalue(res, i, 13),
         .detection = PQgetisnull(res, i, 15) ? NULL : PQgetvalue(res, i, 15),
+        .app = PQgetisnull(res, i, 16) ? NULL : PQgetvalue(res, i, 16),
     };
     return ob_dial_job_encode(&job);
 }

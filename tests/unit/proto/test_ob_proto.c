@@ -129,14 +129,17 @@ Test(proto, dial_job_round_trip)
         .retry_interval_s = 60,
         .lease_until_ms = 1764200900000,
         .start_url = "https://app.example/start",
+        .app = "[{\"verb\":\"say\",\"text\":\"Hi {{name}}\"}]",
     };
     char *json = ob_dial_job_encode(&in);
+    cr_expect(strstr(json, ",\"app\":[{\"verb\":\"say\"") != NULL, "%s", json);
     ob_dial_job_t out;
     ob_err_t err = {{0}};
     cr_assert_eq(ob_dial_job_decode(json, strlen(json), &out, &err), OB_OK, "%s", err.msg);
     cr_expect_eq(out.attempt, 2);
     cr_expect_eq(out.lease_until_ms, 1764200900000);
     cr_expect_str_eq(out.start_url, "https://app.example/start");
+    cr_expect_str_eq(out.app, "[{\"verb\":\"say\",\"text\":\"Hi {{name}}\"}]");
     cr_expect_null(out.caller_id);
     ob_dial_job_clear(&out);
     free(json);
@@ -172,6 +175,82 @@ Test(proto, call_event_is_a_cloudevent_and_round_trips)
     cr_expect_eq(out.time_ms, 1764200000123);
     ob_call_event_clear(&out);
     free(json);
+}
+
+/* A call's app travels as JSON, object or array; text that is neither is left out. */
+typedef struct {
+    const char *app;  /* the call request's app text */
+    const char *want; /* what decodes back; NULL: left out */
+} app_case_t;
+
+static app_case_t apps[] = {
+    {"{\"verbs\":[{\"verb\":\"hangup\"}]}", "{\"verbs\":[{\"verb\":\"hangup\"}]}"},
+    {"[{\"verb\":\"hangup\"}]", "[{\"verb\":\"hangup\"}]"},
+    {"\"say hi\"", NULL},
+    {"[1] trailing", NULL},
+    {NULL, NULL},
+};
+
+ParameterizedTestParameters(proto, call_request_app)
+{
+    return cr_make_param_array(app_case_t, apps, OB_COUNTOF(apps));
+}
+
+ParameterizedTest(app_case_t *c, proto, call_request_app)
+{
+    ob_call_request_t in = {
+        .call_id = CALL,
+        .deployment_id = DEP,
+        .account_id = ACC,
+        .phone_number = "+12125550100",
+        .app = (char *)c->app,
+        .max_attempts = 1,
+        .not_before_ms = 1,
+        .accepted_at_ms = 1,
+    };
+    char *json = ob_call_request_encode(&in);
+    ob_call_request_t out;
+    ob_err_t err = {{0}};
+    cr_assert_eq(ob_call_request_decode(json, strlen(json), &out, &err), OB_OK, "%s: %s", json,
+                 err.msg);
+    if (c->want)
+        cr_expect_str_eq(out.app, c->want, "%s", json);
+    else
+        cr_expect_null(out.app, "%s", json);
+    ob_call_request_clear(&out);
+    free(json);
+}
+
+/* outbound.call.gathered carries the digits; "" (none came) is kept, not left out. */
+Test(proto, gathered_event_carries_digits)
+{
+    static const char *const digits[] = {"1234#", ""};
+    for (size_t i = 0; i < OB_COUNTOF(digits); i++) {
+        ob_call_event_t in = {
+            .id = CALL,
+            .source = "/outbound/dialer/d1",
+            .type = "outbound.call.gathered",
+            .call_id = CALL,
+            .deployment_id = DEP,
+            .account_id = ACC,
+            .state = "connected",
+            .phone_number = "+12125550100",
+            .attempt = 2,
+            .max_attempts = 3,
+            .time_ms = 1764200000123,
+            .digits = (char *)digits[i],
+        };
+        char *json = ob_call_event_encode(&in);
+        ob_call_event_t out;
+        ob_err_t err = {{0}};
+        cr_assert_eq(ob_call_event_decode(json, strlen(json), &out, &err), OB_OK, "%s", err.msg);
+        cr_expect_str_eq(out.type, "outbound.call.gathered");
+        cr_expect_str_eq(out.digits, digits[i], "%s", json);
+        cr_expect_eq(out.attempt, 2);
+        ob_call_event_clear(&out);
+        cr_expect_null(out.digits);
+        free(json);
+    }
 }
 
 /* Any producer may write the events topic: its time is read as written.
@@ -240,19 +319,34 @@ Test(proto, schema_examples_decode)
     char *req = read_example("call-request.json");
     char *job = read_example("dial-job.json");
     char *ev = read_example("call-event.json");
+    char *gathered = read_example("call-event-gathered.json");
+    char *handed = read_example("call-event-handed_over.json");
     ob_call_request_t r;
     ob_dial_job_t j;
-    ob_call_event_t e;
+    ob_call_event_t e, g, h;
     cr_expect_eq(ob_call_request_decode(req, strlen(req), &r, &err), OB_OK, "request: %s", err.msg);
     cr_expect_str_eq(r.queued_via, "plum");
+    cr_expect(r.app && r.app[0] == '[', "request app: %s", r.app);
     cr_expect_eq(ob_dial_job_decode(job, strlen(job), &j, &err), OB_OK, "job: %s", err.msg);
+    cr_expect(j.app && strstr(j.app, "\"verbs\""), "job app: %s", j.app);
     cr_expect_eq(ob_call_event_decode(ev, strlen(ev), &e, &err), OB_OK, "event: %s", err.msg);
+    cr_expect_eq(ob_call_event_decode(gathered, strlen(gathered), &g, &err), OB_OK, "gathered: %s",
+                 err.msg);
+    cr_expect_str_eq(g.digits, "1");
+    cr_expect_eq(ob_call_event_decode(handed, strlen(handed), &h, &err), OB_OK, "handed_over: %s",
+                 err.msg);
+    cr_expect_str_eq(h.result, "voice");
+    cr_expect_null(h.digits);
     ob_call_request_clear(&r);
     ob_dial_job_clear(&j);
     ob_call_event_clear(&e);
+    ob_call_event_clear(&g);
+    ob_call_event_clear(&h);
     free(req);
     free(job);
     free(ev);
+    free(gathered);
+    free(handed);
 }
 
 typedef struct {
@@ -273,6 +367,10 @@ static bad_request_t bad[] = {
      "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":1,"
      "\"retry_interval_s\":60,\"not_before\":1,\"accepted_at\":1,\"call_parameters\":[1]}",
      "call_parameters must be an object"},
+    {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
+     "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"max_attempts\":1,"
+     "\"retry_interval_s\":60,\"not_before\":1,\"accepted_at\":1,\"app\":\"say hi\"}",
+     "app must be an object or an array"},
     /* Postgres would refuse the text: skipped, never retried forever. */
     {"{\"v\":1,\"kind\":\"queue\",\"call_id\":\"" CALL "\",\"deployment_id\":\"" DEP "\","
      "\"account_id\":\"" ACC "\",\"phone_number\":\"+1\",\"message_reference\":\"\xff\"}",

@@ -100,6 +100,18 @@ static call_case_t call_cases[] = {
      "retry_rules.noattempt", "unknown_result", "is not a result that is retried"},
     {"{\"phone_number\":\"+12125550100\",\"retry_rules\":{\"Busy\":600}}", "retry_rules.Busy",
      "unknown_result", "is not a result that is retried"},
+    /* The call's own call-control document (common/domain/ob_appdoc.h). */
+    {"{\"phone_number\":\"+12125550100\",\"app\":[{\"verb\":\"say\",\"text\":\"Hi\"}]}", NULL, NULL,
+     NULL},
+    {"{\"phone_number\":\"+12125550100\",\"app\":{\"verbs\":[{\"verb\":\"hangup\"}]}}", NULL, NULL,
+     NULL},
+    {"{\"phone_number\":\"+12125550100\",\"app\":null}", NULL, NULL, NULL},
+    {"{\"phone_number\":\"+12125550100\",\"app\":[{\"verb\":\"hangup\"},{\"verb\":\"say\"}]}",
+     "app", "invalid_app", "app: verbs[1] (say): text is required"},
+    {"{\"phone_number\":\"+12125550100\",\"app\":{\"verbs\":[]}}", "app", "invalid_app",
+     "app: verbs: must hold at least one verb"},
+    {"{\"phone_number\":\"+12125550100\",\"app\":\"say hi\"}", "app", "invalid_app",
+     "app: must be an object with verbs, or an array of verbs"},
 };
 
 ParameterizedTestParameters(validate, call)
@@ -141,6 +153,28 @@ ParameterizedTest(call_case_t *c, validate, call)
     }
     cJSON_free(text);
     cJSON_Delete(errors);
+    ob_pool_free(pool);
+}
+
+/* A valid app is carried in the request as compact JSON; the Plum routes
+ * know no app (Plum's fields only). */
+Test(validate, app_carried_native_only)
+{
+    ob_pool_t *pool = ob_pool_new();
+    deployment_t dep = {.active = true, .max_attempts = 3, .retry_interval_s = 600};
+    cJSON *call = cJSON_Parse("{\"phone_number\":\"+12125550100\","
+                              "\"app\": [ {\"verb\": \"say\", \"text\": \"Hi {{name}}\"} ]}");
+    cJSON *errors = cJSON_CreateArray();
+    ob_call_request_t m = {.accepted_at_ms = ACCEPTED_MS};
+    cr_assert(ingest_validate_call(pool, call, &dep, &m, errors));
+    cr_expect_str_eq(m.app, "[{\"verb\":\"say\",\"text\":\"Hi {{name}}\"}]");
+    ob_call_request_t p = {.accepted_at_ms = ACCEPTED_MS, .queued_via = "plum"};
+    cr_expect_not(ingest_validate_call(pool, call, &dep, &p, errors));
+    cr_expect_null(p.app);
+    const cJSON *e = cJSON_GetArrayItem(errors, 0);
+    cr_expect_str_eq(cJSON_GetObjectItem(e, "code")->valuestring, "unknown_field");
+    cJSON_Delete(errors);
+    cJSON_Delete(call);
     ob_pool_free(pool);
 }
 
