@@ -98,6 +98,7 @@ function outboundAppDoc(ui) {
     }
 
     save.addEventListener('click', () => {
+      listPreviews();
       if (!text.value.trim()) { message('', ['The document is empty: use Clear to remove the application.']); return; }
       let doc;
       try { doc = JSON.parse(text.value); } catch (e) { message('', ['Not saved: the document is not JSON (' + e.message + ').']); return; }
@@ -138,7 +139,7 @@ function outboundAppDoc(ui) {
           const what = v.verb === 'say' ? v.text : v.url;
           const btn = el('button', { type: 'button', class: 'secondary', 'data-path': where, text: 'Preview',
             'aria-label': 'Preview ' + where + ' (' + v.verb + ')' });
-          btn.addEventListener('click', () => preview(v, where, btn));
+          btn.addEventListener('click', () => preview(where, btn));
           previews.appendChild(el('li', null, btn, ' ', el('span', { class: 'mono', text: where }), ' ',
             el('strong', { text: v.verb }), ' ', el('span', { class: 'quote', text: String(what === undefined ? '' : what) })));
           n++;
@@ -149,7 +150,19 @@ function outboundAppDoc(ui) {
 
     /* What the callee would hear: the verb rendered by the API (8 kHz WAV),
      * played from a blob URL (the page's policy allows media from blob:). */
-    async function preview(v, where, btn) {
+    async function preview(where, btn) {
+      // The verb as the text is now (the list is redrawn a moment after typing).
+      let v = null;
+      try {
+        for (const [path, verbs] of lists(JSON.parse(text.value))) {
+          verbs.forEach((x, i) => { if (`${path}[${i}]` === where) v = x; });
+        }
+      } catch (e) { v = null; }
+      listPreviews();
+      if (!v || (v.verb !== 'say' && v.verb !== 'play')) {
+        message('', ['The document changed: ' + where + ' is no longer a say or play verb.']);
+        return;
+      }
       const body = { verb: v.verb };
       for (const k of ['text', 'voice', 'rate', 'url']) if (v[k] !== undefined) body[k] = v[k];
       btn.disabled = true;
@@ -210,7 +223,7 @@ function outboundAppDoc(ui) {
     if (has('app_error')) facts.push(['Application error', el('span', { class: 'error', text: a.app_error })]);
     return el('section', { class: 'attempt-app', id: 'app-attempt-' + a.attempt, 'aria-label': 'Application of attempt ' + a.attempt },
       el('h3', { text: 'Attempt ' + a.attempt }),
-      el('dl', { class: 'kv' }, facts.map(([k, v]) => [el('dt', { text: k }), el('dd', null, v)])),
+      el('dl', { class: 'kv' }, facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', null, v)])),
       verbs.length
         ? el('div', { class: 'table-wrap' }, el('table', { id: 'verbs-' + a.attempt, class: 'verbs' },
           el('thead', null, el('tr', null, el('th', { class: 'num', text: '#' }), el('th', { text: 'Verb' }),
