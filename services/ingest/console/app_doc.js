@@ -48,11 +48,15 @@ function outboundAppDoc(ui) {
     return n + (n === 1 ? ' verb' : ' verbs') + (m ? ', ' + m + (m === 1 ? ' machine verb' : ' machine verbs') : '');
   }
 
-  /* A refusal as lines: each field error, else the problem's detail. */
+  /* A refusal as lines: each field error ("app: verbs[0] (gather): ..."),
+   * else the problem's detail. */
   function problemLines(e) {
     const errs = (e.problem && e.problem.errors) || [];
-    if (errs.length) return errs.map((x) => (x.field ? x.field + ': ' : '') + (x.message || x.code || ''));
-    return [e.message];
+    if (!errs.length) return [e.message];
+    return errs.map((x) => {
+      const msg = String(x.message || x.code || '');
+      return x.field && !msg.startsWith(x.field + ':') ? x.field + ': ' + msg : msg;
+    });
   }
 
   /* The deployment page's "Application" panel: the static document as JSON

@@ -253,18 +253,18 @@ Test(ctl_app, call_show_lists_each_attempts_verbs_and_digits)
         "{\"digits\": \"12\", \"attempts\": ["
         "{\"attempt\": 1, \"result\": \"busy\"},"
         "{\"attempt\": 2, \"digits\": \"12\", \"first_audio_gap_ms\": 180, \"verbs\": ["
-        "{\"verb\": \"say\", \"started_ms\": 0, \"duration_ms\": 2310, \"outcome\": \"completed\"},"
+        "{\"verb\": \"say\", \"started_ms\": 0, \"duration_ms\": 2310, \"outcome\": \"played\"},"
         "{\"verb\": \"gather\", \"started_ms\": 2310, \"duration_ms\": 1200, \"outcome\": "
-        "\"digits\", \"digits\": \"12\"},"
+        "\"finish_on_key\", \"digits\": \"12\"},"
         "{\"verb\": \"play\", \"started_ms\": 3510, \"duration_ms\": 0, \"outcome\": \"failed\", "
         "\"error\": \"fetch_failed\", \"detail\": \"HTTP 404\"}]}]}");
     cr_expect_str_eq(text, "\nattempt 2 application: digits 12, first audio 180 ms after the "
                            "greeting's end\n"
-                           "VERB    START_MS  DURATION_MS  OUTCOME    DIGITS  ERROR\n"
-                           "say     0         2310         completed  -       -\n"
-                           "gather  2310      1200         digits     12      -\n"
-                           "play    3510      0            failed     -       fetch_failed (HTTP "
-                           "404)\n");
+                           "VERB    START_MS  DURATION_MS  OUTCOME        DIGITS  ERROR\n"
+                           "say     0         2310         played         -       -\n"
+                           "gather  2310      1200         finish_on_key  12      -\n"
+                           "play    3510      0            failed         -       fetch_failed "
+                           "(HTTP 404)\n");
     free(text);
 }
 
