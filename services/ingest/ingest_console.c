@@ -9,9 +9,12 @@
 #include <string.h>
 
 /* No inline script or style (everything user-supplied is inserted as text,
- * and the policy stops any injected markup from running), no framing. */
+ * and the policy stops any injected markup from running), no framing.
+ * Media may come from blob: URLs: the Application editor's Preview plays
+ * the WAV the API renders from one (app_doc.js). */
 static const char CSP[] = "default-src 'self'; script-src 'self'; style-src 'self';"
-                          " img-src 'self' data:; connect-src 'self'; font-src 'self';"
+                          " img-src 'self' data:; media-src 'self' blob:; connect-src 'self';"
+                          " font-src 'self';"
                           " object-src 'none'; base-uri 'none'; form-action 'self';"
                           " frame-ancestors 'none'";
 

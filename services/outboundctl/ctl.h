@@ -119,6 +119,8 @@ int ctl_cmd_apps_create(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_deps_list(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_deps_show(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_deps_create(const ctl_t *c, const ctl_args_t *a);
+int ctl_cmd_deps_set_app(const ctl_t *c, const ctl_args_t *a);
+int ctl_cmd_deps_clear_app(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_queue_control(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_queue_status(const ctl_t *c, const ctl_args_t *a);
 int ctl_cmd_call_queue(const ctl_t *c, const ctl_args_t *a);

@@ -3,6 +3,7 @@
  * deployment's calls page by page, and watch them change until Ctrl-C.
  */
 #include "ctl.h"
+#include "ctl_app.h"
 #include "ctl_table.h"
 #include "ob_vocab.h"
 
@@ -51,6 +52,16 @@ static cJSON *call_body(const ctl_t *c, const ctl_args_t *a, int *rc)
     }
     if (cJSON_GetArraySize(params) == 0)
         cJSON_DeleteItemFromObjectCaseSensitive(body, "call_parameters");
+    /* What the callee hears: --say TEXT, or a document from --app FILE. */
+    ob_err_t err = {{0}};
+    cJSON *app = NULL;
+    ob_rc_t arc = ctl_app_from_args(a, stdin, &app, &err);
+    if (arc == OB_EINVAL) {
+        *rc = ctl_usage_error(c, "%s", err.msg);
+        goto bad;
+    }
+    if (arc == OB_OK)
+        cJSON_AddItemToObject(body, "app", app);
     return body;
 bad:
     cJSON_Delete(body);
@@ -132,6 +143,7 @@ int ctl_cmd_call_show(const ctl_t *c, const ctl_args_t *a)
             {"next attempt", "next_attempt_at"},
             {"completed", "completed_at"},
             {"duration (s)", "duration_s"},
+            {"digits", "digits"},
         };
         char b[1024];
         state_text(call, b, sizeof(b));
@@ -140,6 +152,9 @@ int ctl_cmd_call_show(const ctl_t *c, const ctl_args_t *a)
             ctl_cell(call, fields[i][1], b, sizeof(b));
             printf("%-14s %s\n", fields[i][0], b[0] ? b : "-");
         }
+        const cJSON *app = cJSON_GetObjectItemCaseSensitive(call, "app");
+        if (app && !cJSON_IsNull(app))
+            printf("%-14s %s (--json shows it)\n", "app", ctl_app_describe(app, b, sizeof(b)));
         const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(call, "attempts");
         if (cJSON_GetArraySize(attempts) > 0) {
             static const char *const head[] = {"ATTEMPT",    "STATE",   "RESULT",  "REASON",
@@ -148,6 +163,7 @@ int ctl_cmd_call_show(const ctl_t *c, const ctl_args_t *a)
                                                "dialing_at", "ring_ms", "talk_ms", "decision_ms"};
             putchar('\n');
             ctl_print_rows(attempts, OB_COUNTOF(head), head, keys, stdout);
+            ctl_app_print_attempts(call, stdout);
         }
     }
     cJSON_Delete(call);

@@ -1,9 +1,10 @@
 /*
  * outboundctl commands about the account's resources: the configuration
- * file, applications, deployments, and a deployment's queue (cancel, pause,
- * resume, status).
+ * file, applications, deployments (their static application document
+ * too), and a deployment's queue (cancel, pause, resume, status).
  */
 #include "ctl.h"
+#include "ctl_app.h"
 #include "ctl_table.h"
 #include "ob_vocab.h"
 
@@ -201,6 +202,49 @@ out:
     cJSON_Delete(body);
     cJSON_Delete(dep);
     return rc;
+}
+
+/* PATCHes the deployment's app to doc (NULL: JSON null, which clears it)
+ * and says what it is now. */
+static int patch_app(const ctl_t *c, const char *dep_id, cJSON *doc)
+{
+    cJSON *body = cJSON_CreateObject(), *dep = NULL;
+    cJSON_AddItemToObject(body, "app", doc ? doc : cJSON_CreateNull());
+    char *text = cJSON_PrintUnformatted(body);
+    char *id = ctl_escape(dep_id);
+    char *path = ob_xasprintf("/api/v1/deployments/%s", id);
+    int rc = ctl_request(c, "PATCH", path, text, 200, &dep);
+    if (rc == CTL_EXIT_OK && c->json) {
+        ctl_print_json(dep);
+    } else if (rc == CTL_EXIT_OK) {
+        char what[128];
+        const cJSON *now = cJSON_GetObjectItemCaseSensitive(dep, "app");
+        ctl_app_describe(now ? now : doc, what, sizeof(what));
+        if (doc)
+            printf("deployment %s: application set (%s)\n", dep_id, what);
+        else
+            printf("deployment %s: application cleared\n", dep_id);
+    }
+    cJSON_Delete(dep);
+    free(path);
+    free(id);
+    cJSON_free(text);
+    cJSON_Delete(body);
+    return rc;
+}
+
+int ctl_cmd_deps_set_app(const ctl_t *c, const ctl_args_t *a)
+{
+    ob_err_t err = {{0}};
+    cJSON *doc = NULL;
+    if (ctl_app_read(a->pos[1], stdin, &doc, &err) != OB_OK)
+        return ctl_usage_error(c, "%s", err.msg);
+    return patch_app(c, a->pos[0], doc); /* the body owns doc */
+}
+
+int ctl_cmd_deps_clear_app(const ctl_t *c, const ctl_args_t *a)
+{
+    return patch_app(c, a->pos[0], NULL);
 }
 
 int ctl_cmd_queue_control(const ctl_t *c, const ctl_args_t *a)

@@ -2,7 +2,9 @@
  * outboundctl, the command-line client, run as a user runs it (the real
  * binary, its stdout, stderr and exit code) against the real services: a
  * queued call completes, an upload reports its bad rows, --json parses,
- * and every failure exits with its documented code and says what is wrong.
+ * calls run the application given with --say, --app or deployments
+ * set-app, and every failure exits with its documented code and says what
+ * is wrong.
  */
 #include "harness_client.h"
 #include "ob_common.h"
@@ -499,7 +501,170 @@ Test(outboundctl, failures_exit_with_their_codes_and_say_what_is_wrong, .timeout
     r = CTL_BARE("call", "queue", "--help");
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "--max-attempts N"), "%s", r.out);
+    cr_expect(strstr(r.out, "--say TEXT") && strstr(r.out, "--app FILE"), "%s", r.out);
+    run_free(&r);
+
+    /* The application options: refused before any request, naming why. */
+    char not_json[300];
+    snprintf(not_json, sizeof(not_json), "%s/not-json.json", home);
+    write_file(not_json, "{\"verbs\": [\n  {\"verb\": \"say\" \"text\": \"hi\"}\n]}\n");
+    static const struct {
+        const char *argv[8]; /* the words after "call queue DEP PHONE" or whole (NULL ends) */
+        const char *err;     /* what stderr says */
+    } app_usage[] = {
+        {{"--say", "Hi", "--app", "@NOT_JSON"}, "--say and --app both give the application"},
+        {{"--voice", "fr"}, "--voice applies to --say; give --say TEXT too"},
+        {{"--say", "Hi", "--rate", "1000"}, "--rate must be a whole number from 80 to 450"},
+        {{"--say", ""}, "--say needs the text to say"},
+        {{"--app", "/nonexistent/app.json"}, "cannot open /nonexistent/app.json"},
+        {{"--app", "@NOT_JSON"}, "not-json.json is not JSON (line 2, column 18)"},
+    };
+    for (size_t i = 0; i < OB_COUNTOF(app_usage); i++) {
+        const char *argv[16] = {"call", "queue", dep, "+12125550100"};
+        int n = 4;
+        for (const char *const *w = app_usage[i].argv; *w; w++)
+            argv[n++] = strcmp(*w, "@NOT_JSON") == 0 ? not_json : *w;
+        r = run_ctl(true, argv);
+        cr_expect_eq(r.code, 2, "%s: exit %d", app_usage[i].err, r.code);
+        cr_expect(strstr(r.err, app_usage[i].err), "want \"%s\": %s", app_usage[i].err, r.err);
+        run_free(&r);
+    }
+    r = CTL("deployments", "set-app", dep);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "takes 2 arguments (DEPLOYMENT FILE), not 1"), "%s", r.err);
+    run_free(&r);
+    r = CTL("deployments", "set-app", dep, not_json);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "is not JSON (line 2, column 18)"), "%s", r.err);
+    run_free(&r);
+    stdin_path = "/dev/null";
+    r = CTL("deployments", "set-app", dep, "-");
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "stdin is empty"), "%s", r.err);
     run_free(&r);
 
     cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
+}
+
+/* `call show CALL --json` once the call has completed (asserted). */
+static char *completed(const char *call_id)
+{
+    for (int i = 0; i < 600; i++, h_sleep_ms(100)) {
+        run_t r = CTL("call", "show", call_id, "--json");
+        /* 3: not recorded yet, a moment after it was accepted. */
+        cr_assert(r.code == 0 || r.code == 3, "exit %d: %s", r.code, r.err);
+        char *state = r.code == 0 ? h_json_str(r.out, "state") : NULL;
+        bool done = state && strcmp(state, "completed") == 0;
+        free(state);
+        free(r.err);
+        if (done)
+            return r.out;
+        free(r.out);
+    }
+    cr_assert_fail("call %s did not complete", call_id);
+    return NULL;
+}
+
+/* The call_id of `call queue ... --json` (asserted to succeed). */
+static char *queued(run_t r)
+{
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    char *id = h_json_str(r.out, "call_id");
+    cr_assert_not_null(id, "no call_id in %s", r.out);
+    run_free(&r);
+    return id;
+}
+
+/* Needs the call-control document (issue 21): `app` on calls and
+ * deployments, the verbs on the attempts, and the sim's test numbers whose
+ * callee presses digits (+1 NPA 555-02DX presses D, X, then '#'). */
+Test(outboundctl, say_gather_and_set_app_run_the_application, .timeout = 300, .fini = teardown)
+{
+    h_stack_init(&s);
+    pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
+    use_home();
+    const char *dep = t.deployment_id;
+
+    /* --say: the call's app is one say verb, and the attempt ran it. */
+    char *said = queued(CTL("call", "queue", dep, "+12125550100", "--say",
+                            "Your order has shipped.", "--voice", "en-us", "--json"));
+    char *body = completed(said);
+    h_expect_path(body, "result", "voice");
+    h_expect_path(body, "app.verbs.0.verb", "say");
+    h_expect_path(body, "app.verbs.0.text", "Your order has shipped.");
+    h_expect_path(body, "app.verbs.0.voice", "en-us");
+    h_expect_path(body, "attempts.0.verbs.0.verb", "say");
+    char *outcome = h_json_path(body, "attempts.0.verbs.0.outcome");
+    cr_expect_not_null(outcome, "the say verb has no outcome: %s", body);
+    free(outcome);
+    free(body);
+
+    /* --app FILE: say then gather on a number whose callee presses 1, 2, #. */
+    char doc[300], bad[300];
+    snprintf(doc, sizeof(doc), "%s/gather.json", home);
+    write_file(doc, "{\"verbs\": [\n"
+                    "  {\"verb\": \"say\", \"text\": \"Press 1 then 2, then hash.\"},\n"
+                    "  {\"verb\": \"gather\", \"finish_on_key\": \"#\", \"timeout_s\": 5}\n"
+                    "]}\n");
+    char *gathered = queued(CTL("call", "queue", dep, "+12125550212", "--app", doc, "--json"));
+    body = completed(gathered);
+    h_expect_path(body, "digits", "12");
+    h_expect_path(body, "attempts.0.digits", "12");
+    h_expect_path(body, "attempts.0.verbs.0.verb", "say");
+    h_expect_path(body, "attempts.0.verbs.1.verb", "gather");
+    h_expect_path(body, "attempts.0.verbs.1.digits", "12");
+    free(body);
+    /* The readable form lists the verbs and the digits. */
+    run_t r = CTL("call", "show", gathered);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "app            2 verbs"), "%s", r.out);
+    cr_expect(strstr(r.out, "attempt 1 application: digits 12"), "%s", r.out);
+    cr_expect(strstr(r.out, "VERB") && strstr(r.out, "\nsay ") && strstr(r.out, "\ngather "), "%s",
+              r.out);
+    run_free(&r);
+
+    /* A document the API refuses: 1, naming the verb and the field. */
+    snprintf(bad, sizeof(bad), "%s/bad.json", home);
+    write_file(bad, "{\"verbs\": [{\"verb\": \"gather\", \"num_digits\": 99}]}");
+    r = CTL("call", "queue", dep, "+12125550100", "--app", bad);
+    cr_expect_eq(r.code, 1, "%s", r.err);
+    cr_expect(strstr(r.err, "422"), "%s", r.err);
+    cr_expect(strstr(r.err, "gather") && strstr(r.err, "num_digits"), "%s", r.err);
+    run_free(&r);
+    r = CTL("deployments", "set-app", dep, bad);
+    cr_expect_eq(r.code, 1, "%s", r.err);
+    cr_expect(strstr(r.err, "num_digits"), "%s", r.err);
+    run_free(&r);
+
+    /* The deployment's app (from stdin) runs for a call that brings none. */
+    stdin_path = doc;
+    r = CTL("deployments", "set-app", dep, "-");
+    stdin_path = "/dev/null";
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "application set (2 verbs)"), "%s", r.out);
+    run_free(&r);
+    r = CTL("deployments", "show", dep, "--json");
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    h_expect_path(r.out, "app.verbs.1.verb", "gather");
+    run_free(&r);
+    char *from_dep = queued(CTL("call", "queue", dep, "+12125550212", "--json"));
+    body = completed(from_dep);
+    h_expect_path(body, "digits", "12");
+    h_expect_path(body, "attempts.0.verbs.1.verb", "gather");
+    free(body);
+    r = CTL("deployments", "clear-app", dep);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "application cleared"), "%s", r.out);
+    run_free(&r);
+    r = CTL("deployments", "show", dep, "--json");
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    h_expect_path(r.out, "app", NULL);
+    run_free(&r);
+
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    free(said);
+    free(gathered);
+    free(from_dep);
 }

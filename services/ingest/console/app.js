@@ -4,7 +4,8 @@
  * with, kept in sessionStorage only (gone when the tab closes). Everything
  * that comes from the API or the user is inserted as text (textContent and
  * text nodes, never innerHTML), and the page's Content-Security-Policy
- * refuses inline script and style.
+ * refuses inline script and style. The call-control document's parts (the
+ * deployment's Application editor, the call page's verbs) are in app_doc.js.
  */
 'use strict';
 (function () {
@@ -16,6 +17,7 @@
   const navDeployments = document.getElementById('nav-deployments');
   let timers = [];        // intervals of the current view, cleared on navigation
   let viewToken = 0;      // bumps on navigation, so late answers of old views are dropped
+  let appDoc = null;      // app_doc.js's editor and call section, made once the helpers exist
 
   const RESULTS = ['voice', 'answeringmachine', 'fax', 'busy', 'noanswer', 'informationtone',
     'linefailure', 'noattempt', 'unknown'];
@@ -272,7 +274,7 @@
       el('h1', { id: 'app-name', text: appName }),
       el('p', { class: 'sub' }, 'Outbound queue of deployment ', el('strong', { text: dep.name }),
         ' · ', el('span', { class: 'mono', text: dep.deployment_id })),
-      actions, stats);
+      actions, stats, appDoc.editor(dep));
 
     pauseBtn.addEventListener('click', async () => {
       try {
@@ -713,7 +715,7 @@
           kv('Duration', c.duration_s === null || c.duration_s === undefined ? '—' : c.duration_s + ' s'),
           kv('Caller id', c.caller_id), kv('Accepted', fmtTime(c.accepted_at)),
           kv('Next attempt', fmtTime(c.next_attempt_at)), kv('Waiting for', c.waiting_for),
-          kv('Completed', fmtTime(c.completed_at)),
+          kv('Completed', fmtTime(c.completed_at)), kv('Digits gathered', c.digits),
           kv('Call parameters', el('pre', { class: 'mono', text: c.call_parameters ? JSON.stringify(c.call_parameters, null, 2) : '—' })))),
         el('h2', { text: 'Attempts' }),
         el('div', { class: 'table-wrap' }, el('table', { id: 'attempts' },
@@ -727,6 +729,7 @@
             el('td', { class: 'num', text: fmtMs(a.ring_ms) }), el('td', { class: 'num', text: fmtMs(a.talk_ms) }),
             el('td', { class: 'num', text: fmtMs(a.decision_ms) })))
             : el('tr', null, el('td', { colspan: 11, class: 'muted', text: 'Not dialed yet.' }))))),
+        appDoc.callSection(c),
         el('h2', { text: 'Timeline' }),
         el('ol', { class: 'timeline', id: 'timeline' }, c.events.map((e) => el('li', null,
           el('strong', { text: e.type.replace(/^outbound\.call\./, '') }), ' ',
@@ -774,6 +777,7 @@
     main.focus({ preventScroll: true });
   }
 
+  appDoc = outboundAppDoc({ el, api, enc, clear, fmtMs, apiKey, signOut, confirmDialog, ApiError });
   signOutButton.addEventListener('click', () => signOut());
   window.addEventListener('hashchange', () => { notice(''); route(); });
   route();
