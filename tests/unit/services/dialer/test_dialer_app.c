@@ -25,27 +25,31 @@ typedef struct {
     bool hangup;           /* asks to hang up */
     long long stay_ms;     /* asks to stay this long, -1: no */
     const char *error_has; /* part of the error when refused */
+    bool doc;              /* taken as a call-control document */
 } answer_case_t;
 
 static answer_case_t answers[] = {
-    {"", true, false, -1, NULL},
-    {" \r\n", true, false, -1, NULL},
-    {"{}", true, false, -1, NULL},
-    {"{\"hangup\": true}", true, true, -1, NULL},
-    {"{\"hangup\": false}", true, false, -1, NULL},
-    {"{\"stay_connected_s\": 30}", true, false, 30000, NULL},
-    {"{\"stay_connected_s\": 1.5, \"other\": [1]}", true, false, 1500, NULL},
-    {"{\"stay_connected_s\": 0}", true, false, 0, NULL},
-    {"{\"stay_connected_s\": null}", true, false, -1, NULL},
-    {"{\"hangup\": true, \"stay_connected_s\": 10}", true, true, 10000, NULL},
-    {"{\"hangup\": \"yes\"}", false, false, -1, "hangup"},
-    {"{\"stay_connected_s\": -1}", false, false, -1, "stay_connected_s"},
-    {"{\"stay_connected_s\": 86401}", false, false, -1, "stay_connected_s"},
-    {"{\"stay_connected_s\": \"10\"}", false, false, -1, "stay_connected_s"},
-    {"[1, 2]", false, false, -1, "not a JSON object"},
-    {"\"ok\"", false, false, -1, "not a JSON object"},
-    {"<html>OK</html>", false, false, -1, "bad JSON"},
-    {"{\"hangup\": tru", false, false, -1, "bad JSON"},
+    {"", true, false, -1, NULL, false},
+    {" \r\n", true, false, -1, NULL, false},
+    {"{}", true, false, -1, NULL, false},
+    {"{\"hangup\": true}", true, true, -1, NULL, false},
+    {"{\"hangup\": false}", true, false, -1, NULL, false},
+    {"{\"stay_connected_s\": 30}", true, false, 30000, NULL, false},
+    {"{\"stay_connected_s\": 1.5, \"other\": [1]}", true, false, 1500, NULL, false},
+    {"{\"stay_connected_s\": 0}", true, false, 0, NULL, false},
+    {"{\"stay_connected_s\": null}", true, false, -1, NULL, false},
+    {"{\"hangup\": true, \"stay_connected_s\": 10}", true, true, 10000, NULL, false},
+    {"{\"hangup\": \"yes\"}", false, false, -1, "hangup", false},
+    {"{\"stay_connected_s\": -1}", false, false, -1, "stay_connected_s", false},
+    {"{\"stay_connected_s\": 86401}", false, false, -1, "stay_connected_s", false},
+    {"{\"stay_connected_s\": \"10\"}", false, false, -1, "stay_connected_s", false},
+    {"[1, 2]", true, false, -1, NULL, true},
+    {"[{\"verb\": \"hangup\"}]", true, false, -1, NULL, true},
+    {"{\"verbs\": [{\"verb\": \"say\", \"text\": \"hi\"}]}", true, false, -1, NULL, true},
+    {"{\"hangup\": true, \"verbs\": []}", true, false, -1, NULL, true},
+    {"\"ok\"", false, false, -1, "not a JSON object", false},
+    {"<html>OK</html>", false, false, -1, "bad JSON", false},
+    {"{\"hangup\": tru", false, false, -1, "bad JSON", false},
 };
 
 ParameterizedTestParameters(app, answer_is_read_or_refused)
@@ -62,6 +66,10 @@ ParameterizedTest(answer_case_t *c, app, answer_is_read_or_refused)
     if (rc == OB_OK) {
         cr_expect_eq(a.hangup, c->hangup, "%s", c->body);
         cr_expect_eq(a.stay_connected_ms, c->stay_ms, "%s", c->body);
+        cr_expect_eq(a.doc != NULL, c->doc, "%s: doc %s", c->body, a.doc ? a.doc : "(none)");
+        if (c->doc)
+            cr_expect_str_eq(a.doc, c->body, "the document is handed on as it came");
+        dialer_app_answer_clear(&a);
     } else {
         cr_expect(strstr(err.msg, c->error_has), "%s: %s lacks %s", c->body, err.msg, c->error_has);
         cr_expect_not(a.hangup, "a refused answer asks for nothing");
@@ -273,7 +281,11 @@ static void rec_ended(void *w, void *call, bool was_answered, const char *result
     r->ended_talk_ms = talk;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided, NULL, NULL};
+static const carrier_events_t rec_events = {
+    .answered = rec_answered,
+    .ended = rec_ended,
+    .decided = rec_decided,
+};
 
 static void run_until(carrier_t *c, const int *count, int64_t timeout_ms)
 {

@@ -116,8 +116,12 @@ static void rec_detected(void *w, void *call, const ob_detect_result_t *res)
     ((recorder_t *)w)->heard = *res;
 }
 
-static const carrier_events_t rec_events = {rec_answered, rec_ended, rec_decided, NULL,
-                                            rec_detected};
+static const carrier_events_t rec_events = {
+    .answered = rec_answered,
+    .ended = rec_ended,
+    .decided = rec_decided,
+    .detected = rec_detected,
+};
 
 Test(sim, calls_progress_through_answer_to_end_and_free_channels)
 {
