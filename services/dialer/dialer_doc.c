@@ -117,6 +117,8 @@ static void log_open(dialer_ctx_t *ctx, dialer_slot_t *s, const ob_verb_t *v)
     r->entry = cJSON_CreateObject();
     cJSON_AddStringToObject(r->entry, "verb", ob_verb_name(v->kind));
     cJSON_AddNumberToObject(r->entry, "started_ms", nominal(ctx, s->answered_ms, now));
+    if (r->list && r->list == r->doc.machine)
+        cJSON_AddStringToObject(r->entry, "branch", "machine");
     cJSON_AddItemToArray(r->log, r->entry);
 }
 
@@ -346,9 +348,8 @@ static void step(dialer_ctx_t *ctx, dialer_slot_t *s)
         const char **headers = NULL;
         int nheaders = 0;
         char **owned = NULL;
-        cJSON *params = v->headers && s->job.call_parameters
-                            ? cJSON_Parse(s->job.call_parameters)
-                            : NULL;
+        cJSON *params =
+            v->headers && s->job.call_parameters ? cJSON_Parse(s->job.call_parameters) : NULL;
         if (cJSON_IsObject(params)) {
             int n = cJSON_GetArraySize(params);
             headers = ob_xcalloc((size_t)n + 1, sizeof(*headers));
@@ -357,8 +358,8 @@ static void step(dialer_ctx_t *ctx, dialer_slot_t *s)
             cJSON_ArrayForEach(p, params)
             {
                 char *val = cJSON_IsString(p) ? NULL : cJSON_PrintUnformatted(p);
-                owned[nheaders] = ob_xasprintf("X-Outbound-%s: %s", p->string,
-                                               val ? val : p->valuestring);
+                owned[nheaders] =
+                    ob_xasprintf("X-Outbound-%s: %s", p->string, val ? val : p->valuestring);
                 cJSON_free(val);
                 headers[nheaders] = owned[nheaders];
                 nheaders++;
@@ -398,8 +399,7 @@ static void step(dialer_ctx_t *ctx, dialer_slot_t *s)
 static void maybe_start(dialer_ctx_t *ctx, dialer_slot_t *s)
 {
     struct dialer_doc_run *r = s->run;
-    if (!r || r->start != START_WAITING || !r->connected || !r->callee_type ||
-        r->start_url_pending)
+    if (!r || r->start != START_WAITING || !r->connected || !r->callee_type || r->start_url_pending)
         return;
     if (!r->have_doc) {
         r->start = START_OFF; /* the legacy application (stay, hang up) or nothing */
@@ -418,10 +418,6 @@ static void maybe_start(dialer_ctx_t *ctx, dialer_slot_t *s)
     r->list = machine && r->doc.nmachine > 0 ? r->doc.machine : r->doc.verbs;
     r->nlist = machine && r->doc.nmachine > 0 ? r->doc.nmachine : r->doc.nverbs;
     r->pc = 0;
-    cJSON *mark = cJSON_CreateObject();
-    cJSON_AddStringToObject(mark, "branch", r->list == r->doc.machine ? "machine" : "verbs");
-    cJSON_AddNumberToObject(mark, "started_ms", nominal(ctx, s->answered_ms, ob_mono_ms()));
-    cJSON_AddItemToArray(r->log, mark);
     step(ctx, s);
 }
 
@@ -548,8 +544,7 @@ void dialer_doc_digit(dialer_ctx_t *ctx, dialer_slot_t *s, char digit, bool inba
     OB_LOG(OB_LOG_DEBUG, "doc", OB_KV("call_id", s ? s->job.call_id : ""), "digit %c (%s)", digit,
            inband ? "in band" : "RFC 4733");
     if (!r || r->start != START_RUNNING || r->pc >= r->nlist ||
-        r->list[r->pc].kind != OB_VERB_GATHER || r->wait == WAIT_ACTION ||
-        r->wait == WAIT_HANGUP)
+        r->list[r->pc].kind != OB_VERB_GATHER || r->wait == WAIT_ACTION || r->wait == WAIT_HANGUP)
         return; /* keys pressed outside a gather are not kept */
     const ob_verb_t *v = &r->list[r->pc];
     r->heard_digit = true;
@@ -566,7 +561,7 @@ void dialer_doc_digit(dialer_ctx_t *ctx, dialer_slot_t *s, char digit, bool inba
         return;
     }
     if (r->wait == WAIT_PLAYED)
-        return; /* the carrier stops the prompt (barge-in); listening follows */
+        return;            /* the carrier stops the prompt (barge-in); listening follows */
     gather_listen(ctx, s); /* the timeout counts again from this digit */
 }
 

@@ -120,6 +120,9 @@ void carrier_sim_outcome(const char *phone, const char *call_id, int attempt, ui
     if (len >= 8 && strncmp(phone + len - 7, "55501", 5) == 0 && phone[len - 2] >= '0' &&
         phone[len - 2] <= '7')
         pick = phone[len - 2] - '0';
+    /* ...55502DX: a person who presses keys (sim_start). */
+    if (len >= 8 && strncmp(phone + len - 7, "55502", 5) == 0)
+        pick = 0;
     if (pick < 0) {
         int roll = between(&rng, 0, 99), acc = 0;
         for (size_t i = 0; i < OB_COUNTOF(outcomes) && pick < 0; i++) {
@@ -216,8 +219,6 @@ static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
         /* Test numbers ...55502DX: a person who presses D, X, then '#'. */
         if (len >= 8 && strncmp(phone + len - 7, "55502", 5) == 0) {
             snprintf(sc->keys, sizeof(sc->keys), "%c%c#", phone[len - 2], phone[len - 1]);
-            sc->result = ob_result_name(OB_RESULT_VOICE);
-            sc->answers = true;
         }
         if (strcmp(sc->result, "answeringmachine") == 0)
             sc->greeting_at = sc->decide_at + scaled(s, SIM_BEEP_AFTER_MS);
