@@ -21,7 +21,7 @@
  * xx: no such espeak-ng voice") or the text is empty; OB_ERR when
  * espeak-ng cannot start (its data missing). Thread-safe (serialised);
  * blocking. */
-ob_rc_t ob_tts_render(const char *text, const char *voice, int rate, int timeout_ms,
-                      int16_t **out, size_t *n, ob_err_t *err) OB_MUSTCHECK;
+ob_rc_t ob_tts_render(const char *text, const char *voice, int rate, int timeout_ms, int16_t **out,
+                      size_t *n, ob_err_t *err) OB_MUSTCHECK;
 
 #endif

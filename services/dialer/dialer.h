@@ -151,9 +151,9 @@ typedef struct {
     char *call_id;              /* the call (owned) */
     int64_t attempt;            /* its attempt */
     dialer_outcome_kind_t kind; /* see dialer_outcome_kind_t */
-    long status;     /* HTTP status, 0 when none */
-    char *error;     /* why it failed (owned), NULL when it succeeded */
-    int ms;          /* how long it took */
+    long status;                /* HTTP status, 0 when none */
+    char *error;                /* why it failed (owned), NULL when it succeeded */
+    int ms;                     /* how long it took */
 } dialer_app_outcome_t;
 
 typedef struct {
@@ -190,10 +190,10 @@ typedef struct {
     struct dialer_app *app;               /* start_url requests (dialer_app.h) */
     struct dialer_media *media;           /* audio of say and play (dialer_media.h) */
     double time_scale;                    /* nominal ms per real ms: the sim's scale, else 1 */
-    ob_call_event_t *notes;               /* events of running calls (gathered, ...) for the flush */
-    int nnotes, notes_cap;                /* their count, and room */
-    ob_histogram_t first_audio_gap;       /* outbound_first_audio_gap_seconds */
-    struct dialer_webhooks *webhooks;     /* result_url sender (dialer_webhooks.h), NULL if off */
+    ob_call_event_t *notes;           /* events of running calls (gathered, ...) for the flush */
+    int nnotes, notes_cap;            /* their count, and room */
+    ob_histogram_t first_audio_gap;   /* outbound_first_audio_gap_seconds */
+    struct dialer_webhooks *webhooks; /* result_url sender (dialer_webhooks.h), NULL if off */
     ob_metric_t sip_metrics[SIP_M_COUNT]; /* the sip carrier's (outlive it) */
     ob_url_policy_t url_policy;           /* where start_url, result_url and checks may connect */
 } dialer_ctx_t;

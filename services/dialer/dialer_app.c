@@ -315,11 +315,16 @@ static void finish(dialer_app_t *app, app_req_t *r, CURLcode code)
 
     if (why[0])
         OB_LOG(OB_LOG_WARN, "app", OB_KV("call_id", r->call_id), "%s request to %s failed: %s",
-               r->action ? "action" : r->connected ? "connected" : "callee_type", r->url, why);
+               r->action      ? "action"
+               : r->connected ? "connected"
+                              : "callee_type",
+               r->url, why);
     else
         OB_LOG(OB_LOG_DEBUG, "app", OB_KV("call_id", r->call_id),
                "%s request answered %ld in %d ms",
-               r->action ? "action" : r->connected ? "connected" : "callee_type",
+               r->action      ? "action"
+               : r->connected ? "connected"
+                              : "callee_type",
                status, ms);
     report(app, r, status, why[0] ? why : NULL, ms, &ans);
     dialer_app_answer_clear(&ans);

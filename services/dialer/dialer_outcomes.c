@@ -112,8 +112,8 @@ void dialer_note_event(dialer_ctx_t *ctx, const dialer_slot_t *s, const char *ty
         ctx->notes_cap = ctx->notes_cap ? 2 * ctx->notes_cap : 64;
         ctx->notes = ob_xrealloc(ctx->notes, (size_t)ctx->notes_cap * sizeof(*ctx->notes));
     }
-    ob_call_event_t ev = dialer_event_for(ctx, &s->job, type, ob_state_name(OB_STATE_CONNECTED),
-                                          result);
+    ob_call_event_t ev =
+        dialer_event_for(ctx, &s->job, type, ob_state_name(OB_STATE_CONNECTED), result);
     ev.digits = digits ? ob_xstrdup(digits) : NULL;
     ctx->notes[ctx->nnotes++] = ev;
 }

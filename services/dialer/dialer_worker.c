@@ -418,8 +418,8 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
             const entry_t *e = &b->e[k];
             if (e->was == DIALER_SLOT_TAKING && !e->refused)
                 PUSH_EVENT(evs, n,
-                           dialer_event_for(ctx, &e->slot->job, "dialing", ob_state_name(OB_STATE_DIALING),
-                                     NULL));
+                           dialer_event_for(ctx, &e->slot->job, "dialing",
+                                            ob_state_name(OB_STATE_DIALING), NULL));
         }
         for (int k = 0; k < b->n; k++) {
             const entry_t *e = &b->e[k];
@@ -428,8 +428,9 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
             /* "processing" is no result: the event carries none until the end. */
             const char *as = e->slot->answered_as;
             PUSH_EVENT(evs, n,
-                       dialer_event_for(ctx, &e->slot->job, "connected", ob_state_name(OB_STATE_CONNECTED),
-                                 strcmp(as, "processing") != 0 ? as : NULL));
+                       dialer_event_for(ctx, &e->slot->job, "connected",
+                                        ob_state_name(OB_STATE_CONNECTED),
+                                        strcmp(as, "processing") != 0 ? as : NULL));
         }
         /* What running calls did (a gather's digits), before any end. */
         for (int k = 0; k < ctx->nnotes; k++)
