@@ -294,7 +294,8 @@ static const char *wait_at(int i)
 }
 
 /* The summary's statement (pool-owned): the deployment, its calls counted
- * by state, by final status and, pending ones, by what they wait for. */
+ * by state, by final status and, pending ones, by what they wait for, and
+ * the distribution of its first-audio gaps (the two-second rule). */
 static const char *summary_sql(ob_pool_t *pool)
 {
     return ob_pool_printf(
@@ -313,7 +314,18 @@ static const char *summary_sql(ob_pool_t *pool)
         "   'waiting_for', json_build_object(%s))"
         "   FROM (SELECT c.next_attempt_at, wait_reason(c, d.paused, now()) AS r FROM calls c"
         "    WHERE c.deployment_id = d.deployment_id AND c.state = 'queued'"
-        "    AND c.active_attempt IS NULL) p))::text,"
+        "    AND c.active_attempt IS NULL) p),"
+        /* The two-second rule: our first audio after the callee's
+         * greeting ended, over the answered attempts of the last 30 days. */
+        " 'first_audio_gap', (SELECT json_build_object('calls', count(*),"
+        "   'p50_ms', percentile_disc(0.5) WITHIN GROUP (ORDER BY g),"
+        "   'p90_ms', percentile_disc(0.9) WITHIN GROUP (ORDER BY g),"
+        "   'p99_ms', percentile_disc(0.99) WITHIN GROUP (ORDER BY g),"
+        "   'max_ms', max(g), 'over_2s', count(*) FILTER (WHERE g > 2000))"
+        "   FROM (SELECT a.first_audio_ms - a.greeting_end_ms AS g FROM attempts a"
+        "    WHERE a.deployment_id = d.deployment_id AND a.first_audio_ms IS NOT NULL"
+        "    AND a.greeting_end_ms IS NOT NULL AND a.released_at > now() - interval '30 days') f)"
+        " )::text,"
         " d.campaign_window::text"
         " FROM deployments d WHERE d.deployment_id = $1 AND d.account_id = $2"
         " AND d.deleted_at IS NULL",

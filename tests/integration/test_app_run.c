@@ -147,6 +147,13 @@ Test(app_run, say_then_gather_records_the_digits_the_callee_pressed, .timeout = 
     cr_assert_not_null(types);
     cr_expect(strstr(types, "outbound.call.gathered"), "no gathered event: %s", types);
     free(types);
+    /* The deployment's summary counts it in the two-second rule's figures. */
+    h_resp_t r = h_deployment_api(&api, "GET", "/summary", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_eq(h_json_long(r.body, "first_audio_gap.calls"), 1, "%s", r.body);
+    cr_expect_eq(h_json_long(r.body, "first_audio_gap.p50_ms"), gap, "%s", r.body);
+    cr_expect_eq(h_json_long(r.body, "first_audio_gap.over_2s"), 0, "%s", r.body);
+    h_resp_free(&r);
     free(call);
     free(id);
     stack_down();
