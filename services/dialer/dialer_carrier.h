@@ -70,12 +70,12 @@ typedef struct {
 /* Where a connect hands the callee over. Strings are the caller's and need
  * to live only during connect. */
 typedef struct {
-    const char *to;          /* E.164 number (dialed through the trunk) or a sip: URI */
-    const char *caller_id;   /* E.164 the second leg shows, or NULL: the call's */
-    int ring_timeout_ms;     /* the second leg rings this long at most */
-    const char **headers;    /* SIP headers for the second leg (or the REFER), "Name: value" */
-    int nheaders;            /* their count */
-    bool refer;              /* try REFER first; bridge when the trunk refuses it */
+    const char *to;        /* E.164 number (dialed through the trunk) or a sip: URI */
+    const char *caller_id; /* E.164 the second leg shows, or NULL: the call's */
+    int ring_timeout_ms;   /* the second leg rings this long at most */
+    const char **headers;  /* SIP headers for the second leg (or the REFER), "Name: value" */
+    int nheaders;          /* their count */
+    bool refer;            /* try REFER first; bridge when the trunk refuses it */
 } carrier_connect_t;
 
 /* What to dial: the job's number and options. The strings are the caller's
@@ -152,6 +152,7 @@ enum {
     SIP_M_RTP_PACKETS, /* outbound_sip_rtp_packets_received_total */
     SIP_M_DTMF,        /* outbound_sip_dtmf_digits_sent_total */
     SIP_M_FAILURES,    /* outbound_sip_failures_total: calls ended by a SIP failure */
+    SIP_M_DIGITS_IN,   /* outbound_sip_dtmf_digits_received_total: keys the callees pressed */
     SIP_M_COUNT,
 };
 
