@@ -12,7 +12,11 @@ dialed number's last three digits:
        DTMF tones in its PCMU audio
   205  presses 5 both ways at once: RFC 4733 and in-band
   206  486 Busy Here
-  207  answers, echoes, hangs up (BYE) 1000 ms after the answer
+  207  answers, plays 900 ms of a 1000 Hz tone, hangs up (BYE) 1000 ms after
+       the answer (the party a connect calls)
+  209  answers, echoes; takes a REFER (202 Accepted) and hangs up (BYE)
+       100 ms later, as a trunk does once it took the call over; the others
+       refuse a REFER (501)
   208  a machine: 5 s of speech-like sound, 300 ms of silence, a 1000 Hz beep
        of 500 ms (5600-6100 ms after the answer), then silence
 
@@ -135,6 +139,8 @@ class Call:
         self.script = []  # (at seconds after the answer, packet bytes)
         self.bye_at = None
         self.done = False
+        self.referred_to = ""
+        self.x_headers = [h for h in msg["hdrs"] if h.startswith("x-outbound-")]
 
     def sdp(self):
         port = self.rtp.getsockname()[1]
@@ -187,6 +193,7 @@ class Call:
             self.telev(0.5, "5")
             self.audio_packets(0.5, self.dtmf_tones("5", 100) + [0] * 800)
         elif self.kind == "207":
+            self.audio_packets(0.0, [8000 * math.sin(2 * math.pi * 1000 * i / RATE) for i in range(900 * RATE // 1000)])
             self.bye_at = 1.0
         elif self.kind == "208":
             self.audio_packets(0.0, MACHINE)
@@ -207,7 +214,7 @@ class Call:
         self.markers += 1 if data[1] & 0x80 else 0
         table = ALAW if pt == 8 else ULAW
         self.audio.extend(table[b] for b in data[12:])
-        if self.kind in ("201", "202", "203", "207"):
+        if self.kind in ("201", "202", "203", "209"):
             self.rtp.sendto(data, src)  # the echo
 
     def tick(self, now):
@@ -226,7 +233,8 @@ class Call:
         return {"number": self.number, "pts": sorted(self.pts), "packets": len(self.arrivals),
                 "markers": self.markers, "ts_steps": sorted(self.ts_steps), "gap_p50": pick(0.5), "gap_p99": pick(0.99),
                 "gap_max": round(gaps[-1], 1) if gaps else 0,
-                "share_1000": round(share_at(self.audio, 1000), 3)}
+                "share_1000": round(share_at(self.audio, 1000), 3),
+                "referred_to": self.referred_to, "x_headers": sorted(self.x_headers)}
 
 
 class Callee:
@@ -298,6 +306,14 @@ class Callee:
             self.reply(msg, src, 200, "OK")
             if cid in self.calls:
                 self.end(self.calls[cid])
+        elif method == "REFER":
+            call = self.calls.get(cid)
+            if call and call.kind == "209":
+                self.reply(msg, src, 202, "Accepted")
+                call.bye_at = time.monotonic() - call.answer_at + 0.1
+                call.referred_to = msg["hdrs"].get("refer-to", [""])[0]
+            else:
+                self.reply(msg, src, 501, "Not Implemented")
         elif method == "CANCEL":
             self.reply(msg, src, 200, "OK")
         elif method != "ACK":

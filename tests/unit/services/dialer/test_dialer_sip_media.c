@@ -452,3 +452,88 @@ Test(sip_media, a_machines_greeting_is_over_at_its_beeps_end, .init = setup, .fi
     cr_expect(f->a > 300 && f->a <= 5320, "greeting end %d ms", f->a);
     cr_expect(f->b >= g->a, "first audio at %d ms", f->b);
 }
+Test(sip_media, connect_bridges_a_second_leg_until_it_hangs_up, .init = setup, .fini = teardown,
+     .timeout = 30)
+{
+    dial("+15550000201");
+    const char *headers[] = {"X-Outbound-Call-Id: c1", "X-Outbound-Name: Ann"};
+    carrier_connect_t to = {
+        .to = "+15550000207", .ring_timeout_ms = 3000, .headers = headers, .nheaders = 2};
+    cr_assert(carrier->ops->connect(carrier, &call_handle, &to));
+    rec_t *h = run_until('h', 4000);
+    cr_assert_not_null(h, "handed_over never fired: %s", kinds());
+    cr_expect_str_eq(h->text, "answered");
+    cr_expect_eq(h->a, 200);
+    cr_expect(h->b >= 900 && h->b <= 1300, "bridged %d ms", h->b);
+    if (!strchr(kinds(), 'e'))
+        run_until('e', 2000);
+    cr_expect_str_eq(kinds(), "ahe", "the first leg did not end after it: %s", kinds());
+    run_until(0, 300);
+    /* The party got the headers; its tone reached the callee through us. */
+    char json[768];
+    cr_assert(callee_report("15550000207", json, sizeof(json)), "no report of the party");
+    cr_expect(strstr(json, "\"x_headers\": [\"x-outbound-call-id\", \"x-outbound-name\"]"), "%s",
+              json);
+    cr_assert(callee_report("15550000201", json, sizeof(json)), "no report of the callee");
+    cr_expect(field(json, "packets") >= 40, "%s", json);
+    cr_expect_gt(field(json, "share_1000"), 0.9, "%s", json);
+}
+
+typedef struct {
+    const char *number;  /* the callee: 209 takes a REFER, 201 refuses it */
+    const char *outcome; /* then */
+    int code;            /* the handed_over's code */
+} refer_case_t;
+
+static refer_case_t refers[] = {
+    {"+15550000209", "referred", 202},
+    {"+15550000201", "answered", 200}, /* refused: bridged instead */
+};
+
+ParameterizedTestParameters(sip_media, refer_hands_over_or_falls_back_to_bridging)
+{
+    return cr_make_param_array(refer_case_t, refers, sizeof(refers) / sizeof(refers[0]));
+}
+
+ParameterizedTest(refer_case_t *c, sip_media, refer_hands_over_or_falls_back_to_bridging,
+                  .init = setup, .fini = teardown, .timeout = 30)
+{
+    dial(c->number);
+    carrier_connect_t to = {.to = "+15550000207", .ring_timeout_ms = 3000, .refer = true};
+    cr_assert(carrier->ops->connect(carrier, &call_handle, &to));
+    rec_t *h = run_until('h', 4000);
+    cr_assert_not_null(h, "handed_over never fired: %s", kinds());
+    cr_expect_str_eq(h->text, c->outcome);
+    cr_expect_eq(h->a, c->code);
+    if (!strchr(kinds(), 'e'))
+        run_until('e', 3000);
+    cr_expect_str_eq(kinds(), "ahe", "events: %s", kinds());
+    run_until(0, 300);
+    char json[768];
+    cr_assert(callee_report(c->number + 1, json, sizeof(json)), "no report");
+    if (c->code == 202)
+        cr_expect(strstr(json, "\"referred_to\": \"<sip:+15550000207@127.0.0.1:"), "%s", json);
+}
+
+Test(sip_media, a_busy_second_leg_leaves_the_first_up, .init = setup, .fini = teardown,
+     .timeout = 30)
+{
+    dial("+15550000201");
+    carrier_connect_t to = {.to = "sip:+15550000206@127.0.0.1:1", .ring_timeout_ms = 3000};
+    /* A sip: URI is dialed as given: this one nobody answers. */
+    cr_assert(carrier->ops->connect(carrier, &call_handle, &to));
+    rec_t *h = run_until('h', 6000);
+    cr_assert_not_null(h, "handed_over never fired: %s", kinds());
+    cr_expect(strcmp(h->text, "noanswer") == 0 || strcmp(h->text, "failed") == 0, "%s", h->text);
+    cr_expect_eq(h->b, 0);
+
+    to.to = "+15550000206";
+    cr_assert(carrier->ops->connect(carrier, &call_handle, &to));
+    h = run_until('h', 4000);
+    cr_assert_not_null(h, "handed_over never fired: %s", kinds());
+    cr_expect_str_eq(h->text, "busy");
+    cr_expect_eq(h->a, 486);
+    run_until(0, 300);
+    cr_expect_null(strchr(kinds(), 'e'), "the first leg ended: %s", kinds());
+    hang_up();
+}
