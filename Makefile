@@ -37,11 +37,12 @@ CXXFLAGS ?= -O2 -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(CXXWARN) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
                 -Icommon/infra -Icommon/domain -Iproto -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
-# The dialer's sip carrier (services/dialer/dialer_sip.c) is the only user of
+# The dialer's sip carrier (services/dialer/dialer_sip*.c) is the only user of
 # libre, baresip's SIP stack; only the dialer links it.
 dialer_LDLIBS := -lre
 # libre.pc names no feature macros; without these re_types.h redefines bool.
-$(BUILD)/obj/services/dialer/dialer_sip.o: ALL_CFLAGS += $(shell pkg-config --cflags libre 2>/dev/null) \
+$(BUILD)/obj/services/dialer/dialer_sip.o $(BUILD)/obj/services/dialer/dialer_sip_media.o \
+$(BUILD)/obj/services/dialer/dialer_sip_connect.o: ALL_CFLAGS += $(shell pkg-config --cflags libre 2>/dev/null) \
 	-DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6 -DRELEASE
 # --as-needed: a binary records only the libraries it uses (spandsp is the
 # dialer's, through common/domain/ob_detect.c), which its image must then install.

@@ -3,7 +3,8 @@
  * Each frame goes to SpanDSP's fax tone detectors and to Goertzel filters
  * at the information tone frequencies; after the answer its energy against
  * the learnt noise floor drives the speech rules; after a machine verdict a
- * bank of Goertzel filters from 500 to 2000 Hz listens for the beep.
+ * bank of Goertzel filters from 500 to 2000 Hz listens for the beep, and
+ * follows it to its end (or the greeting's silence ends it).
  */
 #include "ob_detect.h"
 #include "ob_common.h"
@@ -83,6 +84,7 @@ struct ob_detect {
     int silence_ms;     /* current run of silence frames */
     int words;          /* words in the greeting so far */
     int64_t last_voice; /* end of the latest speech frame */
+    int64_t run_after;  /* end of the speech before the current run of it */
 
     /* information tone */
     int sit_next;   /* segment expected next (0..2; 3 done) */
@@ -92,6 +94,10 @@ struct ob_detect {
     /* beep */
     int beep_bin, beep_run;
     int64_t machine_ms; /* when the machine verdict was given */
+
+    /* the greeting's end, after a machine verdict */
+    int after_voiced_ms;  /* current run of speech frames */
+    int after_silence_ms; /* current run of silence (clicks shorter than a word included) */
 };
 
 static void on_fax_tone(void *user, int code, int level, int delay)
@@ -119,6 +125,9 @@ ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg)
     for (int i = 0; i < BEEP_FREQS; i++)
         make_goertzel_descriptor(&d->beep_desc[i], (float)(BEEP_LOW + i * BEEP_STEP), FRAME);
     d->beep_bin = -1;
+    d->res.beep_end_ms = -1;
+    d->res.greeting_end_ms = -1;
+    d->res.greeting_over_ms = -1;
     return d;
 }
 
@@ -142,16 +151,28 @@ const ob_detect_result_t *ob_detect_result(const ob_detect_t *d)
     return &d->res;
 }
 
+static void greeting_over(ob_detect_t *d, int64_t at_ms)
+{
+    d->res.greeting_over = true;
+    d->res.greeting_over_ms = (int)at_ms;
+    d->final = true;
+}
+
 static void decide(ob_detect_t *d, ob_detect_verdict_t v, double confidence, const char *why)
 {
     d->res.verdict = v;
     d->res.confidence = confidence < 0 ? 0 : confidence > 1 ? 1 : confidence;
     d->res.decision_ms = d->answered ? (int)d->fed_ms : 0;
     d->res.why = why;
-    if (v == OB_DETECT_MACHINE && d->cfg.beep_wait_ms > 0)
+    d->res.greeting_end_ms = d->answered && d->heard ? (int)d->last_voice : -1;
+    if (v == OB_DETECT_MACHINE && d->cfg.beep_wait_ms > 0) {
         d->machine_ms = d->fed_ms; /* and listen on for the beep */
-    else
+        d->after_silence_ms = d->silence_ms;
+    } else if (v == OB_DETECT_MACHINE) {
+        greeting_over(d, d->fed_ms);
+    } else {
         d->final = true;
+    }
 }
 
 /* The share of the frame's energy (sum of squares) at desc's frequency: 1
@@ -211,6 +232,8 @@ static void speech_frame(ob_detect_t *d, bool voiced)
 {
     const ob_detect_config_t *c = &d->cfg;
     if (voiced) {
+        if (d->voiced_ms == 0)
+            d->run_after = d->last_voice;
         if (!d->heard && d->voiced_ms == 0)
             d->onset_ms = d->fed_ms - FRAME_MS;
         d->voiced_ms += FRAME_MS;
@@ -264,6 +287,48 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
     return false;
 }
 
+/* Whether the beep heard goes on in this frame: the same pure tone (the
+ * noise floor is not asked: a beep longer than the floor's window would
+ * become its own floor). */
+static bool beep_goes_on(ob_detect_t *d, double energy, double mean_square)
+{
+    double share = 0;
+    int bin =
+        mean_square > ABS_MIN ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share) : -1;
+    return bin >= 0 && share >= PURE_BEEP && abs(bin - d->beep_bin) <= 1;
+}
+
+/* After a machine verdict: the beep, then its end; or, with no beep, the
+ * greeting falling silent (see ob_detect.h). */
+static void after_machine(ob_detect_t *d, double energy, double mean_square)
+{
+    const ob_detect_config_t *c = &d->cfg;
+    if (d->res.beep) {
+        if (!beep_goes_on(d, energy, mean_square)) {
+            d->res.beep_end_ms = (int)(d->fed_ms - FRAME_MS); /* this frame is past it */
+            greeting_over(d, d->res.beep_end_ms);
+            return;
+        }
+    } else if (!beep_heard(d, energy, mean_square)) {
+        double threshold = d->floor * SPEECH_OVER_FLOOR;
+        bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+        if (loud) {
+            d->after_voiced_ms += FRAME_MS;
+            if (d->after_voiced_ms >= c->min_word_ms)
+                d->after_silence_ms = 0;
+        } else {
+            d->after_voiced_ms = 0;
+            d->after_silence_ms += FRAME_MS;
+            if (d->after_silence_ms >= c->greeting_silence_ms) {
+                greeting_over(d, d->fed_ms);
+                return;
+            }
+        }
+    }
+    if (d->fed_ms - d->machine_ms >= c->beep_wait_ms)
+        greeting_over(d, d->fed_ms);
+}
+
 static void frame_done(ob_detect_t *d)
 {
     double energy = 0;
@@ -277,9 +342,8 @@ static void frame_done(ob_detect_t *d)
     for (int i = 0; i < nr; i++)
         d->floor = d->recent[i] < d->floor ? d->recent[i] : d->floor;
 
-    if (d->res.verdict == OB_DETECT_MACHINE) { /* listening for the beep */
-        if (beep_heard(d, energy, mean_square) || d->fed_ms - d->machine_ms >= d->cfg.beep_wait_ms)
-            d->final = true;
+    if (d->res.verdict == OB_DETECT_MACHINE) {
+        after_machine(d, energy, mean_square);
         return;
     }
     modem_connect_tones_rx(d->cng, d->frame, FRAME);
@@ -312,8 +376,13 @@ static void frame_done(ob_detect_t *d)
     bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
     /* A beep after words: a machine, whatever the greeting's length. */
     if (d->heard && loud && beep_heard(d, energy, mean_square)) {
-        decide(d, OB_DETECT_MACHINE, 0.95, "beep");
-        d->final = true;
+        decide(d, OB_DETECT_MACHINE, 0.95, "beep"); /* then followed to its end */
+        /* The beep's first frames counted as speech until it was sure:
+         * the greeting ended before their run, or at the beep. */
+        if (d->res.greeting_end_ms > d->res.beep_ms)
+            d->res.greeting_end_ms = d->run_after > 0 && d->run_after <= d->res.beep_ms
+                                         ? (int)d->run_after
+                                         : d->res.beep_ms;
         return;
     }
     /* A tone held a few frames is not speech (a single frame can be: a

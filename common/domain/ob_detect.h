@@ -39,9 +39,10 @@ typedef struct {
     int min_word_ms;               /* speech shorter than this is noise, not a word */
     int max_words;                 /* more words than this before a pause: machine */
     int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
+    int greeting_silence_ms;       /* no beep, but the greeting silent this long: it is over */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 2400, 800, 5000, 100, 6, 20000. */
+/* The defaults: 2500, 2400, 800, 5000, 100, 6, 20000, 3000. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
 
 /* Reads a deployment's thresholds, a JSON object with any of the members
@@ -72,7 +73,24 @@ typedef struct {
     const char *why;             /* the rule that decided: "long_greeting", "cng", ... */
     bool beep;                   /* a machine's beep was heard (after the verdict) */
     int beep_ms;                 /* when the beep started, after the answer */
+    int beep_end_ms;             /* when its tone stopped; -1 while none did */
+    int greeting_end_ms;         /* end of the latest speech before the verdict; -1: none heard */
+    bool greeting_over;          /* a machine's greeting is over: speak now (see below) */
+    int greeting_over_ms;        /* when it was over, after the answer; -1 before */
 } ob_detect_result_t;
+
+/* After a machine verdict the detector listens on, and the greeting is over
+ * (greeting_over) at the first of:
+ *   - the end of its beep (beep true, greeting_over_ms == beep_end_ms): the
+ *     beep is followed from its first 200 ms until the tone stops, to the
+ *     frame (20 ms);
+ *   - greeting_silence_ms of silence without a beep (beep false): at the end
+ *     of that silence, i.e. when it started + greeting_silence_ms; speech
+ *     shorter than min_word_ms (a click) does not break the silence;
+ *   - beep_wait_ms after the verdict with neither (a line that never falls
+ *     silent), or at the verdict when beep_wait_ms is 0: the application
+ *     must not wait for ever.
+ * The result is final then. */
 
 typedef struct ob_detect ob_detect_t;
 

@@ -21,6 +21,7 @@ void ob_detect_defaults(ob_detect_config_t *cfg)
         .min_word_ms = 100,
         .max_words = 6,
         .beep_wait_ms = 20000,
+        .greeting_silence_ms = 3000,
     };
 }
 
@@ -38,6 +39,7 @@ static const struct {
     {"min_word_ms", offsetof(ob_detect_config_t, min_word_ms), 20, 1000},
     {"max_words", offsetof(ob_detect_config_t, max_words), 0, 20},
     {"beep_wait_ms", offsetof(ob_detect_config_t, beep_wait_ms), 0, 60000},
+    {"greeting_silence_ms", offsetof(ob_detect_config_t, greeting_silence_ms), 500, 10000},
 };
 
 ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg, ob_err_t *err)

@@ -152,6 +152,7 @@ enum {
     SIP_M_RTP_PACKETS, /* outbound_sip_rtp_packets_received_total */
     SIP_M_DTMF,        /* outbound_sip_dtmf_digits_sent_total */
     SIP_M_FAILURES,    /* outbound_sip_failures_total: calls ended by a SIP failure */
+    SIP_M_DIGITS_IN,   /* outbound_sip_dtmf_digits_received_total: keys the callees pressed */
     SIP_M_COUNT,
 };
 

@@ -6,134 +6,22 @@
  * mutex-guarded list that run() empties on the worker's thread, where the
  * callbacks fire. Neither side ever waits for the other.
  */
-#include "dialer_carrier.h"
+#include "dialer_sip.h"
 #include "ob_common.h"
 #include "ob_log.h"
-#include "ob_vocab.h"
-
-#include <re.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#define RESULT_REASON_MAX 160 /* bytes of a reason phrase kept */
-#define DTMF_PT_DEFAULT   101 /* telephone-event payload type we offer */
-#define SIP_POLL_MS       10  /* how soon run() wants to be called while calls are up */
+#define SIP_POLL_MS 10 /* how soon run() wants to be called while calls are up */
 
-/* Messages to the SIP thread. */
-enum { CMD_START, CMD_HANGUP, CMD_EXTEND, CMD_STOP };
-
-/* A command naming a call by its slot and the sequence number it was
- * started with, so one that crosses the call's end is recognised as stale. */
-typedef struct {
-    int slot;     /* channel */
-    uint64_t seq; /* the call's start number */
-    int talk_ms;  /* CMD_EXTEND: stay up this long from now */
-} sip_cmd_t;
-
-/* What the SIP thread reports to the worker. */
-typedef enum { EV_ANSWERED, EV_DECIDED, EV_ENDED } sip_event_kind_t;
-
-typedef struct {
-    sip_event_kind_t kind;          /* answered or ended */
-    int slot;                       /* channel */
-    uint64_t seq;                   /* the call's start number */
-    bool answered;                  /* EV_ENDED: it had been answered */
-    const char *result;             /* EV_ENDED: static string */
-    int ring_ms;                    /* EV_ENDED: INVITE to answer or end */
-    int talk_ms;                    /* EV_ENDED: answer to hang-up */
-    int code;                       /* EV_ENDED: final SIP status, 0 if none */
-    char reason[RESULT_REASON_MAX]; /* EV_ENDED: reason phrase or why no response decided */
-    const char *callee_type;        /* EV_DECIDED: the detector's verdict (static) */
-    int decision_ms;                /* EV_DECIDED: after the answer */
-    ob_detect_result_t detected;    /* EV_ENDED: the detector's result; why NULL if none */
-} sip_event_t;
-
-typedef struct sip_carrier sip_carrier_t;
-
-/* One call, owned by the SIP thread from CMD_START to its end. */
-typedef struct {
-    struct le le;             /* in the CPS queue while it waits */
-    sip_carrier_t *s;         /* its carrier */
-    int slot;                 /* channel */
-    uint64_t seq;             /* start number */
-    char *to_uri;             /* sip:<number>@<trunk> */
-    char *from_uri;           /* sip:<caller id>@<domain> */
-    char *post_dial;          /* digits to send once answered, or NULL */
-    char *call_id;            /* for logs */
-    struct sipsess *sess;     /* the INVITE dialog, NULL once closed */
-    struct udp_sock *rtp;     /* our RTP socket, NULL when none */
-    struct rtp_sock *rtp_enc; /* RTP header state (sequence, SSRC) for what we send */
-    int rtp_port;             /* its port, 0 when none */
-    struct sa peer_rtp;       /* where the trunk wants RTP (its SDP) */
-    int peer_telev_pt;        /* the trunk's telephone-event payload type, -1 if none */
-    struct telev *telev;      /* RFC 4733 sender of the post-dial digits */
-    struct tmr telev_tmr;     /* paces telephone-event packets */
-    uint32_t telev_ts;        /* RTP timestamp of the current event */
-    struct tmr ring_tmr;      /* ring timeout, then the talk limit */
-    struct tmr resp_tmr;      /* no-response timeout */
-    struct tmr free_tmr;      /* frees the call outside libre's callbacks */
-    uint64_t invite_at;       /* tmr_jiffies() when the INVITE went out */
-    uint64_t answer_at;       /* when the 200 came, 0 before */
-    bool responded;           /* any response came */
-    bool ended;               /* reported ended; waiting to be freed */
-    bool extended;            /* the application set how long it stays up */
-    int64_t audio_packets;    /* RTP audio packets received (early media included) */
-    ob_detect_t *detect;      /* callee-type detector fed with that audio */
-    bool verdict_told;        /* its verdict went to the worker (or ended the call) */
-} sip_call_t;
-
-struct sip_carrier {
-    carrier_t base;              /* must be first */
-    carrier_sip_opts_t opts;     /* settings (strings copied below) */
-    char *trunk, *local_addr;    /* owned copies */
-    char *username, *password;   /* owned copies */
-    char *from_domain, *anon_id; /* owned copies */
-
-    /* worker side */
-    void **calls;        /* worker handle per slot, NULL when free */
-    uint64_t *seqs;      /* start number per slot */
-    uint64_t next_seq;   /* last start number given */
-    int active;          /* slots in use */
-    pthread_t thread;    /* the SIP thread */
-    bool thread_started; /* joined by destroy */
-    bool libre_up;       /* libre_init succeeded */
-
-    /* shared */
-    pthread_mutex_t lock; /* guards events, ready, start_err */
-    pthread_cond_t cond;  /* signals ready */
-    sip_event_t *events;  /* reported, not yet taken by run() */
-    size_t nevents, cap;  /* its size and capacity */
-    bool ready;           /* the thread finished starting */
-    int start_err;        /* errno-style result of the start, 0 if fine */
-    char start_why[160];  /* what failed */
-    struct mqueue *mq;    /* commands into the thread (set before ready) */
-
-    /* SIP thread side */
-    struct sip *sip;          /* the stack */
-    struct sipsess_sock *ss;  /* session socket */
-    struct dnsc *dnsc;        /* resolver, for a trunk given by name */
-    sip_call_t **live;        /* the thread's call per slot */
-    struct list paced;        /* calls waiting for the CPS limit */
-    struct tmr pace_tmr;      /* sends the next paced INVITE */
-    uint64_t next_invite_at;  /* earliest time of the next INVITE (CPS) */
-    unsigned char *port_used; /* per even RTP port of the range */
-    int nports;               /* even ports in the range */
-    int port_next;            /* where the search for a free port starts */
-    struct list dead;         /* ended calls waiting for free_tmr */
-    struct tmr stop_tmr;      /* bounds the wait for BYEs at exit */
-    bool sip_exited;          /* sip_close's exit handler ran: s->sip is ours again */
-};
-
-/* The result of an unanswered INVITE's final status code. */
-static ob_result_t sip_result(int code)
+ob_result_t sip_result(int code)
 {
     switch (code) {
     case 486:
@@ -162,7 +50,7 @@ const char *carrier_sip_result(int code)
 
 /* ---- the SIP thread ---------------------------------------------------- */
 
-static void push_event(sip_carrier_t *s, const sip_event_t *ev)
+void sip_push_event(sip_carrier_t *s, const sip_event_t *ev)
 {
     pthread_mutex_lock(&s->lock);
     if (s->nevents == s->cap) {
@@ -178,7 +66,7 @@ static int64_t since(uint64_t t)
     return t ? (int64_t)(tmr_jiffies() - t) : 0;
 }
 
-static int port_take(sip_carrier_t *s)
+int sip_port_take(sip_carrier_t *s)
 {
     for (int k = 0; k < s->nports; k++) {
         int i = (s->port_next + k) % s->nports;
@@ -192,7 +80,7 @@ static int port_take(sip_carrier_t *s)
     return 0;
 }
 
-static void port_give(sip_carrier_t *s, int port)
+void sip_port_give(sip_carrier_t *s, int port)
 {
     if (port == 0)
         return;
@@ -209,6 +97,7 @@ static void call_free_now(void *arg)
     if (sc->le.list)
         list_unlink(&sc->le);
     ob_detect_free(sc->detect);
+    sip_media_free(sc);
     free(sc->to_uri);
     free(sc->from_uri);
     free(sc->post_dial);
@@ -227,6 +116,9 @@ static void finish(sip_call_t *sc, bool answered, ob_result_t result, int code, 
     sip_carrier_t *s = sc->s;
     if (sc->ended)
         return;
+    /* What plays, the connect and the first audio's timing come first. */
+    sip_media_ended(sc);
+    sip_connect_ended(sc);
     sc->ended = true;
     tmr_cancel(&sc->ring_tmr);
     tmr_cancel(&sc->resp_tmr);
@@ -234,7 +126,7 @@ static void finish(sip_call_t *sc, bool answered, ob_result_t result, int code, 
     sc->rtp = mem_deref(sc->rtp);
     sc->rtp_enc = mem_deref(sc->rtp_enc);
     sc->telev = mem_deref(sc->telev);
-    port_give(s, sc->rtp_port);
+    sip_port_give(s, sc->rtp_port);
     sc->rtp_port = 0;
     sc->sess = mem_deref(sc->sess);
     if (sc->le.list)
@@ -267,15 +159,13 @@ static void finish(sip_call_t *sc, bool answered, ob_result_t result, int code, 
         ob_metric_add(&s->opts.metrics[SIP_M_FAILURES], 1);
     OB_LOG(OB_LOG_DEBUG, "sip", OB_KV("call_id", sc->call_id), "ended %s (%d %s)", name, code,
            ev.reason);
-    push_event(s, &ev);
+    sip_push_event(s, &ev);
     /* Not freed here: this may run inside one of the session's handlers. */
     list_append(&s->dead, &sc->le, sc);
     tmr_start(&sc->free_tmr, 0, call_free_now, sc);
 }
 
-/* Reads the c= address, the audio port and the telephone-event payload
- * type of an SDP body (an offer's answer, or early media's). */
-static void read_sdp(sip_call_t *sc, const struct sip_msg *msg)
+void sip_read_sdp(const struct sip_msg *msg, struct sa *peer, int *audio_pt, int *telev_pt)
 {
     size_t len = mbuf_get_left(msg->mb);
     if (len == 0 || len > 8192)
@@ -286,17 +176,25 @@ static void read_sdp(sip_call_t *sc, const struct sip_msg *msg)
     char addr[64] = "";
     int port = 0;
     for (char *line = strtok(sdp, "\r\n"); line; line = strtok(NULL, "\r\n")) {
-        int pt = 0;
+        int pt = 0, first = -1;
         if (sscanf(line, "c=IN IP4 %63s", addr) == 1)
             continue;
-        if (sscanf(line, "m=audio %d", &port) == 1)
+        if (sscanf(line, "m=audio %d RTP/AVP %d", &port, &first) >= 1) {
+            if (first == 0 || first == 8)
+                *audio_pt = first; /* the answer's first format is the one it sends */
             continue;
+        }
         if (sscanf(line, "a=rtpmap:%d telephone-event/8000", &pt) == 1)
-            sc->peer_telev_pt = pt;
+            *telev_pt = pt;
     }
     free(sdp);
-    if (addr[0] && port > 0 && port < 65536 && sa_set_str(&sc->peer_rtp, addr, (uint16_t)port) != 0)
-        sa_init(&sc->peer_rtp, AF_UNSPEC);
+    if (addr[0] && port > 0 && port < 65536 && sa_set_str(peer, addr, (uint16_t)port) != 0)
+        sa_init(peer, AF_UNSPEC);
+}
+
+static void read_sdp(sip_call_t *sc, const struct sip_msg *msg)
+{
+    sip_read_sdp(msg, &sc->peer_rtp, &sc->audio_pt, &sc->peer_telev_pt);
 }
 
 static void telev_tick(void *arg)
@@ -345,6 +243,11 @@ static void send_post_dial(sip_call_t *sc)
     ob_metric_add(&sc->s->opts.metrics[SIP_M_DTMF], sent);
     sc->telev_ts = (uint32_t)(tmr_jiffies() * 8);
     tmr_start(&sc->telev_tmr, 0, telev_tick, sc);
+}
+
+void sip_end_answered(sip_call_t *sc, const char *reason)
+{
+    finish(sc, true, OB_RESULT_UNKNOWN, 200, "%s", reason);
 }
 
 static void talk_limit(void *arg)
@@ -399,7 +302,23 @@ static void tell_verdict(sip_call_t *sc)
                       .seq = sc->seq,
                       .callee_type = ob_detect_name(r->verdict),
                       .decision_ms = r->decision_ms};
-    push_event(sc->s, &ev);
+    sip_push_event(sc->s, &ev);
+}
+
+/* Tells the worker a machine's greeting is over, once, as soon as the
+ * detector says so (after its verdict, told just before). */
+static void tell_greeting_over(sip_call_t *sc)
+{
+    const ob_detect_result_t *r = ob_detect_result(sc->detect);
+    if (!r->greeting_over || sc->over_told || !sc->verdict_told || sc->ended)
+        return;
+    sc->over_told = true;
+    sip_event_t ev = {.kind = EV_GREETING_OVER,
+                      .slot = sc->slot,
+                      .seq = sc->seq,
+                      .flag = r->beep,
+                      .at_ms = r->greeting_over_ms};
+    sip_push_event(sc->s, &ev);
 }
 
 static void on_rtp(const struct sa *src, struct mbuf *mb, void *arg)
@@ -410,18 +329,35 @@ static void on_rtp(const struct sa *src, struct mbuf *mb, void *arg)
         return;
     if (!sa_isset(&sc->peer_rtp, SA_ALL))
         sc->peer_rtp = *src; /* symmetric RTP when no SDP said where */
-    if (hdr.pt == 0 || hdr.pt == 8) {
-        /* PCMU or PCMA audio, early media included: the detector hears it. */
-        sc->audio_packets++;
-        ob_metric_add(&sc->s->opts.metrics[SIP_M_RTP_PACKETS], 1);
-        if (!sc->ended) {
-            ob_detect_feed_g711(sc->detect, mbuf_buf(mb), mbuf_get_left(mb), hdr.pt == 8);
-            tell_verdict(sc);
-        }
+    if (sc->ended)
+        return;
+    if (sc->leg)
+        (void)sip_connect_relay(sc, &hdr, mb); /* and we listen on */
+    if (sc->answer_at && (hdr.pt == DTMF_PT_DEFAULT || (int)hdr.pt == sc->peer_telev_pt)) {
+        sip_media_telev(sc, &hdr, mb);
+        return;
+    }
+    if (hdr.pt != 0 && hdr.pt != 8)
+        return;
+    /* PCMU or PCMA audio, early media included: the detector hears it, and
+     * after the answer the DTMF receiver. */
+    sc->audio_packets++;
+    ob_metric_add(&sc->s->opts.metrics[SIP_M_RTP_PACKETS], 1);
+    int16_t linear[PTIME_SAMPLES];
+    const uint8_t *p = mbuf_buf(mb);
+    for (size_t left = mbuf_get_left(mb), k; left > 0 && !sc->ended; left -= k, p += k) {
+        k = left < PTIME_SAMPLES ? left : PTIME_SAMPLES;
+        for (size_t j = 0; j < k; j++)
+            linear[j] = hdr.pt == 8 ? alaw_to_linear(p[j]) : ulaw_to_linear(p[j]);
+        ob_detect_feed(sc->detect, linear, k);
+        tell_verdict(sc);
+        tell_greeting_over(sc);
+        if (sc->answer_at && !sc->ended)
+            sip_media_inband(sc, linear, k);
     }
 }
 
-static int on_auth(char **user, char **pass, const char *realm, void *arg)
+int sip_on_auth(char **user, char **pass, const char *realm, void *arg)
 {
     sip_call_t *sc = arg;
     (void)realm;
@@ -465,8 +401,9 @@ static void on_established(const struct sip_msg *msg, void *arg)
     tmr_cancel(&sc->resp_tmr);
     tmr_start(&sc->ring_tmr, (uint64_t)s->opts.talk_limit_ms, talk_limit, sc);
     sip_event_t ev = {.kind = EV_ANSWERED, .slot = sc->slot, .seq = sc->seq};
-    push_event(s, &ev);
+    sip_push_event(s, &ev);
     ob_detect_answered(sc->detect);
+    sip_media_answered(sc);
     tell_verdict(sc); /* one heard in early media (a fax tone) */
     send_post_dial(sc);
 }
@@ -504,7 +441,7 @@ static void place(sip_call_t *sc)
     int err;
 
     sc->invite_at = tmr_jiffies();
-    sc->rtp_port = port_take(s);
+    sc->rtp_port = sip_port_take(s);
     if (!sc->rtp_port) {
         finish(sc, false, OB_RESULT_LINEFAILURE, 0, "no RTP port free in %d-%d",
                s->opts.rtp_port_min, s->opts.rtp_port_max);
@@ -536,7 +473,7 @@ static void place(sip_call_t *sc)
     sdp->pos = 0;
     if (!err)
         err = sipsess_connect(&sc->sess, s->ss, sc->to_uri, NULL, sc->from_uri, "outbound", NULL, 0,
-                              "application/sdp", sdp, on_auth, sc, false, on_offer, on_answer,
+                              "application/sdp", sdp, sip_on_auth, sc, false, on_offer, on_answer,
                               on_progress, on_established, NULL, NULL, on_close, sc, NULL);
     mem_deref(sdp);
     if (err) {
@@ -617,7 +554,37 @@ static void on_command(int id, void *data, void *arg)
             tmr_start(&sc->ring_tmr, (uint64_t)((const sip_cmd_t *)data)->talk_ms, talk_limit, sc);
         }
         break;
-    case CMD_STOP:
+    case CMD_PLAY: {
+        sip_cmd_t *cmd = data;
+        sc = call_of(s, cmd);
+        if (sc && sc->answer_at)
+            sip_media_play(sc, cmd->audio, cmd->loop, cmd->barge_in);
+        else
+            dialer_audio_unref(cmd->audio); /* stale, or not answered: a no-op */
+        break;
+    }
+    case CMD_SILENCE:
+        sc = call_of(s, data);
+        if (sc)
+            sip_media_stop(sc);
+        break;
+    case CMD_CONNECT: {
+        sip_cmd_t *cmd = data;
+        sc = call_of(s, cmd);
+        if (sc && sc->answer_at && !sc->leg) {
+            sip_connect_start(sc, cmd);
+        } else {
+            /* Its leg count on the worker's side goes with a handed_over. */
+            sip_event_t ev = {
+                .kind = EV_HANDED_OVER, .slot = cmd->slot, .seq = cmd->seq, .result = "failed"};
+            sip_push_event(s, &ev);
+        }
+        free(cmd->to_uri);
+        free(cmd->from_uri);
+        free(cmd->headers);
+        break;
+    }
+    case CMD_QUIT:
         for (int i = 0; i < s->opts.channels; i++)
             if (s->live[i])
                 finish(s->live[i], s->live[i]->answer_at != 0, OB_RESULT_UNKNOWN, 0,
@@ -703,9 +670,10 @@ static void *sip_thread(void *arg)
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
     if (!err)
-        (void)re_main(NULL); /* until CMD_STOP; NULL: no signal handlers of its own */
+        (void)re_main(NULL); /* until CMD_QUIT; NULL: no signal handlers of its own */
     tmr_cancel(&s->pace_tmr);
     tmr_cancel(&s->stop_tmr);
+    sip_media_close(s);
     /* Calls still paced never went out. */
     while (s->paced.head)
         call_free_now(s->paced.head->data);
@@ -735,13 +703,14 @@ static bool sip_start(carrier_t *c, void *call, const carrier_dial_t *dial)
     for (int i = 0; i < s->opts.channels && slot < 0; i++)
         if (!s->calls[i])
             slot = i;
-    if (slot < 0)
+    if (slot < 0 || s->active + s->legs >= s->opts.channels)
         return false;
     sip_call_t *sc = ob_xcalloc(1, sizeof(*sc));
     sc->s = s;
     sc->slot = slot;
     sc->seq = ++s->next_seq;
     sc->peer_telev_pt = -1;
+    sc->audio_pt = 0;
     sa_init(&sc->peer_rtp, AF_UNSPEC);
     tmr_init(&sc->ring_tmr);
     tmr_init(&sc->resp_tmr);
@@ -771,27 +740,88 @@ static int slot_of(const sip_carrier_t *s, const void *call)
     return -1;
 }
 
-static void command(sip_carrier_t *s, int id, void *call, int talk_ms)
+bool sip_command(sip_carrier_t *s, int id, void *call, sip_cmd_t *cmd)
 {
     int slot = slot_of(s, call);
     if (slot < 0)
-        return;
-    sip_cmd_t *cmd = ob_xcalloc(1, sizeof(*cmd));
-    *cmd = (sip_cmd_t){.slot = slot, .seq = s->seqs[slot], .talk_ms = talk_ms};
+        return false;
+    cmd->slot = slot;
+    cmd->seq = s->seqs[slot];
     if (mqueue_push(s->mq, id, cmd) != 0) {
         OB_WARN("sip", "command %d not queued", id);
-        free(cmd);
+        return false;
     }
+    return true;
+}
+
+static void simple_command(sip_carrier_t *s, int id, void *call, int talk_ms)
+{
+    sip_cmd_t *cmd = ob_xcalloc(1, sizeof(*cmd));
+    cmd->talk_ms = talk_ms;
+    if (!sip_command(s, id, call, cmd))
+        free(cmd);
 }
 
 static void sip_hangup(carrier_t *c, void *call)
 {
-    command((sip_carrier_t *)c, CMD_HANGUP, call, 0);
+    simple_command((sip_carrier_t *)c, CMD_HANGUP, call, 0);
 }
 
 static void sip_extend(carrier_t *c, void *call, int talk_ms)
 {
-    command((sip_carrier_t *)c, CMD_EXTEND, call, talk_ms);
+    simple_command((sip_carrier_t *)c, CMD_EXTEND, call, talk_ms);
+}
+
+static void sip_play(carrier_t *c, void *call, dialer_audio_t *audio, int loop, bool barge_in)
+{
+    sip_cmd_t *cmd = ob_xcalloc(1, sizeof(*cmd));
+    cmd->audio = dialer_audio_ref(audio); /* dropped on the SIP thread */
+    cmd->loop = loop < 1 ? 1 : loop;
+    cmd->barge_in = barge_in;
+    if (!sip_command((sip_carrier_t *)c, CMD_PLAY, call, cmd)) {
+        dialer_audio_unref(cmd->audio);
+        free(cmd);
+    }
+}
+
+static void sip_stop(carrier_t *c, void *call)
+{
+    simple_command((sip_carrier_t *)c, CMD_SILENCE, call, 0);
+}
+
+/* Fires the callback of an event other than the call's end. */
+static void other_event(sip_carrier_t *s, void *call, const sip_event_t *ev)
+{
+    const carrier_events_t *e = s->base.events;
+    void *w = s->base.worker;
+    switch (ev->kind) {
+    case EV_DECIDED:
+        if (e->decided)
+            e->decided(w, call, ev->callee_type, ev->decision_ms);
+        break;
+    case EV_PLAYED:
+        if (e->played)
+            e->played(w, call, ev->played_ms, ev->flag);
+        break;
+    case EV_DIGIT:
+        if (e->digit)
+            e->digit(w, call, ev->digit, ev->flag);
+        break;
+    case EV_GREETING_OVER:
+        if (e->greeting_over)
+            e->greeting_over(w, call, ev->flag, ev->at_ms);
+        break;
+    case EV_FIRST_AUDIO:
+        if (e->first_audio)
+            e->first_audio(w, call, ev->at_ms, ev->played_ms);
+        break;
+    case EV_HANDED_OVER:
+        if (e->handed_over && ev->result)
+            e->handed_over(w, call, ev->result, ev->code, ev->talk_ms);
+        break;
+    default:
+        break;
+    }
 }
 
 /* Fires the callbacks of what the SIP thread reported. An event whose slot
@@ -809,15 +839,16 @@ static int64_t sip_run(carrier_t *c, int64_t now)
     for (size_t i = 0; i < n; i++) {
         const sip_event_t *ev = &evs[i];
         void *call = s->calls[ev->slot];
+        if (ev->kind == EV_HANDED_OVER)
+            s->legs--; /* even for a call gone since: its connect is over */
         if (!call || s->seqs[ev->slot] != ev->seq)
             continue;
         if (ev->kind == EV_ANSWERED) {
             s->base.events->answered(s->base.worker, call, "processing");
             continue;
         }
-        if (ev->kind == EV_DECIDED) {
-            if (s->base.events->decided)
-                s->base.events->decided(s->base.worker, call, ev->callee_type, ev->decision_ms);
+        if (ev->kind != EV_ENDED) {
+            other_event(s, call, ev);
             continue;
         }
         s->calls[ev->slot] = NULL;
@@ -844,7 +875,7 @@ static void sip_destroy(carrier_t *c)
     if (!s)
         return;
     if (s->thread_started) {
-        if (s->mq && mqueue_push(s->mq, CMD_STOP, NULL) != 0)
+        if (s->mq && mqueue_push(s->mq, CMD_QUIT, NULL) != 0)
             OB_WARN("sip", "SIP thread not told to stop");
         pthread_join(s->thread, NULL);
     }
@@ -873,6 +904,9 @@ static const carrier_ops_t sip_ops = {
     .start = sip_start,
     .hangup = sip_hangup,
     .extend = sip_extend,
+    .play = sip_play,
+    .stop = sip_stop,
+    .connect = sip_connect_command,
     .run = sip_run,
     .active = sip_active,
     .destroy = sip_destroy,
@@ -907,6 +941,8 @@ ob_rc_t carrier_sip_new(const carrier_sip_opts_t *opts, const carrier_events_t *
     list_init(&s->dead);
     tmr_init(&s->pace_tmr);
     tmr_init(&s->stop_tmr);
+    tmr_init(&s->tick_tmr);
+    list_init(&s->playing);
 
     /* libre keeps one poll loop per process unless told otherwise; this
      * thread is its only user. */

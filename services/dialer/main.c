@@ -150,6 +150,9 @@ static const ob_metric_t sip_metric_defs[SIP_M_COUNT] = {
                                   "calls that ended unanswered (a SIP failure, a timeout or our "
                                   "CANCEL)",
                                   OB_METRIC_COUNTER),
+    [SIP_M_DIGITS_IN] =
+        SIP_METRIC("outbound_sip_dtmf_digits_received_total",
+                   "keys callees pressed (RFC 4733 events and in-band DTMF)", OB_METRIC_COUNTER),
 };
 
 /* Settings that depend on each other, checked once the table is read. */

@@ -5,6 +5,7 @@
 #include "ob_detect.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +188,122 @@ Test(detect, thresholds_come_from_the_configuration)
     cr_expect(r->decision_ms >= 2300 && r->decision_ms <= 2500, "decided at %d ms", r->decision_ms);
     ob_detect_free(d);
     free(a.s);
+}
+
+/* A machine's greeting and what follows it, and when the detector says the
+ * greeting is over (ob_detect.h): at the beep's end, or after
+ * greeting_silence_ms of silence when no beep comes. */
+typedef struct {
+    const char *name;     /* the case */
+    int greeting_ms;      /* speech after 300 ms of silence */
+    int gap_ms;           /* silence after it */
+    int beep_ms;          /* a 1000 Hz beep this long after the gap, 0 for none */
+    int silence_after_ms; /* silence after the beep */
+    int greeting_silence; /* greeting_silence_ms, 0 for the default */
+    bool beep;            /* expected: over by a beep */
+    int over_ms;          /* expected greeting_over_ms (within 40 ms) */
+} over_case_t;
+
+static over_case_t over_cases[] = {
+    /* the beep 5600-6100: over at its end */
+    {"beep_after_a_long_greeting", 5000, 300, 500, 1000, 0, true, 6100},
+    {"long_beep", 5000, 300, 2500, 1000, 0, true, 8100},
+    /* a short greeting ended by its beep (the "beep" verdict) */
+    {"beep_decides", 1200, 200, 400, 1000, 0, true, 2100},
+    /* no beep: greeting until 5300, then 3000 ms (or 1000) of silence */
+    {"silence_after_a_long_greeting", 5000, 5000, 0, 0, 0, false, 8300},
+    {"silence_of_the_configured_length", 5000, 5000, 0, 0, 1000, false, 6300},
+};
+
+ParameterizedTestParameters(detect, a_machine_greeting_is_over_at_its_beep_end_or_silence)
+{
+    return cr_make_param_array(over_case_t, over_cases, sizeof(over_cases) / sizeof(over_cases[0]));
+}
+
+ParameterizedTest(over_case_t *c, detect, a_machine_greeting_is_over_at_its_beep_end_or_silence)
+{
+    ob_detect_config_t cfg;
+    ob_detect_defaults(&cfg);
+    if (c->greeting_silence)
+        cfg.greeting_silence_ms = c->greeting_silence;
+    audio_t a = {0};
+    silence(&a, 300);
+    talk(&a, c->greeting_ms);
+    silence(&a, c->gap_ms);
+    if (c->beep_ms) {
+        tone(&a, 1000, c->beep_ms, 8000);
+        silence(&a, c->silence_after_ms);
+    }
+    ob_detect_t *d = ob_detect_new(&cfg);
+    ob_detect_answered(d);
+    bool final = false;
+    for (size_t i = 0; i < a.n && !final; i += 160)
+        final = ob_detect_feed(d, a.s + i, a.n - i < 160 ? a.n - i : 160);
+    const ob_detect_result_t *r = ob_detect_result(d);
+    cr_expect(final, "%s: not final", c->name);
+    cr_expect_eq(r->verdict, OB_DETECT_MACHINE, "%s: %s", c->name, ob_detect_name(r->verdict));
+    cr_expect(r->greeting_over, "%s: the greeting is not over", c->name);
+    cr_expect_eq(r->beep, c->beep, "%s: beep %d", c->name, r->beep);
+    cr_expect(abs(r->greeting_over_ms - c->over_ms) <= 40, "%s: over at %d ms, expected %d",
+              c->name, r->greeting_over_ms, c->over_ms);
+    if (c->beep)
+        cr_expect_eq(r->beep_end_ms, r->greeting_over_ms, "%s: beep end %d", c->name,
+                     r->beep_end_ms);
+    else
+        cr_expect_eq(r->beep_end_ms, -1, "%s: beep end %d", c->name, r->beep_end_ms);
+    /* The greeting was still going at the verdict, or had just ended. */
+    cr_expect(r->greeting_end_ms > 300 && r->greeting_end_ms <= 300 + c->greeting_ms + 20,
+              "%s: greeting end %d", c->name, r->greeting_end_ms);
+    ob_detect_free(d);
+    free(a.s);
+}
+
+Test(detect, the_greeting_end_is_the_end_of_the_last_words_and_none_without_words)
+{
+    audio_t a = {0};
+    silence(&a, 400);
+    talk(&a, 600);
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_VOICE);
+    cr_expect(abs(r.greeting_end_ms - 1000) <= 60, "greeting end at %d ms", r.greeting_end_ms);
+    cr_expect(!r.greeting_over, "a person's greeting is never 'over'");
+    free(a.s);
+
+    audio_t quiet = {0};
+    silence(&quiet, 6000);
+    r = run(&quiet, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_UNKNOWN);
+    cr_expect_eq(r.greeting_end_ms, -1, "greeting end %d", r.greeting_end_ms);
+    free(quiet.s);
+}
+
+typedef struct {
+    const char *json; /* a deployment's detection */
+    ob_rc_t rc;       /* expected */
+    int silence_ms;   /* greeting_silence_ms then */
+    const char *err;  /* in the error */
+} silence_cfg_case_t;
+
+static silence_cfg_case_t silence_cfgs[] = {
+    {"", OB_OK, 3000, ""},
+    {"{\"greeting_silence_ms\": 1500}", OB_OK, 1500, ""},
+    {"{\"greeting_silence_ms\": 400}", OB_EINVAL, 3000,
+     "greeting_silence_ms must be an integer from 500 to 10000"},
+    {"{\"greeting_silence_ms\": 10001}", OB_EINVAL, 3000, "greeting_silence_ms"},
+};
+
+ParameterizedTestParameters(detect, greeting_silence_ms_is_a_threshold_in_its_range)
+{
+    return cr_make_param_array(silence_cfg_case_t, silence_cfgs,
+                               sizeof(silence_cfgs) / sizeof(silence_cfgs[0]));
+}
+
+ParameterizedTest(silence_cfg_case_t *c, detect, greeting_silence_ms_is_a_threshold_in_its_range)
+{
+    ob_detect_config_t cfg;
+    ob_err_t err = {{0}};
+    cr_expect_eq(ob_detect_config_parse(c->json, &cfg, &err), c->rc, "%s: %s", c->json, err.msg);
+    cr_expect_eq(cfg.greeting_silence_ms, c->silence_ms, "%s", c->json);
+    cr_expect(strstr(err.msg, c->err) != NULL, "%s: %s", c->json, err.msg);
 }
