@@ -173,12 +173,13 @@ Test(app_doc, from_the_api_to_the_dial_job, .timeout = 240, .fini = teardown)
         if (i + 1 < OB_COUNTOF(ids))
             free(body);
     }
-    /* The call's view: its own app (none here), no digits from the sim
-     * carrier, and the application's members on its attempt. */
+    /* The call's view: its own app (none here), no digits (nothing
+     * gathered), and the deployment's document run on its attempt. */
     cr_expect_null(h_json_path(body, "app"), "%s", body);
     cr_expect(has_null(body, "digits"), "%s", body);
-    cr_expect(has_null(body, "first_audio_gap_ms"), "%s", body);
-    cr_expect(has_null(body, "verbs"), "%s", body);
+    h_expect_path(body, "attempts.0.verbs.0.verb", "say");
+    h_expect_path(body, "attempts.0.verbs.0.outcome", "played");
+    cr_expect_geq(h_json_long(body, "attempts.0.first_audio_gap_ms"), 0, "%s", body);
     free(body);
 
     char topic[128];
