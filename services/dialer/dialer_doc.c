@@ -598,13 +598,19 @@ void dialer_doc_handed_over(dialer_ctx_t *ctx, dialer_slot_t *s, const char *out
         cJSON_AddNumberToObject(r->entry, "talk_ms", talk_ms);
     }
     log_close(ctx, s, outcome, NULL);
-    dialer_note_event(ctx, s, "handed_over", outcome, NULL);
+    /* The event carries the second leg's result in the result vocabulary. */
+    bool through = strcmp(outcome, "answered") == 0 || strcmp(outcome, "referred") == 0;
+    const char *result = through                           ? "voice"
+                         : strcmp(outcome, "busy") == 0     ? "busy"
+                         : strcmp(outcome, "noanswer") == 0 ? "noanswer"
+                                                            : "linefailure";
+    dialer_note_event(ctx, s, "handed_over", result, NULL);
     r->wait = WAIT_NONE;
     if (v->action_url) {
         ask_action(ctx, s, v, "connect", "connect_outcome", outcome);
         return;
     }
-    if (strcmp(outcome, "answered") == 0 || strcmp(outcome, "referred") == 0) {
+    if (through) {
         hang_up(ctx, s); /* handed over: our part of the call is done */
         return;
     }
