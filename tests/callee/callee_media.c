@@ -90,7 +90,7 @@ static void heard_audio(callee_media_t *m, const struct rtp_header *h, const uin
     if (m->first_us == 0) {
         m->first_us = now;
         if (m->answer_us)
-            m->st.first_ms = (now - m->answer_us) / 1000;
+            m->st.first_ms = (double)(now - m->answer_us) / 1000.0;
         if (m->rule->digits && m->rule->digits_after_ms >= 0)
             m->digits_us = now + (int64_t)m->rule->digits_after_ms * 1000;
     } else {

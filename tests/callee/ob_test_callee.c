@@ -152,7 +152,7 @@ static void report(call_t *c, const callee_media_stats_t *st)
     cJSON_AddNumberToObject(j, "packets", (double)st->packets);
     cJSON_AddNumberToObject(j, "bytes", (double)st->bytes);
     if (st->first_ms >= 0)
-        cJSON_AddNumberToObject(j, "first_packet_ms", (double)st->first_ms);
+        cJSON_AddNumberToObject(j, "first_packet_ms", st->first_ms);
     else
         cJSON_AddNullToObject(j, "first_packet_ms");
     cJSON_AddNumberToObject(j, "gap_p50_ms", st->gap_p50_ms);
@@ -319,6 +319,8 @@ static void on_close(int err, const struct sip_msg *msg, void *arg)
 {
     call_t *c = arg;
     (void)msg;
+    if (err == ECONNRESET && !c->answer_us)
+        c->code = 487; /* libre answered the INVITE so, and the CANCEL 200 */
     if (err == ECONNRESET)
         end_call(c, c->answer_us ? "caller" : "cancel");
     else
@@ -380,6 +382,7 @@ static void on_invite(const struct sip_msg *msg, void *arg)
     c->app = app;
     c->invite_us = now;
     c->hangup = "";
+    c->media.st.first_ms = -1; /* a call refused before its media opened */
     pl_strcpy(&msg->uri.user, c->number, sizeof(c->number));
     c->call_id = ob_xstrndup(msg->callid.p, msg->callid.l);
     c->xhdrs = x_headers(msg);
