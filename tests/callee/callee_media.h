@@ -20,7 +20,7 @@
 typedef struct {
     int64_t packets;        /* audio RTP packets received (PCMU or PCMA) */
     int64_t bytes;          /* their payload bytes */
-    int64_t first_ms;       /* first one after the answer, ms; -1 if none */
+    double first_ms;        /* first one after the answer, ms; -1 if none */
     double gap_p50_ms;      /* inter-arrival gaps of audio packets */
     double gap_p99_ms;      /* ... */
     double gap_max_ms;      /* ... */
