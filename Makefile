@@ -41,9 +41,10 @@ LDLIBS   := $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm -lcsv
 # libre, baresip's SIP stack; only the dialer links it.
 dialer_LDLIBS := -lre
 # libre.pc names no feature macros; without these re_types.h redefines bool.
-$(BUILD)/obj/services/dialer/dialer_sip.o $(BUILD)/obj/services/dialer/dialer_sip_media.o \
-$(BUILD)/obj/services/dialer/dialer_sip_connect.o: ALL_CFLAGS += $(shell pkg-config --cflags libre 2>/dev/null) \
+LIBRE_CFLAGS := $(shell pkg-config --cflags libre 2>/dev/null) \
 	-DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6 -DRELEASE
+$(BUILD)/obj/services/dialer/dialer_sip.o $(BUILD)/obj/services/dialer/dialer_sip_media.o \
+$(BUILD)/obj/services/dialer/dialer_sip_connect.o: ALL_CFLAGS += $(LIBRE_CFLAGS)
 # --as-needed: a binary records only the libraries it uses (spandsp is the
 # dialer's, through common/domain/ob_detect.c), which its image must then install.
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
@@ -72,6 +73,7 @@ BINS       := $(addprefix $(BUILD)/bin/outbound-,$(SERVICES))
 BINS       += $(BUILD)/bin/outboundctl
 
 DETECT_EVAL := $(BUILD)/tests/detect/eval_detect
+CALLEE      := $(BUILD)/tests/callee/ob-test-callee
 # The limit tools of `make bench` (bench/limits): what the parts can do alone.
 LIMIT_SRC  := $(wildcard bench/limits/*.c)
 LIMIT_BINS := $(patsubst bench/limits/%.c,$(BUILD)/bench/%,$(LIMIT_SRC))
@@ -221,7 +223,17 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(DETECT_EVAL)
+tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(DETECT_EVAL) $(CALLEE)
+
+# The test callee (tests/callee, docs/testing-callee.md): the far end of the
+# sip carrier's tests and benchmarks, a libre program like the carrier.
+CALLEE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/callee/*.c))
+$(CALLEE_OBJ): ALL_CFLAGS += $(LIBRE_CFLAGS)
+$(CALLEE): $(CALLEE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lre
+# test_callee runs it.
+$(BUILD)/tests/integration/test_callee: | $(CALLEE)
 
 # Callee-type detection against the generated corpus (tools/detect_corpus.py):
 # make eval-detect runs the full one (about 620 recordings), make test the
