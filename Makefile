@@ -82,7 +82,7 @@ UNIT_SRC   := $(shell find tests/unit -name 'test_*.c' 2>/dev/null)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
-HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o \
+HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o $(BUILD)/obj/tests/integration/harness_callee.o \
                $(BUILD)/obj/tests/integration/harness_client.o
 
 FORMAT_SRC := $(shell git ls-files '*.c' '*.h' '*.cc' 2>/dev/null)
