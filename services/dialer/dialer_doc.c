@@ -600,7 +600,7 @@ void dialer_doc_handed_over(dialer_ctx_t *ctx, dialer_slot_t *s, const char *out
     log_close(ctx, s, outcome, NULL);
     /* The event carries the second leg's result in the result vocabulary. */
     bool through = strcmp(outcome, "answered") == 0 || strcmp(outcome, "referred") == 0;
-    const char *result = through                           ? "voice"
+    const char *result = through                            ? "voice"
                          : strcmp(outcome, "busy") == 0     ? "busy"
                          : strcmp(outcome, "noanswer") == 0 ? "noanswer"
                                                             : "linefailure";

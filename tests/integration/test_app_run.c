@@ -163,9 +163,9 @@ Test(app_run, a_machine_hears_the_machine_branch_after_its_beep, .timeout = 90, 
 {
     h_tenant_t t;
     stack_up(&t);
-    char *id = queue_doc("+12125550110",
-                         "{\"verbs\":[{\"verb\":\"say\",\"text\":\"Hello, this is for a person.\"}],"
-                         "\"machine\":[{\"verb\":\"say\",\"text\":\"Sorry we missed you.\"}]}");
+    char *id = queue_doc(
+        "+12125550110", "{\"verbs\":[{\"verb\":\"say\",\"text\":\"Hello, this is for a person.\"}],"
+                        "\"machine\":[{\"verb\":\"say\",\"text\":\"Sorry we missed you.\"}]}");
     char *call = completed(id);
     h_expect_path(call, "result", "answeringmachine");
     h_expect_path(call, "attempts.0.verbs.0.verb", "say");
@@ -228,8 +228,8 @@ Test(app_run, a_connect_to_a_busy_number_is_recorded_and_the_call_goes_on, .time
     stack_down();
 }
 
-Test(app_run, an_invalid_document_from_start_url_is_an_app_error_and_the_call_ends,
-     .timeout = 90, .fini = teardown)
+Test(app_run, an_invalid_document_from_start_url_is_an_app_error_and_the_call_ends, .timeout = 90,
+     .fini = teardown)
 {
     h_tenant_t t;
     stack_up(&t);
