@@ -14,16 +14,14 @@
 #include <string.h>
 #include <time.h>
 
-#define KEY_FRAMES    10 /* a key's slot: 100 ms of tone, 100 ms off */
-#define KEY_ON_FRAMES 5  /* ... of which the tone */
-#define PAUSE_FRAMES  25 /* ',' : 500 ms */
-#define EVENT_VOLUME  10 /* RFC 4733 volume field: -10 dBm0 */
-#define END_REPEATS   3  /* RFC 4733: the end packet is sent three times */
-#define MAX_CATCH_UP  3  /* packets sent at once after a late tick */
-#define REANCHOR_SAMPLES                                                                           \
-    8000                  /* a timestamp this far from the arrival time restarts the timeline      \
-                           */
-#define TELEV_DEFAULT 101 /* what we offer, and assume when no SDP said */
+#define KEY_FRAMES       10   /* a key's slot: 100 ms of tone, 100 ms off */
+#define KEY_ON_FRAMES    5    /* ... of which the tone */
+#define PAUSE_FRAMES     25   /* ',' : 500 ms */
+#define EVENT_VOLUME     10   /* RFC 4733 volume field: -10 dBm0 */
+#define END_REPEATS      3    /* RFC 4733: the end packet is sent three times */
+#define MAX_CATCH_UP     3    /* packets sent at once after a late tick */
+#define REANCHOR_SAMPLES 8000 /* timestamp this far from arrival: a new timeline */
+#define TELEV_DEFAULT    101  /* what we offer, and assume when no SDP said */
 
 int64_t callee_now_us(void)
 {
