@@ -184,7 +184,10 @@ void sip_read_sdp(const struct sip_msg *msg, struct sa *peer, int *audio_pt, int
                 *audio_pt = first; /* the answer's first format is the one it sends */
             continue;
         }
-        if (sscanf(line, "a=rtpmap:%d telephone-event/8000", &pt) == 1)
+        /* end is set only when the whole literal after the number matched
+         * (sscanf counts the number alone as a success). */
+        int end = 0;
+        if (sscanf(line, "a=rtpmap:%d telephone-event/8000%n", &pt, &end) == 1 && end > 0)
             *telev_pt = pt;
     }
     free(sdp);

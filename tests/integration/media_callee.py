@@ -146,8 +146,12 @@ class Call:
         port = self.rtp.getsockname()[1]
         fmts = "8 0 101" if self.kind == "202" else "0 8 101"
         return ("v=0\r\no=callee 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                "t=0 0\r\nm=audio %d RTP/AVP %s\r\na=rtpmap:0 PCMU/8000\r\n"
-                "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+                "t=0 0\r\nm=audio %d RTP/AVP %s\r\n"
+                # telephone-event's rtpmap first: a reader that takes the
+                # last rtpmap line for it (an old dialer bug) sends its
+                # events as PCMA
+                "a=rtpmap:101 telephone-event/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+                "a=rtpmap:8 PCMA/8000\r\n"
                 "a=fmtp:101 0-16\r\na=ptime:20\r\n" % (port, fmts))
 
     def packet(self, pt, payload, marker=False, ts=None):
