@@ -28,7 +28,7 @@ void h_write_file(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
-static char *read_text(const char *path)
+char *h_read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -44,7 +44,7 @@ static char *read_text(const char *path)
 
 /* The callee beside the services: OB_TEST_BIN_DIR is <build>/bin, the
  * callee is <build>/tests/callee/ob-test-callee (build or build/san). */
-static void callee_bin(char *out, size_t len)
+void h_callee_bin(char *out, size_t len)
 {
     const char *bindir = getenv("OB_TEST_BIN_DIR") ? getenv("OB_TEST_BIN_DIR") : "build/bin";
     size_t n = strlen(bindir);
@@ -70,8 +70,8 @@ void h_callee_start(h_callee_t *callee, const char *rules, const char *const *ex
     snprintf(callee->report, sizeof(callee->report), "%s/report.jsonl", callee->dir);
     snprintf(callee->log, sizeof(callee->log), "%s/callee->log", callee->dir);
     h_write_file(rules_path, rules, strlen(rules));
-    callee_bin(bin, sizeof(bin));
-    const char *argv[32] = {bin,        "--listen",    "127.0.0.1:0",  "--rules",  rules_path,
+    h_callee_bin(bin, sizeof(bin));
+    const char *argv[32] = {bin,        "--listen",     "127.0.0.1:0",  "--rules",   rules_path,
                             "--report", callee->report, "--record-dir", callee->dir, NULL};
     int n = 9;
     for (int i = 0; extra && extra[i] && n < 31; i++)
@@ -129,7 +129,7 @@ char *h_callee_report(const h_callee_t *callee, const char *number)
     char key[96];
     snprintf(key, sizeof(key), "\"number\":\"%s\"", number);
     for (int i = 0; i < 60; i++) {
-        char *text = read_text(callee->report);
+        char *text = h_read_text(callee->report);
         char *at = text ? strstr(text, key) : NULL;
         if (at) {
             while (at > text && at[-1] != '\n')
@@ -241,7 +241,6 @@ void h_test_file(char *out, size_t len, const char *name)
     int n = snprintf(out, len, "%s/build/test-logs/%s-%s", cwd, stem, name);
     cr_assert(n > 0 && (size_t)n < len, "path too long");
 }
-
 
 void h_callee_kill(h_callee_t *callee)
 {

@@ -38,6 +38,13 @@ char *h_callee_report(const h_callee_t *c, const char *number);
 /* A JSON number at path (h_json_path), asserting it is there. */
 double h_json_num(const char *json, const char *path);
 
+/* The callee's path beside the services under test (OB_TEST_BIN_DIR is
+ * <build>/bin; the callee is <build>/tests/callee/ob-test-callee). */
+void h_callee_bin(char *out, size_t len);
+
+/* A file's whole text (malloc'd), NULL when it cannot be read. */
+char *h_read_text(const char *path);
+
 /* Writes len bytes to path; asserts. */
 void h_write_file(const char *path, const void *data, size_t len);
 

@@ -6,6 +6,7 @@
  * every call, and holds two hundred calls with RTP at once. Needs no stack.
  */
 #include "harness.h"
+#include "harness_callee.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -26,47 +27,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RATE 8000
-
-typedef struct {
-    pid_t pid;        /* the callee */
-    int port;         /* its SIP port, from its "ready" line */
-    char dir[200];    /* its files: rules, report, recordings, logs */
-    char report[260]; /* its --report */
-    char log[260];    /* its stderr */
-} callee_proc_t;
-
-static callee_proc_t callee;
+static h_callee_t callee;
 
 static void teardown(void)
 {
-    if (callee.pid > 0) {
-        kill(callee.pid, SIGKILL);
-        waitpid(callee.pid, NULL, 0);
-        callee.pid = 0;
-    }
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    cr_assert_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
+    h_callee_kill(&callee);
 }
 
 /* An even UDP port p with p and p + 2 free on loopback (SIPp's -mp takes both). */
@@ -88,95 +53,13 @@ static int free_udp_pair(void)
     return 0;
 }
 
-/* The callee beside the services: OB_TEST_BIN_DIR is <build>/bin, the
- * callee is <build>/tests/callee/ob-test-callee (build or build/san). */
-static void callee_bin(char *out, size_t len)
-{
-    const char *bindir = getenv("OB_TEST_BIN_DIR") ? getenv("OB_TEST_BIN_DIR") : "build/bin";
-    size_t n = strlen(bindir);
-    while (n > 0 && bindir[n - 1] == '/')
-        n--;
-    if (n >= 4 && !strncmp(bindir + n - 4, "/bin", 4))
-        n -= 4;
-    snprintf(out, len, "%.*s/tests/callee/ob-test-callee", (int)n, bindir);
-    cr_assert(access(out, X_OK) == 0, "%s: %s (make tests-build)", out, strerror(errno));
-}
-
-/* Starts the callee with rules (JSON text) and extra arguments (NULL-ended),
- * waiting for its "ready ADDR:PORT". */
-static void callee_start(const char *rules, const char *const *extra)
-{
-    char stem[64], rules_path[260], bin[512], ready[128] = "";
-    int out[2];
-    h_unique(stem, sizeof(stem), "callee");
-    snprintf(callee.dir, sizeof(callee.dir), "build/test-logs/%s", stem);
-    cr_assert(mkdir("build/test-logs", 0755) == 0 || errno == EEXIST);
-    cr_assert(mkdir(callee.dir, 0755) == 0, "%s: %s", callee.dir, strerror(errno));
-    snprintf(rules_path, sizeof(rules_path), "%s/rules.json", callee.dir);
-    snprintf(callee.report, sizeof(callee.report), "%s/report.jsonl", callee.dir);
-    snprintf(callee.log, sizeof(callee.log), "%s/callee.log", callee.dir);
-    write_file(rules_path, rules, strlen(rules));
-    callee_bin(bin, sizeof(bin));
-    const char *argv[32] = {bin,        "--listen",    "127.0.0.1:0",  "--rules",  rules_path,
-                            "--report", callee.report, "--record-dir", callee.dir, NULL};
-    int n = 9;
-    for (int i = 0; extra && extra[i] && n < 31; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    cr_assert(pipe(out) == 0);
-    pid_t parent = getpid();
-    callee.pid = fork();
-    cr_assert(callee.pid >= 0);
-    if (callee.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int fd = open(callee.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(out[1], 1);
-        dup2(fd, 2);
-        close(out[0]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-    size_t got = 0;
-    while (got < sizeof(ready) - 1 && !strchr(ready, '\n') && poll(&pfd, 1, 5000) > 0) {
-        ssize_t r = read(out[0], ready + got, sizeof(ready) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        ready[got] = 0;
-    }
-    close(out[0]);
-    cr_assert(sscanf(ready, "ready 127.0.0.1:%d", &callee.port) == 1,
-              "no ready line from %s (got \"%s\"); see %s", bin, ready, callee.log);
-}
-
-/* SIGTERM; returns the exit code. */
-static int callee_stop(void)
-{
-    int status = 0;
-    kill(callee.pid, SIGTERM);
-    for (int i = 0; i < 100 && waitpid(callee.pid, &status, WNOHANG) == 0; i++)
-        h_sleep_ms(50);
-    if (waitpid(callee.pid, &status, WNOHANG) == 0 && kill(callee.pid, 0) == 0) {
-        kill(callee.pid, SIGKILL);
-        waitpid(callee.pid, &status, 0);
-        callee.pid = 0;
-        return -1;
-    }
-    callee.pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* Writes the caller's scenario for this test: the media port SIPp offers
  * (its echo port, or the port it plays a file from), the file played, the
  * hold time. Returns its path (static). */
 static const char *scenario(bool play, const char *play_file, int hold_ms)
 {
     static char path[300];
-    char *t = read_text("tests/integration/sipp/callee_call.xml");
+    char *t = h_read_text("tests/integration/sipp/callee_call.xml");
     cr_assert(t, "tests/integration/sipp/callee_call.xml");
     snprintf(path, sizeof(path), "%s/caller.xml", callee.dir);
     FILE *f = fopen(path, "w");
@@ -269,36 +152,6 @@ static int sipp_call(const char *sf, const char *number, bool echo, const char *
 }
 
 /* The report line of number's call (malloc'd), waiting up to 3 s for it. */
-static char *report_of(const char *number)
-{
-    char key[96];
-    snprintf(key, sizeof(key), "\"number\":\"%s\"", number);
-    for (int i = 0; i < 60; i++) {
-        char *text = read_text(callee.report);
-        char *at = text ? strstr(text, key) : NULL;
-        if (at) {
-            while (at > text && at[-1] != '\n')
-                at--;
-            char *line = strndup(at, strcspn(at, "\n"));
-            free(text);
-            return line;
-        }
-        free(text);
-        h_sleep_ms(50);
-    }
-    cr_assert_fail("no report line for %s in %s", number, callee.report);
-    return NULL;
-}
-
-static double json_num(const char *json, const char *path)
-{
-    char *v = h_json_path(json, path);
-    cr_assert(v, "no %s in %s", path, json);
-    double d = atof(v);
-    free(v);
-    return d;
-}
-
 static void expect_str(const char *json, const char *path, const char *want)
 {
     char *v = h_json_path(json, path);
@@ -307,99 +160,11 @@ static void expect_str(const char *json, const char *path, const char *want)
     free(v);
 }
 
-/* A 16-bit mono WAV (the callee's recordings): samples malloc'd, *n set. */
-static int16_t *wav_read(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    uint8_t h[44];
-    cr_assert_eq(fread(h, 1, 44, f), 44u);
-    cr_assert(!memcmp(h, "RIFF", 4) && !memcmp(h + 36, "data", 4), "%s: not our WAV", path);
-    size_t bytes = (size_t)h[40] | (size_t)h[41] << 8 | (size_t)h[42] << 16 | (size_t)h[43] << 24;
-    int16_t *s = malloc(bytes + 2);
-    *n = fread(s, 2, bytes / 2, f);
-    fclose(f);
-    return s;
-}
-
-/* RMS of [from_s, to_s) of the recording. */
-static double rms(const int16_t *s, size_t n, double from_s, double to_s)
-{
-    size_t a = (size_t)(from_s * RATE), b = (size_t)(to_s * RATE);
-    double sum = 0;
-    if (b > n)
-        b = n;
-    for (size_t i = a; i < b; i++)
-        sum += (double)s[i] * s[i];
-    return b > a ? sqrt(sum / (double)(b - a)) : 0;
-}
-
-/* How much of [from_s, to_s)'s energy is at hz (Goertzel), 0..1. */
-static double tone_share(const int16_t *s, size_t n, double from_s, double to_s, double hz)
-{
-    size_t a = (size_t)(from_s * RATE), b = (size_t)(to_s * RATE);
-    if (b > n)
-        b = n;
-    if (b <= a)
-        return 0;
-    double w = 2 * M_PI * hz / RATE, c = 2 * cos(w), s1 = 0, s2 = 0, total = 0;
-    for (size_t i = a; i < b; i++) {
-        double s0 = s[i] + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-        total += (double)s[i] * s[i];
-    }
-    double power = s1 * s1 + s2 * s2 - c * s1 * s2;
-    return total > 0 ? 2 * power / ((double)(b - a) * total) : 0;
-}
-
-/* A tone of hz for seconds: a 16 kHz 16-bit WAV (resampled by the callee). */
-static void write_tone_wav(const char *path, double hz, double seconds)
-{
-    const int rate = 16000;
-    size_t n = (size_t)(seconds * rate);
-    uint8_t *buf = calloc(1, 44 + 2 * n);
-    uint32_t bytes = (uint32_t)(2 * n), v;
-    memcpy(buf, "RIFF", 4);
-    v = 36 + bytes;
-    memcpy(buf + 4, &v, 4);
-    memcpy(buf + 8, "WAVEfmt ", 8);
-    v = 16;
-    memcpy(buf + 16, &v, 4);
-    buf[20] = 1;
-    buf[22] = 1;
-    v = (uint32_t)rate;
-    memcpy(buf + 24, &v, 4);
-    v = (uint32_t)rate * 2;
-    memcpy(buf + 28, &v, 4);
-    buf[32] = 2;
-    buf[34] = 16;
-    memcpy(buf + 36, "data", 4);
-    memcpy(buf + 40, &bytes, 4);
-    for (size_t i = 0; i < n; i++) {
-        int16_t s = (int16_t)(8000 * sin(2 * M_PI * hz * (double)i / rate));
-        memcpy(buf + 44 + 2 * i, &s, 2);
-    }
-    write_file(path, buf, 44 + 2 * n);
-    free(buf);
-}
-
-/* An absolute path for a test's file: build/test-logs/<unique>-<name>. */
-static void test_file(char *out, size_t len, const char *name)
-{
-    char stem[64], cwd[256];
-    h_unique(stem, sizeof(stem), "callee");
-    cr_assert(getcwd(cwd, sizeof(cwd)));
-    cr_assert(mkdir("build/test-logs", 0755) == 0 || errno == EEXIST);
-    int n = snprintf(out, len, "%s/build/test-logs/%s-%s", cwd, stem, name);
-    cr_assert(n > 0 && (size_t)n < len, "path too long");
-}
-
 Test(callee, answers_sends_its_greeting_and_keys_and_records_them, .timeout = 60, .fini = teardown)
 {
     char tone[300], rules[1024];
-    test_file(tone, sizeof(tone), "hello.wav");
-    write_tone_wav(tone, 1000, 1.5);
+    h_test_file(tone, sizeof(tone), "hello.wav");
+    h_tone_wav(tone, 1000, 1.5);
     /* Numbers not listed are refused: only the listed one answers. */
     snprintf(rules, sizeof(rules),
              "{\"default\": {\"reject\": 404},"
@@ -407,95 +172,96 @@ Test(callee, answers_sends_its_greeting_and_keys_and_records_them, .timeout = 60
              " \"greeting\": \"%s\", \"greeting_after_ms\": 200,"
              " \"digits\": \"12#\", \"digits_at_ms\": 2000}}}",
              tone);
-    callee_start(rules, NULL);
+    h_callee_start(&callee, rules, NULL);
 
     cr_assert_eq(sipp_call(scenario(false, NULL, 3000), "15550100", true, NULL), 0,
                  "SIPp's call failed; see %s", callee.dir);
-    char *r = report_of("15550100");
+    char *r = h_callee_report(&callee, "15550100");
     cr_expect(strstr(r, "\"answered\":true"), "%s", r);
-    cr_expect_eq(json_num(r, "code"), 200);
+    cr_expect_eq(h_json_num(r, "code"), 200);
     expect_str(r, "codec", "PCMU");
     expect_str(r, "hangup", "caller");
     expect_str(r, "digits_sent", "12#");
     /* SIPp echoes every packet: the events came back. */
     expect_str(r, "digits_received", "12#");
     expect_str(r, "headers.X-Outbound-Customer", "Ada");
-    cr_expect(json_num(r, "ring_ms") >= 290, "%s", r);
-    cr_expect(json_num(r, "packets") >= 120, "3 s of echoed audio: %s", r);
-    cr_expect(json_num(r, "first_packet_ms") < 200, "%s", r);
-    double p50 = json_num(r, "gap_p50_ms"), p99 = json_num(r, "gap_p99_ms");
+    cr_expect(h_json_num(r, "ring_ms") >= 290, "%s", r);
+    cr_expect(h_json_num(r, "packets") >= 120, "3 s of echoed audio: %s", r);
+    cr_expect(h_json_num(r, "first_packet_ms") < 200, "%s", r);
+    double p50 = h_json_num(r, "gap_p50_ms"), p99 = h_json_num(r, "gap_p99_ms");
     cr_expect(p50 >= 15 && p50 <= 25, "gap p50 %.1f ms: %s", p50, r);
     cr_expect(p99 >= p50 && p99 < 80, "gap p99 %.1f ms: %s", p99, r);
-    cr_expect(json_num(r, "gap_max_ms") >= p99, "%s", r);
-    double dur = json_num(r, "duration_ms");
+    cr_expect(h_json_num(r, "gap_max_ms") >= p99, "%s", r);
+    double dur = h_json_num(r, "duration_ms");
     cr_expect(dur > 2800 && dur < 4500, "%s", r);
 
     char *rec = h_json_path(r, "record");
     cr_assert(rec, "%s", r);
     size_t n = 0;
-    int16_t *s = wav_read(rec, &n);
-    cr_expect(n >= (size_t)(2.5 * RATE), "%zu samples", n);
+    int16_t *s = h_wav_read(rec, &n);
+    cr_expect(n >= (size_t)(2.5 * H_RATE), "%zu samples", n);
     /* The greeting (0.2 s to 1.7 s after the answer) came back as 1 kHz... */
-    cr_expect(rms(s, n, 0.4, 1.5) > 2000, "greeting rms %.0f", rms(s, n, 0.4, 1.5));
-    cr_expect(tone_share(s, n, 0.4, 1.5, 1000) > 0.8, "1 kHz share %.2f",
-              tone_share(s, n, 0.4, 1.5, 1000));
+    cr_expect(h_rms(s, n, 0.4, 1.5) > 2000, "greeting rms %.0f", h_rms(s, n, 0.4, 1.5));
+    cr_expect(h_tone_share(s, n, 0.4, 1.5, 1000) > 0.8, "1 kHz share %.2f",
+              h_tone_share(s, n, 0.4, 1.5, 1000));
     /* ... then silence: the keys went as events, not audio. */
-    cr_expect(rms(s, n, 1.9, 2.8) < 100, "after the greeting rms %.0f", rms(s, n, 1.9, 2.8));
+    cr_expect(h_rms(s, n, 1.9, 2.8) < 100, "after the greeting rms %.0f", h_rms(s, n, 1.9, 2.8));
     free(s);
     free(rec);
     free(r);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 Test(callee, records_what_the_caller_plays, .timeout = 60, .fini = teardown)
 {
     /* SIPp plays raw mu-law (rtp_stream sends the file's bytes as they are). */
     char file[300];
-    test_file(file, sizeof(file), "play.ul");
-    size_t n = 4 * RATE;
+    h_test_file(file, sizeof(file), "play.ul");
+    size_t n = 4 * H_RATE;
     uint8_t *ul = malloc(n);
     for (size_t i = 0; i < n; i++)
-        ul[i] = linear_to_ulaw((int)(8000 * sin(2 * M_PI * 600 * (double)i / RATE)));
-    write_file(file, ul, n);
+        ul[i] = linear_to_ulaw((int)(8000 * sin(2 * M_PI * 600 * (double)i / H_RATE)));
+    h_write_file(file, ul, n);
     free(ul);
-    callee_start("{\"numbers\": {\"15550200\": {}}}", NULL);
+    h_callee_start(&callee, "{\"numbers\": {\"15550200\": {}}}", NULL);
 
     cr_assert_eq(sipp_call(scenario(true, file, 3000), "15550200", false, NULL), 0,
                  "SIPp's call failed; see %s", callee.dir);
-    char *r = report_of("15550200");
-    cr_expect(json_num(r, "packets") >= 100, "%s", r);
-    cr_expect(json_num(r, "bytes") >= 100 * 160, "%s", r);
-    double p50 = json_num(r, "gap_p50_ms");
+    char *r = h_callee_report(&callee, "15550200");
+    cr_expect(h_json_num(r, "packets") >= 100, "%s", r);
+    cr_expect(h_json_num(r, "bytes") >= 100 * 160, "%s", r);
+    double p50 = h_json_num(r, "gap_p50_ms");
     cr_expect(p50 >= 15 && p50 <= 25, "gap p50 %.1f ms: %s", p50, r);
     char *rec = h_json_path(r, "record");
     cr_assert(rec, "%s", r);
-    int16_t *s = wav_read(rec, &n);
-    cr_expect(rms(s, n, 0.5, 2.5) > 2000, "rms %.0f", rms(s, n, 0.5, 2.5));
-    cr_expect(tone_share(s, n, 0.5, 2.5, 600) > 0.8, "600 Hz share %.2f",
-              tone_share(s, n, 0.5, 2.5, 600));
-    cr_expect(tone_share(s, n, 0.5, 2.5, 1000) < 0.05, "1 kHz share %.2f",
-              tone_share(s, n, 0.5, 2.5, 1000));
+    int16_t *s = h_wav_read(rec, &n);
+    cr_expect(h_rms(s, n, 0.5, 2.5) > 2000, "rms %.0f", h_rms(s, n, 0.5, 2.5));
+    cr_expect(h_tone_share(s, n, 0.5, 2.5, 600) > 0.8, "600 Hz share %.2f",
+              h_tone_share(s, n, 0.5, 2.5, 600));
+    cr_expect(h_tone_share(s, n, 0.5, 2.5, 1000) < 0.05, "1 kHz share %.2f",
+              h_tone_share(s, n, 0.5, 2.5, 1000));
     free(s);
     free(rec);
     free(r);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 Test(callee, inband_keys_are_tones_in_the_audio, .timeout = 60, .fini = teardown)
 {
-    callee_start("{\"numbers\": {\"15550300\": {\"codec\": \"PCMA\", \"digits\": \"15,9\","
-                 " \"dtmf_mode\": \"inband\", \"digits_after_ms\": 300}}}",
-                 NULL);
+    h_callee_start(&callee,
+                   "{\"numbers\": {\"15550300\": {\"codec\": \"PCMA\", \"digits\": \"15,9\","
+                   " \"dtmf_mode\": \"inband\", \"digits_after_ms\": 300}}}",
+                   NULL);
     cr_assert_eq(sipp_call(scenario(false, NULL, 3000), "15550300", true, NULL), 0,
                  "SIPp's call failed; see %s", callee.dir);
-    char *r = report_of("15550300");
+    char *r = h_callee_report(&callee, "15550300");
     expect_str(r, "codec", "PCMA");
     expect_str(r, "digits_sent", "159");
     expect_str(r, "digits_received", ""); /* no events: the keys were audio */
     char *rec = h_json_path(r, "record");
     cr_assert(rec, "%s", r);
     size_t n = 0;
-    int16_t *s = wav_read(rec, &n);
+    int16_t *s = h_wav_read(rec, &n);
     dtmf_rx_state_t *rx = dtmf_rx_init(NULL, NULL, NULL);
     dtmf_rx(rx, s, (int)n);
     char heard[16] = "";
@@ -505,7 +271,7 @@ Test(callee, inband_keys_are_tones_in_the_audio, .timeout = 60, .fini = teardown
     free(s);
     free(rec);
     free(r);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 /* A rejected number gets its code, and its call is reported unanswered. */
@@ -519,53 +285,55 @@ ParameterizedTest(int *code, callee, rejects_with_the_rules_code, .timeout = 60,
 {
     char rules[256];
     snprintf(rules, sizeof(rules), "{\"numbers\": {\"15550400\": {\"reject\": %d}}}", *code);
-    callee_start(rules, NULL);
+    h_callee_start(&callee, rules, NULL);
     cr_assert_eq(sipp_call(scenario(false, NULL, 1000), "15550400", true, NULL), 0,
                  "SIPp's call failed; see %s", callee.dir);
-    char *r = report_of("15550400");
-    cr_expect_eq(json_num(r, "code"), *code, "%s", r);
+    char *r = h_callee_report(&callee, "15550400");
+    cr_expect_eq(h_json_num(r, "code"), *code, "%s", r);
     cr_expect(strstr(r, "\"answered\":false"), "%s", r);
     expect_str(r, "hangup", "rejected");
     cr_expect(strstr(r, "\"record\":null"), "%s", r);
     free(r);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 Test(callee, answers_options_and_a_cancel_while_ringing, .timeout = 60, .fini = teardown)
 {
-    callee_start("{\"numbers\": {\"15550500\": {\"ring_ms\": 10000}}}", NULL);
+    h_callee_start(&callee, "{\"numbers\": {\"15550500\": {\"ring_ms\": 10000}}}", NULL);
     cr_assert_eq(sipp_call("tests/integration/sipp/callee_cancel.xml", "15550500", true, NULL), 0,
                  "OPTIONS or the CANCEL failed; see %s", callee.dir);
-    char *r = report_of("15550500");
-    cr_expect_eq(json_num(r, "code"), 487, "%s", r);
+    char *r = h_callee_report(&callee, "15550500");
+    cr_expect_eq(h_json_num(r, "code"), 487, "%s", r);
     cr_expect(strstr(r, "\"answered\":false"), "%s", r);
     expect_str(r, "hangup", "cancel");
     free(r);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 /* SIPp's scenario sends a REFER to numbers starting "refer" and waits for
  * the 202 and the NOTIFY, or the 603: it fails on anything else. */
 Test(callee, refer_is_accepted_or_declined_and_reported, .timeout = 60, .fini = teardown)
 {
-    callee_start("{\"numbers\": {\"refer-yes\": {\"accept_refer\": true},"
-                 " \"refer-no\": {}, \"15550600\": {\"hangup_after_ms\": 1000}}}",
-                 NULL);
+    h_callee_start(&callee,
+                   "{\"numbers\": {\"refer-yes\": {\"accept_refer\": true},"
+                   " \"refer-no\": {}, \"15550600\": {\"hangup_after_ms\": 1000}}}",
+                   NULL);
     const char *sf = scenario(false, NULL, 2000);
     cr_expect_eq(sipp_call(sf, "refer-yes", true, NULL), 0, "202 and NOTIFY; see %s", callee.dir);
     cr_expect_eq(sipp_call(sf, "refer-no", true, NULL), 0, "603; see %s", callee.dir);
     cr_expect_eq(sipp_call(sf, "15550600", true, NULL), 0, "the callee's BYE; see %s", callee.dir);
-    char *yes = report_of("refer-yes"), *no = report_of("refer-no"), *bye = report_of("15550600");
+    char *yes = h_callee_report(&callee, "refer-yes"), *no = h_callee_report(&callee, "refer-no"),
+         *bye = h_callee_report(&callee, "15550600");
     cr_expect(strstr(yes, "\"refer\":true"), "%s", yes);
     expect_str(yes, "refer_to", "<sip:agent-7@127.0.0.1>");
     cr_expect(strstr(no, "\"refer\":true"), "%s", no);
     expect_str(bye, "hangup", "callee");
-    double dur = json_num(bye, "duration_ms");
+    double dur = h_json_num(bye, "duration_ms");
     cr_expect(dur >= 1000 && dur < 1300, "%s", bye);
     free(yes);
     free(no);
     free(bye);
-    cr_expect_eq(callee_stop(), 0);
+    cr_expect_eq(h_callee_stop(&callee), 0);
 }
 
 /* Bad rules stop it at start with exit 78 and a message naming the field. */
@@ -591,9 +359,9 @@ ParameterizedTestParameters(callee, bad_rules_are_refused_by_name)
 ParameterizedTest(bad_rules_t *c, callee, bad_rules_are_refused_by_name, .timeout = 30)
 {
     char path[300], bin[512], cmd[1200];
-    test_file(path, sizeof(path), "rules.json");
-    write_file(path, c->rules, strlen(c->rules));
-    callee_bin(bin, sizeof(bin));
+    h_test_file(path, sizeof(path), "rules.json");
+    h_write_file(path, c->rules, strlen(c->rules));
+    h_callee_bin(bin, sizeof(bin));
     snprintf(cmd, sizeof(cmd), "%s --listen 127.0.0.1:0 --rules %s 2>&1", bin, path);
     FILE *p = popen(cmd, "r");
     cr_assert(p);
@@ -609,22 +377,22 @@ ParameterizedTest(bad_rules_t *c, callee, bad_rules_are_refused_by_name, .timeou
  * 10 s, every one reported with its audio on time. */
 Test(callee, holds_two_hundred_calls_with_rtp, .timeout = 120, .fini = teardown)
 {
-    callee_start("{}", (const char *const[]){"--max-calls", "300", NULL});
+    h_callee_start(&callee, "{}", (const char *const[]){"--max-calls", "300", NULL});
     const char *extra[] = {"-l", "200", "-m", "200", "-r", "100", NULL};
     cr_assert_eq(sipp_call(scenario(false, NULL, 10000), "15550700", true, extra), 0,
                  "SIPp's calls failed; see %s", callee.dir);
-    cr_assert_eq(callee_stop(), 0);
-    char *text = read_text(callee.report);
+    cr_assert_eq(h_callee_stop(&callee), 0);
+    char *text = h_read_text(callee.report);
     cr_assert(text);
     int lines = 0, late = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         lines++;
         cr_expect(strstr(line, "\"answered\":true") && strstr(line, "\"hangup\":\"caller\""), "%s",
                   line);
-        cr_expect(json_num(line, "packets") >= 400, "10 s of echoed audio: %s", line);
-        double p50 = json_num(line, "gap_p50_ms");
+        cr_expect(h_json_num(line, "packets") >= 400, "10 s of echoed audio: %s", line);
+        double p50 = h_json_num(line, "gap_p50_ms");
         cr_expect(p50 >= 15 && p50 <= 25, "gap p50 %.1f ms: %s", p50, line);
-        late += json_num(line, "gap_p99_ms") > 60;
+        late += h_json_num(line, "gap_p99_ms") > 60;
     }
     cr_expect_eq(lines, 200, "calls reported");
     cr_expect(late <= 10, "%d calls with a gap p99 over 60 ms", late);
