@@ -52,8 +52,7 @@ static void teardown(void)
     app_srv = NULL;
 }
 
-static int on_action(void *arg, const char *head, const char *body, size_t len,
-                     const char **answer)
+static int on_action(void *arg, const char *head, const char *body, size_t len, const char **answer)
 {
     (void)arg;
     (void)head;
@@ -105,8 +104,8 @@ static void files_start(const char *dir, int port)
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
-        execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-               dir, p, (char *)NULL);
+        execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir,
+               p, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 100; i++) {
