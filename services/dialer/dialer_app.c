@@ -508,11 +508,11 @@ static void sweep(dialer_app_t *app, int64_t now_ms)
     }
 }
 
-void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *event,
-                       const char *callee_type)
+/* Queues a request about call to url: the job's context with event and
+ * callee_type, in the deployment's format; returns it for more settings. */
+static app_req_t *enqueue(dialer_app_t *app, void *call, const ob_dial_job_t *job,
+                          const char *url, const char *event, const char *callee_type)
 {
-    if (!app || !job->start_url || !job->start_url[0])
-        return;
     const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
     /* Unknown settings (Postgres down from the start): JSON, application null. */
     const char *application_id = d->known ? d->set.application_id : NULL;
@@ -521,9 +521,8 @@ void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
     r->call = call;
     r->call_id = ob_xstrdup(job->call_id);
     r->attempt = job->attempt;
-    r->connected = strcmp(event, "connected") == 0;
     r->form = d->known && d->set.form;
-    r->url = ob_xstrdup(job->start_url);
+    r->url = ob_xstrdup(url);
     r->body = r->form ? dialer_app_form_body(job, application_id, event, callee_type)
                       : dialer_app_body(job, application_id, event, callee_type);
     if (app->queue_tail)
@@ -532,6 +531,16 @@ void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
         app->queue = r;
     app->queue_tail = r;
     app->nqueued++;
+    return r;
+}
+
+void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *event,
+                       const char *callee_type)
+{
+    if (!app || !job->start_url || !job->start_url[0])
+        return;
+    app_req_t *r = enqueue(app, call, job, job->start_url, event, callee_type);
+    r->connected = strcmp(event, "connected") == 0;
 }
 
 /* Adds member name = value to a request body (JSON or form). */
@@ -561,25 +570,9 @@ void dialer_app_action(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
 {
     if (!app)
         return;
-    const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
-    const char *application_id = d->known ? d->set.application_id : NULL;
-    app_req_t *r = ob_xcalloc(1, sizeof(*r));
-    r->kind = XFER_REQUEST;
-    r->call = call;
-    r->call_id = ob_xstrdup(job->call_id);
-    r->attempt = job->attempt;
+    app_req_t *r = enqueue(app, call, job, url, event, NULL);
     r->action = true;
-    r->form = d->known && d->set.form;
-    r->url = ob_xstrdup(url);
-    r->body = r->form ? dialer_app_form_body(job, application_id, event, NULL)
-                      : dialer_app_body(job, application_id, event, NULL);
     r->body = with_member(r->body, r->form, name, value);
-    if (app->queue_tail)
-        app->queue_tail->next = r;
-    else
-        app->queue = r;
-    app->queue_tail = r;
-    app->nqueued++;
 }
 
 dialer_urls_t dialer_url_state(const dialer_url_check_t *c, int64_t now_ms, bool *start)
