@@ -371,7 +371,7 @@ int sip_on_auth(char **user, char **pass, const char *realm, void *arg)
     return err;
 }
 
-static int on_offer(struct mbuf **descp, const struct sip_msg *msg, void *arg)
+int sip_refuse_offer(struct mbuf **descp, const struct sip_msg *msg, void *arg)
 {
     (void)descp;
     (void)msg;
@@ -476,7 +476,7 @@ static void place(sip_call_t *sc)
     sdp->pos = 0;
     if (!err)
         err = sipsess_connect(&sc->sess, s->ss, sc->to_uri, NULL, sc->from_uri, "outbound", NULL, 0,
-                              "application/sdp", sdp, sip_on_auth, sc, false, on_offer, on_answer,
+                              "application/sdp", sdp, sip_on_auth, sc, false, sip_refuse_offer, on_answer,
                               on_progress, on_established, NULL, NULL, on_close, sc, NULL);
     mem_deref(sdp);
     if (err) {

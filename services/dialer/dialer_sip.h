@@ -203,6 +203,10 @@ ob_result_t sip_result(int code);
  * 8; else *audio_pt is left) and the telephone-event payload type of an
  * SDP body. */
 void sip_read_sdp(const struct sip_msg *msg, struct sa *peer, int *audio_pt, int *telev_pt);
+
+/* sipsess's offer handler for our dialogs: we always send the offer, so a
+ * re-INVITE's offer is refused (ENOSYS). */
+int sip_refuse_offer(struct mbuf **descp, const struct sip_msg *msg, void *arg);
 int sip_on_auth(char **user, char **pass, const char *realm, void *arg);
 /* Ends an answered call as dialer_sip.c's finish does, with reason. */
 void sip_end_answered(sip_call_t *sc, const char *reason);

@@ -182,14 +182,6 @@ static void on_leg_rtp(const struct sa *src, struct mbuf *mb, void *arg)
         relay(leg, true, &hdr, mb);
 }
 
-static int leg_offer(struct mbuf **descp, const struct sip_msg *msg, void *arg)
-{
-    (void)descp;
-    (void)msg;
-    (void)arg;
-    return ENOSYS; /* we always send the offer */
-}
-
 static int leg_answer(const struct sip_msg *msg, void *arg)
 {
     sip_leg_t *leg = arg;
@@ -280,7 +272,7 @@ static void bridge(sip_leg_t *leg)
     sdp->pos = 0;
     if (!err)
         err = sipsess_connect(&leg->sess, s->ss, leg->to_uri, NULL, leg->from_uri, "outbound", NULL,
-                              0, "application/sdp", sdp, sip_on_auth, sc, false, leg_offer,
+                              0, "application/sdp", sdp, sip_on_auth, sc, false, sip_refuse_offer,
                               leg_answer, leg_progress, leg_established, NULL, NULL, leg_close, leg,
                               "%s", leg->headers);
     mem_deref(sdp);
