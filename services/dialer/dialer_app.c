@@ -510,8 +510,8 @@ static void sweep(dialer_app_t *app, int64_t now_ms)
 
 /* Queues a request about call to url: the job's context with event and
  * callee_type, in the deployment's format; returns it for more settings. */
-static app_req_t *enqueue(dialer_app_t *app, void *call, const ob_dial_job_t *job,
-                          const char *url, const char *event, const char *callee_type)
+static app_req_t *enqueue(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *url,
+                          const char *event, const char *callee_type)
 {
     const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
     /* Unknown settings (Postgres down from the start): JSON, application null. */

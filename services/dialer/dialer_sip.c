@@ -475,9 +475,10 @@ static void place(sip_call_t *sc)
                       DTMF_PT_DEFAULT, DTMF_PT_DEFAULT, DTMF_PT_DEFAULT);
     sdp->pos = 0;
     if (!err)
-        err = sipsess_connect(&sc->sess, s->ss, sc->to_uri, NULL, sc->from_uri, "outbound", NULL, 0,
-                              "application/sdp", sdp, sip_on_auth, sc, false, sip_refuse_offer, on_answer,
-                              on_progress, on_established, NULL, NULL, on_close, sc, NULL);
+        err =
+            sipsess_connect(&sc->sess, s->ss, sc->to_uri, NULL, sc->from_uri, "outbound", NULL, 0,
+                            "application/sdp", sdp, sip_on_auth, sc, false, sip_refuse_offer,
+                            on_answer, on_progress, on_established, NULL, NULL, on_close, sc, NULL);
     mem_deref(sdp);
     if (err) {
         finish(sc, false, OB_RESULT_LINEFAILURE, 0, "INVITE not sent: %s", strerror(err));
