@@ -65,6 +65,14 @@ cat <<EOT
     build/bin/outboundctl call queue $deployment +12125550100 --reference hello
     build/bin/outboundctl calls watch $deployment
 
+  A call that speaks and listens (+1 212 555 0212 presses 1, 2, #; docs/application.md):
+
+    build/bin/outboundctl call queue $deployment +12125550212 --app - <<'JSON'
+    [{"verb": "say", "text": "Hello! Your parcel arrives tomorrow."},
+     {"verb": "gather", "finish_on_key": "#", "prompt": [{"verb": "say", "text": "Enter your code, then the pound key."}]}]
+    JSON
+    build/bin/outboundctl call show CALL_ID     # the verbs it ran and the digits gathered
+
   Ctrl-C stops everything.
 
 EOT

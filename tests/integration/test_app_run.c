@@ -147,6 +147,13 @@ Test(app_run, say_then_gather_records_the_digits_the_callee_pressed, .timeout = 
     cr_assert_not_null(types);
     cr_expect(strstr(types, "outbound.call.gathered"), "no gathered event: %s", types);
     free(types);
+    /* The dialer's /metrics counts it in the two-second rule's histogram. */
+    h_proc_t *dialer = NULL;
+    for (int i = 0; i < s.nprocs && !dialer; i++)
+        if (strncmp(s.procs[i].name, "dialer", 6) == 0)
+            dialer = &s.procs[i];
+    cr_assert_not_null(dialer);
+    cr_expect_eq(h_metric(dialer, "outbound_first_audio_gap_seconds_count"), 1);
     /* The deployment's summary counts it in the two-second rule's figures. */
     h_resp_t r = h_deployment_api(&api, "GET", "/summary", NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
