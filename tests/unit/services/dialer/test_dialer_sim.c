@@ -29,6 +29,8 @@ static sim_case_t numbers[] = {
     {"+12125550150", "informationtone", false},
     {"+12125550160", "linefailure", false},
     {"+12125550170", "unknown", true},
+    {"+12125550212", "voice", true}, /* 55502DX: a person who presses keys */
+    {"+12125550299", "voice", true},
 };
 
 ParameterizedTestParameters(sim, test_numbers_have_fixed_outcomes)
@@ -213,4 +215,111 @@ Test(sim, a_recording_played_to_the_detector_decides_the_callee_type)
     snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
     unlink(path);
     rmdir(dir);
+}
+
+/* A media recorder: what a call heard back from the sim callee. */
+typedef struct {
+    recorder_t base;   /* the call's progress (must be first) */
+    char keys[8];      /* digits pressed, in order */
+    int nkeys;         /* their count */
+    int played;        /* plays ended */
+    bool interrupted;  /* the last one was cut */
+    int greeting_over; /* machine greetings reported over */
+    int first_audio;   /* first_audio reports */
+    int greeting_end;  /* their greeting_end_ms */
+} media_rec_t;
+
+static void rec_played(void *w, void *call, int played_ms, bool interrupted)
+{
+    media_rec_t *r = w;
+    (void)call;
+    (void)played_ms;
+    r->played++;
+    r->interrupted = interrupted;
+}
+
+static void rec_digit(void *w, void *call, char digit, bool inband)
+{
+    media_rec_t *r = w;
+    (void)call;
+    cr_expect_not(inband, "the sim's keys are RFC 4733 events");
+    if (r->nkeys < 7)
+        r->keys[r->nkeys++] = digit;
+}
+
+static void rec_greeting_over(void *w, void *call, bool beep, int at_ms)
+{
+    media_rec_t *r = w;
+    (void)call;
+    (void)at_ms;
+    cr_expect(beep, "a sim machine ends its greeting with a beep");
+    r->greeting_over++;
+}
+
+static void rec_first_audio(void *w, void *call, int greeting_end_ms, int first_audio_ms)
+{
+    media_rec_t *r = w;
+    (void)call;
+    r->first_audio++;
+    r->greeting_end = greeting_end_ms;
+    cr_expect_geq(first_audio_ms, greeting_end_ms, "the audio came after the greeting");
+}
+
+static const carrier_events_t media_events = {
+    .answered = rec_answered,
+    .ended = rec_ended,
+    .decided = rec_decided,
+    .played = rec_played,
+    .digit = rec_digit,
+    .greeting_over = rec_greeting_over,
+    .first_audio = rec_first_audio,
+};
+
+/* Runs the carrier until cond holds (or 5 s pass). */
+#define RUN_UNTIL(c, cond)                                                                         \
+    for (int64_t until_ = ob_mono_ms() + 5000; !(cond) && ob_mono_ms() < until_;)                  \
+        (c)->ops->run((c), ob_mono_ms());
+
+Test(sim, a_key_pressing_callee_interrupts_a_prompt_with_its_keys)
+{
+    media_rec_t rec = {0};
+    carrier_t *c = carrier_sim_new(1, 100.0, 1, &media_events, &rec);
+    int handle;
+    cr_assert(c->ops->start(
+        c, &handle, &(carrier_dial_t){.call_id = "k", .attempt = 1, .phone = "+12125550234"}));
+    RUN_UNTIL(c, rec.base.decided_as != NULL);
+    cr_assert_str_eq(rec.base.decided_as, "voice");
+    /* A 10 s prompt with barge-in: the first key (1 s in) cuts it. */
+    dialer_audio_t *a = dialer_audio_new(ob_xcalloc(80000, sizeof(int16_t)), 80000);
+    c->ops->play(c, &handle, a, 1, true);
+    dialer_audio_unref(a);
+    RUN_UNTIL(c, rec.nkeys == 3);
+    cr_expect_str_eq(rec.keys, "34#");
+    cr_expect_eq(rec.played, 1);
+    cr_expect(rec.interrupted, "the prompt was cut by the key");
+    c->ops->hangup(c, &handle);
+    cr_expect_eq(rec.first_audio, 1, "the first audio's timing is reported at the end");
+    c->ops->destroy(c);
+}
+
+Test(sim, a_machine_ends_its_greeting_with_a_beep_after_its_verdict)
+{
+    media_rec_t rec = {0};
+    carrier_t *c = carrier_sim_new(1, 100.0, 1, &media_events, &rec);
+    int handle;
+    cr_assert(c->ops->start(
+        c, &handle, &(carrier_dial_t){.call_id = "m", .attempt = 1, .phone = "+12125550110"}));
+    RUN_UNTIL(c, rec.greeting_over == 1);
+    cr_expect_str_eq(rec.base.decided_as, "answeringmachine");
+    cr_expect_eq(rec.greeting_over, 1);
+    /* Audio played after it plays whole: no keys from a machine. */
+    dialer_audio_t *a = dialer_audio_new(ob_xcalloc(8000, sizeof(int16_t)), 8000);
+    c->ops->play(c, &handle, a, 2, false);
+    dialer_audio_unref(a);
+    RUN_UNTIL(c, rec.played == 1);
+    cr_expect_not(rec.interrupted);
+    cr_expect_eq(rec.nkeys, 0);
+    c->ops->hangup(c, &handle);
+    cr_expect_gt(rec.greeting_end, 0, "%d", rec.greeting_end);
+    c->ops->destroy(c);
 }
