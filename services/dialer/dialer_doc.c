@@ -65,7 +65,14 @@ struct dialer_doc_run {
     int greeting_end_ms;                   /* the carrier's, -1 unknown */
     int first_audio_ms;                    /* the carrier's, -1 none */
     bool app_error;                        /* an app error was recorded already */
+    int64_t start_by_ms; /* START_WAITING: start anyway then (monotonic; 0: no bound) */
+    bool machine_wait;   /* waiting for a machine's greeting to end (start_by_ms set for it) */
 };
+
+/* A verdict (or a machine's greeting end) that does not come this long
+ * after the detector should have given it does not keep the callee
+ * waiting in silence: the verbs start as for an unknown callee. */
+#define VERDICT_GRACE_MS 1000
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -412,8 +419,13 @@ static void maybe_start(dialer_ctx_t *ctx, dialer_slot_t *s)
         return;
     }
     bool machine = strcmp(r->callee_type, "answeringmachine") == 0;
-    if (machine && !r->greeting_over)
+    if (machine && !r->greeting_over) {
+        if (!r->machine_wait) { /* the beep search's bound, and a grace */
+            r->machine_wait = true;
+            r->start_by_ms = ob_mono_ms() + real_ms(ctx, s->detect.beep_wait_ms + VERDICT_GRACE_MS);
+        }
         return;
+    }
     r->start = START_RUNNING;
     r->list = machine && r->doc.nmachine > 0 ? r->doc.machine : r->doc.verbs;
     r->nlist = machine && r->doc.nmachine > 0 ? r->doc.nmachine : r->doc.nverbs;
@@ -458,6 +470,8 @@ void dialer_doc_connected(dialer_ctx_t *ctx, dialer_slot_t *s)
     if (!s->run)
         return;
     s->run->connected = true;
+    s->run->start_by_ms =
+        ob_mono_ms() + real_ms(ctx, s->detect.total_analysis_ms + VERDICT_GRACE_MS);
     if (s->decided_as)
         s->run->callee_type = s->decided_as;
     maybe_start(ctx, s);
@@ -653,6 +667,20 @@ int64_t dialer_doc_run(dialer_ctx_t *ctx, int64_t now_ms)
     for (int i = 0; i < (int)ctx->cfg->channels; i++) {
         dialer_slot_t *s = &ctx->slots[i];
         struct dialer_doc_run *r = s->run;
+        if (r && r->start == START_WAITING && r->connected && r->start_by_ms &&
+            s->state == DIALER_SLOT_CONNECTED && !r->start_url_pending) {
+            if (now_ms >= r->start_by_ms) {
+                OB_LOG(OB_LOG_INFO, "doc", OB_KV("call_id", s->job.call_id),
+                       "no %s in time: the verbs start",
+                       r->callee_type ? "greeting end" : "verdict");
+                r->callee_type = r->callee_type ? r->callee_type : "unknown";
+                r->greeting_over = true;
+                maybe_start(ctx, s);
+            } else {
+                next = r->start_by_ms < next ? r->start_by_ms : next;
+            }
+            continue;
+        }
         if (!r || r->start != START_RUNNING || s->state != DIALER_SLOT_CONNECTED)
             continue;
         if (r->wait == WAIT_AUDIO) {

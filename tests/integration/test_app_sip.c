@@ -166,7 +166,7 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     char dir[300];
     snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(tone, '/') - tone), tone);
 
-    char rules[2048];
+    char rules[2560];
     snprintf(rules, sizeof(rules),
              "{\"default\": {\"ring_ms\": 300},"
              " \"numbers\": {"
@@ -176,6 +176,7 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
              "\"PCMA\", \"digits\": \"7\", \"dtmf_mode\": \"inband\", \"digits_after_ms\": 1200},"
              "  \"+12125550110\": {\"greeting\": \"%s\", \"greeting_after_ms\": 100},"
              "  \"+12125550120\": {\"greeting\": \"%s\", \"greeting_after_ms\": 200},"
+             "  \"+12125550130\": {\"send_rtp\": false},"
              "  \"+12125559000\": {\"greeting\": \"%s\", \"greeting_after_ms\": 300,"
              "   \"hangup_after_ms\": 4000}}}",
              hello, hello, machine, hello, agent);
@@ -221,6 +222,7 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
                          "{\"verbs\":[{\"verb\":\"say\",\"text\":\"Hi there.\"}],"
                          "\"machine\":[{\"verb\":\"say\",\"text\":\"This is a message from the "
                          "dental office for Sam. Please call us back.\"}]}");
+    char *mute = queue_doc(&c, "+12125550130", "[{\"verb\":\"say\",\"text\":\"Hello?\"}]");
     char *handed = queue_doc(&c, "+12125550120",
                              "[{\"verb\":\"say\",\"text\":\"Connecting you to an agent.\"},"
                              "{\"verb\":\"connect\",\"to\":\"+12125559000\",\"timeout_s\":10}]");
@@ -328,6 +330,18 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     cr_expect(types && strstr(types, "outbound.call.handed_over"), "%s", types ? types : "none");
     free(types);
     free(call);
+
+    /* 5. A line that carries no audio: no verdict ever comes, and the
+     * verbs start anyway once the detector's analysis time is over. */
+    call = h_wait_completed(&c, mute, 60000);
+    cr_assert_not_null(call);
+    h_expect_path(call, "attempts.0.verbs.0.verb", "say");
+    h_expect_path(call, "attempts.0.verbs.0.outcome", "played");
+    long started = h_json_long(call, "attempts.0.verbs.0.started_ms");
+    cr_expect(started >= 5500 && started <= 7500, "the say started %ld ms after the answer",
+              started);
+    free(call);
+    free(mute);
 
     free(person);
     free(inband);
