@@ -73,6 +73,9 @@ struct dialer_doc_run {
  * after the detector should have given it does not keep the callee
  * waiting in silence: the verbs start as for an unknown callee. */
 #define VERDICT_GRACE_MS 1000
+/* A say or play cut short outside a gather waits this long for the call's
+ * end that cut it (dialer_doc_played). */
+#define CUT_GRACE_MS 500
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -143,13 +146,15 @@ static void log_close(dialer_ctx_t *ctx, dialer_slot_t *s, const char *outcome, 
 }
 
 /* Renders one of the verb's templates over the call's parameters; NULL
- * (error recorded, call hung up) when it cannot be. */
-static char *render(dialer_ctx_t *ctx, dialer_slot_t *s, const char *tmpl, bool url, size_t max)
+ * with why set when it cannot be (the caller decides what that means:
+ * nothing while preparing, the verb's failure while it runs). */
+static char *render(const dialer_slot_t *s, const char *tmpl, bool url, size_t max, char *why,
+                    size_t whylen)
 {
     ob_err_t err = {{0}};
     char *out = ob_appdoc_render(tmpl, s->job.call_parameters, url, max, &err);
     if (!out)
-        app_error(ctx, s, "%s", err.msg);
+        snprintf(why, whylen, "%s", err.msg);
     return out;
 }
 
@@ -177,12 +182,11 @@ static dialer_media_state_t audio_of(dialer_ctx_t *ctx, dialer_slot_t *s, const 
 {
     const char *w = NULL;
     dialer_media_state_t st = DIALER_MEDIA_FAILED;
-    char *text = render(ctx, s, v->kind == OB_VERB_SAY ? v->text : v->url, v->kind == OB_VERB_PLAY,
-                        v->kind == OB_VERB_SAY ? OB_APPDOC_MAX_TEXT : OB_APPDOC_MAX_URL);
-    if (!text) {
-        snprintf(why, whylen, "template could not be rendered");
+    char *text =
+        render(s, v->kind == OB_VERB_SAY ? v->text : v->url, v->kind == OB_VERB_PLAY,
+               v->kind == OB_VERB_SAY ? OB_APPDOC_MAX_TEXT : OB_APPDOC_MAX_URL, why, whylen);
+    if (!text)
         return DIALER_MEDIA_FAILED;
-    }
     if (!ctx->media) {
         free(text);
         snprintf(why, whylen, "%s: this dialer has no media", ob_verb_name(v->kind));
@@ -283,8 +287,10 @@ static void gather_prompt(dialer_ctx_t *ctx, dialer_slot_t *s)
 static void ask_action(dialer_ctx_t *ctx, dialer_slot_t *s, const ob_verb_t *v, const char *event,
                        const char *name, const char *value)
 {
-    char *url = render(ctx, s, v->action_url, true, OB_APPDOC_MAX_URL);
+    char why[512];
+    char *url = render(s, v->action_url, true, OB_APPDOC_MAX_URL, why, sizeof(why));
     if (!url) {
+        app_error(ctx, s, "%s action_url: %s", ob_verb_name(v->kind), why);
         hang_up(ctx, s);
         return;
     }
@@ -347,9 +353,16 @@ static void step(dialer_ctx_t *ctx, dialer_slot_t *s)
         gather_prompt(ctx, s);
         return;
     case OB_VERB_CONNECT: {
-        char *to = render(ctx, s, v->to, false, OB_APPDOC_MAX_URL);
-        if (!to) {
-            hang_up(ctx, s);
+        char why[512];
+        char *to = render(s, v->to, false, OB_APPDOC_MAX_URL, why, sizeof(why));
+        if (to && !ob_appdoc_to_valid(to))
+            snprintf(why, sizeof(why),
+                     "connect: to \"%.400s\" is neither an E.164 number nor a "
+                     "sip: URI once rendered",
+                     to);
+        if (!to || !ob_appdoc_to_valid(to)) {
+            free(to);
+            fail(ctx, s, why);
             return;
         }
         const char **headers = NULL;
@@ -548,7 +561,16 @@ void dialer_doc_played(dialer_ctx_t *ctx, dialer_slot_t *s, int played_ms, bool 
         gather_prompt(ctx, s);
         return;
     }
-    log_close(ctx, s, interrupted ? "interrupted" : "played", NULL);
+    if (interrupted) {
+        /* Nothing here stops a say or play outside a gather: a cut one is
+         * the call ending (the carrier reports the play first). Its end
+         * logs the verb; should it not come, the verbs go on a little
+         * later. */
+        r->wait = WAIT_TIMER;
+        r->due_ms = ob_mono_ms() + CUT_GRACE_MS;
+        return;
+    }
+    log_close(ctx, s, "played", NULL);
     next_verb(ctx, s);
 }
 
@@ -643,6 +665,7 @@ void dialer_doc_ended(dialer_ctx_t *ctx, dialer_slot_t *s)
             if (r->ndigits > 0) {
                 free(r->last_digits);
                 r->last_digits = ob_xstrdup(r->digits);
+                dialer_note_gathered(ctx, s, r->digits); /* what was pressed before the end */
             }
         }
         log_close(ctx, s, "callee_hung_up", NULL);
@@ -700,6 +723,9 @@ int64_t dialer_doc_run(dialer_ctx_t *ctx, int64_t now_ms)
         const ob_verb_t *v = &r->list[r->pc];
         if (v->kind == OB_VERB_PAUSE) {
             log_close(ctx, s, "done", NULL);
+            next_verb(ctx, s);
+        } else if (v->kind == OB_VERB_SAY || v->kind == OB_VERB_PLAY) {
+            log_close(ctx, s, "interrupted", NULL); /* cut, yet the call went on */
             next_verb(ctx, s);
         } else if (r->prompt < v->nprompt) { /* a pause among the gather's prompt */
             r->prompt++;
