@@ -60,6 +60,20 @@ def cmd_batch(api, key, dep, count, number, app_path, out):
 
 
 # ------------------------------------------------------------ sampler
+def thread_ticks(pid):
+    """tid -> utime + stime of each thread of pid ({} when it is gone)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        t = report.proc_ticks(f"{pid}/task/{tid}")
+        if t is not None:
+            out[tid] = t
+    return out
+
+
 def roles_now(table, callee, bench, pg, kafka):
     role = {pid: name.split("-")[0] for name, pid in report.pid_files(os.environ["OB_LOCAL_RUN"]).items()
             if name.startswith(("dialer", "ingest", "scheduler"))}
@@ -82,6 +96,7 @@ def cmd_held(url, pidfile, callee, expected, limit_s, out, bench, pg, kafka):
              "digits_received": m.get("outbound_sip_dtmf_digits_received_total"),
              "invites": m.get("outbound_sip_invites_total"),
              "dialer_ticks": report.proc_ticks(pid), "callee_ticks": report.proc_ticks(callee),
+             "threads": thread_ticks(pid),
              "rss_kb": vm.get("VmRSS"), "hwm_kb": vm.get("VmHWM")}
         samples.append(s)
         snaps.append(snap)
@@ -161,6 +176,11 @@ def held_phase(work):
         # Call-seconds held in the window: the calls in flight integrated
         # over the samples (trapezoids).
         call_s = sum((p["in_flight"] + q["in_flight"]) / 2 * (q["t"] - p["t"]) for p, q in zip(pts, pts[1:]))
+        # The dialer's busiest thread (libre's, which receives and sends
+        # every call's RTP, is one): one thread can use one core at most.
+        tids = set(a.get("threads") or {}) & set(b.get("threads") or {})
+        busiest = max(((b["threads"][k] - a["threads"][k]) for k in tids), default=None)
+        res["busiest_thread_cores"] = round(busiest / report.HZ / secs, 3) if busiest is not None else None
         res["held_s"] = round(secs, 1)
         res["dialer_cores"] = round(cpu_s / secs, 3)
         res["dialer_core_ms_per_call_s"] = round(1000 * cpu_s / call_s, 3) if call_s else None
@@ -175,8 +195,33 @@ def held_phase(work):
     res["peak_rss_mb"] = round(max(hwm) / 1024, 1) if hwm else None
     base = next((x["rss_kb"] for x in s if x.get("rss_kb")), None)
     res["rss_before_mb"] = round(base / 1024, 1) if base else None
-    res["samples"] = [[x["t"], x.get("in_flight"), x.get("rss_kb"), x.get("dialer_ticks"), x.get("callee_ticks")]
-                      for x in s]
+    # The busiest thread's cores over each 1 s of the phase, at most: a
+    # thread near 1.0 is saturated, and its calls' packets wait.
+    worst = None
+    for i, x in enumerate(s):
+        y = next((z for z in s[i:] if z["t"] - x["t"] >= 1.0), None)
+        if not y:
+            break
+        for k in set(x.get("threads") or {}) & set(y.get("threads") or {}):
+            c = (y["threads"][k] - x["threads"][k]) / report.HZ / (y["t"] - x["t"])
+            if worst is None or c > worst[0]:
+                worst = (round(c, 2), x["t"])
+    res["busiest_thread_peak_1s"] = {"cores": worst[0], "at_t": worst[1]} if worst else None
+    # RTP the dialer read, over each 1 s of the held window, against what
+    # the calls up sent it (50 packets/s each): under 100% it fell behind.
+    low = None
+    for i, x in enumerate(s):
+        y = next((z for z in s[i:] if z["t"] - x["t"] >= 1.0), None)
+        if not y or not win or x["t"] < win[0] or y["t"] > win[1]:
+            continue
+        if x.get("rtp_received") is None or y.get("rtp_received") is None or not x.get("in_flight"):
+            continue
+        share = (y["rtp_received"] - x["rtp_received"]) / (y["t"] - x["t"]) / (50 * x["in_flight"])
+        if low is None or share < low[0]:
+            low = (round(share, 3), x["t"])
+    res["rtp_read_min_1s"] = {"share": low[0], "at_t": low[1]} if low else None
+    res["samples"] = [[x["t"], x.get("in_flight"), x.get("rss_kb"), x.get("dialer_ticks"), x.get("callee_ticks"),
+                       x.get("rtp_received")] for x in s]
 
     # What the callee heard: our RTP's pacing, per call.
     lines = callee_lines(f"{work}/callee.jsonl")
@@ -259,13 +304,17 @@ def rows(r):
         ("dialer CPU while they are held",
          f"{n(cores, '{:.3f}')} cores over {n(h.get('held_s'), '{:.1f}')} s ({n(h.get('mean_in_flight'), '{:,.0f}')} calls on average):"
          f" {n(h.get('dialer_core_ms_per_call_s'), '{:.2f}')} core-ms per call-second; RSS {n(h.get('rss_held_mb'), '{:.1f}')} MB"
-         f" (peak {n(h.get('peak_rss_mb'), '{:.1f}')}, {n(h.get('rss_before_mb'), '{:.1f}')} before)",
+         f" (peak {n(h.get('peak_rss_mb'), '{:.1f}')}, {n(h.get('rss_before_mb'), '{:.1f}')} before); busiest thread"
+         f" {n(h.get('busiest_thread_cores'), '{:.2f}')} cores (over any 1 s of the phase at most"
+         f" {n((h.get('busiest_thread_peak_1s') or {}).get('cores'), '{:.2f}')})",
          f"<= {TARGETS['cores']:.1f} core (ratio {ratio('cores')})",
          verdict(cores is not None and cores <= TARGETS["cores"] and (peak or 0) >= TARGETS["calls"], quick)),
         ("our RTP's pacing, as the callee received it (per call p99 gap)",
          f"p50 {n(g.get('p50'), '{:.1f}')} / p99 {n(g.get('p99'), '{:.1f}')} / max {n(g.get('max'), '{:.1f}')} ms over "
          f"{n(g.get('n'))} calls; {n(c.get('gaps_over_40ms'))} gaps over 40 ms in {n(c.get('calls_with_gaps_over_40ms'))} calls"
-         f" (worst gap {n((c.get('gap_max_ms') or {}).get('max'), '{:.0f}')} ms); {n(c.get('packets'))} packets",
+         f" (worst gap {n((c.get('gap_max_ms') or {}).get('max'), '{:.0f}')} ms); {n(c.get('packets'))} packets;"
+         f" the dialer read at least {n(100 * ((h.get('rtp_read_min_1s') or {}).get('share') or 0), '{:.0f}')}% of the"
+         f" callee's RTP as it came (worst 1 s)",
          f"p99 < {TARGETS['gap_p99_ms']:.0f} ms (ratio {ratio('gap_p99')})",
          verdict(g.get("p99") is not None and g["p99"] < TARGETS["gap_p99_ms"], quick)),
         ("first audio after a human verdict (first_audio_ms - decision_ms)",
