@@ -12,8 +12,11 @@
 #   and the call. RTP flows both ways and the callee-type detector runs on
 #   every call. Sampled every 0.5 s (bench/media_report.py held): the
 #   dialer's outbound_calls_in_flight, its RSS, the CPU of every process.
-#   Then: the callee's report (per call: the p50/p99/max gap between
-#   arrivals of our RTP), and the attempts' verdicts, first_audio_ms -
+#   Our RTP as it left: kernel timestamps of the first 100 calls' audio
+#   on lo (AF_PACKET, root or CAP_NET_RAW; skipped without), 10 s once
+#   they are all up. Then: the callee's report (per call: the p50/p99/max
+#   gap between arrivals of our RTP, as its one thread read them), and the
+#   attempts' verdicts, first_audio_ms -
 #   decision_ms and gathered digits from Postgres.
 #
 # The targets (issue 21) are reported as ratios measured in the same run:
@@ -31,7 +34,7 @@
 # rewrites the media block of BENCHMARKS.md.
 #
 # Usage: bench/media.sh [--quick]
-# Settings (environment): BENCH_MEDIA_CALLS, BENCH_MEDIA_KEY_AFTER_MS,
+# Settings (environment): BENCH_MEDIA_CALLS, BENCH_MEDIA_KEY_AFTER_MS, BENCH_MEDIA_CPS,
 # BENCH_MEDIA_LIMIT (seconds for the held phase), BENCH_MEDIA_RTP_MIN,
 # BENCH_QUIET_TIMEOUT (seconds to wait for the machine to be quiet first),
 # BENCH_WRITE_DOC, BENCH_KEEP_STACK, OB_BENCH_MEDIA_PORT_BASE,
@@ -61,13 +64,16 @@ export OB_INGEST_KEY_CONCURRENCY=${OB_INGEST_KEY_CONCURRENCY:-100000}
 export OB_SELF=bench-media
 
 if ((quick)); then
-	calls=${BENCH_MEDIA_CALLS:-100} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-8000} limit=${BENCH_MEDIA_LIMIT:-90}
+	calls=${BENCH_MEDIA_CALLS:-100} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-8000} limit=${BENCH_MEDIA_LIMIT:-90} sniff_s=3
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-0} write_doc=${BENCH_WRITE_DOC:-0} mode=quick
 else
-	calls=${BENCH_MEDIA_CALLS:-1000} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-25000} limit=${BENCH_MEDIA_LIMIT:-240}
+	calls=${BENCH_MEDIA_CALLS:-1000} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-25000} limit=${BENCH_MEDIA_LIMIT:-240} sniff_s=10
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-60} write_doc=${BENCH_WRITE_DOC:-1} mode=full
 fi
 keep_stack=${BENCH_KEEP_STACK:-0}
+# The trunk's calls-per-second limit (OB_SIP_CPS); 0, none: every call is
+# dialed, answered and analysed by the detector at once, the hardest case.
+cps=${BENCH_MEDIA_CPS:-0}
 rtp_min=${BENCH_MEDIA_RTP_MIN:-28000}
 rtp_max=$((rtp_min + 2 * calls - 1))
 sip_port=$((OB_LOCAL_PORT_BASE + 40))
@@ -120,8 +126,8 @@ q() { psql "$dsn" -v ON_ERROR_STOP=1 -qAt "$@"; }
 services() { OB_LOCAL_SERVICES=$1 "$local_dir/services.sh" "${@:2}"; }
 
 # ------------------------------------------------------------ the stack
-watcher='' callee=''
-bench_stack_up watcher callee
+watcher='' callee='' sniffer=''
+bench_stack_up watcher callee sniffer
 psql "$admin_dsn" -qc 'drop database if exists outbound with (force)' -c 'create database outbound owner outbound'
 kafka_pid=$(<"$OB_LOCAL_RUN/kafka.pid")
 pg_pid=$(head -n1 "$OB_LOCAL_RUN/postgres.pid")
@@ -161,7 +167,7 @@ q -c "INSERT INTO deployments (deployment_id, application_id, account_id, name, 
       VALUES ('$dep', '$application', '$account', 'bench-media', $((calls * 2)))"
 env OB_DIALER_CARRIER=sip OB_SIP_TRUNK="127.0.0.1:$callee_port" OB_SIP_PORT="$sip_port" \
 	OB_SIP_RTP_PORT_MIN="$rtp_min" OB_SIP_RTP_PORT_MAX="$rtp_max" OB_DIALER_CHANNELS="$calls" \
-	OB_WEBHOOK_ENABLED=false OB_DRAIN_TIMEOUT_MS=3000 OB_LOCAL_SERVICES=dialer-1 "$local_dir/services.sh" start
+	OB_SIP_CPS="$cps" OB_WEBHOOK_ENABLED=false OB_DRAIN_TIMEOUT_MS=3000 OB_LOCAL_SERVICES=dialer-1 "$local_dir/services.sh" start
 deadline=$((SECONDS + 30))
 until [[ $(q -c "SELECT count(*) = 1 FROM dialers WHERE seen_at > now() - interval '3 seconds'") == t ]]; do
 	((SECONDS < deadline)) || {
@@ -176,14 +182,19 @@ if ((quiet_timeout > 0)); then
 	ob_say "held: waiting for the machine to be quiet (at most ${quiet_timeout} s)"
 fi
 "$py" "$here/report.py" quiet 0.3 "$quiet_timeout" >"$work/held.quiet"
-ob_say "held: $calls media calls through 1 dialer (key after $((key_after / 1000)) s; at most $limit s)"
+ob_say "held: $calls media calls through 1 dialer (OB_SIP_CPS=$cps, key after $((key_after / 1000)) s; at most $limit s)"
 "$py" "$here/media_report.py" held "$metrics" "$OB_LOCAL_RUN/dialer-1.pid" "$callee" "$calls" "$limit" \
 	"$work/held.json" $$ "$pg_pid" "$kafka_pid" &
 watcher=$!
+# Our RTP as it left, for the first 100 calls' ports (kernel timestamps).
+"$py" "$here/media_report.py" sniff "$metrics" "$calls" "$rtp_min" $((rtp_min + 199)) "$sniff_s" "$work/sniff.json" &
+sniffer=$!
 "$py" "$here/media_report.py" batch "$api" "$key" "$dep" "$calls" "$number" "$work/app.json" "$work/batch.json" ||
 	ob_warn "held: not every call was queued"
 wait "$watcher" || true
 watcher=
+bench_bg_stop "$sniffer"
+sniffer=
 ob_say "held: $(q -c "SELECT count(*) FILTER (WHERE state = 'completed') || ' of ' || count(*) || ' calls completed'
                       FROM calls WHERE deployment_id = '$dep'")"
 services dialer-1 stop || true
@@ -219,7 +230,7 @@ cat >"$work/params.json" <<EOF
  "service_env": $svc_env, "binaries": {$bins}, "quiet": {"held": $(cat "$work/held.quiet" 2>/dev/null || echo null)},
  "ulimit_n": $(ulimit -n), "rmem_max": $(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo null),
  "params": {"calls": $calls, "channels": $calls, "rtp_min": $rtp_min, "rtp_max": $rtp_max, "sip_port": $sip_port,
-            "callee_port": $callee_port, "ring_ms": $ring_ms, "key_after_ms": $key_after, "limit_s": $limit}}
+            "callee_port": $callee_port, "ring_ms": $ring_ms, "key_after_ms": $key_after, "cps": $cps, "limit_s": $limit}}
 EOF
 "$py" "$here/media_report.py" assemble "$work" "$work/params.json" "$results"
 "$py" "$here/media_report.py" table "$results"

@@ -140,7 +140,7 @@ def build(ing, sch, dia, e2e, med=None):
     # Media calls (bench/media.sh): its limit is issue 21's target, 1,000
     # calls held on one worker within one core; the ratio is calls over it.
     mh = get(med, "phases", "held") or {}
-    fa, gp = mh.get("first_audio_after_verdict_ms") or {}, get(mh, "callee", "gap_p99_ms") or {}
+    fa, gp = mh.get("first_audio_after_verdict_ms") or {}, {"p99": media.gap_p99(mh)}
     add("media calls held on one dialer (sip carrier, test callee, RTP both ways)",
         f"{n(mh.get('peak_connected'))} calls at once on {n(mh.get('dialer_cores'), '{:.2f}')} cores; our RTP's "
         f"per-call p99 gap p99 {n(gp.get('p99'), '{:.1f}')} ms; first audio after the verdict p99 "
@@ -238,7 +238,7 @@ def targets(rows, ing, sch, e2e, med=None):
     if mh:
         t, lim = media.TARGETS, get(med, "limits") or {}
         fa = get(mh, "first_audio_after_verdict_ms", "p99")
-        gp = get(mh, "callee", "gap_p99_ms", "p99")
+        gp = media.gap_p99(mh)
         out += [
             (f"media: >= {t['calls']:,} calls at once on one dialer using <= {t['cores']:.0f} core",
              f"{n(mh.get('peak_connected'))} calls on {n(mh.get('dialer_cores'), '{:.2f}')} cores (ratios "
