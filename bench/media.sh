@@ -13,8 +13,8 @@
 #   every call. Sampled every 0.5 s (bench/media_report.py held): the
 #   dialer's outbound_calls_in_flight, its RSS, the CPU of every process.
 #   Our RTP as it left: kernel timestamps of the first 100 calls' audio
-#   on lo (AF_PACKET, root or CAP_NET_RAW; skipped without), 10 s once
-#   they are all up. Then: the callee's report (per call: the p50/p99/max
+#   on lo (AF_PACKET, root or CAP_NET_RAW; skipped without), from 1 s
+#   after they were all dialed until about the key. Then: the callee's report (per call: the p50/p99/max
 #   gap between arrivals of our RTP, as its one thread read them), and the
 #   attempts' verdicts, first_audio_ms -
 #   decision_ms and gathered digits from Postgres.
@@ -64,13 +64,16 @@ export OB_INGEST_KEY_CONCURRENCY=${OB_INGEST_KEY_CONCURRENCY:-100000}
 export OB_SELF=bench-media
 
 if ((quick)); then
-	calls=${BENCH_MEDIA_CALLS:-100} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-8000} limit=${BENCH_MEDIA_LIMIT:-90} sniff_s=3
+	calls=${BENCH_MEDIA_CALLS:-100} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-8000} limit=${BENCH_MEDIA_LIMIT:-90}
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-0} write_doc=${BENCH_WRITE_DOC:-0} mode=quick
 else
-	calls=${BENCH_MEDIA_CALLS:-1000} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-25000} limit=${BENCH_MEDIA_LIMIT:-240} sniff_s=10
+	calls=${BENCH_MEDIA_CALLS:-1000} key_after=${BENCH_MEDIA_KEY_AFTER_MS:-25000} limit=${BENCH_MEDIA_LIMIT:-240}
 	quiet_timeout=${BENCH_QUIET_TIMEOUT:-60} write_doc=${BENCH_WRITE_DOC:-1} mode=full
 fi
 keep_stack=${BENCH_KEEP_STACK:-0}
+# The capture of our RTP as it left: from 1 s after the calls were dialed to
+# about the key, i.e. while they are held.
+sniff_s=$((key_after / 1000 > 4 ? key_after / 1000 - 3 : 1))
 # The trunk's calls-per-second limit (OB_SIP_CPS); 0, none: every call is
 # dialed, answered and analysed by the detector at once, the hardest case.
 cps=${BENCH_MEDIA_CPS:-0}

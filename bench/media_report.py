@@ -17,8 +17,8 @@ BENCHMARKS.md); what the benchmarks share is in bench/report.py.
         were up, or LIMIT_S seconds.
     media_report.py sniff METRICS_URL EXPECTED LO HI SECONDS OUT
         our RTP as it left the dialer: kernel timestamps of the audio sent
-        on lo from UDP ports LO..HI for SECONDS, once EXPECTED calls are in
-        flight (3 s later); per call p99 and max gap (root or CAP_NET_RAW;
+        on lo from UDP ports LO..HI for SECONDS, from 1 s after EXPECTED
+        calls are in flight; per call p99 and max gap (root or CAP_NET_RAW;
         otherwise {"skipped": why}).
 
 And the results subcommands of bench/report.py: assemble (WORK holds
@@ -129,8 +129,8 @@ def cmd_held(url, pidfile, callee, expected, limit_s, out, bench, pg, kafka):
 def cmd_sniff(url, expected, lo, hi, seconds, out):
     """Our RTP as it left: the kernel's timestamps (SO_TIMESTAMPNS) of the
     audio packets sent on lo from UDP ports LO..HI (the first calls' RTP
-    ports) to ports outside the dialer's range, for SECONDS, once EXPECTED
-    calls are in flight and 3 s more have passed (their audio flows). An
+    ports) to ports outside LO..HI, for SECONDS from 1 s after EXPECTED
+    calls are in flight (1 s: their INVITEs are out). An
     AF_PACKET socket: root or CAP_NET_RAW; without, {"skipped": why}."""
     import ctypes
     import socket
@@ -157,7 +157,7 @@ def cmd_sniff(url, expected, lo, hi, seconds, out):
         if ((report.scrape(url) or {}).get("outbound_calls_in_flight") or 0) >= HELD_SHARE * expected:
             break
         time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(1)
     while True:  # what queued meanwhile
         sock.setblocking(False)
         try:
@@ -472,7 +472,8 @@ cores are its utime+stime over that window's wall time. The pacing is what
 the callee measured on the packets it read from us (gap between arrivals,
 per call, as its one thread got to them), and, for the first 100 calls, the
 kernel's timestamps of our packets as they left the dialer on lo (an
-AF_PACKET socket, 10 s once every call is up): the target's figure. The
+AF_PACKET socket, from 1 s after every call was dialed until about the
+key): the target's figure. The
 first audio after the verdict is each answered
 attempt's `first_audio_ms - decision_ms`. The ratio is the figure over the
 target, measured in the same run.
