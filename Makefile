@@ -347,10 +347,10 @@ fuzz-quick: deps fuzz-build
 # same harness with small sizes on one stack (< 2 minutes, BENCHMARKS.md
 # untouched); make test runs it. The single benchmarks below stay available.
 .PHONY: bench bench-quick bench-ingest
-bench: deps all bench-tools
+bench: deps all bench-tools $(CALLEE)
 	@bench/all.sh
 
-bench-quick: deps all bench-tools
+bench-quick: deps all bench-tools $(CALLEE)
 	@bench/all.sh --quick
 
 # Ingest benchmarks (issue 3) alone: bench/run.sh [--quick].
@@ -368,6 +368,14 @@ bench-scheduler: deps all bench-tools
 .PHONY: bench-dialer
 bench-dialer: deps all bench-tools
 	@bench/dialer.sh
+
+# Media benchmark (issue 21): 1,000 calls with documents held by one sip
+# dialer against the test callee, RTP both ways; the dialer's cores, our
+# RTP's pacing, the first audio after the verdict. bench/media.sh --quick
+# for a smoke run.
+.PHONY: bench-media
+bench-media: deps all $(CALLEE)
+	@bench/media.sh
 
 # The fault-injection soak (issues 9 and 19) on its own stack, as hard as
 # production: SOAK_SECONDS (1800) of load at SOAK_RATE (40) operations/s

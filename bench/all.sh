@@ -7,18 +7,20 @@
 #   bench/scheduler.sh  latency, recording, release     (+ raw consume, COPY)
 #   bench/dialer.sh     calls in flight, events, webhooks (+ raw produce, COPY)
 #   bench/e2e.sh        end to end, and growth at three sizes with 1 and 2 instances
+#   bench/media.sh      media calls held on one sip dialer   (target: 1,000 calls on 1 core)
 #
 # A full run gives each its own stack (their usual ports and state) and
 # rewrites BENCHMARKS.md: each script's block and the summary block. --quick
 # runs the same harness with small sizes on one shared stack (each script
-# with topics of its own; two growth sizes, no webhooks phase), meant to
+# with topics of its own; two growth sizes, no webhooks phase, 100 media
+# calls held 8 s), meant to
 # finish in under two minutes on an idle 2-core machine,
 # and leaves BENCHMARKS.md alone; `make test` runs it to prove the harness
 # works: its last line is "bench-quick: N passed, M failed", one per stage
 # row that got both its figure and its limit (no time is asserted).
 #
 # Usage: bench/all.sh [--quick]
-# Settings: BENCH_ALL (a subset of "ingest scheduler dialer e2e"),
+# Settings: BENCH_ALL (a subset of "ingest scheduler dialer e2e media"),
 # OB_BENCH_QUICK_PORT_BASE (27000) and OB_BENCH_QUICK_STATE for --quick;
 # each script's own settings (BENCH_*, OB_BENCH_*_PORT_BASE) pass through.
 set -uo pipefail
@@ -29,7 +31,7 @@ py=/usr/bin/python3
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 quick=$(bench_quick "$0" "$@") || exit 64
-benches=" ${BENCH_ALL:-ingest scheduler dialer e2e} "
+benches=" ${BENCH_ALL:-ingest scheduler dialer e2e media} "
 stamp=$(date +%Y%m%dT%H%M%S)
 results=$root/bench/results
 mkdir -p "$results"
@@ -37,12 +39,12 @@ mark=$(mktemp)
 trap 'rm -f "$mark"' EXIT
 
 if ((quick)); then
-	# One stack for all four, brought up once and down at the end.
+	# One stack for all five, brought up once and down at the end.
 	base=${OB_BENCH_QUICK_PORT_BASE:-27000} state=${OB_BENCH_QUICK_STATE:-$root/.local-bench/quick}
 	export OB_BENCH_PORT_BASE=$base OB_BENCH_SCHED_PORT_BASE=$base OB_BENCH_DIALER_PORT_BASE=$base
-	export OB_BENCH_E2E_PORT_BASE=$base
+	export OB_BENCH_E2E_PORT_BASE=$base OB_BENCH_MEDIA_PORT_BASE=$base
 	export OB_BENCH_STATE=$state OB_BENCH_SCHED_STATE=$state OB_BENCH_DIALER_STATE=$state
-	export OB_BENCH_E2E_STATE=$state BENCH_KEEP_STACK=1
+	export OB_BENCH_E2E_STATE=$state OB_BENCH_MEDIA_STATE=$state BENCH_KEEP_STACK=1
 	# Small sizes: the harness, not the numbers.
 	export BENCH_DURATION=${BENCH_DURATION:-2} BENCH_WARMUP=${BENCH_WARMUP:-1}
 	export BENCH_BATCH_SIZE=${BENCH_BATCH_SIZE:-1000} BENCH_BATCH_REQUESTS=${BENCH_BATCH_REQUESTS:-2}
@@ -58,6 +60,7 @@ if ((quick)); then
 	export BENCH_DIALER_PHASES=${BENCH_DIALER_PHASES:-"inflight events"}
 	export BENCH_E2E_SIZES=${BENCH_E2E_SIZES:-"400 800"} BENCH_E2E_DEPLOYMENTS=${BENCH_E2E_DEPLOYMENTS:-"4 8"}
 	export BENCH_E2E_LIMIT=${BENCH_E2E_LIMIT:-30}
+	export BENCH_MEDIA_CALLS=${BENCH_MEDIA_CALLS:-100} BENCH_MEDIA_KEY_AFTER_MS=${BENCH_MEDIA_KEY_AFTER_MS:-8000}
 	# Stopped by its pid files at the end, also when it came up only in part.
 	# shellcheck disable=SC2317 # run by the EXIT trap
 	stop_quick() {
@@ -104,9 +107,11 @@ run dialer dialer.sh 'dialer-*.json'
 dialer=$last
 run e2e e2e.sh 'e2e-*.json'
 e2e=$last
+run media media.sh 'media-*.json'
+media=$last
 
 md=()
 ((quick)) || md=("$root/BENCHMARKS.md")
-"$py" "$here/summary.py" "${ingest:--}" "${scheduler:--}" "${dialer:--}" "${e2e:--}" \
+"$py" "$here/summary.py" "${ingest:--}" "${scheduler:--}" "${dialer:--}" "${e2e:--}" "${media:--}" \
 	"$results/bench-$stamp.json" "${md[@]}" || status=1
 exit $status

@@ -12,9 +12,9 @@ BENCHMARKS.md); what the benchmarks share is in bench/report.py.
 And the results subcommands of bench/report.py: assemble, table and
 markdown, which rewrites BENCHMARKS.md from the results, keeping its
 hand-written notes (between the "notes" markers), make bench's summary and
-the scheduler and dialer benchmarks' blocks (bench/summary.py's,
-bench/scheduler.sh's and bench/dialer.sh's, between their markers) as they
-are.
+the scheduler, dialer and media benchmarks' blocks (bench/summary.py's,
+bench/scheduler.sh's, bench/dialer.sh's and bench/media.sh's, between their
+markers) as they are.
 """
 import glob
 import os
@@ -389,11 +389,12 @@ def cmd_markdown(path, md_path):
     i, j = old.find(NOTES_BEGIN), old.find(NOTES_END)
     if i >= 0 and j > i:
         notes = old[i + len(NOTES_BEGIN) : j].strip("\n")
-    # make bench's summary (bench/summary.py) stays at the top; bench/scheduler.sh's
-    # and bench/dialer.sh's blocks are their own: kept as they are, at the end.
+    # make bench's summary (bench/summary.py) stays at the top; bench/scheduler.sh's,
+    # bench/dialer.sh's and bench/media.sh's blocks are their own: kept as they are, at the end.
     summary_block = report.find_block(old, "summary")
     summary_block += "\n\n" if summary_block else ""
-    others = "".join(f"\n{b}\n" for b in (report.find_block(old, name) for name in ("scheduler-bench", "dialer-bench")) if b)
+    others = "".join(f"\n{b}\n" for b in (report.find_block(old, name)
+                                            for name in ("scheduler-bench", "dialer-bench", "media-bench")) if b)
     if not notes:
         notes = "(No notes yet.)"
     env = ", ".join(f"`{k}={val}`" for k, val in sorted(r.get("ingest_env", {}).items())) or "none (defaults)"

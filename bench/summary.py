@@ -3,8 +3,8 @@
 limit of what it is built on, measured in the same run, and their ratio;
 then how cost grows (bench/e2e.sh) and the targets.
 
-    summary.py INGEST_JSON SCHEDULER_JSON DIALER_JSON E2E_JSON OUT_JSON [BENCHMARKS_MD]
-        reads the four results documents of one run (a missing one is "-"),
+    summary.py INGEST_JSON SCHEDULER_JSON DIALER_JSON E2E_JSON MEDIA_JSON OUT_JSON [BENCHMARKS_MD]
+        reads the five results documents of one run (a missing one is "-"),
         writes the combined document OUT_JSON and prints the table; with
         BENCHMARKS_MD, rewrites its block between the summary markers. Ends
         with "bench-quick: N passed, M failed": a row passes when both its
@@ -16,6 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402  (bench/report.py: what the benchmarks share)
+import media_report as media  # noqa: E402
 import stages  # noqa: E402
 from report import n  # noqa: E402
 
@@ -53,7 +54,7 @@ def main_e2e_run(e2e, want=100000):
     return min(runs, key=lambda r: abs(r["calls"] - want)) if runs else None
 
 
-def build(ing, sch, dia, e2e):
+def build(ing, sch, dia, e2e, med=None):
     """The stage rows: dicts with the texts of the table and the numbers."""
     rows = []
 
@@ -135,6 +136,18 @@ def build(ing, sch, dia, e2e):
         f"slowest stage's limit: {slow or '-'}, {n(cands.get(slow))} calls/s"
         + (f" ({per_call:.1f} events per call)" if per_call else ""),
         cands.get(slow), outside(er.get("outside_cores")))
+
+    # Media calls (bench/media.sh): its limit is issue 21's target, 1,000
+    # calls held on one worker within one core; the ratio is calls over it.
+    mh = get(med, "phases", "held") or {}
+    fa, gp = mh.get("first_audio_after_verdict_ms") or {}, {"p99": media.gap_p99(mh)}
+    add("media calls held on one dialer (sip carrier, test callee, RTP both ways)",
+        f"{n(mh.get('peak_connected'))} calls at once on {n(mh.get('dialer_cores'), '{:.2f}')} cores; our RTP's "
+        f"per-call p99 gap p99 {n(gp.get('p99'), '{:.1f}')} ms; first audio after the verdict p99 "
+        f"{n(fa.get('p99'), '{:.0f}')} ms", mh.get("peak_connected"),
+        f"target: {media.TARGETS['calls']:,} calls on <= {media.TARGETS['cores']:.0f} core, p99 gap < "
+        f"{media.TARGETS['gap_p99_ms']:.0f} ms, first audio p99 < {media.TARGETS['first_audio_p99_ms']:.0f} ms",
+        media.TARGETS["calls"] if mh else None, outside(get(mh, "cpu_held", "outside_cores")))
     return rows
 
 
@@ -181,7 +194,7 @@ def growth_notes(e2e):
     return out
 
 
-def targets(rows, ing, sch, e2e):
+def targets(rows, ing, sch, e2e, med=None):
     s, s16 = get(ing, "phases", "single") or {}, get(ing, "phases", "single_load") or {}
     single = [x for x in (s, s16) if x.get("requests_per_s")]
     sok = any(x["requests_per_s"] >= 10000 and get(x, "latency_ms", "p99") is not None
@@ -221,20 +234,35 @@ def targets(rows, ing, sch, e2e):
          + "; end to end: " + (", ".join(f"{c:,} calls: {m} MB" for c, m in e2e_mem) or "-"),
          flat(rel_mem) and flat(e2e_mem)),
     ]
+    mh = get(med, "phases", "held")
+    if mh:
+        t, lim = media.TARGETS, get(med, "limits") or {}
+        fa = get(mh, "first_audio_after_verdict_ms", "p99")
+        gp = media.gap_p99(mh)
+        out += [
+            (f"media: >= {t['calls']:,} calls at once on one dialer using <= {t['cores']:.0f} core",
+             f"{n(mh.get('peak_connected'))} calls on {n(mh.get('dialer_cores'), '{:.2f}')} cores (ratios "
+             f"{n(lim.get('calls'), '{:.2f}')}, {n(lim.get('cores'), '{:.2f}')})",
+             (mh.get("peak_connected") or 0) >= t["calls"] and (mh.get("dialer_cores") or 9) <= t["cores"]),
+            (f"media: our RTP's p99 gap < {t['gap_p99_ms']:.0f} ms", f"{n(gp, '{:.1f}')} ms (p99 over calls)",
+             gp is not None and gp < t["gap_p99_ms"]),
+            (f"media: first audio after a human verdict p99 < {t['first_audio_p99_ms']:.0f} ms", f"{n(fa, '{:.0f}')} ms",
+             fa is not None and fa < t["first_audio_p99_ms"]),
+        ]
     return out
 
 
 def cmd(paths):
-    ing, sch, dia, e2e = (report.load(p) if p != "-" else None for p in paths[:4])
-    out, md = paths[4], (paths[5] if len(paths) > 5 else None)
-    rows = build(ing, sch, dia, e2e)
-    machine = next((d["machine"] for d in (ing, sch, dia, e2e) if d and d.get("machine")), report.machine_info())
+    ing, sch, dia, e2e, med = (report.load(p) if p != "-" else None for p in paths[:5])
+    out, md = paths[5], (paths[6] if len(paths) > 6 else None)
+    rows = build(ing, sch, dia, e2e, med)
+    machine = next((d["machine"] for d in (ing, sch, dia, e2e, med) if d and d.get("machine")), report.machine_info())
     doc = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine,
-           "sources": {k: p for k, p in zip(("ingest", "scheduler", "dialer", "e2e"), paths[:4])},
+           "sources": {k: p for k, p in zip(("ingest", "scheduler", "dialer", "e2e", "media"), paths[:5])},
            "rows": rows, "growth": (e2e or {}).get("runs"), "growth_notes": growth_notes(e2e),
-           "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(rows, ing, sch, e2e)],
+           "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(rows, ing, sch, e2e, med)],
            "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("BENCH_", "OB_BENCH_"))},
-           "git_commit": next((d.get("git_commit") for d in (ing, sch, dia, e2e) if d), None), "out": out}
+           "git_commit": next((d.get("git_commit") for d in (ing, sch, dia, e2e, med) if d), None), "out": out}
     report.write_results(out, doc)
     body = [(r["stage"], r["figure"], r["limit"], n((r["ratio"] or 0) * 100, "{:.0f}%") if r["ratio"] else "-",
              r["outside"]) for r in rows]
@@ -296,7 +324,7 @@ rate and latencies are then those of the calls completed by then.
 ### Commands
 
 ```sh
-make bench        # bench/all.sh: bench/run.sh, bench/scheduler.sh, bench/dialer.sh, bench/e2e.sh, then this table
+make bench        # bench/all.sh: bench/run.sh, bench/scheduler.sh, bench/dialer.sh, bench/e2e.sh, bench/media.sh, then this table
 make bench-quick  # the same harness with small sizes (< 2 minutes, BENCHMARKS.md untouched); part of make test
 make bench-tools  # only the limit tools: build/bench/limit_http, limit_produce, limit_consume, limit_csv
 ```
@@ -308,7 +336,7 @@ below and in its header (bench/*.sh); the growth sizes are `BENCH_E2E_SIZES`,
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (6, 7):
+    if len(sys.argv) not in (7, 8):
         print(__doc__.strip(), file=sys.stderr)
         sys.exit(64)
     sys.exit(cmd(sys.argv[1:]))
