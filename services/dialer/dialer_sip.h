@@ -84,6 +84,17 @@ typedef struct {
 typedef struct sip_carrier sip_carrier_t;
 typedef struct sip_leg sip_leg_t;
 
+/* An RTP socket read by the media clock (dialer_sip_media.c) rather than
+ * by libre's poll loop, which reads one datagram per socket per turn: with
+ * a thousand RTP sockets ready, the SIP socket got one read per thousand
+ * packets and answers waited seconds. */
+typedef struct {
+    struct le le;        /* in the carrier's rx list */
+    struct udp_sock *us; /* the socket (its owner's), NULL once removed */
+    udp_recv_h *h;       /* what a datagram goes to */
+    void *arg;           /* its argument */
+} sip_rx_t;
+
 /* One call, owned by the SIP thread from CMD_START to its end. */
 typedef struct {
     struct le le;             /* in the CPS queue while it waits */
@@ -96,6 +107,7 @@ typedef struct {
     char *call_id;            /* for logs */
     struct sipsess *sess;     /* the INVITE dialog, NULL once closed */
     struct udp_sock *rtp;     /* our RTP socket, NULL when none */
+    sip_rx_t rx;              /* its reading by the media clock */
     struct rtp_sock *rtp_enc; /* RTP header state (sequence, SSRC) for what we send */
     int rtp_port;             /* its port, 0 when none */
     struct sa peer_rtp;       /* where the trunk wants RTP (its SDP) */
@@ -187,6 +199,9 @@ struct sip_carrier {
     uint64_t ticks;      /* periods since tick_base handled */
     uint64_t tick_no;    /* ticks ever (never restarts): a call's last_tick */
     struct mbuf *pkt;    /* the packet being built, reused */
+    struct list rx;      /* RTP sockets the clock reads (sip_rx_t) */
+    unsigned rx_gen;     /* bumped when rx changes: a read pass stops there */
+    struct mbuf *rxmb;   /* a datagram read, reused */
 };
 
 /* dialer_sip.c */
@@ -229,6 +244,12 @@ void sip_media_ended(sip_call_t *sc);
 void sip_media_free(sip_call_t *sc);
 /* The carrier stops: the media clock with it. */
 void sip_media_close(sip_carrier_t *s);
+/* Hands an RTP socket's reading to the media clock (every 20 ms, after the
+ * packets due are sent, each socket is drained; h gets each datagram as
+ * libre's udp handler would); the clock runs while any is listed. */
+void sip_rx_add(sip_carrier_t *s, sip_rx_t *rx, struct udp_sock *us, udp_recv_h *h, void *arg);
+/* Takes it back, before its socket is let go; no-op when not listed. */
+void sip_rx_remove(sip_carrier_t *s, sip_rx_t *rx);
 
 /* dialer_sip_connect.c */
 /* Worker side: the carrier's connect operation (dialer_carrier.h). */

@@ -70,6 +70,7 @@ struct sip_leg {
     struct tmr tmr;            /* ring timeout; after a REFER, the grace */
     struct sipsess *sess;      /* the second leg's INVITE dialog */
     struct udp_sock *rtp;      /* its RTP socket */
+    sip_rx_t rx;               /* its reading by the media clock */
     struct rtp_sock *enc;      /* RTP header state of what we send it */
     int rtp_port;              /* its port, 0 when none */
     struct sa peer;            /* where the second party wants RTP */
@@ -97,6 +98,7 @@ static void leg_over(sip_leg_t *leg, const char *outcome, int code, int talk_ms)
     tmr_cancel(&leg->tmr);
     leg->refer = mem_deref(leg->refer);
     leg->sess = mem_deref(leg->sess);
+    sip_rx_remove(sc->s, &leg->rx);
     leg->rtp = mem_deref(leg->rtp);
     leg->enc = mem_deref(leg->enc);
     sip_port_give(sc->s, leg->rtp_port);
@@ -252,6 +254,7 @@ static void bridge(sip_leg_t *leg)
         leg_over(leg, "failed", 0, 0);
         return;
     }
+    sip_rx_add(s, &leg->rx, leg->rtp, on_leg_rtp, leg);
     int first = sc->audio_pt, second = first == 0 ? 8 : 0;
     sdp = mbuf_alloc(512);
     err = mbuf_printf(sdp,

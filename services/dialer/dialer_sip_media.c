@@ -7,7 +7,9 @@
 #include "dialer_sip.h"
 #include "ob_common.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* A late tick sends the packets it missed, up to this many at once; time
  * beyond that is let go rather than sent as a burst the callee's jitter
@@ -17,6 +19,11 @@
  * close (or the call sent in this period already): no two packets closer
  * than half a ptime. */
 #define SEND_NOW_MS 10
+
+/* Datagrams read from one socket per tick at most: a 20 ms period brings
+ * one packet per stream; the rest is a backlog worked off over ticks. */
+#define RX_BURST 8
+#define RX_MAX   2048 /* largest datagram read */
 
 static const char telev_keys[] = "0123456789*#ABCD"; /* RFC 4733 events 0-15 */
 
@@ -85,10 +92,71 @@ static void send_packet(sip_call_t *sc)
         play_over(sc, false);
 }
 
-/* The carrier's clock: every 20 ms, one packet for each call that plays.
- * How many periods are due is counted from tmr_jiffies() since the clock
- * started, so a late tick catches up (up to MAX_BURST) and the ticks do
- * not drift; it stops when nothing plays. */
+/* Reads what the clock's sockets received, each datagram to its handler.
+ * A handler may end a call or a leg and so change the list: the pass stops
+ * there (what is left waits for the next tick). */
+static void drain(sip_carrier_t *s)
+{
+    if (!s->rxmb)
+        s->rxmb = mbuf_alloc(RX_MAX);
+    unsigned gen = s->rx_gen;
+    for (struct le *le = s->rx.head; le && gen == s->rx_gen; le = le->next) {
+        sip_rx_t *rx = le->data;
+        int fd = udp_sock_fd(rx->us, AF_INET);
+        for (int k = 0; k < RX_BURST && fd >= 0 && gen == s->rx_gen; k++) {
+            struct sockaddr_storage from;
+            socklen_t flen = sizeof(from);
+            struct mbuf *mb = s->rxmb;
+            ssize_t n =
+                recvfrom(fd, mb->buf, mb->size, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+            if (n <= 0)
+                break; /* EAGAIN: drained */
+            mb->pos = 0;
+            mb->end = (size_t)n;
+            struct sa src;
+            if (sa_set_sa(&src, (struct sockaddr *)&from) == 0)
+                rx->h(&src, mb, rx->arg);
+        }
+    }
+}
+
+static void tick(void *arg);
+
+static void clock_start(sip_carrier_t *s)
+{
+    if (tmr_isrunning(&s->tick_tmr))
+        return;
+    s->tick_base = tmr_jiffies();
+    s->ticks = 0;
+    tmr_start(&s->tick_tmr, PTIME_MS, tick, s);
+}
+
+void sip_rx_add(sip_carrier_t *s, sip_rx_t *rx, struct udp_sock *us, udp_recv_h *h, void *arg)
+{
+    udp_thread_detach(us); /* out of libre's poll loop: read by the clock */
+    rx->us = us;
+    rx->h = h;
+    rx->arg = arg;
+    list_append(&s->rx, &rx->le, rx);
+    s->rx_gen++;
+    clock_start(s);
+}
+
+void sip_rx_remove(sip_carrier_t *s, sip_rx_t *rx)
+{
+    if (!rx->le.list)
+        return;
+    list_unlink(&rx->le);
+    rx->us = NULL;
+    s->rx_gen++;
+}
+
+/* The carrier's clock: every 20 ms, one packet for each call that plays,
+ * then what every call's socket received. How many periods are due is
+ * counted from tmr_jiffies() since the clock started, so a late tick
+ * catches up (up to MAX_BURST) and the ticks do not drift; sending first
+ * keeps our packets on time whatever the reading costs. It stops when
+ * nothing plays and no socket is listed. */
 static void tick(void *arg)
 {
     sip_carrier_t *s = arg;
@@ -108,8 +176,11 @@ static void tick(void *arg)
             send_packet(sc);
         }
     }
-    if (!s->playing.head)
+    s->ticks = elapsed; /* the periods have passed, whether anything played or not */
+    drain(s);
+    if (!s->playing.head && !s->rx.head)
         return;
+    now = tmr_jiffies();
     uint64_t next = s->tick_base + (s->ticks + 1) * PTIME_MS;
     tmr_start(&s->tick_tmr, next > now ? next - now : 0, tick, s);
 }
@@ -135,11 +206,7 @@ void sip_media_play(sip_call_t *sc, dialer_audio_t *audio, int loop, bool barge_
     sc->rtp_ts_set = true;
     sc->spurt_start = true;
     list_append(&s->playing, &sc->play_le, sc);
-    if (!tmr_isrunning(&s->tick_tmr)) {
-        s->tick_base = tmr_jiffies();
-        s->ticks = 0;
-        tmr_start(&s->tick_tmr, PTIME_MS, tick, s);
-    }
+    clock_start(s);
     if (sc->last_tick != s->tick_no + 1 && tmr_get_expire(&s->tick_tmr) >= SEND_NOW_MS)
         send_packet(sc);
 }
@@ -223,4 +290,5 @@ void sip_media_close(sip_carrier_t *s)
 {
     tmr_cancel(&s->tick_tmr);
     s->pkt = mem_deref(s->pkt);
+    s->rxmb = mem_deref(s->rxmb);
 }
