@@ -71,6 +71,7 @@ typedef struct {
 #define SIM_SILENCE_MS     800  /* a person's silence before the voice verdict */
 #define SIM_PRESS_AFTER_MS 1000 /* a key is pressed this long into a prompt, or after audio */
 #define SIM_KEY_GAP_MS     300  /* between keys */
+#define SIM_KEYS_TALK_MS   120000 /* a key-pressing callee stays on the line this long at most */
 
 static uint64_t fnv1a(const char *s, uint64_t h)
 {
@@ -219,6 +220,10 @@ static bool sim_start(carrier_t *c, void *call, const carrier_dial_t *dial)
         /* Test numbers ...55502DX: a person who presses D, X, then '#'. */
         if (len >= 8 && strncmp(phone + len - 7, "55502", 5) == 0) {
             snprintf(sc->keys, sizeof(sc->keys), "%c%c#", phone[len - 2], phone[len - 1]);
+            /* It waits on the line for what comes next: until we hang up,
+             * 2 min at most. */
+            sc->talk_ms = SIM_KEYS_TALK_MS;
+            sc->end_at = sc->answer_at + scaled(s, sc->talk_ms);
         }
         if (strcmp(sc->result, "answeringmachine") == 0)
             sc->greeting_at = sc->decide_at + scaled(s, SIM_BEEP_AFTER_MS);

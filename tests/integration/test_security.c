@@ -154,6 +154,8 @@ static const op_t ops[] = {
     {"GET", "/api/v1/calls/{call_id}/deliveries", "/api/v1/calls/{call}/deliveries", NULL, NULL,
      false},
     {"POST", "/api/v1/calls/{call_id}:cancel", "/api/v1/calls/{call}:cancel", NULL, NULL, false},
+    {"POST", "/api/v1/app:preview", "/api/v1/app:preview", NULL,
+     "{\"verb\": \"say\", \"text\": \"Hello.\"}", false},
     {"POST", "/api/apps/{app}/{dep}/queue", "/api/apps/{app}/{dep}/queue",
      "application/x-www-form-urlencoded", "phone_number=%2B12125550100", true},
     {"POST", "/api/apps/{app}/{dep}/bulk_queue", "/api/apps/{app}/{dep}/bulk_queue",
