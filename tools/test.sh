@@ -78,26 +78,23 @@ for build in "${builds[@]}"; do
     tools/run_unit.sh "${unit[@]}" 2>&1 | tee -a "$log" || status=1
     # Callee-type detection on the small generated corpus, against its targets.
     "$build/tests/detect/eval_detect" build/detect/small 2>&1 | tee -a "$log" || status=1
-    if [[ $build == */san ]]; then
-        # Under the sanitizers, two binaries at a time (as make check runs
-        # the normal build's), the crash-and-retry test first and alone.
-        # The slowest of the rest first, so that the two lanes end together.
-        crash=() slow=() rest=()
-        for t in "${integ[@]}"; do
-            case $t in
-            */test_crash_retry) crash+=("$t") ;;
-            */test_sip | */test_failover | */test_windows | */test_security | */test_app) slow+=("$t") ;;
-            *) rest+=("$t") ;;
-            esac
-        done
-        rest=("${slow[@]}" "${rest[@]}")
-        BUILD=$build tools/run_integration.sh "${crash[@]}" 2>&1 | tee -a "$log" || status=1
-        printf '%s\n' "${rest[@]}" | BUILD=$build xargs -P 2 -I{} sh -c \
-            'out=$(tools/run_integration.sh {} 2>&1); rc=$?; printf "%s\n" "$out"; exit $rc' \
-            2>&1 | tee -a "$log" || status=1
-    else
-        BUILD=$build tools/run_integration.sh "${integ[@]}" 2>&1 | tee -a "$log" || status=1
-    fi
+    # Two binaries at a time (as make check runs them), the crash-and-retry
+    # test first and alone. The slowest of the rest first, so that the two
+    # lanes end together.
+    crash=() slow=() rest=()
+    for t in "${integ[@]}"; do
+        case $t in
+        */test_crash_retry) crash+=("$t") ;;
+        */test_sip | */test_failover | */test_windows | */test_security | */test_app | \
+            */test_uploads | */test_capacity) slow+=("$t") ;;
+        *) rest+=("$t") ;;
+        esac
+    done
+    rest=("${slow[@]}" "${rest[@]}")
+    BUILD=$build tools/run_integration.sh "${crash[@]}" 2>&1 | tee -a "$log" || status=1
+    printf '%s\n' "${rest[@]}" | BUILD=$build xargs -P 2 -I{} sh -c \
+        'out=$(tools/run_integration.sh {} 2>&1); rc=$?; printf "%s\n" "$out"; exit $rc' \
+        2>&1 | tee -a "$log" || status=1
 done
 
 mark "soak (what was left of it)"

@@ -261,7 +261,8 @@ static entry_t *lookup(dialer_media_t *m, char *key, bool *fresh)
     entry_t *e = find(m, key, h);
     *fresh = false;
     if (e && e->state == ENTRY_FAILED &&
-        ob_mono_ms() - e->failed_ms >= DIALER_MEDIA_FAILED_TTL_MS) {
+        ob_mono_ms() - e->failed_ms >=
+            (m->o.failed_ttl_ms > 0 ? m->o.failed_ttl_ms : DIALER_MEDIA_FAILED_TTL_MS)) {
         lru_unlink(m, e);
         m->bytes -= e->bytes;
         e->bytes = 0;

@@ -32,6 +32,7 @@ typedef struct {
     int render_timeout_ms;       /* bound of one render */
     int max_audio_ms;            /* longest audio kept, rendered or fetched */
     const ob_url_policy_t *urls; /* where play URLs may connect (outlives the module) */
+    int failed_ttl_ms;           /* a failure is kept this long; 0: DIALER_MEDIA_FAILED_TTL_MS */
 } dialer_media_opts_t;
 
 typedef enum {

@@ -394,14 +394,18 @@ Test(media, play_urls_outside_the_policy_are_refused)
     ob_url_ranges_free(deny);
 }
 
-/* A failure is kept DIALER_MEDIA_FAILED_TTL_MS, then the work is tried again. */
-Test(media, failures_expire, .init = up, .fini = down, .timeout = 30)
+/* A failure is kept failed_ttl_ms (DIALER_MEDIA_FAILED_TTL_MS in the
+ * dialer), then the work is tried again. */
+Test(media, failures_expire, .fini = down, .timeout = 30)
 {
+    dialer_media_opts_t o = opts();
+    o.failed_ttl_ms = 2000;
+    up_with(o);
     const char *url = url_of("/slow");
     dialer_audio_t *a = NULL;
     const char *why = NULL;
     cr_assert_eq(wait_play(url, &a, &why), DIALER_MEDIA_FAILED);
-    usleep((DIALER_MEDIA_FAILED_TTL_MS - 1000) * 1000);
+    usleep((o.failed_ttl_ms - 1000) * 1000);
     cr_expect_eq(dialer_media_play(m, url, &a, &why), DIALER_MEDIA_FAILED, "still cached");
     usleep(1500 * 1000);
     cr_expect_eq(dialer_media_play(m, url, &a, &why), DIALER_MEDIA_PENDING, "tried again");
