@@ -66,11 +66,11 @@ typedef struct {
 } sim_t;
 
 /* Media timing of the simulated callees, nominal ms. */
-#define SIM_BEEP_AFTER_MS  1500 /* a machine's greeting goes on this long after its verdict */
-#define SIM_BEEP_MS        500  /* its beep, the greeting's last part */
-#define SIM_SILENCE_MS     800  /* a person's silence before the voice verdict */
-#define SIM_PRESS_AFTER_MS 1000 /* a key is pressed this long into a prompt, or after audio */
-#define SIM_KEY_GAP_MS     300  /* between keys */
+#define SIM_BEEP_AFTER_MS  1500   /* a machine's greeting goes on this long after its verdict */
+#define SIM_BEEP_MS        500    /* its beep, the greeting's last part */
+#define SIM_SILENCE_MS     800    /* a person's silence before the voice verdict */
+#define SIM_PRESS_AFTER_MS 1000   /* a key is pressed this long into a prompt, or after audio */
+#define SIM_KEY_GAP_MS     300    /* between keys */
 #define SIM_KEYS_TALK_MS   120000 /* a key-pressing callee stays on the line this long at most */
 
 static uint64_t fnv1a(const char *s, uint64_t h)
