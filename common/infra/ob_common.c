@@ -5,6 +5,11 @@
  */
 #include "ob_common.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,4 +219,23 @@ bool ob_time_parse_rfc3339(const char *s, int64_t *unix_ms)
         return false;
     *unix_ms = v;
     return true;
+}
+
+void ob_udp_buffers(int port, int bytes)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) != NULL) {
+        int fd = atoi(e->d_name), type = 0;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss), tlen = sizeof(type);
+        if (fd <= 2 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+            ss.ss_family != AF_INET || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
+            type != SOCK_DGRAM || ntohs(((struct sockaddr_in *)&ss)->sin_port) != port)
+            continue;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+    }
+    if (dir)
+        closedir(dir);
 }

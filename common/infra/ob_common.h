@@ -71,6 +71,12 @@ bool ob_utf8_valid(const char *s, size_t len);
 void ob_random_bytes(void *buf, size_t n);
 
 /* Wall-clock time in milliseconds since the epoch, and monotonic ms and us. */
+/* Gives every UDP socket of this process bound to port (IPv4) send and
+ * receive buffers of bytes (capped by net.core.rmem_max and wmem_max): for
+ * a library's socket we are not handed, such as libre's SIP socket, which a
+ * thousand answers at once overflow at the default size. Best effort. */
+void ob_udp_buffers(int port, int bytes);
+
 int64_t ob_now_ms(void);
 int64_t ob_mono_ms(void);
 int64_t ob_mono_us(void);

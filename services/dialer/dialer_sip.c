@@ -10,7 +10,6 @@
 #include "ob_common.h"
 #include "ob_log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -615,30 +614,6 @@ static void on_incoming(const struct sip_msg *msg, void *arg)
     (void)sip_treply(NULL, s->sip, msg, 603, "Decline"); /* we only place calls */
 }
 
-/* Gives the SIP socket a large receive buffer: a burst of INVITEs brings
- * two or three responses each, and the default buffer (about 200 KB) drops
- * them once a few hundred calls start at once. libre does not expose the
- * transport's socket, so it is found among ours by its address. */
-static void enlarge_sip_socket(int port)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (dir && (e = readdir(dir)) != NULL) {
-        int fd = atoi(e->d_name), type = 0, size = 4 << 20;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss), tlen = sizeof(type);
-        if (fd <= 2 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
-            ss.ss_family != AF_INET || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
-            type != SOCK_DGRAM || ntohs(((struct sockaddr_in *)&ss)->sin_port) != port)
-            continue;
-        /* Capped by net.core.rmem_max; a smaller buffer still works. */
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-    }
-    if (dir)
-        closedir(dir);
-}
-
 static int stack_up(sip_carrier_t *s)
 {
     struct sa laddr, nsv[8];
@@ -659,7 +634,10 @@ static int stack_up(sip_carrier_t *s)
         snprintf(s->start_why, sizeof(s->start_why), "SIP on %s:%d (UDP): %s", s->local_addr,
                  s->opts.local_port, strerror(err));
     if (!err)
-        enlarge_sip_socket(s->opts.local_port);
+        /* A burst of INVITEs brings two or three responses each, and the
+         * default receive buffer (about 200 KB) drops them once a few
+         * hundred calls start at once. */
+        ob_udp_buffers(s->opts.local_port, 4 << 20);
     if (!err && (err = sipsess_listen(&s->ss, s->sip, 1024, on_incoming, s)))
         snprintf(s->start_why, sizeof(s->start_why), "SIP sessions: %s", strerror(err));
     if (!err && (err = mqueue_alloc(&s->mq, on_command, s)))

@@ -535,28 +535,6 @@ static void tick(void *arg)
 
 /* ---- start-up --------------------------------------------------------------- */
 
-/* A large receive buffer for the SIP socket: a thousand INVITEs at once
- * overflow the default. libre does not expose the socket; it is found among
- * ours by its port. */
-static void enlarge_sip_socket(int port)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (dir && (e = readdir(dir)) != NULL) {
-        int fd = atoi(e->d_name), type = 0, size = 4 << 20;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss), tlen = sizeof(type);
-        if (fd <= 2 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
-            ss.ss_family != AF_INET || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
-            type != SOCK_DGRAM || ntohs(((struct sockaddr_in *)&ss)->sin_port) != port)
-            continue;
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-    }
-    if (dir)
-        closedir(dir);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ob-test-callee --listen ADDR:PORT [--rules FILE] [--record-dir DIR]\n"
@@ -676,7 +654,7 @@ static int listen_sip(callee_t *app)
     struct sa bound;
     if ((err = sip_transp_laddr(app->sip, &bound, SIP_TRANSP_UDP, NULL)) == 0)
         port = sa_port(&bound);
-    enlarge_sip_socket(port);
+    ob_udp_buffers(port, 4 << 20);
     if ((err = sipsess_listen(&app->ss, app->sip, 4096, on_invite, app)) ||
         (err = sip_listen(&app->lsnr, app->sip, true, on_request, app))) {
         fprintf(stderr, "ob-test-callee: SIP sessions: %s\n", strerror(err));
