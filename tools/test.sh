@@ -75,7 +75,18 @@ for build in "${builds[@]}"; do
     if [[ $build == */san ]]; then export OB_TEST_UPLOAD_ROWS=200000; else unset OB_TEST_UPLOAD_ROWS; fi
     mapfile -t unit < <(find "$build/tests/unit" -type f -perm -u+x | sort)
     mapfile -t integ < <(find "$build/tests/integration" -type f -perm -u+x | sort)
-    tools/run_unit.sh "${unit[@]}" 2>&1 | tee -a "$log" || status=1
+    # Two unit binaries at a time too, the slowest (it waits on real calls)
+    # first; each one's output printed whole when it ends.
+    slow_unit=() other_unit=()
+    for t in "${unit[@]}"; do
+        case $t in
+        */test_dialer_sip_media | */test_dialer_sip | */test_ingest_csv) slow_unit+=("$t") ;;
+        *) other_unit+=("$t") ;;
+        esac
+    done
+    printf '%s\n' "${slow_unit[@]}" "${other_unit[@]}" | xargs -P 2 -I{} sh -c \
+        'out=$(tools/run_unit.sh {} 2>&1); rc=$?; printf "%s\n" "$out"; exit $rc' \
+        2>&1 | tee -a "$log" || status=1
     # Callee-type detection on the small generated corpus, against its targets.
     "$build/tests/detect/eval_detect" build/detect/small 2>&1 | tee -a "$log" || status=1
     # Two binaries at a time (as make check runs them), the crash-and-retry
