@@ -23,7 +23,9 @@ Writes OUTDIR/NAME.raw (8 kHz signed 16-bit little-endian mono),
 OUTDIR/manifest.tsv, one recording a line: name, label, early_ms (audio
 before the answer), greeting_end_ms (end of a person's first words after the
 answer, else -1), beep_ms (start of a machine's beep after the answer, else
--1), stratum, split, channel, source; and OUTDIR/test-split.sha256, the
+-1), stratum, split, onset_ms (when the callee's own sound starts after the
+answer, else -1: ringback heard after the answer comes before it), channel,
+source; and OUTDIR/test-split.sha256, the
 SHA-256 of the test split's manifest lines (eval_detect checks it against
 tests/detect/test-split.sha256). Engine renders are cached in --cache
 (default OUTDIR/../cache)."""
@@ -43,7 +45,7 @@ import detect_corpus_audio as au  # noqa: E402
 import detect_corpus_fixtures  # noqa: E402
 from detect_corpus_audio import RATE  # noqa: E402
 from detect_corpus_speech import Speech  # noqa: E402
-from detect_corpus_strata import STRATA, Ctx  # noqa: E402
+from detect_corpus_strata import STRATA, Ctx, onset  # noqa: E402
 
 SEEDS = {"dev": "dev-2026-1", "test": "test-2026-2"}
 _speech = None  # per worker process
@@ -79,8 +81,9 @@ def make_one(job):
     name = f"{split}-{stratum}-{i:03d}"
     with open(os.path.join(out, name + ".raw"), "wb") as f:
         f.write(pcm.tobytes())
+    start = rec["onset"] if "onset" in rec else onset(rec["after"])
     return (name, rec["label"] if label == "*" else label, ms(len(early)), ms(rec["greeting_end"]),
-            ms(rec["beep"]), stratum, split, au.channel_name(spec), c.source)
+            ms(rec["beep"]), stratum, split, ms(start), au.channel_name(spec), c.source)
 
 
 def main():
@@ -105,7 +108,7 @@ def main():
             with open(os.path.join(out, name + ".raw"), "wb") as f:
                 f.write(pcm.tobytes())
             rows.append((name, label, ms(early), ms(gend), ms(beep), "fixture", "fixture",
-                         "ulaw", "espeak:en-us"))
+                         ms(onset(pcm[early:])), "ulaw", "espeak:en-us"))
     lines = ["\t".join(map(str, r)) + "\n" for r in rows]
     with open(os.path.join(out, "manifest.tsv.tmp"), "w") as f:
         f.writelines(lines)

@@ -192,6 +192,13 @@ def tone_level(rng):
     return rng.uniform(-30, -6)
 
 
+def onset(x):
+    """Where the callee's own sound starts: the first sample that is not
+    silence (scenes are made of exact zeros and sound), or -1."""
+    nz = np.flatnonzero(np.abs(x) > 1e-6)
+    return int(nz[0]) if len(nz) else -1
+
+
 def _rec(label, after, ref, early=None, greeting_end=-1, beep=-1):
     return {"label": label, "early": early if early is not None else np.zeros(0),
             "after": after, "ref": ref, "greeting_end": greeting_end, "beep": beep}
@@ -334,6 +341,7 @@ def early_media(c, kind):
         shift = len(ring)
         rec["greeting_end"] = rec["greeting_end"] + shift if rec["greeting_end"] >= 0 else -1
         rec["beep"] = rec["beep"] + shift if rec["beep"] >= 0 else -1
+        rec["onset"] = shift + onset(rec["after"][shift:])
         return rec
     rec["early"] = early
     return rec

@@ -193,10 +193,10 @@ int main(int argc, char **argv)
     }
     eval_t *ev = eval_new(split ? split : "all");
     while (fgets(line, sizeof(line), m)) {
-        eval_row_t row = {0};
-        int cols =
-            sscanf(line, "%127s %31s %d %d %d %63s %15s %63s", row.name, row.label, &row.early_ms,
-                   &row.greeting_end_ms, &row.beep_ms, row.stratum, row.split, row.channel);
+        eval_row_t row = {.onset_ms = -1};
+        int cols = sscanf(line, "%127s %31s %d %d %d %63s %15s %d %63s", row.name, row.label,
+                          &row.early_ms, &row.greeting_end_ms, &row.beep_ms, row.stratum, row.split,
+                          &row.onset_ms, row.channel);
         if (cols < 5) {
             fprintf(stderr, "eval_detect: bad manifest line: %s", line);
             fclose(m);

@@ -22,6 +22,7 @@ typedef struct {
     int beep_ms;         /* a machine's beep starts, after the answer; -1: none */
     char stratum[64];    /* what kind of answer it is */
     char split[16];      /* "dev", "test", "fixture"; "-" in a first-corpus manifest */
+    int onset_ms;        /* the callee's own sound starts, after the answer; -1: none or unknown */
     char channel[64];    /* codec and impairments, for the per-recording results */
     int want;            /* label as an EVAL_ class */
 } eval_row_t;
