@@ -311,7 +311,7 @@ int eval_write_results(const eval_t *ev, const char *path)
 }
 
 typedef struct {
-    char what[160]; /* the target, as printed */
+    char what[640]; /* the target, as printed */
     bool ok;        /* met */
 } target_t;
 
