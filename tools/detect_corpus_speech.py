@@ -1,8 +1,8 @@
 """Speech for the callee-type corpus (tools/detect_corpus.py): text spoken by
 three engines (espeak-ng, flite, festival) and prompts recorded by people
-(Debian's asterisk-core-sounds-* and asterisk-prompt-* packages, CC BY-SA
-and GPL), at 8 kHz with their leading and trailing silence trimmed and their
-active level at -20 dBFS. Engine renders and decoded prompts are cached on
+(Debian's asterisk-core-sounds-* and asterisk-prompt-* packages: CC BY-SA
+3.0, CC BY 3.0, BSD-style and GPL-2), at 8 kHz with their leading and
+trailing silence trimmed and their active level at -20 dBFS. Engine renders and decoded prompts are cached on
 disk (the cache directory), keyed by what made them, so a rebuild speaks
 nothing twice."""
 
@@ -73,7 +73,7 @@ class Speech:
         base = os.path.join(SOUNDS, speaker, name)
         for ext in (".wav", ".gsm"):
             if os.path.exists(base + ext):
-                return self._cached(("rec", 1, speaker, name), lambda: _decode(base + ext))
+                return self._cached(("rec", 2, speaker, name), lambda: _decode(base + ext))
         return None
 
     def prompts(self, speaker, names):
@@ -115,7 +115,8 @@ def _to_8k(path, fmt=()):
 
 def _decode(path):
     fmt = ("-t", "gsm", "-r", str(RATE), "-c", "1") if path.endswith(".gsm") else ()
-    return trim(_to_8k(path, fmt))
+    x = _to_8k(path, fmt)
+    return trim(x - np.mean(x))  # some prompts carry a DC offset
 
 
 def _render(text, voice):
