@@ -247,6 +247,13 @@ $(DETECT_EVAL): $(DETECT_EVAL_SRC) tests/detect/eval_report.h tests/detect/amd_b
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/detect $(ALL_LDFLAGS) -o $@ $(DETECT_EVAL_SRC) $(LIB) $(LDLIBS)
 
+# Its unit test links the baseline too.
+$(BUILD)/tests/unit/tests/detect/test_amd_baseline: tests/unit/tests/detect/test_amd_baseline.c \
+		tests/detect/amd_baseline.c tests/detect/amd_baseline.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/detect $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< \
+		tests/detect/amd_baseline.c $(LIB) $(LDLIBS) -lcriterion
+
 DETECT_CORPUS_PY := $(wildcard tools/detect_corpus*.py)
 $(BUILD)/detect/%/manifest.tsv: $(DETECT_CORPUS_PY)
 	/usr/bin/python3 tools/detect_corpus.py $(dir $@) $(if $(filter small,$*),--small)
