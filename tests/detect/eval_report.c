@@ -45,9 +45,9 @@ typedef struct {
     int false_beeps_early; /* beeps before the callee's own sound (ringback, noise) */
     int false_beeps;       /* the same in every stratum */
     int people_p50, people_p90, people_p95, npeople; /* verdict after first words, ms */
-    int beep_lead_p50;         /* beep start minus machine verdict, ms (positive: before) */
-    double cpu_ms_per_call;    /* mean CPU per recording */
-    double cpu_us_per_audio_s; /* CPU per second of audio fed */
+    int beep_lead_p10, beep_lead_p50, beep_lead_p90; /* beep start minus machine verdict, ms */
+    double cpu_ms_per_call;                          /* mean CPU per recording */
+    double cpu_us_per_audio_s;                       /* CPU per second of audio fed */
 } summary_t;
 
 eval_t *eval_new(const char *split)
@@ -197,7 +197,9 @@ static summary_t summarise(const eval_t *ev, int d, const char *stratum)
     s.people_p50 = pct(lat, s.npeople, 0.5);
     s.people_p90 = pct(lat, s.npeople, 0.9);
     s.people_p95 = pct(lat, s.npeople, 0.95);
+    s.beep_lead_p10 = pct(lead, nlead, 0.1);
     s.beep_lead_p50 = pct(lead, nlead, 0.5);
+    s.beep_lead_p90 = pct(lead, nlead, 0.9);
     s.cpu_ms_per_call = calls ? 1000 * cpu / calls : 0;
     s.cpu_us_per_audio_s = audio > 0 ? 1e6 * cpu / audio : 0;
     free(lat);
@@ -287,10 +289,12 @@ static void json_summary(FILE *j, const summary_t *s)
     fprintf(j,
             ",\"false_beeps_ringback_early\":%d,\"false_beeps\":%d,"
             "\"people_after_first_words_ms\":{\"n\":%d,\"p50\":%d,\"p90\":%d,\"p95\":%d},"
-            "\"beep_minus_machine_verdict_ms_p50\":%d,\"cpu_ms_per_call\":%.3f,"
+            "\"beep_minus_machine_verdict_ms\":{\"p10\":%d,\"p50\":%d,\"p90\":%d},"
+            "\"cpu_ms_per_call\":%.3f,"
             "\"cpu_us_per_audio_second\":%.1f",
             s->false_beeps_early, s->false_beeps, s->npeople, s->people_p50, s->people_p90,
-            s->people_p95, s->beep_lead_p50, s->cpu_ms_per_call, s->cpu_us_per_audio_s);
+            s->people_p95, s->beep_lead_p10, s->beep_lead_p50, s->beep_lead_p90, s->cpu_ms_per_call,
+            s->cpu_us_per_audio_s);
 }
 
 int eval_write_results(const eval_t *ev, const char *path)
@@ -376,13 +380,16 @@ int eval_report(eval_t *ev, bool sanity, const char *json_path)
     print_row("fax right", &sum[0].fax, &sum[1].fax);
     print_row("information tone right", &sum[0].sit, &sum[1].sit);
     print_row("machine verdict before the beep", &sum[0].before_beep, &sum[1].before_beep);
+    printf("\n");
     for (int d = 0; d < DETECTORS; d++)
-        printf("%-15s people: verdict %d / %d / %d ms (p50/p90/p95) after their first words "
-               "end (%d); beep %d ms after a machine verdict (p50); false beeps %d (before the "
-               "callee's own sound %d); CPU %.3f ms per call, %.1f us per second of audio\n",
+        printf("%s:\n  people: verdict %d / %d / %d ms (p50/p90/p95) after their first words end "
+               "(%d verdicts)\n  machines: the beep came %d / %d / %d ms (p10/p50/p90) after "
+               "the verdict\n  false beeps: %d (before the callee's own sound: %d)\n"
+               "  CPU: %.3f ms per call, %.1f us per second of audio\n",
                detector_titles[d], sum[d].people_p50, sum[d].people_p90, sum[d].people_p95,
-               sum[d].npeople, sum[d].beep_lead_p50, sum[d].false_beeps, sum[d].false_beeps_early,
-               sum[d].cpu_ms_per_call, sum[d].cpu_us_per_audio_s);
+               sum[d].npeople, sum[d].beep_lead_p10, sum[d].beep_lead_p50, sum[d].beep_lead_p90,
+               sum[d].false_beeps, sum[d].false_beeps_early, sum[d].cpu_ms_per_call,
+               sum[d].cpu_us_per_audio_s);
 
     const summary_t *o = &sum[0];
 #define TARGET(ok_, ...)                                                                           \
