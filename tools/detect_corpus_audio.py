@@ -225,9 +225,10 @@ def codec(x, kind):
         pcm = audioop.alaw2lin(audioop.lin2alaw(pcm, 2), 2)
     elif kind == "gsm":
         raw = ["-t", "raw", "-r", str(RATE), "-c", "1", "-e", "signed", "-b", "16"]
-        gsm = subprocess.run(["sox"] + raw + ["-", "-t", "gsm", "-"], input=pcm,
+        sox = ["sox", "-R", "-D"]  # repeatable, no dither: the same corpus every time
+        gsm = subprocess.run(sox + raw + ["-", "-t", "gsm", "-"], input=pcm,
                              capture_output=True, check=True).stdout
-        pcm = subprocess.run(["sox", "-t", "gsm", "-r", str(RATE), "-c", "1", "-"] + raw + ["-"],
+        pcm = subprocess.run(sox + ["-t", "gsm", "-r", str(RATE), "-c", "1", "-"] + raw + ["-"],
                              input=gsm, capture_output=True, check=True).stdout
         pcm = pcm[: len(x) * 2].ljust(len(x) * 2, b"\0")
     else:

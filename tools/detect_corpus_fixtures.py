@@ -18,10 +18,10 @@ def _speak(text):
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "s.wav")
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "175", "-w", wav, text], check=True)
-        raw = subprocess.run(["sox", wav, "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed",
-                              "-t", "raw", "-", "sinc", "300-3400", "gain", "-n", "-6",
-                              "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
-                              "0.5%", "reverse"], capture_output=True, check=True).stdout
+        raw = subprocess.run(["sox", "-R", "-D", wav, "-r", str(RATE), "-c", "1", "-b", "16",
+                              "-e", "signed", "-t", "raw", "-", "sinc", "300-3400", "gain", "-n",
+                              "-6", "silence", "1", "0.02", "0.5%", "reverse", "silence", "1",
+                              "0.02", "0.5%", "reverse"], capture_output=True, check=True).stdout
     return np.frombuffer(raw, dtype="<i2").astype(np.float64)
 
 

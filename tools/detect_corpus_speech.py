@@ -2,9 +2,9 @@
 three engines (espeak-ng, flite, festival) and prompts recorded by people
 (Debian's asterisk-core-sounds-* and asterisk-prompt-* packages: CC BY-SA
 3.0, CC BY 3.0, BSD-style and GPL-2), at 8 kHz with their leading and
-trailing silence trimmed and their active level at -20 dBFS. Engine renders and decoded prompts are cached on
-disk (the cache directory), keyed by what made them, so a rebuild speaks
-nothing twice."""
+trailing silence trimmed and their active level at -20 dBFS. Engine renders
+and decoded prompts are cached on disk (the cache directory), keyed by what
+made them, so a rebuild speaks nothing twice."""
 
 import hashlib
 import os
@@ -65,7 +65,7 @@ class Speech:
 
     def say(self, text, voice):
         """text spoken by an engine voice (see VOICES)."""
-        return self._cached(("tts", 1, voice, text), lambda: _render(text, voice))
+        return self._cached(("tts", 2, voice, text), lambda: _render(text, voice))
 
     def prompt(self, speaker, name):
         """A recorded prompt (file name without extension), or None when the
@@ -73,7 +73,7 @@ class Speech:
         base = os.path.join(SOUNDS, speaker, name)
         for ext in (".wav", ".gsm"):
             if os.path.exists(base + ext):
-                return self._cached(("rec", 2, speaker, name), lambda: _decode(base + ext))
+                return self._cached(("rec", 3, speaker, name), lambda: _decode(base + ext))
         return None
 
     def prompts(self, speaker, names):
@@ -108,8 +108,11 @@ def trim(x, floor_db=-40):
 
 
 def _to_8k(path, fmt=()):
-    out = subprocess.run(["sox", *fmt, path, "-r", str(RATE), "-c", "1", "-b", "16", "-e",
-                          "signed", "-t", "raw", "-"], capture_output=True, check=True).stdout
+    """8 kHz 16-bit samples of an audio file: no dither (-D) and sox's
+    random numbers repeatable (-R), so that the same input gives the same
+    corpus, bit for bit."""
+    out = subprocess.run(["sox", "-R", "-D", *fmt, path, "-r", str(RATE), "-c", "1", "-b", "16",
+                          "-e", "signed", "-t", "raw", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(out, dtype="<i2").astype(np.float64)
 
 

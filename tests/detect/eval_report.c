@@ -122,13 +122,14 @@ static bool false_beep(const item_t *it, int d)
 }
 
 /* A beep reported before the callee made any sound of its own: ringback
- * after the answer, or line noise (early media is never searched for one).
- * Needs the manifest's onset_ms. */
+ * after the answer, or line noise (early media is never searched for one);
+ * 100 ms of slack, as the detector reports a tone's start to its 20 ms
+ * frame and from a window. Needs the manifest's onset_ms. */
 static bool early_beep(const item_t *it, int d)
 {
     const eval_outcome_t *o = &it->out[d];
     return false_beep(it, d) &&
-           (it->row.onset_ms < 0 ? it->row.beep_ms < 0 : o->beep_ms < it->row.onset_ms);
+           (it->row.onset_ms < 0 ? it->row.beep_ms < 0 : o->beep_ms < it->row.onset_ms - 100);
 }
 
 static bool in_stratum(const item_t *it, const char *stratum)
