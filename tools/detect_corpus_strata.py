@@ -229,7 +229,9 @@ def person(c, kind, babble=False):
         clips = c.babble_clips()
         x = x + au.babble(len(x), clips, rng) * ref * 10 ** (-rng.uniform(5, 20) / 20)
         c.source += "+babble"
-    return _rec("voice", x, ref, greeting_end=len(lead) + first)
+    rec = _rec("voice", x, ref, greeting_end=len(lead) + first)
+    rec["onset"] = len(lead)  # the person's, not the background talk's
+    return rec
 
 
 def machine(c, kind, beep="maybe", double=False, pause=(0.2, 1.5)):
