@@ -1,175 +1,128 @@
 #!/usr/bin/python3
 """Generates the labelled callee-type corpus for ob_detect (make eval-detect,
-make test): people answering and voicemail greetings spoken by espeak-ng in
-several voices and speeds, fax CNG and CED, special information tones with an
-announcement, silence and ringback; band-limited to 300-3400 Hz by sox, with
-line noise at several levels, mu-law encoded and decoded as a call would be.
-Nothing is downloaded.
+make test), offline: speech from three engines (espeak-ng, flite, festival)
+and from people's recorded prompts (Debian's asterisk sound packages), cut
+into strata (short and long first words, receptionists, repeated hellos,
+people over background talk; greetings short and long, with and without a
+beep, double beeps, greetings that open like a person, carrier and
+mailbox-full messages; fax CNG, CED early and late, ANSam; North American and
+ITU information tones; ringback and early media before the answer; silence),
+each through a drawn telephone channel (G.711 mu-law or A-law, GSM, packet
+loss with concealment, comfort noise, level, white/pink/brown noise or
+babble at 10-40 dB SNR). See docs/detection.md.
 
-Usage: detect_corpus.py OUTDIR [--small]
-Writes OUTDIR/NAME.raw (8 kHz signed 16-bit little-endian mono) and
-OUTDIR/manifest.tsv: name, label, early_ms (audio before the answer),
-greeting_end_ms (end of the first words after the answer, people only),
-beep_ms (start of a machine's beep after the answer, or -1)."""
+Two splits: "dev", to tune on, and "test", frozen: its own seed, and phrases,
+prompts, engine voices and recorded speakers the dev split never has.
 
-import array
-import math
+Usage: detect_corpus.py OUTDIR [--small] [--per-stratum N] [--jobs N]
+                               [--cache DIR]
+  full (default): both splits, 40 recordings per stratum each;
+  --small: the dev split's first 3 per stratum (the same recordings as the
+  full corpus's), and the fixed recordings test_sip plays by name.
+Writes OUTDIR/NAME.raw (8 kHz signed 16-bit little-endian mono),
+OUTDIR/manifest.tsv, one recording a line: name, label, early_ms (audio
+before the answer), greeting_end_ms (end of a person's first words after the
+answer, else -1), beep_ms (start of a machine's beep after the answer, else
+-1), stratum, split, onset_ms (when the callee's own sound starts after the
+answer, else -1: ringback heard after the answer comes before it), channel,
+source; and OUTDIR/test-split.sha256, the
+SHA-256 of the test split's manifest lines (eval_detect checks it against
+tests/detect/test-split.sha256). Engine renders are cached in --cache
+(default OUTDIR/../cache)."""
+
+import argparse
+import hashlib
+import multiprocessing
 import os
 import random
-import subprocess
 import sys
-import tempfile
+import time
 
-RATE = 8000
-FULL = {
-    "voices": ["en-us", "en-us+f3", "en-gb", "en-gb-scotland+m3", "en-029", "en-us+f4"],
-    "speeds": [140, 175, 210],
-    "noise": [None, -45, -35],
-}
-SMALL = {"voices": ["en-us", "en-gb+f3"], "speeds": [175], "noise": [None, -40]}
+import numpy as np
 
-# What people say when they pick up; a tuple is words, a pause (s), words.
-PEOPLE = [
-    "Hello?",
-    "Hello, who is this?",
-    "Yes?",
-    "Hi, Sam speaking.",
-    ("Yes,", 0.9, "this is Sam speaking."),
-    ("Hello?", 1.2, "Hello?"),
-]
-GREETINGS = [
-    "Hi, you've reached the voicemail of John Smith. I can't take your call right now. "
-    "Please leave your name and number after the tone.",
-    "Thank you for calling Acme Dental. Our office is currently closed. Our hours are "
-    "Monday to Friday, nine to five.",
-    "The person you are trying to reach is not available. At the tone, please record your "
-    "message. When you have finished recording, you may hang up.",
-    "Hey, it's Maria, leave a message.",
-    "You have reached five five five, zero one nine nine. Please leave a message after the beep.",
-]
-ANNOUNCEMENTS = [
-    "We're sorry, the number you have dialed is not in service. Please check the number "
-    "and dial again.",
-    "The number you have reached has been disconnected.",
-]
-SIT = [((913.8, 0.274), (1370.6, 0.274), (1776.7, 0.380)),
-       ((985.2, 0.380), (1428.5, 0.274), (1776.7, 0.380))]
-BEEPS = [None, (1000, 0.5), (1400, 0.3), (850, 0.8)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import detect_corpus_audio as au  # noqa: E402
+import detect_corpus_fixtures  # noqa: E402
+from detect_corpus_audio import RATE  # noqa: E402
+from detect_corpus_speech import Speech  # noqa: E402
+from detect_corpus_strata import STRATA, Ctx, onset  # noqa: E402
+
+SEEDS = {"dev": "dev-2026-1", "test": "test-2026-2"}
+_speech = None  # per worker process
 
 
-def silence(s):
-    return [0] * int(s * RATE)
+def _init(cache):
+    global _speech
+    _speech = Speech(cache)
 
 
-def tone(freqs, s, dbfs=-12):
-    amp = 32767 * 10 ** (dbfs / 20) / len(freqs)
-    return [int(sum(amp * math.sin(2 * math.pi * f * i / RATE) for f in freqs))
-            for i in range(int(s * RATE))]
+def ms(n):
+    return -1 if n < 0 else int(n) * 1000 // RATE
 
 
-_spoken = {}
-
-
-def speak(text, voice, speed, tmp):
-    """text spoken by espeak-ng at 8 kHz, 300-3400 Hz, silence trimmed."""
-    key = (text, voice, speed)
-    if key not in _spoken:
-        wav, raw = os.path.join(tmp, "s.wav"), os.path.join(tmp, "s.raw")
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", wav, text], check=True)
-        subprocess.run(["sox", wav, "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed",
-                        "-t", "raw", raw, "sinc", "300-3400", "gain", "-n", "-6",
-                        "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
-                        "0.5%", "reverse"], check=True)
-        _spoken[key] = array.array("h", open(raw, "rb").read()).tolist()
-    return _spoken[key]
-
-
-def words(parts, voice, speed, tmp):
-    """Speech for a phrase or (words, pause, words); and where the first
-    words end, in samples."""
-    if isinstance(parts, str):
-        s = speak(parts, voice, speed, tmp)
-        return s, len(s)
-    first = speak(parts[0], voice, speed, tmp)
-    return first + silence(parts[1]) + speak(parts[2], voice, speed, tmp), len(first)
-
-
-def finish(samples, noise_db, rng, tmp):
-    """Adds white noise at noise_db dBFS, then mu-law encodes and decodes."""
-    if noise_db is not None:
-        sigma = 32767 * 10 ** (noise_db / 20)
-        samples = [s + rng.gauss(0, sigma) for s in samples]
-    lin = array.array("h", (max(-32768, min(32767, int(s))) for s in samples))
-    src, ul = os.path.join(tmp, "c.raw"), os.path.join(tmp, "c.ul")
-    lin.tofile(open(src, "wb"))
-    raw = ["-t", "raw", "-r", str(RATE), "-c", "1"]
-    subprocess.run(["sox"] + raw + ["-e", "signed", "-b", "16", src] + raw + ["-e", "mu-law", ul],
-                   check=True)
-    subprocess.run(["sox"] + raw + ["-e", "mu-law", ul] + raw + ["-e", "signed", "-b", "16", src],
-                   check=True)
-    return open(src, "rb").read()
+def make_one(job):
+    """Makes one recording (split, stratum index, number); writes its .raw
+    file and returns its manifest row."""
+    out, split, k, i = job
+    stratum, label, maker = STRATA[k]
+    rng = random.Random(f"{SEEDS[split]}/{stratum}/{i}")
+    crng = random.Random(f"{SEEDS[split]}/{stratum}/{i}/channel")
+    nrng = np.random.default_rng(rng.getrandbits(63))
+    c = Ctx(split, rng, nrng, _speech)
+    rec = maker(c)
+    early = rec["early"]
+    pad = (-len(early)) % (RATE // 1000)  # the answer on a whole ms
+    if len(early):
+        early = np.concatenate([np.zeros(pad), early])
+    x = np.concatenate([early, rec["after"]])
+    spec = au.draw_channel(crng)
+    pcm = au.channel(x, rec["ref"], spec, crng, nrng, c.babble_clips() if spec["noise"] ==
+                     "babble" else None)
+    name = f"{split}-{stratum}-{i:03d}"
+    with open(os.path.join(out, name + ".raw"), "wb") as f:
+        f.write(pcm.tobytes())
+    start = rec["onset"] if "onset" in rec else onset(rec["after"])
+    return (name, rec["label"] if label == "*" else label, ms(len(early)), ms(rec["greeting_end"]),
+            ms(rec["beep"]), stratum, split, ms(start), au.channel_name(spec), c.source)
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out, sizes = sys.argv[1], SMALL if "--small" in sys.argv else FULL
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("outdir")
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--per-stratum", type=int)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--cache")
+    a = ap.parse_args()
+    out = a.outdir
     os.makedirs(out, exist_ok=True)
-    rng = random.Random(7)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        def emit(name, label, samples, noise, early=0, greeting_end=-1, beep=-1):
-            tag = "clean" if noise is None else f"n{-noise}"
-            name = f"{name}-{tag}"
+    cache = a.cache or os.path.join(os.path.dirname(os.path.abspath(out.rstrip("/"))), "cache")
+    splits = ["dev"] if a.small else ["dev", "test"]
+    per = a.per_stratum or (3 if a.small else 40)
+    jobs = [(out, s, k, i) for s in splits for k in range(len(STRATA)) for i in range(per)]
+    start = time.monotonic()
+    with multiprocessing.Pool(max(1, a.jobs), initializer=_init, initargs=(cache,)) as pool:
+        rows = pool.map(make_one, jobs, chunksize=4)
+    if a.small:
+        for name, label, pcm, early, gend, beep in detect_corpus_fixtures.make():
             with open(os.path.join(out, name + ".raw"), "wb") as f:
-                f.write(finish(samples, noise, rng, tmp))
-            ms = lambda n: -1 if n < 0 else n * 1000 // RATE  # noqa: E731
-            rows.append((name, label, ms(early), ms(greeting_end), ms(beep)))
-
-        for noise in sizes["noise"]:
-            for v, voice in enumerate(sizes["voices"]):
-                for speed in sizes["speeds"]:
-                    tag = f"{voice.replace('+', '_')}-{speed}"
-                    for i, phrase in enumerate(PEOPLE):
-                        lead = silence(rng.uniform(0.2, 0.7))
-                        speech, first = words(phrase, voice, speed, tmp)
-                        emit(f"voice{i}-{tag}", "voice", lead + speech + silence(4), noise,
-                             greeting_end=len(lead) + first)
-                    for i, text in enumerate(GREETINGS):
-                        lead = silence(rng.uniform(0.1, 0.5))
-                        speech = speak(text, voice, speed, tmp)
-                        beep = BEEPS[(i + v) % len(BEEPS)]
-                        clip = lead + speech + silence(0.3)
-                        at = len(clip) if beep else -1
-                        if beep:
-                            clip += tone([beep[0]], beep[1])
-                        emit(f"machine{i}-{tag}", "answeringmachine", clip + silence(2), noise,
-                             beep=at)
-            for level in (-10, -25):
-                cng = silence(0.5)
-                for _ in range(2):
-                    cng += tone([1100], 0.5, level) + silence(3)
-                emit(f"fax-cng{-level}", "fax", cng, noise)
-                emit(f"fax-ced{-level}", "fax", silence(0.2) + tone([2100], 3.3, level) +
-                     silence(1), noise)
-            for i, sit in enumerate(SIT):
-                for early in (False, True):
-                    voice = sizes["voices"][i % len(sizes["voices"])]
-                    clip = silence(0.1)
-                    for f, s in sit:
-                        clip += tone([f], s, -15)
-                    clip += speak(ANNOUNCEMENTS[i % len(ANNOUNCEMENTS)], voice, 175, tmp)
-                    emit(f"sit{i}-{'early' if early else 'answered'}", "informationtone",
-                         clip, noise, early=len(clip) if early else 0)
-            emit("silence", "unknown", silence(6), noise)
-            ring = []
-            for _ in range(2):
-                ring += tone([440, 480], 2, -15) + silence(4)
-            emit("ringback", "unknown", ring + silence(4), noise, early=len(ring))
-    with open(os.path.join(out, "manifest.tsv"), "w") as f:
-        for r in rows:
-            f.write("\t".join(map(str, r)) + "\n")
-    print(f"detect corpus: {len(rows)} recordings in {out}")
+                f.write(pcm.tobytes())
+            rows.append((name, label, ms(early), ms(gend), ms(beep), "fixture", "fixture",
+                         ms(onset(pcm[early:])), "ulaw", "espeak:en-us"))
+    lines = ["\t".join(map(str, r)) + "\n" for r in rows]
+    with open(os.path.join(out, "manifest.tsv.tmp"), "w") as f:
+        f.writelines(lines)
+    os.replace(os.path.join(out, "manifest.tsv.tmp"), os.path.join(out, "manifest.tsv"))
+    digest = hashlib.sha256("".join(ln for ln in lines
+                                    if ln.split("\t")[6] == "test").encode()).hexdigest()
+    with open(os.path.join(out, "test-split.sha256"), "w") as f:
+        f.write(digest + "\n")
+    keep = {r[0] + ".raw" for r in rows}
+    for f in os.listdir(out):  # recordings of an older corpus
+        if f.endswith(".raw") and f not in keep:
+            os.remove(os.path.join(out, f))
+    print(f"detect corpus: {len(rows)} recordings in {out} "
+          f"({len(STRATA)} strata, {'+'.join(splits)}), {time.monotonic() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ packages=(
 	wrk chromium xxd python3-venv libre-dev sip-tester clang libclang-rt-14-dev
 	libfuzzer-14-dev libspandsp-dev espeak-ng sox libespeak-ng-dev
 	libsamplerate0-dev
+	# The callee-type corpus (tools/detect_corpus*.py): two more speech
+	# engines and their voices, people's recorded prompts, numpy.
+	flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+	asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav
+	asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav
+	asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle asterisk-prompt-es-co
+	python3-numpy
 )
 # Node and a JRE only when none is on PATH (a fresh machine has none).
 node_packages=(nodejs npm)
