@@ -18,10 +18,10 @@
 #define RATE        8000
 #define FRAME       160 /* 20 ms */
 #define FRAME_MS    20
-#define TONE_FREQS  7 /* the information tone's five, then fax CNG and CED */
-#define BEEP_LOW    500
+#define TONE_FREQS  10 /* the information tones' eight, then fax CNG and CED */
+#define BEEP_LOW    400
 #define BEEP_STEP   25
-#define BEEP_FREQS  61 /* 500..2000 Hz */
+#define BEEP_FREQS  65 /* 400..2000 Hz */
 #define BEEP_FRAMES 10 /* 200 ms of one pure tone */
 
 /* A frame is a pure tone at a filter's frequency when that filter holds at
@@ -29,26 +29,69 @@
 #define PURE_TONE 0.6
 /* A beep is purer: a synthetic or sung vowel can hold 60% in one harmonic. */
 #define PURE_BEEP 0.8
-/* Speech is this many times (10 dB) above the noise floor, and never below
+/* and steadier: its power moves by less than this ratio (2 dB) a frame. */
+#define BEEP_STEADY 1.6
+/* Speech is this many times (6 dB) above the noise floor, and never below
  * ABS_MIN (about -50 dBFS) of mean square amplitude. */
 #define SPEECH_OVER_FLOOR 4.0
-#define ABS_MIN           10000.0
+/* Once a word has started it goes on down to 3 dB over the floor: in loud
+ * line noise a word's quieter sounds would otherwise cut it into pieces too
+ * short to count. */
+#define WORD_OVER_FLOOR 2.0
+#define ABS_MIN         10000.0
 /* The noise floor is the quietest frame of the latest 1.5 s: speech dips
  * between syllables and words often enough, noise does not. */
 #define FLOOR_FRAMES 75
+/* Babble (a TV, a second person) is not the callee: once the callee has
+ * spoken, a word starts only within ONSET_BELOW (a power ratio) of their
+ * voice's level, the running mean power of their frames as loud as that
+ * (weight LEVEL_WEIGHT a frame), and goes on only within WORD_BELOW of it. Babble
+ * far enough below the callee then never starts a word; the callee's own
+ * quieter sounds, inside words, still count. */
+#define ONSET_BELOW  0.32 /* -5 dB */
+#define WORD_BELOW   0.02 /* -17 dB */
+#define LEVEL_WEIGHT 0.05
 /* Silence between words: a pause at least this long ends a word. */
 #define WORD_GAP_MS 60
-/* A segment of the information tone lasts 274 or 380 ms; 200 ms of it
+/* People's first words rarely run longer than this: a machine verdict on a
+ * greeting length near it is unsure, one far past it sure; a person's as
+ * short as it or shorter is sure. */
+#define PERSON_TALK_MS 2000
+/* Talk longer than this is a sentence, not a "Hello?": after it the wait for
+ * a beep is longer, since a short greeting's beep can follow it (the
+ * bias's late_beep_ms). */
+#define SENTENCE_MS 1300
+/* A fax answer tone (CED) may start 1.8-2.5 s after the answer (the V.25
+ * billing delay) and takes up to 800 ms to recognise: a silent line is not
+ * given up on before this. */
+#define CED_WAIT_MS 3600
+
+/* What each bias changes: the talk that makes a greeting (per cent of
+ * greeting_ms), the wait after a short answer and after a sentence (ms
+ * added to after_greeting_silence_ms). */
+static const struct {
+    int greeting_pct;  /* greeting_ms scaled */
+    int short_wait_ms; /* added to the wait after a short answer */
+    int late_beep_ms;  /* added to the wait after a sentence */
+} biases[] = {
+    [OB_DETECT_BALANCED] = {100, 0, 700},
+    [OB_DETECT_FAVOUR_PERSON] = {130, 0, 300},
+    [OB_DETECT_FAVOUR_MACHINE] = {75, 300, 1200},
+};
+
+/* A segment of the information tone lasts 274 to 400 ms; 200 ms of it
  * counts, with gaps of up to 60 ms between segments. */
 #define SIT_SEGMENT_MS 200
 #define SIT_GAP_MS     60
 
-static const float tone_freqs[TONE_FREQS] = {913.8f,  985.2f,  1370.6f, 1428.5f,
-                                             1776.7f, 1100.0f, 2100.0f};
+/* North American (913.8 or 985.2, 1370.6 or 1428.5, 1776.7 Hz) and ITU
+ * (950, 1400, 1800 Hz, ITU-T E.180) information tones, then fax. */
+static const float tone_freqs[TONE_FREQS] = {913.8f,  985.2f,  950.0f,  1370.6f, 1428.5f,
+                                             1400.0f, 1776.7f, 1800.0f, 1100.0f, 2100.0f};
 /* The information tone segment (0, 1, 2) of each frequency; -1 for fax. */
-static const int sit_segment[TONE_FREQS] = {0, 0, 1, 1, 2, -1, -1};
-#define TONE_CNG 5
-#define TONE_CED 6
+static const int sit_segment[TONE_FREQS] = {0, 0, 0, 1, 1, 1, 2, 2, -1, -1};
+#define TONE_CNG 8
+#define TONE_CED 9
 /* A fax tone held this long: CNG bursts last 500 ms, CED at least 2.6 s.
  * (SpanDSP's own detectors decide first on clean lines; these filters
  * catch a quiet tone on a noisy line.) */
@@ -76,6 +119,7 @@ struct ob_detect {
     double recent[FLOOR_FRAMES]; /* mean square of the latest frames (a ring) */
     int nrecent;                 /* frames in it so far (up to FLOOR_FRAMES) */
     double floor;                /* noise floor: the quietest of them */
+    double level;                /* the callee's voice: mean power of their speech frames */
 
     /* speech rules */
     bool heard;         /* a word has started since the answer */
@@ -92,7 +136,9 @@ struct ob_detect {
     int sit_gap_ms; /* frames since the last segment ended */
 
     /* beep */
-    int beep_bin, beep_run;
+    int beep_bin;       /* the filter where the pure tone started; -1: none */
+    int beep_run;       /* frames of it so far */
+    double beep_power;  /* its latest frame's mean square */
     int64_t machine_ms; /* when the machine verdict was given */
 
     /* the greeting's end, after a machine verdict */
@@ -227,7 +273,18 @@ static void sit_frame(ob_detect_t *d, int f)
     }
 }
 
-/* The speech rules, after the answer. */
+static double clamp01(double x)
+{
+    return x < 0 ? 0 : x > 1 ? 1 : x;
+}
+
+/* The speech rules, after the answer. A person answers soon, says a word
+ * or a sentence, and waits for us; a machine reads on, sentence after
+ * sentence, to its beep. So: talk that runs on (pauses shorter than the
+ * wait included) past the greeting's length is a machine; silence after talk is a person, after a
+ * longer wait when the talk was a sentence, in which a short greeting's beep would come. A pause
+ * between sentences tells nothing: people pause at commas as long as greetings do at full stops.
+ * The bias moves both. */
 static void speech_frame(ob_detect_t *d, bool voiced)
 {
     const ob_detect_config_t *c = &d->cfg;
@@ -252,37 +309,52 @@ static void speech_frame(ob_detect_t *d, bool voiced)
             d->voiced_ms = 0;
     }
 
-    int64_t greeting = d->heard ? d->last_voice - d->onset_ms : 0;
-    if (!d->heard && d->fed_ms >= c->initial_silence_ms && d->voiced_ms == 0)
+    int bias = c->bias >= 0 && c->bias < (int)OB_COUNTOF(biases) ? (int)c->bias : 0;
+    int64_t talk = d->heard ? d->last_voice - d->onset_ms : 0;
+    int need = c->greeting_ms * biases[bias].greeting_pct / 100;
+    int wait = c->after_greeting_silence_ms +
+               (talk >= SENTENCE_MS ? biases[bias].late_beep_ms : biases[bias].short_wait_ms);
+    int silent_for = c->initial_silence_ms > CED_WAIT_MS ? c->initial_silence_ms : CED_WAIT_MS;
+    if (!d->heard && d->fed_ms >= silent_for && d->voiced_ms == 0)
         decide(d, OB_DETECT_UNKNOWN, 0.5, "initial_silence");
-    else if (d->heard && greeting >= c->greeting_ms)
-        decide(d, OB_DETECT_MACHINE, 0.85, "long_greeting");
+    else if (d->heard && talk >= need)
+        decide(d, OB_DETECT_MACHINE, 0.5 + 0.45 * clamp01((need - PERSON_TALK_MS) / 4000.0),
+               "long_greeting");
     else if (d->heard && c->max_words > 0 && d->words > c->max_words)
         decide(d, OB_DETECT_MACHINE, 0.7, "max_words");
-    else if (d->heard && d->silence_ms >= c->after_greeting_silence_ms)
-        decide(d, OB_DETECT_VOICE, 0.5 + 0.5 * (1.0 - (double)greeting / c->greeting_ms),
+    else if (d->heard && d->silence_ms >= wait)
+        decide(d, OB_DETECT_VOICE,
+               0.55 + 0.4 * clamp01((double)(need - talk) / (need - PERSON_TALK_MS)),
                "short_greeting");
-    else if (d->fed_ms >= c->total_analysis_ms)
-        decide(d, OB_DETECT_UNKNOWN, 0, "analysis_time");
+    else if (d->fed_ms >= c->total_analysis_ms && talk >= SENTENCE_MS && d->silence_ms == 0)
+        decide(d, OB_DETECT_MACHINE, 0.55, "long_greeting"); /* still talking */
+    else if (d->fed_ms >= c->total_analysis_ms + (d->heard ? wait : 0))
+        decide(d, OB_DETECT_UNKNOWN, 0, "analysis_time"); /* a pause let run its wait */
 }
 
-/* A pure tone held BEEP_FRAMES frames at one frequency (within one filter)
- * is a machine's beep; true once heard. */
+/* A pure tone held BEEP_FRAMES frames at one frequency (within one filter
+ * of where it started) and one level (within BEEP_STEADY from frame to
+ * frame) is a machine's beep; true once heard. A voice's harmonic
+ * can be as pure for a while, but its pitch and loudness move. */
 static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
 {
     double share = 0;
     int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
                   ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share)
                   : -1;
-    if (bin >= 0 && share >= PURE_BEEP && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1) {
+    bool pure = bin >= 0 && share >= PURE_BEEP;
+    if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
+        mean_square < d->beep_power * BEEP_STEADY && mean_square * BEEP_STEADY > d->beep_power) {
+        d->beep_power = mean_square;
         if (++d->beep_run >= BEEP_FRAMES) {
             d->res.beep = true;
             d->res.beep_ms = (int)(d->fed_ms - (int64_t)BEEP_FRAMES * FRAME_MS);
             return true;
         }
     } else {
-        d->beep_run = bin >= 0 && share >= PURE_BEEP ? 1 : 0;
-        d->beep_bin = bin;
+        d->beep_run = pure ? 1 : 0;
+        d->beep_bin = pure ? bin : -1;
+        d->beep_power = mean_square;
     }
     return false;
 }
@@ -372,7 +444,7 @@ static void frame_done(ob_detect_t *d)
     }
     if (!d->answered)
         return;
-    double threshold = d->floor * SPEECH_OVER_FLOOR;
+    double threshold = d->floor * (d->voiced_ms > 0 ? WORD_OVER_FLOOR : SPEECH_OVER_FLOOR);
     bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
     /* A beep after words: a machine, whatever the greeting's length. */
     if (d->heard && loud && beep_heard(d, energy, mean_square)) {
@@ -389,7 +461,11 @@ static void frame_done(ob_detect_t *d)
      * vowel's strong harmonic). */
     bool tone = (f >= 0 && d->tone_run_ms >= TONE_NOT_SPEECH_MS) ||
                 d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS;
-    speech_frame(d, loud && !tone);
+    bool callee =
+        loud && !tone && mean_square > d->level * (d->voiced_ms > 0 ? WORD_BELOW : ONSET_BELOW);
+    if (callee && mean_square > d->level * ONSET_BELOW) /* babble inside a word does not count */
+        d->level = d->level > 0 ? d->level + LEVEL_WEIGHT * (mean_square - d->level) : mean_square;
+    speech_frame(d, callee);
 }
 
 bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n)

@@ -29,6 +29,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Which error a deployment would rather make when the audio is unclear
+ * (ob_detect.c scales the timing rules by it): a person taken for a machine
+ * is a dropped live call; a machine taken for a person is a message spoken
+ * over a greeting. */
+typedef enum {
+    OB_DETECT_BALANCED,       /* the default */
+    OB_DETECT_FAVOUR_PERSON,  /* "person": longer talk before "machine", a shorter wait */
+    OB_DETECT_FAVOUR_MACHINE, /* "machine": shorter talk is a greeting, a longer wait for a beep */
+} ob_detect_bias_t;
+
+/* The bias's name ("balanced", "person", "machine"). */
+const char *ob_detect_bias_name(ob_detect_bias_t b);
+
 /* Thresholds, named like Asterisk's AMD and Twilio's machine detection
  * parameters; ob_detect_defaults fills them. */
 typedef struct {
@@ -40,16 +53,19 @@ typedef struct {
     int max_words;                 /* more words than this before a pause: machine */
     int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
     int greeting_silence_ms;       /* no beep, but the greeting silent this long: it is over */
+    ob_detect_bias_t bias;         /* which error to prefer when unsure */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 2400, 800, 5000, 100, 6, 20000, 3000. */
+/* The defaults: 2500, 5000, 800, 6000, 100, 0, 20000, 3000, balanced. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
 
 /* Reads a deployment's thresholds, a JSON object with any of the members
- * above (integers in their ranges: see ob_detect.c), into cfg, which holds
- * the defaults for the rest. NULL or "" text: the defaults. OB_EINVAL with
- * err naming the member ("detection.greeting_ms must be an integer from
- * 500 to 10000", "detection.x is not a threshold"). */
+ * above (integers in their ranges: see ob_detect_config.c; "bias" one of
+ * "person", "balanced", "machine"), into cfg, which holds the defaults for
+ * the rest. NULL or "" text: the defaults. OB_EINVAL with err naming the
+ * member ("detection.greeting_ms must be an integer from 500 to 10000",
+ * "detection.bias must be \"person\", \"balanced\" or \"machine\"",
+ * "detection.x is not a threshold"). */
 ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg,
                                ob_err_t *err) OB_MUSTCHECK;
 
