@@ -29,6 +29,8 @@
 #define PURE_TONE 0.6
 /* A beep is purer: a synthetic or sung vowel can hold 60% in one harmonic. */
 #define PURE_BEEP 0.8
+/* A beep's share of 40 ms (see one_tone); two tones hold half each. */
+#define ONE_TONE 0.7
 /* and steadier: its power moves by less than this ratio (2 dB) a frame. */
 #define BEEP_STEADY 1.6
 /* Speech is this many times (6 dB) above the noise floor, and never below
@@ -107,7 +109,8 @@ struct ob_detect {
     bool final;     /* nothing more to decide */
     int64_t fed_ms; /* audio fed since the answer */
     int16_t frame[FRAME];
-    int nframe; /* samples in frame */
+    int16_t prev[FRAME]; /* the frame before it */
+    int nframe;          /* samples in frame */
 
     modem_connect_tones_rx_state_t *cng, *ced; /* SpanDSP fax tones */
     int fax_tone;                              /* set by their callback */
@@ -332,6 +335,29 @@ static void speech_frame(ob_detect_t *d, bool voiced)
         decide(d, OB_DETECT_UNKNOWN, 0, "analysis_time"); /* a pause let run its wait */
 }
 
+/* Whether the latest 40 ms hold one tone near f Hz rather than two close
+ * ones: ringback (440+480, 400+450 Hz) looks like one tone beating in a
+ * 20 ms frame, whose filters are 50 Hz wide; 40 ms tell tones 25 Hz apart.
+ * Goertzel at f and 12.5 Hz either side, so that a tone between the beep
+ * filters' centres is not missed. */
+static bool one_tone(const ob_detect_t *d, int f)
+{
+    double energy = 0, best = 0;
+    for (int i = 0; i < FRAME; i++)
+        energy += (double)d->prev[i] * d->prev[i] + (double)d->frame[i] * d->frame[i];
+    for (int k = -1; k <= 1; k++) {
+        double w = 2 * cos(2 * M_PI * (f + k * 12.5) / RATE), s1 = 0, s2 = 0;
+        for (int i = 0; i < 2 * FRAME; i++) {
+            double s0 = (i < FRAME ? d->prev[i] : d->frame[i - FRAME]) + w * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        double p = s1 * s1 + s2 * s2 - w * s1 * s2;
+        best = p > best ? p : best;
+    }
+    return energy > 0 && best / (FRAME * energy) >= ONE_TONE;
+}
+
 /* A pure tone held BEEP_FRAMES frames at one frequency (within one filter
  * of where it started) and one level (within BEEP_STEADY from frame to
  * frame) is a machine's beep; true once heard. A voice's harmonic
@@ -342,7 +368,7 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
     int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
                   ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share)
                   : -1;
-    bool pure = bin >= 0 && share >= PURE_BEEP;
+    bool pure = bin >= 0 && share >= PURE_BEEP && one_tone(d, BEEP_LOW + bin * BEEP_STEP);
     if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
         mean_square < d->beep_power * BEEP_STEADY && mean_square * BEEP_STEADY > d->beep_power) {
         d->beep_power = mean_square;
@@ -475,6 +501,7 @@ bool ob_detect_feed(ob_detect_t *d, const int16_t *samples, size_t n)
         if (d->nframe == FRAME) {
             d->nframe = 0;
             frame_done(d);
+            memcpy(d->prev, d->frame, sizeof(d->prev));
         }
     }
     return d->final;

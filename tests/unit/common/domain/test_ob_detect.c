@@ -500,3 +500,139 @@ ParameterizedTest(callee_case_t *c, detect, callees_answer_as_people_and_machine
     }
     free(a.s);
 }
+
+/* ---- tones ---------------------------------------------------------------- */
+
+/* Fax answer tone (CED, 2100 Hz) after the V.25 billing delay, and the
+ * information tones of both families, in early media or after the answer. */
+typedef struct {
+    const char *name;       /* the case */
+    int delay_ms;           /* line silence before the tone */
+    double freqs[3];        /* the tone's segments (one for fax) */
+    int seg_ms[3];          /* and their lengths */
+    double amp;             /* peak amplitude */
+    bool early;             /* played before the answer (never answered) */
+    ob_detect_verdict_t is; /* expected */
+} tone_case_t;
+
+static tone_case_t tone_cases[] = {
+    {"ced_after_200ms", 200, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
+    {"ced_after_1.8s", 1800, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
+    {"ced_after_2.2s", 2200, {2100}, {3300}, 2000, false, OB_DETECT_FAX},
+    {"ced_after_2.5s", 2500, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
+    {"sit_north_american",
+     100,
+     {913.8, 1370.6, 1776.7},
+     {274, 274, 380},
+     6000,
+     false,
+     OB_DETECT_INFOTONE},
+    {"sit_itu_answered", 100, {950, 1400, 1800}, {330, 330, 330}, 6000, false, OB_DETECT_INFOTONE},
+    {"sit_itu_early", 0, {950, 1400, 1800}, {330, 330, 330}, 3000, true, OB_DETECT_INFOTONE},
+    {"sit_itu_quiet", 300, {950, 1400, 1800}, {330, 330, 330}, 800, false, OB_DETECT_INFOTONE},
+};
+
+ParameterizedTestParameters(detect, fax_and_information_tones_whenever_they_start)
+{
+    return cr_make_param_array(tone_case_t, tone_cases, OB_COUNTOF(tone_cases));
+}
+
+ParameterizedTest(tone_case_t *c, detect, fax_and_information_tones_whenever_they_start)
+{
+    audio_t a = {0};
+    silence(&a, c->delay_ms);
+    for (int k = 0; k < 3 && c->freqs[k] > 0; k++)
+        tone(&a, c->freqs[k], c->seg_ms[k], c->amp);
+    audio_t w =
+        spoken("We're sorry, the number you have dialed is not in service.", "en-us", 175, 3000);
+    append(&a, &w);
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, c->early ? 100000 : 0);
+    cr_expect_eq(r.verdict, c->is, "%s: %s by %s at %d ms", c->name, ob_detect_name(r.verdict),
+                 r.why, r.decision_ms);
+    cr_expect(!r.beep, "%s: a beep", c->name);
+    free(a.s);
+    free(w.s);
+}
+
+/* Ringback (440+480 Hz, 2 s on, 4 s off) and other early media are never a
+ * beep: before the answer, or after it (a carrier that answers first). */
+typedef struct {
+    const char *name; /* the case */
+    int early_ms;     /* of the audio, this much before the answer */
+    double f1, f2;    /* the ringing tone (f2 0: one frequency) */
+    bool hello_first; /* the callee says "Hello?" before it */
+} ring_case_t;
+
+static ring_case_t ring_cases[] = {
+    {"ringback_in_early_media", 12000, 440, 480, false},
+    {"ringback_after_the_answer", 0, 440, 480, false},
+    {"ringback_after_words", 0, 440, 480, true},
+    {"uk_ringback_after_words", 0, 400, 450, true},
+};
+
+ParameterizedTestParameters(detect, ringback_is_never_a_beep)
+{
+    return cr_make_param_array(ring_case_t, ring_cases, OB_COUNTOF(ring_cases));
+}
+
+ParameterizedTest(ring_case_t *c, detect, ringback_is_never_a_beep)
+{
+    audio_t a = {0};
+    silence(&a, 300);
+    if (c->hello_first) {
+        audio_t w = spoken("Hello?", "en-us", 175, 3000);
+        append(&a, &w);
+        free(w.s);
+        silence(&a, 300);
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 2 * RATE; i++)
+            push(&a, 3000 * sin(2 * M_PI * c->f1 * i / RATE) +
+                         (c->f2 > 0 ? 3000 * sin(2 * M_PI * c->f2 * i / RATE) : 0) + hiss());
+        silence(&a, 4000);
+    }
+    audio_t w = spoken("Hello?", "en-us", 175, 3000);
+    append(&a, &w);
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, c->early_ms);
+    cr_expect(!r.beep, "%s: a beep at %d ms", c->name, r.beep_ms);
+    cr_expect(r.why == NULL || strcmp(r.why, "beep") != 0, "%s: decided by a beep", c->name);
+    free(w.s);
+    free(a.s);
+}
+
+/* ---- the bias ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *json;      /* a deployment's detection */
+    ob_rc_t rc;            /* expected */
+    ob_detect_bias_t bias; /* then */
+    const char *err;       /* in the error */
+} bias_case_t;
+
+static bias_case_t bias_cases[] = {
+    {"{}", OB_OK, OB_DETECT_BALANCED, ""},
+    {"{\"bias\": \"person\"}", OB_OK, OB_DETECT_FAVOUR_PERSON, ""},
+    {"{\"bias\": \"balanced\", \"greeting_ms\": 4000}", OB_OK, OB_DETECT_BALANCED, ""},
+    {"{\"bias\": \"machine\"}", OB_OK, OB_DETECT_FAVOUR_MACHINE, ""},
+    {"{\"bias\": null}", OB_OK, OB_DETECT_BALANCED, ""},
+    {"{\"bias\": \"people\"}", OB_EINVAL, OB_DETECT_BALANCED,
+     "detection.bias must be \"person\", \"balanced\" or \"machine\""},
+    {"{\"bias\": 1}", OB_EINVAL, OB_DETECT_BALANCED, "detection.bias must be"},
+    {"{\"bias\": \"Machine\"}", OB_EINVAL, OB_DETECT_BALANCED, "detection.bias must be"},
+};
+
+ParameterizedTestParameters(detect, bias_is_person_balanced_or_machine)
+{
+    return cr_make_param_array(bias_case_t, bias_cases, OB_COUNTOF(bias_cases));
+}
+
+ParameterizedTest(bias_case_t *c, detect, bias_is_person_balanced_or_machine)
+{
+    ob_detect_config_t cfg;
+    ob_err_t err = {{0}};
+    cr_expect_eq(ob_detect_config_parse(c->json, &cfg, &err), c->rc, "%s: %s", c->json, err.msg);
+    cr_expect_eq(cfg.bias, c->bias, "%s: %s", c->json, ob_detect_bias_name(cfg.bias));
+    cr_expect(strstr(err.msg, c->err) != NULL, "%s: %s", c->json, err.msg);
+}
