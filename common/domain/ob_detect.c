@@ -2,9 +2,10 @@
  * Callee-type detection (see ob_detect.h). Audio is cut into 20 ms frames.
  * Each frame goes to SpanDSP's fax tone detectors and to Goertzel filters
  * at the information tone frequencies; after the answer its energy against
- * the learnt noise floor drives the speech rules; after a machine verdict a
- * bank of Goertzel filters from 500 to 2000 Hz listens for the beep, and
- * follows it to its end (or the greeting's silence ends it).
+ * the learnt noise floor and the callee's level drives the speech rules;
+ * after words a bank of Goertzel filters from 400 to 2000 Hz listens for
+ * the beep, and after a machine verdict follows it to its end (or the
+ * greeting's silence ends it).
  */
 #include "ob_detect.h"
 #include "ob_common.h"
@@ -22,7 +23,7 @@
 #define BEEP_LOW    400
 #define BEEP_STEP   25
 #define BEEP_FREQS  65 /* 400..2000 Hz */
-#define BEEP_FRAMES 10 /* 200 ms of one pure tone */
+#define BEEP_FRAMES 5  /* 100 ms of one pure tone */
 
 /* A frame is a pure tone at a filter's frequency when that filter holds at
  * least this share of the frame's energy. */
@@ -44,15 +45,18 @@
 /* The noise floor is the quietest frame of the latest 1.5 s: speech dips
  * between syllables and words often enough, noise does not. */
 #define FLOOR_FRAMES 75
-/* Babble (a TV, a second person) is not the callee: once the callee has
- * spoken, a word starts only within ONSET_BELOW (a power ratio) of their
- * voice's level, the running mean power of their frames as loud as that
- * (weight LEVEL_WEIGHT a frame), and goes on only within WORD_BELOW of it. Babble
- * far enough below the callee then never starts a word; the callee's own
- * quieter sounds, inside words, still count. */
+/* Babble (a TV, a second person) is not the callee: the callee is the
+ * loudest talker. Their level follows their louder frames up (weight
+ * LEVEL_WEIGHT a frame) and falls slowly (LEVEL_DECAY a frame, about
+ * 0.4 dB/s) otherwise; once they have spoken, a word starts only within
+ * ONSET_BELOW of it (a power ratio), and goes on down to WORD_BELOW as long
+ * as a frame within ONSET_BELOW comes every SYLLABLE_MS: syllables do,
+ * babble far enough below the callee does not. */
 #define ONSET_BELOW  0.32 /* -5 dB */
-#define WORD_BELOW   0.02 /* -17 dB */
-#define LEVEL_WEIGHT 0.05
+#define WORD_BELOW   0.01 /* -20 dB */
+#define SYLLABLE_MS  300
+#define LEVEL_WEIGHT 0.1
+#define LEVEL_DECAY  0.998
 /* Silence between words: a pause at least this long ends a word. */
 #define WORD_GAP_MS 60
 /* People's first words rarely run longer than this: a machine verdict on a
@@ -122,7 +126,8 @@ struct ob_detect {
     double recent[FLOOR_FRAMES]; /* mean square of the latest frames (a ring) */
     int nrecent;                 /* frames in it so far (up to FLOOR_FRAMES) */
     double floor;                /* noise floor: the quietest of them */
-    double level;                /* the callee's voice: mean power of their speech frames */
+    double level;                /* the callee's voice: the power of their louder frames */
+    int weak_ms;                 /* since the latest frame near that level */
 
     /* speech rules */
     bool heard;         /* a word has started since the answer */
@@ -487,10 +492,15 @@ static void frame_done(ob_detect_t *d)
      * vowel's strong harmonic). */
     bool tone = (f >= 0 && d->tone_run_ms >= TONE_NOT_SPEECH_MS) ||
                 d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS;
-    bool callee =
-        loud && !tone && mean_square > d->level * (d->voiced_ms > 0 ? WORD_BELOW : ONSET_BELOW);
-    if (callee && mean_square > d->level * ONSET_BELOW) /* babble inside a word does not count */
+    bool strong = mean_square > d->level * ONSET_BELOW;
+    d->weak_ms = strong ? 0 : d->weak_ms + FRAME_MS;
+    bool callee = loud && !tone &&
+                  (strong || (d->voiced_ms > 0 && d->weak_ms <= SYLLABLE_MS &&
+                              mean_square > d->level * WORD_BELOW));
+    if (callee && mean_square > d->level) /* the loudest talker is the callee */
         d->level = d->level > 0 ? d->level + LEVEL_WEIGHT * (mean_square - d->level) : mean_square;
+    else
+        d->level *= LEVEL_DECAY;
     speech_frame(d, callee);
 }
 

@@ -4,21 +4,33 @@
  * detector is sure:
  *
  *   fax              CNG (1100 Hz) or CED/ANSam (2100 Hz), SpanDSP's
- *                    modem connect tone detectors
- *   informationtone  the special information tone triplet (913.8 or 985.2,
- *                    1370.6 or 1428.5, then 1776.7 Hz), SpanDSP Goertzel
- *                    filters, before or after the answer
- *   answeringmachine a greeting longer than a person's, or more words than
- *                    a person says before waiting, or a long silence first;
- *                    the beep that ends the greeting is reported later, on
- *                    its own
- *   voice            a short greeting followed by silence
+ *                    modem connect tone detectors; a silent line is waited
+ *                    on for 3.6 s at least, for a CED after the V.25
+ *                    billing delay
+ *   informationtone  the special information tone triplet, North American
+ *                    (913.8 or 985.2, 1370.6 or 1428.5, then 1776.7 Hz) or
+ *                    ITU (950, 1400, 1800 Hz), SpanDSP Goertzel filters,
+ *                    before or after the answer
+ *   answeringmachine talk that runs on (pauses shorter than the wait for a
+ *                    person included) past greeting_ms, or a beep (one
+ *                    steady tone of 400-2000 Hz held 200 ms) after words,
+ *                    however late in the wait; the beep that ends a long
+ *                    greeting is reported later, on its own
+ *   voice            talk, then silence: after_greeting_silence_ms after a
+ *                    short answer, longer after a sentence (the bias's wait
+ *                    for a short greeting's late beep)
  *   unknown          nothing certain within the analysis time
  *
- * Speech is told from silence by frame energy against a floor learnt from
- * the quietest frames, so line noise does not count as talking. All times
- * are in ms of audio fed, counted from the answer (early media before it
- * counts for tones only). One detector per call; not thread-safe.
+ * A verdict once given never changes (the dialer acts on the first one): a
+ * greeting that opens like a person ("Hello?", a pause longer than the
+ * wait, then the rest) is taken for a person. Speech is told from silence
+ * by frame energy against a floor learnt from the quietest frames, so line
+ * noise does not count as talking, and, once the callee has spoken,
+ * against their level, so that babble behind them does not either. The
+ * confidence is how far the evidence went past what decided it (0.5: a
+ * knife edge; 0.95: clear). All times are in ms of audio fed, counted from
+ * the answer (early media before it counts for tones only). One detector
+ * per call; not thread-safe.
  */
 #ifndef OB_DETECT_H
 #define OB_DETECT_H
