@@ -103,6 +103,15 @@ static const int sit_segment[TONE_FREQS] = {0, 0, 0, 1, 1, 1, 2, 2, -1, -1};
  * catch a quiet tone on a noisy line.) */
 #define CNG_MS 400
 #define CED_MS 800
+/* A beep at an information tone's first frequencies or at the fax calling
+ * tone's must outlast their segment (at most 400 ms) or burst (500 ms). */
+#define SIT_BEEP_FRAMES 21
+#define CNG_BEEP_FRAMES 30
+/* Ringback after the answer (400+450, 425, 440+480 Hz): its frames hold
+ * this share in one of these filters, and are not speech. */
+static const float ring_freqs[] = {400.0f, 425.0f, 440.0f, 460.0f, 480.0f};
+#define RING_FREQS OB_COUNTOF(ring_freqs)
+#define RING_SHARE 0.75
 /* After the answer, a pure tone held this long stops counting as speech. */
 #define TONE_NOT_SPEECH_MS 80
 
@@ -121,6 +130,9 @@ struct ob_detect {
     goertzel_descriptor_t tone_desc[TONE_FREQS];
     int tone_run_ms; /* frames of one pure fax tone in a row */
     int tone_last;   /* which, or -1 */
+    bool tone_gap;   /* the latest frame was not it (one such frame is forgiven) */
+    goertzel_descriptor_t ring_desc[RING_FREQS];
+    int ring_run_ms; /* frames of ringback in a row */
     goertzel_descriptor_t beep_desc[BEEP_FREQS];
 
     double recent[FLOOR_FRAMES]; /* mean square of the latest frames (a ring) */
@@ -178,6 +190,8 @@ ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg)
     d->tone_last = -1;
     for (int i = 0; i < BEEP_FREQS; i++)
         make_goertzel_descriptor(&d->beep_desc[i], (float)(BEEP_LOW + i * BEEP_STEP), FRAME);
+    for (size_t i = 0; i < RING_FREQS; i++)
+        make_goertzel_descriptor(&d->ring_desc[i], ring_freqs[i], FRAME);
     d->beep_bin = -1;
     d->res.beep_end_ms = -1;
     d->res.greeting_end_ms = -1;
@@ -198,6 +212,7 @@ void ob_detect_answered(ob_detect_t *d)
 {
     d->answered = true;
     d->fed_ms = 0;
+    d->nrecent = 0; /* early media (ringback, music) is not the line's noise */
 }
 
 const ob_detect_result_t *ob_detect_result(const ob_detect_t *d)
@@ -363,11 +378,23 @@ static bool one_tone(const ob_detect_t *d, int f)
     return energy > 0 && best / (FRAME * energy) >= ONE_TONE;
 }
 
+/* How many frames a beep in beep filter bin must hold: longer than an
+ * information tone's first segment or a fax calling tone's burst at their
+ * frequencies (before a verdict, when those are still possible). */
+static int beep_hold(int bin)
+{
+    double hz = BEEP_LOW + bin * BEEP_STEP;
+    for (int i = 0; i < TONE_CNG; i++)
+        if (sit_segment[i] == 0 && fabs(hz - tone_freqs[i]) <= BEEP_STEP / 2.0)
+            return SIT_BEEP_FRAMES;
+    return fabs(hz - tone_freqs[TONE_CNG]) <= BEEP_STEP / 2.0 ? CNG_BEEP_FRAMES : BEEP_FRAMES;
+}
+
 /* A pure tone held BEEP_FRAMES frames at one frequency (within one filter
  * of where it started) and one level (within BEEP_STEADY from frame to
  * frame) is a machine's beep; true once heard. A voice's harmonic
  * can be as pure for a while, but its pitch and loudness move. */
-static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
+static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool wary)
 {
     double share = 0;
     int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
@@ -377,9 +404,9 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square)
     if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
         mean_square < d->beep_power * BEEP_STEADY && mean_square * BEEP_STEADY > d->beep_power) {
         d->beep_power = mean_square;
-        if (++d->beep_run >= BEEP_FRAMES) {
+        if (++d->beep_run >= (wary ? beep_hold(d->beep_bin) : BEEP_FRAMES)) {
             d->res.beep = true;
-            d->res.beep_ms = (int)(d->fed_ms - (int64_t)BEEP_FRAMES * FRAME_MS);
+            d->res.beep_ms = (int)(d->fed_ms - (int64_t)d->beep_run * FRAME_MS);
             return true;
         }
     } else {
@@ -412,7 +439,7 @@ static void after_machine(ob_detect_t *d, double energy, double mean_square)
             greeting_over(d, d->res.beep_end_ms);
             return;
         }
-    } else if (!beep_heard(d, energy, mean_square)) {
+    } else if (!beep_heard(d, energy, mean_square, false)) {
         double threshold = d->floor * SPEECH_OVER_FLOOR;
         bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
         if (loud) {
@@ -461,8 +488,16 @@ static void frame_done(ob_detect_t *d)
         mean_square > ABS_MIN ? strongest(d->tone_desc, TONE_FREQS, d->frame, energy, &share) : -1;
     if (share < PURE_TONE)
         f = -1;
-    d->tone_run_ms = f >= 0 && f == d->tone_last ? d->tone_run_ms + FRAME_MS : FRAME_MS;
-    d->tone_last = f;
+    if (f >= 0 && f == d->tone_last) {
+        d->tone_run_ms += FRAME_MS;
+        d->tone_gap = false;
+    } else if (d->tone_last >= TONE_CNG && !d->tone_gap) {
+        d->tone_gap = true; /* one frame off: ANSam's phase reversal, a lost packet */
+    } else {
+        d->tone_run_ms = FRAME_MS;
+        d->tone_last = f;
+        d->tone_gap = false;
+    }
     if ((f == TONE_CNG && d->tone_run_ms >= CNG_MS) ||
         (f == TONE_CED && d->tone_run_ms >= CED_MS)) {
         decide(d, OB_DETECT_FAX, 0.9, f == TONE_CNG ? "cng_tone" : "ced_tone");
@@ -473,12 +508,15 @@ static void frame_done(ob_detect_t *d)
         decide(d, OB_DETECT_INFOTONE, 0.95, "special_information_tone");
         return;
     }
-    if (!d->answered)
+    /* Nothing is decided from speech while an information tone's segments
+     * follow one another (its tones would be silence to the speech rules). */
+    if (!d->answered || d->sit_next > 0)
         return;
     double threshold = d->floor * (d->voiced_ms > 0 ? WORD_OVER_FLOOR : SPEECH_OVER_FLOOR);
     bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
     /* A beep after words: a machine, whatever the greeting's length. */
-    if (d->heard && loud && beep_heard(d, energy, mean_square)) {
+    /* (not while an information tone's segments follow one another) */
+    if (d->heard && loud && d->sit_next == 0 && beep_heard(d, energy, mean_square, true)) {
         decide(d, OB_DETECT_MACHINE, 0.95, "beep"); /* then followed to its end */
         /* The beep's first frames counted as speech until it was sure:
          * the greeting ended before their run, or at the beep. */
@@ -490,8 +528,13 @@ static void frame_done(ob_detect_t *d)
     }
     /* A tone held a few frames is not speech (a single frame can be: a
      * vowel's strong harmonic). */
+    double ring = 0;
+    if (loud)
+        (void)strongest(d->ring_desc, (int)RING_FREQS, d->frame, energy, &ring);
+    d->ring_run_ms = ring >= RING_SHARE ? d->ring_run_ms + FRAME_MS : 0;
     bool tone = (f >= 0 && d->tone_run_ms >= TONE_NOT_SPEECH_MS) ||
-                d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS;
+                d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS ||
+                d->ring_run_ms >= TONE_NOT_SPEECH_MS;
     bool strong = mean_square > d->level * ONSET_BELOW;
     d->weak_ms = strong ? 0 : d->weak_ms + FRAME_MS;
     bool callee = loud && !tone &&

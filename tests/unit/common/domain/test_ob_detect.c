@@ -511,25 +511,40 @@ typedef struct {
     double freqs[3];        /* the tone's segments (one for fax) */
     int seg_ms[3];          /* and their lengths */
     double amp;             /* peak amplitude */
-    bool early;             /* played before the answer (never answered) */
     ob_detect_verdict_t is; /* expected */
+    int how;                /* TONE_EARLY, TONE_ANSAM, TONE_BABBLE or 0 */
 } tone_case_t;
 
+enum {
+    TONE_EARLY = 1,  /* played before the answer (never answered) */
+    TONE_ANSAM = 2,  /* the first segment as ANSam: 15 Hz AM, phase reversals */
+    TONE_BABBLE = 4, /* talk 20 dB below the tone behind it all */
+};
+
 static tone_case_t tone_cases[] = {
-    {"ced_after_200ms", 200, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
-    {"ced_after_1.8s", 1800, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
-    {"ced_after_2.2s", 2200, {2100}, {3300}, 2000, false, OB_DETECT_FAX},
-    {"ced_after_2.5s", 2500, {2100}, {3300}, 6000, false, OB_DETECT_FAX},
+    {"ced_after_200ms", 200, {2100}, {3300}, 6000, OB_DETECT_FAX, 0},
+    {"ced_after_1.8s", 1800, {2100}, {3300}, 6000, OB_DETECT_FAX, 0},
+    {"ced_after_2.2s", 2200, {2100}, {3300}, 2000, OB_DETECT_FAX, 0},
+    {"ced_after_2.5s", 2500, {2100}, {3300}, 6000, OB_DETECT_FAX, 0},
+    {"ansam_after_2.3s", 2300, {2100}, {3300}, 3000, OB_DETECT_FAX, TONE_ANSAM},
+    {"cng_over_babble", 300, {1100, 0, 1100}, {500, 3000, 500}, 6000, OB_DETECT_FAX, TONE_BABBLE},
     {"sit_north_american",
      100,
      {913.8, 1370.6, 1776.7},
      {274, 274, 380},
      6000,
-     false,
-     OB_DETECT_INFOTONE},
-    {"sit_itu_answered", 100, {950, 1400, 1800}, {330, 330, 330}, 6000, false, OB_DETECT_INFOTONE},
-    {"sit_itu_early", 0, {950, 1400, 1800}, {330, 330, 330}, 3000, true, OB_DETECT_INFOTONE},
-    {"sit_itu_quiet", 300, {950, 1400, 1800}, {330, 330, 330}, 800, false, OB_DETECT_INFOTONE},
+     OB_DETECT_INFOTONE,
+     0},
+    {"sit_itu_answered", 100, {950, 1400, 1800}, {330, 330, 330}, 6000, OB_DETECT_INFOTONE, 0},
+    {"sit_itu_early", 0, {950, 1400, 1800}, {330, 330, 330}, 3000, OB_DETECT_INFOTONE, TONE_EARLY},
+    {"sit_itu_quiet", 300, {950, 1400, 1800}, {330, 330, 330}, 800, OB_DETECT_INFOTONE, 0},
+    {"sit_itu_over_babble",
+     200,
+     {950, 1400, 1800},
+     {330, 330, 330},
+     6000,
+     OB_DETECT_INFOTONE,
+     TONE_BABBLE},
 };
 
 ParameterizedTestParameters(detect, fax_and_information_tones_whenever_they_start)
@@ -541,13 +556,25 @@ ParameterizedTest(tone_case_t *c, detect, fax_and_information_tones_whenever_the
 {
     audio_t a = {0};
     silence(&a, c->delay_ms);
-    for (int k = 0; k < 3 && c->freqs[k] > 0; k++)
-        tone(&a, c->freqs[k], c->seg_ms[k], c->amp);
+    for (int k = 0; k < 3 && c->seg_ms[k] > 0; k++) {
+        for (int i = 0; (c->how & TONE_ANSAM) && k == 0 && i < c->seg_ms[k] * RATE / 1000; i++) {
+            double am = 1 + 0.2 * sin(2 * M_PI * 15 * i / RATE);
+            double phase = (i / (RATE * 450 / 1000)) % 2 ? M_PI : 0;
+            push(&a, c->amp * am * sin(2 * M_PI * c->freqs[k] * i / RATE + phase) + hiss());
+        }
+        if (!(c->how & TONE_ANSAM) || k > 0)
+            tone(&a, c->freqs[k], c->seg_ms[k], c->freqs[k] > 0 ? c->amp : 0);
+    }
     audio_t w =
         spoken("We're sorry, the number you have dialed is not in service.", "en-us", 175, 3000);
     append(&a, &w);
     silence(&a, 3000);
-    ob_detect_result_t r = run(&a, c->early ? 100000 : 0);
+    if ((c->how & TONE_BABBLE)) {
+        audio_t b = spoken(BABBLE, "en-gb-scotland+m3", 175, 1);
+        mix(&a, &b, c->amp / sqrt(2) / 10);
+        free(b.s);
+    }
+    ob_detect_result_t r = run(&a, c->how & TONE_EARLY ? 100000 : 0);
     cr_expect_eq(r.verdict, c->is, "%s: %s by %s at %d ms", c->name, ob_detect_name(r.verdict),
                  r.why, r.decision_ms);
     cr_expect(!r.beep, "%s: a beep", c->name);
