@@ -82,7 +82,7 @@ static const struct {
 } biases[] = {
     [OB_DETECT_BALANCED] = {100, 0, 700},
     [OB_DETECT_FAVOUR_PERSON] = {130, 0, 300},
-    [OB_DETECT_FAVOUR_MACHINE] = {75, 300, 1200},
+    [OB_DETECT_FAVOUR_MACHINE] = {85, 200, 1100},
 };
 
 /* A segment of the information tone lasts 274 to 400 ms; 200 ms of it
