@@ -24,6 +24,7 @@
 #define BEEP_STEP   25
 #define BEEP_FREQS  65 /* 400..2000 Hz */
 #define BEEP_FRAMES 5  /* 100 ms of one pure tone */
+#define ZCR_BINS 4 /* beep filters searched either side of the zero-crossing frequency */
 
 /* A frame is a pure tone at a filter's frequency when that filter holds at
  * least this share of the frame's energy. */
@@ -355,6 +356,26 @@ static void speech_frame(ob_detect_t *d, bool voiced)
         decide(d, OB_DETECT_UNKNOWN, 0, "analysis_time"); /* a pause let run its wait */
 }
 
+/* The strongest beep filter on the frame, and its share in *share: only
+ * those within ZCR_BINS of the frequency the frame's zero crossings give
+ * (a pure tone crosses zero twice a period; speech and noise land
+ * anywhere, and are not pure in the filters there either), which saves
+ * the whole bank on every frame of speech. */
+static int beep_strongest(ob_detect_t *d, double energy, double *share)
+{
+    int crossings = 0;
+    for (int i = 1; i < FRAME; i++)
+        crossings += (d->frame[i - 1] < 0) != (d->frame[i] < 0);
+    int bin = (int)lround((crossings * (RATE / 2.0) / (FRAME - 1) - BEEP_LOW) / BEEP_STEP);
+    int lo = bin - ZCR_BINS < 0 ? 0 : bin - ZCR_BINS;
+    int hi = bin + ZCR_BINS >= BEEP_FREQS ? BEEP_FREQS - 1 : bin + ZCR_BINS;
+    *share = 0;
+    if (lo > hi)
+        return -1;
+    int best = strongest(&d->beep_desc[lo], hi - lo + 1, d->frame, energy, share);
+    return best < 0 ? -1 : lo + best;
+}
+
 /* Whether the latest 40 ms hold one tone near f Hz rather than two close
  * ones: ringback (440+480, 400+450 Hz) looks like one tone beating in a
  * 20 ms frame, whose filters are 50 Hz wide; 40 ms tell tones 25 Hz apart.
@@ -398,7 +419,7 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
 {
     double share = 0;
     int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
-                  ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share)
+                  ? beep_strongest(d, energy, &share)
                   : -1;
     bool pure = bin >= 0 && share >= PURE_BEEP && one_tone(d, BEEP_LOW + bin * BEEP_STEP);
     if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
@@ -424,7 +445,7 @@ static bool beep_goes_on(ob_detect_t *d, double energy, double mean_square)
 {
     double share = 0;
     int bin =
-        mean_square > ABS_MIN ? strongest(d->beep_desc, BEEP_FREQS, d->frame, energy, &share) : -1;
+        mean_square > ABS_MIN ? beep_strongest(d, energy, &share) : -1;
     return bin >= 0 && share >= PURE_BEEP && abs(bin - d->beep_bin) <= 1;
 }
 
