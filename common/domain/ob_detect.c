@@ -23,8 +23,11 @@
 #define BEEP_LOW    400
 #define BEEP_STEP   25
 #define BEEP_FREQS  65 /* 400..2000 Hz */
-#define BEEP_FRAMES 5  /* 100 ms of one pure tone */
-#define ZCR_BINS 4 /* beep filters searched either side of the zero-crossing frequency */
+#define BEEP_FRAMES 6  /* 120 ms of one pure tone */
+/* A tone that starts inside a word (a held vowel of a monotone voice can be
+ * as pure and steady for 100 ms) must be held this long to be a beep. */
+#define VOWEL_FRAMES 10
+#define ZCR_BINS     4 /* beep filters searched either side of the zero-crossing frequency */
 
 /* A frame is a pure tone at a filter's frequency when that filter holds at
  * least this share of the frame's energy. */
@@ -157,10 +160,11 @@ struct ob_detect {
     int sit_gap_ms; /* frames since the last segment ended */
 
     /* beep */
-    int beep_bin;       /* the filter where the pure tone started; -1: none */
-    int beep_run;       /* frames of it so far */
-    double beep_power;  /* its latest frame's mean square */
-    int64_t machine_ms; /* when the machine verdict was given */
+    int beep_bin;          /* the filter where the pure tone started; -1: none */
+    int beep_run;          /* frames of it so far */
+    double beep_power;     /* its latest frame's mean square */
+    bool beep_after_pause; /* it started after a pause in the talk */
+    int64_t machine_ms;    /* when the machine verdict was given */
 
     /* the greeting's end, after a machine verdict */
     int after_voiced_ms;  /* current run of speech frames */
@@ -425,7 +429,10 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
     if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
         mean_square < d->beep_power * BEEP_STEADY && mean_square * BEEP_STEADY > d->beep_power) {
         d->beep_power = mean_square;
-        if (++d->beep_run >= (wary ? beep_hold(d->beep_bin) : BEEP_FRAMES)) {
+        int hold = wary ? beep_hold(d->beep_bin) : BEEP_FRAMES;
+        if (wary && !d->beep_after_pause && hold < VOWEL_FRAMES)
+            hold = VOWEL_FRAMES;
+        if (++d->beep_run >= hold) {
             d->res.beep = true;
             d->res.beep_ms = (int)(d->fed_ms - (int64_t)d->beep_run * FRAME_MS);
             return true;
@@ -433,6 +440,7 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
     } else {
         d->beep_run = pure ? 1 : 0;
         d->beep_bin = pure ? bin : -1;
+        d->beep_after_pause = d->silence_ms >= WORD_GAP_MS;
         d->beep_power = mean_square;
     }
     return false;
@@ -444,8 +452,7 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
 static bool beep_goes_on(ob_detect_t *d, double energy, double mean_square)
 {
     double share = 0;
-    int bin =
-        mean_square > ABS_MIN ? beep_strongest(d, energy, &share) : -1;
+    int bin = mean_square > ABS_MIN ? beep_strongest(d, energy, &share) : -1;
     return bin >= 0 && share >= PURE_BEEP && abs(bin - d->beep_bin) <= 1;
 }
 
