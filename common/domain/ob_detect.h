@@ -13,8 +13,9 @@
  *                    before or after the answer
  *   answeringmachine talk that runs on (pauses shorter than the wait for a
  *                    person included) past greeting_ms, or a beep (one
- *                    steady tone of 400-2000 Hz held 200 ms) after words,
- *                    however late in the wait; the beep that ends a long
+ *                    steady tone of 400-2000 Hz held 120 ms, 200 ms when it
+ *                    starts inside a word) after words, however late in
+ *                    the wait; the beep that ends a long
  *                    greeting is reported later, on its own
  *   voice            talk, then silence: after_greeting_silence_ms after a
  *                    short answer, longer after a sentence (the bias's wait
@@ -110,7 +111,7 @@ typedef struct {
 /* After a machine verdict the detector listens on, and the greeting is over
  * (greeting_over) at the first of:
  *   - the end of its beep (beep true, greeting_over_ms == beep_end_ms): the
- *     beep is followed from its first 200 ms until the tone stops, to the
+ *     beep is followed from its first 120 ms until the tone stops, to the
  *     frame (20 ms);
  *   - greeting_silence_ms of silence without a beep (beep false): at the end
  *     of that silence, i.e. when it started + greeting_silence_ms; speech
