@@ -309,10 +309,13 @@ static double clamp01(double x)
 /* The speech rules, after the answer. A person answers soon, says a word
  * or a sentence, and waits for us; a machine reads on, sentence after
  * sentence, to its beep. So: talk that runs on (pauses shorter than the
- * wait included) past the greeting's length is a machine; silence after talk is a person, after a
- * longer wait when the talk was a sentence, in which a short greeting's beep would come. A pause
- * between sentences tells nothing: people pause at commas as long as greetings do at full stops.
- * The bias moves both. */
+ * wait included) past the greeting's length is a machine; silence after
+ * talk is a person, after a longer wait when the talk was a sentence (in
+ * which a short greeting's beep would come). A pause between sentences
+ * tells nothing: people pause at commas as long as greetings do at full
+ * stops. The bias moves both. The confidence grows with how far the
+ * greeting's length is from what people say (PERSON_TALK_MS), and for a
+ * person with how short their talk was against it. */
 static void speech_frame(ob_detect_t *d, bool voiced)
 {
     const ob_detect_config_t *c = &d->cfg;
@@ -342,6 +345,7 @@ static void speech_frame(ob_detect_t *d, bool voiced)
     int need = c->greeting_ms * biases[bias].greeting_pct / 100;
     int wait = c->after_greeting_silence_ms +
                (talk >= SENTENCE_MS ? biases[bias].late_beep_ms : biases[bias].short_wait_ms);
+    double margin = need - PERSON_TALK_MS > 1000 ? need - PERSON_TALK_MS : 1000;
     int silent_for = c->initial_silence_ms > CED_WAIT_MS ? c->initial_silence_ms : CED_WAIT_MS;
     if (!d->heard && d->fed_ms >= silent_for && d->voiced_ms == 0)
         decide(d, OB_DETECT_UNKNOWN, 0.5, "initial_silence");
@@ -351,8 +355,7 @@ static void speech_frame(ob_detect_t *d, bool voiced)
     else if (d->heard && c->max_words > 0 && d->words > c->max_words)
         decide(d, OB_DETECT_MACHINE, 0.7, "max_words");
     else if (d->heard && d->silence_ms >= wait)
-        decide(d, OB_DETECT_VOICE,
-               0.55 + 0.4 * clamp01((double)(need - talk) / (need - PERSON_TALK_MS)),
+        decide(d, OB_DETECT_VOICE, 0.55 + 0.4 * clamp01((double)(need - talk) / margin),
                "short_greeting");
     else if (d->fed_ms >= c->total_analysis_ms && talk >= SENTENCE_MS && d->silence_ms == 0)
         decide(d, OB_DETECT_MACHINE, 0.55, "long_greeting"); /* still talking */
