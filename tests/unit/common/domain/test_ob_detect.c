@@ -663,3 +663,25 @@ ParameterizedTest(bias_case_t *c, detect, bias_is_person_balanced_or_machine)
     cr_expect_eq(cfg.bias, c->bias, "%s: %s", c->json, ob_detect_bias_name(cfg.bias));
     cr_expect(strstr(err.msg, c->err) != NULL, "%s: %s", c->json, err.msg);
 }
+
+Test(detect, the_confidence_is_a_number_from_0_to_1_whatever_the_thresholds)
+{
+    for (int g = 500; g <= 10000; g += 500) {
+        ob_detect_config_t cfg;
+        ob_detect_defaults(&cfg);
+        cfg.greeting_ms = g;
+        audio_t a = {0};
+        silence(&a, 300);
+        talk(&a, 400);
+        silence(&a, 3000);
+        ob_detect_t *d = ob_detect_new(&cfg);
+        ob_detect_answered(d);
+        ob_detect_feed(d, a.s, a.n);
+        const ob_detect_result_t *r = ob_detect_result(d);
+        cr_expect(r->verdict != OB_DETECT_PENDING, "greeting_ms %d: no verdict", g);
+        cr_expect(r->confidence >= 0 && r->confidence <= 1, "greeting_ms %d: confidence %f", g,
+                  r->confidence);
+        ob_detect_free(d);
+        free(a.s);
+    }
+}
