@@ -83,10 +83,11 @@ static const struct {
     int greeting_pct;  /* greeting_ms scaled */
     int short_wait_ms; /* added to the wait after a short answer */
     int late_beep_ms;  /* added to the wait after a sentence */
+    double onset;      /* ONSET_BELOW for this bias: how near the callee a word starts */
 } biases[] = {
-    [OB_DETECT_BALANCED] = {100, 0, 700},
-    [OB_DETECT_FAVOUR_PERSON] = {130, 0, 300},
-    [OB_DETECT_FAVOUR_MACHINE] = {85, 200, 1100},
+    [OB_DETECT_BALANCED] = {100, 0, 700, ONSET_BELOW},
+    [OB_DETECT_FAVOUR_PERSON] = {130, 0, 300, 0.5 /* -3 dB: babble is not talk */},
+    [OB_DETECT_FAVOUR_MACHINE] = {85, 200, 1100, ONSET_BELOW},
 };
 
 /* A segment of the information tone lasts 274 to 400 ms; 200 ms of it
@@ -566,7 +567,8 @@ static void frame_done(ob_detect_t *d)
     bool tone = (f >= 0 && d->tone_run_ms >= TONE_NOT_SPEECH_MS) ||
                 d->beep_run * FRAME_MS >= TONE_NOT_SPEECH_MS ||
                 d->ring_run_ms >= TONE_NOT_SPEECH_MS;
-    bool strong = mean_square > d->level * ONSET_BELOW;
+    int bias = d->cfg.bias >= 0 && d->cfg.bias < (int)OB_COUNTOF(biases) ? (int)d->cfg.bias : 0;
+    bool strong = mean_square > d->level * biases[bias].onset;
     d->weak_ms = strong ? 0 : d->weak_ms + FRAME_MS;
     bool callee = loud && !tone &&
                   (strong || (d->voiced_ms > 0 && d->weak_ms <= SYLLABLE_MS &&
