@@ -4,21 +4,34 @@
  * detector is sure:
  *
  *   fax              CNG (1100 Hz) or CED/ANSam (2100 Hz), SpanDSP's
- *                    modem connect tone detectors
- *   informationtone  the special information tone triplet (913.8 or 985.2,
- *                    1370.6 or 1428.5, then 1776.7 Hz), SpanDSP Goertzel
- *                    filters, before or after the answer
- *   answeringmachine a greeting longer than a person's, or more words than
- *                    a person says before waiting, or a long silence first;
- *                    the beep that ends the greeting is reported later, on
- *                    its own
- *   voice            a short greeting followed by silence
+ *                    modem connect tone detectors; a silent line is waited
+ *                    on for 3.6 s at least, for a CED after the V.25
+ *                    billing delay
+ *   informationtone  the special information tone triplet, North American
+ *                    (913.8 or 985.2, 1370.6 or 1428.5, then 1776.7 Hz) or
+ *                    ITU (950, 1400, 1800 Hz), SpanDSP Goertzel filters,
+ *                    before or after the answer
+ *   answeringmachine talk that runs on (pauses shorter than the wait for a
+ *                    person included) past greeting_ms, or a beep (one
+ *                    steady tone of 400-2000 Hz held 120 ms, 200 ms when it
+ *                    starts inside a word) after words, however late in
+ *                    the wait; the beep that ends a long
+ *                    greeting is reported later, on its own
+ *   voice            talk, then silence: after_greeting_silence_ms after a
+ *                    short answer, longer after a sentence (the bias's wait
+ *                    for a short greeting's late beep)
  *   unknown          nothing certain within the analysis time
  *
- * Speech is told from silence by frame energy against a floor learnt from
- * the quietest frames, so line noise does not count as talking. All times
- * are in ms of audio fed, counted from the answer (early media before it
- * counts for tones only). One detector per call; not thread-safe.
+ * A verdict once given never changes (the dialer acts on the first one): a
+ * greeting that opens like a person ("Hello?", a pause longer than the
+ * wait, then the rest) is taken for a person. Speech is told from silence
+ * by frame energy against a floor learnt from the quietest frames, so line
+ * noise does not count as talking, and, once the callee has spoken,
+ * against their level, so that babble behind them does not either. The
+ * confidence is how far the evidence went past what decided it (0.5: a
+ * knife edge; 0.95: clear). All times are in ms of audio fed, counted from
+ * the answer (early media before it counts for tones only). One detector
+ * per call; not thread-safe.
  */
 #ifndef OB_DETECT_H
 #define OB_DETECT_H
@@ -28,6 +41,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Which error a deployment would rather make when the audio is unclear
+ * (ob_detect.c scales the timing rules by it): a person taken for a machine
+ * is a dropped live call; a machine taken for a person is a message spoken
+ * over a greeting. */
+typedef enum {
+    OB_DETECT_BALANCED,       /* the default */
+    OB_DETECT_FAVOUR_PERSON,  /* "person": longer talk before "machine", a shorter wait */
+    OB_DETECT_FAVOUR_MACHINE, /* "machine": shorter talk is a greeting, a longer wait for a beep */
+} ob_detect_bias_t;
+
+/* The bias's name ("balanced", "person", "machine"). */
+const char *ob_detect_bias_name(ob_detect_bias_t b);
 
 /* Thresholds, named like Asterisk's AMD and Twilio's machine detection
  * parameters; ob_detect_defaults fills them. */
@@ -40,16 +66,19 @@ typedef struct {
     int max_words;                 /* more words than this before a pause: machine */
     int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
     int greeting_silence_ms;       /* no beep, but the greeting silent this long: it is over */
+    ob_detect_bias_t bias;         /* which error to prefer when unsure */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 2400, 800, 5000, 100, 6, 20000, 3000. */
+/* The defaults: 2500, 5000, 800, 6000, 100, 0, 20000, 3000, balanced. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
 
 /* Reads a deployment's thresholds, a JSON object with any of the members
- * above (integers in their ranges: see ob_detect.c), into cfg, which holds
- * the defaults for the rest. NULL or "" text: the defaults. OB_EINVAL with
- * err naming the member ("detection.greeting_ms must be an integer from
- * 500 to 10000", "detection.x is not a threshold"). */
+ * above (integers in their ranges: see ob_detect_config.c; "bias" one of
+ * "person", "balanced", "machine"), into cfg, which holds the defaults for
+ * the rest. NULL or "" text: the defaults. OB_EINVAL with err naming the
+ * member ("detection.greeting_ms must be an integer from 500 to 10000",
+ * "detection.bias must be \"person\", \"balanced\" or \"machine\"",
+ * "detection.x is not a threshold"). */
 ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg,
                                ob_err_t *err) OB_MUSTCHECK;
 
@@ -82,7 +111,7 @@ typedef struct {
 /* After a machine verdict the detector listens on, and the greeting is over
  * (greeting_over) at the first of:
  *   - the end of its beep (beep true, greeting_over_ms == beep_end_ms): the
- *     beep is followed from its first 200 ms until the tone stops, to the
+ *     beep is followed from its first 120 ms until the tone stops, to the
  *     frame (20 ms);
  *   - greeting_silence_ms of silence without a beep (beep false): at the end
  *     of that silence, i.e. when it started + greeting_silence_ms; speech

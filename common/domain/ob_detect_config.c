@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -15,14 +16,38 @@ void ob_detect_defaults(ob_detect_config_t *cfg)
 {
     *cfg = (ob_detect_config_t){
         .initial_silence_ms = 2500,
-        .greeting_ms = 2400,
+        .greeting_ms = 5000,
         .after_greeting_silence_ms = 800,
-        .total_analysis_ms = 5000,
+        .total_analysis_ms = 6000,
         .min_word_ms = 100,
-        .max_words = 6,
+        .max_words = 0,
         .beep_wait_ms = 20000,
         .greeting_silence_ms = 3000,
+        .bias = OB_DETECT_BALANCED,
     };
+}
+
+/* The biases' names, in ob_detect_bias_t's order. */
+static const char *const bias_names[] = {
+    [OB_DETECT_BALANCED] = "balanced",
+    [OB_DETECT_FAVOUR_PERSON] = "person",
+    [OB_DETECT_FAVOUR_MACHINE] = "machine",
+};
+
+const char *ob_detect_bias_name(ob_detect_bias_t b)
+{
+    return (size_t)b < OB_COUNTOF(bias_names) ? bias_names[b] : "balanced";
+}
+
+/* "bias": one of bias_names. */
+static bool parse_bias(const cJSON *item, ob_detect_config_t *cfg)
+{
+    for (size_t i = 0; cJSON_IsString(item) && i < OB_COUNTOF(bias_names); i++)
+        if (strcmp(item->valuestring, bias_names[i]) == 0) {
+            cfg->bias = (ob_detect_bias_t)i;
+            return true;
+        }
+    return false;
 }
 
 /* Each threshold: its name, where it goes, and its range. */
@@ -50,12 +75,20 @@ ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg, ob_err
     cJSON *root = cJSON_Parse(json);
     ob_rc_t rc = OB_OK;
     if (!cJSON_IsObject(root)) {
-        ob_err_set(err, "detection must be an object of thresholds in ms");
+        ob_err_set(err, "detection must be an object of thresholds in ms (and a bias)");
         rc = OB_EINVAL;
     }
     const cJSON *item, *members = rc == OB_OK ? root : (const cJSON *)NULL;
     cJSON_ArrayForEach(item, members)
     {
+        if (strcmp(item->string, "bias") == 0) {
+            if (!cJSON_IsNull(item) && !parse_bias(item, cfg)) {
+                ob_err_set(err, "detection.bias must be \"person\", \"balanced\" or \"machine\"");
+                rc = OB_EINVAL;
+                break;
+            }
+            continue;
+        }
         size_t k = 0;
         while (k < OB_COUNTOF(thresholds) && strcmp(thresholds[k].name, item->string) != 0)
             k++;
