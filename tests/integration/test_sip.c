@@ -229,8 +229,8 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
          * after it, shorter than the 5 s of talk that make a machine
          * (greeting_ms), and the callee hangs up while still talking:
          * nothing certain, unknown */
-        {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up",
-         900, 3000, 2900, 4500, NULL},
+        {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up", 900, 3000,
+         2900, 4500, NULL},
     };
     for (size_t i = 0; i < OB_COUNTOF(sc); i++)
         sc[i].call_id = queue(&c, sc[i].phone, sc[i].ref);
