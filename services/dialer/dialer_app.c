@@ -135,12 +135,22 @@ static int members(const ob_dial_job_t *job, const char *application_id, const c
     return n;
 }
 
-char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, const char *event,
-                      const char *callee_type)
+/* The n members as a request body: a JSON object, or with form
+ * application/x-www-form-urlencoded fields. Caller frees with free. */
+static char *encode(const member_t *m, int n, bool form)
 {
-    member_t m[MEMBERS];
-    char nums[2][24], *params = NULL;
-    int n = members(job, application_id, event, callee_type, nums, &params, m);
+    if (form) {
+        size_t len = 0, cap = 0;
+        char *buf = NULL;
+        ob_url_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
+        for (int i = 0; i < n; i++) {
+            ob_url_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
+            ob_url_form_append(&buf, &len, &cap, m[i].name, true);
+            ob_url_form_append(&buf, &len, &cap, "=", false);
+            ob_url_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
+        }
+        return buf;
+    }
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < n; i++) {
         if (!m[i].text)
@@ -155,27 +165,36 @@ char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, cons
     char *copy = ob_xstrdup(text); /* one owner, freed with free */
     cJSON_free(text);
     cJSON_Delete(o);
-    free(params);
     return copy;
+}
+
+/* The request's body: the job's members, and one more (name = value)
+ * when name is set (an action_url's digits or connect outcome). */
+static char *body_of(const ob_dial_job_t *job, const char *application_id, const char *event,
+                     const char *callee_type, const char *name, const char *value, bool form)
+{
+    member_t m[MEMBERS];
+    char nums[2][24], *params = NULL;
+    int n = members(job, application_id, event, callee_type, nums, &params, m);
+    if (name) {
+        OB_ASSERT(n < MEMBERS);
+        m[n++] = (member_t){name, value, false};
+    }
+    char *body = encode(m, n, form);
+    free(params);
+    return body;
+}
+
+char *dialer_app_body(const ob_dial_job_t *job, const char *application_id, const char *event,
+                      const char *callee_type)
+{
+    return body_of(job, application_id, event, callee_type, NULL, NULL, false);
 }
 
 char *dialer_app_form_body(const ob_dial_job_t *job, const char *application_id, const char *event,
                            const char *callee_type)
 {
-    member_t m[MEMBERS];
-    char nums[2][24], *params = NULL;
-    int n = members(job, application_id, event, callee_type, nums, &params, m);
-    size_t len = 0, cap = 0;
-    char *buf = NULL;
-    ob_url_form_append(&buf, &len, &cap, "", false); /* allocates buf, "" so far */
-    for (int i = 0; i < n; i++) {
-        ob_url_form_append(&buf, &len, &cap, i > 0 ? "&" : "", false);
-        ob_url_form_append(&buf, &len, &cap, m[i].name, true);
-        ob_url_form_append(&buf, &len, &cap, "=", false);
-        ob_url_form_append(&buf, &len, &cap, m[i].text ? m[i].text : "", true);
-    }
-    free(params);
-    return buf;
+    return body_of(job, application_id, event, callee_type, NULL, NULL, true);
 }
 
 void dialer_app_answer_clear(dialer_app_answer_t *a)
@@ -509,9 +528,11 @@ static void sweep(dialer_app_t *app, int64_t now_ms)
 }
 
 /* Queues a request about call to url: the job's context with event and
- * callee_type, in the deployment's format; returns it for more settings. */
+ * callee_type (and name = value when name is set), in the deployment's
+ * format; returns it for more settings. */
 static app_req_t *enqueue(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *url,
-                          const char *event, const char *callee_type)
+                          const char *event, const char *callee_type, const char *name,
+                          const char *value)
 {
     const dep_t *d = dep_of(app, job->deployment_id, ob_mono_ms());
     /* Unknown settings (Postgres down from the start): JSON, application null. */
@@ -523,8 +544,7 @@ static app_req_t *enqueue(dialer_app_t *app, void *call, const ob_dial_job_t *jo
     r->attempt = job->attempt;
     r->form = d->known && d->set.form;
     r->url = ob_xstrdup(url);
-    r->body = r->form ? dialer_app_form_body(job, application_id, event, callee_type)
-                      : dialer_app_body(job, application_id, event, callee_type);
+    r->body = body_of(job, application_id, event, callee_type, name, value, r->form);
     if (app->queue_tail)
         app->queue_tail->next = r;
     else
@@ -539,30 +559,8 @@ void dialer_app_notify(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
 {
     if (!app || !job->start_url || !job->start_url[0])
         return;
-    app_req_t *r = enqueue(app, call, job, job->start_url, event, callee_type);
+    app_req_t *r = enqueue(app, call, job, job->start_url, event, callee_type, NULL, NULL);
     r->connected = strcmp(event, "connected") == 0;
-}
-
-/* Adds member name = value to a request body (JSON or form). */
-static char *with_member(char *body, bool form, const char *name, const char *value)
-{
-    if (form) {
-        size_t len = strlen(body), cap = len + 1;
-        ob_url_form_append(&body, &len, &cap, "&", false);
-        ob_url_form_append(&body, &len, &cap, name, true);
-        ob_url_form_append(&body, &len, &cap, "=", false);
-        ob_url_form_append(&body, &len, &cap, value, true);
-        return body;
-    }
-    cJSON *o = cJSON_Parse(body);
-    OB_ASSERT(o != NULL); /* ours */
-    cJSON_AddStringToObject(o, name, value);
-    char *text = cJSON_PrintUnformatted(o);
-    char *copy = ob_xstrdup(text);
-    cJSON_free(text);
-    cJSON_Delete(o);
-    free(body);
-    return copy;
 }
 
 void dialer_app_action(dialer_app_t *app, void *call, const ob_dial_job_t *job, const char *url,
@@ -570,9 +568,8 @@ void dialer_app_action(dialer_app_t *app, void *call, const ob_dial_job_t *job, 
 {
     if (!app)
         return;
-    app_req_t *r = enqueue(app, call, job, url, event, NULL);
+    app_req_t *r = enqueue(app, call, job, url, event, NULL, name, value);
     r->action = true;
-    r->body = with_member(r->body, r->form, name, value);
 }
 
 dialer_urls_t dialer_url_state(const dialer_url_check_t *c, int64_t now_ms, bool *start)
