@@ -183,5 +183,11 @@ if ((passed == 0)); then
     echo "no test ran" >&2
     status=1
 fi
+# What failed, named again at the very end (CI shows a log's tail only).
+if ((status)); then
+    echo "what failed:"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -a -E '\[FAIL\]|^FAIL|FAILED|: FAIL|^failed|^no test ran' |
+        cut -c1-300 | head -40
+fi
 echo "total: $passed passed, $failed failed"
 exit $status

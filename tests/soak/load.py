@@ -107,6 +107,7 @@ class Traffic:
         self.requests = {}  # ref -> final status of a single call's request
         self.answers = []  # (sent at, seconds, status, single call?, port) of every queueing exchange
         self.bulk_reqs = []  # (ref, kind, key, rows, queued per answer, deployment, answered at, tries)
+        self.bulk_tries = {}  # ref -> tries until answered, of every batch and upload (expired too)
         self.reads = []  # (call_id, same instance?, route, status, recorded, state, ms after 202)
         self.cancels = []  # (call_id, status, sent at, answered at, seen dialing)
         self.queue_cancels = []  # (deployment_id, route, sent at, answered at, seen dialing)
@@ -343,6 +344,7 @@ class Traffic:
             ids = [x["call_id"] for x in ans["results"] if "call_id" in x]
             queued = len(ids)
         with self.lock:
+            self.bulk_tries[ref] = tries
             if done >= expires:
                 # Its rows expired while it was retried (faults, leases): a
                 # retry rightly refuses them as already expired, after an
