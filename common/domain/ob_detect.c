@@ -154,6 +154,7 @@ struct ob_detect {
     int words;          /* words in the greeting so far */
     int64_t last_voice; /* end of the latest speech frame */
     int64_t run_after;  /* end of the speech before the current run of it */
+    int64_t voice_ms;   /* when a voice verdict was given (a late beep may follow) */
 
     /* information tone */
     int sit_next;   /* segment expected next (0..2; 3 done) */
@@ -202,6 +203,7 @@ ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg)
     d->res.beep_end_ms = -1;
     d->res.greeting_end_ms = -1;
     d->res.greeting_over_ms = -1;
+    d->res.revised_from_ms = -1;
     return d;
 }
 
@@ -245,6 +247,8 @@ static void decide(ob_detect_t *d, ob_detect_verdict_t v, double confidence, con
         d->after_silence_ms = d->silence_ms;
     } else if (v == OB_DETECT_MACHINE) {
         greeting_over(d, d->fed_ms);
+    } else if (v == OB_DETECT_VOICE && d->cfg.late_beep_ms > 0) {
+        d->voice_ms = d->fed_ms; /* and listen on for a late beep */
     } else {
         d->final = true;
     }
@@ -491,6 +495,40 @@ static void after_machine(ob_detect_t *d, double energy, double mean_square)
         greeting_over(d, d->fed_ms);
 }
 
+/* After a voice verdict: a beep within late_beep_ms makes it a machine's
+ * (see ob_detect.h), followed to its end by after_machine; none, and the
+ * voice verdict is final. The beep is held as long as one inside a word
+ * must be unless it follows a pause: the callee may talk on, and a
+ * line's echo of what we say to them may come back. */
+static void after_voice(ob_detect_t *d, double energy, double mean_square)
+{
+    if (mean_square > ABS_MIN && beep_heard(d, energy, mean_square, true)) {
+        int voice_ms = d->res.decision_ms;
+        int beep_ms = d->res.beep_ms;
+        decide(d, OB_DETECT_MACHINE, 0.9, "late_beep");
+        d->res.decision_ms = (int)d->fed_ms;
+        d->res.revised_from_ms = voice_ms;
+        /* The greeting ended before the beep's run (its first frames may
+         * have counted as talk). */
+        if (d->res.greeting_end_ms > beep_ms)
+            d->res.greeting_end_ms =
+                d->run_after > 0 && d->run_after <= beep_ms ? (int)d->run_after : beep_ms;
+        return;
+    }
+    double threshold = d->floor * SPEECH_OVER_FLOOR;
+    bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+    if (loud) {
+        if (d->silence_ms >= WORD_GAP_MS)
+            d->run_after = d->last_voice;
+        d->silence_ms = 0;
+        d->last_voice = d->fed_ms;
+    } else {
+        d->silence_ms += FRAME_MS;
+    }
+    if (d->fed_ms - d->voice_ms >= d->cfg.late_beep_ms)
+        d->final = true;
+}
+
 static void frame_done(ob_detect_t *d)
 {
     double energy = 0;
@@ -506,6 +544,10 @@ static void frame_done(ob_detect_t *d)
 
     if (d->res.verdict == OB_DETECT_MACHINE) {
         after_machine(d, energy, mean_square);
+        return;
+    }
+    if (d->res.verdict == OB_DETECT_VOICE) {
+        after_voice(d, energy, mean_square);
         return;
     }
     modem_connect_tones_rx(d->cng, d->frame, FRAME);

@@ -22,9 +22,10 @@
  *                    for a short greeting's late beep)
  *   unknown          nothing certain within the analysis time
  *
- * A verdict once given never changes (the dialer acts on the first one): a
- * greeting that opens like a person ("Hello?", a pause longer than the
- * wait, then the rest) is taken for a person. Speech is told from silence
+ * A verdict once given changes once at most: a voice verdict becomes a
+ * machine's when a beep follows within late_beep_ms (below). A greeting
+ * that opens like a person ("Hello?", a pause longer than the wait, then
+ * the rest) with no beep stays a person. Speech is told from silence
  * by frame energy against a floor learnt from the quietest frames, so line
  * noise does not count as talking, and, once the callee has spoken,
  * against their level, so that babble behind them does not either. The
@@ -66,10 +67,11 @@ typedef struct {
     int max_words;                 /* more words than this before a pause: machine */
     int beep_wait_ms;              /* after a machine verdict, listen this long for a beep */
     int greeting_silence_ms;       /* no beep, but the greeting silent this long: it is over */
+    int late_beep_ms;              /* after a voice verdict, a beep this long after it: machine */
     ob_detect_bias_t bias;         /* which error to prefer when unsure */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 5000, 800, 6000, 100, 0, 20000, 3000, balanced. */
+/* The defaults: 2500, 5000, 800, 6000, 100, 0, 20000, 3000, 6000, balanced. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
 
 /* Reads a deployment's thresholds, a JSON object with any of the members
@@ -106,6 +108,8 @@ typedef struct {
     int greeting_end_ms;         /* end of the latest speech before the verdict; -1: none heard */
     bool greeting_over;          /* a machine's greeting is over: speak now (see below) */
     int greeting_over_ms;        /* when it was over, after the answer; -1 before */
+    int revised_from_ms;         /* a voice verdict given then became a machine's (late
+                                    beep); -1 when the verdict was never revised */
 } ob_detect_result_t;
 
 /* After a machine verdict the detector listens on, and the greeting is over
@@ -119,7 +123,15 @@ typedef struct {
  *   - beep_wait_ms after the verdict with neither (a line that never falls
  *     silent), or at the verdict when beep_wait_ms is 0: the application
  *     must not wait for ever.
- * The result is final then. */
+ * The result is final then.
+ *
+ * After a voice verdict the detector listens on for late_beep_ms: a short
+ * greeting whose beep comes after a pause longer than the wait for a person
+ * is taken for one until its beep. A beep then revises the verdict to a
+ * machine (why "late_beep", revised_from_ms the voice verdict's time,
+ * decision_ms the beep's), followed to its end as above; the caller, which
+ * may have started speaking to a person, starts over after the beep. No
+ * beep within late_beep_ms: the voice verdict is final. 0 turns it off. */
 
 typedef struct ob_detect ob_detect_t;
 

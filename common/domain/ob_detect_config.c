@@ -23,6 +23,7 @@ void ob_detect_defaults(ob_detect_config_t *cfg)
         .max_words = 0,
         .beep_wait_ms = 20000,
         .greeting_silence_ms = 3000,
+        .late_beep_ms = 6000,
         .bias = OB_DETECT_BALANCED,
     };
 }
@@ -65,6 +66,7 @@ static const struct {
     {"max_words", offsetof(ob_detect_config_t, max_words), 0, 20},
     {"beep_wait_ms", offsetof(ob_detect_config_t, beep_wait_ms), 0, 60000},
     {"greeting_silence_ms", offsetof(ob_detect_config_t, greeting_silence_ms), 500, 10000},
+    {"late_beep_ms", offsetof(ob_detect_config_t, late_beep_ms), 0, 10000},
 };
 
 ob_rc_t ob_detect_config_parse(const char *json, ob_detect_config_t *cfg, ob_err_t *err)

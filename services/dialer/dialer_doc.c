@@ -498,6 +498,38 @@ void dialer_doc_decided(dialer_ctx_t *ctx, dialer_slot_t *s, const char *callee_
     maybe_start(ctx, s);
 }
 
+void dialer_doc_revised(dialer_ctx_t *ctx, dialer_slot_t *s, const char *callee_type)
+{
+    struct dialer_doc_run *r = s->run;
+    if (!r)
+        return;
+    if (r->start == START_RUNNING &&
+        (r->wait == WAIT_CONNECT || r->wait == WAIT_ACTION || r->wait == WAIT_HANGUP)) {
+        OB_LOG(OB_LOG_INFO, "doc", OB_KV("call_id", s->job.call_id),
+               "revised to %s while %s: the verbs go on", callee_type,
+               r->wait == WAIT_CONNECT  ? "handing over"
+               : r->wait == WAIT_ACTION ? "asking action_url"
+                                        : "hanging up");
+        return;
+    }
+    if (r->start == START_RUNNING) {
+        wait_t was = r->wait;
+        r->wait = WAIT_NONE; /* the stopped audio's report is not this run's any more */
+        r->playing = NULL;
+        if (was == WAIT_PLAYED)
+            ctx->carrier->ops->stop(ctx->carrier, s);
+        log_close(ctx, s, "machine_beep", NULL);
+        r->start = START_WAITING;
+        r->ndigits = 0;
+        r->heard_digit = false;
+        r->prompt = 0;
+    }
+    r->callee_type = callee_type;
+    r->greeting_over = false;
+    r->machine_wait = false;
+    maybe_start(ctx, s);
+}
+
 bool dialer_doc_answered(dialer_ctx_t *ctx, dialer_slot_t *s, const dialer_app_result_t *r)
 {
     struct dialer_doc_run *run = s->run;

@@ -35,6 +35,13 @@ void dialer_doc_connected(dialer_ctx_t *ctx, dialer_slot_t *s);
 /* The callee type was decided. */
 void dialer_doc_decided(dialer_ctx_t *ctx, dialer_slot_t *s, const char *callee_type);
 
+/* The callee type was revised (a voice verdict, then a machine's beep):
+ * what runs for the person stops (its log entry closed "machine_beep"),
+ * and the run starts over with the machine's verbs once the beep is over.
+ * A call being handed over, waiting for an action_url or hung up goes on
+ * as it was. */
+void dialer_doc_revised(dialer_ctx_t *ctx, dialer_slot_t *s, const char *callee_type);
+
 /* A start_url or action_url request ended (r as dialer_app's done). Returns
  * true when the document took it over (a document answered, or the
  * request was the document's own), false when the legacy answer

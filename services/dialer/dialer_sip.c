@@ -283,13 +283,19 @@ static void response_timeout(void *arg)
 }
 
 /* Tells the worker the detector's verdict once there is one and the call
- * was answered (a verdict from early media waits for the answer). An
+ * was answered (a verdict from early media waits for the answer), and
+ * again when a late beep revised a voice verdict to a machine's. An
  * information tone ends the call at once, answered or not. */
 static void tell_verdict(sip_call_t *sc)
 {
     const ob_detect_result_t *r = ob_detect_result(sc->detect);
-    if (r->verdict == OB_DETECT_PENDING || sc->verdict_told || sc->ended)
+    if (r->verdict == OB_DETECT_PENDING || sc->ended)
         return;
+    if (sc->verdict_told) {
+        if (r->revised_from_ms < 0 || sc->revision_told)
+            return;
+        sc->revision_told = true;
+    }
     if (r->verdict == OB_DETECT_INFOTONE) {
         sc->verdict_told = true;
         if (sc->answer_at)

@@ -128,6 +128,7 @@ typedef struct {
     ob_detect_t *detect;      /* callee-type detector fed with that audio */
     bool verdict_told;        /* its verdict went to the worker (or ended the call) */
     bool over_told;           /* the greeting's end went to the worker */
+    bool revision_told;       /* a voice verdict's revision (late beep) went to it */
 
     /* sending audio (dialer_sip_media.c) */
     struct le play_le;       /* in s->playing while audio plays */

@@ -160,16 +160,25 @@ static void on_answered(void *worker, void *call, const char *callee_type)
 
 /* The callee type is known: the application hears it too (the attempt
  * records it with the result at the end), at once or right after the
- * connected transition it waits for. */
+ * connected transition it waits for. A second one is a revision (a
+ * person's verdict, then a machine's beep): the application hears it, and
+ * the document starts over with the machine's verbs. */
 static void on_decided(void *worker, void *call, const char *callee_type, int decision_ms)
 {
     dialer_ctx_t *ctx = worker;
     dialer_slot_t *s = call;
+    bool revised = s->decided_as && strcmp(s->decided_as, callee_type) != 0;
     s->decided_as = callee_type;
     s->decision_ms = decision_ms;
+    if (revised)
+        OB_LOG(OB_LOG_INFO, "worker", OB_KV("call_id", s->job.call_id),
+               "a beep at %d ms: the callee is %s after all", decision_ms, callee_type);
     if (s->state == DIALER_SLOT_CONNECTED) {
         dialer_app_notify(ctx->app, s, &s->job, "callee_type", callee_type);
-        dialer_doc_decided(ctx, s, callee_type);
+        if (revised)
+            dialer_doc_revised(ctx, s, callee_type);
+        else
+            dialer_doc_decided(ctx, s, callee_type);
     }
 }
 

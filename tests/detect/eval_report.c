@@ -36,14 +36,15 @@ typedef struct {
 
 /* One detector's overall figures. */
 typedef struct {
-    prop_t pm;             /* person vs machine right, over both labels */
-    prop_t person_machine; /* people called machines, of people */
-    prop_t machine_person; /* machines called people, of machines */
-    prop_t unknown;        /* unknown, of people and machines */
-    prop_t fax, sit;       /* right, of each */
-    prop_t before_beep;    /* machine verdicts before the beep, of greetings with one */
-    int false_beeps_early; /* beeps before the callee's own sound (ringback, noise) */
-    int false_beeps;       /* the same in every stratum */
+    prop_t pm;                   /* person vs machine right, over both labels */
+    prop_t person_machine;       /* people called machines, of people */
+    prop_t machine_person;       /* machines called people, of machines */
+    prop_t unknown;              /* unknown, of people and machines */
+    prop_t fax, sit;             /* right, of each */
+    prop_t before_beep;          /* machine verdicts before the beep, of greetings with one */
+    int false_beeps_early;       /* beeps before the callee's own sound (ringback, noise) */
+    int false_beeps;             /* the same in every stratum */
+    int revised, revised_people; /* voice verdicts a late beep made machines', of people */
     int people_p50, people_p90, people_p95, npeople; /* verdict after first words, ms */
     int beep_lead_p10, beep_lead_p50, beep_lead_p90; /* beep start minus machine verdict, ms */
     double cpu_ms_per_call;                          /* mean CPU per recording */
@@ -157,6 +158,10 @@ static summary_t summarise(const eval_t *ev, int d, const char *stratum)
         audio += o->audio_s;
         s.false_beeps += false_beep(it, d);
         s.false_beeps_early += early_beep(it, d);
+        if (strcmp(o->why, "late_beep") == 0) {
+            s.revised++;
+            s.revised_people += want == EVAL_VOICE;
+        }
         if (person_or_machine(want)) {
             pm_n++;
             pm += o->verdict == want;
@@ -289,13 +294,14 @@ static void json_summary(FILE *j, const summary_t *s)
     json_prop(j, "machine_before_beep", &s->before_beep);
     fprintf(j,
             ",\"false_beeps_ringback_early\":%d,\"false_beeps\":%d,"
+            "\"revised_by_late_beep\":{\"all\":%d,\"people\":%d},"
             "\"people_after_first_words_ms\":{\"n\":%d,\"p50\":%d,\"p90\":%d,\"p95\":%d},"
             "\"beep_minus_machine_verdict_ms\":{\"p10\":%d,\"p50\":%d,\"p90\":%d},"
             "\"cpu_ms_per_call\":%.3f,"
             "\"cpu_us_per_audio_second\":%.1f",
-            s->false_beeps_early, s->false_beeps, s->npeople, s->people_p50, s->people_p90,
-            s->people_p95, s->beep_lead_p10, s->beep_lead_p50, s->beep_lead_p90, s->cpu_ms_per_call,
-            s->cpu_us_per_audio_s);
+            s->false_beeps_early, s->false_beeps, s->revised, s->revised_people, s->npeople,
+            s->people_p50, s->people_p90, s->people_p95, s->beep_lead_p10, s->beep_lead_p50,
+            s->beep_lead_p90, s->cpu_ms_per_call, s->cpu_us_per_audio_s);
 }
 
 int eval_write_results(const eval_t *ev, const char *path)
@@ -386,11 +392,12 @@ int eval_report(eval_t *ev, bool sanity, const char *json_path)
         printf("%s:\n  people: verdict %d / %d / %d ms (p50/p90/p95) after their first words end "
                "(%d verdicts)\n  machines: the beep came %d / %d / %d ms (p10/p50/p90) after "
                "the verdict\n  false beeps: %d (before the callee's own sound: %d)\n"
+               "  voice verdicts a late beep revised to machine: %d (of them people: %d)\n"
                "  CPU: %.3f ms per call, %.1f us per second of audio\n",
                detector_titles[d], sum[d].people_p50, sum[d].people_p90, sum[d].people_p95,
                sum[d].npeople, sum[d].beep_lead_p10, sum[d].beep_lead_p50, sum[d].beep_lead_p90,
-               sum[d].false_beeps, sum[d].false_beeps_early, sum[d].cpu_ms_per_call,
-               sum[d].cpu_us_per_audio_s);
+               sum[d].false_beeps, sum[d].false_beeps_early, sum[d].revised, sum[d].revised_people,
+               sum[d].cpu_ms_per_call, sum[d].cpu_us_per_audio_s);
 
     const summary_t *o = &sum[0];
 #define TARGET(ok_, ...)                                                                           \

@@ -146,6 +146,7 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     /* The audio: a person's "Hello?", a machine's greeting and beep, the
      * file a play fetches, the agent's voice (a tone). */
     char hello[300], machine[300], greet[300], beep[300], gap[300], tone[300], agent[300];
+    char late[300], shortg[300], gap2[300];
     h_test_file(hello, sizeof(hello), "hello.wav");
     h_test_file(greet, sizeof(greet), "greet.wav");
     h_test_file(gap, sizeof(gap), "gap.wav");
@@ -153,6 +154,9 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     h_test_file(machine, sizeof(machine), "machine.wav");
     h_test_file(agent, sizeof(agent), "agent.wav");
     h_test_file(tone, sizeof(tone), "tone.wav");
+    h_test_file(late, sizeof(late), "late.wav");
+    h_test_file(shortg, sizeof(shortg), "short.wav");
+    h_test_file(gap2, sizeof(gap2), "gap2.wav");
     shell("espeak-ng -v en-us -w '%s' 'Hello?'", hello);
     shell("espeak-ng -v en-us -w '%s' 'Hi, you have reached Sam. I cannot take your call right "
           "now. Please leave a message after the tone.'",
@@ -160,13 +164,18 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     shell("sox -n -r 22050 -c 1 -b 16 '%s' trim 0 0.4", gap);
     shell("sox -n -r 22050 -c 1 -b 16 '%s' synth 0.6 sine 1000 vol 0.5", beep);
     shell("sox '%s' '%s' '%s' '%s'", greet, gap, beep, machine);
+    /* A short greeting whose beep comes 2.5 s after it: a person until the beep. */
+    shell("espeak-ng -v en-us -w '%s' 'Hi, it is Sam.'", shortg);
+    shell("sox -n -r 22050 -c 1 -b 16 '%s' trim 0 2.5", gap2);
+    shell("sox '%s' '%s' '%s' '%s'", shortg, gap2, beep, late);
     shell("sox -n -r 8000 -c 1 -b 16 '%s' synth 6 sine %g vol 0.5", agent, AGENT_HZ);
     h_tone_wav(tone, TONE_HZ, TONE_S);
     double machine_s = seconds_of(machine);
+    double late_s = seconds_of(late);
     char dir[300];
     snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(tone, '/') - tone), tone);
 
-    char rules[2560];
+    char rules[3072];
     snprintf(rules, sizeof(rules),
              "{\"default\": {\"ring_ms\": 300},"
              " \"numbers\": {"
@@ -177,9 +186,10 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
              "  \"+12125550110\": {\"greeting\": \"%s\", \"greeting_after_ms\": 100},"
              "  \"+12125550120\": {\"greeting\": \"%s\", \"greeting_after_ms\": 200},"
              "  \"+12125550130\": {\"send_rtp\": false},"
+             "  \"+12125550140\": {\"greeting\": \"%s\", \"greeting_after_ms\": 100},"
              "  \"+12125559000\": {\"greeting\": \"%s\", \"greeting_after_ms\": 300,"
              "   \"hangup_after_ms\": 4000}}}",
-             hello, hello, machine, hello, agent);
+             hello, hello, machine, hello, late, agent);
     h_callee_start(&callee, rules, NULL);
     int files_port = h_free_port();
     files_start(dir, files_port);
@@ -222,6 +232,11 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
                          "{\"verbs\":[{\"verb\":\"say\",\"text\":\"Hi there.\"}],"
                          "\"machine\":[{\"verb\":\"say\",\"text\":\"This is a message from the "
                          "dental office for Sam. Please call us back.\"}]}");
+    char *latevm = queue_doc(&c, "+12125550140",
+                             "{\"verbs\":[{\"verb\":\"say\",\"text\":\"Hello Sam, this is the "
+                             "dental office calling about your appointment tomorrow.\"}],"
+                             "\"machine\":[{\"verb\":\"say\",\"text\":\"This is a message from "
+                             "the dental office for Sam.\"}]}");
     char *mute = queue_doc(&c, "+12125550130", "[{\"verb\":\"say\",\"text\":\"Hello?\"}]");
     char *handed = queue_doc(&c, "+12125550120",
                              "[{\"verb\":\"say\",\"text\":\"Connecting you to an agent.\"},"
@@ -302,6 +317,39 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     free(rec);
     free(rep);
     free(call);
+
+    /* 3b. A short greeting, then its beep after a pause longer than the
+     * wait for a person: the person's message starts, stops at the beep,
+     * and the machine's starts after the beep, whole on the recording. */
+    call = h_wait_completed(&c, latevm, 90000);
+    cr_assert_not_null(call);
+    h_expect_path(call, "result", "answeringmachine");
+    h_expect_path(call, "attempts.0.decided_by", "late_beep");
+    h_expect_path(call, "attempts.0.verbs.0.outcome", "machine_beep");
+    h_expect_path(call, "attempts.0.verbs.1.branch", "machine");
+    h_expect_path(call, "attempts.0.verbs.1.outcome", "played");
+    long revised_at = h_json_long(call, "attempts.0.verbs.1.started_ms");
+    rep = h_callee_report(&callee, "+12125550140");
+    rec = h_json_path(rep, "record");
+    cr_assert_not_null(rec, "%s", rep);
+    x = h_wav_read(rec, &n);
+    beep_end = 0.1 + late_s;
+    /* Our first words (to the person) came before the beep; after the beep
+     * there is a gap (the say stopped), then the machine's message. */
+    ours = first_loud(x, n, 0.0, 300.0);
+    cr_expect_lt(ours, beep_end - 0.6, "the person's message started at %.3f s", ours);
+    cr_expect_lt(h_rms(x, n, beep_end - 0.35, beep_end - 0.02), 100.0,
+                 "the person's message went on over the beep");
+    double again = first_loud(x, n, beep_end - 0.04, 300.0);
+    cr_expect(again >= beep_end - 0.04 && again <= beep_end + 0.3,
+              "the machine's message started at %.3f s, the beep ended at %.3f s", again, beep_end);
+    cr_expect(labs(revised_at - (long)(again * 1000)) < 400,
+              "the machine branch started at %ld ms, heard at %.3f s", revised_at, again);
+    free(x);
+    free(rec);
+    free(rep);
+    free(call);
+    free(latevm);
 
     /* 4. A connect: the agent's leg gets the call's parameters as
      * headers, and the callee hears the agent. */

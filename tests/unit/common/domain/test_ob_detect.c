@@ -175,6 +175,67 @@ Test(detect, silence_and_tones_out_of_order_are_unknown)
     free(wrong.s);
 }
 
+/* A short greeting whose beep comes after a pause longer than the wait
+ * for a person: a person first, then a machine at its beep, followed to
+ * its end; with late_beep_ms 0 the person verdict stands. */
+Test(detect, a_beep_after_a_person_verdict_revises_it_to_a_machine)
+{
+    audio_t a = {0};
+    silence(&a, 300);
+    talk(&a, 1200); /* shorter than a sentence: the wait for a person is 800 ms */
+    silence(&a, 2500);
+    tone(&a, 1000, 400, 8000); /* at 4000 ms */
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s by %s", ob_detect_name(r.verdict), r.why);
+    cr_expect_str_eq(r.why, "late_beep");
+    cr_expect(r.revised_from_ms >= 2200 && r.revised_from_ms <= 2400, "the voice verdict at %d ms",
+              r.revised_from_ms);
+    cr_expect(r.beep && abs(r.beep_ms - 4000) <= 60, "beep at %d ms", r.beep_ms);
+    cr_expect(r.decision_ms >= 4000 && r.decision_ms <= 4300, "revised at %d ms", r.decision_ms);
+    cr_expect(r.greeting_over && abs(r.greeting_over_ms - 4400) <= 40, "over at %d ms",
+              r.greeting_over_ms);
+    cr_expect(abs(r.greeting_end_ms - 1500) <= 60, "the greeting ended at %d ms",
+              r.greeting_end_ms);
+
+    ob_detect_config_t cfg;
+    ob_detect_defaults(&cfg);
+    cfg.late_beep_ms = 0;
+    ob_detect_t *d = ob_detect_new(&cfg);
+    ob_detect_answered(d);
+    cr_expect(ob_detect_feed(d, a.s, 2600 * RATE / 1000), "final at the voice verdict");
+    cr_expect_eq(ob_detect_result(d)->verdict, OB_DETECT_VOICE);
+    ob_detect_free(d);
+    free(a.s);
+}
+
+/* A person who talks on after the verdict, and a tone that is not held
+ * like a beep, do not revise it; the verdict is final late_beep_ms after. */
+Test(detect, talk_after_a_person_verdict_leaves_it_a_person)
+{
+    audio_t a = {0};
+    silence(&a, 300);
+    talk(&a, 600);
+    silence(&a, 1500);
+    talk(&a, 2000);
+    tone(&a, 1000, 60, 8000); /* three frames: a click, not a beep */
+    silence(&a, 7000);
+    ob_detect_t *d = ob_detect_new(NULL);
+    ob_detect_answered(d);
+    bool final = false;
+    size_t i = 0;
+    for (; i < a.n && !final; i += 160)
+        final = ob_detect_feed(d, a.s + i, a.n - i < 160 ? a.n - i : 160);
+    const ob_detect_result_t *r = ob_detect_result(d);
+    cr_expect_eq(r->verdict, OB_DETECT_VOICE, "%s by %s", ob_detect_name(r->verdict), r->why);
+    cr_expect_eq(r->revised_from_ms, -1);
+    cr_expect(final, "not final after %zu ms", i * 1000 / RATE);
+    /* the verdict at about 1700 ms, final 6000 ms after it */
+    cr_expect(abs((int)(i * 1000 / RATE) - 7700) <= 40, "final at %zu ms", i * 1000 / RATE);
+    ob_detect_free(d);
+    free(a.s);
+}
+
 Test(detect, thresholds_come_from_the_configuration)
 {
     ob_detect_config_t cfg;
