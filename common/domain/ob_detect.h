@@ -71,7 +71,7 @@ typedef struct {
     ob_detect_bias_t bias;         /* which error to prefer when unsure */
 } ob_detect_config_t;
 
-/* The defaults: 2500, 5000, 800, 6000, 100, 0, 20000, 3000, 6000, balanced. */
+/* The defaults: 2500, 6000, 800, 7000, 100, 0, 20000, 3000, 6000, balanced. */
 void ob_detect_defaults(ob_detect_config_t *cfg);
 
 /* Reads a deployment's thresholds, a JSON object with any of the members

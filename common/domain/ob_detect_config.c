@@ -16,9 +16,9 @@ void ob_detect_defaults(ob_detect_config_t *cfg)
 {
     *cfg = (ob_detect_config_t){
         .initial_silence_ms = 2500,
-        .greeting_ms = 5000,
+        .greeting_ms = 6000,
         .after_greeting_silence_ms = 800,
-        .total_analysis_ms = 6000,
+        .total_analysis_ms = 7000,
         .min_word_ms = 100,
         .max_words = 0,
         .beep_wait_ms = 20000,

@@ -386,7 +386,7 @@ Test(app_sip, documents_are_heard_keys_gathered_voicemail_left_after_the_beep_an
     h_expect_path(call, "attempts.0.verbs.0.verb", "say");
     h_expect_path(call, "attempts.0.verbs.0.outcome", "played");
     long started = h_json_long(call, "attempts.0.verbs.0.started_ms");
-    cr_expect(started >= 5500 && started <= 7500, "the say started %ld ms after the answer",
+    cr_expect(started >= 6500 && started <= 8500, "the say started %ld ms after the answer",
               started);
     free(call);
     free(mute);

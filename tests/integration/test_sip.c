@@ -226,7 +226,7 @@ Test(sip, every_trunk_outcome_ends_as_documented, .timeout = 180, .fini = teardo
          NULL},
         {"+12125550190", "digest-auth", "failed", "busy", "486", "Busy Here", 0, 1500, 0, 0, NULL},
         /* g711a.pcap is 4.7 s of speech from 1 s before the answer: 3.7 s
-         * after it, shorter than the 5 s of talk that make a machine
+         * after it, shorter than the 6 s of talk that make a machine
          * (greeting_ms), and the callee hangs up while still talking:
          * nothing certain, unknown */
         {"+12125550180", "early-media", "completed", "unknown", "200", "callee hung up", 900, 3000,
