@@ -28,6 +28,10 @@
  * as pure and steady for 100 ms) must be held this long to be a beep. */
 #define VOWEL_FRAMES 10
 #define ZCR_BINS     4 /* beep filters searched either side of the zero-crossing frequency */
+/* A double beep's tones may each be shorter than a beep must be held: two
+ * of PAIR_FRAMES at one pitch, at most PAIR_GAP_MS apart, are a beep. */
+#define PAIR_FRAMES 4
+#define PAIR_GAP_MS 300
 
 /* A frame is a pure tone at a filter's frequency when that filter holds at
  * least this share of the frame's energy. */
@@ -166,6 +170,9 @@ struct ob_detect {
     int beep_run;          /* frames of it so far */
     double beep_power;     /* its latest frame's mean square */
     bool beep_after_pause; /* it started after a pause in the talk */
+    int pair_bin;          /* a short pure tone that ended (a double beep's first); -1: none */
+    int64_t pair_start;    /* when it started, */
+    int64_t pair_end;      /* and ended (ms fed) */
     int64_t machine_ms;    /* when the machine verdict was given */
 
     /* the greeting's end, after a machine verdict */
@@ -200,6 +207,7 @@ ob_detect_t *ob_detect_new(const ob_detect_config_t *cfg)
     for (size_t i = 0; i < RING_FREQS; i++)
         make_goertzel_descriptor(&d->ring_desc[i], ring_freqs[i], FRAME);
     d->beep_bin = -1;
+    d->pair_bin = -1;
     d->res.beep_end_ms = -1;
     d->res.greeting_end_ms = -1;
     d->res.greeting_over_ms = -1;
@@ -440,12 +448,24 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
         int hold = wary ? beep_hold(d->beep_bin) : BEEP_FRAMES;
         if (wary && !d->beep_after_pause && hold < VOWEL_FRAMES)
             hold = VOWEL_FRAMES;
-        if (++d->beep_run >= hold) {
+        int64_t start = d->fed_ms - (int64_t)(d->beep_run + 1) * FRAME_MS;
+        /* A double beep: two short tones at one pitch, a short gap between
+         * (each may be too short to be held as one beep). */
+        bool pair =
+            d->beep_run + 1 >= PAIR_FRAMES && d->pair_bin >= 0 &&
+            abs(d->beep_bin - d->pair_bin) <= 1 && start - d->pair_end <= PAIR_GAP_MS &&
+            beep_hold(d->beep_bin) == BEEP_FRAMES; /* not an information or fax tone's pitch */
+        if (++d->beep_run >= hold || pair) {
             d->res.beep = true;
-            d->res.beep_ms = (int)(d->fed_ms - (int64_t)d->beep_run * FRAME_MS);
+            d->res.beep_ms = (int)(pair ? d->pair_start : start);
             return true;
         }
     } else {
+        if (d->beep_run >= PAIR_FRAMES) { /* a short pure tone ended: a double beep's first? */
+            d->pair_bin = d->beep_bin;
+            d->pair_end = d->fed_ms - FRAME_MS;
+            d->pair_start = d->pair_end - (int64_t)d->beep_run * FRAME_MS;
+        }
         d->beep_run = pure ? 1 : 0;
         d->beep_bin = pure ? bin : -1;
         d->beep_after_pause = d->silence_ms >= WORD_GAP_MS;

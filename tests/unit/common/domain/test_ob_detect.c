@@ -236,6 +236,42 @@ Test(detect, talk_after_a_person_verdict_leaves_it_a_person)
     free(a.s);
 }
 
+/* Line noise loud enough to count (about -40 dBFS), for ms. */
+static void noise(audio_t *a, int ms)
+{
+    for (int i = 0; i < ms * RATE / 1000; i++)
+        push(a, (rand() % 1201) - 600);
+}
+
+/* A greeting, then two tones of 100 ms at hz, 150 ms of line noise
+ * between them: each is shorter than a beep is held. */
+static ob_detect_result_t double_beep(int hz)
+{
+    audio_t a = {0};
+    noise(&a, 300);
+    talk(&a, 1200);
+    noise(&a, 400);
+    tone(&a, hz, 100, 8000); /* at 1900 ms */
+    noise(&a, 150);
+    tone(&a, hz, 100, 8000);
+    noise(&a, 3000);
+    ob_detect_result_t r = run(&a, 0);
+    free(a.s);
+    return r;
+}
+
+/* Together the two tones are a (double) beep, from the first one's start;
+ * at the fax calling tone's pitch they are not. */
+Test(detect, a_double_beep_of_short_tones_is_a_beep)
+{
+    ob_detect_result_t r = double_beep(1500);
+    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s by %s", ob_detect_name(r.verdict), r.why);
+    cr_expect_str_eq(r.why, "beep");
+    cr_expect(r.beep && abs(r.beep_ms - 1900) <= 40, "beep at %d ms", r.beep_ms);
+    r = double_beep(1100);
+    cr_expect_eq(r.verdict, OB_DETECT_VOICE, "%s by %s", ob_detect_name(r.verdict), r.why);
+}
+
 Test(detect, thresholds_come_from_the_configuration)
 {
     ob_detect_config_t cfg;
