@@ -435,7 +435,17 @@ static int beep_hold(int bin)
  * of where it started) and one level (within BEEP_STEADY from frame to
  * frame) is a machine's beep; true once heard. A voice's harmonic
  * can be as pure for a while, but its pitch and loudness move. */
-static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool wary)
+/* How wary beep_heard is of what else a pure tone may be. */
+typedef enum {
+    BEEP_AFTER_MACHINE, /* the machine's beep is expected: BEEP_FRAMES */
+    BEEP_AFTER_VOICE,   /* words were heard and a person decided: a tone starting
+                           inside a word is held VOWEL_FRAMES (the callee may
+                           talk on); no fax or information tone comes after words */
+    BEEP_BEFORE,        /* before a verdict: that, and tones at an information or
+                           fax tone's pitch held longer than those (beep_hold) */
+} beep_wary_t;
+
+static bool beep_heard(ob_detect_t *d, double energy, double mean_square, beep_wary_t wary)
 {
     double share = 0;
     int bin = mean_square > d->floor * SPEECH_OVER_FLOOR && mean_square > ABS_MIN
@@ -445,16 +455,15 @@ static bool beep_heard(ob_detect_t *d, double energy, double mean_square, bool w
     if (pure && d->beep_bin >= 0 && abs(bin - d->beep_bin) <= 1 &&
         mean_square < d->beep_power * BEEP_STEADY && mean_square * BEEP_STEADY > d->beep_power) {
         d->beep_power = mean_square;
-        int hold = wary ? beep_hold(d->beep_bin) : BEEP_FRAMES;
-        if (wary && !d->beep_after_pause && hold < VOWEL_FRAMES)
+        int hold = wary == BEEP_BEFORE ? beep_hold(d->beep_bin) : BEEP_FRAMES;
+        if (wary != BEEP_AFTER_MACHINE && !d->beep_after_pause && hold < VOWEL_FRAMES)
             hold = VOWEL_FRAMES;
         int64_t start = d->fed_ms - (int64_t)(d->beep_run + 1) * FRAME_MS;
         /* A double beep: two short tones at one pitch, a short gap between
          * (each may be too short to be held as one beep). */
-        bool pair =
-            d->beep_run + 1 >= PAIR_FRAMES && d->pair_bin >= 0 &&
-            abs(d->beep_bin - d->pair_bin) <= 1 && start - d->pair_end <= PAIR_GAP_MS &&
-            beep_hold(d->beep_bin) == BEEP_FRAMES; /* not an information or fax tone's pitch */
+        bool pair = d->beep_run + 1 >= PAIR_FRAMES && d->pair_bin >= 0 &&
+                    abs(d->beep_bin - d->pair_bin) <= 1 && start - d->pair_end <= PAIR_GAP_MS &&
+                    (wary != BEEP_BEFORE || beep_hold(d->beep_bin) == BEEP_FRAMES);
         if (++d->beep_run >= hold || pair) {
             d->res.beep = true;
             d->res.beep_ms = (int)(pair ? d->pair_start : start);
@@ -495,7 +504,7 @@ static void after_machine(ob_detect_t *d, double energy, double mean_square)
             greeting_over(d, d->res.beep_end_ms);
             return;
         }
-    } else if (!beep_heard(d, energy, mean_square, false)) {
+    } else if (!beep_heard(d, energy, mean_square, BEEP_AFTER_MACHINE)) {
         double threshold = d->floor * SPEECH_OVER_FLOOR;
         bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
         if (loud) {
@@ -522,7 +531,7 @@ static void after_machine(ob_detect_t *d, double energy, double mean_square)
  * line's echo of what we say to them may come back. */
 static void after_voice(ob_detect_t *d, double energy, double mean_square)
 {
-    if (mean_square > ABS_MIN && beep_heard(d, energy, mean_square, true)) {
+    if (mean_square > ABS_MIN && beep_heard(d, energy, mean_square, BEEP_AFTER_VOICE)) {
         int voice_ms = d->res.decision_ms;
         int beep_ms = d->res.beep_ms;
         decide(d, OB_DETECT_MACHINE, 0.9, "late_beep");
@@ -610,7 +619,7 @@ static void frame_done(ob_detect_t *d)
     bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
     /* A beep after words: a machine, whatever the greeting's length. */
     /* (not while an information tone's segments follow one another) */
-    if (d->heard && loud && d->sit_next == 0 && beep_heard(d, energy, mean_square, true)) {
+    if (d->heard && loud && d->sit_next == 0 && beep_heard(d, energy, mean_square, BEEP_BEFORE)) {
         decide(d, OB_DETECT_MACHINE, 0.95, "beep"); /* then followed to its end */
         /* The beep's first frames counted as speech until it was sure:
          * the greeting ended before their run, or at the beep. */

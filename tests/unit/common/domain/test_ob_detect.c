@@ -209,6 +209,23 @@ Test(detect, a_beep_after_a_person_verdict_revises_it_to_a_machine)
     free(a.s);
 }
 
+/* After words and a person's verdict no fax calling tone can come: a beep
+ * at its pitch (1100 Hz), shorter than a CNG burst, is a late beep. */
+Test(detect, a_late_beep_at_the_fax_tone_pitch_is_a_beep)
+{
+    audio_t a = {0};
+    silence(&a, 300);
+    talk(&a, 1000);
+    silence(&a, 2500);
+    tone(&a, 1100, 250, 8000); /* at 3800 ms */
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s by %s", ob_detect_name(r.verdict), r.why);
+    cr_expect_str_eq(r.why, "late_beep");
+    cr_expect(abs(r.beep_ms - 3800) <= 40, "beep at %d ms", r.beep_ms);
+    free(a.s);
+}
+
 /* A person who talks on after the verdict, and a tone that is not held
  * like a beep, do not revise it; the verdict is final late_beep_ms after. */
 Test(detect, talk_after_a_person_verdict_leaves_it_a_person)
