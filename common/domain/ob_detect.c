@@ -112,6 +112,8 @@ static const int sit_segment[TONE_FREQS] = {0, 0, 0, 1, 1, 1, 2, 2, -1, -1};
  * catch a quiet tone on a noisy line.) */
 #define CNG_MS 400
 #define CED_MS 800
+/* The share of a frame that keeps an answer tone's run going once started. */
+#define FAX_GOES_ON 0.3
 /* A beep at an information tone's first frequencies or at the fax calling
  * tone's must outlast their segment (at most 400 ms) or burst (500 ms). */
 #define SIT_BEEP_FRAMES 21
@@ -591,6 +593,12 @@ static void frame_done(ob_detect_t *d)
         mean_square > ABS_MIN ? strongest(d->tone_desc, TONE_FREQS, d->frame, energy, &share) : -1;
     if (share < PURE_TONE)
         f = -1;
+    /* An answer tone once running goes on at a lower share: a codec and
+     * line noise (GSM, 10 dB SNR) leave an ANSam 30-90% of a frame. (Not
+     * CNG: machines beep at its pitch.) */
+    if (f < 0 && d->tone_last == TONE_CED && mean_square > ABS_MIN &&
+        purity(&d->tone_desc[d->tone_last], d->frame, energy) >= FAX_GOES_ON)
+        f = d->tone_last;
     if (f >= 0 && f == d->tone_last) {
         d->tone_run_ms += FRAME_MS;
         d->tone_gap = false;
@@ -629,6 +637,10 @@ static void frame_done(ob_detect_t *d)
                                          : d->res.beep_ms;
         return;
     }
+    /* Nor while an answer tone runs: after noise taken for words, its
+     * frames would be the silence that makes a person. */
+    if (d->tone_last == TONE_CED && d->tone_run_ms >= TONE_NOT_SPEECH_MS)
+        return;
     /* A tone held a few frames is not speech (a single frame can be: a
      * vowel's strong harmonic). */
     double ring = 0;

@@ -253,6 +253,27 @@ Test(detect, talk_after_a_person_verdict_leaves_it_a_person)
     free(a.s);
 }
 
+/* Background talk taken for words, the answer tone (2100 Hz, its phase
+ * reversed every 450 ms) starting under it: once the talk stops, the tone
+ * is not the silence that makes a person. */
+Test(detect, an_answer_tone_under_talk_is_a_fax)
+{
+    audio_t a = {0}, t = {0};
+    silence(&a, 300);
+    talk(&t, 700);
+    for (int i = 0; i < 3500 * RATE / 1000; i++) {
+        double phase = (i / (RATE * 450 / 1000)) % 2 ? M_PI : 0;
+        double talking = i < (int)t.n ? t.s[i] : 0;
+        push(&a, 3000 * sin(2 * M_PI * 2100 * i / RATE + phase) + talking);
+    }
+    silence(&a, 1000);
+    ob_detect_result_t r = run(&a, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_FAX, "%s by %s at %d ms", ob_detect_name(r.verdict), r.why,
+                 r.decision_ms);
+    free(a.s);
+    free(t.s);
+}
+
 /* Line noise loud enough to count (about -40 dBFS), for ms. */
 static void noise(audio_t *a, int ms)
 {
