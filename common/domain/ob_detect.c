@@ -53,6 +53,15 @@
 /* The noise floor is the quietest frame of the latest 1.5 s: speech dips
  * between syllables and words often enough, noise does not. */
 #define FLOOR_FRAMES 75
+/* One talker's syllables make the energy of any 300 ms vary by 12 dB or
+ * more; several voices together (a room, a TV crowd) fill each other's
+ * gaps. Once the callee has spoken, a word starts only where it varies so
+ * or within 3 dB of their level (it goes on without): background talk
+ * below them is not the callee, and talk as loud as them is theirs (on a
+ * line that carries only crosstalk, the crosstalk is the "callee" until a
+ * fax tone comes). */
+#define MOD_FRAMES 15
+#define MOD_RATIO  16.0
 /* Babble (a TV, a second person) is not the callee: the callee is the
  * loudest talker. Their level follows their louder frames up (weight
  * LEVEL_WEIGHT a frame) and falls slowly (LEVEL_DECAY a frame, about
@@ -653,9 +662,18 @@ static void frame_done(ob_detect_t *d)
     int bias = d->cfg.bias >= 0 && d->cfg.bias < (int)OB_COUNTOF(biases) ? (int)d->cfg.bias : 0;
     bool strong = mean_square > d->level * biases[bias].onset;
     d->weak_ms = strong ? 0 : d->weak_ms + FRAME_MS;
-    bool callee = loud && !tone &&
-                  (strong || (d->voiced_ms > 0 && d->weak_ms <= SYLLABLE_MS &&
-                              mean_square > d->level * WORD_BELOW));
+    double lo = mean_square, hi = mean_square;
+    for (int k = 1; k < MOD_FRAMES && k < d->nrecent; k++) {
+        double e = d->recent[(d->nrecent - 1 - k) % FLOOR_FRAMES];
+        lo = e < lo ? e : lo;
+        hi = e > hi ? e : hi;
+    }
+    bool modulated = hi >= lo * MOD_RATIO;
+    bool callee =
+        loud && !tone &&
+        ((strong &&
+          (d->voiced_ms > 0 || !d->heard || modulated || mean_square >= d->level * 0.5)) ||
+         (d->voiced_ms > 0 && d->weak_ms <= SYLLABLE_MS && mean_square > d->level * WORD_BELOW));
     if (callee && mean_square > d->level) /* the loudest talker is the callee */
         d->level = d->level > 0 ? d->level + LEVEL_WEIGHT * (mean_square - d->level) : mean_square;
     else

@@ -613,6 +613,36 @@ static ob_detect_result_t run_with(const audio_t *a, ob_detect_bias_t bias, int 
     return r;
 }
 
+/* "Hello?" in a room where five voices talk 10 dB below the callee: the
+ * room's talk, as loud as a word's quieter sounds but filling each other's
+ * gaps, is not the callee talking on: a person, decided as soon as after
+ * silence. */
+Test(detect, a_hello_in_a_room_of_five_voices_is_a_person)
+{
+    audio_t a = {0};
+    silence(&a, 400);
+    audio_t w = spoken("Hello?", "en-us", 175, 3000);
+    append(&a, &w);
+    int first_end = (int)(a.n * 1000 / RATE);
+    silence(&a, 4000);
+    audio_t b = spoken(BABBLE, "en-gb-scotland+m3", 175, 1);
+    for (int v = 0; v < 5; v++) { /* each voice from its own point in the talk */
+        audio_t shifted = {0};
+        for (size_t k = 0; k < b.n; k++)
+            push(&shifted, b.s[(k + (size_t)v * 2970) % b.n]);
+        mix(&a, &shifted, 3000 * pow(10, -10 / 20.0) / sqrt(5));
+        free(shifted.s);
+    }
+    ob_detect_result_t r = run_with(&a, OB_DETECT_BALANCED, 1);
+    cr_expect_eq(r.verdict, OB_DETECT_VOICE, "%s by %s at %d ms", ob_detect_name(r.verdict), r.why,
+                 r.decision_ms);
+    cr_expect_lt(r.decision_ms - first_end, 1000, "decided %d ms after the words",
+                 r.decision_ms - first_end);
+    free(a.s);
+    free(w.s);
+    free(b.s);
+}
+
 ParameterizedTest(callee_case_t *c, detect, callees_answer_as_people_and_machines_do)
 {
     int first_end = 0;
