@@ -109,21 +109,6 @@ Test(detect, a_long_greeting_is_a_machine_before_its_beep_which_is_heard)
     free(a.s);
 }
 
-Test(detect, a_short_greeting_ending_in_a_beep_is_a_machine)
-{
-    audio_t a = {0};
-    silence(&a, 300);
-    talk(&a, 1200);
-    silence(&a, 200);
-    tone(&a, 1400, 400, 8000);
-    silence(&a, 2000);
-    ob_detect_result_t r = run(&a, 0);
-    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s by %s", ob_detect_name(r.verdict), r.why);
-    cr_expect_str_eq(r.why, "beep");
-    cr_expect(r.beep);
-    free(a.s);
-}
-
 Test(detect, fax_calling_and_answer_tones)
 {
     audio_t cng = {0}, ced = {0};
@@ -175,6 +160,46 @@ Test(detect, silence_and_tones_out_of_order_are_unknown)
     free(wrong.s);
 }
 
+/* Words, a pause, one tone: what the tone makes of the words. */
+typedef struct {
+    const char *name; /* the case */
+    int talk_ms;      /* words after 300 ms of line */
+    int gap_ms;       /* then line for this long */
+    int hz, tone_ms;  /* then this tone, then 3 s of line */
+    const char *why;  /* expected: a machine by this rule */
+} tone_after_case_t;
+
+static tone_after_case_t tone_after_cases[] = {
+    /* a short greeting ended by its beep */
+    {"beep_after_a_short_greeting", 1200, 200, 1400, 400, "beep"},
+    /* after a person's verdict no fax calling tone can come: a beep at its
+     * pitch, shorter than a CNG burst, is a late beep */
+    {"late_beep_at_the_fax_tone_pitch", 1000, 2500, 1100, 250, "late_beep"},
+};
+
+ParameterizedTestParameters(detect, a_tone_after_words_is_a_beep)
+{
+    return cr_make_param_array(tone_after_case_t, tone_after_cases, OB_COUNTOF(tone_after_cases));
+}
+
+ParameterizedTest(tone_after_case_t *c, detect, a_tone_after_words_is_a_beep)
+{
+    audio_t a = {0};
+    silence(&a, 300);
+    talk(&a, c->talk_ms);
+    silence(&a, c->gap_ms);
+    int at = 300 + c->talk_ms + c->gap_ms;
+    tone(&a, c->hz, c->tone_ms, 8000);
+    silence(&a, 3000);
+    ob_detect_result_t r = run(&a, 0);
+    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s: %s by %s", c->name, ob_detect_name(r.verdict),
+                 r.why);
+    cr_expect_str_eq(r.why, c->why, "%s", c->name);
+    cr_expect(r.beep && abs(r.beep_ms - at) <= 40, "%s: beep at %d ms, the tone at %d", c->name,
+              r.beep_ms, at);
+    free(a.s);
+}
+
 /* A short greeting whose beep comes after a pause longer than the wait
  * for a person: a person first, then a machine at its beep, followed to
  * its end; with late_beep_ms 0 the person verdict stands. */
@@ -206,23 +231,6 @@ Test(detect, a_beep_after_a_person_verdict_revises_it_to_a_machine)
     cr_expect(ob_detect_feed(d, a.s, 2600 * RATE / 1000), "final at the voice verdict");
     cr_expect_eq(ob_detect_result(d)->verdict, OB_DETECT_VOICE);
     ob_detect_free(d);
-    free(a.s);
-}
-
-/* After words and a person's verdict no fax calling tone can come: a beep
- * at its pitch (1100 Hz), shorter than a CNG burst, is a late beep. */
-Test(detect, a_late_beep_at_the_fax_tone_pitch_is_a_beep)
-{
-    audio_t a = {0};
-    silence(&a, 300);
-    talk(&a, 1000);
-    silence(&a, 2500);
-    tone(&a, 1100, 250, 8000); /* at 3800 ms */
-    silence(&a, 3000);
-    ob_detect_result_t r = run(&a, 0);
-    cr_expect_eq(r.verdict, OB_DETECT_MACHINE, "%s by %s", ob_detect_name(r.verdict), r.why);
-    cr_expect_str_eq(r.why, "late_beep");
-    cr_expect(abs(r.beep_ms - 3800) <= 40, "beep at %d ms", r.beep_ms);
     free(a.s);
 }
 
