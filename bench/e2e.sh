@@ -14,7 +14,8 @@
 #     by a voice); the calls POSTed in batches spread over the deployments and
 #     the ingests; calls/s from the first POST to the last call completed,
 #     accepted -> completed p50/p99, every process's CPU time per call and the
-#     schedulers' peak RSS per call.
+#     schedulers' peak RSS per call, and Postgres bytes per completed call
+#     (tables and their indexes, the largest named).
 #
 # Every run has topics of its own (OB_TOPIC_PREFIX), so none meets another's
 # messages. Its own stack (OB_LOCAL_PORT_BASE=25000, state in
@@ -208,6 +209,14 @@ for n in $instances; do
 			          'released', $(pq 0.5 released_at recorded_at), 'dialing', $(pq 0.5 dialing_at released_at),
 			          'completed', $(pq 0.5 completed_at dialing_at)))
 			      FROM c" >"$work/e2e-$name.calls.json"
+			# What the store holds for them, right after the run (dead row
+			# versions the updates left included: autovacuum has not caught up):
+			# each table's heap (with TOAST) and its indexes.
+			q -c "SELECT coalesce(json_agg(json_build_object('name', relname, 'table', tbl, 'indexes', idx)
+			                               ORDER BY tbl + idx DESC), '[]')
+			      FROM (SELECT c.relname, pg_table_size(c.oid) AS tbl, pg_indexes_size(c.oid) AS idx
+			            FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+			            WHERE ns.nspname = 'public' AND c.relkind = 'r') s" >"$work/e2e-$name.storage.json"
 			run_services "$n" stop "ingest scheduler dialer" || ob_warn "e2e $name: a service did not stop cleanly"
 		fi
 		printf '{"name": "%s", "instances": %d, "calls": %d, "deployments": %d}\n' "$name" "$n" "$calls" "$dcount" \

@@ -163,7 +163,20 @@ def release_run(w, calls):
     }
 
 
-def e2e_run(w, post, db, calls):
+def storage(rels, completed):
+    """Postgres bytes per completed call: every table with its indexes, and
+    the largest four by name (table + indexes)."""
+    if not rels or not completed:
+        return None
+    total = sum(r["table"] + r["indexes"] for r in rels)
+    return {
+        "bytes_per_call": round(total / completed, 1),
+        "largest": [{"name": r["name"], "table_per_call": round(r["table"] / completed, 1),
+                     "indexes_per_call": round(r["indexes"] / completed, 1)} for r in rels[:4]],
+    }
+
+
+def e2e_run(w, post, db, calls, rels=None):
     if not w or not db:
         return None
     span = (db.get("last_completed") or 0) - (db.get("first_accepted") or 0)
@@ -181,6 +194,7 @@ def e2e_run(w, post, db, calls):
         },
         "scheduler_peak_rss_mb": round(rss / 1024, 1),
         "scheduler_bytes_per_call": round(rss * 1024 / calls, 1) if calls else None,
+        "postgres_storage": storage(rels, db.get("completed") or 0),
         "machine_busy_cores": w.get("machine_busy_cores"),
         "outside_cores": w.get("outside_cores"),
     }
@@ -195,7 +209,8 @@ def cmd_assemble(work, params_path, out):
         name, calls = r["name"], r["calls"]
         r["release"] = release_run(report.load(f"{work}/release-{name}.json"), calls)
         r["e2e"] = e2e_run(report.load(f"{work}/e2e-{name}.json"), report.load(f"{work}/e2e-{name}.post.json"),
-                           report.load(f"{work}/e2e-{name}.calls.json"), calls)
+                           report.load(f"{work}/e2e-{name}.calls.json"), calls,
+                           report.load(f"{work}/e2e-{name}.storage.json", None))
         runs.append(r)
     res["runs"] = sorted(runs, key=lambda r: (r["instances"], r["calls"]))
     report.write_results(out, res)
@@ -203,7 +218,8 @@ def cmd_assemble(work, params_path, out):
 
 GROWTH_HEADER = ("instances", "pending calls", "deployments", "releases/s", "scheduler CPU us/call",
                  "scheduler bytes/pending call", "e2e calls/s", "e2e scheduler peak RSS MB", "e2e p50 / p99 ms",
-                 "e2e CPU us/call (ingest, scheduler, dialer, postgres, kafka)", "outside cores")
+                 "e2e CPU us/call (ingest, scheduler, dialer, postgres, kafka)",
+                 "e2e Postgres bytes/call (largest: table + indexes)", "outside cores")
 
 
 def growth_rows(r):
@@ -222,9 +238,19 @@ def growth_rows(r):
             n(e2e.get("scheduler_peak_rss_mb"), "{:,.1f}"),
             f"{n(lat.get('p50'), '{:,.1f}')} / {n(lat.get('p99'), '{:,.1f}')}" if lat else "-",
             ", ".join(n(c.get(k), "{:,.1f}") for k in ("ingest", "scheduler", "dialer", "postgres", "kafka")) if c else "-",
+            storage_text(e2e.get("postgres_storage")),
             " / ".join(f"{x:.2f}" for x in outside) or "-",
         ))
     return out
+
+
+def storage_text(st):
+    """"1,234 (calls 300 + 400, ...)": bytes per call and the largest tables."""
+    if not st:
+        return "-"
+    parts = ", ".join(f"{r['name']} {r['table_per_call']:,.0f} + {r['indexes_per_call']:,.0f}"
+                      for r in st.get("largest", [])[:3])
+    return f"{st['bytes_per_call']:,.0f} ({parts})"
 
 
 def cmd_table(path):

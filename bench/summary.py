@@ -132,7 +132,9 @@ def build(ing, sch, dia, e2e, med=None):
     er = (run or {}).get("e2e") or {}
     add(f"end to end ({n((run or {}).get('calls'))} calls, POST to completed, sim carrier at full compression)",
         f"{n(er.get('per_s'))} calls/s; accepted->completed p50 {n(get(er, 'latency_ms', 'p50'), '{:.0f}')} / "
-        f"p99 {n(get(er, 'latency_ms', 'p99'), '{:.0f}')} ms", er.get("per_s"),
+        f"p99 {n(get(er, 'latency_ms', 'p99'), '{:.0f}')} ms; Postgres "
+        f"{n(get(er, 'cpu_us_per_call', 'postgres'), '{:,.0f}')} us of CPU and "
+        f"{stages.storage_text(er.get('postgres_storage'))} bytes per completed call", er.get("per_s"),
         f"slowest stage's limit: {slow or '-'}, {n(cands.get(slow))} calls/s"
         + (f" ({per_call:.1f} events per call)" if per_call else ""),
         cands.get(slow), outside(er.get("outside_cores")))
