@@ -15,7 +15,8 @@
 #     the ingests; calls/s from the first POST to the last call completed,
 #     accepted -> completed p50/p99, every process's CPU time per call and the
 #     schedulers' peak RSS per call, and Postgres bytes per completed call
-#     (tables and their indexes, the largest named).
+#     (tables and their indexes, the largest named), and Postgres's time per
+#     completed call by statement (pg_stat_statements, when installed).
 #
 # Every run has topics of its own (OB_TOPIC_PREFIX), so none meets another's
 # messages. Its own stack (OB_LOCAL_PORT_BASE=25000, state in
@@ -90,6 +91,7 @@ q() { psql "$dsn" -v ON_ERROR_STOP=1 -qAt "$@"; }
 
 watcher=
 bench_stack_up watcher
+pgss=$(pgss_enable "$admin_dsn")
 rm -rf "$work"
 mkdir -p "$work" "$root/bench/results"
 parts=$OB_LOCAL_REQUEST_PARTITIONS
@@ -185,6 +187,7 @@ for n in $instances; do
 			      FROM generate_series(0, $dcount - 1) i"
 			apis=http://127.0.0.1:$((OB_LOCAL_PORT_BASE + 80))
 			for ((i = 2; i <= n; i++)); do apis+=,http://127.0.0.1:$((OB_LOCAL_PORT_BASE + 60 + i)); done
+			if ((pgss)); then pgss_reset "$dsn"; fi
 			quiet "e2e-$name"
 			ob_say "e2e $name: $calls calls over $dcount deployments, $n instance(s) of each service" \
 				"(at most $limit s)"
@@ -209,6 +212,7 @@ for n in $instances; do
 			          'released', $(pq 0.5 released_at recorded_at), 'dialing', $(pq 0.5 dialing_at released_at),
 			          'completed', $(pq 0.5 completed_at dialing_at)))
 			      FROM c" >"$work/e2e-$name.calls.json"
+			if ((pgss)); then pgss_top "$dsn" >"$work/e2e-$name.statements.json"; fi
 			# What the store holds for them, right after the run (dead row
 			# versions the updates left included: autovacuum has not caught up):
 			# each table's heap (with TOAST) and its indexes.

@@ -34,6 +34,42 @@ bench_stack_up() {
 	bench_services_stop >/dev/null
 }
 
+# pgss_enable ADMIN_DSN: loads pg_stat_statements into the bench's PostgreSQL
+# when it is installed (a restart, once per state dir); prints 1 if it is
+# there, 0 if not.
+pgss_enable() {
+	if [[ $(psql "$1" -Atc "select count(*) from pg_available_extensions where name = 'pg_stat_statements'") != 1 ]]; then
+		echo 0
+		return
+	fi
+	if [[ $(psql "$1" -Atc 'show shared_preload_libraries') != *pg_stat_statements* ]]; then
+		ob_say "enabling pg_stat_statements (restarts the bench's PostgreSQL once)" >&2
+		psql "$1" -qc "alter system set shared_preload_libraries = 'pg_stat_statements'"
+		"$local_dir/postgres.sh" stop >&2
+		"$local_dir/postgres.sh" start >&2
+	fi
+	echo 1
+}
+
+# pgss_reset DSN: the statements' counters from zero (the extension created
+# in the database first: every run's database is fresh).
+pgss_reset() {
+	psql "$1" -qAt -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
+		-c 'SELECT pg_stat_statements_reset()' >/dev/null
+}
+
+# pgss_top DSN: the 15 statements that took the most time in the outbound
+# database since pgss_reset, as JSON (calls, total and mean ms, rows, query).
+pgss_top() {
+	psql "$1" -qAt <<'SQL'
+SELECT coalesce(json_agg(x), '[]') FROM (
+  SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
+         rows, query
+  FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'outbound')
+  ORDER BY total_exec_time DESC LIMIT 15) x;
+SQL
+}
+
 # bench_services_stop: every service of the bench stack, up to the two
 # ingests and schedulers of bench/e2e.sh's growth runs.
 bench_services_stop() {

@@ -127,17 +127,7 @@ services() { OB_LOCAL_SERVICES=${1:-} "$local_dir/services.sh" "${@:2}"; }
 watcher=
 bench_stack_up watcher
 
-# pg_stat_statements, when installed, needs preloading: once per state dir.
-pgss=0
-if [[ $(psql "$admin_dsn" -Atc "select count(*) from pg_available_extensions where name = 'pg_stat_statements'") == 1 ]]; then
-	pgss=1
-	if [[ $(psql "$admin_dsn" -Atc 'show shared_preload_libraries') != *pg_stat_statements* ]]; then
-		ob_say "enabling pg_stat_statements (restarts the bench's PostgreSQL once)"
-		psql "$admin_dsn" -qc "alter system set shared_preload_libraries = 'pg_stat_statements'"
-		"$local_dir/postgres.sh" stop
-		"$local_dir/postgres.sh" start
-	fi
-fi
+pgss=$(pgss_enable "$admin_dsn")
 # A fresh database every run; the services apply the migrations.
 psql "$admin_dsn" -qc 'drop database if exists outbound with (force)' -c 'create database outbound owner outbound'
 kafka_pid=$(<"$OB_LOCAL_RUN/kafka.pid")
@@ -321,9 +311,7 @@ EOF
 INSERT INTO dialers (instance_id, carrier, channels, partitions)
 VALUES ('$fake_dialer', 'sim', $channels, '$all_job_parts');
 SQL
-	if ((pgss)); then
-		q -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' -c 'SELECT pg_stat_statements_reset()' >/dev/null
-	fi
+	if ((pgss)); then pgss_reset "$dsn"; fi
 	quiet release
 	ob_say "release: starting the scheduler on the backlog (at most $release_limit s)"
 	rm -f "$OB_LOCAL_RUN/scheduler.pid"
@@ -334,15 +322,7 @@ SQL
 	# The watcher ends by itself: backlog released, time limit, or scheduler gone.
 	wait "$watcher" || true
 	watcher=
-	if ((pgss)); then
-		q >"$work/release.statements.json" <<'SQL'
-SELECT coalesce(json_agg(x), '[]') FROM (
-  SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
-         rows, query
-  FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'outbound')
-  ORDER BY total_exec_time DESC LIMIT 15) x;
-SQL
-	fi
+	if ((pgss)); then pgss_top "$dsn" >"$work/release.statements.json"; fi
 	q -c "SELECT json_build_object('attempts', count(*), 'published', count(job_published_at))
 	      FROM attempts WHERE deployment_id NOT IN ('$lat_dep', '$warm_dep')" >"$work/release.attempts.json"
 	# The scheduler checks its stop flag between passes, and a pass over a

@@ -176,7 +176,18 @@ def storage(rels, completed):
     }
 
 
-def e2e_run(w, post, db, calls, rels=None):
+def statements(top, completed):
+    """The statements that took Postgres's time, per completed call: how
+    often each ran (per 1,000 calls) and its us; the query's first 100
+    characters."""
+    if not top or not completed:
+        return None
+    return [{"per_1000_calls": round(t["calls"] * 1000 / completed, 1),
+             "us_per_call": round(t["total_ms"] * 1000 / completed, 1),
+             "query": " ".join(t["query"].split())[:100]} for t in top]
+
+
+def e2e_run(w, post, db, calls, rels=None, top=None):
     if not w or not db:
         return None
     span = (db.get("last_completed") or 0) - (db.get("first_accepted") or 0)
@@ -195,6 +206,7 @@ def e2e_run(w, post, db, calls, rels=None):
         "scheduler_peak_rss_mb": round(rss / 1024, 1),
         "scheduler_bytes_per_call": round(rss * 1024 / calls, 1) if calls else None,
         "postgres_storage": storage(rels, db.get("completed") or 0),
+        "postgres_statements": statements(top, db.get("completed") or 0),
         "machine_busy_cores": w.get("machine_busy_cores"),
         "outside_cores": w.get("outside_cores"),
     }
@@ -210,7 +222,8 @@ def cmd_assemble(work, params_path, out):
         r["release"] = release_run(report.load(f"{work}/release-{name}.json"), calls)
         r["e2e"] = e2e_run(report.load(f"{work}/e2e-{name}.json"), report.load(f"{work}/e2e-{name}.post.json"),
                            report.load(f"{work}/e2e-{name}.calls.json"), calls,
-                           report.load(f"{work}/e2e-{name}.storage.json", None))
+                           report.load(f"{work}/e2e-{name}.storage.json", None),
+                           report.load(f"{work}/e2e-{name}.statements.json", None))
         runs.append(r)
     res["runs"] = sorted(runs, key=lambda r: (r["instances"], r["calls"]))
     report.write_results(out, res)
@@ -256,6 +269,12 @@ def storage_text(st):
 def cmd_table(path):
     r = report.load(path)
     print(report.text_table(GROWTH_HEADER, growth_rows(r)))
+    last = next((x for x in reversed(r.get("runs", [])) if (x.get("e2e") or {}).get("postgres_statements")), None)
+    if last:
+        print(f"Postgres's time per completed call by statement ({last['name']}):")
+        print(report.text_table(("runs/1,000 calls", "us/call", "statement"),
+                                [(f"{t['per_1000_calls']:,.1f}", f"{t['us_per_call']:,.1f}", t["query"])
+                                 for t in last["e2e"]["postgres_statements"]]))
     print(f"raw results: {os.path.relpath(path)}")
 
 
