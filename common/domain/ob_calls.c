@@ -218,6 +218,8 @@ ob_rc_t ob_calls_conclude_tx(PGconn *conn, const char *source, const ob_attempt_
         cJSON_AddStringToObject(row, "result", ob_result_name(e->result));
         cJSON_AddStringToObject(row, "reason", ob_reason_name(e->reason));
         cJSON_AddBoolToObject(row, "answered", e->answered);
+        if (e->connect)
+            cJSON_AddTrueToObject(row, "connected");
         if (e->result != OB_RESULT_NOATTEMPT) { /* never dialed: no ring, no talk */
             cJSON_AddNumberToObject(row, "ring_ms", e->ring_ms);
             cJSON_AddNumberToObject(row, "talk_ms", e->talk_ms);

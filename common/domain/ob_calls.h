@@ -31,6 +31,9 @@ typedef struct {
     ob_result_t result;     /* voice, busy, ..., noattempt */
     ob_reason_t reason;     /* answered, the result (ob_reason_of_result), dialer_shutdown, ... */
     bool answered;          /* it was connected */
+    bool connect;           /* its connected transition is written with its end: it was
+                               answered and ended before that was recorded (one update of
+                               the call and attempt rows instead of two) */
     int ring_ms;            /* until the answer or the end */
     int talk_ms;            /* connected time */
     int decision_ms;        /* callee type decided this long after the answer, or -1 */

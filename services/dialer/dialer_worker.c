@@ -68,8 +68,9 @@ static const char DIALING_SQL[] =
     "  RETURNING c.i, c.waited)"
     " SELECT i, false, NULL::float8 FROM c UNION ALL SELECT i, true, waited FROM a";
 
-/* The connected calls, call row first as everywhere; rows as DIALING_SQL
- * (without the third column). */
+/* The connected calls still running (one that also ended has its connected
+ * transition written with its end, ob_calls_conclude_tx's connect), call
+ * row first as everywhere; rows as DIALING_SQL (without the third column). */
 static const char CONNECTED_SQL[] =
     "WITH j AS (SELECT * FROM json_to_recordset($1::json) AS j(i int, call_id uuid, attempt int)),"
     " c AS (UPDATE calls SET state = 'connected', updated_at = now() FROM j"
@@ -273,7 +274,9 @@ static ob_rc_t guarded_batch(dialer_ctx_t *ctx, bool dialing, batch_t *b, ob_err
     int used = 0;
     for (int k = 0; k < b->n; k++) {
         entry_t *e = &b->e[k];
-        if (dialing ? !is_taken(e->was) : !is_answered(e->was))
+        /* An answered call that also ended has its connected transition
+         * written with its end (ob_calls_conclude_tx, connect). */
+        if (dialing ? !is_taken(e->was) : e->was != DIALER_SLOT_ANSWERED)
             continue;
         e->refused = true;
         if (e->excluded || e->was == DIALER_SLOT_INVALID)
@@ -404,10 +407,13 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
     for (int k = 0; k < b->n; k++)
         if (is_ending(b->e[k].was)) {
             ending[nends] = &b->e[k];
-            ends[nends++] = b->e[k].slot->end;
+            ends[nends] = b->e[k].slot->end;
+            ends[nends++].connect = b->e[k].was == DIALER_SLOT_ANSWERED_ENDING;
         }
     if (rc == OB_OK && nends > 0)
         rc = ob_calls_conclude_tx(ctx->pg, ctx->source, ends, nends, ended, done, err);
+    for (size_t k = 0; rc == OB_OK && k < nends; k++)
+        ending[k]->concluded = done[k];
     if (rc == OB_OK)
         rc = dialer_outcomes_write(ctx, err);
     free(ends);
@@ -423,7 +429,9 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
         }
         for (int k = 0; k < b->n; k++) {
             const entry_t *e = &b->e[k];
-            if (!is_answered(e->was) || e->refused)
+            /* connected with its end: when that end was written */
+            if (!is_answered(e->was) ||
+                (e->was == DIALER_SLOT_ANSWERED_ENDING ? !e->concluded : e->refused))
                 continue;
             /* "processing" is no result: the event carries none until the end. */
             const char *as = e->slot->answered_as;
@@ -436,7 +444,6 @@ static ob_rc_t flush_tx(dialer_ctx_t *ctx, batch_t *b, ob_call_event_t *evs, siz
         for (int k = 0; k < ctx->nnotes; k++)
             PUSH_EVENT(evs, n, dialer_note_copy(ctx, k));
         for (size_t k = 0; k < nends; k++) {
-            ending[k]->concluded = done[k];
             if (done[k]) {
                 PUSH_EVENT(evs, n, ended[k]);
                 memset(&ended[k], 0, sizeof(ended[k]));

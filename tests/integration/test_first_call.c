@@ -303,3 +303,48 @@ Test(first_call, idempotency_key_replays_the_first_answer, .timeout = 120, .fini
     h_resp_free(&other);
     PQfinish(pg);
 }
+
+/* At the sim's full time compression a call is answered and ends within
+ * one turn of the dialer's loop: its connected transition is written with
+ * its conclusion (one update of each row), and it still has its
+ * connected_at, no later than its end, and its connected event before the
+ * completed one. */
+Test(first_call, a_call_answered_and_ended_at_once_is_connected_then_completed, .timeout = 180,
+     .fini = teardown)
+{
+    static const char *const instant_sim[] = {"OB_SIM_TIME_SCALE=1000000", NULL};
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
+    cr_assert(h_stack_up(&s, 1, instant_sim), "stack did not become ready");
+    char *ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = h_queue_json(&c, "{\"phone_number\": \"+12125550100\"}");
+        cr_assert_not_null(ids[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        char *body = h_wait_completed(&c, ids[i], 60000);
+        cr_assert_not_null(body, "call %s did not complete", ids[i]);
+        h_expect_path(body, "result", "voice");
+        const char *p[] = {ids[i]};
+        char *attempt =
+            h_pg_value(pg,
+                       "SELECT state || '/' || (connected_at IS NOT NULL)::text || '/'"
+                       " || (connected_at >= dialing_at AND connected_at <= ended_at)::text"
+                       " FROM attempts WHERE call_id = $1 AND attempt = 1",
+                       1, p);
+        cr_expect_str_eq(attempt, "ended/true/true", "%s", ids[i]);
+        char *types = h_event_types(&s, ids[i], 4, 30000);
+        cr_expect_str_eq(types,
+                         "outbound.call.queued,outbound.call.dialing,outbound.call.connected,"
+                         "outbound.call.completed");
+        free(attempt);
+        free(types);
+        free(body);
+        free(ids[i]);
+    }
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    PQfinish(pg);
+}
