@@ -348,3 +348,54 @@ Test(first_call, a_call_answered_and_ended_at_once_is_connected_then_completed, 
     cr_expect(h_stack_down(&s), "a service did not drain cleanly");
     PQfinish(pg);
 }
+
+/* A dial job released whose message never reached the broker (a crash
+ * between the release's commit and the produce): the scheduler's relay
+ * finds the attempt still released and unpublished, sends its job, and the
+ * call is dialed and completes. The call is scheduled two hours ahead, so
+ * that only this hand-made release can start it. */
+Test(first_call, a_released_job_never_sent_is_relayed_and_dialed, .timeout = 180, .fini = teardown)
+{
+    h_tenant_t t;
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
+    cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550100\","
+                                     " \"not_before\": \"+2 hours\"}");
+    cr_assert_not_null(call_id);
+    const char *p[] = {call_id};
+    char *recorded = NULL;
+    for (int64_t until = ob_mono_ms() + 30000; ob_mono_ms() < until; h_sleep_ms(100)) {
+        free(recorded);
+        recorded = h_pg_value(pg, "SELECT count(*) FROM calls WHERE call_id = $1", 1, p);
+        if (strcmp(recorded, "1") == 0)
+            break;
+    }
+    cr_assert_str_eq(recorded, "1", "the call was not recorded");
+    free(recorded);
+    char *released = h_pg_value(
+        pg,
+        "WITH c AS (UPDATE calls SET active_attempt = 1, attempts_made = 1 WHERE call_id = $1"
+        "  RETURNING call_id, deployment_id)"
+        " INSERT INTO attempts (call_id, attempt, deployment_id, job_id, released_at, lease_until)"
+        " SELECT call_id, 1, deployment_id, gen_random_uuid(), now() - interval '10 seconds',"
+        "  now() + interval '5 minutes' FROM c RETURNING state",
+        1, p);
+    cr_assert_str_eq(released, "released");
+    char *body = h_wait_completed(&c, call_id, 60000);
+    cr_assert_not_null(body, "the relayed job's call %s did not complete", call_id);
+    h_expect_path(body, "result", "voice");
+    char *published = h_pg_value(pg,
+                                 "SELECT (job_published_at IS NOT NULL)::text || '/' || state"
+                                 " FROM attempts WHERE call_id = $1 AND attempt = 1",
+                                 1, p);
+    cr_expect_str_eq(published, "true/ended");
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    free(published);
+    free(released);
+    free(body);
+    free(call_id);
+    PQfinish(pg);
+}
