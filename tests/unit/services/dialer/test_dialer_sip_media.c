@@ -347,9 +347,11 @@ ParameterizedTest(codec_case_t *c, sip_media, a_tone_goes_out_paced_in_the_answe
     cr_expect_eq(field(json, "markers"), 1, "%s", json);
     cr_expect(strstr(json, "\"ts_steps\": [160]") != NULL, "%s", json);
     /* Paced, not in bursts (the p99 under load is make bench's: here the
-     * callee's own clock is a Python loop on a shared machine). */
+     * callee's own clock is a Python loop on a shared machine, where one
+     * scheduling hiccup of either side reached 68 ms in make test; a stall
+     * of the media clock would be seconds). */
     cr_expect(field(json, "gap_p50") >= 18 && field(json, "gap_p50") <= 22, "%s", json);
-    cr_expect_lt(field(json, "gap_max"), 60, "%s", json);
+    cr_expect_lt(field(json, "gap_max"), 150, "%s", json);
     cr_expect_gt(field(json, "share_1000"), 0.9, "%s", json);
 }
 
