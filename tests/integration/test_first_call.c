@@ -23,14 +23,23 @@ static void teardown(void)
 /* Calls run 200 times faster than real time on the sim carrier. */
 static const char *const fast_sim[] = {"OB_SIM_TIME_SCALE=200", NULL};
 
+/* A tenant, its client and the stack (instances of each service, env):
+ * the connection to the test's database. */
+static PGconn *stack_up(h_tenant_t *t, h_client_t *c, int instances, const char *const *env)
+{
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, t, 5);
+    *c = h_client(&s, t, pg);
+    cr_assert(h_stack_up(&s, instances, env), "stack did not become ready");
+    return pg;
+}
+
 Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teardown)
 {
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
-    cr_assert(h_stack_up(&s, 2, fast_sim), "stack did not become ready");
+    h_client_t c;
+    PGconn *pg = stack_up(&t, &c, 2, fast_sim);
 
     /* +1 212 555 0100 is the sim carrier's "answers, voice" test number. */
     char *call_id = h_queue_json(&c, "{\"phone_number\": \"+1 (212) 555-0100\","
@@ -136,11 +145,8 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
 Test(first_call, unanswered_call_fails_after_its_attempts, .timeout = 180, .fini = teardown)
 {
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
-    cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
+    h_client_t c;
+    PGconn *pg = stack_up(&t, &c, 1, fast_sim);
 
     /* ...555 0130 is the "busy" test number. */
     char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550130\", \"max_attempts\": 1}");
@@ -314,11 +320,8 @@ Test(first_call, a_call_answered_and_ended_at_once_is_connected_then_completed, 
 {
     static const char *const instant_sim[] = {"OB_SIM_TIME_SCALE=1000000", NULL};
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
-    cr_assert(h_stack_up(&s, 1, instant_sim), "stack did not become ready");
+    h_client_t c;
+    PGconn *pg = stack_up(&t, &c, 1, instant_sim);
     char *ids[5];
     for (int i = 0; i < 5; i++) {
         ids[i] = h_queue_json(&c, "{\"phone_number\": \"+12125550100\"}");
@@ -357,11 +360,8 @@ Test(first_call, a_call_answered_and_ended_at_once_is_connected_then_completed, 
 Test(first_call, a_released_job_never_sent_is_relayed_and_dialed, .timeout = 180, .fini = teardown)
 {
     h_tenant_t t;
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
-    cr_assert(h_stack_up(&s, 1, fast_sim), "stack did not become ready");
+    h_client_t c;
+    PGconn *pg = stack_up(&t, &c, 1, fast_sim);
     char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550100\","
                                      " \"not_before\": \"+2 hours\"}");
     cr_assert_not_null(call_id);
