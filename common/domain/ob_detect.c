@@ -62,6 +62,7 @@
  * fax tone comes). */
 #define MOD_FRAMES 15
 #define MOD_RATIO  16.0
+#define OWN_LEVEL  0.5 /* -3 dB */
 /* Babble (a TV, a second person) is not the callee: the callee is the
  * loudest talker. Their level follows their louder frames up (weight
  * LEVEL_WEIGHT a frame) and falls slowly (LEVEL_DECAY a frame, about
@@ -442,10 +443,6 @@ static int beep_hold(int bin)
     return fabs(hz - tone_freqs[TONE_CNG]) <= BEEP_STEP / 2.0 ? CNG_BEEP_FRAMES : BEEP_FRAMES;
 }
 
-/* A pure tone held BEEP_FRAMES frames at one frequency (within one filter
- * of where it started) and one level (within BEEP_STEADY from frame to
- * frame) is a machine's beep; true once heard. A voice's harmonic
- * can be as pure for a while, but its pitch and loudness move. */
 /* How wary beep_heard is of what else a pure tone may be. */
 typedef enum {
     BEEP_AFTER_MACHINE, /* the machine's beep is expected: BEEP_FRAMES */
@@ -456,6 +453,10 @@ typedef enum {
                            fax tone's pitch held longer than those (beep_hold) */
 } beep_wary_t;
 
+/* A pure tone held BEEP_FRAMES frames at one frequency (within one filter
+ * of where it started) and one level (within BEEP_STEADY from frame to
+ * frame) is a machine's beep; true once heard. A voice's harmonic
+ * can be as pure for a while, but its pitch and loudness move. */
 static bool beep_heard(ob_detect_t *d, double energy, double mean_square, beep_wary_t wary)
 {
     double share = 0;
@@ -672,7 +673,7 @@ static void frame_done(ob_detect_t *d)
     bool callee =
         loud && !tone &&
         ((strong &&
-          (d->voiced_ms > 0 || !d->heard || modulated || mean_square >= d->level * 0.5)) ||
+          (d->voiced_ms > 0 || !d->heard || modulated || mean_square >= d->level * OWN_LEVEL)) ||
          (d->voiced_ms > 0 && d->weak_ms <= SYLLABLE_MS && mean_square > d->level * WORD_BELOW));
     if (callee && mean_square > d->level) /* the loudest talker is the callee */
         d->level = d->level > 0 ? d->level + LEVEL_WEIGHT * (mean_square - d->level) : mean_square;
