@@ -443,6 +443,14 @@ static int beep_hold(int bin)
     return fabs(hz - tone_freqs[TONE_CNG]) <= BEEP_STEP / 2.0 ? CNG_BEEP_FRAMES : BEEP_FRAMES;
 }
 
+/* Whether a frame of this mean square is sound, not line noise: over the
+ * noise floor by factor, and over ABS_MIN. */
+static bool over_floor(const ob_detect_t *d, double mean_square, double factor)
+{
+    double threshold = d->floor * factor;
+    return mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+}
+
 /* How wary beep_heard is of what else a pure tone may be. */
 typedef enum {
     BEEP_AFTER_MACHINE, /* the machine's beep is expected: BEEP_FRAMES */
@@ -517,8 +525,7 @@ static void after_machine(ob_detect_t *d, double energy, double mean_square)
             return;
         }
     } else if (!beep_heard(d, energy, mean_square, BEEP_AFTER_MACHINE)) {
-        double threshold = d->floor * SPEECH_OVER_FLOOR;
-        bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+        bool loud = over_floor(d, mean_square, SPEECH_OVER_FLOOR);
         if (loud) {
             d->after_voiced_ms += FRAME_MS;
             if (d->after_voiced_ms >= c->min_word_ms)
@@ -556,8 +563,7 @@ static void after_voice(ob_detect_t *d, double energy, double mean_square)
                 d->run_after > 0 && d->run_after <= beep_ms ? (int)d->run_after : beep_ms;
         return;
     }
-    double threshold = d->floor * SPEECH_OVER_FLOOR;
-    bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+    bool loud = over_floor(d, mean_square, SPEECH_OVER_FLOOR);
     if (loud) {
         if (d->silence_ms >= WORD_GAP_MS)
             d->run_after = d->last_voice;
@@ -633,8 +639,7 @@ static void frame_done(ob_detect_t *d)
      * follow one another (its tones would be silence to the speech rules). */
     if (!d->answered || d->sit_next > 0)
         return;
-    double threshold = d->floor * (d->voiced_ms > 0 ? WORD_OVER_FLOOR : SPEECH_OVER_FLOOR);
-    bool loud = mean_square > (threshold > ABS_MIN ? threshold : ABS_MIN);
+    bool loud = over_floor(d, mean_square, d->voiced_ms > 0 ? WORD_OVER_FLOOR : SPEECH_OVER_FLOOR);
     /* A beep after words: a machine, whatever the greeting's length. */
     /* (not while an information tone's segments follow one another) */
     if (d->heard && loud && d->sit_next == 0 && beep_heard(d, energy, mean_square, BEEP_BEFORE)) {
