@@ -88,7 +88,7 @@ static const char *scenario(bool play, const char *play_file, int hold_ms)
  * the callee's RTP back to it with echo (not while it plays a file: both
  * would go out as two streams); extra
  * arguments NULL-ended (NULL: one call, -m 1). Returns its exit code (0: every call succeeded). */
-static int sipp_call(const char *sf, const char *number, bool echo, const char *const *extra)
+static int sipp_call_once(const char *sf, const char *number, bool echo, const char *const *extra)
 {
     char target[64], mp[16], cp[16], log[300], errf[300];
     int media = free_udp_pair();
@@ -149,6 +149,28 @@ static int sipp_call(const char *sf, const char *number, bool echo, const char *
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* sipp_call_once, again with other ports while SIPp could not bind one: a
+ * port found free can be taken by another test's socket before SIPp binds
+ * it (found by make test: "Unable to bind remote control socket", errno 98).
+ * SIPp binds its ports before it places a call, so a retry calls once. */
+static int sipp_call(const char *sf, const char *number, bool echo, const char *const *extra)
+{
+    char logs[2][300];
+    snprintf(logs[0], sizeof(logs[0]), "%s/sipp-%s-errors.log", callee.dir, number);
+    snprintf(logs[1], sizeof(logs[1]), "%s/sipp-%s.log", callee.dir, number);
+    for (int tries = 1;; tries++) {
+        int rc = sipp_call_once(sf, number, echo, extra);
+        bool port_taken = false;
+        for (int i = 0; i < 2 && rc; i++) {
+            char *text = h_read_text(logs[i]);
+            port_taken |= text && strstr(text, "Unable to bind");
+            free(text);
+        }
+        if (!port_taken || tries == 5)
+            return rc;
+    }
 }
 
 /* The report line of number's call (malloc'd), waiting up to 3 s for it. */
