@@ -108,16 +108,16 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
     char *types = h_event_types(&s, call_id, 4, 30000);
     cr_expect_str_eq(types, "outbound.call.queued,outbound.call.dialing,outbound.call.connected,"
                             "outbound.call.completed");
-    /* Each leaves the outbox once the broker acknowledged it (the dialer
-     * marks them a turn later). */
+    /* They leave the outbox once the broker acknowledged them (the dialer
+     * marks them a turn later): no outbox row names one of them. */
     char *unpublished = NULL;
     int64_t until = ob_mono_ms() + 5000;
     for (;; h_sleep_ms(50)) {
         free(unpublished);
         unpublished = h_pg_value(
             pg,
-            "SELECT count(*) FROM call_events_outbox o JOIN call_events e USING (event_id)"
-            " WHERE e.call_id = $1",
+            "SELECT count(*) FROM call_events_outbox o, unnest(o.events) u(id)"
+            " JOIN call_events e ON e.event_id = u.id WHERE e.call_id = $1",
             1, p);
         if (strcmp(unpublished, "0") == 0 || ob_mono_ms() > until)
             break;
@@ -395,6 +395,55 @@ Test(first_call, a_released_job_never_sent_is_relayed_and_dialed, .timeout = 180
     cr_expect(h_stack_down(&s), "a service did not drain cleanly");
     free(published);
     free(released);
+    free(body);
+    free(call_id);
+    PQfinish(pg);
+}
+
+/* Events a crash left in the outbox (recorded, never acknowledged): the
+ * relay sends each row's events, in the row's order, and the row leaves
+ * the outbox. Two copies of a completed call's events, under new ids, in
+ * one row in the order completed then queued (not the order of their ids
+ * or times), recorded 20 s ago. */
+Test(first_call, events_a_crash_left_in_the_outbox_are_relayed_in_order, .timeout = 180,
+     .fini = teardown)
+{
+    h_tenant_t t;
+    h_client_t c;
+    PGconn *pg = stack_up(&t, &c, 1, fast_sim);
+    char *call_id = h_queue_json(&c, "{\"phone_number\": \"+12125550100\"}");
+    cr_assert_not_null(call_id);
+    char *body = h_wait_completed(&c, call_id, 60000);
+    cr_assert_not_null(body, "call %s did not complete", call_id);
+    const char *p[] = {call_id};
+    long before = h_pg_long(pg, "SELECT count(*) FROM call_events WHERE call_id = $1", 1, p);
+    char *types = h_event_types(&s, call_id, (int)before, 30000);
+    cr_assert_not_null(types);
+    char *batch = h_pg_value(
+        pg,
+        "WITH src AS (SELECT gen_random_uuid() AS id, e.* FROM call_events e"
+        "  WHERE call_id = $1 AND type IN ('outbound.call.queued', 'outbound.call.completed')),"
+        " ins AS (INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
+        "  occurred_at, data) SELECT id, call_id, deployment_id, type, 'crashed',"
+        "  now() - interval '20 seconds', data FROM src),"
+        " row AS (SELECT array_agg(id ORDER BY type = 'outbound.call.queued') AS events FROM src)"
+        " INSERT INTO call_events_outbox (batch_id, occurred_at, events)"
+        " SELECT events[1], now() - interval '20 seconds', events FROM row RETURNING batch_id",
+        1, p);
+    cr_assert_not_null(batch);
+    const char *b[] = {batch};
+    long left = 1;
+    for (int64_t until = ob_mono_ms() + 30000; left > 0 && ob_mono_ms() < until; h_sleep_ms(200))
+        left = h_pg_long(pg, "SELECT count(*) FROM call_events_outbox WHERE batch_id = $1", 1, b);
+    cr_expect_eq(left, 0, "the outbox row of the crashed batch is still there");
+    char *after = h_event_types(&s, call_id, (int)before + 2, 30000);
+    char *want = ob_xasprintf("%s,outbound.call.completed,outbound.call.queued", types);
+    cr_expect_str_eq(after, want, "the topic's events of call %s", call_id);
+    cr_expect(h_stack_down(&s), "a service did not drain cleanly");
+    free(want);
+    free(after);
+    free(batch);
+    free(types);
     free(body);
     free(call_id);
     PQfinish(pg);
