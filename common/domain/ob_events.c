@@ -191,8 +191,8 @@ int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older
         if (ob_call_event_data_decode(data, strlen(data), ev, &derr) != OB_OK) {
             /* Not sendable now or ever: its batch leaves the outbox with
              * the others once they are sent. */
-            OB_WARN("events", "event %s has undecodable data (%s); not sent",
-                    PQgetvalue(res, i, 1), derr.msg);
+            OB_WARN("events", "event %s has undecodable data (%s); not sent", PQgetvalue(res, i, 1),
+                    derr.msg);
             continue;
         }
         ev->id = ob_xstrdup(PQgetvalue(res, i, 1));

@@ -3,8 +3,9 @@
  * row are written in the same Postgres transaction (the truth), the ids of
  * that transaction's events waiting in one call_events_outbox row; the
  * events are then published to outbound.call-events and the row leaves the
- * outbox once the broker acknowledged them all. Events a crash left in the outbox are re-sent by the relay, so
- * consumers see every event at least once and deduplicate by id.
+ * outbox once the broker acknowledged them all. Events a crash left in the
+ * outbox are re-sent by the relay, so consumers see every event at least
+ * once and deduplicate by id.
  */
 #ifndef OB_EVENTS_H
 #define OB_EVENTS_H
@@ -48,7 +49,8 @@ ob_rc_t ob_events_mark(PGconn *conn, const char *keys, bool in_transaction,
                        ob_err_t *err) OB_MUSTCHECK;
 
 /* Re-publishes the events of the oldest outbox rows recorded more than
- * older_than_ms ago, whole rows up to the one that reaches limit events. Returns how many were sent, or -1 on error. */
+ * older_than_ms ago, whole rows up to the one that reaches limit events.
+ * Returns how many were sent, or -1 on error. */
 int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older_than_ms, int limit,
                     ob_err_t *err);
 

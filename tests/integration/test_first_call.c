@@ -114,11 +114,10 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
     int64_t until = ob_mono_ms() + 5000;
     for (;; h_sleep_ms(50)) {
         free(unpublished);
-        unpublished = h_pg_value(
-            pg,
-            "SELECT count(*) FROM call_events_outbox o, unnest(o.events) u(id)"
-            " JOIN call_events e ON e.event_id = u.id WHERE e.call_id = $1",
-            1, p);
+        unpublished = h_pg_value(pg,
+                                 "SELECT count(*) FROM call_events_outbox o, unnest(o.events) u(id)"
+                                 " JOIN call_events e ON e.event_id = u.id WHERE e.call_id = $1",
+                                 1, p);
         if (strcmp(unpublished, "0") == 0 || ob_mono_ms() > until)
             break;
     }
