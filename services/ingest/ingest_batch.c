@@ -8,19 +8,23 @@
 #include "ingest_calls.h"
 #include "ingest_deployment.h"
 #include "ingest_idempotency.h"
+#include "ingest_lanes.h"
 #include "ingest_reply.h"
 #include "ob_json.h"
 #include "ingest_jsonstream.h"
 #include "ob_log.h"
 #include "ob_uuid.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define MAX_CALLS   100000
-#define MAX_ELEMENT (128 * 1024)
+#define MAX_CALLS    100000
+#define MAX_ELEMENT  (128 * 1024)
+#define INLINE_CALLS 32   /* elements handled on the reading thread before lanes start */
+#define RESULT_CHUNK 1024 /* results per chunk of the results table */
 
 typedef struct {
     ingest_ctx_t *ctx;         /* service */
@@ -30,42 +34,43 @@ typedef struct {
     deployment_t dep;          /* target */
     ingest_jsonstream_t *json; /* the splitter */
     ob_produce_batch_t *batch; /* acknowledgements */
-    FILE *out;                 /* the results array being written */
-    char *out_buf;             /* its memory (open_memstream) */
-    size_t out_len;            /* and length */
-    size_t queued, rejected;   /* counts */
-    const char *idem_key;      /* the request's Idempotency-Key */
-    ingest_idem_t idem;        /* Idempotency-Key state */
-    int64_t idem_ms;           /* the key's first use */
-    ob_err_t stop;             /* why the stream stopped */
-    ob_rc_t stop_rc;           /* OB_OK or the stopping code */
-    size_t bytes;              /* body bytes received */
-    cJSON *defaults;           /* query options applied to every call */
+    /* Each element's result ("call_id":... or "errors":...), by its index,
+     * in chunks the reading thread allocates before an element's lane
+     * writes it; the answer lists them in order. */
+    char **results[MAX_CALLS / RESULT_CHUNK + 2];
+    size_t last;             /* the highest index read */
+    pthread_mutex_t mu;      /* guards the counts and the lane failure */
+    ingest_lanes_t *lanes;   /* validation lanes, once the batch is long enough */
+    int lanes_failed;        /* a lane hit a Kafka failure (atomic) */
+    ob_rc_t lane_rc;         /* that failure */
+    ob_err_t lane_err;       /* and its detail */
+    size_t queued, rejected; /* counts */
+    const char *idem_key;    /* the request's Idempotency-Key */
+    ingest_idem_t idem;      /* Idempotency-Key state */
+    int64_t idem_ms;         /* the key's first use */
+    ob_err_t stop;           /* why the stream stopped */
+    ob_rc_t stop_rc;         /* OB_OK or the stopping code */
+    size_t bytes;            /* body bytes received */
+    cJSON *defaults;         /* query options applied to every call */
 } batch_t;
 
-static void write_result(batch_t *b, size_t index, const char *call_id, const cJSON *errors)
+/* One element's result, for its place in the answer (malloc'd). */
+static char *result_text(const char *call_id, const cJSON *errors)
 {
-    char *errs = errors ? cJSON_PrintUnformatted(errors) : NULL;
-    fprintf(b->out, "%s{\"row\":%zu,", b->queued + b->rejected > 1 ? "," : "", index);
     if (call_id)
-        fprintf(b->out, "\"call_id\":\"%s\"}", call_id);
-    else
-        fprintf(b->out, "\"errors\":%s}", errs);
+        return ob_xasprintf("\"call_id\":\"%s\"", call_id);
+    char *errs = cJSON_PrintUnformatted(errors);
+    char *text = ob_xasprintf("\"errors\":%s", errs);
     cJSON_free(errs);
+    return text;
 }
 
-static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *text, size_t len,
-                          ob_err_t *err)
+/* Validates and produces one element (on a lane, or on the reading thread)
+ * and keeps its result; a Kafka failure is returned and keeps none. */
+static ob_rc_t handle(batch_t *b, size_t index, const char *text, size_t len, ob_err_t *err)
 {
-    batch_t *b = opaque;
     const char *end = NULL;
     ob_rc_t rc = OB_OK;
-    (void)line;
-    if (index > MAX_CALLS) {
-        ob_err_set(err, "a batch holds at most %d calls; element %zu and the rest were not read",
-                   MAX_CALLS, index);
-        return OB_EINVAL;
-    }
     ob_json_fault_t fault = OB_JSON_OK;
     cJSON *call = ob_json_parse(text, len, &end, &fault);
     const char *why = ob_json_fault_text(fault);
@@ -90,15 +95,92 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
         rc = ingest_offer_call(b->ctx, b->batch, call, &b->dep, &m, errors, &queued, err);
     }
     if (rc == OB_OK) {
+        b->results[index / RESULT_CHUNK][index % RESULT_CHUNK] =
+            result_text(queued ? call_id : NULL, errors);
+        pthread_mutex_lock(&b->mu);
         if (queued)
             b->queued++;
         else
             b->rejected++;
-        write_result(b, index, queued ? call_id : NULL, errors);
+        pthread_mutex_unlock(&b->mu);
     }
     cJSON_Delete(errors);
     cJSON_Delete(call);
     return rc;
+}
+
+/* An element handed to a lane. */
+typedef struct {
+    size_t index; /* its place in the batch */
+    size_t len;   /* its text's length */
+    char text[];  /* its text (a copy) */
+} element_t;
+
+/* A lane's work: one element; a Kafka failure stops the rest. */
+static void lane_element(void *owner, void *item)
+{
+    batch_t *b = owner;
+    element_t *e = item;
+    ob_err_t err = {{0}};
+    bool failed = __atomic_load_n(&b->lanes_failed, __ATOMIC_RELAXED);
+    ob_rc_t rc = failed ? OB_OK : handle(b, e->index, e->text, e->len, &err);
+    free(e);
+    if (rc != OB_OK) {
+        pthread_mutex_lock(&b->mu);
+        if (!b->lanes_failed) {
+            b->lane_rc = rc;
+            b->lane_err = err;
+        }
+        __atomic_store_n(&b->lanes_failed, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&b->mu);
+    }
+}
+
+/* Stops the lanes, every element handed to them done; returns their
+ * failure, if any (err set). */
+static ob_rc_t stop_lanes(batch_t *b, ob_err_t *err)
+{
+    ingest_lanes_stop(b->lanes);
+    b->lanes = NULL;
+    if (!b->lanes_failed)
+        return OB_OK;
+    *err = b->lane_err;
+    return b->lane_rc;
+}
+
+static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *text, size_t len,
+                          ob_err_t *err)
+{
+    batch_t *b = opaque;
+    (void)line;
+    if (index > MAX_CALLS) {
+        ob_err_set(err, "a batch holds at most %d calls; element %zu and the rest were not read",
+                   MAX_CALLS, index);
+        return OB_EINVAL;
+    }
+    if (!b->results[index / RESULT_CHUNK])
+        b->results[index / RESULT_CHUNK] = ob_xcalloc(RESULT_CHUNK, sizeof(char *));
+    b->last = index;
+    /* A long batch is validated and produced on lanes, one thread each, as
+     * an upload's rows are; a short one on this thread. */
+    if (!b->lanes && index > INLINE_CALLS && b->ctx->cfg->upload_lanes > 1)
+        b->lanes = ingest_lanes_start((int)b->ctx->cfg->upload_lanes, lane_element, b);
+    if (!b->lanes)
+        return handle(b, index, text, len, err);
+    if (__atomic_load_n(&b->lanes_failed, __ATOMIC_RELAXED)) {
+        pthread_mutex_lock(&b->mu);
+        *err = b->lane_err;
+        ob_rc_t rc = b->lane_rc;
+        pthread_mutex_unlock(&b->mu);
+        return rc; /* Kafka failed in a lane: stop reading */
+    }
+    element_t *e = ob_xmalloc(sizeof(*e) + len + 1);
+    e->index = index;
+    e->len = len;
+    memcpy(e->text, text, len);
+    e->text[len] = '\0';
+    ingest_lanes_push(b->lanes, index, e);
+    return OB_OK;
 }
 
 static bool on_body(void *arg, ob_http_req_t *req, const char *data, size_t len)
@@ -122,16 +204,26 @@ static void on_close(ob_http_req_t *req)
     batch_t *b = req->stream;
     if (!b)
         return;
+    /* Normally finish stopped them; after a broken connection the elements
+     * still waiting are dropped rather than queued for a client that is
+     * gone. */
+    __atomic_store_n(&b->lanes_failed, 1, __ATOMIC_RELAXED);
+    ob_err_t ignored_lane = {{0}};
+    ob_rc_t unused_lane = stop_lanes(b, &ignored_lane);
+    (void)unused_lane;
+    pthread_mutex_destroy(&b->mu);
     ingest_jsonstream_free(b->json);
     if (b->batch) {
         ob_err_t ignored = {{0}};
         ob_rc_t unused = ob_produce_batch_wait(b->batch, 0, &ignored);
         (void)unused;
     }
-    if (b->out)
-        fclose(b->out);
+    for (size_t c = 0; c < OB_COUNTOF(b->results); c++) {
+        for (size_t i = 0; b->results[c] && i < RESULT_CHUNK; i++)
+            free(b->results[c][i]);
+        free(b->results[c]);
+    }
     cJSON_Delete(b->defaults);
-    free(b->out_buf);
 }
 
 void ingest_batch_begin(ingest_call_t *c)
@@ -143,6 +235,7 @@ void ingest_batch_begin(ingest_call_t *c)
 
     b->ctx = c->ctx;
     b->failed = true; /* until everything below succeeded */
+    pthread_mutex_init(&b->mu, NULL);
     b->deployment_id = c->param[0];
     snprintf(b->account_id, sizeof(b->account_id), "%s", c->account_id);
     req->stream = b;
@@ -180,8 +273,6 @@ void ingest_batch_begin(ingest_call_t *c)
     }
     b->json = ingest_jsonstream_new(mode, MAX_ELEMENT, on_element, b);
     b->batch = ob_produce_batch_new();
-    b->out = open_memstream(&b->out_buf, &b->out_len);
-    OB_ASSERT(b->out != NULL);
     b->failed = false;
 }
 
@@ -195,9 +286,26 @@ void ingest_batch_finish(ingest_call_t *c)
     c->account_id = b->account_id;
     if (b->stop_rc == OB_OK)
         b->stop_rc = ingest_jsonstream_finish(b->json, &b->stop);
+    ob_err_t lane_err = {{0}};
+    ob_rc_t lane_rc = stop_lanes(b, &lane_err); /* every element was offered */
+    if (lane_rc != OB_OK && b->stop_rc == OB_OK) {
+        b->stop_rc = lane_rc;
+        b->stop = lane_err;
+    }
     ob_rc_t ack = ob_produce_batch_wait(b->batch, 60000, &ack_err);
     b->batch = NULL;
-    fflush(b->out);
+    /* The results in the batch's order (lanes finish out of order). */
+    char *out_buf = NULL;
+    size_t out_len = 0, listed = 0;
+    FILE *out = open_memstream(&out_buf, &out_len);
+    OB_ASSERT(out != NULL);
+    for (size_t i = 0; i <= b->last; i++) {
+        const char *r =
+            b->results[i / RESULT_CHUNK] ? b->results[i / RESULT_CHUNK][i % RESULT_CHUNK] : NULL;
+        if (r)
+            fprintf(out, "%s{\"row\":%zu,%s}", listed++ ? "," : "", i, r);
+    }
+    fclose(out);
     unsigned code = 202;
     const char *detail = NULL;
     if (ack != OB_OK) {
@@ -209,15 +317,16 @@ void ingest_batch_finish(ingest_call_t *c)
     } else if (b->stop_rc != OB_OK) {
         code = b->stop_rc == OB_EINVAL ? 400 : b->stop_rc == OB_EAGAIN ? 413 : 503;
         detail = ob_pool_printf(req->pool, "%s%s", b->stop.msg,
-                                b->queued ? "; the calls listed before it were queued" : "");
+                                b->queued ? "; the calls listed with a call_id were queued" : "");
     }
     cJSON *d = detail ? cJSON_CreateString(detail) : cJSON_CreateNull();
     char *dtext = cJSON_PrintUnformatted(d);
-    char *body = ob_pool_printf(req->pool,
-                                "{\"deployment_id\":\"%s\",\"accepted\":%zu,\"rejected\":%zu,"
-                                "\"detail\":%s,\"results\":[%.*s]}",
-                                b->deployment_id, b->queued, b->rejected, dtext, (int)b->out_len,
-                                b->out_buf);
+    char *body =
+        ob_pool_printf(req->pool,
+                       "{\"deployment_id\":\"%s\",\"accepted\":%zu,\"rejected\":%zu,"
+                       "\"detail\":%s,\"results\":[%.*s]}",
+                       b->deployment_id, b->queued, b->rejected, dtext, (int)out_len, out_buf);
+    free(out_buf);
     cJSON_free(dtext);
     cJSON_Delete(d);
     ob_http_reply(req, code, "application/json", body, strlen(body));

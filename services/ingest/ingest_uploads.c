@@ -12,6 +12,7 @@
 #include "ingest_calls.h"
 #include "ingest_deployment.h"
 #include "ingest_idempotency.h"
+#include "ingest_lanes.h"
 #include "ingest_plum.h"
 #include "ingest_reply.h"
 #include "ingest_store.h"
@@ -58,8 +59,7 @@ typedef struct {
     ob_rc_t stop_rc;                /* OB_OK, or the stopping code */
     size_t bytes;                   /* file bytes received */
     pthread_mutex_t mu;             /* guards counts and errors once lanes run */
-    struct lane *lanes;             /* validation lanes, or NULL: rows handled inline */
-    int nlanes;                     /* entries in lanes */
+    ingest_lanes_t *lanes;          /* validation lanes, or NULL: rows handled inline */
     int lanes_failed;               /* a lane hit a Kafka failure (atomic) */
     ob_rc_t lane_rc;                /* that failure */
     ob_err_t lane_err;              /* and its detail */
@@ -71,21 +71,6 @@ typedef struct {
     size_t row, line;                 /* where it came from */
     char call_id[OB_UUID_STRLEN + 1]; /* given by the reader, so ids follow the file */
 } work_t;
-
-#define LANE_DEPTH 256 /* rows waiting per lane: bounds memory */
-
-/* Validating and producing a row costs far more than reading it (the phone
- * number check dominates), so rows are spread over lanes, one thread each,
- * and the reader blocks when a lane is full. */
-typedef struct lane {
-    upload_t *u;          /* owner */
-    pthread_t thread;     /* the lane's worker */
-    pthread_mutex_t mu;   /* guards the queue */
-    pthread_cond_t cv;    /* signalled on push, pop and close */
-    work_t q[LANE_DEPTH]; /* ring of waiting rows */
-    size_t head, count;   /* ring position and fill */
-    bool closed;          /* no more rows will come */
-} lane_t;
 
 /* Records a rejected row; called with u->mu held. */
 static void reject(upload_t *u, size_t row, size_t line, const char *field, const char *code,
@@ -239,81 +224,25 @@ static ob_rc_t offer(upload_t *u, cJSON *call, const char *call_id, size_t row, 
     return rc;
 }
 
-static void *lane_main(void *arg)
+/* A lane's work: one row offered; a Kafka failure stops the rest. */
+static void lane_row(void *owner, void *item)
 {
-    lane_t *l = arg;
-    for (;;) {
-        pthread_mutex_lock(&l->mu);
-        while (l->count == 0 && !l->closed)
-            pthread_cond_wait(&l->cv, &l->mu);
-        if (l->count == 0) {
-            pthread_mutex_unlock(&l->mu);
-            return NULL;
+    upload_t *u = owner;
+    work_t *w = item;
+    ob_err_t err = {{0}};
+    bool failed = __atomic_load_n(&u->lanes_failed, __ATOMIC_RELAXED);
+    ob_rc_t rc = failed ? OB_OK : offer(u, w->call, w->call_id, w->row, w->line, &err);
+    cJSON_Delete(w->call);
+    free(w);
+    if (rc != OB_OK) {
+        pthread_mutex_lock(&u->mu);
+        if (!u->lanes_failed) {
+            u->lane_rc = rc;
+            u->lane_err = err;
         }
-        work_t w = l->q[l->head];
-        l->head = (l->head + 1) % LANE_DEPTH;
-        l->count--;
-        pthread_cond_broadcast(&l->cv);
-        pthread_mutex_unlock(&l->mu);
-        ob_err_t err = {{0}};
-        bool failed = __atomic_load_n(&l->u->lanes_failed, __ATOMIC_RELAXED);
-        ob_rc_t rc = failed ? OB_OK : offer(l->u, w.call, w.call_id, w.row, w.line, &err);
-        cJSON_Delete(w.call);
-        if (rc != OB_OK) {
-            pthread_mutex_lock(&l->u->mu);
-            if (!l->u->lanes_failed) {
-                l->u->lane_rc = rc;
-                l->u->lane_err = err;
-            }
-            __atomic_store_n(&l->u->lanes_failed, 1, __ATOMIC_RELAXED);
-            pthread_mutex_unlock(&l->u->mu);
-        }
+        __atomic_store_n(&u->lanes_failed, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&u->mu);
     }
-}
-
-/* Hands a row to its lane, waiting while the lane is full. */
-static void push(lane_t *l, const work_t *w)
-{
-    pthread_mutex_lock(&l->mu);
-    while (l->count == LANE_DEPTH)
-        pthread_cond_wait(&l->cv, &l->mu);
-    l->q[(l->head + l->count) % LANE_DEPTH] = *w;
-    l->count++;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-}
-
-static void start_lanes(upload_t *u, int n)
-{
-    u->lanes = ob_xcalloc((size_t)n, sizeof(lane_t));
-    for (int i = 0; i < n; i++) {
-        lane_t *l = &u->lanes[i];
-        l->u = u;
-        pthread_mutex_init(&l->mu, NULL);
-        pthread_cond_init(&l->cv, NULL);
-        OB_ASSERT(pthread_create(&l->thread, NULL, lane_main, l) == 0);
-        u->nlanes++;
-    }
-}
-
-/* Closes the lanes and waits for the rows they hold; idempotent. */
-static void stop_lanes(upload_t *u)
-{
-    for (int i = 0; i < u->nlanes; i++) {
-        lane_t *l = &u->lanes[i];
-        pthread_mutex_lock(&l->mu);
-        l->closed = true;
-        pthread_cond_broadcast(&l->cv);
-        pthread_mutex_unlock(&l->mu);
-    }
-    for (int i = 0; i < u->nlanes; i++) {
-        pthread_join(u->lanes[i].thread, NULL);
-        pthread_mutex_destroy(&u->lanes[i].mu);
-        pthread_cond_destroy(&u->lanes[i].cv);
-    }
-    free(u->lanes);
-    u->lanes = NULL;
-    u->nlanes = 0;
 }
 
 static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
@@ -332,7 +261,7 @@ static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *heade
     pthread_mutex_unlock(&u->mu);
     work_t w = {.call = row_to_call(u, row, header), .row = row->row, .line = row->line};
     row_call_id(u, row->row, w.call_id);
-    if (!u->nlanes) {
+    if (!u->lanes) {
         ob_rc_t rc = offer(u, w.call, w.call_id, w.row, w.line, err);
         cJSON_Delete(w.call);
         return rc;
@@ -345,7 +274,9 @@ static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *heade
         pthread_mutex_unlock(&u->mu);
         return rc; /* Kafka failed in a lane: stop reading */
     }
-    push(&u->lanes[row->row % (size_t)u->nlanes], &w);
+    work_t *item = ob_xmalloc(sizeof(*item));
+    *item = w;
+    ingest_lanes_push(u->lanes, row->row, item);
     return OB_OK;
 }
 
@@ -426,7 +357,8 @@ static void on_close(ob_http_req_t *req)
     /* Normally finish stopped them; after a broken connection the rows still
      * waiting are dropped rather than queued for a client that is gone. */
     __atomic_store_n(&u->lanes_failed, 1, __ATOMIC_RELAXED);
-    stop_lanes(u);
+    ingest_lanes_stop(u->lanes);
+    u->lanes = NULL;
     if (u->form)
         MHD_destroy_post_processor(u->form);
     ingest_csv_reader_free(u->csv);
@@ -538,7 +470,7 @@ void ingest_upload_begin(ingest_call_t *c)
     ingest_csv_reader_set_delimiter(u->csv, u->delimiter);
     u->batch = ob_produce_batch_new();
     if (u->ctx->cfg->upload_lanes > 1)
-        start_lanes(u, (int)u->ctx->cfg->upload_lanes);
+        u->lanes = ingest_lanes_start((int)u->ctx->cfg->upload_lanes, lane_row, u);
     u->failed = false;
 }
 
@@ -618,8 +550,9 @@ void ingest_upload_finish(ingest_call_t *c)
         return;
     if (u->stop_rc == OB_OK)
         u->stop_rc = ingest_csv_finish(u->csv, &u->stop);
-    bool laned = u->nlanes > 0;
-    stop_lanes(u); /* every row has been offered once this returns */
+    bool laned = u->lanes != NULL;
+    ingest_lanes_stop(u->lanes); /* every row has been offered once this returns */
+    u->lanes = NULL;
     if (laned) {
         if (u->lanes_failed && u->stop_rc == OB_OK) {
             u->stop_rc = u->lane_rc;

@@ -87,3 +87,81 @@ Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini
     cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
     PQfinish(pg);
 }
+
+/* Builds a JSON array of n calls, every 7th with a bad number, broken
+ * (no comma before it) at element broken_at if not 0. */
+static char *long_batch(int n, int broken_at)
+{
+    size_t cap = (size_t)n * 64 + 16, o = 0;
+    char *body = malloc(cap);
+    o += (size_t)snprintf(body + o, cap - o, "[");
+    for (int i = 1; i <= n; i++) {
+        o += (size_t)snprintf(body + o, cap - o, "%s{\"phone_number\": \"%s%07d\"}",
+                              i == 1           ? ""
+                              : i == broken_at ? " "
+                                               : ",",
+                              i % 7 == 0 ? "+1" : "+1212", i % 7 == 0 ? 0 : 5550000 + i % 10000);
+    }
+    snprintf(body + o, cap - o, "]");
+    return body;
+}
+
+/* A batch long enough to be validated on lanes (more than 32 elements):
+ * every element answered in the batch's order, good ones with a call_id
+ * and bad ones with their errors, each good one produced once; replayed
+ * with its key, the same answer; broken in the middle, what came before
+ * the break listed and queued, nothing after it. */
+Test(batch, a_long_batch_is_answered_in_order, .timeout = 180, .fini = teardown)
+{
+    h_stack_init(&s);
+    PGconn *pg = h_pg(&s);
+    h_tenant(pg, &t, 5);
+    h_client_t c = h_client(&s, &t, pg);
+    h_start(&s, "ingest", "ingest", NULL);
+    cr_assert(h_wait_ready(&s.procs[0], 60000));
+
+    enum { N = 3000, BAD = N / 7 };
+    char *body = long_batch(N, 0);
+    h_resp_t r =
+        h_deployment_request(&c, "POST", "/calls:batch", "application/json", "long-1", body);
+    cr_assert_eq(r.status, 202, "%.500s", r.body);
+    char want[32];
+    snprintf(want, sizeof(want), "%d", N - BAD);
+    cr_expect_str_eq(h_json_path(r.body, "accepted"), want);
+    snprintf(want, sizeof(want), "%d", BAD);
+    cr_expect_str_eq(h_json_path(r.body, "rejected"), want);
+    for (int i = 1; i <= N; i++) {
+        char path[64], row[16];
+        snprintf(path, sizeof(path), "results.%d.row", i - 1);
+        snprintf(row, sizeof(row), "%d", i);
+        char *got = h_json_path(r.body, path);
+        cr_assert(got && !strcmp(got, row), "results[%d] is row %s, not %s", i - 1,
+                  got ? got : "(none)", row);
+        free(got);
+        snprintf(path, sizeof(path), i % 7 ? "results.%d.call_id" : "results.%d.errors.0.field",
+                 i - 1);
+        got = h_json_path(r.body, path);
+        cr_assert(got && (i % 7 || !strcmp(got, "phone_number")), "row %d: %s", i, path);
+        free(got);
+    }
+    h_resp_t again =
+        h_deployment_request(&c, "POST", "/calls:batch", "application/json", "long-1", body);
+    cr_expect_str_eq(again.body, r.body);
+    h_resp_free(&again);
+    h_resp_free(&r);
+    free(body);
+
+    body = long_batch(N, 1000);
+    r = h_deployment_request(&c, "POST", "/calls:batch", "application/json", NULL, body);
+    cr_expect_eq(r.status, 400, "%.500s", r.body);
+    snprintf(want, sizeof(want), "%d", 999 - 999 / 7);
+    cr_expect_str_eq(h_json_path(r.body, "accepted"), want);
+    cr_expect_str_eq(h_json_path(r.body, "results.998.row"), "999");
+    cr_expect_null(h_json_path(r.body, "results.999"), "nothing listed after the break");
+    h_resp_free(&r);
+    free(body);
+
+    cr_expect_eq(h_capture_topic(&s, "call-requests", "call-request"), N - BAD + 999 - 999 / 7);
+    cr_expect_eq(h_stop(&s.procs[0], 30000), 0);
+    PQfinish(pg);
+}
