@@ -35,8 +35,8 @@ const ob_cfg_spec_t ingest_config_specs[] = {
      "largest CSV upload or batch body (`413`); other bodies are limited by "
      "OB_INGEST_MAX_BODY_BYTES"},
     {"OB_INGEST_UPLOAD_LANES", OB_CFG_INT, "2", 1, 64, NULL, CFG(upload_lanes),
-     "threads that validate the rows of one CSV upload while its request thread reads the "
-     "file (1: the request's own thread)"},
+     "threads that validate the rows of one CSV upload, or of one batch of more than 32 calls, "
+     "while its request thread reads the body (1: the request's own thread)"},
     {"OB_INGEST_IDEMPOTENCY_LEASE_MS", OB_CFG_INT, "10000", 3000, 600000, NULL, CFG(idem_lease_ms),
      "how long an Idempotency-Key stays claimed by a request whose ingest stopped renewing it"
      " (died); a retry takes the key over after that"},
