@@ -63,6 +63,7 @@ typedef struct {
     char *source;                      /* CloudEvents source of this instance */
     int kafka_up;                      /* last metadata check answered (atomic) */
     int pg_up;                         /* last Postgres check answered (atomic) */
+    int batches_laned;                 /* batches running on lanes now (atomic) */
     ob_metric_t metrics[M_COUNT];      /* Prometheus registry */
     ob_kafka_metrics_t *kafka_metrics; /* per-topic Kafka counts and lag */
     struct ingest_claims *claims;      /* Idempotency-Key claims held (ingest_idempotency.c) */

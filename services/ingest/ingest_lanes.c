@@ -11,13 +11,13 @@
 #define LANE_DEPTH 256 /* rows waiting per lane: bounds memory */
 
 typedef struct {
-    ingest_lanes_t *all;   /* owner */
-    pthread_t thread;      /* the lane's worker */
-    pthread_mutex_t mu;    /* guards the ring */
-    pthread_cond_t cv;     /* signalled on push, pop and close */
-    void *q[LANE_DEPTH];   /* ring of waiting rows */
-    size_t head, count;    /* ring position and fill */
-    bool closed;           /* no more rows will come */
+    ingest_lanes_t *all; /* owner */
+    pthread_t thread;    /* the lane's worker */
+    pthread_mutex_t mu;  /* guards the ring */
+    pthread_cond_t cv;   /* signalled on push, pop and close */
+    void *q[LANE_DEPTH]; /* ring of waiting rows */
+    size_t head, count;  /* ring position and fill */
+    bool closed;         /* no more rows will come */
 } lane_t;
 
 struct ingest_lanes {
