@@ -42,38 +42,23 @@ ob_rc_t ob_events_record_many(PGconn *conn, ob_call_event_t *evs, size_t n, ob_e
     }
     char *text = cJSON_PrintUnformatted(rows);
     cJSON_Delete(rows);
-    /* The outbox row: the events' ids in order, and the earliest time. */
-    size_t cap = n * (OB_UUID_STRLEN + 1) + 3, o = 0;
-    char *ids = ob_xmalloc(cap), at[32];
-    int64_t first_ms = evs[0].time_ms;
-    ids[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", evs[i].id);
-        if (evs[i].time_ms < first_ms)
-            first_ms = evs[i].time_ms;
-    }
-    ids[o++] = '}';
-    ids[o] = '\0';
-    snprintf(at, sizeof(at), "%lld", (long long)first_ms);
-    const char *params[] = {text, ids, at};
-    /* The events wait in the outbox, one row for all of them keyed by the
-     * first one's id, until the broker acknowledged them. data is read as
-     * text and then cast: json_to_recordset's own conversion of a nested
-     * object to jsonb costs twice as much. */
+    const char *params[] = {text};
+    /* Each event waits in the outbox until the broker acknowledged it. data
+     * is read as text and then cast: json_to_recordset's own conversion of a
+     * nested object to jsonb costs twice as much. */
     ob_rc_t rc =
         ob_pg_exec(conn,
                    "WITH r AS (SELECT * FROM json_to_recordset($1::json)"
                    "  AS r(event_id uuid, call_id uuid, deployment_id uuid, type text,"
                    "  source text, at bigint, data text)),"
-                   " o AS (INSERT INTO call_events_outbox (batch_id, occurred_at, events)"
-                   "  VALUES (($2::uuid[])[1], to_timestamp($3::bigint / 1000.0), $2::uuid[]))"
+                   " o AS (INSERT INTO call_events_outbox (event_id, occurred_at)"
+                   "  SELECT event_id, to_timestamp(at / 1000.0) FROM r)"
                    " INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
                    " occurred_at, data)"
                    " SELECT event_id, call_id, deployment_id, type, source,"
                    " to_timestamp(at / 1000.0), data::jsonb FROM r",
-                   3, params, NULL, err);
+                   1, params, NULL, err);
     cJSON_free(text);
-    free(ids);
     return rc;
 }
 
@@ -82,45 +67,32 @@ ob_rc_t ob_events_record(PGconn *conn, ob_call_event_t *ev, ob_err_t *err)
     return ob_events_record_many(conn, ev, 1, err);
 }
 
-char *ob_events_batch_key(const ob_call_event_t *evs)
+char *ob_events_ids(const ob_call_event_t *evs, size_t n)
 {
-    char *key = ob_xmalloc(OB_UUID_STRLEN + 3);
-    snprintf(key, OB_UUID_STRLEN + 3, "{%s}", evs[0].id);
-    return key;
+    size_t cap = n * (OB_UUID_STRLEN + 1) + 3;
+    char *ids = ob_xmalloc(cap);
+    size_t o = 0;
+    ids[o++] = '{';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(ids + o, cap - o, "%s%s", i ? "," : "", evs[i].id);
+    ids[o++] = '}';
+    ids[o] = '\0';
+    return ids;
 }
 
-ob_rc_t ob_events_mark(PGconn *conn, const char *keys, bool in_transaction, ob_err_t *err)
+ob_rc_t ob_events_mark(PGconn *conn, const char *ids, bool in_transaction, ob_err_t *err)
 {
-    const char *params[] = {keys};
+    const char *params[] = {ids};
     /* On its own, not waiting for the WAL flush: a mark lost to a crash only
-     * makes the relay send the events again, and consumers deduplicate by
-     * id. (Inside the caller's transaction it commits as that one does.) */
+     * makes the relay send the event again, and consumers deduplicate by id.
+     * (Inside the caller's transaction it commits as that one does.) */
     return ob_pg_exec(conn,
                       in_transaction
-                          ? "DELETE FROM call_events_outbox WHERE batch_id = ANY($1::uuid[])"
+                          ? "DELETE FROM call_events_outbox WHERE event_id = ANY($1::uuid[])"
                           : "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
                             " DELETE FROM call_events_outbox USING s"
-                            " WHERE batch_id = ANY($1::uuid[])",
+                            " WHERE event_id = ANY($1::uuid[])",
                       1, params, NULL, err);
-}
-
-/* Sends n events, waits for the broker's acknowledgements and marks the
- * outbox rows keys (an array literal) published. */
-static ob_rc_t publish_marking(ob_producer_t *p, const char *topic, PGconn *conn,
-                               const ob_call_event_t *evs, size_t n, const char *keys,
-                               ob_err_t *err)
-{
-    ob_produce_batch_t *b = NULL;
-    ob_rc_t rc = ob_events_send(p, topic, evs, n, &b, err);
-    ob_err_t wait_err = {{0}};
-    ob_rc_t wrc = ob_produce_batch_wait(b, 30000, &wait_err);
-    if (rc != OB_OK)
-        return rc;
-    if (wrc != OB_OK) {
-        ob_err_set(err, "%s", wait_err.msg);
-        return wrc;
-    }
-    return ob_events_mark(conn, keys, false, err);
 }
 
 ob_rc_t ob_events_send(ob_producer_t *p, const char *topic, const ob_call_event_t *evs, size_t n,
@@ -142,9 +114,19 @@ ob_rc_t ob_events_publish(ob_producer_t *p, const char *topic, PGconn *conn,
 {
     if (n == 0)
         return OB_OK;
-    char *key = ob_events_batch_key(evs);
-    ob_rc_t rc = publish_marking(p, topic, conn, evs, n, key, err);
-    free(key);
+    ob_produce_batch_t *b = NULL;
+    ob_rc_t rc = ob_events_send(p, topic, evs, n, &b, err);
+    ob_err_t wait_err = {{0}};
+    ob_rc_t wrc = ob_produce_batch_wait(b, 30000, &wait_err);
+    if (rc != OB_OK)
+        return rc;
+    if (wrc != OB_OK) {
+        ob_err_set(err, "%s", wait_err.msg);
+        return wrc;
+    }
+    char *ids = ob_events_ids(evs, n);
+    rc = ob_events_mark(conn, ids, false, err);
+    free(ids);
     return rc;
 }
 
@@ -156,58 +138,36 @@ int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older
     snprintf(age, sizeof(age), "%d", older_than_ms);
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *params[] = {age, lim};
-    /* The oldest batches, whole, up to the one that reaches limit events;
-     * each batch's events in the order they were recorded. */
     if (ob_pg_exec(conn,
-                   "WITH b AS (SELECT batch_id, occurred_at, events,"
-                   "  sum(cardinality(events)) OVER (ORDER BY occurred_at, batch_id) AS upto"
-                   "  FROM call_events_outbox"
-                   "  WHERE occurred_at < now() - make_interval(secs => $1::int / 1000.0))"
-                   " SELECT b.batch_id, e.event_id, e.type, e.source,"
+                   "SELECT e.event_id, e.type, e.source,"
                    " (extract(epoch FROM e.occurred_at) * 1000)::bigint, e.data::text"
-                   " FROM b CROSS JOIN LATERAL unnest(b.events) WITH ORDINALITY AS u(id, n)"
-                   " JOIN call_events e ON e.event_id = u.id"
-                   " WHERE b.upto - cardinality(b.events) < $2::int"
-                   " ORDER BY b.occurred_at, b.batch_id, u.n",
+                   " FROM call_events_outbox o JOIN call_events e USING (event_id)"
+                   " WHERE o.occurred_at < now() - make_interval(secs => $1::int / 1000.0)"
+                   " ORDER BY o.occurred_at LIMIT $2::int",
                    2, params, &res, err) != OB_OK)
         return -1;
     int rows = PQntuples(res);
-    ob_call_event_t *evs = ob_xcalloc((size_t)rows + 1, sizeof(*evs));
-    /* The array literal of the batches' keys, each once. */
-    char *keys = ob_xmalloc((size_t)rows * (OB_UUID_STRLEN + 1) + 3);
-    size_t o = 0;
-    keys[o++] = '{';
-    const char *last = "";
+    ob_call_event_t *evs = ob_xcalloc((size_t)rows, sizeof(*evs));
     int n = 0;
     for (int i = 0; i < rows; i++) {
-        const char *batch = PQgetvalue(res, i, 0);
-        if (strcmp(batch, last) != 0) {
-            o += (size_t)sprintf(keys + o, "%s%s", o > 1 ? "," : "", batch);
-            last = batch;
-        }
         ob_call_event_t *ev = &evs[n];
-        const char *data = PQgetvalue(res, i, 5);
+        const char *data = PQgetvalue(res, i, 4);
         ob_err_t derr = {{0}};
         if (ob_call_event_data_decode(data, strlen(data), ev, &derr) != OB_OK) {
-            /* Not sendable now or ever: its batch leaves the outbox with
-             * the others once they are sent. */
-            OB_WARN("events", "event %s has undecodable data (%s); not sent", PQgetvalue(res, i, 1),
+            OB_WARN("events", "event %s has undecodable data (%s); skipped", PQgetvalue(res, i, 0),
                     derr.msg);
             continue;
         }
-        ev->id = ob_xstrdup(PQgetvalue(res, i, 1));
-        ev->type = ob_xstrdup(PQgetvalue(res, i, 2));
-        ev->source = ob_xstrdup(PQgetvalue(res, i, 3));
-        ev->time_ms = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        ev->id = ob_xstrdup(PQgetvalue(res, i, 0));
+        ev->type = ob_xstrdup(PQgetvalue(res, i, 1));
+        ev->source = ob_xstrdup(PQgetvalue(res, i, 2));
+        ev->time_ms = strtoll(PQgetvalue(res, i, 3), NULL, 10);
         n++;
     }
-    keys[o++] = '}';
-    keys[o] = '\0';
     PQclear(res);
-    ob_rc_t rc = rows > 0 ? publish_marking(p, topic, conn, evs, (size_t)n, keys, err) : OB_OK;
+    ob_rc_t rc = ob_events_publish(p, topic, conn, evs, (size_t)n, err);
     for (int i = 0; i < n; i++)
         ob_call_event_clear(&evs[i]);
     free(evs);
-    free(keys);
     return rc == OB_OK ? n : -1;
 }

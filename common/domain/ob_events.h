@@ -1,11 +1,10 @@
 /*
  * Call events through a transactional outbox. A state change and its event
- * row are written in the same Postgres transaction (the truth), the ids of
- * that transaction's events waiting in one call_events_outbox row; the
- * events are then published to outbound.call-events and the row leaves the
- * outbox once the broker acknowledged them all. Events a crash left in the
- * outbox are re-sent by the relay, so consumers see every event at least
- * once and deduplicate by id.
+ * row are written in the same Postgres transaction (the truth), the event's
+ * id waiting in call_events_outbox; the event is then published to
+ * outbound.call-events and leaves the outbox once the broker acknowledged
+ * it. Events a crash left in the outbox are re-sent by the relay, so
+ * consumers see every event at least once and deduplicate by id.
  */
 #ifndef OB_EVENTS_H
 #define OB_EVENTS_H
@@ -36,21 +35,17 @@ ob_rc_t ob_events_publish(ob_producer_t *p, const char *topic, PGconn *conn,
  * the acknowledgements with other work (the dialer marks them in its next
  * transaction). ob_events_send queues the n events and hands back the batch
  * to wait for with ob_produce_batch_wait (always, even when it returns an
- * error). The outbox holds one row per ob_events_record_many, keyed by its
- * first event's id: ob_events_batch_key makes the Postgres array literal of
- * that key for the events evs recorded together (caller frees; publish all
- * of them before marking it). ob_events_mark deletes the outbox rows keys
- * (such literals joined), inside the caller's open transaction or on its
- * own (then without waiting for the WAL flush). */
+ * error); ob_events_ids makes the Postgres array literal of their ids
+ * (caller frees); ob_events_mark marks those published, inside the caller's
+ * open transaction or on its own (then without waiting for the WAL flush). */
 ob_rc_t ob_events_send(ob_producer_t *p, const char *topic, const ob_call_event_t *evs, size_t n,
                        ob_produce_batch_t **out, ob_err_t *err) OB_MUSTCHECK;
-char *ob_events_batch_key(const ob_call_event_t *evs);
-ob_rc_t ob_events_mark(PGconn *conn, const char *keys, bool in_transaction,
+char *ob_events_ids(const ob_call_event_t *evs, size_t n);
+ob_rc_t ob_events_mark(PGconn *conn, const char *ids, bool in_transaction,
                        ob_err_t *err) OB_MUSTCHECK;
 
-/* Re-publishes the events of the oldest outbox rows recorded more than
- * older_than_ms ago, whole rows up to the one that reaches limit events.
- * Returns how many were sent, or -1 on error. */
+/* Re-publishes up to limit events recorded more than older_than_ms ago and
+ * still unpublished. Returns how many were sent, or -1 on error. */
 int ob_events_relay(ob_producer_t *p, const char *topic, PGconn *conn, int older_than_ms, int limit,
                     ob_err_t *err);
 

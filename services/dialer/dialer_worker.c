@@ -651,7 +651,7 @@ bool dialer_flush(dialer_ctx_t *ctx)
         struct dialer_unacked *u = ob_xcalloc(1, sizeof(*u));
         if (ob_events_send(ctx->producer, ctx->topic_events, evs, nevs, &u->batch, &err) != OB_OK)
             OB_WARN("worker", "%zu event(s) may be left for the relay: %s", nevs, err.msg);
-        u->ids = ob_events_batch_key(evs);
+        u->ids = ob_events_ids(evs, nevs);
         if (ctx->unacked_tail)
             ctx->unacked_tail->next = u;
         else

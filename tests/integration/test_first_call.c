@@ -108,15 +108,15 @@ Test(first_call, queued_call_completes_everywhere, .timeout = 180, .fini = teard
     char *types = h_event_types(&s, call_id, 4, 30000);
     cr_expect_str_eq(types, "outbound.call.queued,outbound.call.dialing,outbound.call.connected,"
                             "outbound.call.completed");
-    /* They leave the outbox once the broker acknowledged them (the dialer
-     * marks them a turn later): no outbox row names one of them. */
+    /* Each leaves the outbox once the broker acknowledged it (the dialer
+     * marks them a turn later). */
     char *unpublished = NULL;
     int64_t until = ob_mono_ms() + 5000;
     for (;; h_sleep_ms(50)) {
         free(unpublished);
         unpublished = h_pg_value(pg,
-                                 "SELECT count(*) FROM call_events_outbox o, unnest(o.events) u(id)"
-                                 " JOIN call_events e ON e.event_id = u.id WHERE e.call_id = $1",
+                                 "SELECT count(*) FROM call_events_outbox o JOIN call_events e"
+                                 " USING (event_id) WHERE e.call_id = $1",
                                  1, p);
         if (strcmp(unpublished, "0") == 0 || ob_mono_ms() > until)
             break;
@@ -400,10 +400,10 @@ Test(first_call, a_released_job_never_sent_is_relayed_and_dialed, .timeout = 180
 }
 
 /* Events a crash left in the outbox (recorded, never acknowledged): the
- * relay sends each row's events, in the row's order, and the row leaves
- * the outbox. Two copies of a completed call's events, under new ids, in
- * one row in the order completed then queued (not the order of their ids
- * or times), recorded 20 s ago. */
+ * relay sends them, oldest first, and they leave the outbox. Copies of a
+ * completed call's completed and queued events, under new ids, left in
+ * the outbox 20 and 19 s ago (in that order, not the order of their ids
+ * or of the call's own events). */
 Test(first_call, events_a_crash_left_in_the_outbox_are_relayed_in_order, .timeout = 180,
      .fini = teardown)
 {
@@ -420,21 +420,23 @@ Test(first_call, events_a_crash_left_in_the_outbox_are_relayed_in_order, .timeou
     cr_assert_not_null(types);
     char *batch = h_pg_value(
         pg,
-        "WITH src AS (SELECT gen_random_uuid() AS id, e.* FROM call_events e"
+        "WITH src AS (SELECT gen_random_uuid() AS id, now() - CASE e.type"
+        "  WHEN 'outbound.call.completed' THEN interval '20 seconds' ELSE interval '19 seconds'"
+        "  END AS at, e.* FROM call_events e"
         "  WHERE call_id = $1 AND type IN ('outbound.call.queued', 'outbound.call.completed')),"
         " ins AS (INSERT INTO call_events (event_id, call_id, deployment_id, type, source,"
-        "  occurred_at, data) SELECT id, call_id, deployment_id, type, 'crashed',"
-        "  now() - interval '20 seconds', data FROM src),"
-        " row AS (SELECT array_agg(id ORDER BY type = 'outbound.call.queued') AS events FROM src)"
-        " INSERT INTO call_events_outbox (batch_id, occurred_at, events)"
-        " SELECT events[1], now() - interval '20 seconds', events FROM row RETURNING batch_id",
+        "  occurred_at, data) SELECT id, call_id, deployment_id, type, 'crashed', at, data"
+        "  FROM src),"
+        " o AS (INSERT INTO call_events_outbox (event_id, occurred_at) SELECT id, at FROM src)"
+        " SELECT '{' || string_agg(id::text, ',') || '}' FROM src",
         1, p);
     cr_assert_not_null(batch);
     const char *b[] = {batch};
     long left = 1;
     for (int64_t until = ob_mono_ms() + 30000; left > 0 && ob_mono_ms() < until; h_sleep_ms(200))
-        left = h_pg_long(pg, "SELECT count(*) FROM call_events_outbox WHERE batch_id = $1", 1, b);
-    cr_expect_eq(left, 0, "the outbox row of the crashed batch is still there");
+        left =
+            h_pg_long(pg, "SELECT count(*) FROM call_events_outbox WHERE event_id = ANY($1)", 1, b);
+    cr_expect_eq(left, 0, "the crashed events are still in the outbox");
     char *after = h_event_types(&s, call_id, (int)before + 2, 30000);
     char *want = ob_xasprintf("%s,outbound.call.completed,outbound.call.queued", types);
     cr_expect_str_eq(after, want, "the topic's events of call %s", call_id);
