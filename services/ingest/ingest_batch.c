@@ -39,22 +39,20 @@ typedef struct {
      * in chunks the reading thread allocates before an element's lane
      * writes it; the answer lists them in order. */
     char **results[MAX_CALLS / RESULT_CHUNK + 2];
-    size_t last;             /* the highest index read */
-    pthread_mutex_t mu;      /* guards the counts and the lane failure */
-    ingest_lanes_t *lanes;   /* validation lanes, once the batch is long enough */
-    struct chunk *chunk;     /* the elements read and not handed to a lane yet */
-    bool inline_only;        /* lanes were busy with another batch: none for this one */
-    int lanes_failed;        /* a lane hit a Kafka failure (atomic) */
-    ob_rc_t lane_rc;         /* that failure */
-    ob_err_t lane_err;       /* and its detail */
-    size_t queued, rejected; /* counts */
-    const char *idem_key;    /* the request's Idempotency-Key */
-    ingest_idem_t idem;      /* Idempotency-Key state */
-    int64_t idem_ms;         /* the key's first use */
-    ob_err_t stop;           /* why the stream stopped */
-    ob_rc_t stop_rc;         /* OB_OK or the stopping code */
-    size_t bytes;            /* body bytes received */
-    cJSON *defaults;         /* query options applied to every call */
+    size_t last;              /* the highest index read */
+    pthread_mutex_t mu;       /* guards the counts */
+    ingest_lanes_t *lanes;    /* validation lanes, once the batch is long enough */
+    struct chunk *chunk;      /* the elements read and not handed to a lane yet */
+    bool inline_only;         /* lanes were busy with another batch: none for this one */
+    ingest_failure_t failure; /* the lanes' first Kafka failure */
+    size_t queued, rejected;  /* counts */
+    const char *idem_key;     /* the request's Idempotency-Key */
+    ingest_idem_t idem;       /* Idempotency-Key state */
+    int64_t idem_ms;          /* the key's first use */
+    ob_err_t stop;            /* why the stream stopped */
+    ob_rc_t stop_rc;          /* OB_OK or the stopping code */
+    size_t bytes;             /* body bytes received */
+    cJSON *defaults;          /* query options applied to every call */
 } batch_t;
 
 /* One element's result, for its place in the answer (malloc'd). */
@@ -129,21 +127,14 @@ static void lane_chunk(void *owner, void *item)
     ob_err_t err = {{0}};
     ob_rc_t rc = OB_OK;
     for (size_t i = 0; i < c->n && rc == OB_OK; i++) {
-        if (__atomic_load_n(&b->lanes_failed, __ATOMIC_RELAXED))
+        if (ingest_failure_seen(&b->failure))
             break;
         rc = handle(b, c->first + i, c->text + c->at[i], c->at[i + 1] - c->at[i], &err);
     }
     free(c->text);
     free(c);
-    if (rc != OB_OK) {
-        pthread_mutex_lock(&b->mu);
-        if (!b->lanes_failed) {
-            b->lane_rc = rc;
-            b->lane_err = err;
-        }
-        __atomic_store_n(&b->lanes_failed, 1, __ATOMIC_RELAXED);
-        pthread_mutex_unlock(&b->mu);
-    }
+    if (rc != OB_OK)
+        ingest_failure_note(&b->failure, rc, &err);
 }
 
 /* Stops the lanes, every element handed to them done; returns their
@@ -157,10 +148,7 @@ static ob_rc_t stop_lanes(batch_t *b, ob_err_t *err)
         __atomic_sub_fetch(&b->ctx->batches_laned, 1, __ATOMIC_ACQ_REL);
     ingest_lanes_stop(b->lanes);
     b->lanes = NULL;
-    if (!b->lanes_failed)
-        return OB_OK;
-    *err = b->lane_err;
-    return b->lane_rc;
+    return ingest_failure_get(&b->failure, err);
 }
 
 static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *text, size_t len,
@@ -191,13 +179,8 @@ static ob_rc_t on_element(void *opaque, size_t index, size_t line, const char *t
     }
     if (!b->lanes)
         return handle(b, index, text, len, err);
-    if (__atomic_load_n(&b->lanes_failed, __ATOMIC_RELAXED)) {
-        pthread_mutex_lock(&b->mu);
-        *err = b->lane_err;
-        ob_rc_t rc = b->lane_rc;
-        pthread_mutex_unlock(&b->mu);
-        return rc; /* Kafka failed in a lane: stop reading */
-    }
+    if (ingest_failure_seen(&b->failure))
+        return ingest_failure_get(&b->failure, err); /* Kafka failed in a lane: stop reading */
     chunk_t *c = b->chunk;
     if (!c) {
         c = b->chunk = ob_xcalloc(1, sizeof(*c));
@@ -241,11 +224,12 @@ static void on_close(ob_http_req_t *req)
     /* Normally finish stopped them; after a broken connection the elements
      * still waiting are dropped rather than queued for a client that is
      * gone. */
-    __atomic_store_n(&b->lanes_failed, 1, __ATOMIC_RELAXED);
+    ingest_failure_drop(&b->failure);
     ob_err_t ignored_lane = {{0}};
     ob_rc_t unused_lane = stop_lanes(b, &ignored_lane);
     (void)unused_lane;
     pthread_mutex_destroy(&b->mu);
+    ingest_failure_destroy(&b->failure);
     ingest_jsonstream_free(b->json);
     if (b->batch) {
         ob_err_t ignored = {{0}};
@@ -270,6 +254,7 @@ void ingest_batch_begin(ingest_call_t *c)
     b->ctx = c->ctx;
     b->failed = true; /* until everything below succeeded */
     pthread_mutex_init(&b->mu, NULL);
+    ingest_failure_init(&b->failure);
     b->deployment_id = c->param[0];
     snprintf(b->account_id, sizeof(b->account_id), "%s", c->account_id);
     req->stream = b;

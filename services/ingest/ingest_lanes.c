@@ -95,3 +95,46 @@ void ingest_lanes_stop(ingest_lanes_t *all)
     free(all->lane);
     free(all);
 }
+
+void ingest_failure_init(ingest_failure_t *f)
+{
+    pthread_mutex_init(&f->mu, NULL);
+}
+
+void ingest_failure_destroy(ingest_failure_t *f)
+{
+    pthread_mutex_destroy(&f->mu);
+}
+
+void ingest_failure_note(ingest_failure_t *f, ob_rc_t rc, const ob_err_t *err)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->rc == OB_OK) {
+        f->rc = rc;
+        f->err = *err;
+    }
+    __atomic_store_n(&f->failed, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void ingest_failure_drop(ingest_failure_t *f)
+{
+    __atomic_store_n(&f->failed, 1, __ATOMIC_RELAXED);
+}
+
+bool ingest_failure_seen(ingest_failure_t *f)
+{
+    return __atomic_load_n(&f->failed, __ATOMIC_RELAXED) != 0;
+}
+
+ob_rc_t ingest_failure_get(ingest_failure_t *f, ob_err_t *err)
+{
+    if (!ingest_failure_seen(f))
+        return OB_OK;
+    pthread_mutex_lock(&f->mu);
+    ob_rc_t rc = f->rc;
+    if (rc != OB_OK)
+        *err = f->err;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}

@@ -9,6 +9,10 @@
 #ifndef INGEST_LANES_H
 #define INGEST_LANES_H
 
+#include "ob_common.h"
+
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Does one row's work on a lane's thread: owner is ingest_lanes_start's,
@@ -27,5 +31,26 @@ void ingest_lanes_push(ingest_lanes_t *l, size_t key, void *item);
  * NULL is a no-op. Once it returns, what the rows' work wrote is visible to
  * the caller. */
 void ingest_lanes_stop(ingest_lanes_t *l);
+
+/* The first failure of a request's lanes (a Kafka error): once one is
+ * noted, the lanes skip the rows still waiting and the reader stops. The
+ * owner zeroes it and calls ingest_failure_init. */
+typedef struct {
+    pthread_mutex_t mu; /* guards rc and err */
+    int failed;         /* a failure was noted, or the rows are dropped (atomic) */
+    ob_rc_t rc;         /* the first failure, OB_OK when only dropped */
+    ob_err_t err;       /* and its detail */
+} ingest_failure_t;
+
+void ingest_failure_init(ingest_failure_t *f);
+void ingest_failure_destroy(ingest_failure_t *f);
+/* Notes rc (not OB_OK) with err unless a failure was noted before. */
+void ingest_failure_note(ingest_failure_t *f, ob_rc_t rc, const ob_err_t *err);
+/* The rows still waiting are dropped (a client that is gone). */
+void ingest_failure_drop(ingest_failure_t *f);
+/* Whether the lanes should skip their rows. */
+bool ingest_failure_seen(ingest_failure_t *f);
+/* The failure noted (err set), or OB_OK. */
+ob_rc_t ingest_failure_get(ingest_failure_t *f, ob_err_t *err);
 
 #endif

@@ -60,9 +60,7 @@ typedef struct {
     size_t bytes;                   /* file bytes received */
     pthread_mutex_t mu;             /* guards counts and errors once lanes run */
     ingest_lanes_t *lanes;          /* validation lanes, or NULL: rows handled inline */
-    int lanes_failed;               /* a lane hit a Kafka failure (atomic) */
-    ob_rc_t lane_rc;                /* that failure */
-    ob_err_t lane_err;              /* and its detail */
+    ingest_failure_t failure;       /* the lanes' first Kafka failure */
 } upload_t;
 
 /* A row handed to a lane. */
@@ -230,19 +228,12 @@ static void lane_row(void *owner, void *item)
     upload_t *u = owner;
     work_t *w = item;
     ob_err_t err = {{0}};
-    bool failed = __atomic_load_n(&u->lanes_failed, __ATOMIC_RELAXED);
+    bool failed = ingest_failure_seen(&u->failure);
     ob_rc_t rc = failed ? OB_OK : offer(u, w->call, w->call_id, w->row, w->line, &err);
     cJSON_Delete(w->call);
     free(w);
-    if (rc != OB_OK) {
-        pthread_mutex_lock(&u->mu);
-        if (!u->lanes_failed) {
-            u->lane_rc = rc;
-            u->lane_err = err;
-        }
-        __atomic_store_n(&u->lanes_failed, 1, __ATOMIC_RELAXED);
-        pthread_mutex_unlock(&u->mu);
-    }
+    if (rc != OB_OK)
+        ingest_failure_note(&u->failure, rc, &err);
 }
 
 static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *header, void *opaque,
@@ -266,13 +257,9 @@ static ob_rc_t on_row(const ingest_csv_row_t *row, const ingest_csv_row_t *heade
         cJSON_Delete(w.call);
         return rc;
     }
-    if (__atomic_load_n(&u->lanes_failed, __ATOMIC_RELAXED)) {
+    if (ingest_failure_seen(&u->failure)) {
         cJSON_Delete(w.call);
-        pthread_mutex_lock(&u->mu);
-        *err = u->lane_err;
-        ob_rc_t rc = u->lane_rc;
-        pthread_mutex_unlock(&u->mu);
-        return rc; /* Kafka failed in a lane: stop reading */
+        return ingest_failure_get(&u->failure, err); /* Kafka failed in a lane: stop reading */
     }
     work_t *item = ob_xmalloc(sizeof(*item));
     *item = w;
@@ -356,7 +343,7 @@ static void on_close(ob_http_req_t *req)
         return;
     /* Normally finish stopped them; after a broken connection the rows still
      * waiting are dropped rather than queued for a client that is gone. */
-    __atomic_store_n(&u->lanes_failed, 1, __ATOMIC_RELAXED);
+    ingest_failure_drop(&u->failure);
     ingest_lanes_stop(u->lanes);
     u->lanes = NULL;
     if (u->form)
@@ -378,6 +365,7 @@ static void on_close(ob_http_req_t *req)
     cJSON_Delete(u->defaults);
     ingest_plum_bulk_free(u->plum);
     pthread_mutex_destroy(&u->mu);
+    ingest_failure_destroy(&u->failure);
 }
 
 /* Reads the options about the file itself (the call defaults are
@@ -422,6 +410,7 @@ void ingest_upload_begin(ingest_call_t *c)
 
     u->ctx = c->ctx;
     pthread_mutex_init(&u->mu, NULL);
+    ingest_failure_init(&u->failure);
     u->failed = true; /* until everything below succeeded */
     u->deployment_id = c->param[0];
     snprintf(u->account_id, sizeof(u->account_id), "%s", c->account_id);
@@ -554,9 +543,11 @@ void ingest_upload_finish(ingest_call_t *c)
     ingest_lanes_stop(u->lanes); /* every row has been offered once this returns */
     u->lanes = NULL;
     if (laned) {
-        if (u->lanes_failed && u->stop_rc == OB_OK) {
-            u->stop_rc = u->lane_rc;
-            u->stop = u->lane_err;
+        ob_err_t lane_err = {{0}};
+        ob_rc_t lane_rc = ingest_failure_get(&u->failure, &lane_err);
+        if (lane_rc != OB_OK && u->stop_rc == OB_OK) {
+            u->stop_rc = lane_rc;
+            u->stop = lane_err;
         }
         /* Lanes finish rows out of order: report them in file order. */
         if (u->nerrors > 1)

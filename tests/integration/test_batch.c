@@ -19,14 +19,22 @@ static void teardown(void)
     h_stack_kill(&s);
 }
 
-Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini = teardown)
+/* A tenant and an ingest on their own stack; *pg is its Postgres. */
+static h_client_t ingest_up(PGconn **pg)
 {
     h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
+    *pg = h_pg(&s);
+    h_tenant(*pg, &t, 5);
+    h_client_t c = h_client(&s, &t, *pg);
     h_start(&s, "ingest", "ingest", NULL);
     cr_assert(h_wait_ready(&s.procs[0], 60000));
+    return c;
+}
+
+Test(batch, good_elements_queue_and_bad_ones_are_answered, .timeout = 120, .fini = teardown)
+{
+    PGconn *pg = NULL;
+    h_client_t c = ingest_up(&pg);
 
     h_resp_t r = h_deployment_request(
         &c, "POST", "/calls:batch", "application/json", NULL,
@@ -113,12 +121,8 @@ static char *long_batch(int n, int broken_at)
  * the break listed and queued, nothing after it. */
 Test(batch, a_long_batch_is_answered_in_order, .timeout = 180, .fini = teardown)
 {
-    h_stack_init(&s);
-    PGconn *pg = h_pg(&s);
-    h_tenant(pg, &t, 5);
-    h_client_t c = h_client(&s, &t, pg);
-    h_start(&s, "ingest", "ingest", NULL);
-    cr_assert(h_wait_ready(&s.procs[0], 60000));
+    PGconn *pg = NULL;
+    h_client_t c = ingest_up(&pg);
 
     enum { N = 3000, BAD = N / 7 };
     char *body = long_batch(N, 0);
