@@ -98,7 +98,17 @@ all: $(BINS)
 deps:
 	@deploy/local/deps.sh
 
-$(GEN_SRC): tools/embed_migrations.sh tools/check_sql.py $(MIGRATIONS) $(SQL_FUNCTIONS)
+# The migrations' names, rewritten only when they change: a migration
+# removed (or renamed) makes the embedded set again, as a new or edited one
+# does (a removed one was left embedded: nothing listed was newer).
+MIGRATIONS_STAMP := $(BUILD)/gen/migrations.list
+$(MIGRATIONS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' $(MIGRATIONS) $(SQL_FUNCTIONS) | cmp -s - $@ || \
+		printf '%s\n' $(MIGRATIONS) $(SQL_FUNCTIONS) >$@
+
+$(GEN_SRC): tools/embed_migrations.sh tools/check_sql.py $(MIGRATIONS) $(SQL_FUNCTIONS) \
+	    $(MIGRATIONS_STAMP)
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 tools/check_sql.py
 	tools/embed_migrations.sh $@ $(MIGRATIONS) -- $(SQL_FUNCTIONS)
