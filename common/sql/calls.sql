@@ -267,7 +267,8 @@ SELECT json_build_object(
         ORDER BY a.attempt)
         FROM attempts a WHERE a.call_id = c.call_id), '[]'::json),
     'events', coalesce((SELECT json_agg(json_build_object(
-        'id', e.event_id, 'type', e.type, 'time', e.occurred_at, 'data', e.data)
+        'id', e.event_id, 'type', e.type, 'time', e.occurred_at,
+        'data', e.data || jsonb_build_object('call_id', e.call_id, 'deployment_id', e.deployment_id))
         ORDER BY e.occurred_at, e.event_id)
         FROM call_events e WHERE e.call_id = c.call_id), '[]'::json))
 FROM calls c WHERE c.call_id = p_call

@@ -415,6 +415,17 @@ Test(first_call, events_a_crash_left_in_the_outbox_are_relayed_in_order, .timeou
     char *body = h_wait_completed(&c, call_id, 60000);
     cr_assert_not_null(body, "call %s did not complete", call_id);
     const char *p[] = {call_id};
+    /* An event row stores neither its call nor its deployment in its data
+     * (they are its columns); the API's events carry both. */
+    cr_expect_eq(h_pg_long(pg,
+                           "SELECT count(*) FROM call_events WHERE call_id = $1"
+                           " AND (data ? 'call_id' OR data ? 'deployment_id')",
+                           1, p),
+                 0);
+    h_resp_t got = h_get_call(&c, call_id);
+    h_expect_path(got.body, "events.0.data.call_id", call_id);
+    h_expect_path(got.body, "events.0.data.deployment_id", t.deployment_id);
+    h_resp_free(&got);
     long before = h_pg_long(pg, "SELECT count(*) FROM call_events WHERE call_id = $1", 1, p);
     char *types = h_event_types(&s, call_id, (int)before, 30000);
     cr_assert_not_null(types);
