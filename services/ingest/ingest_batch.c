@@ -15,7 +15,6 @@
 #include "ob_log.h"
 #include "ob_uuid.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +39,11 @@ typedef struct {
      * writes it; the answer lists them in order. */
     char **results[MAX_CALLS / RESULT_CHUNK + 2];
     size_t last;              /* the highest index read */
-    pthread_mutex_t mu;       /* guards the counts */
     ingest_lanes_t *lanes;    /* validation lanes, once the batch is long enough */
     struct chunk *chunk;      /* the elements read and not handed to a lane yet */
     bool inline_only;         /* lanes were busy with another batch: none for this one */
     ingest_failure_t failure; /* the lanes' first Kafka failure */
-    size_t queued, rejected;  /* counts */
+    size_t queued, rejected;  /* counts (atomic while lanes run) */
     const char *idem_key;     /* the request's Idempotency-Key */
     ingest_idem_t idem;       /* Idempotency-Key state */
     int64_t idem_ms;          /* the key's first use */
@@ -98,12 +96,7 @@ static ob_rc_t handle(batch_t *b, size_t index, const char *text, size_t len, ob
     if (rc == OB_OK) {
         b->results[index / RESULT_CHUNK][index % RESULT_CHUNK] =
             result_text(queued ? call_id : NULL, errors);
-        pthread_mutex_lock(&b->mu);
-        if (queued)
-            b->queued++;
-        else
-            b->rejected++;
-        pthread_mutex_unlock(&b->mu);
+        __atomic_add_fetch(queued ? &b->queued : &b->rejected, 1, __ATOMIC_RELAXED);
     }
     cJSON_Delete(errors);
     cJSON_Delete(call);
@@ -228,7 +221,6 @@ static void on_close(ob_http_req_t *req)
     ob_err_t ignored_lane = {{0}};
     ob_rc_t unused_lane = stop_lanes(b, &ignored_lane);
     (void)unused_lane;
-    pthread_mutex_destroy(&b->mu);
     ingest_failure_destroy(&b->failure);
     ingest_jsonstream_free(b->json);
     if (b->batch) {
@@ -253,7 +245,6 @@ void ingest_batch_begin(ingest_call_t *c)
 
     b->ctx = c->ctx;
     b->failed = true; /* until everything below succeeded */
-    pthread_mutex_init(&b->mu, NULL);
     ingest_failure_init(&b->failure);
     b->deployment_id = c->param[0];
     snprintf(b->account_id, sizeof(b->account_id), "%s", c->account_id);
